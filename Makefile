@@ -1,0 +1,34 @@
+# faststream-c: the two commands a new machine needs are `make demo` and
+# `make test`. Both install what is missing first.
+JOBS ?= $(shell nproc)
+RELEASE := build/release
+DEMO_ARGS ?=
+
+.PHONY: all deps build test demo bench install format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release -DFS_BUILD_TESTS=OFF >/dev/null
+	@cmake --build $(RELEASE) -j $(JOBS)
+
+test:
+	@scripts/test.sh
+
+demo: build
+	@$(RELEASE)/examples/demo/faststream-demo $(DEMO_ARGS)
+
+bench: build
+	@bench/run.sh $(RELEASE)
+
+install: build
+	@cmake --install $(RELEASE) $(if $(PREFIX),--prefix $(PREFIX),)
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	@rm -rf build

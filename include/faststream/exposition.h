@@ -1,0 +1,49 @@
+/*
+ * faststream/exposition.h - rendering a registry in the Prometheus text
+ * format 0.0.4 or OpenMetrics 1.0.0.
+ */
+#ifndef FASTSTREAM_EXPOSITION_H
+#define FASTSTREAM_EXPOSITION_H
+
+#include "faststream/metrics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum fs_format {
+    FS_FORMAT_TEXT = 0,        /**< text/plain; version=0.0.4 */
+    FS_FORMAT_OPENMETRICS = 1, /**< application/openmetrics-text; version=1.0.0 */
+} fs_format;
+
+/**
+ * The format a scraper asked for in its Accept header: OpenMetrics when it
+ * lists application/openmetrics-text (with version 1.0.0 or none) with a
+ * non-zero q, the text format otherwise (also for NULL).
+ */
+fs_format fs_format_negotiate(const char *accept);
+
+/** The Content-Type header value for `format`, charset included. */
+const char *fs_format_content_type(fs_format format);
+
+/** A growable byte buffer. Zero-initialise it; release with fs_buffer_free. */
+typedef struct fs_buffer {
+    char *data; /**< NUL-terminated after every successful render */
+    size_t len;
+    size_t cap;
+} fs_buffer;
+
+void fs_buffer_free(fs_buffer *buf);
+
+/**
+ * Append the exposition of every family and collector of `reg` to `out`,
+ * families in name order, children in label-value order. Safe while other
+ * threads update metrics; never blocks them.
+ */
+int fs_registry_render(fs_registry *reg, fs_format format, fs_buffer *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * faststream/metrics.h - a Prometheus client: counters, gauges, histograms
+ * and info metrics, with or without labels, in registries.
+ *
+ * This part of faststream knows nothing of brokers; a C program can use it
+ * (with faststream/exposition.h and faststream/http.h) on its own by linking
+ * faststream-metrics.
+ *
+ * Families and children. Every metric is a family with zero or more label
+ * names. A child is one label-value combination; its handle (fs_counter *,
+ * fs_gauge *, fs_histogram *) stays valid until the family's registry is
+ * freed, so callers may keep it and update it with no lookup at all. Looking
+ * a child up by values (fs_*_family_labels) takes no lock and allocates
+ * nothing once the child exists. A family without labels has exactly one
+ * child; fs_counter_new() and friends create such a family and return that
+ * child directly.
+ *
+ * Threads. Every update is thread-safe and lock-free. Registration, removal
+ * and clearing take a per-family lock; they never block updates.
+ *
+ * Ownership. A metric belongs to the registry it is created in and is freed
+ * with it. Passing NULL as the registry means the default registry, which
+ * lives until the process exits.
+ *
+ * Errors. Creation returns FS_EINVAL for invalid names, reserved labels or
+ * wrong counts, FS_ECONFLICT when the name is registered with another type,
+ * help, label set or buckets; fs_last_error() says exactly what.
+ * Re-registering a name with the same definition returns the existing family.
+ */
+#ifndef FASTSTREAM_METRICS_H
+#define FASTSTREAM_METRICS_H
+
+#include "faststream/common.h"
+
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fs_registry fs_registry;
+
+typedef struct fs_counter_family fs_counter_family;
+typedef struct fs_gauge_family fs_gauge_family;
+typedef struct fs_histogram_family fs_histogram_family;
+
+typedef struct fs_counter fs_counter;
+typedef struct fs_gauge fs_gauge;
+typedef struct fs_histogram fs_histogram;
+
+/** The type of a metric family, as exposed in # TYPE lines. */
+typedef enum fs_metric_type {
+    FS_METRIC_COUNTER = 0,
+    FS_METRIC_GAUGE = 1,
+    FS_METRIC_HISTOGRAM = 2,
+    FS_METRIC_INFO = 3,
+    FS_METRIC_UNTYPED = 4,
+} fs_metric_type;
+
+/* ------------------------------------------------------------------------ */
+/* Registries                                                               */
+
+/** The process-wide default registry (created on first use, never freed). */
+fs_registry *fs_registry_default(void);
+
+/** Create an empty registry. */
+int fs_registry_new(fs_registry **out);
+
+/** Free a registry with every metric and collector in it. NULL is ignored. */
+void fs_registry_free(fs_registry *reg);
+
+/**
+ * Remove the family or collector called `name` from the exposition. Handles
+ * to its children stay valid (updates become invisible) until the registry
+ * is freed. FS_ENOTFOUND when nothing has that name.
+ */
+int fs_registry_unregister(fs_registry *reg, const char *name);
+
+/** True when a family or collector called `name` is registered. */
+bool fs_registry_contains(fs_registry *reg, const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Counters: monotonically increasing values.                               */
+
+/**
+ * Create (or find, when an identical one exists) a counter family.
+ * `name` is the exposed name; a trailing "_total" is accepted and kept for
+ * the sample, and the OpenMetrics family name drops it. `label_names` holds
+ * `label_count` valid, distinct, non-reserved label names.
+ */
+int fs_counter_family_new(fs_registry *reg, const char *name, const char *help,
+                          size_t label_count, const char *const *label_names,
+                          fs_counter_family **out);
+
+/**
+ * The child for `values` (exactly label_count strings), created on first
+ * use. Returns NULL (and sets fs_last_error) on a NULL family or value.
+ * Lock-free and allocation-free when the child exists.
+ */
+fs_counter *fs_counter_family_labels(fs_counter_family *fam, const char *const *values);
+
+/** Remove one child from the exposition. FS_ENOTFOUND when absent. */
+int fs_counter_family_remove(fs_counter_family *fam, const char *const *values);
+
+/** Remove every child from the exposition. */
+void fs_counter_family_clear(fs_counter_family *fam);
+
+/** Create (or find) an unlabelled counter and return its single child. */
+int fs_counter_new(fs_registry *reg, const char *name, const char *help, fs_counter **out);
+
+/** Add 1. */
+void fs_counter_inc(fs_counter *c);
+
+/** Add `v`; a negative or NaN `v` is refused with FS_EINVAL. */
+int fs_counter_add(fs_counter *c, double v);
+
+/** The current value. */
+double fs_counter_value(const fs_counter *c);
+
+/* ------------------------------------------------------------------------ */
+/* Gauges: values that go up and down.                                      */
+
+int fs_gauge_family_new(fs_registry *reg, const char *name, const char *help,
+                        size_t label_count, const char *const *label_names,
+                        fs_gauge_family **out);
+fs_gauge *fs_gauge_family_labels(fs_gauge_family *fam, const char *const *values);
+int fs_gauge_family_remove(fs_gauge_family *fam, const char *const *values);
+void fs_gauge_family_clear(fs_gauge_family *fam);
+int fs_gauge_new(fs_registry *reg, const char *name, const char *help, fs_gauge **out);
+
+void fs_gauge_inc(fs_gauge *g);
+void fs_gauge_dec(fs_gauge *g);
+void fs_gauge_add(fs_gauge *g, double v);
+void fs_gauge_sub(fs_gauge *g, double v);
+void fs_gauge_set(fs_gauge *g, double v);
+/** Set to the current wall-clock time in seconds since the Unix epoch. */
+void fs_gauge_set_to_current_time(fs_gauge *g);
+double fs_gauge_value(const fs_gauge *g);
+
+/* ------------------------------------------------------------------------ */
+/* Histograms: observations counted in cumulative buckets.                  */
+
+/** The Prometheus default buckets: .005 .01 .025 .05 .075 .1 .25 .5 .75 1 2.5 5 7.5 10. */
+extern const double FS_DEFAULT_BUCKETS[];
+#define FS_DEFAULT_BUCKETS_COUNT 14
+
+/** Fill `out[0..count)` with start, start+width, ... FS_EINVAL on count 0 or width <= 0. */
+int fs_buckets_linear(double start, double width, size_t count, double *out);
+
+/** Fill `out[0..count)` with start, start*factor, ... FS_EINVAL on start <= 0, factor <= 1. */
+int fs_buckets_exponential(double start, double factor, size_t count, double *out);
+
+/**
+ * Create (or find) a histogram family. `buckets` are the finite upper bounds
+ * in strictly increasing order (a trailing +Inf is accepted and ignored);
+ * `bucket_count` 0 means FS_DEFAULT_BUCKETS. The label name "le" is refused.
+ */
+int fs_histogram_family_new(fs_registry *reg, const char *name, const char *help,
+                            size_t label_count, const char *const *label_names,
+                            const double *buckets, size_t bucket_count,
+                            fs_histogram_family **out);
+fs_histogram *fs_histogram_family_labels(fs_histogram_family *fam, const char *const *values);
+int fs_histogram_family_remove(fs_histogram_family *fam, const char *const *values);
+void fs_histogram_family_clear(fs_histogram_family *fam);
+int fs_histogram_new(fs_registry *reg, const char *name, const char *help, const double *buckets,
+                     size_t bucket_count, fs_histogram **out);
+
+/** Record one observation. */
+void fs_histogram_observe(fs_histogram *h, double v);
+
+/** Totals, for tests and tools: observation count and sum. */
+uint64_t fs_histogram_count(const fs_histogram *h);
+double fs_histogram_sum(const fs_histogram *h);
+
+/* ------------------------------------------------------------------------ */
+/* Info: constant key-value metadata, exposed as NAME_info{...} 1.          */
+
+/**
+ * Register an info metric. `name` is given without the "_info" suffix.
+ * The labels are fixed at creation.
+ */
+int fs_info_new(fs_registry *reg, const char *name, const char *help, size_t label_count,
+                const char *const *label_names, const char *const *label_values);
+
+/* ------------------------------------------------------------------------ */
+/* Custom collectors: samples produced at scrape time.                      */
+
+/** Handed to a collector while a scrape runs. */
+typedef struct fs_collect_ctx fs_collect_ctx;
+
+/**
+ * A collector callback. It declares families with fs_collect_family() and
+ * adds their samples with fs_collect_sample(); it returns FS_OK, or an error
+ * status to drop everything it produced in this scrape (the failure is logged).
+ */
+typedef int (*fs_collect_fn)(fs_collect_ctx *ctx, void *user);
+
+/** Begin a family (counter, gauge or untyped) in the collector's output. */
+int fs_collect_family(fs_collect_ctx *ctx, const char *name, const char *help,
+                      fs_metric_type type);
+
+/**
+ * Add a sample to the family begun last. For a counter family the sample is
+ * named NAME_total when `name` lacks that suffix. `label_count` may be 0.
+ */
+int fs_collect_sample(fs_collect_ctx *ctx, size_t label_count, const char *const *label_names,
+                      const char *const *label_values, double value);
+
+/**
+ * Register a collector under `name` (used by fs_registry_unregister).
+ * `free_user`, if given, is called with `user` when the collector is removed
+ * or the registry freed.
+ */
+int fs_registry_add_collector(fs_registry *reg, const char *name, fs_collect_fn fn, void *user,
+                              void (*free_user)(void *user));
+
+/**
+ * Register the process collector ("process"): process_cpu_seconds_total,
+ * process_resident_memory_bytes, process_virtual_memory_bytes,
+ * process_start_time_seconds, process_open_fds, process_max_fds, read from
+ * /proc at scrape time. The default registry has it from the start.
+ */
+int fs_process_collector_register(fs_registry *reg);
+
+/* ------------------------------------------------------------------------ */
+/* Validation helpers (also used internally).                               */
+
+/** True for a valid metric name: [a-zA-Z_:][a-zA-Z0-9_:]*. */
+bool fs_metric_name_valid(const char *name);
+
+/** True for a valid label name: [a-zA-Z_][a-zA-Z0-9_]* not starting with "__". */
+bool fs_label_name_valid(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTSTREAM_METRICS_H */

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Build and run every test: the whole suite under AddressSanitizer and
+# UBSan, then the concurrency tests under ThreadSanitizer. Starts the local
+# servers first and stops them at the end.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+JOBS="${JOBS:-$(nproc)}"
+
+"$ROOT/scripts/install-deps.sh"
+
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DFS_SANITIZE=address,undefined \
+  -DFS_BUILD_BENCH=OFF >/dev/null
+cmake --build build/asan -j "$JOBS"
+
+"$ROOT/scripts/services.sh" start
+trap '"$ROOT/scripts/services.sh" stop' EXIT
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+echo "== ASan+UBSan: all tests"
+(cd build/asan && ctest --output-on-failure -j "$JOBS")
+
+cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DFS_SANITIZE=thread \
+  -DFS_BUILD_BENCH=OFF -DFS_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build/tsan -j "$JOBS"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/tests/tsan.supp"
+echo "== ThreadSanitizer: concurrency tests"
+(cd build/tsan && ctest --output-on-failure -j "$JOBS" -L concurrency)

@@ -1,0 +1,25 @@
+/*
+ * Internal helpers shared by every part of the library: error recording and
+ * logging. Not installed.
+ */
+#ifndef FS_INTERNAL_COMMON_H
+#define FS_INTERNAL_COMMON_H
+
+#include "faststream/common.h"
+
+/** Record `fmt` as this thread's last error and return `status`. */
+int fs__error(int status, const char *fmt, ...) FS_PRINTF(2, 3);
+
+/** Emit a log line through the user's handler, if `level` passes the filter. */
+void fs__log(fs_log_level level, const char *component, const char *fmt, ...) FS_PRINTF(3, 4);
+
+/** True when a line at `level` would be emitted (cheap; check before formatting). */
+int fs__log_enabled(fs_log_level level);
+
+#define FS_CHECK_ARG(cond, ...)                                                                    \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return fs__error(FS_EINVAL, __VA_ARGS__);                                              \
+    } while (0)
+
+#endif

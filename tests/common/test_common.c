@@ -1,0 +1,89 @@
+/* Status codes, per-thread error messages and the logging callback. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/internal.h"
+#include "faststream/common.h"
+
+static void test_strerror_names_every_code(void **state)
+{
+    (void)state;
+    for (int s = FS_EPROTOCOL; s <= FS_OK; s++)
+        assert_string_not_equal(fs_strerror(s), "unknown error");
+    assert_string_equal(fs_strerror(-999), "unknown error");
+}
+
+static void *fail_in_thread(void *arg)
+{
+    (void)arg;
+    fs__error(FS_EIO, "other thread");
+    return NULL;
+}
+
+static void test_last_error_is_per_thread(void **state)
+{
+    (void)state;
+    fs_clear_error();
+    assert_string_equal(fs_last_error(), "");
+    assert_int_equal(fs__error(FS_EINVAL, "bad %s %d", "thing", 7), FS_EINVAL);
+    pthread_t t;
+    pthread_create(&t, NULL, fail_in_thread, NULL);
+    pthread_join(t, NULL);
+    assert_string_equal(fs_last_error(), "bad thing 7");
+}
+
+struct captured {
+    int calls;
+    fs_log_level level;
+    char component[32];
+    char message[128];
+};
+
+static void capture(fs_log_level level, const char *component, const char *message, void *user)
+{
+    struct captured *c = user;
+    c->calls++;
+    c->level = level;
+    snprintf(c->component, sizeof c->component, "%s", component);
+    snprintf(c->message, sizeof c->message, "%s", message);
+}
+
+static void test_log_handler_and_level(void **state)
+{
+    (void)state;
+    struct captured c = {0};
+    fs_set_log_handler(capture, &c);
+    fs_set_log_level(FS_LOG_WARN);
+    fs__log(FS_LOG_INFO, "test", "dropped");
+    assert_int_equal(c.calls, 0);
+    fs__log(FS_LOG_ERROR, "test", "kept %d", 42);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.level, FS_LOG_ERROR);
+    assert_string_equal(c.component, "test");
+    assert_string_equal(c.message, "kept 42");
+    fs_set_log_level(FS_LOG_OFF);
+    fs__log(FS_LOG_ERROR, "test", "off");
+    assert_int_equal(c.calls, 1);
+    fs_set_log_handler(NULL, NULL);
+    fs_set_log_level(FS_LOG_INFO);
+    assert_int_equal(fs_get_log_level(), FS_LOG_INFO);
+    assert_string_equal(fs_log_level_name(FS_LOG_WARN), "warn");
+    assert_string_equal(fs_version(), FASTSTREAM_VERSION_STRING);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strerror_names_every_code),
+        cmocka_unit_test(test_last_error_is_per_thread),
+        cmocka_unit_test(test_log_handler_and_level),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
