@@ -22,7 +22,7 @@ echo "== ASan+UBSan: all tests"
 (cd build/asan && ctest --output-on-failure -j "$JOBS")
 
 cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DFS_SANITIZE=thread \
-  -DFS_BUILD_BENCH=OFF -DFS_BUILD_EXAMPLES=OFF >/dev/null
+  -DFS_BUILD_BENCH=OFF >/dev/null
 cmake --build build/tsan -j "$JOBS"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/tests/tsan.supp"
 echo "== ThreadSanitizer: concurrency tests"
