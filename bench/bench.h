@@ -1,0 +1,121 @@
+/*
+ * bench/bench.h - the tiny timing harness shared by the C benchmarks.
+ *
+ * A workload is a function that performs `iters` operations and returns the
+ * nanoseconds they took (it times itself, so that a multi-threaded workload
+ * can leave thread start-up out). bench_measure() grows the iteration count
+ * until one run lasts at least the minimum time (200 ms by default), then
+ * runs the workload `repeats` times (3 by default) and keeps the best
+ * ns/op: the least disturbed run on a shared machine.
+ *
+ * Results are printed as "key value" lines (ns per op unless the key says
+ * otherwise); anything else starts with '#'. bench/run.sh reads them.
+ */
+#ifndef FS_BENCH_H
+#define FS_BENCH_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef uint64_t (*bench_fn)(uint64_t iters, void *ctx);
+
+typedef struct bench_config {
+    double min_time_s; /* one timed run lasts at least this long */
+    int repeats;       /* timed runs per figure; the best is kept */
+    const char *only;  /* comma-separated keys to run, or NULL for all */
+} bench_config;
+
+static inline uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Keep a value alive so that the compiler cannot drop the work producing it. */
+static volatile uint64_t bench_sink;
+#define BENCH_KEEP(x) (bench_sink += (uint64_t)(x))
+
+/* A compiler barrier: memory may have changed, so nothing is hoisted across it. */
+#define BENCH_CLOBBER() __asm__ __volatile__("" ::: "memory")
+
+/* Parse --min-time SECONDS, --repeats N and --only KEY[,KEY...]. */
+static inline int bench_parse_args(int argc, char **argv, bench_config *cfg)
+{
+    cfg->min_time_s = 0.2;
+    cfg->repeats = 3;
+    cfg->only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--min-time") && i + 1 < argc) {
+            cfg->min_time_s = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) {
+            cfg->repeats = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            cfg->only = argv[++i];
+        } else {
+            fprintf(stderr, "usage: %s [--min-time SECONDS] [--repeats N] [--only KEY,KEY]\n",
+                    argv[0]);
+            return -1;
+        }
+    }
+    if (cfg->min_time_s <= 0)
+        cfg->min_time_s = 0.2;
+    if (cfg->repeats < 1)
+        cfg->repeats = 1;
+    return 0;
+}
+
+/* True when `key` was selected by --only (or no selection was made). */
+static inline int bench_selected(const bench_config *cfg, const char *key)
+{
+    if (!cfg->only)
+        return 1;
+    size_t n = strlen(key);
+    for (const char *p = cfg->only; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, key, n))
+            return 1;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* The best ns/op of cfg->repeats runs of `fn`, each lasting >= cfg->min_time_s. */
+static inline double bench_measure(const bench_config *cfg, bench_fn fn, void *ctx)
+{
+    const double target_ns = cfg->min_time_s * 1e9;
+    uint64_t iters = 1;
+    uint64_t elapsed;
+    fn(1000, ctx); /* warm-up: caches, branch predictors, lazily created state */
+    for (;;) {
+        elapsed = fn(iters, ctx);
+        if ((double)elapsed >= target_ns)
+            break;
+        if ((double)elapsed < target_ns / 100)
+            iters *= 10;
+        else
+            iters = (uint64_t)((double)iters * target_ns * 1.1 / (double)elapsed) + 1;
+    }
+    double best = (double)elapsed / (double)iters;
+    for (int r = 1; r < cfg->repeats; r++) {
+        double ns = (double)fn(iters, ctx) / (double)iters;
+        if (ns < best)
+            best = ns;
+    }
+    return best;
+}
+
+/* Print one result line. */
+static inline void bench_report(const char *key, double value)
+{
+    printf("%s %.3f\n", key, value);
+    fflush(stdout);
+}
+
+#endif /* FS_BENCH_H */
