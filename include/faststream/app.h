@@ -1,0 +1,121 @@
+/*
+ * faststream/app.h - an application: brokers, the HTTP endpoint (/metrics,
+ * health, user routes), lifecycle hooks, signal handling and graceful
+ * shutdown.
+ *
+ *   fs_app_options ao = FS_APP_OPTIONS_INIT;
+ *   ao.http_port = 8000;
+ *   fs_app *app;
+ *   fs_app_new(&ao, &app);
+ *   fs_app_add_broker(app, broker);   // the app now owns the broker
+ *   int rc = fs_app_run(app);         // until SIGINT / SIGTERM / fs_app_stop
+ *   fs_app_free(app);
+ *
+ * fs_app_run:
+ *   1. on_startup hooks (in the order added; a failing hook aborts the run)
+ *   2. start every broker (connect, start subscribers), then the HTTP server
+ *   3. after_startup hooks
+ *   4. wait for SIGINT, SIGTERM or fs_app_stop
+ *   5. on_shutdown hooks
+ *   6. stop every broker gracefully (no new messages, in-flight handlers
+ *      finish up to graceful_timeout_ms, their messages are settled), then
+ *      close their connections and stop the HTTP server
+ *   7. after_shutdown hooks
+ * Signals are caught with a self-pipe (the handler only writes a byte);
+ * the previous handlers are restored when fs_app_run returns.
+ */
+#ifndef FASTSTREAM_APP_H
+#define FASTSTREAM_APP_H
+
+#include "faststream/broker.h"
+#include "faststream/http.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fs_app fs_app;
+
+typedef struct fs_app_options {
+    /** Serve HTTP (metrics, health, routes). Default true. */
+    bool http_enabled;
+    /** Bind address; default "127.0.0.1". */
+    const char *http_address;
+    /** Port; 0 picks a free one (see fs_app_http_port). Default 8000. */
+    uint16_t http_port;
+    /** Registry served at metrics_path; NULL: the default registry. */
+    fs_registry *registry;
+    /** Default "/metrics". */
+    const char *metrics_path;
+    /** Default "/health": 204 when every broker pings, 500 otherwise. */
+    const char *health_path;
+    /** Per-broker wait for in-flight handlers at shutdown; 0: each broker's own setting. */
+    int graceful_timeout_ms;
+    /** Catch SIGINT and SIGTERM during fs_app_run. Default true. */
+    bool handle_signals;
+} fs_app_options;
+
+#define FS_APP_OPTIONS_INIT                                                                        \
+    {                                                                                              \
+        true, "127.0.0.1", 8000, NULL, "/metrics", "/health", 0, true                              \
+    }
+
+/** A lifecycle hook. A non-zero return from on_startup aborts fs_app_run with that status. */
+typedef int (*fs_app_hook)(fs_app *app, void *user);
+
+/** Create an application. `opts` may be NULL for the defaults. */
+int fs_app_new(const fs_app_options *opts, fs_app **out);
+
+/**
+ * Add a broker. The app owns it from now on (fs_app_free frees it).
+ * Not while running (FS_ESTATE).
+ */
+int fs_app_add_broker(fs_app *app, fs_broker *broker);
+
+/** Hooks, run in the order added. Not while running. */
+int fs_app_on_startup(fs_app *app, fs_app_hook fn, void *user);
+int fs_app_after_startup(fs_app *app, fs_app_hook fn, void *user);
+int fs_app_on_shutdown(fs_app *app, fs_app_hook fn, void *user);
+int fs_app_after_shutdown(fs_app *app, fs_app_hook fn, void *user);
+
+/** Add a user HTTP route (GET/HEAD at the exact path). Before or during the run. */
+int fs_app_add_route(fs_app *app, const char *path, fs_http_route_fn fn, void *user);
+
+/**
+ * Run the application (steps above) and return when it has shut down:
+ * FS_OK after a clean shutdown, the failing step's status otherwise
+ * (everything started is stopped again). FS_ESTATE when already running.
+ */
+int fs_app_run(fs_app *app);
+
+/**
+ * Ask a running fs_app_run to shut down. Returns at once. Safe from any
+ * thread, from a handler, and from a signal handler. Before the run starts
+ * it makes the next fs_app_run shut down right after starting.
+ */
+void fs_app_stop(fs_app *app);
+
+/** True while fs_app_run is between startup and shutdown. */
+bool fs_app_running(const fs_app *app);
+
+/** The bound HTTP port while running (useful with http_port 0), else 0. */
+uint16_t fs_app_http_port(const fs_app *app);
+
+/**
+ * True when every broker answers fs_broker_ping (the health route's
+ * verdict). `timeout_ms` per broker.
+ */
+bool fs_app_healthy(fs_app *app, int timeout_ms);
+
+/** Number of brokers, and the i-th one (NULL out of range). */
+size_t fs_app_broker_count(const fs_app *app);
+fs_broker *fs_app_broker(const fs_app *app, size_t i);
+
+/** Free the app and its brokers. Must not be running. NULL is ignored. */
+void fs_app_free(fs_app *app);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTSTREAM_APP_H */

@@ -1,0 +1,152 @@
+/*
+ * faststream/middleware.h - hooks around consuming and publishing.
+ *
+ * A broker has one middleware chain, set up before fs_broker_start. The
+ * first middleware added is the outermost: for a received message it runs
+ * first and sees the outcome last; for a publish likewise.
+ *
+ *   consume: mw[0] -> mw[1] -> ... -> (ACK_FIRST ack) -> handler
+ *   publish: mw[0] -> mw[1] -> ... -> adapter
+ *
+ * Each hook must call fs_consume_next() / fs_publish_next() exactly once
+ * (or not at all, to short-circuit) and return what it returned, or another
+ * outcome/status of its choice. The core takes the outermost hook's return
+ * value as the final outcome; the ack policy is applied after the whole
+ * chain returned, so the middleware sees only explicit settlements (and
+ * ACK_FIRST's ack) through fs_message_settled().
+ *
+ * Hooks run on the thread that consumes or publishes, concurrently; they
+ * must be thread-safe. The core takes no lock and allocates nothing per
+ * message around a hook.
+ *
+ * A minimal middleware that logs failures:
+ *
+ *   static fs_outcome log_consume(fs_consume_ctx *ctx)
+ *   {
+ *       fs_outcome o = fs_consume_next(ctx);
+ *       if (o == FS_OUTCOME_ERROR)
+ *           fprintf(stderr, "%s failed: %s\n", ctx->handler, ctx->error_type);
+ *       return o;
+ *   }
+ *   fs_middleware mw = {.name = "log", .consume = log_consume};
+ *   fs_broker_add_middleware(broker, &mw);
+ */
+#ifndef FASTSTREAM_MIDDLEWARE_H
+#define FASTSTREAM_MIDDLEWARE_H
+
+#include "faststream/message.h"
+#include "faststream/publisher.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fs_broker fs_broker;
+typedef struct fs_subscriber fs_subscriber;
+
+/** Largest scratch area a middleware may ask for, in bytes. */
+#define FS_MIDDLEWARE_SCRATCH_MAX 256
+
+/**
+ * What a consume hook sees. Fields are read-only for hooks, except
+ * through the functions below. Filled by the core; the fields marked
+ * "after next" are valid once fs_consume_next() returned.
+ */
+typedef struct fs_consume_ctx {
+    fs_broker *broker;
+    const char *broker_name; /**< the adapter's name: "memory", "redis"... (the broker label) */
+    fs_subscriber *subscriber;
+    fs_message *message; /**< the unit: a message or a batch */
+    const char *handler; /**< the concrete source it arrived on (the handler label) */
+    size_t count;        /**< 1, or the number of messages in the batch */
+    size_t size;         /**< body bytes (summed for a batch) */
+    void *state;         /**< this middleware's fs_middleware.state */
+    /**
+     * This middleware's per-message scratch area: scratch_size bytes,
+     * zeroed before the chain runs, max-aligned, alive until the message is
+     * settled; reachable from a publish made inside the handler
+     * (fs_publish_ctx.scratch). NULL when scratch_size is 0.
+     */
+    void *scratch;
+
+    /* after next */
+    fs_outcome outcome;     /**< what the inner chain returned */
+    const char *error_type; /**< for FS_OUTCOME_ERROR: the type name ("Error" if none), else NULL */
+
+    /* private to the core */
+    void *core_[3];
+    size_t index_;
+} fs_consume_ctx;
+
+/**
+ * Run the rest of the chain (inner middlewares and the handler) and return
+ * its outcome; ctx->outcome and ctx->error_type are set when it returns.
+ * Call it at most once per hook invocation.
+ */
+fs_outcome fs_consume_next(fs_consume_ctx *ctx);
+
+/** What a publish hook sees; the "after next" fields are valid once fs_publish_next() returned. */
+typedef struct fs_publish_ctx {
+    fs_broker *broker;
+    const char *broker_name;     /**< the adapter's name (the broker label) */
+    const char *destination;     /**< the destination label */
+    const fs_envelope *messages; /**< `count` messages */
+    size_t count;
+    bool is_reply; /**< a reply to a request (fs_message_reply): not counted */
+    /**
+     * The message being handled on this thread (fs_current_message()) when
+     * the publish is made from inside a handler, else NULL.
+     */
+    fs_message *current;
+    void *state; /**< this middleware's fs_middleware.state */
+    /**
+     * This middleware's scratch area for `current` (the same bytes its
+     * consume hook saw for that message), or NULL when there is no current
+     * message or it came from another broker.
+     */
+    void *scratch;
+
+    /* after next */
+    int status;             /**< FS_OK or a negative FS_E* code */
+    const char *error_type; /**< on failure the error's type name ("QueueFull"...), else NULL */
+
+    /* private to the core */
+    void *core_[3];
+    size_t index_;
+} fs_publish_ctx;
+
+/**
+ * Run the rest of the publish chain (inner middlewares, then the adapter)
+ * and return its status; ctx->status and ctx->error_type are set.
+ */
+int fs_publish_next(fs_publish_ctx *ctx);
+
+typedef fs_outcome (*fs_consume_hook)(fs_consume_ctx *ctx);
+typedef int (*fs_publish_hook)(fs_publish_ctx *ctx);
+
+/** A middleware definition. */
+typedef struct fs_middleware {
+    const char *name;                /**< for logs; copied */
+    fs_consume_hook consume;         /**< NULL: not involved in consuming */
+    fs_publish_hook publish;         /**< NULL: not involved in publishing */
+    size_t scratch_size;             /**< per-message scratch bytes, 0..FS_MIDDLEWARE_SCRATCH_MAX */
+    void *state;                     /**< handed to the hooks as ctx->state */
+    void (*free_state)(void *state); /**< called with state when the broker is freed; optional */
+} fs_middleware;
+
+/**
+ * Append `mw` to the broker's chain (it becomes the innermost so far).
+ * Only before fs_broker_start (FS_ESTATE afterwards). On success the broker
+ * owns mw->state (free_state is called at fs_broker_free); on failure the
+ * caller keeps it.
+ */
+int fs_broker_add_middleware(fs_broker *broker, const fs_middleware *mw);
+
+/** Number of middlewares in the broker's chain. */
+size_t fs_broker_middleware_count(const fs_broker *broker);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTSTREAM_MIDDLEWARE_H */
