@@ -1,0 +1,920 @@
+/*
+ * FastStream's Redis message formats (see wire.h for the layouts).
+ */
+#include "wire.h"
+
+#include "common/internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSON_MAX_DEPTH 512
+#define U16_MAX 65535u
+
+/* ------------------------------------------------------------------------ */
+/* Buffers                                                                  */
+
+int fs__redis_buf_reserve(fs__redis_buf *b, size_t extra)
+{
+    if (b->cap - b->len > extra)
+        return FS_OK;
+    size_t need = b->len + extra + 1;
+    if (need < b->len)
+        return fs__error(FS_ENOMEM, "redis: buffer size overflow");
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return fs__error(FS_ENOMEM, "redis: out of memory (%zu bytes)", cap);
+    b->data = p;
+    b->cap = cap;
+    return FS_OK;
+}
+
+int fs__redis_buf_put(fs__redis_buf *b, const void *p, size_t n)
+{
+    int rc = fs__redis_buf_reserve(b, n);
+    if (rc)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return FS_OK;
+}
+
+void fs__redis_buf_free(fs__redis_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void fs__redis_scratch_free(fs__redis_scratch *s)
+{
+    fs__redis_buf_free(&s->bytes);
+    fs__redis_buf_free(&s->json);
+    free(s->kv);
+    s->kv = NULL;
+    s->kv_cap = 0;
+}
+
+const char *fs_redis_format_name(fs_redis_format format)
+{
+    switch (format) {
+    case FS_REDIS_FORMAT_BINARY:
+        return "binary";
+    case FS_REDIS_FORMAT_JSON:
+        return "json";
+    case FS_REDIS_FORMAT_RAW:
+        return "raw";
+    }
+    return "unknown";
+}
+
+/* ------------------------------------------------------------------------ */
+/* UTF-8                                                                    */
+
+bool fs__redis_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t extra;
+        unsigned cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            extra = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            extra = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) <= extra)
+            return false;
+        for (size_t i = 1; i <= extra; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        p += extra + 1;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Encoding                                                                 */
+
+typedef int (*header_fn)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
+
+static bool key_is(const fs__redis_kv *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->key_len == n && memcmp(h->key, name, n) == 0;
+}
+
+static bool same_key(const fs__redis_kv *a, const fs__redis_kv *b)
+{
+    return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
+}
+
+/* The last user header named `name`, or NULL. */
+static const fs__redis_kv *user_override(const fs__redis_envelope *env, const char *name)
+{
+    for (size_t i = env->header_count; i-- > 0;)
+        if (key_is(&env->headers[i], name))
+            return &env->headers[i];
+    return NULL;
+}
+
+/*
+ * Walk the headers in the order FastStream's MessageFormat.build produces
+ * them: a dict {correlation_id, content-type?, reply_to?} updated with the
+ * user's headers (an existing key keeps its place and takes the new value, a
+ * new key is appended, a repeated key's last value wins).
+ */
+static int walk_headers(const fs__redis_envelope *env, header_fn fn, void *ctx)
+{
+    static const char *const std_names[] = {"correlation_id", "content-type", "reply_to"};
+    const char *std_values[3] = {env->correlation_id ? env->correlation_id : "", env->content_type,
+                                 env->reply_to};
+    bool emitted[3];
+    int rc;
+    for (int s = 0; s < 3; s++) {
+        emitted[s] = s == 0 || (std_values[s] && *std_values[s]);
+        if (!emitted[s])
+            continue;
+        const fs__redis_kv *o = user_override(env, std_names[s]);
+        rc = o ? fn(ctx, std_names[s], strlen(std_names[s]), o->value, o->value_len)
+               : fn(ctx, std_names[s], strlen(std_names[s]), std_values[s], strlen(std_values[s]));
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < env->header_count; i++) {
+        const fs__redis_kv *h = &env->headers[i];
+        bool skip = false;
+        for (int s = 0; s < 3 && !skip; s++)
+            skip = emitted[s] && key_is(h, std_names[s]);
+        for (size_t j = 0; j < i && !skip; j++)
+            skip = same_key(&env->headers[j], h);
+        if (skip)
+            continue;
+        const fs__redis_kv *last = h;
+        for (size_t j = i + 1; j < env->header_count; j++)
+            if (same_key(&env->headers[j], h))
+                last = &env->headers[j];
+        if ((rc = fn(ctx, h->key, h->key_len, last->value, last->value_len)))
+            return rc;
+    }
+    return FS_OK;
+}
+
+struct bin_size {
+    size_t bytes;
+    size_t count;
+};
+
+static int check_header(const char *k, size_t kl, const char *v, size_t vl)
+{
+    if (!k && kl)
+        return fs__error(FS_EINVAL, "redis: header key is NULL");
+    if (!v && vl)
+        return fs__error(FS_EINVAL, "redis: header value is NULL");
+    if (kl > U16_MAX || vl > U16_MAX)
+        return fs__error(FS_EINVAL, "redis: header '%.*s' is longer than 65535 bytes",
+                         (int)(kl > 64 ? 64 : kl), k);
+    if (!fs__redis_utf8_valid(k, kl) || !fs__redis_utf8_valid(v, vl))
+        return fs__error(FS_EINVAL, "redis: header '%.*s' is not valid UTF-8",
+                         (int)(kl > 64 ? 64 : kl), k);
+    return FS_OK;
+}
+
+static int bin_measure(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    struct bin_size *s = ctx;
+    int rc = check_header(k, kl, v, vl);
+    if (rc)
+        return rc;
+    s->bytes += 4 + kl + vl;
+    s->count++;
+    return FS_OK;
+}
+
+static void put_u16(fs__redis_buf *b, unsigned v)
+{
+    b->data[b->len++] = (char)((v >> 8) & 0xFF);
+    b->data[b->len++] = (char)(v & 0xFF);
+}
+
+static void put_u32(fs__redis_buf *b, uint32_t v)
+{
+    put_u16(b, (unsigned)(v >> 16));
+    put_u16(b, (unsigned)(v & 0xFFFF));
+}
+
+static void put_raw(fs__redis_buf *b, const void *p, size_t n)
+{
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static int bin_write(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    fs__redis_buf *b = ctx;
+    put_u16(b, (unsigned)kl);
+    put_raw(b, k, kl);
+    put_u16(b, (unsigned)vl);
+    put_raw(b, v, vl);
+    return FS_OK;
+}
+
+static int encode_binary(const fs__redis_envelope *env, fs__redis_buf *out)
+{
+    struct bin_size size = {0, 0};
+    int rc = walk_headers(env, bin_measure, &size);
+    if (rc)
+        return rc;
+    if (size.count > U16_MAX)
+        return fs__error(FS_EINVAL, "redis: %zu headers, the binary format holds 65535",
+                         size.count);
+    const size_t headers_start = FS__REDIS_BINARY_MAGIC_LEN + 2 + 8;
+    const size_t data_start = headers_start + 2 + size.bytes;
+    if (data_start > UINT32_MAX)
+        return fs__error(FS_EINVAL, "redis: headers too large for the binary format");
+    if ((rc = fs__redis_buf_reserve(out, data_start + env->body_len)))
+        return rc;
+    put_raw(out, FS__REDIS_BINARY_MAGIC, FS__REDIS_BINARY_MAGIC_LEN);
+    put_u16(out, FS__REDIS_BINARY_VERSION);
+    put_u32(out, (uint32_t)headers_start);
+    put_u32(out, (uint32_t)data_start);
+    put_u16(out, (unsigned)size.count);
+    walk_headers(env, bin_write, out);
+    put_raw(out, env->body, env->body_len);
+    out->data[out->len] = '\0';
+    return FS_OK;
+}
+
+/* Append `s` as a JSON string literal (quotes included). `s` is valid UTF-8. */
+static int json_put_string(fs__redis_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int rc = fs__redis_buf_reserve(b, n * 6 + 2); /* worst case: every byte \u00XX */
+    if (rc)
+        return rc;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"':
+            *o++ = '\\';
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = '\\';
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = '\\';
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = '\\';
+            *o++ = 't';
+            break;
+        case '\b':
+            *o++ = '\\';
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = '\\';
+            *o++ = 'f';
+            break;
+        default:
+            if (c < 0x20) {
+                memcpy(o, "\\u00", 4);
+                o[4] = hex[c >> 4];
+                o[5] = hex[c & 15];
+                o += 6;
+            } else {
+                *o++ = (char)c;
+            }
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return FS_OK;
+}
+
+struct json_ctx {
+    fs__redis_buf *b;
+    bool first;
+};
+
+static int json_header(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    struct json_ctx *j = ctx;
+    int rc;
+    if (!k && kl)
+        return fs__error(FS_EINVAL, "redis: header key is NULL");
+    if (!v && vl)
+        return fs__error(FS_EINVAL, "redis: header value is NULL");
+    if (!fs__redis_utf8_valid(k, kl) || !fs__redis_utf8_valid(v, vl))
+        return fs__error(FS_EINVAL, "redis: header '%.*s' is not valid UTF-8",
+                         (int)(kl > 64 ? 64 : kl), k);
+    if (!j->first && (rc = fs__redis_buf_put(j->b, ",", 1)))
+        return rc;
+    j->first = false;
+    if ((rc = json_put_string(j->b, k, kl)) || (rc = fs__redis_buf_put(j->b, ":", 1)))
+        return rc;
+    return json_put_string(j->b, v, vl);
+}
+
+static int encode_json(const fs__redis_envelope *env, fs__redis_buf *out)
+{
+    if (!fs__redis_utf8_valid(env->body, env->body_len))
+        return fs__error(FS_EINVAL, "redis: the JSON format needs a UTF-8 body; "
+                                    "use the binary format for binary data");
+    size_t start = out->len;
+    int rc;
+    if ((rc = fs__redis_buf_put(out, "{\"data\":", 8)) ||
+        (rc = json_put_string(out, env->body, env->body_len)) ||
+        (rc = fs__redis_buf_put(out, ",\"headers\":{", 12)))
+        goto fail;
+    struct json_ctx j = {out, true};
+    if ((rc = walk_headers(env, json_header, &j)) || (rc = fs__redis_buf_put(out, "}}", 2)))
+        goto fail;
+    return FS_OK;
+fail:
+    out->len = start;
+    return rc;
+}
+
+int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env, fs__redis_buf *out)
+{
+    FS_CHECK_ARG(env && out, "redis: encode needs an envelope and a buffer");
+    FS_CHECK_ARG(env->body || !env->body_len, "redis: body is NULL with length %zu", env->body_len);
+    FS_CHECK_ARG(env->headers || !env->header_count, "redis: headers are NULL");
+    switch (format) {
+    case FS_REDIS_FORMAT_BINARY:
+        return encode_binary(env, out);
+    case FS_REDIS_FORMAT_JSON:
+        return encode_json(env, out);
+    case FS_REDIS_FORMAT_RAW:
+        return fs__redis_buf_put(out, env->body, env->body_len);
+    }
+    return fs__error(FS_EINVAL, "redis: unknown message format %d", (int)format);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding                                                                 */
+
+static int kv_reserve(fs__redis_scratch *s, size_t n)
+{
+    if (n <= s->kv_cap)
+        return FS_OK;
+    size_t cap = s->kv_cap ? s->kv_cap * 2 : 16;
+    while (cap < n)
+        cap *= 2;
+    fs__redis_kv *p = realloc(s->kv, cap * sizeof *p);
+    if (!p)
+        return fs__error(FS_ENOMEM, "redis: out of memory (headers)");
+    s->kv = p;
+    s->kv_cap = cap;
+    return FS_OK;
+}
+
+/* Set key to value in kv[0..*count): a repeated key keeps its place, last value wins. */
+static int kv_set(fs__redis_scratch *s, size_t *count, const char *k, size_t kl, const char *v,
+                  size_t vl)
+{
+    for (size_t i = 0; i < *count; i++) {
+        if (s->kv[i].key_len == kl && memcmp(s->kv[i].key, k, kl) == 0) {
+            s->kv[i].value = v;
+            s->kv[i].value_len = vl;
+            return FS_OK;
+        }
+    }
+    int rc = kv_reserve(s, *count + 1);
+    if (rc)
+        return rc;
+    s->kv[(*count)++] = (fs__redis_kv){k, kl, v, vl};
+    return FS_OK;
+}
+
+static unsigned get_u16(const unsigned char *p)
+{
+    return ((unsigned)p[0] << 8) | p[1];
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* 1: decoded as binary v1; 0: not binary (or damaged); <0: error. */
+static int decode_binary(const char *data, size_t len, fs__redis_scratch *s, fs__redis_decoded *out)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    if (len < FS__REDIS_BINARY_MAGIC_LEN + 10 ||
+        memcmp(p, FS__REDIS_BINARY_MAGIC, FS__REDIS_BINARY_MAGIC_LEN) != 0 ||
+        get_u16(p + 8) != FS__REDIS_BINARY_VERSION)
+        return 0;
+    size_t pos = get_u32(p + 10);
+    size_t data_start = get_u32(p + 14);
+    if (pos > len || len - pos < 2)
+        return 0;
+    size_t n = get_u16(p + pos), count = 0;
+    pos += 2;
+    for (size_t i = 0; i < n; i++) {
+        const char *str[2];
+        size_t str_len[2];
+        for (int j = 0; j < 2; j++) {
+            if (len - pos < 2)
+                return 0;
+            str_len[j] = get_u16(p + pos);
+            pos += 2;
+            if (len - pos < str_len[j])
+                return 0;
+            str[j] = data + pos;
+            pos += str_len[j];
+            if (!fs__redis_utf8_valid(str[j], str_len[j]))
+                return 0;
+        }
+        int rc = kv_set(s, &count, str[0], str_len[0], str[1], str_len[1]);
+        if (rc)
+            return rc;
+    }
+    out->format = FS_REDIS_FORMAT_BINARY;
+    out->body = data_start < len ? data + data_start : data + len;
+    out->body_len = data_start < len ? len - data_start : 0;
+    out->headers = s->kv;
+    out->header_count = count;
+    return 1;
+}
+
+/* A small strict JSON reader over [p, end). */
+typedef struct jreader {
+    const char *p, *end;
+    fs__redis_buf *out; /* unescaped strings go here; capacity reserved up front */
+    int depth;
+} jreader;
+
+static void jws(jreader *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool read_u4(jreader *r, unsigned *cp)
+{
+    if (r->end - r->p < 4)
+        return false;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(r->p[i]);
+        if (h < 0)
+            return false;
+        v = (v << 4) | (unsigned)h;
+    }
+    r->p += 4;
+    *cp = v;
+    return true;
+}
+
+/*
+ * Read a string at r->p (on the opening quote). Without escapes the result
+ * points into the input; with escapes it is unescaped into r->out, whose
+ * capacity was reserved so that it never moves. Lone surrogates are refused
+ * (FastStream's str.encode() would fail on them).
+ */
+static bool jstring(jreader *r, const char **s, size_t *n)
+{
+    r->p++; /* opening quote */
+    const char *start = r->p;
+    while (r->p < r->end && *r->p != '"' && *r->p != '\\') {
+        if ((unsigned char)*r->p < 0x20)
+            return false;
+        r->p++;
+    }
+    if (r->p >= r->end)
+        return false;
+    if (*r->p == '"') {
+        if (!fs__redis_utf8_valid(start, (size_t)(r->p - start)))
+            return false;
+        *s = start;
+        *n = (size_t)(r->p - start);
+        r->p++;
+        return true;
+    }
+    /* Escapes: copy the plain prefix, then unescape the rest. */
+    fs__redis_buf *o = r->out;
+    char *dst0 = o->data + o->len, *d = dst0;
+    memcpy(d, start, (size_t)(r->p - start));
+    d += r->p - start;
+    while (r->p < r->end && *r->p != '"') {
+        unsigned char c = (unsigned char)*r->p;
+        if (c < 0x20)
+            return false;
+        if (c != '\\') {
+            *d++ = (char)c;
+            r->p++;
+            continue;
+        }
+        if (++r->p >= r->end)
+            return false;
+        char e = *r->p++;
+        switch (e) {
+        case '"':
+            *d++ = '"';
+            break;
+        case '\\':
+            *d++ = '\\';
+            break;
+        case '/':
+            *d++ = '/';
+            break;
+        case 'b':
+            *d++ = '\b';
+            break;
+        case 'f':
+            *d++ = '\f';
+            break;
+        case 'n':
+            *d++ = '\n';
+            break;
+        case 'r':
+            *d++ = '\r';
+            break;
+        case 't':
+            *d++ = '\t';
+            break;
+        case 'u': {
+            unsigned cp;
+            if (!read_u4(r, &cp))
+                return false;
+            if (cp >= 0xDC00 && cp <= 0xDFFF)
+                return false;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                unsigned lo;
+                if (r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u')
+                    return false;
+                r->p += 2;
+                if (!read_u4(r, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                    return false;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            if (cp < 0x80) {
+                *d++ = (char)cp;
+            } else if (cp < 0x800) {
+                *d++ = (char)(0xC0 | (cp >> 6));
+                *d++ = (char)(0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                *d++ = (char)(0xE0 | (cp >> 12));
+                *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *d++ = (char)(0x80 | (cp & 0x3F));
+            } else {
+                *d++ = (char)(0xF0 | (cp >> 18));
+                *d++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+                *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *d++ = (char)(0x80 | (cp & 0x3F));
+            }
+            break;
+        }
+        default:
+            return false;
+        }
+    }
+    if (r->p >= r->end)
+        return false;
+    r->p++; /* closing quote */
+    if (!fs__redis_utf8_valid(dst0, (size_t)(d - dst0)))
+        return false;
+    *s = dst0;
+    *n = (size_t)(d - dst0);
+    o->len += *n;
+    return true;
+}
+
+static bool jliteral(jreader *r, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, lit, n) != 0)
+        return false;
+    r->p += n;
+    return true;
+}
+
+static bool jdigits(jreader *r)
+{
+    const char *s = r->p;
+    while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+        r->p++;
+    return r->p > s;
+}
+
+static bool jnumber(jreader *r)
+{
+    if (r->p < r->end && *r->p == '-')
+        r->p++;
+    if (r->p < r->end && *r->p == '0')
+        r->p++;
+    else if (!jdigits(r))
+        return false;
+    if (r->p < r->end && *r->p == '.') {
+        r->p++;
+        if (!jdigits(r))
+            return false;
+    }
+    if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+        r->p++;
+        if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
+            r->p++;
+        if (!jdigits(r))
+            return false;
+    }
+    return true;
+}
+
+static bool jvalue(jreader *r);
+
+/* Read an object member's name and the colon after it. */
+static bool jkey(jreader *r, const char **k, size_t *kl)
+{
+    jws(r);
+    if (r->p >= r->end || *r->p != '"' || !jstring(r, k, kl))
+        return false;
+    jws(r);
+    if (r->p >= r->end || *r->p != ':')
+        return false;
+    r->p++;
+    jws(r);
+    return r->p < r->end;
+}
+
+typedef int (*jmember_fn)(jreader *r, const char *k, size_t kl, void *ctx);
+
+/*
+ * Walk the object at r->p (on '{'). `member` reads each member's value (r->p
+ * on its first character); NULL skips it. 1: well-formed; 0: not; <0: error.
+ */
+static int jobject(jreader *r, jmember_fn member, void *ctx)
+{
+    if (++r->depth > JSON_MAX_DEPTH)
+        return 0;
+    r->p++;
+    jws(r);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        r->depth--;
+        return 1;
+    }
+    for (;;) {
+        const char *k;
+        size_t kl;
+        if (!jkey(r, &k, &kl))
+            return 0;
+        int rc = member ? member(r, k, kl, ctx) : jvalue(r);
+        if (rc <= 0)
+            return rc;
+        jws(r);
+        if (r->p >= r->end)
+            return 0;
+        if (*r->p == ',') {
+            r->p++;
+            continue;
+        }
+        if (*r->p != '}')
+            return 0;
+        r->p++;
+        r->depth--;
+        return 1;
+    }
+}
+
+static bool jarray(jreader *r)
+{
+    if (++r->depth > JSON_MAX_DEPTH)
+        return false;
+    r->p++;
+    jws(r);
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        r->depth--;
+        return true;
+    }
+    for (;;) {
+        if (!jvalue(r))
+            return false;
+        jws(r);
+        if (r->p >= r->end)
+            return false;
+        if (*r->p == ',') {
+            r->p++;
+            continue;
+        }
+        if (*r->p != ']')
+            return false;
+        r->p++;
+        r->depth--;
+        return true;
+    }
+}
+
+/* Skip one value (leading whitespace allowed), validating it. */
+static bool jvalue(jreader *r)
+{
+    jws(r);
+    if (r->p >= r->end)
+        return false;
+    const char *s;
+    size_t n;
+    switch (*r->p) {
+    case '{':
+        return jobject(r, NULL, NULL) == 1;
+    case '[':
+        return jarray(r);
+    case '"':
+        return jstring(r, &s, &n);
+    case 't':
+        return jliteral(r, "true");
+    case 'f':
+        return jliteral(r, "false");
+    case 'n':
+        return jliteral(r, "null");
+    default:
+        return jnumber(r);
+    }
+}
+
+typedef struct envelope_ctx {
+    fs__redis_scratch *s;
+    const char *body;
+    size_t body_len;
+    size_t count;
+    bool have_data;
+} envelope_ctx;
+
+/* One member of "headers": a string value unescaped, any other value as its JSON text. */
+static int header_member(jreader *r, const char *k, size_t kl, void *ctx)
+{
+    envelope_ctx *e = ctx;
+    const char *v = r->p;
+    size_t vl;
+    if (*r->p == '"') {
+        if (!jstring(r, &v, &vl))
+            return 0;
+    } else {
+        if (!jvalue(r))
+            return 0;
+        vl = (size_t)(r->p - v);
+    }
+    int rc = kv_set(e->s, &e->count, k, kl, v, vl);
+    return rc ? rc : 1;
+}
+
+/* One member of the envelope. Repeated members: the last wins, as in json.loads. */
+static int envelope_member(jreader *r, const char *k, size_t kl, void *ctx)
+{
+    envelope_ctx *e = ctx;
+    if (kl == 4 && memcmp(k, "data", 4) == 0) {
+        e->have_data = *r->p == '"';
+        if (e->have_data)
+            return jstring(r, &e->body, &e->body_len);
+        return jvalue(r);
+    }
+    if (kl == 7 && memcmp(k, "headers", 7) == 0) {
+        e->count = 0;
+        if (*r->p == '{')
+            return jobject(r, header_member, e);
+        return jvalue(r); /* not an object: no headers */
+    }
+    return jvalue(r);
+}
+
+/* 1: a JSON object with a string "data" (the envelope); 0: anything else; <0: error. */
+static int decode_json(const char *data, size_t len, fs__redis_scratch *s, fs__redis_decoded *out)
+{
+    jreader r = {data, data + len, &s->bytes, 0};
+    jws(&r);
+    if (r.p >= r.end || *r.p != '{')
+        return 0;
+    /* Unescaped strings are never longer than their escaped form. */
+    s->bytes.len = 0;
+    int rc = fs__redis_buf_reserve(&s->bytes, len);
+    if (rc)
+        return rc;
+    envelope_ctx e = {s, NULL, 0, 0, false};
+    if ((rc = jobject(&r, envelope_member, &e)) <= 0)
+        return rc;
+    jws(&r);
+    if (r.p != r.end || !e.have_data)
+        return 0;
+    out->format = FS_REDIS_FORMAT_JSON;
+    out->body = e.body;
+    out->body_len = e.body_len;
+    out->headers = s->kv;
+    out->header_count = e.count;
+    return 1;
+}
+
+int fs__redis_decode(const char *data, size_t len, fs__redis_scratch *scratch,
+                     fs__redis_decoded *out)
+{
+    FS_CHECK_ARG(scratch && out && (data || !len), "redis: decode needs data and scratch");
+    if (!data)
+        data = "";
+    int rc = decode_binary(data, len, scratch, out);
+    if (rc)
+        return rc < 0 ? rc : FS_OK;
+    rc = decode_json(data, len, scratch, out);
+    if (rc)
+        return rc < 0 ? rc : FS_OK;
+    out->format = FS_REDIS_FORMAT_RAW;
+    out->body = data;
+    out->body_len = len;
+    out->headers = NULL;
+    out->header_count = 0;
+    return FS_OK;
+}
+
+int fs__redis_decode_fields(const fs__redis_kv *fields, size_t field_count,
+                            fs__redis_scratch *scratch, fs__redis_decoded *out)
+{
+    FS_CHECK_ARG(scratch && out && (fields || !field_count), "redis: decode needs fields");
+    for (size_t i = field_count; i-- > 0;) {
+        if (!key_is(&fields[i], FS__REDIS_STREAM_FIELD))
+            continue;
+        if (fields[i].value_len) /* `data.get(b"__data__") or dump_json(data)` */
+            return fs__redis_decode(fields[i].value, fields[i].value_len, scratch, out);
+        break;
+    }
+    /* FastStream: message_format.parse(dump_json(fields)). */
+    fs__redis_buf *j = &scratch->json;
+    j->len = 0;
+    int rc = fs__redis_buf_put(j, "{", 1);
+    bool first = true;
+    for (size_t i = 0; i < field_count && !rc; i++) {
+        const fs__redis_kv *f = &fields[i];
+        if (!fs__redis_utf8_valid(f->key, f->key_len) ||
+            !fs__redis_utf8_valid(f->value, f->value_len))
+            continue; /* not representable as JSON text */
+        if (!first)
+            rc = fs__redis_buf_put(j, ",", 1);
+        first = false;
+        if (!rc)
+            rc = json_put_string(j, f->key, f->key_len);
+        if (!rc)
+            rc = fs__redis_buf_put(j, ":", 1);
+        if (!rc)
+            rc = json_put_string(j, f->value, f->value_len);
+    }
+    if (!rc)
+        rc = fs__redis_buf_put(j, "}", 1);
+    if (rc)
+        return rc;
+    return fs__redis_decode(j->data, j->len, scratch, out);
+}
+
+const char *fs__redis_header(const fs__redis_decoded *m, const char *key, size_t *len)
+{
+    size_t n = strlen(key);
+    for (size_t i = 0; i < m->header_count; i++) {
+        if (m->headers[i].key_len == n && memcmp(m->headers[i].key, key, n) == 0) {
+            if (len)
+                *len = m->headers[i].value_len;
+            return m->headers[i].value;
+        }
+    }
+    return NULL;
+}

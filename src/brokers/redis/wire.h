@@ -1,0 +1,134 @@
+/*
+ * FastStream's Redis message formats: a pure codec, no I/O. Not installed.
+ *
+ * FastStream (ag2ai/faststream, faststream/redis/parser/) writes a message
+ * body together with its headers into one Redis value, in one of two layouts:
+ *
+ * Binary format v1 (BinaryMessageFormatV1, FastStream's default since 0.6),
+ * every integer big-endian:
+ *
+ *     offset 0   8 bytes   identity header 89 'B' 'I' 'N' 0D 0A 1A 0A
+ *     offset 8   u16       format version, 1
+ *     offset 10  u32       headers_start: offset of the header count (18)
+ *     offset 14  u32       data_start: offset of the body
+ *     headers_start:       u16 header count, then per header
+ *                          u16 key length, key bytes, u16 value length, value bytes
+ *     data_start..end      the body, untouched
+ *
+ * JSON envelope (JSONMessageFormat, deprecated but still read):
+ *
+ *     {"data": "<body as a UTF-8 string>", "headers": {"key": "value", ...}}
+ *
+ * Headers FastStream writes, in this order: correlation_id (always),
+ * content-type (when known), reply_to (when set), then the user's headers
+ * (a user header with one of those names replaces its value in place).
+ *
+ * Parsing follows BinaryMessageFormatV1.parse: the binary layout when the
+ * identity header and version match and the layout is intact; otherwise a JSON
+ * object whose "data" member is a string (its "headers" object optional);
+ * otherwise the value is a raw body with no headers.
+ *
+ * A stream entry carries the encoded message in its field "__data__". An
+ * entry without that field is read as FastStream reads it: its fields
+ * serialised as a JSON object, which then goes through the same parse.
+ */
+#ifndef FS_REDIS_WIRE_H
+#define FS_REDIS_WIRE_H
+
+#include "faststream/common.h"
+#include "faststream/redis.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/** The identity header that opens a binary v1 message. */
+#define FS__REDIS_BINARY_MAGIC                                                                     \
+    "\x89"                                                                                         \
+    "BIN\r\n\x1a\n"
+#define FS__REDIS_BINARY_MAGIC_LEN 8
+#define FS__REDIS_BINARY_VERSION 1
+/** Stream entry field that holds the encoded message. */
+#define FS__REDIS_STREAM_FIELD "__data__"
+
+/** One header: byte strings, not NUL-terminated. */
+typedef struct fs__redis_kv {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+} fs__redis_kv;
+
+/** A growable byte buffer, reused between calls (no allocation once large enough). */
+typedef struct fs__redis_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} fs__redis_buf;
+
+/** Make room for `extra` more bytes. */
+int fs__redis_buf_reserve(fs__redis_buf *b, size_t extra);
+/** Append bytes. */
+int fs__redis_buf_put(fs__redis_buf *b, const void *p, size_t n);
+void fs__redis_buf_free(fs__redis_buf *b);
+
+/** What to encode. Every string may be NULL (absent) except the body when body_len > 0. */
+typedef struct fs__redis_envelope {
+    const void *body;
+    size_t body_len;
+    const char *correlation_id; /**< NULL is written as "" (FastStream always writes the key) */
+    const char *reply_to;       /**< written only when non-empty */
+    const char *content_type;   /**< written only when non-empty */
+    const fs__redis_kv *headers;
+    size_t header_count;
+} fs__redis_envelope;
+
+/**
+ * Append the encoding of `env` in `format` to `out` (which is not cleared).
+ * FS_REDIS_FORMAT_RAW writes the body alone. Fails with FS_EINVAL when the
+ * format cannot carry the message: a header longer than 65535 bytes or more
+ * than 65535 headers (binary), a body or header that is not valid UTF-8 (JSON).
+ */
+int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env, fs__redis_buf *out);
+
+/** Scratch space for decoding; keep one per reader and reuse it. */
+typedef struct fs__redis_scratch {
+    fs__redis_buf bytes; /**< unescaped JSON strings */
+    fs__redis_buf json;  /**< a stream entry's fields rendered as JSON */
+    fs__redis_kv *kv;
+    size_t kv_cap;
+} fs__redis_scratch;
+
+void fs__redis_scratch_free(fs__redis_scratch *s);
+
+/** A decoded message. Pointers point into the input or into the scratch. */
+typedef struct fs__redis_decoded {
+    fs_redis_format format; /**< the layout that was recognised */
+    const char *body;
+    size_t body_len;
+    const fs__redis_kv *headers;
+    size_t header_count;
+} fs__redis_decoded;
+
+/**
+ * Decode one Redis value. Never fails on content (anything unrecognised is a
+ * raw body); fails only with FS_ENOMEM. A JSON header whose value is not a
+ * string is given as its JSON text (`5`, `true`, `{"a":1}`).
+ * The result stays valid until the scratch is reused or `data` is freed.
+ */
+int fs__redis_decode(const char *data, size_t len, fs__redis_scratch *scratch,
+                     fs__redis_decoded *out);
+
+/**
+ * Decode a stream entry given as field/value pairs: the "__data__" field's
+ * value when present, otherwise the entry's fields as one JSON object.
+ */
+int fs__redis_decode_fields(const fs__redis_kv *fields, size_t field_count,
+                            fs__redis_scratch *scratch, fs__redis_decoded *out);
+
+/** The value of header `key` (NUL-terminated name), or NULL; sets *len. */
+const char *fs__redis_header(const fs__redis_decoded *m, const char *key, size_t *len);
+
+/** True when bytes [p, p+n) are well-formed UTF-8 (no surrogates, no overlongs). */
+bool fs__redis_utf8_valid(const char *p, size_t n);
+
+#endif

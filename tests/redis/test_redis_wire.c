@@ -1,0 +1,622 @@
+/*
+ * FastStream's Redis message formats, both directions, without a server.
+ *
+ * The expected bytes are built here from the formats' definitions
+ * (faststream/redis/parser/binary.py and json.py), independently of the
+ * encoder: a reference reader for the binary layout, byte-exact JSON texts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "brokers/redis/wire.h"
+
+/* ---- building bytes the way FastStream writes them ---- */
+
+typedef struct bytes {
+    unsigned char d[4096];
+    size_t n;
+} bytes;
+
+static void b_raw(bytes *b, const void *p, size_t n)
+{
+    assert_true(b->n + n <= sizeof b->d);
+    memcpy(b->d + b->n, p, n);
+    b->n += n;
+}
+
+static void b_u16(bytes *b, unsigned v)
+{
+    unsigned char x[2] = {(unsigned char)(v >> 8), (unsigned char)v};
+    b_raw(b, x, 2);
+}
+
+static void b_u32(bytes *b, uint32_t v)
+{
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    b_raw(b, x, 4);
+}
+
+static void b_str(bytes *b, const char *s)
+{
+    b_u16(b, (unsigned)strlen(s));
+    b_raw(b, s, strlen(s));
+}
+
+/* BinaryMessageFormatV1.encode: magic, version, headers_start, data_start,
+ * count, (key, value)*, data. `pairs` is NULL-terminated key, value, ... */
+static void faststream_binary(bytes *b, const char *const *pairs, const void *data, size_t len)
+{
+    size_t count = 0, hlen = 0;
+    for (const char *const *p = pairs; *p; p += 2) {
+        count++;
+        hlen += 4 + strlen(p[0]) + strlen(p[1]);
+    }
+    b->n = 0;
+    b_raw(b,
+          "\x89"
+          "BIN\x0d\x0a\x1a\x0a",
+          8);
+    b_u16(b, 1);
+    b_u32(b, 18);
+    b_u32(b, (uint32_t)(2 + 18 + hlen));
+    b_u16(b, (unsigned)count);
+    for (const char *const *p = pairs; *p; p += 2) {
+        b_str(b, p[0]);
+        b_str(b, p[1]);
+    }
+    b_raw(b, data, len);
+}
+
+/* ---- a reference reader of the binary layout (BinaryMessageFormatV1.parse) ---- */
+
+typedef struct ref_msg {
+    char keys[16][64], values[16][256];
+    size_t count;
+    const unsigned char *data;
+    size_t data_len;
+} ref_msg;
+
+static unsigned r_u16(const unsigned char *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+
+static uint32_t r_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void ref_parse(const char *buf, size_t len, ref_msg *m)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    assert_true(len >= 18);
+    assert_memory_equal(p,
+                        "\x89"
+                        "BIN\r\n\x1a\n",
+                        8);
+    assert_int_equal(r_u16(p + 8), 1);
+    size_t off = r_u32(p + 10), data_start = r_u32(p + 14);
+    m->count = r_u16(p + off);
+    assert_true(m->count <= 16);
+    off += 2;
+    for (size_t i = 0; i < m->count; i++) {
+        size_t kl = r_u16(p + off);
+        assert_true(kl < 64 && off + 2 + kl <= len);
+        memcpy(m->keys[i], p + off + 2, kl);
+        m->keys[i][kl] = 0;
+        off += 2 + kl;
+        size_t vl = r_u16(p + off);
+        assert_true(vl < 256 && off + 2 + vl <= len);
+        memcpy(m->values[i], p + off + 2, vl);
+        m->values[i][vl] = 0;
+        off += 2 + vl;
+    }
+    assert_int_equal(off, data_start); /* headers end where the data begins */
+    m->data = p + data_start;
+    m->data_len = len - data_start;
+}
+
+static void assert_header(const fs__redis_decoded *d, const char *key, const char *value)
+{
+    size_t n;
+    const char *v = fs__redis_header(d, key, &n);
+    assert_non_null(v);
+    assert_int_equal(n, strlen(value));
+    assert_memory_equal(v, value, n);
+}
+
+static void assert_body(const fs__redis_decoded *d, const void *body, size_t len)
+{
+    assert_int_equal(d->body_len, len);
+    if (len)
+        assert_memory_equal(d->body, body, len);
+}
+
+/* ---- encoding ---- */
+
+static void encode_binary_is_faststream_layout(void **state)
+{
+    (void)state;
+    fs__redis_kv user[] = {{"x-tenant", 8, "acme", 4}, {"attempt", 7, "3", 1}};
+    fs__redis_envelope env = {.body = "{\"id\":7}",
+                              .body_len = 8,
+                              .correlation_id = "c-1",
+                              .reply_to = "replies",
+                              .content_type = "application/json",
+                              .headers = user,
+                              .header_count = 2};
+    fs__redis_buf out = {0};
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &out), FS_OK);
+
+    /* byte-exact against the definition */
+    bytes want;
+    const char *pairs[] = {"correlation_id",
+                           "c-1",
+                           "content-type",
+                           "application/json",
+                           "reply_to",
+                           "replies",
+                           "x-tenant",
+                           "acme",
+                           "attempt",
+                           "3",
+                           NULL};
+    faststream_binary(&want, pairs, "{\"id\":7}", 8);
+    assert_int_equal(out.len, want.n);
+    assert_memory_equal(out.data, want.d, want.n);
+
+    /* and through the reference reader */
+    ref_msg m;
+    ref_parse(out.data, out.len, &m);
+    assert_int_equal(m.count, 5);
+    assert_string_equal(m.keys[0], "correlation_id");
+    assert_string_equal(m.values[0], "c-1");
+    assert_string_equal(m.keys[2], "reply_to");
+    assert_string_equal(m.values[2], "replies");
+    assert_string_equal(m.keys[4], "attempt");
+    assert_int_equal(m.data_len, 8);
+    assert_memory_equal(m.data, "{\"id\":7}", 8);
+    fs__redis_buf_free(&out);
+}
+
+static void encode_binary_minimal_and_binary_body(void **state)
+{
+    (void)state;
+    const unsigned char body[] = {0, 1, 2, 0xff, 0xfe, '\n'};
+    fs__redis_envelope env = {.body = body, .body_len = sizeof body};
+    fs__redis_buf out = {0};
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &out), FS_OK);
+    ref_msg m;
+    ref_parse(out.data, out.len, &m);
+    assert_int_equal(m.count, 1); /* correlation_id is always written */
+    assert_string_equal(m.keys[0], "correlation_id");
+    assert_string_equal(m.values[0], "");
+    assert_int_equal(m.data_len, sizeof body);
+    assert_memory_equal(m.data, body, sizeof body);
+
+    /* empty body */
+    out.len = 0;
+    env.body = NULL;
+    env.body_len = 0;
+    env.correlation_id = "z";
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &out), FS_OK);
+    ref_parse(out.data, out.len, &m);
+    assert_int_equal(m.data_len, 0);
+    assert_string_equal(m.values[0], "z");
+    fs__redis_buf_free(&out);
+}
+
+static void encode_header_order_follows_dict_update(void **state)
+{
+    (void)state;
+    /* {correlation_id, reply_to}.update(user): existing keys keep their place
+     * and take the user's value; new keys append; a repeated key's last value wins. */
+    fs__redis_kv user[] = {{"a", 1, "1", 1},
+                           {"correlation_id", 14, "mine", 4},
+                           {"content-type", 12, "text/plain", 10},
+                           {"a", 1, "2", 1}};
+    fs__redis_envelope env = {.body = "x",
+                              .body_len = 1,
+                              .correlation_id = "gen",
+                              .reply_to = "r",
+                              .headers = user,
+                              .header_count = 4};
+    fs__redis_buf out = {0};
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &out), FS_OK);
+    ref_msg m;
+    ref_parse(out.data, out.len, &m);
+    assert_int_equal(m.count, 4);
+    assert_string_equal(m.keys[0], "correlation_id");
+    assert_string_equal(m.values[0], "mine");
+    assert_string_equal(m.keys[1], "reply_to");
+    assert_string_equal(m.keys[2], "a");
+    assert_string_equal(m.values[2], "2");
+    assert_string_equal(m.keys[3], "content-type");
+    assert_string_equal(m.values[3], "text/plain");
+
+    out.len = 0;
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &out), FS_OK);
+    assert_string_equal(out.data, "{\"data\":\"x\",\"headers\":{\"correlation_id\":\"mine\","
+                                  "\"reply_to\":\"r\",\"a\":\"2\",\"content-type\":"
+                                  "\"text/plain\"}}");
+    fs__redis_buf_free(&out);
+}
+
+static void encode_json_envelope_exact(void **state)
+{
+    (void)state;
+    const char body[] = "say \"hi\"\\\n\t\x01 caf\xc3\xa9 /";
+    fs__redis_kv user[] = {{"k", 1, "v\"", 2}};
+    fs__redis_envelope env = {.body = body,
+                              .body_len = sizeof body - 1,
+                              .correlation_id = "c",
+                              .reply_to = "",
+                              .headers = user,
+                              .header_count = 1};
+    fs__redis_buf out = {0};
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &out), FS_OK);
+    assert_string_equal(out.data, "{\"data\":\"say \\\"hi\\\"\\\\\\n\\t\\u0001 caf\xc3\xa9 /\","
+                                  "\"headers\":{\"correlation_id\":\"c\",\"k\":\"v\\\"\"}}");
+    /* and it decodes back to the same message */
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    assert_int_equal(fs__redis_decode(out.data, out.len, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_body(&d, body, sizeof body - 1);
+    assert_header(&d, "k", "v\"");
+    assert_header(&d, "correlation_id", "c");
+    assert_null(fs__redis_header(&d, "reply_to", NULL));
+    fs__redis_scratch_free(&s);
+    fs__redis_buf_free(&out);
+}
+
+static void encode_refuses_what_the_format_cannot_carry(void **state)
+{
+    (void)state;
+    fs__redis_buf out = {0};
+    fs__redis_envelope env = {.body = "\xff\xfe", .body_len = 2};
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &out), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "UTF-8"));
+    assert_int_equal(out.len, 0);
+
+    static char big[70000];
+    memset(big, 'a', sizeof big);
+    fs__redis_kv h = {"big", 3, big, sizeof big};
+    fs__redis_envelope env2 = {.body = "x", .body_len = 1, .headers = &h, .header_count = 1};
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env2, &out), FS_EINVAL);
+    fs__redis_kv bad = {"k", 1, "\xc3", 1};
+    env2.headers = &bad;
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env2, &out), FS_EINVAL);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env2, &out), FS_EINVAL);
+    assert_int_equal(fs__redis_encode((fs_redis_format)9, &env2, &out), FS_EINVAL);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, NULL, &out), FS_EINVAL);
+
+    /* raw: the body alone, any bytes */
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_RAW, &env, &out), FS_OK);
+    assert_int_equal(out.len, 2);
+    assert_memory_equal(out.data, "\xff\xfe", 2);
+    fs__redis_buf_free(&out);
+}
+
+/* ---- decoding bytes laid out as FastStream writes them ---- */
+
+static void decode_faststream_binary(void **state)
+{
+    (void)state;
+    bytes in;
+    const char *pairs[] = {"correlation_id",
+                           "4f1c",
+                           "content-type",
+                           "application/json",
+                           "reply_to",
+                           "rpc-reply",
+                           "message_id",
+                           "m-9",
+                           "x",
+                           "y",
+                           NULL};
+    faststream_binary(&in, pairs, "[1,2,3]", 7);
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    assert_int_equal(fs__redis_decode((const char *)in.d, in.n, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
+    assert_body(&d, "[1,2,3]", 7);
+    assert_int_equal(d.header_count, 5);
+    assert_header(&d, "correlation_id", "4f1c");
+    assert_header(&d, "content-type", "application/json");
+    assert_header(&d, "reply_to", "rpc-reply");
+    assert_header(&d, "message_id", "m-9");
+    assert_header(&d, "x", "y");
+
+    /* the reader honours the offsets rather than assuming them */
+    bytes odd = {.n = 0};
+    b_raw(&odd,
+          "\x89"
+          "BIN\r\n\x1a\n",
+          8);
+    b_u16(&odd, 1);
+    b_u32(&odd, 21);             /* headers after 3 padding bytes */
+    b_u32(&odd, 21 + 2 + 6 + 4); /* data after the headers and 4 more padding bytes */
+    b_raw(&odd, "pad", 3);
+    b_u16(&odd, 1);
+    b_str(&odd, "k");
+    b_str(&odd, "v");
+    b_raw(&odd, "PPPP", 4);
+    b_raw(&odd, "body", 4);
+    assert_int_equal(fs__redis_decode((const char *)odd.d, odd.n, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
+    assert_body(&d, "body", 4);
+    assert_int_equal(d.header_count, 1);
+    assert_header(&d, "k", "v");
+
+    /* no headers, empty body; and a data offset past the end reads as empty */
+    const char *none[] = {NULL};
+    faststream_binary(&in, none, "", 0);
+    assert_int_equal(fs__redis_decode((const char *)in.d, in.n, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
+    assert_int_equal(d.header_count, 0);
+    assert_int_equal(d.body_len, 0);
+    in.d[17] = 200;
+    assert_int_equal(fs__redis_decode((const char *)in.d, in.n, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
+    assert_int_equal(d.body_len, 0);
+
+    /* repeated header: last value wins */
+    const char *dup[] = {"a", "1", "a", "2", NULL};
+    faststream_binary(&in, dup, "z", 1);
+    assert_int_equal(fs__redis_decode((const char *)in.d, in.n, &s, &d), FS_OK);
+    assert_int_equal(d.header_count, 1);
+    assert_header(&d, "a", "2");
+    fs__redis_scratch_free(&s);
+}
+
+static void decode_damaged_binary_is_raw(void **state)
+{
+    (void)state;
+    bytes in;
+    const char *pairs[] = {"correlation_id", "abc", NULL};
+    faststream_binary(&in, pairs, "data", 4);
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    /* truncated inside the headers */
+    assert_int_equal(fs__redis_decode((const char *)in.d, 25, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_RAW);
+    assert_body(&d, in.d, 25);
+    /* shorter than the fixed part */
+    assert_int_equal(fs__redis_decode((const char *)in.d, 12, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_RAW);
+    /* another version */
+    bytes v2 = in;
+    v2.d[9] = 2;
+    assert_int_equal(fs__redis_decode((const char *)v2.d, v2.n, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_RAW);
+    assert_int_equal(d.body_len, v2.n);
+    /* headers offset beyond the end */
+    bytes far = in;
+    far.d[13] = 0xF0;
+    assert_int_equal(fs__redis_decode((const char *)far.d, far.n, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_RAW);
+    /* a header that is not UTF-8 (Python's bytes.decode() fails) */
+    bytes bad = in;
+    bad.d[22] = 0xff;
+    assert_int_equal(fs__redis_decode((const char *)bad.d, bad.n, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_RAW);
+    fs__redis_scratch_free(&s);
+}
+
+static void decode_json_envelope_variants(void **state)
+{
+    (void)state;
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    /* json.dumps (no orjson): spaces and \u escapes of non-ASCII */
+    const char *py = "{\"data\": \"caf\\u00e9 \\ud83d\\ude00\", \"headers\": "
+                     "{\"correlation_id\": \"id-1\", \"reply_to\": \"back\", "
+                     "\"content-type\": \"text/plain\"}}";
+    assert_int_equal(fs__redis_decode(py, strlen(py), &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_body(&d, "caf\xc3\xa9 \xf0\x9f\x98\x80", 10);
+    assert_header(&d, "correlation_id", "id-1");
+    assert_header(&d, "reply_to", "back");
+    assert_header(&d, "content-type", "text/plain");
+
+    /* orjson: compact, raw UTF-8 */
+    const char *oj = "{\"data\":\"caf\xc3\xa9\",\"headers\":{\"correlation_id\":\"x\"}}";
+    assert_int_equal(fs__redis_decode(oj, strlen(oj), &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_body(&d, "caf\xc3\xa9", 5);
+
+    /* headers optional; headers first; other members ignored; non-string values as JSON */
+    const char *h = " { \"headers\" : {\"n\": 5, \"b\": true, \"o\": {\"a\": [1, 2]}, "
+                    "\"nul\": null}, \"extra\": [1, {\"q\": \"\\\"\"}], \"data\" : \"\" } \n";
+    assert_int_equal(fs__redis_decode(h, strlen(h), &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_int_equal(d.body_len, 0);
+    assert_header(&d, "n", "5");
+    assert_header(&d, "b", "true");
+    assert_header(&d, "o", "{\"a\": [1, 2]}");
+    assert_header(&d, "nul", "null");
+    const char *nohdr = "{\"data\":\"only\"}";
+    assert_int_equal(fs__redis_decode(nohdr, strlen(nohdr), &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_int_equal(d.header_count, 0);
+    assert_body(&d, "only", 4);
+    const char *hstr = "{\"data\":\"d\",\"headers\":\"nope\"}";
+    assert_int_equal(fs__redis_decode(hstr, strlen(hstr), &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_int_equal(d.header_count, 0);
+    fs__redis_scratch_free(&s);
+}
+
+static void decode_other_json_and_text_is_raw(void **state)
+{
+    (void)state;
+    const char *cases[] = {
+        "{\"data\": 5, \"headers\": {}}",              /* data not a string */
+        "{\"headers\": {\"a\": \"b\"}}",               /* no data */
+        "{\"data\": \"a\", \"data\": 1}",              /* last member wins: not a string */
+        "[\"data\", \"x\"]",                           /* not an object */
+        "{\"data\": \"x\"} trailing",                  /* not one JSON document */
+        "{\"data\": \"\\ud800\"}",                     /* lone surrogate: .encode() fails */
+        "{\"data\": \"a\nb\"}",                        /* raw control character */
+        "{\"data\": \"x\", \"headers\": {\"a\": 01}}", /* bad number */
+        "{\"data\": \"x\",}",                          /* trailing comma */
+        "{}",
+        "plain text body",
+        "",
+        "{\"data\": \"\\x\"}", /* bad escape */
+    };
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        assert_int_equal(fs__redis_decode(cases[i], strlen(cases[i]), &s, &d), FS_OK);
+        if (d.format != FS_REDIS_FORMAT_RAW)
+            fail_msg("case %zu decoded as %s: %s", i, fs_redis_format_name(d.format), cases[i]);
+        assert_int_equal(d.header_count, 0);
+        assert_body(&d, cases[i], strlen(cases[i]));
+    }
+    const char *ok = "{\"data\": \"a\", \"data\": \"b\"}";
+    assert_int_equal(fs__redis_decode(ok, strlen(ok), &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_body(&d, "b", 1);
+    /* a deeply nested document is refused, not a stack overflow */
+    static char deep[40000];
+    size_t n = 0;
+    n += (size_t)sprintf(deep, "{\"data\":\"x\",\"z\":");
+    for (int i = 0; i < 10000; i++)
+        deep[n++] = '[';
+    assert_int_equal(fs__redis_decode(deep, n, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_RAW);
+    fs__redis_scratch_free(&s);
+}
+
+static void decode_stream_fields(void **state)
+{
+    (void)state;
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    bytes in;
+    const char *pairs[] = {"correlation_id", "s-1", NULL};
+    faststream_binary(&in, pairs, "payload", 7);
+    fs__redis_kv f[] = {{"__data__", 8, (const char *)in.d, in.n}};
+    assert_int_equal(fs__redis_decode_fields(f, 1, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
+    assert_body(&d, "payload", 7);
+    assert_header(&d, "correlation_id", "s-1");
+
+    /* an entry written by someone else: its fields as a JSON object */
+    fs__redis_kv g[] = {{"temp", 4, "21.5", 4}, {"unit", 4, "C\"", 2}};
+    assert_int_equal(fs__redis_decode_fields(g, 2, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_RAW);
+    const char *want = "{\"temp\":\"21.5\",\"unit\":\"C\\\"\"}";
+    assert_body(&d, want, strlen(want));
+
+    /* fields shaped like the JSON envelope are read as one */
+    fs__redis_kv e[] = {{"data", 4, "hello", 5}};
+    assert_int_equal(fs__redis_decode_fields(e, 1, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_body(&d, "hello", 5);
+
+    /* an empty __data__ counts as absent */
+    fs__redis_kv z[] = {{"__data__", 8, "", 0}};
+    assert_int_equal(fs__redis_decode_fields(z, 1, &s, &d), FS_OK);
+    assert_body(&d, "{\"__data__\":\"\"}", 15);
+    fs__redis_scratch_free(&s);
+}
+
+static uint32_t rng = 12345;
+static uint32_t rnd(void)
+{
+    rng = rng * 1103515245u + 12345u;
+    return rng >> 8;
+}
+
+static void round_trip_random(void **state)
+{
+    (void)state;
+    fs__redis_buf out = {0};
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    for (int iter = 0; iter < 2000; iter++) {
+        char body[300], keys[4][20], vals[4][40];
+        size_t blen = rnd() % sizeof body;
+        bool text = iter % 2;
+        for (size_t i = 0; i < blen; i++)
+            body[i] = text ? (char)(0x20 + rnd() % 0x5f) : (char)rnd();
+        fs__redis_kv h[4];
+        size_t hn = rnd() % 5;
+        for (size_t i = 0; i < hn; i++) {
+            int kl = snprintf(keys[i], sizeof keys[i], "h%zu-%u", i, rnd() % 100);
+            size_t vl = rnd() % sizeof vals[i];
+            for (size_t j = 0; j < vl; j++)
+                vals[i][j] = (char)(0x20 + rnd() % 0x5f);
+            h[i] = (fs__redis_kv){keys[i], (size_t)kl, vals[i], vl};
+        }
+        fs__redis_envelope env = {.body = body,
+                                  .body_len = blen,
+                                  .correlation_id = "cid",
+                                  .reply_to = iter % 3 ? "rt" : NULL,
+                                  .headers = h,
+                                  .header_count = hn};
+        fs_redis_format fmt = text && iter % 4 == 1 ? FS_REDIS_FORMAT_JSON : FS_REDIS_FORMAT_BINARY;
+        out.len = 0;
+        assert_int_equal(fs__redis_encode(fmt, &env, &out), FS_OK);
+        assert_int_equal(fs__redis_decode(out.data, out.len, &s, &d), FS_OK);
+        assert_int_equal(d.format, fmt);
+        assert_body(&d, body, blen);
+        assert_int_equal(d.header_count, 1 + (iter % 3 ? 1 : 0) + hn);
+        for (size_t i = 0; i < hn; i++) {
+            size_t vl;
+            const char *v = fs__redis_header(&d, keys[i], &vl);
+            assert_non_null(v);
+            assert_int_equal(vl, h[i].value_len);
+            assert_memory_equal(v, vals[i], vl);
+        }
+        /* random corruption never crashes and always yields some body */
+        if (out.len) {
+            out.data[rnd() % out.len] = (char)rnd();
+            assert_int_equal(fs__redis_decode(out.data, rnd() % (out.len + 1), &s, &d), FS_OK);
+        }
+    }
+    fs__redis_scratch_free(&s);
+    fs__redis_buf_free(&out);
+}
+
+static void utf8_validation(void **state)
+{
+    (void)state;
+    assert_true(fs__redis_utf8_valid("abc\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 12));
+    assert_false(fs__redis_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    assert_false(fs__redis_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    assert_false(fs__redis_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    assert_false(fs__redis_utf8_valid("\xe2\x82", 2));         /* truncated */
+    assert_string_equal(fs_redis_format_name(FS_REDIS_FORMAT_BINARY), "binary");
+    assert_string_equal(fs_redis_format_name(FS_REDIS_FORMAT_JSON), "json");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(encode_binary_is_faststream_layout),
+        cmocka_unit_test(encode_binary_minimal_and_binary_body),
+        cmocka_unit_test(encode_header_order_follows_dict_update),
+        cmocka_unit_test(encode_json_envelope_exact),
+        cmocka_unit_test(encode_refuses_what_the_format_cannot_carry),
+        cmocka_unit_test(decode_faststream_binary),
+        cmocka_unit_test(decode_damaged_binary_is_raw),
+        cmocka_unit_test(decode_json_envelope_variants),
+        cmocka_unit_test(decode_other_json_and_text_is_raw),
+        cmocka_unit_test(decode_stream_fields),
+        cmocka_unit_test(round_trip_random),
+        cmocka_unit_test(utf8_validation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
