@@ -1,0 +1,69 @@
+/*
+ * Counters. Each child is sharded into per-thread-slot cache lines; integer
+ * increments go to an atomic uint64 (one fetch_add), other amounts to a
+ * separate double (CAS), like the Go client's valInt/valBits.
+ */
+#include "metrics_internal.h"
+
+#include <math.h>
+
+int fs_counter_family_new(fs_registry *reg, const char *name, const char *help, size_t label_count,
+                          const char *const *label_names, fs_counter_family **out)
+{
+    fs_family *f = NULL;
+    int rc = fs__family_new_simple(reg, FS_METRIC_COUNTER, name, help, label_count, label_names,
+                                   NULL, 0, out ? &f : NULL);
+    if (out)
+        *out = (fs_counter_family *)f;
+    return rc;
+}
+
+fs_counter *fs_counter_family_labels(fs_counter_family *fam, const char *const *values)
+{
+    return (fs_counter *)fs__family_labels(fam ? &fam->f : NULL, values);
+}
+
+int fs_counter_family_remove(fs_counter_family *fam, const char *const *values)
+{
+    return fs__family_remove(fam ? &fam->f : NULL, values);
+}
+
+void fs_counter_family_clear(fs_counter_family *fam)
+{
+    fs__family_clear(fam ? &fam->f : NULL);
+}
+
+int fs_counter_new(fs_registry *reg, const char *name, const char *help, fs_counter **out)
+{
+    FS_CHECK_ARG(out, "fs_counter_new: out is NULL");
+    fs_counter_family *fam;
+    int rc = fs_counter_family_new(reg, name, help, 0, NULL, &fam);
+    *out = rc == FS_OK ? (fs_counter *)fam->f.single : NULL;
+    return rc;
+}
+
+void fs_counter_inc(fs_counter *c)
+{
+    if (FS_UNLIKELY(!c))
+        return;
+    atomic_fetch_add_explicit(&c->cells[fs__shard()].n, 1, memory_order_relaxed);
+}
+
+int fs_counter_add(fs_counter *c, double v)
+{
+    FS_CHECK_ARG(c, "fs_counter_add: counter is NULL");
+    FS_CHECK_ARG(!isnan(v), "counter '%s': cannot add NaN", c->hdr.fam->name);
+    FS_CHECK_ARG(v >= 0, "counter '%s' cannot decrease: refusing to add %g", c->hdr.fam->name, v);
+    fs_counter_cell *cell = &c->cells[fs__shard()];
+    /* Whole amounts below 2^53 stay exact in the integer part. */
+    if (v < 9007199254740992.0 && v == (double)(uint64_t)v)
+        atomic_fetch_add_explicit(&cell->n, (uint64_t)v, memory_order_relaxed);
+    else
+        fs__atomic_add_double(&cell->fbits, v);
+    return FS_OK;
+}
+
+double fs_counter_value(const fs_counter *c)
+{
+    return c ? fs__counter_total(c) : 0;
+}

@@ -1,0 +1,638 @@
+/*
+ * Label families: children looked up by label values through a lock-free
+ * open-addressing hash table; creation, removal, clearing and growth under
+ * the family mutex, published with release stores. Nothing a reader may hold
+ * is freed before the registry (see metrics_internal.h).
+ */
+#include "metrics_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+_Thread_local unsigned fs__tls_shard FS_TLS_MODEL;
+static atomic_uint next_shard;
+
+unsigned fs__shard_assign(void)
+{
+    unsigned s = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed);
+    /* The extra bit keeps the value non-zero (zero means "not assigned"). */
+    fs__tls_shard = (s & FS_SHARD_MASK) | FS_METRIC_SHARDS;
+    return fs__tls_shard;
+}
+
+fs_child fs__tombstone;
+
+/* ------------------------------------------------------------------------ */
+/* Hashing label values (their bytes and lengths, so "a","bc" != "ab","c").  */
+
+static inline uint64_t mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 32);
+}
+
+static inline uint64_t hash_values(size_t n, const char *const *values, uint32_t *lens)
+{
+    uint64_t h = 0x243F6A8885A308D3ULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = values[i];
+        size_t len = strlen(s);
+        lens[i] = (uint32_t)len;
+        while (len >= 8) {
+            uint64_t w;
+            memcpy(&w, s, 8);
+            h = mix(h, w);
+            s += 8;
+            len -= 8;
+        }
+        uint64_t w = 0;
+        memcpy(&w, s, len);
+        h = mix(h, w ^ ((uint64_t)lens[i] << 40) ^ i);
+    }
+    /* murmur3's finaliser: every input bit reaches the low (index) bits */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static inline bool child_matches(const fs_child *c, size_t n, const char *const *values,
+                                 const uint32_t *lens)
+{
+    const char *p = c->values;
+    for (size_t i = 0; i < n; i++) {
+        if (c->lens[i] != lens[i] || memcmp(p, values[i], lens[i]) != 0)
+            return false;
+        p += lens[i] + 1;
+    }
+    return true;
+}
+
+/* Compare children by their label values, value by value, bytewise. */
+static int child_cmp_values(const fs_child *c, size_t n, const char *const *values)
+{
+    const char *p = c->values;
+    for (size_t i = 0; i < n; i++) {
+        int r = strcmp(p, values[i]);
+        if (r)
+            return r;
+        p += c->lens[i] + 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tables                                                                   */
+
+static fs_table *table_new(size_t cap)
+{
+    fs_table *t = calloc(1, sizeof *t + cap * sizeof(t->slots[0]));
+    if (t)
+        t->mask = cap - 1;
+    return t;
+}
+
+/* Under the family lock. */
+static void table_insert(fs_table *t, fs_child *c)
+{
+    size_t i = c->hash & t->mask;
+    for (;;) {
+        fs_child *s = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (!s || s == FS_TOMBSTONE) {
+            if (!s)
+                t->used++;
+            atomic_store_explicit(&t->slots[i], c, memory_order_release);
+            return;
+        }
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* The slot holding the child for values, or NULL. */
+static _Atomic(fs_child *) *table_find(fs_table *t, uint64_t hash, size_t n,
+                                       const char *const *values, const uint32_t *lens)
+{
+    size_t i = hash & t->mask;
+    for (;;) {
+        fs_child *c = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        if (!c)
+            return NULL;
+        if (c != FS_TOMBSTONE && c->hash == hash && child_matches(c, n, values, lens))
+            return &t->slots[i];
+        i = (i + 1) & t->mask;
+    }
+}
+
+static void retire_table(fs_family *fam, fs_table *t)
+{
+    t->retired_next = fam->retired_tables;
+    fam->retired_tables = t;
+}
+
+/* A fresh table sized for `live` children, holding the sorted ones. Under the lock. */
+static int table_rebuild(fs_family *fam, size_t live)
+{
+    size_t cap = 16;
+    while (cap < live * 4)
+        cap *= 2;
+    fs_table *t = table_new(cap);
+    if (!t)
+        return fs__error(FS_ENOMEM, "out of memory growing the children of metric '%s'", fam->name);
+    for (size_t i = 0; i < fam->nsorted; i++)
+        table_insert(t, fam->sorted[i]);
+    fs_table *old = atomic_load_explicit(&fam->table, memory_order_relaxed);
+    atomic_store_explicit(&fam->table, t, memory_order_release);
+    if (old)
+        retire_table(fam, old);
+    return FS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Children                                                                 */
+
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
+
+fs_child *fs__child_alloc(fs_family *fam)
+{
+    fs_child *c = NULL;
+    size_t size = 0;
+    switch (fam->type) {
+    case FS_METRIC_COUNTER:
+        size = sizeof(struct fs_counter);
+        break;
+    case FS_METRIC_GAUGE:
+        size = sizeof(struct fs_gauge);
+        break;
+    case FS_METRIC_HISTOGRAM:
+        size = sizeof(struct fs_histogram);
+        break;
+    default:
+        size = sizeof(fs_info_child);
+        break;
+    }
+    c = aligned_alloc(FS_CACHE_LINE, round_up(size, FS_CACHE_LINE));
+    if (!c)
+        return NULL;
+    memset(c, 0, size);
+    if (fam->type == FS_METRIC_HISTOGRAM) {
+        struct fs_histogram *h = (struct fs_histogram *)c;
+        h->bounds = fam->buckets;
+        h->nb = (uint32_t)fam->nbuckets;
+        /* nb + 1 bucket counts and the sum, padded to whole cache lines */
+        h->stride = (uint32_t)(round_up((fam->nbuckets + 2) * 8, FS_CACHE_LINE) / 8);
+        size_t bytes = (size_t)h->stride * 8 * FS_METRIC_SHARDS;
+        h->words = aligned_alloc(FS_CACHE_LINE, bytes);
+        if (!h->words) {
+            free(c);
+            return NULL;
+        }
+        memset(h->words, 0, bytes);
+    }
+    return c;
+}
+
+void fs__child_free(fs_child *c)
+{
+    if (!c)
+        return;
+    if (c->fam && c->fam->type == FS_METRIC_HISTOGRAM)
+        free(((struct fs_histogram *)c)->words);
+    free((void *)c->lens);
+    free(c);
+}
+
+/* A new child for values (lengths known), with its label text precomputed. */
+static fs_child *child_create(fs_family *fam, const char *const *values, const uint32_t *lens,
+                              uint64_t hash)
+{
+    fs_child *c = fs__child_alloc(fam);
+    if (!c)
+        return NULL;
+    c->fam = fam;
+    c->hash = hash;
+    c->created = fs__now();
+    c->labels = "";
+    c->values = "";
+    size_t n = fam->label_count;
+    if (n == 0)
+        return c;
+    size_t vbytes = 0, lbytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        vbytes += lens[i] + 1;
+        size_t esc = lens[i];
+        for (size_t k = 0; k < lens[i]; k++) {
+            char ch = values[i][k];
+            esc += ch == '\\' || ch == '"' || ch == '\n';
+        }
+        lbytes += strlen(fam->label_names[i]) + 4 + esc; /* name="esc", */
+    }
+    char *block = malloc(n * sizeof(uint32_t) + vbytes + lbytes + 1);
+    if (!block) {
+        fs__child_free(c);
+        return NULL;
+    }
+    uint32_t *l = (uint32_t *)(void *)block;
+    char *v = block + n * sizeof(uint32_t);
+    char *lab = v + vbytes;
+    memcpy(l, lens, n * sizeof(uint32_t));
+    c->lens = l;
+    c->values = v;
+    c->labels = lab;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(v, values[i], lens[i] + 1);
+        v += lens[i] + 1;
+        if (i)
+            *lab++ = ',';
+        size_t nl = strlen(fam->label_names[i]);
+        memcpy(lab, fam->label_names[i], nl);
+        lab += nl;
+        *lab++ = '=';
+        *lab++ = '"';
+        for (size_t k = 0; k < lens[i]; k++) {
+            char ch = values[i][k];
+            if (ch == '\\' || ch == '"') {
+                *lab++ = '\\';
+                *lab++ = ch;
+            } else if (ch == '\n') {
+                *lab++ = '\\';
+                *lab++ = 'n';
+            } else {
+                *lab++ = ch;
+            }
+        }
+        *lab++ = '"';
+    }
+    *lab = '\0';
+    c->labels_len = (uint32_t)(lab - c->labels);
+    return c;
+}
+
+size_t fs__bsearch(size_t n, int (*cmp)(const void *ctx, size_t i, const void *key),
+                   const void *ctx, const void *key, bool *found)
+{
+    size_t lo = 0, hi = n;
+    *found = false;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = cmp(ctx, mid, key);
+        if (r == 0) {
+            *found = true;
+            return mid;
+        }
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int sorted_cmp(const void *ctx, size_t i, const void *key)
+{
+    const fs_family *fam = ctx;
+    return child_cmp_values(fam->sorted[i], fam->label_count, key);
+}
+
+/* Position of values in the sorted array (where it is or would go). Under the lock. */
+static size_t sorted_pos(fs_family *fam, const char *const *values, bool *found)
+{
+    return fs__bsearch(fam->nsorted, sorted_cmp, fam, values, found);
+}
+
+static int sorted_reserve(fs_family *fam, size_t n)
+{
+    if (n <= fam->capsorted)
+        return FS_OK;
+    size_t cap = fam->capsorted ? fam->capsorted * 2 : 8;
+    while (cap < n)
+        cap *= 2;
+    fs_child **p = realloc(fam->sorted, cap * sizeof *p);
+    if (!p)
+        return fs__error(FS_ENOMEM, "out of memory adding a child to metric '%s'", fam->name);
+    fam->sorted = p;
+    fam->capsorted = cap;
+    return FS_OK;
+}
+
+static int check_values(fs_family *fam, const char *const *values)
+{
+    FS_CHECK_ARG(values, "label values for metric '%s' are NULL (it has %zu labels)", fam->name,
+                 fam->label_count);
+    for (size_t i = 0; i < fam->label_count; i++)
+        FS_CHECK_ARG(values[i], "label value %zu ('%s') of metric '%s' is NULL", i,
+                     fam->label_names[i], fam->name);
+    return FS_OK;
+}
+
+/* Create the child under the lock (another thread may have won the race). */
+static fs_child *labels_slow(fs_family *fam, const char *const *values, const uint32_t *lens,
+                             uint64_t hash)
+{
+    pthread_mutex_lock(&fam->lock);
+    fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
+    _Atomic(fs_child *) *slot = table_find(t, hash, fam->label_count, values, lens);
+    if (slot) {
+        fs_child *c = atomic_load_explicit(slot, memory_order_relaxed);
+        pthread_mutex_unlock(&fam->lock);
+        return c;
+    }
+    fs_child *c = NULL;
+    if (sorted_reserve(fam, fam->nsorted + 1) != FS_OK)
+        goto out;
+    if ((t->used + 1) * 2 > t->mask + 1) {
+        if (table_rebuild(fam, fam->nsorted + 1) != FS_OK)
+            goto out;
+        t = atomic_load_explicit(&fam->table, memory_order_relaxed);
+    }
+    c = child_create(fam, values, lens, hash);
+    if (!c) {
+        fs__error(FS_ENOMEM, "out of memory creating a child of metric '%s'", fam->name);
+        goto out;
+    }
+    bool found;
+    size_t pos = sorted_pos(fam, values, &found);
+    memmove(fam->sorted + pos + 1, fam->sorted + pos, (fam->nsorted - pos) * sizeof(fs_child *));
+    fam->sorted[pos] = c;
+    fam->nsorted++;
+    table_insert(t, c);
+out:
+    pthread_mutex_unlock(&fam->lock);
+    return c;
+}
+
+fs_child *fs__family_labels(fs_family *fam, const char *const *values)
+{
+    if (FS_UNLIKELY(!fam)) {
+        fs__error(FS_EINVAL, "metric family is NULL");
+        return NULL;
+    }
+    size_t n = fam->label_count;
+    if (n == 0 || fam->single)
+        return fam->single;
+    if (FS_UNLIKELY(!values)) {
+        check_values(fam, values);
+        return NULL;
+    }
+    uint32_t lens[FS_MAX_LABELS];
+    for (size_t i = 0; i < n; i++) {
+        if (FS_UNLIKELY(!values[i])) {
+            check_values(fam, values);
+            return NULL;
+        }
+    }
+    uint64_t hash = hash_values(n, values, lens);
+    fs_table *t = atomic_load_explicit(&fam->table, memory_order_acquire);
+    _Atomic(fs_child *) *slot = table_find(t, hash, n, values, lens);
+    if (FS_LIKELY(slot != NULL)) {
+        fs_child *c = atomic_load_explicit(slot, memory_order_acquire);
+        if (FS_LIKELY(c != FS_TOMBSTONE))
+            return c;
+    }
+    return labels_slow(fam, values, lens, hash);
+}
+
+static int no_labels(fs_family *fam, const char *what)
+{
+    return fs__error(FS_EINVAL, "metric '%s' has no labels: nothing to %s", fam->name, what);
+}
+
+int fs__family_remove(fs_family *fam, const char *const *values)
+{
+    FS_CHECK_ARG(fam, "metric family is NULL");
+    if (fam->label_count == 0 || fam->single)
+        return no_labels(fam, "remove");
+    int rc = check_values(fam, values);
+    if (rc != FS_OK)
+        return rc;
+    uint32_t lens[FS_MAX_LABELS];
+    uint64_t hash = hash_values(fam->label_count, values, lens);
+    pthread_mutex_lock(&fam->lock);
+    fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
+    _Atomic(fs_child *) *slot = table_find(t, hash, fam->label_count, values, lens);
+    if (!slot) {
+        pthread_mutex_unlock(&fam->lock);
+        return fs__error(FS_ENOTFOUND, "metric '%s' has no child with those label values",
+                         fam->name);
+    }
+    fs_child *c = atomic_load_explicit(slot, memory_order_relaxed);
+    atomic_store_explicit(slot, FS_TOMBSTONE, memory_order_release);
+    bool found;
+    size_t pos = sorted_pos(fam, values, &found);
+    if (found) {
+        memmove(fam->sorted + pos, fam->sorted + pos + 1,
+                (fam->nsorted - pos - 1) * sizeof(fs_child *));
+        fam->nsorted--;
+    }
+    c->retired_next = fam->retired_children;
+    fam->retired_children = c;
+    pthread_mutex_unlock(&fam->lock);
+    return FS_OK;
+}
+
+void fs__family_clear(fs_family *fam)
+{
+    if (!fam || fam->label_count == 0 || fam->single)
+        return;
+    pthread_mutex_lock(&fam->lock);
+    size_t keep = fam->nsorted;
+    fam->nsorted = 0;
+    if (table_rebuild(fam, 0) != FS_OK) {
+        /* Without a fresh table the children must stay reachable. */
+        fam->nsorted = keep;
+        pthread_mutex_unlock(&fam->lock);
+        fs__log(FS_LOG_ERROR, "metrics", "clearing metric '%s' failed: out of memory", fam->name);
+        return;
+    }
+    for (size_t i = 0; i < keep; i++) {
+        fam->sorted[i]->retired_next = fam->retired_children;
+        fam->retired_children = fam->sorted[i];
+    }
+    pthread_mutex_unlock(&fam->lock);
+}
+
+ssize_t fs__family_snapshot(fs_family *fam, fs_child ***buf, size_t *cap)
+{
+    pthread_mutex_lock(&fam->lock);
+    size_t n = fam->nsorted;
+    if (n > *cap) {
+        size_t want = n + n / 2 + 8;
+        fs_child **p = realloc(*buf, want * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&fam->lock);
+            fs__error(FS_ENOMEM, "out of memory rendering metric '%s'", fam->name);
+            return -1;
+        }
+        *buf = p;
+        *cap = want;
+    }
+    if (n)
+        memcpy(*buf, fam->sorted, n * sizeof(fs_child *));
+    pthread_mutex_unlock(&fam->lock);
+    return (ssize_t)n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Creation and release                                                     */
+
+void fs__family_free(fs_family *fam)
+{
+    if (!fam)
+        return;
+    pthread_mutex_destroy(&fam->lock);
+    for (size_t i = 0; i < fam->nsorted; i++)
+        fs__child_free(fam->sorted[i]);
+    free(fam->sorted);
+    for (fs_child *c = fam->retired_children, *next; c; c = next) {
+        next = c->retired_next;
+        fs__child_free(c);
+    }
+    free(atomic_load_explicit(&fam->table, memory_order_relaxed));
+    for (fs_table *t = fam->retired_tables, *next; t; t = next) {
+        next = t->retired_next;
+        free(t);
+    }
+    for (size_t i = 0; i < fam->label_count; i++)
+        free(fam->label_names ? fam->label_names[i] : NULL);
+    free(fam->label_names);
+    if (fam->le_text)
+        for (size_t i = 0; i <= fam->nbuckets; i++) {
+            free(fam->le_text[i]);
+            free(fam->le_om[i]);
+        }
+    free(fam->le_text);
+    free(fam->le_om);
+    free(fam->le_text_len);
+    free(fam->le_om_len);
+    free(fam->buckets);
+    free(fam->name);
+    free(fam->help);
+    free(fam->help_text);
+    free(fam->help_om);
+    free(fam);
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+/* `le="..."} ` for each bound and +Inf, in both formats. */
+static int make_le(fs_family *fam)
+{
+    size_t n = fam->nbuckets + 1;
+    fam->le_text = calloc(n, sizeof(char *));
+    fam->le_om = calloc(n, sizeof(char *));
+    fam->le_text_len = calloc(n, sizeof(size_t));
+    fam->le_om_len = calloc(n, sizeof(size_t));
+    if (!fam->le_text || !fam->le_om || !fam->le_text_len || !fam->le_om_len)
+        return FS_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        double b = i < fam->nbuckets ? fam->buckets[i] : (double)INFINITY;
+        for (int om = 0; om < 2; om++) {
+            char num[FS_NUM_MAX], tmp[FS_NUM_MAX + 16];
+            fs__format_le(num, b, om);
+            int len = snprintf(tmp, sizeof tmp, "le=\"%s\"} ", num);
+            char *s = dup_n(tmp, (size_t)len);
+            if (!s)
+                return FS_ENOMEM;
+            (om ? fam->le_om : fam->le_text)[i] = s;
+            (om ? fam->le_om_len : fam->le_text_len)[i] = (size_t)len;
+        }
+    }
+    return FS_OK;
+}
+
+/* The base name: counters drop a trailing _total. */
+static size_t base_len(const fs_family_def *def)
+{
+    size_t n = strlen(def->name);
+    if (def->type == FS_METRIC_COUNTER && n > 6 && strcmp(def->name + n - 6, "_total") == 0)
+        return n - 6;
+    return n;
+}
+
+int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
+{
+    fs_family *fam = calloc(1, sizeof *fam);
+    if (!fam)
+        return fs__error(FS_ENOMEM, "out of memory creating metric '%s'", def->name);
+    pthread_mutex_init(&fam->lock, NULL);
+    fam->reg = reg;
+    fam->type = def->type;
+    fam->name_len = base_len(def);
+    fam->name = dup_n(def->name, fam->name_len);
+    fam->help = dup_n(def->help, strlen(def->help));
+    fam->help_text = fs__escape(def->help, strlen(def->help), false, NULL);
+    fam->help_om = fs__escape(def->help, strlen(def->help), true, NULL);
+    fam->label_count = def->label_count;
+    if (!fam->name || !fam->help || !fam->help_text || !fam->help_om)
+        goto oom;
+    if (def->label_count) {
+        fam->label_names = calloc(def->label_count, sizeof(char *));
+        if (!fam->label_names)
+            goto oom;
+        for (size_t i = 0; i < def->label_count; i++) {
+            fam->label_names[i] = dup_n(def->label_names[i], strlen(def->label_names[i]));
+            if (!fam->label_names[i])
+                goto oom;
+        }
+    }
+    if (def->type == FS_METRIC_HISTOGRAM) {
+        fam->nbuckets = def->nbuckets;
+        fam->buckets = malloc((def->nbuckets + 1) * sizeof(double));
+        if (!fam->buckets)
+            goto oom;
+        memcpy(fam->buckets, def->buckets, def->nbuckets * sizeof(double));
+        if (make_le(fam) != FS_OK)
+            goto oom;
+    }
+    fs_table *t = table_new(16);
+    if (!t)
+        goto oom;
+    atomic_store_explicit(&fam->table, t, memory_order_relaxed);
+    if (def->label_count == 0 || def->type == FS_METRIC_INFO) {
+        uint32_t lens[FS_MAX_LABELS];
+        const char *const *values = def->type == FS_METRIC_INFO ? def->info_values : NULL;
+        uint64_t hash = def->label_count ? hash_values(def->label_count, values, lens) : 0;
+        if (sorted_reserve(fam, 1) != FS_OK)
+            goto oom;
+        fs_child *c = child_create(fam, values, lens, hash);
+        if (!c)
+            goto oom;
+        fam->sorted[0] = c;
+        fam->nsorted = 1;
+        fam->single = c;
+    }
+    *out = fam;
+    return FS_OK;
+oom:
+    fs__family_free(fam);
+    return fs__error(FS_ENOMEM, "out of memory creating metric '%s'", def->name);
+}
+
+int fs__family_new_simple(fs_registry *reg, fs_metric_type type, const char *name, const char *help,
+                          size_t label_count, const char *const *label_names, const double *buckets,
+                          size_t nbuckets, fs_family **out)
+{
+    FS_CHECK_ARG(out, "creating metric '%s': out is NULL", name ? name : "(null)");
+    *out = NULL;
+    fs_family_def def = {.type = type,
+                         .name = name,
+                         .help = help,
+                         .label_count = label_count,
+                         .label_names = label_names,
+                         .buckets = buckets,
+                         .nbuckets = nbuckets};
+    return fs__family_register(reg, &def, out);
+}

@@ -1,0 +1,370 @@
+/*
+ * Internal structures of the Prometheus client. Not installed.
+ *
+ * Layout (like Prometheus' Go client): a registry holds families sorted by
+ * name; a family holds its children in a lock-free open-addressing hash table
+ * (for lookups by label values) and in a label-value-sorted array (for
+ * rendering, guarded by the family mutex). Every child starts with a
+ * read-only header (struct fs_child) followed by its cache-line-aligned
+ * values, so updates never bounce the line that lookups read.
+ *
+ * Memory reclamation is deliberately simple: nothing reachable by a reader
+ * (tables, removed children, unregistered families) is freed before the
+ * registry itself, so kept handles and concurrent lookups never see freed
+ * memory.
+ */
+#ifndef FS_METRICS_INTERNAL_H
+#define FS_METRICS_INTERNAL_H
+
+#include "common/internal.h"
+#include "faststream/exposition.h"
+#include "faststream/metrics.h"
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/types.h>
+
+#if defined(__GNUC__)
+#define FS_HIDDEN __attribute__((visibility("hidden")))
+#define FS_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#define FS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define FS_HIDDEN
+#define FS_TLS_MODEL
+#define FS_LIKELY(x) (x)
+#define FS_UNLIKELY(x) (x)
+#endif
+
+#define FS_CACHE_LINE 64
+
+/* Per-thread shards of every counter and histogram child (a power of two).
+ * A thread picks its shard once, round-robin; threads beyond this number
+ * share shards, which stays correct (atomic read-modify-write) and only
+ * costs some cache-line traffic. */
+#ifndef FS_METRIC_SHARDS
+#define FS_METRIC_SHARDS 8
+#endif
+#define FS_SHARD_MASK (FS_METRIC_SHARDS - 1)
+
+/** Most label names a family may have. */
+#define FS_MAX_LABELS 32
+
+/* ------------------------------------------------------------------------ */
+/* Shards                                                                   */
+
+extern _Thread_local unsigned fs__tls_shard FS_TLS_MODEL FS_HIDDEN;
+FS_HIDDEN unsigned fs__shard_assign(void);
+
+/** The calling thread's shard index in [0, FS_METRIC_SHARDS). */
+static inline unsigned fs__shard(void)
+{
+    unsigned s = fs__tls_shard;
+    if (FS_UNLIKELY(s == 0))
+        s = fs__shard_assign();
+    return s & FS_SHARD_MASK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Atomic doubles (stored as their bit pattern in a uint64).                */
+
+static inline double fs__bits_to_double(uint64_t b)
+{
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
+static inline uint64_t fs__double_to_bits(double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, sizeof b);
+    return b;
+}
+
+static inline void fs__atomic_add_double(_Atomic uint64_t *bits, double v)
+{
+    uint64_t old = atomic_load_explicit(bits, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(bits, &old,
+                                                  fs__double_to_bits(fs__bits_to_double(old) + v),
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+static inline double fs__atomic_load_double(const _Atomic uint64_t *bits)
+{
+    return fs__bits_to_double(atomic_load_explicit((_Atomic uint64_t *)bits, memory_order_relaxed));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Families and children                                                    */
+
+struct fs_counter;
+static inline double fs__counter_total(const struct fs_counter *c);
+
+typedef struct fs_family fs_family;
+
+/** The read-only header every child starts with. */
+typedef struct fs_child {
+    fs_family *fam;
+    uint64_t hash;
+    const char *values;   /* packed "v1\0v2\0..." */
+    const uint32_t *lens; /* length of each value */
+    const char *labels;   /* escaped `k1="v1",k2="v2"` (no braces), "" without labels */
+    uint32_t labels_len;
+    double created; /* Unix seconds at creation (the _created sample) */
+    struct fs_child *retired_next;
+} fs_child;
+
+/** A counter child: per-shard integer and float parts (Go's valInt/valBits). */
+typedef struct fs_counter_cell {
+    alignas(FS_CACHE_LINE) _Atomic uint64_t n;
+    _Atomic uint64_t fbits;
+} fs_counter_cell;
+
+struct fs_counter {
+    fs_child hdr;
+    fs_counter_cell cells[FS_METRIC_SHARDS];
+};
+
+static inline double fs__counter_total(const struct fs_counter *c)
+{
+    uint64_t n = 0;
+    double f = 0;
+    for (int s = 0; s < FS_METRIC_SHARDS; s++) {
+        n += atomic_load_explicit((_Atomic uint64_t *)&c->cells[s].n, memory_order_relaxed);
+        f += fs__atomic_load_double(&c->cells[s].fbits);
+    }
+    return (double)n + f;
+}
+
+struct fs_gauge {
+    fs_child hdr;
+    alignas(FS_CACHE_LINE) _Atomic uint64_t bits;
+};
+
+/*
+ * A histogram child. Shard s holds, at words[s * stride]: bucket counts
+ * [0, nb] (nb = the +Inf bucket), then the sum's bits. Counts are per bucket
+ * (not cumulative); _count is derived as their total at scrape time.
+ */
+struct fs_histogram {
+    fs_child hdr;
+    const double *bounds;
+    uint32_t nb;     /* finite bounds */
+    uint32_t stride; /* words per shard, a multiple of a cache line */
+    _Atomic uint64_t *words;
+};
+
+/** Info: no values, the label set is the whole point. */
+typedef struct fs_info_child {
+    fs_child hdr;
+} fs_info_child;
+
+/** Lock-free open-addressing table of children; slots hold NULL, a child or a tombstone. */
+typedef struct fs_table {
+    size_t mask;
+    size_t used; /* live + tombstones (written under the family lock) */
+    struct fs_table *retired_next;
+    _Atomic(fs_child *) slots[];
+} fs_table;
+
+extern fs_child fs__tombstone FS_HIDDEN;
+#define FS_TOMBSTONE (&fs__tombstone)
+
+struct fs_family {
+    fs_registry *reg;
+    fs_metric_type type;
+    char *name; /* the base name: without _total for counters, without _info for info */
+    size_t name_len;
+    char *help;
+    char *help_text; /* escaped for the text format (backslash, newline) */
+    char *help_om;   /* escaped for OpenMetrics (also double quote) */
+    size_t label_count;
+    char **label_names;
+    size_t nbuckets;
+    double *buckets;
+    char **le_text; /* `le="0.005"} ` per bucket incl. +Inf, text format */
+    char **le_om;   /* the same in OpenMetrics canonical form ("1.0") */
+    size_t *le_text_len;
+    size_t *le_om_len;
+
+    pthread_mutex_t lock;      /* creation, removal, clearing, snapshots */
+    _Atomic(fs_table *) table; /* readers load it with acquire */
+    fs_child **sorted;         /* live children by label values (under lock) */
+    size_t nsorted, capsorted;
+    fs_child *single; /* the only child of an unlabelled family */
+    fs_table *retired_tables;
+    fs_child *retired_children;
+    struct fs_family *retired_next; /* in the registry, once unregistered */
+};
+
+struct fs_counter_family {
+    fs_family f;
+};
+struct fs_gauge_family {
+    fs_family f;
+};
+struct fs_histogram_family {
+    fs_family f;
+};
+
+/** Registration request, validated and deduplicated by fs__family_register. */
+typedef struct fs_family_def {
+    fs_metric_type type;
+    const char *name;
+    const char *help;
+    size_t label_count;
+    const char *const *label_names;
+    const double *buckets; /* histograms: finite bounds, validated */
+    size_t nbuckets;
+    const char *const *info_values; /* info: the label values */
+} fs_family_def;
+
+/** Register (or find, when identical) a family described by a validated-or-not `def`. */
+FS_HIDDEN int fs__family_register(fs_registry *reg, const fs_family_def *def, fs_family **out);
+
+/** Register a counter, gauge or histogram family and return it in *out (NULL on failure). */
+FS_HIDDEN int fs__family_new_simple(fs_registry *reg, fs_metric_type type, const char *name,
+                                    const char *help, size_t label_count,
+                                    const char *const *label_names, const double *buckets,
+                                    size_t nbuckets, fs_family **out);
+
+/**
+ * Binary search over n sorted items: cmp(i, key) compares item i with key.
+ * Returns the index of the match (*found true) or where key would go.
+ */
+FS_HIDDEN size_t fs__bsearch(size_t n, int (*cmp)(const void *ctx, size_t i, const void *key),
+                             const void *ctx, const void *key, bool *found);
+
+/** Allocate a family from a validated `def` (not registered). */
+FS_HIDDEN int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out);
+
+/** The child for `values`, created on first use (NULL + fs__error on failure). */
+FS_HIDDEN fs_child *fs__family_labels(fs_family *fam, const char *const *values);
+FS_HIDDEN int fs__family_remove(fs_family *fam, const char *const *values);
+FS_HIDDEN void fs__family_clear(fs_family *fam);
+FS_HIDDEN void fs__family_free(fs_family *fam);
+
+/** Copy the live children (sorted) into *buf (grown as needed); returns the count or -1. */
+FS_HIDDEN ssize_t fs__family_snapshot(fs_family *fam, fs_child ***buf, size_t *cap);
+
+/** Type-specific child size, initialisation and release. */
+FS_HIDDEN fs_child *fs__child_alloc(fs_family *fam);
+FS_HIDDEN void fs__child_free(fs_child *c);
+
+/* ------------------------------------------------------------------------ */
+/* Registry                                                                 */
+
+typedef struct fs_collector {
+    char *name;
+    fs_collect_fn fn;
+    void *user;
+    void (*free_user)(void *user);
+} fs_collector;
+
+struct fs_registry {
+    pthread_rwlock_t lock; /* write: (un)registration; read: rendering */
+    fs_family **families;  /* sorted by name */
+    size_t nfamilies, capfamilies;
+    fs_collector **collectors; /* sorted by name */
+    size_t ncollectors, capcollectors;
+    fs_family *retired_families;
+    bool is_default;
+};
+
+/** Resolve NULL to the default registry. NULL (with fs__error) when it cannot be created. */
+FS_HIDDEN fs_registry *fs__registry_resolve(fs_registry *reg);
+
+/** True while the calling thread runs a collector (registration is refused then). */
+extern _Thread_local bool fs__in_collect FS_HIDDEN;
+
+/* ------------------------------------------------------------------------ */
+/* Clock                                                                    */
+
+/** Wall-clock Unix seconds, or the fixed time set by fs__metrics_set_time_source. */
+FS_HIDDEN double fs__now(void);
+
+/**
+ * Test hook (exported, not installed): make every _created timestamp and
+ * set_to_current_time come from `fn` (NULL restores the real clock). Used by
+ * the golden tests to get deterministic output.
+ */
+void fs__metrics_set_time_source(double (*fn)(void));
+
+/* ------------------------------------------------------------------------ */
+/* Validation                                                               */
+
+/** Check a metric name; FS_EINVAL with a message naming `what`. */
+FS_HIDDEN int fs__check_metric_name(const char *name);
+
+/** Check the label names of metric `metric` of `type` (refusing reserved names). */
+FS_HIDDEN int fs__check_label_names(const char *metric, fs_metric_type type, size_t count,
+                                    const char *const *names);
+
+/** "counter", "gauge", "histogram", "info" or "untyped". */
+FS_HIDDEN const char *fs__type_name(fs_metric_type type);
+
+/* ------------------------------------------------------------------------ */
+/* Buffers and number formatting                                            */
+
+FS_HIDDEN int fs__buf_grow(fs_buffer *b, size_t extra);
+
+static inline int fs__buf_reserve(fs_buffer *b, size_t extra)
+{
+    if (FS_LIKELY(b->cap - b->len > extra))
+        return FS_OK;
+    return fs__buf_grow(b, extra);
+}
+
+/* The caller has reserved room. */
+static inline void fs__buf_put(fs_buffer *b, const void *p, size_t n)
+{
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static inline void fs__buf_putc(fs_buffer *b, char c)
+{
+    b->data[b->len++] = c;
+}
+
+static inline int fs__buf_append(fs_buffer *b, const void *p, size_t n)
+{
+    if (fs__buf_reserve(b, n) != FS_OK)
+        return FS_ENOMEM;
+    fs__buf_put(b, p, n);
+    return FS_OK;
+}
+
+static inline int fs__buf_appends(fs_buffer *b, const char *s)
+{
+    return fs__buf_append(b, s, strlen(s));
+}
+
+/** Room fs__format_double and fs__format_le may need. */
+#define FS_NUM_MAX 40
+
+/** Shortest round-tripping rendering of `v` ("+Inf", "-Inf", "NaN"); returns its length. */
+FS_HIDDEN size_t fs__format_double(char *out, double v);
+
+/** Unsigned integer in decimal; returns its length. */
+FS_HIDDEN size_t fs__format_u64(char *out, uint64_t v);
+
+/**
+ * A bucket bound as an `le` value: Go's strconv 'g' shortest form (0.005, 1,
+ * 2.5, 1e+06) for the text format; with `openmetrics` a ".0" is appended when
+ * there is neither a point nor an exponent ("1.0", "100000.0"), as the
+ * OpenMetrics canonical numbers require.
+ */
+FS_HIDDEN size_t fs__format_le(char *out, double v, bool openmetrics);
+
+/**
+ * Escape `s[0..n)` into a new malloc'd string: backslash and newline always,
+ * double quote when `quote`. NULL on allocation failure.
+ */
+FS_HIDDEN char *fs__escape(const char *s, size_t n, bool quote, size_t *out_len);
+
+#endif

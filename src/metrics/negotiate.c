@@ -1,0 +1,101 @@
+/* Content negotiation: which format a scraper's Accept header asks for. */
+#include "metrics_internal.h"
+
+#include <stdlib.h>
+#include <strings.h>
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
+static const char *trim_end(const char *start, const char *end)
+{
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return end;
+}
+
+static bool token_is(const char *s, const char *e, const char *word)
+{
+    size_t n = strlen(word);
+    return (size_t)(e - s) == n && strncasecmp(s, word, n) == 0;
+}
+
+/* One media range "type/sub;k=v;q=0.5": its q and whether its version is acceptable. */
+static void parse_range(const char *p, const char *end, double *q, const char **ver,
+                        const char **ver_end)
+{
+    *q = 1.0;
+    *ver = NULL;
+    *ver_end = NULL;
+    const char *semi = memchr(p, ';', (size_t)(end - p));
+    while (semi) {
+        const char *k = skip_ws(semi + 1, end);
+        const char *next = memchr(k, ';', (size_t)(end - k));
+        const char *pe = next ? next : end;
+        const char *eq = memchr(k, '=', (size_t)(pe - k));
+        if (eq) {
+            const char *ke = trim_end(k, eq);
+            const char *v = skip_ws(eq + 1, pe);
+            const char *ve = trim_end(v, pe);
+            if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
+                v++;
+                ve--;
+            }
+            if (token_is(k, ke, "q")) {
+                char tmp[16];
+                size_t n = (size_t)(ve - v) < sizeof tmp - 1 ? (size_t)(ve - v) : sizeof tmp - 1;
+                memcpy(tmp, v, n);
+                tmp[n] = '\0';
+                char *stop;
+                double d = strtod(tmp, &stop);
+                *q = (stop == tmp || d != d) ? 0 : d < 0 ? 0 : d > 1 ? 1 : d;
+            } else if (token_is(k, ke, "version")) {
+                *ver = v;
+                *ver_end = ve;
+            }
+        }
+        semi = next;
+    }
+}
+
+fs_format fs_format_negotiate(const char *accept)
+{
+    if (!accept)
+        return FS_FORMAT_TEXT;
+    double om_q = 0, text_q = 0;
+    const char *p = accept;
+    const char *end = accept + strlen(accept);
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *re = comma ? comma : end;
+        const char *s = skip_ws(p, re);
+        const char *semi = memchr(s, ';', (size_t)(re - s));
+        const char *te = trim_end(s, semi ? semi : re);
+        double q;
+        const char *v, *ve;
+        parse_range(s, re, &q, &v, &ve);
+        if (token_is(s, te, "application/openmetrics-text")) {
+            if ((!v || token_is(v, ve, "1.0.0")) && q > om_q)
+                om_q = q;
+        } else if (token_is(s, te, "text/plain")) {
+            if ((!v || token_is(v, ve, "0.0.4")) && q > text_q)
+                text_q = q;
+        } else if (token_is(s, te, "text/*") || token_is(s, te, "*/*")) {
+            if (q > text_q)
+                text_q = q;
+        }
+        p = comma ? comma + 1 : end;
+    }
+    return om_q > 0 && om_q >= text_q ? FS_FORMAT_OPENMETRICS : FS_FORMAT_TEXT;
+}
+
+const char *fs_format_content_type(fs_format format)
+{
+    return format == FS_FORMAT_OPENMETRICS
+               ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+               : "text/plain; version=0.0.4; charset=utf-8";
+}
