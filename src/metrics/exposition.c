@@ -344,7 +344,8 @@ int fs_registry_render(fs_registry *reg, fs_format format, fs_buffer *out)
     int rc = FS_OK;
     pthread_rwlock_rdlock(&reg->lock);
     run_collectors(reg, &ctx);
-    qsort(ctx.chunks, ctx.nchunks, sizeof(chunk), chunk_cmp);
+    if (ctx.nchunks > 1)
+        qsort(ctx.chunks, ctx.nchunks, sizeof(chunk), chunk_cmp);
     size_t fi = 0, ci = 0;
     const char *last = NULL;
     while (rc == FS_OK && (fi < reg->nfamilies || ci < ctx.nchunks)) {

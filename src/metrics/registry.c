@@ -290,13 +290,30 @@ static bool same_labels(const fs_family *f, size_t n, const char *const *names)
     return true;
 }
 
+/* "a counter", "an info"... */
+static const char *a_type(fs_metric_type t)
+{
+    switch (t) {
+    case FS_METRIC_COUNTER:
+        return "a counter";
+    case FS_METRIC_GAUGE:
+        return "a gauge";
+    case FS_METRIC_HISTOGRAM:
+        return "a histogram";
+    case FS_METRIC_INFO:
+        return "an info";
+    default:
+        return "an untyped metric";
+    }
+}
+
 /* Check that `def` matches the registered `f`; FS_ECONFLICT saying what differs. */
 static int check_same(const fs_family *f, const fs_family_def *def)
 {
     char a[256], b[256];
     if (f->type != def->type)
-        return fs__error(FS_ECONFLICT, "metric '%s' already registered as a %s, not a %s",
-                         def->name, fs__type_name(f->type), fs__type_name(def->type));
+        return fs__error(FS_ECONFLICT, "metric '%s' already registered as %s, not %s", def->name,
+                         a_type(f->type), a_type(def->type));
     if (strcmp(f->help, def->help) != 0)
         return fs__error(FS_ECONFLICT,
                          "metric '%s' already registered with help \"%s\", not \"%s\"", def->name,
@@ -389,9 +406,9 @@ int fs__family_register(fs_registry *reg, const fs_family_def *def, fs_family **
         const char *ours = collision(def->name, n, def->type, f, &theirs);
         if (ours) {
             rc = fs__error(FS_ECONFLICT,
-                           "metric '%s' (a %s) would expose '%.*s%s', which %s '%s' already "
+                           "metric '%s' (%s) would expose '%.*s%s', which %s '%s' already "
                            "exposes",
-                           def->name, fs__type_name(def->type), (int)f->name_len, f->name, theirs,
+                           def->name, a_type(def->type), (int)f->name_len, f->name, theirs,
                            fs__type_name(f->type), f->name);
             goto out;
         }
