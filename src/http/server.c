@@ -1,0 +1,720 @@
+/*
+ * The HTTP endpoint (faststream/http.h) on libmicrohttpd.
+ *
+ * Threads. libmicrohttpd runs the server on its own pool of `threads`
+ * polling threads (MHD_USE_INTERNAL_POLLING_THREAD + MHD_OPTION_THREAD_POOL_SIZE);
+ * every request is answered on one of them. A scrape renders the registry
+ * into a buffer of its own, so scrapes run side by side and take no lock that
+ * a metric update could wait for.
+ *
+ * Routes. The user routes and the health check live in an immutable table
+ * that request threads read through one atomic pointer. Adding a route or
+ * changing the health check copies the table, publishes the copy and keeps
+ * the old one on a retired list: a request that still reads it stays safe.
+ * Retired tables are freed when the server is stopped (no request can run
+ * then) or freed. Writers serialise on table_lock, which no request takes.
+ *
+ * Lifecycle. start/stop/free serialise on life_lock; stop joins the server
+ * threads and closes the listening socket (MHD_stop_daemon).
+ */
+#include "common/internal.h"
+#include "http/http_internal.h"
+
+#include "faststream/http.h"
+
+#include <microhttpd.h>
+#include <zlib.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define COMPONENT "http"
+
+/* The most threads a server may ask for: far beyond what scraping needs. */
+#define MAX_THREADS 256
+
+/* Idle keep-alive connections are closed after this many seconds. */
+#define CONNECTION_TIMEOUT_S 30
+
+#define TEXT_PLAIN "text/plain; charset=utf-8"
+
+struct route {
+    const char *path; /* owned by the server (freed with it), shared by tables */
+    fs_http_route_fn fn;
+    void *user;
+};
+
+/* An immutable snapshot of what requests may look up. */
+struct table {
+    struct table *retired_next;
+    fs_http_health_fn health_fn;
+    void *health_user;
+    size_t count;
+    struct route routes[]; /* sorted by path */
+};
+
+struct fs_http_server {
+    /* Configuration, fixed at creation. */
+    char *address;
+    uint16_t port;
+    fs_registry *registry;
+    char *metrics_path;
+    char *health_path; /* NULL when the health route is disabled */
+    unsigned threads;
+    struct sockaddr_storage addr;
+    int family;
+
+    /* Lifecycle. */
+    pthread_mutex_t life_lock;
+    struct MHD_Daemon *daemon;
+    _Atomic uint16_t bound_port;
+
+    /* Route table (see the top of this file). */
+    pthread_mutex_t table_lock;
+    _Atomic(struct table *) table;
+    struct table *retired;
+};
+
+/* What a request carries from the URI callback to the access handler. */
+struct request_ctx {
+    char *query;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Header parsing                                                           */
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/*
+ * A qvalue ("0", "0.5", "1", "1.000") is non-zero when any digit in it is.
+ * Parsed by hand: strtod would depend on the process locale.
+ */
+static bool qvalue_nonzero(const char *p, const char *end)
+{
+    while (p < end && is_ows(*p))
+        p++;
+    bool any = false;
+    for (; p < end && ((*p >= '0' && *p <= '9') || *p == '.'); p++)
+        if (*p >= '1' && *p <= '9')
+            any = true;
+    return any;
+}
+
+/* The q parameter of one list element's parameters [p, end); 1 when absent. */
+static bool element_q_nonzero(const char *p, const char *end)
+{
+    while (p < end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *pend = semi ? semi : end;
+        while (p < pend && is_ows(*p))
+            p++;
+        if (pend - p >= 1 && (*p == 'q' || *p == 'Q')) {
+            const char *eq = p + 1;
+            while (eq < pend && is_ows(*eq))
+                eq++;
+            if (eq < pend && *eq == '=')
+                return qvalue_nonzero(eq + 1, pend);
+        }
+        p = semi ? semi + 1 : end;
+    }
+    return true;
+}
+
+bool fs__http_accepts_gzip(const char *accept_encoding)
+{
+    if (!accept_encoding)
+        return false;
+    int gzip = -1; /* -1 not listed, 0 refused, 1 accepted */
+    int star = -1;
+    const char *p = accept_encoding;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        while (p < end && is_ows(*p))
+            p++;
+        const char *tok = p;
+        while (p < end && *p != ';' && !is_ows(*p))
+            p++;
+        size_t tlen = (size_t)(p - tok);
+        const char *params = memchr(p, ';', (size_t)(end - p));
+        bool ok = params ? element_q_nonzero(params + 1, end) : true;
+        if ((tlen == 4 && strncasecmp(tok, "gzip", 4) == 0) ||
+            (tlen == 6 && strncasecmp(tok, "x-gzip", 6) == 0))
+            gzip = gzip == 1 ? 1 : ok;
+        else if (tlen == 1 && *tok == '*')
+            star = ok;
+        p = comma ? comma + 1 : end;
+    }
+    if (gzip >= 0)
+        return gzip == 1;
+    return star == 1;
+}
+
+int fs__http_gzip(const void *in, size_t len, void **out, size_t *out_len)
+{
+    if (len > UINT_MAX)
+        return fs__error(FS_EINVAL, "gzip: body of %zu bytes is too large", len);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    /* Level 1: a metrics page compresses about 10x even so, at a fraction of
+     * the CPU time of the default level. 15 + 16: gzip wrapper. */
+    if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return fs__error(FS_ENOMEM, "gzip: deflateInit2 failed");
+    uLong bound = deflateBound(&zs, (uLong)len);
+    unsigned char *buf = malloc(bound ? bound : 1);
+    if (!buf) {
+        deflateEnd(&zs);
+        return fs__error(FS_ENOMEM, "gzip: out of memory for %lu bytes", (unsigned long)bound);
+    }
+    zs.next_in = (Bytef *)(uintptr_t)in;
+    zs.avail_in = (uInt)len;
+    zs.next_out = buf;
+    zs.avail_out = (uInt)bound;
+    int rc = deflate(&zs, Z_FINISH);
+    size_t produced = (size_t)zs.total_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END) {
+        free(buf);
+        return fs__error(FS_EIO, "gzip: deflate failed (%d)", rc);
+    }
+    *out = buf;
+    *out_len = produced;
+    return FS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Responses                                                                */
+
+static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status,
+                             struct MHD_Response *resp, const char *content_type)
+{
+    if (!resp)
+        return MHD_NO; /* out of memory: libmicrohttpd closes the connection */
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result reply_static(struct MHD_Connection *conn, unsigned status, const char *body)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+    return queue(conn, status, resp, TEXT_PLAIN);
+}
+
+static enum MHD_Result reply_not_allowed(struct MHD_Connection *conn)
+{
+    static const char body[] = "Method Not Allowed\n";
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        sizeof body - 1, (void *)(uintptr_t)body, MHD_RESPMEM_PERSISTENT);
+    if (resp)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    return queue(conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp, TEXT_PLAIN);
+}
+
+struct rendered {
+    fs_buffer buf;
+};
+
+static void free_rendered(void *cls)
+{
+    struct rendered *r = cls;
+    fs_buffer_free(&r->buf);
+    free(r);
+}
+
+static enum MHD_Result serve_metrics(fs_http_server *srv, struct MHD_Connection *conn)
+{
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    const char *encoding =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    fs_format format = fs_format_negotiate(accept);
+
+    struct rendered *r = calloc(1, sizeof *r);
+    if (!r)
+        return MHD_NO;
+    int rc = fs_registry_render(srv->registry, format, &r->buf);
+    if (rc < 0) {
+        fs__log(FS_LOG_ERROR, COMPONENT, "rendering %s failed: %s", srv->metrics_path,
+                fs_last_error());
+        free_rendered(r);
+        return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                            "Internal Server Error: the metrics could not be rendered\n");
+    }
+
+    struct MHD_Response *resp = NULL;
+    bool gzipped = false;
+    if (fs__http_accepts_gzip(encoding)) {
+        void *z;
+        size_t zlen;
+        if (fs__http_gzip(r->buf.data, r->buf.len, &z, &zlen) == FS_OK) {
+            resp = MHD_create_response_from_buffer(zlen, z, MHD_RESPMEM_MUST_FREE);
+            if (!resp)
+                free(z);
+            free_rendered(r);
+            r = NULL;
+            gzipped = resp != NULL;
+        } else {
+            /* Still correct without compression: say so and go on. */
+            fs__log(FS_LOG_WARN, COMPONENT, "sending %s uncompressed: %s", srv->metrics_path,
+                    fs_last_error());
+        }
+    }
+    if (r) {
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(r->buf.len, r->buf.data,
+                                                                      free_rendered, r);
+        if (!resp)
+            free_rendered(r);
+    }
+    if (!resp)
+        return MHD_NO;
+    if (gzipped)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    /* The body depends on both headers: caches must key on them. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding, Accept");
+    return queue(conn, MHD_HTTP_OK, resp, fs_format_content_type(format));
+}
+
+static enum MHD_Result serve_health(const struct table *t, struct MHD_Connection *conn)
+{
+    bool healthy = t->health_fn ? t->health_fn(t->health_user) : true;
+    if (!healthy)
+        return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "unhealthy\n");
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    return queue(conn, MHD_HTTP_NO_CONTENT, resp, NULL);
+}
+
+static enum MHD_Result serve_route(const struct route *route, struct MHD_Connection *conn,
+                                   const char *method, const char *path,
+                                   const struct request_ctx *ctx)
+{
+    fs_http_request req = {method, path, ctx ? ctx->query : NULL};
+    fs_http_response out = {200, NULL, NULL, 0, NULL};
+    route->fn(&req, &out, route->user);
+
+    const char *problem = NULL;
+    if (out.status < 100 || out.status > 599)
+        problem = "an invalid status";
+    else if (!out.body && out.body_len > 0)
+        problem = "a NULL body with a non-zero length";
+    struct MHD_Response *resp = NULL;
+    if (!problem)
+        resp = MHD_create_response_from_buffer(out.body_len, (void *)(uintptr_t)out.body,
+                                               MHD_RESPMEM_MUST_COPY);
+    if (out.free_body && out.body)
+        out.free_body((void *)(uintptr_t)out.body);
+    if (problem) {
+        fs__log(FS_LOG_ERROR, COMPONENT, "route %s returned %s (status %d, %zu bytes)", path,
+                problem, out.status, out.body_len);
+        return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                            "Internal Server Error: the route handler failed\n");
+    }
+    return queue(conn, (unsigned)out.status, resp,
+                 out.content_type ? out.content_type : TEXT_PLAIN);
+}
+
+static int route_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct route *)elem)->path);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    fs_http_server *srv = cls;
+    const struct table *t = atomic_load_explicit(&srv->table, memory_order_acquire);
+
+    enum { NONE, METRICS, HEALTH, USER } kind = NONE;
+    const struct route *route = NULL;
+    if (strcmp(url, srv->metrics_path) == 0)
+        kind = METRICS;
+    else if (srv->health_path && strcmp(url, srv->health_path) == 0)
+        kind = HEALTH;
+    else if (t->count &&
+             (route = bsearch(url, t->routes, t->count, sizeof t->routes[0], route_cmp)))
+        kind = USER;
+
+    if (kind == NONE)
+        return reply_static(conn, MHD_HTTP_NOT_FOUND, "Not Found\n");
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return reply_not_allowed(conn);
+    switch (kind) {
+    case METRICS:
+        return serve_metrics(srv, conn);
+    case HEALTH:
+        return serve_health(t, conn);
+    case USER:
+        return serve_route(route, conn, method, url, *con_cls);
+    case NONE:
+        break;
+    }
+    return MHD_NO;
+}
+
+/* Keeps the raw query string, which libmicrohttpd parses away later. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    const char *q = uri ? strchr(uri, '?') : NULL;
+    if (!q)
+        return NULL;
+    struct request_ctx *ctx = malloc(sizeof *ctx);
+    if (!ctx)
+        return NULL;
+    q++;
+    size_t n = strcspn(q, "#");
+    ctx->query = malloc(n + 1);
+    if (!ctx->query) {
+        free(ctx);
+        return NULL;
+    }
+    memcpy(ctx->query, q, n);
+    ctx->query[n] = '\0';
+    return ctx;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct request_ctx *ctx = *con_cls;
+    if (ctx) {
+        free(ctx->query);
+        free(ctx);
+        *con_cls = NULL;
+    }
+}
+
+/*
+ * libmicrohttpd's own messages. While fs_http_server_start runs, the
+ * starting thread's messages are kept for the error it returns.
+ */
+static _Thread_local char *start_reason;
+static _Thread_local size_t start_reason_size;
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    if (start_reason) {
+        if (!start_reason[0])
+            snprintf(start_reason, start_reason_size, "%s", line);
+        fs__log(FS_LOG_DEBUG, COMPONENT, "libmicrohttpd: %s", line);
+        return;
+    }
+    /* A client's malformed or oversized request is the client's problem:
+     * keep it out of the default log level, where a bad scraper could flood
+     * it. Everything else (accept failures, fd exhaustion...) is a warning. */
+    bool client_fault =
+        strstr(line, "Error processing request") || strstr(line, "Closing connection");
+    fs__log(client_fault ? FS_LOG_DEBUG : FS_LOG_WARN, COMPONENT, "libmicrohttpd: %s", line);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Route table                                                              */
+
+static struct table *table_new(size_t count)
+{
+    struct table *t = calloc(1, sizeof *t + count * sizeof t->routes[0]);
+    if (t)
+        t->count = count;
+    return t;
+}
+
+/* Publish `next` in place of the current table; the caller holds table_lock. */
+static void table_publish(fs_http_server *srv, struct table *next)
+{
+    struct table *old = atomic_exchange_explicit(&srv->table, next, memory_order_acq_rel);
+    old->retired_next = srv->retired;
+    srv->retired = old;
+}
+
+/* Free the retired tables; only when no request can be reading them. */
+static void table_free_retired(fs_http_server *srv)
+{
+    pthread_mutex_lock(&srv->table_lock);
+    struct table *t = srv->retired;
+    srv->retired = NULL;
+    pthread_mutex_unlock(&srv->table_lock);
+    while (t) {
+        struct table *next = t->retired_next;
+        free(t);
+        t = next;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                               */
+
+static int parse_address(const char *text, struct sockaddr_storage *out, int *family)
+{
+    char host[INET6_ADDRSTRLEN + 64];
+    size_t len = strlen(text);
+    if (len >= 2 && text[0] == '[' && text[len - 1] == ']') {
+        text++;
+        len -= 2;
+    }
+    if (len == 0 || len >= sizeof host)
+        return -1;
+    memcpy(host, text, len);
+    host[len] = '\0';
+    memset(out, 0, sizeof *out);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) { /* dotted quad only */
+        v4->sin_family = AF_INET;
+        *family = AF_INET;
+        return 0;
+    }
+    if (!strchr(host, ':'))
+        return -1;
+    /* getaddrinfo rather than inet_pton: it understands scope ids (fe80::1%eth0). */
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET6;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+        return -1;
+    if (res->ai_addrlen > sizeof *out || res->ai_family != AF_INET6) {
+        freeaddrinfo(res);
+        return -1;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *family = AF_INET6;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static bool valid_path(const char *p)
+{
+    return p && p[0] == '/';
+}
+
+int fs_http_server_new(const fs_http_options *opts, fs_http_server **out)
+{
+    FS_CHECK_ARG(out, "fs_http_server_new: out is NULL");
+    *out = NULL;
+    FS_CHECK_ARG(opts, "fs_http_server_new: opts is NULL (start from FS_HTTP_OPTIONS_INIT)");
+    const char *address = opts->address && opts->address[0] ? opts->address : "127.0.0.1";
+    const char *metrics_path =
+        opts->metrics_path && opts->metrics_path[0] ? opts->metrics_path : "/metrics";
+    const char *health_path = opts->health_path && opts->health_path[0] ? opts->health_path : NULL;
+    FS_CHECK_ARG(valid_path(metrics_path), "http: metrics_path \"%s\" must start with '/'",
+                 metrics_path);
+    FS_CHECK_ARG(!health_path || valid_path(health_path),
+                 "http: health_path \"%s\" must start with '/'", health_path);
+    FS_CHECK_ARG(!health_path || strcmp(health_path, metrics_path) != 0,
+                 "http: health_path and metrics_path are both \"%s\"", metrics_path);
+    FS_CHECK_ARG(opts->threads <= MAX_THREADS, "http: %u threads requested, at most %d allowed",
+                 opts->threads, MAX_THREADS);
+
+    struct sockaddr_storage addr;
+    int family;
+    if (parse_address(address, &addr, &family) != 0)
+        return fs__error(FS_EINVAL,
+                         "http: invalid listen address \"%s\": expected an IPv4 or IPv6 literal",
+                         address);
+
+    fs_registry *reg = opts->registry ? opts->registry : fs_registry_default();
+    if (!reg)
+        return fs__error(FS_ENOMEM, "http: no default registry: %s", fs_last_error());
+
+    fs_http_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return fs__error(FS_ENOMEM, "http: out of memory");
+    srv->address = strdup(address);
+    srv->metrics_path = strdup(metrics_path);
+    srv->health_path = health_path ? strdup(health_path) : NULL;
+    struct table *t = table_new(0);
+    if (!srv->address || !srv->metrics_path || (health_path && !srv->health_path) || !t) {
+        free(t);
+        free(srv->address);
+        free(srv->metrics_path);
+        free(srv->health_path);
+        free(srv);
+        return fs__error(FS_ENOMEM, "http: out of memory");
+    }
+    srv->port = opts->port;
+    srv->registry = reg;
+    srv->threads = opts->threads ? opts->threads : 2;
+    srv->addr = addr;
+    srv->family = family;
+    if (family == AF_INET)
+        ((struct sockaddr_in *)&srv->addr)->sin_port = htons(opts->port);
+    else
+        ((struct sockaddr_in6 *)&srv->addr)->sin6_port = htons(opts->port);
+    pthread_mutex_init(&srv->life_lock, NULL);
+    pthread_mutex_init(&srv->table_lock, NULL);
+    atomic_init(&srv->bound_port, 0);
+    atomic_init(&srv->table, t);
+    *out = srv;
+    return FS_OK;
+}
+
+int fs_http_server_add_route(fs_http_server *srv, const char *path, fs_http_route_fn fn, void *user)
+{
+    FS_CHECK_ARG(srv, "fs_http_server_add_route: server is NULL");
+    FS_CHECK_ARG(fn, "fs_http_server_add_route: callback is NULL");
+    FS_CHECK_ARG(valid_path(path), "http: route path \"%s\" must start with '/'",
+                 path ? path : "(null)");
+    if (strcmp(path, srv->metrics_path) == 0)
+        return fs__error(FS_ECONFLICT, "http: route %s is taken by the metrics endpoint", path);
+    if (srv->health_path && strcmp(path, srv->health_path) == 0)
+        return fs__error(FS_ECONFLICT, "http: route %s is taken by the health check", path);
+
+    pthread_mutex_lock(&srv->table_lock);
+    const struct table *cur = atomic_load_explicit(&srv->table, memory_order_relaxed);
+    size_t at = 0;
+    while (at < cur->count && strcmp(cur->routes[at].path, path) < 0)
+        at++;
+    if (at < cur->count && strcmp(cur->routes[at].path, path) == 0) {
+        pthread_mutex_unlock(&srv->table_lock);
+        return fs__error(FS_ECONFLICT, "http: route %s is already registered", path);
+    }
+    struct table *next = table_new(cur->count + 1);
+    char *copy = strdup(path);
+    if (!next || !copy) {
+        pthread_mutex_unlock(&srv->table_lock);
+        free(next);
+        free(copy);
+        return fs__error(FS_ENOMEM, "http: out of memory adding route %s", path);
+    }
+    next->health_fn = cur->health_fn;
+    next->health_user = cur->health_user;
+    memcpy(next->routes, cur->routes, at * sizeof cur->routes[0]);
+    next->routes[at] = (struct route){copy, fn, user};
+    memcpy(next->routes + at + 1, cur->routes + at, (cur->count - at) * sizeof cur->routes[0]);
+    table_publish(srv, next);
+    pthread_mutex_unlock(&srv->table_lock);
+    return FS_OK;
+}
+
+int fs_http_server_set_health_check(fs_http_server *srv, fs_http_health_fn fn, void *user)
+{
+    FS_CHECK_ARG(srv, "fs_http_server_set_health_check: server is NULL");
+    if (!srv->health_path && fn)
+        return fs__error(FS_ESTATE, "http: the health route is disabled (health_path is empty)");
+    pthread_mutex_lock(&srv->table_lock);
+    const struct table *cur = atomic_load_explicit(&srv->table, memory_order_relaxed);
+    struct table *next = table_new(cur->count);
+    if (!next) {
+        pthread_mutex_unlock(&srv->table_lock);
+        return fs__error(FS_ENOMEM, "http: out of memory");
+    }
+    memcpy(next->routes, cur->routes, cur->count * sizeof cur->routes[0]);
+    next->health_fn = fn;
+    next->health_user = fn ? user : NULL;
+    table_publish(srv, next);
+    pthread_mutex_unlock(&srv->table_lock);
+    return FS_OK;
+}
+
+int fs_http_server_start(fs_http_server *srv)
+{
+    FS_CHECK_ARG(srv, "fs_http_server_start: server is NULL");
+    pthread_mutex_lock(&srv->life_lock);
+    if (srv->daemon) {
+        pthread_mutex_unlock(&srv->life_lock);
+        return fs__error(FS_ESTATE, "http: the server is already running on %s port %u",
+                         srv->address, (unsigned)atomic_load(&srv->bound_port));
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (srv->family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+
+    char reason[512] = "";
+    start_reason = reason;
+    start_reason_size = sizeof reason;
+    errno = 0;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, srv->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&srv->addr, MHD_OPTION_THREAD_POOL_SIZE,
+        srv->threads, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+        MHD_OPTION_END);
+    int err = errno;
+    start_reason = NULL;
+    start_reason_size = 0;
+    if (!d) {
+        pthread_mutex_unlock(&srv->life_lock);
+        if (!reason[0])
+            snprintf(reason, sizeof reason, "libmicrohttpd could not start%s%s", err ? ": " : "",
+                     err ? strerror(err) : "");
+        return fs__error(FS_EIO, "http: cannot serve on %s port %u: %s", srv->address,
+                         (unsigned)srv->port, reason);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    uint16_t port = info ? info->port : srv->port;
+    srv->daemon = d;
+    atomic_store(&srv->bound_port, port);
+    pthread_mutex_unlock(&srv->life_lock);
+    fs__log(FS_LOG_DEBUG, COMPONENT, "serving %s on %s port %u (%u threads)", srv->metrics_path,
+            srv->address, (unsigned)port, srv->threads);
+    return FS_OK;
+}
+
+int fs_http_server_stop(fs_http_server *srv)
+{
+    FS_CHECK_ARG(srv, "fs_http_server_stop: server is NULL");
+    pthread_mutex_lock(&srv->life_lock);
+    struct MHD_Daemon *d = srv->daemon;
+    srv->daemon = NULL;
+    atomic_store(&srv->bound_port, 0);
+    if (d) {
+        MHD_stop_daemon(d); /* joins every server thread, closes every socket */
+        table_free_retired(srv);
+        fs__log(FS_LOG_DEBUG, COMPONENT, "stopped serving on %s", srv->address);
+    }
+    pthread_mutex_unlock(&srv->life_lock);
+    return FS_OK;
+}
+
+uint16_t fs_http_server_port(const fs_http_server *srv)
+{
+    if (!srv)
+        return 0;
+    return atomic_load(&((fs_http_server *)(uintptr_t)srv)->bound_port);
+}
+
+void fs_http_server_free(fs_http_server *srv)
+{
+    if (!srv)
+        return;
+    fs_http_server_stop(srv);
+    table_free_retired(srv);
+    struct table *t = atomic_load(&srv->table);
+    for (size_t i = 0; i < t->count; i++)
+        free((char *)(uintptr_t)t->routes[i].path);
+    free(t);
+    pthread_mutex_destroy(&srv->life_lock);
+    pthread_mutex_destroy(&srv->table_lock);
+    free(srv->address);
+    free(srv->metrics_path);
+    free(srv->health_path);
+    free(srv);
+}
