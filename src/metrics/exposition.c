@@ -189,6 +189,7 @@ struct fs_collect_ctx {
     chunk *chunks;
     size_t nchunks, capchunks;
     const char *collector;
+    size_t first_chunk; /* the running collector's first chunk */
     bool failed;
     fs_metric_type type; /* of the current chunk */
 };
@@ -250,8 +251,11 @@ int fs_collect_sample(fs_collect_ctx *ctx, size_t label_count, const char *const
                       const char *const *label_values, double value)
 {
     FS_CHECK_ARG(ctx, "fs_collect_sample: ctx is NULL");
-    if (ctx->nchunks == 0)
-        return ctx_fail(ctx, fs__error(FS_ESTATE, "fs_collect_sample before fs_collect_family"));
+    if (ctx->nchunks == ctx->first_chunk)
+        return ctx_fail(ctx, fs__error(FS_ESTATE,
+                                       "collector '%s': fs_collect_sample before "
+                                       "fs_collect_family",
+                                       ctx->collector));
     chunk *c = &ctx->chunks[ctx->nchunks - 1];
     int rc = fs__check_label_names(c->name, FS_METRIC_GAUGE, label_count, label_names);
     if (rc != FS_OK)
@@ -306,6 +310,7 @@ static void run_collectors(fs_registry *reg, fs_collect_ctx *ctx)
         size_t len0 = ctx->buf.len, n0 = ctx->nchunks;
         ctx->failed = false;
         ctx->collector = col->name;
+        ctx->first_chunk = n0;
         fs__in_collect = true;
         int rc = col->fn(ctx, col->user);
         fs__in_collect = false;
