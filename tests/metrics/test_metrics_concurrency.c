@@ -1,0 +1,160 @@
+/*
+ * Several threads hammer one counter, one gauge, one histogram and labelled
+ * lookups (creating the same children concurrently) while another thread
+ * scrapes. Exact totals afterwards; every scrape self-consistent. Also runs
+ * under ThreadSanitizer (CTest label "concurrency").
+ */
+#include "metrics_test_util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum { THREADS = 4, ITERS = 160000, KEYS = 64 };
+
+struct shared {
+    fs_registry *reg;
+    fs_counter *counter;
+    fs_gauge *gauge;
+    fs_histogram *hist;
+    fs_counter_family *fam;
+    fs_gauge_family *churn;
+    pthread_barrier_t start;
+    atomic_bool stop;
+    atomic_int scrapes;
+    atomic_int scrapes_during_updates;
+    atomic_int workers_done;
+    atomic_int bad_scrapes;
+    char bad[512];
+};
+
+static void *worker(void *arg)
+{
+    struct shared *s = arg;
+    char key[KEYS][8];
+    for (int k = 0; k < KEYS; k++)
+        snprintf(key[k], sizeof key[k], "k%d", k);
+    pthread_barrier_wait(&s->start);
+    for (int i = 0; i < ITERS; i++) {
+        fs_counter_inc(s->counter);
+        fs_gauge_inc(s->gauge);
+        fs_histogram_observe(s->hist, i % 7);
+        const char *v[] = {"app", "memory", key[i % KEYS]};
+        fs_counter_inc(fs_counter_family_labels(s->fam, v));
+        if (i % 16 == 0) {
+            const char *c[] = {key[(i / 16) % KEYS]};
+            fs_gauge_inc(fs_gauge_family_labels(s->churn, c));
+        }
+        fs_gauge_dec(s->gauge);
+    }
+    atomic_fetch_add(&s->workers_done, 1);
+    return NULL;
+}
+
+/* Removes and clears children of the churn family while workers use it. */
+static void *churner(void *arg)
+{
+    struct shared *s = arg;
+    pthread_barrier_wait(&s->start);
+    for (int i = 0; !atomic_load(&s->stop); i++) {
+        char k[8];
+        snprintf(k, sizeof k, "k%d", i % KEYS);
+        const char *v[] = {k};
+        fs_gauge_family_remove(s->churn, v);
+        if (i % 50 == 0)
+            fs_gauge_family_clear(s->churn);
+    }
+    return NULL;
+}
+
+static void *scraper(void *arg)
+{
+    struct shared *s = arg;
+    pthread_barrier_wait(&s->start);
+    double last_counter = 0;
+    while (!atomic_load(&s->stop)) {
+        bool updating = atomic_load(&s->workers_done) < THREADS;
+        fs_buffer b = {0};
+        if (fs_registry_render(s->reg, FS_FORMAT_OPENMETRICS, &b) != FS_OK) {
+            atomic_fetch_add(&s->bad_scrapes, 1);
+            break;
+        }
+        const char *inf = find_series(b.data, "conc_hist_bucket{le=\"+Inf\"}");
+        const char *cnt = find_series(b.data, "conc_hist_count");
+        const char *ctr = find_series(b.data, "conc_total");
+        double vinf = inf ? strtod(inf + strlen("conc_hist_bucket{le=\"+Inf\"} "), NULL) : -1;
+        double vcnt = cnt ? strtod(cnt + strlen("conc_hist_count "), NULL) : -2;
+        double vctr = ctr ? strtod(ctr + strlen("conc_total "), NULL) : -1;
+        if (vinf != vcnt || vctr < last_counter) {
+            if (atomic_fetch_add(&s->bad_scrapes, 1) == 0)
+                snprintf(s->bad, sizeof s->bad, "+Inf %g, count %g, counter %g after %g", vinf,
+                         vcnt, vctr, last_counter);
+        }
+        last_counter = vctr;
+        atomic_fetch_add(&s->scrapes, 1);
+        if (updating && atomic_load(&s->workers_done) < THREADS)
+            atomic_fetch_add(&s->scrapes_during_updates, 1);
+        fs_buffer_free(&b);
+    }
+    return NULL;
+}
+
+static void test_hammer(void **state)
+{
+    (void)state;
+    struct shared s = {0};
+    assert_int_equal(fs_registry_new(&s.reg), FS_OK);
+    assert_int_equal(fs_counter_new(s.reg, "conc", "C.", &s.counter), FS_OK);
+    assert_int_equal(fs_gauge_new(s.reg, "conc_gauge", "G.", &s.gauge), FS_OK);
+    const double b[] = {0.5, 1.5, 2.5, 3.5, 4.5, 5.5};
+    assert_int_equal(fs_histogram_new(s.reg, "conc_hist", "H.", b, 6, &s.hist), FS_OK);
+    const char *ln[] = {"app_name", "broker", "handler"};
+    assert_int_equal(fs_counter_family_new(s.reg, "conc_labelled", "L.", 3, ln, &s.fam), FS_OK);
+    const char *cn[] = {"k"};
+    assert_int_equal(fs_gauge_family_new(s.reg, "conc_churn", "C.", 1, cn, &s.churn), FS_OK);
+    pthread_barrier_init(&s.start, NULL, THREADS + 2);
+    pthread_t w[THREADS], sc, ch;
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&w[i], NULL, worker, &s);
+    pthread_create(&sc, NULL, scraper, &s);
+    pthread_create(&ch, NULL, churner, &s);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(w[i], NULL);
+    atomic_store(&s.stop, true);
+    pthread_join(sc, NULL);
+    pthread_join(ch, NULL);
+    pthread_barrier_destroy(&s.start);
+
+    if (atomic_load(&s.bad_scrapes))
+        fail_msg("%d inconsistent scrapes, first: %s", atomic_load(&s.bad_scrapes), s.bad);
+    /* scrapes ran while the workers updated (the point of the test) */
+    assert_true(atomic_load(&s.scrapes_during_updates) > 0);
+    assert_true(fs_counter_value(s.counter) == (double)THREADS * ITERS);
+    assert_true(fs_gauge_value(s.gauge) == 0);
+    assert_int_equal(fs_histogram_count(s.hist), (uint64_t)THREADS * ITERS);
+    double sum = 0;
+    for (int i = 0; i < ITERS; i++)
+        sum += i % 7;
+    assert_true(fs_histogram_sum(s.hist) == THREADS * sum);
+    char *t = render(s.reg, FS_FORMAT_TEXT);
+    for (int k = 0; k < KEYS; k++) {
+        char series[128];
+        snprintf(series, sizeof series,
+                 "conc_labelled_total{app_name=\"app\",broker=\"memory\",handler=\"k%d\"}", k);
+        if (sample_value(t, series) != (double)THREADS * ITERS / KEYS)
+            fail_msg("%s = %g", series, sample_value(t, series));
+    }
+    /* per-bucket: i % 7 == 0..6, the last (6) above every bound */
+    assert_true(sample_value(t, "conc_hist_bucket{le=\"0.5\"}") ==
+                (double)THREADS * ((ITERS + 6) / 7));
+    assert_true(sample_value(t, "conc_hist_bucket{le=\"+Inf\"}") == (double)THREADS * ITERS);
+    free(t);
+    fs_registry_free(s.reg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hammer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
