@@ -1,0 +1,902 @@
+/*
+ * The in-process broker ("memory://").
+ *
+ * Names (topics) live in a lock-free hash table (append-only lists per
+ * bucket); each name has an append-only list of groups; each group is a
+ * bounded queue made of a slot array and two MPMC rings of slot indices:
+ * `free` (slots available to publishers) and `ready` (slots waiting for a
+ * consumer). Publishing pops a free slot, copies the message into it
+ * (inline storage, heap only for large messages) and pushes it on `ready`;
+ * fetching pops `ready`; release pushes the slot back on `free` (ack,
+ * reject) or on `ready` (nack). No lock and no allocation on that path.
+ */
+#include "common/internal.h"
+#include "faststream/adapter.h"
+#include "faststream/memory.h"
+#include "ring.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MEM_BUCKETS 1024
+#define MEM_DEFAULT_CAPACITY 16384
+#define MEM_DEFAULT_INLINE 256
+#define MEM_SPIN 200
+
+typedef struct mem_broker mem_broker;
+typedef struct mem_topic mem_topic;
+typedef struct mem_group mem_group;
+
+typedef struct mem_sub {
+    mem_broker *mb;
+    mem_group *group;
+    char *dead_letter;
+    bool inbox;
+    struct mem_sub *next;
+} mem_sub;
+
+typedef struct mem_slot {
+    fs_message msg;
+    mem_group *group;
+    mem_sub *sub; /* the subscription that fetched it */
+    char *heap;   /* storage for messages larger than inline_size */
+    uint32_t index;
+    _Alignas(16) unsigned char data[];
+} mem_slot;
+
+typedef struct mem_record {
+    fs_message *msg;
+    struct mem_record *next;
+} mem_record;
+
+struct mem_group {
+    mem_ring ready;
+    mem_ring free;
+    _Alignas(64) _Atomic uint32_t seq; /* event count for sleeping consumers */
+    _Atomic int waiters;
+    _Alignas(64) _Atomic size_t in_flight;
+    mem_topic *topic;
+    char *name; /* NULL for the default group */
+    unsigned char *slots;
+    size_t stride;
+    size_t cap;
+    mem_cell *cells;
+    pthread_mutex_t pending_lock;
+    uint32_t *pending;
+    size_t pending_n;
+    mem_group *_Atomic next; /* in the topic */
+    mem_group *all_next;     /* in the broker */
+};
+
+struct mem_topic {
+    char *name;
+    uint64_t hash;
+    mem_group *_Atomic groups;
+    _Atomic uint64_t published;
+    pthread_mutex_t records_lock;
+    mem_record *records_head, *records_tail;
+    mem_topic *_Atomic next;
+};
+
+struct mem_broker {
+    size_t capacity;
+    size_t inline_size;
+    bool record;
+    _Atomic bool stopping;
+    pthread_mutex_t lock; /* creation of topics, groups and subscriptions */
+    mem_topic *_Atomic buckets[MEM_BUCKETS];
+    mem_group *all_groups;
+    mem_sub *subs;
+};
+
+static const fs_broker_ops memory_ops;
+
+/* ------------------------------------------------------------------------ */
+/* Topics and groups                                                        */
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static mem_topic *topic_find(mem_broker *mb, const char *name, uint64_t h)
+{
+    mem_topic *t = atomic_load_explicit(&mb->buckets[h % MEM_BUCKETS], memory_order_acquire);
+    for (; t; t = atomic_load_explicit(&t->next, memory_order_acquire))
+        if (t->hash == h && strcmp(t->name, name) == 0)
+            return t;
+    return NULL;
+}
+
+/* Find or create (lock taken only to create). NULL on OOM. */
+static mem_topic *topic_get(mem_broker *mb, const char *name)
+{
+    uint64_t h = hash_name(name);
+    mem_topic *t = topic_find(mb, name, h);
+    if (t)
+        return t;
+    pthread_mutex_lock(&mb->lock);
+    t = topic_find(mb, name, h);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        char *n = t ? malloc(strlen(name) + 1) : NULL;
+        if (!n) {
+            free(t);
+            pthread_mutex_unlock(&mb->lock);
+            fs__error(FS_ENOMEM, "out of memory creating queue '%s'", name);
+            return NULL;
+        }
+        strcpy(n, name);
+        t->name = n;
+        t->hash = h;
+        pthread_mutex_init(&t->records_lock, NULL);
+        mem_topic *head = atomic_load_explicit(&mb->buckets[h % MEM_BUCKETS], memory_order_relaxed);
+        atomic_store_explicit(&t->next, head, memory_order_relaxed);
+        atomic_store_explicit(&mb->buckets[h % MEM_BUCKETS], t, memory_order_release);
+    }
+    pthread_mutex_unlock(&mb->lock);
+    return t;
+}
+
+static mem_slot *slot_at(mem_group *g, uint32_t idx)
+{
+    return (mem_slot *)(g->slots + (size_t)idx * g->stride);
+}
+
+static void group_free(mem_group *g)
+{
+    if (!g)
+        return;
+    if (g->slots)
+        for (size_t i = 0; i < g->cap; i++)
+            free(slot_at(g, (uint32_t)i)->heap);
+    free(g->slots);
+    free(g->cells);
+    free(g->pending);
+    free(g->name);
+    pthread_mutex_destroy(&g->pending_lock);
+    free(g);
+}
+
+/* Lock held. */
+static mem_group *group_new(mem_broker *mb, mem_topic *t, const char *name)
+{
+    mem_group *g = NULL;
+    if (posix_memalign((void **)&g, 64, sizeof *g) != 0)
+        return NULL;
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->pending_lock, NULL);
+    g->topic = t;
+    g->cap = mb->capacity;
+    g->stride = (sizeof(mem_slot) + mb->inline_size + 15u) & ~(size_t)15u;
+    g->name = name ? malloc(strlen(name) + 1) : NULL;
+    if (name && g->name)
+        strcpy(g->name, name);
+    g->cells = malloc(2 * g->cap * sizeof *g->cells);
+    g->pending = malloc(g->cap * sizeof *g->pending);
+    /* calloc: large blocks come zeroed from mmap, so untouched slots cost no memory */
+    g->slots = calloc(g->cap, g->stride);
+    if ((name && !g->name) || !g->cells || !g->pending || !g->slots) {
+        group_free(g);
+        return NULL;
+    }
+    mem_ring_init(&g->ready, g->cells, g->cap);
+    mem_ring_init(&g->free, g->cells + g->cap, g->cap);
+    for (size_t i = 0; i < g->cap; i++)
+        mem_ring_push(&g->free, (uint32_t)i);
+    atomic_init(&g->seq, 0);
+    atomic_init(&g->waiters, 0);
+    atomic_init(&g->in_flight, 0);
+    atomic_init(&g->next, NULL);
+    /* append at the tail so that publish order over groups is stable */
+    mem_group *_Atomic *pp = &t->groups;
+    while (atomic_load_explicit(pp, memory_order_relaxed))
+        pp = &atomic_load_explicit(pp, memory_order_relaxed)->next;
+    atomic_store_explicit(pp, g, memory_order_release);
+    g->all_next = mb->all_groups;
+    mb->all_groups = g;
+    return g;
+}
+
+static bool group_name_eq(const mem_group *g, const char *name)
+{
+    if (!g->name || !name)
+        return !g->name && !name;
+    return strcmp(g->name, name) == 0;
+}
+
+/* Lock held. */
+static mem_group *group_find(mem_topic *t, const char *name)
+{
+    for (mem_group *g = atomic_load_explicit(&t->groups, memory_order_acquire); g;
+         g = atomic_load_explicit(&g->next, memory_order_acquire))
+        if (group_name_eq(g, name))
+            return g;
+    return NULL;
+}
+
+/* The groups of `t`, creating its default group when it has none. */
+static mem_group *topic_groups(mem_broker *mb, mem_topic *t)
+{
+    mem_group *g = atomic_load_explicit(&t->groups, memory_order_acquire);
+    if (g)
+        return g;
+    pthread_mutex_lock(&mb->lock);
+    g = atomic_load_explicit(&t->groups, memory_order_acquire);
+    if (!g)
+        g = group_new(mb, t, NULL);
+    pthread_mutex_unlock(&mb->lock);
+    if (!g)
+        fs__error(FS_ENOMEM, "out of memory creating queue '%s'", t->name);
+    return g;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Copying messages into slots                                              */
+
+static size_t sneed(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+static const char *sput(char **cur, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = *cur;
+    memcpy(d, s, n);
+    *cur += n;
+    return d;
+}
+
+static void mem_release(fs_message *m);
+
+static int slot_fill(mem_broker *mb, mem_group *g, uint32_t idx, const fs_envelope *e,
+                     const char *source)
+{
+    mem_slot *s = slot_at(g, idx);
+    s->group = g;
+    s->index = idx;
+    size_t need = e->header_count * sizeof(fs_header) + e->body_len;
+    for (size_t i = 0; i < e->header_count; i++)
+        need += sneed(e->headers[i].name) + sneed(e->headers[i].value);
+    need += sneed(e->content_type) + sneed(e->correlation_id) + sneed(e->message_id) +
+            sneed(e->reply_to);
+    unsigned char *base = s->data;
+    if (need > mb->inline_size) {
+        s->heap = malloc(need);
+        if (!s->heap)
+            return fs__error(FS_ENOMEM, "out of memory storing a message of %zu bytes",
+                             e->body_len);
+        base = (unsigned char *)s->heap;
+    }
+    fs_message *m = &s->msg;
+    fs_message_init(m);
+    fs_header *h = (fs_header *)base;
+    char *cur = (char *)(h + e->header_count);
+    for (size_t i = 0; i < e->header_count; i++) {
+        h[i].name = sput(&cur, e->headers[i].name);
+        h[i].value = sput(&cur, e->headers[i].value);
+    }
+    m->headers = e->header_count ? h : NULL;
+    m->header_count = e->header_count;
+    m->content_type = sput(&cur, e->content_type);
+    m->correlation_id = sput(&cur, e->correlation_id);
+    m->message_id = sput(&cur, e->message_id);
+    m->reply_to = sput(&cur, e->reply_to);
+    if (e->body_len)
+        memcpy(cur, e->body, e->body_len);
+    m->body = cur;
+    m->body_len = e->body_len;
+    m->source = source;
+    m->adapter_data = s;
+    m->release = mem_release;
+    return FS_OK;
+}
+
+static void slot_recycle(mem_group *g, mem_slot *s)
+{
+    if (s->heap) {
+        free(s->heap);
+        s->heap = NULL;
+    }
+    s->sub = NULL;
+    mem_ring_push(&g->free, s->index);
+}
+
+static void group_wake(mem_group *g, int n)
+{
+    atomic_fetch_add_explicit(&g->seq, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&g->waiters, memory_order_seq_cst) > 0)
+        mem_futex_wake(&g->seq, n);
+}
+
+static void group_push_ready(mem_group *g, uint32_t idx)
+{
+    mem_ring_push(&g->ready, idx); /* never full: the slot was ours */
+    group_wake(g, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Publishing                                                               */
+
+static void record(mem_topic *t, const fs_envelope *e)
+{
+    fs_message *c = fs_message_new_copy(e, t->name);
+    mem_record *r = c ? malloc(sizeof *r) : NULL;
+    if (!r) {
+        fs_message_free(c);
+        fs__log(FS_LOG_WARN, "memory", "out of memory recording a message published to %s",
+                t->name);
+        return;
+    }
+    r->msg = c;
+    r->next = NULL;
+    pthread_mutex_lock(&t->records_lock);
+    if (t->records_tail)
+        t->records_tail->next = r;
+    else
+        t->records_head = r;
+    t->records_tail = r;
+    pthread_mutex_unlock(&t->records_lock);
+}
+
+static int publish_to(mem_broker *mb, mem_topic *t, const fs_envelope *msgs, size_t count,
+                      const char **error_type)
+{
+    mem_group *groups = topic_groups(mb, t);
+    if (!groups) {
+        *error_type = "MemoryError";
+        return FS_ENOMEM;
+    }
+    int rc = FS_OK;
+    size_t done = 0;
+    for (size_t i = 0; i < count && rc == FS_OK; i++) {
+        for (mem_group *g = groups; g; g = atomic_load_explicit(&g->next, memory_order_acquire)) {
+            uint32_t idx;
+            if (!mem_ring_pop(&g->free, &idx)) {
+                *error_type = "QueueFull";
+                rc = fs__error(FS_EFULL, "memory queue '%s'%s%s is full (%zu messages)", t->name,
+                               g->name ? " group " : "", g->name ? g->name : "", g->cap);
+                continue;
+            }
+            int frc = slot_fill(mb, g, idx, &msgs[i], t->name);
+            if (frc < 0) {
+                mem_ring_push(&g->free, idx);
+                *error_type = "MemoryError";
+                rc = frc;
+                continue;
+            }
+            group_push_ready(g, idx);
+        }
+        if (rc == FS_OK) {
+            done++;
+            if (mb->record)
+                record(t, &msgs[i]);
+        }
+    }
+    if (done)
+        atomic_fetch_add_explicit(&t->published, done, memory_order_relaxed);
+    return rc;
+}
+
+static int mem_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
+                       size_t count, const char **error_type)
+{
+    mem_broker *mb = impl;
+    mem_topic *t = dest ? dest : topic_get(mb, destination);
+    if (!t) {
+        *error_type = "MemoryError";
+        return FS_ENOMEM;
+    }
+    return publish_to(mb, t, msgs, count, error_type);
+}
+
+static int mem_prepare_destination(void *impl, const char *destination, const void *opts,
+                                   void **out)
+{
+    (void)opts;
+    mem_topic *t = topic_get(impl, destination);
+    if (!t)
+        return FS_ENOMEM;
+    *out = t;
+    return FS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Consuming                                                                */
+
+static bool sub_stopped(const mem_sub *s)
+{
+    return !s->inbox && atomic_load_explicit(&s->mb->stopping, memory_order_acquire);
+}
+
+static int pop_wait(mem_sub *s, int timeout_ms, uint32_t *idx)
+{
+    mem_group *g = s->group;
+    if (sub_stopped(s))
+        return FS_ECLOSED;
+    if (mem_ring_pop(&g->ready, idx))
+        return FS_OK;
+    for (int i = 0; i < MEM_SPIN; i++) {
+        mem_cpu_relax();
+        if (mem_ring_pop(&g->ready, idx))
+            return FS_OK;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
+    for (;;) {
+        if (sub_stopped(s))
+            return FS_ECLOSED;
+        atomic_fetch_add_explicit(&g->waiters, 1, memory_order_seq_cst);
+        uint32_t seq = atomic_load_explicit(&g->seq, memory_order_seq_cst);
+        if (mem_ring_pop(&g->ready, idx)) {
+            atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
+            return FS_OK;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = deadline - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        if (left <= 0 || sub_stopped(s)) {
+            atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
+            return sub_stopped(s) ? FS_ECLOSED : FS_ETIMEDOUT;
+        }
+        mem_futex_wait(&g->seq, seq, (int)left);
+        atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
+        if (mem_ring_pop(&g->ready, idx))
+            return FS_OK;
+    }
+}
+
+static fs_message *take(mem_sub *s, uint32_t idx)
+{
+    mem_slot *slot = slot_at(s->group, idx);
+    slot->sub = s;
+    atomic_store_explicit(&slot->msg.settled_, FS_SETTLE_NONE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->group->in_flight, 1, memory_order_relaxed);
+    return &slot->msg;
+}
+
+static int mem_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
+{
+    (void)impl;
+    mem_sub *s = sub;
+    uint32_t idx;
+    int rc = pop_wait(s, timeout_ms, &idx);
+    if (rc < 0)
+        return rc;
+    *out = take(s, idx);
+    return FS_OK;
+}
+
+static int mem_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
+                           unsigned batch_timeout_ms, int timeout_ms, size_t *n)
+{
+    (void)impl;
+    mem_sub *s = sub;
+    uint32_t idx;
+    *n = 0;
+    int rc = pop_wait(s, timeout_ms, &idx);
+    if (rc < 0)
+        return rc;
+    out[(*n)++] = take(s, idx);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + batch_timeout_ms;
+    while (*n < max) {
+        if (mem_ring_pop(&s->group->ready, &idx)) {
+            out[(*n)++] = take(s, idx);
+            continue;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = deadline - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        if (left <= 0)
+            break;
+        if (pop_wait(s, (int)left, &idx) < 0)
+            break;
+        out[(*n)++] = take(s, idx);
+    }
+    return FS_OK;
+}
+
+static void dead_letter(mem_broker *mb, mem_sub *sub, mem_slot *slot)
+{
+    fs_message *m = &slot->msg;
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = m->body;
+    e.body_len = m->body_len;
+    e.headers = m->headers;
+    e.header_count = m->header_count;
+    e.content_type = m->content_type;
+    e.correlation_id = m->correlation_id;
+    e.message_id = m->message_id;
+    e.reply_to = m->reply_to;
+    mem_topic *t = topic_get(mb, sub->dead_letter);
+    const char *etype = NULL;
+    if (!t || publish_to(mb, t, &e, 1, &etype) < 0)
+        fs__log(FS_LOG_ERROR, "memory", "could not move a rejected message from %s to %s: %s",
+                slot->group->topic->name, sub->dead_letter, fs_last_error());
+}
+
+static void mem_release(fs_message *m)
+{
+    mem_slot *slot = m->adapter_data;
+    mem_group *g = slot->group;
+    mem_sub *sub = slot->sub;
+    atomic_fetch_sub_explicit(&g->in_flight, 1, memory_order_relaxed);
+    switch ((fs_settle_state)atomic_load_explicit(&m->settled_, memory_order_acquire)) {
+    case FS_SETTLE_ACKED:
+        slot_recycle(g, slot);
+        return;
+    case FS_SETTLE_NACKED:
+        slot->sub = NULL;
+        group_push_ready(g, slot->index);
+        return;
+    case FS_SETTLE_REJECTED:
+        if (sub && sub->dead_letter)
+            dead_letter(sub->mb, sub, slot);
+        slot_recycle(g, slot);
+        return;
+    case FS_SETTLE_NONE:
+        break;
+    }
+    /* Unsettled: keep it pending; requeue it when the subscribers stop. */
+    slot->sub = NULL;
+    pthread_mutex_lock(&g->pending_lock);
+    if (sub && !sub->inbox && atomic_load(&sub->mb->stopping)) {
+        pthread_mutex_unlock(&g->pending_lock);
+        group_push_ready(g, slot->index);
+        return;
+    }
+    g->pending[g->pending_n++] = slot->index;
+    pthread_mutex_unlock(&g->pending_lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Subscriptions and lifecycle                                              */
+
+static int mem_subscribe(void *impl, fs_subscribe_spec *spec, void **out)
+{
+    mem_broker *mb = impl;
+    const fs_memory_subscriber_options *o = spec->broker_options;
+    const char *group = o ? o->group : NULL;
+    if (group && !*group)
+        return fs__error(FS_EINVAL, "memory subscriber on '%s': empty group name", spec->source);
+    if (o && o->dead_letter && !*o->dead_letter)
+        return fs__error(FS_EINVAL, "memory subscriber on '%s': empty dead-letter name",
+                         spec->source);
+    mem_sub *s = calloc(1, sizeof *s);
+    if (!s)
+        return fs__error(FS_ENOMEM, "out of memory subscribing to '%s'", spec->source);
+    s->mb = mb;
+    s->inbox = spec->reply_inbox;
+    if (o && o->dead_letter) {
+        s->dead_letter = malloc(strlen(o->dead_letter) + 1);
+        if (!s->dead_letter) {
+            free(s);
+            return fs__error(FS_ENOMEM, "out of memory subscribing to '%s'", spec->source);
+        }
+        strcpy(s->dead_letter, o->dead_letter);
+    }
+    mem_topic *t = topic_get(mb, spec->source);
+    if (!t) {
+        free(s->dead_letter);
+        free(s);
+        return FS_ENOMEM;
+    }
+    pthread_mutex_lock(&mb->lock);
+    mem_group *g = group_find(t, group);
+    if (!g)
+        g = group_new(mb, t, group);
+    if (g) {
+        s->group = g;
+        s->next = mb->subs;
+        mb->subs = s;
+    }
+    pthread_mutex_unlock(&mb->lock);
+    if (!g) {
+        free(s->dead_letter);
+        free(s);
+        return fs__error(FS_ENOMEM, "out of memory creating queue '%s'", spec->source);
+    }
+    *out = s;
+    return FS_OK;
+}
+
+static void mem_unsubscribe(void *impl, void *sub)
+{
+    mem_broker *mb = impl;
+    mem_sub *s = sub;
+    pthread_mutex_lock(&mb->lock);
+    for (mem_sub **pp = &mb->subs; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&mb->lock);
+    free(s->dead_letter);
+    free(s);
+}
+
+static int mem_start(void *impl)
+{
+    mem_broker *mb = impl;
+    atomic_store(&mb->stopping, false);
+    return FS_OK;
+}
+
+static int mem_stop(void *impl)
+{
+    mem_broker *mb = impl;
+    atomic_store(&mb->stopping, true);
+    pthread_mutex_lock(&mb->lock);
+    for (mem_group *g = mb->all_groups; g; g = g->all_next) {
+        pthread_mutex_lock(&g->pending_lock);
+        for (size_t i = 0; i < g->pending_n; i++)
+            mem_ring_push(&g->ready, g->pending[i]);
+        g->pending_n = 0;
+        pthread_mutex_unlock(&g->pending_lock);
+        group_wake(g, INT_MAX);
+    }
+    pthread_mutex_unlock(&mb->lock);
+    return FS_OK;
+}
+
+static void mem_free(void *impl)
+{
+    mem_broker *mb = impl;
+    mem_group *g = mb->all_groups;
+    while (g) {
+        mem_group *n = g->all_next;
+        group_free(g);
+        g = n;
+    }
+    for (size_t i = 0; i < MEM_BUCKETS; i++) {
+        mem_topic *t = atomic_load(&mb->buckets[i]);
+        while (t) {
+            mem_topic *n = atomic_load(&t->next);
+            for (mem_record *r = t->records_head; r;) {
+                mem_record *rn = r->next;
+                fs_message_free(r->msg);
+                free(r);
+                r = rn;
+            }
+            pthread_mutex_destroy(&t->records_lock);
+            free(t->name);
+            free(t);
+            t = n;
+        }
+    }
+    while (mb->subs) {
+        mem_sub *n = mb->subs->next;
+        free(mb->subs->dead_letter);
+        free(mb->subs);
+        mb->subs = n;
+    }
+    pthread_mutex_destroy(&mb->lock);
+    free(mb);
+}
+
+static const fs_broker_ops memory_ops = {
+    .name = "memory",
+    .default_ack_policy = FS_ACK_POLICY_REJECT_ON_ERROR,
+    .flags = 0,
+    .start = mem_start,
+    .stop = mem_stop,
+    .free = mem_free,
+    .subscribe = mem_subscribe,
+    .unsubscribe = mem_unsubscribe,
+    .fetch = mem_fetch,
+    .fetch_batch = mem_fetch_batch,
+    /* ack / nack / reject take effect in release, once the handler is done */
+    .prepare_destination = mem_prepare_destination,
+    .publish = mem_publish,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                               */
+
+static size_t round_pow2(size_t v)
+{
+    size_t p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+static int memory_new(const fs_memory_options *opts, const char *url, fs_broker **out)
+{
+    fs_memory_options o = FS_MEMORY_OPTIONS_INIT;
+    if (opts)
+        o = *opts;
+    FS_CHECK_ARG(o.capacity <= (1u << 24), "memory broker: capacity %zu exceeds %u", o.capacity,
+                 1u << 24);
+    FS_CHECK_ARG(o.inline_size <= (1u << 20), "memory broker: inline_size %zu exceeds %u",
+                 o.inline_size, 1u << 20);
+    mem_broker *mb = calloc(1, sizeof *mb);
+    if (!mb)
+        return fs__error(FS_ENOMEM, "out of memory creating a memory broker");
+    mb->capacity = round_pow2(o.capacity ? o.capacity : MEM_DEFAULT_CAPACITY);
+    if (mb->capacity < 2)
+        mb->capacity = 2;
+    mb->inline_size = ((o.inline_size ? o.inline_size : MEM_DEFAULT_INLINE) + 15u) & ~(size_t)15u;
+    mb->record = o.record_published;
+    pthread_mutex_init(&mb->lock, NULL);
+    int rc = fs_broker_create(&memory_ops, mb, url, &o.broker, out);
+    if (rc < 0) {
+        pthread_mutex_destroy(&mb->lock);
+        free(mb);
+    }
+    return rc;
+}
+
+int fs_memory_broker_new(const fs_memory_options *opts, fs_broker **out)
+{
+    FS_CHECK_ARG(out, "fs_memory_broker_new: out is NULL");
+    *out = NULL;
+    return memory_new(opts, "memory://", out);
+}
+
+static int parse_size(const fs_url *u, const char *key, size_t *out)
+{
+    char *v = fs_url_query_param(u, key);
+    if (!v)
+        return FS_OK;
+    char *end = NULL;
+    unsigned long long n = strtoull(v, &end, 10);
+    int rc = FS_OK;
+    if (!*v || *end || v[0] == '-')
+        rc = fs__error(FS_EINVAL, "memory:// URL: %s=%s is not a number", key, v);
+    else
+        *out = (size_t)n;
+    free(v);
+    return rc;
+}
+
+int fs__memory_factory(const char *url, const fs_broker_options *bopts, fs_broker **out);
+
+int fs__memory_factory(const char *url, const fs_broker_options *bopts, fs_broker **out)
+{
+    fs_url u;
+    int rc = fs_url_parse(url, &u);
+    if (rc < 0)
+        return rc;
+    fs_memory_options o = FS_MEMORY_OPTIONS_INIT;
+    o.broker = *bopts;
+    if ((u.hosts && *u.hosts) || (u.path && *u.path) || u.user) {
+        fs_url_free(&u);
+        return fs__error(FS_EINVAL,
+                         "memory:// URL '%s' takes no host, credentials or path (only "
+                         "?capacity=N&inline_size=N)",
+                         url);
+    }
+    if (u.query) {
+        for (const char *p = u.query; *p;) {
+            size_t n = strcspn(p, "&");
+            size_t k = strcspn(p, "=&");
+            if (!((k == 8 && strncmp(p, "capacity", 8) == 0) ||
+                  (k == 11 && strncmp(p, "inline_size", 11) == 0))) {
+                fs_url_free(&u);
+                return fs__error(FS_EINVAL, "memory:// URL '%s': unknown parameter '%.*s'", url,
+                                 (int)k, p);
+            }
+            p += n;
+            if (*p == '&')
+                p++;
+        }
+    }
+    rc = parse_size(&u, "capacity", &o.capacity);
+    if (rc == FS_OK)
+        rc = parse_size(&u, "inline_size", &o.inline_size);
+    fs_url_free(&u);
+    if (rc < 0)
+        return rc;
+    return memory_new(&o, url, out);
+}
+
+bool fs_broker_is_memory(const fs_broker *broker)
+{
+    return broker && fs_broker_get_ops(broker) == &memory_ops;
+}
+
+static mem_broker *as_memory(fs_broker *b)
+{
+    return fs_broker_is_memory(b) ? fs_broker_impl(b) : NULL;
+}
+
+static mem_group *lookup_group(fs_broker *broker, const char *name, const char *group)
+{
+    mem_broker *mb = as_memory(broker);
+    if (!mb || !name)
+        return NULL;
+    mem_topic *t = topic_find(mb, name, hash_name(name));
+    if (!t)
+        return NULL;
+    pthread_mutex_lock(&mb->lock);
+    mem_group *g = group_find(t, group);
+    pthread_mutex_unlock(&mb->lock);
+    return g;
+}
+
+size_t fs_memory_queue_depth(fs_broker *broker, const char *name, const char *group)
+{
+    mem_group *g = lookup_group(broker, name, group);
+    return g ? mem_ring_size(&g->ready) : 0;
+}
+
+size_t fs_memory_queue_in_flight(fs_broker *broker, const char *name, const char *group)
+{
+    mem_group *g = lookup_group(broker, name, group);
+    if (!g)
+        return 0;
+    pthread_mutex_lock(&g->pending_lock);
+    size_t n = atomic_load(&g->in_flight) + g->pending_n;
+    pthread_mutex_unlock(&g->pending_lock);
+    return n;
+}
+
+uint64_t fs_memory_published_count(fs_broker *broker, const char *name)
+{
+    mem_broker *mb = as_memory(broker);
+    if (!mb || !name)
+        return 0;
+    mem_topic *t = topic_find(mb, name, hash_name(name));
+    return t ? atomic_load(&t->published) : 0;
+}
+
+int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **out)
+{
+    FS_CHECK_ARG(out, "fs_memory_take_published: out is NULL");
+    *out = NULL;
+    FS_CHECK_ARG(broker && fs_broker_is_memory(broker),
+                 "fs_memory_take_published: not an in-process broker");
+    FS_CHECK_ARG(name, "fs_memory_take_published: name is NULL");
+    mem_broker *mb = as_memory(broker);
+    if (!mb->record)
+        return fs__error(FS_ESTATE, "fs_memory_take_published: record_published is off for "
+                                    "this broker");
+    mem_topic *t = topic_find(mb, name, hash_name(name));
+    mem_record *r = NULL;
+    if (t) {
+        pthread_mutex_lock(&t->records_lock);
+        r = t->records_head;
+        if (r) {
+            t->records_head = r->next;
+            if (!t->records_head)
+                t->records_tail = NULL;
+        }
+        pthread_mutex_unlock(&t->records_lock);
+    }
+    if (!r)
+        return fs__error(FS_ENOTFOUND, "no recorded message published to '%s'", name);
+    *out = r->msg;
+    free(r);
+    return FS_OK;
+}
+
+int fs_memory_wait_handled(fs_broker *broker, uint64_t n, int timeout_ms)
+{
+    FS_CHECK_ARG(broker, "fs_memory_wait_handled: broker is NULL");
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (fs_broker_handled(broker) < n) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t elapsed =
+            (int64_t)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (timeout_ms >= 0 && elapsed >= timeout_ms)
+            return fs__error(FS_ETIMEDOUT, "handled %llu of %llu messages within %d ms",
+                             (unsigned long long)fs_broker_handled(broker), (unsigned long long)n,
+                             timeout_ms);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return FS_OK;
+}

@@ -1,0 +1,154 @@
+/*
+ * Internal structures of the message core. Not installed.
+ */
+#ifndef FS_CORE_INTERNAL_H
+#define FS_CORE_INTERNAL_H
+
+#include "common/internal.h"
+#include "faststream/adapter.h"
+#include "faststream/broker.h"
+#include "faststream/middleware.h"
+#include "faststream/publisher.h"
+#include "faststream/subscriber.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* fs_message.flags_ */
+enum {
+    FS__MSG_BATCH = 1u << 0,  /* a batch built by the core */
+    FS__MSG_CHILD = 1u << 1,  /* a message inside a batch */
+    FS__MSG_COPY = 1u << 2,   /* a heap copy (fs_message_copy / fs_message_new_copy) */
+    FS__MSG_NO_ACK = 1u << 3, /* its subscription has no acknowledgement */
+};
+
+#define FS__ERROR_TYPE_MAX 64
+#define FS__ERROR_TEXT_MAX 256
+
+typedef struct fs__mw {
+    char *name;
+    fs_consume_hook consume;
+    fs_publish_hook publish;
+    size_t scratch_size;
+    size_t scratch_off; /* offset in the frame's scratch block */
+    void *state;
+    void (*free_state)(void *state);
+} fs__mw;
+
+/* One worker's dispatch state (one per worker thread). */
+typedef struct fs__frame {
+    struct fs_subscriber *sub;
+    fs_broker *broker;
+    fs_message *unit; /* the message or batch being handled, or NULL */
+    fs_message batch; /* the batch unit (batch subscribers) */
+    fs_message **items;
+    size_t items_cap;
+    unsigned char *scratch; /* broker->scratch_total bytes */
+    bool has_error;
+    char error_type[FS__ERROR_TYPE_MAX];
+    char error_text[FS__ERROR_TEXT_MAX];
+    pthread_t thread;
+    bool thread_started;
+} fs__frame;
+
+struct fs_subscriber {
+    fs_broker *broker;
+    char *source;
+    char *name;
+    fs_handler_fn handler;
+    void *user;
+    void (*free_user)(void *user);
+    fs_ack_policy policy;
+    unsigned concurrency;
+    size_t batch_size;
+    unsigned batch_timeout_ms;
+    bool no_ack;
+    void *adapter_sub;
+
+    fs__frame *frames; /* concurrency entries */
+    bool workers_started;
+    _Atomic bool stop;
+    _Atomic uint64_t handled;
+    struct fs_subscriber *next;
+};
+
+struct fs_publisher {
+    fs_broker *broker;
+    char *destination;
+    void *dest;
+    const void *broker_options;
+    char *reply_to;
+    struct fs_publisher *next;
+};
+
+typedef struct fs__waiter {
+    char corr[64];
+    fs_message *reply;
+    struct fs__waiter *next;
+} fs__waiter;
+
+struct fs_broker {
+    const fs_broker_ops *ops;
+    void *impl;
+    char *url;
+    fs_broker_options opts;
+    fs_ack_policy default_policy; /* broker default, resolved to the type's when DEFAULT */
+
+    pthread_mutex_t lock; /* lifecycle, lists */
+    pthread_cond_t cond;  /* worker exits */
+    _Atomic bool connected;
+    _Atomic bool running;
+    bool closed;
+    bool frozen; /* middleware chain fixed (first start) */
+    unsigned live_workers;
+
+    fs__mw *mws;
+    size_t mw_count;
+    size_t *consume_chain; /* indices of middlewares with a consume hook */
+    size_t consume_count;
+    size_t *publish_chain;
+    size_t publish_count;
+    size_t scratch_total;
+
+    struct fs_subscriber *subs;
+    struct fs_publisher *pubs;
+    _Atomic uint64_t handled;
+
+    /* generic request/reply */
+    pthread_mutex_t req_lock;
+    pthread_cond_t req_cond;
+    bool req_ready;
+    char req_inbox[96];
+    void *req_sub;
+    pthread_t req_thread;
+    _Atomic bool req_quit;
+    fs__waiter *waiters;
+    _Atomic uint64_t req_seq;
+};
+
+/* dispatch.c */
+extern _Thread_local fs__frame *fs__current_frame;
+int fs__subscriber_start_workers(struct fs_subscriber *sub);
+void fs__subscriber_signal_stop(struct fs_subscriber *sub);
+void fs__subscriber_join(struct fs_subscriber *sub);
+void fs__subscriber_free_frames(struct fs_subscriber *sub);
+
+/* publish.c */
+int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
+                    size_t count, bool is_reply);
+void fs__request_shutdown(fs_broker *b);
+
+/* message.c */
+int fs__settle(fs_message *m, fs_settle_state state);
+
+/* broker.c */
+int fs__broker_ensure_connected(fs_broker *b);
+int fs__broker_stop_timeout(fs_broker *b, int timeout_ms);
+
+/* misc */
+uint64_t fs__now_ns(void);
+char *fs__strdup(const char *s);
+void fs__sleep_ms(unsigned ms);
+
+#endif

@@ -1,0 +1,455 @@
+/*
+ * The consuming side of the core: worker threads that pull messages from
+ * the adapter, run the consume middleware chain and the handler, settle
+ * per the ack policy and release the message.
+ *
+ * Hot path (per message): one fetch, a few stores into the message, the
+ * chain (plain indirect calls), one CAS to settle, one release, two atomic
+ * adds for the handled counters. No lock, no allocation.
+ */
+#include "core/core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* How long one fetch may block; stop wakes fetchers earlier through ops->stop. */
+#define FS__FETCH_TIMEOUT_MS 500
+
+_Thread_local fs__frame *fs__current_frame;
+
+uint64_t fs__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void fs__sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+char *fs__strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The chain                                                                */
+
+static fs_outcome run_handler(fs_consume_ctx *ctx, fs__frame *f)
+{
+    struct fs_subscriber *sub = f->sub;
+    fs_message *unit = ctx->message;
+    if (sub->policy == FS_ACK_POLICY_ACK_FIRST && !sub->no_ack) {
+        int rc = fs__settle(unit, FS_SETTLE_ACKED);
+        if (rc < 0)
+            fs__log(FS_LOG_WARN, "core", "subscriber %s: ack before handling failed: %s", sub->name,
+                    fs_last_error());
+    }
+    return sub->handler(unit, sub->user);
+}
+
+fs_outcome fs_consume_next(fs_consume_ctx *ctx)
+{
+    if (!ctx || !ctx->broker || !ctx->core_[0]) {
+        fs__error(FS_EINVAL, "fs_consume_next: not a context handed to a consume hook");
+        return FS_OUTCOME_ERROR;
+    }
+    fs_broker *b = ctx->broker;
+    fs__frame *f = ctx->core_[0];
+    size_t i = ctx->index_;
+    fs_outcome o;
+    if (i < b->consume_count) {
+        const fs__mw *mw = &b->mws[b->consume_chain[i]];
+        void *saved_state = ctx->state, *saved_scratch = ctx->scratch;
+        ctx->index_ = i + 1;
+        ctx->state = mw->state;
+        ctx->scratch = mw->scratch_size ? f->scratch + mw->scratch_off : NULL;
+        o = mw->consume(ctx);
+        ctx->index_ = i;
+        ctx->state = saved_state;
+        ctx->scratch = saved_scratch;
+    } else {
+        ctx->index_ = i + 1;
+        o = run_handler(ctx, f);
+        ctx->index_ = i;
+    }
+    if ((unsigned)o > (unsigned)FS_OUTCOME_ERROR)
+        o = fs_message_fail(ctx->message, "InvalidOutcome", "returned outcome %d", (int)o);
+    if (o == FS_OUTCOME_ERROR && !f->has_error) {
+        memcpy(f->error_type, "Error", sizeof "Error");
+        f->error_text[0] = '\0';
+        f->has_error = true;
+    }
+    ctx->outcome = o;
+    ctx->error_type = o == FS_OUTCOME_ERROR ? f->error_type : NULL;
+    return o;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch of one unit                                                     */
+
+static fs_settle_state policy_settlement(fs_ack_policy policy, fs_outcome o)
+{
+    switch (o) {
+    case FS_OUTCOME_ACK:
+        return FS_SETTLE_ACKED;
+    case FS_OUTCOME_NACK:
+        return FS_SETTLE_NACKED;
+    case FS_OUTCOME_REJECT:
+        return FS_SETTLE_REJECTED;
+    case FS_OUTCOME_SKIP:
+        return FS_SETTLE_NONE;
+    case FS_OUTCOME_OK:
+        return policy == FS_ACK_POLICY_MANUAL ? FS_SETTLE_NONE : FS_SETTLE_ACKED;
+    case FS_OUTCOME_ERROR:
+        switch (policy) {
+        case FS_ACK_POLICY_ACK:
+            return FS_SETTLE_ACKED;
+        case FS_ACK_POLICY_REJECT_ON_ERROR:
+            return FS_SETTLE_REJECTED;
+        case FS_ACK_POLICY_NACK_ON_ERROR:
+            return FS_SETTLE_NACKED;
+        default:
+            return FS_SETTLE_NONE;
+        }
+    }
+    return FS_SETTLE_NONE;
+}
+
+static void dispatch(fs__frame *f, fs_message *unit)
+{
+    struct fs_subscriber *sub = f->sub;
+    fs_broker *b = f->broker;
+    size_t count = fs_message_count(unit);
+
+    unit->frame_ = f;
+    f->unit = unit;
+    f->has_error = false;
+    if (b->scratch_total)
+        memset(f->scratch, 0, b->scratch_total);
+    if (sub->no_ack)
+        atomic_store_explicit(&unit->settled_, FS_SETTLE_ACKED, memory_order_relaxed);
+
+    fs_consume_ctx ctx;
+    ctx.broker = b;
+    ctx.broker_name = b->ops->name;
+    ctx.subscriber = sub;
+    ctx.message = unit;
+    ctx.handler = unit->source ? unit->source : sub->source;
+    ctx.count = count;
+    ctx.size = fs_message_size(unit);
+    ctx.state = NULL;
+    ctx.scratch = NULL;
+    ctx.outcome = FS_OUTCOME_OK;
+    ctx.error_type = NULL;
+    ctx.core_[0] = f;
+    ctx.core_[1] = NULL;
+    ctx.core_[2] = NULL;
+    ctx.index_ = 0;
+
+    fs__current_frame = f;
+    fs_outcome o = fs_consume_next(&ctx);
+    fs__current_frame = NULL;
+
+    if (o == FS_OUTCOME_ERROR && fs__log_enabled(FS_LOG_ERROR))
+        fs__log(FS_LOG_ERROR, "core", "handler %s failed on %s: %s%s%s", sub->name, ctx.handler,
+                f->error_type, f->error_text[0] ? ": " : "", f->error_text);
+
+    if (fs_message_settled(unit) == FS_SETTLE_NONE) {
+        fs_settle_state s = policy_settlement(sub->policy, o);
+        if (s != FS_SETTLE_NONE && fs__settle(unit, s) < 0)
+            fs__log(FS_LOG_WARN, "core", "subscriber %s: %s failed: %s", sub->name,
+                    fs_settle_state_name(s), fs_last_error());
+    }
+
+    f->unit = NULL;
+    if (unit->flags_ & FS__MSG_BATCH) {
+        int s = atomic_load_explicit(&unit->settled_, memory_order_acquire);
+        for (size_t i = 0; i < count; i++) {
+            fs_message *m = unit->items_[i];
+            atomic_store_explicit(&m->settled_, s, memory_order_relaxed);
+            m->frame_ = NULL;
+            m->release(m);
+        }
+    } else {
+        unit->frame_ = NULL;
+        unit->release(unit);
+    }
+    atomic_fetch_add_explicit(&sub->handled, count, memory_order_release);
+    atomic_fetch_add_explicit(&b->handled, count, memory_order_release);
+}
+
+static void prepare(fs__frame *f, fs_message *m, unsigned flags)
+{
+    struct fs_subscriber *sub = f->sub;
+    m->broker_ = f->broker;
+    m->subscriber_ = sub;
+    m->adapter_sub_ = sub->adapter_sub;
+    m->items_ = NULL;
+    m->count_ = 1;
+    m->size_ = m->body_len;
+    m->frame_ = f;
+    m->flags_ = flags | (sub->no_ack ? FS__MSG_NO_ACK : 0u);
+}
+
+/* Collect a batch with ops->fetch when the adapter has no fetch_batch. */
+static int fetch_batch_by_one(fs__frame *f, size_t *n)
+{
+    struct fs_subscriber *sub = f->sub;
+    const fs_broker_ops *ops = f->broker->ops;
+    void *impl = f->broker->impl;
+    *n = 0;
+    int rc = ops->fetch(impl, sub->adapter_sub, FS__FETCH_TIMEOUT_MS, &f->items[0]);
+    if (rc < 0)
+        return rc;
+    *n = 1;
+    uint64_t deadline = fs__now_ns() + (uint64_t)sub->batch_timeout_ms * 1000000u;
+    while (*n < sub->batch_size) {
+        uint64_t now = fs__now_ns();
+        if (now >= deadline)
+            break;
+        int left = (int)((deadline - now + 999999u) / 1000000u);
+        rc = ops->fetch(impl, sub->adapter_sub, left, &f->items[*n]);
+        if (rc < 0)
+            break;
+        (*n)++;
+    }
+    return FS_OK;
+}
+
+static void *worker_main(void *arg)
+{
+    fs__frame *f = arg;
+    struct fs_subscriber *sub = f->sub;
+    fs_broker *b = f->broker;
+    const fs_broker_ops *ops = b->ops;
+    uint64_t last_error_log = 0;
+
+    while (!atomic_load_explicit(&sub->stop, memory_order_acquire)) {
+        fs_message *unit = NULL;
+        int rc;
+        if (sub->batch_size) {
+            size_t n = 0;
+            if (ops->fetch_batch)
+                rc = ops->fetch_batch(b->impl, sub->adapter_sub, f->items, sub->batch_size,
+                                      sub->batch_timeout_ms, FS__FETCH_TIMEOUT_MS, &n);
+            else
+                rc = fetch_batch_by_one(f, &n);
+            if (n > 0) {
+                fs_message *batch = &f->batch;
+                fs_message_init(batch);
+                size_t size = 0;
+                for (size_t i = 0; i < n; i++) {
+                    prepare(f, f->items[i], FS__MSG_CHILD);
+                    size += f->items[i]->body_len;
+                }
+                batch->source = f->items[0]->source;
+                batch->broker_ = b;
+                batch->subscriber_ = sub;
+                batch->adapter_sub_ = sub->adapter_sub;
+                batch->items_ = f->items;
+                batch->count_ = n;
+                batch->size_ = size;
+                batch->flags_ = FS__MSG_BATCH | (sub->no_ack ? FS__MSG_NO_ACK : 0u);
+                batch->release = NULL;
+                unit = batch;
+                rc = FS_OK;
+            } else if (rc == FS_OK) {
+                rc = FS_ETIMEDOUT;
+            }
+        } else {
+            rc = ops->fetch(b->impl, sub->adapter_sub, FS__FETCH_TIMEOUT_MS, &unit);
+            if (rc == FS_OK && unit)
+                prepare(f, unit, 0);
+            else if (rc == FS_OK)
+                rc = FS_ETIMEDOUT;
+        }
+        if (rc == FS_OK) {
+            dispatch(f, unit);
+            continue;
+        }
+        if (rc == FS_ETIMEDOUT)
+            continue;
+        if (rc == FS_ECLOSED) {
+            if (atomic_load_explicit(&sub->stop, memory_order_acquire))
+                break;
+            fs__sleep_ms(10);
+            continue;
+        }
+        uint64_t now = fs__now_ns();
+        if (now - last_error_log > 5000000000ull || last_error_log == 0) {
+            fs__log(FS_LOG_ERROR, "core", "subscriber %s: fetch failed (%s): %s; retrying",
+                    sub->name, fs_strerror(rc), fs_last_error());
+            last_error_log = now;
+        }
+        fs__sleep_ms(100);
+    }
+
+    pthread_mutex_lock(&b->lock);
+    b->live_workers--;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Worker lifecycle (called with the broker lock held)                      */
+
+static int frames_alloc(struct fs_subscriber *sub)
+{
+    fs_broker *b = sub->broker;
+    sub->frames = calloc(sub->concurrency, sizeof *sub->frames);
+    if (!sub->frames)
+        return fs__error(FS_ENOMEM, "out of memory for %u workers", sub->concurrency);
+    for (unsigned i = 0; i < sub->concurrency; i++) {
+        fs__frame *f = &sub->frames[i];
+        f->sub = sub;
+        f->broker = b;
+        if (sub->batch_size) {
+            f->items = calloc(sub->batch_size, sizeof *f->items);
+            f->items_cap = sub->batch_size;
+            if (!f->items)
+                return fs__error(FS_ENOMEM, "out of memory for a batch of %zu", sub->batch_size);
+        }
+        if (b->scratch_total) {
+            void *p = NULL;
+            if (posix_memalign(&p, 64, b->scratch_total) != 0)
+                return fs__error(FS_ENOMEM, "out of memory for middleware scratch");
+            f->scratch = p;
+        }
+    }
+    return FS_OK;
+}
+
+void fs__subscriber_free_frames(struct fs_subscriber *sub)
+{
+    if (!sub->frames)
+        return;
+    for (unsigned i = 0; i < sub->concurrency; i++) {
+        free(sub->frames[i].items);
+        free(sub->frames[i].scratch);
+    }
+    free(sub->frames);
+    sub->frames = NULL;
+}
+
+int fs__subscriber_start_workers(struct fs_subscriber *sub)
+{
+    fs_broker *b = sub->broker;
+    if (sub->workers_started)
+        return FS_OK;
+    if (!sub->frames) {
+        int rc = frames_alloc(sub);
+        if (rc < 0) {
+            fs__subscriber_free_frames(sub);
+            return rc;
+        }
+    }
+    atomic_store(&sub->stop, false);
+    for (unsigned i = 0; i < sub->concurrency; i++) {
+        fs__frame *f = &sub->frames[i];
+        int err = pthread_create(&f->thread, NULL, worker_main, f);
+        if (err) {
+            atomic_store(&sub->stop, true);
+            sub->workers_started = true; /* so that the started ones get joined */
+            return fs__error(FS_ENOMEM, "cannot start worker %u of subscriber %s: %s", i, sub->name,
+                             strerror(err));
+        }
+        f->thread_started = true;
+        b->live_workers++;
+    }
+    sub->workers_started = true;
+    return FS_OK;
+}
+
+void fs__subscriber_signal_stop(struct fs_subscriber *sub)
+{
+    atomic_store_explicit(&sub->stop, true, memory_order_release);
+}
+
+void fs__subscriber_join(struct fs_subscriber *sub)
+{
+    if (!sub->frames)
+        return;
+    for (unsigned i = 0; i < sub->concurrency; i++) {
+        fs__frame *f = &sub->frames[i];
+        if (f->thread_started) {
+            pthread_join(f->thread, NULL);
+            f->thread_started = false;
+        }
+    }
+    sub->workers_started = false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Subscriber accessors                                                     */
+
+const char *fs_ack_policy_name(fs_ack_policy policy)
+{
+    switch (policy) {
+    case FS_ACK_POLICY_DEFAULT:
+        return "default";
+    case FS_ACK_POLICY_ACK_FIRST:
+        return "ack_first";
+    case FS_ACK_POLICY_ACK:
+        return "ack";
+    case FS_ACK_POLICY_REJECT_ON_ERROR:
+        return "reject_on_error";
+    case FS_ACK_POLICY_NACK_ON_ERROR:
+        return "nack_on_error";
+    case FS_ACK_POLICY_MANUAL:
+        return "manual";
+    }
+    return "unknown";
+}
+
+const char *fs_subscriber_source(const fs_subscriber *sub)
+{
+    return sub ? sub->source : NULL;
+}
+
+const char *fs_subscriber_name(const fs_subscriber *sub)
+{
+    return sub ? sub->name : NULL;
+}
+
+fs_ack_policy fs_subscriber_ack_policy(const fs_subscriber *sub)
+{
+    return sub ? sub->policy : FS_ACK_POLICY_DEFAULT;
+}
+
+fs_broker *fs_subscriber_broker(const fs_subscriber *sub)
+{
+    return sub ? sub->broker : NULL;
+}
+
+uint64_t fs_subscriber_handled(const fs_subscriber *sub)
+{
+    return sub ? atomic_load_explicit(&((fs_subscriber *)sub)->handled, memory_order_acquire) : 0;
+}
+
+int fs_subscriber_wait_handled(const fs_subscriber *sub, uint64_t n, int timeout_ms)
+{
+    FS_CHECK_ARG(sub, "fs_subscriber_wait_handled: subscriber is NULL");
+    uint64_t deadline = fs__now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+    while (fs_subscriber_handled(sub) < n) {
+        if (timeout_ms >= 0 && fs__now_ns() >= deadline)
+            return fs__error(
+                FS_ETIMEDOUT, "subscriber %s handled %llu of %llu messages within %d ms", sub->name,
+                (unsigned long long)fs_subscriber_handled(sub), (unsigned long long)n, timeout_ms);
+        fs__sleep_ms(1);
+    }
+    return FS_OK;
+}

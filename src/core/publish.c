@@ -1,0 +1,474 @@
+/*
+ * The publishing side of the core: the publish middleware chain, publisher
+ * objects and request/reply built on publish + a reply-inbox subscription.
+ */
+#include "core/core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Thread_local const char *last_publish_error_type;
+
+const char *fs_last_publish_error_type(void)
+{
+    return last_publish_error_type;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The chain                                                                */
+
+static int publish_inner(fs_publish_ctx *ctx, const char **error_type)
+{
+    fs_broker *b = ctx->broker;
+    int rc = fs__broker_ensure_connected(b);
+    if (rc < 0) {
+        *error_type = rc == FS_ECLOSED ? "BrokerClosed" : "ConnectionError";
+        return rc;
+    }
+    *error_type = NULL;
+    rc = b->ops->publish(b->impl, ctx->core_[0], ctx->destination, ctx->messages, ctx->count,
+                         error_type);
+    if (rc > 0)
+        rc = FS_OK;
+    return rc;
+}
+
+int fs_publish_next(fs_publish_ctx *ctx)
+{
+    if (!ctx || !ctx->broker)
+        return fs__error(FS_EINVAL, "fs_publish_next: not a context handed to a publish hook");
+    fs_broker *b = ctx->broker;
+    size_t i = ctx->index_;
+    int rc;
+    const char *etype = NULL;
+    if (i < b->publish_count) {
+        const fs__mw *mw = &b->mws[b->publish_chain[i]];
+        void *saved_state = ctx->state, *saved_scratch = ctx->scratch;
+        unsigned char *base = ctx->core_[1];
+        ctx->index_ = i + 1;
+        ctx->state = mw->state;
+        ctx->scratch = (base && mw->scratch_size) ? base + mw->scratch_off : NULL;
+        ctx->error_type = NULL;
+        rc = mw->publish(ctx);
+        etype = ctx->error_type;
+        ctx->index_ = i;
+        ctx->state = saved_state;
+        ctx->scratch = saved_scratch;
+    } else {
+        ctx->index_ = i + 1;
+        rc = publish_inner(ctx, &etype);
+        ctx->index_ = i;
+    }
+    if (rc > 0)
+        rc = FS_OK;
+    ctx->status = rc;
+    ctx->error_type = rc < 0 ? (etype ? etype : "Error") : NULL;
+    return rc;
+}
+
+int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
+                    size_t count, bool is_reply)
+{
+    fs__frame *f = fs__current_frame;
+    fs_publish_ctx ctx;
+    ctx.broker = b;
+    ctx.broker_name = b->ops->name;
+    ctx.destination = destination;
+    ctx.messages = msgs;
+    ctx.count = count;
+    ctx.is_reply = is_reply;
+    ctx.current = f ? f->unit : NULL;
+    ctx.state = NULL;
+    ctx.scratch = NULL;
+    ctx.status = FS_OK;
+    ctx.error_type = NULL;
+    ctx.core_[0] = dest;
+    ctx.core_[1] = (f && f->broker == b) ? f->scratch : NULL;
+    ctx.core_[2] = NULL;
+    ctx.index_ = 0;
+    int rc = fs_publish_next(&ctx);
+    last_publish_error_type = rc < 0 ? ctx.error_type : NULL;
+    return rc;
+}
+
+static int check_envelopes(const char *fn, const fs_envelope *msgs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        FS_CHECK_ARG(msgs[i].body || msgs[i].body_len == 0,
+                     "%s: message %zu has a NULL body with length %zu", fn, i, msgs[i].body_len);
+        FS_CHECK_ARG(msgs[i].headers || msgs[i].header_count == 0,
+                     "%s: message %zu has NULL headers with count %zu", fn, i,
+                     msgs[i].header_count);
+        for (size_t h = 0; h < msgs[i].header_count; h++)
+            FS_CHECK_ARG(msgs[i].headers[h].name && msgs[i].headers[h].value,
+                         "%s: message %zu header %zu has a NULL name or value", fn, i, h);
+    }
+    return FS_OK;
+}
+
+static int check_publish(const char *fn, fs_broker *b, const char *destination,
+                         const fs_envelope *msgs, size_t count)
+{
+    last_publish_error_type = NULL;
+    FS_CHECK_ARG(b, "%s: broker is NULL", fn);
+    FS_CHECK_ARG(destination && *destination, "%s: destination is NULL or empty", fn);
+    FS_CHECK_ARG(msgs, "%s: message is NULL", fn);
+    FS_CHECK_ARG(count > 0, "%s: count is 0", fn);
+    return check_envelopes(fn, msgs, count);
+}
+
+int fs_publish(fs_broker *b, const char *destination, const fs_envelope *msg)
+{
+    int rc = check_publish("fs_publish", b, destination, msg, 1);
+    if (rc < 0)
+        return rc;
+    return fs__publish_run(b, NULL, destination, msg, 1, false);
+}
+
+int fs_publish_bytes(fs_broker *b, const char *destination, const void *body, size_t len)
+{
+    fs_envelope env = FS_ENVELOPE_INIT;
+    env.body = body;
+    env.body_len = len;
+    int rc = check_publish("fs_publish_bytes", b, destination, &env, 1);
+    if (rc < 0)
+        return rc;
+    return fs__publish_run(b, NULL, destination, &env, 1, false);
+}
+
+int fs_publish_batch(fs_broker *b, const char *destination, const fs_envelope *msgs, size_t count)
+{
+    int rc = check_publish("fs_publish_batch", b, destination, msgs, count);
+    if (rc < 0)
+        return rc;
+    return fs__publish_run(b, NULL, destination, msgs, count, false);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Request / reply                                                          */
+
+static void *inbox_main(void *arg)
+{
+    fs_broker *b = arg;
+    const fs_broker_ops *ops = b->ops;
+    while (!atomic_load_explicit(&b->req_quit, memory_order_acquire)) {
+        fs_message *m = NULL;
+        int rc = ops->fetch(b->impl, b->req_sub, 100, &m);
+        if (rc == FS_ETIMEDOUT || (rc == FS_OK && !m))
+            continue;
+        if (rc < 0) {
+            fs__sleep_ms(rc == FS_ECLOSED ? 20 : 100);
+            continue;
+        }
+        m->broker_ = b;
+        m->subscriber_ = NULL;
+        m->adapter_sub_ = b->req_sub;
+        m->items_ = NULL;
+        m->count_ = 1;
+        m->size_ = m->body_len;
+        m->frame_ = NULL;
+        m->flags_ = 0;
+        fs_message *copy = fs_message_copy(m);
+        const char *corr = m->correlation_id;
+        bool delivered = false;
+        if (copy && corr) {
+            pthread_mutex_lock(&b->req_lock);
+            for (fs__waiter *w = b->waiters; w; w = w->next) {
+                if (!w->reply && strcmp(w->corr, corr) == 0) {
+                    w->reply = copy;
+                    delivered = true;
+                    pthread_cond_broadcast(&b->req_cond);
+                    break;
+                }
+            }
+            pthread_mutex_unlock(&b->req_lock);
+        }
+        if (!delivered) {
+            fs__log(FS_LOG_DEBUG, "core", "broker %s: dropped a reply with correlation id %s",
+                    ops->name, corr ? corr : "(none)");
+            fs_message_free(copy);
+        }
+        fs__settle(m, FS_SETTLE_ACKED);
+        m->release(m);
+    }
+    return NULL;
+}
+
+/* Create the reply inbox and its thread on first use (req_lock held). */
+static int inbox_ensure(fs_broker *b)
+{
+    if (b->req_ready)
+        return FS_OK;
+    static _Atomic uint64_t inbox_counter;
+    snprintf(b->req_inbox, sizeof b->req_inbox, "faststream.inbox.%ld.%llu.%llx", (long)getpid(),
+             (unsigned long long)atomic_fetch_add(&inbox_counter, 1),
+             (unsigned long long)(fs__now_ns() ^ (uintptr_t)b));
+    fs_subscribe_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.source = b->req_inbox;
+    spec.ack_policy = FS_ACK_POLICY_ACK;
+    spec.concurrency = 1;
+    spec.reply_inbox = true;
+    spec.no_ack = (b->ops->flags & FS_BROKER_NO_ACK) != 0;
+    int rc = b->ops->subscribe(b->impl, &spec, &b->req_sub);
+    if (rc < 0)
+        return rc;
+    if (b->ops->subscription_start) {
+        rc = b->ops->subscription_start(b->impl, b->req_sub);
+        if (rc < 0)
+            goto fail;
+    }
+    atomic_store(&b->req_quit, false);
+    int err = pthread_create(&b->req_thread, NULL, inbox_main, b);
+    if (err) {
+        rc = fs__error(FS_ENOMEM, "cannot start the reply inbox thread: %s", strerror(err));
+        goto fail;
+    }
+    b->req_ready = true;
+    return FS_OK;
+fail:
+    if (b->ops->unsubscribe)
+        b->ops->unsubscribe(b->impl, b->req_sub);
+    b->req_sub = NULL;
+    return rc;
+}
+
+void fs__request_shutdown(fs_broker *b)
+{
+    pthread_mutex_lock(&b->req_lock);
+    bool ready = b->req_ready;
+    b->req_ready = false;
+    pthread_mutex_unlock(&b->req_lock);
+    if (!ready)
+        return;
+    atomic_store(&b->req_quit, true);
+    pthread_join(b->req_thread, NULL);
+    if (b->ops->unsubscribe)
+        b->ops->unsubscribe(b->impl, b->req_sub);
+    b->req_sub = NULL;
+}
+
+static int do_request(fs_broker *b, void *dest, const char *destination, const fs_envelope *msg,
+                      int timeout_ms, fs_message **reply)
+{
+    if (b->ops->flags & FS_BROKER_NATIVE_REQUEST) {
+        int rc = fs__broker_ensure_connected(b);
+        if (rc < 0)
+            return rc;
+        const char *etype = NULL;
+        rc = b->ops->request(b->impl, destination, msg, timeout_ms, reply, &etype);
+        last_publish_error_type = rc < 0 ? (etype ? etype : "Error") : NULL;
+        return rc < 0 ? rc : FS_OK;
+    }
+    int rc = fs__broker_ensure_connected(b);
+    if (rc < 0)
+        return rc;
+    fs__waiter w;
+    memset(&w, 0, sizeof w);
+    if (msg->correlation_id) {
+        FS_CHECK_ARG(strlen(msg->correlation_id) < sizeof w.corr,
+                     "fs_request: correlation id longer than %zu bytes", sizeof w.corr - 1);
+        strcpy(w.corr, msg->correlation_id);
+    } else {
+        snprintf(w.corr, sizeof w.corr, "%llx-%llx",
+                 (unsigned long long)atomic_fetch_add(&b->req_seq, 1) + 1,
+                 (unsigned long long)(fs__now_ns() ^ ((uintptr_t)&w >> 4)));
+    }
+    pthread_mutex_lock(&b->req_lock);
+    rc = inbox_ensure(b);
+    if (rc < 0) {
+        pthread_mutex_unlock(&b->req_lock);
+        return rc;
+    }
+    w.next = b->waiters;
+    b->waiters = &w;
+    pthread_mutex_unlock(&b->req_lock);
+
+    fs_envelope env = *msg;
+    env.correlation_id = w.corr;
+    env.reply_to = b->req_inbox;
+    rc = fs__publish_run(b, dest, destination, &env, 1, false);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (timeout_ms > 0) {
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&b->req_lock);
+    while (rc >= 0 && !w.reply) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&b->req_cond, &b->req_lock);
+        else if (pthread_cond_timedwait(&b->req_cond, &b->req_lock, &deadline) != 0)
+            break;
+    }
+    for (fs__waiter **pp = &b->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == &w) {
+            *pp = w.next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->req_lock);
+    if (rc < 0) {
+        fs_message_free(w.reply);
+        return rc;
+    }
+    if (!w.reply)
+        return fs__error(FS_ETIMEDOUT, "no reply to the request on '%s' within %d ms", destination,
+                         timeout_ms);
+    *reply = w.reply;
+    return FS_OK;
+}
+
+int fs_request(fs_broker *b, const char *destination, const fs_envelope *msg, int timeout_ms,
+               fs_message **reply)
+{
+    FS_CHECK_ARG(reply, "fs_request: reply is NULL");
+    *reply = NULL;
+    int rc = check_publish("fs_request", b, destination, msg, 1);
+    if (rc < 0)
+        return rc;
+    return do_request(b, NULL, destination, msg, timeout_ms, reply);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Publisher objects                                                        */
+
+int fs_publisher_new(fs_broker *b, const char *destination, const fs_publisher_options *opts,
+                     fs_publisher **out)
+{
+    FS_CHECK_ARG(out, "fs_publisher_new: out is NULL");
+    *out = NULL;
+    FS_CHECK_ARG(b, "fs_publisher_new: broker is NULL");
+    FS_CHECK_ARG(destination && *destination, "fs_publisher_new: destination is NULL or empty");
+    struct fs_publisher *p = calloc(1, sizeof *p);
+    if (!p)
+        return fs__error(FS_ENOMEM, "out of memory creating a publisher");
+    p->broker = b;
+    p->destination = fs__strdup(destination);
+    if (opts) {
+        p->broker_options = opts->broker_options;
+        if (opts->reply_to)
+            p->reply_to = fs__strdup(opts->reply_to);
+    }
+    if (!p->destination || (opts && opts->reply_to && !p->reply_to)) {
+        free(p->destination);
+        free(p->reply_to);
+        free(p);
+        return fs__error(FS_ENOMEM, "out of memory creating a publisher");
+    }
+    pthread_mutex_lock(&b->lock);
+    int rc = FS_OK;
+    if (b->closed)
+        rc = fs__error(FS_ECLOSED, "fs_publisher_new: broker %s is closed", b->ops->name);
+    else if (b->ops->prepare_destination)
+        rc = b->ops->prepare_destination(b->impl, p->destination, p->broker_options, &p->dest);
+    if (rc >= 0) {
+        p->next = b->pubs;
+        b->pubs = p;
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (rc < 0) {
+        free(p->destination);
+        free(p->reply_to);
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return FS_OK;
+}
+
+const char *fs_publisher_destination(const fs_publisher *pub)
+{
+    return pub ? pub->destination : NULL;
+}
+
+/* Apply the publisher's defaults to one envelope. */
+static void with_defaults(const fs_publisher *pub, const fs_envelope *in, fs_envelope *out)
+{
+    *out = *in;
+    if (!out->broker_options)
+        out->broker_options = pub->broker_options;
+    if (!out->reply_to)
+        out->reply_to = pub->reply_to;
+}
+
+int fs_publisher_publish(fs_publisher *pub, const fs_envelope *msg)
+{
+    FS_CHECK_ARG(pub, "fs_publisher_publish: publisher is NULL");
+    int rc = check_publish("fs_publisher_publish", pub->broker, pub->destination, msg, 1);
+    if (rc < 0)
+        return rc;
+    fs_envelope env;
+    with_defaults(pub, msg, &env);
+    return fs__publish_run(pub->broker, pub->dest, pub->destination, &env, 1, false);
+}
+
+int fs_publisher_publish_bytes(fs_publisher *pub, const void *body, size_t len)
+{
+    fs_envelope env = FS_ENVELOPE_INIT;
+    env.body = body;
+    env.body_len = len;
+    return fs_publisher_publish(pub, &env);
+}
+
+int fs_publisher_publish_batch(fs_publisher *pub, const fs_envelope *msgs, size_t count)
+{
+    FS_CHECK_ARG(pub, "fs_publisher_publish_batch: publisher is NULL");
+    int rc =
+        check_publish("fs_publisher_publish_batch", pub->broker, pub->destination, msgs, count);
+    if (rc < 0)
+        return rc;
+    if (!pub->broker_options && !pub->reply_to)
+        return fs__publish_run(pub->broker, pub->dest, pub->destination, msgs, count, false);
+    fs_envelope *copy = malloc(count * sizeof *copy);
+    if (!copy)
+        return fs__error(FS_ENOMEM, "out of memory for a batch of %zu", count);
+    for (size_t i = 0; i < count; i++)
+        with_defaults(pub, &msgs[i], &copy[i]);
+    rc = fs__publish_run(pub->broker, pub->dest, pub->destination, copy, count, false);
+    free(copy);
+    return rc;
+}
+
+int fs_publisher_request(fs_publisher *pub, const fs_envelope *msg, int timeout_ms,
+                         fs_message **reply)
+{
+    FS_CHECK_ARG(reply, "fs_publisher_request: reply is NULL");
+    *reply = NULL;
+    FS_CHECK_ARG(pub, "fs_publisher_request: publisher is NULL");
+    int rc = check_publish("fs_publisher_request", pub->broker, pub->destination, msg, 1);
+    if (rc < 0)
+        return rc;
+    fs_envelope env = *msg;
+    if (!env.broker_options)
+        env.broker_options = pub->broker_options;
+    return do_request(pub->broker, pub->dest, pub->destination, &env, timeout_ms, reply);
+}
+
+void fs_publisher_free(fs_publisher *pub)
+{
+    if (!pub)
+        return;
+    fs_broker *b = pub->broker;
+    pthread_mutex_lock(&b->lock);
+    for (struct fs_publisher **pp = &b->pubs; *pp; pp = &(*pp)->next) {
+        if (*pp == pub) {
+            *pp = pub->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (pub->dest && b->ops->release_destination)
+        b->ops->release_destination(b->impl, pub->dest);
+    free(pub->destination);
+    free(pub->reply_to);
+    free(pub);
+}

@@ -1,0 +1,220 @@
+/*
+ * Helpers for adapters: URL parsing, error recording and logging.
+ */
+#include "core/core.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int fs_adapter_error(int status, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return fs__error(status, "%s", buf);
+}
+
+void fs_adapter_log(fs_log_level level, const char *component, const char *fmt, ...)
+{
+    if (!fs__log_enabled(level))
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fs__log(level, component ? component : "adapter", "%s", buf);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copy [s, s+n) percent-decoded into a new string; NULL on a bad escape or OOM. */
+static char *decode(const char *s, size_t n, bool *bad)
+{
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+            if (hi < 0 || lo < 0) {
+                *bad = true;
+                free(out);
+                return NULL;
+            }
+            out[j++] = (char)(hi * 16 + lo);
+            i += 2;
+            continue;
+        }
+        out[j++] = s[i];
+    }
+    out[j] = '\0';
+    return out;
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+void fs_url_free(fs_url *u)
+{
+    if (!u)
+        return;
+    free(u->scheme);
+    free(u->user);
+    free(u->password);
+    free(u->hosts);
+    free(u->host);
+    free(u->path);
+    free(u->query);
+    memset(u, 0, sizeof *u);
+    u->port = -1;
+}
+
+int fs_url_parse(const char *url, fs_url *out)
+{
+    FS_CHECK_ARG(out, "fs_url_parse: out is NULL");
+    memset(out, 0, sizeof *out);
+    out->port = -1;
+    FS_CHECK_ARG(url, "fs_url_parse: url is NULL");
+    const char *sep = strstr(url, "://");
+    if (!sep || sep == url)
+        return fs__error(FS_EINVAL, "malformed URL '%s': expected SCHEME://...", url);
+    for (const char *c = url; c < sep; c++)
+        if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.')
+            return fs__error(FS_EINVAL, "malformed URL '%s': invalid scheme", url);
+    bool bad = false;
+    out->scheme = dup_n(url, (size_t)(sep - url));
+    const char *p = sep + 3;
+    const char *end_auth = p + strcspn(p, "/?#");
+    const char *at = NULL;
+    for (const char *c = p; c < end_auth; c++)
+        if (*c == '@')
+            at = c;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon) {
+            out->user = decode(p, (size_t)(colon - p), &bad);
+            if (!bad)
+                out->password = decode(colon + 1, (size_t)(at - colon - 1), &bad);
+        } else {
+            out->user = decode(p, (size_t)(at - p), &bad);
+        }
+        if (bad) {
+            fs_url_free(out);
+            return fs__error(FS_EINVAL, "malformed URL '%s': bad %%-escape in the credentials",
+                             url);
+        }
+        p = at + 1;
+    }
+    out->hosts = dup_n(p, (size_t)(end_auth - p));
+    /* the first host */
+    const char *first_end = memchr(p, ',', (size_t)(end_auth - p));
+    if (!first_end)
+        first_end = end_auth;
+    if (first_end > p) {
+        const char *hs = p, *he, *port = NULL;
+        if (*hs == '[') {
+            const char *rb = memchr(hs, ']', (size_t)(first_end - hs));
+            if (!rb) {
+                fs_url_free(out);
+                return fs__error(FS_EINVAL, "malformed URL '%s': unterminated '[' in the host",
+                                 url);
+            }
+            out->host = dup_n(hs + 1, (size_t)(rb - hs - 1));
+            he = rb + 1;
+            if (he < first_end) {
+                if (*he != ':') {
+                    fs_url_free(out);
+                    return fs__error(FS_EINVAL, "malformed URL '%s': junk after ']'", url);
+                }
+                port = he + 1;
+            }
+        } else {
+            const char *colon = memchr(hs, ':', (size_t)(first_end - hs));
+            he = colon ? colon : first_end;
+            out->host = dup_n(hs, (size_t)(he - hs));
+            if (colon)
+                port = colon + 1;
+        }
+        if (port) {
+            long v = 0;
+            if (port == first_end) {
+                fs_url_free(out);
+                return fs__error(FS_EINVAL, "malformed URL '%s': empty port", url);
+            }
+            for (const char *c = port; c < first_end; c++) {
+                if (!isdigit((unsigned char)*c) || v > 65535) {
+                    fs_url_free(out);
+                    return fs__error(FS_EINVAL, "malformed URL '%s': invalid port", url);
+                }
+                v = v * 10 + (*c - '0');
+            }
+            if (v > 65535) {
+                fs_url_free(out);
+                return fs__error(FS_EINVAL, "malformed URL '%s': port %ld out of range", url, v);
+            }
+            out->port = (int)v;
+        }
+    }
+    p = end_auth;
+    if (*p == '/') {
+        size_t n = strcspn(p + 1, "?#");
+        out->path = dup_n(p + 1, n);
+        p += 1 + n;
+    }
+    if (*p == '?') {
+        size_t n = strcspn(p + 1, "#");
+        out->query = dup_n(p + 1, n);
+    }
+    if (!out->scheme || !out->hosts) {
+        fs_url_free(out);
+        return fs__error(FS_ENOMEM, "out of memory parsing a URL");
+    }
+    return FS_OK;
+}
+
+char *fs_url_query_param(const fs_url *url, const char *key)
+{
+    if (!url || !url->query || !key)
+        return NULL;
+    size_t klen = strlen(key);
+    const char *p = url->query;
+    while (*p) {
+        size_t n = strcspn(p, "&");
+        const char *eq = memchr(p, '=', n);
+        size_t name_len = eq ? (size_t)(eq - p) : n;
+        if (name_len == klen && memcmp(p, key, klen) == 0) {
+            bool bad = false;
+            if (!eq)
+                return dup_n("", 0);
+            char *v = decode(eq + 1, n - name_len - 1, &bad);
+            return v;
+        }
+        p += n;
+        if (*p == '&')
+            p++;
+    }
+    return NULL;
+}
