@@ -28,11 +28,15 @@ PromServer: .url, .query(expr, time=None) -> list, .query_value(expr) -> float
 .wait_for(expr, predicate, timeout=30) -> list, .wait_for_up(timeout=30),
 .targets() -> activeTargets list, .metadata(metric) -> list, .log() -> str,
 .stop() (idempotent; kills the server and deletes the temporary directory).
-The server is also stopped at interpreter exit and on SIGTERM/SIGINT, so the
-temporary directory never outlives the test.
+The server is also stopped at interpreter exit and on SIGTERM/SIGINT; if the
+test is killed outright (SIGKILL), the kernel sends the server SIGTERM
+(PR_SET_PDEATHSIG) and the next start() removes the dead test's temporary
+directory.
 """
 
 import atexit
+import ctypes
+import glob
 import json
 import math
 import os
@@ -78,6 +82,34 @@ def _install_signal_handlers():
             pass
 
 
+_TMP_PREFIX = "fs-prometheus-"
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the test process dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _remove_stale_dirs():
+    """Temporary directories of tests that were killed before cleaning up."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), _TMP_PREFIX + "*")):
+        try:
+            pid = int(os.path.basename(path)[len(_TMP_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 def free_port(host="127.0.0.1"):
     """A port that was free a moment ago (bind to port 0, read it, close)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -94,7 +126,8 @@ class PromServer:
         self.url = None
         self._proc = None
         self._logf = None
-        self._dir = tempfile.mkdtemp(prefix="fs-prometheus-")
+        _remove_stale_dirs()
+        self._dir = tempfile.mkdtemp(prefix="%s%d-" % (_TMP_PREFIX, os.getpid()))
         _running.append(self)
         try:
             self._start(targets, interval, metrics_path, job, prometheus, timeout,
@@ -127,7 +160,7 @@ class PromServer:
                  "--storage.tsdb.path=" + os.path.join(self._dir, "data"),
                  "--web.listen-address=127.0.0.1:%d" % port, "--log.level=info"],
                 stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                preexec_fn=_die_with_parent)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self._proc.poll() is not None:
@@ -148,14 +181,11 @@ class PromServer:
 
     def _kill(self):
         if self._proc is not None and self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            self._proc.terminate()
             try:
                 self._proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.kill()
                 self._proc.wait()
         self._proc = None
         if self._logf is not None:
