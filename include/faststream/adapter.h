@@ -236,6 +236,13 @@ typedef struct fs_broker_ops {
      */
     int (*request)(void *impl, const char *destination, const fs_envelope *msg, int timeout_ms,
                    fs_message **reply, const char **error_type);
+
+    /**
+     * Called once every worker has exited (at the end of a successful
+     * fs_broker_stop): no fetch runs any more, so the adapter may give back
+     * deliveries left unsettled. Optional.
+     */
+    void (*stopped)(void *impl);
 } fs_broker_ops;
 
 /**

@@ -32,7 +32,7 @@
  *
  * A message left unsettled ("nothing") goes back to the adapter unsettled,
  * which does what its broker does with a delivery never acknowledged (the
- * in-process broker keeps it pending and redelivers it when the subscriber
+ * in-process broker keeps it pending and requeues it when the broker
  * stops; RabbitMQ redelivers it when the channel closes; a Redis stream keeps
  * it pending).
  *

@@ -504,6 +504,8 @@ static int stop_locked(fs_broker *b, int timeout_ms)
                          b->ops->name, timeout_ms);
     }
     join_all(b);
+    if (b->ops->stopped)
+        b->ops->stopped(b->impl);
     fs__log(FS_LOG_INFO, "core", "broker %s stopped", b->ops->name);
     return FS_OK;
 }
@@ -534,6 +536,8 @@ int fs_broker_close(fs_broker *b)
         /* Handlers that outlived the graceful timeout may still settle: wait for them. */
         wait_workers(b, -1);
         join_all(b);
+        if (rc == FS_ETIMEDOUT && b->ops->stopped)
+            b->ops->stopped(b->impl);
         b->closed = true;
         bool was_connected = atomic_exchange(&b->connected, false);
         pthread_mutex_unlock(&b->lock);

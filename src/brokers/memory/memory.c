@@ -547,14 +547,9 @@ static void mem_release(fs_message *m)
     case FS_SETTLE_NONE:
         break;
     }
-    /* Unsettled: keep it pending; requeue it when the subscribers stop. */
+    /* Unsettled: keep it pending; mem_stopped requeues it once the workers are gone. */
     slot->sub = NULL;
     pthread_mutex_lock(&g->pending_lock);
-    if (sub && !sub->inbox && atomic_load(&sub->mb->stopping)) {
-        pthread_mutex_unlock(&g->pending_lock);
-        group_push_ready(g, slot->index);
-        return;
-    }
     g->pending[g->pending_n++] = slot->index;
     pthread_mutex_unlock(&g->pending_lock);
 }
@@ -638,16 +633,25 @@ static int mem_stop(void *impl)
     mem_broker *mb = impl;
     atomic_store(&mb->stopping, true);
     pthread_mutex_lock(&mb->lock);
+    for (mem_group *g = mb->all_groups; g; g = g->all_next)
+        group_wake(g, INT_MAX);
+    pthread_mutex_unlock(&mb->lock);
+    return FS_OK;
+}
+
+/* Every worker is gone: requeue what was released unsettled. */
+static void mem_stopped(void *impl)
+{
+    mem_broker *mb = impl;
+    pthread_mutex_lock(&mb->lock);
     for (mem_group *g = mb->all_groups; g; g = g->all_next) {
         pthread_mutex_lock(&g->pending_lock);
         for (size_t i = 0; i < g->pending_n; i++)
             mem_ring_push(&g->ready, g->pending[i]);
         g->pending_n = 0;
         pthread_mutex_unlock(&g->pending_lock);
-        group_wake(g, INT_MAX);
     }
     pthread_mutex_unlock(&mb->lock);
-    return FS_OK;
 }
 
 static void mem_free(void *impl)
@@ -691,6 +695,7 @@ static const fs_broker_ops memory_ops = {
     .flags = 0,
     .start = mem_start,
     .stop = mem_stop,
+    .stopped = mem_stopped,
     .free = mem_free,
     .subscribe = mem_subscribe,
     .unsubscribe = mem_unsubscribe,
