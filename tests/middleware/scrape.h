@@ -1,0 +1,146 @@
+/*
+ * Reading a registry back for the middleware tests: render it in the text
+ * format, parse every sample, and let a test tick off the samples it expects
+ * so that anything it did not expect fails the test.
+ */
+#ifndef FS_TEST_SCRAPE_H
+#define FS_TEST_SCRAPE_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "faststream/exposition.h"
+
+typedef struct scrape {
+    char *text;   /* the rendered exposition */
+    size_t n;     /* samples */
+    char **keys;  /* "name{labels}" (points into a copy) */
+    double *vals; /* values */
+    bool *seen;   /* ticked off by the expect_* calls */
+    char *copy;
+} scrape;
+
+static inline void scrape_take(scrape *s, fs_registry *reg)
+{
+    memset(s, 0, sizeof *s);
+    fs_buffer b = {0};
+    assert_int_equal(fs_registry_render(reg, FS_FORMAT_TEXT, &b), FS_OK);
+    assert_non_null(b.data);
+    s->text = b.data;
+    s->copy = strdup(b.data);
+    size_t cap = 1;
+    for (const char *p = s->text; *p; p++)
+        cap += *p == '\n';
+    s->keys = calloc(cap, sizeof *s->keys);
+    s->vals = calloc(cap, sizeof *s->vals);
+    s->seen = calloc(cap, sizeof *s->seen);
+    assert_true(s->copy && s->keys && s->vals && s->seen);
+    for (char *line = strtok(s->copy, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#')
+            continue;
+        char *sp = strrchr(line, ' ');
+        assert_non_null(sp);
+        *sp = '\0';
+        s->keys[s->n] = line;
+        s->vals[s->n] = strtod(sp + 1, NULL);
+        s->n++;
+    }
+}
+
+static inline void scrape_free(scrape *s)
+{
+    free(s->text);
+    free(s->copy);
+    free(s->keys);
+    free(s->vals);
+    free(s->seen);
+    memset(s, 0, sizeof *s);
+}
+
+static inline ssize_t scrape_find(const scrape *s, const char *key)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->keys[i], key) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+/* The value of `name{labels}`; fails when absent. Ticks it off. */
+static inline double scrape_value(scrape *s, const char *name, const char *labels)
+{
+    char key[1024];
+    snprintf(key, sizeof key, "%s{%s}", name, labels);
+    ssize_t i = scrape_find(s, key);
+    if (i < 0)
+        fail_msg("no sample %s in:\n%s", key, s->text);
+    s->seen[i] = true;
+    return s->vals[i];
+}
+
+/* Sample `name{labels}` exists with exactly `v`. */
+static inline void expect_sample(scrape *s, const char *name, const char *labels, double v)
+{
+    double got = scrape_value(s, name, labels);
+    if (got != v)
+        fail_msg("%s{%s} is %.17g, expected %.17g in:\n%s", name, labels, got, v, s->text);
+}
+
+/*
+ * The histogram child `name{labels}` has `count` observations; its sum is
+ * `sum` (or anything >= 0 when `sum` is NaN); its buckets are cumulative
+ * with +Inf == count. Ticks off every sample of the child; returns the
+ * number of buckets (+Inf included).
+ */
+static inline size_t expect_histogram(scrape *s, const char *name, const char *labels, double count,
+                                      double sum)
+{
+    char key[1024];
+    snprintf(key, sizeof key, "%s_count", name);
+    expect_sample(s, key, labels, count);
+    snprintf(key, sizeof key, "%s_sum", name);
+    double got = scrape_value(s, key, labels);
+    if (isnan(sum))
+        assert_true(got >= 0);
+    else if (got != sum)
+        fail_msg("%s{%s} is %.17g, expected %.17g", key, labels, got, sum);
+    char prefix[1024];
+    int pl = snprintf(prefix, sizeof prefix, "%s_bucket{%s,le=\"", name, labels);
+    size_t nb = 0;
+    double prev = 0, prev_le = -INFINITY, inf = -1;
+    for (size_t i = 0; i < s->n; i++) {
+        if (strncmp(s->keys[i], prefix, (size_t)pl) != 0)
+            continue;
+        double le = strtod(s->keys[i] + pl, NULL);
+        assert_true(le > prev_le);       /* in increasing order */
+        assert_true(s->vals[i] >= prev); /* cumulative */
+        prev_le = le;
+        prev = s->vals[i];
+        if (isinf(le))
+            inf = s->vals[i];
+        s->seen[i] = true;
+        nb++;
+    }
+    if (inf != count)
+        fail_msg("%s{%s}: +Inf bucket %g != count %g", name, labels, inf, count);
+    return nb;
+}
+
+/* Every sample whose name starts with `prefix` was ticked off. */
+static inline void expect_nothing_else(const scrape *s, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    for (size_t i = 0; i < s->n; i++)
+        if (!s->seen[i] && strncmp(s->keys[i], prefix, pl) == 0)
+            fail_msg("unexpected sample %s %g in:\n%s", s->keys[i], s->vals[i], s->text);
+}
+
+#endif
