@@ -47,6 +47,13 @@
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 
+/*
+ * The server whose request the calling thread is answering, if any. A route
+ * callback, health check or collector that stopped or freed its own server
+ * would make libmicrohttpd join the very thread it runs on.
+ */
+static _Thread_local const fs_http_server *serving;
+
 struct route {
     const char *path; /* owned by the server (freed with it), shared by tables */
     fs_http_route_fn fn;
@@ -368,17 +375,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_static(conn, MHD_HTTP_NOT_FOUND, "Not Found\n");
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return reply_not_allowed(conn);
+    enum MHD_Result ret = MHD_NO;
+    serving = srv; /* user code runs below: see fs_http_server_stop */
     switch (kind) {
     case METRICS:
-        return serve_metrics(srv, conn);
+        ret = serve_metrics(srv, conn);
+        break;
     case HEALTH:
-        return serve_health(t, conn);
+        ret = serve_health(t, conn);
+        break;
     case USER:
-        return serve_route(route, conn, method, url, *con_cls);
+        ret = serve_route(route, conn, method, url, *con_cls);
+        break;
     case NONE:
         break;
     }
-    return MHD_NO;
+    serving = NULL;
+    return ret;
 }
 
 /* Keeps the raw query string, which libmicrohttpd parses away later. */
@@ -442,8 +455,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     /* A client's malformed or oversized request is the client's problem:
      * keep it out of the default log level, where a bad scraper could flood
      * it. Everything else (accept failures, fd exhaustion...) is a warning. */
-    bool client_fault =
-        strstr(line, "Error processing request") || strstr(line, "Closing connection");
+    static const char *const client_faults[] = {
+        "Error processing request", "Closing connection", "closed by remote side",
+        "Connection reset",         "connection reset",   "Failed to send data",
+        "Failed to receive data",   "timed out",          "Connection timed out"};
+    bool client_fault = false;
+    for (size_t i = 0; i < sizeof client_faults / sizeof *client_faults; i++)
+        client_fault = client_fault || strstr(line, client_faults[i]);
     fs__log(client_fault ? FS_LOG_DEBUG : FS_LOG_WARN, COMPONENT, "libmicrohttpd: %s", line);
 }
 
@@ -694,6 +712,9 @@ int fs_http_server_start(fs_http_server *srv)
 int fs_http_server_stop(fs_http_server *srv)
 {
     FS_CHECK_ARG(srv, "fs_http_server_stop: server is NULL");
+    if (serving == srv)
+        return fs__error(FS_ESTATE, "http: a server cannot be stopped from one of its own "
+                                    "request handlers");
     pthread_mutex_lock(&srv->life_lock);
     struct MHD_Daemon *d = srv->daemon;
     srv->daemon = NULL;
@@ -718,6 +739,12 @@ void fs_http_server_free(fs_http_server *srv)
 {
     if (!srv)
         return;
+    if (serving == srv) {
+        fs__log(FS_LOG_ERROR, COMPONENT,
+                "fs_http_server_free called from one of the server's own request handlers: "
+                "not freed");
+        return;
+    }
     fs_http_server_stop(srv);
     table_free_retired(srv);
     struct table *t = atomic_load(&srv->table);

@@ -112,6 +112,39 @@ static void assert_header(const test_http_response *r, const char *name, const c
     assert_string_equal(got, want);
 }
 
+/* Log lines of the library, captured (they come from server threads). */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char logged[1024];
+
+static void capture_log(fs_log_level level, const char *component, const char *message, void *user)
+{
+    (void)user;
+    pthread_mutex_lock(&log_lock);
+    size_t n = strlen(logged);
+    snprintf(logged + n, sizeof logged - n, "%s %s: %s\n", fs_log_level_name(level), component,
+             message);
+    pthread_mutex_unlock(&log_lock);
+}
+
+static void capture_logs(void)
+{
+    pthread_mutex_lock(&log_lock);
+    logged[0] = '\0';
+    pthread_mutex_unlock(&log_lock);
+    fs_set_log_handler(capture_log, NULL);
+}
+
+/* Restores the default handler and asserts that `want` was logged. */
+static void assert_logged(const char *want)
+{
+    fs_set_log_handler(NULL, NULL);
+    pthread_mutex_lock(&log_lock);
+    bool found = strstr(logged, want) != NULL;
+    pthread_mutex_unlock(&log_lock);
+    if (!found)
+        fail_msg("expected a log line with \"%s\", got:\n%s", want, logged);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static void test_accepts_gzip(void **state)
@@ -510,9 +543,11 @@ static void test_user_routes(void **state)
     assert_header(&r, "Content-Type", "text/plain; charset=utf-8");
     assert_int_equal(r.body_len, 0);
     test_http_response_free(&r);
+    capture_logs();
     request(f->port, "GET", "/z", NULL, &r);
     assert_int_equal(r.status, 500);
     test_http_response_free(&r);
+    assert_logged("error http: route /z returned an invalid status (status 1000");
     request(f->port, "GET", "/hello", NULL, &r);
     assert_int_equal(r.status, 201);
     test_http_response_free(&r);
@@ -528,6 +563,41 @@ static void test_user_routes(void **state)
     assert_int_equal(fs_http_server_add_route(f->srv, NULL, default_route, NULL), FS_EINVAL);
     assert_int_equal(fs_http_server_add_route(f->srv, "/x", NULL, NULL), FS_EINVAL);
     assert_int_equal(fs_http_server_add_route(NULL, "/x", default_route, NULL), FS_EINVAL);
+}
+
+struct self_stop {
+    fs_http_server *srv;
+    atomic_int stop_rc;
+    atomic_bool freed_returned;
+};
+
+static void self_stopping_route(const fs_http_request *req, fs_http_response *resp, void *user)
+{
+    (void)req;
+    (void)resp;
+    struct self_stop *s = user;
+    atomic_store(&s->stop_rc, fs_http_server_stop(s->srv));
+    fs_http_server_free(s->srv); /* refused (logged), not a crash or a deadlock */
+    atomic_store(&s->freed_returned, true);
+}
+
+/* A route may not stop or free its own server (it would join its own thread). */
+static void test_stop_from_own_handler(void **state)
+{
+    struct fixture *f = *state;
+    struct self_stop s = {f->srv, 1, false};
+    assert_int_equal(fs_http_server_add_route(f->srv, "/stop", self_stopping_route, &s), FS_OK);
+    test_http_response r;
+    capture_logs();
+    request(f->port, "GET", "/stop", NULL, &r);
+    assert_int_equal(r.status, 200);
+    test_http_response_free(&r);
+    assert_logged("own request handlers: not freed");
+    assert_int_equal(atomic_load(&s.stop_rc), FS_ESTATE);
+    assert_true(atomic_load(&s.freed_returned));
+    request(f->port, "GET", "/metrics", NULL, &r); /* still serving */
+    assert_int_equal(r.status, 200);
+    test_http_response_free(&r);
 }
 
 static void test_route_added_before_start(void **state)
@@ -818,6 +888,7 @@ int main(void)
         cmocka_unit_test(test_custom_paths),
         cmocka_unit_test_setup_teardown(test_user_routes, setup, teardown),
         cmocka_unit_test(test_route_added_before_start),
+        cmocka_unit_test_setup_teardown(test_stop_from_own_handler, setup, teardown),
         cmocka_unit_test(test_port_zero),
         cmocka_unit_test_setup_teardown(test_fixed_port_and_bind_failure, setup, teardown),
         cmocka_unit_test(test_bad_addresses),
