@@ -77,7 +77,7 @@ def timed(fn):
 def labelled_counter_family(registry, children=8):
     fam = Counter("bench_requests_total", "Requests.", LABELS3, registry=registry)
     for i in range(children):  # neighbours, so that the lookup is not into a 1-entry table
-        fam.labels("faststream", "memory", "other-%d" % i).inc()
+        fam.labels("faststream", "memory", "other-%04d" % i).inc()
     return fam
 
 
