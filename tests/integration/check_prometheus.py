@@ -13,6 +13,7 @@ scrapes it. Then, through Prometheus' HTTP query API:
   - histogram_quantile over the exporter's histograms equals the quantiles
     computed here from the exporter's raw observations with Prometheus' own
     interpolation (promserver.bucket_quantile);
+  - a change made after the first scrapes (GET /bump on the exporter) shows up;
   - the metadata API reports the help text the exporter registered.
 Prometheus scrapes with its default Accept header (OpenMetrics first) and
 gzip, so this also checks those paths against Prometheus' own parser.
@@ -101,6 +102,19 @@ def run(exporter_path, prometheus):
         print("p90 of orders duration: %r" % q90)
         if not (math.isfinite(q90) and 0 < q90 < 10):
             raise CheckFailed("implausible p90 %r" % q90)
+
+        # A change travels through the live scrapes: /bump adds 5 to the orders counter.
+        orders_counter = next(s for s in series if s["kind"] == "counter"
+                              and s["name"] == "faststream_received_messages_total"
+                              and s["labels"].get("handler") == "orders")
+        status, _, body = ex.fetch("/bump")
+        bumped = float(body)
+        if status != 200 or bumped != number(orders_counter["value"]) + 5:
+            raise CheckFailed("/bump answered %s %r" % (status, body))
+        expr = selector(orders_counter["name"], orders_counter["labels"])
+        prom.wait_for(expr, lambda rows: len(rows) == 1 and float(rows[0]["value"][1]) == bumped,
+                      timeout=30)
+        print("live scrape: %s went to %s" % (expr, bumped))
 
         # Help text, as Prometheus' metadata API reports it.
         for fam, help_text in (("faststream_received_messages", None), ("demo_io_bytes", None)):

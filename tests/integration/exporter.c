@@ -15,6 +15,10 @@
  * "PORT <n>" on stdout and serves until stdin reaches EOF; then it stops
  * the server, frees everything and exits 0 (under ASan, leaks fail it).
  *
+ * GET /bump (a user route) adds 5 to the "orders" received-messages counter
+ * and answers with the counter's new total, as the exporter counts it: the
+ * Prometheus check uses it to see a change travel through a live scrape.
+ *
  * The account is independent of the library's output: the checking scripts
  * derive the expected samples (cumulative buckets, _sum, _count, _created)
  * from it and compare them with what the parsers read from the endpoint.
@@ -22,6 +26,7 @@
 #include "faststream/http.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +64,10 @@ typedef struct series {
 
 static series all[MAX_SERIES];
 static size_t nseries;
+
+/* The counter /bump adds to; bumps are serialised by bump_lock. */
+static series *bumped;
+static pthread_mutex_t bump_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void die(const char *what)
 {
@@ -251,6 +260,7 @@ static void build(fs_registry *reg)
     const char *orders[] = {"order-service", "memory", "orders"};
     series *rc =
         counter_child(received, "faststream_received_messages_total", h, 3, recv_l, orders);
+    bumped = rc;
     series *rs = histogram_child(sizes, "faststream_received_messages_size_bytes", hs, 3, recv_l,
                                  orders, size_buckets, 11);
     series *rd =
@@ -502,6 +512,24 @@ static void write_account(const char *path, uint16_t port)
     }
 }
 
+static void bump(const fs_http_request *req, fs_http_response *resp, void *user)
+{
+    (void)req;
+    (void)user;
+    char *body = malloc(64);
+    if (!body) {
+        resp->status = 500;
+        return;
+    }
+    pthread_mutex_lock(&bump_lock);
+    counter_add(bumped, 5);
+    snprintf(body, 64, "%.17g\n", bumped->value);
+    pthread_mutex_unlock(&bump_lock);
+    resp->body = body;
+    resp->body_len = strlen(body);
+    resp->free_body = free;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -517,7 +545,8 @@ int main(int argc, char **argv)
     o.port = 0;
     o.registry = reg;
     fs_http_server *srv;
-    if (fs_http_server_new(&o, &srv) || fs_http_server_start(srv))
+    if (fs_http_server_new(&o, &srv) || fs_http_server_add_route(srv, "/bump", bump, NULL) ||
+        fs_http_server_start(srv))
         die("server");
     write_account(argv[1], fs_http_server_port(srv));
     printf("PORT %u\n", (unsigned)fs_http_server_port(srv));
