@@ -46,7 +46,8 @@ void fs_counter_inc(fs_counter *c)
 {
     if (FS_UNLIKELY(!c))
         return;
-    atomic_fetch_add_explicit(&c->cells[fs__shard()].n, 1, memory_order_relaxed);
+    unsigned s = fs__shard();
+    fs__cell_add(&c->cells[s].n, 1, s);
 }
 
 int fs_counter_add(fs_counter *c, double v)
@@ -54,12 +55,13 @@ int fs_counter_add(fs_counter *c, double v)
     FS_CHECK_ARG(c, "fs_counter_add: counter is NULL");
     FS_CHECK_ARG(!isnan(v), "counter '%s': cannot add NaN", c->hdr.fam->name);
     FS_CHECK_ARG(v >= 0, "counter '%s' cannot decrease: refusing to add %g", c->hdr.fam->name, v);
-    fs_counter_cell *cell = &c->cells[fs__shard()];
+    unsigned s = fs__shard();
+    fs_counter_cell *cell = &c->cells[s];
     /* Whole amounts below 2^53 stay exact in the integer part. */
     if (v < 9007199254740992.0 && v == (double)(uint64_t)v)
-        atomic_fetch_add_explicit(&cell->n, (uint64_t)v, memory_order_relaxed);
+        fs__cell_add(&cell->n, (uint64_t)v, s);
     else
-        fs__atomic_add_double(&cell->fbits, v);
+        fs__cell_add_double(&cell->fbits, v, s);
     return FS_OK;
 }
 

@@ -167,7 +167,8 @@ static int render_family(const fs_family *f, fs_format format, fs_buffer *out, r
         }
         if (om && (f->type == FS_METRIC_COUNTER || f->type == FS_METRIC_HISTOGRAM)) {
             put_name_labels(out, f, "_created", 8, c);
-            put_double_nl(out, c->created);
+            fs__buf_put(out, c->created_text, strlen(c->created_text));
+            fs__buf_putc(out, '\n');
         }
     }
     return FS_OK;

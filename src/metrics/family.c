@@ -10,45 +10,68 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-_Thread_local unsigned fs__tls_shard FS_TLS_MODEL;
-static atomic_uint next_shard;
-
-unsigned fs__shard_assign(void)
-{
-    unsigned s = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed);
-    /* The extra bit keeps the value non-zero (zero means "not assigned"). */
-    fs__tls_shard = (s & FS_SHARD_MASK) | FS_METRIC_SHARDS;
-    return fs__tls_shard;
-}
-
 fs_child fs__tombstone;
 
 /* ------------------------------------------------------------------------ */
-/* Hashing label values (their bytes and lengths, so "a","bc" != "ab","c").  */
+/* Hashing and comparing label values                                       */
 
-static inline uint64_t mix(uint64_t h, uint64_t w)
+/* Fixed-size loads (compiled to single moves; never past the string's end). */
+static inline uint64_t load64(const char *p)
 {
-    h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 32);
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
 }
 
+static inline uint64_t load32(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+#define K1 0x9E3779B97F4A7C15ULL
+#define K2 0xC2B2AE3D27D4EB4FULL
+#define K3 0x165667B19E3779F9ULL
+
+static inline uint64_t rotl(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+/*
+ * One value: short strings are read with two overlapping loads (first and
+ * last 8, 4 or 1 bytes), longer ones 8 bytes at a time. The two halves are
+ * multiplied independently, so the CPU overlaps the work.
+ */
+static inline uint64_t hash_one(const char *s, size_t n)
+{
+    uint64_t a, b;
+    if (n >= 8) {
+        a = load64(s);
+        b = load64(s + n - 8);
+        for (size_t i = 8; i + 8 < n; i += 8)
+            a = rotl(a * K1, 29) ^ load64(s + i);
+    } else if (n >= 4) {
+        a = load32(s);
+        b = load32(s + n - 4);
+    } else if (n > 0) {
+        a = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n / 2] << 8;
+        b = (unsigned char)s[n - 1];
+    } else {
+        a = b = 0;
+    }
+    return (a ^ K2) * K1 ^ rotl((b ^ n) * K3, 31);
+}
+
+/* Hash label values (their bytes and lengths, so "a","bc" != "ab","c"). */
 static inline uint64_t hash_values(size_t n, const char *const *values, uint32_t *lens)
 {
     uint64_t h = 0x243F6A8885A308D3ULL;
     for (size_t i = 0; i < n; i++) {
-        const char *s = values[i];
-        size_t len = strlen(s);
+        size_t len = strlen(values[i]);
         lens[i] = (uint32_t)len;
-        while (len >= 8) {
-            uint64_t w;
-            memcpy(&w, s, 8);
-            h = mix(h, w);
-            s += 8;
-            len -= 8;
-        }
-        uint64_t w = 0;
-        memcpy(&w, s, len);
-        h = mix(h, w ^ ((uint64_t)lens[i] << 40) ^ i);
+        h = rotl(h * K3, 23) ^ hash_one(values[i], len);
     }
     /* murmur3's finaliser: every input bit reaches the low (index) bits */
     h ^= h >> 33;
@@ -59,12 +82,28 @@ static inline uint64_t hash_values(size_t n, const char *const *values, uint32_t
     return h;
 }
 
+/* Equality of n bytes, inline for the short values labels usually hold. */
+static inline bool bytes_equal(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        if (n > 16)
+            return memcmp(a, b, n) == 0;
+        return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+    }
+    if (n >= 4)
+        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
 static inline bool child_matches(const fs_child *c, size_t n, const char *const *values,
                                  const uint32_t *lens)
 {
     const char *p = c->values;
     for (size_t i = 0; i < n; i++) {
-        if (c->lens[i] != lens[i] || memcmp(p, values[i], lens[i]) != 0)
+        if (c->lens[i] != lens[i] || !bytes_equal(p, values[i], lens[i]))
             return false;
         p += lens[i] + 1;
     }
@@ -217,6 +256,7 @@ static fs_child *child_create(fs_family *fam, const char *const *values, const u
     c->fam = fam;
     c->hash = hash;
     c->created = fs__now();
+    fs__format_double(c->created_text, c->created);
     c->labels = "";
     c->values = "";
     size_t n = fam->label_count;

@@ -111,9 +111,10 @@ void fs_histogram_observe(fs_histogram *h, double v)
     if (FS_UNLIKELY(!h))
         return;
     uint32_t i = find_bucket(h->bounds, h->nb, v);
-    _Atomic uint64_t *w = h->words + (size_t)fs__shard() * h->stride;
-    atomic_fetch_add_explicit(&w[i], 1, memory_order_relaxed);
-    fs__atomic_add_double(&w[h->nb + 1], v);
+    unsigned s = fs__shard();
+    _Atomic uint64_t *w = h->words + (size_t)s * h->stride;
+    fs__cell_add(&w[i], 1, s);
+    fs__cell_add_double(&w[h->nb + 1], v, s);
 }
 
 uint64_t fs_histogram_count(const fs_histogram *h)

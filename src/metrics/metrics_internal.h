@@ -40,14 +40,23 @@
 
 #define FS_CACHE_LINE 64
 
-/* Per-thread shards of every counter and histogram child (a power of two).
- * A thread picks its shard once, round-robin; threads beyond this number
- * share shards, which stays correct (atomic read-modify-write) and only
- * costs some cache-line traffic. */
+/*
+ * Per-thread shards of every counter and histogram child (a power of two).
+ * Shards 0 .. FS_SHARED_SHARD-1 are owned by one thread at a time: a thread
+ * takes a free one on its first update and gives it back when it exits, so
+ * its updates are a plain relaxed load and store (no lock prefix, no cache
+ * line shared with another writer). Threads beyond that number use the last
+ * shard, FS_SHARED_SHARD, with atomic read-modify-write. Either way a reader
+ * sums the shards with relaxed loads.
+ */
 #ifndef FS_METRIC_SHARDS
 #define FS_METRIC_SHARDS 8
 #endif
 #define FS_SHARD_MASK (FS_METRIC_SHARDS - 1)
+#define FS_SHARED_SHARD (FS_METRIC_SHARDS - 1)
+
+/** Room fs__format_double and fs__format_le may need. */
+#define FS_NUM_MAX 40
 
 /** Most label names a family may have. */
 #define FS_MAX_LABELS 32
@@ -93,6 +102,27 @@ static inline void fs__atomic_add_double(_Atomic uint64_t *bits, double v)
     }
 }
 
+/* Add to a cell of `shard`: a plain load and store when the calling thread
+ * owns the shard, an atomic read-modify-write on the shared one. */
+static inline void fs__cell_add(_Atomic uint64_t *p, uint64_t v, unsigned shard)
+{
+    if (FS_LIKELY(shard != FS_SHARED_SHARD))
+        atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(p, v, memory_order_relaxed);
+}
+
+static inline void fs__cell_add_double(_Atomic uint64_t *bits, double v, unsigned shard)
+{
+    if (FS_LIKELY(shard != FS_SHARED_SHARD)) {
+        double old = fs__bits_to_double(atomic_load_explicit(bits, memory_order_relaxed));
+        atomic_store_explicit(bits, fs__double_to_bits(old + v), memory_order_relaxed);
+    } else {
+        fs__atomic_add_double(bits, v);
+    }
+}
+
 static inline double fs__atomic_load_double(const _Atomic uint64_t *bits)
 {
     return fs__bits_to_double(atomic_load_explicit((_Atomic uint64_t *)bits, memory_order_relaxed));
@@ -114,7 +144,8 @@ typedef struct fs_child {
     const uint32_t *lens; /* length of each value */
     const char *labels;   /* escaped `k1="v1",k2="v2"` (no braces), "" without labels */
     uint32_t labels_len;
-    double created; /* Unix seconds at creation (the _created sample) */
+    double created;                /* Unix seconds at creation (the _created sample) */
+    char created_text[FS_NUM_MAX]; /* its rendering, made once */
     struct fs_child *retired_next;
 } fs_child;
 
@@ -343,9 +374,6 @@ static inline int fs__buf_appends(fs_buffer *b, const char *s)
 {
     return fs__buf_append(b, s, strlen(s));
 }
-
-/** Room fs__format_double and fs__format_le may need. */
-#define FS_NUM_MAX 40
 
 /** Shortest round-tripping rendering of `v` ("+Inf", "-Inf", "NaN"); returns its length. */
 FS_HIDDEN size_t fs__format_double(char *out, double v);

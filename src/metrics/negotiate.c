@@ -18,6 +18,15 @@ static const char *trim_end(const char *start, const char *end)
     return end;
 }
 
+/* The first `c` in [p, end), or NULL. */
+static const char *find_char(const char *p, const char *end, char c)
+{
+    for (; p < end; p++)
+        if (*p == c)
+            return p;
+    return NULL;
+}
+
 static bool token_is(const char *s, const char *e, const char *word)
 {
     size_t n = strlen(word);
@@ -31,12 +40,12 @@ static void parse_range(const char *p, const char *end, double *q, const char **
     *q = 1.0;
     *ver = NULL;
     *ver_end = NULL;
-    const char *semi = memchr(p, ';', (size_t)(end - p));
+    const char *semi = find_char(p, end, ';');
     while (semi) {
         const char *k = skip_ws(semi + 1, end);
-        const char *next = memchr(k, ';', (size_t)(end - k));
+        const char *next = find_char(k, end, ';');
         const char *pe = next ? next : end;
-        const char *eq = memchr(k, '=', (size_t)(pe - k));
+        const char *eq = find_char(k, pe, '=');
         if (eq) {
             const char *ke = trim_end(k, eq);
             const char *v = skip_ws(eq + 1, pe);
@@ -70,10 +79,10 @@ fs_format fs_format_negotiate(const char *accept)
     const char *p = accept;
     const char *end = accept + strlen(accept);
     while (p < end) {
-        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *comma = find_char(p, end, ',');
         const char *re = comma ? comma : end;
         const char *s = skip_ws(p, re);
-        const char *semi = memchr(s, ';', (size_t)(re - s));
+        const char *semi = find_char(s, re, ';');
         const char *te = trim_end(s, semi ? semi : re);
         double q;
         const char *v, *ve;

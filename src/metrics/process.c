@@ -101,7 +101,7 @@ static int process_collect(fs_collect_ctx *ctx, void *user)
     }
     double ticks = (double)sysconf(_SC_CLK_TCK);
     double page = (double)sysconf(_SC_PAGESIZE);
-    double btime, fds;
+    double btime = 0, fds = 0;
     if ((rc = boot_time(&btime)) != FS_OK || (rc = open_fds(&fds)) != FS_OK)
         return rc;
     if ((rc = add(ctx, "process_cpu_seconds_total",

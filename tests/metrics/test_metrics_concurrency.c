@@ -151,10 +151,57 @@ static void test_hammer(void **state)
     fs_registry_free(s.reg);
 }
 
+struct many {
+    fs_counter *counter;
+    fs_histogram *hist;
+    pthread_barrier_t *start;
+};
+
+static void *many_worker(void *arg)
+{
+    struct many *m = arg;
+    pthread_barrier_wait(m->start);
+    for (int i = 0; i < 20000; i++) {
+        fs_counter_inc(m->counter);
+        fs_histogram_observe(m->hist, 1);
+    }
+    fs_counter_add(m->counter, 0.5);
+    return NULL;
+}
+
+/* More threads than exclusive shards (some share the atomic one), in rounds,
+ * so shards are handed back at thread exit and reused: nothing is lost. */
+static void test_more_threads_than_shards(void **state)
+{
+    (void)state;
+    enum { N = 12, ROUNDS = 3 };
+    fs_registry *reg;
+    assert_int_equal(fs_registry_new(&reg), FS_OK);
+    struct many m;
+    pthread_barrier_t start;
+    m.start = &start;
+    assert_int_equal(fs_counter_new(reg, "many", "M.", &m.counter), FS_OK);
+    assert_int_equal(fs_histogram_new(reg, "many_h", "H.", NULL, 0, &m.hist), FS_OK);
+    for (int r = 0; r < ROUNDS; r++) {
+        pthread_barrier_init(&start, NULL, N);
+        pthread_t t[N];
+        for (int i = 0; i < N; i++)
+            pthread_create(&t[i], NULL, many_worker, &m);
+        for (int i = 0; i < N; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&start);
+    }
+    assert_true(fs_counter_value(m.counter) == ROUNDS * N * 20000.5);
+    assert_int_equal(fs_histogram_count(m.hist), ROUNDS * N * 20000);
+    assert_true(fs_histogram_sum(m.hist) == ROUNDS * N * 20000.0);
+    fs_registry_free(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hammer),
+        cmocka_unit_test(test_more_threads_than_shards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
