@@ -690,9 +690,18 @@ static void test_bad_addresses(void **state)
     /* Well-formed but not an address of this host: bind fails with the reason. */
     o.address = "192.0.2.1"; /* TEST-NET-1 */
     assert_int_equal(fs_http_server_new(&o, &srv), FS_OK);
-    assert_int_equal(fs_http_server_start(srv), FS_EIO);
-    if (!strstr(fs_last_error(), strerror(EADDRNOTAVAIL)))
-        fail_msg("the error does not give the reason: %s", fs_last_error());
+    FILE *nonlocal = fopen("/proc/sys/net/ipv4/ip_nonlocal_bind", "r");
+    int allowed = 0;
+    if (nonlocal) {
+        if (fscanf(nonlocal, "%d", &allowed) != 1)
+            allowed = 0;
+        fclose(nonlocal);
+    }
+    if (!allowed) { /* where the host allows binding foreign addresses, it binds */
+        assert_int_equal(fs_http_server_start(srv), FS_EIO);
+        if (!strstr(fs_last_error(), strerror(EADDRNOTAVAIL)))
+            fail_msg("the error does not give the reason: %s", fs_last_error());
+    }
     fs_http_server_free(srv);
 }
 
