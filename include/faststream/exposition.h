@@ -19,7 +19,9 @@ typedef enum fs_format {
 /**
  * The format a scraper asked for in its Accept header: OpenMetrics when it
  * lists application/openmetrics-text (with version 1.0.0 or none) with a
- * non-zero q, the text format otherwise (also for NULL).
+ * non-zero q that is not lower than the best q of the text format
+ * (text/plain with version 0.0.4 or none, or the text and catch-all
+ * wildcards); the text format otherwise (also for NULL).
  */
 fs_format fs_format_negotiate(const char *accept);
 
@@ -36,9 +38,10 @@ typedef struct fs_buffer {
 void fs_buffer_free(fs_buffer *buf);
 
 /**
- * Append the exposition of every family and collector of `reg` to `out`,
- * families in name order, children in label-value order. Safe while other
- * threads update metrics; never blocks them.
+ * Append the exposition of every family and collector of `reg` (NULL: the
+ * default registry) to `out`, families in name order, children in
+ * label-value order (bytewise, value by value). Safe while other threads
+ * update metrics; never blocks them. On failure `out` may hold part of it.
  */
 int fs_registry_render(fs_registry *reg, fs_format format, fs_buffer *out);
 

@@ -60,13 +60,20 @@ typedef enum fs_metric_type {
 /* ------------------------------------------------------------------------ */
 /* Registries                                                               */
 
-/** The process-wide default registry (created on first use, never freed). */
+/**
+ * The process-wide default registry (created on first use, with the process
+ * collector registered, never freed). NULL only if it cannot be allocated.
+ */
 fs_registry *fs_registry_default(void);
 
 /** Create an empty registry. */
 int fs_registry_new(fs_registry **out);
 
-/** Free a registry with every metric and collector in it. NULL is ignored. */
+/**
+ * Free a registry with every metric and collector in it (collectors' free_user
+ * is called). NULL and the default registry are ignored. No other thread may
+ * use the registry or handles into it any more.
+ */
 void fs_registry_free(fs_registry *reg);
 
 /**
@@ -86,7 +93,8 @@ bool fs_registry_contains(fs_registry *reg, const char *name);
  * Create (or find, when an identical one exists) a counter family.
  * `name` is the exposed name; a trailing "_total" is accepted and kept for
  * the sample, and the OpenMetrics family name drops it. `label_names` holds
- * `label_count` valid, distinct, non-reserved label names.
+ * `label_count` (at most 32) valid, distinct, non-reserved label names.
+ * FS_ESTATE when called from a collector callback.
  */
 int fs_counter_family_new(fs_registry *reg, const char *name, const char *help,
                           size_t label_count, const char *const *label_names,
@@ -99,7 +107,12 @@ int fs_counter_family_new(fs_registry *reg, const char *name, const char *help,
  */
 fs_counter *fs_counter_family_labels(fs_counter_family *fam, const char *const *values);
 
-/** Remove one child from the exposition. FS_ENOTFOUND when absent. */
+/**
+ * Remove one child from the exposition. FS_ENOTFOUND when absent, FS_EINVAL
+ * for a family without labels. Handles to it stay valid (their updates are
+ * no longer exposed); a later lookup of the same values creates a new child.
+ * Memory of removed children is reclaimed when the registry is freed.
+ */
 int fs_counter_family_remove(fs_counter_family *fam, const char *const *values);
 
 /** Remove every child from the exposition. */
@@ -177,7 +190,8 @@ double fs_histogram_sum(const fs_histogram *h);
 
 /**
  * Register an info metric. `name` is given without the "_info" suffix.
- * The labels are fixed at creation.
+ * The labels are fixed at creation. Registering the same name, help, label
+ * names and values again is a no-op; other values are FS_ECONFLICT.
  */
 int fs_info_new(fs_registry *reg, const char *name, const char *help, size_t label_count,
                 const char *const *label_names, const char *const *label_values);
@@ -192,6 +206,11 @@ typedef struct fs_collect_ctx fs_collect_ctx;
  * A collector callback. It declares families with fs_collect_family() and
  * adds their samples with fs_collect_sample(); it returns FS_OK, or an error
  * status to drop everything it produced in this scrape (the failure is logged).
+ * A failing fs_collect_* call also drops the collector's output. Collectors
+ * run during fs_registry_render, in name order, possibly from several threads
+ * at once; they must not register or unregister metrics (FS_ESTATE).
+ * Their families are merged into the exposition in name order; a family name
+ * that a registered metric exposes is refused (FS_ECONFLICT).
  */
 typedef int (*fs_collect_fn)(fs_collect_ctx *ctx, void *user);
 
@@ -209,7 +228,8 @@ int fs_collect_sample(fs_collect_ctx *ctx, size_t label_count, const char *const
 /**
  * Register a collector under `name` (used by fs_registry_unregister).
  * `free_user`, if given, is called with `user` when the collector is removed
- * or the registry freed.
+ * or the registry freed (not when this call fails). FS_ECONFLICT when a
+ * collector or metric already has that name.
  */
 int fs_registry_add_collector(fs_registry *reg, const char *name, fs_collect_fn fn, void *user,
                               void (*free_user)(void *user));

@@ -217,6 +217,9 @@ int fs_collect_family(fs_collect_ctx *ctx, const char *name, const char *help, f
     size_t n = strlen(name);
     if (type == FS_METRIC_COUNTER && n > 6 && strcmp(name + n - 6, "_total") == 0)
         n -= 6;
+    rc = fs__registry_check_collision(ctx->reg, name, n, type);
+    if (rc != FS_OK)
+        return ctx_fail(ctx, rc);
     if (ctx->nchunks == ctx->capchunks) {
         size_t cap = ctx->capchunks ? ctx->capchunks * 2 : 16;
         chunk *p = realloc(ctx->chunks, cap * sizeof *p);

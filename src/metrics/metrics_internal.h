@@ -309,6 +309,14 @@ struct fs_registry {
 /** Resolve NULL to the default registry. NULL (with fs__error) when it cannot be created. */
 FS_HIDDEN fs_registry *fs__registry_resolve(fs_registry *reg);
 
+/**
+ * FS_ECONFLICT (with a message) when a family `name` (base length n) of `type`
+ * would expose a sample or family name some registered family exposes.
+ * Under the registry lock.
+ */
+FS_HIDDEN int fs__registry_check_collision(fs_registry *reg, const char *name, size_t n,
+                                           fs_metric_type type);
+
 /** True while the calling thread runs a collector (registration is refused then). */
 extern _Thread_local bool fs__in_collect FS_HIDDEN;
 

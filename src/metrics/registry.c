@@ -342,6 +342,21 @@ static int check_same(const fs_family *f, const fs_family_def *def)
     return FS_OK;
 }
 
+int fs__registry_check_collision(fs_registry *reg, const char *name, size_t n, fs_metric_type type)
+{
+    for (size_t i = 0; i < reg->nfamilies; i++) {
+        const fs_family *f = reg->families[i];
+        const char *theirs;
+        if (collision(name, n, type, f, &theirs))
+            return fs__error(FS_ECONFLICT,
+                             "metric '%s' (%s) would expose '%.*s%s', which %s '%s' already "
+                             "exposes",
+                             name, a_type(type), (int)f->name_len, f->name, theirs,
+                             fs__type_name(f->type), f->name);
+    }
+    return FS_OK;
+}
+
 static int validate_def(const fs_family_def *def)
 {
     int rc = fs__check_metric_name(def->name);
@@ -400,19 +415,9 @@ int fs__family_register(fs_registry *reg, const fs_family_def *def, fs_family **
             *out = f;
         goto out;
     }
-    for (size_t i = 0; i < reg->nfamilies; i++) {
-        const fs_family *f = reg->families[i];
-        const char *theirs;
-        const char *ours = collision(def->name, n, def->type, f, &theirs);
-        if (ours) {
-            rc = fs__error(FS_ECONFLICT,
-                           "metric '%s' (%s) would expose '%.*s%s', which %s '%s' already "
-                           "exposes",
-                           def->name, a_type(def->type), (int)f->name_len, f->name, theirs,
-                           fs__type_name(f->type), f->name);
-            goto out;
-        }
-    }
+    rc = fs__registry_check_collision(reg, def->name, n, def->type);
+    if (rc != FS_OK)
+        goto out;
     for (size_t i = 0; i < reg->ncollectors; i++)
         if (strlen(reg->collectors[i]->name) == n &&
             memcmp(reg->collectors[i]->name, def->name, n) == 0) {

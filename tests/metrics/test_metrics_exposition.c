@@ -437,6 +437,38 @@ static void test_collector_duplicate_family_dropped(void **state)
     fs_registry_free(reg);
 }
 
+static int shadowing(fs_collect_ctx *ctx, void *user)
+{
+    (void)user;
+    int rc = fs_collect_family(ctx, "requests_total", "Shadow.", FS_METRIC_GAUGE);
+    if (rc == FS_OK)
+        rc = fs_collect_sample(ctx, 0, NULL, NULL, 1);
+    return rc;
+}
+
+/* A collector may not expose a name a registered family exposes. */
+static void test_collector_cannot_shadow_a_family(void **state)
+{
+    (void)state;
+    fs_registry *reg;
+    assert_int_equal(fs_registry_new(&reg), FS_OK);
+    fs_counter *c;
+    assert_int_equal(fs_counter_new(reg, "requests", "R.", &c), FS_OK);
+    assert_int_equal(fs_registry_add_collector(reg, "shadow", shadowing, NULL, NULL), FS_OK);
+    struct log_capture cap = {0};
+    fs_set_log_handler(capture_log, &cap);
+    char *t = render(reg, FS_FORMAT_TEXT);
+    fs_set_log_handler(NULL, NULL);
+    assert_string_equal(t, "# HELP requests_total R.\n# TYPE requests_total counter\n"
+                           "requests_total 0\n");
+    assert_int_equal(cap.calls, 1);
+    assert_string_equal(cap.last, "collector 'shadow' failed (conflict): metric 'requests_total' "
+                                  "(a gauge) would expose 'requests_total', which counter "
+                                  "'requests' already exposes; its output is dropped");
+    free(t);
+    fs_registry_free(reg);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Process collector                                                        */
 
@@ -515,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_negotiate),
         cmocka_unit_test(test_collectors),
         cmocka_unit_test(test_collector_duplicate_family_dropped),
+        cmocka_unit_test(test_collector_cannot_shadow_a_family),
         cmocka_unit_test(test_process_collector),
         cmocka_unit_test(test_openmetrics_histogram_and_created),
     };
