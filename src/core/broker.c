@@ -444,6 +444,15 @@ static void join_all(fs_broker *b)
         fs__subscriber_join(s);
 }
 
+/* Lock held, no worker alive: join them and tell the adapter once. */
+static void finish_stop(fs_broker *b)
+{
+    join_all(b);
+    if (b->stopped_pending && b->ops->stopped)
+        b->ops->stopped(b->impl);
+    b->stopped_pending = false;
+}
+
 int fs_broker_start(fs_broker *b)
 {
     FS_CHECK_ARG(b, "fs_broker_start: broker is NULL");
@@ -458,7 +467,7 @@ int fs_broker_start(fs_broker *b)
                        b->ops->name);
         goto out;
     }
-    join_all(b);
+    finish_stop(b);
     rc = connect_locked(b);
     if (rc < 0)
         goto out;
@@ -496,6 +505,7 @@ static int stop_locked(fs_broker *b, int timeout_ms)
         fs__subscriber_signal_stop(s);
     if (b->ops->stop)
         b->ops->stop(b->impl);
+    b->stopped_pending = true;
     if (!wait_workers(b, timeout_ms)) {
         fs__log(FS_LOG_WARN, "core",
                 "broker %s: %u worker(s) still busy after %d ms; they finish in the background",
@@ -503,9 +513,7 @@ static int stop_locked(fs_broker *b, int timeout_ms)
         return fs__error(FS_ETIMEDOUT, "broker %s: handlers still running after %d ms",
                          b->ops->name, timeout_ms);
     }
-    join_all(b);
-    if (b->ops->stopped)
-        b->ops->stopped(b->impl);
+    finish_stop(b);
     fs__log(FS_LOG_INFO, "core", "broker %s stopped", b->ops->name);
     return FS_OK;
 }
@@ -535,9 +543,7 @@ int fs_broker_close(fs_broker *b)
     if (!b->closed) {
         /* Handlers that outlived the graceful timeout may still settle: wait for them. */
         wait_workers(b, -1);
-        join_all(b);
-        if (rc == FS_ETIMEDOUT && b->ops->stopped)
-            b->ops->stopped(b->impl);
+        finish_stop(b);
         b->closed = true;
         bool was_connected = atomic_exchange(&b->connected, false);
         pthread_mutex_unlock(&b->lock);
@@ -570,7 +576,7 @@ void fs_broker_free(fs_broker *b)
     fs__request_shutdown(b);
     pthread_mutex_lock(&b->lock);
     wait_workers(b, -1);
-    join_all(b);
+    finish_stop(b);
     struct fs_subscriber *s = b->subs;
     b->subs = NULL;
     struct fs_publisher *p = b->pubs;

@@ -100,7 +100,8 @@ struct fs_broker {
     _Atomic bool connected;
     _Atomic bool running;
     bool closed;
-    bool frozen; /* middleware chain fixed (first start) */
+    bool frozen;          /* middleware chain fixed (first start) */
+    bool stopped_pending; /* a stop timed out: ops->stopped not yet called */
     unsigned live_workers;
 
     fs__mw *mws;

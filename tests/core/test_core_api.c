@@ -1,0 +1,310 @@
+/*
+ * The core's API without worker threads: URL parsing, the scheme registry,
+ * argument checks with readable messages, message copies, names.
+ */
+#include "core_test.h"
+
+static void test_url_parse(void **state)
+{
+    (void)state;
+    fs_url u;
+    CHECK_OK(fs_url_parse("redis://user:p%40ss@example.org:6380/2?timeout=5&name=a%20b", &u));
+    assert_string_equal(u.scheme, "redis");
+    assert_string_equal(u.user, "user");
+    assert_string_equal(u.password, "p@ss");
+    assert_string_equal(u.host, "example.org");
+    assert_int_equal(u.port, 6380);
+    assert_string_equal(u.path, "2");
+    assert_string_equal(u.query, "timeout=5&name=a%20b");
+    char *v = fs_url_query_param(&u, "name");
+    assert_string_equal(v, "a b");
+    free(v);
+    v = fs_url_query_param(&u, "timeout");
+    assert_string_equal(v, "5");
+    free(v);
+    assert_null(fs_url_query_param(&u, "missing"));
+    fs_url_free(&u);
+
+    CHECK_OK(fs_url_parse("kafka://h1:9092,h2:9093", &u));
+    assert_string_equal(u.hosts, "h1:9092,h2:9093");
+    assert_string_equal(u.host, "h1");
+    assert_int_equal(u.port, 9092);
+    assert_null(u.user);
+    assert_null(u.path);
+    fs_url_free(&u);
+
+    CHECK_OK(fs_url_parse("nats://[::1]:4222", &u));
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 4222);
+    fs_url_free(&u);
+
+    CHECK_OK(fs_url_parse("amqp://guest@localhost/vhost", &u));
+    assert_string_equal(u.user, "guest");
+    assert_null(u.password);
+    assert_int_equal(u.port, -1);
+    assert_string_equal(u.path, "vhost");
+    fs_url_free(&u);
+
+    CHECK_OK(fs_url_parse("memory://", &u));
+    assert_string_equal(u.hosts, "");
+    assert_null(u.host);
+    fs_url_free(&u);
+
+    CHECK_ERR(fs_url_parse("no-scheme", &u), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "no-scheme"));
+    CHECK_ERR(fs_url_parse("://x", &u), FS_EINVAL);
+    CHECK_ERR(fs_url_parse("redis://h:99999", &u), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "port"));
+    CHECK_ERR(fs_url_parse("redis://h:12a", &u), FS_EINVAL);
+    CHECK_ERR(fs_url_parse("redis://h:", &u), FS_EINVAL);
+    CHECK_ERR(fs_url_parse("redis://[::1:6379", &u), FS_EINVAL);
+    CHECK_ERR(fs_url_parse("redis://u:%zz@h", &u), FS_EINVAL);
+    CHECK_ERR(fs_url_parse(NULL, &u), FS_EINVAL);
+}
+
+static void test_broker_urls(void **state)
+{
+    (void)state;
+    fs_broker *b = (fs_broker *)1;
+    CHECK_ERR(fs_broker_new("not a url", NULL, &b), FS_EINVAL);
+    assert_null(b);
+    assert_non_null(strstr(fs_last_error(), "not a url"));
+    CHECK_ERR(fs_broker_new("kafka://127.0.0.1:9092", NULL, &b), FS_ENOTFOUND);
+    assert_non_null(strstr(fs_last_error(), "kafka"));
+    CHECK_ERR(fs_broker_new("memory://somehost", NULL, &b), FS_EINVAL);
+    CHECK_ERR(fs_broker_new("memory://?capacity=abc", NULL, &b), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "capacity"));
+    CHECK_ERR(fs_broker_new("memory://?colour=red", NULL, &b), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "colour"));
+    CHECK_ERR(fs_broker_new(NULL, NULL, &b), FS_EINVAL);
+    CHECK_ERR(fs_broker_new("memory://", NULL, NULL), FS_EINVAL);
+
+    CHECK_OK(fs_broker_new("memory://?capacity=2", NULL, &b));
+    assert_string_equal(fs_broker_name(b), "memory");
+    assert_string_equal(fs_broker_url(b), "memory://?capacity=2");
+    assert_true(fs_broker_is_memory(b));
+    publish_str(b, "q", "1");
+    publish_str(b, "q", "2");
+    CHECK_ERR(fs_publish_bytes(b, "q", "3", 1), FS_EFULL); /* capacity came from the URL */
+    CHECK_OK(fs_broker_ping(b, 100));                      /* connected by the first publish */
+    fs_broker_free(b);
+
+    CHECK_OK(fs_broker_new("MEMORY://", NULL, &b));
+    CHECK_ERR(fs_broker_ping(b, 100), FS_ECLOSED); /* not connected yet */
+    CHECK_OK(fs_broker_connect(b));
+    CHECK_OK(fs_broker_ping(b, 100));
+    CHECK_OK(fs_broker_close(b));
+    CHECK_ERR(fs_broker_ping(b, 100), FS_ECLOSED);
+    CHECK_ERR(fs_publish_bytes(b, "q", "x", 1), FS_ECLOSED);
+    assert_string_equal(fs_last_publish_error_type(), "BrokerClosed");
+    CHECK_ERR(fs_broker_start(b), FS_ECLOSED);
+    fs_broker_free(b);
+}
+
+/* A fake adapter: enough to check the registry and fs_broker_create. */
+static int fake_subscribe(void *impl, fs_subscribe_spec *spec, void **out)
+{
+    (void)impl;
+    (void)spec;
+    *out = NULL;
+    return FS_OK;
+}
+
+static int fake_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
+{
+    (void)impl;
+    (void)sub;
+    (void)out;
+    test_sleep_ms(timeout_ms < 5 ? (unsigned)timeout_ms : 5u);
+    return FS_ETIMEDOUT;
+}
+
+static int fake_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
+                        size_t count, const char **error_type)
+{
+    (void)impl;
+    (void)dest;
+    (void)destination;
+    (void)msgs;
+    (void)count;
+    *error_type = "FakeError";
+    return fs_adapter_error(FS_EBROKER, "fake adapter refuses");
+}
+
+static const fs_broker_ops fake_ops = {
+    .name = "fake",
+    .default_ack_policy = FS_ACK_POLICY_ACK_FIRST,
+    .subscribe = fake_subscribe,
+    .fetch = fake_fetch,
+    .publish = fake_publish,
+};
+
+static const char *last_factory_url;
+
+static int fake_factory(const char *url, const fs_broker_options *opts, fs_broker **out)
+{
+    last_factory_url = url;
+    return fs_broker_create(&fake_ops, NULL, url, opts, out);
+}
+
+static int other_factory(const char *url, const fs_broker_options *opts, fs_broker **out)
+{
+    return fake_factory(url, opts, out);
+}
+
+static fs_outcome noop(fs_message *m, void *user)
+{
+    (void)m;
+    (void)user;
+    return FS_OUTCOME_OK;
+}
+
+static void test_scheme_registry(void **state)
+{
+    (void)state;
+    assert_false(fs_broker_scheme_registered("fake"));
+    assert_true(fs_broker_scheme_registered("memory"));
+    CHECK_OK(fs_broker_register_scheme("fake", fake_factory));
+    CHECK_OK(fs_broker_register_scheme("fake", fake_factory)); /* same factory: no-op */
+    CHECK_ERR(fs_broker_register_scheme("fake", other_factory), FS_ECONFLICT);
+    CHECK_ERR(fs_broker_register_scheme("fa ke", fake_factory), FS_EINVAL);
+    CHECK_ERR(fs_broker_register_scheme("fake://", fake_factory), FS_EINVAL);
+    CHECK_ERR(fs_broker_register_scheme(NULL, fake_factory), FS_EINVAL);
+    assert_true(fs_broker_scheme_registered("fake"));
+
+    fs_broker *b;
+    CHECK_OK(fs_broker_new("fake://host:1", NULL, &b));
+    assert_string_equal(last_factory_url, "fake://host:1");
+    assert_string_equal(fs_broker_name(b), "fake");
+    assert_false(fs_broker_is_memory(b));
+    assert_int_equal(fs_memory_queue_depth(b, "q", NULL), 0);
+    fs_subscriber *s;
+    CHECK_OK(fs_subscribe(b, "t", noop, NULL, NULL, &s));
+    assert_int_equal(fs_subscriber_ack_policy(s), FS_ACK_POLICY_ACK_FIRST); /* the type default */
+    CHECK_ERR(fs_publish_bytes(b, "t", "x", 1), FS_EBROKER);
+    assert_string_equal(fs_last_publish_error_type(), "FakeError");
+    assert_non_null(strstr(fs_last_error(), "fake adapter refuses"));
+    CHECK_OK(fs_broker_start(b));
+    assert_true(fs_broker_running(b));
+    CHECK_ERR(fs_broker_start(b), FS_ESTATE);
+    CHECK_OK(fs_broker_stop(b));
+    assert_false(fs_broker_running(b));
+    CHECK_OK(fs_broker_stop(b)); /* idempotent */
+    fs_broker_free(b);
+
+    fs_broker_ops bad = fake_ops;
+    bad.fetch = NULL;
+    CHECK_ERR(fs_broker_create(&bad, NULL, "x://", NULL, &b), FS_EINVAL);
+    bad = fake_ops;
+    bad.default_ack_policy = FS_ACK_POLICY_DEFAULT;
+    CHECK_ERR(fs_broker_create(&bad, NULL, "x://", NULL, &b), FS_EINVAL);
+}
+
+static void test_argument_checks(void **state)
+{
+    (void)state;
+    fs_broker *b = memory_broker(16, false);
+    fs_subscriber *s;
+    CHECK_ERR(fs_subscribe(NULL, "q", noop, NULL, NULL, &s), FS_EINVAL);
+    CHECK_ERR(fs_subscribe(b, "", noop, NULL, NULL, &s), FS_EINVAL);
+    CHECK_ERR(fs_subscribe(b, "q", NULL, NULL, NULL, &s), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "handler"));
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.concurrency = 100000;
+    CHECK_ERR(fs_subscribe(b, "q", noop, NULL, &so, &s), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "concurrency"));
+    so = (fs_subscriber_options)FS_SUBSCRIBER_OPTIONS_INIT;
+    so.ack_policy = (fs_ack_policy)42;
+    CHECK_ERR(fs_subscribe(b, "q", noop, NULL, &so, &s), FS_EINVAL);
+    fs_memory_subscriber_options mo = FS_MEMORY_SUBSCRIBER_OPTIONS_INIT;
+    mo.group = "";
+    so = (fs_subscriber_options)FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &mo;
+    CHECK_ERR(fs_subscribe(b, "q", noop, NULL, &so, &s), FS_EINVAL);
+
+    CHECK_ERR(fs_publish(b, NULL, NULL), FS_EINVAL);
+    CHECK_ERR(fs_publish_bytes(b, "", "x", 1), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "destination"));
+    CHECK_ERR(fs_publish_bytes(b, "q", NULL, 3), FS_EINVAL);
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.header_count = 2;
+    CHECK_ERR(fs_publish(b, "q", &e), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "headers"));
+    fs_header h = {"name", NULL};
+    e.headers = &h;
+    e.header_count = 1;
+    CHECK_ERR(fs_publish(b, "q", &e), FS_EINVAL);
+    CHECK_ERR(fs_publish_batch(b, "q", &e, 0), FS_EINVAL);
+    fs_message *reply;
+    CHECK_ERR(fs_request(b, "q", NULL, 10, &reply), FS_EINVAL);
+    CHECK_ERR(fs_request(b, "q", &e, 10, NULL), FS_EINVAL);
+    fs_publisher *p;
+    CHECK_ERR(fs_publisher_new(b, NULL, NULL, &p), FS_EINVAL);
+    CHECK_ERR(fs_publisher_publish(NULL, &e), FS_EINVAL);
+
+    CHECK_ERR(fs_message_ack(NULL), FS_EINVAL);
+    CHECK_ERR(fs_message_reply(NULL, "x", 1, NULL, 0, NULL), FS_EINVAL);
+    CHECK_ERR(fs_broker_add_middleware(NULL, NULL), FS_EINVAL);
+    CHECK_ERR(fs_broker_start(NULL), FS_EINVAL);
+    CHECK_ERR(fs_memory_take_published(b, "q", &reply), FS_ESTATE); /* recording is off */
+    CHECK_ERR(fs_subscriber_wait_handled(NULL, 1, 0), FS_EINVAL);
+    fs_memory_options o = FS_MEMORY_OPTIONS_INIT;
+    o.capacity = (size_t)1 << 30;
+    fs_broker *big;
+    CHECK_ERR(fs_memory_broker_new(&o, &big), FS_EINVAL);
+
+    /* NULL-tolerant accessors */
+    assert_null(fs_message_body(NULL));
+    assert_int_equal(fs_message_count(NULL), 0);
+    assert_null(fs_message_header(NULL, "x"));
+    assert_int_equal(fs_message_settled(NULL), FS_SETTLE_NONE);
+    assert_null(fs_broker_name(NULL));
+    fs_broker_free(NULL);
+    fs_message_free(NULL);
+    fs_publisher_free(NULL);
+    fs_broker_free(b);
+}
+
+static void test_copies_and_names(void **state)
+{
+    (void)state;
+    fs_header h[2] = {{"a", "1"}, {"b", "2"}};
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = "payload";
+    e.body_len = 7;
+    e.headers = h;
+    e.header_count = 2;
+    e.correlation_id = "c";
+    fs_message *m = fs_message_new_copy(&e, "src");
+    assert_non_null(m);
+    assert_string_equal(fs_message_source(m), "src");
+    assert_string_equal(fs_message_header(m, "b"), "2");
+    assert_null(fs_message_header(m, "c"));
+    assert_string_equal(fs_message_header_at(m, 0)->name, "a");
+    assert_null(fs_message_header_at(m, 2));
+    assert_null(fs_message_reply_to(m));
+    assert_int_equal(fs_message_size(m), 7);
+    fs_message *c = fs_message_copy(m);
+    assert_memory_equal(fs_message_body(c), "payload", 7);
+    assert_string_equal(fs_message_correlation_id(c), "c");
+    assert_int_equal(fs_message_reply(c, "x", 1, NULL, 0, NULL), FS_EINVAL);
+    assert_int_equal(fs_message_fail(c, "T", NULL), FS_OUTCOME_ERROR);
+    assert_null(fs_message_error_type(c)); /* not being handled: nowhere to record */
+    fs_message_free(c);
+    fs_message_free(m);
+
+    assert_string_equal(fs_outcome_name(FS_OUTCOME_SKIP), "skip");
+    assert_string_equal(fs_settle_state_name(FS_SETTLE_REJECTED), "rejected");
+    assert_string_equal(fs_ack_policy_name(FS_ACK_POLICY_NACK_ON_ERROR), "nack_on_error");
+}
+
+int main(void)
+{
+    quiet_logs();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_parse),        cmocka_unit_test(test_broker_urls),
+        cmocka_unit_test(test_scheme_registry),  cmocka_unit_test(test_argument_checks),
+        cmocka_unit_test(test_copies_and_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
