@@ -16,113 +16,15 @@
 #include <cmocka.h>
 
 #include "brokers/redis/wire.h"
+#include "faststream_ref.h"
 
-/* ---- building bytes the way FastStream writes them ---- */
-
-typedef struct bytes {
-    unsigned char d[4096];
-    size_t n;
-} bytes;
-
-static void b_raw(bytes *b, const void *p, size_t n)
-{
-    assert_true(b->n + n <= sizeof b->d);
-    memcpy(b->d + b->n, p, n);
-    b->n += n;
-}
-
-static void b_u16(bytes *b, unsigned v)
-{
-    unsigned char x[2] = {(unsigned char)(v >> 8), (unsigned char)v};
-    b_raw(b, x, 2);
-}
-
-static void b_u32(bytes *b, uint32_t v)
-{
-    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 8), (unsigned char)v};
-    b_raw(b, x, 4);
-}
-
-static void b_str(bytes *b, const char *s)
-{
-    b_u16(b, (unsigned)strlen(s));
-    b_raw(b, s, strlen(s));
-}
-
-/* BinaryMessageFormatV1.encode: magic, version, headers_start, data_start,
- * count, (key, value)*, data. `pairs` is NULL-terminated key, value, ... */
-static void faststream_binary(bytes *b, const char *const *pairs, const void *data, size_t len)
-{
-    size_t count = 0, hlen = 0;
-    for (const char *const *p = pairs; *p; p += 2) {
-        count++;
-        hlen += 4 + strlen(p[0]) + strlen(p[1]);
-    }
-    b->n = 0;
-    b_raw(b,
-          "\x89"
-          "BIN\x0d\x0a\x1a\x0a",
-          8);
-    b_u16(b, 1);
-    b_u32(b, 18);
-    b_u32(b, (uint32_t)(2 + 18 + hlen));
-    b_u16(b, (unsigned)count);
-    for (const char *const *p = pairs; *p; p += 2) {
-        b_str(b, p[0]);
-        b_str(b, p[1]);
-    }
-    b_raw(b, data, len);
-}
-
-/* ---- a reference reader of the binary layout (BinaryMessageFormatV1.parse) ---- */
-
-typedef struct ref_msg {
-    char keys[16][64], values[16][256];
-    size_t count;
-    const unsigned char *data;
-    size_t data_len;
-} ref_msg;
-
-static unsigned r_u16(const unsigned char *p)
-{
-    return (unsigned)p[0] << 8 | p[1];
-}
-
-static uint32_t r_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void ref_parse(const char *buf, size_t len, ref_msg *m)
-{
-    const unsigned char *p = (const unsigned char *)buf;
-    assert_true(len >= 18);
-    assert_memory_equal(p,
-                        "\x89"
-                        "BIN\r\n\x1a\n",
-                        8);
-    assert_int_equal(r_u16(p + 8), 1);
-    size_t off = r_u32(p + 10), data_start = r_u32(p + 14);
-    m->count = r_u16(p + off);
-    assert_true(m->count <= 16);
-    off += 2;
-    for (size_t i = 0; i < m->count; i++) {
-        size_t kl = r_u16(p + off);
-        assert_true(kl < 64 && off + 2 + kl <= len);
-        memcpy(m->keys[i], p + off + 2, kl);
-        m->keys[i][kl] = 0;
-        off += 2 + kl;
-        size_t vl = r_u16(p + off);
-        assert_true(vl < 256 && off + 2 + vl <= len);
-        memcpy(m->values[i], p + off + 2, vl);
-        m->values[i][vl] = 0;
-        off += 2 + vl;
-    }
-    assert_int_equal(off, data_start); /* headers end where the data begins */
-    m->data = p + data_start;
-    m->data_len = len - data_start;
-}
+/* Short names for the reference helpers. */
+typedef ref_bytes bytes;
+#define b_raw ref_raw
+#define b_u16 ref_u16
+#define b_u32 ref_u32
+#define b_str ref_str
+#define faststream_binary ref_binary
 
 static void assert_header(const fs__redis_decoded *d, const char *key, const char *value)
 {

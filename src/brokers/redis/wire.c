@@ -15,6 +15,23 @@
 /* ------------------------------------------------------------------------ */
 /* Buffers                                                                  */
 
+int fs__redis_grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return FS_OK;
+    size_t n = *cap ? *cap : 8;
+    while (n < need)
+        n = n > SIZE_MAX / 2 ? need : n * 2;
+    if (n > SIZE_MAX / size)
+        return fs__error(FS_ENOMEM, "redis: array size overflow");
+    void *p = realloc(*arr, n * size);
+    if (!p)
+        return fs__error(FS_ENOMEM, "redis: out of memory (%zu elements)", n);
+    *arr = p;
+    *cap = n;
+    return FS_OK;
+}
+
 int fs__redis_buf_reserve(fs__redis_buf *b, size_t extra)
 {
     if (b->cap - b->len > extra)
@@ -64,6 +81,8 @@ void fs__redis_scratch_free(fs__redis_scratch *s)
 const char *fs_redis_format_name(fs_redis_format format)
 {
     switch (format) {
+    case FS_REDIS_FORMAT_DEFAULT:
+        return "default";
     case FS_REDIS_FORMAT_BINARY:
         return "binary";
     case FS_REDIS_FORMAT_JSON:
@@ -375,6 +394,7 @@ int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env, fs__
     FS_CHECK_ARG(env->body || !env->body_len, "redis: body is NULL with length %zu", env->body_len);
     FS_CHECK_ARG(env->headers || !env->header_count, "redis: headers are NULL");
     switch (format) {
+    case FS_REDIS_FORMAT_DEFAULT:
     case FS_REDIS_FORMAT_BINARY:
         return encode_binary(env, out);
     case FS_REDIS_FORMAT_JSON:
@@ -390,17 +410,7 @@ int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env, fs__
 
 static int kv_reserve(fs__redis_scratch *s, size_t n)
 {
-    if (n <= s->kv_cap)
-        return FS_OK;
-    size_t cap = s->kv_cap ? s->kv_cap * 2 : 16;
-    while (cap < n)
-        cap *= 2;
-    fs__redis_kv *p = realloc(s->kv, cap * sizeof *p);
-    if (!p)
-        return fs__error(FS_ENOMEM, "redis: out of memory (headers)");
-    s->kv = p;
-    s->kv_cap = cap;
-    return FS_OK;
+    return fs__redis_grow((void **)&s->kv, &s->kv_cap, n, sizeof *s->kv);
 }
 
 /* Set key to value in kv[0..*count): a repeated key keeps its place, last value wins. */

@@ -65,6 +65,12 @@ typedef struct fs__redis_buf {
     size_t cap;
 } fs__redis_buf;
 
+/**
+ * Grow the array *arr of *cap elements of `size` bytes to hold at least
+ * `need` (doubling; no-op when it already does). FS_ENOMEM leaves it as it was.
+ */
+int fs__redis_grow(void **arr, size_t *cap, size_t need, size_t size);
+
 /** Make room for `extra` more bytes. */
 int fs__redis_buf_reserve(fs__redis_buf *b, size_t extra);
 /** Append bytes. */
@@ -85,7 +91,7 @@ typedef struct fs__redis_envelope {
 /**
  * Append the encoding of `env` in `format` to `out` (which is not cleared).
  * FS_REDIS_FORMAT_RAW writes the body alone. Fails with FS_EINVAL when the
- * format cannot carry the message: a header longer than 65535 bytes or more
+ * format cannot carry the message (DEFAULT means BINARY): a header longer than 65535 bytes or more
  * than 65535 headers (binary), a body or header that is not valid UTF-8 (JSON).
  */
 int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env, fs__redis_buf *out);

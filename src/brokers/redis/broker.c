@@ -1,0 +1,490 @@
+/*
+ * The Redis broker: URL and options, the adapter's operations, publishing,
+ * and the "redis" URL scheme.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+const char *fs_redis_kind_name(fs_redis_kind kind)
+{
+    switch (kind) {
+    case FS_REDIS_CHANNEL:
+        return "channel";
+    case FS_REDIS_LIST:
+        return "list";
+    case FS_REDIS_STREAM:
+        return "stream";
+    }
+    return "unknown";
+}
+
+/* redis-py's exception names, as FastStream services report them. */
+static const char *error_type(int status)
+{
+    switch (status) {
+    case FS_ETIMEDOUT:
+        return "TimeoutError";
+    case FS_EBROKER:
+        return "ResponseError";
+    case FS_EINVAL:
+        return "ValueError";
+    case FS_ECLOSED:
+        return "IncorrectState";
+    case FS_ENOMEM:
+        return "MemoryError";
+    default:
+        return "ConnectionError";
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Correlation ids: uuid4 strings, like FastStream's gen_cor_id()           */
+
+static _Thread_local uint64_t rng_state[2];
+
+static uint64_t rng_next(void)
+{
+    if (!rng_state[0] && !rng_state[1]) {
+        if (getrandom(rng_state, sizeof rng_state, 0) != (ssize_t)sizeof rng_state) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            rng_state[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uintptr_t)&ts;
+            rng_state[1] = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)rng_state;
+        }
+        rng_state[1] |= 1;
+    }
+    uint64_t s1 = rng_state[0];
+    const uint64_t s0 = rng_state[1];
+    rng_state[0] = s0;
+    s1 ^= s1 << 23;
+    rng_state[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
+    return rng_state[1] + s0;
+}
+
+static void make_uuid4(char out[37])
+{
+    unsigned char b[16];
+    uint64_t a = rng_next(), c = rng_next();
+    memcpy(b, &a, 8);
+    memcpy(b + 8, &c, 8);
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+/* ------------------------------------------------------------------------ */
+/* Publishing                                                               */
+
+static int encode_one(rconn *c, const fs_envelope *e, fs_redis_format format)
+{
+    FS_CHECK_ARG(e->body || !e->body_len, "redis: publish: NULL body with length %zu", e->body_len);
+    FS_CHECK_ARG(e->headers || !e->header_count, "redis: publish: NULL headers");
+    int rc = fs__redis_grow((void **)&c->kv, &c->kvcap, e->header_count + 1, sizeof *c->kv);
+    if (rc)
+        return rc;
+    size_t n = 0;
+    for (size_t i = 0; i < e->header_count; i++) {
+        const fs_header *h = &e->headers[i];
+        FS_CHECK_ARG(h->name && h->value, "redis: publish: header %zu has a NULL name or value", i);
+        c->kv[n++] = (fs__redis_kv){h->name, strlen(h->name), h->value, strlen(h->value)};
+    }
+    if (e->message_id)
+        c->kv[n++] = (fs__redis_kv){"message_id", 10, e->message_id, strlen(e->message_id)};
+    char cid[37];
+    const char *corr = e->correlation_id;
+    if (!corr) {
+        make_uuid4(cid);
+        corr = cid;
+    }
+    fs__redis_envelope env = {e->body, e->body_len, corr, e->reply_to, e->content_type, c->kv, n};
+    return fs__redis_encode(format, &env, &c->enc);
+}
+
+/* Send the prepared commands (`per` arguments each, value last) and read every reply. */
+static int run_pipeline(rconn *c, const char *what, size_t count, size_t per, const char **head,
+                        const size_t *head_len)
+{
+    int rc = fs__redis_conn_args(c, per);
+    for (size_t i = 0; i < count && !rc; i++) {
+        for (size_t k = 0; k + 1 < per; k++) {
+            c->argv[k] = head[k];
+            c->argvlen[k] = head_len[k];
+        }
+        c->argv[per - 1] = c->enc.data + c->offs[i];
+        c->argvlen[per - 1] = c->offs[i + 1] - c->offs[i];
+        rc = fs__redis_conn_send(c, (int)per, c->argv, c->argvlen);
+    }
+    if (!rc)
+        rc = fs__redis_conn_flush(c);
+    int first = FS_OK;
+    for (size_t i = 0; i < count && !rc; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c->c, &reply) != REDIS_OK) {
+            int st = c->c->err == REDIS_ERR_IO && !strcmp(c->c->errstr, "Resource temporarily "
+                                                                        "unavailable")
+                         ? FS_ETIMEDOUT
+                         : FS_EIO;
+            fs__error(st, "redis: %s on %s: %s", what, c->where,
+                      st == FS_ETIMEDOUT ? "timed out" : c->c->errstr);
+            fs__redis_conn_close(c);
+            return st;
+        }
+        int e = fs__redis_reply_error(reply, what);
+        if (e && !first)
+            first = e;
+        freeReplyObject(reply);
+    }
+    return rc ? rc : first;
+}
+
+static int publish_with(redis_broker *b, rconn *c, const char *destination, const fs_envelope *msgs,
+                        size_t count)
+{
+    const fs_redis_publish_options *po = msgs[0].broker_options;
+    fs_redis_kind kind = po ? po->kind : FS_REDIS_CHANNEL;
+    fs_redis_format format = po && po->format ? po->format : b->format;
+    FS_CHECK_ARG(kind == FS_REDIS_CHANNEL || kind == FS_REDIS_LIST || kind == FS_REDIS_STREAM,
+                 "redis: publish to %s: unknown kind %d", destination, (int)kind);
+    FS_CHECK_ARG(format >= FS_REDIS_FORMAT_DEFAULT && format <= FS_REDIS_FORMAT_RAW,
+                 "redis: publish to %s: unknown format %d", destination, (int)format);
+    int rc = fs__redis_grow((void **)&c->offs, &c->offcap, count + 1, sizeof *c->offs);
+    if (rc)
+        return rc;
+    c->enc.len = 0;
+    for (size_t i = 0; i < count; i++) {
+        c->offs[i] = c->enc.len;
+        if ((rc = encode_one(c, &msgs[i], format)))
+            return rc;
+    }
+    c->offs[count] = c->enc.len;
+    size_t dlen = strlen(destination);
+
+    if (kind == FS_REDIS_LIST) { /* one RPUSH for the whole batch */
+        if ((rc = fs__redis_conn_args(c, 2 + count)))
+            return rc;
+        c->argv[0] = "RPUSH";
+        c->argvlen[0] = 5;
+        c->argv[1] = destination;
+        c->argvlen[1] = dlen;
+        for (size_t i = 0; i < count; i++) {
+            c->argv[2 + i] = c->enc.data + c->offs[i];
+            c->argvlen[2 + i] = c->offs[i + 1] - c->offs[i];
+        }
+        redisReply *r;
+        if ((rc = fs__redis_conn_command(c, (int)(2 + count), c->argv, c->argvlen, &r)))
+            return rc;
+        rc = fs__redis_reply_error(r, "RPUSH");
+        freeReplyObject(r);
+        return rc;
+    }
+    if (kind == FS_REDIS_CHANNEL) {
+        const char *head[] = {"PUBLISH", destination};
+        const size_t len[] = {7, dlen};
+        return run_pipeline(c, "PUBLISH", count, 3, head, len);
+    }
+    char maxlen[24];
+    if (po && po->maxlen) {
+        snprintf(maxlen, sizeof maxlen, "%zu", po->maxlen);
+        const char *head[] = {"XADD", destination,           "MAXLEN", "~", maxlen,
+                              "*",    FS__REDIS_STREAM_FIELD};
+        const size_t len[] = {4, dlen, 6, 1, strlen(maxlen), 1, strlen(FS__REDIS_STREAM_FIELD)};
+        return run_pipeline(c, "XADD", count, 8, head, len);
+    }
+    const char *head[] = {"XADD", destination, "*", FS__REDIS_STREAM_FIELD};
+    const size_t len[] = {4, dlen, 1, strlen(FS__REDIS_STREAM_FIELD)};
+    return run_pipeline(c, "XADD", count, 5, head, len);
+}
+
+static int redis_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
+                         size_t count, const char **etype)
+{
+    (void)dest;
+    redis_broker *b = impl;
+    int rc;
+    if (!destination || !*destination || !msgs || !count) {
+        *etype = "ValueError";
+        return fs__error(FS_EINVAL, "redis: publish needs a destination and messages");
+    }
+    rconn *c = fs__redis_pool_get(b, &rc);
+    if (!c) {
+        *etype = error_type(rc);
+        return rc;
+    }
+    rc = publish_with(b, c, destination, msgs, count);
+    fs__redis_pool_put(b, c);
+    if (rc)
+        *etype = error_type(rc);
+    return rc;
+}
+
+static int redis_prepare_destination(void *impl, const char *destination, const void *options,
+                                     void **dest_out)
+{
+    (void)impl;
+    const fs_redis_publish_options *po = options;
+    *dest_out = NULL;
+    FS_CHECK_ARG(destination && *destination, "redis: empty destination");
+    FS_CHECK_ARG(!po || po->kind == FS_REDIS_CHANNEL || po->kind == FS_REDIS_LIST ||
+                     po->kind == FS_REDIS_STREAM,
+                 "redis: publisher for %s: unknown kind %d", destination, po ? (int)po->kind : 0);
+    FS_CHECK_ARG(
+        !po || (po->format >= FS_REDIS_FORMAT_DEFAULT && po->format <= FS_REDIS_FORMAT_RAW),
+        "redis: publisher for %s: unknown format %d", destination, po ? (int)po->format : 0);
+    return FS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle                                                                */
+
+/* PING on a pooled connection, waiting up to timeout_ms for the answer. */
+static int redis_ping(void *impl, int timeout_ms)
+{
+    redis_broker *b = impl;
+    int rc;
+    rconn *c = fs__redis_pool_get(b, &rc);
+    if (!c)
+        return rc;
+    const char *argv[] = {"PING"};
+    redisReply *r = NULL;
+    rc = fs__redis_conn_send(c, 1, argv, NULL);
+    if (!rc)
+        rc = fs__redis_conn_flush(c);
+    if (!rc)
+        rc = fs__redis_conn_recv(c, timeout_ms < 0 ? b->command_timeout_ms : timeout_ms, -1, &r);
+    if (rc == FS_ETIMEDOUT) {
+        fs__error(FS_ETIMEDOUT, "redis: no answer to PING from %s within %d ms", c->where,
+                  timeout_ms);
+        fs__redis_conn_close(c); /* the late PONG would put it out of step */
+    }
+    if (!rc) {
+        rc = fs__redis_reply_error(r, "PING");
+        freeReplyObject(r);
+    }
+    fs__redis_pool_put(b, c);
+    return rc;
+}
+
+static int redis_connect(void *impl)
+{
+    redis_broker *b = impl;
+    atomic_store(&b->closed, false);
+    return redis_ping(impl, b->connect_timeout_ms);
+}
+
+/* A snapshot of the subscriptions (the core does not change them during these calls). */
+static size_t subs_snapshot(redis_broker *b, rsub ***out)
+{
+    pthread_mutex_lock(&b->mu);
+    size_t n = 0;
+    for (rsub *s = b->subs; s; s = s->next)
+        n++;
+    rsub **v = n ? malloc(n * sizeof *v) : NULL;
+    size_t i = 0;
+    if (v)
+        for (rsub *s = b->subs; s; s = s->next)
+            v[i++] = s;
+    pthread_mutex_unlock(&b->mu);
+    *out = v;
+    return v ? n : 0;
+}
+
+static int redis_start(void *impl)
+{
+    redis_broker *b = impl;
+    rsub **v;
+    size_t n = subs_snapshot(b, &v);
+    int rc = FS_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = fs__redis_sub_start(b, v[i]);
+    free(v);
+    return rc;
+}
+
+static int redis_stop(void *impl)
+{
+    redis_broker *b = impl;
+    rsub **v;
+    size_t n = subs_snapshot(b, &v);
+    for (size_t i = 0; i < n; i++)
+        fs__redis_sub_stop(v[i]);
+    free(v);
+    return FS_OK;
+}
+
+static void redis_close(void *impl)
+{
+    redis_broker *b = impl;
+    rsub **v;
+    size_t n = subs_snapshot(b, &v);
+    for (size_t i = 0; i < n; i++)
+        fs__redis_sub_close(v[i]);
+    free(v);
+    atomic_store(&b->closed, true);
+    fs__redis_pool_drain(b);
+}
+
+static void broker_free(redis_broker *b)
+{
+    if (!b)
+        return;
+    while (b->subs)
+        fs__redis_unsubscribe(b, b->subs);
+    fs__redis_pool_drain(b);
+    free(b->host);
+    free(b->user);
+    free(b->password);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static void redis_free(void *impl)
+{
+    broker_free(impl);
+}
+
+static const fs_broker_ops redis_ops = {
+    .name = "redis",
+    .default_ack_policy = FS_ACK_POLICY_REJECT_ON_ERROR,
+    .flags = 0,
+    .connect = redis_connect,
+    .start = redis_start,
+    .stop = redis_stop,
+    .close = redis_close,
+    .free = redis_free,
+    .ping = redis_ping,
+    .subscribe = fs__redis_subscribe,
+    .unsubscribe = fs__redis_unsubscribe,
+    .subscription_start = fs__redis_sub_start,
+    .fetch = fs__redis_fetch,
+    .fetch_batch = fs__redis_fetch_batch,
+    .ack = fs__redis_ack,
+    .nack = fs__redis_nack,
+    .reject = fs__redis_reject,
+    .prepare_destination = redis_prepare_destination,
+    .release_destination = NULL,
+    .publish = redis_publish,
+    .request = NULL,
+};
+
+bool fs_broker_is_redis(const fs_broker *broker)
+{
+    return broker && fs_broker_get_ops(broker) == &redis_ops;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Creation                                                                 */
+
+static int parse_format(const char *s, fs_redis_format *out)
+{
+    static const char *const names[] = {"default", "binary", "json", "raw"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (fs_redis_format)i;
+            return FS_OK;
+        }
+    }
+    return fs__error(FS_EINVAL, "redis: unknown format '%s' (binary, json or raw)", s);
+}
+
+static int from_url(redis_broker *b, const char *url)
+{
+    fs_url u;
+    int rc = fs_url_parse(url, &u);
+    if (rc)
+        return rc;
+    if (strcmp(u.scheme, "redis") != 0) {
+        rc = fs__error(strcmp(u.scheme, "rediss") == 0 ? FS_EUNSUPPORTED : FS_EINVAL,
+                       "redis: unsupported URL scheme '%s' (use redis://)", u.scheme);
+        goto out;
+    }
+    if (u.hosts && strchr(u.hosts, ',')) {
+        rc = fs__error(FS_EUNSUPPORTED, "redis: one host only (cluster URLs are not supported)");
+        goto out;
+    }
+    b->host = strdup(u.host && *u.host ? u.host : "127.0.0.1");
+    b->port = u.port > 0 ? u.port : 6379;
+    if (u.path && *u.path) {
+        char *end;
+        long db = strtol(u.path, &end, 10);
+        if (*end || db < 0 || db > 65535) {
+            rc = fs__error(FS_EINVAL, "redis: bad database number '%s' in %s", u.path, url);
+            goto out;
+        }
+        b->db = (int)db;
+    }
+    if (u.user && *u.user)
+        b->user = strdup(u.user);
+    if (u.password && *u.password)
+        b->password = strdup(u.password);
+    if (b->user && !b->password) { /* redis://secret@host: the password alone, as redis-py */
+        b->password = b->user;
+        b->user = NULL;
+    }
+    char *fmt = fs_url_query_param(&u, "format");
+    if (fmt && b->format == FS_REDIS_FORMAT_DEFAULT)
+        rc = parse_format(fmt, &b->format);
+    free(fmt);
+    if (!rc && !b->host)
+        rc = fs__error(FS_ENOMEM, "redis: out of memory");
+out:
+    fs_url_free(&u);
+    return rc;
+}
+
+int fs_redis_broker_new(const char *url, const fs_redis_options *opts, fs_broker **out)
+{
+    FS_CHECK_ARG(url && out, "fs_redis_broker_new: url and out are required");
+    static const fs_redis_options defaults = FS_REDIS_OPTIONS_INIT;
+    if (!opts)
+        opts = &defaults;
+    FS_CHECK_ARG(opts->format >= FS_REDIS_FORMAT_DEFAULT && opts->format <= FS_REDIS_FORMAT_RAW,
+                 "fs_redis_broker_new: unknown format %d", (int)opts->format);
+    redis_broker *b = calloc(1, sizeof *b);
+    if (!b)
+        return fs__error(FS_ENOMEM, "redis: out of memory");
+    pthread_mutex_init(&b->mu, NULL);
+    b->format = opts->format;
+    b->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 2000;
+    b->command_timeout_ms = opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 5000;
+    int rc = from_url(b, url);
+    if (!b->format)
+        b->format = FS_REDIS_FORMAT_BINARY;
+    if (!rc)
+        rc = fs_broker_create(&redis_ops, b, url, &opts->broker, &b->broker);
+    if (rc) {
+        broker_free(b);
+        return rc;
+    }
+    *out = b->broker;
+    return FS_OK;
+}
+
+static int redis_factory(const char *url, const fs_broker_options *opts, fs_broker **out)
+{
+    fs_redis_options o = FS_REDIS_OPTIONS_INIT;
+    o.broker = *opts;
+    return fs_redis_broker_new(url, &o, out);
+}
+
+int fs_redis_register(void)
+{
+    return fs_broker_register_scheme("redis", redis_factory);
+}
+
+__attribute__((constructor)) static void redis_auto_register(void)
+{
+    fs_redis_register();
+}

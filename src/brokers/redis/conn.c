@@ -1,0 +1,256 @@
+/*
+ * Connections to redis-server: opening (AUTH, SELECT), commands with
+ * timeouts, replies awaited with poll() so that a stop can interrupt a
+ * reader, and the pool of connections shared by publishers and
+ * acknowledgements.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t fs__redis_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static struct timeval ms_tv(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+int fs__redis_reply_error(const redisReply *r, const char *what)
+{
+    if (!r)
+        return fs__error(FS_EPROTOCOL, "redis: %s: no reply", what);
+    if (r->type == REDIS_REPLY_ERROR)
+        return fs__error(FS_EBROKER, "redis: %s: %s", what, r->str);
+    return FS_OK;
+}
+
+/* Record the context's I/O error, drop the connection and return the status. */
+static int conn_fail(rconn *rc, const char *what)
+{
+    int status = FS_EIO;
+    const char *err = rc->c ? rc->c->errstr : "not connected";
+    if (rc->c && rc->c->err == REDIS_ERR_IO && strcmp(err, strerror(EAGAIN)) == 0)
+        status = FS_ETIMEDOUT;
+    if (rc->c && rc->c->err == REDIS_ERR_EOF)
+        err = "connection closed by the server";
+    fs__error(status, "redis: %s on %s: %s", what, rc->where[0] ? rc->where : "redis",
+              status == FS_ETIMEDOUT ? "timed out" : err);
+    fs__redis_conn_close(rc);
+    return status;
+}
+
+static int setup_command(rconn *rc, int argc, const char **argv, const char *what)
+{
+    redisReply *r = redisCommandArgv(rc->c, argc, argv, NULL);
+    if (!r)
+        return conn_fail(rc, what);
+    int status = fs__redis_reply_error(r, what);
+    freeReplyObject(r);
+    if (status)
+        fs__redis_conn_close(rc);
+    return status;
+}
+
+int fs__redis_conn_open(redis_broker *b, rconn *rc)
+{
+    fs__redis_conn_close(rc);
+    snprintf(rc->where, sizeof rc->where, "%s:%d", b->host, b->port);
+    redisContext *c = redisConnectWithTimeout(b->host, b->port, ms_tv(b->connect_timeout_ms));
+    if (!c)
+        return fs__error(FS_ENOMEM, "redis: out of memory for a connection");
+    if (c->err) {
+        int status = fs__error(FS_EIO, "redis: cannot connect to %s: %s", rc->where, c->errstr);
+        redisFree(c);
+        return status;
+    }
+    rc->c = c;
+    if (redisSetTimeout(c, ms_tv(b->command_timeout_ms)) != REDIS_OK)
+        return conn_fail(rc, "setting the socket timeout");
+    redisEnableKeepAlive(c);
+    int status = FS_OK;
+    if (b->password) {
+        const char *argv[3] = {"AUTH", b->user ? b->user : b->password, b->password};
+        status = setup_command(rc, b->user ? 3 : 2, argv, "AUTH");
+    }
+    if (!status && b->db) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", b->db);
+        const char *argv[2] = {"SELECT", db};
+        status = setup_command(rc, 2, argv, "SELECT");
+    }
+    return status;
+}
+
+void fs__redis_conn_close(rconn *rc)
+{
+    if (rc->c) {
+        redisFree(rc->c);
+        rc->c = NULL;
+    }
+}
+
+void fs__redis_conn_free(rconn *rc)
+{
+    fs__redis_conn_close(rc);
+    fs__redis_buf_free(&rc->enc);
+    free(rc->argv);
+    free(rc->argvlen);
+    free(rc->offs);
+    free(rc->kv);
+    rc->kv = NULL;
+    rc->kvcap = 0;
+    rc->argv = NULL;
+    rc->argvlen = NULL;
+    rc->offs = NULL;
+    rc->argcap = rc->offcap = 0;
+}
+
+int fs__redis_conn_args(rconn *rc, size_t n)
+{
+    size_t cap = rc->argcap;
+    int st = fs__redis_grow((void **)&rc->argv, &cap, n, sizeof *rc->argv);
+    if (!st)
+        st = fs__redis_grow((void **)&rc->argvlen, &rc->argcap, n, sizeof *rc->argvlen);
+    return st;
+}
+
+int fs__redis_conn_send(rconn *rc, int argc, const char **argv, const size_t *len)
+{
+    if (!rc->c)
+        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+    if (redisAppendCommandArgv(rc->c, argc, argv, len) != REDIS_OK)
+        return conn_fail(rc, "sending a command");
+    return FS_OK;
+}
+
+int fs__redis_conn_flush(rconn *rc)
+{
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(rc->c, &done) != REDIS_OK)
+            return conn_fail(rc, "sending a command");
+    return FS_OK;
+}
+
+int fs__redis_conn_recv(rconn *rc, int timeout_ms, int wake_fd, redisReply **out)
+{
+    void *r = NULL;
+    *out = NULL;
+    if (!rc->c)
+        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+    if (redisGetReplyFromReader(rc->c, &r) != REDIS_OK)
+        return conn_fail(rc, "reading a reply");
+    uint64_t deadline = fs__redis_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    while (!r) {
+        uint64_t now = fs__redis_now_ms();
+        int left = timeout_ms < 0 ? -1 : now >= deadline ? 0 : (int)(deadline - now);
+        struct pollfd p[2] = {{rc->c->fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+        int n = poll(p, wake_fd >= 0 ? 2 : 1, left);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return conn_fail(rc, "waiting for a reply");
+        }
+        if (p[0].revents) {
+            if (redisBufferRead(rc->c) != REDIS_OK ||
+                redisGetReplyFromReader(rc->c, &r) != REDIS_OK)
+                return conn_fail(rc, "reading a reply");
+            continue;
+        }
+        if (wake_fd >= 0 && (p[1].revents & POLLIN))
+            return FS_ECLOSED;
+        if (n == 0)
+            return FS_ETIMEDOUT;
+    }
+    *out = r;
+    return FS_OK;
+}
+
+int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t *len,
+                           redisReply **out)
+{
+    *out = NULL;
+    if (!rc->c)
+        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+    redisReply *r = redisCommandArgv(rc->c, argc, argv, len);
+    if (!r)
+        return conn_fail(rc, "running a command");
+    *out = r;
+    return FS_OK;
+}
+
+/* An idle pooled connection that is readable was closed by the server (or is out of step). */
+static bool conn_stale(rconn *rc)
+{
+    struct pollfd p = {rc->c->fd, POLLIN, 0};
+    return poll(&p, 1, 0) != 0;
+}
+
+rconn *fs__redis_pool_get(redis_broker *b, int *status)
+{
+    if (atomic_load_explicit(&b->closed, memory_order_acquire)) {
+        *status = fs__error(FS_ECLOSED, "redis: the broker is closed");
+        return NULL;
+    }
+    pthread_mutex_lock(&b->mu);
+    rconn *rc = b->pool;
+    if (rc)
+        b->pool = rc->next;
+    pthread_mutex_unlock(&b->mu);
+    if (!rc) {
+        rc = calloc(1, sizeof *rc);
+        if (!rc) {
+            *status = fs__error(FS_ENOMEM, "redis: out of memory for a connection");
+            return NULL;
+        }
+    }
+    if (rc->c && conn_stale(rc))
+        fs__redis_conn_close(rc);
+    if (!rc->c && (*status = fs__redis_conn_open(b, rc)) < 0) {
+        fs__redis_conn_free(rc);
+        free(rc);
+        return NULL;
+    }
+    *status = FS_OK;
+    return rc;
+}
+
+void fs__redis_pool_put(redis_broker *b, rconn *rc)
+{
+    if (!rc)
+        return;
+    if (!rc->c || atomic_load_explicit(&b->closed, memory_order_acquire)) {
+        fs__redis_conn_free(rc);
+        free(rc);
+        return;
+    }
+    pthread_mutex_lock(&b->mu);
+    rc->next = b->pool;
+    b->pool = rc;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void fs__redis_pool_drain(redis_broker *b)
+{
+    pthread_mutex_lock(&b->mu);
+    rconn *rc = b->pool;
+    b->pool = NULL;
+    pthread_mutex_unlock(&b->mu);
+    while (rc) {
+        rconn *next = rc->next;
+        fs__redis_conn_free(rc);
+        free(rc);
+        rc = next;
+    }
+}

@@ -1,0 +1,182 @@
+/*
+ * The Redis adapter's internal structures. Not installed.
+ *
+ * Threads. The core's workers call fetch concurrently. Each subscription
+ * has ONE reader connection; the worker that finds the local queue empty
+ * and nobody reading becomes the reader (leader/followers): it reads as
+ * many messages as there are workers waiting (or a batch), queues them and
+ * wakes the others. So a hiredis context is only ever used by one thread at
+ * a time: the reader's by the current reader, a pooled one by whoever took
+ * it from the pool (publishers, acknowledgements).
+ *
+ * Streams with a group track which entries are out (handed to the core and
+ * not yet released) so that re-reading this consumer's pending entries (after
+ * a reconnection), XCLAIM of nacked entries and XAUTOCLAIM never hand out an
+ * entry twice at once, nor one whose XACK was already confirmed: those reads
+ * run with `set_mu` held across their round trip, and release removes an
+ * entry from the set only after its settlement finished.
+ */
+#ifndef FS_REDIS_INTERNAL_H
+#define FS_REDIS_INTERNAL_H
+
+#include "common/internal.h"
+#include "faststream/adapter.h"
+#include "faststream/redis.h"
+#include "wire.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define FS_REDIS_COMPONENT "redis"
+#define FS_REDIS_BACKOFF_MIN_MS 100u
+#define FS_REDIS_BACKOFF_MAX_MS 5000u
+/* Longest a reader blocks server-side (BLMPOP, XREADGROUP BLOCK) per round trip. */
+#define FS_REDIS_BLOCK_MAX_MS 250
+
+typedef struct redis_broker redis_broker;
+typedef struct rsub rsub;
+
+/* A connection plus the buffers a command needs (reused: no allocation per call). */
+typedef struct rconn {
+    redisContext *c; /* NULL when down */
+    char where[96];  /* "host:port", for messages */
+    fs__redis_buf enc;
+    const char **argv;
+    size_t *argvlen;
+    size_t argcap;
+    size_t *offs; /* value offsets into enc (batches) */
+    size_t offcap;
+    fs__redis_kv *kv; /* headers being encoded */
+    size_t kvcap;
+    struct rconn *next; /* pool free list */
+} rconn;
+
+/* A stream entry id. */
+typedef struct sid {
+    uint64_t ms, seq;
+} sid;
+
+/* An open-addressing set of stream ids (linear probing, backward-shift delete). */
+typedef struct idset {
+    sid *slots;
+    unsigned char *used;
+    size_t cap, len;
+} idset;
+
+/* One delivery: the core's message and everything it points to. */
+typedef struct rmsg {
+    fs_message m;
+    rsub *sub;
+    struct rmsg *next;
+    fs_redis_message_info info;
+    fs__redis_buf arena; /* every string of the message, NUL-terminated */
+    fs_header *hdrs;
+    size_t hdr_cap;
+    /* The value as read (list: one value; stream: the entry's fields), to requeue or
+     * dead-letter it. */
+    fs__redis_kv *fields;
+    size_t field_count, field_cap;
+    sid id;
+    bool has_id;
+    bool nacked;
+} rmsg;
+
+struct rsub {
+    redis_broker *b;
+    fs_redis_kind kind;
+    bool pattern;
+    bool grouped; /* stream with a consumer group */
+    bool reply_inbox;
+    char *name, *group, *consumer, *start_id, *dead_letter;
+    unsigned claim_min_idle_ms;
+    unsigned concurrency;
+
+    pthread_mutex_t mu; /* queue, free list, reader role */
+    pthread_cond_t cv;
+    rmsg *q_head, *q_tail;
+    size_t q_len;
+    rmsg *free_list;
+    bool reading;
+    unsigned waiting;
+    _Atomic bool stopping;
+    int wake_fd; /* eventfd, readable while stopping: interrupts a channel reader */
+
+    /* Owned by the current reader. */
+    rconn rd;
+    bool prepared; /* subscribed / group ensured on the current connection */
+    bool down_logged;
+    unsigned backoff_ms;
+    uint64_t retry_at_ms;
+    fs__redis_scratch scratch;
+    fs__redis_kv *fields;
+    size_t field_cap;
+    char last_id[48]; /* XREAD without group: the last entry seen */
+    bool need_scan;   /* re-read this consumer's pending entries */
+    char scan_cursor[48];
+    char claim_cursor[48]; /* XAUTOCLAIM */
+    uint64_t claim_due_ms;
+
+    pthread_mutex_t set_mu; /* out, nackq */
+    idset out;
+    sid *nackq;
+    size_t nack_len, nack_cap;
+
+    struct rsub *next; /* broker's list */
+};
+
+struct redis_broker {
+    char *url;
+    char *host;
+    int port;
+    int db;
+    char *user, *password;
+    fs_redis_format format;
+    int connect_timeout_ms;
+    int command_timeout_ms;
+    fs_broker *broker; /* the core's object, once created */
+
+    pthread_mutex_t mu; /* pool, subs */
+    rconn *pool;
+    rsub *subs;
+    _Atomic bool closed;
+    _Atomic unsigned consumer_seq;
+};
+
+/* conn.c */
+uint64_t fs__redis_now_ms(void);
+int fs__redis_conn_open(redis_broker *b, rconn *rc);
+void fs__redis_conn_close(rconn *rc);
+void fs__redis_conn_free(rconn *rc);
+int fs__redis_conn_args(rconn *rc, size_t n);
+int fs__redis_conn_send(rconn *rc, int argc, const char **argv, const size_t *len);
+int fs__redis_conn_flush(rconn *rc);
+int fs__redis_conn_recv(rconn *rc, int timeout_ms, int wake_fd, redisReply **out);
+int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t *len,
+                           redisReply **out);
+rconn *fs__redis_pool_get(redis_broker *b, int *status);
+void fs__redis_pool_put(redis_broker *b, rconn *rc);
+void fs__redis_pool_drain(redis_broker *b);
+int fs__redis_reply_error(const redisReply *r, const char *what);
+
+/* sub.c */
+int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out);
+void fs__redis_unsubscribe(void *impl, void *sub);
+int fs__redis_sub_start(void *impl, void *sub);
+void fs__redis_sub_stop(rsub *s);
+void fs__redis_sub_flush(rsub *s);
+void fs__redis_sub_close(rsub *s);
+int fs__redis_fetch(void *impl, void *sub, int timeout_ms, fs_message **out);
+int fs__redis_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
+                          unsigned batch_timeout_ms, int timeout_ms, size_t *n);
+int fs__redis_ack(void *impl, fs_message *m);
+int fs__redis_nack(void *impl, fs_message *m);
+int fs__redis_reject(void *impl, fs_message *m);
+
+/* Stream ids. */
+bool fs__redis_sid_parse(const char *s, size_t n, sid *out);
+int fs__redis_sid_format(sid id, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,1261 @@
+/*
+ * Redis subscriptions: reading channels, lists and streams for the core's
+ * workers, and settling stream entries. See internal.h for the threading.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Stream ids and the set of entries out                                    */
+
+bool fs__redis_sid_parse(const char *s, size_t n, sid *out)
+{
+    uint64_t v[2] = {0, 0};
+    size_t i = 0;
+    for (int part = 0; part < 2; part++) {
+        size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (v[part] > (UINT64_MAX - 9) / 10)
+                return false;
+            v[part] = v[part] * 10 + (uint64_t)(s[i++] - '0');
+        }
+        if (i == start)
+            return false;
+        if (part == 0 && (i >= n || s[i++] != '-'))
+            return false;
+    }
+    if (i != n)
+        return false;
+    out->ms = v[0];
+    out->seq = v[1];
+    return true;
+}
+
+int fs__redis_sid_format(sid id, char *buf, size_t cap)
+{
+    return snprintf(buf, cap, "%" PRIu64 "-%" PRIu64, id.ms, id.seq);
+}
+
+static bool sid_eq(sid a, sid b)
+{
+    return a.ms == b.ms && a.seq == b.seq;
+}
+
+static size_t sid_hash(sid id, size_t mask)
+{
+    uint64_t h = id.ms * 0x9E3779B97F4A7C15ull ^ (id.seq + 0xD6E8FEB86659FD93ull);
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBull;
+    h ^= h >> 29;
+    return (size_t)h & mask;
+}
+
+static int idset_add(idset *s, sid id);
+
+static int idset_grow(idset *s)
+{
+    idset n = {0};
+    n.cap = s->cap ? s->cap * 2 : 64;
+    n.slots = calloc(n.cap, sizeof *n.slots);
+    n.used = calloc(n.cap, 1);
+    if (!n.slots || !n.used) {
+        free(n.slots);
+        free(n.used);
+        return fs__error(FS_ENOMEM, "redis: out of memory (pending set)");
+    }
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->used[i])
+            idset_add(&n, s->slots[i]);
+    free(s->slots);
+    free(s->used);
+    *s = n;
+    return FS_OK;
+}
+
+static int idset_add(idset *s, sid id)
+{
+    if ((s->len + 1) * 2 > s->cap) {
+        int rc = idset_grow(s);
+        if (rc)
+            return rc;
+    }
+    size_t mask = s->cap - 1, i = sid_hash(id, mask);
+    while (s->used[i]) {
+        if (sid_eq(s->slots[i], id))
+            return FS_OK;
+        i = (i + 1) & mask;
+    }
+    s->used[i] = 1;
+    s->slots[i] = id;
+    s->len++;
+    return FS_OK;
+}
+
+static bool idset_has(const idset *s, sid id)
+{
+    if (!s->len)
+        return false;
+    size_t mask = s->cap - 1, i = sid_hash(id, mask);
+    while (s->used[i]) {
+        if (sid_eq(s->slots[i], id))
+            return true;
+        i = (i + 1) & mask;
+    }
+    return false;
+}
+
+static void idset_del(idset *s, sid id)
+{
+    if (!s->len)
+        return;
+    size_t mask = s->cap - 1, i = sid_hash(id, mask);
+    while (s->used[i] && !sid_eq(s->slots[i], id))
+        i = (i + 1) & mask;
+    if (!s->used[i])
+        return;
+    s->used[i] = 0;
+    s->len--;
+    /* Backward shift: move later members of the cluster into the hole. */
+    for (size_t j = (i + 1) & mask; s->used[j]; j = (j + 1) & mask) {
+        size_t home = sid_hash(s->slots[j], mask);
+        bool movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            s->slots[i] = s->slots[j];
+            s->used[i] = 1;
+            s->used[j] = 0;
+            i = j;
+        }
+    }
+}
+
+static bool in_nackq(const rsub *s, sid id)
+{
+    for (size_t i = 0; i < s->nack_len; i++)
+        if (sid_eq(s->nackq[i], id))
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Message records                                                          */
+
+static void rec_release(fs_message *m);
+
+static rmsg *rec_get(rsub *s)
+{
+    pthread_mutex_lock(&s->mu);
+    rmsg *r = s->free_list;
+    if (r)
+        s->free_list = r->next;
+    pthread_mutex_unlock(&s->mu);
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) {
+            fs__error(FS_ENOMEM, "redis: out of memory for a message");
+            return NULL;
+        }
+    }
+    r->sub = s;
+    r->next = NULL;
+    r->has_id = false;
+    r->nacked = false;
+    r->field_count = 0;
+    return r;
+}
+
+static void rec_destroy(rmsg *r)
+{
+    fs__redis_buf_free(&r->arena);
+    free(r->hdrs);
+    free(r->fields);
+    free(r);
+}
+
+static void rec_put(rsub *s, rmsg *r)
+{
+    pthread_mutex_lock(&s->mu);
+    r->next = s->free_list;
+    s->free_list = r;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The core is done with the message: forget it was out, queue a nacked entry again. */
+static void rec_release(fs_message *m)
+{
+    rmsg *r = (rmsg *)m;
+    rsub *s = r->sub;
+    if (s->grouped && r->has_id) {
+        pthread_mutex_lock(&s->set_mu);
+        idset_del(&s->out, r->id);
+        if (r->nacked && !in_nackq(s, r->id)) {
+            if (!fs__redis_grow((void **)&s->nackq, &s->nack_cap, s->nack_len + 1,
+                                sizeof *s->nackq))
+                s->nackq[s->nack_len++] = r->id;
+            else /* stays pending: found again by the next scan or XAUTOCLAIM */
+                s->need_scan = true;
+        }
+        pthread_mutex_unlock(&s->set_mu);
+    }
+    rec_put(s, r);
+}
+
+static size_t str_room(size_t n)
+{
+    return n + 1;
+}
+
+static char *arena_put(fs__redis_buf *a, const char *p, size_t n)
+{
+    char *dst = a->data + a->len;
+    if (n)
+        memcpy(dst, p, n);
+    dst[n] = '\0';
+    a->len += n + 1;
+    return dst;
+}
+
+static const char *hdr_value(const fs_header *h, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(h[i].name, name) == 0)
+            return h[i].value[0] ? h[i].value : NULL;
+    return NULL;
+}
+
+/*
+ * Fill `r` from a decoded value. `name`: where it came from; `pattern` and
+ * `id` may be NULL; `raw` (count entries) is kept to requeue or dead-letter.
+ */
+static int rec_fill(rsub *s, rmsg *r, const char *name, size_t name_len, const char *pattern,
+                    size_t pattern_len, const char *id, size_t id_len, const fs__redis_decoded *d,
+                    const fs__redis_kv *raw, size_t raw_count)
+{
+    size_t need =
+        str_room(name_len) + str_room(pattern_len) + str_room(id_len) + str_room(d->body_len);
+    for (size_t i = 0; i < d->header_count; i++)
+        need += str_room(d->headers[i].key_len) + str_room(d->headers[i].value_len);
+    for (size_t i = 0; i < raw_count; i++)
+        need += str_room(raw[i].key_len) + str_room(raw[i].value_len);
+    r->arena.len = 0;
+    int rc = fs__redis_buf_reserve(&r->arena, need);
+    if (rc)
+        return rc;
+    if ((rc = fs__redis_grow((void **)&r->hdrs, &r->hdr_cap, d->header_count, sizeof *r->hdrs)) ||
+        (rc = fs__redis_grow((void **)&r->fields, &r->field_cap, raw_count, sizeof *r->fields)))
+        return rc;
+    fs__redis_buf *a = &r->arena;
+    fs_message *m = &r->m;
+    fs_message_init(m);
+    r->info.kind = s->kind;
+    r->info.name = arena_put(a, name, name_len);
+    r->info.pattern = pattern ? arena_put(a, pattern, pattern_len) : NULL;
+    r->info.entry_id = id ? arena_put(a, id, id_len) : NULL;
+    r->info.group = s->group;
+    r->info.format = d->format;
+    m->body = arena_put(a, d->body, d->body_len);
+    m->body_len = d->body_len;
+    for (size_t i = 0; i < d->header_count; i++) {
+        r->hdrs[i].name = arena_put(a, d->headers[i].key, d->headers[i].key_len);
+        r->hdrs[i].value = arena_put(a, d->headers[i].value, d->headers[i].value_len);
+    }
+    for (size_t i = 0; i < raw_count; i++) {
+        r->fields[i].key = arena_put(a, raw[i].key, raw[i].key_len);
+        r->fields[i].key_len = raw[i].key_len;
+        r->fields[i].value = arena_put(a, raw[i].value, raw[i].value_len);
+        r->fields[i].value_len = raw[i].value_len;
+    }
+    r->field_count = raw_count;
+    m->headers = d->header_count ? r->hdrs : NULL;
+    m->header_count = d->header_count;
+    m->content_type = hdr_value(r->hdrs, d->header_count, "content-type");
+    m->correlation_id = hdr_value(r->hdrs, d->header_count, "correlation_id");
+    m->reply_to = hdr_value(r->hdrs, d->header_count, "reply_to");
+    m->message_id = hdr_value(r->hdrs, d->header_count, "message_id");
+    if (!m->message_id)
+        m->message_id = r->info.entry_id;
+    m->source = r->info.name;
+    m->raw = &r->info;
+    m->release = rec_release;
+    m->adapter_data = r;
+    return FS_OK;
+}
+
+typedef struct rlist {
+    rmsg *head, *tail;
+    size_t n;
+} rlist;
+
+static void rlist_push(rlist *l, rmsg *r)
+{
+    r->next = NULL;
+    if (l->tail)
+        l->tail->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+    l->n++;
+}
+
+/* A record for a plain value (channel, list). */
+static int add_value(rsub *s, rlist *l, const char *name, size_t name_len, const char *pattern,
+                     size_t pattern_len, const char *value, size_t len)
+{
+    fs__redis_decoded d;
+    int rc = fs__redis_decode(value, len, &s->scratch, &d);
+    if (rc)
+        return rc;
+    rmsg *r = rec_get(s);
+    if (!r)
+        return FS_ENOMEM;
+    fs__redis_kv raw = {"", 0, value, len};
+    rc = rec_fill(s, r, name, name_len, pattern, pattern_len, NULL, 0, &d, &raw,
+                  s->kind == FS_REDIS_LIST ? 1 : 0);
+    if (rc) {
+        rec_put(s, r);
+        return rc;
+    }
+    rlist_push(l, r);
+    return FS_OK;
+}
+
+static bool is_str(const redisReply *r)
+{
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+/* A record for a stream entry reply [id, [field, value, ...]]. Sets *id. */
+static int add_entry(rsub *s, rlist *l, const redisReply *e, sid *id)
+{
+    if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || !is_str(e->element[0]) ||
+        !fs__redis_sid_parse(e->element[0]->str, e->element[0]->len, id))
+        return fs__error(FS_EPROTOCOL, "redis: malformed stream entry from %s", s->name);
+    const redisReply *f = e->element[1];
+    size_t nf = f && f->type == REDIS_REPLY_ARRAY ? f->elements / 2 : 0;
+    int rc = fs__redis_grow((void **)&s->fields, &s->field_cap, nf, sizeof *s->fields);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < nf; i++) {
+        const redisReply *k = f->element[2 * i], *v = f->element[2 * i + 1];
+        s->fields[i] = (fs__redis_kv){is_str(k) ? k->str : "", is_str(k) ? k->len : 0,
+                                      is_str(v) ? v->str : "", is_str(v) ? v->len : 0};
+    }
+    fs__redis_decoded d;
+    rc = fs__redis_decode_fields(s->fields, nf, &s->scratch, &d);
+    if (rc)
+        return rc;
+    rmsg *r = rec_get(s);
+    if (!r)
+        return FS_ENOMEM;
+    rc = rec_fill(s, r, s->name, strlen(s->name), NULL, 0, e->element[0]->str, e->element[0]->len,
+                  &d, s->fields, nf);
+    if (rc) {
+        rec_put(s, r);
+        return rc;
+    }
+    r->id = *id;
+    r->has_id = true;
+    rlist_push(l, r);
+    return FS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The reader connection                                                    */
+
+static int reader_command(rsub *s, int argc, const char **argv, redisReply **out)
+{
+    return fs__redis_conn_command(&s->rd, argc, argv, NULL, out);
+}
+
+static int ensure_group(rsub *s)
+{
+    const char *argv[] = {"XGROUP", "CREATE", s->name, s->group, s->start_id, "MKSTREAM"};
+    redisReply *r;
+    int rc = reader_command(s, 6, argv, &r);
+    if (rc)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0)
+        rc = FS_OK;
+    else
+        rc = fs__redis_reply_error(r, "XGROUP CREATE");
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Subscribe / create the group / find where to start, on a fresh connection. */
+static int reader_prepare(rsub *s)
+{
+    redisReply *r = NULL;
+    int rc = FS_OK;
+    switch (s->kind) {
+    case FS_REDIS_CHANNEL: {
+        const char *argv[] = {s->pattern ? "PSUBSCRIBE" : "SUBSCRIBE", s->name};
+        if ((rc = reader_command(s, 2, argv, &r)))
+            return rc;
+        rc = fs__redis_reply_error(r, argv[0]);
+        if (!rc && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || !is_str(r->element[0])))
+            rc = fs__error(FS_EPROTOCOL, "redis: unexpected reply to %s", argv[0]);
+        break;
+    }
+    case FS_REDIS_LIST:
+        return FS_OK;
+    case FS_REDIS_STREAM:
+        if (s->grouped) {
+            if ((rc = ensure_group(s)))
+                return rc;
+            pthread_mutex_lock(&s->set_mu);
+            s->need_scan = true;
+            strcpy(s->scan_cursor, "0");
+            pthread_mutex_unlock(&s->set_mu);
+            return FS_OK;
+        }
+        if (s->last_id[0])
+            return FS_OK;
+        if (strcmp(s->start_id, "$") != 0) {
+            snprintf(s->last_id, sizeof s->last_id, "%s", s->start_id);
+            return FS_OK;
+        }
+        {
+            const char *argv[] = {"XREVRANGE", s->name, "+", "-", "COUNT", "1"};
+            if ((rc = reader_command(s, 6, argv, &r)))
+                return rc;
+            if ((rc = fs__redis_reply_error(r, "XREVRANGE")))
+                break;
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+                r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 1 &&
+                is_str(r->element[0]->element[0]))
+                snprintf(s->last_id, sizeof s->last_id, "%s", r->element[0]->element[0]->str);
+            else
+                strcpy(s->last_id, "0-0");
+        }
+        break;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Make sure the reader is connected and prepared; back off after failures. */
+static int reader_ensure(rsub *s, bool force)
+{
+    if (s->rd.c)
+        return FS_OK;
+    uint64_t now = fs__redis_now_ms();
+    if (!force && now < s->retry_at_ms)
+        return FS_ETIMEDOUT;
+    int rc = fs__redis_conn_open(s->b, &s->rd);
+    if (!rc)
+        rc = reader_prepare(s);
+    if (rc) {
+        fs__redis_conn_close(&s->rd);
+        s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : FS_REDIS_BACKOFF_MIN_MS;
+        if (s->backoff_ms > FS_REDIS_BACKOFF_MAX_MS)
+            s->backoff_ms = FS_REDIS_BACKOFF_MAX_MS;
+        s->retry_at_ms = now + s->backoff_ms;
+        if (!s->down_logged && !force) {
+            fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s %s: %s; reconnecting with backoff",
+                    fs_redis_kind_name(s->kind), s->name, fs_last_error());
+            s->down_logged = true;
+        }
+        return rc;
+    }
+    if (s->down_logged)
+        fs__log(FS_LOG_INFO, FS_REDIS_COMPONENT, "%s %s: reconnected to %s, resuming",
+                fs_redis_kind_name(s->kind), s->name, s->rd.where);
+    s->down_logged = false;
+    s->backoff_ms = 0;
+    return FS_OK;
+}
+
+/* The reader's connection failed: log it once, retry soon. */
+static void reader_lost(rsub *s)
+{
+    fs__redis_conn_close(&s->rd);
+    if (!s->down_logged) {
+        fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s %s: %s; reconnecting",
+                fs_redis_kind_name(s->kind), s->name, fs_last_error());
+        s->down_logged = true;
+    }
+    if (!s->backoff_ms)
+        s->retry_at_ms = fs__redis_now_ms(); /* the first retry is immediate */
+}
+
+/* Wait up to `ms` (or until stopped) without reading. */
+static void pause_ms(rsub *s, int ms)
+{
+    if (ms <= 0)
+        return;
+    struct pollfd p = {s->wake_fd, POLLIN, 0};
+    poll(&p, 1, ms);
+}
+
+static int block_ms(int budget)
+{
+    return budget < 1 ? 1 : budget > FS_REDIS_BLOCK_MAX_MS ? FS_REDIS_BLOCK_MAX_MS : budget;
+}
+
+/* Send a blocking command and wait for its reply (never abandoned: it may carry messages). */
+static int reader_blocking(rsub *s, int argc, const char **argv, int block, redisReply **out)
+{
+    int rc = fs__redis_conn_send(&s->rd, argc, argv, NULL);
+    if (!rc)
+        rc = fs__redis_conn_flush(&s->rd);
+    if (!rc)
+        rc = fs__redis_conn_recv(&s->rd, block + s->b->command_timeout_ms, -1, out);
+    if (rc == FS_ETIMEDOUT) { /* the server did not answer: the connection is unusable */
+        fs__error(FS_ETIMEDOUT, "redis: no reply from %s within %d ms", s->rd.where,
+                  block + s->b->command_timeout_ms);
+        fs__redis_conn_close(&s->rd);
+        rc = FS_EIO;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading, per kind                                                        */
+
+static int channel_message(rsub *s, rlist *l, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_str(r->element[0]))
+        return FS_OK;
+    const char *type = r->element[0]->str;
+    if (strcmp(type, "message") == 0 && r->elements == 3)
+        return add_value(s, l, r->element[1]->str, r->element[1]->len, NULL, 0, r->element[2]->str,
+                         r->element[2]->len);
+    if (strcmp(type, "pmessage") == 0 && r->elements == 4)
+        return add_value(s, l, r->element[2]->str, r->element[2]->len, r->element[1]->str,
+                         r->element[1]->len, r->element[3]->str, r->element[3]->len);
+    return FS_OK; /* subscribe confirmations and the like */
+}
+
+static int read_channel(rsub *s, rlist *l, int budget)
+{
+    redisReply *r;
+    int rc = fs__redis_conn_recv(&s->rd, budget, s->wake_fd, &r);
+    if (rc == FS_ETIMEDOUT || rc == FS_ECLOSED)
+        return FS_OK;
+    while (!rc && r) {
+        rc = channel_message(s, l, r);
+        freeReplyObject(r);
+        r = NULL;
+        void *more = NULL;
+        if (!rc && redisGetReplyFromReader(s->rd.c, &more) != REDIS_OK) {
+            fs__error(FS_EIO, "redis: reading from %s: %s", s->rd.where, s->rd.c->errstr);
+            fs__redis_conn_close(&s->rd);
+            return FS_EIO;
+        }
+        r = more;
+    }
+    return rc;
+}
+
+static int read_list(rsub *s, rlist *l, size_t want, int budget)
+{
+    char count[24], timeout[32];
+    snprintf(count, sizeof count, "%zu", want);
+    int block = block_ms(budget);
+    snprintf(timeout, sizeof timeout, "%d.%03d", block / 1000, block % 1000);
+    const char *argv[] = {"BLMPOP", timeout, "1", s->name, "LEFT", "COUNT", count};
+    redisReply *r;
+    int rc = reader_blocking(s, 7, argv, block, &r);
+    if (rc)
+        return rc;
+    if ((rc = fs__redis_reply_error(r, "BLMPOP")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
+        r->elements == 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *key = r->element[0], *vals = r->element[1];
+        for (size_t i = 0; i < vals->elements && !rc; i++)
+            if (is_str(vals->element[i]))
+                rc = add_value(s, l, key->str, key->len, NULL, 0, vals->element[i]->str,
+                               vals->element[i]->len);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* The entries array of an XREAD / XREADGROUP reply [[stream, entries]], or NULL. */
+static const redisReply *stream_entries(const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        return NULL;
+    const redisReply *s0 = r->element[0];
+    if (s0->type != REDIS_REPLY_ARRAY || s0->elements < 2 ||
+        s0->element[1]->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    return s0->element[1];
+}
+
+static int read_stream_nogroup(rsub *s, rlist *l, size_t want, int budget)
+{
+    char count[24], block[24];
+    snprintf(count, sizeof count, "%zu", want);
+    int b = block_ms(budget);
+    snprintf(block, sizeof block, "%d", b);
+    const char *argv[] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS", s->name, s->last_id};
+    redisReply *r;
+    int rc = reader_blocking(s, 8, argv, b, &r);
+    if (rc)
+        return rc;
+    rc = fs__redis_reply_error(r, "XREAD");
+    const redisReply *e = rc ? NULL : stream_entries(r);
+    for (size_t i = 0; e && i < e->elements && !rc; i++) {
+        sid id;
+        rc = add_entry(s, l, e->element[i], &id);
+        if (!rc)
+            fs__redis_sid_format(id, s->last_id, sizeof s->last_id);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Hand out the entries of `e` (set_mu held) unless they are out or queued for redelivery. */
+static int deliver_entries(rsub *s, rlist *l, const redisReply *e, char *cursor, size_t cursor_cap,
+                           sid *deleted, size_t *ndeleted, size_t deleted_cap)
+{
+    int rc = FS_OK;
+    for (size_t i = 0; e && i < e->elements && !rc; i++) {
+        const redisReply *ent = e->element[i];
+        sid id;
+        if (!ent || ent->type != REDIS_REPLY_ARRAY || ent->elements < 2 ||
+            !is_str(ent->element[0]) ||
+            !fs__redis_sid_parse(ent->element[0]->str, ent->element[0]->len, &id))
+            continue;
+        if (cursor)
+            snprintf(cursor, cursor_cap, "%s", ent->element[0]->str);
+        if (ent->element[1]->type != REDIS_REPLY_ARRAY) { /* deleted while pending */
+            if (deleted && *ndeleted < deleted_cap)
+                deleted[(*ndeleted)++] = id;
+            continue;
+        }
+        if (idset_has(&s->out, id) || in_nackq(s, id))
+            continue;
+        if ((rc = idset_add(&s->out, id)))
+            break;
+        if ((rc = add_entry(s, l, ent, &id)))
+            idset_del(&s->out, id);
+    }
+    return rc;
+}
+
+/* Re-read this consumer's pending entries (after a (re)connection). set_mu held. */
+static int scan_pending(rsub *s, rlist *l, size_t want)
+{
+    char count[24];
+    snprintf(count, sizeof count, "%zu", want < 16 ? 16 : want);
+    const char *argv[] = {"XREADGROUP", "GROUP",   s->group, s->consumer,   "COUNT",
+                          count,        "STREAMS", s->name,  s->scan_cursor};
+    redisReply *r;
+    int rc = reader_command(s, 9, argv, &r);
+    if (rc)
+        return rc;
+    sid deleted[64];
+    size_t nd = 0;
+    const redisReply *e = NULL;
+    if (!(rc = fs__redis_reply_error(r, "XREADGROUP")))
+        e = stream_entries(r);
+    if (!rc && (!e || e->elements == 0))
+        s->need_scan = false;
+    else if (!rc)
+        rc = deliver_entries(s, l, e, s->scan_cursor, sizeof s->scan_cursor, deleted, &nd, 64);
+    freeReplyObject(r);
+    if (!rc && nd) { /* deleted entries cannot be delivered: clear them from the PEL */
+        const char *av[3 + 64];
+        char ids[64][48];
+        av[0] = "XACK";
+        av[1] = s->name;
+        av[2] = s->group;
+        for (size_t i = 0; i < nd; i++) {
+            fs__redis_sid_format(deleted[i], ids[i], sizeof ids[i]);
+            av[3 + i] = ids[i];
+        }
+        if (!(rc = reader_command(s, (int)(3 + nd), av, &r)))
+            freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* XCLAIM the nacked entries back to this consumer and hand them out. set_mu held. */
+static int redeliver_nacked(rsub *s, rlist *l, size_t want)
+{
+    size_t n = s->nack_len < want ? s->nack_len : want;
+    if (n > 64)
+        n = 64;
+    const char *av[5 + 64];
+    char ids[64][48];
+    av[0] = "XCLAIM";
+    av[1] = s->name;
+    av[2] = s->group;
+    av[3] = s->consumer;
+    av[4] = "0";
+    for (size_t i = 0; i < n; i++) {
+        fs__redis_sid_format(s->nackq[i], ids[i], sizeof ids[i]);
+        av[5 + i] = ids[i];
+    }
+    redisReply *r;
+    int rc = reader_command(s, (int)(5 + n), av, &r);
+    if (rc)
+        return rc;
+    if ((rc = fs__redis_reply_error(r, "XCLAIM")) == FS_OK) {
+        memmove(s->nackq, s->nackq + n, (s->nack_len - n) * sizeof *s->nackq);
+        s->nack_len -= n;
+        if (r->type == REDIS_REPLY_ARRAY)
+            rc = deliver_entries(s, l, r, NULL, 0, NULL, NULL, 0);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* XAUTOCLAIM entries idle for longer than claim_min_idle_ms. set_mu held. */
+static int claim_idle(rsub *s, rlist *l, size_t want)
+{
+    char idle[24], count[24];
+    snprintf(idle, sizeof idle, "%u", s->claim_min_idle_ms);
+    snprintf(count, sizeof count, "%zu", want);
+    const char *argv[] = {"XAUTOCLAIM", s->name,         s->group, s->consumer,
+                          idle,         s->claim_cursor, "COUNT",  count};
+    redisReply *r;
+    int rc = reader_command(s, 8, argv, &r);
+    if (rc)
+        return rc;
+    if ((rc = fs__redis_reply_error(r, "XAUTOCLAIM")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
+        r->elements >= 2 && is_str(r->element[0])) {
+        snprintf(s->claim_cursor, sizeof s->claim_cursor, "%s", r->element[0]->str);
+        if (r->element[1]->type == REDIS_REPLY_ARRAY)
+            rc = deliver_entries(s, l, r->element[1], NULL, 0, NULL, NULL, 0);
+        if (strcmp(s->claim_cursor, "0-0") == 0) {
+            unsigned period = s->claim_min_idle_ms / 2;
+            s->claim_due_ms = fs__redis_now_ms() + (period < 50 ? 50 : period);
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int read_stream_group(rsub *s, rlist *l, size_t want, int budget)
+{
+    int rc = FS_OK;
+    pthread_mutex_lock(&s->set_mu);
+    while (!rc && s->need_scan && l->n == 0)
+        rc = scan_pending(s, l, want);
+    if (!rc && l->n == 0 && s->nack_len)
+        rc = redeliver_nacked(s, l, want);
+    if (!rc && l->n == 0 && s->claim_min_idle_ms && fs__redis_now_ms() >= s->claim_due_ms)
+        rc = claim_idle(s, l, want);
+    pthread_mutex_unlock(&s->set_mu);
+    if (rc || l->n)
+        return rc;
+
+    char count[24], block[24];
+    snprintf(count, sizeof count, "%zu", want);
+    int b = block_ms(budget);
+    snprintf(block, sizeof block, "%d", b);
+    const char *argv[] = {"XREADGROUP", "GROUP", s->group,  s->consumer, "COUNT", count,
+                          "BLOCK",      block,   "STREAMS", s->name,     ">"};
+    redisReply *r;
+    if ((rc = reader_blocking(s, 11, argv, b, &r)))
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
+        /* The stream or the group went away (deleted, server restarted empty): recreate. */
+        fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "stream %s: group %s missing, creating it",
+                s->name, s->group);
+        freeReplyObject(r);
+        return ensure_group(s);
+    }
+    rc = fs__redis_reply_error(r, "XREADGROUP");
+    pthread_mutex_lock(&s->set_mu);
+    if (!rc)
+        rc = deliver_entries(s, l, stream_entries(r), NULL, 0, NULL, NULL, 0);
+    pthread_mutex_unlock(&s->set_mu);
+    freeReplyObject(r);
+    return rc;
+}
+
+/*
+ * One read by the current reader: up to `want` messages into `l`, waiting
+ * up to `budget` ms. Connection problems are handled here (backoff, logs).
+ */
+static int sub_read(rsub *s, rlist *l, size_t want, int budget)
+{
+    int rc = reader_ensure(s, false);
+    if (rc) {
+        uint64_t now = fs__redis_now_ms();
+        int wait = s->retry_at_ms > now ? (int)(s->retry_at_ms - now) : 0;
+        pause_ms(s, wait < budget ? wait : budget);
+        return rc;
+    }
+    switch (s->kind) {
+    case FS_REDIS_CHANNEL:
+        rc = read_channel(s, l, budget);
+        break;
+    case FS_REDIS_LIST:
+        rc = read_list(s, l, want, budget);
+        break;
+    case FS_REDIS_STREAM:
+        rc = s->grouped ? read_stream_group(s, l, want, budget)
+                        : read_stream_nogroup(s, l, want, budget);
+        break;
+    }
+    if (rc && !s->rd.c)
+        reader_lost(s);
+    else if (rc)
+        fs__log(FS_LOG_ERROR, FS_REDIS_COMPONENT, "%s %s: %s", fs_redis_kind_name(s->kind), s->name,
+                fs_last_error());
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fetch / fetch_batch: leader and followers                                */
+
+static struct timespec abs_deadline(uint64_t at_ms)
+{
+    struct timespec ts = {(time_t)(at_ms / 1000), (long)(at_ms % 1000) * 1000000L};
+    return ts;
+}
+
+static int take(rsub *s, fs_message **out, size_t max, unsigned batch_ms, int timeout_ms, size_t *n)
+{
+    uint64_t deadline = fs__redis_now_ms() + (uint64_t)(timeout_ms < 0 ? 3600000 : timeout_ms);
+    uint64_t batch_deadline = 0;
+    *n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (*n < max && s->q_head) {
+            rmsg *r = s->q_head;
+            s->q_head = r->next;
+            if (!s->q_head)
+                s->q_tail = NULL;
+            s->q_len--;
+            out[(*n)++] = &r->m;
+            if (!batch_deadline)
+                batch_deadline = fs__redis_now_ms() + batch_ms;
+        }
+        if (*n == max)
+            break;
+        if (atomic_load_explicit(&s->stopping, memory_order_acquire) ||
+            atomic_load_explicit(&s->b->closed, memory_order_acquire))
+            break;
+        uint64_t now = fs__redis_now_ms(), until = *n ? batch_deadline : deadline;
+        if (now >= until)
+            break;
+        int budget = (int)(until - now);
+        if (!s->reading) {
+            s->reading = true;
+            size_t want = max > 1 ? max - *n : 1 + s->waiting;
+            pthread_mutex_unlock(&s->mu);
+            rlist l = {NULL, NULL, 0};
+            sub_read(s, &l, want, budget);
+            pthread_mutex_lock(&s->mu);
+            s->reading = false;
+            if (l.head) {
+                if (s->q_tail)
+                    s->q_tail->next = l.head;
+                else
+                    s->q_head = l.head;
+                s->q_tail = l.tail;
+                s->q_len += l.n;
+            }
+            pthread_cond_broadcast(&s->cv);
+            continue;
+        }
+        s->waiting++;
+        struct timespec ts = abs_deadline(until);
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        s->waiting--;
+    }
+    bool closed = atomic_load_explicit(&s->stopping, memory_order_acquire) ||
+                  atomic_load_explicit(&s->b->closed, memory_order_acquire);
+    pthread_mutex_unlock(&s->mu);
+    if (*n)
+        return FS_OK;
+    return closed ? FS_ECLOSED : FS_ETIMEDOUT;
+}
+
+int fs__redis_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
+{
+    (void)impl;
+    size_t n;
+    *out = NULL;
+    return take(sub, out, 1, 0, timeout_ms, &n);
+}
+
+int fs__redis_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
+                          unsigned batch_timeout_ms, int timeout_ms, size_t *n)
+{
+    (void)impl;
+    return take(sub, out, max, batch_timeout_ms, timeout_ms, n);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Settlement (streams with a group; other kinds are no_ack)                */
+
+static rsub *msg_sub(fs_message *m)
+{
+    return fs_message_adapter_sub(m);
+}
+
+/* XACK every entry of `m` (a message or a batch) in one command. */
+static int xack(rsub *s, fs_message *m, rconn *c)
+{
+    size_t count = fs_message_count(m);
+    int rc = fs__redis_conn_args(c, 3 + count);
+    if (rc)
+        return rc;
+    c->argv[0] = "XACK";
+    c->argv[1] = s->name;
+    c->argv[2] = s->group;
+    size_t argc = 3;
+    for (size_t i = 0; i < count; i++) {
+        rmsg *r = (rmsg *)fs_message_at(m, i);
+        if (r && r->info.entry_id)
+            c->argv[argc++] = r->info.entry_id;
+    }
+    for (size_t i = 0; i < argc; i++)
+        c->argvlen[i] = strlen(c->argv[i]);
+    redisReply *reply;
+    if ((rc = fs__redis_conn_command(c, (int)argc, c->argv, c->argvlen, &reply)))
+        return rc;
+    rc = fs__redis_reply_error(reply, "XACK");
+    if (!rc && reply->type == REDIS_REPLY_INTEGER && (size_t)reply->integer != argc - 3)
+        fs__log(FS_LOG_DEBUG, FS_REDIS_COMPONENT,
+                "stream %s: %lld of %zu entries acknowledged (the others were not pending)",
+                s->name, reply->integer, argc - 3);
+    freeReplyObject(reply);
+    return rc;
+}
+
+/* Copy every entry of `m` to the dead-letter stream (pipelined). */
+static int dead_letter(rsub *s, fs_message *m, rconn *c)
+{
+    size_t count = fs_message_count(m);
+    int rc = FS_OK;
+    for (size_t i = 0; i < count && !rc; i++) {
+        rmsg *r = (rmsg *)fs_message_at(m, i);
+        if ((rc = fs__redis_conn_args(c, 3 + 2 * r->field_count + 2)))
+            break;
+        c->argv[0] = "XADD";
+        c->argv[1] = s->dead_letter;
+        c->argv[2] = "*";
+        size_t argc = 3;
+        for (size_t f = 0; f < r->field_count; f++) {
+            c->argv[argc] = r->fields[f].key;
+            c->argvlen[argc++] = r->fields[f].key_len;
+            c->argv[argc] = r->fields[f].value;
+            c->argvlen[argc++] = r->fields[f].value_len;
+        }
+        if (argc == 3) { /* an entry needs a field */
+            c->argv[argc] = FS__REDIS_STREAM_FIELD;
+            c->argvlen[argc++] = strlen(FS__REDIS_STREAM_FIELD);
+            c->argv[argc] = "";
+            c->argvlen[argc++] = 0;
+        }
+        for (size_t k = 0; k < 3; k++)
+            c->argvlen[k] = strlen(c->argv[k]);
+        rc = fs__redis_conn_send(c, (int)argc, c->argv, c->argvlen);
+    }
+    if (!rc)
+        rc = fs__redis_conn_flush(c);
+    int first_error = FS_OK;
+    for (size_t i = 0; i < count && !rc; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c->c, &reply) != REDIS_OK) {
+            fs__error(FS_EIO, "redis: dead-lettering to %s: %s", s->dead_letter, c->c->errstr);
+            fs__redis_conn_close(c);
+            return FS_EIO;
+        }
+        int e = fs__redis_reply_error(reply, "XADD (dead letter)");
+        if (e && !first_error)
+            first_error = e;
+        freeReplyObject(reply);
+    }
+    return rc ? rc : first_error;
+}
+
+static int settle(fs_message *m, bool reject)
+{
+    rsub *s = msg_sub(m);
+    if (!s || !s->grouped)
+        return FS_OK;
+    int rc;
+    rconn *c = fs__redis_pool_get(s->b, &rc);
+    if (!c)
+        return rc;
+    if (reject && s->dead_letter)
+        rc = dead_letter(s, m, c);
+    if (!rc)
+        rc = xack(s, m, c);
+    fs__redis_pool_put(s->b, c);
+    return rc;
+}
+
+int fs__redis_ack(void *impl, fs_message *m)
+{
+    (void)impl;
+    return settle(m, false);
+}
+
+int fs__redis_reject(void *impl, fs_message *m)
+{
+    (void)impl;
+    return settle(m, true);
+}
+
+int fs__redis_nack(void *impl, fs_message *m)
+{
+    (void)impl;
+    rsub *s = msg_sub(m);
+    if (!s || !s->grouped)
+        return FS_OK;
+    /* Leave it pending; released, it is claimed back and delivered again. */
+    size_t count = fs_message_count(m);
+    for (size_t i = 0; i < count; i++)
+        ((rmsg *)fs_message_at(m, i))->nacked = true;
+    return FS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Subscription lifecycle                                                   */
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void sub_free(rsub *s)
+{
+    if (!s)
+        return;
+    fs__redis_sub_flush(s);
+    rmsg *r = s->free_list;
+    while (r) {
+        rmsg *next = r->next;
+        rec_destroy(r);
+        r = next;
+    }
+    fs__redis_conn_free(&s->rd);
+    fs__redis_scratch_free(&s->scratch);
+    free(s->fields);
+    free(s->out.slots);
+    free(s->out.used);
+    free(s->nackq);
+    free(s->name);
+    free(s->group);
+    free(s->consumer);
+    free(s->start_id);
+    free(s->dead_letter);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->set_mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
+{
+    redis_broker *b = impl;
+    static const fs_redis_subscriber_options defaults = FS_REDIS_SUBSCRIBER_OPTIONS_INIT;
+    const fs_redis_subscriber_options *o = spec->broker_options;
+    if (!o || spec->reply_inbox)
+        o = &defaults;
+    FS_CHECK_ARG(spec->source && *spec->source, "redis: empty source name");
+    FS_CHECK_ARG(o->kind == FS_REDIS_CHANNEL || o->kind == FS_REDIS_LIST ||
+                     o->kind == FS_REDIS_STREAM,
+                 "redis: unknown kind %d for %s", (int)o->kind, spec->source);
+    FS_CHECK_ARG(!o->pattern || o->kind == FS_REDIS_CHANNEL,
+                 "redis: %s: patterns exist for channels only", spec->source);
+    FS_CHECK_ARG(o->kind == FS_REDIS_STREAM || (!o->group && !o->consumer && !o->start_id),
+                 "redis: %s: group, consumer and start_id are stream options", spec->source);
+    FS_CHECK_ARG(o->group || (!o->consumer && !o->claim_min_idle_ms && !o->dead_letter),
+                 "redis: %s: consumer, claim_min_idle_ms and dead_letter need a group",
+                 spec->source);
+    FS_CHECK_ARG(!o->group || *o->group, "redis: %s: empty group name", spec->source);
+
+    rsub *s = calloc(1, sizeof *s);
+    if (!s)
+        return fs__error(FS_ENOMEM, "redis: out of memory for a subscription");
+    s->b = b;
+    s->wake_fd = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->set_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    s->kind = o->kind;
+    s->pattern = o->pattern;
+    s->grouped = o->kind == FS_REDIS_STREAM && o->group;
+    s->reply_inbox = spec->reply_inbox;
+    s->claim_min_idle_ms = o->claim_min_idle_ms;
+    s->concurrency = spec->concurrency ? spec->concurrency : 1;
+    s->name = strdup(spec->source);
+    s->group = dup_or_null(o->group);
+    s->start_id = strdup(o->start_id ? o->start_id : "$");
+    s->dead_letter = dup_or_null(o->dead_letter);
+    strcpy(s->claim_cursor, "0-0");
+    if (s->grouped) {
+        if (o->consumer) {
+            s->consumer = strdup(o->consumer);
+        } else {
+            char host[64] = "host", buf[128];
+            gethostname(host, sizeof host - 1);
+            host[sizeof host - 1] = '\0';
+            snprintf(buf, sizeof buf, "%s-%ld-%u", host, (long)getpid(),
+                     atomic_fetch_add(&b->consumer_seq, 1) + 1);
+            s->consumer = strdup(buf);
+        }
+    }
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!s->name || !s->start_id || (o->group && !s->group) || (s->grouped && !s->consumer) ||
+        (o->dead_letter && !s->dead_letter) || s->wake_fd < 0) {
+        sub_free(s);
+        return fs__error(FS_ENOMEM, "redis: out of memory for a subscription");
+    }
+    /* Only grouped streams can be acknowledged; the core acks the rest on receipt. */
+    spec->no_ack = !s->grouped;
+    pthread_mutex_lock(&b->mu);
+    s->next = b->subs;
+    b->subs = s;
+    pthread_mutex_unlock(&b->mu);
+    *sub_out = s;
+    return FS_OK;
+}
+
+void fs__redis_unsubscribe(void *impl, void *sub)
+{
+    redis_broker *b = impl;
+    rsub *s = sub;
+    pthread_mutex_lock(&b->mu);
+    for (rsub **pp = &b->subs; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    sub_free(s);
+}
+
+/* Take the reader role (waiting for the current reader), for setup outside fetch. */
+static void reader_acquire(rsub *s)
+{
+    pthread_mutex_lock(&s->mu);
+    while (s->reading)
+        pthread_cond_wait(&s->cv, &s->mu);
+    s->reading = true;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void reader_release(rsub *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->reading = false;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int fs__redis_sub_start(void *impl, void *sub)
+{
+    (void)impl;
+    rsub *s = sub;
+    uint64_t v;
+    while (read(s->wake_fd, &v, sizeof v) > 0) {
+    }
+    atomic_store_explicit(&s->stopping, false, memory_order_release);
+    reader_acquire(s);
+    /* Connect now so that a channel is subscribed before start returns. */
+    int rc = reader_ensure(s, true);
+    if (!rc && s->grouped) {
+        pthread_mutex_lock(&s->set_mu);
+        s->need_scan = true;
+        strcpy(s->scan_cursor, "0");
+        pthread_mutex_unlock(&s->set_mu);
+    }
+    reader_release(s);
+    return rc;
+}
+
+void fs__redis_sub_stop(rsub *s)
+{
+    if (s->reply_inbox)
+        return;
+    atomic_store_explicit(&s->stopping, true, memory_order_release);
+    uint64_t one = 1;
+    if (write(s->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s: cannot wake the reader: %s", s->name,
+                strerror(errno));
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Give back what was read but not handed out: lists get it back at their head. */
+static void requeue_list(rsub *s, rmsg *head, size_t n)
+{
+    int rc;
+    rconn *c = fs__redis_pool_get(s->b, &rc);
+    if (c && !(rc = fs__redis_conn_args(c, 2 + n))) {
+        c->argv[0] = "LPUSH";
+        c->argv[1] = s->name;
+        c->argvlen[0] = 5;
+        c->argvlen[1] = strlen(s->name);
+        size_t i = 2 + n; /* LPUSH inserts one by one at the head: last first */
+        for (rmsg *r = head; r; r = r->next) {
+            i--;
+            c->argv[i] = r->fields[0].value;
+            c->argvlen[i] = r->fields[0].value_len;
+        }
+        redisReply *reply;
+        if (!(rc = fs__redis_conn_command(c, (int)(2 + n), c->argv, c->argvlen, &reply))) {
+            rc = fs__redis_reply_error(reply, "LPUSH");
+            freeReplyObject(reply);
+        }
+    }
+    fs__redis_pool_put(s->b, c);
+    if (rc)
+        fs__log(FS_LOG_ERROR, FS_REDIS_COMPONENT,
+                "list %s: %zu popped message(s) could not be pushed back: %s", s->name, n,
+                fs_last_error());
+}
+
+void fs__redis_sub_flush(rsub *s)
+{
+    pthread_mutex_lock(&s->mu);
+    rmsg *head = s->q_head;
+    size_t n = s->q_len;
+    s->q_head = s->q_tail = NULL;
+    s->q_len = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!head)
+        return;
+    if (s->kind == FS_REDIS_LIST)
+        requeue_list(s, head, n);
+    else if (s->kind == FS_REDIS_CHANNEL)
+        fs__log(FS_LOG_DEBUG, FS_REDIS_COMPONENT, "channel %s: %zu unhandled message(s) dropped",
+                s->name, n);
+    if (s->grouped) { /* still pending on the server: read again after the next start */
+        pthread_mutex_lock(&s->set_mu);
+        s->need_scan = true;
+        strcpy(s->scan_cursor, "0");
+        pthread_mutex_unlock(&s->set_mu);
+    }
+    while (head) {
+        rmsg *next = head->next;
+        rec_release(&head->m);
+        head = next;
+    }
+}
+
+void fs__redis_sub_close(rsub *s)
+{
+    fs__redis_sub_flush(s);
+    reader_acquire(s);
+    fs__redis_conn_close(&s->rd);
+    reader_release(s);
+}
