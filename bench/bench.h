@@ -86,8 +86,12 @@ static inline int bench_selected(const bench_config *cfg, const char *key)
     return 0;
 }
 
-/* The best ns/op of cfg->repeats runs of `fn`, each lasting >= cfg->min_time_s. */
-static inline double bench_measure(const bench_config *cfg, bench_fn fn, void *ctx)
+/*
+ * Warm `fn` up, then grow the iteration count until one run lasts at least
+ * cfg->min_time_s. Returns that count; *ns_per_op gets that run's ns/op.
+ */
+static inline uint64_t bench_calibrate(const bench_config *cfg, bench_fn fn, void *ctx,
+                                       double *ns_per_op)
 {
     const double target_ns = cfg->min_time_s * 1e9;
     uint64_t iters = 1;
@@ -102,7 +106,15 @@ static inline double bench_measure(const bench_config *cfg, bench_fn fn, void *c
         else
             iters = (uint64_t)((double)iters * target_ns * 1.1 / (double)elapsed) + 1;
     }
-    double best = (double)elapsed / (double)iters;
+    *ns_per_op = (double)elapsed / (double)iters;
+    return iters;
+}
+
+/* The best ns/op of cfg->repeats runs of `fn`, each lasting >= cfg->min_time_s. */
+static inline double bench_measure(const bench_config *cfg, bench_fn fn, void *ctx)
+{
+    double best;
+    uint64_t iters = bench_calibrate(cfg, fn, ctx, &best); /* the first timed run */
     for (int r = 1; r < cfg->repeats; r++) {
         double ns = (double)fn(iters, ctx) / (double)iters;
         if (ns < best)
