@@ -254,7 +254,7 @@ typedef struct fs_family_def {
     const char *const *info_values; /* info: the label values */
 } fs_family_def;
 
-/** Register (or find, when identical) a family described by a validated-or-not `def`. */
+/** Validate `def` and register it, or return the identical registered family. */
 FS_HIDDEN int fs__family_register(fs_registry *reg, const fs_family_def *def, fs_family **out);
 
 /** Register a counter, gauge or histogram family and return it in *out (NULL on failure). */

@@ -8,6 +8,10 @@
 
 #include <stdint.h>
 
+_Static_assert(FS_METRIC_SHARDS >= 2 && FS_METRIC_SHARDS <= 32 &&
+                   (FS_METRIC_SHARDS & (FS_METRIC_SHARDS - 1)) == 0,
+               "FS_METRIC_SHARDS must be a power of two in [2, 32] (a bit per shard)");
+
 _Thread_local unsigned fs__tls_shard FS_TLS_MODEL;
 
 /* Bit i set: exclusive shard i is owned by a live thread. */
