@@ -181,6 +181,29 @@ def bench_middleware():
     return measure(timed(loop))
 
 
+def bench_middleware_kept():
+    fams = middleware_families(CollectorRegistry())
+    received = fams["received"].labels(*VALUES3)
+    size_h = fams["size"].labels(*VALUES3)
+    in_process = fams["in_process"].labels(*VALUES3)
+    processed = fams["processed"].labels(*STATUS_VALUES)
+    duration = fams["duration"].labels(*VALUES3)
+    count, size = 1, 100
+    perf_counter = time.perf_counter
+
+    def loop(n):
+        for _ in range(n):
+            received.inc(count)
+            size_h.observe(size)
+            in_process.inc(count)
+            start = perf_counter()
+            elapsed = perf_counter() - start
+            duration.observe(elapsed)
+            in_process.dec(count)
+            processed.inc(count)
+    return measure(timed(loop))
+
+
 def render_registry(label_sets=1000):
     registry = CollectorRegistry()
     requests = Counter("bench_requests_total", "Requests by broker and handler.", LABELS3,
@@ -209,6 +232,7 @@ BENCHES = [
     ("labels_inc", bench_labels_inc),
     ("hist_observe", bench_hist_observe),
     ("middleware", bench_middleware),
+    ("middleware_kept", bench_middleware_kept),
     ("render_1000", bench_render),
 ]
 

@@ -98,6 +98,7 @@ BEGIN {
               "labels_inc|(c) lookup by 3 label values + inc|le|25|<= 25 ns;" \
               "hist_observe|(d) histogram observe, kept child|le|8|<= 8 ns;" \
               "middleware|(e) middleware per-message updates|le|100|<= 100 ns;" \
+              "middleware_kept|    the same with kept children|-|-|-;" \
               "render_1000|(f) render 1,000 label sets (text)|le|2000000|<= 2 ms;" \
               "core_plain_ns|core: memory broker, publish->handled|ge|3000000|>= 3 M msg/s;" \
               "core_prom_ns|core: the same + Prometheus middleware|-|-|-;" \
