@@ -274,7 +274,7 @@ int fs_collect_sample(fs_collect_ctx *ctx, size_t label_count, const char *const
                                            "label value %zu ('%s') of collected metric '%s' is "
                                            "NULL",
                                            i, label_names[i], c->name));
-        need += strlen(label_names[i]) + 2 * strlen(label_values[i]) + 4;
+        need += strlen(label_names[i]) + 3 * strlen(label_values[i]) + 4;
     }
     fs_buffer *b = &ctx->buf;
     if (fs__buf_reserve(b, need) != FS_OK)
@@ -286,16 +286,7 @@ int fs_collect_sample(fs_collect_ctx *ctx, size_t label_count, const char *const
         fs__buf_putc(b, i ? ',' : '{');
         fs__buf_put(b, label_names[i], strlen(label_names[i]));
         fs__buf_put(b, "=\"", 2);
-        for (const char *p = label_values[i]; *p; p++) {
-            if (*p == '\\' || *p == '"') {
-                fs__buf_putc(b, '\\');
-                fs__buf_putc(b, *p);
-            } else if (*p == '\n') {
-                fs__buf_put(b, "\\n", 2);
-            } else {
-                fs__buf_putc(b, *p);
-            }
-        }
+        b->len += fs__escape_into(b->data + b->len, label_values[i], strlen(label_values[i]), true);
         fs__buf_putc(b, '"');
     }
     if (label_count)

@@ -265,11 +265,7 @@ static fs_child *child_create(fs_family *fam, const char *const *values, const u
     size_t vbytes = 0, lbytes = 0;
     for (size_t i = 0; i < n; i++) {
         vbytes += lens[i] + 1;
-        size_t esc = lens[i];
-        for (size_t k = 0; k < lens[i]; k++) {
-            char ch = values[i][k];
-            esc += ch == '\\' || ch == '"' || ch == '\n';
-        }
+        size_t esc = fs__escape_into(NULL, values[i], lens[i], true);
         lbytes += strlen(fam->label_names[i]) + 4 + esc; /* name="esc", */
     }
     char *block = malloc(n * sizeof(uint32_t) + vbytes + lbytes + 1);
@@ -294,18 +290,7 @@ static fs_child *child_create(fs_family *fam, const char *const *values, const u
         lab += nl;
         *lab++ = '=';
         *lab++ = '"';
-        for (size_t k = 0; k < lens[i]; k++) {
-            char ch = values[i][k];
-            if (ch == '\\' || ch == '"') {
-                *lab++ = '\\';
-                *lab++ = ch;
-            } else if (ch == '\n') {
-                *lab++ = '\\';
-                *lab++ = 'n';
-            } else {
-                *lab++ = ch;
-            }
-        }
+        lab += fs__escape_into(lab, values[i], lens[i], true);
         *lab++ = '"';
     }
     *lab = '\0';

@@ -398,9 +398,15 @@ FS_HIDDEN size_t fs__format_u64(char *out, uint64_t v);
 FS_HIDDEN size_t fs__format_le(char *out, double v, bool openmetrics);
 
 /**
- * Escape `s[0..n)` into a new malloc'd string: backslash and newline always,
- * double quote when `quote`. NULL on allocation failure.
+ * Escape `s[0..n)` for the expositions into `out` (NULL: only measure) and
+ * return the length: backslash and newline always, double quote when
+ * `quote`, and every byte that is not part of valid UTF-8 becomes U+FFFD
+ * (both formats are UTF-8; one bad byte would make a scraper reject the
+ * whole exposition). At most 3 * n bytes.
  */
+FS_HIDDEN size_t fs__escape_into(char *out, const char *s, size_t n, bool quote);
+
+/** fs__escape_into into a new malloc'd, NUL-terminated string (NULL when out of memory). */
 FS_HIDDEN char *fs__escape(const char *s, size_t n, bool quote, size_t *out_len);
 
 #endif

@@ -59,7 +59,7 @@ static fs_registry *golden_registry(void)
     fs_gauge_family *depth;
     assert_int_equal(fs_gauge_family_new(reg, "app_queue_depth", "Queue depth.", 1, ql, &depth),
                      FS_OK);
-    const char *q1[] = {"a\"b\\c\nd"}, *q2[] = {"plain"}, *q3[] = {""};
+    const char *q1[] = {"a\"b\\c\nd"}, *q2[] = {"pl\xC3\xA4in \xFF"}, *q3[] = {""};
     fs_gauge_set(fs_gauge_family_labels(depth, q1), 3);
     fs_gauge_set(fs_gauge_family_labels(depth, q2), 0.1);
     fs_gauge_set(fs_gauge_family_labels(depth, q3), NAN);
@@ -182,19 +182,13 @@ static char *unescape_value(const char *p, const char **end)
     return out;
 }
 
-/* Every byte 1..255 survives label escaping in both formats. */
-static void test_label_values_any_bytes(void **state)
+static void expect_label_value(const char *value, const char *want)
 {
-    (void)state;
     fs_registry *reg;
     assert_int_equal(fs_registry_new(&reg), FS_OK);
     const char *ln[] = {"v"};
     fs_counter_family *fam;
     assert_int_equal(fs_counter_family_new(reg, "bytes", "B.", 1, ln, &fam), FS_OK);
-    char value[256];
-    for (int i = 1; i < 256; i++)
-        value[i - 1] = (char)i;
-    value[255] = '\0';
     const char *v[] = {value};
     fs_counter_inc(fs_counter_family_labels(fam, v));
     for (int format = 0; format < 2; format++) {
@@ -203,13 +197,47 @@ static void test_label_values_any_bytes(void **state)
         assert_non_null(p);
         const char *end;
         char *back = unescape_value(p + strlen("bytes_total{v="), &end);
-        assert_string_equal(back, value);
-        const char *want = format ? "} 1\nbytes_created{" : "} 1\n";
-        assert_int_equal(strncmp(end, want, strlen(want)), 0);
+        assert_string_equal(back, want);
+        const char *tail = format ? "} 1\nbytes_created{" : "} 1\n";
+        assert_int_equal(strncmp(end, tail, strlen(tail)), 0);
         free(back);
         free(t);
     }
     fs_registry_free(reg);
+}
+
+/*
+ * Any byte string is accepted as a label value and the exposition stays
+ * valid: escapes undo exactly, valid UTF-8 passes through, and bytes that are
+ * not UTF-8 (which would make a scraper reject the whole page) become U+FFFD.
+ */
+static void test_label_values_any_bytes(void **state)
+{
+    (void)state;
+    char value[256], want[128 + 128 * 3];
+    for (int i = 1; i < 256; i++)
+        value[i - 1] = (char)i;
+    value[255] = '\0';
+    size_t n = 0;
+    for (int i = 1; i < 128; i++)
+        want[n++] = (char)i;
+    for (int i = 128; i < 256; i++) { /* each alone, none of these bytes is valid */
+        memcpy(want + n, "\xEF\xBF\xBD", 3);
+        n += 3;
+    }
+    want[n] = '\0';
+    expect_label_value(value, want);
+    expect_label_value("caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80",
+                       "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80");
+    /* overlong '/', a UTF-16 surrogate, a truncated sequence, beyond U+10FFFF */
+    expect_label_value("a\xC0\xAF"
+                       "b",
+                       "a\xEF\xBF\xBD\xEF\xBF\xBD"
+                       "b");
+    expect_label_value("\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    expect_label_value("x\xE6\x97", "x\xEF\xBF\xBD\xEF\xBF\xBD");
+    expect_label_value("\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    expect_label_value("", "");
 }
 
 /* HELP: text escapes backslash and newline; OpenMetrics also the double quote. */
