@@ -103,7 +103,8 @@ int fs_counter_family_new(fs_registry *reg, const char *name, const char *help,
 /**
  * The child for `values` (exactly label_count strings), created on first
  * use. Returns NULL (and sets fs_last_error) on a NULL family or value.
- * Lock-free and allocation-free when the child exists.
+ * Lock-free and allocation-free when the child exists. Values may hold any
+ * bytes; the exposition shows bytes that are not valid UTF-8 as U+FFFD.
  */
 fs_counter *fs_counter_family_labels(fs_counter_family *fam, const char *const *values);
 
