@@ -79,7 +79,7 @@ function group(x,   s, r) {            # 1234567 -> 1,234,567
 }
 function num(x) {
     if (x == "") return "-"
-    if (x >= 10000) return group(x)
+    if (x >= 1000) return group(x)
     if (x >= 100) return sprintf("%.0f", x)
     return sprintf("%.2f", x)
 }
@@ -88,7 +88,10 @@ function ratio(p, o) {
     return (p / o >= 100) ? sprintf("%.0fx", p / o) : sprintf("%.1fx", p / o)
 }
 BEGIN {
-    while ((getline line < ours) > 0) if (line !~ /^#/) { split(line, f, " "); O[f[1]] = f[2] }
+    while ((getline line < ours) > 0) {
+        if (line ~ /^# WARNING/) { warnings = warnings substr(line, 3) "\n"; continue }
+        if (line !~ /^#/) { split(line, f, " "); O[f[1]] = f[2] }
+    }
     while ((getline line < py) > 0) {
         if (line ~ /^#/) { pyver = substr(line, 3); continue }
         split(line, f, " "); P[f[1]] = f[2]
@@ -124,6 +127,7 @@ BEGIN {
     printf "\nmachine baselines, this run: uncontended atomic add %s ns, CLOCK_MONOTONIC read %s ns\n",
            num(O["baseline_atomic_add"]), num(O["baseline_clock"])
     printf "(the targets assume about 2 ns and 23 ns); Python: %s\n", pyver
+    printf "%s", warnings
     if (load + 0 >= 1)
         printf "load average %s when the run began: other work was running, figures may be disturbed\n", load
 }'
