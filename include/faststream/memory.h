@@ -38,7 +38,7 @@ extern "C" {
 
 typedef struct fs_memory_options {
     fs_broker_options broker;
-    /** Messages per group (rounded up to a power of two); 0 means 65536. */
+    /** Messages per group (rounded up to a power of two); 0 means 16384. */
     size_t capacity;
     /** Bytes of body + headers + metadata stored inline per slot; 0 means 256. */
     size_t inline_size;
@@ -83,7 +83,11 @@ bool fs_broker_is_memory(const fs_broker *broker);
  */
 size_t fs_memory_queue_depth(fs_broker *broker, const char *name, const char *group);
 
-/** Messages handed to a handler and not yet settled or released, in that group. */
+/**
+ * Messages of that group taken by a consumer and not yet given back: being
+ * handled, or released unsettled and pending (exact when no publish or
+ * fetch is under way).
+ */
 size_t fs_memory_queue_in_flight(fs_broker *broker, const char *name, const char *group);
 
 /** Number of messages successfully published to `name` since the broker was created. */

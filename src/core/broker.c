@@ -207,7 +207,15 @@ bool fs_broker_running(const fs_broker *broker)
 
 uint64_t fs_broker_handled(const fs_broker *broker)
 {
-    return broker ? atomic_load_explicit(&((fs_broker *)broker)->handled, memory_order_acquire) : 0;
+    if (!broker)
+        return 0;
+    fs_broker *b = (fs_broker *)broker;
+    uint64_t n = 0;
+    pthread_mutex_lock(&b->lock);
+    for (struct fs_subscriber *s = b->subs; s; s = s->next)
+        n += fs_subscriber_handled(s);
+    pthread_mutex_unlock(&b->lock);
+    return n;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -50,6 +50,8 @@ typedef struct fs__frame {
     char error_text[FS__ERROR_TEXT_MAX];
     pthread_t thread;
     bool thread_started;
+    /* written by this frame's worker only (plain load + store), read by anyone */
+    _Alignas(64) _Atomic uint64_t handled;
 } fs__frame;
 
 struct fs_subscriber {
@@ -66,10 +68,9 @@ struct fs_subscriber {
     bool no_ack;
     void *adapter_sub;
 
-    fs__frame *frames; /* concurrency entries */
+    fs__frame *_Atomic frames; /* concurrency entries, published once initialised */
     bool workers_started;
     _Atomic bool stop;
-    _Atomic uint64_t handled;
     struct fs_subscriber *next;
 };
 
@@ -114,7 +115,6 @@ struct fs_broker {
 
     struct fs_subscriber *subs;
     struct fs_publisher *pubs;
-    _Atomic uint64_t handled;
 
     /* generic request/reply */
     pthread_mutex_t req_lock;
@@ -142,6 +142,7 @@ void fs__request_shutdown(fs_broker *b);
 
 /* message.c */
 int fs__settle(fs_message *m, fs_settle_state state);
+int fs__settle_owned(fs_message *m, fs_settle_state state);
 
 /* broker.c */
 int fs__broker_ensure_connected(fs_broker *b);

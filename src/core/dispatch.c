@@ -4,8 +4,9 @@
  * per the ack policy and release the message.
  *
  * Hot path (per message): one fetch, a few stores into the message, the
- * chain (plain indirect calls), one CAS to settle, one release, two atomic
- * adds for the handled counters. No lock, no allocation.
+ * chain (plain indirect calls), a plain store to settle, one release and
+ * the worker's own handled counter (no read-modify-write shared with other
+ * threads). No lock, no allocation.
  */
 #include "core/core.h"
 
@@ -169,7 +170,7 @@ static void dispatch(fs__frame *f, fs_message *unit)
 
     if (fs_message_settled(unit) == FS_SETTLE_NONE) {
         fs_settle_state s = policy_settlement(sub->policy, o);
-        if (s != FS_SETTLE_NONE && fs__settle(unit, s) < 0)
+        if (s != FS_SETTLE_NONE && fs__settle_owned(unit, s) < 0)
             fs__log(FS_LOG_WARN, "core", "subscriber %s: %s failed: %s", sub->name,
                     fs_settle_state_name(s), fs_last_error());
     }
@@ -187,8 +188,9 @@ static void dispatch(fs__frame *f, fs_message *unit)
         unit->frame_ = NULL;
         unit->release(unit);
     }
-    atomic_fetch_add_explicit(&sub->handled, count, memory_order_release);
-    atomic_fetch_add_explicit(&b->handled, count, memory_order_release);
+    atomic_store_explicit(&f->handled,
+                          atomic_load_explicit(&f->handled, memory_order_relaxed) + count,
+                          memory_order_release);
 }
 
 static void prepare(fs__frame *f, fs_message *m, unsigned flags)
@@ -310,11 +312,14 @@ static void *worker_main(void *arg)
 static int frames_alloc(struct fs_subscriber *sub)
 {
     fs_broker *b = sub->broker;
-    sub->frames = calloc(sub->concurrency, sizeof *sub->frames);
-    if (!sub->frames)
+    fs__frame *frames = NULL;
+    size_t bytes = sub->concurrency * sizeof *frames;
+    if (posix_memalign((void **)&frames, 64, bytes) != 0)
         return fs__error(FS_ENOMEM, "out of memory for %u workers", sub->concurrency);
+    memset(frames, 0, bytes);
+    atomic_store_explicit(&sub->frames, frames, memory_order_release);
     for (unsigned i = 0; i < sub->concurrency; i++) {
-        fs__frame *f = &sub->frames[i];
+        fs__frame *f = &frames[i];
         f->sub = sub;
         f->broker = b;
         if (sub->batch_size) {
@@ -335,14 +340,15 @@ static int frames_alloc(struct fs_subscriber *sub)
 
 void fs__subscriber_free_frames(struct fs_subscriber *sub)
 {
-    if (!sub->frames)
+    fs__frame *frames = atomic_load(&sub->frames);
+    if (!frames)
         return;
     for (unsigned i = 0; i < sub->concurrency; i++) {
-        free(sub->frames[i].items);
-        free(sub->frames[i].scratch);
+        free(frames[i].items);
+        free(frames[i].scratch);
     }
-    free(sub->frames);
-    sub->frames = NULL;
+    atomic_store(&sub->frames, NULL);
+    free(frames);
 }
 
 int fs__subscriber_start_workers(struct fs_subscriber *sub)
@@ -358,8 +364,9 @@ int fs__subscriber_start_workers(struct fs_subscriber *sub)
         }
     }
     atomic_store(&sub->stop, false);
+    fs__frame *frames = atomic_load(&sub->frames);
     for (unsigned i = 0; i < sub->concurrency; i++) {
-        fs__frame *f = &sub->frames[i];
+        fs__frame *f = &frames[i];
         int err = pthread_create(&f->thread, NULL, worker_main, f);
         if (err) {
             atomic_store(&sub->stop, true);
@@ -381,10 +388,11 @@ void fs__subscriber_signal_stop(struct fs_subscriber *sub)
 
 void fs__subscriber_join(struct fs_subscriber *sub)
 {
-    if (!sub->frames)
+    fs__frame *frames = atomic_load(&sub->frames);
+    if (!frames)
         return;
     for (unsigned i = 0; i < sub->concurrency; i++) {
-        fs__frame *f = &sub->frames[i];
+        fs__frame *f = &frames[i];
         if (f->thread_started) {
             pthread_join(f->thread, NULL);
             f->thread_started = false;
@@ -437,7 +445,14 @@ fs_broker *fs_subscriber_broker(const fs_subscriber *sub)
 
 uint64_t fs_subscriber_handled(const fs_subscriber *sub)
 {
-    return sub ? atomic_load_explicit(&((fs_subscriber *)sub)->handled, memory_order_acquire) : 0;
+    if (!sub)
+        return 0;
+    fs__frame *frames = atomic_load_explicit(&((fs_subscriber *)sub)->frames, memory_order_acquire);
+    uint64_t n = 0;
+    if (frames)
+        for (unsigned i = 0; i < sub->concurrency; i++)
+            n += atomic_load_explicit(&frames[i].handled, memory_order_acquire);
+    return n;
 }
 
 int fs_subscriber_wait_handled(const fs_subscriber *sub, uint64_t n, int timeout_ms)

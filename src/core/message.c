@@ -187,6 +187,22 @@ int fs__settle(fs_message *m, fs_settle_state state)
     return fn(m->broker_->impl, m);
 }
 
+/*
+ * Settle a message that only the calling worker can reach any more (after
+ * its handler returned): no CAS needed. The caller checked it is unsettled.
+ */
+int fs__settle_owned(fs_message *m, fs_settle_state state)
+{
+    atomic_store_explicit(&m->settled_, (int)state, memory_order_relaxed);
+    if (m->flags_ & FS__MSG_NO_ACK)
+        return FS_OK;
+    const fs_broker_ops *ops = m->broker_->ops;
+    int (*fn)(void *, fs_message *) = state == FS_SETTLE_ACKED    ? ops->ack
+                                      : state == FS_SETTLE_NACKED ? ops->nack
+                                                                  : ops->reject;
+    return fn ? fn(m->broker_->impl, m) : FS_OK;
+}
+
 int fs_message_ack(fs_message *m)
 {
     return fs__settle(m, FS_SETTLE_ACKED);

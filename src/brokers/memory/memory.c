@@ -24,7 +24,7 @@
 #define MEM_BUCKETS 1024
 #define MEM_DEFAULT_CAPACITY 16384
 #define MEM_DEFAULT_INLINE 256
-#define MEM_SPIN 200
+#define MEM_SPIN 4000
 
 typedef struct mem_broker mem_broker;
 typedef struct mem_topic mem_topic;
@@ -57,8 +57,8 @@ struct mem_group {
     mem_ring free;
     _Alignas(64) _Atomic uint32_t seq; /* event count for sleeping consumers */
     _Atomic int waiters;
-    _Alignas(64) _Atomic size_t in_flight;
-    mem_topic *topic;
+    /* read-only after creation (read by publishers and consumers) */
+    _Alignas(64) mem_topic *topic;
     char *name; /* NULL for the default group */
     unsigned char *slots;
     size_t stride;
@@ -192,7 +192,6 @@ static mem_group *group_new(mem_broker *mb, mem_topic *t, const char *name)
         mem_ring_push(&g->free, (uint32_t)i);
     atomic_init(&g->seq, 0);
     atomic_init(&g->waiters, 0);
-    atomic_init(&g->in_flight, 0);
     atomic_init(&g->next, NULL);
     /* append at the tail so that publish order over groups is stable */
     mem_group *_Atomic *pp = &t->groups;
@@ -277,8 +276,8 @@ static int slot_fill(mem_broker *mb, mem_group *g, uint32_t idx, const fs_envelo
                              e->body_len);
         base = (unsigned char *)s->heap;
     }
+    /* Every public field is set here and every core field at fetch: no memset. */
     fs_message *m = &s->msg;
-    fs_message_init(m);
     fs_header *h = (fs_header *)base;
     char *cur = (char *)(h + e->header_count);
     for (size_t i = 0; i < e->header_count; i++) {
@@ -296,7 +295,9 @@ static int slot_fill(mem_broker *mb, mem_group *g, uint32_t idx, const fs_envelo
     m->body = cur;
     m->body_len = e->body_len;
     m->source = source;
+    m->raw = NULL;
     m->adapter_data = s;
+    m->adapter_tag = 0;
     m->release = mem_release;
     return FS_OK;
 }
@@ -460,7 +461,6 @@ static fs_message *take(mem_sub *s, uint32_t idx)
     mem_slot *slot = slot_at(s->group, idx);
     slot->sub = s;
     atomic_store_explicit(&slot->msg.settled_, FS_SETTLE_NONE, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->group->in_flight, 1, memory_order_relaxed);
     return &slot->msg;
 }
 
@@ -530,7 +530,6 @@ static void mem_release(fs_message *m)
     mem_slot *slot = m->adapter_data;
     mem_group *g = slot->group;
     mem_sub *sub = slot->sub;
-    atomic_fetch_sub_explicit(&g->in_flight, 1, memory_order_relaxed);
     switch ((fs_settle_state)atomic_load_explicit(&m->settled_, memory_order_acquire)) {
     case FS_SETTLE_ACKED:
         slot_recycle(g, slot);
@@ -842,10 +841,9 @@ size_t fs_memory_queue_in_flight(fs_broker *broker, const char *name, const char
     mem_group *g = lookup_group(broker, name, group);
     if (!g)
         return 0;
-    pthread_mutex_lock(&g->pending_lock);
-    size_t n = atomic_load(&g->in_flight) + g->pending_n;
-    pthread_mutex_unlock(&g->pending_lock);
-    return n;
+    /* every slot is free, ready, or taken (handled, pending or being filled) */
+    size_t used = mem_ring_size(&g->free) + mem_ring_size(&g->ready);
+    return used < g->cap ? g->cap - used : 0;
 }
 
 uint64_t fs_memory_published_count(fs_broker *broker, const char *name)
