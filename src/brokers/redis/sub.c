@@ -976,6 +976,19 @@ static int dead_letter(rsub *s, fs_message *m, rconn *c)
     return rc ? rc : first_error;
 }
 
+/*
+ * Deliver the entries of `m` again once released: they stay pending. Used
+ * for nack, and when an XACK could not be sent or confirmed (connection
+ * lost): if it was in fact applied, XCLAIM finds nothing and nothing comes
+ * back; otherwise the entry is handled again (at least once).
+ */
+static void mark_redeliver(fs_message *m)
+{
+    size_t count = fs_message_count(m);
+    for (size_t i = 0; i < count; i++)
+        ((rmsg *)fs_message_at(m, i))->nacked = true;
+}
+
 static int settle(fs_message *m, bool reject)
 {
     rsub *s = msg_sub(m);
@@ -983,13 +996,17 @@ static int settle(fs_message *m, bool reject)
         return FS_OK;
     int rc;
     rconn *c = fs__redis_pool_get(s->b, &rc);
-    if (!c)
+    if (!c) {
+        mark_redeliver(m);
         return rc;
+    }
     if (reject && s->dead_letter)
         rc = dead_letter(s, m, c);
     if (!rc)
         rc = xack(s, m, c);
     fs__redis_pool_put(s->b, c);
+    if (rc == FS_EIO || rc == FS_ETIMEDOUT)
+        mark_redeliver(m);
     return rc;
 }
 
@@ -1012,9 +1029,7 @@ int fs__redis_nack(void *impl, fs_message *m)
     if (!s || !s->grouped)
         return FS_OK;
     /* Leave it pending; released, it is claimed back and delivered again. */
-    size_t count = fs_message_count(m);
-    for (size_t i = 0; i < count; i++)
-        ((rmsg *)fs_message_at(m, i))->nacked = true;
+    mark_redeliver(m);
     return FS_OK;
 }
 
