@@ -125,19 +125,24 @@ static fs_outcome probe_consume(fs_consume_ctx *ctx)
 static int probe_publish(fs_publish_ctx *ctx)
 {
     probe *p = ctx->state;
-    int rc = fs_publish_next(ctx);
+    /* take the slot on entry: a reply made by the handler can finish before
+       the request's own publish call returns */
     pthread_mutex_lock(&p->lock);
-    if (p->publishes < 4) {
-        int i = p->publishes;
+    int i = p->publishes++;
+    if (i < 4) {
         snprintf(p->dest[i], sizeof p->dest[i], "%s", ctx->destination);
         p->is_reply[i] = ctx->is_reply;
         p->has_current[i] = ctx->current != NULL;
         p->scratch_tag[i] = ctx->scratch ? *(unsigned *)ctx->scratch : 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    int rc = fs_publish_next(ctx);
+    pthread_mutex_lock(&p->lock);
+    if (i < 4) {
         p->status[i] = ctx->status;
         snprintf(p->error_type[i], sizeof p->error_type[i], "%s",
                  ctx->error_type ? ctx->error_type : "");
     }
-    p->publishes++;
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
