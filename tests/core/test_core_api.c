@@ -3,6 +3,7 @@
  * argument checks with readable messages, message copies, names.
  */
 #include "core_test.h"
+#include "fake_adapter.h"
 
 static void test_url_parse(void **state)
 {
@@ -101,44 +102,6 @@ static void test_broker_urls(void **state)
     fs_broker_free(b);
 }
 
-/* A fake adapter: enough to check the registry and fs_broker_create. */
-static int fake_subscribe(void *impl, fs_subscribe_spec *spec, void **out)
-{
-    (void)impl;
-    (void)spec;
-    *out = NULL;
-    return FS_OK;
-}
-
-static int fake_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
-{
-    (void)impl;
-    (void)sub;
-    (void)out;
-    test_sleep_ms(timeout_ms < 5 ? (unsigned)timeout_ms : 5u);
-    return FS_ETIMEDOUT;
-}
-
-static int fake_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
-                        size_t count, const char **error_type)
-{
-    (void)impl;
-    (void)dest;
-    (void)destination;
-    (void)msgs;
-    (void)count;
-    *error_type = "FakeError";
-    return fs_adapter_error(FS_EBROKER, "fake adapter refuses");
-}
-
-static const fs_broker_ops fake_ops = {
-    .name = "fake",
-    .default_ack_policy = FS_ACK_POLICY_ACK_FIRST,
-    .subscribe = fake_subscribe,
-    .fetch = fake_fetch,
-    .publish = fake_publish,
-};
-
 static const char *last_factory_url;
 
 static int fake_factory(const char *url, const fs_broker_options *opts, fs_broker **out)
@@ -181,6 +144,8 @@ static void test_scheme_registry(void **state)
     fs_subscriber *s;
     CHECK_OK(fs_subscribe(b, "t", noop, NULL, NULL, &s));
     assert_int_equal(fs_subscriber_ack_policy(s), FS_ACK_POLICY_ACK_FIRST); /* the type default */
+    CHECK_OK(fs_publish_bytes(b, "t", "x", 1));
+    atomic_store(&fake_publish_fails, true);
     CHECK_ERR(fs_publish_bytes(b, "t", "x", 1), FS_EBROKER);
     assert_string_equal(fs_last_publish_error_type(), "FakeError");
     assert_non_null(strstr(fs_last_error(), "fake adapter refuses"));

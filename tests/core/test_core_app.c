@@ -4,6 +4,7 @@
  * shutdown settling in-flight messages, startup failures.
  */
 #include "core_test.h"
+#include "fake_adapter.h"
 #include "support/http_client.h"
 
 #include <signal.h>
@@ -192,53 +193,6 @@ static void test_signal_stops(void **state)
 
 /* ------------------------------------------------------------------------ */
 /* Health over HTTP                                                          */
-
-static atomic_bool fake_healthy;
-
-static int fake_subscribe(void *impl, fs_subscribe_spec *spec, void **out)
-{
-    (void)impl;
-    (void)spec;
-    *out = NULL;
-    return FS_OK;
-}
-
-static int fake_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
-{
-    (void)impl;
-    (void)sub;
-    (void)out;
-    test_sleep_ms(timeout_ms < 5 ? (unsigned)timeout_ms : 5u);
-    return FS_ETIMEDOUT;
-}
-
-static int fake_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
-                        size_t count, const char **error_type)
-{
-    (void)impl;
-    (void)dest;
-    (void)destination;
-    (void)msgs;
-    (void)count;
-    (void)error_type;
-    return FS_OK;
-}
-
-static int fake_ping(void *impl, int timeout_ms)
-{
-    (void)impl;
-    (void)timeout_ms;
-    return atomic_load(&fake_healthy) ? FS_OK : fs_adapter_error(FS_EIO, "server gone");
-}
-
-static const fs_broker_ops fake_ops = {
-    .name = "fake",
-    .default_ack_policy = FS_ACK_POLICY_ACK,
-    .ping = fake_ping,
-    .subscribe = fake_subscribe,
-    .fetch = fake_fetch,
-    .publish = fake_publish,
-};
 
 static void hello_route(const fs_http_request *req, fs_http_response *resp, void *user)
 {

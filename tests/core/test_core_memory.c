@@ -491,6 +491,71 @@ static void test_publisher_object(void **state)
     fs_broker_free(b);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Subscribing to a running broker; settling from another thread (MANUAL).   */
+
+static void test_subscribe_while_running(void **state)
+{
+    (void)state;
+    conc_state s;
+    memset(&s, 0, sizeof s);
+    fs_broker *b = memory_broker(64, false);
+    CHECK_OK(fs_broker_start(b));
+    publish_str(b, "late", "waiting"); /* waits in the default group */
+    fs_subscriber *sub;
+    CHECK_OK(fs_subscribe(b, "late", count_a, &s, NULL, &sub));
+    publish_str(b, "late", "after");
+    CHECK_OK(fs_subscriber_wait_handled(sub, 2, WAIT_MS));
+    CHECK_OK(fs_broker_stop(b));
+    assert_int_equal(atomic_load(&s.per_sub[0]), 2);
+    fs_broker_free(b);
+}
+
+typedef struct settle_job {
+    fs_message *msg;
+    int rc;
+} settle_job;
+
+static void *settle_elsewhere(void *arg)
+{
+    settle_job *j = arg;
+    j->rc = fs_message_reject(j->msg);
+    return NULL;
+}
+
+static fs_outcome hand_over(fs_message *m, void *user)
+{
+    atomic_int *seen_state = user;
+    settle_job job = {m, -100};
+    pthread_t t;
+    pthread_create(&t, NULL, settle_elsewhere, &job);
+    pthread_join(t, NULL);
+    atomic_store(seen_state, job.rc == FS_OK ? (int)fs_message_settled(m) : -1);
+    return FS_OUTCOME_OK; /* MANUAL: nothing more happens */
+}
+
+static void test_settle_from_other_thread(void **state)
+{
+    (void)state;
+    atomic_int seen_state = -100;
+    fs_broker *b = memory_broker(16, false);
+    fs_memory_subscriber_options mo = FS_MEMORY_SUBSCRIBER_OPTIONS_INIT;
+    mo.dead_letter = "dead";
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.ack_policy = FS_ACK_POLICY_MANUAL;
+    so.broker_options = &mo;
+    fs_subscriber *sub;
+    CHECK_OK(fs_subscribe(b, "jobs", hand_over, &seen_state, &so, &sub));
+    publish_str(b, "jobs", "j");
+    CHECK_OK(fs_broker_start(b));
+    CHECK_OK(fs_subscriber_wait_handled(sub, 1, WAIT_MS));
+    CHECK_OK(fs_broker_stop(b));
+    assert_int_equal(atomic_load(&seen_state), FS_SETTLE_REJECTED);
+    assert_int_equal(fs_memory_published_count(b, "dead"), 1);
+    assert_int_equal(fs_memory_queue_depth(b, "jobs", NULL), 0);
+    fs_broker_free(b);
+}
+
 int main(void)
 {
     quiet_logs();
@@ -507,6 +572,8 @@ int main(void)
         cmocka_unit_test(test_reject_without_dead_letter_drops),
         cmocka_unit_test(test_full_queue),
         cmocka_unit_test(test_publisher_object),
+        cmocka_unit_test(test_subscribe_while_running),
+        cmocka_unit_test(test_settle_from_other_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
