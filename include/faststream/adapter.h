@@ -76,7 +76,11 @@ struct fs_message {
      * Called by the core exactly once when it is done with the message
      * (after settlement, or unsettled for SKIP / MANUAL / shutdown: the
      * adapter then does what its broker does with an unacknowledged
-     * delivery; fs_message_settled(m) says which). Required.
+     * delivery; fs_message_settled(m) says which: for a message of a
+     * batch, the core copies the batch's state into each message before
+     * releasing it). An adapter may therefore do all its settling work
+     * here and leave ack/nack/reject NULL, as the in-process broker does.
+     * Required.
      */
     void (*release)(fs_message *m);
     /** Free for the adapter (e.g. its record, a stream entry id). */

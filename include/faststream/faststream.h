@@ -17,5 +17,8 @@
 #include "faststream/memory.h"
 #include "faststream/app.h"
 #include "faststream/adapter.h"
+#include "faststream/prometheus.h"
+/* Broker adapters: declarations only; link the adapter library to use one. */
+#include "faststream/redis.h"
 
 #endif /* FASTSTREAM_FASTSTREAM_H */
