@@ -22,7 +22,9 @@
  *      close their connections and stop the HTTP server
  *   7. after_shutdown hooks
  * Signals are caught with a self-pipe (the handler only writes a byte);
- * the previous handlers are restored when fs_app_run returns.
+ * the previous handlers are restored when fs_app_run returns. Only one
+ * running app at a time handles signals (a second one logs a warning and
+ * relies on fs_app_stop).
  */
 #ifndef FASTSTREAM_APP_H
 #define FASTSTREAM_APP_H

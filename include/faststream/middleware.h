@@ -121,7 +121,10 @@ typedef struct fs_publish_ctx {
  */
 int fs_publish_next(fs_publish_ctx *ctx);
 
+/** A consume hook: calls fs_consume_next(ctx) (or not) and returns an outcome. */
 typedef fs_outcome (*fs_consume_hook)(fs_consume_ctx *ctx);
+
+/** A publish hook: calls fs_publish_next(ctx) (or not) and returns a status. */
 typedef int (*fs_publish_hook)(fs_publish_ctx *ctx);
 
 /** A middleware definition. */

@@ -106,9 +106,16 @@ typedef struct fs_publisher_options {
 int fs_publisher_new(fs_broker *broker, const char *destination, const fs_publisher_options *opts,
                      fs_publisher **out);
 
+/** fs_publish to the publisher's destination, with its defaults applied. */
 int fs_publisher_publish(fs_publisher *pub, const fs_envelope *msg);
+
+/** fs_publish_bytes to the publisher's destination, with its defaults applied. */
 int fs_publisher_publish_bytes(fs_publisher *pub, const void *body, size_t len);
+
+/** fs_publish_batch to the publisher's destination, with its defaults applied. */
 int fs_publisher_publish_batch(fs_publisher *pub, const fs_envelope *msgs, size_t count);
+
+/** fs_request to the publisher's destination (its reply_to default does not apply). */
 int fs_publisher_request(fs_publisher *pub, const fs_envelope *msg, int timeout_ms,
                          fs_message **reply);
 

@@ -526,9 +526,18 @@ static int stop_locked(fs_broker *b, int timeout_ms)
     return FS_OK;
 }
 
+/* Stopping a broker from one of its own handlers would wait for itself. */
+static bool in_own_handler(const fs_broker *b)
+{
+    return fs__current_frame && fs__current_frame->broker == b;
+}
+
 int fs_broker_stop(fs_broker *b)
 {
     FS_CHECK_ARG(b, "fs_broker_stop: broker is NULL");
+    if (in_own_handler(b))
+        return fs__error(FS_ESTATE, "fs_broker_stop called from a handler of the same broker "
+                                    "(it would wait for itself); use fs_app_stop");
     pthread_mutex_lock(&b->lock);
     int rc = stop_locked(b, b->opts.graceful_timeout_ms);
     pthread_mutex_unlock(&b->lock);
@@ -546,6 +555,8 @@ int fs__broker_stop_timeout(fs_broker *b, int timeout_ms)
 int fs_broker_close(fs_broker *b)
 {
     FS_CHECK_ARG(b, "fs_broker_close: broker is NULL");
+    if (in_own_handler(b))
+        return fs__error(FS_ESTATE, "fs_broker_close called from a handler of the same broker");
     pthread_mutex_lock(&b->lock);
     int rc = stop_locked(b, b->opts.graceful_timeout_ms);
     if (!b->closed) {
@@ -580,6 +591,11 @@ void fs_broker_free(fs_broker *b)
 {
     if (!b)
         return;
+    if (in_own_handler(b)) {
+        fs__log(FS_LOG_ERROR, "core", "fs_broker_free called from a handler of broker %s: ignored",
+                b->ops->name);
+        return;
+    }
     fs_broker_close(b);
     fs__request_shutdown(b);
     pthread_mutex_lock(&b->lock);

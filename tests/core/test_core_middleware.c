@@ -251,10 +251,14 @@ static void test_request_timeout(void **state)
     fs_broker_free(b);
 }
 
+static atomic_int stop_from_handler_rc;
+
 static fs_outcome reply_without_reply_to(fs_message *m, void *user)
 {
     atomic_int *rc = user;
     atomic_store(rc, fs_message_reply(m, "x", 1, NULL, 0, NULL));
+    /* a handler cannot stop its own broker (it would wait for itself) */
+    atomic_store(&stop_from_handler_rc, fs_broker_stop(fs_message_broker(m)));
     return FS_OUTCOME_OK;
 }
 
@@ -269,6 +273,7 @@ static void test_reply_needs_reply_to(void **state)
     CHECK_OK(fs_broker_start(b));
     CHECK_OK(fs_subscriber_wait_handled(sub, 1, WAIT_MS));
     assert_int_equal(atomic_load(&rc), FS_ENOTFOUND);
+    assert_int_equal(atomic_load(&stop_from_handler_rc), FS_ESTATE);
     fs_broker_free(b);
 }
 
