@@ -556,6 +556,83 @@ static void test_settle_from_other_thread(void **state)
     fs_broker_free(b);
 }
 
+/* ------------------------------------------------------------------------ */
+/* No loss, no duplicate: 2 publishing threads, 4 workers, every id once.    */
+
+#ifdef __SANITIZE_THREAD__
+#define STRESS_PER_THREAD 10000
+#else
+#define STRESS_PER_THREAD 50000
+#endif
+
+typedef struct stress {
+    fs_broker *broker;
+    int thread;
+    atomic_uchar *seen; /* 2 * STRESS_PER_THREAD counters */
+    atomic_int dupes;
+} stress;
+
+static fs_outcome stress_handler(fs_message *m, void *user)
+{
+    stress *s = user;
+    unsigned id;
+    assert_int_equal(fs_message_body_len(m), sizeof id);
+    memcpy(&id, fs_message_body(m), sizeof id);
+    if (atomic_fetch_add(&s->seen[id], 1) != 0)
+        atomic_fetch_add(&s->dupes, 1);
+    return FS_OUTCOME_OK;
+}
+
+static void *stress_publisher(void *arg)
+{
+    stress *s = arg;
+    for (unsigned i = 0; i < STRESS_PER_THREAD; i++) {
+        unsigned id = (unsigned)s->thread * STRESS_PER_THREAD + i;
+        int rc;
+        while ((rc = fs_publish_bytes(s->broker, "stress", &id, sizeof id)) == FS_EFULL)
+            test_sleep_ms(1);
+        if (rc != FS_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_no_loss_no_duplicate(void **state)
+{
+    (void)state;
+    stress shared;
+    memset(&shared, 0, sizeof shared);
+    shared.seen = calloc(2 * STRESS_PER_THREAD, sizeof *shared.seen);
+    shared.broker = memory_broker(1024, false);
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.concurrency = 4;
+    fs_subscriber *sub;
+    CHECK_OK(fs_subscribe(shared.broker, "stress", stress_handler, &shared, &so, &sub));
+    CHECK_OK(fs_broker_start(shared.broker));
+    stress per[2] = {shared, shared};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        per[i].thread = i;
+        assert_int_equal(pthread_create(&t[i], NULL, stress_publisher, &per[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        void *ret;
+        pthread_join(t[i], &ret);
+        assert_null(ret);
+    }
+    CHECK_OK(fs_subscriber_wait_handled(sub, 2 * STRESS_PER_THREAD, 4 * WAIT_MS));
+    CHECK_OK(fs_broker_stop(shared.broker));
+    assert_int_equal(fs_subscriber_handled(sub), 2 * STRESS_PER_THREAD);
+    assert_int_equal(atomic_load(&shared.dupes), 0);
+    for (unsigned i = 0; i < 2 * STRESS_PER_THREAD; i++)
+        if (atomic_load(&shared.seen[i]) != 1)
+            fail_msg("id %u handled %d times", i, (int)atomic_load(&shared.seen[i]));
+    assert_int_equal(fs_memory_queue_depth(shared.broker, "stress", NULL), 0);
+    assert_int_equal(fs_memory_queue_in_flight(shared.broker, "stress", NULL), 0);
+    fs_broker_free(shared.broker);
+    free(shared.seen);
+}
+
 int main(void)
 {
     quiet_logs();
@@ -574,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_publisher_object),
         cmocka_unit_test(test_subscribe_while_running),
         cmocka_unit_test(test_settle_from_other_thread),
+        cmocka_unit_test(test_no_loss_no_duplicate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
