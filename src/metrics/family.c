@@ -150,17 +150,24 @@ static void table_insert(fs_table *t, fs_child *c)
     }
 }
 
-/* The slot holding the child for values, or NULL. */
-static _Atomic(fs_child *) *table_find(fs_table *t, uint64_t hash, size_t n,
-                                       const char *const *values, const uint32_t *lens)
+/*
+ * The child for values, or NULL; *slot (if given) receives its slot. The
+ * child returned is the one that matched: re-reading the slot could yield
+ * another child that reused a tombstone in between.
+ */
+static fs_child *table_find(fs_table *t, uint64_t hash, size_t n, const char *const *values,
+                            const uint32_t *lens, _Atomic(fs_child *) **slot)
 {
     size_t i = hash & t->mask;
     for (;;) {
         fs_child *c = atomic_load_explicit(&t->slots[i], memory_order_acquire);
         if (!c)
             return NULL;
-        if (c != FS_TOMBSTONE && c->hash == hash && child_matches(c, n, values, lens))
-            return &t->slots[i];
+        if (c != FS_TOMBSTONE && c->hash == hash && child_matches(c, n, values, lens)) {
+            if (slot)
+                *slot = &t->slots[i];
+            return c;
+        }
         i = (i + 1) & t->mask;
     }
 }
@@ -361,13 +368,11 @@ static fs_child *labels_slow(fs_family *fam, const char *const *values, const ui
 {
     pthread_mutex_lock(&fam->lock);
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
-    _Atomic(fs_child *) *slot = table_find(t, hash, fam->label_count, values, lens);
-    if (slot) {
-        fs_child *c = atomic_load_explicit(slot, memory_order_relaxed);
+    fs_child *c = table_find(t, hash, fam->label_count, values, lens, NULL);
+    if (c) {
         pthread_mutex_unlock(&fam->lock);
         return c;
     }
-    fs_child *c = NULL;
     if (sorted_reserve(fam, fam->nsorted + 1) != FS_OK)
         goto out;
     if ((t->used + 1) * 2 > t->mask + 1) {
@@ -413,12 +418,9 @@ fs_child *fs__family_labels(fs_family *fam, const char *const *values)
     }
     uint64_t hash = hash_values(n, values, lens);
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_acquire);
-    _Atomic(fs_child *) *slot = table_find(t, hash, n, values, lens);
-    if (FS_LIKELY(slot != NULL)) {
-        fs_child *c = atomic_load_explicit(slot, memory_order_acquire);
-        if (FS_LIKELY(c != FS_TOMBSTONE))
-            return c;
-    }
+    fs_child *c = table_find(t, hash, n, values, lens, NULL);
+    if (FS_LIKELY(c != NULL))
+        return c;
     return labels_slow(fam, values, lens, hash);
 }
 
@@ -439,13 +441,13 @@ int fs__family_remove(fs_family *fam, const char *const *values)
     uint64_t hash = hash_values(fam->label_count, values, lens);
     pthread_mutex_lock(&fam->lock);
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
-    _Atomic(fs_child *) *slot = table_find(t, hash, fam->label_count, values, lens);
-    if (!slot) {
+    _Atomic(fs_child *) *slot;
+    fs_child *c = table_find(t, hash, fam->label_count, values, lens, &slot);
+    if (!c) {
         pthread_mutex_unlock(&fam->lock);
         return fs__error(FS_ENOTFOUND, "metric '%s' has no child with those label values",
                          fam->name);
     }
-    fs_child *c = atomic_load_explicit(slot, memory_order_relaxed);
     atomic_store_explicit(slot, FS_TOMBSTONE, memory_order_release);
     bool found;
     size_t pos = sorted_pos(fam, values, &found);
