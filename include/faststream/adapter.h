@@ -184,8 +184,9 @@ typedef struct fs_broker_ops {
     void (*unsubscribe)(void *impl, void *sub);
     /**
      * Start delivering for one subscription created while the broker is
-     * running (fs_subscribe after fs_broker_start, the reply inbox).
-     * Optional.
+     * running (fs_subscribe after fs_broker_start), and for the reply inbox
+     * right after its subscribe (once connected, whether or not the broker
+     * was started). Optional.
      */
     int (*subscription_start)(void *impl, void *sub);
 
