@@ -134,6 +134,26 @@ def main():
                     len(failures), len(PANELS), "\n  ".join(failures)), demo_log())
             print("all %d dashboard panel queries returned data" % len(PANELS))
 
+            # The demo's promise: every received status, two or more
+            # exception types, and publish errors.
+            def label_set(expr, label):
+                return {r["metric"].get(label) for r in prom.query(expr)}
+            statuses = label_set("sum by (status) (faststream_received_processed_messages_total)",
+                                 "status")
+            missing = {"acked", "nacked", "rejected", "skipped", "error"} - statuses
+            if missing:
+                fail("the demo produced no %s messages" % ", ".join(sorted(missing)), demo_log())
+            types = label_set("sum by (exception_type) "
+                              "(faststream_received_processed_messages_exceptions_total)",
+                              "exception_type")
+            if len(types) < 2:
+                fail("the demo produced fewer than two exception types: %s" % types, demo_log())
+            if "error" not in label_set("sum by (status) (faststream_published_messages_total)",
+                                        "status"):
+                fail("the demo produced no publish errors", demo_log())
+            print("ok   statuses %s, exception types %s, publish errors" % (
+                sorted(statuses), sorted(types)))
+
         # 3. The demo stops by itself after --duration, cleanly.
         try:
             rc = demo.wait(timeout=duration + 30)
