@@ -13,7 +13,8 @@
  *
  * fs_app_run:
  *   1. on_startup hooks (in the order added; a failing hook aborts the run)
- *   2. start every broker (connect, start subscribers), then the HTTP server
+ *   2. start every broker not running yet (connect, start subscribers),
+ *      then the HTTP server
  *   3. after_startup hooks
  *   4. wait for SIGINT, SIGTERM or fs_app_stop
  *   5. on_shutdown hooks

@@ -310,6 +310,8 @@ int fs_app_run(fs_app *app)
     int rc = run_hooks(app, &app->on_startup, "on_startup", true);
     size_t started = 0;
     for (; rc == FS_OK && started < app->broker_count; started++) {
+        if (fs_broker_running(app->brokers[started]))
+            continue; /* the user started it already */
         rc = fs_broker_start(app->brokers[started]);
         if (rc < 0) {
             fs__log(FS_LOG_ERROR, "app", "broker %s failed to start: %s",

@@ -143,8 +143,12 @@ static void test_stop_before_run(void **state)
 {
     (void)state;
     fs_app *app = new_app(false);
+    fs_broker *b = memory_broker(16, false);
+    CHECK_OK(fs_broker_start(b)); /* a broker the user started already is fine */
+    CHECK_OK(fs_app_add_broker(app, b));
     fs_app_stop(app);
     CHECK_OK(fs_app_run(app)); /* starts, sees the stop, shuts down */
+    assert_false(fs_broker_running(b));
     fs_app_free(app);
 }
 
