@@ -22,7 +22,8 @@
  *   fs_publish(b, "orders", &env);
  *
  * URL: redis://[[user]:password@]host[:port][/db][?format=binary|json|raw]
- * (port 6379 and db 0 by default). Without broker options a name is a
+ * [&client_name=NAME] (port 6379 and db 0 by default; client_name is given to
+ * every connection with CLIENT SETNAME, as redis-py does). Without broker options a name is a
  * pub/sub channel, as in FastStream.
  *
  * Delivery per kind:

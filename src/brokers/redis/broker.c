@@ -346,6 +346,7 @@ static void broker_free(redis_broker *b)
     free(b->host);
     free(b->user);
     free(b->password);
+    free(b->client_name);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -432,6 +433,11 @@ static int from_url(redis_broker *b, const char *url)
     if (b->user && !b->password) { /* redis://secret@host: the password alone, as redis-py */
         b->password = b->user;
         b->user = NULL;
+    }
+    b->client_name = fs_url_query_param(&u, "client_name");
+    if (b->client_name && (!*b->client_name || strpbrk(b->client_name, " \n\r"))) {
+        rc = fs__error(FS_EINVAL, "redis: client_name must be non-empty, without spaces");
+        goto out;
     }
     char *fmt = fs_url_query_param(&u, "format");
     if (fmt && b->format == FS_REDIS_FORMAT_DEFAULT)

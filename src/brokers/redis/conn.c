@@ -83,6 +83,10 @@ int fs__redis_conn_open(redis_broker *b, rconn *rc)
         const char *argv[3] = {"AUTH", b->user ? b->user : b->password, b->password};
         status = setup_command(rc, b->user ? 3 : 2, argv, "AUTH");
     }
+    if (!status && b->client_name) {
+        const char *argv[3] = {"CLIENT", "SETNAME", b->client_name};
+        status = setup_command(rc, 3, argv, "CLIENT SETNAME");
+    }
     if (!status && b->db) {
         char db[16];
         snprintf(db, sizeof db, "%d", b->db);

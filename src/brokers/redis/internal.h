@@ -133,6 +133,7 @@ struct redis_broker {
     int port;
     int db;
     char *user, *password;
+    char *client_name; /* CLIENT SETNAME on every connection, or NULL */
     fs_redis_format format;
     int connect_timeout_ms;
     int command_timeout_ms;
