@@ -70,6 +70,7 @@ typedef struct custom_label {
 } custom_label;
 
 typedef struct prom_state {
+    uint64_t id; /* unique per state, for the per-thread last-hit check */
     char *app_name;
     size_t ncustom, ndyn;
     custom_label custom[FS_PROMETHEUS_MAX_LABELS];
@@ -142,15 +143,33 @@ static uint64_t hash_keys(size_t n, const char *const *keys)
     return h;
 }
 
-static bool entry_matches(const entry *e, uint64_t hash, size_t n, const char *const *keys)
+static bool keys_equal(const entry *e, size_t n, const char *const *keys)
 {
-    if (e->hash != hash)
-        return false;
     for (size_t i = 0; i < n; i++)
         if (strcmp(e->keys[i], keys[i]) != 0)
             return false;
     return true;
 }
+
+static bool entry_matches(const entry *e, uint64_t hash, size_t n, const char *const *keys)
+{
+    return e->hash == hash && keys_equal(e, n, keys);
+}
+
+/*
+ * Each thread remembers the entry it used last on each side: a worker
+ * usually handles one source and a publisher publishes to one destination,
+ * so most messages skip hashing altogether. The state id (never reused)
+ * guards against a freed state whose address came back.
+ */
+typedef struct last_hit {
+    uint64_t state_id;
+    entry *e;
+} last_hit;
+
+#define FS_TLS_FAST __attribute__((tls_model("initial-exec")))
+static _Thread_local last_hit last_recv FS_TLS_FAST, last_pub FS_TLS_FAST;
+static atomic_uint_fast64_t next_state_id = 1;
 
 /* Fill the children of a receive-side entry by label values. */
 static bool fill_recv(const prom_state *st, entry *e, const char *const *keys)
@@ -223,8 +242,8 @@ static void entry_free(entry *e)
  * The cached entry for `keys`, creating it on first sight; NULL when the
  * table is full around that hash (the caller then fills a stack entry).
  */
-static entry *cache_get(const prom_state *st, cache *c, fill_fn fill, size_t n,
-                        const char *const *keys)
+static entry *cache_find(const prom_state *st, cache *c, fill_fn fill, size_t n,
+                         const char *const *keys)
 {
     uint64_t hash = hash_keys(n, keys);
     entry *mine = NULL;
@@ -254,6 +273,20 @@ static entry *cache_get(const prom_state *st, cache *c, fill_fn fill, size_t n,
     }
     entry_free(mine);
     return NULL;
+}
+
+/* cache_find behind the calling thread's last hit. */
+static entry *cache_get(const prom_state *st, cache *c, fill_fn fill, last_hit *last, size_t n,
+                        const char *const *keys)
+{
+    if (last->state_id == st->id && keys_equal(last->e, n, keys))
+        return last->e;
+    entry *e = cache_find(st, c, fill, n, keys);
+    if (e) {
+        last->state_id = st->id;
+        last->e = e;
+    }
+    return e;
 }
 
 static void cache_clear(cache *c)
@@ -342,7 +375,7 @@ static fs_outcome prom_consume(fs_consume_ctx *ctx)
     size_t nkeys = 2 + st->ndyn;
 
     entry local;
-    entry *e = cache_get(st, &st->recv, fill_recv, nkeys, keys);
+    entry *e = cache_get(st, &st->recv, fill_recv, &last_recv, nkeys, keys);
     if (!e) {
         if (!fill_recv(st, &local, keys)) {
             /* The metrics library refused (out of memory): never lose the message. */
@@ -388,7 +421,7 @@ static int prom_publish(fs_publish_ctx *ctx)
     size_t nkeys = 2 + st->ndyn;
 
     entry local;
-    entry *e = cache_get(st, &st->pub, fill_pub, nkeys, keys);
+    entry *e = cache_get(st, &st->pub, fill_pub, &last_pub, nkeys, keys);
     if (!e) {
         if (!fill_pub(st, &local, keys)) {
             fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
@@ -580,6 +613,7 @@ int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middlewar
     prom_state *st = calloc(1, sizeof *st);
     if (!st)
         return fs__error(FS_ENOMEM, "prometheus middleware: out of memory");
+    st->id = atomic_fetch_add(&next_state_id, 1);
     st->app_name = dup_str(o->app_name ? o->app_name : prefix);
     if (!st->app_name) {
         state_free(st);

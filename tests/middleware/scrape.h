@@ -27,7 +27,36 @@ typedef struct scrape {
     double *vals; /* values */
     bool *seen;   /* ticked off by the expect_* calls */
     char *copy;
+    size_t *sorted; /* sample indexes in key order, for binary searches */
 } scrape;
+
+static const scrape *scrape_sorting; /* qsort has no user pointer */
+
+static inline int scrape_cmp(const void *a, const void *b)
+{
+    return strcmp(scrape_sorting->keys[*(const size_t *)a],
+                  scrape_sorting->keys[*(const size_t *)b]);
+}
+
+static inline int size_cmp(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The first position in s->sorted whose key is >= `key`. */
+static inline size_t scrape_lower(const scrape *s, const char *key)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(s->keys[s->sorted[mid]], key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
 
 static inline void scrape_take(scrape *s, fs_registry *reg)
 {
@@ -54,6 +83,12 @@ static inline void scrape_take(scrape *s, fs_registry *reg)
         s->vals[s->n] = strtod(sp + 1, NULL);
         s->n++;
     }
+    s->sorted = calloc(s->n + 1, sizeof *s->sorted);
+    assert_non_null(s->sorted);
+    for (size_t i = 0; i < s->n; i++)
+        s->sorted[i] = i;
+    scrape_sorting = s;
+    qsort(s->sorted, s->n, sizeof *s->sorted, scrape_cmp);
 }
 
 static inline void scrape_free(scrape *s)
@@ -63,14 +98,15 @@ static inline void scrape_free(scrape *s)
     free(s->keys);
     free(s->vals);
     free(s->seen);
+    free(s->sorted);
     memset(s, 0, sizeof *s);
 }
 
 static inline ssize_t scrape_find(const scrape *s, const char *key)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->keys[i], key) == 0)
-            return (ssize_t)i;
+    size_t pos = scrape_lower(s, key);
+    if (pos < s->n && strcmp(s->keys[s->sorted[pos]], key) == 0)
+        return (ssize_t)s->sorted[pos];
     return -1;
 }
 
@@ -114,11 +150,17 @@ static inline size_t expect_histogram(scrape *s, const char *name, const char *l
         fail_msg("%s{%s} is %.17g, expected %.17g", key, labels, got, sum);
     char prefix[1024];
     int pl = snprintf(prefix, sizeof prefix, "%s_bucket{%s,le=\"", name, labels);
-    size_t nb = 0;
+    /* The child's buckets, in exposition order. */
+    size_t nb = 0, idx[64];
+    for (size_t p = scrape_lower(s, prefix);
+         p < s->n && strncmp(s->keys[s->sorted[p]], prefix, (size_t)pl) == 0; p++) {
+        assert_true(nb < 64);
+        idx[nb++] = s->sorted[p];
+    }
+    qsort(idx, nb, sizeof idx[0], size_cmp);
     double prev = 0, prev_le = -INFINITY, inf = -1;
-    for (size_t i = 0; i < s->n; i++) {
-        if (strncmp(s->keys[i], prefix, (size_t)pl) != 0)
-            continue;
+    for (size_t b = 0; b < nb; b++) {
+        size_t i = idx[b];
         double le = strtod(s->keys[i] + pl, NULL);
         assert_true(le > prev_le);       /* in increasing order */
         assert_true(s->vals[i] >= prev); /* cumulative */
@@ -127,7 +169,6 @@ static inline size_t expect_histogram(scrape *s, const char *name, const char *l
         if (isinf(le))
             inf = s->vals[i];
         s->seen[i] = true;
-        nb++;
     }
     if (inf != count)
         fail_msg("%s{%s}: +Inf bucket %g != count %g", name, labels, inf, count);

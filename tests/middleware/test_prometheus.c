@@ -748,6 +748,52 @@ static void test_custom_buckets_and_manual_add(void **state)
     fs_registry_free(reg);
 }
 
+/*
+ * More label combinations than the middleware caches (1024 slots): the
+ * ones beyond are looked up by label values on every message, with the same
+ * results. Alternating handlers also defeat the per-thread last hit.
+ */
+static void test_many_label_combinations(void **state)
+{
+    fixture *fx = *state;
+    enum { TENANTS = 1500, ROUNDS = 2 };
+    probe pa = {ACT_RETURN_ACK, 0, fx->broker}, pb = {ACT_FAIL, 0, fx->broker};
+    fs_subscriber *sa, *sb;
+    assert_int_equal(fs_subscribe(fx->broker, "a", on_message, &pa, NULL, &sa), FS_OK);
+    assert_int_equal(fs_subscribe(fx->broker, "b", on_message, &pb, NULL, &sb), FS_OK);
+    fs_set_log_level(FS_LOG_OFF); /* 1,500 handler failures */
+    assert_int_equal(fs_broker_start(fx->broker), FS_OK);
+    char tenant[32];
+    for (int r = 0; r < ROUNDS; r++)
+        for (int i = 0; i < TENANTS; i++) {
+            snprintf(tenant, sizeof tenant, "t%d", i);
+            publish_one(fx->broker, i % 2 ? "b" : "a", "xy", tenant);
+        }
+    assert_int_equal(fs_subscriber_wait_handled(sa, ROUNDS * TENANTS / 2, 60000), FS_OK);
+    assert_int_equal(fs_subscriber_wait_handled(sb, ROUNDS * TENANTS / 2, 60000), FS_OK);
+
+    fs_set_log_level(FS_LOG_INFO);
+    scrape s;
+    scrape_take(&s, fx->reg);
+    for (int i = 0; i < TENANTS; i++) {
+        snprintf(tenant, sizeof tenant, "t%d", i);
+        recv_expect ea = {"a", tenant, ROUNDS, ROUNDS, 2 * ROUNDS, .acked = ROUNDS};
+        recv_expect eb = {"b",
+                          tenant,
+                          ROUNDS,
+                          ROUNDS,
+                          2 * ROUNDS,
+                          .error = ROUNDS,
+                          .exception_type = "ValueError",
+                          .exceptions = ROUNDS};
+        expect_received(&s, i % 2 ? &eb : &ea);
+    }
+    expect_published(&s, "a", "outside", ROUNDS * TENANTS / 2, ROUNDS * TENANTS / 2, 0, NULL, 0);
+    expect_published(&s, "b", "outside", ROUNDS * TENANTS / 2, ROUNDS * TENANTS / 2, 0, NULL, 0);
+    expect_nothing_else(&s, P);
+    scrape_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -768,6 +814,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_brokers_share_registry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_setup_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_label_combinations, setup, teardown),
         cmocka_unit_test(test_defaults_app_name_is_prefix),
         cmocka_unit_test(test_custom_buckets_and_manual_add),
     };
