@@ -15,7 +15,7 @@
  *   sometimes times out (TimeoutError); a booked batch is acked at once and
  *   one notification per trade is published as a batch.
  * - The notifications service delivers notifications, skipping the ones of
- *   muted accounts. The SMS provider allows 45 notifications a second: a
+ *   muted accounts. The SMS provider allows 40 notifications a second: a
  *   small publish middleware enforces that quota, so the bursts make some
  *   publishes fail (RateLimited).
  *
@@ -466,7 +466,7 @@ int main(int argc, char **argv)
     fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
     po.app_name = "trading-demo";
     if (fs_broker_add_prometheus(d.broker, &po) < 0 ||
-        add_quota(d.broker, "notifications", 45) < 0 ||
+        add_quota(d.broker, "notifications", 40) < 0 ||
         fs_publisher_new(d.broker, "orders", &pub, &d.orders) < 0 ||
         fs_publisher_new(d.broker, "trades", &pub, &d.trades) < 0 ||
         fs_publisher_new(d.broker, "notifications", &pub, &d.notifications) < 0 ||

@@ -357,6 +357,28 @@ static void test_ack_then_fail(void **state)
     scrape_free(&s);
 }
 
+/* Under ACK_FIRST the message is acked before the handler runs: "acked", error still counted. */
+static void test_ack_first_then_fail(void **state)
+{
+    fixture *fx = *state;
+    probe p = {ACT_FAIL, 0, fx->broker};
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.ack_policy = FS_ACK_POLICY_ACK_FIRST;
+    fs_subscriber *sub;
+    assert_int_equal(fs_subscribe(fx->broker, "q", on_message, &p, &so, &sub), FS_OK);
+    assert_int_equal(fs_broker_start(fx->broker), FS_OK);
+    publish_one(fx->broker, "q", "hello", "t1");
+    assert_int_equal(fs_subscriber_wait_handled(sub, 1, WAIT_MS), FS_OK);
+    scrape s;
+    scrape_take(&s, fx->reg);
+    recv_expect e = {
+        "q", "t1", 1, 1, 5, .acked = 1, .exception_type = "ValueError", .exceptions = 1};
+    expect_received(&s, &e);
+    expect_the_publish(&s);
+    expect_nothing_else(&s, P);
+    scrape_free(&s);
+}
+
 /* A publish from inside a handler carries the labels of the message being handled. */
 static void test_publish_inside_handler_carries_labels(void **state)
 {
@@ -806,6 +828,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_return_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_then_fail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_first_then_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_inside_handler_carries_labels, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_subscriber, setup, teardown),
