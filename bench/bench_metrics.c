@@ -236,6 +236,11 @@ static inline double mono_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Every child is looked up by its label values, as a middleware that keeps no
+ * children would: the values (app_name, broker, handler) are hashed once into a
+ * label key used for the four families labelled by them, and extended by the
+ * status for the processed counter (the path without error: no exception
+ * type). */
 static uint64_t run_middleware(uint64_t iters, void *ctx)
 {
     const mw_families *m = ctx;
@@ -243,16 +248,19 @@ static uint64_t run_middleware(uint64_t iters, void *ctx)
     uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < iters; i++) {
         BENCH_CLOBBER(); /* a new message: its label values are read afresh */
-        fs_counter_add(fs_counter_family_labels(m->received, VALUES3), count);    /* 1 */
-        fs_histogram_observe(fs_histogram_family_labels(m->size, VALUES3), size); /* 2 */
-        fs_gauge_add(fs_gauge_family_labels(m->in_process, VALUES3), count);      /* 3 */
-        double start = mono_seconds();                                            /* 4 */
-        BENCH_CLOBBER();                                                          /* the handler */
+        fs_label_key key, key_status;
+        fs_label_key_init(&key, 3, VALUES3);
+        fs_counter_add(fs_counter_family_labels_key(m->received, &key), count);    /* 1 */
+        fs_histogram_observe(fs_histogram_family_labels_key(m->size, &key), size); /* 2 */
+        fs_gauge_add(fs_gauge_family_labels_key(m->in_process, &key), count);      /* 3 */
+        double start = mono_seconds();                                             /* 4 */
+        BENCH_CLOBBER();                                                           /* the handler */
         double elapsed = mono_seconds() - start;
         /* 5: no error on this path, the exceptions family is not touched */
-        fs_histogram_observe(fs_histogram_family_labels(m->duration, VALUES3), elapsed); /* 6 */
-        fs_gauge_sub(fs_gauge_family_labels(m->in_process, VALUES3), count);             /* 7 */
-        fs_counter_add(fs_counter_family_labels(m->processed, VALUES_ACKED), count);     /* 8 */
+        fs_histogram_observe(fs_histogram_family_labels_key(m->duration, &key), elapsed); /* 6 */
+        fs_gauge_sub(fs_gauge_family_labels_key(m->in_process, &key), count);             /* 7 */
+        fs_label_key_extend(&key_status, &key, VALUES_ACKED[3]);
+        fs_counter_add(fs_counter_family_labels_key(m->processed, &key_status), count); /* 8 */
     }
     return bench_now_ns() - t0;
 }

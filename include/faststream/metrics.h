@@ -15,6 +15,13 @@
  * child; fs_counter_new() and friends create such a family and return that
  * child directly.
  *
+ * Label keys. Code that looks up children of several families by the same
+ * label values (a middleware updating five metrics per message) can hash the
+ * values once into an fs_label_key and look up every family with it
+ * (fs_*_family_labels_key); fs_label_key_extend adds one more value (a
+ * status) without hashing the others again. A key lookup finds exactly the
+ * child fs_*_family_labels finds for the same values.
+ *
  * Threads. Every update is thread-safe and lock-free. Registration, removal
  * and clearing take a per-family lock; they never block updates.
  *
@@ -87,6 +94,43 @@ int fs_registry_unregister(fs_registry *reg, const char *name);
 bool fs_registry_contains(fs_registry *reg, const char *name);
 
 /* ------------------------------------------------------------------------ */
+/* Label keys: label values hashed once, for lookups in several families.   */
+
+/** Most values a label key holds: the most label names a family may have. */
+#define FS_LABEL_KEY_MAX 32
+
+/**
+ * Label values with their lengths and hash, ready for lookups. Fixed size,
+ * meant for the stack (no allocation, nothing to free). The fields are
+ * private: set them only through fs_label_key_init and fs_label_key_extend.
+ * A key points at the caller's strings: they must stay alive and unchanged
+ * while the key is used. A key whose init or extend failed makes every
+ * lookup with it fail (NULL), until it is initialised again.
+ */
+typedef struct fs_label_key {
+    uint64_t state; /* private: the hash state after `count` values */
+    uint64_t hash;  /* private: the finished hash */
+    uint32_t count; /* private: number of values, or UINT32_MAX when unusable */
+    uint32_t lens[FS_LABEL_KEY_MAX];
+    const char *values[FS_LABEL_KEY_MAX];
+} fs_label_key;
+
+/**
+ * Make `k` hold `values[0..count)` (count <= FS_LABEL_KEY_MAX; `values` may
+ * be NULL when count is 0). Each value is any NUL-terminated string, as for
+ * fs_*_family_labels. FS_EINVAL on a NULL key or value, or too many values.
+ */
+int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values);
+
+/**
+ * Make `dst` hold the values of `base` followed by `value`, hashing only
+ * `value` (the others are not read again). `dst` may be `base` itself.
+ * FS_EINVAL on a NULL argument, an unusable `base`, or a `base` already
+ * holding FS_LABEL_KEY_MAX values; `dst` is then unusable.
+ */
+int fs_label_key_extend(fs_label_key *dst, const fs_label_key *base, const char *value);
+
+/* ------------------------------------------------------------------------ */
 /* Counters: monotonically increasing values.                               */
 
 /**
@@ -107,6 +151,16 @@ int fs_counter_family_new(fs_registry *reg, const char *name, const char *help,
  * bytes; the exposition shows bytes that are not valid UTF-8 as U+FFFD.
  */
 fs_counter *fs_counter_family_labels(fs_counter_family *fam, const char *const *values);
+
+/**
+ * The child for the values held by `key`: the same child
+ * fs_counter_family_labels returns for those values, created on first use.
+ * Returns NULL (and sets fs_last_error) on a NULL argument, an unusable key,
+ * or a key holding another number of values than the family has labels.
+ * Lock-free and allocation-free when the child exists; the values are not
+ * hashed again.
+ */
+fs_counter *fs_counter_family_labels_key(fs_counter_family *fam, const fs_label_key *key);
 
 /**
  * Remove one child from the exposition. FS_ENOTFOUND when absent, FS_EINVAL
@@ -138,6 +192,8 @@ int fs_gauge_family_new(fs_registry *reg, const char *name, const char *help,
                         size_t label_count, const char *const *label_names,
                         fs_gauge_family **out);
 fs_gauge *fs_gauge_family_labels(fs_gauge_family *fam, const char *const *values);
+/** The child for the values held by `key`, as fs_counter_family_labels_key. */
+fs_gauge *fs_gauge_family_labels_key(fs_gauge_family *fam, const fs_label_key *key);
 int fs_gauge_family_remove(fs_gauge_family *fam, const char *const *values);
 void fs_gauge_family_clear(fs_gauge_family *fam);
 int fs_gauge_new(fs_registry *reg, const char *name, const char *help, fs_gauge **out);
@@ -174,6 +230,8 @@ int fs_histogram_family_new(fs_registry *reg, const char *name, const char *help
                             const double *buckets, size_t bucket_count,
                             fs_histogram_family **out);
 fs_histogram *fs_histogram_family_labels(fs_histogram_family *fam, const char *const *values);
+/** The child for the values held by `key`, as fs_counter_family_labels_key. */
+fs_histogram *fs_histogram_family_labels_key(fs_histogram_family *fam, const fs_label_key *key);
 int fs_histogram_family_remove(fs_histogram_family *fam, const char *const *values);
 void fs_histogram_family_clear(fs_histogram_family *fam);
 int fs_histogram_new(fs_registry *reg, const char *name, const char *help, const double *buckets,

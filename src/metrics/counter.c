@@ -23,6 +23,11 @@ fs_counter *fs_counter_family_labels(fs_counter_family *fam, const char *const *
     return (fs_counter *)fs__family_labels(fam ? &fam->f : NULL, values);
 }
 
+fs_counter *fs_counter_family_labels_key(fs_counter_family *fam, const fs_label_key *key)
+{
+    return (fs_counter *)fs__family_labels_key(fam ? &fam->f : NULL, key);
+}
+
 int fs_counter_family_remove(fs_counter_family *fam, const char *const *values)
 {
     return fs__family_remove(fam ? &fam->f : NULL, values);

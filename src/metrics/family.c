@@ -15,91 +15,45 @@ fs_child fs__tombstone;
 /* ------------------------------------------------------------------------ */
 /* Hashing and comparing label values                                       */
 
-/* Fixed-size loads (compiled to single moves; never past the string's end). */
-static inline uint64_t load64(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, sizeof w);
-    return w;
-}
-
-static inline uint64_t load32(const char *p)
-{
-    uint32_t w;
-    memcpy(&w, p, sizeof w);
-    return w;
-}
-
-#define K1 0x9E3779B97F4A7C15ULL
-#define K2 0xC2B2AE3D27D4EB4FULL
-#define K3 0x165667B19E3779F9ULL
-
-static inline uint64_t rotl(uint64_t x, int r)
-{
-    return (x << r) | (x >> (64 - r));
-}
-
 /*
- * One value: short strings are read with two overlapping loads (first and
- * last 8, 4 or 1 bytes), longer ones 8 bytes at a time. The two halves are
- * multiplied independently, so the CPU overlaps the work.
+ * Lengths and hash of label values, exactly as fs_label_key_init computes
+ * them (so lookups by values and by key find the same children).
+ * FS_EINVAL for a value of 4 GiB or more (lengths are stored in 32 bits).
  */
-static inline uint64_t hash_one(const char *s, size_t n)
+static inline int hash_values(const fs_family *fam, const char *const *values, uint32_t *lens,
+                              uint64_t *hash)
 {
-    uint64_t a, b;
-    if (n >= 8) {
-        a = load64(s);
-        b = load64(s + n - 8);
-        for (size_t i = 8; i + 8 < n; i += 8)
-            a = rotl(a * K1, 29) ^ load64(s + i);
-    } else if (n >= 4) {
-        a = load32(s);
-        b = load32(s + n - 4);
-    } else if (n > 0) {
-        a = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n / 2] << 8;
-        b = (unsigned char)s[n - 1];
-    } else {
-        a = b = 0;
-    }
-    return (a ^ K2) * K1 ^ rotl((b ^ n) * K3, 31);
-}
-
-/* Hash label values (their bytes and lengths, so "a","bc" != "ab","c"). */
-static inline uint64_t hash_values(size_t n, const char *const *values, uint32_t *lens)
-{
-    uint64_t h = 0x243F6A8885A308D3ULL;
-    for (size_t i = 0; i < n; i++) {
+    uint64_t h = FS_HASH_SEED;
+    for (size_t i = 0; i < fam->label_count; i++) {
         size_t len = strlen(values[i]);
+        if (FS_UNLIKELY(len > UINT32_MAX))
+            return fs__error(FS_EINVAL, "label value %zu of metric '%s' is too long (%zu bytes)", i,
+                             fam->name, len);
         lens[i] = (uint32_t)len;
-        h = rotl(h * K3, 23) ^ hash_one(values[i], len);
+        h = fs__hash_step(h, values[i], len);
     }
-    /* murmur3's finaliser: every input bit reaches the low (index) bits */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
+    *hash = fs__hash_finish(h);
+    return FS_OK;
 }
 
 /* Equality of n bytes, inline for the short values labels usually hold. */
-static inline bool bytes_equal(const char *a, const char *b, size_t n)
+static FS_ALWAYS_INLINE bool bytes_equal(const char *a, const char *b, size_t n)
 {
     if (n >= 8) {
         if (n > 16)
             return memcmp(a, b, n) == 0;
-        return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+        return fs__load64(a) == fs__load64(b) && fs__load64(a + n - 8) == fs__load64(b + n - 8);
     }
     if (n >= 4)
-        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+        return fs__load32(a) == fs__load32(b) && fs__load32(a + n - 4) == fs__load32(b + n - 4);
     for (size_t i = 0; i < n; i++)
         if (a[i] != b[i])
             return false;
     return true;
 }
 
-static inline bool child_matches(const fs_child *c, size_t n, const char *const *values,
-                                 const uint32_t *lens)
+static FS_ALWAYS_INLINE bool child_matches(const fs_child *c, size_t n, const char *const *values,
+                                           const uint32_t *lens)
 {
     const char *p = c->values;
     for (size_t i = 0; i < n; i++) {
@@ -155,8 +109,9 @@ static void table_insert(fs_table *t, fs_child *c)
  * child returned is the one that matched: re-reading the slot could yield
  * another child that reused a tombstone in between.
  */
-static fs_child *table_find(fs_table *t, uint64_t hash, size_t n, const char *const *values,
-                            const uint32_t *lens, _Atomic(fs_child *) **slot)
+static FS_ALWAYS_INLINE fs_child *table_find(fs_table *t, uint64_t hash, size_t n,
+                                             const char *const *values, const uint32_t *lens,
+                                             _Atomic(fs_child *) **slot)
 {
     size_t i = hash & t->mask;
     for (;;) {
@@ -409,19 +364,55 @@ fs_child *fs__family_labels(fs_family *fam, const char *const *values)
         check_values(fam, values);
         return NULL;
     }
-    uint32_t lens[FS_MAX_LABELS];
     for (size_t i = 0; i < n; i++) {
         if (FS_UNLIKELY(!values[i])) {
             check_values(fam, values);
             return NULL;
         }
     }
-    uint64_t hash = hash_values(n, values, lens);
+    uint32_t lens[FS_MAX_LABELS];
+    uint64_t hash = 0;
+    if (FS_UNLIKELY(hash_values(fam, values, lens, &hash) != FS_OK))
+        return NULL;
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_acquire);
     fs_child *c = table_find(t, hash, n, values, lens, NULL);
     if (FS_LIKELY(c != NULL))
         return c;
     return labels_slow(fam, values, lens, hash);
+}
+
+/* Why key `k` cannot look up children of `fam`. */
+static fs_child *key_mismatch(fs_family *fam, const fs_label_key *k)
+{
+    if (k->count == FS_KEY_UNUSABLE)
+        fs__error(FS_EINVAL, "looking up metric '%s' with a label key whose init or extend failed",
+                  fam->name);
+    else if (k->count < fam->label_count)
+        fs__error(FS_EINVAL,
+                  "metric '%s' has %zu labels but the label key holds %u values (none for '%s')",
+                  fam->name, fam->label_count, (unsigned)k->count, fam->label_names[k->count]);
+    else
+        fs__error(FS_EINVAL, "metric '%s' has %zu labels but the label key holds %u values",
+                  fam->name, fam->label_count, (unsigned)k->count);
+    return NULL;
+}
+
+fs_child *fs__family_labels_key(fs_family *fam, const fs_label_key *k)
+{
+    if (FS_UNLIKELY(!fam || !k)) {
+        fs__error(FS_EINVAL, "%s is NULL", fam ? "label key" : "metric family");
+        return NULL;
+    }
+    size_t n = fam->label_count;
+    if (FS_UNLIKELY(k->count != n))
+        return key_mismatch(fam, k);
+    if (n == 0 || fam->single)
+        return fam->single;
+    fs_table *t = atomic_load_explicit(&fam->table, memory_order_acquire);
+    fs_child *c = table_find(t, k->hash, n, k->values, k->lens, NULL);
+    if (FS_LIKELY(c != NULL))
+        return c;
+    return labels_slow(fam, k->values, k->lens, k->hash);
 }
 
 static int no_labels(fs_family *fam, const char *what)
@@ -438,7 +429,10 @@ int fs__family_remove(fs_family *fam, const char *const *values)
     if (rc != FS_OK)
         return rc;
     uint32_t lens[FS_MAX_LABELS];
-    uint64_t hash = hash_values(fam->label_count, values, lens);
+    uint64_t hash = 0;
+    rc = hash_values(fam, values, lens, &hash);
+    if (rc != FS_OK)
+        return rc;
     pthread_mutex_lock(&fam->lock);
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
     _Atomic(fs_child *) *slot;
@@ -631,7 +625,9 @@ int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
     if (def->label_count == 0 || def->type == FS_METRIC_INFO) {
         uint32_t lens[FS_MAX_LABELS];
         const char *const *values = def->type == FS_METRIC_INFO ? def->info_values : NULL;
-        uint64_t hash = def->label_count ? hash_values(def->label_count, values, lens) : 0;
+        uint64_t hash = 0;
+        if (def->label_count && hash_values(fam, values, lens, &hash) != FS_OK)
+            goto fail;
         if (sorted_reserve(fam, 1) != FS_OK)
             goto oom;
         fs_child *c = child_create(fam, values, lens, hash);
@@ -646,6 +642,9 @@ int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
 oom:
     fs__family_free(fam);
     return fs__error(FS_ENOMEM, "out of memory creating metric '%s'", def->name);
+fail:
+    fs__family_free(fam);
+    return FS_EINVAL; /* hash_values said why */
 }
 
 int fs__family_new_simple(fs_registry *reg, fs_metric_type type, const char *name, const char *help,

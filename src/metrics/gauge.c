@@ -17,6 +17,11 @@ fs_gauge *fs_gauge_family_labels(fs_gauge_family *fam, const char *const *values
     return (fs_gauge *)fs__family_labels(fam ? &fam->f : NULL, values);
 }
 
+fs_gauge *fs_gauge_family_labels_key(fs_gauge_family *fam, const fs_label_key *key)
+{
+    return (fs_gauge *)fs__family_labels_key(fam ? &fam->f : NULL, key);
+}
+
 int fs_gauge_family_remove(fs_gauge_family *fam, const char *const *values)
 {
     return fs__family_remove(fam ? &fam->f : NULL, values);

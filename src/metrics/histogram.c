@@ -64,6 +64,11 @@ fs_histogram *fs_histogram_family_labels(fs_histogram_family *fam, const char *c
     return (fs_histogram *)fs__family_labels(fam ? &fam->f : NULL, values);
 }
 
+fs_histogram *fs_histogram_family_labels_key(fs_histogram_family *fam, const fs_label_key *key)
+{
+    return (fs_histogram *)fs__family_labels_key(fam ? &fam->f : NULL, key);
+}
+
 int fs_histogram_family_remove(fs_histogram_family *fam, const char *const *values)
 {
     return fs__family_remove(fam ? &fam->f : NULL, values);

@@ -29,11 +29,13 @@
 #if defined(__GNUC__)
 #define FS_HIDDEN __attribute__((visibility("hidden")))
 #define FS_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#define FS_ALWAYS_INLINE inline __attribute__((always_inline))
 #define FS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define FS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define FS_HIDDEN
 #define FS_TLS_MODEL
+#define FS_ALWAYS_INLINE inline
 #define FS_LIKELY(x) (x)
 #define FS_UNLIKELY(x) (x)
 #endif
@@ -126,6 +128,85 @@ static inline void fs__cell_add_double(_Atomic uint64_t *bits, double v, unsigne
 static inline double fs__atomic_load_double(const _Atomic uint64_t *bits)
 {
     return fs__bits_to_double(atomic_load_explicit((_Atomic uint64_t *)bits, memory_order_relaxed));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hashing label values (shared by fs_label_key and the lookups by values,   */
+/* so that both find the same child).                                       */
+
+_Static_assert(FS_LABEL_KEY_MAX == FS_MAX_LABELS, "a label key holds any family's values");
+
+/** Marks a label key whose init or extend failed. */
+#define FS_KEY_UNUSABLE UINT32_MAX
+
+/* Fixed-size loads (compiled to single moves; never past the string's end). */
+static inline uint64_t fs__load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+static inline uint64_t fs__load32(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+static inline uint64_t fs__rotl(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+#define FS_HASH_K1 0x9E3779B97F4A7C15ULL
+#define FS_HASH_K2 0xC2B2AE3D27D4EB4FULL
+#define FS_HASH_K3 0x165667B19E3779F9ULL
+
+/** The hash state before any value. */
+#define FS_HASH_SEED 0x243F6A8885A308D3ULL
+
+/*
+ * One value: short strings are read with two overlapping loads (first and
+ * last 8, 4 or 1 bytes), longer ones 8 bytes at a time. The two halves are
+ * multiplied independently, so the CPU overlaps the work. The length is mixed
+ * in, so that "a","bc" and "ab","c" differ.
+ */
+static inline uint64_t fs__hash_value(const char *s, size_t n)
+{
+    uint64_t a, b;
+    if (n >= 8) {
+        a = fs__load64(s);
+        b = fs__load64(s + n - 8);
+        for (size_t i = 8; i + 8 < n; i += 8)
+            a = fs__rotl(a * FS_HASH_K1, 29) ^ fs__load64(s + i);
+    } else if (n >= 4) {
+        a = fs__load32(s);
+        b = fs__load32(s + n - 4);
+    } else if (n > 0) {
+        a = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n / 2] << 8;
+        b = (unsigned char)s[n - 1];
+    } else {
+        a = b = 0;
+    }
+    return (a ^ FS_HASH_K2) * FS_HASH_K1 ^ fs__rotl((b ^ n) * FS_HASH_K3, 31);
+}
+
+/** The hash state after one more value (of length n). */
+static inline uint64_t fs__hash_step(uint64_t state, const char *s, size_t n)
+{
+    return fs__rotl(state * FS_HASH_K3, 23) ^ fs__hash_value(s, n);
+}
+
+/** The hash of a state: murmur3's finaliser, so every bit reaches the low (index) bits. */
+static inline uint64_t fs__hash_finish(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -275,6 +356,8 @@ FS_HIDDEN int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_fami
 
 /** The child for `values`, created on first use (NULL + fs__error on failure). */
 FS_HIDDEN fs_child *fs__family_labels(fs_family *fam, const char *const *values);
+/** The same for the values a label key holds. */
+FS_HIDDEN fs_child *fs__family_labels_key(fs_family *fam, const fs_label_key *k);
 FS_HIDDEN int fs__family_remove(fs_family *fam, const char *const *values);
 FS_HIDDEN void fs__family_clear(fs_family *fam);
 FS_HIDDEN void fs__family_free(fs_family *fam);

@@ -1,0 +1,76 @@
+/*
+ * Label keys: label values with their lengths and hash, computed once and
+ * used for lookups in several families (see metrics.h). The hash is the one
+ * lookups by values compute (metrics_internal.h), so both find the same child.
+ */
+#include "metrics_internal.h"
+
+static void key_unusable(fs_label_key *k)
+{
+    k->count = FS_KEY_UNUSABLE;
+}
+
+int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values)
+{
+    FS_CHECK_ARG(k, "fs_label_key_init: key is NULL");
+    key_unusable(k);
+    FS_CHECK_ARG(count <= FS_LABEL_KEY_MAX,
+                 "fs_label_key_init: %zu values, a label key holds at most %d", count,
+                 FS_LABEL_KEY_MAX);
+    FS_CHECK_ARG(count == 0 || values, "fs_label_key_init: values are NULL (count %zu)", count);
+    uint64_t h = FS_HASH_SEED;
+    for (size_t i = 0; i < count; i++) {
+        FS_CHECK_ARG(values[i], "fs_label_key_init: value %zu is NULL", i);
+        size_t len = strlen(values[i]);
+        FS_CHECK_ARG(len <= UINT32_MAX, "fs_label_key_init: value %zu is too long (%zu bytes)", i,
+                     len);
+        k->values[i] = values[i];
+        k->lens[i] = (uint32_t)len;
+        h = fs__hash_step(h, values[i], len);
+    }
+    k->state = h;
+    k->hash = fs__hash_finish(h);
+    k->count = (uint32_t)count;
+    return FS_OK;
+}
+
+int fs_label_key_extend(fs_label_key *dst, const fs_label_key *base, const char *value)
+{
+    FS_CHECK_ARG(dst, "fs_label_key_extend: dst is NULL");
+    if (!base) {
+        key_unusable(dst);
+        return fs__error(FS_EINVAL, "fs_label_key_extend: base is NULL");
+    }
+    uint32_t n = base->count;
+    const char *why = NULL;
+    size_t len = 0;
+    if (n == FS_KEY_UNUSABLE)
+        why = "the base key is unusable (its init or extend failed)";
+    else if (n >= FS_LABEL_KEY_MAX)
+        why = "the base key is full (it holds FS_LABEL_KEY_MAX values)";
+    else if (!value)
+        why = "the value is NULL";
+    else if ((len = strlen(value)) > UINT32_MAX)
+        why = "the value is too long (4 GiB or more)";
+    if (why) {
+        key_unusable(dst);
+        return fs__error(FS_EINVAL, "fs_label_key_extend: %s", why);
+    }
+    uint64_t h = fs__hash_step(base->state, value, len);
+    if (dst != base) {
+        /* Fixed-size blocks of 4 (inline moves; a variable-length memcpy is
+         * compiled to `rep movs`, slow to start): at most 3 spare entries of
+         * the arrays are copied, still inside them. */
+        _Static_assert(FS_LABEL_KEY_MAX % 4 == 0, "whole blocks of 4");
+        for (uint32_t i = 0; i < n; i += 4) {
+            memcpy(&dst->values[i], &base->values[i], 4 * sizeof base->values[0]);
+            memcpy(&dst->lens[i], &base->lens[i], 4 * sizeof base->lens[0]);
+        }
+    }
+    dst->values[n] = value;
+    dst->lens[n] = (uint32_t)len;
+    dst->state = h;
+    dst->hash = fs__hash_finish(h);
+    dst->count = n + 1;
+    return FS_OK;
+}
