@@ -8,6 +8,7 @@
 #define FS_MEMORY_RING_H
 
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -40,10 +41,20 @@ static inline void mem_ring_init(mem_ring *r, mem_cell *cells, size_t cap)
     atomic_init(&r->tail, 0);
 }
 
-static inline bool mem_ring_push(mem_ring *r, uint32_t v)
+/*
+ * Vyukov's ring reports "full" while a consumer that claimed a cell has not
+ * yet released it, and "empty" while a producer that claimed a cell has not
+ * yet filled it, even when other cells are ready. Our rings never hold more
+ * values than they have cells (every value is one of `cap` slot indices),
+ * so a push never meets a truly full ring: it waits for the cell instead of
+ * failing (failing would lose the value). A pop reports empty only when no
+ * producer has claimed the position.
+ */
+static inline void mem_ring_push(mem_ring *r, uint32_t v)
 {
     size_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
     mem_cell *c;
+    unsigned spins = 0;
     for (;;) {
         c = &r->cells[pos & r->mask];
         size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
@@ -53,20 +64,23 @@ static inline bool mem_ring_push(mem_ring *r, uint32_t v)
                                                       memory_order_relaxed))
                 break;
         } else if (diff < 0) {
-            return false; /* full */
+            /* the pop of this cell's previous value is completing */
+            if (++spins > 64)
+                sched_yield();
+            pos = atomic_load_explicit(&r->head, memory_order_relaxed);
         } else {
             pos = atomic_load_explicit(&r->head, memory_order_relaxed);
         }
     }
     c->val = v;
     atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
-    return true;
 }
 
 static inline bool mem_ring_pop(mem_ring *r, uint32_t *v)
 {
     size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
     mem_cell *c;
+    unsigned spins = 0;
     for (;;) {
         c = &r->cells[pos & r->mask];
         size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
@@ -76,7 +90,12 @@ static inline bool mem_ring_pop(mem_ring *r, uint32_t *v)
                                                       memory_order_relaxed))
                 break;
         } else if (diff < 0) {
-            return false; /* empty */
+            if (atomic_load_explicit(&r->head, memory_order_acquire) == pos)
+                return false; /* empty: nobody claimed this position */
+            /* a push claimed it and is filling it */
+            if (++spins > 64)
+                sched_yield();
+            pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
         } else {
             pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
         }
