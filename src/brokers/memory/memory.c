@@ -362,7 +362,7 @@ static int publish_to(mem_broker *mb, mem_topic *t, const fs_envelope *msgs, siz
     for (size_t i = 0; i < count && rc == FS_OK; i++) {
         for (mem_group *g = groups; g; g = atomic_load_explicit(&g->next, memory_order_acquire)) {
             uint32_t idx;
-            if (!mem_ring_pop(&g->free, &idx)) {
+            if (!mem_ring_pop(&g->free, &idx, true)) {
                 *error_type = "QueueFull";
                 rc = fs__error(FS_EFULL, "memory queue '%s'%s%s is full (%zu messages)", t->name,
                                g->name ? " group " : "", g->name ? g->name : "", g->cap);
@@ -424,11 +424,11 @@ static int pop_wait(mem_sub *s, int timeout_ms, uint32_t *idx)
     mem_group *g = s->group;
     if (sub_stopped(s))
         return FS_ECLOSED;
-    if (mem_ring_pop(&g->ready, idx))
+    if (mem_ring_pop(&g->ready, idx, false))
         return FS_OK;
     for (int i = 0; i < MEM_SPIN; i++) {
         mem_cpu_relax();
-        if (mem_ring_pop(&g->ready, idx))
+        if (mem_ring_pop(&g->ready, idx, false))
             return FS_OK;
     }
     struct timespec now;
@@ -439,7 +439,7 @@ static int pop_wait(mem_sub *s, int timeout_ms, uint32_t *idx)
             return FS_ECLOSED;
         atomic_fetch_add_explicit(&g->waiters, 1, memory_order_seq_cst);
         uint32_t seq = atomic_load_explicit(&g->seq, memory_order_seq_cst);
-        if (mem_ring_pop(&g->ready, idx)) {
+        if (mem_ring_pop(&g->ready, idx, false)) {
             atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
             return FS_OK;
         }
@@ -451,7 +451,7 @@ static int pop_wait(mem_sub *s, int timeout_ms, uint32_t *idx)
         }
         mem_futex_wait(&g->seq, seq, (int)left);
         atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
-        if (mem_ring_pop(&g->ready, idx))
+        if (mem_ring_pop(&g->ready, idx, false))
             return FS_OK;
     }
 }
@@ -491,7 +491,7 @@ static int mem_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + batch_timeout_ms;
     while (*n < max) {
-        if (mem_ring_pop(&s->group->ready, &idx)) {
+        if (mem_ring_pop(&s->group->ready, &idx, false)) {
             out[(*n)++] = take(s, idx);
             continue;
         }

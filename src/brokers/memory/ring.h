@@ -47,8 +47,11 @@ static inline void mem_ring_init(mem_ring *r, mem_cell *cells, size_t cap)
  * yet filled it, even when other cells are ready. Our rings never hold more
  * values than they have cells (every value is one of `cap` slot indices),
  * so a push never meets a truly full ring: it waits for the cell instead of
- * failing (failing would lose the value). A pop reports empty only when no
- * producer has claimed the position.
+ * failing (failing would lose the value). A strict pop reports empty only
+ * when no producer has claimed the position (used where a false "empty"
+ * would be a false "queue full"); a plain pop may report empty early, which
+ * costs a consumer nothing (the producer wakes it once its push is done)
+ * and keeps it off the producers' cache line while it spins.
  */
 static inline void mem_ring_push(mem_ring *r, uint32_t v)
 {
@@ -76,7 +79,7 @@ static inline void mem_ring_push(mem_ring *r, uint32_t v)
     atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
 }
 
-static inline bool mem_ring_pop(mem_ring *r, uint32_t *v)
+static inline bool mem_ring_pop(mem_ring *r, uint32_t *v, bool strict)
 {
     size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
     mem_cell *c;
@@ -90,8 +93,8 @@ static inline bool mem_ring_pop(mem_ring *r, uint32_t *v)
                                                       memory_order_relaxed))
                 break;
         } else if (diff < 0) {
-            if (atomic_load_explicit(&r->head, memory_order_acquire) == pos)
-                return false; /* empty: nobody claimed this position */
+            if (!strict || atomic_load_explicit(&r->head, memory_order_acquire) == pos)
+                return false; /* empty (strict: nobody claimed this position) */
             /* a push claimed it and is filling it */
             if (++spins > 64)
                 sched_yield();
