@@ -237,7 +237,9 @@ typedef struct fs_broker_ops {
      * Native request/reply (only with FS_BROKER_NATIVE_REQUEST): publish
      * `msg` and wait for its reply; on FS_OK *reply is a heap message made
      * with fs_message_new_copy. Without it the core builds request/reply
-     * on publish + a reply-inbox subscription.
+     * on publish + a reply-inbox subscription (then the request's publish
+     * goes through the publish middleware like any other; a native request
+     * does not).
      */
     int (*request)(void *impl, const char *destination, const fs_envelope *msg, int timeout_ms,
                    fs_message **reply, const char **error_type);
