@@ -99,6 +99,9 @@ bool fs_registry_contains(fs_registry *reg, const char *name);
 /** Most values a label key holds: the most label names a family may have. */
 #define FS_LABEL_KEY_MAX 32
 
+/** Bytes of label values (each with its NUL) a key also holds as one copy. */
+#define FS_LABEL_KEY_BYTES 256
+
 /**
  * Label values with their lengths and hash, ready for lookups. Fixed size,
  * meant for the stack (no allocation, nothing to free). The fields are
@@ -108,11 +111,14 @@ bool fs_registry_contains(fs_registry *reg, const char *name);
  * lookup with it fail (NULL), until it is initialised again.
  */
 typedef struct fs_label_key {
-    uint64_t state; /* private: the hash state after `count` values */
-    uint64_t hash;  /* private: the finished hash */
-    uint32_t count; /* private: number of values, or UINT32_MAX when unusable */
-    uint32_t lens[FS_LABEL_KEY_MAX];
-    const char *values[FS_LABEL_KEY_MAX];
+    /* All private. */
+    uint64_t state;                       /* the hash state after `count` values */
+    uint64_t hash;                        /* the finished hash */
+    uint32_t count;                       /* values held; UINT32_MAX: unusable */
+    uint32_t packed_len;                  /* bytes in `packed`; 0: they did not fit */
+    uint32_t lens[FS_LABEL_KEY_MAX];      /* length of each value */
+    const char *values[FS_LABEL_KEY_MAX]; /* the caller's strings */
+    char packed[FS_LABEL_KEY_BYTES];      /* a copy, "v1\0v2\0...", compared at once */
 } fs_label_key;
 
 /**

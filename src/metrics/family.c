@@ -36,28 +36,12 @@ static inline int hash_values(const fs_family *fam, const char *const *values, u
     return FS_OK;
 }
 
-/* Equality of n bytes, inline for the short values labels usually hold. */
-static FS_ALWAYS_INLINE bool bytes_equal(const char *a, const char *b, size_t n)
-{
-    if (n >= 8) {
-        if (n > 16)
-            return memcmp(a, b, n) == 0;
-        return fs__load64(a) == fs__load64(b) && fs__load64(a + n - 8) == fs__load64(b + n - 8);
-    }
-    if (n >= 4)
-        return fs__load32(a) == fs__load32(b) && fs__load32(a + n - 4) == fs__load32(b + n - 4);
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != b[i])
-            return false;
-    return true;
-}
-
 static FS_ALWAYS_INLINE bool child_matches(const fs_child *c, size_t n, const char *const *values,
                                            const uint32_t *lens)
 {
     const char *p = c->values;
     for (size_t i = 0; i < n; i++) {
-        if (c->lens[i] != lens[i] || !bytes_equal(p, values[i], lens[i]))
+        if (c->lens[i] != lens[i] || !fs__bytes_equal(p, values[i], lens[i]))
             return false;
         p += lens[i] + 1;
     }
@@ -123,6 +107,25 @@ static FS_ALWAYS_INLINE fs_child *table_find(fs_table *t, uint64_t hash, size_t 
                 *slot = &t->slots[i];
             return c;
         }
+        i = (i + 1) & t->mask;
+    }
+}
+
+/*
+ * table_find for a key holding its values packed as children hold theirs
+ * ("v1\0v2\0..."): one length and one run of bytes to compare. Values hold
+ * no NUL, so equal packings mean equal values.
+ */
+static FS_ALWAYS_INLINE fs_child *table_find_packed(fs_table *t, const fs_label_key *k)
+{
+    size_t i = k->hash & t->mask;
+    for (;;) {
+        fs_child *c = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        if (!c)
+            return NULL;
+        if (c->hash == k->hash && c != FS_TOMBSTONE && c->values_len == k->packed_len &&
+            fs__bytes_equal_short(c->values, k->packed, k->packed_len))
+            return c;
         i = (i + 1) & t->mask;
     }
 }
@@ -239,6 +242,7 @@ static fs_child *child_create(fs_family *fam, const char *const *values, const u
     char *v = block + n * sizeof(uint32_t);
     char *lab = v + vbytes;
     memcpy(l, lens, n * sizeof(uint32_t));
+    c->values_len = vbytes > UINT32_MAX ? UINT32_MAX : (uint32_t)vbytes; /* never a key's */
     c->lens = l;
     c->values = v;
     c->labels = lab;
@@ -397,22 +401,37 @@ static fs_child *key_mismatch(fs_family *fam, const fs_label_key *k)
     return NULL;
 }
 
-fs_child *fs__family_labels_key(fs_family *fam, const fs_label_key *k)
+/* A key lookup that is not a hit with a packed key: refusals, keys whose
+ * values did not fit the packed copy, creation. */
+static FS_NOINLINE fs_child *labels_key_slow(fs_family *fam, const fs_label_key *k)
 {
-    if (FS_UNLIKELY(!fam || !k)) {
+    if (!fam || !k) {
         fs__error(FS_EINVAL, "%s is NULL", fam ? "label key" : "metric family");
         return NULL;
     }
     size_t n = fam->label_count;
-    if (FS_UNLIKELY(k->count != n))
+    if (k->count != n)
         return key_mismatch(fam, k);
     if (n == 0 || fam->single)
         return fam->single;
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_acquire);
-    fs_child *c = table_find(t, k->hash, n, k->values, k->lens, NULL);
-    if (FS_LIKELY(c != NULL))
+    fs_child *c = k->packed_len ? table_find_packed(t, k)
+                                : table_find(t, k->hash, n, k->values, k->lens, NULL);
+    if (c)
         return c;
     return labels_slow(fam, k->values, k->lens, k->hash);
+}
+
+fs_child *fs__family_labels_key(fs_family *fam, const fs_label_key *k)
+{
+    /* The hot path, a leaf: an existing child and a packed key (which holds
+     * at least one value, so the family has labels and no single child). */
+    if (FS_LIKELY(fam && k && k->packed_len != 0 && k->count == fam->label_count && !fam->single)) {
+        fs_child *c = table_find_packed(atomic_load_explicit(&fam->table, memory_order_acquire), k);
+        if (FS_LIKELY(c != NULL))
+            return c;
+    }
+    return labels_key_slow(fam, k);
 }
 
 static int no_labels(fs_family *fam, const char *what)

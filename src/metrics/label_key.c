@@ -10,6 +10,20 @@ static void key_unusable(fs_label_key *k)
     k->count = FS_KEY_UNUSABLE;
 }
 
+/*
+ * Append value s (n bytes) and its NUL to the packed copy holding `used`
+ * bytes; returns the new length, or 0 when it does not fit (lookups then
+ * compare value by value).
+ */
+static inline size_t pack(char *packed, size_t used, const char *s, size_t n)
+{
+    if (n >= FS_LABEL_KEY_BYTES - used)
+        return 0;
+    fs__copy_value(packed + used, s, n);
+    packed[used + n] = '\0';
+    return used + n + 1;
+}
+
 int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values)
 {
     FS_CHECK_ARG(k, "fs_label_key_init: key is NULL");
@@ -19,6 +33,8 @@ int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values)
                  FS_LABEL_KEY_MAX);
     FS_CHECK_ARG(count == 0 || values, "fs_label_key_init: values are NULL (count %zu)", count);
     uint64_t h = FS_HASH_SEED;
+    size_t packed = 0;
+    bool fits = true;
     for (size_t i = 0; i < count; i++) {
         FS_CHECK_ARG(values[i], "fs_label_key_init: value %zu is NULL", i);
         size_t len = strlen(values[i]);
@@ -27,7 +43,10 @@ int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values)
         k->values[i] = values[i];
         k->lens[i] = (uint32_t)len;
         h = fs__hash_step(h, values[i], len);
+        if (fits)
+            fits = (packed = pack(k->packed, packed, values[i], len)) != 0;
     }
+    k->packed_len = fits ? (uint32_t)packed : 0;
     k->state = h;
     k->hash = fs__hash_finish(h);
     k->count = (uint32_t)count;
@@ -57,6 +76,9 @@ int fs_label_key_extend(fs_label_key *dst, const fs_label_key *base, const char 
         return fs__error(FS_EINVAL, "fs_label_key_extend: %s", why);
     }
     uint64_t h = fs__hash_step(base->state, value, len);
+    /* A base with values but no packed copy: they did not fit, nor will these. */
+    size_t packed = base->packed_len;
+    bool fits = n == 0 || packed != 0;
     if (dst != base) {
         /* Fixed-size blocks of 4 (inline moves; a variable-length memcpy is
          * compiled to `rep movs`, slow to start): at most 3 spare entries of
@@ -66,9 +88,15 @@ int fs_label_key_extend(fs_label_key *dst, const fs_label_key *base, const char 
             memcpy(&dst->values[i], &base->values[i], 4 * sizeof base->values[0]);
             memcpy(&dst->lens[i], &base->lens[i], 4 * sizeof base->lens[0]);
         }
+        _Static_assert(FS_LABEL_KEY_BYTES % 32 == 0, "whole blocks of 32");
+        for (size_t i = 0; i < packed; i += 32)
+            memcpy(dst->packed + i, base->packed + i, 32);
     }
+    if (fits)
+        packed = pack(dst->packed, packed, value, len);
     dst->values[n] = value;
     dst->lens[n] = (uint32_t)len;
+    dst->packed_len = fits ? (uint32_t)packed : 0;
     dst->state = h;
     dst->hash = fs__hash_finish(h);
     dst->count = n + 1;

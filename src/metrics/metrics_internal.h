@@ -30,12 +30,14 @@
 #define FS_HIDDEN __attribute__((visibility("hidden")))
 #define FS_TLS_MODEL __attribute__((tls_model("initial-exec")))
 #define FS_ALWAYS_INLINE inline __attribute__((always_inline))
+#define FS_NOINLINE __attribute__((noinline))
 #define FS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define FS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define FS_HIDDEN
 #define FS_TLS_MODEL
 #define FS_ALWAYS_INLINE inline
+#define FS_NOINLINE
 #define FS_LIKELY(x) (x)
 #define FS_UNLIKELY(x) (x)
 #endif
@@ -154,6 +156,71 @@ static inline uint64_t fs__load32(const char *p)
     return w;
 }
 
+static inline void fs__store64(char *p, uint64_t w)
+{
+    memcpy(p, &w, sizeof w);
+}
+
+static inline void fs__store32(char *p, uint64_t w)
+{
+    uint32_t v = (uint32_t)w;
+    memcpy(p, &v, sizeof v);
+}
+
+/* Copy n bytes of a label value: fixed-size (overlapping) moves up to 16
+ * bytes, memcpy beyond. */
+static inline void fs__copy_value(char *d, const char *s, size_t n)
+{
+    if (n > 16) {
+        memcpy(d, s, n);
+    } else if (n >= 8) {
+        uint64_t a = fs__load64(s), b = fs__load64(s + n - 8);
+        fs__store64(d, a);
+        fs__store64(d + n - 8, b);
+    } else if (n >= 4) {
+        uint64_t a = fs__load32(s), b = fs__load32(s + n - 4);
+        fs__store32(d, a);
+        fs__store32(d + n - 4, b);
+    } else if (n > 0) {
+        char a = s[0], b = s[n / 2], c = s[n - 1];
+        d[0] = a;
+        d[n / 2] = b;
+        d[n - 1] = c;
+    }
+}
+
+/* Equality of n bytes, no more than FS_LABEL_KEY_BYTES: inline, no call. */
+static FS_ALWAYS_INLINE bool fs__bytes_equal_short(const char *a, const char *b, size_t n)
+{
+    if (n > 16) {
+        uint64_t d = 0;
+        for (size_t i = 0; i + 16 < n; i += 16)
+            d |= (fs__load64(a + i) ^ fs__load64(b + i)) |
+                 (fs__load64(a + i + 8) ^ fs__load64(b + i + 8));
+        d |= (fs__load64(a + n - 16) ^ fs__load64(b + n - 16)) |
+             (fs__load64(a + n - 8) ^ fs__load64(b + n - 8));
+        return d == 0;
+    }
+    if (n >= 8)
+        return ((fs__load64(a) ^ fs__load64(b)) |
+                (fs__load64(a + n - 8) ^ fs__load64(b + n - 8))) == 0;
+    if (n >= 4)
+        return ((fs__load32(a) ^ fs__load32(b)) |
+                (fs__load32(a + n - 4) ^ fs__load32(b + n - 4))) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
+/* Equality of n bytes, inline for the short values labels usually hold. */
+static FS_ALWAYS_INLINE bool fs__bytes_equal(const char *a, const char *b, size_t n)
+{
+    if (FS_UNLIKELY(n > FS_LABEL_KEY_BYTES))
+        return memcmp(a, b, n) == 0;
+    return fs__bytes_equal_short(a, b, n);
+}
+
 static inline uint64_t fs__rotl(uint64_t x, int r)
 {
     return (x << r) | (x >> (64 - r));
@@ -225,6 +292,7 @@ typedef struct fs_child {
     const uint32_t *lens; /* length of each value */
     const char *labels;   /* escaped `k1="v1",k2="v2"` (no braces), "" without labels */
     uint32_t labels_len;
+    uint32_t values_len;           /* bytes of `values`, NULs included */
     double created;                /* Unix seconds at creation (the _created sample) */
     char created_text[FS_NUM_MAX]; /* its rendering, made once */
     struct fs_child *retired_next;

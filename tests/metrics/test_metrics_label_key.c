@@ -239,6 +239,55 @@ static void test_full_key(void **state)
     fs_registry_free(reg);
 }
 
+/* Values too long for the key's packed copy (FS_LABEL_KEY_BYTES) are
+ * compared value by value: the same children either way, also when an
+ * extension is what no longer fits. */
+static void test_long_values(void **state)
+{
+    (void)state;
+    fs_registry *reg = new_registry();
+    fs_counter_family *f3, *f4;
+    assert_int_equal(fs_counter_family_new(reg, "l_total", "l", 3, NAMES3, &f3), FS_OK);
+    assert_int_equal(fs_counter_family_new(reg, "s_total", "s", 4, NAMES4, &f4), FS_OK);
+    enum { MAXLEN = 300 };
+    static char a[MAXLEN + 1], b[MAXLEN + 1], c[MAXLEN + 1], d[MAXLEN + 1];
+    /* Total lengths around the limit, in steps of one byte. */
+    for (int len = FS_LABEL_KEY_BYTES / 3 - 12; len <= FS_LABEL_KEY_BYTES / 3 + 4; len++) {
+        for (int delta = 0; delta < 3; delta++) {
+            memset(a, 'a', (size_t)len);
+            a[len] = '\0';
+            memset(b, 'b', (size_t)(len + delta));
+            b[len + delta] = '\0';
+            memset(c, 'c', (size_t)len);
+            c[len] = '\0';
+            memset(d, 'd', (size_t)(len / 2 + delta));
+            d[len / 2 + delta] = '\0';
+            c[len / 2] = (char)('0' + delta); /* differ in the middle only */
+            const char *v3[] = {a, b, c};
+            const char *v4[] = {a, b, c, d};
+            fs_label_key k3, k4, e4;
+            assert_int_equal(fs_label_key_init(&k3, 3, v3), FS_OK);
+            assert_int_equal(fs_label_key_init(&k4, 4, v4), FS_OK);
+            assert_int_equal(fs_label_key_extend(&e4, &k3, d), FS_OK);
+            fs_counter *x = fs_counter_family_labels_key(f3, &k3);
+            assert_non_null(x);
+            assert_ptr_equal(x, fs_counter_family_labels(f3, v3));
+            fs_counter *y = fs_counter_family_labels(f4, v4);
+            assert_non_null(y);
+            assert_ptr_equal(y, fs_counter_family_labels_key(f4, &k4));
+            assert_ptr_equal(y, fs_counter_family_labels_key(f4, &e4));
+            fs_counter_inc(x);
+            fs_counter_inc(y);
+        }
+    }
+    /* Every (len, delta) made a distinct set: 17 lengths x 3 deltas. */
+    char *text = render(reg, FS_FORMAT_TEXT);
+    assert_int_equal(count_lines(text, "l_total{"), 17 * 3);
+    assert_int_equal(count_lines(text, "s_total{"), 17 * 3);
+    free(text);
+    fs_registry_free(reg);
+}
+
 /* ---- refusals ----------------------------------------------------------- */
 
 static void test_wrong_counts(void **state)
@@ -455,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_prefix_ambiguities),
         cmocka_unit_test(test_extend),
         cmocka_unit_test(test_full_key),
+        cmocka_unit_test(test_long_values),
         cmocka_unit_test(test_wrong_counts),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_remove_and_clear),
