@@ -124,7 +124,13 @@ int fs_publish_next(fs_publish_ctx *ctx);
 /** A consume hook: calls fs_consume_next(ctx) (or not) and returns an outcome. */
 typedef fs_outcome (*fs_consume_hook)(fs_consume_ctx *ctx);
 
-/** A publish hook: calls fs_publish_next(ctx) (or not) and returns a status. */
+/**
+ * A publish hook: calls fs_publish_next(ctx) (or not) and returns a status.
+ * A hook may fail a publish without calling next: it sets ctx->error_type
+ * to a static type name (e.g. "RateLimited"; the only field a publish hook
+ * may write) and returns a negative FS_E* status. Outer middlewares then see
+ * that status and type name, exactly as for an adapter failure.
+ */
 typedef int (*fs_publish_hook)(fs_publish_ctx *ctx);
 
 /** A middleware definition. */
