@@ -15,33 +15,28 @@ fs_child fs__tombstone;
 /* ------------------------------------------------------------------------ */
 /* Hashing and comparing label values                                       */
 
-/*
- * Lengths and hash of label values, exactly as fs_label_key_init computes
- * them (so lookups by values and by key find the same children).
- * FS_EINVAL for a value of 4 GiB or more (lengths are stored in 32 bits).
- */
-static inline int hash_values(const fs_family *fam, const char *const *values, uint32_t *lens,
-                              uint64_t *hash)
+/* Label values are hashed and packed by fs__key_fill (metrics_internal.h),
+ * for lookups by values and by key alike. */
+static int value_too_long(const fs_family *fam, size_t i)
 {
-    uint64_t h = FS_HASH_SEED;
-    for (size_t i = 0; i < fam->label_count; i++) {
-        size_t len = strlen(values[i]);
-        if (FS_UNLIKELY(len > UINT32_MAX))
-            return fs__error(FS_EINVAL, "label value %zu of metric '%s' is too long (%zu bytes)", i,
-                             fam->name, len);
-        lens[i] = (uint32_t)len;
-        h = fs__hash_step(h, values[i], len);
-    }
-    *hash = fs__hash_finish(h);
-    return FS_OK;
+    return fs__error(FS_EINVAL, "label value %zu ('%s') of metric '%s' is too long (4 GiB or more)",
+                     i, fam->label_names[i], fam->name);
 }
 
+/*
+ * Whether child c holds values (lengths lens, packed length total). With the
+ * packed lengths equal, each value matching the child's bytes at p and
+ * followed there by the NUL that ends the child's value means equal values;
+ * every byte read lies inside the child's packed values.
+ */
 static FS_ALWAYS_INLINE bool child_matches(const fs_child *c, size_t n, const char *const *values,
-                                           const uint32_t *lens)
+                                           const uint32_t *lens, size_t total)
 {
+    if (c->values_len != total)
+        return false;
     const char *p = c->values;
     for (size_t i = 0; i < n; i++) {
-        if (c->lens[i] != lens[i] || !fs__bytes_equal(p, values[i], lens[i]))
+        if (!fs__bytes_equal(p, values[i], lens[i]) || p[lens[i]] != '\0')
             return false;
         p += lens[i] + 1;
     }
@@ -95,14 +90,14 @@ static void table_insert(fs_table *t, fs_child *c)
  */
 static FS_ALWAYS_INLINE fs_child *table_find(fs_table *t, uint64_t hash, size_t n,
                                              const char *const *values, const uint32_t *lens,
-                                             _Atomic(fs_child *) **slot)
+                                             size_t total, _Atomic(fs_child *) **slot)
 {
     size_t i = hash & t->mask;
     for (;;) {
         fs_child *c = atomic_load_explicit(&t->slots[i], memory_order_acquire);
         if (!c)
             return NULL;
-        if (c != FS_TOMBSTONE && c->hash == hash && child_matches(c, n, values, lens)) {
+        if (c != FS_TOMBSTONE && c->hash == hash && child_matches(c, n, values, lens, total)) {
             if (slot)
                 *slot = &t->slots[i];
             return c;
@@ -116,18 +111,42 @@ static FS_ALWAYS_INLINE fs_child *table_find(fs_table *t, uint64_t hash, size_t 
  * ("v1\0v2\0..."): one length and one run of bytes to compare. Values hold
  * no NUL, so equal packings mean equal values.
  */
-static FS_ALWAYS_INLINE fs_child *table_find_packed(fs_table *t, const fs_label_key *k)
+static FS_ALWAYS_INLINE fs_child *table_find_packed(fs_table *t, const fs_label_key *k,
+                                                    _Atomic(fs_child *) **slot)
 {
     size_t i = k->hash & t->mask;
     for (;;) {
         fs_child *c = atomic_load_explicit(&t->slots[i], memory_order_acquire);
         if (!c)
             return NULL;
-        if (c->hash == k->hash && c != FS_TOMBSTONE && c->values_len == k->packed_len &&
-            fs__bytes_equal_short(c->values, k->packed, k->packed_len))
-            return c;
+        if (c->hash == k->hash && c != FS_TOMBSTONE && c->values_len == k->packed_len) {
+            const char *v = k->packed_len <= FS_CHILD_INLINE ? c->inline_values : c->values;
+            if (fs__bytes_equal_short(v, k->packed, k->packed_len)) {
+                if (slot)
+                    *slot = &t->slots[i];
+                return c;
+            }
+        }
         i = (i + 1) & t->mask;
     }
+}
+
+/* Bytes of the values of a key, packed (each with its NUL). */
+static size_t key_total(const fs_label_key *k)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < k->count; i++)
+        total += k->lens[i] + (size_t)1;
+    return total;
+}
+
+/* The child holding the values of key k (of the family's label count), or NULL. */
+static FS_ALWAYS_INLINE fs_child *key_find(fs_table *t, const fs_label_key *k,
+                                           _Atomic(fs_child *) **slot)
+{
+    if (FS_LIKELY(k->packed_len != 0))
+        return table_find_packed(t, k, slot);
+    return table_find(t, k->hash, k->count, k->values, k->lens, key_total(k), slot);
 }
 
 static void retire_table(fs_family *fam, fs_table *t)
@@ -207,11 +226,15 @@ void fs__child_free(fs_child *c)
         return;
     if (c->fam && c->fam->type == FS_METRIC_HISTOGRAM)
         free(((struct fs_histogram *)c)->words);
-    free((void *)c->lens);
+    free(c->strings);
     free(c);
 }
 
-/* A new child for values (lengths known), with its label text precomputed. */
+/*
+ * A new child for values (lengths known), with its label text precomputed.
+ * Its strings take one allocation: the lengths, the label text, the
+ * _created text and, when they do not fit in the header, the packed values.
+ */
 static fs_child *child_create(fs_family *fam, const char *const *values, const uint32_t *lens,
                               uint64_t hash)
 {
@@ -221,27 +244,28 @@ static fs_child *child_create(fs_family *fam, const char *const *values, const u
     c->fam = fam;
     c->hash = hash;
     c->created = fs__now();
-    fs__format_double(c->created_text, c->created);
-    c->labels = "";
-    c->values = "";
+    char created[FS_NUM_MAX];
+    size_t ctext = fs__format_double(created, c->created) + 1;
     size_t n = fam->label_count;
-    if (n == 0)
-        return c;
     size_t vbytes = 0, lbytes = 0;
     for (size_t i = 0; i < n; i++) {
         vbytes += lens[i] + 1;
         size_t esc = fs__escape_into(NULL, values[i], lens[i], true);
         lbytes += strlen(fam->label_names[i]) + 4 + esc; /* name="esc", */
     }
-    char *block = malloc(n * sizeof(uint32_t) + vbytes + lbytes + 1);
+    bool inline_values = vbytes <= FS_CHILD_INLINE;
+    char *block = malloc(n * sizeof(uint32_t) + (inline_values ? 0 : vbytes) + lbytes + 1 + ctext);
     if (!block) {
         fs__child_free(c);
         return NULL;
     }
+    c->strings = block;
     uint32_t *l = (uint32_t *)(void *)block;
-    char *v = block + n * sizeof(uint32_t);
-    char *lab = v + vbytes;
-    memcpy(l, lens, n * sizeof(uint32_t));
+    char *lab = block + n * sizeof(uint32_t);
+    char *created_text = lab + lbytes + 1;
+    char *v = inline_values ? c->inline_values : created_text + ctext;
+    if (n)
+        memcpy(l, lens, n * sizeof(uint32_t));
     c->values_len = vbytes > UINT32_MAX ? UINT32_MAX : (uint32_t)vbytes; /* never a key's */
     c->lens = l;
     c->values = v;
@@ -261,6 +285,7 @@ static fs_child *child_create(fs_family *fam, const char *const *values, const u
     }
     *lab = '\0';
     c->labels_len = (uint32_t)(lab - c->labels);
+    c->created_text = memcpy(created_text, created, ctext);
     return c;
 }
 
@@ -322,12 +347,11 @@ static int check_values(fs_family *fam, const char *const *values)
 }
 
 /* Create the child under the lock (another thread may have won the race). */
-static fs_child *labels_slow(fs_family *fam, const char *const *values, const uint32_t *lens,
-                             uint64_t hash)
+static fs_child *labels_slow(fs_family *fam, const fs_label_key *k)
 {
     pthread_mutex_lock(&fam->lock);
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
-    fs_child *c = table_find(t, hash, fam->label_count, values, lens, NULL);
+    fs_child *c = key_find(t, k, NULL);
     if (c) {
         pthread_mutex_unlock(&fam->lock);
         return c;
@@ -339,13 +363,13 @@ static fs_child *labels_slow(fs_family *fam, const char *const *values, const ui
             goto out;
         t = atomic_load_explicit(&fam->table, memory_order_relaxed);
     }
-    c = child_create(fam, values, lens, hash);
+    c = child_create(fam, k->values, k->lens, k->hash);
     if (!c) {
         fs__error(FS_ENOMEM, "out of memory creating a child of metric '%s'", fam->name);
         goto out;
     }
     bool found;
-    size_t pos = sorted_pos(fam, values, &found);
+    size_t pos = sorted_pos(fam, k->values, &found);
     memmove(fam->sorted + pos + 1, fam->sorted + pos, (fam->nsorted - pos) * sizeof(fs_child *));
     fam->sorted[pos] = c;
     fam->nsorted++;
@@ -374,15 +398,16 @@ fs_child *fs__family_labels(fs_family *fam, const char *const *values)
             return NULL;
         }
     }
-    uint32_t lens[FS_MAX_LABELS];
-    uint64_t hash = 0;
-    if (FS_UNLIKELY(hash_values(fam, values, lens, &hash) != FS_OK))
+    fs_label_key k;
+    size_t bad = fs__key_fill(&k, n, values);
+    if (FS_UNLIKELY(bad != n)) {
+        value_too_long(fam, bad);
         return NULL;
-    fs_table *t = atomic_load_explicit(&fam->table, memory_order_acquire);
-    fs_child *c = table_find(t, hash, n, values, lens, NULL);
+    }
+    fs_child *c = key_find(atomic_load_explicit(&fam->table, memory_order_acquire), &k, NULL);
     if (FS_LIKELY(c != NULL))
         return c;
-    return labels_slow(fam, values, lens, hash);
+    return labels_slow(fam, &k);
 }
 
 /* Why key `k` cannot look up children of `fam`. */
@@ -414,12 +439,10 @@ static FS_NOINLINE fs_child *labels_key_slow(fs_family *fam, const fs_label_key 
         return key_mismatch(fam, k);
     if (n == 0 || fam->single)
         return fam->single;
-    fs_table *t = atomic_load_explicit(&fam->table, memory_order_acquire);
-    fs_child *c = k->packed_len ? table_find_packed(t, k)
-                                : table_find(t, k->hash, n, k->values, k->lens, NULL);
+    fs_child *c = key_find(atomic_load_explicit(&fam->table, memory_order_acquire), k, NULL);
     if (c)
         return c;
-    return labels_slow(fam, k->values, k->lens, k->hash);
+    return labels_slow(fam, k);
 }
 
 fs_child *fs__family_labels_key(fs_family *fam, const fs_label_key *k)
@@ -427,7 +450,8 @@ fs_child *fs__family_labels_key(fs_family *fam, const fs_label_key *k)
     /* The hot path, a leaf: an existing child and a packed key (which holds
      * at least one value, so the family has labels and no single child). */
     if (FS_LIKELY(fam && k && k->packed_len != 0 && k->count == fam->label_count && !fam->single)) {
-        fs_child *c = table_find_packed(atomic_load_explicit(&fam->table, memory_order_acquire), k);
+        fs_child *c =
+            table_find_packed(atomic_load_explicit(&fam->table, memory_order_acquire), k, NULL);
         if (FS_LIKELY(c != NULL))
             return c;
     }
@@ -447,15 +471,14 @@ int fs__family_remove(fs_family *fam, const char *const *values)
     int rc = check_values(fam, values);
     if (rc != FS_OK)
         return rc;
-    uint32_t lens[FS_MAX_LABELS];
-    uint64_t hash = 0;
-    rc = hash_values(fam, values, lens, &hash);
-    if (rc != FS_OK)
-        return rc;
+    fs_label_key k;
+    size_t bad = fs__key_fill(&k, fam->label_count, values);
+    if (bad != fam->label_count)
+        return value_too_long(fam, bad);
     pthread_mutex_lock(&fam->lock);
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
     _Atomic(fs_child *) *slot;
-    fs_child *c = table_find(t, hash, fam->label_count, values, lens, &slot);
+    fs_child *c = key_find(t, &k, &slot);
     if (!c) {
         pthread_mutex_unlock(&fam->lock);
         return fs__error(FS_ENOTFOUND, "metric '%s' has no child with those label values",
@@ -642,14 +665,16 @@ int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
         goto oom;
     atomic_store_explicit(&fam->table, t, memory_order_relaxed);
     if (def->label_count == 0 || def->type == FS_METRIC_INFO) {
-        uint32_t lens[FS_MAX_LABELS];
+        fs_label_key k;
         const char *const *values = def->type == FS_METRIC_INFO ? def->info_values : NULL;
-        uint64_t hash = 0;
-        if (def->label_count && hash_values(fam, values, lens, &hash) != FS_OK)
+        size_t bad = fs__key_fill(&k, def->label_count, values);
+        if (bad != def->label_count) {
+            value_too_long(fam, bad);
             goto fail;
+        }
         if (sorted_reserve(fam, 1) != FS_OK)
             goto oom;
-        fs_child *c = child_create(fam, values, lens, hash);
+        fs_child *c = child_create(fam, k.values, k.lens, k.hash);
         if (!c)
             goto oom;
         fam->sorted[0] = c;
@@ -663,7 +688,7 @@ oom:
     return fs__error(FS_ENOMEM, "out of memory creating metric '%s'", def->name);
 fail:
     fs__family_free(fam);
-    return FS_EINVAL; /* hash_values said why */
+    return FS_EINVAL; /* value_too_long said why */
 }
 
 int fs__family_new_simple(fs_registry *reg, fs_metric_type type, const char *name, const char *help,

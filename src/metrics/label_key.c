@@ -10,20 +10,6 @@ static void key_unusable(fs_label_key *k)
     k->count = FS_KEY_UNUSABLE;
 }
 
-/*
- * Append value s (n bytes) and its NUL to the packed copy holding `used`
- * bytes; returns the new length, or 0 when it does not fit (lookups then
- * compare value by value).
- */
-static inline size_t pack(char *packed, size_t used, const char *s, size_t n)
-{
-    if (n >= FS_LABEL_KEY_BYTES - used)
-        return 0;
-    fs__copy_value(packed + used, s, n);
-    packed[used + n] = '\0';
-    return used + n + 1;
-}
-
 int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values)
 {
     FS_CHECK_ARG(k, "fs_label_key_init: key is NULL");
@@ -32,24 +18,10 @@ int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values)
                  "fs_label_key_init: %zu values, a label key holds at most %d", count,
                  FS_LABEL_KEY_MAX);
     FS_CHECK_ARG(count == 0 || values, "fs_label_key_init: values are NULL (count %zu)", count);
-    uint64_t h = FS_HASH_SEED;
-    size_t packed = 0;
-    bool fits = true;
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count; i++)
         FS_CHECK_ARG(values[i], "fs_label_key_init: value %zu is NULL", i);
-        size_t len = strlen(values[i]);
-        FS_CHECK_ARG(len <= UINT32_MAX, "fs_label_key_init: value %zu is too long (%zu bytes)", i,
-                     len);
-        k->values[i] = values[i];
-        k->lens[i] = (uint32_t)len;
-        h = fs__hash_step(h, values[i], len);
-        if (fits)
-            fits = (packed = pack(k->packed, packed, values[i], len)) != 0;
-    }
-    k->packed_len = fits ? (uint32_t)packed : 0;
-    k->state = h;
-    k->hash = fs__hash_finish(h);
-    k->count = (uint32_t)count;
+    size_t bad = fs__key_fill(k, count, values);
+    FS_CHECK_ARG(bad == count, "fs_label_key_init: value %zu is too long (4 GiB or more)", bad);
     return FS_OK;
 }
 
@@ -92,11 +64,16 @@ int fs_label_key_extend(fs_label_key *dst, const fs_label_key *base, const char 
         for (size_t i = 0; i < packed; i += 32)
             memcpy(dst->packed + i, base->packed + i, 32);
     }
-    if (fits)
-        packed = pack(dst->packed, packed, value, len);
+    if (fits && len < FS_LABEL_KEY_BYTES - packed) {
+        fs__copy_value(dst->packed + packed, value, len);
+        dst->packed[packed + len] = '\0';
+        packed += len + 1;
+    } else {
+        packed = 0; /* the values do not fit: lookups compare them one by one */
+    }
     dst->values[n] = value;
     dst->lens[n] = (uint32_t)len;
-    dst->packed_len = fits ? (uint32_t)packed : 0;
+    dst->packed_len = (uint32_t)packed;
     dst->state = h;
     dst->hash = fs__hash_finish(h);
     dst->count = n + 1;

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -276,6 +277,43 @@ static inline uint64_t fs__hash_finish(uint64_t h)
     return h;
 }
 
+/*
+ * Fill key k with values[0..count) (count <= FS_LABEL_KEY_MAX, none NULL):
+ * lengths, hash, and the packed copy when the values fit. The one place
+ * where label values are hashed, for keys and for lookups by values alike.
+ * Returns count, or the index of a value of 4 GiB or more (k is then unusable).
+ */
+static FS_ALWAYS_INLINE size_t fs__key_fill(fs_label_key *k, size_t count,
+                                            const char *const *values)
+{
+    uint64_t h = FS_HASH_SEED;
+    size_t packed = 0;
+    bool fits = true;
+    for (size_t i = 0; i < count; i++) {
+        const char *v = values[i];
+        size_t len = strlen(v);
+        if (FS_UNLIKELY(len > UINT32_MAX)) {
+            k->count = FS_KEY_UNUSABLE;
+            return i;
+        }
+        k->values[i] = v;
+        k->lens[i] = (uint32_t)len;
+        h = fs__hash_step(h, v, len);
+        if (FS_LIKELY(fits) && len < FS_LABEL_KEY_BYTES - packed) {
+            fs__copy_value(k->packed + packed, v, len);
+            k->packed[packed + len] = '\0';
+            packed += len + 1;
+        } else {
+            fits = false;
+        }
+    }
+    k->packed_len = fits ? (uint32_t)packed : 0;
+    k->state = h;
+    k->hash = fs__hash_finish(h);
+    k->count = (uint32_t)count;
+    return count;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Families and children                                                    */
 
@@ -284,19 +322,31 @@ static inline double fs__counter_total(const struct fs_counter *c);
 
 typedef struct fs_family fs_family;
 
-/** The read-only header every child starts with. */
+/** Packed label values up to this many bytes live in the child's first cache line. */
+#define FS_CHILD_INLINE 48
+
+/**
+ * The read-only header every child starts with (children are cache-line
+ * aligned). Its first cache line holds what a lookup reads: the hash and,
+ * when they fit, the packed values themselves, so a lookup that hits reads
+ * one line of the child and follows no pointer.
+ */
 typedef struct fs_child {
-    fs_family *fam;
     uint64_t hash;
-    const char *values;   /* packed "v1\0v2\0..." */
-    const uint32_t *lens; /* length of each value */
-    const char *labels;   /* escaped `k1="v1",k2="v2"` (no braces), "" without labels */
+    uint32_t values_len; /* bytes of the packed values, NULs included (UINT32_MAX: 4 GiB+) */
     uint32_t labels_len;
-    uint32_t values_len;           /* bytes of `values`, NULs included */
-    double created;                /* Unix seconds at creation (the _created sample) */
-    char created_text[FS_NUM_MAX]; /* its rendering, made once */
+    char inline_values[FS_CHILD_INLINE]; /* the packed values when values_len fits */
+    fs_family *fam;
+    const char *values;       /* packed "v1\0v2\0..." (inline_values when they fit) */
+    const uint32_t *lens;     /* length of each value */
+    const char *labels;       /* escaped `k1="v1",k2="v2"` (no braces), "" without labels */
+    const char *created_text; /* the _created value's rendering, made once */
+    void *strings;            /* the allocation holding lens, labels, created_text, values */
+    double created;           /* Unix seconds at creation (the _created sample) */
     struct fs_child *retired_next;
 } fs_child;
+
+_Static_assert(offsetof(fs_child, fam) == FS_CACHE_LINE, "lookups read the first line only");
 
 /** A counter child: per-shard integer and float parts (Go's valInt/valBits). */
 typedef struct fs_counter_cell {
