@@ -266,15 +266,24 @@ static inline uint64_t fs__hash_step(uint64_t state, const char *s, size_t n)
     return fs__rotl(state * FS_HASH_K3, 23) ^ fs__hash_value(s, n);
 }
 
-/** The hash of a state: murmur3's finaliser, so every bit reaches the low (index) bits. */
+/**
+ * The hash of a state, with every bit of it reaching the low (index) bits:
+ * the two halves of a 128-bit product folded together (as wyhash does; one
+ * multiplication), or murmur3's finaliser where there is no 128-bit type.
+ */
 static inline uint64_t fs__hash_finish(uint64_t h)
 {
+#ifdef __SIZEOF_INT128__
+    __uint128_t m = (__uint128_t)(h ^ FS_HASH_K2) * FS_HASH_K1;
+    return (uint64_t)m ^ (uint64_t)(m >> 64);
+#else
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
     return h;
+#endif
 }
 
 /*
