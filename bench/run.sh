@@ -137,3 +137,20 @@ BEGIN {
     if (load + 0 >= 1)
         printf "load average %s when the run began: other work was running, figures may be disturbed\n", load
 }'
+
+# Redis (issue 4): messages per second for channels, lists and streams, ours
+# without and with the Prometheus middleware beside raw hiredis, measured in
+# the same run on a redis-server the benchmark starts itself.
+C_REDIS=$BUILD/bench/fs_bench_redis
+if [ -x "$C_REDIS" ]; then
+    echo "bench: Redis ($C_REDIS, on its own redis-server)" >&2
+    redis_out=$(mktemp)
+    if "$C_REDIS" --repeats "$REPEATS" >"$redis_out"; then
+        grep -v '^#' "$redis_out" | sed 's/^/ours /' >>"$RESULTS"
+        echo
+        sed -n 's/^# \{0,1\}//p' "$redis_out"
+    else
+        echo "bench: the Redis benchmark failed" >&2
+    fi
+    rm -f "$redis_out"
+fi

@@ -48,7 +48,7 @@ int main(int argc, char **argv)
     fs_broker *broker;
     fs_publisher *trades;
     fs_app *app;
-    if (fs_broker_new(url, NULL, &broker) < 0 || fs_broker_add_prometheus(broker, NULL) < 0 ||
+    if (fs_redis_broker_new(url, NULL, &broker) < 0 || fs_broker_add_prometheus(broker, NULL) < 0 ||
         fs_publisher_new(broker, "trades", &po, &trades) < 0 ||
         fs_subscribe(broker, "orders", on_order, trades, &so, NULL) < 0 ||
         fs_app_new(NULL, &app) < 0 || fs_app_add_broker(app, broker) < 0) {

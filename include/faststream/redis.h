@@ -120,7 +120,9 @@ int fs_redis_broker_new(const char *url, const fs_redis_options *opts, fs_broker
 
 /**
  * Register the "redis" URL scheme with the core. The library does it by
- * itself when it is loaded; call this when linking it statically.
+ * itself when it is loaded; call this when linking it statically, or when
+ * the program calls no other function of the library (the linker may then
+ * drop it: --as-needed). Registering again is a no-op.
  */
 int fs_redis_register(void);
 

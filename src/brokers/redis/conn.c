@@ -181,6 +181,25 @@ int fs__redis_conn_recv(rconn *rc, int timeout_ms, int wake_fd, redisReply **out
     return FS_OK;
 }
 
+int fs__redis_conn_set_timeout(rconn *rc, int ms)
+{
+    if (rc->c && redisSetTimeout(rc->c, ms_tv(ms)) != REDIS_OK)
+        return conn_fail(rc, "setting the socket timeout");
+    return FS_OK;
+}
+
+int fs__redis_conn_get(rconn *rc, redisReply **out)
+{
+    void *r = NULL;
+    *out = NULL;
+    if (!rc->c)
+        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+    if (redisGetReply(rc->c, &r) != REDIS_OK)
+        return conn_fail(rc, "reading a reply");
+    *out = r;
+    return FS_OK;
+}
+
 int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t *len,
                            redisReply **out)
 {

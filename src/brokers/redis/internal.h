@@ -98,7 +98,10 @@ struct rsub {
     pthread_cond_t cv;
     rmsg *q_head, *q_tail;
     size_t q_len;
-    rmsg *free_list;
+    /* Free records: released ones are pushed on free_stack by any thread
+     * (lock-free); the reader takes the whole stack at once into free_local. */
+    _Atomic(rmsg *) free_stack;
+    rmsg *free_local; /* the reader's */
     bool reading;
     unsigned waiting;
     _Atomic bool stopping;
@@ -155,6 +158,10 @@ int fs__redis_conn_args(rconn *rc, size_t n);
 int fs__redis_conn_send(rconn *rc, int argc, const char **argv, const size_t *len);
 int fs__redis_conn_flush(rconn *rc);
 int fs__redis_conn_recv(rconn *rc, int timeout_ms, int wake_fd, redisReply **out);
+/* Set the socket's send/receive timeout. */
+int fs__redis_conn_set_timeout(rconn *rc, int ms);
+/* The next reply, blocking up to the socket's timeout. */
+int fs__redis_conn_get(rconn *rc, redisReply **out);
 int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t *len,
                            redisReply **out);
 rconn *fs__redis_pool_get(redis_broker *b, int *status);

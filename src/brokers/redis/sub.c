@@ -150,14 +150,15 @@ static bool in_nackq(const rsub *s, sid id)
 
 static void rec_release(fs_message *m);
 
+/* A free record (reader only: it is the single consumer of the free stack). */
 static rmsg *rec_get(rsub *s)
 {
-    pthread_mutex_lock(&s->mu);
-    rmsg *r = s->free_list;
-    if (r)
-        s->free_list = r->next;
-    pthread_mutex_unlock(&s->mu);
-    if (!r) {
+    if (!s->free_local) /* take everything released so far; no ABA: nothing is popped */
+        s->free_local = atomic_exchange_explicit(&s->free_stack, NULL, memory_order_acquire);
+    rmsg *r = s->free_local;
+    if (r) {
+        s->free_local = r->next;
+    } else {
         r = calloc(1, sizeof *r);
         if (!r) {
             fs__error(FS_ENOMEM, "redis: out of memory for a message");
@@ -180,12 +181,23 @@ static void rec_destroy(rmsg *r)
     free(r);
 }
 
+static void rec_destroy_list(rmsg *r)
+{
+    while (r) {
+        rmsg *next = r->next;
+        rec_destroy(r);
+        r = next;
+    }
+}
+
+/* Give a record back, from any thread, without a lock. */
 static void rec_put(rsub *s, rmsg *r)
 {
-    pthread_mutex_lock(&s->mu);
-    r->next = s->free_list;
-    s->free_list = r;
-    pthread_mutex_unlock(&s->mu);
+    rmsg *head = atomic_load_explicit(&s->free_stack, memory_order_relaxed);
+    do
+        r->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&s->free_stack, &head, r, memory_order_release,
+                                                  memory_order_relaxed));
 }
 
 /* The core is done with the message: forget it was out, queue a nacked entry again. */
@@ -451,6 +463,8 @@ static int reader_ensure(rsub *s, bool force)
     if (!force && now < s->retry_at_ms)
         return FS_ETIMEDOUT;
     int rc = fs__redis_conn_open(s->b, &s->rd);
+    if (!rc) /* blocking reads wait up to FS_REDIS_BLOCK_MAX_MS for the server */
+        rc = fs__redis_conn_set_timeout(&s->rd, s->b->command_timeout_ms + FS_REDIS_BLOCK_MAX_MS);
     if (!rc)
         rc = reader_prepare(s);
     if (rc) {
@@ -501,20 +515,21 @@ static int block_ms(int budget)
     return budget < 1 ? 1 : budget > FS_REDIS_BLOCK_MAX_MS ? FS_REDIS_BLOCK_MAX_MS : budget;
 }
 
-/* Send a blocking command and wait for its reply (never abandoned: it may carry messages). */
+/*
+ * Send a blocking command (blocking at most `block` ms server-side) and wait
+ * for its reply: never abandoned, it may carry messages. The socket's
+ * command timeout (longer than any block) bounds the wait.
+ */
 static int reader_blocking(rsub *s, int argc, const char **argv, int block, redisReply **out)
 {
+    (void)block;
     int rc = fs__redis_conn_send(&s->rd, argc, argv, NULL);
     if (!rc)
         rc = fs__redis_conn_flush(&s->rd);
     if (!rc)
-        rc = fs__redis_conn_recv(&s->rd, block + s->b->command_timeout_ms, -1, out);
-    if (rc == FS_ETIMEDOUT) { /* the server did not answer: the connection is unusable */
-        fs__error(FS_ETIMEDOUT, "redis: no reply from %s within %d ms", s->rd.where,
-                  block + s->b->command_timeout_ms);
-        fs__redis_conn_close(&s->rd);
+        rc = fs__redis_conn_get(&s->rd, out);
+    if (rc == FS_ETIMEDOUT) /* the server did not answer: the connection was dropped */
         rc = FS_EIO;
-    }
     return rc;
 }
 
@@ -1046,12 +1061,8 @@ static void sub_free(rsub *s)
     if (!s)
         return;
     fs__redis_sub_flush(s);
-    rmsg *r = s->free_list;
-    while (r) {
-        rmsg *next = r->next;
-        rec_destroy(r);
-        r = next;
-    }
+    rec_destroy_list(s->free_local);
+    rec_destroy_list(atomic_exchange(&s->free_stack, NULL));
     fs__redis_conn_free(&s->rd);
     fs__redis_scratch_free(&s->scratch);
     free(s->fields);
