@@ -91,6 +91,17 @@ static void urls(void **state)
     assert_int_equal(fs_broker_connect(b), FS_EBROKER);
     assert_non_null(strstr(fs_last_error(), "AUTH"));
     fs_broker_free(b);
+    /* an ACL user with a password: AUTH user password */
+    char user[64];
+    snprintf(user, sizeof user, "fstest-%ld", (long)getpid());
+    rt_ok(rc, "ACL SETUSER %s on >pw%%20x ~* &* +@all", user);
+    snprintf(url, sizeof url, "redis://%s:pw%%2520x@127.0.0.1:%d/0", user, rt_port());
+    assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
+    int auth_rc = fs_broker_connect(b);
+    rt_ok(rc, "ACL DELUSER %s", user);
+    if (auth_rc != FS_OK)
+        fail_msg("AUTH as %s: %s", user, fs_last_error());
+    fs_broker_free(b);
     /* another database: what we publish lands there */
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/3", rt_port());
     assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
