@@ -235,12 +235,28 @@ static char *arena_put(fs__redis_buf *a, const char *p, size_t n)
     return dst;
 }
 
-static const char *hdr_value(const fs_header *h, size_t n, const char *name)
+/* The headers FastStream gives a meaning to, in one pass ("" counts as absent). */
+static void map_headers(fs_message *m, const fs_header *h, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(h[i].name, name) == 0)
-            return h[i].value[0] ? h[i].value : NULL;
-    return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = h[i].name, *v = h[i].value[0] ? h[i].value : NULL;
+        switch (k[0]) {
+        case 'c':
+            if (!strcmp(k, "correlation_id"))
+                m->correlation_id = v;
+            else if (!strcmp(k, "content-type"))
+                m->content_type = v;
+            break;
+        case 'r':
+            if (!strcmp(k, "reply_to"))
+                m->reply_to = v;
+            break;
+        case 'm':
+            if (!strcmp(k, "message_id"))
+                m->message_id = v;
+            break;
+        }
+    }
 }
 
 /*
@@ -288,10 +304,7 @@ static int rec_fill(rsub *s, rmsg *r, const char *name, size_t name_len, const c
     r->field_count = raw_count;
     m->headers = d->header_count ? r->hdrs : NULL;
     m->header_count = d->header_count;
-    m->content_type = hdr_value(r->hdrs, d->header_count, "content-type");
-    m->correlation_id = hdr_value(r->hdrs, d->header_count, "correlation_id");
-    m->reply_to = hdr_value(r->hdrs, d->header_count, "reply_to");
-    m->message_id = hdr_value(r->hdrs, d->header_count, "message_id");
+    map_headers(m, r->hdrs, d->header_count);
     if (!m->message_id)
         m->message_id = r->info.entry_id;
     m->source = r->info.name;
