@@ -91,6 +91,7 @@ struct rsub {
     bool grouped; /* stream with a consumer group */
     bool reply_inbox;
     char *name, *group, *consumer, *start_id, *dead_letter;
+    size_t name_len;
     unsigned claim_min_idle_ms;
     unsigned concurrency;
 

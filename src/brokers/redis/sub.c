@@ -267,8 +267,15 @@ static int rec_fill(rsub *s, rmsg *r, const char *name, size_t name_len, const c
                     size_t pattern_len, const char *id, size_t id_len, const fs__redis_decoded *d,
                     const fs__redis_kv *raw, size_t raw_count)
 {
-    size_t need =
-        str_room(name_len) + str_room(pattern_len) + str_room(id_len) + str_room(d->body_len);
+    /* The body is often the tail of a value kept anyway (binary and raw formats): share it. */
+    size_t body_in = raw_count;
+    for (size_t i = 0; i < raw_count && body_in == raw_count; i++)
+        if ((uintptr_t)d->body >= (uintptr_t)raw[i].value &&
+            (uintptr_t)(d->body + d->body_len) == (uintptr_t)(raw[i].value + raw[i].value_len))
+            body_in = i;
+    bool own_name = name_len == s->name_len && memcmp(name, s->name, name_len) == 0;
+    size_t need = (own_name ? 0 : str_room(name_len)) + str_room(pattern_len) + str_room(id_len) +
+                  (body_in < raw_count ? 0 : str_room(d->body_len));
     for (size_t i = 0; i < d->header_count; i++)
         need += str_room(d->headers[i].key_len) + str_room(d->headers[i].value_len);
     for (size_t i = 0; i < raw_count; i++)
@@ -284,13 +291,11 @@ static int rec_fill(rsub *s, rmsg *r, const char *name, size_t name_len, const c
     fs_message *m = &r->m;
     fs_message_init(m);
     r->info.kind = s->kind;
-    r->info.name = arena_put(a, name, name_len);
+    r->info.name = own_name ? s->name : arena_put(a, name, name_len);
     r->info.pattern = pattern ? arena_put(a, pattern, pattern_len) : NULL;
     r->info.entry_id = id ? arena_put(a, id, id_len) : NULL;
     r->info.group = s->group;
     r->info.format = d->format;
-    m->body = arena_put(a, d->body, d->body_len);
-    m->body_len = d->body_len;
     for (size_t i = 0; i < d->header_count; i++) {
         r->hdrs[i].name = arena_put(a, d->headers[i].key, d->headers[i].key_len);
         r->hdrs[i].value = arena_put(a, d->headers[i].value, d->headers[i].value_len);
@@ -302,6 +307,11 @@ static int rec_fill(rsub *s, rmsg *r, const char *name, size_t name_len, const c
         r->fields[i].value_len = raw[i].value_len;
     }
     r->field_count = raw_count;
+    if (body_in < raw_count) /* NUL-terminated as well: the value's copy ends with one */
+        m->body = r->fields[body_in].value + (d->body - raw[body_in].value);
+    else
+        m->body = arena_put(a, d->body, d->body_len);
+    m->body_len = d->body_len;
     m->headers = d->header_count ? r->hdrs : NULL;
     m->header_count = d->header_count;
     map_headers(m, r->hdrs, d->header_count);
@@ -1134,6 +1144,7 @@ int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     s->claim_min_idle_ms = o->claim_min_idle_ms;
     s->concurrency = spec->concurrency ? spec->concurrency : 1;
     s->name = strdup(spec->source);
+    s->name_len = strlen(spec->source);
     s->group = dup_or_null(o->group);
     s->start_id = strdup(o->start_id ? o->start_id : "$");
     s->dead_letter = dup_or_null(o->dead_letter);
