@@ -1,6 +1,6 @@
 /*
  * faststream/redis.h - the Redis broker: channels (pub/sub), lists and
- * streams on a redis-server (6.2 or later; 7 for batch list reads), speaking
+ * streams on a redis-server (7.0 or later: BLMPOP, XAUTOCLAIM), speaking
  * FastStream's own Redis message formats so that a C service and a Python
  * FastStream service share one Redis.
  *
