@@ -274,6 +274,55 @@ static void list_single_and_batch(void **state)
     rt_log_free(&l);
 }
 
+static _Atomic int slow_handled;
+static fs_outcome slow(fs_message *m, void *user)
+{
+    (void)m;
+    (void)user;
+    rt_sleep_ms(5);
+    atomic_fetch_add(&slow_handled, 1);
+    return FS_OUTCOME_OK;
+}
+
+static bool slow_at_least_20(void *arg)
+{
+    (void)arg;
+    return atomic_load(&slow_handled) >= 20;
+}
+
+/* Stopping in the middle loses nothing: what was popped but not handled goes back. */
+static void list_shutdown_loses_nothing(void **state)
+{
+    (void)state;
+    char q[64];
+    rt_key(q, sizeof q, "list-stop");
+    fs_broker *b = rt_broker();
+    fs_redis_publish_options po = FS_REDIS_PUBLISH_OPTIONS_INIT;
+    po.kind = FS_REDIS_LIST;
+    fs_envelope envs[200];
+    for (int i = 0; i < 200; i++) {
+        envs[i] = (fs_envelope)FS_ENVELOPE_INIT;
+        envs[i].body = "x";
+        envs[i].body_len = 1;
+        envs[i].broker_options = &po;
+    }
+    assert_int_equal(fs_broker_connect(b), FS_OK);
+    assert_int_equal(fs_publish_batch(b, q, envs, 200), FS_OK);
+    fs_redis_subscriber_options ro = sub_opts(FS_REDIS_LIST);
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ro;
+    so.concurrency = 4;
+    atomic_store(&slow_handled, 0);
+    assert_int_equal(fs_subscribe(b, q, slow, NULL, &so, NULL), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    assert_true(rt_wait(slow_at_least_20, NULL, WAIT_MS));
+    assert_int_equal(fs_broker_stop(b), FS_OK);
+    fs_broker_free(b); /* closes: popped-but-unhandled messages are pushed back */
+    int handled = atomic_load(&slow_handled);
+    assert_true(handled < 200);
+    assert_int_equal(handled + rt_int(rc, "LLEN %s", q), 200);
+}
+
 /* A stream subscriber with a group; `dlq` may be NULL. */
 static fs_broker *stream_setup(const char *stream, const char *group, const char *dlq, rt_log *l,
                                fs_ack_policy policy, size_t batch)
@@ -853,6 +902,7 @@ int main(void)
         cmocka_unit_test(channel_pattern_reports_the_concrete_channel),
         cmocka_unit_test(raw_info),
         cmocka_unit_test(list_single_and_batch),
+        cmocka_unit_test(list_shutdown_loses_nothing),
         cmocka_unit_test(stream_ack),
         cmocka_unit_test(stream_nack_redelivers),
         cmocka_unit_test(stream_reject_dead_letters),
