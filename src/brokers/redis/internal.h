@@ -112,6 +112,7 @@ struct rsub {
     rconn rd;
     bool prepared; /* subscribed / group ensured on the current connection */
     bool down_logged;
+    uint64_t error_logged_ms; /* last server error logged (rate limit) */
     unsigned backoff_ms;
     uint64_t retry_at_ms;
     fs__redis_scratch scratch;

@@ -839,11 +839,17 @@ static int sub_read(rsub *s, rlist *l, size_t want, int budget)
                         : read_stream_nogroup(s, l, want, budget);
         break;
     }
-    if (rc && !s->rd.c)
+    if (rc && !s->rd.c) {
         reader_lost(s);
-    else if (rc)
-        fs__log(FS_LOG_ERROR, FS_REDIS_COMPONENT, "%s %s: %s", fs_redis_kind_name(s->kind), s->name,
-                fs_last_error());
+    } else if (rc) { /* the server refused (WRONGTYPE...): say so now and then, slow down */
+        uint64_t now = fs__redis_now_ms();
+        if (!s->error_logged_ms || now - s->error_logged_ms >= 10000) {
+            fs__log(FS_LOG_ERROR, FS_REDIS_COMPONENT, "%s %s: %s", fs_redis_kind_name(s->kind),
+                    s->name, fs_last_error());
+            s->error_logged_ms = now;
+        }
+        pause_ms(s, budget < 200 ? budget : 200);
+    }
     return rc;
 }
 
