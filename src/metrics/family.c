@@ -392,16 +392,13 @@ fs_child *fs__family_labels(fs_family *fam, const char *const *values)
         check_values(fam, values);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (FS_UNLIKELY(!values[i])) {
-            check_values(fam, values);
-            return NULL;
-        }
-    }
     fs_label_key k;
     size_t bad = fs__key_fill(&k, n, values);
     if (FS_UNLIKELY(bad != n)) {
-        value_too_long(fam, bad);
+        if (values[bad])
+            value_too_long(fam, bad);
+        else
+            check_values(fam, values);
         return NULL;
     }
     fs_child *c = key_find(atomic_load_explicit(&fam->table, memory_order_acquire), &k, NULL);

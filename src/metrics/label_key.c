@@ -18,10 +18,10 @@ int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values)
                  "fs_label_key_init: %zu values, a label key holds at most %d", count,
                  FS_LABEL_KEY_MAX);
     FS_CHECK_ARG(count == 0 || values, "fs_label_key_init: values are NULL (count %zu)", count);
-    for (size_t i = 0; i < count; i++)
-        FS_CHECK_ARG(values[i], "fs_label_key_init: value %zu is NULL", i);
     size_t bad = fs__key_fill(k, count, values);
-    FS_CHECK_ARG(bad == count, "fs_label_key_init: value %zu is too long (4 GiB or more)", bad);
+    if (FS_UNLIKELY(bad != count))
+        return fs__error(FS_EINVAL, "fs_label_key_init: value %zu is %s", bad,
+                         values[bad] ? "too long (4 GiB or more)" : "NULL");
     return FS_OK;
 }
 

@@ -287,10 +287,11 @@ static inline uint64_t fs__hash_finish(uint64_t h)
 }
 
 /*
- * Fill key k with values[0..count) (count <= FS_LABEL_KEY_MAX, none NULL):
- * lengths, hash, and the packed copy when the values fit. The one place
- * where label values are hashed, for keys and for lookups by values alike.
- * Returns count, or the index of a value of 4 GiB or more (k is then unusable).
+ * Fill key k with values[0..count) (count <= FS_LABEL_KEY_MAX): lengths,
+ * hash, and the packed copy when the values fit. The one place where label
+ * values are hashed, for keys and for lookups by values alike. Returns
+ * count, or the index of a value that is NULL or of 4 GiB or more (k is
+ * then unusable).
  */
 static FS_ALWAYS_INLINE size_t fs__key_fill(fs_label_key *k, size_t count,
                                             const char *const *values)
@@ -300,8 +301,8 @@ static FS_ALWAYS_INLINE size_t fs__key_fill(fs_label_key *k, size_t count,
     bool fits = true;
     for (size_t i = 0; i < count; i++) {
         const char *v = values[i];
-        size_t len = strlen(v);
-        if (FS_UNLIKELY(len > UINT32_MAX)) {
+        size_t len;
+        if (FS_UNLIKELY(!v || (len = strlen(v)) > UINT32_MAX)) {
             k->count = FS_KEY_UNUSABLE;
             return i;
         }
