@@ -107,8 +107,9 @@ bool fs_registry_contains(fs_registry *reg, const char *name);
  * meant for the stack (no allocation, nothing to free). The fields are
  * private: set them only through fs_label_key_init and fs_label_key_extend.
  * A key points at the caller's strings: they must stay alive and unchanged
- * while the key is used. A key whose init or extend failed makes every
- * lookup with it fail (NULL), until it is initialised again.
+ * while the key is used. Lookups only read a key, so threads may share one.
+ * A key whose init or extend failed makes every lookup with it fail (NULL),
+ * until it is initialised again.
  */
 typedef struct fs_label_key {
     /* All private. */

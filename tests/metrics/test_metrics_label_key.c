@@ -8,6 +8,7 @@
 #include "metrics_test_util.h"
 
 #include "faststream/metrics.h"
+#include "metrics/metrics_internal.h" /* FS_CHILD_INLINE */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -288,6 +289,57 @@ static void test_long_values(void **state)
     fs_registry_free(reg);
 }
 
+/* Children keep packed values of up to FS_CHILD_INLINE bytes in their header,
+ * longer ones elsewhere: found alike on both sides of the limit, by both
+ * paths, and rendered with the right values. */
+static void test_inline_limit(void **state)
+{
+    (void)state;
+    fs_registry *reg = new_registry();
+    fs_gauge_family *f;
+    static const char *const two[] = {"a", "b"};
+    assert_int_equal(fs_gauge_family_new(reg, "lim", "l", 2, two, &f), FS_OK);
+    char a[FS_CHILD_INLINE + 8], b[8];
+    fs_gauge *g[12];
+    /* packed length = strlen(a) + 1 + strlen(b) + 1, from limit - 5 to limit + 6 */
+    for (int i = 0; i < 12; i++) {
+        size_t alen = FS_CHILD_INLINE - 6 + (size_t)i - 1 - 2;
+        memset(a, 'x', alen);
+        a[alen] = '\0';
+        snprintf(b, sizeof b, "%c%c", 'a' + i, 'a' + i);
+        const char *v[] = {a, b};
+        fs_label_key k;
+        assert_int_equal(fs_label_key_init(&k, 2, v), FS_OK);
+        g[i] = (i % 2) ? fs_gauge_family_labels_key(f, &k) : fs_gauge_family_labels(f, v);
+        assert_non_null(g[i]);
+        fs_gauge_set(g[i], i);
+    }
+    for (int i = 0; i < 12; i++) {
+        size_t alen = FS_CHILD_INLINE - 6 + (size_t)i - 1 - 2;
+        memset(a, 'x', alen);
+        a[alen] = '\0';
+        snprintf(b, sizeof b, "%c%c", 'a' + i, 'a' + i);
+        const char *v[] = {a, b};
+        fs_label_key k;
+        assert_int_equal(fs_label_key_init(&k, 2, v), FS_OK);
+        assert_ptr_equal(fs_gauge_family_labels_key(f, &k), g[i]);
+        assert_ptr_equal(fs_gauge_family_labels(f, v), g[i]);
+        /* one byte shorter or longer is another child */
+        a[alen - 1] = '\0';
+        assert_ptr_not_equal(fs_gauge_family_labels(f, v), g[i]);
+        char series[128];
+        a[alen - 1] = 'x';
+        snprintf(series, sizeof series, "lim{a=\"%s\",b=\"%s\"}", a, b);
+        char *text = render(reg, FS_FORMAT_TEXT);
+        assert_true(sample_value(text, series) == i);
+        free(text);
+        assert_int_equal(fs_gauge_family_remove(f, v), FS_OK);
+        /* removed children stay allocated: a new child has another address */
+        assert_ptr_not_equal(fs_gauge_family_labels_key(f, &k), g[i]);
+    }
+    fs_registry_free(reg);
+}
+
 /* ---- refusals ----------------------------------------------------------- */
 
 static void test_wrong_counts(void **state)
@@ -505,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_extend),
         cmocka_unit_test(test_full_key),
         cmocka_unit_test(test_long_values),
+        cmocka_unit_test(test_inline_limit),
         cmocka_unit_test(test_wrong_counts),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_remove_and_clear),
