@@ -292,6 +292,18 @@ static void test_long_values(void **state)
 /* Children keep packed values of up to FS_CHILD_INLINE bytes in their header,
  * longer ones elsewhere: found alike on both sides of the limit, by both
  * paths, and rendered with the right values. */
+/* Label values {a, b} of test_inline_limit's set i, and its key. */
+static size_t limit_set(int i, char *a, char *b, size_t bcap, fs_label_key *k)
+{
+    size_t alen = FS_CHILD_INLINE - 6 + (size_t)i - 1 - 2;
+    memset(a, 'x', alen);
+    a[alen] = '\0';
+    snprintf(b, bcap, "%c%c", 'a' + i, 'a' + i);
+    const char *v[] = {a, b};
+    assert_int_equal(fs_label_key_init(k, 2, v), FS_OK);
+    return alen;
+}
+
 static void test_inline_limit(void **state)
 {
     (void)state;
@@ -300,35 +312,25 @@ static void test_inline_limit(void **state)
     static const char *const two[] = {"a", "b"};
     assert_int_equal(fs_gauge_family_new(reg, "lim", "l", 2, two, &f), FS_OK);
     char a[FS_CHILD_INLINE + 8], b[8];
+    const char *v[] = {a, b};
+    fs_label_key k;
     fs_gauge *g[12];
     /* packed length = strlen(a) + 1 + strlen(b) + 1, from limit - 5 to limit + 6 */
     for (int i = 0; i < 12; i++) {
-        size_t alen = FS_CHILD_INLINE - 6 + (size_t)i - 1 - 2;
-        memset(a, 'x', alen);
-        a[alen] = '\0';
-        snprintf(b, sizeof b, "%c%c", 'a' + i, 'a' + i);
-        const char *v[] = {a, b};
-        fs_label_key k;
-        assert_int_equal(fs_label_key_init(&k, 2, v), FS_OK);
+        limit_set(i, a, b, sizeof b, &k);
         g[i] = (i % 2) ? fs_gauge_family_labels_key(f, &k) : fs_gauge_family_labels(f, v);
         assert_non_null(g[i]);
         fs_gauge_set(g[i], i);
     }
     for (int i = 0; i < 12; i++) {
-        size_t alen = FS_CHILD_INLINE - 6 + (size_t)i - 1 - 2;
-        memset(a, 'x', alen);
-        a[alen] = '\0';
-        snprintf(b, sizeof b, "%c%c", 'a' + i, 'a' + i);
-        const char *v[] = {a, b};
-        fs_label_key k;
-        assert_int_equal(fs_label_key_init(&k, 2, v), FS_OK);
+        size_t alen = limit_set(i, a, b, sizeof b, &k);
         assert_ptr_equal(fs_gauge_family_labels_key(f, &k), g[i]);
         assert_ptr_equal(fs_gauge_family_labels(f, v), g[i]);
-        /* one byte shorter or longer is another child */
+        /* one byte shorter is another child */
         a[alen - 1] = '\0';
         assert_ptr_not_equal(fs_gauge_family_labels(f, v), g[i]);
-        char series[128];
         a[alen - 1] = 'x';
+        char series[128];
         snprintf(series, sizeof series, "lim{a=\"%s\",b=\"%s\"}", a, b);
         char *text = render(reg, FS_FORMAT_TEXT);
         assert_true(sample_value(text, series) == i);
