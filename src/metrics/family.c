@@ -72,11 +72,13 @@ static void table_insert(fs_table *t, fs_child *c)
 {
     size_t i = c->hash & t->mask;
     for (;;) {
-        fs_child *s = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        fs_child *s = atomic_load_explicit(&t->slots[i].child, memory_order_relaxed);
         if (!s || s == FS_TOMBSTONE) {
             if (!s)
                 t->used++;
-            atomic_store_explicit(&t->slots[i], c, memory_order_release);
+            /* the hash first: a reader that sees the child sees its hash */
+            atomic_store_explicit(&t->slots[i].hash, c->hash, memory_order_relaxed);
+            atomic_store_explicit(&t->slots[i].child, c, memory_order_release);
             return;
         }
         i = (i + 1) & t->mask;
@@ -86,18 +88,21 @@ static void table_insert(fs_table *t, fs_child *c)
 /*
  * The child for values, or NULL; *slot (if given) receives its slot. The
  * child returned is the one that matched: re-reading the slot could yield
- * another child that reused a tombstone in between.
+ * another child that reused a tombstone in between. A slot's hash may be
+ * newer than the child read before it (the child was removed and its slot
+ * reused meanwhile): the values, compared after the hash, decide.
  */
 static FS_ALWAYS_INLINE fs_child *table_find(fs_table *t, uint64_t hash, size_t n,
                                              const char *const *values, const uint32_t *lens,
-                                             size_t total, _Atomic(fs_child *) **slot)
+                                             size_t total, fs_slot **slot)
 {
     size_t i = hash & t->mask;
     for (;;) {
-        fs_child *c = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        fs_child *c = atomic_load_explicit(&t->slots[i].child, memory_order_acquire);
         if (!c)
             return NULL;
-        if (c != FS_TOMBSTONE && c->hash == hash && child_matches(c, n, values, lens, total)) {
+        if (atomic_load_explicit(&t->slots[i].hash, memory_order_relaxed) == hash &&
+            c != FS_TOMBSTONE && child_matches(c, n, values, lens, total)) {
             if (slot)
                 *slot = &t->slots[i];
             return c;
@@ -112,14 +117,15 @@ static FS_ALWAYS_INLINE fs_child *table_find(fs_table *t, uint64_t hash, size_t 
  * no NUL, so equal packings mean equal values.
  */
 static FS_ALWAYS_INLINE fs_child *table_find_packed(fs_table *t, const fs_label_key *k,
-                                                    _Atomic(fs_child *) **slot)
+                                                    fs_slot **slot)
 {
     size_t i = k->hash & t->mask;
     for (;;) {
-        fs_child *c = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        fs_child *c = atomic_load_explicit(&t->slots[i].child, memory_order_acquire);
         if (!c)
             return NULL;
-        if (c->hash == k->hash && c != FS_TOMBSTONE && c->values_len == k->packed_len) {
+        if (atomic_load_explicit(&t->slots[i].hash, memory_order_relaxed) == k->hash &&
+            c != FS_TOMBSTONE && c->values_len == k->packed_len) {
             const char *v = k->packed_len <= FS_CHILD_INLINE ? c->inline_values : c->values;
             if (fs__bytes_equal_short(v, k->packed, k->packed_len)) {
                 if (slot)
@@ -141,8 +147,7 @@ static size_t key_total(const fs_label_key *k)
 }
 
 /* The child holding the values of key k (of the family's label count), or NULL. */
-static FS_ALWAYS_INLINE fs_child *key_find(fs_table *t, const fs_label_key *k,
-                                           _Atomic(fs_child *) **slot)
+static FS_ALWAYS_INLINE fs_child *key_find(fs_table *t, const fs_label_key *k, fs_slot **slot)
 {
     if (FS_LIKELY(k->packed_len != 0))
         return table_find_packed(t, k, slot);
@@ -474,14 +479,14 @@ int fs__family_remove(fs_family *fam, const char *const *values)
         return value_too_long(fam, bad);
     pthread_mutex_lock(&fam->lock);
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
-    _Atomic(fs_child *) *slot;
+    fs_slot *slot;
     fs_child *c = key_find(t, &k, &slot);
     if (!c) {
         pthread_mutex_unlock(&fam->lock);
         return fs__error(FS_ENOTFOUND, "metric '%s' has no child with those label values",
                          fam->name);
     }
-    atomic_store_explicit(slot, FS_TOMBSTONE, memory_order_release);
+    atomic_store_explicit(&slot->child, FS_TOMBSTONE, memory_order_release);
     bool found;
     size_t pos = sorted_pos(fam, values, &found);
     if (found) {

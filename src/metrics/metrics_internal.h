@@ -403,12 +403,22 @@ typedef struct fs_info_child {
     fs_child hdr;
 } fs_info_child;
 
-/** Lock-free open-addressing table of children; slots hold NULL, a child or a tombstone. */
+/**
+ * A slot of a table: NULL, a child or a tombstone, with the child's hash
+ * beside it (stored before the child is published), so that probing past
+ * other children reads none of them.
+ */
+typedef struct fs_slot {
+    _Atomic(fs_child *) child;
+    _Atomic uint64_t hash;
+} fs_slot;
+
+/** Lock-free open-addressing table of children (linear probing). */
 typedef struct fs_table {
     size_t mask;
     size_t used; /* live + tombstones (written under the family lock) */
     struct fs_table *retired_next;
-    _Atomic(fs_child *) slots[];
+    fs_slot slots[];
 } fs_table;
 
 extern fs_child fs__tombstone FS_HIDDEN;

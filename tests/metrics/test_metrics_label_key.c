@@ -551,6 +551,76 @@ static void test_concurrent_creation(void **state)
     free(s);
 }
 
+/* Key and value lookups while another thread removes children and clears
+ * the family: slots are tombstoned and reused under the readers. */
+struct churn {
+    fs_counter_family *fam;
+    char handler[64][8];
+    atomic_bool stop;
+    atomic_int wrong;
+};
+
+static void *churn_reader(void *p)
+{
+    struct churn *s = p;
+    for (int i = 0; !atomic_load(&s->stop); i++) {
+        const char *v[] = {"app", "memory", s->handler[i % 64]};
+        fs_label_key k;
+        fs_label_key_init(&k, 3, v);
+        fs_counter *c = (i % 2) ? fs_counter_family_labels_key(s->fam, &k)
+                                : fs_counter_family_labels(s->fam, v);
+        if (!c)
+            atomic_fetch_add(&s->wrong, 1);
+        fs_counter_inc(c);
+    }
+    return NULL;
+}
+
+static void *churn_remover(void *p)
+{
+    struct churn *s = p;
+    for (int i = 0; i < 20000; i++) {
+        const char *v[] = {"app", "memory", s->handler[(i * 7) % 64]};
+        fs_counter_family_remove(s->fam, v);
+        if (i % 500 == 0)
+            fs_counter_family_clear(s->fam);
+    }
+    atomic_store(&s->stop, true);
+    return NULL;
+}
+
+static void test_lookups_during_removal(void **state)
+{
+    (void)state;
+    struct churn *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    fs_registry *reg = new_registry();
+    assert_int_equal(fs_counter_family_new(reg, "ch_total", "c", 3, NAMES3, &s->fam), FS_OK);
+    for (int i = 0; i < 64; i++)
+        snprintf(s->handler[i], sizeof s->handler[i], "h%d", i);
+    pthread_t t[3];
+    assert_int_equal(pthread_create(&t[0], NULL, churn_reader, s), 0);
+    assert_int_equal(pthread_create(&t[1], NULL, churn_reader, s), 0);
+    assert_int_equal(pthread_create(&t[2], NULL, churn_remover, s), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&s->wrong), 0);
+    /* Afterwards both paths agree, and no label set is exposed twice. */
+    for (int i = 0; i < 64; i++) {
+        const char *v[] = {"app", "memory", s->handler[i]};
+        fs_label_key k;
+        assert_int_equal(fs_label_key_init(&k, 3, v), FS_OK);
+        fs_counter *c = fs_counter_family_labels_key(s->fam, &k);
+        assert_non_null(c);
+        assert_ptr_equal(c, fs_counter_family_labels(s->fam, v));
+    }
+    char *text = render(reg, FS_FORMAT_TEXT);
+    assert_int_equal(count_lines(text, "ch_total{"), 64);
+    free(text);
+    fs_registry_free(reg);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_remove_and_clear),
         cmocka_unit_test(test_concurrent_creation),
+        cmocka_unit_test(test_lookups_during_removal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
