@@ -110,11 +110,25 @@ static inline ssize_t scrape_find(const scrape *s, const char *key)
     return -1;
 }
 
+/* Format a sample key into key[cap]; fails the test when it does not fit. */
+static inline size_t scrape_key(char *key, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline size_t scrape_key(char *key, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(key, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap)
+        fail_msg("sample key longer than %zu bytes: %s...", cap - 1, key);
+    return (size_t)n;
+}
+
 /* The value of `name{labels}`; fails when absent. Ticks it off. */
 static inline double scrape_value(scrape *s, const char *name, const char *labels)
 {
     char key[1024];
-    snprintf(key, sizeof key, "%s{%s}", name, labels);
+    scrape_key(key, sizeof key, "%s{%s}", name, labels);
     ssize_t i = scrape_find(s, key);
     if (i < 0)
         fail_msg("no sample %s in:\n%s", key, s->text);
@@ -140,20 +154,20 @@ static inline size_t expect_histogram(scrape *s, const char *name, const char *l
                                       double sum)
 {
     char key[1024];
-    snprintf(key, sizeof key, "%s_count", name);
+    scrape_key(key, sizeof key, "%s_count", name);
     expect_sample(s, key, labels, count);
-    snprintf(key, sizeof key, "%s_sum", name);
+    scrape_key(key, sizeof key, "%s_sum", name);
     double got = scrape_value(s, key, labels);
     if (isnan(sum))
         assert_true(got >= 0);
     else if (got != sum)
         fail_msg("%s{%s} is %.17g, expected %.17g", key, labels, got, sum);
     char prefix[1024];
-    int pl = snprintf(prefix, sizeof prefix, "%s_bucket{%s,le=\"", name, labels);
+    size_t pl = scrape_key(prefix, sizeof prefix, "%s_bucket{%s,le=\"", name, labels);
     /* The child's buckets, in exposition order. */
     size_t nb = 0, idx[64];
     for (size_t p = scrape_lower(s, prefix);
-         p < s->n && strncmp(s->keys[s->sorted[p]], prefix, (size_t)pl) == 0; p++) {
+         p < s->n && strncmp(s->keys[s->sorted[p]], prefix, pl) == 0; p++) {
         assert_true(nb < 64);
         idx[nb++] = s->sorted[p];
     }
