@@ -297,14 +297,22 @@ typedef struct fs_url {
 } fs_url;
 
 /**
- * Parse `url` (percent-decoding user and password). FS_EINVAL with a
- * readable message when it is malformed. Free with fs_url_free.
+ * Parse `url` into `*out` (percent-decoding user and password; the query is
+ * kept as written, its %-escapes checked). FS_EINVAL with a readable
+ * message when it is malformed, FS_ENOMEM when out of memory; `*out` then
+ * holds nothing to free. Free a parsed URL with fs_url_free.
  */
 int fs_url_parse(const char *url, fs_url *out);
 
-/** The value of query parameter `key` (percent-decoded, caller frees), or NULL. */
+/**
+ * The value of query parameter `key`, percent-decoded (caller frees; "" for
+ * a key without '='), or NULL when absent. NULL with fs_last_error() set
+ * also when out of memory (or, for an fs_url not made by fs_url_parse, on a
+ * malformed %-escape).
+ */
 char *fs_url_query_param(const fs_url *url, const char *key);
 
+/** Free the strings of a parsed URL and reset it (NULL: no-op). */
 void fs_url_free(fs_url *url);
 
 #ifdef __cplusplus

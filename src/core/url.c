@@ -41,23 +41,35 @@ static int hexval(int c)
     return -1;
 }
 
-/* Copy [s, s+n) percent-decoded into a new string; NULL on a bad escape or OOM. */
-static char *decode(const char *s, size_t n, bool *bad)
+/* The byte of the %-escape at s[i] (i < n), or -1 when it is malformed. */
+static int escape_at(const char *s, size_t i, size_t n)
+{
+    int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
+    int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+/*
+ * Copy [s, s+n) into a new string, percent-decoded when `decode`. NULL with
+ * *bad set on a malformed escape, or NULL with *oom set when out of memory.
+ */
+static char *copy_n(const char *s, size_t n, bool decode, bool *bad, bool *oom)
 {
     char *out = malloc(n + 1);
-    if (!out)
+    if (!out) {
+        *oom = true;
         return NULL;
+    }
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0) {
+        if (decode && s[i] == '%') {
+            int c = escape_at(s, i, n);
+            if (c < 0) {
                 *bad = true;
                 free(out);
                 return NULL;
             }
-            out[j++] = (char)(hi * 16 + lo);
+            out[j++] = (char)c;
             i += 2;
             continue;
         }
@@ -67,14 +79,13 @@ static char *decode(const char *s, size_t n, bool *bad)
     return out;
 }
 
-static char *dup_n(const char *s, size_t n)
+/* True when every %-escape in [s, s+n) is well formed. */
+static bool escapes_valid(const char *s, size_t n)
 {
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '%' && escape_at(s, i, n) < 0)
+            return false;
+    return true;
 }
 
 void fs_url_free(fs_url *u)
@@ -92,6 +103,13 @@ void fs_url_free(fs_url *u)
     u->port = -1;
 }
 
+/* fs_url_parse's failure: free what was parsed and record why. */
+static int url_fail(fs_url *out, const char *url, const char *why)
+{
+    fs_url_free(out);
+    return fs__error(FS_EINVAL, "malformed URL '%s': %s", url, why);
+}
+
 int fs_url_parse(const char *url, fs_url *out)
 {
     FS_CHECK_ARG(out, "fs_url_parse: out is NULL");
@@ -104,8 +122,8 @@ int fs_url_parse(const char *url, fs_url *out)
     for (const char *c = url; c < sep; c++)
         if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.')
             return fs__error(FS_EINVAL, "malformed URL '%s': invalid scheme", url);
-    bool bad = false;
-    out->scheme = dup_n(url, (size_t)(sep - url));
+    bool bad = false, oom = false;
+    out->scheme = copy_n(url, (size_t)(sep - url), false, &bad, &oom);
     const char *p = sep + 3;
     const char *end_auth = p + strcspn(p, "/?#");
     const char *at = NULL;
@@ -114,21 +132,15 @@ int fs_url_parse(const char *url, fs_url *out)
             at = c;
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon) {
-            out->user = decode(p, (size_t)(colon - p), &bad);
-            if (!bad)
-                out->password = decode(colon + 1, (size_t)(at - colon - 1), &bad);
-        } else {
-            out->user = decode(p, (size_t)(at - p), &bad);
-        }
-        if (bad) {
-            fs_url_free(out);
-            return fs__error(FS_EINVAL, "malformed URL '%s': bad %%-escape in the credentials",
-                             url);
-        }
+        const char *user_end = colon ? colon : at;
+        out->user = copy_n(p, (size_t)(user_end - p), true, &bad, &oom);
+        if (colon && out->user)
+            out->password = copy_n(colon + 1, (size_t)(at - colon - 1), true, &bad, &oom);
+        if (bad)
+            return url_fail(out, url, "bad %-escape in the credentials");
         p = at + 1;
     }
-    out->hosts = dup_n(p, (size_t)(end_auth - p));
+    out->hosts = copy_n(p, (size_t)(end_auth - p), false, &bad, &oom);
     /* the first host */
     const char *first_end = memchr(p, ',', (size_t)(end_auth - p));
     if (!first_end)
@@ -137,38 +149,29 @@ int fs_url_parse(const char *url, fs_url *out)
         const char *hs = p, *he, *port = NULL;
         if (*hs == '[') {
             const char *rb = memchr(hs, ']', (size_t)(first_end - hs));
-            if (!rb) {
-                fs_url_free(out);
-                return fs__error(FS_EINVAL, "malformed URL '%s': unterminated '[' in the host",
-                                 url);
-            }
-            out->host = dup_n(hs + 1, (size_t)(rb - hs - 1));
+            if (!rb)
+                return url_fail(out, url, "unterminated '[' in the host");
+            out->host = copy_n(hs + 1, (size_t)(rb - hs - 1), false, &bad, &oom);
             he = rb + 1;
             if (he < first_end) {
-                if (*he != ':') {
-                    fs_url_free(out);
-                    return fs__error(FS_EINVAL, "malformed URL '%s': junk after ']'", url);
-                }
+                if (*he != ':')
+                    return url_fail(out, url, "junk after ']'");
                 port = he + 1;
             }
         } else {
             const char *colon = memchr(hs, ':', (size_t)(first_end - hs));
             he = colon ? colon : first_end;
-            out->host = dup_n(hs, (size_t)(he - hs));
+            out->host = copy_n(hs, (size_t)(he - hs), false, &bad, &oom);
             if (colon)
                 port = colon + 1;
         }
         if (port) {
             long v = 0;
-            if (port == first_end) {
-                fs_url_free(out);
-                return fs__error(FS_EINVAL, "malformed URL '%s': empty port", url);
-            }
+            if (port == first_end)
+                return url_fail(out, url, "empty port");
             for (const char *c = port; c < first_end; c++) {
-                if (!isdigit((unsigned char)*c) || v > 65535) {
-                    fs_url_free(out);
-                    return fs__error(FS_EINVAL, "malformed URL '%s': invalid port", url);
-                }
+                if (!isdigit((unsigned char)*c) || v > 65535)
+                    return url_fail(out, url, "invalid port");
                 v = v * 10 + (*c - '0');
             }
             if (v > 65535) {
@@ -181,14 +184,16 @@ int fs_url_parse(const char *url, fs_url *out)
     p = end_auth;
     if (*p == '/') {
         size_t n = strcspn(p + 1, "?#");
-        out->path = dup_n(p + 1, n);
+        out->path = copy_n(p + 1, n, false, &bad, &oom);
         p += 1 + n;
     }
     if (*p == '?') {
         size_t n = strcspn(p + 1, "#");
-        out->query = dup_n(p + 1, n);
+        if (!escapes_valid(p + 1, n))
+            return url_fail(out, url, "bad %-escape in the query");
+        out->query = copy_n(p + 1, n, false, &bad, &oom);
     }
-    if (!out->scheme || !out->hosts) {
+    if (oom) {
         fs_url_free(out);
         return fs__error(FS_ENOMEM, "out of memory parsing a URL");
     }
@@ -206,10 +211,12 @@ char *fs_url_query_param(const fs_url *url, const char *key)
         const char *eq = memchr(p, '=', n);
         size_t name_len = eq ? (size_t)(eq - p) : n;
         if (name_len == klen && memcmp(p, key, klen) == 0) {
-            bool bad = false;
-            if (!eq)
-                return dup_n("", 0);
-            char *v = decode(eq + 1, n - name_len - 1, &bad);
+            bool bad = false, oom = false;
+            char *v = eq ? copy_n(eq + 1, n - name_len - 1, true, &bad, &oom)
+                         : copy_n("", 0, false, &bad, &oom);
+            if (!v)
+                fs__error(oom ? FS_ENOMEM : FS_EINVAL, "query parameter '%s': %s", key,
+                          oom ? "out of memory" : "bad %-escape");
             return v;
         }
         p += n;

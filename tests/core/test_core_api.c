@@ -60,7 +60,21 @@ static void test_url_parse(void **state)
     CHECK_ERR(fs_url_parse("redis://h:", &u), FS_EINVAL);
     CHECK_ERR(fs_url_parse("redis://[::1:6379", &u), FS_EINVAL);
     CHECK_ERR(fs_url_parse("redis://u:%zz@h", &u), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "credentials"));
+    /* a malformed escape in the query is refused at parse time, not lost later */
+    CHECK_ERR(fs_url_parse("redis://h/0?name=a%2", &u), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "query"));
+    CHECK_ERR(fs_url_parse("redis://h/0?name=%g0", &u), FS_EINVAL);
     CHECK_ERR(fs_url_parse(NULL, &u), FS_EINVAL);
+
+    CHECK_OK(fs_url_parse("redis://h?flag&x=%41", &u));
+    v = fs_url_query_param(&u, "flag");
+    assert_string_equal(v, "");
+    free(v);
+    v = fs_url_query_param(&u, "x");
+    assert_string_equal(v, "A");
+    free(v);
+    fs_url_free(&u);
 }
 
 static void test_broker_urls(void **state)
@@ -75,6 +89,7 @@ static void test_broker_urls(void **state)
     CHECK_ERR(fs_broker_new("memory://somehost", NULL, &b), FS_EINVAL);
     CHECK_ERR(fs_broker_new("memory://?capacity=abc", NULL, &b), FS_EINVAL);
     assert_non_null(strstr(fs_last_error(), "capacity"));
+    CHECK_ERR(fs_broker_new("memory://?capacity=%z2", NULL, &b), FS_EINVAL);
     CHECK_ERR(fs_broker_new("memory://?colour=red", NULL, &b), FS_EINVAL);
     assert_non_null(strstr(fs_last_error(), "colour"));
     CHECK_ERR(fs_broker_new(NULL, NULL, &b), FS_EINVAL);
