@@ -66,13 +66,24 @@ typedef struct idset {
     size_t cap, len;
 } idset;
 
+/*
+ * A reply that messages point into (their body, raw value, name, entry id:
+ * hiredis strings are NUL-terminated): freed with the last of them, so that
+ * a batch is not copied.
+ */
+typedef struct rhold {
+    redisReply *reply;
+    _Atomic size_t refs;
+} rhold;
+
 /* One delivery: the core's message and everything it points to. */
 typedef struct rmsg {
     fs_message m;
     rsub *sub;
     struct rmsg *next;
     fs_redis_message_info info;
-    fs__redis_buf arena; /* every string of the message, NUL-terminated */
+    rhold *hold;         /* the reply its strings point into, or NULL: all in arena */
+    fs__redis_buf arena; /* the strings not in `hold`, NUL-terminated */
     fs_header *hdrs;
     size_t hdr_cap;
     /* The value as read (list: one value; stream: the entry's fields), to requeue or

@@ -167,10 +167,39 @@ static rmsg *rec_get(rsub *s)
     }
     r->sub = s;
     r->next = NULL;
+    r->hold = NULL;
     r->has_id = false;
     r->nacked = false;
     r->field_count = 0;
     return r;
+}
+
+/* Hold `reply` for the messages built from it; NULL (out of memory): they copy instead. */
+static rhold *hold_new(redisReply *reply)
+{
+    rhold *h = malloc(sizeof *h);
+    if (h) {
+        h->reply = reply;
+        atomic_init(&h->refs, 1);
+    }
+    return h;
+}
+
+static void hold_drop(rhold *h)
+{
+    if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
+        freeReplyObject(h->reply);
+        free(h);
+    }
+}
+
+/* The reader is done with `reply`: free it now, or with the last message pointing into it. */
+static void reply_done(redisReply *reply, rhold *h)
+{
+    if (h)
+        hold_drop(h);
+    else
+        freeReplyObject(reply);
 }
 
 static void rec_destroy(rmsg *r)
@@ -217,7 +246,10 @@ static void rec_release(fs_message *m)
         }
         pthread_mutex_unlock(&s->set_mu);
     }
+    rhold *h = r->hold;
+    r->hold = NULL;
     rec_put(s, r);
+    hold_drop(h);
 }
 
 static size_t str_room(size_t n)
@@ -262,10 +294,14 @@ static void map_headers(fs_message *m, const fs_header *h, size_t n)
 /*
  * Fill `r` from a decoded value. `name`: where it came from; `pattern` and
  * `id` may be NULL; `raw` (count entries) is kept to requeue or dead-letter.
+ * With `hold`, every string given (name, pattern, id, raw keys and values)
+ * lies NUL-terminated in its reply, which the record then references
+ * instead of copying; only headers (not NUL-terminated in a binary value)
+ * and a body that is not the tail of a raw value (JSON) go into the arena.
  */
-static int rec_fill(rsub *s, rmsg *r, const char *name, size_t name_len, const char *pattern,
-                    size_t pattern_len, const char *id, size_t id_len, const fs__redis_decoded *d,
-                    const fs__redis_kv *raw, size_t raw_count)
+static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name_len,
+                    const char *pattern, size_t pattern_len, const char *id, size_t id_len,
+                    const fs__redis_decoded *d, const fs__redis_kv *raw, size_t raw_count)
 {
     /* The body is often the tail of a value kept anyway (binary and raw formats): share it. */
     size_t body_in = raw_count;
@@ -274,12 +310,15 @@ static int rec_fill(rsub *s, rmsg *r, const char *name, size_t name_len, const c
             (uintptr_t)(d->body + d->body_len) == (uintptr_t)(raw[i].value + raw[i].value_len))
             body_in = i;
     bool own_name = name_len == s->name_len && memcmp(name, s->name, name_len) == 0;
-    size_t need = (own_name ? 0 : str_room(name_len)) + str_room(pattern_len) + str_room(id_len) +
-                  (body_in < raw_count ? 0 : str_room(d->body_len));
+    bool copy = !hold;
+    size_t need = body_in < raw_count ? 0 : str_room(d->body_len);
+    if (copy) {
+        need += (own_name ? 0 : str_room(name_len)) + str_room(pattern_len) + str_room(id_len);
+        for (size_t i = 0; i < raw_count; i++)
+            need += str_room(raw[i].key_len) + str_room(raw[i].value_len);
+    }
     for (size_t i = 0; i < d->header_count; i++)
         need += str_room(d->headers[i].key_len) + str_room(d->headers[i].value_len);
-    for (size_t i = 0; i < raw_count; i++)
-        need += str_room(raw[i].key_len) + str_room(raw[i].value_len);
     r->arena.len = 0;
     int rc = fs__redis_buf_reserve(&r->arena, need);
     if (rc)
@@ -291,23 +330,27 @@ static int rec_fill(rsub *s, rmsg *r, const char *name, size_t name_len, const c
     fs_message *m = &r->m;
     fs_message_init(m);
     r->info.kind = s->kind;
-    r->info.name = own_name ? s->name : arena_put(a, name, name_len);
-    r->info.pattern = pattern ? arena_put(a, pattern, pattern_len) : NULL;
-    r->info.entry_id = id ? arena_put(a, id, id_len) : NULL;
+    r->info.name = own_name ? s->name : copy ? arena_put(a, name, name_len) : name;
+    r->info.pattern = pattern && copy ? arena_put(a, pattern, pattern_len) : pattern;
+    r->info.entry_id = id && copy ? arena_put(a, id, id_len) : id;
     r->info.group = s->group;
     r->info.format = d->format;
     for (size_t i = 0; i < d->header_count; i++) {
         r->hdrs[i].name = arena_put(a, d->headers[i].key, d->headers[i].key_len);
         r->hdrs[i].value = arena_put(a, d->headers[i].value, d->headers[i].value_len);
     }
-    for (size_t i = 0; i < raw_count; i++) {
-        r->fields[i].key = arena_put(a, raw[i].key, raw[i].key_len);
-        r->fields[i].key_len = raw[i].key_len;
-        r->fields[i].value = arena_put(a, raw[i].value, raw[i].value_len);
-        r->fields[i].value_len = raw[i].value_len;
+    if (copy) {
+        for (size_t i = 0; i < raw_count; i++) {
+            r->fields[i].key = arena_put(a, raw[i].key, raw[i].key_len);
+            r->fields[i].key_len = raw[i].key_len;
+            r->fields[i].value = arena_put(a, raw[i].value, raw[i].value_len);
+            r->fields[i].value_len = raw[i].value_len;
+        }
+    } else if (raw_count) {
+        memcpy(r->fields, raw, raw_count * sizeof *raw);
     }
     r->field_count = raw_count;
-    if (body_in < raw_count) /* NUL-terminated as well: the value's copy ends with one */
+    if (body_in < raw_count) /* NUL-terminated as well: the value (or its copy) ends with one */
         m->body = r->fields[body_in].value + (d->body - raw[body_in].value);
     else
         m->body = arena_put(a, d->body, d->body_len);
@@ -321,6 +364,10 @@ static int rec_fill(rsub *s, rmsg *r, const char *name, size_t name_len, const c
     m->raw = &r->info;
     m->release = rec_release;
     m->adapter_data = r;
+    if (hold) {
+        atomic_fetch_add_explicit(&hold->refs, 1, memory_order_relaxed);
+        r->hold = hold;
+    }
     return FS_OK;
 }
 
@@ -340,9 +387,9 @@ static void rlist_push(rlist *l, rmsg *r)
     l->n++;
 }
 
-/* A record for a plain value (channel, list). */
-static int add_value(rsub *s, rlist *l, const char *name, size_t name_len, const char *pattern,
-                     size_t pattern_len, const char *value, size_t len)
+/* A record for a plain value (channel, list); the strings lie in `hold`'s reply, if given. */
+static int add_value(rsub *s, rlist *l, rhold *hold, const char *name, size_t name_len,
+                     const char *pattern, size_t pattern_len, const char *value, size_t len)
 {
     fs__redis_decoded d;
     int rc = fs__redis_decode(value, len, &s->scratch, &d);
@@ -352,7 +399,7 @@ static int add_value(rsub *s, rlist *l, const char *name, size_t name_len, const
     if (!r)
         return FS_ENOMEM;
     fs__redis_kv raw = {"", 0, value, len};
-    rc = rec_fill(s, r, name, name_len, pattern, pattern_len, NULL, 0, &d, &raw,
+    rc = rec_fill(s, r, hold, name, name_len, pattern, pattern_len, NULL, 0, &d, &raw,
                   s->kind == FS_REDIS_LIST ? 1 : 0);
     if (rc) {
         rec_put(s, r);
@@ -367,8 +414,9 @@ static bool is_str(const redisReply *r)
     return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
 }
 
-/* A record for a stream entry reply [id, [field, value, ...]]. Sets *id. */
-static int add_entry(rsub *s, rlist *l, const redisReply *e, sid *id)
+/* A record for a stream entry reply [id, [field, value, ...]] of `hold`'s reply (or
+ * copied: NULL). Sets *id. */
+static int add_entry(rsub *s, rlist *l, rhold *hold, const redisReply *e, sid *id)
 {
     if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || !is_str(e->element[0]) ||
         !fs__redis_sid_parse(e->element[0]->str, e->element[0]->len, id))
@@ -390,7 +438,7 @@ static int add_entry(rsub *s, rlist *l, const redisReply *e, sid *id)
     rmsg *r = rec_get(s);
     if (!r)
         return FS_ENOMEM;
-    rc = rec_fill(s, r, s->name, strlen(s->name), NULL, 0, e->element[0]->str, e->element[0]->len,
+    rc = rec_fill(s, r, hold, s->name, s->name_len, NULL, 0, e->element[0]->str, e->element[0]->len,
                   &d, s->fields, nf);
     if (rc) {
         rec_put(s, r);
@@ -565,10 +613,10 @@ static int channel_message(rsub *s, rlist *l, const redisReply *r)
         return FS_OK;
     const char *type = r->element[0]->str;
     if (strcmp(type, "message") == 0 && r->elements == 3)
-        return add_value(s, l, r->element[1]->str, r->element[1]->len, NULL, 0, r->element[2]->str,
-                         r->element[2]->len);
+        return add_value(s, l, NULL, r->element[1]->str, r->element[1]->len, NULL, 0,
+                         r->element[2]->str, r->element[2]->len);
     if (strcmp(type, "pmessage") == 0 && r->elements == 4)
-        return add_value(s, l, r->element[2]->str, r->element[2]->len, r->element[1]->str,
+        return add_value(s, l, NULL, r->element[2]->str, r->element[2]->len, r->element[1]->str,
                          r->element[1]->len, r->element[3]->str, r->element[3]->len);
     return FS_OK; /* subscribe confirmations and the like */
 }
@@ -608,10 +656,13 @@ static int read_list(rsub *s, rlist *l, size_t want, int budget)
     if ((rc = fs__redis_reply_error(r, "BLMPOP")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
         r->elements == 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
         const redisReply *key = r->element[0], *vals = r->element[1];
+        rhold *h = hold_new(r);
         for (size_t i = 0; i < vals->elements && !rc; i++)
             if (is_str(vals->element[i]))
-                rc = add_value(s, l, key->str, key->len, NULL, 0, vals->element[i]->str,
+                rc = add_value(s, l, h, key->str, key->len, NULL, 0, vals->element[i]->str,
                                vals->element[i]->len);
+        reply_done(r, h);
+        return rc;
     }
     freeReplyObject(r);
     return rc;
@@ -642,19 +693,23 @@ static int read_stream_nogroup(rsub *s, rlist *l, size_t want, int budget)
         return rc;
     rc = fs__redis_reply_error(r, "XREAD");
     const redisReply *e = rc ? NULL : stream_entries(r);
+    rhold *h = e && e->elements ? hold_new(r) : NULL;
     for (size_t i = 0; e && i < e->elements && !rc; i++) {
         sid id;
-        rc = add_entry(s, l, e->element[i], &id);
+        rc = add_entry(s, l, h, e->element[i], &id);
         if (!rc)
             fs__redis_sid_format(id, s->last_id, sizeof s->last_id);
     }
-    freeReplyObject(r);
+    reply_done(r, h);
     return rc;
 }
 
-/* Hand out the entries of `e` (set_mu held) unless they are out or queued for redelivery. */
-static int deliver_entries(rsub *s, rlist *l, const redisReply *e, char *cursor, size_t cursor_cap,
-                           sid *deleted, size_t *ndeleted, size_t deleted_cap)
+/*
+ * Hand out the entries of `e`, part of `hold`'s reply (or copied: NULL), unless they are out or
+ * queued for redelivery. set_mu held.
+ */
+static int deliver_entries(rsub *s, rlist *l, rhold *hold, const redisReply *e, char *cursor,
+                           size_t cursor_cap, sid *deleted, size_t *ndeleted, size_t deleted_cap)
 {
     int rc = FS_OK;
     for (size_t i = 0; e && i < e->elements && !rc; i++) {
@@ -675,7 +730,7 @@ static int deliver_entries(rsub *s, rlist *l, const redisReply *e, char *cursor,
             continue;
         if ((rc = idset_add(&s->out, id)))
             break;
-        if ((rc = add_entry(s, l, ent, &id)))
+        if ((rc = add_entry(s, l, hold, ent, &id)))
             idset_del(&s->out, id);
     }
     return rc;
@@ -699,9 +754,12 @@ static int scan_pending(rsub *s, rlist *l, size_t want)
         e = stream_entries(r);
     if (!rc && (!e || e->elements == 0))
         s->need_scan = false;
-    else if (!rc)
-        rc = deliver_entries(s, l, e, s->scan_cursor, sizeof s->scan_cursor, deleted, &nd, 64);
-    freeReplyObject(r);
+    rhold *h = NULL;
+    if (!rc && e && e->elements) {
+        h = hold_new(r);
+        rc = deliver_entries(s, l, h, e, s->scan_cursor, sizeof s->scan_cursor, deleted, &nd, 64);
+    }
+    reply_done(r, h);
     if (!rc && nd) { /* deleted entries cannot be delivered: clear them from the PEL */
         const char *av[3 + 64];
         char ids[64][48];
@@ -739,13 +797,16 @@ static int redeliver_nacked(rsub *s, rlist *l, size_t want)
     int rc = reader_command(s, (int)(5 + n), av, &r);
     if (rc)
         return rc;
+    rhold *h = NULL;
     if ((rc = fs__redis_reply_error(r, "XCLAIM")) == FS_OK) {
         memmove(s->nackq, s->nackq + n, (s->nack_len - n) * sizeof *s->nackq);
         s->nack_len -= n;
-        if (r->type == REDIS_REPLY_ARRAY)
-            rc = deliver_entries(s, l, r, NULL, 0, NULL, NULL, 0);
+        if (r->type == REDIS_REPLY_ARRAY && r->elements) {
+            h = hold_new(r);
+            rc = deliver_entries(s, l, h, r, NULL, 0, NULL, NULL, 0);
+        }
     }
-    freeReplyObject(r);
+    reply_done(r, h);
     return rc;
 }
 
@@ -761,17 +822,20 @@ static int claim_idle(rsub *s, rlist *l, size_t want)
     int rc = reader_command(s, 8, argv, &r);
     if (rc)
         return rc;
+    rhold *h = NULL;
     if ((rc = fs__redis_reply_error(r, "XAUTOCLAIM")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
         r->elements >= 2 && is_str(r->element[0])) {
         snprintf(s->claim_cursor, sizeof s->claim_cursor, "%s", r->element[0]->str);
-        if (r->element[1]->type == REDIS_REPLY_ARRAY)
-            rc = deliver_entries(s, l, r->element[1], NULL, 0, NULL, NULL, 0);
+        if (r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements) {
+            h = hold_new(r);
+            rc = deliver_entries(s, l, h, r->element[1], NULL, 0, NULL, NULL, 0);
+        }
         if (strcmp(s->claim_cursor, "0-0") == 0) {
             unsigned period = s->claim_min_idle_ms / 2;
             s->claim_due_ms = fs__redis_now_ms() + (period < 50 ? 50 : period);
         }
     }
-    freeReplyObject(r);
+    reply_done(r, h);
     return rc;
 }
 
@@ -806,11 +870,13 @@ static int read_stream_group(rsub *s, rlist *l, size_t want, int budget)
         return ensure_group(s);
     }
     rc = fs__redis_reply_error(r, "XREADGROUP");
+    const redisReply *e = rc ? NULL : stream_entries(r);
+    rhold *h = e && e->elements ? hold_new(r) : NULL;
     pthread_mutex_lock(&s->set_mu);
-    if (!rc)
-        rc = deliver_entries(s, l, stream_entries(r), NULL, 0, NULL, NULL, 0);
+    if (e)
+        rc = deliver_entries(s, l, h, e, NULL, 0, NULL, NULL, 0);
     pthread_mutex_unlock(&s->set_mu);
-    freeReplyObject(r);
+    reply_done(r, h);
     return rc;
 }
 
