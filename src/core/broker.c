@@ -425,16 +425,7 @@ int fs_broker_connect(fs_broker *b)
 /* Wait (lock held) until no worker is alive, up to timeout_ms (<0: forever). */
 static bool wait_workers(fs_broker *b, int timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms > 0) {
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
+    struct timespec deadline = fs__deadline_ts(timeout_ms);
     while (b->live_workers > 0) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&b->cond, &b->lock);

@@ -5,6 +5,7 @@
 #define FS_CORE_INTERNAL_H
 
 #include "common/internal.h"
+#include "core/util.h"
 #include "faststream/adapter.h"
 #include "faststream/broker.h"
 #include "faststream/middleware.h"
@@ -147,10 +148,5 @@ int fs__settle_owned(fs_message *m, fs_settle_state state);
 /* broker.c */
 int fs__broker_ensure_connected(fs_broker *b);
 int fs__broker_stop_timeout(fs_broker *b, int timeout_ms);
-
-/* misc */
-uint64_t fs__now_ns(void);
-char *fs__strdup(const char *s);
-void fs__sleep_ms(unsigned ms);
 
 #endif

@@ -10,10 +10,8 @@
  */
 #include "core/core.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* How long one fetch may block; stop wakes fetchers earlier through ops->stop. */
 #define FS__FETCH_TIMEOUT_MS 500
@@ -192,12 +190,11 @@ static int fetch_batch_by_one(fs__frame *f, size_t *n)
     if (rc < 0)
         return rc;
     *n = 1;
-    uint64_t deadline = fs__now_ns() + (uint64_t)sub->batch_timeout_ms * 1000000u;
+    uint64_t deadline = fs__deadline_ns(sub->batch_timeout_ms);
     while (*n < sub->batch_size) {
-        uint64_t now = fs__now_ns();
-        if (now >= deadline)
+        int left = fs__ms_left(deadline);
+        if (left == 0)
             break;
-        int left = (int)((deadline - now + 999999u) / 1000000u);
         rc = ops->fetch(impl, sub->adapter_sub, left, &f->items[*n]);
         if (rc < 0)
             break;
@@ -433,9 +430,9 @@ uint64_t fs_subscriber_handled(const fs_subscriber *sub)
 int fs_subscriber_wait_handled(const fs_subscriber *sub, uint64_t n, int timeout_ms)
 {
     FS_CHECK_ARG(sub, "fs_subscriber_wait_handled: subscriber is NULL");
-    uint64_t deadline = fs__now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+    uint64_t deadline = fs__deadline_ns(timeout_ms);
     while (fs_subscriber_handled(sub) < n) {
-        if (timeout_ms >= 0 && fs__now_ns() >= deadline)
+        if (timeout_ms >= 0 && fs__ms_left(deadline) == 0)
             return fs__error(
                 FS_ETIMEDOUT, "subscriber %s handled %llu of %llu messages within %d ms", sub->name,
                 (unsigned long long)fs_subscriber_handled(sub), (unsigned long long)n, timeout_ms);

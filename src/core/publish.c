@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static _Thread_local const char *last_publish_error_type;
@@ -292,16 +291,7 @@ static int do_request(fs_broker *b, void *dest, const char *destination, const f
     env.reply_to = b->req_inbox;
     rc = fs__publish_run(b, dest, destination, &env, 1, false);
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms > 0) {
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
+    struct timespec deadline = fs__deadline_ts(timeout_ms);
     pthread_mutex_lock(&b->req_lock);
     while (rc >= 0 && !w.reply) {
         if (timeout_ms < 0)

@@ -11,6 +11,7 @@
  * reject) or on `ready` (nack). No lock and no allocation on that path.
  */
 #include "common/internal.h"
+#include "core/util.h"
 #include "faststream/adapter.h"
 #include "faststream/memory.h"
 #include "ring.h"
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MEM_BUCKETS 1024
 #define MEM_DEFAULT_CAPACITY 16384
@@ -125,14 +125,13 @@ static mem_topic *topic_get(mem_broker *mb, const char *name)
     t = topic_find(mb, name, h);
     if (!t) {
         t = calloc(1, sizeof *t);
-        char *n = t ? malloc(strlen(name) + 1) : NULL;
+        char *n = t ? fs__strdup(name) : NULL;
         if (!n) {
             free(t);
             pthread_mutex_unlock(&mb->lock);
             fs__error(FS_ENOMEM, "out of memory creating queue '%s'", name);
             return NULL;
         }
-        strcpy(n, name);
         t->name = n;
         t->hash = h;
         pthread_mutex_init(&t->records_lock, NULL);
@@ -175,9 +174,7 @@ static mem_group *group_new(mem_broker *mb, mem_topic *t, const char *name)
     g->topic = t;
     g->cap = mb->capacity;
     g->stride = (sizeof(mem_slot) + mb->inline_size + 15u) & ~(size_t)15u;
-    g->name = name ? malloc(strlen(name) + 1) : NULL;
-    if (name && g->name)
-        strcpy(g->name, name);
+    g->name = fs__strdup(name);
     g->cells = malloc(2 * g->cap * sizeof *g->cells);
     g->pending = malloc(g->cap * sizeof *g->pending);
     /* calloc: large blocks come zeroed from mmap, so untouched slots cost no memory */
@@ -431,9 +428,7 @@ static int pop_wait(mem_sub *s, int timeout_ms, uint32_t *idx)
         if (mem_ring_pop(&g->ready, idx, false))
             return FS_OK;
     }
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
+    uint64_t deadline = fs__deadline_ns(timeout_ms);
     for (;;) {
         if (sub_stopped(s))
             return FS_ECLOSED;
@@ -443,13 +438,12 @@ static int pop_wait(mem_sub *s, int timeout_ms, uint32_t *idx)
             atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
             return FS_OK;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t left = deadline - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-        if (left <= 0 || sub_stopped(s)) {
+        int left = fs__ms_left(deadline);
+        if (left == 0 || sub_stopped(s)) {
             atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
             return sub_stopped(s) ? FS_ECLOSED : FS_ETIMEDOUT;
         }
-        mem_futex_wait(&g->seq, seq, (int)left);
+        mem_futex_wait(&g->seq, seq, left);
         atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
         if (mem_ring_pop(&g->ready, idx, false))
             return FS_OK;
@@ -487,19 +481,16 @@ static int mem_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
     if (rc < 0)
         return rc;
     out[(*n)++] = take(s, idx);
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + batch_timeout_ms;
+    uint64_t deadline = fs__deadline_ns(batch_timeout_ms);
     while (*n < max) {
         if (mem_ring_pop(&s->group->ready, &idx, false)) {
             out[(*n)++] = take(s, idx);
             continue;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t left = deadline - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-        if (left <= 0)
+        int left = fs__ms_left(deadline);
+        if (left == 0)
             break;
-        if (pop_wait(s, (int)left, &idx) < 0)
+        if (pop_wait(s, left, &idx) < 0)
             break;
         out[(*n)++] = take(s, idx);
     }
@@ -572,12 +563,11 @@ static int mem_subscribe(void *impl, fs_subscribe_spec *spec, void **out)
     s->mb = mb;
     s->inbox = spec->reply_inbox;
     if (o && o->dead_letter) {
-        s->dead_letter = malloc(strlen(o->dead_letter) + 1);
+        s->dead_letter = fs__strdup(o->dead_letter);
         if (!s->dead_letter) {
             free(s);
             return fs__error(FS_ENOMEM, "out of memory subscribing to '%s'", spec->source);
         }
-        strcpy(s->dead_letter, o->dead_letter);
     }
     mem_topic *t = topic_get(mb, spec->source);
     if (!t) {
@@ -888,18 +878,13 @@ int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **o
 int fs_memory_wait_handled(fs_broker *broker, uint64_t n, int timeout_ms)
 {
     FS_CHECK_ARG(broker, "fs_memory_wait_handled: broker is NULL");
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    uint64_t deadline = fs__deadline_ns(timeout_ms);
     while (fs_broker_handled(broker) < n) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t elapsed =
-            (int64_t)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (timeout_ms >= 0 && elapsed >= timeout_ms)
+        if (timeout_ms >= 0 && fs__ms_left(deadline) == 0)
             return fs__error(FS_ETIMEDOUT, "handled %llu of %llu messages within %d ms",
                              (unsigned long long)fs_broker_handled(broker), (unsigned long long)n,
                              timeout_ms);
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
+        fs__sleep_ms(1);
     }
     return FS_OK;
 }

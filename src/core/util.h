@@ -1,0 +1,32 @@
+/*
+ * Small helpers shared by the core, the in-process broker and the
+ * middleware: monotonic time, deadlines, sleeping, strdup. Not installed.
+ */
+#ifndef FS_CORE_UTIL_H
+#define FS_CORE_UTIL_H
+
+#include <stdint.h>
+#include <time.h>
+
+/** CLOCK_MONOTONIC in nanoseconds. */
+uint64_t fs__now_ns(void);
+
+/** The fs__now_ns() time `ms` milliseconds from now (now for ms <= 0). */
+uint64_t fs__deadline_ns(int64_t ms);
+
+/** Milliseconds left until `deadline_ns` (fs__now_ns clock), rounded up; 0 once it passed. */
+int fs__ms_left(uint64_t deadline_ns);
+
+/**
+ * The CLOCK_MONOTONIC time `ms` milliseconds from now (now for ms <= 0),
+ * for pthread_cond_timedwait on a condition variable set to that clock.
+ */
+struct timespec fs__deadline_ts(int ms);
+
+/** Sleep `ms` milliseconds (resumed after signals). */
+void fs__sleep_ms(unsigned ms);
+
+/** A malloc'ed copy of `s`; NULL for NULL or when out of memory. */
+char *fs__strdup(const char *s);
+
+#endif
