@@ -2,6 +2,7 @@
  * Message accessors, settlement, failures, replies and heap copies.
  */
 #include "core/core.h"
+#include "core/pack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,59 +286,22 @@ int fs_message_reply(fs_message *m, const void *body, size_t body_len, const fs_
 /* ------------------------------------------------------------------------ */
 /* Heap copies: one block holding the message, its headers and strings.      */
 
-static size_t str_need(const char *s)
+static fs_message *copy_envelope(const fs_envelope *env, const char *source)
 {
-    return s ? strlen(s) + 1 : 0;
-}
-
-static char *str_put(char **cursor, const char *s)
-{
-    if (!s)
+    size_t need = fs__size_add(sizeof(fs_message), fs__pack_size(env, source ? source : ""));
+    if (need == SIZE_MAX) {
+        fs__error(FS_EINVAL, "message too large to copy (body of %zu bytes)", env->body_len);
         return NULL;
-    size_t n = strlen(s) + 1;
-    char *dst = *cursor;
-    memcpy(dst, s, n);
-    *cursor += n;
-    return dst;
-}
-
-static fs_message *copy_fields(const void *body, size_t body_len, const fs_header *headers,
-                               size_t header_count, const char *content_type,
-                               const char *correlation_id, const char *message_id,
-                               const char *reply_to, const char *source)
-{
-    size_t need = sizeof(fs_message) + header_count * sizeof(fs_header);
-    for (size_t i = 0; i < header_count; i++)
-        need += str_need(headers[i].name ? headers[i].name : "") +
-                str_need(headers[i].value ? headers[i].value : "");
-    need += str_need(content_type) + str_need(correlation_id) + str_need(message_id) +
-            str_need(reply_to) + str_need(source ? source : "") + body_len + 1;
+    }
     fs_message *c = malloc(need);
     if (!c) {
-        fs__error(FS_ENOMEM, "out of memory copying a message of %zu bytes", body_len);
+        fs__error(FS_ENOMEM, "out of memory copying a message of %zu bytes", env->body_len);
         return NULL;
     }
     fs_message_init(c);
     c->flags_ = FS__MSG_COPY;
-    fs_header *h = (fs_header *)(c + 1);
-    char *cur = (char *)(h + header_count);
-    for (size_t i = 0; i < header_count; i++) {
-        h[i].name = str_put(&cur, headers[i].name ? headers[i].name : "");
-        h[i].value = str_put(&cur, headers[i].value ? headers[i].value : "");
-    }
-    c->headers = header_count ? h : NULL;
-    c->header_count = header_count;
-    c->content_type = str_put(&cur, content_type);
-    c->correlation_id = str_put(&cur, correlation_id);
-    c->message_id = str_put(&cur, message_id);
-    c->reply_to = str_put(&cur, reply_to);
-    c->source = str_put(&cur, source ? source : "");
-    if (body_len)
-        memcpy(cur, body, body_len);
-    cur[body_len] = '\0'; /* convenient for text bodies; not counted in body_len */
-    c->body = cur;
-    c->body_len = body_len;
-    c->size_ = body_len;
+    fs__pack(c, env, source ? source : "", c + 1);
+    c->size_ = env->body_len;
     return c;
 }
 
@@ -351,8 +315,7 @@ fs_message *fs_message_new_copy(const fs_envelope *env, const char *source)
         fs__error(FS_EINVAL, "fs_message_new_copy: NULL body or headers with a non-zero length");
         return NULL;
     }
-    return copy_fields(env->body, env->body_len, env->headers, env->header_count, env->content_type,
-                       env->correlation_id, env->message_id, env->reply_to, source);
+    return copy_envelope(env, source);
 }
 
 fs_message *fs_message_copy(const fs_message *m)
@@ -362,9 +325,8 @@ fs_message *fs_message_copy(const fs_message *m)
         return NULL;
     }
     if (!(m->flags_ & FS__MSG_BATCH)) {
-        fs_message *c =
-            copy_fields(m->body, m->body_len, m->headers, m->header_count, m->content_type,
-                        m->correlation_id, m->message_id, m->reply_to, m->source);
+        fs_envelope env = fs__message_envelope(m);
+        fs_message *c = copy_envelope(&env, m->source);
         if (c)
             c->broker_ = m->broker_;
         return c;

@@ -273,6 +273,18 @@ static void test_copies_and_names(void **state)
     fs_message_free(c);
     fs_message_free(m);
 
+    /* Sizes that overflow when added up are refused, never copied into a short block. */
+    fs_envelope huge = e;
+    huge.body_len = SIZE_MAX - 4;
+    fs_clear_error();
+    assert_null(fs_message_new_copy(&huge, "src"));
+    assert_non_null(strstr(fs_last_error(), "too large"));
+    fs_broker *b = memory_broker(4, false);
+    CHECK_ERR(fs_publish(b, "q", &huge), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "too large"));
+    assert_int_equal(fs_memory_queue_depth(b, "q", NULL), 0);
+    fs_broker_free(b);
+
     assert_string_equal(fs_outcome_name(FS_OUTCOME_SKIP), "skip");
     assert_string_equal(fs_settle_state_name(FS_SETTLE_REJECTED), "rejected");
     assert_string_equal(fs_ack_policy_name(FS_ACK_POLICY_NACK_ON_ERROR), "nack_on_error");

@@ -11,6 +11,7 @@
  * reject) or on `ready` (nack). No lock and no allocation on that path.
  */
 #include "common/internal.h"
+#include "core/pack.h"
 #include "core/util.h"
 #include "faststream/adapter.h"
 #include "faststream/memory.h"
@@ -173,7 +174,8 @@ static mem_group *group_new(mem_broker *mb, mem_topic *t, const char *name)
     pthread_mutex_init(&g->pending_lock, NULL);
     g->topic = t;
     g->cap = mb->capacity;
-    g->stride = (sizeof(mem_slot) + mb->inline_size + 15u) & ~(size_t)15u;
+    /* + 1: the NUL that fs__pack writes after the body */
+    g->stride = (sizeof(mem_slot) + mb->inline_size + 1 + 15u) & ~(size_t)15u;
     g->name = fs__strdup(name);
     g->cells = malloc(2 * g->cap * sizeof *g->cells);
     g->pending = malloc(g->cap * sizeof *g->pending);
@@ -236,22 +238,6 @@ static mem_group *topic_groups(mem_broker *mb, mem_topic *t)
 /* ------------------------------------------------------------------------ */
 /* Copying messages into slots                                              */
 
-static size_t sneed(const char *s)
-{
-    return s ? strlen(s) + 1 : 0;
-}
-
-static const char *sput(char **cur, const char *s)
-{
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *d = *cur;
-    memcpy(d, s, n);
-    *cur += n;
-    return d;
-}
-
 static void mem_release(fs_message *m);
 
 static int slot_fill(mem_broker *mb, mem_group *g, uint32_t idx, const fs_envelope *e,
@@ -260,37 +246,20 @@ static int slot_fill(mem_broker *mb, mem_group *g, uint32_t idx, const fs_envelo
     mem_slot *s = slot_at(g, idx);
     s->group = g;
     s->index = idx;
-    size_t need = e->header_count * sizeof(fs_header) + e->body_len;
-    for (size_t i = 0; i < e->header_count; i++)
-        need += sneed(e->headers[i].name) + sneed(e->headers[i].value);
-    need += sneed(e->content_type) + sneed(e->correlation_id) + sneed(e->message_id) +
-            sneed(e->reply_to);
-    unsigned char *base = s->data;
-    if (need > mb->inline_size) {
+    size_t need = fs__pack_size(e, NULL);
+    void *base = s->data;
+    if (need > mb->inline_size + 1) {
+        if (need == SIZE_MAX)
+            return fs__error(FS_EINVAL, "message too large (body of %zu bytes)", e->body_len);
         s->heap = malloc(need);
         if (!s->heap)
             return fs__error(FS_ENOMEM, "out of memory storing a message of %zu bytes",
                              e->body_len);
-        base = (unsigned char *)s->heap;
+        base = s->heap;
     }
     /* Every public field is set here and every core field at fetch: no memset. */
     fs_message *m = &s->msg;
-    fs_header *h = (fs_header *)base;
-    char *cur = (char *)(h + e->header_count);
-    for (size_t i = 0; i < e->header_count; i++) {
-        h[i].name = sput(&cur, e->headers[i].name);
-        h[i].value = sput(&cur, e->headers[i].value);
-    }
-    m->headers = e->header_count ? h : NULL;
-    m->header_count = e->header_count;
-    m->content_type = sput(&cur, e->content_type);
-    m->correlation_id = sput(&cur, e->correlation_id);
-    m->message_id = sput(&cur, e->message_id);
-    m->reply_to = sput(&cur, e->reply_to);
-    if (e->body_len)
-        memcpy(cur, e->body, e->body_len);
-    m->body = cur;
-    m->body_len = e->body_len;
+    fs__pack(m, e, NULL, base);
     m->source = source;
     m->raw = NULL;
     m->adapter_data = s;
@@ -499,16 +468,7 @@ static int mem_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
 
 static void dead_letter(mem_broker *mb, mem_sub *sub, mem_slot *slot)
 {
-    fs_message *m = &slot->msg;
-    fs_envelope e = FS_ENVELOPE_INIT;
-    e.body = m->body;
-    e.body_len = m->body_len;
-    e.headers = m->headers;
-    e.header_count = m->header_count;
-    e.content_type = m->content_type;
-    e.correlation_id = m->correlation_id;
-    e.message_id = m->message_id;
-    e.reply_to = m->reply_to;
+    fs_envelope e = fs__message_envelope(&slot->msg);
     mem_topic *t = topic_get(mb, sub->dead_letter);
     const char *etype = NULL;
     if (!t || publish_to(mb, t, &e, 1, &etype) < 0)
