@@ -163,6 +163,18 @@ fs_message *fs_current_message(void)
 
 /* ------------------------------------------------------------------------ */
 
+/* Tell the adapter about a settlement already recorded in m->settled_. */
+static int settle_adapter(fs_message *m, fs_settle_state state)
+{
+    if (m->flags_ & FS__MSG_NO_ACK)
+        return FS_OK;
+    const fs_broker_ops *ops = m->broker_->ops;
+    int (*fn)(void *, fs_message *) = state == FS_SETTLE_ACKED    ? ops->ack
+                                      : state == FS_SETTLE_NACKED ? ops->nack
+                                                                  : ops->reject;
+    return fn ? fn(m->broker_->impl, m) : FS_OK;
+}
+
 int fs__settle(fs_message *m, fs_settle_state state)
 {
     if (!m)
@@ -177,15 +189,7 @@ int fs__settle(fs_message *m, fs_settle_state state)
     if (!atomic_compare_exchange_strong_explicit(&m->settled_, &expected, (int)state,
                                                  memory_order_acq_rel, memory_order_acquire))
         return FS_OK; /* the first settlement won */
-    if (m->flags_ & FS__MSG_NO_ACK)
-        return FS_OK;
-    const fs_broker_ops *ops = m->broker_->ops;
-    int (*fn)(void *, fs_message *) = state == FS_SETTLE_ACKED    ? ops->ack
-                                      : state == FS_SETTLE_NACKED ? ops->nack
-                                                                  : ops->reject;
-    if (!fn)
-        return FS_OK;
-    return fn(m->broker_->impl, m);
+    return settle_adapter(m, state);
 }
 
 /*
@@ -195,13 +199,7 @@ int fs__settle(fs_message *m, fs_settle_state state)
 int fs__settle_owned(fs_message *m, fs_settle_state state)
 {
     atomic_store_explicit(&m->settled_, (int)state, memory_order_relaxed);
-    if (m->flags_ & FS__MSG_NO_ACK)
-        return FS_OK;
-    const fs_broker_ops *ops = m->broker_->ops;
-    int (*fn)(void *, fs_message *) = state == FS_SETTLE_ACKED    ? ops->ack
-                                      : state == FS_SETTLE_NACKED ? ops->nack
-                                                                  : ops->reject;
-    return fn ? fn(m->broker_->impl, m) : FS_OK;
+    return settle_adapter(m, state);
 }
 
 int fs_message_ack(fs_message *m)
