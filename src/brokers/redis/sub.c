@@ -309,7 +309,8 @@ static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name
         if ((uintptr_t)d->body >= (uintptr_t)raw[i].value &&
             (uintptr_t)(d->body + d->body_len) == (uintptr_t)(raw[i].value + raw[i].value_len))
             body_in = i;
-    bool own_name = name_len == s->name_len && memcmp(name, s->name, name_len) == 0;
+    bool own_name =
+        name == s->name || (name_len == s->name_len && memcmp(name, s->name, name_len) == 0);
     bool copy = !hold;
     size_t need = body_in < raw_count ? 0 : str_room(d->body_len);
     if (copy) {
@@ -320,11 +321,12 @@ static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name
     for (size_t i = 0; i < d->header_count; i++)
         need += str_room(d->headers[i].key_len) + str_room(d->headers[i].value_len);
     r->arena.len = 0;
-    int rc = fs__redis_buf_reserve(&r->arena, need);
-    if (rc)
-        return rc;
-    if ((rc = fs__redis_grow((void **)&r->hdrs, &r->hdr_cap, d->header_count, sizeof *r->hdrs)) ||
-        (rc = fs__redis_grow((void **)&r->fields, &r->field_cap, raw_count, sizeof *r->fields)))
+    int rc = FS_OK; /* a recycled record has room enough nearly always: test before calling */
+    if ((need >= r->arena.cap && (rc = fs__redis_buf_reserve(&r->arena, need))) ||
+        (d->header_count > r->hdr_cap &&
+         (rc = fs__redis_grow((void **)&r->hdrs, &r->hdr_cap, d->header_count, sizeof *r->hdrs))) ||
+        (raw_count > r->field_cap &&
+         (rc = fs__redis_grow((void **)&r->fields, &r->field_cap, raw_count, sizeof *r->fields))))
         return rc;
     fs__redis_buf *a = &r->arena;
     fs_message *m = &r->m;
@@ -656,10 +658,14 @@ static int read_list(rsub *s, rlist *l, size_t want, int budget)
     if ((rc = fs__redis_reply_error(r, "BLMPOP")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
         r->elements == 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
         const redisReply *key = r->element[0], *vals = r->element[1];
+        /* One list per subscription: its name is ours, compared once per batch. */
+        const char *name = key->len == s->name_len && memcmp(key->str, s->name, s->name_len) == 0
+                               ? s->name
+                               : key->str;
         rhold *h = hold_new(r);
         for (size_t i = 0; i < vals->elements && !rc; i++)
             if (is_str(vals->element[i]))
-                rc = add_value(s, l, h, key->str, key->len, NULL, 0, vals->element[i]->str,
+                rc = add_value(s, l, h, name, key->len, NULL, 0, vals->element[i]->str,
                                vals->element[i]->len);
         reply_done(r, h);
         return rc;

@@ -96,9 +96,28 @@ const char *fs_redis_format_name(fs_redis_format format)
 /* ------------------------------------------------------------------------ */
 /* UTF-8                                                                    */
 
+/* True when [p, p+n) is all ASCII: whole words, the tail as one last overlapping word. */
+static bool all_ascii(const unsigned char *p, size_t n)
+{
+    uint64_t acc = 0, w;
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++)
+            acc |= p[i];
+        return !(acc & 0x80);
+    }
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        acc |= w;
+    }
+    memcpy(&w, p + n - 8, 8);
+    return !((acc | w) & 0x8080808080808080ull);
+}
+
 bool fs__redis_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    if (all_ascii(p, n)) /* headers nearly always are: no branch per byte */
+        return true;
     while (p < end) {
         /* ASCII fast path: eight bytes at a time */
         while (end - p >= 8) {
