@@ -140,6 +140,8 @@ void fs__subscriber_free_frames(struct fs_subscriber *sub);
 int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
                     size_t count, bool is_reply);
 void fs__request_shutdown(fs_broker *b);
+/* FS_EINVAL naming `fn` when a body, header array, header name or value is NULL. */
+int fs__check_envelopes(const char *fn, const fs_envelope *msgs, size_t count);
 
 /* message.c */
 int fs__settle(fs_message *m, fs_settle_state state);

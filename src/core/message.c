@@ -264,19 +264,19 @@ int fs_message_reply(fs_message *m, const void *body, size_t body_len, const fs_
                      size_t header_count, const char *content_type)
 {
     FS_CHECK_ARG(m, "fs_message_reply: message is NULL");
-    FS_CHECK_ARG(body || body_len == 0, "fs_message_reply: body is NULL with length %zu", body_len);
-    FS_CHECK_ARG(headers || header_count == 0, "fs_message_reply: headers is NULL with count %zu",
-                 header_count);
-    if (!m->broker_)
-        return fs__error(FS_EINVAL, "fs_message_reply: the message was not delivered by a broker");
-    if (!m->reply_to || !*m->reply_to)
-        return fs__error(FS_ENOTFOUND, "fs_message_reply: the message has no reply-to");
     fs_envelope env = FS_ENVELOPE_INIT;
     env.body = body;
     env.body_len = body_len;
     env.headers = headers;
     env.header_count = header_count;
     env.content_type = content_type;
+    int rc = fs__check_envelopes("fs_message_reply", &env, 1);
+    if (rc < 0)
+        return rc;
+    if (!m->broker_)
+        return fs__error(FS_EINVAL, "fs_message_reply: the message was not delivered by a broker");
+    if (!m->reply_to || !*m->reply_to)
+        return fs__error(FS_ENOTFOUND, "fs_message_reply: the message has no reply-to");
     env.correlation_id = m->correlation_id;
     return fs__publish_run(m->broker_, NULL, m->reply_to, &env, 1, true);
 }

@@ -93,7 +93,7 @@ int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_
     return rc;
 }
 
-static int check_envelopes(const char *fn, const fs_envelope *msgs, size_t count)
+int fs__check_envelopes(const char *fn, const fs_envelope *msgs, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
         FS_CHECK_ARG(msgs[i].body || msgs[i].body_len == 0,
@@ -116,7 +116,7 @@ static int check_publish(const char *fn, fs_broker *b, const char *destination,
     FS_CHECK_ARG(destination && *destination, "%s: destination is NULL or empty", fn);
     FS_CHECK_ARG(msgs, "%s: message is NULL", fn);
     FS_CHECK_ARG(count > 0, "%s: count is 0", fn);
-    return check_envelopes(fn, msgs, count);
+    return fs__check_envelopes(fn, msgs, count);
 }
 
 int fs_publish(fs_broker *b, const char *destination, const fs_envelope *msg)

@@ -224,6 +224,17 @@ static void test_argument_checks(void **state)
 
     CHECK_ERR(fs_message_ack(NULL), FS_EINVAL);
     CHECK_ERR(fs_message_reply(NULL, "x", 1, NULL, 0, NULL), FS_EINVAL);
+    {
+        /* a reply's headers are checked like any publish's */
+        fs_envelope re = FS_ENVELOPE_INIT;
+        re.reply_to = "inbox";
+        fs_message *req = fs_message_new_copy(&re, "q");
+        assert_non_null(req);
+        CHECK_ERR(fs_message_reply(req, "x", 1, &h, 1, NULL), FS_EINVAL);
+        assert_non_null(strstr(fs_last_error(), "header 0"));
+        CHECK_ERR(fs_message_reply(req, NULL, 1, NULL, 0, NULL), FS_EINVAL);
+        fs_message_free(req);
+    }
     CHECK_ERR(fs_broker_add_middleware(NULL, NULL), FS_EINVAL);
     CHECK_ERR(fs_broker_start(NULL), FS_EINVAL);
     CHECK_ERR(fs_memory_take_published(b, "q", &reply), FS_ESTATE); /* recording is off */
