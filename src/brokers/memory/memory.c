@@ -3,12 +3,14 @@
  *
  * Names (topics) live in a lock-free hash table (append-only lists per
  * bucket); each name has an append-only list of groups; each group is a
- * bounded queue made of a slot array and two MPMC rings of slot indices:
- * `free` (slots available to publishers) and `ready` (slots waiting for a
- * consumer). Publishing pops a free slot, copies the message into it
- * (inline storage, heap only for large messages) and pushes it on `ready`;
- * fetching pops `ready`; release pushes the slot back on `free` (ack,
- * reject) or on `ready` (nack). No lock and no allocation on that path.
+ * bounded queue made of a slot array and three MPMC rings of slot indices:
+ * `free` (slots available to publishers), `ready` (slots waiting for a
+ * consumer) and `pending` (released unsettled, requeued at stop).
+ * Publishing pops a free slot, copies the message into it (inline storage,
+ * heap only for large messages) and pushes it on `ready`; fetching pops
+ * `ready`; release pushes the slot back on `free` (ack, reject), on `ready`
+ * (nack) or on `pending` (skip, manual). No lock and no allocation on that
+ * path.
  */
 #include "common/internal.h"
 #include "core/pack.h"
@@ -65,11 +67,9 @@ struct mem_group {
     size_t stride;
     size_t cap;
     mem_cell *cells;
-    pthread_mutex_t pending_lock;
-    uint32_t *pending;
-    size_t pending_n;
     mem_group *_Atomic next; /* in the topic */
     mem_group *all_next;     /* in the broker */
+    mem_ring pending;        /* released unsettled, requeued by mem_stopped */
 };
 
 struct mem_topic {
@@ -158,9 +158,7 @@ static void group_free(mem_group *g)
             free(slot_at(g, (uint32_t)i)->heap);
     free(g->slots);
     free(g->cells);
-    free(g->pending);
     free(g->name);
-    pthread_mutex_destroy(&g->pending_lock);
     free(g);
 }
 
@@ -171,22 +169,21 @@ static mem_group *group_new(mem_broker *mb, mem_topic *t, const char *name)
     if (posix_memalign((void **)&g, 64, sizeof *g) != 0)
         return NULL;
     memset(g, 0, sizeof *g);
-    pthread_mutex_init(&g->pending_lock, NULL);
     g->topic = t;
     g->cap = mb->capacity;
     /* + 1: the NUL that fs__pack writes after the body */
     g->stride = (sizeof(mem_slot) + mb->inline_size + 1 + 15u) & ~(size_t)15u;
     g->name = fs__strdup(name);
-    g->cells = malloc(2 * g->cap * sizeof *g->cells);
-    g->pending = malloc(g->cap * sizeof *g->pending);
+    g->cells = malloc(3 * g->cap * sizeof *g->cells);
     /* calloc: large blocks come zeroed from mmap, so untouched slots cost no memory */
     g->slots = calloc(g->cap, g->stride);
-    if ((name && !g->name) || !g->cells || !g->pending || !g->slots) {
+    if ((name && !g->name) || !g->cells || !g->slots) {
         group_free(g);
         return NULL;
     }
     mem_ring_init(&g->ready, g->cells, g->cap);
     mem_ring_init(&g->free, g->cells + g->cap, g->cap);
+    mem_ring_init(&g->pending, g->cells + 2 * g->cap, g->cap);
     for (size_t i = 0; i < g->cap; i++)
         mem_ring_push(&g->free, (uint32_t)i);
     atomic_init(&g->seq, 0);
@@ -499,9 +496,7 @@ static void mem_release(fs_message *m)
     }
     /* Unsettled: keep it pending; mem_stopped requeues it once the workers are gone. */
     slot->sub = NULL;
-    pthread_mutex_lock(&g->pending_lock);
-    g->pending[g->pending_n++] = slot->index;
-    pthread_mutex_unlock(&g->pending_lock);
+    mem_ring_push(&g->pending, slot->index);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -594,11 +589,9 @@ static void mem_stopped(void *impl)
     mem_broker *mb = impl;
     pthread_mutex_lock(&mb->lock);
     for (mem_group *g = mb->all_groups; g; g = g->all_next) {
-        pthread_mutex_lock(&g->pending_lock);
-        for (size_t i = 0; i < g->pending_n; i++)
-            mem_ring_push(&g->ready, g->pending[i]);
-        g->pending_n = 0;
-        pthread_mutex_unlock(&g->pending_lock);
+        uint32_t idx;
+        while (mem_ring_pop(&g->pending, &idx, true))
+            mem_ring_push(&g->ready, idx);
     }
     pthread_mutex_unlock(&mb->lock);
 }
