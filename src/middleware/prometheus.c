@@ -16,6 +16,7 @@
 #include "faststream/prometheus.h"
 
 #include "common/internal.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -53,10 +54,10 @@ static const char *const RESERVED[] = {"app_name", "broker",         "handler", 
 typedef struct entry {
     uint64_t hash;
     size_t nkeys;
-    const char **keys; /* broker, name, dynamic values... (point into strs) */
+    const char **keys; /* broker, name, dynamic values... (point into data) */
     void *fixed[4];
     _Atomic(fs_counter *) status[ST_RECV_COUNT];
-    char strs[];
+    _Alignas(const char *) char data[]; /* the keys array, then the key strings */
 } entry;
 
 typedef struct cache {
@@ -201,21 +202,19 @@ typedef bool (*fill_fn)(const prom_state *st, entry *e, const char *const *keys)
 static entry *entry_new(const prom_state *st, fill_fn fill, uint64_t hash, size_t n,
                         const char *const *keys)
 {
-    size_t len = 0;
+    size_t len = n * sizeof(char *);
     for (size_t i = 0; i < n; i++)
         len += strlen(keys[i]) + 1;
     entry *e = malloc(sizeof(entry) + len);
-    const char **kp = malloc(n * sizeof(char *));
-    if (!e || !kp) {
-        free(e);
-        free(kp);
+    if (!e) {
         fs__error(FS_ENOMEM, "prometheus middleware: out of memory");
         return NULL;
     }
+    const char **kp = (const char **)(void *)e->data;
     e->hash = hash;
     e->nkeys = n;
     e->keys = kp;
-    char *p = e->strs;
+    char *p = e->data + n * sizeof(char *);
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(keys[i]) + 1;
         memcpy(p, keys[i], l);
@@ -223,19 +222,10 @@ static entry *entry_new(const prom_state *st, fill_fn fill, uint64_t hash, size_
         p += l;
     }
     if (!fill(st, e, keys)) {
-        free(kp);
         free(e);
         return NULL;
     }
     return e;
-}
-
-static void entry_free(entry *e)
-{
-    if (e) {
-        free((void *)e->keys);
-        free(e);
-    }
 }
 
 /*
@@ -252,7 +242,7 @@ static entry *cache_find(const prom_state *st, cache *c, fill_fn fill, size_t n,
         entry *e = atomic_load_explicit(slot, memory_order_acquire);
         if (e) {
             if (entry_matches(e, hash, n, keys)) {
-                entry_free(mine);
+                free(mine);
                 return e;
             }
             continue;
@@ -267,11 +257,11 @@ static entry *cache_find(const prom_state *st, cache *c, fill_fn fill, size_t n,
                                                     memory_order_acquire))
             return mine;
         if (entry_matches(expected, hash, n, keys)) {
-            entry_free(mine);
+            free(mine);
             return expected;
         }
     }
-    entry_free(mine);
+    free(mine);
     return NULL;
 }
 
@@ -292,7 +282,7 @@ static entry *cache_get(const prom_state *st, cache *c, fill_fn fill, last_hit *
 static void cache_clear(cache *c)
 {
     for (uint32_t i = 0; i < CACHE_SLOTS; i++)
-        entry_free(atomic_load_explicit(&c->slots[i], memory_order_relaxed));
+        free(atomic_load_explicit(&c->slots[i], memory_order_relaxed));
 }
 
 /* The status child of `e`, looked up once and kept. */
@@ -459,15 +449,6 @@ static void state_free(void *p)
     free(st);
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 static int check_labels(const fs_prometheus_options *o)
 {
     FS_CHECK_ARG(o->label_count == 0 || o->labels,
@@ -614,7 +595,7 @@ int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middlewar
     if (!st)
         return fs__error(FS_ENOMEM, "prometheus middleware: out of memory");
     st->id = atomic_fetch_add(&next_state_id, 1);
-    st->app_name = dup_str(o->app_name ? o->app_name : prefix);
+    st->app_name = fs__strdup(o->app_name ? o->app_name : prefix);
     if (!st->app_name) {
         state_free(st);
         return fs__error(FS_ENOMEM, "prometheus middleware: out of memory");
@@ -626,7 +607,7 @@ int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middlewar
         st->custom[i].user = l->user;
         if (l->fn) {
             st->ndyn++;
-        } else if (!(st->custom[i].value = dup_str(l->value))) {
+        } else if (!(st->custom[i].value = fs__strdup(l->value))) {
             state_free(st);
             return fs__error(FS_ENOMEM, "prometheus middleware: out of memory");
         }
