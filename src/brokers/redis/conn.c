@@ -138,6 +138,15 @@ int fs__redis_conn_send(rconn *rc, int argc, const char **argv, const size_t *le
     return FS_OK;
 }
 
+int fs__redis_conn_send_formatted(rconn *rc, const char *cmd, size_t len)
+{
+    if (!rc->c)
+        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+    if (redisAppendFormattedCommand(rc->c, cmd, len) != REDIS_OK)
+        return conn_fail(rc, "sending a command");
+    return FS_OK;
+}
+
 int fs__redis_conn_flush(rconn *rc)
 {
     int done = 0;

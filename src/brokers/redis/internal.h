@@ -129,6 +129,9 @@ struct rsub {
     fs__redis_scratch scratch;
     fs__redis_kv *fields;
     size_t field_cap;
+    char *pop_cmd; /* list: the BLMPOP last sent, formatted (hiredis'), reused while unchanged */
+    size_t pop_len, pop_want;
+    int pop_block;
     char last_id[48]; /* XREAD without group: the last entry seen */
     bool need_scan;   /* re-read this consumer's pending entries */
     char scan_cursor[48];
@@ -169,6 +172,8 @@ void fs__redis_conn_close(rconn *rc);
 void fs__redis_conn_free(rconn *rc);
 int fs__redis_conn_args(rconn *rc, size_t n);
 int fs__redis_conn_send(rconn *rc, int argc, const char **argv, const size_t *len);
+/* Queue a command already in the protocol's form (see redisFormatCommandArgv). */
+int fs__redis_conn_send_formatted(rconn *rc, const char *cmd, size_t len);
 int fs__redis_conn_flush(rconn *rc);
 int fs__redis_conn_recv(rconn *rc, int timeout_ms, int wake_fd, redisReply **out);
 /* Set the socket's send/receive timeout. */

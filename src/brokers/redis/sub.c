@@ -593,10 +593,8 @@ static int block_ms(int budget)
  * for its reply: never abandoned, it may carry messages. The socket's
  * command timeout (longer than any block) bounds the wait.
  */
-static int reader_blocking(rsub *s, int argc, const char **argv, int block, redisReply **out)
+static int reader_await(rsub *s, int rc, redisReply **out)
 {
-    (void)block;
-    int rc = fs__redis_conn_send(&s->rd, argc, argv, NULL);
     if (!rc)
         rc = fs__redis_conn_flush(&s->rd);
     if (!rc)
@@ -604,6 +602,12 @@ static int reader_blocking(rsub *s, int argc, const char **argv, int block, redi
     if (rc == FS_ETIMEDOUT) /* the server did not answer: the connection was dropped */
         rc = FS_EIO;
     return rc;
+}
+
+static int reader_blocking(rsub *s, int argc, const char **argv, int block, redisReply **out)
+{
+    (void)block;
+    return reader_await(s, fs__redis_conn_send(&s->rd, argc, argv, NULL), out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -644,16 +648,35 @@ static int read_channel(rsub *s, rlist *l, int budget)
     return rc;
 }
 
-static int read_list(rsub *s, rlist *l, size_t want, int budget)
+/* The BLMPOP for `want` messages blocking `block` ms: formatted once, not per round trip. */
+static int list_pop_command(rsub *s, size_t want, int block)
 {
+    if (s->pop_cmd && s->pop_want == want && s->pop_block == block)
+        return FS_OK;
     char count[24], timeout[32];
     snprintf(count, sizeof count, "%zu", want);
-    int block = block_ms(budget);
     snprintf(timeout, sizeof timeout, "%d.%03d", block / 1000, block % 1000);
     const char *argv[] = {"BLMPOP", timeout, "1", s->name, "LEFT", "COUNT", count};
+    char *cmd;
+    int len = redisFormatCommandArgv(&cmd, 7, argv, NULL);
+    if (len < 0)
+        return fs__error(FS_ENOMEM, "redis: out of memory (BLMPOP for %s)", s->name);
+    if (s->pop_cmd)
+        redisFreeCommand(s->pop_cmd);
+    s->pop_cmd = cmd;
+    s->pop_len = (size_t)len;
+    s->pop_want = want;
+    s->pop_block = block;
+    return FS_OK;
+}
+
+static int read_list(rsub *s, rlist *l, size_t want, int budget)
+{
     redisReply *r;
-    int rc = reader_blocking(s, 7, argv, block, &r);
+    int rc = list_pop_command(s, want, block_ms(budget));
     if (rc)
+        return rc;
+    if ((rc = reader_await(s, fs__redis_conn_send_formatted(&s->rd, s->pop_cmd, s->pop_len), &r)))
         return rc;
     if ((rc = fs__redis_reply_error(r, "BLMPOP")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
         r->elements == 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
@@ -1166,6 +1189,8 @@ static void sub_free(rsub *s)
     rec_destroy_list(atomic_exchange(&s->free_stack, NULL));
     fs__redis_conn_free(&s->rd);
     fs__redis_scratch_free(&s->scratch);
+    if (s->pop_cmd)
+        redisFreeCommand(s->pop_cmd);
     free(s->fields);
     free(s->out.slots);
     free(s->out.used);
