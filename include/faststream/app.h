@@ -75,10 +75,22 @@ int fs_app_new(const fs_app_options *opts, fs_app **out);
  */
 int fs_app_add_broker(fs_app *app, fs_broker *broker);
 
-/** Hooks, run in the order added. Not while running. */
+/*
+ * Lifecycle hooks, run in the order added (steps 1, 3, 5 and 7 above). Each
+ * adder returns FS_EINVAL for a NULL app or hook, FS_ESTATE while the app
+ * runs, FS_ENOMEM when out of memory.
+ */
+
+/** Add a hook run before the brokers start; a non-zero return aborts fs_app_run. */
 int fs_app_on_startup(fs_app *app, fs_app_hook fn, void *user);
+
+/** Add a hook run once brokers and HTTP are up; a failure is logged, the run goes on. */
 int fs_app_after_startup(fs_app *app, fs_app_hook fn, void *user);
+
+/** Add a hook run when shutdown begins, before the brokers stop; failures are logged. */
 int fs_app_on_shutdown(fs_app *app, fs_app_hook fn, void *user);
+
+/** Add a hook run after everything stopped (after a clean run only); failures are logged. */
 int fs_app_after_shutdown(fs_app *app, fs_app_hook fn, void *user);
 
 /** Add a user HTTP route (GET/HEAD at the exact path). Before or during the run. */
@@ -108,10 +120,12 @@ uint16_t fs_app_http_port(const fs_app *app);
  * True when every broker answers fs_broker_ping (the health route's
  * verdict). `timeout_ms` per broker.
  */
-bool fs_app_healthy(fs_app *app, int timeout_ms);
+bool fs_app_healthy(const fs_app *app, int timeout_ms);
 
-/** Number of brokers, and the i-th one (NULL out of range). */
+/** Number of brokers added (0 for NULL). */
 size_t fs_app_broker_count(const fs_app *app);
+
+/** The i-th broker added (NULL out of range or for NULL). */
 fs_broker *fs_app_broker(const fs_app *app, size_t i);
 
 /** Free the app and its brokers. Must not be running. NULL is ignored. */

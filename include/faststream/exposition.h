@@ -35,6 +35,7 @@ typedef struct fs_buffer {
     size_t cap;
 } fs_buffer;
 
+/** Free the buffer's data and zero it (ready for reuse). NULL is ignored. */
 void fs_buffer_free(fs_buffer *buf);
 
 /**

@@ -34,13 +34,16 @@ typedef struct fs_http_options {
     unsigned threads;         /**< worker threads; 0 means 2 */
 } fs_http_options;
 
-#define FS_HTTP_OPTIONS_INIT {"127.0.0.1", 8000, NULL, "/metrics", "/health", 0}
+#define FS_HTTP_OPTIONS_INIT                                                                       \
+    {                                                                                              \
+        "127.0.0.1", 8000, NULL, "/metrics", "/health", 0                                          \
+    }
 
 /** A request as seen by a route callback. */
 typedef struct fs_http_request {
     const char *method; /**< "GET" or "HEAD" */
     const char *path;
-    const char *query;  /**< raw query string without '?', or NULL */
+    const char *query; /**< raw query string without '?', or NULL */
 } fs_http_request;
 
 /** What a route callback fills in. The body is copied by the server. */
@@ -62,6 +65,11 @@ typedef void (*fs_http_route_fn)(const fs_http_request *req, fs_http_response *r
  */
 typedef bool (*fs_http_health_fn)(void *user);
 
+/**
+ * Create a server (not started: see fs_http_server_start) from `opts`
+ * (start from FS_HTTP_OPTIONS_INIT). FS_EINVAL with a readable message for
+ * a bad address, path or thread count, FS_ENOMEM when out of memory.
+ */
 int fs_http_server_new(const fs_http_options *opts, fs_http_server **out);
 
 /** Add (before or after start) a GET/HEAD route at the exact `path`. FS_ECONFLICT if taken. */

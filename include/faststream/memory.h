@@ -81,17 +81,17 @@ bool fs_broker_is_memory(const fs_broker *broker);
  * Messages waiting in group `group` (NULL: the default group) of `name`,
  * not counting those being handled. 0 when there is no such group.
  */
-size_t fs_memory_queue_depth(fs_broker *broker, const char *name, const char *group);
+size_t fs_memory_queue_depth(const fs_broker *broker, const char *name, const char *group);
 
 /**
  * Messages of that group taken by a consumer and not yet given back: being
  * handled, or released unsettled and pending (exact when no publish or
  * fetch is under way).
  */
-size_t fs_memory_queue_in_flight(fs_broker *broker, const char *name, const char *group);
+size_t fs_memory_queue_in_flight(const fs_broker *broker, const char *name, const char *group);
 
 /** Number of messages successfully published to `name` since the broker was created. */
-uint64_t fs_memory_published_count(fs_broker *broker, const char *name);
+uint64_t fs_memory_published_count(const fs_broker *broker, const char *name);
 
 /**
  * Take (remove) the oldest recorded copy of a message published to `name`
@@ -106,7 +106,7 @@ int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **o
  * least `n` messages in total since the broker was created, up to
  * timeout_ms (negative: forever). FS_OK or FS_ETIMEDOUT.
  */
-int fs_memory_wait_handled(fs_broker *broker, uint64_t n, int timeout_ms);
+int fs_memory_wait_handled(const fs_broker *broker, uint64_t n, int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -176,7 +176,9 @@ fs_settle_state fs_message_settled(const fs_message *m);
  * `type` is the exception type name that the metrics report
  * (exception_type label): a short identifier; NULL or "" means "Error".
  * It is copied (up to 63 bytes). The formatted text (optional, NULL allowed)
- * goes to the log line the core writes for the failure.
+ * goes to the log line the core writes for the failure. For NULL or a
+ * message not being handled (a copy...) nothing is recorded on it: the
+ * result is still FS_OUTCOME_ERROR, with fs_last_error() set.
  */
 fs_outcome fs_message_fail(fs_message *m, const char *type, const char *fmt, ...) FS_PRINTF(3, 4);
 

@@ -188,7 +188,7 @@ int fs_app_add_route(fs_app *app, const char *path, fs_http_route_fn fn, void *u
     return rc;
 }
 
-bool fs_app_healthy(fs_app *app, int timeout_ms)
+bool fs_app_healthy(const fs_app *app, int timeout_ms)
 {
     if (!app)
         return false;

@@ -229,8 +229,11 @@ fs_settle_state fs_message_settled(const fs_message *m)
 
 fs_outcome fs_message_fail(fs_message *m, const char *type, const char *fmt, ...)
 {
-    if (!m || !m->frame_)
+    if (!m || !m->frame_) {
+        fs__error(FS_EINVAL, "fs_message_fail: %s",
+                  m ? "the message is not being handled" : "message is NULL");
         return FS_OUTCOME_ERROR;
+    }
     fs__frame *f = m->frame_;
     snprintf(f->error_type, sizeof f->error_type, "%s", (type && *type) ? type : "Error");
     f->error_text[0] = '\0';

@@ -256,6 +256,149 @@ static void test_argument_checks(void **state)
     fs_broker_free(b);
 }
 
+/* Public functions called with a NULL object: FS_EINVAL and a message naming the function. */
+static int call_with_null(size_t i)
+{
+    fs_broker *b = NULL;
+    fs_app *app = NULL;
+    fs_publisher *p = NULL;
+    fs_message *m = NULL;
+    fs_subscriber *s = NULL;
+    fs_http_server *srv = NULL;
+    fs_envelope e = FS_ENVELOPE_INIT;
+    switch (i) {
+    case 0:
+        return fs_broker_connect(b);
+    case 1:
+        return fs_broker_start(b);
+    case 2:
+        return fs_broker_stop(b);
+    case 3:
+        return fs_broker_close(b);
+    case 4:
+        return fs_broker_ping(b, 10);
+    case 5:
+        return fs_broker_new("memory://", NULL, NULL);
+    case 6:
+        return fs_broker_create(NULL, NULL, "x://", NULL, &b);
+    case 7:
+        return fs_subscribe(b, "q", noop, NULL, NULL, &s);
+    case 8:
+        return fs_publish(b, "q", &e);
+    case 9:
+        return fs_publish_batch(b, "q", &e, 1);
+    case 10:
+        return fs_request(b, "q", &e, 10, &m);
+    case 11:
+        return fs_publisher_new(b, "q", NULL, &p);
+    case 12:
+        return fs_publisher_publish(p, &e);
+    case 13:
+        return fs_publisher_publish_batch(p, &e, 1);
+    case 14:
+        return fs_publisher_request(p, &e, 10, &m);
+    case 15:
+        return fs_message_ack(m);
+    case 16:
+        return fs_message_reply(m, "x", 1, NULL, 0, NULL);
+    case 17:
+        return fs_broker_add_middleware(b, NULL);
+    case 18:
+        return fs_broker_add_prometheus(b, NULL);
+    case 19:
+        return fs_prometheus_middleware_new(NULL, NULL);
+    case 20:
+        return fs_subscriber_wait_handled(s, 1, 0);
+    case 21:
+        return fs_memory_broker_new(NULL, NULL);
+    case 22:
+        return fs_memory_take_published(b, "q", NULL);
+    case 23:
+        return fs_memory_wait_handled(b, 1, 0);
+    case 24:
+        return fs_app_new(NULL, NULL);
+    case 25:
+        return fs_app_add_broker(app, NULL);
+    case 26:
+        return fs_app_on_startup(app, NULL, NULL);
+    case 27:
+        return fs_app_after_shutdown(app, NULL, NULL);
+    case 28:
+        return fs_app_add_route(app, "/x", NULL, NULL);
+    case 29:
+        return fs_app_run(app);
+    case 30:
+        return fs_url_parse("memory://", NULL);
+    case 31:
+        return fs_broker_register_scheme(NULL, NULL);
+    case 32:
+        return fs_http_server_new(NULL, &srv);
+    case 33:
+        return fs_http_server_start(srv);
+    case 34:
+        return fs_http_server_stop(srv);
+    case 35:
+        return fs_http_server_set_health_check(srv, NULL, NULL);
+    case 36:
+        return fs_registry_render(NULL, FS_FORMAT_TEXT, NULL);
+    case 37:
+        return fs_message_fail(m, "T", NULL) == FS_OUTCOME_ERROR ? FS_EINVAL : FS_OK;
+    }
+    return FS_OK;
+}
+
+static void test_null_arguments(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "fs_broker_connect",
+        "fs_broker_start",
+        "fs_broker_stop",
+        "fs_broker_close",
+        "fs_broker_ping",
+        "fs_broker_new",
+        "fs_broker_create",
+        "fs_subscribe",
+        "fs_publish",
+        "fs_publish_batch",
+        "fs_request",
+        "fs_publisher_new",
+        "fs_publisher_publish",
+        "fs_publisher_publish_batch",
+        "fs_publisher_request",
+        "settle", /* fs_message_ack: "cannot settle a NULL message" */
+        "fs_message_reply",
+        "fs_broker_add_middleware",
+        "fs_broker_add_prometheus",
+        "fs_prometheus_middleware_new",
+        "fs_subscriber_wait_handled",
+        "fs_memory_broker_new",
+        "fs_memory_take_published",
+        "fs_memory_wait_handled",
+        "fs_app_new",
+        "fs_app_add_broker",
+        "fs_app_on_startup",
+        "fs_app_after_shutdown",
+        "fs_app_add_route",
+        "fs_app_run",
+        "fs_url_parse",
+        "fs_broker_register_scheme",
+        "fs_http_server_new",
+        "fs_http_server_start",
+        "fs_http_server_stop",
+        "fs_http_server_set_health_check",
+        "fs_registry_render",
+        "fs_message_fail",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        fs_clear_error();
+        int rc = call_with_null(i);
+        if (rc != FS_EINVAL || !strstr(fs_last_error(), names[i]))
+            fail_msg("case %zu (%s): returned %d, message \"%s\"", i, names[i], rc,
+                     fs_last_error());
+    }
+}
+
 static void test_copies_and_names(void **state)
 {
     (void)state;
@@ -307,7 +450,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_parse),        cmocka_unit_test(test_broker_urls),
         cmocka_unit_test(test_scheme_registry),  cmocka_unit_test(test_argument_checks),
-        cmocka_unit_test(test_copies_and_names),
+        cmocka_unit_test(test_copies_and_names), cmocka_unit_test(test_null_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -754,12 +754,12 @@ bool fs_broker_is_memory(const fs_broker *broker)
     return broker && fs_broker_get_ops(broker) == &memory_ops;
 }
 
-static mem_broker *as_memory(fs_broker *b)
+static mem_broker *as_memory(const fs_broker *b)
 {
     return fs_broker_is_memory(b) ? fs_broker_impl(b) : NULL;
 }
 
-static mem_group *lookup_group(fs_broker *broker, const char *name, const char *group)
+static mem_group *lookup_group(const fs_broker *broker, const char *name, const char *group)
 {
     mem_broker *mb = as_memory(broker);
     if (!mb || !name)
@@ -773,13 +773,13 @@ static mem_group *lookup_group(fs_broker *broker, const char *name, const char *
     return g;
 }
 
-size_t fs_memory_queue_depth(fs_broker *broker, const char *name, const char *group)
+size_t fs_memory_queue_depth(const fs_broker *broker, const char *name, const char *group)
 {
     mem_group *g = lookup_group(broker, name, group);
     return g ? mem_ring_size(&g->ready) : 0;
 }
 
-size_t fs_memory_queue_in_flight(fs_broker *broker, const char *name, const char *group)
+size_t fs_memory_queue_in_flight(const fs_broker *broker, const char *name, const char *group)
 {
     mem_group *g = lookup_group(broker, name, group);
     if (!g)
@@ -789,7 +789,7 @@ size_t fs_memory_queue_in_flight(fs_broker *broker, const char *name, const char
     return used < g->cap ? g->cap - used : 0;
 }
 
-uint64_t fs_memory_published_count(fs_broker *broker, const char *name)
+uint64_t fs_memory_published_count(const fs_broker *broker, const char *name)
 {
     mem_broker *mb = as_memory(broker);
     if (!mb || !name)
@@ -828,7 +828,7 @@ int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **o
     return FS_OK;
 }
 
-int fs_memory_wait_handled(fs_broker *broker, uint64_t n, int timeout_ms)
+int fs_memory_wait_handled(const fs_broker *broker, uint64_t n, int timeout_ms)
 {
     FS_CHECK_ARG(broker, "fs_memory_wait_handled: broker is NULL");
     uint64_t deadline = fs__deadline_ns(timeout_ms);
