@@ -129,6 +129,20 @@ struct fs_broker {
     _Atomic uint64_t req_seq;
 };
 
+/* Set the core's fields of a message an adapter handed out (not a batch). */
+static inline void fs__message_bind(fs_message *m, fs_broker *b, struct fs_subscriber *sub,
+                                    void *adapter_sub, void *frame, unsigned flags)
+{
+    m->broker_ = b;
+    m->subscriber_ = sub;
+    m->adapter_sub_ = adapter_sub;
+    m->items_ = NULL;
+    m->count_ = 1;
+    m->size_ = m->body_len;
+    m->frame_ = frame;
+    m->flags_ = flags;
+}
+
 /* dispatch.c */
 extern _Thread_local fs__frame *fs__current_frame;
 int fs__subscriber_start_workers(struct fs_subscriber *sub);

@@ -169,14 +169,8 @@ static void dispatch(fs__frame *f, fs_message *unit)
 static void prepare(fs__frame *f, fs_message *m, unsigned flags)
 {
     struct fs_subscriber *sub = f->sub;
-    m->broker_ = f->broker;
-    m->subscriber_ = sub;
-    m->adapter_sub_ = sub->adapter_sub;
-    m->items_ = NULL;
-    m->count_ = 1;
-    m->size_ = m->body_len;
-    m->frame_ = f;
-    m->flags_ = flags | (sub->no_ack ? FS__MSG_NO_ACK : 0u);
+    fs__message_bind(m, f->broker, sub, sub->adapter_sub, f,
+                     flags | (sub->no_ack ? FS__MSG_NO_ACK : 0u));
 }
 
 /* Collect a batch with ops->fetch when the adapter has no fetch_batch. */
@@ -229,15 +223,12 @@ static void *worker_main(void *arg)
                     prepare(f, f->items[i], FS__MSG_CHILD);
                     size += f->items[i]->body_len;
                 }
+                fs__message_bind(batch, b, sub, sub->adapter_sub, NULL,
+                                 FS__MSG_BATCH | (sub->no_ack ? FS__MSG_NO_ACK : 0u));
                 batch->source = f->items[0]->source;
-                batch->broker_ = b;
-                batch->subscriber_ = sub;
-                batch->adapter_sub_ = sub->adapter_sub;
                 batch->items_ = f->items;
                 batch->count_ = n;
                 batch->size_ = size;
-                batch->flags_ = FS__MSG_BATCH | (sub->no_ack ? FS__MSG_NO_ACK : 0u);
-                batch->release = NULL;
                 unit = batch;
                 rc = FS_OK;
             } else if (rc == FS_OK) {

@@ -162,14 +162,7 @@ static void *inbox_main(void *arg)
             fs__sleep_ms(rc == FS_ECLOSED ? 20 : 100);
             continue;
         }
-        m->broker_ = b;
-        m->subscriber_ = NULL;
-        m->adapter_sub_ = b->req_sub;
-        m->items_ = NULL;
-        m->count_ = 1;
-        m->size_ = m->body_len;
-        m->frame_ = NULL;
-        m->flags_ = 0;
+        fs__message_bind(m, b, NULL, b->req_sub, NULL, 0);
         fs_message *copy = fs_message_copy(m);
         const char *corr = m->correlation_id;
         bool delivered = false;
@@ -418,7 +411,7 @@ int fs_publisher_publish_batch(fs_publisher *pub, const fs_envelope *msgs, size_
         return rc;
     if (!pub->broker_options && !pub->reply_to)
         return fs__publish_run(pub->broker, pub->dest, pub->destination, msgs, count, false);
-    fs_envelope *copy = malloc(count * sizeof *copy);
+    fs_envelope *copy = calloc(count, sizeof *copy); /* calloc: count * size checked */
     if (!copy)
         return fs__error(FS_ENOMEM, "out of memory for a batch of %zu", count);
     for (size_t i = 0; i < count; i++)
