@@ -63,6 +63,14 @@ static inline void publish_str(fs_broker *b, const char *dest, const char *body)
     CHECK_OK(fs_publish_bytes(b, dest, body, strlen(body)));
 }
 
+/* A handler that does nothing (the ack policy settles). */
+static inline fs_outcome noop(fs_message *m, void *user)
+{
+    (void)m;
+    (void)user;
+    return FS_OUTCOME_OK;
+}
+
 /* Quiet the library's log lines below ERROR during tests. */
 static inline void quiet_logs(void)
 {

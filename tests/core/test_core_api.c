@@ -130,13 +130,6 @@ static int other_factory(const char *url, const fs_broker_options *opts, fs_brok
     return fake_factory(url, opts, out);
 }
 
-static fs_outcome noop(fs_message *m, void *user)
-{
-    (void)m;
-    (void)user;
-    return FS_OUTCOME_OK;
-}
-
 static void test_scheme_registry(void **state)
 {
     (void)state;

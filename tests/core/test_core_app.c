@@ -99,13 +99,6 @@ static int h_after_shutdown(fs_app *app, void *u)
     return 0;
 }
 
-static fs_outcome noop(fs_message *m, void *user)
-{
-    (void)m;
-    (void)user;
-    return FS_OUTCOME_OK;
-}
-
 static void test_hooks_and_stop(void **state)
 {
     (void)state;

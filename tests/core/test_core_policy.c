@@ -299,13 +299,6 @@ static void test_manual(void **state)
     test_policy(FS_ACK_POLICY_MANUAL);
 }
 
-static fs_outcome noop(fs_message *m, void *user)
-{
-    (void)m;
-    (void)user;
-    return FS_OUTCOME_OK;
-}
-
 /* subscriber > broker default > broker type default (memory: REJECT_ON_ERROR) */
 static void test_policy_resolution(void **state)
 {

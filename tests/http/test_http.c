@@ -98,6 +98,18 @@ static void request(uint16_t port, const char *method, const char *path, const c
         fail_msg("%s %s: %s", method, path, test_http_error());
 }
 
+/* Make a request that must answer `status`; the response is dropped. */
+static void expect_status(uint16_t port, const char *method, const char *path, const char *headers,
+                          int status)
+{
+    test_http_response r;
+    request(port, method, path, headers, &r);
+    int got = r.status;
+    test_http_response_free(&r);
+    if (got != status)
+        fail_msg("%s %s answered %d, expected %d", method, path, got, status);
+}
+
 static void assert_header(const test_http_response *r, const char *name, const char *want)
 {
     char buf[256];
@@ -325,10 +337,7 @@ static void test_not_found(void **state)
         test_http_response_free(&r);
     }
     /* A query string does not change the path. */
-    test_http_response r;
-    request(f->port, "GET", "/metrics?x=1", NULL, &r);
-    assert_int_equal(r.status, 200);
-    test_http_response_free(&r);
+    expect_status(f->port, "GET", "/metrics?x=1", NULL, 200);
 }
 
 static void test_method_not_allowed(void **state)
@@ -355,9 +364,7 @@ static void test_method_not_allowed(void **state)
     assert_header(&r, "Allow", "GET, HEAD");
     test_http_response_free(&r);
     /* The server still answers afterwards. */
-    request(f->port, "GET", "/metrics", NULL, &r);
-    assert_int_equal(r.status, 200);
-    test_http_response_free(&r);
+    expect_status(f->port, "GET", "/metrics", NULL, 200);
 }
 
 /* Written on server threads, read by the test: atomics and a lock (the
@@ -384,25 +391,19 @@ static void test_health(void **state)
     atomic_store(&health_calls, 0);
     atomic_store(&health_answer, false);
     assert_int_equal(fs_http_server_set_health_check(f->srv, health, &health_answer), FS_OK);
-    request(f->port, "GET", "/health", NULL, &r);
-    assert_int_equal(r.status, 500);
-    test_http_response_free(&r);
+    expect_status(f->port, "GET", "/health", NULL, 500);
     request(f->port, "HEAD", "/health", NULL, &r);
     assert_int_equal(r.status, 500);
     assert_int_equal(r.body_len, 0);
     test_http_response_free(&r);
 
     atomic_store(&health_answer, true);
-    request(f->port, "GET", "/health", NULL, &r);
-    assert_int_equal(r.status, 204);
-    test_http_response_free(&r);
+    expect_status(f->port, "GET", "/health", NULL, 204);
     assert_int_equal(atomic_load(&health_calls), 3);
 
     assert_int_equal(fs_http_server_set_health_check(f->srv, NULL, NULL), FS_OK);
     atomic_store(&health_answer, false);
-    request(f->port, "GET", "/health", NULL, &r);
-    assert_int_equal(r.status, 204);
-    test_http_response_free(&r);
+    expect_status(f->port, "GET", "/health", NULL, 204);
     assert_int_equal(atomic_load(&health_calls), 3);
 }
 
@@ -420,16 +421,9 @@ static void test_custom_paths(void **state)
     assert_int_equal(fs_http_server_set_health_check(srv, NULL, NULL), FS_OK);
     assert_int_equal(fs_http_server_start(srv), FS_OK);
     uint16_t port = fs_http_server_port(srv);
-    test_http_response r;
-    request(port, "GET", "/prom", NULL, &r);
-    assert_int_equal(r.status, 200);
-    test_http_response_free(&r);
-    request(port, "GET", "/metrics", NULL, &r);
-    assert_int_equal(r.status, 404);
-    test_http_response_free(&r);
-    request(port, "GET", "/health", NULL, &r);
-    assert_int_equal(r.status, 404);
-    test_http_response_free(&r);
+    expect_status(port, "GET", "/prom", NULL, 200);
+    expect_status(port, "GET", "/metrics", NULL, 404);
+    expect_status(port, "GET", "/health", NULL, 404);
     fs_http_server_free(srv);
     fs_registry_free(reg);
 }
@@ -530,9 +524,7 @@ static void test_user_routes(void **state)
     assert_false(seen().had_query);
     assert_int_equal(seen().frees, 2);
 
-    request(f->port, "POST", "/hello", NULL, &r);
-    assert_int_equal(r.status, 405);
-    test_http_response_free(&r);
+    expect_status(f->port, "POST", "/hello", NULL, 405);
     assert_int_equal(seen().calls, 2);
 
     /* Routes sort around each other; each keeps its own callback. */
@@ -544,13 +536,9 @@ static void test_user_routes(void **state)
     assert_int_equal(r.body_len, 0);
     test_http_response_free(&r);
     capture_logs();
-    request(f->port, "GET", "/z", NULL, &r);
-    assert_int_equal(r.status, 500);
-    test_http_response_free(&r);
+    expect_status(f->port, "GET", "/z", NULL, 500);
     assert_logged("error http: route /z returned an invalid status (status 1000");
-    request(f->port, "GET", "/hello", NULL, &r);
-    assert_int_equal(r.status, 201);
-    test_http_response_free(&r);
+    expect_status(f->port, "GET", "/hello", NULL, 201);
 
     /* Conflicts and bad arguments. */
     assert_int_equal(fs_http_server_add_route(f->srv, "/hello", default_route, NULL), FS_ECONFLICT);
@@ -589,9 +577,7 @@ static void test_stop_from_own_handler(void **state)
     assert_int_equal(fs_http_server_add_route(f->srv, "/stop", self_stopping_route, &s), FS_OK);
     test_http_response r;
     capture_logs();
-    request(f->port, "GET", "/stop", NULL, &r);
-    assert_int_equal(r.status, 200);
-    test_http_response_free(&r);
+    expect_status(f->port, "GET", "/stop", NULL, 200);
     assert_logged("own request handlers: not freed");
     assert_int_equal(atomic_load(&s.stop_rc), FS_ESTATE);
     assert_true(atomic_load(&s.freed_returned));
@@ -611,10 +597,7 @@ static void test_route_added_before_start(void **state)
     reset_seen();
     assert_int_equal(fs_http_server_add_route(srv, "/hello", hello_route, &route_seen), FS_OK);
     assert_int_equal(fs_http_server_start(srv), FS_OK);
-    test_http_response r;
-    request(fs_http_server_port(srv), "GET", "/hello", NULL, &r);
-    assert_int_equal(r.status, 201);
-    test_http_response_free(&r);
+    expect_status(fs_http_server_port(srv), "GET", "/hello", NULL, 201);
     assert_int_equal(seen().calls, 1);
     fs_http_server_free(srv);
     fs_registry_free(reg);
@@ -632,10 +615,7 @@ static void test_port_zero(void **state)
     assert_int_equal(fs_http_server_start(srv), FS_OK);
     uint16_t port = fs_http_server_port(srv);
     assert_int_not_equal(port, 0);
-    test_http_response r;
-    request(port, "GET", "/metrics", NULL, &r);
-    assert_int_equal(r.status, 200);
-    test_http_response_free(&r);
+    expect_status(port, "GET", "/metrics", NULL, 200);
     assert_int_equal(fs_http_server_stop(srv), FS_OK);
     assert_int_equal(fs_http_server_port(srv), 0);
     assert_int_equal(fs_http_server_port(NULL), 0);
@@ -666,10 +646,7 @@ static void test_fixed_port_and_bind_failure(void **state)
     assert_int_equal(fs_http_server_stop(f->srv), FS_OK);
     assert_int_equal(fs_http_server_start(srv), FS_OK);
     assert_int_equal(fs_http_server_port(srv), f->port);
-    test_http_response r;
-    request(f->port, "GET", "/metrics", NULL, &r);
-    assert_int_equal(r.status, 200);
-    test_http_response_free(&r);
+    expect_status(f->port, "GET", "/metrics", NULL, 200);
     fs_http_server_free(srv);
     assert_int_equal(fs_http_server_start(f->srv), FS_OK);
     f->port = fs_http_server_port(f->srv);
@@ -748,9 +725,7 @@ static void test_start_stop_start(void **state)
     for (int i = 0; i < 3; i++) {
         assert_int_equal(fs_http_server_start(f->srv), FS_OK);
         f->port = fs_http_server_port(f->srv);
-        request(f->port, "GET", "/metrics", NULL, &r);
-        assert_int_equal(r.status, 200);
-        test_http_response_free(&r);
+        expect_status(f->port, "GET", "/metrics", NULL, 200);
         if (i < 2)
             assert_int_equal(fs_http_server_stop(f->srv), FS_OK);
     }
@@ -877,9 +852,7 @@ static void test_malformed_request(void **state)
     const char partial[] = "GET /hello?x=1 HTTP/1.1\r\nHost: a\r\n";
     assert_int_equal(send(fd, partial, sizeof partial - 1, 0), (ssize_t)(sizeof partial - 1));
     close(fd);
-    request(f->port, "GET", "/metrics", NULL, &r);
-    assert_int_equal(r.status, 200);
-    test_http_response_free(&r);
+    expect_status(f->port, "GET", "/metrics", NULL, 200);
 }
 
 int main(void)
