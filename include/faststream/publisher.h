@@ -69,7 +69,8 @@ int fs_publish_batch(fs_broker *broker, const char *destination, const fs_envelo
  * correlation id (generated unless msg->correlation_id is set), then wait
  * up to `timeout_ms` for the reply carrying that correlation id. On FS_OK
  * `*reply` is a message owned by the caller (free with fs_message_free);
- * FS_ETIMEDOUT when no reply came in time. The reply is not seen by the
+ * FS_ETIMEDOUT when no reply came in time (timeout_ms < 0: no limit);
+ * FS_ECLOSED when the broker is closed meanwhile. The reply is not seen by the
  * consume middleware chain (not counted in metrics).
  */
 int fs_request(fs_broker *broker, const char *destination, const fs_envelope *msg, int timeout_ms,

@@ -87,6 +87,7 @@ struct fs_publisher {
 typedef struct fs__waiter {
     char corr[64];
     fs_message *reply;
+    bool closed; /* the reply inbox was shut down: no reply can come */
     struct fs__waiter *next;
 } fs__waiter;
 

@@ -233,6 +233,10 @@ void fs__request_shutdown(fs_broker *b)
     pthread_mutex_lock(&b->req_lock);
     bool ready = b->req_ready;
     b->req_ready = false;
+    /* Requests still waiting would wait for a reply that cannot come. */
+    for (fs__waiter *w = b->waiters; w; w = w->next)
+        w->closed = true;
+    pthread_cond_broadcast(&b->req_cond);
     pthread_mutex_unlock(&b->req_lock);
     if (!ready)
         return;
@@ -286,7 +290,7 @@ static int do_request(fs_broker *b, void *dest, const char *destination, const f
 
     struct timespec deadline = fs__deadline_ts(timeout_ms);
     pthread_mutex_lock(&b->req_lock);
-    while (rc >= 0 && !w.reply) {
+    while (rc >= 0 && !w.reply && !w.closed) {
         if (timeout_ms < 0)
             pthread_cond_wait(&b->req_cond, &b->req_lock);
         else if (pthread_cond_timedwait(&b->req_cond, &b->req_lock, &deadline) != 0)
@@ -303,6 +307,9 @@ static int do_request(fs_broker *b, void *dest, const char *destination, const f
         fs_message_free(w.reply);
         return rc;
     }
+    if (!w.reply && w.closed)
+        return fs__error(FS_ECLOSED, "broker %s was closed while the request on '%s' waited",
+                         b->ops->name, destination);
     if (!w.reply)
         return fs__error(FS_ETIMEDOUT, "no reply to the request on '%s' within %d ms", destination,
                          timeout_ms);

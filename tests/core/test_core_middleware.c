@@ -251,6 +251,42 @@ static void test_request_timeout(void **state)
     fs_broker_free(b);
 }
 
+typedef struct pending_request {
+    fs_broker *broker;
+    int rc;
+    char error[256];
+} pending_request;
+
+static void *request_forever(void *arg)
+{
+    pending_request *p = arg;
+    fs_envelope req = FS_ENVELOPE_INIT;
+    fs_message *reply = NULL;
+    p->rc = fs_request(p->broker, "rpc.silent", &req, -1, &reply);
+    snprintf(p->error, sizeof p->error, "%s", fs_last_error());
+    fs_message_free(reply);
+    return NULL;
+}
+
+/* A request waiting without a time limit ends when its broker is closed. */
+static void test_request_ends_at_close(void **state)
+{
+    (void)state;
+    fs_broker *b = memory_broker(16, false);
+    fs_subscriber *sub;
+    CHECK_OK(fs_subscribe(b, "rpc.silent", silent, NULL, NULL, &sub));
+    CHECK_OK(fs_broker_start(b));
+    pending_request p = {.broker = b};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, request_forever, &p), 0);
+    CHECK_OK(fs_subscriber_wait_handled(sub, 1, WAIT_MS)); /* the request was published */
+    CHECK_OK(fs_broker_close(b));
+    pthread_join(t, NULL);
+    assert_int_equal(p.rc, FS_ECLOSED);
+    assert_non_null(strstr(p.error, "closed"));
+    fs_broker_free(b);
+}
+
 static atomic_int stop_from_handler_rc;
 
 static fs_outcome reply_without_reply_to(fs_message *m, void *user)
@@ -378,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_request_reply),
         cmocka_unit_test(test_request_timeout),
+        cmocka_unit_test(test_request_ends_at_close),
         cmocka_unit_test(test_reply_needs_reply_to),
         cmocka_unit_test(test_publish_error_seen),
         cmocka_unit_test(test_short_circuit),
