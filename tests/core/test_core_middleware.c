@@ -227,20 +227,20 @@ static void test_request_reply(void **state)
     pthread_mutex_destroy(&p.lock);
 }
 
-static fs_outcome silent(fs_message *m, void *user)
+/* A started broker whose "rpc.silent" subscriber never replies. */
+static fs_broker *silent_rpc(fs_subscriber **sub)
 {
-    (void)m;
-    (void)user;
-    return FS_OUTCOME_OK;
+    fs_broker *b = memory_broker(16, false);
+    CHECK_OK(fs_subscribe(b, "rpc.silent", noop, NULL, NULL, sub));
+    CHECK_OK(fs_broker_start(b));
+    return b;
 }
 
 static void test_request_timeout(void **state)
 {
     (void)state;
-    fs_broker *b = memory_broker(16, false);
     fs_subscriber *sub;
-    CHECK_OK(fs_subscribe(b, "rpc.silent", silent, NULL, NULL, &sub));
-    CHECK_OK(fs_broker_start(b));
+    fs_broker *b = silent_rpc(&sub);
     fs_envelope req = FS_ENVELOPE_INIT;
     req.body = "?";
     req.body_len = 1;
@@ -272,10 +272,8 @@ static void *request_forever(void *arg)
 static void test_request_ends_at_close(void **state)
 {
     (void)state;
-    fs_broker *b = memory_broker(16, false);
     fs_subscriber *sub;
-    CHECK_OK(fs_subscribe(b, "rpc.silent", silent, NULL, NULL, &sub));
-    CHECK_OK(fs_broker_start(b));
+    fs_broker *b = silent_rpc(&sub);
     pending_request p = {.broker = b};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, request_forever, &p), 0);
