@@ -145,7 +145,7 @@ static int run_pipeline(rconn *c, const char *what, size_t count, size_t per, co
         int e = fs__redis_reply_error(reply, what);
         if (e && !first)
             first = e;
-        freeReplyObject(reply);
+        fs__redis_reply_free(reply);
     }
     return rc ? rc : first;
 }
@@ -187,7 +187,7 @@ static int publish_with(redis_broker *b, rconn *c, const char *destination, cons
         if ((rc = fs__redis_conn_command(c, (int)(2 + count), c->argv, c->argvlen, &r)))
             return rc;
         rc = fs__redis_reply_error(r, "RPUSH");
-        freeReplyObject(r);
+        fs__redis_reply_free(r);
         return rc;
     }
     if (kind == FS_REDIS_CHANNEL) {
@@ -271,7 +271,7 @@ static int redis_ping(void *impl, int timeout_ms)
     }
     if (!rc) {
         rc = fs__redis_reply_error(r, "PING");
-        freeReplyObject(r);
+        fs__redis_reply_free(r);
     }
     fs__redis_pool_put(b, c);
     return rc;

@@ -186,6 +186,11 @@ rconn *fs__redis_pool_get(redis_broker *b, int *status);
 void fs__redis_pool_put(redis_broker *b, rconn *rc);
 void fs__redis_pool_drain(redis_broker *b);
 int fs__redis_reply_error(const redisReply *r, const char *what);
+/*
+ * Free a reply read on one of our connections (never freeReplyObject: their
+ * replies are built in blocks, see conn.c). NULL is a no-op.
+ */
+void fs__redis_reply_free(void *reply);
 
 /* sub.c */
 int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out);

@@ -188,7 +188,7 @@ static rhold *hold_new(redisReply *reply)
 static void hold_drop(rhold *h)
 {
     if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
-        freeReplyObject(h->reply);
+        fs__redis_reply_free(h->reply);
         free(h);
     }
 }
@@ -199,7 +199,7 @@ static void reply_done(redisReply *reply, rhold *h)
     if (h)
         hold_drop(h);
     else
-        freeReplyObject(reply);
+        fs__redis_reply_free(reply);
 }
 
 static void rec_destroy(rmsg *r)
@@ -471,7 +471,7 @@ static int ensure_group(rsub *s)
         rc = FS_OK;
     else
         rc = fs__redis_reply_error(r, "XGROUP CREATE");
-    freeReplyObject(r);
+    fs__redis_reply_free(r);
     return rc;
 }
 
@@ -523,7 +523,7 @@ static int reader_prepare(rsub *s)
         }
         break;
     }
-    freeReplyObject(r);
+    fs__redis_reply_free(r);
     return rc;
 }
 
@@ -635,7 +635,7 @@ static int read_channel(rsub *s, rlist *l, int budget)
         return FS_OK;
     while (!rc && r) {
         rc = channel_message(s, l, r);
-        freeReplyObject(r);
+        fs__redis_reply_free(r);
         r = NULL;
         void *more = NULL;
         if (!rc && redisGetReplyFromReader(s->rd.c, &more) != REDIS_OK) {
@@ -693,7 +693,7 @@ static int read_list(rsub *s, rlist *l, size_t want, int budget)
         reply_done(r, h);
         return rc;
     }
-    freeReplyObject(r);
+    fs__redis_reply_free(r);
     return rc;
 }
 
@@ -800,7 +800,7 @@ static int scan_pending(rsub *s, rlist *l, size_t want)
             av[3 + i] = ids[i];
         }
         if (!(rc = reader_command(s, (int)(3 + nd), av, &r)))
-            freeReplyObject(r);
+            fs__redis_reply_free(r);
     }
     return rc;
 }
@@ -895,7 +895,7 @@ static int read_stream_group(rsub *s, rlist *l, size_t want, int budget)
         /* The stream or the group went away (deleted, server restarted empty): recreate. */
         fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "stream %s: group %s missing, creating it",
                 s->name, s->group);
-        freeReplyObject(r);
+        fs__redis_reply_free(r);
         return ensure_group(s);
     }
     rc = fs__redis_reply_error(r, "XREADGROUP");
@@ -1064,7 +1064,7 @@ static int xack(rsub *s, fs_message *m, rconn *c)
         fs__log(FS_LOG_DEBUG, FS_REDIS_COMPONENT,
                 "stream %s: %lld of %zu entries acknowledged (the others were not pending)",
                 s->name, reply->integer, argc - 3);
-    freeReplyObject(reply);
+    fs__redis_reply_free(reply);
     return rc;
 }
 
@@ -1110,7 +1110,7 @@ static int dead_letter(rsub *s, fs_message *m, rconn *c)
         int e = fs__redis_reply_error(reply, "XADD (dead letter)");
         if (e && !first_error)
             first_error = e;
-        freeReplyObject(reply);
+        fs__redis_reply_free(reply);
     }
     return rc ? rc : first_error;
 }
@@ -1367,7 +1367,7 @@ static void requeue_list(rsub *s, rmsg *head, size_t n)
         redisReply *reply;
         if (!(rc = fs__redis_conn_command(c, (int)(2 + n), c->argv, c->argvlen, &reply))) {
             rc = fs__redis_reply_error(reply, "LPUSH");
-            freeReplyObject(reply);
+            fs__redis_reply_free(reply);
         }
     }
     fs__redis_pool_put(s->b, c);
