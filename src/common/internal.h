@@ -7,11 +7,23 @@
 
 #include "faststream/common.h"
 
-/** Record `fmt` as this thread's last error and return `status`. */
+#include <stdarg.h>
+
+/**
+ * Record `fmt` as this thread's last error and return `status`. The
+ * arguments may include fs_last_error() itself (to add context to it).
+ */
 int fs__error(int status, const char *fmt, ...) FS_PRINTF(2, 3);
+
+/** fs__error with a va_list. */
+int fs__verror(int status, const char *fmt, va_list ap) FS_PRINTF(2, 0);
 
 /** Emit a log line through the user's handler, if `level` passes the filter. */
 void fs__log(fs_log_level level, const char *component, const char *fmt, ...) FS_PRINTF(3, 4);
+
+/** fs__log with a va_list. */
+void fs__vlog(fs_log_level level, const char *component, const char *fmt, va_list ap)
+    FS_PRINTF(3, 0);
 
 /** True when a line at `level` would be emitted (cheap; check before formatting). */
 int fs__log_enabled(fs_log_level level);

@@ -4,8 +4,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
-static void default_sink(fs_log_level level, const char *component, const char *message,
-                         void *user)
+static void default_sink(fs_log_level level, const char *component, const char *message, void *user)
 {
     (void)user;
     fprintf(stderr, "faststream %s %s: %s\n", fs_log_level_name(level), component, message);
@@ -41,11 +40,16 @@ fs_log_level fs_get_log_level(void)
 const char *fs_log_level_name(fs_log_level level)
 {
     switch (level) {
-    case FS_LOG_DEBUG: return "debug";
-    case FS_LOG_INFO: return "info";
-    case FS_LOG_WARN: return "warn";
-    case FS_LOG_ERROR: return "error";
-    case FS_LOG_OFF: return "off";
+    case FS_LOG_DEBUG:
+        return "debug";
+    case FS_LOG_INFO:
+        return "info";
+    case FS_LOG_WARN:
+        return "warn";
+    case FS_LOG_ERROR:
+        return "error";
+    case FS_LOG_OFF:
+        return "off";
     }
     return "?";
 }
@@ -58,13 +62,18 @@ int fs__log_enabled(fs_log_level level)
 
 void fs__log(fs_log_level level, const char *component, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    fs__vlog(level, component, fmt, ap);
+    va_end(ap);
+}
+
+void fs__vlog(fs_log_level level, const char *component, const char *fmt, va_list ap)
+{
     if (!fs__log_enabled(level))
         return;
     char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
     pthread_mutex_lock(&sink_lock);
     fs_log_fn fn = sink;
     void *user = sink_user;

@@ -10,24 +10,19 @@
 
 int fs_adapter_error(int status, const char *fmt, ...)
 {
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    int rc = fs__verror(status, fmt, ap);
     va_end(ap);
-    return fs__error(status, "%s", buf);
+    return rc;
 }
 
 void fs_adapter_log(fs_log_level level, const char *component, const char *fmt, ...)
 {
-    if (!fs__log_enabled(level))
-        return;
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    fs__vlog(level, component ? component : "adapter", fmt, ap);
     va_end(ap);
-    fs__log(level, component ? component : "adapter", "%s", buf);
 }
 
 static int hexval(int c)

@@ -562,9 +562,8 @@ static int register_families(prom_state *st, fs_registry *reg, const char *prefi
             break;
         }
         if (rc != FS_OK) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", fs_last_error());
-            rc = fs__error(rc, "prometheus middleware: cannot register '%s': %s", names[i], why);
+            rc = fs__error(rc, "prometheus middleware: cannot register '%s': %s", names[i],
+                           fs_last_error());
             break;
         }
         created[i] = !existed;

@@ -39,6 +39,24 @@ static void test_last_error_is_per_thread(void **state)
     assert_string_equal(fs_last_error(), "bad thing 7");
 }
 
+/* The last error may be an argument of the next one: context is added, nothing garbled. */
+static void test_error_wraps_last_error(void **state)
+{
+    (void)state;
+    fs__error(FS_EIO, "connection refused by %s:%d", "127.0.0.1", 6379);
+    assert_int_equal(fs__error(FS_EBROKER, "cannot publish to '%s': %s", "orders", fs_last_error()),
+                     FS_EBROKER);
+    assert_string_equal(fs_last_error(),
+                        "cannot publish to 'orders': connection refused by 127.0.0.1:6379");
+    char long_text[600];
+    memset(long_text, 'x', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    fs__error(FS_EIO, "%s", long_text); /* truncated to the buffer */
+    fs__error(FS_EIO, "ctx: %s", fs_last_error());
+    assert_memory_equal(fs_last_error(), "ctx: xxxx", 9);
+    assert_int_equal(strspn(fs_last_error() + 5, "x"), strlen(fs_last_error()) - 5);
+}
+
 struct captured {
     int calls;
     fs_log_level level;
@@ -83,6 +101,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strerror_names_every_code),
         cmocka_unit_test(test_last_error_is_per_thread),
+        cmocka_unit_test(test_error_wraps_last_error),
         cmocka_unit_test(test_log_handler_and_level),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
