@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -96,6 +97,54 @@ static void test_log_handler_and_level(void **state)
     assert_string_equal(fs_version(), FASTSTREAM_VERSION_STRING);
 }
 
+/* Swapping the log handler while other threads log: every line reaches a
+ * handler together with that handler's own user pointer. */
+static int user_a, user_b;
+static atomic_int lines_a, lines_b, lines_torn;
+
+static void sink_a(fs_log_level level, const char *component, const char *message, void *user)
+{
+    (void)level, (void)component, (void)message;
+    atomic_fetch_add(user == &user_a ? &lines_a : &lines_torn, 1);
+}
+
+static void sink_b(fs_log_level level, const char *component, const char *message, void *user)
+{
+    (void)level, (void)component, (void)message;
+    atomic_fetch_add(user == &user_b ? &lines_b : &lines_torn, 1);
+}
+
+#define LOG_LINES 20000
+
+static void *log_lines(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < LOG_LINES; i++)
+        fs__log(FS_LOG_ERROR, "test", "line %d", i);
+    return NULL;
+}
+
+static void test_log_handler_swapped_while_logging(void **state)
+{
+    (void)state;
+    fs_set_log_level(FS_LOG_INFO);
+    fs_set_log_handler(sink_a, &user_a);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, log_lines, NULL), 0);
+    for (int i = 0; i < 2000; i++) {
+        if (i % 2)
+            fs_set_log_handler(sink_a, &user_a);
+        else
+            fs_set_log_handler(sink_b, &user_b);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    fs_set_log_handler(NULL, NULL);
+    assert_int_equal(atomic_load(&lines_torn), 0);
+    assert_int_equal(atomic_load(&lines_a) + atomic_load(&lines_b), 2 * LOG_LINES);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +152,7 @@ int main(void)
         cmocka_unit_test(test_last_error_is_per_thread),
         cmocka_unit_test(test_error_wraps_last_error),
         cmocka_unit_test(test_log_handler_and_level),
+        cmocka_unit_test(test_log_handler_swapped_while_logging),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
