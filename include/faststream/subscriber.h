@@ -92,7 +92,10 @@ typedef struct fs_subscriber_options {
      * or NULL for the broker's defaults.
      */
     const void *broker_options;
-    /** Called with `user` when the subscriber is freed (optional). */
+    /**
+     * Called with `user` when the subscriber is freed (optional). Not called
+     * when fs_subscribe fails: the caller keeps `user` then.
+     */
     void (*free_user)(void *user);
 } fs_subscriber_options;
 

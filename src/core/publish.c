@@ -178,11 +178,14 @@ static void *inbox_main(void *arg)
             }
             pthread_mutex_unlock(&b->req_lock);
         }
-        if (!delivered) {
+        if (!copy)
+            fs__log(FS_LOG_WARN, "core", "broker %s: lost the reply with correlation id %s: %s",
+                    ops->name, corr ? corr : "(none)", fs_last_error());
+        else if (!delivered)
             fs__log(FS_LOG_DEBUG, "core", "broker %s: dropped a reply with correlation id %s",
                     ops->name, corr ? corr : "(none)");
+        if (!delivered)
             fs_message_free(copy);
-        }
         fs__settle(m, FS_SETTLE_ACKED);
         m->release(m);
     }
