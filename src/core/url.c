@@ -195,28 +195,38 @@ int fs_url_parse(const char *url, fs_url *out)
     return FS_OK;
 }
 
+bool fs__query_next(const char **p, fs__query_param *out)
+{
+    const char *s = *p;
+    if (!*s)
+        return false;
+    size_t n = strcspn(s, "&");
+    const char *eq = memchr(s, '=', n);
+    out->name = s;
+    out->name_len = eq ? (size_t)(eq - s) : n;
+    out->value = eq ? eq + 1 : NULL;
+    out->value_len = eq ? n - out->name_len - 1 : 0;
+    *p = s[n] == '&' ? s + n + 1 : s + n;
+    return true;
+}
+
 char *fs_url_query_param(const fs_url *url, const char *key)
 {
     if (!url || !url->query || !key)
         return NULL;
     size_t klen = strlen(key);
     const char *p = url->query;
-    while (*p) {
-        size_t n = strcspn(p, "&");
-        const char *eq = memchr(p, '=', n);
-        size_t name_len = eq ? (size_t)(eq - p) : n;
-        if (name_len == klen && memcmp(p, key, klen) == 0) {
-            bool bad = false, oom = false;
-            char *v = eq ? copy_n(eq + 1, n - name_len - 1, true, &bad, &oom)
-                         : copy_n("", 0, false, &bad, &oom);
-            if (!v)
-                fs__error(oom ? FS_ENOMEM : FS_EINVAL, "query parameter '%s': %s", key,
-                          oom ? "out of memory" : "bad %-escape");
-            return v;
-        }
-        p += n;
-        if (*p == '&')
-            p++;
+    fs__query_param q;
+    while (fs__query_next(&p, &q)) {
+        if (q.name_len != klen || memcmp(q.name, key, klen) != 0)
+            continue;
+        bool bad = false, oom = false;
+        char *v = q.value ? copy_n(q.value, q.value_len, true, &bad, &oom)
+                          : copy_n("", 0, false, &bad, &oom);
+        if (!v)
+            fs__error(oom ? FS_ENOMEM : FS_EINVAL, "query parameter '%s': %s", key,
+                      oom ? "out of memory" : "bad %-escape");
+        return v;
     }
     return NULL;
 }

@@ -5,6 +5,8 @@
 #ifndef FS_CORE_UTIL_H
 #define FS_CORE_UTIL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -28,5 +30,16 @@ void fs__sleep_ms(unsigned ms);
 
 /** A malloc'ed copy of `s`; NULL for NULL or when out of memory. */
 char *fs__strdup(const char *s);
+
+/** One parameter of a URL query string such as "a=1&flag&b=x%20y". */
+typedef struct fs__query_param {
+    const char *name;
+    size_t name_len;
+    const char *value; /**< raw (%-escapes kept); NULL when the parameter has no '=' */
+    size_t value_len;
+} fs__query_param;
+
+/** The parameter at `*p` in a query string, moving `*p` past it; false at the end. */
+bool fs__query_next(const char **p, fs__query_param *out);
 
 #endif

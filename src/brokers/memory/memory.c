@@ -725,19 +725,13 @@ int fs__memory_factory(const char *url, const fs_broker_options *bopts, fs_broke
                          "?capacity=N&inline_size=N)",
                          url);
     }
-    if (u.query) {
-        for (const char *p = u.query; *p;) {
-            size_t n = strcspn(p, "&");
-            size_t k = strcspn(p, "=&");
-            if (!((k == 8 && strncmp(p, "capacity", 8) == 0) ||
-                  (k == 11 && strncmp(p, "inline_size", 11) == 0))) {
-                fs_url_free(&u);
-                return fs__error(FS_EINVAL, "memory:// URL '%s': unknown parameter '%.*s'", url,
-                                 (int)k, p);
-            }
-            p += n;
-            if (*p == '&')
-                p++;
+    fs__query_param q;
+    for (const char *p = u.query ? u.query : ""; fs__query_next(&p, &q);) {
+        if (!((q.name_len == 8 && strncmp(q.name, "capacity", 8) == 0) ||
+              (q.name_len == 11 && strncmp(q.name, "inline_size", 11) == 0))) {
+            fs_url_free(&u);
+            return fs__error(FS_EINVAL, "memory:// URL '%s': unknown parameter '%.*s'", url,
+                             (int)q.name_len, q.name);
         }
     }
     rc = parse_size(&u, "capacity", &o.capacity);
