@@ -242,119 +242,83 @@ static void expect_the_publish(scrape *s)
     expect_published(s, "q", "outside", 1, 1, 0, NULL, 0);
 }
 
+/* Exactly `e` on the receiving side, the one publish from outside, nothing else; frees `s`. */
+static void expect_only(scrape *s, const recv_expect *e)
+{
+    expect_received(s, e);
+    expect_the_publish(s);
+    expect_nothing_else(s, P);
+    scrape_free(s);
+}
+
+/* run_one, then expect_only(e). */
+static void check_one(fixture *fx, action act, int deliveries, const recv_expect *e)
+{
+    probe p;
+    scrape s;
+    run_one(fx, act, deliveries, &p, &s);
+    expect_only(&s, e);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Handler paths                                                            */
 
 static void test_ack_explicit(void **state)
 {
-    probe p;
-    scrape s;
-    run_one(*state, ACT_ACK_EXPLICIT, 1, &p, &s);
     recv_expect e = {"q", "t1", 1, 1, 5, .acked = 1};
-    expect_received(&s, &e);
-    expect_the_publish(&s);
-    expect_nothing_else(&s, P);
-    scrape_free(&s);
+    check_one(*state, ACT_ACK_EXPLICIT, 1, &e);
 }
 
 static void test_nack_explicit(void **state)
 {
-    probe p;
-    scrape s;
     /* nacked once (redelivered by the broker), then acked by the policy */
-    run_one(*state, ACT_NACK_EXPLICIT_ONCE, 2, &p, &s);
     recv_expect e = {"q", "t1", 2, 2, 10, .acked = 1, .nacked = 1};
-    expect_received(&s, &e);
-    expect_the_publish(&s);
-    expect_nothing_else(&s, P);
-    scrape_free(&s);
+    check_one(*state, ACT_NACK_EXPLICIT_ONCE, 2, &e);
 }
 
 static void test_reject_explicit(void **state)
 {
-    probe p;
-    scrape s;
-    run_one(*state, ACT_REJECT_EXPLICIT, 1, &p, &s);
     recv_expect e = {"q", "t1", 1, 1, 5, .rejected = 1};
-    expect_received(&s, &e);
-    expect_the_publish(&s);
-    expect_nothing_else(&s, P);
-    scrape_free(&s);
+    check_one(*state, ACT_REJECT_EXPLICIT, 1, &e);
 }
 
 static void test_return_ack(void **state)
 {
-    probe p;
-    scrape s;
-    run_one(*state, ACT_RETURN_ACK, 1, &p, &s);
     recv_expect e = {"q", "t1", 1, 1, 5, .acked = 1};
-    expect_received(&s, &e);
-    expect_the_publish(&s);
-    expect_nothing_else(&s, P);
-    scrape_free(&s);
+    check_one(*state, ACT_RETURN_ACK, 1, &e);
 }
 
 static void test_return_nack(void **state)
 {
-    probe p;
-    scrape s;
-    run_one(*state, ACT_RETURN_NACK_ONCE, 2, &p, &s);
     recv_expect e = {"q", "t1", 2, 2, 10, .acked = 1, .nacked = 1};
-    expect_received(&s, &e);
-    expect_the_publish(&s);
-    expect_nothing_else(&s, P);
-    scrape_free(&s);
+    check_one(*state, ACT_RETURN_NACK_ONCE, 2, &e);
 }
 
 static void test_return_reject(void **state)
 {
-    probe p;
-    scrape s;
-    run_one(*state, ACT_RETURN_REJECT, 1, &p, &s);
     recv_expect e = {"q", "t1", 1, 1, 5, .rejected = 1};
-    expect_received(&s, &e);
-    expect_the_publish(&s);
-    expect_nothing_else(&s, P);
-    scrape_free(&s);
+    check_one(*state, ACT_RETURN_REJECT, 1, &e);
 }
 
 static void test_return_skip(void **state)
 {
-    probe p;
-    scrape s;
-    run_one(*state, ACT_RETURN_SKIP, 1, &p, &s);
     recv_expect e = {"q", "t1", 1, 1, 5, .skipped = 1};
-    expect_received(&s, &e);
-    expect_the_publish(&s);
-    expect_nothing_else(&s, P);
-    scrape_free(&s);
+    check_one(*state, ACT_RETURN_SKIP, 1, &e);
 }
 
 static void test_fail(void **state)
 {
-    probe p;
-    scrape s;
     /* REJECT_ON_ERROR (the in-process default) rejects it afterwards: still "error" */
-    run_one(*state, ACT_FAIL, 1, &p, &s);
     recv_expect e = {
         "q", "t1", 1, 1, 5, .error = 1, .exception_type = "ValueError", .exceptions = 1};
-    expect_received(&s, &e);
-    expect_the_publish(&s);
-    expect_nothing_else(&s, P);
-    scrape_free(&s);
+    check_one(*state, ACT_FAIL, 1, &e);
 }
 
 static void test_ack_then_fail(void **state)
 {
-    probe p;
-    scrape s;
-    run_one(*state, ACT_ACK_THEN_FAIL, 1, &p, &s);
     recv_expect e = {
         "q", "t1", 1, 1, 5, .acked = 1, .exception_type = "DecodeError", .exceptions = 1};
-    expect_received(&s, &e);
-    expect_the_publish(&s);
-    expect_nothing_else(&s, P);
-    scrape_free(&s);
+    check_one(*state, ACT_ACK_THEN_FAIL, 1, &e);
 }
 
 /* Under ACK_FIRST the message is acked before the handler runs: "acked", error still counted. */
@@ -373,10 +337,7 @@ static void test_ack_first_then_fail(void **state)
     scrape_take(&s, fx->reg);
     recv_expect e = {
         "q", "t1", 1, 1, 5, .acked = 1, .exception_type = "ValueError", .exceptions = 1};
-    expect_received(&s, &e);
-    expect_the_publish(&s);
-    expect_nothing_else(&s, P);
-    scrape_free(&s);
+    expect_only(&s, &e);
 }
 
 /* A publish from inside a handler carries the labels of the message being handled. */
