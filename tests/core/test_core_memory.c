@@ -294,19 +294,11 @@ static void test_concurrency_limit(void **state)
     fs_broker_free(b);
 }
 
-static fs_outcome count_a(fs_message *m, void *user)
+/* Counts its messages into the atomic_int given as user data. */
+static fs_outcome count_into(fs_message *m, void *user)
 {
     (void)m;
-    conc_state *s = user;
-    atomic_fetch_add(&s->per_sub[0], 1);
-    return FS_OUTCOME_OK;
-}
-
-static fs_outcome count_b(fs_message *m, void *user)
-{
-    (void)m;
-    conc_state *s = user;
-    atomic_fetch_add(&s->per_sub[1], 1);
+    atomic_fetch_add((atomic_int *)user, 1);
     return FS_OUTCOME_OK;
 }
 
@@ -318,8 +310,8 @@ static void test_competing_consumers(void **state)
     fs_broker *b = memory_broker(4096, false);
     fs_subscriber *s1, *s2;
     /* same name, same (default) group: they compete */
-    CHECK_OK(fs_subscribe(b, "work", count_a, &s, NULL, &s1));
-    CHECK_OK(fs_subscribe(b, "work", count_b, &s, NULL, &s2));
+    CHECK_OK(fs_subscribe(b, "work", count_into, &s.per_sub[0], NULL, &s1));
+    CHECK_OK(fs_subscribe(b, "work", count_into, &s.per_sub[1], NULL, &s2));
     CHECK_OK(fs_broker_start(b));
     for (int i = 0; i < 2000; i++)
         publish_str(b, "work", "w");
@@ -346,8 +338,8 @@ static void test_fan_out(void **state)
     ob.broker_options = &gb;
     ob.concurrency = 2;
     fs_subscriber *s1, *s2;
-    CHECK_OK(fs_subscribe(b, "trades", count_a, &s, &oa, &s1));
-    CHECK_OK(fs_subscribe(b, "trades", count_b, &s, &ob, &s2));
+    CHECK_OK(fs_subscribe(b, "trades", count_into, &s.per_sub[0], &oa, &s1));
+    CHECK_OK(fs_subscribe(b, "trades", count_into, &s.per_sub[1], &ob, &s2));
     CHECK_OK(fs_broker_start(b));
     for (int i = 0; i < 500; i++)
         publish_str(b, "trades", "t");
@@ -503,7 +495,7 @@ static void test_subscribe_while_running(void **state)
     CHECK_OK(fs_broker_start(b));
     publish_str(b, "late", "waiting"); /* waits in the default group */
     fs_subscriber *sub;
-    CHECK_OK(fs_subscribe(b, "late", count_a, &s, NULL, &sub));
+    CHECK_OK(fs_subscribe(b, "late", count_into, &s.per_sub[0], NULL, &sub));
     publish_str(b, "late", "after");
     CHECK_OK(fs_subscriber_wait_handled(sub, 2, WAIT_MS));
     CHECK_OK(fs_broker_stop(b));
