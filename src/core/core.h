@@ -44,7 +44,6 @@ typedef struct fs__frame {
     fs_message *unit; /* the message or batch being handled, or NULL */
     fs_message batch; /* the batch unit (batch subscribers) */
     fs_message **items;
-    size_t items_cap;
     unsigned char *scratch; /* broker->scratch_total bytes */
     bool has_error;
     char error_type[FS__ERROR_TYPE_MAX];

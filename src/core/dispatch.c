@@ -287,7 +287,6 @@ static int frames_alloc(struct fs_subscriber *sub)
         f->broker = b;
         if (sub->batch_size) {
             f->items = calloc(sub->batch_size, sizeof *f->items);
-            f->items_cap = sub->batch_size;
             if (!f->items)
                 return fs__error(FS_ENOMEM, "out of memory for a batch of %zu", sub->batch_size);
         }
