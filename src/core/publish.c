@@ -421,13 +421,18 @@ int fs_publisher_publish_batch(fs_publisher *pub, const fs_envelope *msgs, size_
         return rc;
     if (!pub->broker_options && !pub->reply_to)
         return fs__publish_run(pub->broker, pub->dest, pub->destination, msgs, count, false);
-    fs_envelope *copy = calloc(count, sizeof *copy); /* calloc: count * size checked */
+    /* The envelopes with the defaults applied: on the stack for usual batch sizes. */
+    fs_envelope local[32];
+    fs_envelope *copy = count <= sizeof local / sizeof local[0]
+                            ? local
+                            : calloc(count, sizeof *copy); /* calloc: count * size checked */
     if (!copy)
         return fs__error(FS_ENOMEM, "out of memory for a batch of %zu", count);
     for (size_t i = 0; i < count; i++)
         with_defaults(pub, &msgs[i], &copy[i]);
     rc = fs__publish_run(pub->broker, pub->dest, pub->destination, copy, count, false);
-    free(copy);
+    if (copy != local)
+        free(copy);
     return rc;
 }
 

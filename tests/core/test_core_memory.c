@@ -481,6 +481,26 @@ static void test_publisher_object(void **state)
     }
     fs_publisher_free(p);
     fs_broker_free(b);
+
+    /* a batch larger than the publisher's stack copy gets its defaults too */
+    b = memory_broker(64, true);
+    CHECK_OK(fs_publisher_new(b, "dest", &po, &p));
+    fs_envelope big[40];
+    for (int i = 0; i < 40; i++) {
+        big[i] = (fs_envelope)FS_ENVELOPE_INIT;
+        big[i].body = "x";
+        big[i].body_len = 1;
+    }
+    CHECK_OK(fs_publisher_publish_batch(p, big, 40));
+    assert_int_equal(fs_memory_published_count(b, "dest"), 40);
+    for (int i = 0; i < 40; i++) {
+        fs_message *m;
+        CHECK_OK(fs_memory_take_published(b, "dest", &m));
+        assert_string_equal(fs_message_reply_to(m), "back");
+        fs_message_free(m);
+    }
+    fs_publisher_free(p);
+    fs_broker_free(b);
 }
 
 /* ------------------------------------------------------------------------ */
