@@ -21,8 +21,10 @@
  * Strings and bodies it points to must stay valid until release.
  *
  * Threads. fetch, ack/nack/reject, release and publish are called
- * concurrently from many threads (every worker, every publisher). The other
- * ops are called from one thread at a time.
+ * concurrently from many threads (every worker, every publisher); so is
+ * ping (health checks run on the HTTP server's threads, also while the
+ * broker stops or closes, until fs_broker_free). The other ops are called
+ * from one thread at a time.
  *
  * Errors. Ops return FS_OK or a negative FS_E* code after recording a
  * readable message with fs_adapter_error() (same as fs__error). Publish ops
