@@ -604,11 +604,7 @@ void fs_broker_free(fs_broker *b)
     }
     while (p) {
         struct fs_publisher *next = p->next;
-        if (p->dest && b->ops->release_destination)
-            b->ops->release_destination(b->impl, p->dest);
-        free(p->destination);
-        free(p->reply_to);
-        free(p);
+        fs__publisher_destroy(p);
         p = next;
     }
     if (b->ops->free)

@@ -154,6 +154,8 @@ void fs__subscriber_free_frames(struct fs_subscriber *sub);
 int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
                     size_t count, bool is_reply);
 void fs__request_shutdown(fs_broker *b);
+/* Release a publisher's prepared destination and free it (already unlinked). */
+void fs__publisher_destroy(struct fs_publisher *p);
 /* FS_EINVAL naming `fn` when a body, header array, header name or value is NULL. */
 int fs__check_envelopes(const char *fn, const fs_envelope *msgs, size_t count);
 

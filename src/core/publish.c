@@ -352,9 +352,7 @@ int fs_publisher_new(fs_broker *b, const char *destination, const fs_publisher_o
             p->reply_to = fs__strdup(opts->reply_to);
     }
     if (!p->destination || (opts && opts->reply_to && !p->reply_to)) {
-        free(p->destination);
-        free(p->reply_to);
-        free(p);
+        fs__publisher_destroy(p);
         return fs__error(FS_ENOMEM, "out of memory creating a publisher");
     }
     pthread_mutex_lock(&b->lock);
@@ -369,9 +367,7 @@ int fs_publisher_new(fs_broker *b, const char *destination, const fs_publisher_o
     }
     pthread_mutex_unlock(&b->lock);
     if (rc < 0) {
-        free(p->destination);
-        free(p->reply_to);
-        free(p);
+        fs__publisher_destroy(p);
         return rc;
     }
     *out = p;
@@ -464,9 +460,15 @@ void fs_publisher_free(fs_publisher *pub)
         }
     }
     pthread_mutex_unlock(&b->lock);
-    if (pub->dest && b->ops->release_destination)
-        b->ops->release_destination(b->impl, pub->dest);
-    free(pub->destination);
-    free(pub->reply_to);
-    free(pub);
+    fs__publisher_destroy(pub);
+}
+
+void fs__publisher_destroy(struct fs_publisher *p)
+{
+    fs_broker *b = p->broker;
+    if (p->dest && b->ops->release_destination)
+        b->ops->release_destination(b->impl, p->dest);
+    free(p->destination);
+    free(p->reply_to);
+    free(p);
 }
