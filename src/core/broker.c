@@ -327,9 +327,7 @@ int fs_subscribe(fs_broker *b, const char *source, fs_handler_fn handler, void *
     sub->source = fs__strdup(source);
     sub->name = fs__strdup(o.name && *o.name ? o.name : source);
     if (!sub->source || !sub->name) {
-        free(sub->source);
-        free(sub->name);
-        free(sub);
+        subscriber_free(sub);
         return fs__error(FS_ENOMEM, "out of memory creating a subscriber");
     }
     sub->handler = handler;
