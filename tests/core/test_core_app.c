@@ -64,38 +64,17 @@ static void hook_note(hook_log *l, const char *what)
              fs_broker_running(l->broker) ? "+" : "-");
 }
 
-static int h_start1(fs_app *app, void *u)
-{
-    (void)app;
-    hook_note(u, "start1");
-    return 0;
-}
+/* A hook that notes its name (and whether the broker runs) in a log. */
+typedef struct hook_tag {
+    hook_log *log;
+    const char *name;
+} hook_tag;
 
-static int h_start2(fs_app *app, void *u)
+static int note_hook(fs_app *app, void *u)
 {
     (void)app;
-    hook_note(u, "start2");
-    return 0;
-}
-
-static int h_after_start(fs_app *app, void *u)
-{
-    (void)app;
-    hook_note(u, "after_start");
-    return 0;
-}
-
-static int h_shutdown(fs_app *app, void *u)
-{
-    (void)app;
-    hook_note(u, "shutdown");
-    return 0;
-}
-
-static int h_after_shutdown(fs_app *app, void *u)
-{
-    (void)app;
-    hook_note(u, "after_shutdown");
+    const hook_tag *t = u;
+    hook_note(t->log, t->name);
     return 0;
 }
 
@@ -109,11 +88,14 @@ static void test_hooks_and_stop(void **state)
     CHECK_OK(fs_subscribe(b, "q", noop, NULL, NULL, NULL));
     CHECK_OK(fs_app_add_broker(app, b));
     CHECK_ERR(fs_app_add_broker(app, b), FS_ECONFLICT);
-    CHECK_OK(fs_app_on_startup(app, h_start1, &log));
-    CHECK_OK(fs_app_on_startup(app, h_start2, &log));
-    CHECK_OK(fs_app_after_startup(app, h_after_start, &log));
-    CHECK_OK(fs_app_on_shutdown(app, h_shutdown, &log));
-    CHECK_OK(fs_app_after_shutdown(app, h_after_shutdown, &log));
+    hook_tag start1 = {&log, "start1"}, start2 = {&log, "start2"},
+             after_start = {&log, "after_start"}, shutdown = {&log, "shutdown"},
+             after_shutdown = {&log, "after_shutdown"};
+    CHECK_OK(fs_app_on_startup(app, note_hook, &start1));
+    CHECK_OK(fs_app_on_startup(app, note_hook, &start2));
+    CHECK_OK(fs_app_after_startup(app, note_hook, &after_start));
+    CHECK_OK(fs_app_on_shutdown(app, note_hook, &shutdown));
+    CHECK_OK(fs_app_after_shutdown(app, note_hook, &after_shutdown));
     assert_int_equal(fs_app_broker_count(app), 1);
     assert_ptr_equal(fs_app_broker(app, 0), b);
     assert_null(fs_app_broker(app, 1));
@@ -121,7 +103,7 @@ static void test_hooks_and_stop(void **state)
     app_run r = {.app = app};
     start_app(&r);
     CHECK_ERR(fs_app_run(app), FS_ESTATE);
-    CHECK_ERR(fs_app_on_startup(app, h_start1, &log), FS_ESTATE);
+    CHECK_ERR(fs_app_on_startup(app, note_hook, &start1), FS_ESTATE);
     assert_true(fs_broker_running(b));
     publish_str(b, "q", "during the run");
     CHECK_OK(fs_memory_wait_handled(b, 1, WAIT_MS));
@@ -161,7 +143,8 @@ static void test_startup_failure(void **state)
     log.broker = b;
     CHECK_OK(fs_app_add_broker(app, b));
     CHECK_OK(fs_app_on_startup(app, failing_hook, NULL));
-    CHECK_OK(fs_app_after_shutdown(app, h_after_shutdown, &log));
+    hook_tag after_shutdown = {&log, "after_shutdown"};
+    CHECK_OK(fs_app_after_shutdown(app, note_hook, &after_shutdown));
     assert_int_equal(fs_app_run(app), FS_EIO);
     assert_false(fs_broker_running(b));
     assert_string_equal(log.text, ""); /* after_shutdown only follows a real startup */
