@@ -10,7 +10,11 @@
  *             Redis, without and with the middleware, and raw hiredis reading
  *             (and for streams acknowledging) the same way: BLMPOP COUNT 1 or
  *             100; XREADGROUP COUNT 1 or 100 + XACK; for channels a pipelined
- *             publisher feeding the subscriber.
+ *             publisher feeding the subscriber. Both sides keep one read in
+ *             flight (the batch is what saves round trips); raw hiredis with 2
+ *             or 4 LMPOP COUNT 100 in flight was measured 3 % and 12 % faster
+ *             than with 1 on a quiet machine. Ours stops the clock in the
+ *             handler of the last message.
  * The messages are 64-byte bodies in FastStream's binary format (what our
  * publisher writes; raw hiredis sends the same bytes).
  *
