@@ -276,6 +276,57 @@ static void list_single_and_batch(void **state)
     rt_log_free(&l);
 }
 
+/*
+ * Replies are built in blocks (src/brokers/redis/conn.c): a batch whose
+ * values outgrow the first block (4 KB), one larger than a block's cap
+ * (1 MB), and small values after them, from a list and from a stream, come
+ * out whole and in order, also after the reply that held them is freed.
+ */
+static void large_values_span_reply_blocks(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {10, 5000, 3 << 20, 100, 70000, 1, 4096};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    char *bodies[N];
+    for (size_t i = 0; i < N; i++) {
+        bodies[i] = malloc(sizes[i] + 1);
+        assert_non_null(bodies[i]);
+        for (size_t k = 0; k < sizes[i]; k++)
+            bodies[i][k] = (char)('a' + (k * 7 + i) % 26);
+        bodies[i][sizes[i]] = '\0';
+    }
+    for (int kind = FS_REDIS_LIST; kind <= FS_REDIS_STREAM; kind++) {
+        char q[64];
+        rt_key(q, sizeof q, kind == FS_REDIS_LIST ? "biglist" : "bigstream");
+        freeReplyObject(rt_cmd(rc, "DEL %s", q));
+        fs_broker *b = rt_broker();
+        rt_log l;
+        rt_log_init(&l);
+        fs_redis_subscriber_options ro = sub_opts((fs_redis_kind)kind);
+        if (kind == FS_REDIS_STREAM) {
+            ro.group = "g";
+            ro.start_id = "0";
+        }
+        assert_int_equal(fs_broker_connect(b), FS_OK);
+        for (size_t i = 0; i < N; i++)
+            assert_int_equal(publish_kind(b, q, (fs_redis_kind)kind, bodies[i], NULL, 0), FS_OK);
+        rt_subscribe(b, q, &ro, &l, FS_ACK_POLICY_DEFAULT, 1, 10);
+        assert_int_equal(fs_broker_start(b), FS_OK);
+        assert_true(rt_wait_n(&l, N, WAIT_MS));
+        assert_true(l.max_batch > 1);
+        for (size_t i = 0; i < N; i++) {
+            assert_int_equal(fs_message_body_len(l.msgs[i]), sizes[i]);
+            assert_memory_equal(fs_message_body(l.msgs[i]), bodies[i], sizes[i]);
+            assert_string_equal(fs_message_source(l.msgs[i]), q);
+        }
+        fs_broker_free(b);
+        rt_log_free(&l);
+        freeReplyObject(rt_cmd(rc, "DEL %s", q));
+    }
+    for (size_t i = 0; i < N; i++)
+        free(bodies[i]);
+}
+
 static _Atomic int slow_handled;
 static fs_outcome slow(fs_message *m, void *user)
 {
@@ -914,6 +965,7 @@ int main(void)
         cmocka_unit_test(raw_info),
         cmocka_unit_test(list_single_and_batch),
         cmocka_unit_test(list_shutdown_loses_nothing),
+        cmocka_unit_test(large_values_span_reply_blocks),
         cmocka_unit_test(stream_ack),
         cmocka_unit_test(stream_nack_redelivers),
         cmocka_unit_test(stream_reject_dead_letters),
