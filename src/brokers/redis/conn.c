@@ -94,18 +94,22 @@ static rroot *root_of(const redisReadTask *task, redisReply *r)
     return (rroot *)((char *)r - offsetof(rroot, reply));
 }
 
-/* A new element: the root starts a first block; the others go in their root's blocks. */
-static redisReply *reply_new(const redisReadTask *task, int type)
+/*
+ * A new element: the root starts a first block with `room` bytes to spare
+ * (what a lone string needs; RBLOCK_FIRST for an array, whose size is
+ * unknown); the others go in their root's blocks.
+ */
+static redisReply *reply_new(const redisReadTask *task, int type, size_t room)
 {
     redisReply *r;
     if (!task->parent) {
         size_t head = RALIGN(sizeof(rblock)), need = RALIGN(sizeof(rroot));
-        rblock *b = malloc(head + RBLOCK_FIRST);
+        rblock *b = malloc(head + need + room);
         if (!b)
             return NULL;
         b->prev = NULL;
         b->used = need;
-        b->cap = RBLOCK_FIRST;
+        b->cap = need + room;
         rroot *root = (rroot *)RBLOCK_DATA(b);
         root->cur = b;
         r = &root->reply;
@@ -121,7 +125,7 @@ static redisReply *reply_new(const redisReadTask *task, int type)
 
 static void *create_string(const redisReadTask *task, char *str, size_t len)
 {
-    redisReply *r = reply_new(task, task->type);
+    redisReply *r = reply_new(task, task->type, RALIGN(len + 1));
     if (!r)
         return NULL;
     char *copy = rblock_take(root_of(task, r), len + 1);
@@ -136,7 +140,7 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 
 static void *create_array(const redisReadTask *task, int elements)
 {
-    redisReply *r = reply_new(task, REDIS_REPLY_ARRAY);
+    redisReply *r = reply_new(task, REDIS_REPLY_ARRAY, RBLOCK_FIRST);
     if (!r)
         return NULL;
     if (elements > 0) {
@@ -151,7 +155,7 @@ static void *create_array(const redisReadTask *task, int elements)
 
 static void *create_integer(const redisReadTask *task, long long value)
 {
-    redisReply *r = reply_new(task, REDIS_REPLY_INTEGER);
+    redisReply *r = reply_new(task, REDIS_REPLY_INTEGER, 0);
     if (r)
         r->integer = value;
     return r;
@@ -159,7 +163,7 @@ static void *create_integer(const redisReadTask *task, long long value)
 
 static void *create_nil(const redisReadTask *task)
 {
-    return reply_new(task, REDIS_REPLY_NIL);
+    return reply_new(task, REDIS_REPLY_NIL, 0);
 }
 
 void fs__redis_reply_free(void *reply)
