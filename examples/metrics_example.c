@@ -11,8 +11,8 @@ int main(void)
     fs_http_server *srv;
     fs_http_options opts = FS_HTTP_OPTIONS_INIT; /* 127.0.0.1:8000, default registry */
     opts.port = 9100;
-    if (fs_counter_family_new(NULL, "requests_total", "Requests by method and status.", 2,
-                              labels, &requests) < 0 ||
+    if (fs_counter_family_new(NULL, "requests_total", "Requests by method and status.", 2, labels,
+                              &requests) < 0 ||
         fs_histogram_new(NULL, "request_seconds", "Request latency.", NULL, 0, &latency) < 0 ||
         fs_http_server_new(&opts, &srv) < 0 || fs_http_server_start(srv) < 0) {
         fprintf(stderr, "metrics: %s\n", fs_last_error());

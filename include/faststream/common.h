@@ -34,18 +34,18 @@ extern "C" {
 /** Status codes. FS_OK is 0; every error is negative. */
 typedef enum fs_status {
     FS_OK = 0,
-    FS_EINVAL = -1,       /**< an argument is invalid (NULL, bad name, wrong count...) */
-    FS_ENOMEM = -2,       /**< out of memory */
-    FS_ECONFLICT = -3,    /**< conflicts with something already registered */
-    FS_ENOTFOUND = -4,    /**< no such metric, route, queue... */
-    FS_ESTATE = -5,       /**< the object is not in a state that allows the call */
-    FS_EIO = -6,          /**< I/O, socket or connection failure */
-    FS_ETIMEDOUT = -7,    /**< the operation timed out */
-    FS_EFULL = -8,        /**< a bounded queue or buffer is full */
-    FS_ECLOSED = -9,      /**< the object was closed or stopped */
+    FS_EINVAL = -1,        /**< an argument is invalid (NULL, bad name, wrong count...) */
+    FS_ENOMEM = -2,        /**< out of memory */
+    FS_ECONFLICT = -3,     /**< conflicts with something already registered */
+    FS_ENOTFOUND = -4,     /**< no such metric, route, queue... */
+    FS_ESTATE = -5,        /**< the object is not in a state that allows the call */
+    FS_EIO = -6,           /**< I/O, socket or connection failure */
+    FS_ETIMEDOUT = -7,     /**< the operation timed out */
+    FS_EFULL = -8,         /**< a bounded queue or buffer is full */
+    FS_ECLOSED = -9,       /**< the object was closed or stopped */
     FS_EUNSUPPORTED = -10, /**< not supported by this broker or build */
-    FS_EBROKER = -11,     /**< the broker or its client library reported an error */
-    FS_EPROTOCOL = -12,   /**< malformed data on the wire */
+    FS_EBROKER = -11,      /**< the broker or its client library reported an error */
+    FS_EPROTOCOL = -12,    /**< malformed data on the wire */
 } fs_status;
 
 /** A static, human-readable name for a status code ("invalid argument"...). */

@@ -147,9 +147,8 @@ int fs_label_key_extend(fs_label_key *dst, const fs_label_key *base, const char 
  * `label_count` (at most 32) valid, distinct, non-reserved label names.
  * FS_ESTATE when called from a collector callback.
  */
-int fs_counter_family_new(fs_registry *reg, const char *name, const char *help,
-                          size_t label_count, const char *const *label_names,
-                          fs_counter_family **out);
+int fs_counter_family_new(fs_registry *reg, const char *name, const char *help, size_t label_count,
+                          const char *const *label_names, fs_counter_family **out);
 
 /**
  * The child for `values` (exactly label_count strings), created on first
@@ -195,9 +194,8 @@ double fs_counter_value(const fs_counter *c);
 /* ------------------------------------------------------------------------ */
 /* Gauges: values that go up and down.                                      */
 
-int fs_gauge_family_new(fs_registry *reg, const char *name, const char *help,
-                        size_t label_count, const char *const *label_names,
-                        fs_gauge_family **out);
+int fs_gauge_family_new(fs_registry *reg, const char *name, const char *help, size_t label_count,
+                        const char *const *label_names, fs_gauge_family **out);
 fs_gauge *fs_gauge_family_labels(fs_gauge_family *fam, const char *const *values);
 /** The child for the values held by `key`, as fs_counter_family_labels_key. */
 fs_gauge *fs_gauge_family_labels_key(fs_gauge_family *fam, const fs_label_key *key);
@@ -234,8 +232,7 @@ int fs_buckets_exponential(double start, double factor, size_t count, double *ou
  */
 int fs_histogram_family_new(fs_registry *reg, const char *name, const char *help,
                             size_t label_count, const char *const *label_names,
-                            const double *buckets, size_t bucket_count,
-                            fs_histogram_family **out);
+                            const double *buckets, size_t bucket_count, fs_histogram_family **out);
 fs_histogram *fs_histogram_family_labels(fs_histogram_family *fam, const char *const *values);
 /** The child for the values held by `key`, as fs_counter_family_labels_key. */
 fs_histogram *fs_histogram_family_labels_key(fs_histogram_family *fam, const fs_label_key *key);
@@ -281,8 +278,7 @@ typedef struct fs_collect_ctx fs_collect_ctx;
 typedef int (*fs_collect_fn)(fs_collect_ctx *ctx, void *user);
 
 /** Begin a family (counter, gauge or untyped) in the collector's output. */
-int fs_collect_family(fs_collect_ctx *ctx, const char *name, const char *help,
-                      fs_metric_type type);
+int fs_collect_family(fs_collect_ctx *ctx, const char *name, const char *help, fs_metric_type type);
 
 /**
  * Add a sample to the family begun last. For a counter family the sample is
