@@ -25,22 +25,11 @@ void fs_adapter_log(fs_log_level level, const char *component, const char *fmt, 
     va_end(ap);
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The byte of the %-escape at s[i] (i < n), or -1 when it is malformed. */
 static int escape_at(const char *s, size_t i, size_t n)
 {
-    int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-    int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+    int hi = i + 1 < n ? fs__hexval((unsigned char)s[i + 1]) : -1;
+    int lo = i + 2 < n ? fs__hexval((unsigned char)s[i + 2]) : -1;
     return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 

@@ -1,6 +1,7 @@
 /*
- * Small helpers shared by the core, the in-process broker and the
- * middleware: monotonic time, deadlines, sleeping, strdup. Not installed.
+ * Small helpers shared by the core, the in-process broker, the middleware
+ * and the broker adapters: monotonic time, deadlines, sleeping, strdup,
+ * hex digits. Not installed.
  */
 #ifndef FS_CORE_UTIL_H
 #define FS_CORE_UTIL_H
@@ -27,6 +28,18 @@ struct timespec fs__deadline_ts(int ms);
 
 /** Sleep `ms` milliseconds (resumed after signals). */
 void fs__sleep_ms(unsigned ms);
+
+/** The value of hex digit `c` (either case), or -1 when it is not one. */
+static inline int fs__hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
 
 /** A malloc'ed copy of `s`; NULL for NULL or when out of memory. */
 char *fs__strdup(const char *s);

@@ -4,6 +4,7 @@
 #include "wire.h"
 
 #include "common/internal.h"
+#include "core/util.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -524,24 +525,13 @@ static void jws(jreader *r)
         r->p++;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool read_u4(jreader *r, unsigned *cp)
 {
     if (r->end - r->p < 4)
         return false;
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(r->p[i]);
+        int h = fs__hexval(r->p[i]);
         if (h < 0)
             return false;
         v = (v << 4) | (unsigned)h;
