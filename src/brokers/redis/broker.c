@@ -129,25 +129,7 @@ static int run_pipeline(rconn *c, const char *what, size_t count, size_t per, co
     }
     if (!rc)
         rc = fs__redis_conn_flush(c);
-    int first = FS_OK;
-    for (size_t i = 0; i < count && !rc; i++) {
-        void *reply = NULL;
-        if (redisGetReply(c->c, &reply) != REDIS_OK) {
-            int st = c->c->err == REDIS_ERR_IO && !strcmp(c->c->errstr, "Resource temporarily "
-                                                                        "unavailable")
-                         ? FS_ETIMEDOUT
-                         : FS_EIO;
-            fs__error(st, "redis: %s on %s: %s", what, c->where,
-                      st == FS_ETIMEDOUT ? "timed out" : c->c->errstr);
-            fs__redis_conn_close(c);
-            return st;
-        }
-        int e = fs__redis_reply_error(reply, what);
-        if (e && !first)
-            first = e;
-        fs__redis_reply_free(reply);
-    }
-    return rc ? rc : first;
+    return rc ? rc : fs__redis_conn_replies(c, count, what);
 }
 
 static int publish_with(redis_broker *b, rconn *c, const char *destination, const fs_envelope *msgs,

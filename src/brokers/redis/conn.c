@@ -355,6 +355,23 @@ int fs__redis_conn_get(rconn *rc, redisReply **out)
     return FS_OK;
 }
 
+int fs__redis_conn_replies(rconn *rc, size_t count, const char *what)
+{
+    if (!rc->c)
+        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+    int first = FS_OK;
+    for (size_t i = 0; i < count; i++) {
+        void *reply = NULL;
+        if (redisGetReply(rc->c, &reply) != REDIS_OK)
+            return conn_fail(rc, what);
+        int e = fs__redis_reply_error(reply, what);
+        if (e && !first)
+            first = e;
+        fs__redis_reply_free(reply);
+    }
+    return first;
+}
+
 int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t *len,
                            redisReply **out)
 {

@@ -180,6 +180,12 @@ int fs__redis_conn_recv(rconn *rc, int timeout_ms, int wake_fd, redisReply **out
 int fs__redis_conn_set_timeout(rconn *rc, int ms);
 /* The next reply, blocking up to the socket's timeout. */
 int fs__redis_conn_get(rconn *rc, redisReply **out);
+/*
+ * Read the replies of `count` pipelined commands: the status of the first
+ * error reply (every reply is still read), or of an I/O failure (the
+ * connection is then dropped, the rest unread).
+ */
+int fs__redis_conn_replies(rconn *rc, size_t count, const char *what);
 int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t *len,
                            redisReply **out);
 rconn *fs__redis_pool_get(redis_broker *b, int *status);

@@ -1099,20 +1099,7 @@ static int dead_letter(rsub *s, fs_message *m, rconn *c)
     }
     if (!rc)
         rc = fs__redis_conn_flush(c);
-    int first_error = FS_OK;
-    for (size_t i = 0; i < count && !rc; i++) {
-        void *reply = NULL;
-        if (redisGetReply(c->c, &reply) != REDIS_OK) {
-            fs__error(FS_EIO, "redis: dead-lettering to %s: %s", s->dead_letter, c->c->errstr);
-            fs__redis_conn_close(c);
-            return FS_EIO;
-        }
-        int e = fs__redis_reply_error(reply, "XADD (dead letter)");
-        if (e && !first_error)
-            first_error = e;
-        fs__redis_reply_free(reply);
-    }
-    return rc ? rc : first_error;
+    return rc ? rc : fs__redis_conn_replies(c, count, "XADD (dead letter)");
 }
 
 /*
