@@ -23,17 +23,28 @@ static int read_file(const char *path, char *buf, size_t size)
     return n ? FS_OK : fs__error(FS_EIO, "process collector: %s is empty", path);
 }
 
+/*
+ * The boot time, from the "btime" line of /proc/stat. Read line by line: the
+ * file outgrows any fixed buffer on hosts with many CPUs and interrupts (the
+ * "intr" line before btime alone can take tens of KiB).
+ */
 static int boot_time(double *out)
 {
-    char buf[16384];
-    int rc = read_file("/proc/stat", buf, sizeof buf);
-    if (rc != FS_OK)
-        return rc;
-    const char *p = strstr(buf, "\nbtime ");
-    if (!p)
-        return fs__error(FS_EIO, "process collector: no btime in /proc/stat");
-    *out = strtod(p + 7, NULL);
-    return FS_OK;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return fs__error(FS_EIO, "process collector: cannot open /proc/stat");
+    char line[256];
+    bool line_start = true; /* `line` begins a line (not the rest of a long one) */
+    while (fgets(line, sizeof line, f)) {
+        if (line_start && strncmp(line, "btime ", 6) == 0) {
+            fclose(f);
+            *out = strtod(line + 6, NULL);
+            return FS_OK;
+        }
+        line_start = strchr(line, '\n') != NULL;
+    }
+    fclose(f);
+    return fs__error(FS_EIO, "process collector: no btime in /proc/stat");
 }
 
 static double max_fds(void)
