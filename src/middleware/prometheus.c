@@ -162,10 +162,19 @@ static bool entry_matches(const entry *e, uint64_t hash, size_t n, const char *c
  * usually handles one source and a publisher publishes to one destination,
  * so most messages skip hashing altogether. The state id (never reused)
  * guards against a freed state whose address came back.
+ *
+ * `broker` is the broker-name pointer the hit was made with. A broker's
+ * name is its adapter's constant string, the same pointer on every message
+ * of a state, so pointer equality stands for the string compare there (a
+ * different pointer falls back to the full check). The handler or
+ * destination is always compared by content: it may live in the message's
+ * own memory, which the next message reuses at the same address with
+ * another name.
  */
 typedef struct last_hit {
     uint64_t state_id;
     entry *e;
+    const char *broker;
 } last_hit;
 
 #define FS_TLS_FAST __attribute__((tls_model("initial-exec")))
@@ -265,16 +274,34 @@ static entry *cache_find(const prom_state *st, cache *c, fill_fn fill, size_t n,
     return NULL;
 }
 
-/* cache_find behind the calling thread's last hit. */
-static entry *cache_get(const prom_state *st, cache *c, fill_fn fill, last_hit *last, size_t n,
-                        const char *const *keys)
+/*
+ * The thread's last hit if it is the entry for (broker, name, dyn...):
+ * the same state, the same broker-name pointer and equal other keys
+ * (compared by content). NULL otherwise.
+ */
+static inline entry *last_hit_get(const prom_state *st, const last_hit *last,
+                                  const char *broker_ptr, const char *name, const char *const *dyn)
 {
-    if (last->state_id == st->id && keys_equal(last->e, n, keys))
-        return last->e;
+    if (last->state_id != st->id || last->broker != broker_ptr)
+        return NULL;
+    entry *e = last->e;
+    if (strcmp(e->keys[1], name) != 0)
+        return NULL;
+    for (size_t i = 0; i < st->ndyn; i++)
+        if (strcmp(e->keys[2 + i], dyn[i]) != 0)
+            return NULL;
+    return e;
+}
+
+/* cache_find, remembered as the calling thread's last hit. */
+static entry *cache_get(const prom_state *st, cache *c, fill_fn fill, last_hit *last,
+                        const char *broker_ptr, size_t n, const char *const *keys)
+{
     entry *e = cache_find(st, c, fill, n, keys);
     if (e) {
         last->state_id = st->id;
         last->e = e;
+        last->broker = broker_ptr;
     }
     return e;
 }
@@ -285,29 +312,53 @@ static void cache_clear(cache *c)
         free(atomic_load_explicit(&c->slots[i], memory_order_relaxed));
 }
 
-/* The status child of `e`, looked up once and kept. */
-static fs_counter *status_child(const prom_state *st, entry *e, fs_counter_family *fam, int status,
-                                const char *status_name, const char *const *keys)
+/* Look the status child of `e` up (first time for that status) and keep it. */
+static __attribute__((noinline)) fs_counter *status_child_slow(const prom_state *st, entry *e,
+                                                               fs_counter_family *fam, int status,
+                                                               const char *status_name)
 {
-    fs_counter *c = atomic_load_explicit(&e->status[status], memory_order_acquire);
-    if (LIKELY(c != NULL))
-        return c;
     const char *vals[MAX_VALUES];
-    build_values(st, keys[0], keys[1], status_name, keys + 2, vals);
-    c = fs_counter_family_labels(fam, vals);
+    build_values(st, e->keys[0], e->keys[1], status_name, e->keys + 2, vals);
+    fs_counter *c = fs_counter_family_labels(fam, vals);
     if (c)
         atomic_store_explicit(&e->status[status], c, memory_order_release);
     return c;
 }
 
+/* The status child of `e`, looked up once and kept. */
+static inline fs_counter *status_child(const prom_state *st, entry *e, fs_counter_family *fam,
+                                       int status, const char *status_name)
+{
+    fs_counter *c = atomic_load_explicit(&e->status[status], memory_order_acquire);
+    if (LIKELY(c != NULL))
+        return c;
+    return status_child_slow(st, e, fam, status, status_name);
+}
+
+/* counter += count; a single message takes the increment (no checks, no conversion). */
+static inline void counter_add_count(fs_counter *c, size_t count)
+{
+    if (LIKELY(count == 1))
+        fs_counter_inc(c);
+    else
+        fs_counter_add(c, (double)count);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Hooks                                                                    */
 
-static inline double now_seconds(void)
+/* The monotonic clock in nanoseconds. */
+static inline int64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Seconds between two now_ns() readings. */
+static inline double seconds_between(int64_t t0, int64_t t1)
+{
+    return (double)(t1 - t0) * 1e-9;
 }
 
 static void count_exception(const prom_state *st, fs_counter_family *fam, const char *const *keys,
@@ -320,40 +371,50 @@ static void count_exception(const prom_state *st, fs_counter_family *fam, const 
         fs_counter_inc(c);
 }
 
-static int recv_status(const fs_message *msg, fs_outcome o)
+/* Received status (METRICS.md step 8): the explicit settlement, else the outcome. */
+static inline int recv_status(const fs_message *msg, fs_outcome o)
 {
-    switch (fs_message_settled(msg)) {
-    case FS_SETTLE_ACKED:
-        return ST_ACKED;
-    case FS_SETTLE_NACKED:
-        return ST_NACKED;
-    case FS_SETTLE_REJECTED:
-        return ST_REJECTED;
-    case FS_SETTLE_NONE:
-        break;
-    }
-    switch (o) {
-    case FS_OUTCOME_NACK:
-        return ST_NACKED;
-    case FS_OUTCOME_REJECT:
-        return ST_REJECTED;
-    case FS_OUTCOME_SKIP:
-        return ST_SKIPPED;
-    case FS_OUTCOME_ERROR:
-        return ST_ERROR;
-    case FS_OUTCOME_OK:
-    case FS_OUTCOME_ACK:
-        break;
-    }
+    static const signed char BY_SETTLED[] = {
+        [FS_SETTLE_NONE] = -1,
+        [FS_SETTLE_ACKED] = ST_ACKED,
+        [FS_SETTLE_NACKED] = ST_NACKED,
+        [FS_SETTLE_REJECTED] = ST_REJECTED,
+    };
+    static const signed char BY_OUTCOME[] = {
+        [FS_OUTCOME_OK] = ST_ACKED,     [FS_OUTCOME_ACK] = ST_ACKED,
+        [FS_OUTCOME_NACK] = ST_NACKED,  [FS_OUTCOME_REJECT] = ST_REJECTED,
+        [FS_OUTCOME_SKIP] = ST_SKIPPED, [FS_OUTCOME_ERROR] = ST_ERROR,
+    };
+    unsigned s = (unsigned)fs_message_settled(msg);
+    if (s < sizeof BY_SETTLED && BY_SETTLED[s] >= 0)
+        return BY_SETTLED[s];
+    if ((unsigned)o < sizeof BY_OUTCOME)
+        return BY_OUTCOME[o];
     return ST_ACKED;
+}
+
+/* The receive-side entry for the message of `ctx` (slow path: hash lookup or creation). */
+static __attribute__((noinline)) entry *recv_entry_slow(prom_state *st, fs_consume_ctx *ctx,
+                                                        const char **keys, entry *local)
+{
+    keys[0] = ctx->broker_name ? ctx->broker_name : "";
+    keys[1] = ctx->handler ? ctx->handler : "";
+    entry *e =
+        cache_get(st, &st->recv, fill_recv, &last_recv, ctx->broker_name, 2 + st->ndyn, keys);
+    if (e)
+        return e;
+    /* The table is full around that hash: look the children up every time. */
+    if (!fill_recv(st, local, keys))
+        return NULL;
+    local->keys = keys;
+    local->nkeys = 2 + st->ndyn;
+    return local;
 }
 
 static fs_outcome prom_consume(fs_consume_ctx *ctx)
 {
     prom_state *st = ctx->state;
     const char *keys[2 + FS_PROMETHEUS_MAX_LABELS];
-    keys[0] = ctx->broker_name ? ctx->broker_name : "";
-    keys[1] = ctx->handler ? ctx->handler : "";
     if (st->ndyn) {
         compute_dynamic(st, ctx->message, keys + 2);
         scratch *s = ctx->scratch;
@@ -362,35 +423,52 @@ static fs_outcome prom_consume(fs_consume_ctx *ctx)
             s->valid = 1;
         }
     }
-    size_t nkeys = 2 + st->ndyn;
 
     entry local;
-    entry *e = cache_get(st, &st->recv, fill_recv, &last_recv, nkeys, keys);
-    if (!e) {
-        if (!fill_recv(st, &local, keys)) {
+    entry *e =
+        last_hit_get(st, &last_recv, ctx->broker_name, ctx->handler ? ctx->handler : "", keys + 2);
+    if (!LIKELY(e != NULL)) {
+        e = recv_entry_slow(st, ctx, keys, &local);
+        if (!e) {
             /* The metrics library refused (out of memory): never lose the message. */
             fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
             return fs_consume_next(ctx);
         }
-        e = &local;
     }
-    double count = (double)ctx->count;
+    const size_t count = ctx->count;
+    const double dcount = (double)count;
 
-    fs_counter_add(e->fixed[0], count);                   /* 1 */
+    counter_add_count(e->fixed[0], count);                /* 1 */
     fs_histogram_observe(e->fixed[1], (double)ctx->size); /* 2 */
-    fs_gauge_add(e->fixed[2], count);                     /* 3 */
-    double t0 = now_seconds();
+    fs_gauge_add(e->fixed[2], dcount);                    /* 3 */
+    int64_t t0 = now_ns();
     fs_outcome o = fs_consume_next(ctx); /* 4 */
-    double elapsed = now_seconds() - t0;
+    double elapsed = seconds_between(t0, now_ns());
     if (o == FS_OUTCOME_ERROR) /* 5 */
-        count_exception(st, st->exceptions, keys, ctx->error_type);
+        count_exception(st, st->exceptions, e->keys, ctx->error_type);
     fs_histogram_observe(e->fixed[3], elapsed); /* 6 */
-    fs_gauge_sub(e->fixed[2], count);           /* 7 */
+    fs_gauge_add(e->fixed[2], -dcount);         /* 7 */
     int status = recv_status(ctx->message, o);  /* 8 */
-    fs_counter *pc = status_child(st, e, st->processed, status, RECV_STATUS[status], keys);
+    fs_counter *pc = status_child(st, e, st->processed, status, RECV_STATUS[status]);
     if (pc)
-        fs_counter_add(pc, count);
+        counter_add_count(pc, count);
     return o;
+}
+
+/* The publish-side entry for `ctx` (slow path: hash lookup or creation). */
+static __attribute__((noinline)) entry *pub_entry_slow(prom_state *st, fs_publish_ctx *ctx,
+                                                       const char **keys, entry *local)
+{
+    keys[0] = ctx->broker_name ? ctx->broker_name : "";
+    keys[1] = ctx->destination ? ctx->destination : "";
+    entry *e = cache_get(st, &st->pub, fill_pub, &last_pub, ctx->broker_name, 2 + st->ndyn, keys);
+    if (e)
+        return e;
+    if (!fill_pub(st, local, keys))
+        return NULL;
+    local->keys = keys;
+    local->nkeys = 2 + st->ndyn;
+    return local;
 }
 
 static int prom_publish(fs_publish_ctx *ctx)
@@ -399,8 +477,6 @@ static int prom_publish(fs_publish_ctx *ctx)
         return fs_publish_next(ctx);
     prom_state *st = ctx->state;
     const char *keys[2 + FS_PROMETHEUS_MAX_LABELS];
-    keys[0] = ctx->broker_name ? ctx->broker_name : "";
-    keys[1] = ctx->destination ? ctx->destination : "";
     if (st->ndyn) {
         const scratch *s = ctx->scratch;
         if (s && s->valid)
@@ -408,28 +484,28 @@ static int prom_publish(fs_publish_ctx *ctx)
         else
             compute_dynamic(st, ctx->current, keys + 2);
     }
-    size_t nkeys = 2 + st->ndyn;
 
     entry local;
-    entry *e = cache_get(st, &st->pub, fill_pub, &last_pub, nkeys, keys);
-    if (!e) {
-        if (!fill_pub(st, &local, keys)) {
+    entry *e = last_hit_get(st, &last_pub, ctx->broker_name,
+                            ctx->destination ? ctx->destination : "", keys + 2);
+    if (!LIKELY(e != NULL)) {
+        e = pub_entry_slow(st, ctx, keys, &local);
+        if (!e) {
             fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
             return fs_publish_next(ctx);
         }
-        e = &local;
     }
 
-    double t0 = now_seconds(); /* 1 */
+    int64_t t0 = now_ns(); /* 1 */
     int rc = fs_publish_next(ctx);
-    double elapsed = now_seconds() - t0;
+    double elapsed = seconds_between(t0, now_ns());
     if (rc < 0) /* 2 */
-        count_exception(st, st->pub_exceptions, keys, ctx->error_type);
+        count_exception(st, st->pub_exceptions, e->keys, ctx->error_type);
     fs_histogram_observe(e->fixed[0], elapsed); /* 3 */
     int status = rc < 0 ? ST_PUB_ERROR : ST_SUCCESS;
-    fs_counter *pc = status_child(st, e, st->published, status, PUB_STATUS[status], keys);
+    fs_counter *pc = status_child(st, e, st->published, status, PUB_STATUS[status]);
     if (pc)
-        fs_counter_add(pc, (double)ctx->count); /* 4 */
+        counter_add_count(pc, ctx->count); /* 4 */
     return rc;
 }
 

@@ -445,6 +445,37 @@ static void test_publish_success_and_full_queue(void **state)
     scrape_free(&s);
 }
 
+/*
+ * The per-thread last-hit cache must go by the destination's content, not
+ * its address: a buffer rewritten in place names another destination, and
+ * another buffer with the same text names the same one.
+ */
+static void test_destination_buffer_reused(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(fs_broker_connect(fx->broker), FS_OK);
+    char dest[16], same[16];
+    strcpy(dest, "first");
+    publish_one(fx->broker, dest, "a", "t1");
+    publish_one(fx->broker, dest, "a", "t1");
+    strcpy(dest, "second"); /* same address, another destination */
+    publish_one(fx->broker, dest, "a", "t1");
+    strcpy(dest, "firsT"); /* same length, differs in the last byte */
+    publish_one(fx->broker, dest, "a", "t1");
+    strcpy(same, "first"); /* another address, the same destination */
+    publish_one(fx->broker, same, "a", "t1");
+    strcpy(dest, "first");
+    publish_one(fx->broker, dest, "a", "t1");
+
+    scrape s;
+    scrape_take(&s, fx->reg);
+    expect_published(&s, "first", "outside", 4, 4, 0, NULL, 0);
+    expect_published(&s, "second", "outside", 1, 1, 0, NULL, 0);
+    expect_published(&s, "firsT", "outside", 1, 1, 0, NULL, 0);
+    expect_nothing_else(&s, P);
+    scrape_free(&s);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Request / reply                                                          */
 
@@ -794,6 +825,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_subscriber, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_success_and_full_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destination_buffer_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_brokers_share_registry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
