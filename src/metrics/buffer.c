@@ -22,6 +22,24 @@ int fs__buf_grow(fs_buffer *b, size_t extra)
     return FS_OK;
 }
 
+void *fs__array_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first)
+{
+    if (need <= *cap)
+        return arr;
+    size_t n = *cap ? *cap : first;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return NULL;
+        n *= 2;
+    }
+    if (n > SIZE_MAX / size)
+        return NULL;
+    void *p = realloc(arr, n * size);
+    if (p)
+        *cap = n;
+    return p;
+}
+
 void fs_buffer_free(fs_buffer *buf)
 {
     if (!buf)

@@ -220,14 +220,11 @@ int fs_collect_family(fs_collect_ctx *ctx, const char *name, const char *help, f
     rc = fs__registry_check_collision(ctx->reg, name, n, type);
     if (rc != FS_OK)
         return ctx_fail(ctx, rc);
-    if (ctx->nchunks == ctx->capchunks) {
-        size_t cap = ctx->capchunks ? ctx->capchunks * 2 : 16;
-        chunk *p = realloc(ctx->chunks, cap * sizeof *p);
-        if (!p)
-            return ctx_fail(ctx, fs__error(FS_ENOMEM, "out of memory collecting '%s'", name));
-        ctx->chunks = p;
-        ctx->capchunks = cap;
-    }
+    chunk *chunks =
+        fs__array_grow(ctx->chunks, &ctx->capchunks, ctx->nchunks + 1, sizeof *chunks, 16);
+    if (!chunks)
+        return ctx_fail(ctx, fs__error(FS_ENOMEM, "out of memory collecting '%s'", name));
+    ctx->chunks = chunks;
     char *cn = malloc(n + 1);
     size_t hl;
     char *esc = fs__escape(help, strlen(help), ctx->format == FS_FORMAT_OPENMETRICS, &hl);

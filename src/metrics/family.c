@@ -328,16 +328,10 @@ static size_t sorted_pos(fs_family *fam, const char *const *values, bool *found)
 
 static int sorted_reserve(fs_family *fam, size_t n)
 {
-    if (n <= fam->capsorted)
-        return FS_OK;
-    size_t cap = fam->capsorted ? fam->capsorted * 2 : 8;
-    while (cap < n)
-        cap *= 2;
-    fs_child **p = realloc(fam->sorted, cap * sizeof *p);
+    fs_child **p = fs__array_grow(fam->sorted, &fam->capsorted, n, sizeof *p, 8);
     if (!p)
         return fs__error(FS_ENOMEM, "out of memory adding a child to metric '%s'", fam->name);
     fam->sorted = p;
-    fam->capsorted = cap;
     return FS_OK;
 }
 

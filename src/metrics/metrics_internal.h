@@ -572,6 +572,15 @@ FS_HIDDEN const char *fs__type_name(fs_metric_type type);
 
 FS_HIDDEN int fs__buf_grow(fs_buffer *b, size_t extra);
 
+/**
+ * The array `arr` (capacity *cap elements of `size` bytes) with room for
+ * `need` elements: `arr` itself when it has it, else reallocated to the
+ * first of `first`, 2 x first, 4 x first... that holds `need`, and *cap set.
+ * NULL when out of memory or the size overflows (nothing recorded: the
+ * caller says what it was growing); `arr` and *cap are then unchanged.
+ */
+FS_HIDDEN void *fs__array_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first);
+
 static inline int fs__buf_reserve(fs_buffer *b, size_t extra)
 {
     if (FS_LIKELY(b->cap - b->len > extra))

@@ -425,16 +425,13 @@ int fs__family_register(fs_registry *reg, const fs_family_def *def, fs_family **
                            def->name, (int)n, def->name);
             goto out;
         }
-    if (reg->nfamilies == reg->capfamilies) {
-        size_t cap = reg->capfamilies ? reg->capfamilies * 2 : 16;
-        fs_family **p = realloc(reg->families, cap * sizeof *p);
-        if (!p) {
-            rc = fs__error(FS_ENOMEM, "out of memory registering metric '%s'", def->name);
-            goto out;
-        }
-        reg->families = p;
-        reg->capfamilies = cap;
+    fs_family **grown =
+        fs__array_grow(reg->families, &reg->capfamilies, reg->nfamilies + 1, sizeof *grown, 16);
+    if (!grown) {
+        rc = fs__error(FS_ENOMEM, "out of memory registering metric '%s'", def->name);
+        goto out;
     }
+    reg->families = grown;
     fs_family *fam;
     rc = fs__family_new(reg, def, &fam);
     if (rc != FS_OK)
@@ -480,15 +477,13 @@ int fs_registry_add_collector(fs_registry *reg, const char *name, fs_collect_fn 
     } else if (find_family(reg, name, NULL)) {
         rc = fs__error(FS_ECONFLICT, "collector '%s': a metric called '%s' is registered", name,
                        name);
-    } else if (reg->ncollectors == reg->capcollectors) {
-        size_t cap = reg->capcollectors ? reg->capcollectors * 2 : 4;
-        fs_collector **p = realloc(reg->collectors, cap * sizeof *p);
-        if (!p)
-            rc = fs__error(FS_ENOMEM, "out of memory adding collector '%s'", name);
-        else {
+    } else {
+        fs_collector **p = fs__array_grow(reg->collectors, &reg->capcollectors,
+                                          reg->ncollectors + 1, sizeof *p, 4);
+        if (p)
             reg->collectors = p;
-            reg->capcollectors = cap;
-        }
+        else
+            rc = fs__error(FS_ENOMEM, "out of memory adding collector '%s'", name);
     }
     if (rc == FS_OK) {
         size_t pos = 0;
