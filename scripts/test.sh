@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build and run every test: the whole suite under AddressSanitizer and
 # UBSan, then the concurrency tests under ThreadSanitizer. Starts the local
-# servers first and stops them at the end.
+# servers first when they are not running, and then stops them at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -13,8 +13,12 @@ cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DFS_SANITIZE=address,undefine
   -DFS_BUILD_BENCH=OFF >/dev/null
 cmake --build build/asan -j "$JOBS"
 
-"$ROOT/scripts/services.sh" start
-trap '"$ROOT/scripts/services.sh" stop' EXIT
+# Stop the servers at the end only if this run started them: one that was
+# already up (another checkout's, a developer's) is left running.
+if ! "$ROOT/scripts/services.sh" status >/dev/null 2>&1; then
+  "$ROOT/scripts/services.sh" start
+  trap '"$ROOT/scripts/services.sh" stop' EXIT
+fi
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
