@@ -393,48 +393,31 @@ static inline int recv_status(const fs_message *msg, fs_outcome o)
     return ST_ACKED;
 }
 
-/* The receive-side entry for the message of `ctx` (slow path: hash lookup or creation). */
-static __attribute__((noinline)) entry *recv_entry_slow(prom_state *st, fs_consume_ctx *ctx,
-                                                        const char **keys, entry *local)
+/*
+ * The entry for (broker, name, dyn...) when the thread's last hit is not it:
+ * the hash table's, or (the table full around that hash) `local` filled
+ * with children looked up now. NULL when the metrics library refused.
+ * `keys` has room for the keys and holds the dynamic values from keys[2].
+ */
+static entry *entry_lookup(prom_state *st, cache *c, fill_fn fill, last_hit *last,
+                           const char *broker, const char *name, const char **keys, entry *local)
 {
-    keys[0] = ctx->broker_name ? ctx->broker_name : "";
-    keys[1] = ctx->handler ? ctx->handler : "";
-    entry *e =
-        cache_get(st, &st->recv, fill_recv, &last_recv, ctx->broker_name, 2 + st->ndyn, keys);
+    keys[0] = broker ? broker : "";
+    keys[1] = name;
+    entry *e = cache_get(st, c, fill, last, broker, 2 + st->ndyn, keys);
     if (e)
         return e;
-    /* The table is full around that hash: look the children up every time. */
-    if (!fill_recv(st, local, keys))
+    if (!fill(st, local, keys))
         return NULL;
     local->keys = keys;
     local->nkeys = 2 + st->ndyn;
     return local;
 }
 
-static fs_outcome prom_consume(fs_consume_ctx *ctx)
+/* Steps 1-8 of METRICS.md for one received unit, with its entry `e`. */
+static inline __attribute__((always_inline)) fs_outcome
+consume_record(prom_state *st, fs_consume_ctx *ctx, entry *e)
 {
-    prom_state *st = ctx->state;
-    const char *keys[2 + FS_PROMETHEUS_MAX_LABELS];
-    if (st->ndyn) {
-        compute_dynamic(st, ctx->message, keys + 2);
-        scratch *s = ctx->scratch;
-        if (s) {
-            memcpy(s->dyn, keys + 2, st->ndyn * sizeof(char *));
-            s->valid = 1;
-        }
-    }
-
-    entry local;
-    entry *e =
-        last_hit_get(st, &last_recv, ctx->broker_name, ctx->handler ? ctx->handler : "", keys + 2);
-    if (!LIKELY(e != NULL)) {
-        e = recv_entry_slow(st, ctx, keys, &local);
-        if (!e) {
-            /* The metrics library refused (out of memory): never lose the message. */
-            fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
-            return fs_consume_next(ctx);
-        }
-    }
     const size_t count = ctx->count;
     const double dcount = (double)count;
 
@@ -455,47 +438,48 @@ static fs_outcome prom_consume(fs_consume_ctx *ctx)
     return o;
 }
 
-/* The publish-side entry for `ctx` (slow path: hash lookup or creation). */
-static __attribute__((noinline)) entry *pub_entry_slow(prom_state *st, fs_publish_ctx *ctx,
-                                                       const char **keys, entry *local)
+/* prom_consume with dynamic labels, or when the last hit is not the entry. */
+static __attribute__((noinline)) fs_outcome consume_slow(prom_state *st, fs_consume_ctx *ctx)
 {
-    keys[0] = ctx->broker_name ? ctx->broker_name : "";
-    keys[1] = ctx->destination ? ctx->destination : "";
-    entry *e = cache_get(st, &st->pub, fill_pub, &last_pub, ctx->broker_name, 2 + st->ndyn, keys);
-    if (e)
-        return e;
-    if (!fill_pub(st, local, keys))
-        return NULL;
-    local->keys = keys;
-    local->nkeys = 2 + st->ndyn;
-    return local;
-}
-
-static int prom_publish(fs_publish_ctx *ctx)
-{
-    if (ctx->is_reply)
-        return fs_publish_next(ctx);
-    prom_state *st = ctx->state;
+    const char *name = ctx->handler ? ctx->handler : "";
     const char *keys[2 + FS_PROMETHEUS_MAX_LABELS];
     if (st->ndyn) {
-        const scratch *s = ctx->scratch;
-        if (s && s->valid)
-            memcpy(keys + 2, s->dyn, st->ndyn * sizeof(char *));
-        else
-            compute_dynamic(st, ctx->current, keys + 2);
-    }
-
-    entry local;
-    entry *e = last_hit_get(st, &last_pub, ctx->broker_name,
-                            ctx->destination ? ctx->destination : "", keys + 2);
-    if (!LIKELY(e != NULL)) {
-        e = pub_entry_slow(st, ctx, keys, &local);
-        if (!e) {
-            fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
-            return fs_publish_next(ctx);
+        compute_dynamic(st, ctx->message, keys + 2);
+        scratch *s = ctx->scratch;
+        if (s) {
+            memcpy(s->dyn, keys + 2, st->ndyn * sizeof(char *));
+            s->valid = 1;
         }
     }
+    entry local;
+    entry *e = last_hit_get(st, &last_recv, ctx->broker_name, name, keys + 2);
+    if (!e)
+        e = entry_lookup(st, &st->recv, fill_recv, &last_recv, ctx->broker_name, name, keys,
+                         &local);
+    if (!e) {
+        /* The metrics library refused (out of memory): never lose the message. */
+        fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
+        return fs_consume_next(ctx);
+    }
+    return consume_record(st, ctx, e);
+}
 
+static fs_outcome prom_consume(fs_consume_ctx *ctx)
+{
+    prom_state *st = ctx->state;
+    if (LIKELY(st->ndyn == 0)) {
+        entry *e =
+            last_hit_get(st, &last_recv, ctx->broker_name, ctx->handler ? ctx->handler : "", NULL);
+        if (LIKELY(e != NULL))
+            return consume_record(st, ctx, e);
+    }
+    return consume_slow(st, ctx);
+}
+
+/* Steps 1-4 of the publish side of METRICS.md, with the entry `e`. */
+static inline __attribute__((always_inline)) int publish_record(prom_state *st, fs_publish_ctx *ctx,
+                                                                entry *e)
+{
     int64_t t0 = now_ns(); /* 1 */
     int rc = fs_publish_next(ctx);
     double elapsed = seconds_between(t0, now_ns());
@@ -507,6 +491,43 @@ static int prom_publish(fs_publish_ctx *ctx)
     if (pc)
         counter_add_count(pc, ctx->count); /* 4 */
     return rc;
+}
+
+/* prom_publish with dynamic labels, or when the last hit is not the entry. */
+static __attribute__((noinline)) int publish_slow(prom_state *st, fs_publish_ctx *ctx)
+{
+    const char *name = ctx->destination ? ctx->destination : "";
+    const char *keys[2 + FS_PROMETHEUS_MAX_LABELS];
+    if (st->ndyn) {
+        const scratch *s = ctx->scratch;
+        if (s && s->valid)
+            memcpy(keys + 2, s->dyn, st->ndyn * sizeof(char *));
+        else
+            compute_dynamic(st, ctx->current, keys + 2);
+    }
+    entry local;
+    entry *e = last_hit_get(st, &last_pub, ctx->broker_name, name, keys + 2);
+    if (!e)
+        e = entry_lookup(st, &st->pub, fill_pub, &last_pub, ctx->broker_name, name, keys, &local);
+    if (!e) {
+        fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
+        return fs_publish_next(ctx);
+    }
+    return publish_record(st, ctx, e);
+}
+
+static int prom_publish(fs_publish_ctx *ctx)
+{
+    if (ctx->is_reply)
+        return fs_publish_next(ctx);
+    prom_state *st = ctx->state;
+    if (LIKELY(st->ndyn == 0)) {
+        entry *e = last_hit_get(st, &last_pub, ctx->broker_name,
+                                ctx->destination ? ctx->destination : "", NULL);
+        if (LIKELY(e != NULL))
+            return publish_record(st, ctx, e);
+    }
+    return publish_slow(st, ctx);
 }
 
 /* ------------------------------------------------------------------------ */
