@@ -59,6 +59,15 @@ static size_t sid_hash(sid id, size_t mask)
     return (size_t)h & mask;
 }
 
+/* The slot holding `id`, or the free slot that ends its probe run (s->cap > 0). */
+static size_t idset_slot(const idset *s, sid id)
+{
+    size_t mask = s->cap - 1, i = sid_hash(id, mask);
+    while (s->used[i] && !sid_eq(s->slots[i], id))
+        i = (i + 1) & mask;
+    return i;
+}
+
 static int idset_add(idset *s, sid id);
 
 static int idset_grow(idset *s)
@@ -88,12 +97,9 @@ static int idset_add(idset *s, sid id)
         if (rc)
             return rc;
     }
-    size_t mask = s->cap - 1, i = sid_hash(id, mask);
-    while (s->used[i]) {
-        if (sid_eq(s->slots[i], id))
-            return FS_OK;
-        i = (i + 1) & mask;
-    }
+    size_t i = idset_slot(s, id);
+    if (s->used[i])
+        return FS_OK;
     s->used[i] = 1;
     s->slots[i] = id;
     s->len++;
@@ -102,24 +108,14 @@ static int idset_add(idset *s, sid id)
 
 static bool idset_has(const idset *s, sid id)
 {
-    if (!s->len)
-        return false;
-    size_t mask = s->cap - 1, i = sid_hash(id, mask);
-    while (s->used[i]) {
-        if (sid_eq(s->slots[i], id))
-            return true;
-        i = (i + 1) & mask;
-    }
-    return false;
+    return s->len && s->used[idset_slot(s, id)];
 }
 
 static void idset_del(idset *s, sid id)
 {
     if (!s->len)
         return;
-    size_t mask = s->cap - 1, i = sid_hash(id, mask);
-    while (s->used[i] && !sid_eq(s->slots[i], id))
-        i = (i + 1) & mask;
+    size_t mask = s->cap - 1, i = idset_slot(s, id);
     if (!s->used[i])
         return;
     s->used[i] = 0;
