@@ -304,6 +304,8 @@ static int encode_binary(const fs__redis_envelope *env, fs__redis_buf *out)
     const size_t data_start = headers_start + 2 + size.bytes;
     if (data_start > UINT32_MAX)
         return fs__error(FS_EINVAL, "redis: headers too large for the binary format");
+    if (env->body_len > SIZE_MAX - data_start)
+        return fs__error(FS_ENOMEM, "redis: a %zu-byte body is too large", env->body_len);
     if ((rc = fs__redis_buf_reserve(out, data_start + env->body_len)))
         return rc;
     put_raw(out, FS__REDIS_BINARY_MAGIC, FS__REDIS_BINARY_MAGIC_LEN);
@@ -321,6 +323,8 @@ static int encode_binary(const fs__redis_envelope *env, fs__redis_buf *out)
 static int json_put_string(fs__redis_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    if (n > (SIZE_MAX - 2) / 6)
+        return fs__error(FS_ENOMEM, "redis: a %zu-byte string is too large to escape as JSON", n);
     int rc = fs__redis_buf_reserve(b, n * 6 + 2); /* worst case: every byte \u00XX */
     if (rc)
         return rc;
