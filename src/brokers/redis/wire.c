@@ -236,13 +236,14 @@ struct bin_size {
     size_t count;
 };
 
-static int check_header(const char *k, size_t kl, const char *v, size_t vl)
+/* A header either format can carry; the binary one also needs 16-bit lengths. */
+static int check_header(const char *k, size_t kl, const char *v, size_t vl, bool binary)
 {
     if (!k && kl)
         return fs__error(FS_EINVAL, "redis: header key is NULL");
     if (!v && vl)
         return fs__error(FS_EINVAL, "redis: header value is NULL");
-    if (kl > U16_MAX || vl > U16_MAX)
+    if (binary && (kl > U16_MAX || vl > U16_MAX))
         return fs__error(FS_EINVAL, "redis: header '%.*s' is longer than 65535 bytes",
                          (int)(kl > 64 ? 64 : kl), k);
     if (!fs__redis_utf8_valid(k, kl) || !fs__redis_utf8_valid(v, vl))
@@ -254,7 +255,7 @@ static int check_header(const char *k, size_t kl, const char *v, size_t vl)
 static int bin_measure(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
 {
     struct bin_size *s = ctx;
-    int rc = check_header(k, kl, v, vl);
+    int rc = check_header(k, kl, v, vl, true);
     if (rc)
         return rc;
     s->bytes += 4 + kl + vl;
@@ -386,14 +387,9 @@ struct json_ctx {
 static int json_header(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
 {
     struct json_ctx *j = ctx;
-    int rc;
-    if (!k && kl)
-        return fs__error(FS_EINVAL, "redis: header key is NULL");
-    if (!v && vl)
-        return fs__error(FS_EINVAL, "redis: header value is NULL");
-    if (!fs__redis_utf8_valid(k, kl) || !fs__redis_utf8_valid(v, vl))
-        return fs__error(FS_EINVAL, "redis: header '%.*s' is not valid UTF-8",
-                         (int)(kl > 64 ? 64 : kl), k);
+    int rc = check_header(k, kl, v, vl, false);
+    if (rc)
+        return rc;
     if (!j->first && (rc = fs__redis_buf_put(j->b, ",", 1)))
         return rc;
     j->first = false;
