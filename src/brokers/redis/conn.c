@@ -64,6 +64,8 @@ typedef struct rroot {
 
 static void *rblock_take(rroot *root, size_t n)
 {
+    if (n > SIZE_MAX / 2) /* more than memory holds; keeps the sums below from wrapping */
+        return NULL;
     n = RALIGN(n);
     rblock *b = root->cur;
     if (b->cap - b->used < n) {
@@ -129,8 +131,11 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
     if (!r)
         return NULL;
     char *copy = rblock_take(root_of(task, r), len + 1);
-    if (!copy)
+    if (!copy) {
+        if (!task->parent) /* hiredis never sees a root it did not get */
+            fs__redis_reply_free(r);
         return NULL;
+    }
     memcpy(copy, str, len);
     copy[len] = '\0';
     r->str = copy;
@@ -144,9 +149,13 @@ static void *create_array(const redisReadTask *task, int elements)
     if (!r)
         return NULL;
     if (elements > 0) {
-        r->element = rblock_take(root_of(task, r), (size_t)elements * sizeof *r->element);
-        if (!r->element)
+        if ((size_t)elements <= SIZE_MAX / sizeof *r->element)
+            r->element = rblock_take(root_of(task, r), (size_t)elements * sizeof *r->element);
+        if (!r->element) {
+            if (!task->parent) /* hiredis never sees a root it did not get */
+                fs__redis_reply_free(r);
             return NULL;
+        }
         memset(r->element, 0, (size_t)elements * sizeof *r->element);
     }
     r->elements = (size_t)(elements > 0 ? elements : 0);
