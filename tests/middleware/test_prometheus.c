@@ -621,18 +621,25 @@ static void test_schema(void **state)
     scrape_free(&s);
 }
 
+/* A connected broker with the middleware on a new registry: prefix "shop", no custom labels. */
+static fs_broker *shop_broker(fs_registry **reg)
+{
+    assert_int_equal(fs_registry_new(reg), FS_OK);
+    fs_broker *b;
+    assert_int_equal(fs_memory_broker_new(NULL, &b), FS_OK);
+    fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
+    po.registry = *reg;
+    po.prefix = "shop";
+    assert_int_equal(fs_broker_add_prometheus(b, &po), FS_OK);
+    assert_int_equal(fs_broker_connect(b), FS_OK);
+    return b;
+}
+
 static void test_defaults_app_name_is_prefix(void **state)
 {
     (void)state;
     fs_registry *reg;
-    assert_int_equal(fs_registry_new(&reg), FS_OK);
-    fs_broker *b;
-    assert_int_equal(fs_memory_broker_new(NULL, &b), FS_OK);
-    fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
-    po.registry = reg;
-    po.prefix = "shop";
-    assert_int_equal(fs_broker_add_prometheus(b, &po), FS_OK);
-    assert_int_equal(fs_broker_connect(b), FS_OK);
+    fs_broker *b = shop_broker(&reg);
     assert_int_equal(fs_publish_bytes(b, "x", "1", 1), FS_OK);
     scrape s;
     scrape_take(&s, reg);
@@ -642,6 +649,42 @@ static void test_defaults_app_name_is_prefix(void **state)
                      "app_name=\"shop\",broker=\"memory\",destination=\"x\"", 1, NAN);
     expect_nothing_else(&s, "shop_");
     assert_null(strstr(s.text, "faststream_"));
+    scrape_free(&s);
+    fs_broker_free(b);
+    fs_registry_free(reg);
+}
+
+/*
+ * Without custom labels the hooks take the last-hit fast path: it must also
+ * tell a destination buffer rewritten in place from the one it held.
+ */
+static void test_no_custom_labels_destination_reused(void **state)
+{
+    (void)state;
+    fs_registry *reg;
+    fs_broker *b = shop_broker(&reg);
+    char dest[8], other[8];
+    const char *order[] = {"x", "x", "y", "x", "z", "z"};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        strcpy(dest, order[i]);
+        assert_int_equal(fs_publish_bytes(b, dest, "1", 1), FS_OK);
+    }
+    strcpy(other, "y"); /* another address, the same destination */
+    assert_int_equal(fs_publish_bytes(b, other, "1", 1), FS_OK);
+    scrape s;
+    scrape_take(&s, reg);
+    const char *name[] = {"x", "y", "z"};
+    const double n[] = {3, 2, 2};
+    for (int i = 0; i < 3; i++) {
+        char l[256];
+        snprintf(l, sizeof l, "app_name=\"shop\",broker=\"memory\",destination=\"%s\"", name[i]);
+        expect_histogram(&s, "shop_published_messages_duration_seconds", l, n[i], NAN);
+        snprintf(l, sizeof l,
+                 "app_name=\"shop\",broker=\"memory\",destination=\"%s\",status=\"success\"",
+                 name[i]);
+        expect_sample(&s, "shop_published_messages_total", l, n[i]);
+    }
+    expect_nothing_else(&s, "shop_");
     scrape_free(&s);
     fs_broker_free(b);
     fs_registry_free(reg);
@@ -829,6 +872,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reply_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_brokers_share_registry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
+        cmocka_unit_test(test_no_custom_labels_destination_reused),
         cmocka_unit_test_setup_teardown(test_setup_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_label_combinations, setup, teardown),
         cmocka_unit_test(test_defaults_app_name_is_prefix),
