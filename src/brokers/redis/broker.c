@@ -412,6 +412,12 @@ static int from_url(redis_broker *b, const char *url)
         b->user = strdup(u.user);
     if (u.password && *u.password)
         b->password = strdup(u.password);
+    if (!b->host || (u.user && *u.user && !b->user) ||
+        (u.password && *u.password && !b->password)) {
+        /* not silently connecting as someone else, or without a password */
+        rc = fs__error(FS_ENOMEM, "redis: out of memory");
+        goto out;
+    }
     if (b->user && !b->password) { /* redis://secret@host: the password alone, as redis-py */
         b->password = b->user;
         b->user = NULL;
@@ -425,8 +431,6 @@ static int from_url(redis_broker *b, const char *url)
     if (fmt && b->format == FS_REDIS_FORMAT_DEFAULT)
         rc = parse_format(fmt, &b->format);
     free(fmt);
-    if (!rc && !b->host)
-        rc = fs__error(FS_ENOMEM, "redis: out of memory");
 out:
     fs_url_free(&u);
     return rc;
