@@ -559,11 +559,10 @@ void fs__family_free(fs_family *fam)
     for (size_t i = 0; i < fam->label_count; i++)
         free(fam->label_names ? fam->label_names[i] : NULL);
     free(fam->label_names);
-    if (fam->le_text)
-        for (size_t i = 0; i <= fam->nbuckets; i++) {
-            free(fam->le_text[i]);
-            free(fam->le_om[i]);
-        }
+    for (size_t i = 0; fam->le_text && i <= fam->nbuckets; i++)
+        free(fam->le_text[i]);
+    for (size_t i = 0; fam->le_om && i <= fam->nbuckets; i++) /* NULL when its calloc failed */
+        free(fam->le_om[i]);
     free(fam->le_text);
     free(fam->le_om);
     free(fam->le_text_len);
