@@ -28,6 +28,18 @@ void fs__vlog(fs_log_level level, const char *component, const char *fmt, va_lis
 /** True when a line at `level` would be emitted (cheap; check before formatting). */
 int fs__log_enabled(fs_log_level level);
 
+/*
+ * For thread-locals read on hot paths: the initial-exec model makes an
+ * access one segment-relative load instead of a __tls_get_addr call from a
+ * shared library. Keep such variables small: they take static TLS space,
+ * which a late dlopen of the library must still find.
+ */
+#if defined(__GNUC__)
+#define FS_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define FS_TLS_MODEL
+#endif
+
 #define FS_CHECK_ARG(cond, ...)                                                                    \
     do {                                                                                           \
         if (!(cond))                                                                               \

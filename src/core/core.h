@@ -144,7 +144,7 @@ static inline void fs__message_bind(fs_message *m, fs_broker *b, struct fs_subsc
 }
 
 /* dispatch.c */
-extern _Thread_local fs__frame *fs__current_frame;
+extern _Thread_local fs__frame *fs__current_frame FS_TLS_MODEL;
 int fs__subscriber_start_workers(struct fs_subscriber *sub);
 void fs__subscriber_signal_stop(struct fs_subscriber *sub);
 void fs__subscriber_join(struct fs_subscriber *sub);

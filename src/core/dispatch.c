@@ -16,7 +16,7 @@
 /* How long one fetch may block; stop wakes fetchers earlier through ops->stop. */
 #define FS__FETCH_TIMEOUT_MS 500
 
-_Thread_local fs__frame *fs__current_frame;
+_Thread_local fs__frame *fs__current_frame FS_TLS_MODEL;
 
 /* ------------------------------------------------------------------------ */
 /* The chain                                                                */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static _Thread_local const char *last_publish_error_type;
+static _Thread_local const char *last_publish_error_type FS_TLS_MODEL;
 
 const char *fs_last_publish_error_type(void)
 {

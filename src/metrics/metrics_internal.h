@@ -29,14 +29,12 @@
 
 #if defined(__GNUC__)
 #define FS_HIDDEN __attribute__((visibility("hidden")))
-#define FS_TLS_MODEL __attribute__((tls_model("initial-exec")))
 #define FS_ALWAYS_INLINE inline __attribute__((always_inline))
 #define FS_NOINLINE __attribute__((noinline))
 #define FS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define FS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define FS_HIDDEN
-#define FS_TLS_MODEL
 #define FS_ALWAYS_INLINE inline
 #define FS_NOINLINE
 #define FS_LIKELY(x) (x)

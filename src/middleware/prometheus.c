@@ -177,8 +177,7 @@ typedef struct last_hit {
     const char *broker;
 } last_hit;
 
-#define FS_TLS_FAST __attribute__((tls_model("initial-exec")))
-static _Thread_local last_hit last_recv FS_TLS_FAST, last_pub FS_TLS_FAST;
+static _Thread_local last_hit last_recv FS_TLS_MODEL, last_pub FS_TLS_MODEL;
 static atomic_uint_fast64_t next_state_id = 1;
 
 /* Fill the children of a receive-side entry by label values. */
