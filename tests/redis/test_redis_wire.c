@@ -492,6 +492,232 @@ static void round_trip_random(void **state)
     fs__redis_buf_free(&out);
 }
 
+/* ---- repeated keys and many headers ---- */
+
+/* A growable binary v1 message, for header counts beyond ref_bytes' 4 KiB. */
+static void big_u16(fs__redis_buf *b, size_t v)
+{
+    unsigned char x[2] = {(unsigned char)(v >> 8), (unsigned char)v};
+    assert_int_equal(fs__redis_buf_put(b, x, 2), FS_OK);
+}
+
+static void big_u32(fs__redis_buf *b, size_t v)
+{
+    big_u16(b, (v >> 16) & 0xFFFF);
+    big_u16(b, v & 0xFFFF);
+}
+
+static void big_binary(fs__redis_buf *b, const fs__redis_kv *h, size_t n, const char *body)
+{
+    size_t hlen = 0;
+    for (size_t i = 0; i < n; i++)
+        hlen += 4 + h[i].key_len + h[i].value_len;
+    b->len = 0;
+    assert_int_equal(fs__redis_buf_put(b,
+                                       "\x89"
+                                       "BIN\r\n\x1a\n",
+                                       8),
+                     FS_OK);
+    big_u16(b, 1);
+    big_u32(b, 18);
+    big_u32(b, 18 + 2 + hlen);
+    big_u16(b, n);
+    for (size_t i = 0; i < n; i++) {
+        big_u16(b, h[i].key_len);
+        assert_int_equal(fs__redis_buf_put(b, h[i].key, h[i].key_len), FS_OK);
+        big_u16(b, h[i].value_len);
+        assert_int_equal(fs__redis_buf_put(b, h[i].value, h[i].value_len), FS_OK);
+    }
+    assert_int_equal(fs__redis_buf_put(b, body, strlen(body)), FS_OK);
+}
+
+/* A JSON envelope; keys and values are plain ASCII. With `escape`, every
+ * other key is written with its first character as a \u escape. */
+static void big_json(fs__redis_buf *b, const fs__redis_kv *h, size_t n, const char *body,
+                     bool escape)
+{
+    char esc[8];
+    b->len = 0;
+    assert_int_equal(fs__redis_buf_put(b, "{\"data\":\"", 9), FS_OK);
+    assert_int_equal(fs__redis_buf_put(b, body, strlen(body)), FS_OK);
+    assert_int_equal(fs__redis_buf_put(b, "\",\"headers\":{", 13), FS_OK);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(fs__redis_buf_put(b, i ? ",\"" : "\"", i ? 2 : 1), FS_OK);
+        size_t skip = 0;
+        if (escape && i % 2 && h[i].key_len) {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned char)h[i].key[0]);
+            assert_int_equal(fs__redis_buf_put(b, esc, 6), FS_OK);
+            skip = 1;
+        }
+        assert_int_equal(fs__redis_buf_put(b, h[i].key + skip, h[i].key_len - skip), FS_OK);
+        assert_int_equal(fs__redis_buf_put(b, "\":\"", 3), FS_OK);
+        assert_int_equal(fs__redis_buf_put(b, h[i].value, h[i].value_len), FS_OK);
+        assert_int_equal(fs__redis_buf_put(b, "\"", 1), FS_OK);
+    }
+    assert_int_equal(fs__redis_buf_put(b, "}}", 2), FS_OK);
+}
+
+/* The decoded headers are exactly `want` (same order, same bytes). */
+static void assert_headers_are(const fs__redis_decoded *d, const fs__redis_kv *want, size_t n)
+{
+    assert_int_equal(d->header_count, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(d->headers[i].key_len, want[i].key_len);
+        assert_memory_equal(d->headers[i].key, want[i].key, want[i].key_len);
+        assert_int_equal(d->headers[i].value_len, want[i].value_len);
+        assert_memory_equal(d->headers[i].value, want[i].value, want[i].value_len);
+    }
+}
+
+/*
+ * The reference semantics, spelled out naively: a repeated key keeps the
+ * place of its first occurrence and takes the value of its last (Python's
+ * dict, as FastStream builds it). Returns the distinct count.
+ */
+static size_t ref_dedup(const fs__redis_kv *in, size_t n, fs__redis_kv *out)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < m && !(out[j].key_len == in[i].key_len &&
+                          memcmp(out[j].key, in[i].key, in[i].key_len) == 0))
+            j++;
+        if (j == m)
+            out[m++] = in[i];
+        else
+            out[j].value = in[i].value, out[j].value_len = in[i].value_len;
+    }
+    return m;
+}
+
+static void decode_repeated_keys_below_and_above_index(void **state)
+{
+    (void)state;
+    enum { MAXL = 3000 };
+    static char keys[MAXL][16], vals[MAXL][16];
+    static fs__redis_kv in[MAXL], want[MAXL];
+    fs__redis_buf msg = {0};
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    /* distinct key pools on both sides of the linear-search limit, and far above */
+    const size_t pools[] = {1, 2, 15, 16, 17, 18, 33, 64, 65, 200, 1000};
+    for (size_t p = 0; p < sizeof pools / sizeof *pools; p++) {
+        size_t pool = pools[p], n = pool * 3 > MAXL ? MAXL : pool * 3;
+        for (size_t i = 0; i < n; i++) {
+            /* every key once in a shuffled order, then repeats at random places */
+            size_t k = i < pool ? (i * 7 + 3) % pool : rnd() % pool;
+            if (pool % 7 == 0 && i < pool)
+                k = i;
+            int kl = snprintf(keys[i], sizeof keys[i], "key-%zu", k);
+            int vl = snprintf(vals[i], sizeof vals[i], "v%zu", i);
+            in[i] = (fs__redis_kv){keys[i], (size_t)kl, vals[i], (size_t)vl};
+        }
+        size_t m = ref_dedup(in, n, want);
+        assert_int_equal(m, pool);
+
+        big_binary(&msg, in, n, "body");
+        assert_int_equal(fs__redis_decode(msg.data, msg.len, &s, &d), FS_OK);
+        assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
+        assert_body(&d, "body", 4);
+        assert_headers_are(&d, want, m);
+
+        for (int escape = 0; escape < 2; escape++) {
+            big_json(&msg, in, n, "text", escape);
+            assert_int_equal(fs__redis_decode(msg.data, msg.len, &s, &d), FS_OK);
+            assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+            assert_body(&d, "text", 4);
+            assert_headers_are(&d, want, m);
+        }
+
+        /* only the first (pool) headers: all distinct, in order */
+        big_binary(&msg, in, pool, "");
+        assert_int_equal(fs__redis_decode(msg.data, msg.len, &s, &d), FS_OK);
+        assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
+        assert_headers_are(&d, in, pool);
+    }
+
+    /* a second "headers" member replaces the first entirely (the last wins, as in
+     * json.loads), even after the first one outgrew the linear search */
+    size_t n1 = 100, n2 = 40;
+    for (size_t i = 0; i < n1 + n2; i++) {
+        int kl = snprintf(keys[i], sizeof keys[i], "key-%zu", i < n1 ? i : (i - n1) * 3);
+        int vl = snprintf(vals[i], sizeof vals[i], "v%zu", i);
+        in[i] = (fs__redis_kv){keys[i], (size_t)kl, vals[i], (size_t)vl};
+    }
+    big_json(&msg, in, n1, "a", false);
+    fs__redis_buf two = {0};
+    assert_int_equal(fs__redis_buf_put(&two, msg.data, msg.len - 1), FS_OK); /* drop the last } */
+    big_json(&msg, in + n1, n2, "b", false);
+    assert_int_equal(fs__redis_buf_put(&two, ",", 1), FS_OK);
+    const char *second = strstr(msg.data, "\"headers\"");
+    assert_non_null(second);
+    assert_int_equal(fs__redis_buf_put(&two, second, strlen(second)), FS_OK);
+    assert_int_equal(fs__redis_decode(two.data, two.len, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_body(&d, "a", 1);
+    assert_headers_are(&d, in + n1, n2);
+
+    /* a damaged binary message that indexed many headers, then a small one */
+    for (size_t i = 0; i < 50; i++) {
+        int kl = snprintf(keys[i], sizeof keys[i], "key-%zu", i % 20);
+        int vl = snprintf(vals[i], sizeof vals[i], "v%zu", i);
+        in[i] = (fs__redis_kv){keys[i], (size_t)kl, vals[i], (size_t)vl};
+    }
+    big_binary(&msg, in, 50, "");
+    assert_int_equal(fs__redis_decode(msg.data, msg.len - 3, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_RAW);
+    big_binary(&msg, in, 3, "x");
+    assert_int_equal(fs__redis_decode(msg.data, msg.len, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
+    assert_headers_are(&d, in, 3);
+    fs__redis_buf_free(&two);
+    fs__redis_buf_free(&msg);
+    fs__redis_scratch_free(&s);
+}
+
+static void decode_65535_distinct_headers(void **state)
+{
+    (void)state;
+    enum { N = 65535 };
+    char(*keys)[8] = malloc(N * sizeof *keys), (*vals)[8] = malloc(N * sizeof *vals);
+    fs__redis_kv *h = malloc(N * sizeof *h);
+    assert_non_null(keys);
+    assert_non_null(vals);
+    assert_non_null(h);
+    for (size_t i = 0; i < N; i++) {
+        /* keys of one length, alike but for a few bytes: a bad hash would collide */
+        int kl = snprintf(keys[i], sizeof keys[i], "%05zx", i * 40503 % 65536);
+        int vl = snprintf(vals[i], sizeof vals[i], "%zu", i);
+        h[i] = (fs__redis_kv){keys[i], (size_t)kl, vals[i], (size_t)vl};
+    }
+    fs__redis_buf msg = {0};
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    big_binary(&msg, h, N, "payload");
+    assert_in_range(msg.len, 300000, 1000000);
+    assert_int_equal(fs__redis_decode(msg.data, msg.len, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
+    assert_body(&d, "payload", 7);
+    assert_headers_are(&d, h, N);
+    assert_header(&d, "00000", "0");
+
+    big_json(&msg, h, N, "payload", true);
+    assert_int_equal(fs__redis_decode(msg.data, msg.len, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_body(&d, "payload", 7);
+    assert_headers_are(&d, h, N);
+
+    /* and the same scratch still reads a small message right */
+    big_binary(&msg, h, 2, "");
+    assert_int_equal(fs__redis_decode(msg.data, msg.len, &s, &d), FS_OK);
+    assert_headers_are(&d, h, 2);
+    fs__redis_buf_free(&msg);
+    fs__redis_scratch_free(&s);
+    free(h);
+    free(vals);
+    free(keys);
+}
+
 static void utf8_validation(void **state)
 {
     (void)state;
@@ -518,6 +744,8 @@ int main(void)
         cmocka_unit_test(decode_other_json_and_text_is_raw),
         cmocka_unit_test(decode_stream_fields),
         cmocka_unit_test(round_trip_random),
+        cmocka_unit_test(decode_repeated_keys_below_and_above_index),
+        cmocka_unit_test(decode_65535_distinct_headers),
         cmocka_unit_test(utf8_validation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

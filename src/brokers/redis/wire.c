@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define JSON_MAX_DEPTH 512
 #define U16_MAX 65535u
@@ -77,6 +79,9 @@ void fs__redis_scratch_free(fs__redis_scratch *s)
     free(s->kv);
     s->kv = NULL;
     s->kv_cap = 0;
+    free(s->index);
+    s->index = NULL;
+    s->index_cap = s->index_mask = 0;
 }
 
 const char *fs_redis_format_name(fs_redis_format format)
@@ -438,26 +443,167 @@ int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env, fs__
 /* ------------------------------------------------------------------------ */
 /* Decoding                                                                 */
 
+/*
+ * Repeated header keys. Up to KV_LINEAR_MAX headers a linear search finds
+ * them; beyond, an open-addressing index (linear probing, at most half full)
+ * over kv[0..count), keyed by SipHash-1-3 with a random key so that crafted
+ * keys cannot make it collide: decoding stays linear in the header count.
+ * The index lives in the scratch and is reused; it only grows.
+ */
+#define KV_LINEAR_MAX 16
+#define KV_INDEX_MIN 64 /* slots when the index is first built (KV_LINEAR_MAX * 4) */
+
+struct fs__redis_kv_slot {
+    uint32_t pos;  /* kv position + 1; 0: empty */
+    uint32_t hash; /* low bits of the key's hash, to skip most comparisons */
+};
+
+#define SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND                                                                                  \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = SIP_ROTL(v1, 13);                                                                     \
+        v1 ^= v0;                                                                                  \
+        v0 = SIP_ROTL(v0, 32);                                                                     \
+        v2 += v3;                                                                                  \
+        v3 = SIP_ROTL(v3, 16);                                                                     \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = SIP_ROTL(v3, 21);                                                                     \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = SIP_ROTL(v1, 17);                                                                     \
+        v1 ^= v2;                                                                                  \
+        v2 = SIP_ROTL(v2, 32);                                                                     \
+    } while (0)
+
+/* SipHash-1-3 of [p, p+n) under key k (words in host order: only this process compares them). */
+static uint64_t siphash13(const uint64_t k[2], const char *p, size_t n)
+{
+    uint64_t v0 = 0x736f6d6570736575ull ^ k[0], v1 = 0x646f72616e646f6dull ^ k[1];
+    uint64_t v2 = 0x6c7967656e657261ull ^ k[0], v3 = 0x7465646279746573ull ^ k[1];
+    uint64_t m, b = (uint64_t)n << 56;
+    size_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        memcpy(&m, p + i, 8);
+        v3 ^= m;
+        SIP_ROUND;
+        v0 ^= m;
+    }
+    for (size_t j = 0; i + j < n; j++)
+        b |= (uint64_t)(unsigned char)p[i + j] << (8 * j);
+    v3 ^= b;
+    SIP_ROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIP_ROUND;
+    SIP_ROUND;
+    SIP_ROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static uint32_t kv_hash(const fs__redis_scratch *s, const char *k, size_t kl)
+{
+    return (uint32_t)siphash13(s->index_key, k, kl);
+}
+
+static bool kv_is(const fs__redis_kv *e, const char *k, size_t kl)
+{
+    return e->key_len == kl && memcmp(e->key, k, kl) == 0;
+}
+
 static int kv_reserve(fs__redis_scratch *s, size_t n)
 {
     return fs__redis_grow((void **)&s->kv, &s->kv_cap, n, sizeof *s->kv);
+}
+
+/* Forget the headers of the previous message (or of an earlier "headers" member). */
+static void kv_reset(fs__redis_scratch *s)
+{
+    s->index_mask = 0;
+}
+
+/* The first empty slot for hash h (the index holds no such key). */
+static size_t kv_free_slot(const fs__redis_scratch *s, uint32_t h)
+{
+    size_t i = h & s->index_mask;
+    while (s->index[i].pos)
+        i = (i + 1) & s->index_mask;
+    return i;
+}
+
+/* (Re)build the index over kv[0..count) with `slots` slots (a power of two > 2 * count). */
+static int kv_index_build(fs__redis_scratch *s, size_t count, size_t slots)
+{
+    if (!s->index) {
+        if (getrandom(s->index_key, sizeof s->index_key, GRND_NONBLOCK) !=
+            (ssize_t)sizeof s->index_key) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            s->index_key[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32);
+            s->index_key[1] = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)s;
+        }
+    }
+    int rc = fs__redis_grow((void **)&s->index, &s->index_cap, slots, sizeof *s->index);
+    if (rc)
+        return rc;
+    memset(s->index, 0, slots * sizeof *s->index);
+    s->index_mask = slots - 1;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t h = kv_hash(s, s->kv[i].key, s->kv[i].key_len);
+        s->index[kv_free_slot(s, h)] = (struct fs__redis_kv_slot){(uint32_t)(i + 1), h};
+    }
+    return FS_OK;
 }
 
 /* Set key to value in kv[0..*count): a repeated key keeps its place, last value wins. */
 static int kv_set(fs__redis_scratch *s, size_t *count, const char *k, size_t kl, const char *v,
                   size_t vl)
 {
-    for (size_t i = 0; i < *count; i++) {
-        if (s->kv[i].key_len == kl && memcmp(s->kv[i].key, k, kl) == 0) {
-            s->kv[i].value = v;
-            s->kv[i].value_len = vl;
+    if (!s->index_mask) {
+        for (size_t i = 0; i < *count; i++) {
+            if (kv_is(&s->kv[i], k, kl)) {
+                s->kv[i].value = v;
+                s->kv[i].value_len = vl;
+                return FS_OK;
+            }
+        }
+        if (*count < KV_LINEAR_MAX) {
+            int rc = kv_reserve(s, *count + 1);
+            if (rc)
+                return rc;
+            s->kv[(*count)++] = (fs__redis_kv){k, kl, v, vl};
+            return FS_OK;
+        }
+        int rc = kv_index_build(s, *count, KV_INDEX_MIN);
+        if (rc)
+            return rc;
+    }
+    uint32_t h = kv_hash(s, k, kl);
+    size_t i = h & s->index_mask;
+    for (; s->index[i].pos; i = (i + 1) & s->index_mask) {
+        fs__redis_kv *e = &s->kv[s->index[i].pos - 1];
+        if (s->index[i].hash == h && kv_is(e, k, kl)) {
+            e->value = v;
+            e->value_len = vl;
             return FS_OK;
         }
     }
+    if (*count >= UINT32_MAX - 1)
+        return fs__error(FS_ENOMEM, "redis: too many headers (%zu)", *count);
     int rc = kv_reserve(s, *count + 1);
     if (rc)
         return rc;
-    s->kv[(*count)++] = (fs__redis_kv){k, kl, v, vl};
+    if (*count + 1 > s->index_mask / 2) { /* keep it at most half full */
+        if (s->index_mask > SIZE_MAX / 4)
+            return fs__error(FS_ENOMEM, "redis: header index size overflow");
+        if ((rc = kv_index_build(s, *count, (s->index_mask + 1) * 2)))
+            return rc;
+        i = kv_free_slot(s, h);
+    }
+    s->kv[*count] = (fs__redis_kv){k, kl, v, vl};
+    s->index[i] = (struct fs__redis_kv_slot){(uint32_t)(*count + 1), h};
+    (*count)++;
     return FS_OK;
 }
 
@@ -485,6 +631,7 @@ static int decode_binary(const char *data, size_t len, fs__redis_scratch *s, fs_
         return 0;
     size_t n = get_u16(p + pos), count = 0;
     pos += 2;
+    kv_reset(s);
     for (size_t i = 0; i < n; i++) {
         const char *str[2];
         size_t str_len[2];
@@ -844,6 +991,7 @@ static int envelope_member(jreader *r, const char *k, size_t kl, void *ctx)
     }
     if (kl == 7 && memcmp(k, "headers", 7) == 0) {
         e->count = 0;
+        kv_reset(e->s);
         if (*r->p == '{')
             return jobject(r, header_member, e);
         return jvalue(r); /* not an object: no headers */

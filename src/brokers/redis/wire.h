@@ -40,6 +40,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /** The identity header that opens a binary v1 message. */
 #define FS__REDIS_BINARY_MAGIC                                                                     \
@@ -102,6 +103,12 @@ typedef struct fs__redis_scratch {
     fs__redis_buf json;  /**< a stream entry's fields rendered as JSON */
     fs__redis_kv *kv;
     size_t kv_cap;
+    /* Beyond a few headers, repeated keys are found through an open-addressing
+     * index of kv (built per message, its memory reused): linear decoding. */
+    struct fs__redis_kv_slot *index;
+    size_t index_cap;      /**< slots allocated */
+    size_t index_mask;     /**< slots in use - 1 (a power of two); 0: no index, linear search */
+    uint64_t index_key[2]; /**< the keyed hash's key, drawn when the index is first allocated */
 } fs__redis_scratch;
 
 void fs__redis_scratch_free(fs__redis_scratch *s);
