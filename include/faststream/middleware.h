@@ -10,7 +10,10 @@
  *
  * Each hook must call fs_consume_next() / fs_publish_next() exactly once
  * (or not at all, to short-circuit) and return what it returned, or another
- * outcome/status of its choice. The core takes the outermost hook's return
+ * outcome/status of its choice. A second call in one hook invocation does
+ * not run the rest of the chain again (no second handler run, settlement or
+ * publish): it returns the first call's outcome/status, records an FS_ESTATE
+ * error naming the middleware and logs a warning. The core takes the outermost hook's return
  * value as the final outcome; the ack policy is applied after the whole
  * chain returned, so the middleware sees only explicit settlements (and
  * ACK_FIRST's ack) through fs_message_settled().
@@ -81,7 +84,8 @@ typedef struct fs_consume_ctx {
 /**
  * Run the rest of the chain (inner middlewares and the handler) and return
  * its outcome; ctx->outcome and ctx->error_type are set when it returns.
- * Call it at most once per hook invocation.
+ * Call it at most once per hook invocation: a second call returns the
+ * first one's outcome without running anything (see above).
  */
 fs_outcome fs_consume_next(fs_consume_ctx *ctx);
 
@@ -117,7 +121,9 @@ typedef struct fs_publish_ctx {
 
 /**
  * Run the rest of the publish chain (inner middlewares, then the adapter)
- * and return its status; ctx->status and ctx->error_type are set.
+ * and return its status; ctx->status and ctx->error_type are set. Call it
+ * at most once per hook invocation: a second call returns the first one's
+ * status without publishing again.
  */
 int fs_publish_next(fs_publish_ctx *ctx);
 

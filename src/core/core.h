@@ -143,6 +143,20 @@ static inline void fs__message_bind(fs_message *m, fs_broker *b, struct fs_subsc
     m->flags_ = flags;
 }
 
+/*
+ * Set in fs_consume_ctx.index_ / fs_publish_ctx.index_ once the next call at
+ * that chain position has returned: a hook calling next a second time finds
+ * it and gets the first call's outcome/status without the inner chain
+ * running again. Chains are far shorter than this bit.
+ */
+#define FS__CHAIN_DONE ((size_t)1 << (sizeof(size_t) * 8 - 1))
+
+/* The name of the hook at chain position i - 1 (the one calling next at i), for errors. */
+static inline const char *fs__chain_caller(const fs_broker *b, const size_t *chain, size_t i)
+{
+    return i > 0 ? b->mws[chain[i - 1]].name : "(the core)";
+}
+
 /* dispatch.c */
 extern _Thread_local fs__frame *fs__current_frame FS_TLS_MODEL;
 int fs__subscriber_start_workers(struct fs_subscriber *sub);

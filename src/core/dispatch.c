@@ -34,6 +34,23 @@ static fs_outcome run_handler(fs_consume_ctx *ctx, fs__frame *f)
     return sub->handler(unit, sub->user);
 }
 
+/*
+ * A hook called fs_consume_next a second time: the handler must not run (or
+ * the message be settled) twice. Return the first call's outcome, unchanged
+ * in ctx.
+ */
+static fs_outcome consume_next_again(fs_consume_ctx *ctx, size_t i)
+{
+    fs_broker *b = ctx->broker;
+    const char *name = fs__chain_caller(b, b->consume_chain, i);
+    fs__error(FS_ESTATE,
+              "middleware %s called fs_consume_next twice for one message on %s; "
+              "the second call returned the first one's outcome",
+              name, ctx->handler);
+    fs__log(FS_LOG_WARN, "core", "%s", fs_last_error());
+    return ctx->outcome;
+}
+
 fs_outcome fs_consume_next(fs_consume_ctx *ctx)
 {
     if (!ctx || !ctx->broker || !ctx->core_[0]) {
@@ -43,6 +60,8 @@ fs_outcome fs_consume_next(fs_consume_ctx *ctx)
     fs_broker *b = ctx->broker;
     fs__frame *f = ctx->core_[0];
     size_t i = ctx->index_;
+    if (i & FS__CHAIN_DONE)
+        return consume_next_again(ctx, i & ~FS__CHAIN_DONE);
     fs_outcome o;
     if (i < b->consume_count) {
         const fs__mw *mw = &b->mws[b->consume_chain[i]];
@@ -68,6 +87,7 @@ fs_outcome fs_consume_next(fs_consume_ctx *ctx)
     }
     ctx->outcome = o;
     ctx->error_type = o == FS_OUTCOME_ERROR ? f->error_type : NULL;
+    ctx->index_ = i | FS__CHAIN_DONE;
     return o;
 }
 

@@ -35,12 +35,32 @@ static int publish_inner(fs_publish_ctx *ctx, const char **error_type)
     return rc;
 }
 
+/*
+ * A hook called fs_publish_next a second time: the messages must not be
+ * published (and counted) twice. Return the first call's status, unchanged
+ * in ctx with its error type.
+ */
+static int publish_next_again(fs_publish_ctx *ctx, size_t i)
+{
+    fs_broker *b = ctx->broker;
+    const char *name = fs__chain_caller(b, b->publish_chain, i);
+    int status = ctx->status;
+    fs__error(FS_ESTATE,
+              "middleware %s called fs_publish_next twice for one publish to %s; "
+              "the second call returned the first one's status",
+              name, ctx->destination);
+    fs__log(FS_LOG_WARN, "core", "%s", fs_last_error());
+    return status;
+}
+
 int fs_publish_next(fs_publish_ctx *ctx)
 {
     if (!ctx || !ctx->broker)
         return fs__error(FS_EINVAL, "fs_publish_next: not a context handed to a publish hook");
     fs_broker *b = ctx->broker;
     size_t i = ctx->index_;
+    if (i & FS__CHAIN_DONE)
+        return publish_next_again(ctx, i & ~FS__CHAIN_DONE);
     int rc;
     const char *etype = NULL;
     if (i < b->publish_count) {
@@ -65,6 +85,7 @@ int fs_publish_next(fs_publish_ctx *ctx)
         rc = FS_OK;
     ctx->status = rc;
     ctx->error_type = rc < 0 ? (etype ? etype : "Error") : NULL;
+    ctx->index_ = i | FS__CHAIN_DONE;
     return rc;
 }
 

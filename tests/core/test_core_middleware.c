@@ -383,6 +383,129 @@ static void test_short_circuit(void **state)
     fs_broker_free(b);
 }
 
+/* ------------------------------------------------------------------------ */
+/* A hook calling next twice: the rest of the chain runs once.              */
+
+typedef struct twice_probe {
+    atomic_int consume_calls; /* hook invocations */
+    atomic_int inner_calls;   /* invocations of the middleware inside it */
+    atomic_int handler_runs;
+    atomic_int ack_rc;
+    fs_outcome first, second;
+    int first_status, second_status;
+    char second_type[32];
+    char error[256];
+} twice_probe;
+
+static fs_outcome next_twice_consume(fs_consume_ctx *ctx)
+{
+    twice_probe *p = ctx->state;
+    atomic_fetch_add(&p->consume_calls, 1);
+    p->first = fs_consume_next(ctx);
+    fs_clear_error();
+    p->second = fs_consume_next(ctx);
+    snprintf(p->error, sizeof p->error, "%s", fs_last_error());
+    return p->second;
+}
+
+static fs_outcome inner_consume(fs_consume_ctx *ctx)
+{
+    twice_probe *p = ctx->state;
+    atomic_fetch_add(&p->inner_calls, 1);
+    return fs_consume_next(ctx);
+}
+
+/* Acks explicitly; a second run would fail the ack and return ERROR. */
+static fs_outcome ack_once(fs_message *m, void *user)
+{
+    twice_probe *p = user;
+    int run = atomic_fetch_add(&p->handler_runs, 1);
+    atomic_store(&p->ack_rc, fs_message_ack(m));
+    if (run > 0)
+        return fs_message_fail(m, "RanTwice", "the handler ran %d times", run + 1);
+    return FS_OUTCOME_ACK;
+}
+
+static void test_consume_next_twice(void **state)
+{
+    (void)state;
+    twice_probe p;
+    memset(&p, 0, sizeof p);
+    fs_broker *b = memory_broker(16, false);
+    fs_middleware twice = {.name = "twice", .consume = next_twice_consume, .state = &p};
+    fs_middleware inner = {.name = "inner", .consume = inner_consume, .state = &p};
+    CHECK_OK(fs_broker_add_middleware(b, &twice));
+    CHECK_OK(fs_broker_add_middleware(b, &inner));
+    fs_subscriber *sub;
+    CHECK_OK(fs_subscribe(b, "q", ack_once, &p, NULL, &sub));
+    publish_str(b, "q", "once");
+    CHECK_OK(fs_broker_start(b));
+    CHECK_OK(fs_subscriber_wait_handled(sub, 1, WAIT_MS));
+    CHECK_OK(fs_broker_stop(b));
+    assert_int_equal(atomic_load(&p.consume_calls), 1);
+    assert_int_equal(atomic_load(&p.inner_calls), 1);
+    assert_int_equal(atomic_load(&p.handler_runs), 1);
+    assert_int_equal(atomic_load(&p.ack_rc), FS_OK);
+    assert_int_equal(p.first, FS_OUTCOME_ACK);
+    assert_int_equal(p.second, FS_OUTCOME_ACK);
+    assert_non_null(strstr(p.error, "middleware twice called fs_consume_next twice"));
+    /* settled once, acked: nothing requeued, nothing in flight */
+    assert_int_equal(fs_memory_queue_depth(b, "q", NULL), 0);
+    assert_int_equal(fs_memory_queue_in_flight(b, "q", NULL), 0);
+    assert_int_equal(fs_subscriber_handled(sub), 1);
+    fs_broker_free(b);
+}
+
+static int next_twice_publish(fs_publish_ctx *ctx)
+{
+    twice_probe *p = ctx->state;
+    p->first_status = fs_publish_next(ctx);
+    fs_clear_error();
+    p->second_status = fs_publish_next(ctx);
+    snprintf(p->error, sizeof p->error, "%s", fs_last_error());
+    snprintf(p->second_type, sizeof p->second_type, "%s", ctx->error_type ? ctx->error_type : "");
+    return p->second_status;
+}
+
+static int inner_publish(fs_publish_ctx *ctx)
+{
+    twice_probe *p = ctx->state;
+    atomic_fetch_add(&p->inner_calls, 1);
+    return fs_publish_next(ctx);
+}
+
+static void test_publish_next_twice(void **state)
+{
+    (void)state;
+    twice_probe p;
+    memset(&p, 0, sizeof p);
+    fs_broker *b = memory_broker(2, false);
+    fs_middleware twice = {.name = "twice", .publish = next_twice_publish, .state = &p};
+    fs_middleware inner = {.name = "inner", .publish = inner_publish, .state = &p};
+    CHECK_OK(fs_broker_add_middleware(b, &twice));
+    CHECK_OK(fs_broker_add_middleware(b, &inner));
+
+    CHECK_OK(fs_publish_bytes(b, "q", "1", 1));
+    assert_int_equal(p.first_status, FS_OK);
+    assert_int_equal(p.second_status, FS_OK);
+    assert_int_equal(atomic_load(&p.inner_calls), 1);
+    assert_int_equal(fs_memory_published_count(b, "q"), 1);
+    assert_int_equal(fs_memory_queue_depth(b, "q", NULL), 1);
+    assert_non_null(strstr(p.error, "middleware twice called fs_publish_next twice"));
+    assert_non_null(strstr(p.error, "to q"));
+
+    /* a failed first call: the second returns the same status and type */
+    CHECK_OK(fs_publish_bytes(b, "q", "2", 1));
+    assert_int_equal(fs_publish_bytes(b, "q", "3", 1), FS_EFULL);
+    assert_int_equal(p.first_status, FS_EFULL);
+    assert_int_equal(p.second_status, FS_EFULL);
+    assert_string_equal(p.second_type, "QueueFull");
+    assert_string_equal(fs_last_publish_error_type(), "QueueFull");
+    assert_int_equal(atomic_load(&p.inner_calls), 3);
+    assert_int_equal(fs_memory_published_count(b, "q"), 2);
+    fs_broker_free(b);
+}
+
 static void free_state_counter(void *state)
 {
     atomic_fetch_add((atomic_int *)state, 1);
@@ -416,6 +539,8 @@ int main(void)
         cmocka_unit_test(test_reply_needs_reply_to),
         cmocka_unit_test(test_publish_error_seen),
         cmocka_unit_test(test_short_circuit),
+        cmocka_unit_test(test_consume_next_twice),
+        cmocka_unit_test(test_publish_next_twice),
         cmocka_unit_test(test_state_freed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
