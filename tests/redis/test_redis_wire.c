@@ -42,6 +42,16 @@ static void assert_body(const fs__redis_decoded *d, const void *body, size_t len
         assert_memory_equal(d->body, body, len);
 }
 
+/* The encoder's scratch, reused by every test as a connection reuses its own. */
+static fs__redis_scratch enc_scratch;
+
+static int free_enc_scratch(void **state)
+{
+    (void)state;
+    fs__redis_scratch_free(&enc_scratch);
+    return 0;
+}
+
 /* ---- encoding ---- */
 
 static void encode_binary_is_faststream_layout(void **state)
@@ -56,7 +66,7 @@ static void encode_binary_is_faststream_layout(void **state)
                               .headers = user,
                               .header_count = 2};
     fs__redis_buf out = {0};
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &out), FS_OK);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_OK);
 
     /* byte-exact against the definition */
     bytes want;
@@ -95,7 +105,7 @@ static void encode_binary_minimal_and_binary_body(void **state)
     const unsigned char body[] = {0, 1, 2, 0xff, 0xfe, '\n'};
     fs__redis_envelope env = {.body = body, .body_len = sizeof body};
     fs__redis_buf out = {0};
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &out), FS_OK);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_OK);
     ref_msg m;
     ref_parse(out.data, out.len, &m);
     assert_int_equal(m.count, 1); /* correlation_id is always written */
@@ -109,7 +119,7 @@ static void encode_binary_minimal_and_binary_body(void **state)
     env.body = NULL;
     env.body_len = 0;
     env.correlation_id = "z";
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &out), FS_OK);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_OK);
     ref_parse(out.data, out.len, &m);
     assert_int_equal(m.data_len, 0);
     assert_string_equal(m.values[0], "z");
@@ -132,7 +142,7 @@ static void encode_header_order_follows_dict_update(void **state)
                               .headers = user,
                               .header_count = 4};
     fs__redis_buf out = {0};
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &out), FS_OK);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_OK);
     ref_msg m;
     ref_parse(out.data, out.len, &m);
     assert_int_equal(m.count, 4);
@@ -145,7 +155,7 @@ static void encode_header_order_follows_dict_update(void **state)
     assert_string_equal(m.values[3], "text/plain");
 
     out.len = 0;
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &out), FS_OK);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &enc_scratch, &out), FS_OK);
     assert_string_equal(out.data, "{\"data\":\"x\",\"headers\":{\"correlation_id\":\"mine\","
                                   "\"reply_to\":\"r\",\"a\":\"2\",\"content-type\":"
                                   "\"text/plain\"}}");
@@ -164,7 +174,7 @@ static void encode_json_envelope_exact(void **state)
                               .headers = user,
                               .header_count = 1};
     fs__redis_buf out = {0};
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &out), FS_OK);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &enc_scratch, &out), FS_OK);
     assert_string_equal(out.data, "{\"data\":\"say \\\"hi\\\"\\\\\\n\\t\\u0001 caf\xc3\xa9 /\","
                                   "\"headers\":{\"correlation_id\":\"c\",\"k\":\"v\\\"\"}}");
     /* and it decodes back to the same message */
@@ -185,7 +195,7 @@ static void encode_refuses_what_the_format_cannot_carry(void **state)
     (void)state;
     fs__redis_buf out = {0};
     fs__redis_envelope env = {.body = "\xff\xfe", .body_len = 2};
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &out), FS_EINVAL);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &enc_scratch, &out), FS_EINVAL);
     assert_non_null(strstr(fs_last_error(), "UTF-8"));
     assert_int_equal(out.len, 0);
 
@@ -193,16 +203,18 @@ static void encode_refuses_what_the_format_cannot_carry(void **state)
     memset(big, 'a', sizeof big);
     fs__redis_kv h = {"big", 3, big, sizeof big};
     fs__redis_envelope env2 = {.body = "x", .body_len = 1, .headers = &h, .header_count = 1};
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env2, &out), FS_EINVAL);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env2, &enc_scratch, &out),
+                     FS_EINVAL);
     fs__redis_kv bad = {"k", 1, "\xc3", 1};
     env2.headers = &bad;
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env2, &out), FS_EINVAL);
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env2, &out), FS_EINVAL);
-    assert_int_equal(fs__redis_encode((fs_redis_format)9, &env2, &out), FS_EINVAL);
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, NULL, &out), FS_EINVAL);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env2, &enc_scratch, &out),
+                     FS_EINVAL);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env2, &enc_scratch, &out), FS_EINVAL);
+    assert_int_equal(fs__redis_encode((fs_redis_format)9, &env2, &enc_scratch, &out), FS_EINVAL);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, NULL, &enc_scratch, &out), FS_EINVAL);
 
     /* raw: the body alone, any bytes */
-    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_RAW, &env, &out), FS_OK);
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_RAW, &env, &enc_scratch, &out), FS_OK);
     assert_int_equal(out.len, 2);
     assert_memory_equal(out.data, "\xff\xfe", 2);
     fs__redis_buf_free(&out);
@@ -470,7 +482,7 @@ static void round_trip_random(void **state)
                                   .header_count = hn};
         fs_redis_format fmt = text && iter % 4 == 1 ? FS_REDIS_FORMAT_JSON : FS_REDIS_FORMAT_BINARY;
         out.len = 0;
-        assert_int_equal(fs__redis_encode(fmt, &env, &out), FS_OK);
+        assert_int_equal(fs__redis_encode(fmt, &env, &enc_scratch, &out), FS_OK);
         assert_int_equal(fs__redis_decode(out.data, out.len, &s, &d), FS_OK);
         assert_int_equal(d.format, fmt);
         assert_body(&d, body, blen);
@@ -555,6 +567,35 @@ static void big_json(fs__redis_buf *b, const fs__redis_kv *h, size_t n, const ch
         assert_int_equal(fs__redis_buf_put(b, "\"", 1), FS_OK);
     }
     assert_int_equal(fs__redis_buf_put(b, "}}", 2), FS_OK);
+}
+
+/* n distinct headers (n <= 65536) whose keys have one length and differ in
+ * a few bytes: a bad hash would collide. */
+typedef struct many_headers {
+    char (*keys)[8], (*vals)[8];
+    fs__redis_kv *h;
+} many_headers;
+
+static void many_headers_make(many_headers *m, size_t n)
+{
+    m->keys = malloc(n * sizeof *m->keys);
+    m->vals = malloc(n * sizeof *m->vals);
+    m->h = malloc(n * sizeof *m->h);
+    assert_non_null(m->keys);
+    assert_non_null(m->vals);
+    assert_non_null(m->h);
+    for (size_t i = 0; i < n; i++) {
+        int kl = snprintf(m->keys[i], sizeof m->keys[i], "%05zx", i * 40503 % 65536);
+        int vl = snprintf(m->vals[i], sizeof m->vals[i], "%zu", i);
+        m->h[i] = (fs__redis_kv){m->keys[i], (size_t)kl, m->vals[i], (size_t)vl};
+    }
+}
+
+static void many_headers_free(many_headers *m)
+{
+    free(m->h);
+    free(m->vals);
+    free(m->keys);
 }
 
 /* The decoded headers are exactly `want` (same order, same bytes). */
@@ -679,17 +720,9 @@ static void decode_65535_distinct_headers(void **state)
 {
     (void)state;
     enum { N = 65535 };
-    char(*keys)[8] = malloc(N * sizeof *keys), (*vals)[8] = malloc(N * sizeof *vals);
-    fs__redis_kv *h = malloc(N * sizeof *h);
-    assert_non_null(keys);
-    assert_non_null(vals);
-    assert_non_null(h);
-    for (size_t i = 0; i < N; i++) {
-        /* keys of one length, alike but for a few bytes: a bad hash would collide */
-        int kl = snprintf(keys[i], sizeof keys[i], "%05zx", i * 40503 % 65536);
-        int vl = snprintf(vals[i], sizeof vals[i], "%zu", i);
-        h[i] = (fs__redis_kv){keys[i], (size_t)kl, vals[i], (size_t)vl};
-    }
+    many_headers m;
+    many_headers_make(&m, N);
+    const fs__redis_kv *h = m.h;
     fs__redis_buf msg = {0};
     fs__redis_scratch s = {0};
     fs__redis_decoded d;
@@ -713,9 +746,140 @@ static void decode_65535_distinct_headers(void **state)
     assert_headers_are(&d, h, 2);
     fs__redis_buf_free(&msg);
     fs__redis_scratch_free(&s);
-    free(h);
-    free(vals);
-    free(keys);
+    many_headers_free(&m);
+}
+
+/*
+ * The encoder's header order, spelled out naively (the quadratic walk it
+ * replaced): correlation_id, content-type and reply_to when set, each taking
+ * the last user value of its name; then the user's headers, a repeated key in
+ * its first place with its last value, minus the names already written.
+ */
+static size_t ref_encoded_headers(const fs__redis_envelope *env, fs__redis_kv *dedup,
+                                  fs__redis_kv *out)
+{
+    static const char *const names[] = {"correlation_id", "content-type", "reply_to"};
+    const char *values[3] = {env->correlation_id ? env->correlation_id : "", env->content_type,
+                             env->reply_to};
+    size_t m = ref_dedup(env->headers, env->header_count, dedup), n = 0;
+    bool written[3];
+    for (int s = 0; s < 3; s++) {
+        written[s] = s == 0 || (values[s] && *values[s]);
+        if (!written[s])
+            continue;
+        out[n] = (fs__redis_kv){names[s], strlen(names[s]), values[s], strlen(values[s])};
+        for (size_t i = 0; i < m; i++)
+            if (dedup[i].key_len == out[n].key_len &&
+                memcmp(dedup[i].key, names[s], out[n].key_len) == 0)
+                out[n].value = dedup[i].value, out[n].value_len = dedup[i].value_len;
+        n++;
+    }
+    for (size_t i = 0; i < m; i++) {
+        bool skip = false;
+        for (int s = 0; s < 3; s++)
+            skip |= written[s] && dedup[i].key_len == strlen(names[s]) &&
+                    memcmp(dedup[i].key, names[s], dedup[i].key_len) == 0;
+        if (!skip)
+            out[n++] = dedup[i];
+    }
+    return n;
+}
+
+static void encode_repeated_keys_match_the_reference(void **state)
+{
+    (void)state;
+    enum { MAXN = 1000 };
+    static const char *const std_keys[] = {"correlation_id", "content-type", "reply_to"};
+    static char keys[MAXN][16], vals[MAXN][16];
+    static fs__redis_kv in[MAXN], dedup[MAXN], want[MAXN + 3];
+    fs__redis_buf out = {0}, ref = {0};
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    for (size_t n = 1; n <= MAXN; n += n < 64 ? 1 : 13) {
+        size_t pool = n / 2 + 1; /* about half the keys repeat */
+        for (size_t i = 0; i < n; i++) {
+            unsigned r = rnd();
+            const char *k = keys[i];
+            if (r % 29 == 0)
+                k = std_keys[r % 3];
+            else
+                snprintf(keys[i], sizeof keys[i], "k%u", (unsigned)(r % pool));
+            int vl = snprintf(vals[i], sizeof vals[i], "v%zu", i);
+            in[i] = (fs__redis_kv){k, strlen(k), vals[i], (size_t)vl};
+        }
+        fs__redis_envelope env = {.body = "body",
+                                  .body_len = 4,
+                                  .correlation_id = n % 2 ? "cid" : NULL,
+                                  .content_type = n % 3 ? "text/plain" : NULL,
+                                  .reply_to = n % 5 ? NULL : "rt",
+                                  .headers = in,
+                                  .header_count = n};
+        size_t wn = ref_encoded_headers(&env, dedup, want);
+
+        out.len = 0;
+        assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_OK);
+        big_binary(&ref, want, wn, "body");
+        assert_int_equal(out.len, ref.len);
+        assert_memory_equal(out.data, ref.data, ref.len);
+        assert_int_equal(fs__redis_decode(out.data, out.len, &s, &d), FS_OK);
+        assert_headers_are(&d, want, wn);
+
+        out.len = 0;
+        assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &enc_scratch, &out), FS_OK);
+        big_json(&ref, want, wn, "body", false);
+        assert_int_equal(out.len, ref.len);
+        assert_memory_equal(out.data, ref.data, ref.len);
+    }
+    fs__redis_scratch_free(&s);
+    fs__redis_buf_free(&ref);
+    fs__redis_buf_free(&out);
+}
+
+static void encode_65535_headers_round_trip(void **state)
+{
+    (void)state;
+    enum { N = 65535, CID_AT = 30000 };
+    many_headers m;
+    many_headers_make(&m, N);
+    fs__redis_kv *h = m.h, *want = malloc(N * sizeof *want);
+    assert_non_null(want);
+    /* one user header overrides correlation_id: 65,535 headers in all */
+    h[CID_AT] = (fs__redis_kv){"correlation_id", 14, m.vals[CID_AT], strlen(m.vals[CID_AT])};
+    want[0] = h[CID_AT];
+    for (size_t i = 0, n = 1; i < N; i++)
+        if (i != CID_AT)
+            want[n++] = h[i];
+    fs__redis_envelope env = {
+        .body = "payload", .body_len = 7, .correlation_id = "cid", .headers = h, .header_count = N};
+    fs__redis_buf out = {0}, ref = {0};
+    fs__redis_scratch s = {0};
+    fs__redis_decoded d;
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_OK);
+    big_binary(&ref, want, N, "payload");
+    assert_int_equal(out.len, ref.len);
+    assert_memory_equal(out.data, ref.data, ref.len);
+    assert_int_equal(fs__redis_decode(out.data, out.len, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
+    assert_body(&d, "payload", 7);
+    assert_headers_are(&d, want, N);
+
+    out.len = 0;
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &enc_scratch, &out), FS_OK);
+    assert_int_equal(fs__redis_decode(out.data, out.len, &s, &d), FS_OK);
+    assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
+    assert_headers_are(&d, want, N);
+
+    /* one more (reply_to) is beyond what the binary format holds */
+    env.reply_to = "rt";
+    out.len = 0;
+    assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "65536 headers"));
+    assert_int_equal(out.len, 0);
+    fs__redis_buf_free(&ref);
+    fs__redis_buf_free(&out);
+    fs__redis_scratch_free(&s);
+    free(want);
+    many_headers_free(&m);
 }
 
 static void utf8_validation(void **state)
@@ -746,7 +910,9 @@ int main(void)
         cmocka_unit_test(round_trip_random),
         cmocka_unit_test(decode_repeated_keys_below_and_above_index),
         cmocka_unit_test(decode_65535_distinct_headers),
+        cmocka_unit_test(encode_repeated_keys_match_the_reference),
+        cmocka_unit_test(encode_65535_headers_round_trip),
         cmocka_unit_test(utf8_validation),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, free_enc_scratch);
 }

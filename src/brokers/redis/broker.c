@@ -110,7 +110,7 @@ static int encode_one(rconn *c, const fs_envelope *e, fs_redis_format format)
         corr = cid;
     }
     fs__redis_envelope env = {e->body, e->body_len, corr, e->reply_to, e->content_type, c->kv, n};
-    return fs__redis_encode(format, &env, &c->enc);
+    return fs__redis_encode(format, &env, &c->scratch, &c->enc);
 }
 
 /* Send the prepared commands (`per` arguments each, value last) and read every reply. */

@@ -263,6 +263,7 @@ void fs__redis_conn_free(rconn *rc)
 {
     fs__redis_conn_close(rc);
     fs__redis_buf_free(&rc->enc);
+    fs__redis_scratch_free(&rc->scratch);
     free(rc->argv);
     free(rc->argvlen);
     free(rc->offs);

@@ -51,7 +51,8 @@ typedef struct rconn {
     size_t offcap;
     fs__redis_kv *kv; /* headers being encoded */
     size_t kvcap;
-    struct rconn *next; /* pool free list */
+    fs__redis_scratch scratch; /* repeated header keys merged while encoding */
+    struct rconn *next;        /* pool free list */
 } rconn;
 
 /* A stream entry id. */

@@ -170,284 +170,14 @@ bool fs__redis_utf8_valid(const char *s, size_t n)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Encoding                                                                 */
-
-typedef int (*header_fn)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
-
-static bool key_is(const fs__redis_kv *h, const char *name)
-{
-    size_t n = strlen(name);
-    return h->key_len == n && memcmp(h->key, name, n) == 0;
-}
-
-static bool same_key(const fs__redis_kv *a, const fs__redis_kv *b)
-{
-    return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
-}
-
-/* The last user header named `name`, or NULL. */
-static const fs__redis_kv *user_override(const fs__redis_envelope *env, const char *name)
-{
-    for (size_t i = env->header_count; i-- > 0;)
-        if (key_is(&env->headers[i], name))
-            return &env->headers[i];
-    return NULL;
-}
-
-/*
- * Walk the headers in the order FastStream's MessageFormat.build produces
- * them: a dict {correlation_id, content-type?, reply_to?} updated with the
- * user's headers (an existing key keeps its place and takes the new value, a
- * new key is appended, a repeated key's last value wins).
- */
-static int walk_headers(const fs__redis_envelope *env, header_fn fn, void *ctx)
-{
-    static const char *const std_names[] = {"correlation_id", "content-type", "reply_to"};
-    const char *std_values[3] = {env->correlation_id ? env->correlation_id : "", env->content_type,
-                                 env->reply_to};
-    bool emitted[3];
-    int rc;
-    for (int s = 0; s < 3; s++) {
-        emitted[s] = s == 0 || (std_values[s] && *std_values[s]);
-        if (!emitted[s])
-            continue;
-        const fs__redis_kv *o = user_override(env, std_names[s]);
-        rc = o ? fn(ctx, std_names[s], strlen(std_names[s]), o->value, o->value_len)
-               : fn(ctx, std_names[s], strlen(std_names[s]), std_values[s], strlen(std_values[s]));
-        if (rc)
-            return rc;
-    }
-    for (size_t i = 0; i < env->header_count; i++) {
-        const fs__redis_kv *h = &env->headers[i];
-        bool skip = false;
-        for (int s = 0; s < 3 && !skip; s++)
-            skip = emitted[s] && key_is(h, std_names[s]);
-        for (size_t j = 0; j < i && !skip; j++)
-            skip = same_key(&env->headers[j], h);
-        if (skip)
-            continue;
-        const fs__redis_kv *last = h;
-        for (size_t j = i + 1; j < env->header_count; j++)
-            if (same_key(&env->headers[j], h))
-                last = &env->headers[j];
-        if ((rc = fn(ctx, h->key, h->key_len, last->value, last->value_len)))
-            return rc;
-    }
-    return FS_OK;
-}
-
-struct bin_size {
-    size_t bytes;
-    size_t count;
-};
-
-/* A header either format can carry; the binary one also needs 16-bit lengths. */
-static int check_header(const char *k, size_t kl, const char *v, size_t vl, bool binary)
-{
-    if (!k && kl)
-        return fs__error(FS_EINVAL, "redis: header key is NULL");
-    if (!v && vl)
-        return fs__error(FS_EINVAL, "redis: header value is NULL");
-    if (binary && (kl > U16_MAX || vl > U16_MAX))
-        return fs__error(FS_EINVAL, "redis: header '%.*s' is longer than 65535 bytes",
-                         (int)(kl > 64 ? 64 : kl), k);
-    if (!fs__redis_utf8_valid(k, kl) || !fs__redis_utf8_valid(v, vl))
-        return fs__error(FS_EINVAL, "redis: header '%.*s' is not valid UTF-8",
-                         (int)(kl > 64 ? 64 : kl), k);
-    return FS_OK;
-}
-
-static int bin_measure(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
-{
-    struct bin_size *s = ctx;
-    int rc = check_header(k, kl, v, vl, true);
-    if (rc)
-        return rc;
-    s->bytes += 4 + kl + vl;
-    s->count++;
-    return FS_OK;
-}
-
-static void put_u16(fs__redis_buf *b, unsigned v)
-{
-    b->data[b->len++] = (char)((v >> 8) & 0xFF);
-    b->data[b->len++] = (char)(v & 0xFF);
-}
-
-static void put_u32(fs__redis_buf *b, uint32_t v)
-{
-    put_u16(b, (unsigned)(v >> 16));
-    put_u16(b, (unsigned)(v & 0xFFFF));
-}
-
-static void put_raw(fs__redis_buf *b, const void *p, size_t n)
-{
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-static int bin_write(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
-{
-    fs__redis_buf *b = ctx;
-    put_u16(b, (unsigned)kl);
-    put_raw(b, k, kl);
-    put_u16(b, (unsigned)vl);
-    put_raw(b, v, vl);
-    return FS_OK;
-}
-
-static int encode_binary(const fs__redis_envelope *env, fs__redis_buf *out)
-{
-    struct bin_size size = {0, 0};
-    int rc = walk_headers(env, bin_measure, &size);
-    if (rc)
-        return rc;
-    if (size.count > U16_MAX)
-        return fs__error(FS_EINVAL, "redis: %zu headers, the binary format holds 65535",
-                         size.count);
-    const size_t headers_start = FS__REDIS_BINARY_MAGIC_LEN + 2 + 8;
-    const size_t data_start = headers_start + 2 + size.bytes;
-    if (data_start > UINT32_MAX)
-        return fs__error(FS_EINVAL, "redis: headers too large for the binary format");
-    if (env->body_len > SIZE_MAX - data_start)
-        return fs__error(FS_ENOMEM, "redis: a %zu-byte body is too large", env->body_len);
-    if ((rc = fs__redis_buf_reserve(out, data_start + env->body_len)))
-        return rc;
-    put_raw(out, FS__REDIS_BINARY_MAGIC, FS__REDIS_BINARY_MAGIC_LEN);
-    put_u16(out, FS__REDIS_BINARY_VERSION);
-    put_u32(out, (uint32_t)headers_start);
-    put_u32(out, (uint32_t)data_start);
-    put_u16(out, (unsigned)size.count);
-    walk_headers(env, bin_write, out);
-    put_raw(out, env->body, env->body_len);
-    out->data[out->len] = '\0';
-    return FS_OK;
-}
-
-/* Append `s` as a JSON string literal (quotes included). `s` is valid UTF-8. */
-static int json_put_string(fs__redis_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    if (n > (SIZE_MAX - 2) / 6)
-        return fs__error(FS_ENOMEM, "redis: a %zu-byte string is too large to escape as JSON", n);
-    int rc = fs__redis_buf_reserve(b, n * 6 + 2); /* worst case: every byte \u00XX */
-    if (rc)
-        return rc;
-    char *o = b->data + b->len;
-    *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"':
-            *o++ = '\\';
-            *o++ = '"';
-            break;
-        case '\\':
-            *o++ = '\\';
-            *o++ = '\\';
-            break;
-        case '\n':
-            *o++ = '\\';
-            *o++ = 'n';
-            break;
-        case '\r':
-            *o++ = '\\';
-            *o++ = 'r';
-            break;
-        case '\t':
-            *o++ = '\\';
-            *o++ = 't';
-            break;
-        case '\b':
-            *o++ = '\\';
-            *o++ = 'b';
-            break;
-        case '\f':
-            *o++ = '\\';
-            *o++ = 'f';
-            break;
-        default:
-            if (c < 0x20) {
-                memcpy(o, "\\u00", 4);
-                o[4] = hex[c >> 4];
-                o[5] = hex[c & 15];
-                o += 6;
-            } else {
-                *o++ = (char)c;
-            }
-        }
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->data);
-    b->data[b->len] = '\0';
-    return FS_OK;
-}
-
-struct json_ctx {
-    fs__redis_buf *b;
-    bool first;
-};
-
-static int json_header(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
-{
-    struct json_ctx *j = ctx;
-    int rc = check_header(k, kl, v, vl, false);
-    if (rc)
-        return rc;
-    if (!j->first && (rc = fs__redis_buf_put(j->b, ",", 1)))
-        return rc;
-    j->first = false;
-    if ((rc = json_put_string(j->b, k, kl)) || (rc = fs__redis_buf_put(j->b, ":", 1)))
-        return rc;
-    return json_put_string(j->b, v, vl);
-}
-
-static int encode_json(const fs__redis_envelope *env, fs__redis_buf *out)
-{
-    if (!fs__redis_utf8_valid(env->body, env->body_len))
-        return fs__error(FS_EINVAL, "redis: the JSON format needs a UTF-8 body; "
-                                    "use the binary format for binary data");
-    size_t start = out->len;
-    int rc;
-    if ((rc = fs__redis_buf_put(out, "{\"data\":", 8)) ||
-        (rc = json_put_string(out, env->body, env->body_len)) ||
-        (rc = fs__redis_buf_put(out, ",\"headers\":{", 12)))
-        goto fail;
-    struct json_ctx j = {out, true};
-    if ((rc = walk_headers(env, json_header, &j)) || (rc = fs__redis_buf_put(out, "}}", 2)))
-        goto fail;
-    return FS_OK;
-fail:
-    out->len = start;
-    return rc;
-}
-
-int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env, fs__redis_buf *out)
-{
-    FS_CHECK_ARG(env && out, "redis: encode needs an envelope and a buffer");
-    FS_CHECK_ARG(env->body || !env->body_len, "redis: body is NULL with length %zu", env->body_len);
-    FS_CHECK_ARG(env->headers || !env->header_count, "redis: headers are NULL");
-    switch (format) {
-    case FS_REDIS_FORMAT_DEFAULT:
-    case FS_REDIS_FORMAT_BINARY:
-        return encode_binary(env, out);
-    case FS_REDIS_FORMAT_JSON:
-        return encode_json(env, out);
-    case FS_REDIS_FORMAT_RAW:
-        return fs__redis_buf_put(out, env->body, env->body_len);
-    }
-    return fs__error(FS_EINVAL, "redis: unknown message format %d", (int)format);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Decoding                                                                 */
+/* Repeated header keys (decoding and encoding)                             */
 
 /*
  * Repeated header keys. Up to KV_LINEAR_MAX headers a linear search finds
  * them; beyond, an open-addressing index (linear probing, at most half full)
  * over kv[0..count), keyed by SipHash-1-3 with a random key so that crafted
- * keys cannot make it collide: decoding stays linear in the header count.
+ * keys cannot make it collide: decoding and encoding stay linear in the
+ * header count.
  * The index lives in the scratch and is reused; it only grows.
  */
 #define KV_LINEAR_MAX 16
@@ -556,17 +286,38 @@ static int kv_index_build(fs__redis_scratch *s, size_t count, size_t slots)
     return FS_OK;
 }
 
+/* The slot holding key k (hash h), or the first empty slot after it. */
+static size_t kv_probe(const fs__redis_scratch *s, const char *k, size_t kl, uint32_t h)
+{
+    size_t i = h & s->index_mask;
+    while (s->index[i].pos && !(s->index[i].hash == h && kv_is(&s->kv[s->index[i].pos - 1], k, kl)))
+        i = (i + 1) & s->index_mask;
+    return i;
+}
+
+/* The entry of key k in kv[0..count), or NULL. */
+static fs__redis_kv *kv_find(fs__redis_scratch *s, size_t count, const char *k, size_t kl)
+{
+    if (!s->index_mask) {
+        for (size_t i = 0; i < count; i++)
+            if (kv_is(&s->kv[i], k, kl))
+                return &s->kv[i];
+        return NULL;
+    }
+    size_t i = kv_probe(s, k, kl, kv_hash(s, k, kl));
+    return s->index[i].pos ? &s->kv[s->index[i].pos - 1] : NULL;
+}
+
 /* Set key to value in kv[0..*count): a repeated key keeps its place, last value wins. */
 static int kv_set(fs__redis_scratch *s, size_t *count, const char *k, size_t kl, const char *v,
                   size_t vl)
 {
     if (!s->index_mask) {
-        for (size_t i = 0; i < *count; i++) {
-            if (kv_is(&s->kv[i], k, kl)) {
-                s->kv[i].value = v;
-                s->kv[i].value_len = vl;
-                return FS_OK;
-            }
+        fs__redis_kv *e = kv_find(s, *count, k, kl);
+        if (e) {
+            e->value = v;
+            e->value_len = vl;
+            return FS_OK;
         }
         if (*count < KV_LINEAR_MAX) {
             int rc = kv_reserve(s, *count + 1);
@@ -580,14 +331,12 @@ static int kv_set(fs__redis_scratch *s, size_t *count, const char *k, size_t kl,
             return rc;
     }
     uint32_t h = kv_hash(s, k, kl);
-    size_t i = h & s->index_mask;
-    for (; s->index[i].pos; i = (i + 1) & s->index_mask) {
+    size_t i = kv_probe(s, k, kl, h);
+    if (s->index[i].pos) {
         fs__redis_kv *e = &s->kv[s->index[i].pos - 1];
-        if (s->index[i].hash == h && kv_is(e, k, kl)) {
-            e->value = v;
-            e->value_len = vl;
-            return FS_OK;
-        }
+        e->value = v;
+        e->value_len = vl;
+        return FS_OK;
     }
     if (*count >= UINT32_MAX - 1)
         return fs__error(FS_ENOMEM, "redis: too many headers (%zu)", *count);
@@ -606,6 +355,285 @@ static int kv_set(fs__redis_scratch *s, size_t *count, const char *k, size_t kl,
     (*count)++;
     return FS_OK;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Encoding                                                                 */
+
+typedef int (*header_fn)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
+
+static bool key_is(const fs__redis_kv *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->key_len == n && memcmp(h->key, name, n) == 0;
+}
+
+/*
+ * Deduplicate the user's headers into the scratch's kv: a repeated key
+ * keeps its first place and takes its last value (kv_set: linear time).
+ */
+static int dedup_headers(const fs__redis_envelope *env, fs__redis_scratch *s, size_t *count)
+{
+    kv_reset(s);
+    *count = 0;
+    for (size_t i = 0; i < env->header_count; i++) {
+        const fs__redis_kv *h = &env->headers[i];
+        if (!h->key && h->key_len)
+            return fs__error(FS_EINVAL, "redis: header key is NULL");
+        int rc = kv_set(s, count, h->key, h->key_len, h->value, h->value_len);
+        if (rc)
+            return rc;
+    }
+    return FS_OK;
+}
+
+/*
+ * Walk the headers in the order FastStream's MessageFormat.build produces
+ * them: a dict {correlation_id, content-type?, reply_to?} updated with the
+ * user's headers (an existing key keeps its place and takes the new value, a
+ * new key is appended, a repeated key's last value wins). The user's headers
+ * are kv[0..count) of `s`, deduplicated by dedup_headers.
+ */
+static int walk_headers(const fs__redis_envelope *env, fs__redis_scratch *s, size_t count,
+                        header_fn fn, void *ctx)
+{
+    static const char *const std_names[] = {"correlation_id", "content-type", "reply_to"};
+    const char *std_values[3] = {env->correlation_id ? env->correlation_id : "", env->content_type,
+                                 env->reply_to};
+    bool emitted[3];
+    int rc;
+    for (int n = 0; n < 3; n++) {
+        emitted[n] = n == 0 || (std_values[n] && *std_values[n]);
+        if (!emitted[n])
+            continue;
+        size_t nl = strlen(std_names[n]);
+        const fs__redis_kv *o = kv_find(s, count, std_names[n], nl);
+        rc = o ? fn(ctx, std_names[n], nl, o->value, o->value_len)
+               : fn(ctx, std_names[n], nl, std_values[n], strlen(std_values[n]));
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const fs__redis_kv *h = &s->kv[i];
+        bool skip = false;
+        for (int n = 0; n < 3 && !skip; n++)
+            skip = emitted[n] && key_is(h, std_names[n]);
+        if (!skip && (rc = fn(ctx, h->key, h->key_len, h->value, h->value_len)))
+            return rc;
+    }
+    return FS_OK;
+}
+
+struct bin_size {
+    size_t bytes;
+    size_t count;
+};
+
+/* A header either format can carry; the binary one also needs 16-bit lengths. */
+static int check_header(const char *k, size_t kl, const char *v, size_t vl, bool binary)
+{
+    if (!k && kl)
+        return fs__error(FS_EINVAL, "redis: header key is NULL");
+    if (!v && vl)
+        return fs__error(FS_EINVAL, "redis: header value is NULL");
+    if (binary && (kl > U16_MAX || vl > U16_MAX))
+        return fs__error(FS_EINVAL, "redis: header '%.*s' is longer than 65535 bytes",
+                         (int)(kl > 64 ? 64 : kl), k);
+    if (!fs__redis_utf8_valid(k, kl) || !fs__redis_utf8_valid(v, vl))
+        return fs__error(FS_EINVAL, "redis: header '%.*s' is not valid UTF-8",
+                         (int)(kl > 64 ? 64 : kl), k);
+    return FS_OK;
+}
+
+static int bin_measure(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    struct bin_size *s = ctx;
+    int rc = check_header(k, kl, v, vl, true);
+    if (rc)
+        return rc;
+    s->bytes += 4 + kl + vl;
+    s->count++;
+    return FS_OK;
+}
+
+static void put_u16(fs__redis_buf *b, unsigned v)
+{
+    b->data[b->len++] = (char)((v >> 8) & 0xFF);
+    b->data[b->len++] = (char)(v & 0xFF);
+}
+
+static void put_u32(fs__redis_buf *b, uint32_t v)
+{
+    put_u16(b, (unsigned)(v >> 16));
+    put_u16(b, (unsigned)(v & 0xFFFF));
+}
+
+static void put_raw(fs__redis_buf *b, const void *p, size_t n)
+{
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static int bin_write(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    fs__redis_buf *b = ctx;
+    put_u16(b, (unsigned)kl);
+    put_raw(b, k, kl);
+    put_u16(b, (unsigned)vl);
+    put_raw(b, v, vl);
+    return FS_OK;
+}
+
+static int encode_binary(const fs__redis_envelope *env, fs__redis_scratch *s, fs__redis_buf *out)
+{
+    struct bin_size size = {0, 0};
+    size_t count;
+    int rc = dedup_headers(env, s, &count);
+    if (rc || (rc = walk_headers(env, s, count, bin_measure, &size)))
+        return rc;
+    if (size.count > U16_MAX)
+        return fs__error(FS_EINVAL, "redis: %zu headers, the binary format holds 65535",
+                         size.count);
+    const size_t headers_start = FS__REDIS_BINARY_MAGIC_LEN + 2 + 8;
+    const size_t data_start = headers_start + 2 + size.bytes;
+    if (data_start > UINT32_MAX)
+        return fs__error(FS_EINVAL, "redis: headers too large for the binary format");
+    if (env->body_len > SIZE_MAX - data_start)
+        return fs__error(FS_ENOMEM, "redis: a %zu-byte body is too large", env->body_len);
+    if ((rc = fs__redis_buf_reserve(out, data_start + env->body_len)))
+        return rc;
+    put_raw(out, FS__REDIS_BINARY_MAGIC, FS__REDIS_BINARY_MAGIC_LEN);
+    put_u16(out, FS__REDIS_BINARY_VERSION);
+    put_u32(out, (uint32_t)headers_start);
+    put_u32(out, (uint32_t)data_start);
+    put_u16(out, (unsigned)size.count);
+    walk_headers(env, s, count, bin_write, out);
+    put_raw(out, env->body, env->body_len);
+    out->data[out->len] = '\0';
+    return FS_OK;
+}
+
+/* Append `s` as a JSON string literal (quotes included). `s` is valid UTF-8. */
+static int json_put_string(fs__redis_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (n > (SIZE_MAX - 2) / 6)
+        return fs__error(FS_ENOMEM, "redis: a %zu-byte string is too large to escape as JSON", n);
+    int rc = fs__redis_buf_reserve(b, n * 6 + 2); /* worst case: every byte \u00XX */
+    if (rc)
+        return rc;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"':
+            *o++ = '\\';
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = '\\';
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = '\\';
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = '\\';
+            *o++ = 't';
+            break;
+        case '\b':
+            *o++ = '\\';
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = '\\';
+            *o++ = 'f';
+            break;
+        default:
+            if (c < 0x20) {
+                memcpy(o, "\\u00", 4);
+                o[4] = hex[c >> 4];
+                o[5] = hex[c & 15];
+                o += 6;
+            } else {
+                *o++ = (char)c;
+            }
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return FS_OK;
+}
+
+struct json_ctx {
+    fs__redis_buf *b;
+    bool first;
+};
+
+static int json_header(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+    struct json_ctx *j = ctx;
+    int rc = check_header(k, kl, v, vl, false);
+    if (rc)
+        return rc;
+    if (!j->first && (rc = fs__redis_buf_put(j->b, ",", 1)))
+        return rc;
+    j->first = false;
+    if ((rc = json_put_string(j->b, k, kl)) || (rc = fs__redis_buf_put(j->b, ":", 1)))
+        return rc;
+    return json_put_string(j->b, v, vl);
+}
+
+static int encode_json(const fs__redis_envelope *env, fs__redis_scratch *s, fs__redis_buf *out)
+{
+    if (!fs__redis_utf8_valid(env->body, env->body_len))
+        return fs__error(FS_EINVAL, "redis: the JSON format needs a UTF-8 body; "
+                                    "use the binary format for binary data");
+    size_t start = out->len, count;
+    int rc = dedup_headers(env, s, &count);
+    if (rc)
+        return rc;
+    if ((rc = fs__redis_buf_put(out, "{\"data\":", 8)) ||
+        (rc = json_put_string(out, env->body, env->body_len)) ||
+        (rc = fs__redis_buf_put(out, ",\"headers\":{", 12)))
+        goto fail;
+    struct json_ctx j = {out, true};
+    if ((rc = walk_headers(env, s, count, json_header, &j)) ||
+        (rc = fs__redis_buf_put(out, "}}", 2)))
+        goto fail;
+    return FS_OK;
+fail:
+    out->len = start;
+    return rc;
+}
+
+int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env,
+                     fs__redis_scratch *scratch, fs__redis_buf *out)
+{
+    FS_CHECK_ARG(env && scratch && out, "redis: encode needs an envelope, a scratch and a buffer");
+    FS_CHECK_ARG(env->body || !env->body_len, "redis: body is NULL with length %zu", env->body_len);
+    FS_CHECK_ARG(env->headers || !env->header_count, "redis: headers are NULL");
+    switch (format) {
+    case FS_REDIS_FORMAT_DEFAULT:
+    case FS_REDIS_FORMAT_BINARY:
+        return encode_binary(env, scratch, out);
+    case FS_REDIS_FORMAT_JSON:
+        return encode_json(env, scratch, out);
+    case FS_REDIS_FORMAT_RAW:
+        return fs__redis_buf_put(out, env->body, env->body_len);
+    }
+    return fs__error(FS_EINVAL, "redis: unknown message format %d", (int)format);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding                                                                 */
 
 static unsigned get_u16(const unsigned char *p)
 {

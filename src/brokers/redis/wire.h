@@ -89,22 +89,15 @@ typedef struct fs__redis_envelope {
     size_t header_count;
 } fs__redis_envelope;
 
-/**
- * Append the encoding of `env` in `format` to `out` (which is not cleared).
- * FS_REDIS_FORMAT_RAW writes the body alone. Fails with FS_EINVAL when the
- * format cannot carry the message (DEFAULT means BINARY): a header longer than 65535 bytes or more
- * than 65535 headers (binary), a body or header that is not valid UTF-8 (JSON).
- */
-int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env, fs__redis_buf *out);
-
-/** Scratch space for decoding; keep one per reader and reuse it. */
+/** Scratch space for decoding and encoding; keep one per reader or writer and reuse it. */
 typedef struct fs__redis_scratch {
     fs__redis_buf bytes; /**< unescaped JSON strings */
     fs__redis_buf json;  /**< a stream entry's fields rendered as JSON */
     fs__redis_kv *kv;
     size_t kv_cap;
     /* Beyond a few headers, repeated keys are found through an open-addressing
-     * index of kv (built per message, its memory reused): linear decoding. */
+     * index of kv (built per message, its memory reused): linear decoding and
+     * encoding. */
     struct fs__redis_kv_slot *index;
     size_t index_cap;      /**< slots allocated */
     size_t index_mask;     /**< slots in use - 1 (a power of two); 0: no index, linear search */
@@ -112,6 +105,16 @@ typedef struct fs__redis_scratch {
 } fs__redis_scratch;
 
 void fs__redis_scratch_free(fs__redis_scratch *s);
+
+/**
+ * Append the encoding of `env` in `format` to `out` (which is not cleared).
+ * FS_REDIS_FORMAT_RAW writes the body alone. Fails with FS_EINVAL when the
+ * format cannot carry the message (DEFAULT means BINARY): a header longer than 65535 bytes or more
+ * than 65535 headers (binary), a body or header that is not valid UTF-8 (JSON).
+ * Repeated header keys are merged through `scratch` (reused, linear time).
+ */
+int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env,
+                     fs__redis_scratch *scratch, fs__redis_buf *out);
 
 /** A decoded message. Pointers point into the input or into the scratch. */
 typedef struct fs__redis_decoded {
