@@ -8,6 +8,13 @@ PACKAGES=(
   libmicrohttpd-dev zlib1g-dev libcmocka-dev
   libhiredis-dev redis-server
   prometheus python3-prometheus-client
+  librdkafka-dev
+  librabbitmq-dev rabbitmq-server
+  libnats-dev nats-server
+  libpaho-mqtt-dev libmosquitto-dev mosquitto mosquitto-clients
+  libgnutls28-dev openssl
+  clang libclang-rt-14-dev valgrind
+  chromium
 )
 
 missing=()
@@ -23,6 +30,6 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# Packaged daemons (redis, prometheus) must not start system-wide services:
+# Packaged daemons (redis, prometheus, rabbitmq, nats, mosquitto) must not start system-wide services:
 # the test scripts start their own instances on loopback.
 $SUDO env RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -13,11 +13,16 @@ cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DFS_SANITIZE=address,undefine
   -DFS_BUILD_BENCH=OFF >/dev/null
 cmake --build build/asan -j "$JOBS"
 
-# Stop the servers at the end only if this run started them: one that was
-# already up (another checkout's, a developer's) is left running.
-if ! "$ROOT/scripts/services.sh" status >/dev/null 2>&1; then
-  "$ROOT/scripts/services.sh" start
-  trap '"$ROOT/scripts/services.sh" stop' EXIT
+# Start the servers that are not running yet, and stop at the end only those
+# this run started: one that was already up (another checkout's, a
+# developer's) is left running.
+started=()
+for name in $("$ROOT/scripts/services.sh" list); do
+  "$ROOT/scripts/services.sh" status "$name" >/dev/null 2>&1 || started+=("$name")
+done
+if [ ${#started[@]} -gt 0 ]; then
+  trap '"$ROOT/scripts/services.sh" stop "${started[@]}"' EXIT
+  "$ROOT/scripts/services.sh" start "${started[@]}"
 fi
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
