@@ -1,8 +1,10 @@
 # faststream-c: the two commands a new machine needs are `make demo` and
-# `make test`. Both install what is missing first.
+# `make test`. Both install what is missing first. `make demo BROKER=redis`
+# (kafka, rabbitmq, nats, mqtt) runs the demo on that broker's local server.
 JOBS ?= $(shell nproc)
 RELEASE := build/release
 DEMO_ARGS ?=
+BROKER ?= memory
 
 .PHONY: all deps build test demo bench install format clean
 
@@ -19,7 +21,7 @@ test:
 	@scripts/test.sh
 
 demo: build
-	@$(RELEASE)/examples/demo/faststream-demo $(DEMO_ARGS)
+	@scripts/demo.sh $(RELEASE) $(BROKER) $(DEMO_ARGS)
 
 bench: build
 	@bench/run.sh $(RELEASE)

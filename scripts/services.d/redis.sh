@@ -3,7 +3,7 @@ REDIS_PORT="${FS_REDIS_PORT:-6379}"
 
 redis_available() { command -v redis-server >/dev/null; }
 
-redis_status() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; }
+redis_status() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
 
 redis_url() { echo "redis://127.0.0.1:$REDIS_PORT"; }
 
