@@ -1,0 +1,137 @@
+/*
+ * MQTT publishing: QoS, retain, expiry, MQTT 5 properties, and waiting for
+ * the PUBACK / PUBCOMP of QoS 1 and 2. See internal.h.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <mqtt_protocol.h>
+#include <string.h>
+#include <time.h>
+
+/* The network thread got the PUBACK/PUBCOMP of `mid` (QoS 0: the packet was written). */
+void fs__mq_on_publish(mq_conn *c, int mid, int reason)
+{
+    pthread_mutex_lock(&c->mu);
+    for (mq_wait *w = c->waiters; w; w = w->next) {
+        if (w->mid == mid && !w->done) {
+            w->done = true;
+            w->reason = reason;
+            pthread_cond_broadcast(&c->cv);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void unlink_waiter(mq_conn *c, mq_wait *w)
+{
+    for (mq_wait **p = &c->waiters; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            return;
+        }
+    }
+}
+
+static int check_options(const fs_mqtt_publish_options *po, const char *destination)
+{
+    if (po && (po->qos < 0 || po->qos > 2))
+        return fs_adapter_error(FS_EINVAL, "mqtt: publish to %s: QoS %d (0, 1 or 2)", destination,
+                                po->qos);
+    return FS_OK;
+}
+
+static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
+{
+    static const fs_mqtt_publish_options defaults = FS_MQTT_PUBLISH_OPTIONS_INIT;
+    const fs_mqtt_publish_options *po = e->broker_options ? e->broker_options : &defaults;
+    int rc = check_options(po, topic);
+    if (rc)
+        return rc;
+    if (!e->body && e->body_len)
+        return fs_adapter_error(FS_EINVAL, "mqtt: publish: NULL body with length %zu", e->body_len);
+    if (e->body_len > MQTT_MAX_PAYLOAD)
+        return fs_adapter_error(FS_EINVAL, "mqtt: publish: body of %zu bytes (at most %u)",
+                                e->body_len, (unsigned)MQTT_MAX_PAYLOAD);
+    mosquitto_property *props = NULL;
+    if (b->version == FS_MQTT_V5) {
+        if ((rc = fs__mq_props_build(e, po->expiry_s, &props)))
+            return rc;
+    } else if (e->header_count) {
+        return fs_adapter_error(FS_EUNSUPPORTED,
+                                "mqtt: MQTT 3.1.1 does not support message headers; use MQTT 5");
+    }
+    mq_conn *c = &b->pub;
+    pthread_mutex_lock(&c->mu);
+    if (!c->m || c->state != MQ_UP) {
+        bool closed = !c->m;
+        pthread_mutex_unlock(&c->mu);
+        mosquitto_property_free_all(&props);
+        return fs_adapter_error(closed ? FS_ECLOSED : FS_EIO, "mqtt: publish to %s: %s", topic,
+                                closed ? "not connected" : "the connection is down");
+    }
+    mq_wait w = {0, false, 0, NULL};
+    /* c->mu is held across the call so that on_publish finds the waiter. */
+    int mrc = mosquitto_publish_v5(c->m, &w.mid, topic, (int)e->body_len, e->body, po->qos,
+                                   po->retain, props);
+    mosquitto_property_free_all(&props);
+    if (mrc) {
+        pthread_mutex_unlock(&c->mu);
+        return fs__mq_error(mrc, "publish");
+    }
+    if (po->qos == 0) {
+        pthread_mutex_unlock(&c->mu);
+        return FS_OK;
+    }
+    w.next = c->waiters;
+    c->waiters = &w;
+    struct timespec dl;
+    fs__mq_deadline(&dl, b->publish_timeout_ms);
+    while (!w.done)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
+            break;
+    unlink_waiter(c, &w);
+    pthread_mutex_unlock(&c->mu);
+    if (!w.done)
+        return fs_adapter_error(FS_ETIMEDOUT, "mqtt: publish to %s: no %s within %d ms", topic,
+                                po->qos == 1 ? "PUBACK" : "PUBCOMP", b->publish_timeout_ms);
+    if (w.reason < 0)
+        return fs_adapter_error(FS_ECLOSED, "mqtt: publish to %s: connection closed", topic);
+    /* 0 success, 16 no matching subscribers: both fine. */
+    if (w.reason >= 0x80)
+        return fs_adapter_error(FS_EBROKER, "mqtt: publish to %s refused: %s (%d)", topic,
+                                mosquitto_reason_string(w.reason), w.reason);
+    return FS_OK;
+}
+
+int fs__mq_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
+                   size_t count, const char **error_type)
+{
+    (void)dest;
+    mq_broker *b = impl;
+    int rc = FS_OK;
+    const char *why = fs__mq_topic_problem(destination);
+    if (why)
+        rc = fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': %s",
+                              destination ? destination : "(null)", why);
+    else if (!msgs || !count)
+        rc = fs_adapter_error(FS_EINVAL, "mqtt: publish needs messages");
+    for (size_t i = 0; !rc && i < count; i++) /* no batches in MQTT: one by one */
+        rc = publish_one(b, destination, &msgs[i]);
+    if (rc)
+        *error_type = fs__mq_error_type(rc);
+    return rc;
+}
+
+int fs__mq_prepare_destination(void *impl, const char *destination, const void *options,
+                               void **dest_out)
+{
+    (void)impl;
+    *dest_out = NULL;
+    const char *why = fs__mq_topic_problem(destination);
+    if (why)
+        return fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': %s",
+                                destination ? destination : "(null)", why);
+    return check_options(options, destination);
+}

@@ -1,0 +1,451 @@
+/*
+ * MQTT subscriptions: the network thread's message callback, the queue the
+ * core's workers fetch from, and the hand-back that lets the PUBACK go out
+ * after the handler. See internal.h for the design.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <mqtt_protocol.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------------ */
+/* Records                                                                  */
+
+static void rec_free_all(mrec *r)
+{
+    while (r) {
+        mrec *next = r->next;
+        free(r->arena);
+        free(r->hdrs);
+        free(r);
+        r = next;
+    }
+}
+
+/* Give a record back to the free list. Holds s->mu. */
+static void rec_put(mq_sub *s, mrec *r)
+{
+    r->next = s->free_list;
+    s->free_list = r;
+}
+
+/* The core is done with the message: let its acknowledgement go (or recycle it). */
+static void rec_release(fs_message *m)
+{
+    mrec *r = m->adapter_data;
+    mq_sub *s = r->s;
+    pthread_mutex_lock(&s->mu);
+    r->state = MR_DONE;
+    s->out--;
+    if (r->gated) /* the network thread waits for it, then recycles it */
+        pthread_cond_broadcast(&s->done_cv);
+    else
+        rec_put(s, r);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static char *put_str(char **at, const char *src, size_t n)
+{
+    char *dst = *at;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+    *at += n + 1;
+    return dst;
+}
+
+static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, const mq_props *p)
+{
+    size_t tlen = strlen(msg->topic), blen = (size_t)msg->payloadlen;
+    size_t need = tlen + 1 + blen + 1;
+    if (p->content_type)
+        need += strlen(p->content_type) + 1;
+    if (p->response_topic)
+        need += strlen(p->response_topic) + 1;
+    if (p->correlation)
+        need += 3 * (size_t)p->correlation_len + 1;
+    for (size_t i = 0; i < p->count; i++)
+        need += strlen(p->names[i]) + strlen(p->values[i]) + 2;
+    if (need > r->arena_cap) {
+        char *a = realloc(r->arena, need);
+        if (!a)
+            return FS_ENOMEM;
+        r->arena = a;
+        r->arena_cap = need;
+    }
+    if (p->count > r->hdr_cap) {
+        fs_header *h = realloc(r->hdrs, p->count * sizeof *h);
+        if (!h)
+            return FS_ENOMEM;
+        r->hdrs = h;
+        r->hdr_cap = p->count;
+    }
+    fs_message *m = &r->m;
+    fs_message_init(m);
+    char *at = r->arena;
+    r->info.topic = put_str(&at, msg->topic, tlen);
+    r->info.filter = s->filter;
+    r->info.qos = msg->qos;
+    r->info.retain = msg->retain;
+    r->info.mid = msg->qos ? msg->mid : 0;
+    r->info.expiry_s = p->expiry_s;
+    m->body = put_str(&at, msg->payload, blen);
+    m->body_len = blen;
+    if (p->content_type)
+        m->content_type = put_str(&at, p->content_type, strlen(p->content_type));
+    if (p->response_topic)
+        m->reply_to = put_str(&at, p->response_topic, strlen(p->response_topic));
+    if (p->correlation) {
+        m->correlation_id = at;
+        at += fs__mq_utf8_replace(p->correlation, p->correlation_len, at) + 1;
+    }
+    for (size_t i = 0; i < p->count; i++) {
+        r->hdrs[i].name = put_str(&at, p->names[i], strlen(p->names[i]));
+        r->hdrs[i].value = put_str(&at, p->values[i], strlen(p->values[i]));
+    }
+    m->headers = p->count ? r->hdrs : NULL;
+    m->header_count = p->count;
+    m->source = r->info.topic;
+    m->raw = &r->info;
+    m->release = rec_release;
+    m->adapter_data = r;
+    r->s = s;
+    r->next = NULL;
+    r->state = MR_QUEUED;
+    r->gated = s->gate && msg->qos > 0;
+    return FS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The network thread                                                       */
+
+/*
+ * Give up a message without acknowledging it: at QoS > 0 the socket is shut
+ * so that the PUBACK libmosquitto queued never leaves; the server keeps the
+ * message for the session and sends it again on the next connection.
+ */
+static void abandon(mq_sub *s, struct mosquitto *m, int qos, const char *why)
+{
+    if (qos > 0) {
+        int fd = mosquitto_socket(m);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
+    }
+    fs_adapter_log(FS_LOG_DEBUG, MQ_COMPONENT, "%s: message not taken (%s)%s", s->filter, why,
+                   qos > 0 ? ": left unacknowledged, connection dropped" : "");
+}
+
+void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
+{
+    mq_conn *c = obj;
+    mq_sub *s = c->sub;
+    mq_props p;
+    if (fs__mq_props_read(props, &p)) {
+        abandon(s, m, msg->qos, "out of memory");
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping && s->q_len >= s->q_max) /* the workers are behind: push back */
+        pthread_cond_wait(&s->done_cv, &s->mu);
+    mrec *r = NULL;
+    if (!s->stopping) {
+        r = s->free_list;
+        if (r)
+            s->free_list = r->next;
+    }
+    bool stopping = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    if (stopping) {
+        fs__mq_props_free(&p);
+        abandon(s, m, msg->qos, "stopping");
+        return;
+    }
+    if (!r)
+        r = calloc(1, sizeof *r);
+    int rc = r ? rec_fill(s, r, msg, &p) : FS_ENOMEM;
+    fs__mq_props_free(&p);
+    pthread_mutex_lock(&s->mu);
+    if (rc || s->stopping) {
+        if (r)
+            rec_put(s, r);
+        pthread_mutex_unlock(&s->mu);
+        if (rc)
+            fs_adapter_log(FS_LOG_ERROR, MQ_COMPONENT, "%s: out of memory for a message",
+                           s->filter);
+        abandon(s, m, msg->qos, rc ? "out of memory" : "stopping");
+        return;
+    }
+    if (s->q_tail)
+        s->q_tail->next = r;
+    else
+        s->q_head = r;
+    s->q_tail = r;
+    s->q_len++;
+    pthread_cond_signal(&s->cv);
+    if (r->gated) {
+        /* At least once: the PUBACK libmosquitto queued leaves when we return. */
+        while (r->state != MR_DONE && !(s->stopping && r->state == MR_QUEUED))
+            pthread_cond_wait(&s->done_cv, &s->mu);
+        if (r->state == MR_QUEUED) { /* never handed out: take it back, do not ack */
+            mrec **pp = &s->q_head, *prev = NULL;
+            while (*pp != r) {
+                prev = *pp;
+                pp = &(*pp)->next;
+            }
+            *pp = r->next;
+            if (s->q_tail == r)
+                s->q_tail = prev;
+            s->q_len--;
+            rec_put(s, r);
+            pthread_mutex_unlock(&s->mu);
+            abandon(s, m, msg->qos, "stopping");
+            return;
+        }
+        rec_put(s, r);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* (Re)subscribe on a new connection unless the server kept the session's subscription. */
+void fs__mq_sub_on_connect(mq_conn *c)
+{
+    mq_sub *s = c->sub;
+    pthread_mutex_lock(&c->mu);
+    bool need = !c->session_present || c->subscribed == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!need)
+        return;
+    int opts = 0;
+    if (c->b->version == FS_MQTT_V5) {
+        opts |= MQTT_SUB_OPT_SEND_RETAIN_NEW; /* a renewed subscription does not repeat them */
+        if (s->no_local)
+            opts |= MQTT_SUB_OPT_NO_LOCAL;
+    }
+    int mid = 0;
+    int rc = mosquitto_subscribe_v5(c->m, &mid, s->filter, s->qos, opts, NULL);
+    pthread_mutex_lock(&c->mu);
+    c->sub_mid = mid;
+    if (rc) {
+        c->sub_granted = MQTT_RC_UNSPECIFIED;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rc)
+        fs_adapter_log(FS_LOG_ERROR, MQ_COMPONENT, "cannot subscribe to %s: %s", s->filter,
+                       mosquitto_strerror(rc));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Operations                                                               */
+
+int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
+{
+    mq_broker *b = impl;
+    static const fs_mqtt_subscriber_options defaults = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
+    const fs_mqtt_subscriber_options *o = spec->broker_options ? spec->broker_options : &defaults;
+    if (o->qos < 0 || o->qos > 2)
+        return fs_adapter_error(FS_EINVAL, "mqtt: subscribe to %s: QoS %d (0, 1 or 2)",
+                                spec->source, o->qos);
+    if (spec->batch_size)
+        return fs_adapter_error(FS_EUNSUPPORTED, "mqtt: no batch subscribers (MQTT has none)");
+    if (spec->reply_inbox && b->version != FS_MQTT_V5)
+        return fs_adapter_error(FS_EUNSUPPORTED,
+                                "mqtt: request/reply needs MQTT 5 (3.1.1 carries no "
+                                "correlation data)");
+    if (o->shared && (!*o->shared || strpbrk(o->shared, "/+#")))
+        return fs_adapter_error(FS_EINVAL,
+                                "mqtt: shared group '%s' must be non-empty, "
+                                "without '/', '+' or '#'",
+                                o->shared);
+    if (o->shared && strncmp(spec->source, "$share/", 7) == 0)
+        return fs_adapter_error(FS_EINVAL, "mqtt: %s is already a shared subscription",
+                                spec->source);
+    mq_sub *s = calloc(1, sizeof *s);
+    if (!s)
+        return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
+    size_t n = strlen(spec->source) + (o->shared ? strlen(o->shared) + 9 : 1);
+    s->filter = malloc(n);
+    if (!s->filter) {
+        free(s);
+        return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
+    }
+    if (o->shared)
+        snprintf(s->filter, n, "$share/%s/%s", o->shared, spec->source);
+    else
+        memcpy(s->filter, spec->source, n);
+    const char *why = fs__mq_filter_problem(s->filter);
+    if (why) {
+        int rc = fs_adapter_error(FS_EINVAL, "mqtt: cannot subscribe to '%s': %s", s->filter, why);
+        free(s->filter);
+        free(s);
+        return rc;
+    }
+    s->b = b;
+    s->qos = spec->reply_inbox ? 1 : o->qos;
+    s->no_local = o->no_local;
+    s->reply_inbox = spec->reply_inbox;
+    s->gate = !spec->reply_inbox && s->qos > 0 && spec->ack_policy != FS_ACK_POLICY_ACK_FIRST;
+    unsigned conc = spec->concurrency ? spec->concurrency : 1;
+    s->q_max = conc < 16 ? 32 : 2 * (size_t)conc;
+    if (s->qos == 0)
+        spec->no_ack = true;
+    pthread_mutex_init(&s->mu, NULL);
+    fs__mq_cond_init(&s->cv);
+    pthread_cond_init(&s->done_cv, NULL);
+    fs__mq_conn_init(&s->conn, b, s);
+    pthread_mutex_lock(&b->mu);
+    s->index = ++b->sub_seq;
+    char id[300];
+    if (o->client_id)
+        snprintf(id, sizeof id, "%s", o->client_id);
+    else if (spec->reply_inbox)
+        snprintf(id, sizeof id, "%s-reply-%u", b->client_id, s->index);
+    else
+        snprintf(id, sizeof id, "%s-%u", b->client_id, s->index);
+    s->conn.client_id = strdup(id);
+    s->next = b->subs;
+    b->subs = s;
+    pthread_mutex_unlock(&b->mu);
+    if (!s->conn.client_id) {
+        fs__mq_unsubscribe(b, s);
+        return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
+    }
+    *sub_out = s;
+    return FS_OK;
+}
+
+int fs__mq_sub_start(void *impl, void *sub)
+{
+    mq_broker *b = impl;
+    mq_sub *s = sub;
+    if (s->started)
+        return FS_OK;
+    if (atomic_load(&b->closed))
+        return fs_adapter_error(FS_ECLOSED, "mqtt: broker closed");
+    pthread_mutex_lock(&s->mu);
+    s->stopping = false;
+    pthread_mutex_unlock(&s->mu);
+    mq_conn *c = &s->conn;
+    pthread_mutex_lock(&c->mu);
+    c->subscribed = 0;
+    c->sub_granted = -1;
+    pthread_mutex_unlock(&c->mu);
+    char *id = strdup(c->client_id);
+    if (!id)
+        return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
+    /* The reply inbox is private to this process: never a persistent session. */
+    int rc = fs__mq_conn_open(c, id, s->reply_inbox ? true : b->clean_start);
+    free(id);
+    if (rc)
+        return rc;
+    struct timespec dl;
+    fs__mq_deadline(&dl, b->connect_timeout_ms + 1000);
+    pthread_mutex_lock(&c->mu);
+    while (c->sub_granted < 0) /* the first connection always subscribes */
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
+            break;
+    int granted = c->sub_granted;
+    pthread_mutex_unlock(&c->mu);
+    if (granted < 0)
+        rc = fs_adapter_error(FS_ETIMEDOUT, "mqtt: no SUBACK for %s", s->filter);
+    else if (granted >= 0x80)
+        rc = fs_adapter_error(FS_EBROKER, "mqtt: subscription to %s refused: %s", s->filter,
+                              mosquitto_reason_string(granted));
+    if (rc) {
+        fs__mq_conn_close(c);
+        return rc;
+    }
+    s->started = true;
+    return FS_OK;
+}
+
+void fs__mq_sub_stop(mq_sub *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_cond_broadcast(&s->done_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Every worker exited: close the connection, drop what was queued and not taken. */
+void fs__mq_sub_stopped(mq_sub *s)
+{
+    fs__mq_sub_stop(s);
+    fs__mq_conn_close(&s->conn);
+    pthread_mutex_lock(&s->mu);
+    while (s->q_head) {
+        mrec *r = s->q_head;
+        s->q_head = r->next;
+        rec_put(s, r);
+    }
+    s->q_tail = NULL;
+    s->q_len = 0;
+    pthread_mutex_unlock(&s->mu);
+    s->started = false;
+}
+
+void fs__mq_unsubscribe(void *impl, void *sub)
+{
+    mq_broker *b = impl;
+    mq_sub *s = sub;
+    fs__mq_sub_stopped(s);
+    pthread_mutex_lock(&b->mu);
+    for (mq_sub **p = &b->subs; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    fs__mq_conn_destroy(&s->conn);
+    rec_free_all(s->free_list);
+    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->done_cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->filter);
+    free(s);
+}
+
+int fs__mq_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
+{
+    (void)impl;
+    mq_sub *s = sub;
+    struct timespec dl;
+    if (timeout_ms >= 0) {
+        fs__mq_deadline(&dl, timeout_ms);
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!s->q_head && !s->stopping) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&s->cv, &s->mu);
+        else if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        return FS_ECLOSED;
+    }
+    mrec *r = s->q_head;
+    if (!r) {
+        pthread_mutex_unlock(&s->mu);
+        return FS_ETIMEDOUT;
+    }
+    s->q_head = r->next;
+    if (!s->q_head)
+        s->q_tail = NULL;
+    s->q_len--;
+    r->state = MR_OUT;
+    s->out++;
+    if (!r->gated && s->q_len + 1 == s->q_max) /* room again for the network thread */
+        pthread_cond_broadcast(&s->done_cv);
+    pthread_mutex_unlock(&s->mu);
+    *out = &r->m;
+    return FS_OK;
+}
