@@ -144,20 +144,20 @@ typedef struct fs_mqtt_options {
  * as FS_EBROKER with the server's reason. fs_broker_new("mqtt://...") does
  * the same with the default options.
  */
-int fs_mqtt_broker_new(const char *url, const fs_mqtt_options *opts, fs_broker **out);
+FS_API int fs_mqtt_broker_new(const char *url, const fs_mqtt_options *opts, fs_broker **out);
 
 /**
  * Register the "mqtt" and "mqtts" URL schemes with the core. The library
  * does it by itself when loaded; call this when linking it statically.
  * Registering again is a no-op.
  */
-int fs_mqtt_register(void);
+FS_API int fs_mqtt_register(void);
 
 /** True when `broker` is an MQTT broker. */
-bool fs_broker_is_mqtt(const fs_broker *broker);
+FS_API bool fs_broker_is_mqtt(const fs_broker *broker);
 
 /** The protocol version a broker speaks (FS_MQTT_V5 or FS_MQTT_V311); 0 for another broker. */
-fs_mqtt_version fs_mqtt_broker_version(const fs_broker *broker);
+FS_API fs_mqtt_version fs_mqtt_broker_version(const fs_broker *broker);
 
 /** Per-subscriber options, passed as fs_subscriber_options.broker_options. */
 typedef struct fs_mqtt_subscriber_options {

@@ -143,7 +143,7 @@ static void v5_properties_both_ways(void **state)
     mt_raw *raw = mt_raw_new(t, false);
 
     /* ours -> raw */
-    fs_header h[] = {{"x-tenant", "acme"}, {"x-n", "2"}};
+    fs_header h[] = {{"x-tenant", "acme", 0}, {"x-n", "2", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
     e.body = "{}";
     e.body_len = 2;
@@ -194,7 +194,7 @@ static void mqtt_311(void **state)
     mt_rec_init(&r);
     sub_qos(b, t, &r, 1, 1, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    fs_header h[] = {{"k", "v"}};
+    fs_header h[] = {{"k", "v", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
     e.body = "x";
     e.body_len = 1;

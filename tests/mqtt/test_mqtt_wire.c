@@ -83,7 +83,7 @@ static void utf8(void **state)
 static void properties_round_trip(void **state)
 {
     (void)state;
-    fs_header h[] = {{"a", "1"}, {"b", "2"}, {"a", "3"}};
+    fs_header h[] = {{"a", "1", 0}, {"b", "2", 0}, {"a", "3", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
     e.headers = h;
     e.header_count = 3;
@@ -115,7 +115,7 @@ static void properties_round_trip(void **state)
     assert_null(p.content_type);
     assert_int_equal(p.count, 0);
 
-    fs_header bad[] = {{"x", NULL}};
+    fs_header bad[] = {{"x", NULL, 0}};
     e.headers = bad;
     e.header_count = 1;
     assert_int_equal(fs__mq_props_build(&e, 0, &props), FS_EINVAL);

@@ -128,18 +128,16 @@ static void mq_free(void *impl)
     broker_free(impl);
 }
 
-/* Settling is the release: the acknowledgement leaves when the record is handed back. */
-static int mq_settle_noop(void *impl, fs_message *m)
-{
-    (void)impl;
-    (void)m;
-    return FS_OK;
-}
-
+/*
+ * No FS_CAP_NACK: MQTT has no nack (FastStream's nack is a no-op). Ordered
+ * settlement is asked per subscription (QoS > 0), see fs__mq_subscribe.
+ */
 static const fs_broker_ops mqtt_ops = {
+    .abi_version = FS_ADAPTER_ABI_VERSION,
+    .struct_size = sizeof(fs_broker_ops),
     .name = "mqtt",
     .default_ack_policy = FS_ACK_POLICY_ACK,
-    .flags = 0,
+    .caps = 0,
     .connect = mq_connect,
     .start = mq_start,
     .stop = mq_stop,
@@ -151,9 +149,7 @@ static const fs_broker_ops mqtt_ops = {
     .subscription_start = fs__mq_sub_start,
     .fetch = fs__mq_fetch,
     .fetch_batch = NULL,
-    .ack = mq_settle_noop,
-    .nack = mq_settle_noop,
-    .reject = mq_settle_noop,
+    .settle = fs__mq_settle,
     .prepare_destination = fs__mq_prepare_destination,
     .release_destination = NULL,
     .publish = fs__mq_publish,
@@ -161,12 +157,12 @@ static const fs_broker_ops mqtt_ops = {
     .stopped = mq_stopped,
 };
 
-bool fs_broker_is_mqtt(const fs_broker *broker)
+FS_API bool fs_broker_is_mqtt(const fs_broker *broker)
 {
     return broker && fs_broker_get_ops(broker) == &mqtt_ops;
 }
 
-fs_mqtt_version fs_mqtt_broker_version(const fs_broker *broker)
+FS_API fs_mqtt_version fs_mqtt_broker_version(const fs_broker *broker)
 {
     if (!fs_broker_is_mqtt(broker))
         return FS_MQTT_VERSION_DEFAULT;
@@ -216,18 +212,17 @@ static const char *const url_keys[] = {"client_id",      "version", "keepalive",
                                        "insecure"};
 
 /* Refuse a query parameter we do not know, naming it. */
-static int check_query(const char *query)
+static int check_query(const fs_url *u)
 {
-    for (const char *p = query; p && *p;) {
-        const char *end = strchr(p, '&'), *eq = strchr(p, '=');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        size_t klen = eq && (size_t)(eq - p) < n ? (size_t)(eq - p) : n;
+    size_t pos = 0, klen, vlen;
+    const char *key, *value;
+    while (fs_url_query_next(u, &pos, &key, &klen, &value, &vlen)) {
         bool known = false;
         for (size_t i = 0; i < sizeof url_keys / sizeof *url_keys && !known; i++)
-            known = strlen(url_keys[i]) == klen && !strncmp(url_keys[i], p, klen);
-        if (!known && n)
-            return fs_adapter_error(FS_EINVAL, "mqtt: unknown URL parameter '%.*s'", (int)klen, p);
-        p = end ? end + 1 : NULL;
+            known = strlen(url_keys[i]) == klen && !strncmp(url_keys[i], key, klen);
+        if (!known)
+            return fs_adapter_error(FS_EINVAL, "mqtt: unknown URL parameter '%.*s'", (int)klen,
+                                    key);
     }
     return FS_OK;
 }
@@ -263,7 +258,7 @@ static int from_url(mq_broker *b, const char *url)
         rc = fs_adapter_error(FS_EINVAL, "mqtt: unexpected path '/%s' in %s", u.path, url);
         goto out;
     }
-    if ((rc = check_query(u.query)))
+    if ((rc = check_query(&u)))
         goto out;
     b->host = strdup(u.host && *u.host ? u.host : "127.0.0.1");
     b->port = u.port > 0 ? u.port : b->tls ? 8883 : 1883;
@@ -383,7 +378,7 @@ static int default_client_id(mq_broker *b)
     return b->client_id ? FS_OK : fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
 }
 
-int fs_mqtt_broker_new(const char *url, const fs_mqtt_options *opts, fs_broker **out)
+FS_API int fs_mqtt_broker_new(const char *url, const fs_mqtt_options *opts, fs_broker **out)
 {
     if (!url || !out)
         return fs_adapter_error(FS_EINVAL, "fs_mqtt_broker_new: url and out are required");
@@ -428,7 +423,7 @@ static int mqtt_factory(const char *url, const fs_broker_options *opts, fs_broke
     return fs_mqtt_broker_new(url, &o, out);
 }
 
-int fs_mqtt_register(void)
+FS_API int fs_mqtt_register(void)
 {
     int rc = fs_broker_register_scheme("mqtt", mqtt_factory);
     return rc ? rc : fs_broker_register_scheme("mqtts", mqtt_factory);

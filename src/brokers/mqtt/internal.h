@@ -87,7 +87,8 @@ typedef struct mrec {
     fs_header *hdrs;
     size_t hdr_cap;
     int state;  /* MR_QUEUED, MR_OUT, MR_DONE (under s->mu) */
-    bool gated; /* the callback waits for its release */
+    bool gated; /* the network thread waits for its acknowledgement (settle or release) */
+    bool acked; /* settled: the network thread returned (PUBACK); release recycles it */
 } mrec;
 
 enum { MR_QUEUED = 0, MR_OUT = 1, MR_DONE = 2 };
@@ -164,7 +165,8 @@ void fs__mq_unsubscribe(void *impl, void *sub);
 int fs__mq_sub_start(void *impl, void *sub);
 void fs__mq_sub_stop(mq_sub *s);
 void fs__mq_sub_stopped(mq_sub *s);
-int fs__mq_fetch(void *impl, void *sub, int timeout_ms, fs_message **out);
+int fs__mq_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out);
+int fs__mq_settle(void *impl, fs_message *m, const fs_settle_args *args);
 /* The network thread's callbacks of a subscription connection. */
 void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
                        const mosquitto_property *props);

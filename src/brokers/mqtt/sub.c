@@ -34,7 +34,11 @@ static void rec_put(mq_sub *s, mrec *r)
     s->free_list = r;
 }
 
-/* The core is done with the message: let its acknowledgement go (or recycle it). */
+/*
+ * The core is done with the message: let its acknowledgement go if settle
+ * did not already, and recycle the record unless the network thread still
+ * waits on it (it recycles it then).
+ */
 static void rec_release(fs_message *m)
 {
     mrec *r = m->adapter_data;
@@ -47,6 +51,27 @@ static void rec_release(fs_message *m)
     else
         rec_put(s, r);
     pthread_mutex_unlock(&s->mu);
+}
+
+/*
+ * ack (and reject, which is an ack in MQTT): the PUBACK may leave now,
+ * also while the handler still runs (an explicit fs_message_ack). nack is
+ * never called (settle_as NACKED = NONE).
+ */
+int fs__mq_settle(void *impl, fs_message *m, const fs_settle_args *args)
+{
+    (void)impl;
+    (void)args;
+    mrec *r = m->adapter_data;
+    mq_sub *s = r->s;
+    pthread_mutex_lock(&s->mu);
+    if (r->gated) {
+        r->acked = true;
+        r->gated = false; /* release recycles it now */
+        pthread_cond_broadcast(&s->done_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return FS_OK;
 }
 
 static char *put_str(char **at, const char *src, size_t n)
@@ -106,7 +131,9 @@ static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, con
     }
     for (size_t i = 0; i < p->count; i++) {
         r->hdrs[i].name = put_str(&at, p->names[i], strlen(p->names[i]));
-        r->hdrs[i].value = put_str(&at, p->values[i], strlen(p->values[i]));
+        size_t vlen = strlen(p->values[i]);
+        r->hdrs[i].value = put_str(&at, p->values[i], vlen);
+        r->hdrs[i].value_len = vlen;
     }
     m->headers = p->count ? r->hdrs : NULL;
     m->header_count = p->count;
@@ -118,6 +145,7 @@ static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, con
     r->next = NULL;
     r->state = MR_QUEUED;
     r->gated = s->gate && msg->qos > 0;
+    r->acked = false;
     return FS_OK;
 }
 
@@ -190,8 +218,12 @@ void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     pthread_cond_signal(&s->cv);
     if (r->gated) {
         /* At least once: the PUBACK libmosquitto queued leaves when we return. */
-        while (r->state != MR_DONE && !(s->stopping && r->state == MR_QUEUED))
+        while (r->gated && r->state != MR_DONE && !(s->stopping && r->state == MR_QUEUED))
             pthread_cond_wait(&s->done_cv, &s->mu);
+        if (!r->gated) { /* settled: the record is the core's until its release */
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
         if (r->state == MR_QUEUED) { /* never handed out: take it back, do not ack */
             mrec **pp = &s->q_head, *prev = NULL;
             while (*pp != r) {
@@ -293,8 +325,17 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     s->gate = !spec->reply_inbox && s->qos > 0 && spec->ack_policy != FS_ACK_POLICY_ACK_FIRST;
     unsigned conc = spec->concurrency ? spec->concurrency : 1;
     s->q_max = conc < 16 ? 32 : 2 * (size_t)conc;
-    if (s->qos == 0)
-        spec->no_ack = true;
+    /* FastStream's MQTT: nack does nothing (no state), reject is an ack. */
+    spec->no_ack = s->qos == 0;
+    spec->settle_as[FS_SETTLE_NACKED] = FS_SETTLE_NONE;
+    spec->settle_as[FS_SETTLE_REJECTED] = FS_SETTLE_ACKED;
+    /*
+     * PUBACKs go out in arrival order without the core's ordered settlement:
+     * a gated subscription has one message out at a time. (Asking for it
+     * would cost a fetch timeout per message: the core holds its order lock
+     * across a blocking fetch, whose next message waits for this settlement.)
+     */
+    spec->ordered_settle = false;
     pthread_mutex_init(&s->mu, NULL);
     fs__mq_cond_init(&s->cv);
     pthread_cond_init(&s->done_cv, NULL);
@@ -413,9 +454,10 @@ void fs__mq_unsubscribe(void *impl, void *sub)
     free(s);
 }
 
-int fs__mq_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
+int fs__mq_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
+    (void)worker;
     mq_sub *s = sub;
     struct timespec dl;
     if (timeout_ms >= 0) {

@@ -287,9 +287,31 @@ int fs__mq_props_build(const fs_envelope *e, uint32_t expiry_s, mosquitto_proper
                                   i);
             break;
         }
-        if (!(rc = check_len("a header", h->name)) && !(rc = check_len("a header", h->value)))
+        if ((rc = check_len("a header", h->name)))
+            break;
+        if (h->value_len) { /* counted bytes: a user property is a string, without NUL */
+            if (memchr(h->value, '\0', h->value_len)) {
+                rc = fs_adapter_error(FS_EINVAL,
+                                      "mqtt: publish: header %s holds a NUL byte (MQTT user "
+                                      "properties are strings)",
+                                      h->name);
+                break;
+            }
+            if (h->value_len > MQ_MAX_STR) {
+                rc = fs_adapter_error(FS_EINVAL, "mqtt: publish: a header longer than 65535 bytes");
+                break;
+            }
+            char *v = strndup(h->value, h->value_len);
+            if (!v) {
+                rc = fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
+                break;
+            }
+            mrc = mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, h->name, v);
+            free(v);
+        } else if (!(rc = check_len("a header", h->value))) {
             mrc = mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, h->name,
                                                      h->value);
+        }
     }
     if (!rc && !mrc && expiry_s)
         mrc = mosquitto_property_add_int32(&props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, expiry_s);
