@@ -62,7 +62,7 @@ certfile $d/certs/server.pem
 keyfile $d/certs/server.key
 require_certificate true
 CONF
-  mosquitto -c "$d/mosquitto.conf" -d
+  mosquitto -c "$d/mosquitto.conf" -d 2>>"$d/mosquitto.log" # (its root warning)
   wait_for 10 mqtt_status || { echo "services: mosquitto did not start (see $d/mosquitto.log)" >&2; return 1; }
   echo "services: mosquitto on 127.0.0.1:$MQTT_PORT (TLS $MQTT_TLS_PORT)"
 }

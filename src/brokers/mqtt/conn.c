@@ -166,12 +166,17 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int count, con
     (void)props;
     mq_conn *c = obj;
     pthread_mutex_lock(&c->mu);
-    if (mid == c->sub_mid) {
-        c->sub_granted = count > 0 ? granted[0] : MQTT_RC_UNSPECIFIED;
+    int g = count > 0 ? granted[0] : MQTT_RC_UNSPECIFIED;
+    bool mine = mid == c->sub_mid;
+    if (mine) {
+        c->sub_granted = g;
         c->subscribed++;
         pthread_cond_broadcast(&c->cv);
     }
     pthread_mutex_unlock(&c->mu);
+    if (mine && g >= 0x80)
+        fs_adapter_log(FS_LOG_ERROR, MQ_COMPONENT, "subscription to %s refused: %s",
+                       c->sub ? c->sub->filter : "?", mosquitto_reason_string(g));
 }
 
 /* ------------------------------------------------------------------------ */

@@ -388,11 +388,19 @@ int fs__mq_sub_start(void *impl, void *sub)
     struct timespec dl;
     fs__mq_deadline(&dl, b->connect_timeout_ms + 1000);
     pthread_mutex_lock(&c->mu);
-    while (c->sub_granted < 0) /* the first connection always subscribes */
+    /*
+     * Wait for the SUBACK, unless the server kept the session: it may then
+     * deliver the session's messages first, and the network thread waits in
+     * on_message for workers that start only after this returns.
+     */
+    while (c->sub_granted < 0 && !c->session_present)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
             break;
     int granted = c->sub_granted;
+    bool kept = c->session_present;
     pthread_mutex_unlock(&c->mu);
+    if (kept && granted < 0)
+        granted = s->qos; /* a refusal is logged when the SUBACK comes */
     if (granted < 0)
         rc = fs_adapter_error(FS_ETIMEDOUT, "mqtt: no SUBACK for %s", s->filter);
     else if (granted >= 0x80)
