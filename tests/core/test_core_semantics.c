@@ -148,51 +148,51 @@ static fs_outcome ids_handler(fs_message *m, void *user)
     return FS_OUTCOME_OK;
 }
 
+/* Publish `e` to "in", let ids_handler see it; *out: what it published to "out". */
+static void run_ids(const fs_envelope *e, ids_rec *r, fs_message **out)
+{
+    fs_broker *b = memory_broker(0, true);
+    memset(r, 0, sizeof *r);
+    fs_subscriber *sub;
+    CHECK_OK(fs_subscribe(b, "in", ids_handler, r, NULL, &sub));
+    CHECK_OK(fs_broker_start(b));
+    CHECK_OK(fs_publish(b, "in", e));
+    CHECK_OK(fs_subscriber_wait_handled(sub, 1, WAIT_MS));
+    CHECK_OK(fs_broker_stop(b));
+    assert_int_equal(r->publish_rc, FS_OK);
+    CHECK_OK(fs_memory_take_published(b, "out", out));
+    fs_broker_free(b);
+}
+
 static void test_ids_generated_and_propagated(void **state)
 {
     (void)state;
-    fs_broker *b = memory_broker(0, true);
+    fs_envelope e = FS_ENVELOPE_INIT; /* no correlation id, no message id */
+    e.body = "x";
+    e.body_len = 1;
     ids_rec r;
-    memset(&r, 0, sizeof r);
-    fs_subscriber *sub;
-    CHECK_OK(fs_subscribe(b, "in", ids_handler, &r, NULL, &sub));
-    CHECK_OK(fs_broker_start(b));
-    publish_str(b, "in", "x"); /* no correlation id, no message id */
-    CHECK_OK(fs_subscriber_wait_handled(sub, 1, WAIT_MS));
-    CHECK_OK(fs_broker_stop(b));
+    fs_message *out;
+    run_ids(&e, &r, &out);
     assert_true(r.stable);
     assert_true(r.uuid_shape);
-    assert_int_equal(r.publish_rc, FS_OK);
-    fs_message *out;
-    CHECK_OK(fs_memory_take_published(b, "out", &out));
     assert_string_equal(fs_message_correlation_id(out), r.cid);
     fs_message_free(out);
-    fs_broker_free(b);
 }
 
 static void test_sent_ids_kept(void **state)
 {
     (void)state;
-    fs_broker *b = memory_broker(0, true);
-    ids_rec r;
-    memset(&r, 0, sizeof r);
-    fs_subscriber *sub;
-    CHECK_OK(fs_subscribe(b, "in", ids_handler, &r, NULL, &sub));
-    CHECK_OK(fs_broker_start(b));
     fs_envelope e = FS_ENVELOPE_INIT;
     e.body = "x";
     e.body_len = 1;
     e.correlation_id = "corr-1";
-    CHECK_OK(fs_publish(b, "in", &e));
-    CHECK_OK(fs_subscriber_wait_handled(sub, 1, WAIT_MS));
-    CHECK_OK(fs_broker_stop(b));
+    ids_rec r;
+    fs_message *out;
+    run_ids(&e, &r, &out);
     assert_string_equal(r.cid, "corr-1");
     assert_string_equal(r.mid, "corr-1"); /* message id: the correlation id */
-    fs_message *out;
-    CHECK_OK(fs_memory_take_published(b, "out", &out));
     assert_string_equal(fs_message_correlation_id(out), "corr-1");
     fs_message_free(out);
-    fs_broker_free(b);
 }
 
 /* ------------------------------------------------------------------------ */
