@@ -272,9 +272,9 @@ static void check_handler(wants *ws, const conf_driver *d, const conf_row *r,
         for (unsigned i = 0; i < res->n_deliveries && i < CONF_MAX_DELIVERIES; i++)
             if (!res->d[i].ids_ok)
                 problem(ws,
-                        "delivery %u: correlation id '%s' / message id not as FastStream's "
-                        "(non-NULL, stable, uuid4, message id = correlation id)",
-                        i + 1, res->d[i].correlation_id);
+                        "delivery %u: ids not as FastStream's (uuid4 correlation id, stable, "
+                        "message id = correlation id): %s",
+                        i + 1, res->d[i].why);
         if (res->n_deliveries && strcmp(res->out_correlation, res->d[0].correlation_id) != 0)
             problem(ws,
                     "the handler's publish carried correlation id '%s', not the handled "

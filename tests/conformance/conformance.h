@@ -193,6 +193,7 @@ typedef struct conf_delivery {
     size_t count, size;      /* messages and bytes in the unit */
     bool ids_ok;             /* CONF_IDS: ids present, stable, message id == correlation id */
     char correlation_id[64];
+    char why[192]; /* CONF_IDS: what the ids were */
 } conf_delivery;
 
 typedef struct conf_result {

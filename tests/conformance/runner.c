@@ -68,18 +68,18 @@ static const char *label_fn(const fs_message *msg, void *user)
     return msg ? "handled" : "outside";
 }
 
-static bool ids_ok(fs_message *m, char *corr, size_t n)
+/* FastStream's ids: present, stable, a uuid4 correlation id, message id = correlation id. */
+static bool ids_ok(fs_message *m, conf_delivery *dv)
 {
     const char *c1 = fs_message_correlation_id(m), *c2 = fs_message_correlation_id(m);
     const char *id = fs_message_id(m);
+    snprintf(dv->correlation_id, sizeof dv->correlation_id, "%s", c1 ? c1 : "(null)");
+    snprintf(dv->why, sizeof dv->why, "correlation id %s (again: %s), message id %s",
+             c1 ? c1 : "(null)", c2 ? c2 : "(null)", id ? id : "(null)");
     if (!c1 || !c2 || !id || strcmp(c1, c2) != 0 || strcmp(id, c1) != 0)
         return false;
-    snprintf(corr, n, "%s", c1);
-    /* uuid4: 8-4-4-4-12 hex, version 4 */
-    if (strlen(c1) != 36 || c1[8] != '-' || c1[13] != '-' || c1[18] != '-' || c1[23] != '-' ||
-        c1[14] != '4')
-        return false;
-    return true;
+    return strlen(c1) == 36 && c1[8] == '-' && c1[13] == '-' && c1[18] == '-' && c1[23] == '-' &&
+           c1[14] == '4';
 }
 
 static int publish_out(conf_ctx *x)
@@ -108,7 +108,7 @@ static fs_outcome handle(fs_message *m, void *user)
         dv->delivery_count = fs_message_delivery_count(m);
 #endif
         if (row->kind == CONF_IDS)
-            dv->ids_ok = ids_ok(m, dv->correlation_id, sizeof dv->correlation_id);
+            dv->ids_ok = ids_ok(m, dv);
     }
     pthread_mutex_unlock(&x->mu);
 
