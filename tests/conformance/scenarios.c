@@ -16,6 +16,11 @@
  * own (the broker's built-in default; Kafka: ACK for `kafka`, ACK_FIRST for
  * `kafka-ack-first`). Under every policy the status says what the handler
  * did; the policy shows only in what the broker receives.
+ *
+ * One deliberate difference from FastStream in the broker-state part: on a
+ * Redis stream group FastStream sends nothing for nack or reject (the entry
+ * stays in the PEL); faststream-c redelivers a nack after the redelivery
+ * delay and dead-letters a reject (issue 7). The statuses are FastStream's.
  */
 #include "conformance.h"
 
