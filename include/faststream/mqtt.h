@@ -45,20 +45,30 @@
  * are logged (component "mqtt").
  *
  * Acknowledgements (FastStream's rules): the default ack policy is ACK. At
- * QoS 1 the PUBACK (QoS 2: the PUBREC) goes out only after the handler
- * finished and the message was settled (at least once: a consumer that
- * crashes mid-handler gets the message again from its persistent session).
+ * QoS 1 the PUBACK goes out only after the handler finished and the message
+ * was settled (at least once: a consumer that crashes mid-handler gets the
+ * message again from its persistent session). At QoS 2 libmosquitto sends
+ * the PUBREC on receipt and calls back on the PUBREL, so only the PUBCOMP
+ * follows the handler: a crash mid-handler loses a QoS 2 message.
  * libmosquitto writes the acknowledgement when its message callback returns,
- * so that callback waits for the handler: a subscription at QoS 1 or 2 runs
- * ONE handler at a time whatever its concurrency (acknowledgements thus go
- * out in arrival order, as MQTT requires). For parallel handlers use a
- * shared subscription with several subscribers, QoS 0, or ACK_FIRST
- * (acknowledged on receipt), which run `concurrency` handlers. nack does
+ * so that callback waits for the handler: one connection runs ONE handler at
+ * a time at QoS 1/2, and acknowledges in arrival order, as MQTT requires.
+ * With concurrency N > 1 such a subscription opens N connections ("lanes",
+ * client ids ID, ID.2 ... ID.N, at most 64) in a shared subscription of
+ * their own ($share/fs-ID/FILTER, or the group you gave), so N handlers run
+ * while each connection still acknowledges in order. The cost: N
+ * connections and sessions, no order across lanes (as with any
+ * concurrency), and, a shared subscription getting no retained messages,
+ * none on subscribing. QoS 0 and ACK_FIRST (acknowledged on receipt) run
+ * `concurrency` handlers on one connection. A handler at QoS > 0 must end
+ * within 1.5 keepalives: its connection sends nothing meanwhile. nack does
  * nothing (there is no nack in MQTT: the message counts as acked unless the
  * handler failed); reject acknowledges. A message left unsettled (SKIP,
- * MANUAL without a settlement) is acknowledged when released. QoS 2: the
- * server considers the message delivered once it got the PUBREC, so a crash
- * after that loses it.
+ * MANUAL without a settlement) is acknowledged when released.
+ *
+ * Batches: MQTT has none; a batch subscriber gets what the core gathers
+ * from single fetches. At QoS > 0 (not ACK_FIRST) that is one message per
+ * batch, after batch_timeout_ms: the next one only comes after its PUBACK.
  *
  * Messages (MQTT 5): content type <-> content_type, response topic <->
  * reply_to, correlation data <-> correlation_id, user properties <->

@@ -6,12 +6,14 @@
  * The broker has one for publishing; every subscription has its own.
  *
  * Consuming (sub.c). libmosquitto calls on_message on the connection's
- * network thread and writes the PUBACK (QoS 2: PUBREC) it queued only after
- * that callback returned (tests/mqtt/test_mqtt_client_ack.c shows it). So,
- * for an at-least-once subscription (QoS > 0, policy not ACK_FIRST), the
- * callback queues the record for the workers and WAITS until the core
- * released it (handler done, message settled): one message of such a
- * subscription is out at a time, acknowledgements go out in arrival order.
+ * network thread and writes the PUBACK it queued only after that callback
+ * returned (tests/mqtt/test_mqtt_client_ack.c shows it; QoS 2: the PUBREC
+ * left on receipt, the PUBCOMP waits). So, for an at-least-once
+ * subscription (QoS > 0, policy not ACK_FIRST), the callback queues the
+ * record for the workers and WAITS until the core settled (ack/reject) or
+ * released it: one message per connection is out at a time, and each
+ * connection acknowledges in arrival order. concurrency N > 1 opens N such
+ * connections (lanes) in a shared subscription of their own.
  * Other subscriptions (QoS 0, ACK_FIRST) only queue (bounded: the callback
  * waits for room, which pushes back on the server through TCP).
  *
@@ -42,6 +44,7 @@
 #define MQ_COMPONENT "mqtt"
 #define MQ_RECONNECT_MIN_S 1u
 #define MQ_RECONNECT_MAX_S 30u
+#define MQ_MAX_LANES 64u
 
 typedef struct mq_broker mq_broker;
 typedef struct mq_sub mq_sub;
@@ -88,14 +91,23 @@ typedef struct mrec {
     size_t hdr_cap;
     int state;  /* MR_QUEUED, MR_OUT, MR_DONE (under s->mu) */
     bool gated; /* the network thread waits for its acknowledgement (settle or release) */
-    bool acked; /* settled: the network thread returned (PUBACK); release recycles it */
+    bool acked; /* settled (ack/reject): the network thread may return, sending the PUBACK */
+    /* The network thread waits on this record: it, not release, recycles it. */
+    bool cb_waiting;
 } mrec;
 
 enum { MR_QUEUED = 0, MR_OUT = 1, MR_DONE = 2 };
 
 struct mq_sub {
     mq_broker *b;
-    mq_conn conn;
+    /*
+     * The connections: one, or (QoS > 0, not ACK_FIRST, concurrency N > 1)
+     * N lanes in a shared subscription of their own, each with one message
+     * out at a time, so that N handlers run and every connection still
+     * acknowledges in its arrival order.
+     */
+    mq_conn *lanes;
+    unsigned nlanes;
     char *filter; /* as subscribed ($share/GROUP/... included) */
     int qos;
     bool no_local;

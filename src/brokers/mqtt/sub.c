@@ -46,7 +46,7 @@ static void rec_release(fs_message *m)
     pthread_mutex_lock(&s->mu);
     r->state = MR_DONE;
     s->out--;
-    if (r->gated) /* the network thread waits for it, then recycles it */
+    if (r->cb_waiting) /* the network thread waits on it, and recycles it */
         pthread_cond_broadcast(&s->done_cv);
     else
         rec_put(s, r);
@@ -65,9 +65,8 @@ int fs__mq_settle(void *impl, fs_message *m, const fs_settle_args *args)
     mrec *r = m->adapter_data;
     mq_sub *s = r->s;
     pthread_mutex_lock(&s->mu);
-    if (r->gated) {
+    if (r->cb_waiting) {
         r->acked = true;
-        r->gated = false; /* release recycles it now */
         pthread_cond_broadcast(&s->done_cv);
     }
     pthread_mutex_unlock(&s->mu);
@@ -145,6 +144,7 @@ static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, con
     r->next = NULL;
     r->state = MR_QUEUED;
     r->gated = s->gate && msg->qos > 0;
+    r->cb_waiting = r->gated;
     r->acked = false;
     return FS_OK;
 }
@@ -173,6 +173,10 @@ void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 {
     mq_conn *c = obj;
     mq_sub *s = c->sub;
+    if (fs_adapter_log_enabled(FS_LOG_DEBUG))
+        fs_adapter_log(FS_LOG_DEBUG, MQ_COMPONENT, "%s: mid %d on %s (%.*s)", c->client_id,
+                       msg->mid, msg->topic, msg->payloadlen < 16 ? msg->payloadlen : 16,
+                       (const char *)msg->payload);
     mq_props p;
     if (fs__mq_props_read(props, &p)) {
         abandon(s, m, msg->qos, "out of memory");
@@ -218,12 +222,8 @@ void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     pthread_cond_signal(&s->cv);
     if (r->gated) {
         /* At least once: the PUBACK libmosquitto queued leaves when we return. */
-        while (r->gated && r->state != MR_DONE && !(s->stopping && r->state == MR_QUEUED))
+        while (!r->acked && r->state != MR_DONE && !(s->stopping && r->state == MR_QUEUED))
             pthread_cond_wait(&s->done_cv, &s->mu);
-        if (!r->gated) { /* settled: the record is the core's until its release */
-            pthread_mutex_unlock(&s->mu);
-            return;
-        }
         if (r->state == MR_QUEUED) { /* never handed out: take it back, do not ack */
             mrec **pp = &s->q_head, *prev = NULL;
             while (*pp != r) {
@@ -234,12 +234,16 @@ void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
             if (s->q_tail == r)
                 s->q_tail = prev;
             s->q_len--;
+            r->cb_waiting = false;
             rec_put(s, r);
             pthread_mutex_unlock(&s->mu);
             abandon(s, m, msg->qos, "stopping");
             return;
         }
-        rec_put(s, r);
+        /* Acked (the record stays the core's until its release) or released already. */
+        r->cb_waiting = false;
+        if (r->state == MR_DONE)
+            rec_put(s, r);
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -284,8 +288,6 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     if (o->qos < 0 || o->qos > 2)
         return fs_adapter_error(FS_EINVAL, "mqtt: subscribe to %s: QoS %d (0, 1 or 2)",
                                 spec->source, o->qos);
-    if (spec->batch_size)
-        return fs_adapter_error(FS_EUNSUPPORTED, "mqtt: no batch subscribers (MQTT has none)");
     if (spec->reply_inbox && b->version != FS_MQTT_V5)
         return fs_adapter_error(FS_EUNSUPPORTED,
                                 "mqtt: request/reply needs MQTT 5 (3.1.1 carries no "
@@ -298,17 +300,40 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     if (o->shared && strncmp(spec->source, "$share/", 7) == 0)
         return fs_adapter_error(FS_EINVAL, "mqtt: %s is already a shared subscription",
                                 spec->source);
+    bool gate = !spec->reply_inbox && o->qos > 0 && spec->ack_policy != FS_ACK_POLICY_ACK_FIRST;
+    unsigned conc = spec->concurrency ? spec->concurrency : 1;
+    unsigned nlanes = gate && conc > 1 ? (conc < MQ_MAX_LANES ? conc : MQ_MAX_LANES) : 1;
     mq_sub *s = calloc(1, sizeof *s);
-    if (!s)
-        return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
-    size_t n = strlen(spec->source) + (o->shared ? strlen(o->shared) + 9 : 1);
-    s->filter = malloc(n);
-    if (!s->filter) {
+    mq_conn *lanes = calloc(nlanes, sizeof *lanes);
+    char id[300], group[310];
+    pthread_mutex_lock(&b->mu);
+    unsigned index = ++b->sub_seq;
+    pthread_mutex_unlock(&b->mu);
+    if (o->client_id)
+        snprintf(id, sizeof id, "%s", o->client_id);
+    else if (spec->reply_inbox)
+        snprintf(id, sizeof id, "%s-reply-%u", b->client_id, index);
+    else
+        snprintf(id, sizeof id, "%s-%u", b->client_id, index);
+    /* Lanes share out the messages in a group named after the subscription's client id. */
+    bool own_group = nlanes > 1 && !o->shared && strncmp(spec->source, "$share/", 7) != 0;
+    snprintf(group, sizeof group, "fs-%s", id);
+    for (char *g = group; *g; g++)
+        if (*g == '/' || *g == '+' || *g == '#')
+            *g = '_';
+    const char *share = o->shared ? o->shared : own_group ? group : NULL;
+    size_t n = strlen(spec->source) + (share ? strlen(share) + 9 : 1);
+    if (s)
+        s->filter = malloc(n);
+    if (!s || !lanes || !s->filter) {
+        if (s)
+            free(s->filter);
         free(s);
+        free(lanes);
         return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
     }
-    if (o->shared)
-        snprintf(s->filter, n, "$share/%s/%s", o->shared, spec->source);
+    if (share)
+        snprintf(s->filter, n, "$share/%s/%s", share, spec->source);
     else
         memcpy(s->filter, spec->source, n);
     const char *why = fs__mq_filter_problem(s->filter);
@@ -316,14 +341,15 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         int rc = fs_adapter_error(FS_EINVAL, "mqtt: cannot subscribe to '%s': %s", s->filter, why);
         free(s->filter);
         free(s);
+        free(lanes);
         return rc;
     }
     s->b = b;
+    s->index = index;
     s->qos = spec->reply_inbox ? 1 : o->qos;
     s->no_local = o->no_local;
     s->reply_inbox = spec->reply_inbox;
-    s->gate = !spec->reply_inbox && s->qos > 0 && spec->ack_policy != FS_ACK_POLICY_ACK_FIRST;
-    unsigned conc = spec->concurrency ? spec->concurrency : 1;
+    s->gate = gate;
     s->q_max = conc < 16 ? 32 : 2 * (size_t)conc;
     /* FastStream's MQTT: nack does nothing (no state), reject is an ack. */
     spec->no_ack = s->qos == 0;
@@ -331,29 +357,33 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     spec->settle_as[FS_SETTLE_REJECTED] = FS_SETTLE_ACKED;
     /*
      * PUBACKs go out in arrival order without the core's ordered settlement:
-     * a gated subscription has one message out at a time. (Asking for it
-     * would cost a fetch timeout per message: the core holds its order lock
-     * across a blocking fetch, whose next message waits for this settlement.)
+     * each connection of a gated subscription has one message out at a time.
+     * (Asking for it would cost a fetch timeout per message: the core holds
+     * its order lock across a blocking fetch, whose next message waits for
+     * this one's acknowledgement.)
      */
     spec->ordered_settle = false;
     pthread_mutex_init(&s->mu, NULL);
     fs__mq_cond_init(&s->cv);
     pthread_cond_init(&s->done_cv, NULL);
-    fs__mq_conn_init(&s->conn, b, s);
+    s->lanes = lanes;
+    s->nlanes = nlanes;
+    bool oom = false;
+    for (unsigned i = 0; i < nlanes; i++) {
+        fs__mq_conn_init(&lanes[i], b, s);
+        char lane_id[320];
+        if (i)
+            snprintf(lane_id, sizeof lane_id, "%s.%u", id, i + 1);
+        else
+            snprintf(lane_id, sizeof lane_id, "%s", id);
+        lanes[i].client_id = strdup(lane_id);
+        oom = oom || !lanes[i].client_id;
+    }
     pthread_mutex_lock(&b->mu);
-    s->index = ++b->sub_seq;
-    char id[300];
-    if (o->client_id)
-        snprintf(id, sizeof id, "%s", o->client_id);
-    else if (spec->reply_inbox)
-        snprintf(id, sizeof id, "%s-reply-%u", b->client_id, s->index);
-    else
-        snprintf(id, sizeof id, "%s-%u", b->client_id, s->index);
-    s->conn.client_id = strdup(id);
     s->next = b->subs;
     b->subs = s;
     pthread_mutex_unlock(&b->mu);
-    if (!s->conn.client_id) {
+    if (oom) {
         fs__mq_unsubscribe(b, s);
         return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
     }
@@ -361,18 +391,10 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     return FS_OK;
 }
 
-int fs__mq_sub_start(void *impl, void *sub)
+/* Connect one lane and wait for its subscription. */
+static int lane_start(mq_sub *s, mq_conn *c)
 {
-    mq_broker *b = impl;
-    mq_sub *s = sub;
-    if (s->started)
-        return FS_OK;
-    if (atomic_load(&b->closed))
-        return fs_adapter_error(FS_ECLOSED, "mqtt: broker closed");
-    pthread_mutex_lock(&s->mu);
-    s->stopping = false;
-    pthread_mutex_unlock(&s->mu);
-    mq_conn *c = &s->conn;
+    mq_broker *b = s->b;
     pthread_mutex_lock(&c->mu);
     c->subscribed = 0;
     c->sub_granted = -1;
@@ -406,9 +428,29 @@ int fs__mq_sub_start(void *impl, void *sub)
     else if (granted >= 0x80)
         rc = fs_adapter_error(FS_EBROKER, "mqtt: subscription to %s refused: %s", s->filter,
                               mosquitto_reason_string(granted));
-    if (rc) {
+    if (rc)
         fs__mq_conn_close(c);
-        return rc;
+    return rc;
+}
+
+int fs__mq_sub_start(void *impl, void *sub)
+{
+    mq_broker *b = impl;
+    mq_sub *s = sub;
+    if (s->started)
+        return FS_OK;
+    if (atomic_load(&b->closed))
+        return fs_adapter_error(FS_ECLOSED, "mqtt: broker closed");
+    pthread_mutex_lock(&s->mu);
+    s->stopping = false;
+    pthread_mutex_unlock(&s->mu);
+    for (unsigned i = 0; i < s->nlanes; i++) {
+        int rc = lane_start(s, &s->lanes[i]);
+        if (rc) {
+            while (i--)
+                fs__mq_conn_close(&s->lanes[i]);
+            return rc;
+        }
     }
     s->started = true;
     return FS_OK;
@@ -427,7 +469,8 @@ void fs__mq_sub_stop(mq_sub *s)
 void fs__mq_sub_stopped(mq_sub *s)
 {
     fs__mq_sub_stop(s);
-    fs__mq_conn_close(&s->conn);
+    for (unsigned i = 0; i < s->nlanes; i++)
+        fs__mq_conn_close(&s->lanes[i]);
     pthread_mutex_lock(&s->mu);
     while (s->q_head) {
         mrec *r = s->q_head;
@@ -453,7 +496,9 @@ void fs__mq_unsubscribe(void *impl, void *sub)
         }
     }
     pthread_mutex_unlock(&b->mu);
-    fs__mq_conn_destroy(&s->conn);
+    for (unsigned i = 0; i < s->nlanes; i++)
+        fs__mq_conn_destroy(&s->lanes[i]);
+    free(s->lanes);
     rec_free_all(s->free_list);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->done_cv);
