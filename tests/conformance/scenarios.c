@@ -330,7 +330,7 @@ const conf_row conf_rows[] = {
         /* rabbitmq        */ "none | perr=NOT_FOUND",      /* missing exchange: channel.close 404 */
         /* nats-core       */ "n/a: a core NATS publish is fire-and-forget; nothing refuses it",
         /* nats-js         */ "none | perr=NoRespondersError", /* no stream for the subject */
-        /* mqtt            */ "none | perr=MOSQ_ERR_INVAL", /* a topic with a wildcard */
+        /* mqtt            */ "none | perr=ValueError",     /* QoS 3: zmqtt.QoS(3) raises ValueError */
     }},
     {"request", "request/reply: the request counted, the reply counted nowhere", CONF_REQUEST, DEF, 1, OK, OK, false, {
         /* memory          */ "acked | " MEM_ACKED,
