@@ -364,6 +364,10 @@ static void publish_results(void **state)
     assert_int_equal(fs_broker_connect(b), FS_OK);
     assert_int_equal(publish_qos(b, t, "x", 1, false), FS_OK); /* reason 16: success */
     assert_int_equal(publish_qos(b, t, "x", 2, false), FS_OK);
+    assert_int_equal(publish_qos(b, "$SYS/fstest", "x", 1, false), FS_EBROKER); /* 0x87 */
+    assert_string_equal(fs_last_publish_error_type(), "MQTTError");
+    assert_non_null(strstr(fs_last_error(), "$SYS/fstest"));
+    assert_int_equal(publish_qos(b, t, "x", 1, false), FS_OK); /* the connection is fine */
     assert_int_equal(publish_qos(b, "a/+", "x", 1, false), FS_EINVAL);
     assert_string_equal(fs_last_publish_error_type(), "ValueError");
     assert_int_equal(publish_qos(b, t, "x", 3, false), FS_EINVAL);
