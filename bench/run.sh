@@ -154,3 +154,56 @@ if [ -x "$C_REDIS" ]; then
     fi
     rm -f "$redis_out"
 fi
+
+# MQTT (issue 11): QoS 0 and QoS 1, publish and consume, ours without and with
+# the Prometheus middleware beside raw libmosquitto, on a mosquitto the
+# benchmark starts itself. msg/s swing with the machine's load, so the same
+# cases are also counted in instructions per message with callgrind (when
+# valgrind is installed): each side runs twice (BENCH_MQTT_CG_N and 3x as
+# many messages) and the difference over the difference of messages is the
+# cost of one message, setup excluded. The raw side does the same work in
+# libmosquitto (a QoS 1 consumer's PUBACK leaves when on_message returns);
+# consume counts include the raw publisher that feeds both sides.
+C_MQTT=$BUILD/bench/fs_bench_mqtt
+if [ -x "$C_MQTT" ]; then
+    echo "bench: MQTT ($C_MQTT, on its own mosquitto)" >&2
+    mqtt_out=$(mktemp)
+    if "$C_MQTT" --repeats "$REPEATS" >"$mqtt_out"; then
+        grep -v '^#' "$mqtt_out" | sed 's/^/ours /' >>"$RESULTS"
+        echo
+        sed -n 's/^# \{0,1\}//p' "$mqtt_out"
+    else
+        echo "bench: the MQTT benchmark failed" >&2
+    fi
+    rm -f "$mqtt_out"
+    if command -v valgrind >/dev/null; then
+        N1=${BENCH_MQTT_CG_N:-1000}
+        N2=$((N1 * 3))
+        cg_ir() { # cg_ir CASE SIDE N: instructions of the whole run
+            local f; f=$(mktemp)
+            valgrind --tool=callgrind --callgrind-out-file=/dev/null "$C_MQTT" --case "$1" \
+                --side "$2" --count "$3" --repeats 1 >/dev/null 2>"$f" || true
+            sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$f"
+            rm -f "$f"
+        }
+        echo "bench: MQTT instruction counts (callgrind, $N1 and $N2 messages)" >&2
+        echo
+        printf '%-16s %14s %14s %14s %9s %9s\n' "instr/msg" "ours" "+prometheus" "raw mosq" \
+            "mw cost" "raw/ours"
+        for c in "qos0 publish" "qos0 consume" "qos1 publish" "qos1 consume"; do
+            declare -A per=()
+            for s in ours prom raw; do
+                a=$(cg_ir "$c" "$s" "$N1"); b=$(cg_ir "$c" "$s" "$N2")
+                per[$s]=$(( (b - a) / (N2 - N1) ))
+                key="mqtt_${c// /_}_${s}_instr"
+                echo "ours $key ${per[$s]}" >>"$RESULTS"
+            done
+            awk -v c="$c" -v o="${per[ours]}" -v p="${per[prom]}" -v r="${per[raw]}" 'BEGIN {
+                cost = o > 0 ? 100 * (p - o) / o : 0; rel = o > 0 ? 100 * r / o : 0
+                printf "%-16s %14d %14d %14d %8.1f%% %8.0f%%\n", c, o, p, r, cost, rel }'
+            unset per
+        done
+        echo "mw cost: instructions the Prometheus middleware adds (target < 3 %);"
+        echo "raw/ours: raw libmosquitto's instructions over ours (target >= 90 %)"
+    fi
+fi

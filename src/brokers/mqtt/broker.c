@@ -92,10 +92,10 @@ static int mq_ping(void *impl, int timeout_ms)
 {
     (void)timeout_ms; /* libmosquitto keeps the PINGREQs itself: report its view */
     mq_broker *b = impl;
-    pthread_mutex_lock(&b->pub.mu);
+    pthread_rwlock_rdlock(&b->pub.life);
     bool open = b->pub.m != NULL;
-    int state = b->pub.state;
-    pthread_mutex_unlock(&b->pub.mu);
+    int state = atomic_load(&b->pub.state);
+    pthread_rwlock_unlock(&b->pub.life);
     if (!open)
         return fs_adapter_error(FS_ECLOSED, "mqtt: not connected");
     if (state != MQ_UP)
@@ -274,8 +274,8 @@ static int from_url(mq_broker *b, const char *url)
         rc = fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
         goto out;
     }
-    unsigned long n;
-    bool flag;
+    unsigned long n = 0;
+    bool flag = false;
     if (!b->version && (v = fs_url_query_param(&u, "version")) &&
         (rc = parse_version(v, &b->version)))
         goto out;

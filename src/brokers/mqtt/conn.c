@@ -189,6 +189,7 @@ void fs__mq_conn_init(mq_conn *c, mq_broker *b, mq_sub *sub)
     c->sub = sub;
     c->sub_granted = -1;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_rwlock_init(&c->life, NULL);
     fs__mq_cond_init(&c->cv);
 }
 
@@ -254,7 +255,10 @@ int fs__mq_conn_open(mq_conn *c, const char *client_id, bool clean_start)
     c->client_id = strdup(client_id);
     if (!c->client_id)
         return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
-    c->m = mosquitto_new(client_id, clean_start, c);
+    struct mosquitto *m = mosquitto_new(client_id, clean_start, c);
+    pthread_rwlock_wrlock(&c->life);
+    c->m = m;
+    pthread_rwlock_unlock(&c->life);
     if (!c->m)
         return fs_adapter_error(errno == EINVAL ? FS_EINVAL : FS_ENOMEM,
                                 "mqtt: cannot create client %s", client_id);
@@ -306,12 +310,6 @@ void fs__mq_conn_close(mq_conn *c)
 {
     if (!c->m)
         return;
-    mosquitto_disconnect_v5(c->m, 0, NULL);
-    if (c->loop_running)
-        mosquitto_loop_stop(c->m, false);
-    c->loop_running = false;
-    mosquitto_destroy(c->m);
-    c->m = NULL;
     pthread_mutex_lock(&c->mu);
     c->state = MQ_DOWN;
     for (mq_wait *w = c->waiters; w; w = w->next) { /* closed under a waiting publish */
@@ -320,6 +318,15 @@ void fs__mq_conn_close(mq_conn *c)
     }
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    pthread_rwlock_wrlock(&c->life); /* no publish runs on it any more */
+    mosquitto_disconnect_v5(c->m, 0, NULL);
+    if (c->loop_running)
+        mosquitto_loop_stop(c->m, false);
+    c->loop_running = false;
+    mosquitto_destroy(c->m);
+    c->m = NULL;
+    c->state = MQ_DOWN;
+    pthread_rwlock_unlock(&c->life);
 }
 
 void fs__mq_conn_destroy(mq_conn *c)
@@ -328,5 +335,6 @@ void fs__mq_conn_destroy(mq_conn *c)
     free(c->client_id);
     c->client_id = NULL;
     pthread_cond_destroy(&c->cv);
+    pthread_rwlock_destroy(&c->life);
     pthread_mutex_destroy(&c->mu);
 }

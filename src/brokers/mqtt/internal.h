@@ -64,10 +64,13 @@ typedef struct mq_conn {
     mq_sub *sub; /* the subscription it serves, or NULL: the publishing connection */
     struct mosquitto *m;
     char *client_id;
-    pthread_mutex_t mu; /* state, waiters */
+    pthread_mutex_t mu; /* waiters, SUBACK, flags; state changes */
     pthread_cond_t cv;
-    int state;
-    int refused_rc; /* CONNACK reason when refused */
+    /* `m` lives while read-locked: publishers hold it shared, open/close exclusively. */
+    pthread_rwlock_t life;
+    _Atomic int state;
+    _Atomic int nwaiters; /* QoS 1/2 publishes waiting: on_publish looks only when > 0 */
+    int refused_rc;       /* CONNACK reason when refused */
     bool session_present;
     bool ever_up;      /* connected once since opened */
     bool down_logged;  /* "connection lost" logged, recovery not yet */

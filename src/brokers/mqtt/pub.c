@@ -12,6 +12,8 @@
 /* The network thread got the PUBACK/PUBCOMP of `mid` (QoS 0: the packet was written). */
 void fs__mq_on_publish(mq_conn *c, int mid, int reason)
 {
+    if (atomic_load_explicit(&c->nwaiters, memory_order_acquire) == 0)
+        return; /* QoS 0 (written), or nobody waits */
     pthread_mutex_lock(&c->mu);
     for (mq_wait *w = c->waiters; w; w = w->next) {
         if (w->mid == mid && !w->done) {
@@ -63,26 +65,34 @@ static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
                                 "mqtt: MQTT 3.1.1 does not support message headers; use MQTT 5");
     }
     mq_conn *c = &b->pub;
-    pthread_mutex_lock(&c->mu);
-    if (!c->m || c->state != MQ_UP) {
+    pthread_rwlock_rdlock(&c->life);
+    if (!c->m || atomic_load_explicit(&c->state, memory_order_relaxed) != MQ_UP) {
         bool closed = !c->m;
-        pthread_mutex_unlock(&c->mu);
+        pthread_rwlock_unlock(&c->life);
         mosquitto_property_free_all(&props);
         return fs_adapter_error(closed ? FS_ECLOSED : FS_EIO, "mqtt: publish to %s: %s", topic,
                                 closed ? "not connected" : "the connection is down");
     }
     mq_wait w = {0, false, 0, NULL};
+    int mrc;
+    if (po->qos == 0) { /* no confirmation to wait for: no lock */
+        mrc = mosquitto_publish_v5(c->m, NULL, topic, (int)e->body_len, e->body, 0, po->retain,
+                                   props);
+        pthread_rwlock_unlock(&c->life);
+        mosquitto_property_free_all(&props);
+        return mrc ? fs__mq_error(mrc, "publish") : FS_OK;
+    }
     /* c->mu is held across the call so that on_publish finds the waiter. */
-    int mrc = mosquitto_publish_v5(c->m, &w.mid, topic, (int)e->body_len, e->body, po->qos,
-                                   po->retain, props);
+    pthread_mutex_lock(&c->mu);
+    atomic_fetch_add_explicit(&c->nwaiters, 1, memory_order_acq_rel);
+    mrc = mosquitto_publish_v5(c->m, &w.mid, topic, (int)e->body_len, e->body, po->qos, po->retain,
+                               props);
     mosquitto_property_free_all(&props);
     if (mrc) {
+        atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
         pthread_mutex_unlock(&c->mu);
+        pthread_rwlock_unlock(&c->life);
         return fs__mq_error(mrc, "publish");
-    }
-    if (po->qos == 0) {
-        pthread_mutex_unlock(&c->mu);
-        return FS_OK;
     }
     w.next = c->waiters;
     c->waiters = &w;
@@ -92,7 +102,9 @@ static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
             break;
     unlink_waiter(c, &w);
+    atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
     pthread_mutex_unlock(&c->mu);
+    pthread_rwlock_unlock(&c->life);
     if (!w.done)
         return fs_adapter_error(FS_ETIMEDOUT, "mqtt: publish to %s: no %s within %d ms", topic,
                                 po->qos == 1 ? "PUBACK" : "PUBCOMP", b->publish_timeout_ms);
