@@ -38,30 +38,34 @@ static void raw_on_publish(struct mosquitto *m, void *u, int mid)
     pthread_mutex_unlock(&raw_mu);
 }
 
-static struct mosquitto *raw_client(void)
+/* Made once, outside raw_mu: libmosquitto calls on_publish holding its own mutex. */
+static pthread_once_t raw_once = PTHREAD_ONCE_INIT;
+
+static void raw_make(void)
 {
-    if (raw)
-        return raw;
     mosquitto_lib_init();
     struct mosquitto *m = mosquitto_new(NULL, true, NULL);
     if (!m)
-        return NULL;
+        return;
     mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     mosquitto_publish_callback_set(m, raw_on_publish);
     if (mosquitto_connect(m, "127.0.0.1", port(), 30) != MOSQ_ERR_SUCCESS ||
         mosquitto_loop_start(m) != MOSQ_ERR_SUCCESS) {
         mosquitto_destroy(m);
-        return NULL;
+        return;
     }
     raw = m;
+}
+
+static struct mosquitto *raw_client(void)
+{
+    pthread_once(&raw_once, raw_make);
     return raw;
 }
 
 static bool mqtt_available(char *why, size_t n)
 {
-    pthread_mutex_lock(&raw_mu);
     bool ok = raw_client() != NULL;
-    pthread_mutex_unlock(&raw_mu);
     if (!ok)
         snprintf(why, n, "no mosquitto on 127.0.0.1:%d (scripts/services.sh start mqtt)", port());
     return ok;
@@ -95,8 +99,8 @@ static const void *mqtt_pub_options(const char *source, void *scratch)
 static int mqtt_put(fs_broker *b, const char *source, const void *body, size_t len)
 {
     (void)b;
-    pthread_mutex_lock(&raw_mu);
     struct mosquitto *m = raw_client();
+    pthread_mutex_lock(&raw_mu);
     int mid = 0, rc = m ? mosquitto_publish(m, &mid, source, (int)len, body, 1, false) : -1;
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
