@@ -85,6 +85,7 @@ typedef struct mt_msg {
     bool retain;
     char content_type[128], response_topic[256], correlation[128];
     char props[512]; /* user properties "k=v;k=v;" */
+    uint32_t expiry; /* message expiry interval (raw client) */
 } mt_msg;
 
 typedef struct mt_raw {
@@ -147,6 +148,8 @@ static inline void mt_raw_on_message(struct mosquitto *m, void *u,
             if (id == MQTT_PROP_CORRELATION_DATA &&
                 mosquitto_property_read_binary(p, id, &bin, &blen, false))
                 snprintf(g->correlation, sizeof g->correlation, "%.*s", (int)blen, (char *)bin);
+            if (id == MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)
+                mosquitto_property_read_int32(p, id, &g->expiry, false);
             if (id == MQTT_PROP_USER_PROPERTY &&
                 mosquitto_property_read_string_pair(p, id, &k, &v, false)) {
                 size_t o = strlen(g->props);

@@ -162,6 +162,7 @@ static void v5_properties_both_ways(void **state)
     assert_string_equal(raw->got[0].response_topic, "answers/here");
     assert_string_equal(raw->got[0].correlation, "cid-42");
     assert_string_equal(raw->got[0].props, "x-tenant=acme;x-n=2;");
+    assert_true(raw->got[0].expiry > 0 && raw->got[0].expiry <= 120); /* what is left of it */
 
     /* raw -> ours, with a repeated user property: the last value wins */
     mosquitto_property *p = NULL;

@@ -66,6 +66,26 @@ static int child_main(const char *topic, const char *client_id, bool do_hang)
         pause();
 }
 
+/* A publisher whose connection carries a will message, until killed. */
+static int will_main(const char *topic, const char *client_id)
+{
+    fs_set_log_level(FS_LOG_OFF);
+    char url[256];
+    snprintf(url, sizeof url, "mqtt://127.0.0.1:%d?client_id=%s", mt_port(), client_id);
+    fs_mqtt_options o = FS_MQTT_OPTIONS_INIT;
+    o.will_topic = topic;
+    o.will_payload = "gone";
+    o.will_len = 4;
+    o.will_qos = 1;
+    fs_broker *b;
+    if (fs_mqtt_broker_new(url, &o, &b) != FS_OK || fs_broker_connect(b) != FS_OK)
+        return 2;
+    if (write(out_fd, "R\n", 2) < 0)
+        return 3;
+    for (;;)
+        pause();
+}
+
 typedef struct child {
     pid_t pid;
     int fd;
@@ -75,7 +95,7 @@ typedef struct child {
 
 static char self_path[4096];
 
-static child spawn(const char *topic, const char *client_id, bool do_hang)
+static child spawn(const char *topic, const char *client_id, const char *mode)
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -85,8 +105,7 @@ static child spawn(const char *topic, const char *client_id, bool do_hang)
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
         close(fds[0]);
         dup2(fds[1], 1);
-        execl(self_path, self_path, "--child", topic, client_id, do_hang ? "hang" : "run",
-              (char *)NULL);
+        execl(self_path, self_path, "--child", topic, client_id, mode, (char *)NULL);
         _exit(4);
     }
     close(fds[1]);
@@ -131,7 +150,7 @@ static void killed_mid_handler(void **state)
     snprintf(id, sizeof id, "fskill-%ld", (long)getpid());
     int done[N] = {0}, seen_hang = 0;
 
-    child c = spawn(topic, id, true);
+    child c = spawn(topic, id, "hang");
     next_line(&c, line, sizeof line, 15000);
     assert_string_equal(line, "R");
     mt_raw *pub = mt_raw_new(NULL, false);
@@ -165,7 +184,7 @@ static void killed_mid_handler(void **state)
     finish(&c);
 
     /* The session's messages may come before the restarted consumer says it is ready. */
-    child c2 = spawn(topic, id, false);
+    child c2 = spawn(topic, id, "run");
     for (;;) {
         int missing = 0;
         for (int i = 0; i < N; i++)
@@ -198,9 +217,30 @@ static void killed_mid_handler(void **state)
     mt_raw_free(pub);
 }
 
+/* The will message: published by the server when the connection dies. */
+static void will_on_kill(void **state)
+{
+    (void)state;
+    char topic[128], id[96], line[64];
+    mt_topic(topic, sizeof topic, "will");
+    snprintf(id, sizeof id, "fswill-%ld", (long)getpid());
+    mt_raw *sub = mt_raw_new(topic, false);
+    child c = spawn(topic, id, "will");
+    next_line(&c, line, sizeof line, 15000);
+    assert_string_equal(line, "R");
+    assert_int_equal(mt_raw_wait(sub, 1, 300), 0); /* nothing while it lives */
+    finish(&c);
+    assert_int_equal(mt_raw_wait(sub, 1, 5000), 1);
+    assert_string_equal(sub->got[0].body, "gone");
+    assert_string_equal(sub->got[0].topic, topic);
+    mt_raw_free(sub);
+}
+
 int main(int argc, char **argv)
 {
     mosquitto_lib_init();
+    if (argc == 5 && strcmp(argv[1], "--child") == 0 && strcmp(argv[4], "will") == 0)
+        return will_main(argv[2], argv[3]);
     if (argc == 5 && strcmp(argv[1], "--child") == 0)
         return child_main(argv[2], argv[3], strcmp(argv[4], "hang") == 0);
     ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
@@ -209,6 +249,7 @@ int main(int argc, char **argv)
     self_path[n] = '\0';
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(killed_mid_handler),
+        cmocka_unit_test(will_on_kill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

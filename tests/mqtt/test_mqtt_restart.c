@@ -135,10 +135,17 @@ static void server_restarted_mid_flow(void **state)
     char topic[128], id[64];
     mt_topic(topic, sizeof topic, "restart");
     snprintf(id, sizeof id, "fsrestart-%ld", (long)getpid());
-    mt_rec rec;
+    mt_rec rec, fresh;
     mt_rec_init(&rec);
+    mt_rec_init(&fresh);
     fs_broker *c = consumer(id, &rec, topic);
     assert_int_equal(fs_broker_start(c), FS_OK);
+    /* A clean session: after the restart the server knows nothing of it, so it must resubscribe. */
+    fs_broker *f = mt_broker(NULL);
+    char fresh_topic[160];
+    snprintf(fresh_topic, sizeof fresh_topic, "%s/fresh", topic);
+    assert_int_equal(fs_subscribe(f, fresh_topic, mt_rec_handler, &fresh, NULL, NULL), FS_OK);
+    assert_int_equal(fs_broker_start(f), FS_OK);
     fs_broker *p = mt_broker(NULL);
     assert_int_equal(fs_broker_connect(p), FS_OK);
     bool confirmed[120] = {0};
@@ -172,6 +179,14 @@ static void server_restarted_mid_flow(void **state)
         mt_sleep_ms(50);
     }
     assert_int_equal(fs_broker_ping(c, 1000), FS_OK);
+    /* The clean-session subscriber came back and subscribed again (QoS 0: retry until one lands).
+     */
+    for (int i = 0; i < 300 && mt_rec_count(&fresh) == 0; i++) {
+        assert_int_equal(fs_publish_bytes(p, fresh_topic, "again", 5), FS_OK);
+        mt_sleep_ms(20);
+    }
+    assert_true(mt_rec_count(&fresh) > 0);
+    fs_broker_free(f);
     fs_broker_free(c);
     fs_broker_free(p);
 }
