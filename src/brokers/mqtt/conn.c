@@ -140,7 +140,8 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
     mq_conn *c = obj;
     pthread_mutex_lock(&c->mu);
     bool log = rc != 0 && c->state == MQ_UP && !c->down_logged;
-    c->state = MQ_DOWN;
+    if (c->state != MQ_REFUSED) /* keep the refusal for whoever waits for the CONNACK */
+        c->state = MQ_DOWN;
     if (log)
         c->down_logged = true;
     pthread_cond_broadcast(&c->cv);
