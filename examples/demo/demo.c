@@ -22,7 +22,8 @@
  * Every status of the FastStream metric schema shows up at modest rates, so
  * every panel of the FastStream Grafana dashboard (ID 22130) has data.
  *
- *   faststream-demo [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--verbose]
+ *   faststream-demo [--broker URL] [--listen ADDR:PORT] [--duration SECONDS]
+ *                   [--app-name NAME] [--verbose]
  *
  * Defaults: memory:// (in-process), 127.0.0.1:8000, run until Ctrl-C.
  */
@@ -373,10 +374,12 @@ static void demo_log(fs_log_level level, const char *component, const char *mess
 static int usage(const char *prog, int rc)
 {
     fprintf(rc ? stderr : stdout,
-            "usage: %s [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--verbose]\n"
+            "usage: %s [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--app-name NAME]\n"
+            "          [--verbose]\n"
             "  --broker URL        memory:// (default), redis://127.0.0.1:6379, ...\n"
             "  --listen ADDR:PORT  where /metrics and /health are served (127.0.0.1:8000)\n"
             "  --duration SECONDS  stop after this long (default: run until Ctrl-C)\n"
+            "  --app-name NAME     the metrics' app_name label (default trading-demo)\n"
             "  --verbose           log every handler failure\n",
             prog);
     return rc;
@@ -405,6 +408,7 @@ static bool parse_listen(char *arg, const char **addr, uint16_t *port)
 int main(int argc, char **argv)
 {
     demo d = {.broker_url = "memory://", .address = "127.0.0.1"};
+    const char *app_name = "trading-demo";
     uint16_t port = 8000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -424,6 +428,8 @@ int main(int argc, char **argv)
                 return 2;
             }
             d.duration = (int)s;
+        } else if (strcmp(a, "--app-name") == 0 && has_value) {
+            app_name = argv[++i];
         } else if (strcmp(a, "--verbose") == 0) {
             verbose = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -464,7 +470,7 @@ int main(int argc, char **argv)
     notifications.broker_options = bs.subscribe;
     /* Metrics first (outermost), so they see what the quota does. */
     fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
-    po.app_name = "trading-demo";
+    po.app_name = app_name;
     if (fs_broker_add_prometheus(d.broker, &po) < 0 ||
         add_quota(d.broker, "notifications", 40) < 0 ||
         fs_publisher_new(d.broker, "orders", &pub, &d.orders) < 0 ||
