@@ -133,6 +133,12 @@ static inline void alloc_begin(void)
     atomic_store(&alloc_counting, true);
 }
 
+/* Allocations seen so far in the window. */
+static inline unsigned long alloc_so_far(void)
+{
+    return atomic_load(&alloc_seen);
+}
+
 /* Stop counting; the number of allocations seen since alloc_begin. */
 static inline unsigned long alloc_end(void)
 {
