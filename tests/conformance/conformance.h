@@ -96,6 +96,12 @@ typedef struct conf_driver {
      * use for it.
      */
     int (*fail_publish_setup)(fs_broker *b, const char *dest, const void **opts);
+    /*
+     * Envelope broker_options publishing `dest` in FastStream's JSON envelope
+     * (whose body must be UTF-8), built in `scratch`; NULL where the broker
+     * has no such format.
+     */
+    const void *(*json_pub_options)(const char *dest, void *scratch);
     /* The handler label of `source` (NULL: the source itself). */
     void (*handler_label)(const char *source, char *buf, size_t n);
     /* The destination label of `dest` (NULL: the name itself). */
@@ -122,6 +128,7 @@ typedef enum conf_kind {
     CONF_BATCH,        /* a batch subscriber (batch_size = messages) */
     CONF_PUBLISH_OK,   /* publish one message to another destination */
     CONF_PUBLISH_FAIL, /* a publish the broker refuses */
+    CONF_PUBLISH_UTF8, /* a JSON-format publish of a body that is not UTF-8 */
     CONF_REQUEST,      /* fs_request to the source; the handler replies */
     CONF_LABELS,       /* custom static + dynamic labels, a publish inside and outside */
     CONF_TWO_BROKERS,  /* two brokers, one registry */

@@ -217,6 +217,15 @@ static int fail_setup(fs_broker *b, const char *dest, const void **opts)
     return n > 0 ? FS_OK : FS_EIO;
 }
 
+static const void *json_options(const char *dest, void *scratch)
+{
+    (void)dest;
+    fs_redis_publish_options *o = scratch;
+    *o = (fs_redis_publish_options)FS_REDIS_PUBLISH_OPTIONS_INIT;
+    o->format = FS_REDIS_FORMAT_JSON;
+    return o;
+}
+
 static void cleanup(const char *source)
 {
     redisContext *c = raw();
@@ -250,7 +259,8 @@ KIND_FNS(stream, FS_REDIS_STREAM)
 
 #define COMMON                                                                                     \
     .broker_label = "redis", .policy = FS_ACK_POLICY_DEFAULT, .available = redis_available,        \
-    .broker_new = redis_broker_new, .fail_publish_setup = fail_setup, .cleanup = cleanup
+    .broker_new = redis_broker_new, .fail_publish_setup = fail_setup,                              \
+    .json_pub_options = json_options, .cleanup = cleanup
 
 static const conf_driver channel_driver = {
     .column = "redis-channel",

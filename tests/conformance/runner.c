@@ -273,7 +273,8 @@ static void run_inner(conf_ctx *x, fs_registry *reg)
 
     switch (row->kind) {
     case CONF_PUBLISH_OK:
-    case CONF_PUBLISH_FAIL: {
+    case CONF_PUBLISH_FAIL:
+    case CONF_PUBLISH_UTF8: {
         if (fs_broker_connect(a.b) < 0) {
             note(res, "fs_broker_connect: %s", fs_last_error());
             goto done;
@@ -282,6 +283,15 @@ static void run_inner(conf_ctx *x, fs_registry *reg)
         e.body = "published";
         e.body_len = 9;
         e.broker_options = row->kind == CONF_PUBLISH_FAIL ? fail_opts : x->out_opts;
+        if (row->kind == CONF_PUBLISH_UTF8) {
+            if (!d->json_pub_options) {
+                note(res, "the driver has no JSON format (json_pub_options) for this row");
+                goto done;
+            }
+            e.body = "\xff\xfe not UTF-8";
+            e.body_len = strlen(e.body);
+            e.broker_options = d->json_pub_options(res->out, out.pub_scratch);
+        }
         res->publish_rc = fs_publish(a.b, res->out, &e);
         break;
     }
@@ -342,7 +352,8 @@ static void run_inner(conf_ctx *x, fs_registry *reg)
     }
     /* Quiet: a message that should not come back has time to show up. */
     sleep_ms(row->kind == CONF_REDELIVERY ? 3 * QUIET_MS : QUIET_MS);
-    bool consumes = row->kind != CONF_PUBLISH_OK && row->kind != CONF_PUBLISH_FAIL;
+    bool consumes = row->kind != CONF_PUBLISH_OK && row->kind != CONF_PUBLISH_FAIL &&
+                    row->kind != CONF_PUBLISH_UTF8;
     if (consumes && d->state && (d->features & CONF_HAS_STATE)) {
         if (d->state(a.b, a.source, &res->state) < 0)
             note(res, "reading the broker's state of %s failed", a.source);

@@ -332,6 +332,18 @@ const conf_row conf_rows[] = {
         /* nats-js         */ "none | perr=NoRespondersError", /* no stream for the subject */
         /* mqtt            */ "none | perr=MOSQ_ERR_INVAL", /* a topic with a wildcard */
     }},
+    {"publish-not-utf8", "a JSON-envelope publish of a body that is not UTF-8: FastStream's UnicodeDecodeError", CONF_PUBLISH_UTF8, DEF, 0, OK, OK, false, {
+        /* memory          */ "n/a: the in-process broker has no JSON envelope",
+        /* redis-channel   */ "none | perr=UnicodeDecodeError", /* FS_REDIS_FORMAT_JSON */
+        /* redis-list      */ "none | perr=UnicodeDecodeError",
+        /* redis-stream    */ "none | perr=UnicodeDecodeError",
+        /* kafka           */ "n/a: FastStream's Kafka sends the body as bytes",
+        /* kafka-ack-first */ "n/a: FastStream's Kafka sends the body as bytes",
+        /* rabbitmq        */ "n/a: FastStream's RabbitMQ sends the body as bytes",
+        /* nats-core       */ "n/a: FastStream's NATS sends the body as bytes",
+        /* nats-js         */ "n/a: FastStream's NATS sends the body as bytes",
+        /* mqtt            */ "n/a: FastStream's MQTT sends the body as bytes",
+    }},
     {"request", "request/reply: the request counted, the reply counted nowhere", CONF_REQUEST, DEF, 1, OK, OK, false, {
         /* memory          */ "acked | " MEM_ACKED,
         /* redis-channel   */ "acked",
