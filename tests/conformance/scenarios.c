@@ -161,6 +161,18 @@ const conf_row conf_rows[] = {
         /* nats-js         */ "skipped | pending=1",        /* ack pending until AckWait */
         /* mqtt            */ "skipped",
     }},
+    {"nack-then-skip", "NACK on the first delivery, SKIP on the redelivery: pending, delivered twice", CONF_CONSUME, DEF, 1, RET(NACK), RET(SKIP), false, {
+        /* memory          */ "nacked skipped | " MEM_PENDING,
+        /* redis-channel   */ "nacked",
+        /* redis-list      */ "nacked | pending=0",
+        /* redis-stream    */ "nacked skipped | " MEM_PENDING " redelivered=1", /* XPENDING count 2 */
+        /* kafka           */ "nacked skipped | acked=0",
+        /* kafka-ack-first */ "acked | acked=1",
+        /* rabbitmq        */ "nacked skipped | pending=1",
+        /* nats-core       */ "nacked",
+        /* nats-js         */ "nacked skipped | pending=1 redelivered=1", /* num_redelivered */
+        /* mqtt            */ "nacked",
+    }},
     {"explicit-ack", "the handler calls ack(), returns OK", CONF_CONSUME, DEF, 1, SETTLE(1, OK), OK, false, {
         /* memory          */ "acked | " MEM_ACKED,
         /* redis-channel   */ "acked",
