@@ -563,6 +563,12 @@ static void dead_letter(mem_broker *mb, mem_sub *sub, mem_slot *slot)
 static int mem_settle(void *impl, fs_message *m, const fs_settle_args *args)
 {
     (void)impl;
+    mem_slot *one = m->adapter_data; /* a single message (a batch built by the core has none) */
+    if (FS_LIKELY(one != NULL)) {
+        one->action = args->op;
+        one->delay_ms = args->delay_ms;
+        return FS_OK;
+    }
     size_t n = fs_message_count(m);
     for (size_t i = 0; i < n; i++) {
         mem_slot *slot = fs_message_at(m, i)->adapter_data;
