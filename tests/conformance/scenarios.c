@@ -356,6 +356,10 @@ const conf_row conf_rows[] = {
         /* nats-js         */ "n/a: FastStream's NATS sends the body as bytes",
         /* mqtt            */ "n/a: FastStream's MQTT sends the body as bytes",
     }},
+    /* FastStream counts the request itself as a publish on every broker, native ones
+     * included (faststream/_internal/broker/pub_base.py _basic_request wraps
+     * producer.request in each middleware's publish_scope); the reply is counted
+     * nowhere (SourceType.RESPONSE). */
     {"request", "request/reply: the request counted, the reply counted nowhere", CONF_REQUEST, DEF, 1, OK, OK, false, {
         /* memory          */ "acked | " MEM_ACKED,
         /* redis-channel   */ "acked",
