@@ -340,6 +340,11 @@ void conf_check(const conf_driver *d, conf_column col, const conf_row *r, conf_r
         expect_received(ws, d, res->source, "", &u);
         expect_published(ws, d, res->source, "", 1, NULL);
         break;
+    case CONF_PATTERN: /* the concrete name, never the pattern */
+        expect_received(ws, d, res->source2, "", &u);
+        if (put_counts)
+            expect_published(ws, d, res->source2, "", puts, NULL);
+        break;
     case CONF_TWO_BROKERS:
         expect_received(ws, d, res->source, "", &u);
         expect_received(ws, d, res->source2, "", &u);

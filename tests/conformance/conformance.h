@@ -102,6 +102,13 @@ typedef struct conf_driver {
      * has no such format.
      */
     const void *(*json_pub_options)(const char *dest, void *scratch);
+    /*
+     * Pattern subscriptions: from `source`, write a pattern (pattern[n]) and a
+     * concrete name it matches (concrete[n]) and return the subscriber's
+     * broker_options for the pattern (built in `scratch`). NULL: no patterns.
+     */
+    const void *(*pattern_sub)(const char *source, char *pattern, char *concrete, size_t n,
+                               void *scratch);
     /* The handler label of `source` (NULL: the source itself). */
     void (*handler_label)(const char *source, char *buf, size_t n);
     /* The destination label of `dest` (NULL: the name itself). */
@@ -137,6 +144,7 @@ typedef enum conf_kind {
     CONF_REDELIVERY,   /* nack under the redelivery settings */
     CONF_CONCURRENT,   /* concurrency 4: overlap proven by a barrier */
     CONF_SLOW,         /* a 20 ms handler: duration lands >= 0.02 s */
+    CONF_PATTERN,      /* a pattern subscription: the handler label is the concrete name */
 } conf_kind;
 
 /* What the handler does on a delivery: settle explicitly first, then return. */

@@ -325,6 +325,30 @@ static void run_inner(conf_ctx *x, fs_registry *reg)
         settle_wait(x, &a, res->expect.units, 1);
         break;
     }
+    case CONF_PATTERN: {
+        if (!d->pattern_sub) {
+            note(res, "the driver has no pattern subscriptions (pattern_sub) for this row");
+            goto done;
+        }
+        char pattern[sizeof res->source];
+        const void *po =
+            d->pattern_sub(res->source, pattern, res->source2, sizeof pattern, a.sub_scratch);
+        fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+        so.ack_policy = d->policy;
+        so.broker_options = po;
+        if (fs_subscribe(a.b, pattern, handle, x, &so, &a.sub) < 0) {
+            note(res, "fs_subscribe(%s): %s", pattern, fs_last_error());
+            goto done;
+        }
+        a.source = pattern; /* ready on the pattern, the message put on the concrete name */
+        if (start(x, &a) < 0)
+            goto done;
+        a.source = res->source2;
+        if (put_all(x, &a) < 0)
+            goto done;
+        settle_wait(x, &a, res->expect.units, 1);
+        break;
+    }
     default:
         if (row->kind == CONF_IDS) {
             out.b = a.b;
@@ -353,7 +377,7 @@ static void run_inner(conf_ctx *x, fs_registry *reg)
     /* Quiet: a message that should not come back has time to show up. */
     sleep_ms(row->kind == CONF_REDELIVERY ? 3 * QUIET_MS : QUIET_MS);
     bool consumes = row->kind != CONF_PUBLISH_OK && row->kind != CONF_PUBLISH_FAIL &&
-                    row->kind != CONF_PUBLISH_UTF8;
+                    row->kind != CONF_PUBLISH_UTF8 && row->kind != CONF_PATTERN;
     if (consumes && d->state && (d->features & CONF_HAS_STATE)) {
         if (d->state(a.b, a.source, &res->state) < 0)
             note(res, "reading the broker's state of %s failed", a.source);

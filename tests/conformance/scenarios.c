@@ -384,6 +384,18 @@ const conf_row conf_rows[] = {
         /* nats-js         */ "acked | acked=1 pending=0",
         /* mqtt            */ "acked",
     }},
+    {"pattern", "a pattern subscription: the handler label is the concrete name, never the pattern", CONF_PATTERN, DEF, 1, OK, OK, false, {
+        /* memory          */ "n/a: the in-process broker has no patterns",
+        /* redis-channel   */ "acked",                      /* PSUBSCRIBE */
+        /* redis-list      */ "n/a: a list has no patterns",
+        /* redis-stream    */ "n/a: a stream has no patterns",
+        /* kafka           */ "acked",                      /* regex topic subscription */
+        /* kafka-ack-first */ "acked",
+        /* rabbitmq        */ "acked",                      /* topic exchange: EXCHANGE.ROUTING_KEY */
+        /* nats-core       */ "acked",                      /* wildcard subject */
+        /* nats-js         */ "acked",                      /* wildcard filter subject */
+        /* mqtt            */ "acked",                      /* topic filter with + */
+    }},
     {"two-brokers", "two brokers on one registry: one family set, both counted (cell per broker)", CONF_TWO_BROKERS, DEF, 1, OK, OK, false, {
         /* memory          */ "acked | " MEM_ACKED,
         /* redis-channel   */ "acked",
