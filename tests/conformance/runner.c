@@ -46,17 +46,21 @@ static void sleep_ms(unsigned ms)
 }
 
 static void note(conf_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append to res->error; from the runner's thread or a handler's (one lock for all). */
 static void note(conf_result *res, const char *fmt, ...)
 {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
     size_t len = strlen(res->error);
-    if (len + 2 >= sizeof res->error)
-        return;
-    if (len)
-        res->error[len++] = ';', res->error[len++] = ' ';
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(res->error + len, sizeof res->error - len, fmt, ap);
-    va_end(ap);
+    if (len + 2 < sizeof res->error) {
+        if (len)
+            res->error[len++] = ';', res->error[len++] = ' ';
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(res->error + len, sizeof res->error - len, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 /* ------------------------------------------------------------------------ */
