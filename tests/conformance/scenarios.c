@@ -337,12 +337,12 @@ const conf_row conf_rows[] = {
         /* redis-channel   */ "none | perr=ResponseError",  /* WRONGTYPE (redis-py's name) */
         /* redis-list      */ "none | perr=ResponseError",
         /* redis-stream    */ "none | perr=ResponseError",
-        /* kafka           */ "none | perr=TOPIC_AUTHORIZATION_FAILED", /* mock fault injection */
-        /* kafka-ack-first */ "none | perr=TOPIC_AUTHORIZATION_FAILED",
-        /* rabbitmq        */ "none | perr=NOT_FOUND",      /* missing exchange: channel.close 404 */
+        /* kafka           */ "none | perr=_UNKNOWN_PARTITION", /* librdkafka's name; see driver_kafka.c */
+        /* kafka-ack-first */ "none | perr=_UNKNOWN_PARTITION",
+        /* rabbitmq        */ "none | perr=ChannelNotFoundEntity", /* channel.close 404 NOT_FOUND: aiormq's exception */
         /* nats-core       */ "n/a: a core NATS publish is fire-and-forget; nothing refuses it",
-        /* nats-js         */ "none | perr=NoRespondersError", /* no stream for the subject */
-        /* mqtt            */ "none | perr=MOSQ_ERR_INVAL", /* a topic with a wildcard */
+        /* nats-js         */ "none | perr=NoStreamResponseError", /* no stream: nats-py's js.publish turns NoRespondersError into this */
+        /* mqtt            */ "none | perr=ValueError",     /* QoS 3: zmqtt.QoS(3) raises ValueError */
     }},
     {"publish-not-utf8", "a JSON-envelope publish of a body that is not UTF-8: FastStream's UnicodeDecodeError", CONF_PUBLISH_UTF8, DEF, 0, OK, OK, false, {
         /* memory          */ "n/a: the in-process broker has no JSON envelope",
