@@ -427,7 +427,7 @@ void conf_run(const conf_driver *d, conf_column col, const conf_row *r, conf_res
     }
     if (r->kind == CONF_REDELIVERY && !CONF_CORE_V2) {
         note(res, "this core has no redelivery settings (fs_subscriber_options.redelivery, "
-                  "ADAPTER_V2 section 5): a nack would loop hot; not run");
+                  "adapter interface v2): a nack would loop hot; not run");
         return;
     }
     conf_unique(res->source, sizeof res->source - 8, d->column, r->name);

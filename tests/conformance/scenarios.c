@@ -1,8 +1,8 @@
 /*
  * THE table: every scenario, and for every broker column what FastStream
- * does there, next to each other. Sources: ../shared/spec/METRICS.md (step 8
- * and its table), BROKERS.md section 0 and 8 (FastStream 0.7.4 run on the
- * real servers) and FastStream's source (faststream/<broker>/message.py,
+ * does there, next to each other. Sources: the metric schema (prometheus.h),
+ * what FastStream 0.7.4 reported when run against each real server, and
+ * FastStream's source (faststream/<broker>/message.py,
  * faststream/prometheus/middleware.py); docs/semantics.md explains each row.
  *
  * A cell reads "STATUS... | broker state":
@@ -330,7 +330,7 @@ const conf_row conf_rows[] = {
         /* mqtt            */ "none",
     }},
     /* The error type names of the brokers other than memory and Redis are the
-     * adapters' to confirm (BROKERS.md: librdkafka's error name, the AMQP
+     * adapters' to confirm (librdkafka's error name, the AMQP
      * reply text, nats.py's exception name, the client's error name). */
     {"publish-fail", "a publish the broker refuses: error, with the broker's error type", CONF_PUBLISH_FAIL, DEF, 0, OK, OK, false, {
         /* memory          */ "none | perr=QueueFull",      /* bounded queue full */
