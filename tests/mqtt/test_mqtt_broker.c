@@ -425,6 +425,27 @@ static void qos1_lanes(void **state)
     fs_broker_free(b);
 }
 
+/* A subscriber added to a running broker starts at once; lanes survive a stop and a start. */
+static void subscribe_while_running_and_restart(void **state)
+{
+    (void)state;
+    char t[128];
+    mt_topic(t, sizeof t, "late");
+    fs_broker *b = mt_broker(NULL);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    mt_rec r;
+    mt_rec_init(&r);
+    sub_qos(b, t, &r, 1, 3, NULL);
+    assert_int_equal(publish_qos(b, t, "1", 1, false), FS_OK);
+    assert_int_equal(mt_rec_wait(&r, 1, 5000), 1);
+    assert_int_equal(fs_broker_stop(b), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(publish_qos(b, t, "2", 1, false), FS_OK);
+    assert_int_equal(mt_rec_wait(&r, 7, 5000), 7);
+    fs_broker_free(b);
+}
+
 int main(void)
 {
     fs_set_log_level(getenv("FS_TEST_LOG") ? FS_LOG_DEBUG : FS_LOG_OFF);
@@ -440,6 +461,7 @@ int main(void)
         cmocka_unit_test(urls),
         cmocka_unit_test(publish_results),
         cmocka_unit_test(qos1_lanes),
+        cmocka_unit_test(subscribe_while_running_and_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
