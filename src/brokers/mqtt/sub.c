@@ -182,37 +182,32 @@ void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         abandon(s, m, msg->qos, "out of memory");
         return;
     }
+    /* One critical section: a record from the free list, filled (a copy), queued. */
     pthread_mutex_lock(&s->mu);
     while (!s->stopping && s->q_len >= s->q_max) /* the workers are behind: push back */
         pthread_cond_wait(&s->done_cv, &s->mu);
     mrec *r = NULL;
+    int rc = FS_OK;
     if (!s->stopping) {
         r = s->free_list;
         if (r)
             s->free_list = r->next;
+        else
+            r = calloc(1, sizeof *r); /* warming up: the pool grows to what is in flight */
+        rc = r ? rec_fill(s, r, msg, &p) : FS_ENOMEM;
     }
-    bool stopping = s->stopping;
-    pthread_mutex_unlock(&s->mu);
-    if (stopping) {
-        fs__mq_props_free(&p);
-        abandon(s, m, msg->qos, "stopping");
-        return;
-    }
-    if (!r)
-        r = calloc(1, sizeof *r);
-    int rc = r ? rec_fill(s, r, msg, &p) : FS_ENOMEM;
-    fs__mq_props_free(&p);
-    pthread_mutex_lock(&s->mu);
     if (rc || s->stopping) {
         if (r)
             rec_put(s, r);
         pthread_mutex_unlock(&s->mu);
+        fs__mq_props_free(&p);
         if (rc)
             fs_adapter_log(FS_LOG_ERROR, MQ_COMPONENT, "%s: out of memory for a message",
                            s->filter);
         abandon(s, m, msg->qos, rc ? "out of memory" : "stopping");
         return;
     }
+    fs__mq_props_free(&p); /* copied */
     if (s->q_tail)
         s->q_tail->next = r;
     else
