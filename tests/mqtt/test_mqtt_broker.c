@@ -217,6 +217,36 @@ static void mqtt_311(void **state)
     fs_broker_free(b);
 }
 
+/* 3.1.1 persistent sessions: clean session off keeps QoS 1 messages while away. */
+static void mqtt_311_persistent_session(void **state)
+{
+    (void)state;
+    char t[128], q[160];
+    mt_topic(t, sizeof t, "v311-away");
+    snprintf(q, sizeof q, "?version=3.1.1&clean_start=false&client_id=fs311-%ld", (long)getpid());
+    fs_broker *c = mt_broker(q);
+    mt_rec r;
+    mt_rec_init(&r);
+    sub_qos(c, t, &r, 1, 1, NULL);
+    assert_int_equal(fs_broker_start(c), FS_OK);
+    assert_int_equal(fs_broker_stop(c), FS_OK);
+    fs_broker *p = mt_broker("?version=3.1.1");
+    assert_int_equal(fs_broker_connect(p), FS_OK);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(publish_qos(p, t, "away", 1, false), FS_OK);
+    assert_int_equal(fs_broker_start(c), FS_OK);
+    assert_int_equal(mt_rec_wait(&r, 5, 5000), 5);
+    fs_broker_free(c);
+    fs_broker_free(p);
+    /* drop the session */
+    char id[64];
+    snprintf(id, sizeof id, "fs311-%ld-1", (long)getpid());
+    struct mosquitto *m = mosquitto_new(id, true, NULL);
+    if (mosquitto_connect(m, "127.0.0.1", mt_port(), 10) == MOSQ_ERR_SUCCESS)
+        mosquitto_disconnect(m);
+    mosquitto_destroy(m);
+}
+
 static fs_outcome echo(fs_message *m, void *user)
 {
     (void)user;
@@ -455,6 +485,7 @@ int main(void)
         cmocka_unit_test(shared_subscription),
         cmocka_unit_test(v5_properties_both_ways),
         cmocka_unit_test(mqtt_311),
+        cmocka_unit_test(mqtt_311_persistent_session),
         cmocka_unit_test(request_reply),
         cmocka_unit_test(request_to_foreign_responder),
         cmocka_unit_test(tls_with_test_ca),
