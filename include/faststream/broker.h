@@ -92,8 +92,8 @@ FS_API const char *fs_broker_name(const fs_broker *broker);
  * broker's lifecycle (connect, start, stop, close, free, fs_subscribe).
  * FS_EINVAL for a NULL broker or fn.
  */
-int fs_broker_foreach_subscriber(fs_broker *broker, void (*fn)(fs_subscriber *sub, void *user),
-                                 void *user);
+FS_API int fs_broker_foreach_subscriber(fs_broker *broker,
+                                        void (*fn)(fs_subscriber *sub, void *user), void *user);
 
 /** The URL the broker was made from ("memory://" for fs_memory_broker_new). */
 FS_API const char *fs_broker_url(const fs_broker *broker);

@@ -112,9 +112,7 @@ static int kv_index_build(fs__redis_scratch *s, size_t count, size_t slots)
     if (!s->index) {
         if (getrandom(s->index_key, sizeof s->index_key, GRND_NONBLOCK) !=
             (ssize_t)sizeof s->index_key) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            s->index_key[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32);
+            s->index_key[0] = fs_kit_now_ns();
             s->index_key[1] = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)s;
         }
     }
