@@ -81,6 +81,7 @@ typedef struct prom_state {
 
     cache recv;
     cache pub;
+    struct fs__backlog_entry *backlog; /* the backlog family's entry for this broker, or NULL */
 } prom_state;
 
 /* The per-message scratch area: the dynamic label values of the message. */

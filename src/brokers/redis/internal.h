@@ -186,6 +186,14 @@ int fs__redis_conn_get(rconn *rc, redisReply **out);
 int fs__redis_conn_replies(rconn *rc, size_t count, const char *what);
 int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t *len,
                            redisReply **out);
+/*
+ * One command on a pooled connection, waiting up to timeout_ms (< 0: the
+ * command timeout) for its reply: FS_OK with *out set (free it with
+ * fs__redis_reply_free), the server's error as a status, FS_ETIMEDOUT (the
+ * connection is dropped: a late reply would put it out of step).
+ */
+int fs__redis_pool_command(redis_broker *b, int argc, const char **argv, int timeout_ms,
+                           const char *what, redisReply **out);
 rconn *fs__redis_pool_get(redis_broker *b, int *status);
 void fs__redis_pool_put(redis_broker *b, rconn *rc);
 void fs__redis_pool_drain(redis_broker *b);
@@ -195,6 +203,9 @@ int fs__redis_reply_error(const redisReply *r, const char *what);
  * replies are built in blocks, see conn.c). NULL is a no-op.
  */
 void fs__redis_reply_free(void *reply);
+
+/* backlog.c: ops->backlog (list length; a grouped stream's lag + pending). */
+int fs__redis_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out);
 
 /* A list of records being read (linked by rmsg.next). */
 typedef struct rlist {
