@@ -133,6 +133,28 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
         fs__mq_sub_on_connect(c);
 }
 
+/* The errors after which mosquitto_loop_forever (the network thread) returns for good. */
+static bool fatal_for_libmosquitto(int rc)
+{
+    switch (rc) {
+    case MOSQ_ERR_NOMEM:
+    case MOSQ_ERR_PROTOCOL:
+    case MOSQ_ERR_INVAL:
+    case MOSQ_ERR_NOT_FOUND:
+    case MOSQ_ERR_TLS:
+    case MOSQ_ERR_PAYLOAD_SIZE:
+    case MOSQ_ERR_NOT_SUPPORTED:
+    case MOSQ_ERR_AUTH:
+    case MOSQ_ERR_ACL_DENIED:
+    case MOSQ_ERR_UNKNOWN:
+    case MOSQ_ERR_EAI:
+    case MOSQ_ERR_PROXY:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *props)
 {
     (void)m;
@@ -146,10 +168,18 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
         c->down_logged = true;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    if (log)
+    if (fatal_for_libmosquitto(rc)) /* its network thread ends after these: say so, loudly */
+        fs_adapter_log(FS_LOG_ERROR, MQ_COMPONENT,
+                       "connection %s to %s:%d: %s; libmosquitto does not reconnect after this "
+                       "error: the connection stays down until the broker is closed and started "
+                       "again",
+                       conn_name(c), c->b->host, c->b->port,
+                       rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc));
+    else if (log)
         fs_adapter_log(FS_LOG_WARN, MQ_COMPONENT,
                        "connection %s to %s:%d lost (%s); reconnecting with backoff", conn_name(c),
-                       c->b->host, c->b->port, mosquitto_strerror(rc));
+                       c->b->host, c->b->port,
+                       rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc));
 }
 
 static void on_publish(struct mosquitto *m, void *obj, int mid, int reason,
