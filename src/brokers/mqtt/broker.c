@@ -378,6 +378,13 @@ static int default_client_id(mq_broker *b)
     return b->client_id ? FS_OK : fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
 }
 
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_init(void)
+{
+    mosquitto_lib_init(); /* once for the process; never cleaned up (brokers may outlive main) */
+}
+
 FS_API int fs_mqtt_broker_new(const char *url, const fs_mqtt_options *opts, fs_broker **out)
 {
     if (!url || !out)
@@ -385,7 +392,7 @@ FS_API int fs_mqtt_broker_new(const char *url, const fs_mqtt_options *opts, fs_b
     static const fs_mqtt_options defaults = FS_MQTT_OPTIONS_INIT;
     if (!opts)
         opts = &defaults;
-    mosquitto_lib_init();
+    pthread_once(&lib_once, lib_init); /* libmosquitto's own count is not thread-safe */
     mq_broker *b = calloc(1, sizeof *b);
     if (!b)
         return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
