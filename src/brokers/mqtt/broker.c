@@ -92,10 +92,8 @@ static int mq_ping(void *impl, int timeout_ms)
 {
     (void)timeout_ms; /* libmosquitto keeps the PINGREQs itself: report its view */
     mq_broker *b = impl;
-    pthread_rwlock_rdlock(&b->pub.life);
-    bool open = b->pub.m != NULL;
+    bool open = atomic_load(&b->pub.m) != NULL;
     int state = atomic_load(&b->pub.state);
-    pthread_rwlock_unlock(&b->pub.life);
     if (!open)
         return fs_adapter_error(FS_ECLOSED, "mqtt: not connected");
     if (state != MQ_UP)

@@ -19,6 +19,12 @@ uint64_t fs__mq_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+void fs__mq_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 void fs__mq_deadline(struct timespec *dl, int ms)
 {
     clock_gettime(CLOCK_MONOTONIC, dl);
@@ -220,7 +226,6 @@ void fs__mq_conn_init(mq_conn *c, mq_broker *b, mq_sub *sub)
     c->sub = sub;
     c->sub_granted = -1;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_rwlock_init(&c->life, NULL);
     fs__mq_cond_init(&c->cv);
 }
 
@@ -286,10 +291,7 @@ int fs__mq_conn_open(mq_conn *c, const char *client_id, bool clean_start)
     c->client_id = strdup(client_id);
     if (!c->client_id)
         return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
-    struct mosquitto *m = mosquitto_new(client_id, clean_start, c);
-    pthread_rwlock_wrlock(&c->life);
-    c->m = m;
-    pthread_rwlock_unlock(&c->life);
+    c->m = mosquitto_new(client_id, clean_start, c);
     if (!c->m)
         return fs_adapter_error(errno == EINVAL ? FS_EINVAL : FS_ENOMEM,
                                 "mqtt: cannot create client %s", client_id);
@@ -349,15 +351,18 @@ void fs__mq_conn_close(mq_conn *c)
     }
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    pthread_rwlock_wrlock(&c->life); /* no publish runs on it any more */
-    mosquitto_disconnect_v5(c->m, 0, NULL);
+    atomic_store(&c->closing, true); /* publishers keep away, then the ones inside leave */
+    while (atomic_load(&c->users) > 0)
+        fs__mq_sleep_ms(1);
+    struct mosquitto *m = c->m;
+    mosquitto_disconnect_v5(m, 0, NULL);
     if (c->loop_running)
-        mosquitto_loop_stop(c->m, false);
+        mosquitto_loop_stop(m, false);
     c->loop_running = false;
-    mosquitto_destroy(c->m);
     c->m = NULL;
+    mosquitto_destroy(m);
     c->state = MQ_DOWN;
-    pthread_rwlock_unlock(&c->life);
+    atomic_store(&c->closing, false);
 }
 
 void fs__mq_conn_destroy(mq_conn *c)
@@ -366,6 +371,5 @@ void fs__mq_conn_destroy(mq_conn *c)
     free(c->client_id);
     c->client_id = NULL;
     pthread_cond_destroy(&c->cv);
-    pthread_rwlock_destroy(&c->life);
     pthread_mutex_destroy(&c->mu);
 }

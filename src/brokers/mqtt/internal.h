@@ -62,12 +62,16 @@ typedef struct mq_wait {
 typedef struct mq_conn {
     mq_broker *b;
     mq_sub *sub; /* the subscription it serves, or NULL: the publishing connection */
-    struct mosquitto *m;
+    _Atomic(struct mosquitto *) m; /* NULL while closed */
     char *client_id;
     pthread_mutex_t mu; /* waiters, SUBACK, flags; state changes */
     pthread_cond_t cv;
-    /* `m` lives while read-locked: publishers hold it shared, open/close exclusively. */
-    pthread_rwlock_t life;
+    /*
+     * `m` stays alive while `users` > 0: a publisher counts itself in, then
+     * checks `closing`; close sets `closing`, then waits for `users` to drain.
+     */
+    _Atomic int users;
+    _Atomic bool closing;
     _Atomic int state;
     _Atomic int nwaiters; /* QoS 1/2 publishes waiting: on_publish looks only when > 0 */
     int refused_rc;       /* CONNACK reason when refused */
@@ -162,6 +166,20 @@ struct mq_broker {
 uint64_t fs__mq_now_ms(void);
 /* *dl = now (CLOCK_MONOTONIC, as every condition variable here uses) + ms. */
 void fs__mq_deadline(struct timespec *dl, int ms);
+void fs__mq_sleep_ms(int ms);
+/* Count a publisher in on a connection: its client while open and not closing, else NULL. */
+static inline struct mosquitto *fs__mq_conn_enter(mq_conn *c)
+{
+    atomic_fetch_add(&c->users, 1);
+    struct mosquitto *m = atomic_load(&c->closing) ? NULL : atomic_load(&c->m);
+    if (!m)
+        atomic_fetch_sub(&c->users, 1);
+    return m;
+}
+static inline void fs__mq_conn_leave(mq_conn *c)
+{
+    atomic_fetch_sub_explicit(&c->users, 1, memory_order_release);
+}
 /* A condition variable on CLOCK_MONOTONIC. */
 void fs__mq_cond_init(pthread_cond_t *cv);
 void fs__mq_conn_init(mq_conn *c, mq_broker *b, mq_sub *sub);

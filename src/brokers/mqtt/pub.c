@@ -36,6 +36,19 @@ static void unlink_waiter(mq_conn *c, mq_wait *w)
     }
 }
 
+/* libmosquitto refused a publish: say why in our words when the topic is the cause. */
+static int publish_error(int mrc, const char *topic)
+{
+    const char *why = mrc == MOSQ_ERR_INVAL || mrc == MOSQ_ERR_MALFORMED_UTF8
+                          ? fs__mq_topic_problem(topic)
+                          : NULL;
+    if (why)
+        return fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': %s", topic, why);
+    if (mrc == MOSQ_ERR_MALFORMED_UTF8)
+        return fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': not UTF-8", topic);
+    return fs__mq_error(mrc, "publish");
+}
+
 static int check_options(const fs_mqtt_publish_options *po, const char *destination)
 {
     if (po && (po->qos < 0 || po->qos > 2))
@@ -65,34 +78,33 @@ static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
                                 "mqtt: MQTT 3.1.1 does not support message headers; use MQTT 5");
     }
     mq_conn *c = &b->pub;
-    pthread_rwlock_rdlock(&c->life);
-    if (!c->m || atomic_load_explicit(&c->state, memory_order_relaxed) != MQ_UP) {
-        bool closed = !c->m;
-        pthread_rwlock_unlock(&c->life);
+    struct mosquitto *m = fs__mq_conn_enter(c);
+    if (!m || atomic_load_explicit(&c->state, memory_order_relaxed) != MQ_UP) {
+        if (m)
+            fs__mq_conn_leave(c);
         mosquitto_property_free_all(&props);
-        return fs_adapter_error(closed ? FS_ECLOSED : FS_EIO, "mqtt: publish to %s: %s", topic,
-                                closed ? "not connected" : "the connection is down");
+        return fs_adapter_error(m ? FS_EIO : FS_ECLOSED, "mqtt: publish to %s: %s", topic,
+                                m ? "the connection is down" : "not connected");
     }
     mq_wait w = {0, false, 0, NULL};
     int mrc;
     if (po->qos == 0) { /* no confirmation to wait for: no lock */
-        mrc = mosquitto_publish_v5(c->m, NULL, topic, (int)e->body_len, e->body, 0, po->retain,
-                                   props);
-        pthread_rwlock_unlock(&c->life);
+        mrc = mosquitto_publish_v5(m, NULL, topic, (int)e->body_len, e->body, 0, po->retain, props);
+        fs__mq_conn_leave(c);
         mosquitto_property_free_all(&props);
-        return mrc ? fs__mq_error(mrc, "publish") : FS_OK;
+        return mrc ? publish_error(mrc, topic) : FS_OK;
     }
     /* c->mu is held across the call so that on_publish finds the waiter. */
     pthread_mutex_lock(&c->mu);
     atomic_fetch_add_explicit(&c->nwaiters, 1, memory_order_acq_rel);
-    mrc = mosquitto_publish_v5(c->m, &w.mid, topic, (int)e->body_len, e->body, po->qos, po->retain,
+    mrc = mosquitto_publish_v5(m, &w.mid, topic, (int)e->body_len, e->body, po->qos, po->retain,
                                props);
     mosquitto_property_free_all(&props);
     if (mrc) {
         atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
         pthread_mutex_unlock(&c->mu);
-        pthread_rwlock_unlock(&c->life);
-        return fs__mq_error(mrc, "publish");
+        fs__mq_conn_leave(c);
+        return publish_error(mrc, topic);
     }
     w.next = c->waiters;
     c->waiters = &w;
@@ -104,7 +116,7 @@ static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
     unlink_waiter(c, &w);
     atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
     pthread_mutex_unlock(&c->mu);
-    pthread_rwlock_unlock(&c->life);
+    fs__mq_conn_leave(c);
     if (!w.done)
         return fs_adapter_error(FS_ETIMEDOUT, "mqtt: publish to %s: no %s within %d ms", topic,
                                 po->qos == 1 ? "PUBACK" : "PUBCOMP", b->publish_timeout_ms);
@@ -123,10 +135,10 @@ int fs__mq_publish(void *impl, void *dest, const char *destination, const fs_env
     (void)dest;
     mq_broker *b = impl;
     int rc = FS_OK;
-    const char *why = fs__mq_topic_problem(destination);
-    if (why)
-        rc = fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': %s",
-                              destination ? destination : "(null)", why);
+    /* Wildcards, length and UTF-8 are libmosquitto's to check (publish_error words it). */
+    if (!destination || !*destination)
+        rc = fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': empty topic",
+                              destination ? destination : "(null)");
     else if (!msgs || !count)
         rc = fs_adapter_error(FS_EINVAL, "mqtt: publish needs messages");
     for (size_t i = 0; !rc && i < count; i++) /* no batches in MQTT: one by one */
