@@ -158,7 +158,8 @@ struct mq_broker {
     mq_conn pub;        /* the publishing connection */
     pthread_mutex_t mu; /* subs, pub open/close */
     mq_sub *subs;
-    unsigned sub_seq;
+    unsigned sub_seq;   /* subscriptions, for their default client ids */
+    unsigned inbox_seq; /* reply inboxes */
     _Atomic bool closed;
 };
 

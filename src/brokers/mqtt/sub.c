@@ -302,7 +302,8 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     mq_conn *lanes = calloc(nlanes, sizeof *lanes);
     char id[300], group[310];
     pthread_mutex_lock(&b->mu);
-    unsigned index = ++b->sub_seq;
+    unsigned index =
+        spec->reply_inbox ? ++b->inbox_seq : ++b->sub_seq; /* inboxes apart: stable ids */
     pthread_mutex_unlock(&b->mu);
     if (o->client_id)
         snprintf(id, sizeof id, "%s", o->client_id);
