@@ -92,6 +92,7 @@ static int mq_ping(void *impl, int timeout_ms)
 {
     (void)timeout_ms; /* libmosquitto keeps the PINGREQs itself: report its view */
     mq_broker *b = impl;
+    fs__mq_conn_revive(&b->pub);
     bool open = atomic_load(&b->pub.m) != NULL;
     int state = atomic_load(&b->pub.state);
     if (!open)

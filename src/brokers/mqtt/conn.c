@@ -174,14 +174,19 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
         c->down_logged = true;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    if (fatal_for_libmosquitto(rc)) /* its network thread ends after these: say so, loudly */
-        fs_adapter_log(FS_LOG_ERROR, MQ_COMPONENT,
-                       "connection %s to %s:%d: %s; libmosquitto does not reconnect after this "
-                       "error: the connection stays down until the broker is closed and started "
-                       "again",
+    /*
+     * libmosquitto's network thread ends after a fatal error, and after a
+     * DISCONNECT from the server (an MQTT reason code: 0 or >= 0x80); a lost
+     * socket (MOSQ_ERR_*) it reconnects itself. Our own close sets `closing`.
+     */
+    bool gone = !atomic_load(&c->closing) && (fatal_for_libmosquitto(rc) || rc == 0 || rc >= 0x80);
+    if (gone) {
+        atomic_store(&c->thread_gone, true);
+        fs_adapter_log(FS_LOG_WARN, MQ_COMPONENT,
+                       "connection %s to %s:%d ended (%s); connecting again with backoff",
                        conn_name(c), c->b->host, c->b->port,
                        rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc));
-    else if (log)
+    } else if (log)
         fs_adapter_log(FS_LOG_WARN, MQ_COMPONENT,
                        "connection %s to %s:%d lost (%s); reconnecting with backoff", conn_name(c),
                        c->b->host, c->b->port,
@@ -362,7 +367,49 @@ void fs__mq_conn_close(mq_conn *c)
     c->m = NULL;
     mosquitto_destroy(m);
     c->state = MQ_DOWN;
+    atomic_store(&c->thread_gone, false);
     atomic_store(&c->closing, false);
+}
+
+void fs__mq_conn_revive(mq_conn *c)
+{
+    if (!atomic_load_explicit(&c->thread_gone, memory_order_relaxed))
+        return;
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&c->reviving, &expected, true))
+        return;                                 /* someone else does it */
+    struct mosquitto *m = fs__mq_conn_enter(c); /* close waits for us */
+    uint64_t now = fs__mq_now_ms();
+    if (m && now >= c->revive_at_ms && atomic_load(&c->thread_gone)) {
+        /*
+         * The thread has ended (or ends now: a disconnected client's loop
+         * returns, and loop_stop wakes it), so this join cannot hang.
+         */
+        mosquitto_disconnect_v5(m, 0, NULL);
+        if (c->loop_running)
+            mosquitto_loop_stop(m, false);
+        c->loop_running = false;
+        pthread_mutex_lock(&c->mu);
+        c->state = MQ_CONNECTING;
+        pthread_mutex_unlock(&c->mu);
+        int rc = mosquitto_reconnect(m); /* not threaded now: CONNECT is written at once */
+        if (rc == MOSQ_ERR_SUCCESS && mosquitto_loop_start(m) == MOSQ_ERR_SUCCESS) {
+            c->loop_running = true;
+            atomic_store(&c->thread_gone, false);
+            c->revive_backoff_ms = 0;
+        } else {
+            pthread_mutex_lock(&c->mu);
+            c->state = MQ_DOWN;
+            pthread_mutex_unlock(&c->mu);
+            c->revive_backoff_ms = c->revive_backoff_ms ? c->revive_backoff_ms * 2 : 1000;
+            if (c->revive_backoff_ms > MQ_RECONNECT_MAX_S * 1000u)
+                c->revive_backoff_ms = MQ_RECONNECT_MAX_S * 1000u;
+            c->revive_at_ms = now + c->revive_backoff_ms;
+        }
+    }
+    if (m)
+        fs__mq_conn_leave(c);
+    atomic_store(&c->reviving, false);
 }
 
 void fs__mq_conn_destroy(mq_conn *c)

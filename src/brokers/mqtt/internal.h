@@ -72,6 +72,15 @@ typedef struct mq_conn {
      */
     _Atomic int users;
     _Atomic bool closing;
+    /*
+     * libmosquitto's network thread ended for good (a protocol, TLS or auth
+     * error, or a DISCONNECT from the server): fs__mq_conn_revive starts it
+     * again, at most once per backoff step.
+     */
+    _Atomic bool thread_gone;
+    _Atomic bool reviving;
+    uint64_t revive_at_ms; /* under `reviving` */
+    unsigned revive_backoff_ms;
     _Atomic int state;
     _Atomic int nwaiters; /* QoS 1/2 publishes waiting: on_publish looks only when > 0 */
     int refused_rc;       /* CONNACK reason when refused */
@@ -189,6 +198,8 @@ int fs__mq_conn_open(mq_conn *c, const char *client_id, bool clean_start);
 /* DISCONNECT, stop the network thread and free the client. Idempotent. */
 void fs__mq_conn_close(mq_conn *c);
 void fs__mq_conn_destroy(mq_conn *c);
+/* If the network thread ended for good, reconnect and start it again (cheap otherwise). */
+void fs__mq_conn_revive(mq_conn *c);
 /* A status and message for a libmosquitto error code. */
 int fs__mq_error(int mosq_rc, const char *what);
 const char *fs__mq_error_type(int status);

@@ -78,6 +78,7 @@ static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
                                 "mqtt: MQTT 3.1.1 does not support message headers; use MQTT 5");
     }
     mq_conn *c = &b->pub;
+    fs__mq_conn_revive(c);
     struct mosquitto *m = fs__mq_conn_enter(c);
     if (!m || atomic_load_explicit(&c->state, memory_order_relaxed) != MQ_UP) {
         if (m)

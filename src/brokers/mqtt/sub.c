@@ -526,6 +526,8 @@ int fs__mq_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_mess
     mrec *r = s->q_head;
     if (!r) {
         pthread_mutex_unlock(&s->mu);
+        for (unsigned i = 0; i < s->nlanes; i++) /* idle: look after the connections */
+            fs__mq_conn_revive(&s->lanes[i]);
         return FS_ETIMEDOUT;
     }
     s->q_head = r->next;
