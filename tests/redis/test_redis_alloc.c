@@ -126,8 +126,11 @@ static void test_stream_steady_state_allocates_nothing(void **state)
     steady_state(FS_REDIS_STREAM, "alloc-stream");
 }
 
-int main(void)
+/* argv[1]: a cmocka test-name filter ("*list*", "*stream*"); none runs both. */
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     fs_set_log_level(FS_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list_steady_state_allocates_nothing),
