@@ -74,10 +74,12 @@
  * reply_to, correlation data <-> correlation_id, user properties <->
  * headers (a repeated name keeps its last value, as FastStream). MQTT 3.1.1
  * carries none of them: publishing headers there fails (FS_EUNSUPPORTED,
- * type "FeatureNotSupportedException"), the rest is dropped, request/reply
- * is not available. The source of a message (handler label) is its
- * concrete topic, never the filter. fs_message_raw() is a const
- * fs_mqtt_message_info *.
+ * type "FeatureNotSupportedException"), the rest is dropped, and
+ * fs_request works as FastStream's 3.1.1 request: the envelope must name
+ * the reply topic (reply_to; else FS_EUNSUPPORTED), which is subscribed to
+ * for the request, and the first message there is the reply. The source of a message (handler
+ * label) is its concrete topic, never the filter. fs_message_raw() is a const fs_mqtt_message_info
+ * *.
  *
  * Publishing: QoS 0 returns once the message is queued to the socket; QoS 1
  * and 2 wait for the PUBACK / PUBCOMP (up to publish_timeout_ms), and a

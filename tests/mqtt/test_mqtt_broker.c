@@ -213,7 +213,42 @@ static void mqtt_311(void **state)
     assert_string_equal(r.got[0].body, "x");
     assert_string_equal(r.got[0].content_type, "");
     fs_message *reply = NULL;
-    assert_int_not_equal(fs_request(b, t, &e, 500, &reply), FS_OK); /* needs MQTT 5 */
+    assert_int_equal(fs_request(b, t, &e, 500, &reply), FS_EUNSUPPORTED); /* no reply_to */
+    assert_string_equal(fs_last_publish_error_type(), "FeatureNotSupportedException");
+    fs_broker_free(b);
+}
+
+/* A handler answering on a fixed topic, as FastStream's 3.1.1 request expects. */
+static fs_outcome answer_on_replies(fs_message *m, void *user)
+{
+    const char *replies = user;
+    char out[300];
+    int n = snprintf(out, sizeof out, "re:%.*s", (int)fs_message_body_len(m),
+                     (const char *)fs_message_body(m));
+    fs_publish_bytes(fs_message_broker(m), replies, out, (size_t)n);
+    return FS_OUTCOME_OK;
+}
+
+/* 3.1.1 request/reply (FastStream's): the caller's reply_to, the first message there. */
+static void mqtt_311_request(void **state)
+{
+    (void)state;
+    char t[128], replies[128];
+    mt_topic(t, sizeof t, "v311-rpc");
+    mt_topic(replies, sizeof replies, "v311-rpc-replies");
+    fs_broker *b = mt_broker("?version=3.1.1");
+    assert_int_equal(fs_subscribe(b, t, answer_on_replies, replies, NULL, NULL), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = "ping";
+    e.body_len = 4;
+    e.reply_to = replies;
+    fs_message *reply = NULL;
+    assert_int_equal(fs_request(b, t, &e, 5000, &reply), FS_OK);
+    assert_int_equal(fs_message_body_len(reply), 7);
+    assert_memory_equal(fs_message_body(reply), "re:ping", 7);
+    assert_string_equal(fs_message_source(reply), replies);
+    fs_message_free(reply);
     fs_broker_free(b);
 }
 
@@ -486,6 +521,7 @@ int main(void)
         cmocka_unit_test(v5_properties_both_ways),
         cmocka_unit_test(mqtt_311),
         cmocka_unit_test(mqtt_311_persistent_session),
+        cmocka_unit_test(mqtt_311_request),
         cmocka_unit_test(request_reply),
         cmocka_unit_test(request_to_foreign_responder),
         cmocka_unit_test(tls_with_test_ca),

@@ -129,36 +129,28 @@ static void mq_free(void *impl)
 
 /*
  * No FS_CAP_NACK: MQTT has no nack (FastStream's nack is a no-op). Ordered
- * settlement is asked per subscription (QoS > 0), see fs__mq_subscribe.
+ * settlement is not asked for: see fs__mq_subscribe. Request/reply: MQTT 5
+ * uses the core's reply inbox (response topic + correlation data); 3.1.1
+ * has its own request (the caller's reply_to), hence two tables.
  */
-static const fs_broker_ops mqtt_ops = {
-    .abi_version = FS_ADAPTER_ABI_VERSION,
-    .struct_size = sizeof(fs_broker_ops),
-    .name = "mqtt",
-    .default_ack_policy = FS_ACK_POLICY_ACK,
-    .caps = 0,
-    .connect = mq_connect,
-    .start = mq_start,
-    .stop = mq_stop,
-    .close = mq_close,
-    .free = mq_free,
-    .ping = mq_ping,
-    .subscribe = fs__mq_subscribe,
-    .unsubscribe = fs__mq_unsubscribe,
-    .subscription_start = fs__mq_sub_start,
-    .fetch = fs__mq_fetch,
-    .fetch_batch = NULL,
-    .settle = fs__mq_settle,
-    .prepare_destination = fs__mq_prepare_destination,
-    .release_destination = NULL,
-    .publish = fs__mq_publish,
-    .request = NULL,
-    .stopped = mq_stopped,
-};
+#define MQ_OPS_COMMON                                                                              \
+    .abi_version = FS_ADAPTER_ABI_VERSION, .struct_size = sizeof(fs_broker_ops), .name = "mqtt",   \
+    .default_ack_policy = FS_ACK_POLICY_ACK, .connect = mq_connect, .start = mq_start,             \
+    .stop = mq_stop, .close = mq_close, .free = mq_free, .ping = mq_ping,                          \
+    .subscribe = fs__mq_subscribe, .unsubscribe = fs__mq_unsubscribe,                              \
+    .subscription_start = fs__mq_sub_start, .fetch = fs__mq_fetch, .settle = fs__mq_settle,        \
+    .prepare_destination = fs__mq_prepare_destination, .publish = fs__mq_publish,                  \
+    .stopped = mq_stopped
+
+static const fs_broker_ops mqtt_ops = {MQ_OPS_COMMON, .caps = 0};
+
+static const fs_broker_ops mqtt311_ops = {MQ_OPS_COMMON, .caps = FS_CAP_NATIVE_REQUEST,
+                                          .request = fs__mq_request_311};
 
 FS_API bool fs_broker_is_mqtt(const fs_broker *broker)
 {
-    return broker && fs_broker_get_ops(broker) == &mqtt_ops;
+    const fs_broker_ops *ops = broker ? fs_broker_get_ops(broker) : NULL;
+    return ops && (ops == &mqtt_ops || ops == &mqtt311_ops);
 }
 
 FS_API fs_mqtt_version fs_mqtt_broker_version(const fs_broker *broker)
@@ -413,7 +405,8 @@ FS_API int fs_mqtt_broker_new(const char *url, const fs_mqtt_options *opts, fs_b
     if (!b->keepalive_s)
         b->keepalive_s = 60;
     if (!rc)
-        rc = fs_broker_create(&mqtt_ops, b, url, &opts->broker, &b->broker);
+        rc = fs_broker_create(b->version == FS_MQTT_V5 ? &mqtt_ops : &mqtt311_ops, b, url,
+                              &opts->broker, &b->broker);
     if (rc) {
         broker_free(b);
         return rc;

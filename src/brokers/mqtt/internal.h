@@ -223,5 +223,7 @@ int fs__mq_publish(void *impl, void *dest, const char *destination, const fs_env
 int fs__mq_prepare_destination(void *impl, const char *destination, const void *options,
                                void **dest_out);
 void fs__mq_on_publish(mq_conn *c, int mid, int reason);
+int fs__mq_request_311(void *impl, const char *destination, const fs_envelope *msg, int timeout_ms,
+                       fs_message **reply, const char **error_type);
 
 #endif

@@ -160,3 +160,64 @@ int fs__mq_prepare_destination(void *impl, const char *destination, const void *
                                 destination ? destination : "(null)", why);
     return check_options(options, destination);
 }
+
+/*
+ * Request/reply on MQTT 3.1.1, as FastStream does it (ZmqttProducerV311.request):
+ * nothing carries a correlation, so the caller names the reply topic
+ * (reply_to); subscribe to it (its own connection, QoS 1), publish, and the
+ * first message there is the reply. Without reply_to: FeatureNotSupported.
+ */
+int fs__mq_request_311(void *impl, const char *destination, const fs_envelope *msg, int timeout_ms,
+                       fs_message **reply, const char **error_type)
+{
+    mq_broker *b = impl;
+    *reply = NULL;
+    if (!msg || !msg->reply_to || !*msg->reply_to) {
+        *error_type = "FeatureNotSupportedException";
+        return fs_adapter_error(FS_EUNSUPPORTED,
+                                "mqtt: MQTT 3.1.1 request() requires an explicit reply_to topic");
+    }
+    fs_mqtt_subscriber_options so = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
+    so.qos = 1;
+    fs_subscribe_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.source = msg->reply_to;
+    spec.broker_options = &so;
+    spec.ack_policy = FS_ACK_POLICY_ACK;
+    spec.concurrency = 1;
+    spec.reply_inbox = true; /* its own numbering, a clean session, left alone by stop */
+    void *sub = NULL;
+    int rc = fs__mq_subscribe(b, &spec, &sub);
+    if (!rc)
+        rc = fs__mq_sub_start(b, sub);
+    if (!rc) {
+        fs_envelope e = *msg;
+        e.reply_to = NULL; /* nothing to carry it in 3.1.1 */
+        const char *etype = NULL;
+        rc = fs__mq_publish(b, NULL, destination, &e, 1, &etype);
+        if (rc)
+            *error_type = etype;
+    }
+    fs_message *m = NULL;
+    if (!rc) {
+        rc = fs__mq_fetch(b, sub, 0, timeout_ms, &m);
+        if (rc == FS_ETIMEDOUT)
+            rc = fs_adapter_error(FS_ETIMEDOUT, "mqtt: no reply on %s within %d ms", msg->reply_to,
+                                  timeout_ms);
+    }
+    if (m) {
+        fs_envelope got = FS_ENVELOPE_INIT;
+        got.body = m->body;
+        got.body_len = m->body_len;
+        *reply = fs_message_new_copy(&got, m->source);
+        fs__mq_settle(b, m, &(fs_settle_args){FS_SETTLE_ACKED, 0, NULL});
+        m->release(m);
+        if (!*reply)
+            rc = fs_adapter_error(FS_ENOMEM, "mqtt: out of memory copying the reply");
+    }
+    if (sub)
+        fs__mq_unsubscribe(b, sub);
+    if (rc && !*error_type)
+        *error_type = fs__mq_error_type(rc);
+    return rc;
+}

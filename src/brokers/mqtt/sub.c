@@ -283,10 +283,6 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     if (o->qos < 0 || o->qos > 2)
         return fs_adapter_error(FS_EINVAL, "mqtt: subscribe to %s: QoS %d (0, 1 or 2)",
                                 spec->source, o->qos);
-    if (spec->reply_inbox && b->version != FS_MQTT_V5)
-        return fs_adapter_error(FS_EUNSUPPORTED,
-                                "mqtt: request/reply needs MQTT 5 (3.1.1 carries no "
-                                "correlation data)");
     if (o->shared && (!*o->shared || strpbrk(o->shared, "/+#")))
         return fs_adapter_error(FS_EINVAL,
                                 "mqtt: shared group '%s' must be non-empty, "
