@@ -278,13 +278,24 @@ static int configure(mq_conn *c, bool clean_start, mosquitto_property **props)
 }
 
 /* Wait until the state leaves CONNECTING, up to `ms`. Holds c->mu. */
-static void wait_state(mq_conn *c, int ms)
+static bool wait_state(mq_conn *c, int ms)
 {
-    struct timespec dl;
-    fs__mq_deadline(&dl, ms);
-    while (c->state == MQ_CONNECTING)
-        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
+    uint64_t end = fs__mq_now_ms() + (uint64_t)ms;
+    while (c->state == MQ_CONNECTING) {
+        /*
+         * A TLS handshake that fails in the network thread closes the socket
+         * without calling on_disconnect: look every 50 ms.
+         */
+        if (mosquitto_socket(c->m) < 0)
+            return false;
+        uint64_t now = fs__mq_now_ms();
+        if (now >= end)
             break;
+        struct timespec dl;
+        fs__mq_deadline(&dl, (int)(end - now < 50 ? end - now : 50));
+        pthread_cond_timedwait(&c->cv, &c->mu, &dl);
+    }
+    return true;
 }
 
 int fs__mq_conn_open(mq_conn *c, const char *client_id, bool clean_start)
@@ -330,7 +341,7 @@ int fs__mq_conn_open(mq_conn *c, const char *client_id, bool clean_start)
     }
     c->loop_running = true;
     pthread_mutex_lock(&c->mu);
-    wait_state(c, b->connect_timeout_ms);
+    bool socket_open = wait_state(c, b->connect_timeout_ms);
     int state = c->state, refused = c->refused_rc;
     pthread_mutex_unlock(&c->mu);
     if (state == MQ_UP)
@@ -339,9 +350,14 @@ int fs__mq_conn_open(mq_conn *c, const char *client_id, bool clean_start)
     if (state == MQ_REFUSED)
         return fs_adapter_error(FS_EBROKER, "mqtt: %s:%d refused the connection of %s: %s", b->host,
                                 b->port, client_id, mosquitto_reason_string(refused));
-    return fs_adapter_error(state == MQ_CONNECTING ? FS_ETIMEDOUT : FS_EIO,
-                            "mqtt: no CONNACK from %s:%d within %d ms", b->host, b->port,
-                            b->connect_timeout_ms);
+    if (!socket_open || state == MQ_DOWN)
+        return fs_adapter_error(FS_EIO,
+                                "mqtt: cannot connect to %s:%d: the connection closed before the "
+                                "CONNACK%s",
+                                b->host, b->port,
+                                b->tls ? " (TLS handshake refused: check ca, cert and key)" : "");
+    return fs_adapter_error(FS_ETIMEDOUT, "mqtt: no CONNACK from %s:%d within %d ms", b->host,
+                            b->port, b->connect_timeout_ms);
 }
 
 void fs__mq_conn_close(mq_conn *c)
