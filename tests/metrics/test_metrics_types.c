@@ -252,7 +252,7 @@ static void test_labels_no_separator_collisions(void **state)
     assert_ptr_not_equal(gz, gw);
     assert_ptr_not_equal(gx, gz);
     assert_ptr_equal(fs_gauge_family_labels(fam, w), gw);
-    assert_int_equal(fam->f.nsorted, 4);
+    assert_int_equal(atomic_load(&fam->f.nlive), 4);
 }
 
 static void test_labels_null_values_refused(void **state)
@@ -352,7 +352,7 @@ static void test_labels_many_children(void **state)
         if (i % 3 == 0)
             assert_int_equal(fs_counter_family_remove(fam, v), FS_OK);
     }
-    assert_int_equal(fam->f.nsorted, N - N / 3);
+    assert_int_equal(atomic_load(&fam->f.nlive), N - N / 3);
     for (int i = 0; i < N; i++) {
         char a[16], b[16];
         snprintf(a, sizeof a, "%d", i);
