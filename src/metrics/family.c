@@ -176,8 +176,7 @@ fs_child *fs__family_labels(fs_family *fam, const char *const *values)
             check_values(fam, values);
         return NULL;
     }
-    fs_child *c =
-        fs__table_find_key(atomic_load_explicit(&fam->table, memory_order_acquire), &k, NULL);
+    fs_child *c = fs__key_find(atomic_load_explicit(&fam->table, memory_order_acquire), &k, NULL);
     if (FS_LIKELY(c != NULL))
         return c;
     return labels_slow(fam, &k);
@@ -529,10 +528,13 @@ int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
     }
     if (def->type == FS_METRIC_HISTOGRAM) {
         fam->nbuckets = def->nbuckets;
-        fam->buckets = malloc((def->nbuckets + 1) * sizeof(double));
+        fam->buckets = malloc(FS_BOUNDS_BYTES(def->nbuckets));
         if (!fam->buckets)
             goto oom;
         memcpy(fam->buckets, def->buckets, def->nbuckets * sizeof(double));
+        fam->buckets[def->nbuckets] = (double)INFINITY;
+        fs__bucket_index(fam->buckets, fam->nbuckets,
+                         (uint32_t *)(void *)(fam->buckets + def->nbuckets + 1));
         if (make_le(fam) != FS_OK)
             goto oom;
     }

@@ -115,26 +115,51 @@ int fs_histogram_new(fs_registry *reg, const char *name, const char *help, const
     return rc;
 }
 
-/* Index of the first bound >= v, or nb (the +Inf bucket; also for NaN). */
-static inline uint32_t find_bucket(const double *b, uint32_t nb, double v)
+/* The first k in [lo, hi) with v <= b[k], or hi (a binary search). */
+static FS_NOINLINE uint32_t search_bucket(const double *b, uint32_t lo, uint32_t hi, double v)
 {
-    if (nb <= 16) {
-        uint32_t i = 0;
-        while (i < nb && !(v <= b[i]))
-            i++;
-        return i;
-    }
-    if (!(v <= b[nb - 1]))
-        return nb;
-    uint32_t lo = 0, hi = nb - 1;
     while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
+        uint32_t mid = lo + (hi - lo) / 2;
         if (v <= b[mid])
             hi = mid;
         else
             lo = mid + 1;
     }
     return lo;
+}
+
+/*
+ * Index of the first bound >= v, or nb (the +Inf bucket; also for NaN). The
+ * binade index after the bounds (fs__bucket_index) gives, from v's exponent
+ * bits, the range of buckets v can fall in; a few bounds at most are then
+ * compared one by one (a dozen buckets spread over as many binades as the
+ * default ones: one or two).
+ */
+static FS_ALWAYS_INLINE uint32_t find_bucket(const double *b, uint32_t nb, double v)
+{
+    uint64_t bits = fs__double_to_bits(v);
+    if (FS_UNLIKELY(bits >> 63))
+        return search_bucket(b, 0, nb, v); /* negative (or -0, -NaN) */
+    const uint32_t *index = (const uint32_t *)(const void *)(b + nb + 1);
+    uint32_t i = index[bits >> 52], end = index[(bits >> 52) + 1];
+    if (FS_UNLIKELY(end - i > 4))
+        return search_bucket(b, i, end, v);
+    while (i < end && !(v <= b[i]))
+        i++;
+    return i;
+}
+
+void fs__bucket_index(const double *b, size_t nb, uint32_t *index)
+{
+    size_t k = 0;
+    for (uint32_t p = 0; p < FS_BINADES; p++) {
+        /* the least value of binade p: 0 (p = 0, subnormals), 2^(p - 1023), +Inf */
+        double lo = p == 0 ? 0.0 : p < 0x7FF ? ldexp(1.0, (int)p - 1023) : (double)INFINITY;
+        while (k < nb && b[k] < lo)
+            k++;
+        index[p] = (uint32_t)k;
+    }
+    index[FS_BINADES] = (uint32_t)nb; /* the end of the +Inf/NaN binade */
 }
 
 /*

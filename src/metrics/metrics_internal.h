@@ -404,6 +404,20 @@ FS_HIDDEN void fs__histogram_read_shard(const _Atomic uint64_t *w, uint32_t nb, 
 FS_HIDDEN void fs__histogram_read(const struct fs_histogram *h, uint64_t *snap, uint64_t *counts,
                                   double *sum);
 
+/** Binades of non-negative doubles (their exponent bits, 0 .. 0x7FF). */
+#define FS_BINADES 0x800
+
+/**
+ * Fill index[0 .. FS_BINADES] for bounds b[0..nb): index[p] is the first
+ * bucket a value of binade p can fall in (the count of bounds below the
+ * binade), index[FS_BINADES] = nb. A family keeps it right after its bounds
+ * and their spare slot (buckets[nb + 1]).
+ */
+FS_HIDDEN void fs__bucket_index(const double *b, size_t nb, uint32_t *index);
+
+/** Bytes of a family's bounds with their binade index. */
+#define FS_BOUNDS_BYTES(nb) (((nb) + 1) * sizeof(double) + (FS_BINADES + 1) * sizeof(uint32_t))
+
 /** Info: no values, the label set is the whole point. */
 typedef struct fs_info_child {
     fs_child hdr;

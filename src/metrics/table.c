@@ -35,18 +35,7 @@ void fs__table_insert(fs_table *t, fs_child *c)
     }
 }
 
-/* Bytes of the values of a key, packed (each with its NUL). */
-static size_t key_total(const fs_label_key *k)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < k->count; i++)
-        total += k->lens[i] + (size_t)1;
-    return total;
-}
-
 fs_child *fs__table_find_key(fs_table *t, const fs_label_key *k, fs_slot **slot)
 {
-    if (FS_LIKELY(k->packed_len != 0))
-        return fs__table_find_packed(t, k, slot);
-    return fs__table_find(t, k->hash, k->count, k->values, k->lens, key_total(k), slot);
+    return fs__key_find(t, k, slot);
 }

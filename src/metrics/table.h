@@ -80,4 +80,21 @@ static FS_ALWAYS_INLINE fs_child *fs__table_find_packed(fs_table *t, const fs_la
     }
 }
 
+/* Bytes of the values of a key, packed (each with its NUL). */
+static inline size_t fs__key_total(const fs_label_key *k)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < k->count; i++)
+        total += k->lens[i] + (size_t)1;
+    return total;
+}
+
+/* The child holding the values of key k (of the family's label count), or NULL. */
+static FS_ALWAYS_INLINE fs_child *fs__key_find(fs_table *t, const fs_label_key *k, fs_slot **slot)
+{
+    if (FS_LIKELY(k->packed_len != 0))
+        return fs__table_find_packed(t, k, slot);
+    return fs__table_find(t, k->hash, k->count, k->values, k->lens, fs__key_total(k), slot);
+}
+
 #endif
