@@ -204,6 +204,70 @@ static void test_bucket_helpers(void **state)
     assert_int_equal(fs_buckets_exponential(1, 1, 3, b), FS_EINVAL);
     assert_string_equal(fs_last_error(), "fs_buckets_exponential: factor must be > 1, not 1");
     assert_int_equal(fs_buckets_exponential(1, 2, 3, NULL), FS_EINVAL);
+    /* bounds that overflow or stop increasing are refused */
+    static double big[2000];
+    assert_int_equal(fs_buckets_exponential(1, 10, 2000, big), FS_EINVAL);
+    assert_string_equal(fs_last_error(),
+                        "fs_buckets_exponential: bound 309 overflows (it would be infinite)");
+    assert_int_equal(fs_buckets_exponential(1, 10, 309, big), FS_OK);
+    assert_true(isfinite(big[308]));
+    assert_int_equal(fs_buckets_linear(1e308, 1e308, 3, big), FS_EINVAL);
+    assert_string_equal(fs_last_error(),
+                        "fs_buckets_linear: bound 1 overflows (it would be infinite)");
+    assert_int_equal(fs_buckets_linear(1e20, 1, 3, b), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "must increase"));
+}
+
+/* The bucket a value lands in, for bounds of every shape: as a plain scan says. */
+static void test_bucket_choice(void **state)
+{
+    fs_registry *reg = *state;
+    double lin[40], mixed[] = {-5, -1, -0.5, 0, 1e-300, 0.001, 0.5, 1, 2, 2.5, 3, 4, 1e300};
+    for (int i = 0; i < 40; i++)
+        lin[i] = 64 + i; /* 40 bounds in one binade: a binary search */
+    struct {
+        const double *b;
+        size_t n;
+    } sets[] = {{FS_DEFAULT_BUCKETS, FS_DEFAULT_BUCKETS_COUNT}, {lin, 40}, {mixed, 13}};
+    const double probes[] = {-INFINITY, -10,    -5,     -4.9,   -1,      -0.7,     -0.5,  -0.0,
+                             0,         1e-310, 1e-300, 0.0005, 0.001,   0.004,    0.005, 0.0051,
+                             0.5,       0.75,   1,      1.5,    2,       2.25,     2.5,   3,
+                             3.5,       4,      10,     63,     64,      64.5,     65,    80,
+                             103,       103.5,  104,    1e300,  1.5e300, INFINITY, NAN};
+    enum { NP = sizeof probes / sizeof probes[0] };
+    const char *ln[] = {"p"};
+    for (size_t k = 0; k < sizeof sets / sizeof sets[0]; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "choice%zu", k);
+        fs_histogram_family *fam;
+        assert_int_equal(
+            fs_histogram_family_new(reg, name, "C.", 1, ln, sets[k].b, sets[k].n, &fam), FS_OK);
+        for (size_t p = 0; p < NP; p++) {
+            char pv[8];
+            snprintf(pv, sizeof pv, "%02zu", p);
+            const char *v[] = {pv};
+            fs_histogram_observe(fs_histogram_family_labels(fam, v), probes[p]);
+        }
+        char *t = render(reg, FS_FORMAT_TEXT);
+        for (size_t p = 0; p < NP; p++) {
+            size_t want = 0;
+            while (want < sets[k].n && !(probes[p] <= sets[k].b[want]))
+                want++;
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "\n%s_bucket{p=\"%02zu\",", name, p);
+            const char *line = strstr(t, prefix);
+            assert_non_null(line);
+            size_t got = 0;
+            while (line && strncmp(line, prefix, strlen(prefix)) == 0 &&
+                   strtod(strchr(line, '}') + 2, NULL) == 0) {
+                got++;
+                line = strchr(line + 1, '\n');
+            }
+            if (got != want)
+                fail_msg("bounds set %zu: %g went to bucket %zu, not %zu", k, probes[p], got, want);
+        }
+        free(t);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -683,6 +747,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_histogram_many_buckets, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_histogram_bucket_validation, setup_reg, teardown_reg),
         cmocka_unit_test(test_bucket_helpers),
+        cmocka_unit_test_setup_teardown(test_bucket_choice, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_labels_lookup_returns_same_child, setup_reg,
                                         teardown_reg),
         cmocka_unit_test_setup_teardown(test_labels_no_separator_collisions, setup_reg,
