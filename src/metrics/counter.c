@@ -102,26 +102,36 @@ void fs_counter_inc(fs_counter *c)
     add_slow(c, 1, 0);
 }
 
+/* Why `v` cannot be added (NaN or negative). */
+static FS_NOINLINE int refuse(const fs_counter *c, double v)
+{
+    FS_CHECK_ARG(!isnan(v), "counter '%s': cannot add NaN", c->hdr.fam->name);
+    return fs__error(FS_EINVAL, "counter '%s' cannot decrease: refusing to add %g",
+                     c->hdr.fam->name, v);
+}
+
 int fs_counter_add(fs_counter *c, double v)
 {
     FS_CHECK_ARG(c, "fs_counter_add: counter is NULL");
-    FS_CHECK_ARG(!isnan(v), "counter '%s': cannot add NaN", c->hdr.fam->name);
-    FS_CHECK_ARG(v >= 0, "counter '%s' cannot decrease: refusing to add %g", c->hdr.fam->name, v);
-    /* Whole amounts below 2^53 stay exact in the integer part. */
-    bool whole = v < 9007199254740992.0 && v == (double)(uint64_t)v;
+    if (FS_UNLIKELY(!(v >= 0)))
+        return refuse(c, v);
     fs_counter_cell *cell = plain_cell(c);
-    if (FS_LIKELY(cell != NULL)) {
-        if (whole)
-            atomic_store_explicit(
-                &cell->n, atomic_load_explicit(&cell->n, memory_order_relaxed) + (uint64_t)v,
-                memory_order_relaxed);
-        else
-            atomic_store_explicit(&cell->fbits,
-                                  fs__double_to_bits(fs__atomic_load_double(&cell->fbits) + v),
+    /* Whole amounts below 2^53 stay exact in the integer part. */
+    if (v < 9007199254740992.0 && v == (double)(int64_t)v) {
+        uint64_t n = (uint64_t)(int64_t)v;
+        if (FS_LIKELY(cell != NULL))
+            atomic_store_explicit(&cell->n,
+                                  atomic_load_explicit(&cell->n, memory_order_relaxed) + n,
                                   memory_order_relaxed);
-        return FS_OK;
+        else
+            add_slow(c, n, 0);
+    } else if (FS_LIKELY(cell != NULL)) {
+        atomic_store_explicit(&cell->fbits,
+                              fs__double_to_bits(fs__atomic_load_double(&cell->fbits) + v),
+                              memory_order_relaxed);
+    } else {
+        add_slow(c, 0, v);
     }
-    add_slow(c, whole ? (uint64_t)v : 0, whole ? 0 : v);
     return FS_OK;
 }
 
