@@ -3,10 +3,12 @@
  *
  * Layout (like Prometheus' Go client): a registry holds families sorted by
  * name; a family holds its children in a lock-free open-addressing hash table
- * (for lookups by label values) and in a label-value-sorted array (for
- * rendering, guarded by the family mutex). Every child starts with a
- * read-only header (struct fs_child) followed by its cache-line-aligned
- * values, so updates never bounce the line that lookups read.
+ * (for lookups by label values, table.h) and in its render order: a sorted
+ * array plus the children created since the last scrape, which the scrape
+ * sorts in (family.c). Children live in per-family arenas (child.c). Every
+ * child starts with a read-only header whose first cache line is all a
+ * lookup reads; the owner's cell follows on the second line, so updates never
+ * bounce the line that lookups read.
  *
  * Memory reclamation is deliberately simple: nothing reachable by a reader
  * (tables, removed children, unregistered families) is freed before the
@@ -80,7 +82,7 @@ extern _Thread_local uint32_t fs__tls_token FS_TLS_MODEL FS_HIDDEN;
 /** The calling thread's token, assigned now if it had none (never 0). */
 FS_HIDDEN uint32_t fs__token_assign(void);
 
-/** Exclusive tokens: from the CPUs present (2 per CPU, at least 4, at most 32). */
+/** Exclusive tokens: from the CPUs present (2 per CPU, at least 8, at most 32). */
 FS_HIDDEN uint32_t fs__shard_count(void);
 
 /* ------------------------------------------------------------------------ */

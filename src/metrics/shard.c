@@ -15,7 +15,7 @@ _Thread_local uint32_t fs__tls_token FS_TLS_MODEL;
 static atomic_uint held;
 static pthread_key_t owner_key;
 static bool key_ok;
-static uint32_t nshards = 4;
+static uint32_t nshards = 8;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 _Static_assert(FS_MAX_SHARDS <= 32, "a bit per token in an unsigned int");
@@ -32,9 +32,13 @@ static void release_token(void *value)
 static void init(void)
 {
     key_ok = pthread_key_create(&owner_key, release_token) == 0;
+    /* Two per CPU present, at least 8: a service has more threads than CPUs
+     * (workers, the HTTP server, broker clients), and a token is held from a
+     * thread's first update until it exits. Cells for them are allocated only
+     * for children that several threads update. */
     long cpus = sysconf(_SC_NPROCESSORS_CONF);
-    long n = cpus > 0 ? 2 * cpus : 4;
-    nshards = (uint32_t)(n < 4 ? 4 : n > FS_MAX_SHARDS ? FS_MAX_SHARDS : n);
+    long n = cpus > 0 ? 2 * cpus : 8;
+    nshards = (uint32_t)(n < 8 ? 8 : n > FS_MAX_SHARDS ? FS_MAX_SHARDS : n);
 }
 
 uint32_t fs__shard_count(void)
