@@ -80,11 +80,13 @@ static FS_NOINLINE void add_slow(fs_counter *c, uint64_t n, double f)
 static FS_ALWAYS_INLINE fs_counter_cell *plain_cell(fs_counter *c)
 {
     uint32_t t = fs__tls_token;
-    if (FS_LIKELY(atomic_load_explicit(&c->hdr.owner, memory_order_relaxed) == t))
+    uint32_t owner = atomic_load_explicit(&c->hdr.owner, memory_order_relaxed);
+    if (FS_LIKELY(owner == t))
         return &c->own;
-    /* another exclusive thread, once the child has its shards */
+    /* another exclusive thread, once the child has its shards (not an
+     * overflow child: its updates are counted on the slow path) */
     fs_counter_shard *arr = atomic_load_explicit(&c->hdr.shards, memory_order_acquire);
-    if (arr && t - 1 < FS_MAX_SHARDS)
+    if (arr && t - 1 < FS_MAX_SHARDS && owner != FS_TOKEN_NEVER)
         return &arr[t - 1].cell;
     return NULL;
 }

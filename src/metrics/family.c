@@ -501,7 +501,9 @@ static size_t base_len(const fs_family_def *def)
 
 int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
 {
-    fs_family *fam = calloc(1, sizeof *fam);
+    fs_family *fam = aligned_alloc(FS_CACHE_LINE, sizeof *fam); /* sizeof: a multiple of it */
+    if (fam)
+        memset(fam, 0, sizeof *fam);
     if (!fam)
         return fs__error(FS_ENOMEM, "out of memory creating metric '%s'", def->name);
     pthread_mutex_init(&fam->lock, NULL);

@@ -211,13 +211,15 @@ void fs_histogram_observe(fs_histogram *h, double v)
         return;
     uint32_t i = find_bucket(h->bounds, h->nb, v);
     uint32_t t = fs__tls_token;
-    if (FS_LIKELY(atomic_load_explicit(&h->hdr.owner, memory_order_relaxed) == t)) {
+    uint32_t owner = atomic_load_explicit(&h->hdr.owner, memory_order_relaxed);
+    if (FS_LIKELY(owner == t)) {
         shard_observe(h->words, i, h->nb, v);
         return;
     }
-    /* another exclusive thread, once the child has its shards */
+    /* another exclusive thread, once the child has its shards (not an
+     * overflow child: its updates are counted on the slow path) */
     _Atomic uint64_t *arr = atomic_load_explicit(&h->hdr.shards, memory_order_acquire);
-    if (arr && t - 1 < FS_MAX_SHARDS) {
+    if (arr && t - 1 < FS_MAX_SHARDS && owner != FS_TOKEN_NEVER) {
         shard_observe(arr + (size_t)(t - 1) * h->stride, i, h->nb, v);
         return;
     }

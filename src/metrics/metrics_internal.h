@@ -501,17 +501,19 @@ struct fs_family {
     size_t norder, caporder;
     fs_child **pending;
     size_t npending, cappending;
-    size_t ndead;                /* dead children still in order or pending */
-    _Atomic size_t nlive;        /* live children, the overflow child not counted */
-    _Atomic size_t limit;        /* most live children; 0 none; FS_LIMIT_FROM_REGISTRY */
-    fs_child *_Atomic overflow;  /* where updates past the limit go, once made */
-    _Atomic uint64_t redirected; /* updates made on the overflow child */
-    atomic_bool warned;          /* the limit warning was logged */
-    fs_child *single;            /* the only child of an unlabelled family */
-    fs_arena children;           /* every child ever made, child_size apart per chunk */
-    fs_arena strings;            /* their label texts and long values */
+    size_t ndead;               /* dead children still in order or pending */
+    _Atomic size_t nlive;       /* live children, the overflow child not counted */
+    _Atomic size_t limit;       /* most live children; 0 none; FS_LIMIT_FROM_REGISTRY */
+    fs_child *_Atomic overflow; /* where updates past the limit go, once made */
+    atomic_bool warned;         /* the limit warning was logged */
+    fs_child *single;           /* the only child of an unlabelled family */
+    fs_arena children;          /* every child ever made, child_size apart per chunk */
+    fs_arena strings;           /* their label texts and long values */
     fs_table *retired_tables;
     struct fs_family *retired_next; /* in the registry, once unregistered */
+    /* Updates made on the overflow child: on a line of its own, away from
+     * what lookups read. */
+    alignas(FS_CACHE_LINE) _Atomic uint64_t redirected;
 };
 
 struct fs_counter_family {
