@@ -130,8 +130,11 @@ static fs_child *labels_slow(fs_family *fam, const fs_label_key *k)
     size_t limit = fs__family_limit(fam);
     if (limit && atomic_load_explicit(&fam->nlive, memory_order_relaxed) >= limit) {
         fs_child *o = atomic_load_explicit(&fam->overflow, memory_order_acquire);
-        if (o)
-            return o; /* past the limit: no lock */
+        if (o) { /* past the limit: no lock (unless the label set was made meanwhile) */
+            fs_child *c =
+                fs__key_find(atomic_load_explicit(&fam->table, memory_order_acquire), k, NULL);
+            return c ? c : o;
+        }
     }
     pthread_mutex_lock(&fam->lock);
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
