@@ -442,6 +442,49 @@ static void test_labels_many_children(void **state)
     free(t);
 }
 
+/* The render order depends on the label values only: not on the order of
+ * creation, nor on the scrapes made in between (each sorts the new ones in). */
+static void test_render_order_independent_of_creation(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    char *pages[2];
+    for (int run = 0; run < 2; run++) {
+        fs_registry *reg;
+        assert_int_equal(fs_registry_new(&reg), FS_OK);
+        const char *names[] = {"a", "b"};
+        fs_counter_family *fam;
+        assert_int_equal(fs_counter_family_new(reg, "ord_total", "O.", 2, names, &fam), FS_OK);
+        for (int k = 0; k < N; k++) {
+            int i = run ? (k * 7919) % N : k; /* another order in the second run */
+            char a[16], b[16];
+            snprintf(a, sizeof a, "%d", i % 37);
+            snprintf(b, sizeof b, "v%d", i);
+            const char *v[] = {a, b};
+            fs_counter_inc(fs_counter_family_labels(fam, v));
+            if (run && k % 301 == 0)
+                free(render(reg, FS_FORMAT_TEXT)); /* merges what is pending so far */
+            if (i % 10 == 3)
+                assert_int_equal(fs_counter_family_remove(fam, v), FS_OK);
+        }
+        pages[run] = render(reg, FS_FORMAT_TEXT);
+        fs_registry_free(reg);
+    }
+    assert_string_equal(pages[0], pages[1]);
+    /* and sorted: value by value, bytewise */
+    const char *prev = NULL;
+    int lines = 0;
+    for (const char *p = strstr(pages[0], "\nord_total{"); p; p = strstr(p + 1, "\nord_total{")) {
+        if (prev)
+            assert_true(strcmp(prev, p) < 0 || strncmp(prev, p, strcspn(prev, "}")) < 0);
+        prev = p;
+        lines++;
+    }
+    assert_int_equal(lines, N - N / 10);
+    free(pages[0]);
+    free(pages[1]);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Validation                                                               */
 
@@ -757,6 +800,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_labels_clear, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_unlabelled_family, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_labels_many_children, setup_reg, teardown_reg),
+        cmocka_unit_test(test_render_order_independent_of_creation),
         cmocka_unit_test(test_name_validity),
         cmocka_unit_test_setup_teardown(test_registration_validation, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_reregistration_shares_family, setup_reg, teardown_reg),
