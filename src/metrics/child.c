@@ -115,10 +115,13 @@ fs_child *fs__child_create(fs_family *fam, const char *const *values, const uint
         lbytes += strlen(fam->label_names[i]) + 4 + esc; /* name="esc", */
     }
     bool inline_values = vbytes <= FS_CHILD_INLINE;
-    fs_child *c = fs__arena_alloc(&fam->children, fam->child_size, FS_CACHE_LINE);
+    /* The strings first: a child slot taken is always initialised (the
+     * family's release reads every one); bytes taken for nothing stay in the
+     * arena, freed with the family. */
     char *block = fs__arena_alloc(&fam->strings, (inline_values ? 0 : vbytes) + lbytes + 1, 1);
-    if (!c || !block)
-        return NULL; /* what was taken stays in the arena, freed with the family */
+    fs_child *c = block ? fs__arena_alloc(&fam->children, fam->child_size, FS_CACHE_LINE) : NULL;
+    if (!c)
+        return NULL;
     memset(c, 0, fam->child_size);
     c->fam = fam;
     c->hash = hash;
