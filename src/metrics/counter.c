@@ -83,22 +83,34 @@ static FS_ALWAYS_INLINE fs_counter_cell *plain_cell(fs_counter *c)
     uint32_t owner = atomic_load_explicit(&c->hdr.owner, memory_order_relaxed);
     if (FS_LIKELY(owner == t))
         return &c->own;
-    /* another exclusive thread, once the child has its shards (not an
-     * overflow child: its updates are counted on the slow path) */
+    /* another exclusive thread, once the child has its shards (an overflow
+     * child never has any: each of its updates is counted on the slow path) */
     fs_counter_shard *arr = atomic_load_explicit(&c->hdr.shards, memory_order_acquire);
-    if (arr && t - 1 < FS_MAX_SHARDS && owner != FS_TOKEN_NEVER)
+    if (arr && t - 1 < FS_MAX_SHARDS)
         return &arr[t - 1].cell;
     return NULL;
 }
 
+static FS_ALWAYS_INLINE void cell_inc(fs_counter_cell *cell)
+{
+    atomic_store_explicit(&cell->n, atomic_load_explicit(&cell->n, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Each path ends in its own increment and return: no jump back to a shared
+ * tail, as taken branches bound the rate of increments. */
 void fs_counter_inc(fs_counter *c)
 {
     if (FS_UNLIKELY(!c))
         return;
-    fs_counter_cell *cell = plain_cell(c);
-    if (FS_LIKELY(cell != NULL)) {
-        atomic_store_explicit(&cell->n, atomic_load_explicit(&cell->n, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+    uint32_t t = fs__tls_token;
+    if (FS_LIKELY(atomic_load_explicit(&c->hdr.owner, memory_order_relaxed) == t)) {
+        cell_inc(&c->own);
+        return;
+    }
+    fs_counter_shard *arr = atomic_load_explicit(&c->hdr.shards, memory_order_acquire);
+    if (FS_LIKELY(arr && t - 1 < FS_MAX_SHARDS)) {
+        cell_inc(&arr[t - 1].cell);
         return;
     }
     add_slow(c, 1, 0);

@@ -100,18 +100,24 @@ static fs_child *overflow_child(fs_family *fam)
         values[i] = FS_OVERFLOW_VALUE;
     fs_label_key k;
     fs__key_fill(&k, fam->label_count, values);
-    o = fs__table_find_key(atomic_load_explicit(&fam->table, memory_order_relaxed), &k, NULL);
-    if (o) {
-        /* A live child with those values: it becomes the overflow child. */
-        atomic_fetch_sub_explicit(&fam->nlive, 1, memory_order_relaxed);
-    } else if (!(o = insert_new(fam, &k))) {
+    /* No other child has those values (labels_slow sends them here). */
+    if (!(o = insert_new(fam, &k)))
         return NULL;
-    }
-    /* From now on every update of it is counted (no thread owns it). */
+    /* Every update of it is counted: no thread ever owns it, nor has cells in it. */
     atomic_store_explicit(&o->owner, FS_TOKEN_NEVER, memory_order_relaxed);
     atomic_fetch_or_explicit(&o->flags, FS_CHILD_OVERFLOW, memory_order_relaxed);
     atomic_store_explicit(&fam->overflow, o, memory_order_release);
     return o;
+}
+
+/* Whether k holds FS_OVERFLOW_VALUE for every label (the overflow child's values). */
+static bool is_overflow_key(const fs_family *fam, const fs_label_key *k)
+{
+    size_t n = strlen(FS_OVERFLOW_VALUE);
+    for (size_t i = 0; i < fam->label_count; i++)
+        if (k->lens[i] != n || memcmp(k->values[i], FS_OVERFLOW_VALUE, n) != 0)
+            return false;
+    return true;
 }
 
 static void warn_limit(fs_family *fam, size_t limit)
@@ -141,7 +147,9 @@ static fs_child *labels_slow(fs_family *fam, const fs_label_key *k)
     fs_child *c = fs__table_find_key(t, k, NULL);
     bool over = false;
     if (!c) {
-        if (limit && atomic_load_explicit(&fam->nlive, memory_order_relaxed) >= limit) {
+        if (is_overflow_key(fam, k)) {
+            c = overflow_child(fam); /* those values are the overflow child's, always */
+        } else if (limit && atomic_load_explicit(&fam->nlive, memory_order_relaxed) >= limit) {
             c = overflow_child(fam);
             over = c != NULL;
         } else if ((c = insert_new(fam, k)) != NULL) {

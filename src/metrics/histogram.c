@@ -216,10 +216,10 @@ void fs_histogram_observe(fs_histogram *h, double v)
         shard_observe(h->words, i, h->nb, v);
         return;
     }
-    /* another exclusive thread, once the child has its shards (not an
-     * overflow child: its updates are counted on the slow path) */
+    /* another exclusive thread, once the child has its shards (an overflow
+     * child never has any: each of its updates is counted on the slow path) */
     _Atomic uint64_t *arr = atomic_load_explicit(&h->hdr.shards, memory_order_acquire);
-    if (arr && t - 1 < FS_MAX_SHARDS && owner != FS_TOKEN_NEVER) {
+    if (arr && t - 1 < FS_MAX_SHARDS) {
         shard_observe(arr + (size_t)(t - 1) * h->stride, i, h->nb, v);
         return;
     }

@@ -327,8 +327,9 @@ typedef struct fs_family fs_family;
  * their family's arena). Its first cache line holds what a lookup reads: the
  * hash and, when they fit, the packed values themselves, so a lookup that
  * hits reads one line of the child and follows no pointer. The second line
- * holds what rendering reads, then the owner's cell of the type: updates
- * never write the line lookups read.
+ * holds what rendering and updates read; the owner's cell follows on a line
+ * of its own (a gauge's value, updated atomically by all, on the second):
+ * updates never write the line lookups read.
  */
 typedef struct fs_child {
     uint64_t hash;
@@ -358,10 +359,15 @@ typedef struct fs_counter_shard {
     alignas(FS_CACHE_LINE) fs_counter_cell cell;
 } fs_counter_shard;
 
+/*
+ * A counter child. The owner's cell has the third line to itself: the second
+ * holds what every other thread reads on each update (owner, shards), which
+ * the owner's stores must not keep taking away from them.
+ */
 struct fs_counter {
     fs_child hdr;
-    fs_counter_cell own;                           /* the owner's, on the second line */
-    alignas(FS_CACHE_LINE) fs_counter_cell shared; /* atomic read-modify-writes only */
+    fs_counter_cell shared;                     /* atomic read-modify-writes only */
+    alignas(FS_CACHE_LINE) fs_counter_cell own; /* plain stores by the owner */
 };
 
 _Static_assert(sizeof(struct fs_counter) == 3 * FS_CACHE_LINE, "three lines per counter");
