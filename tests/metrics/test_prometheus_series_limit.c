@@ -7,22 +7,6 @@
 #include "faststream/faststream.h"
 #include "faststream/prometheus.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-/* the sanitizers' allocator keeps the count (their interface header may be absent) */
-size_t __sanitizer_get_current_allocated_bytes(void);
-static size_t heap_in_use(void)
-{
-    return __sanitizer_get_current_allocated_bytes();
-}
-#else
-#include <malloc.h>
-static size_t heap_in_use(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-}
-#endif
-
 static const char *const LABELS[] = {"app_name", "broker", "handler"};
 
 /* The received-messages family the middleware registered in `reg`. */
