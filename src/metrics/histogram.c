@@ -116,7 +116,7 @@ int fs_histogram_new(fs_registry *reg, const char *name, const char *help, const
 }
 
 /* The first k in [lo, hi) with v <= b[k], or hi (a binary search). */
-static FS_NOINLINE uint32_t search_bucket(const double *b, uint32_t lo, uint32_t hi, double v)
+static FS_ALWAYS_INLINE uint32_t search_bucket(const double *b, uint32_t lo, uint32_t hi, double v)
 {
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -137,6 +137,15 @@ static FS_NOINLINE uint32_t search_bucket(const double *b, uint32_t lo, uint32_t
  */
 static FS_ALWAYS_INLINE uint32_t find_bucket(const double *b, uint32_t nb, double v)
 {
+    /* the first bounds one by one: where most observations of a histogram fall */
+    if (nb >= 3) {
+        if (v <= b[0])
+            return 0;
+        if (v <= b[1])
+            return 1;
+        if (v <= b[2])
+            return 2;
+    }
     uint64_t bits = fs__double_to_bits(v);
     if (FS_UNLIKELY(bits >> 63))
         return search_bucket(b, 0, nb, v); /* negative (or -0, -NaN) */
