@@ -156,12 +156,22 @@ fs_child *fs__child_create(fs_family *fam, const char *const *values, const uint
     return c;
 }
 
-void fs__children_release(fs_family *fam)
+void fs__children_each(fs_family *fam, void (*fn)(fs_child *c, void *ctx), void *ctx)
 {
     for (fs_arena_chunk *ch = fam->children.head; ch; ch = ch->next)
         for (size_t off = 0; off + fam->child_size <= ch->used; off += fam->child_size)
-            free(atomic_load_explicit(&((fs_child *)(void *)(ch->data + off))->shards,
-                                      memory_order_relaxed));
+            fn((fs_child *)(void *)(ch->data + off), ctx);
+}
+
+static void release_one(fs_child *c, void *ctx)
+{
+    (void)ctx;
+    free(atomic_load_explicit(&c->shards, memory_order_relaxed));
+}
+
+void fs__children_release(fs_family *fam)
+{
+    fs__children_each(fam, release_one, NULL);
 }
 
 int fs__child_cmp(const void *a, const void *b)

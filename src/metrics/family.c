@@ -38,11 +38,15 @@ static void retire_table(fs_family *fam, fs_table *t)
     fam->retired_tables = t;
 }
 
-static void insert_live(fs_table *t, fs_child **cs, size_t n)
+static bool is_dead(const fs_child *c)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!(atomic_load_explicit(&cs[i]->flags, memory_order_relaxed) & FS_CHILD_DEAD))
-            fs__table_insert(t, cs[i]);
+    return atomic_load_explicit(&((fs_child *)c)->flags, memory_order_relaxed) & FS_CHILD_DEAD;
+}
+
+static void insert_live(fs_child *c, void *t)
+{
+    if (!is_dead(c) && c != c->fam->single)
+        fs__table_insert(t, c);
 }
 
 /* A fresh table for `live` children (and room to grow), holding the live ones. */
@@ -54,8 +58,7 @@ static int table_rebuild(fs_family *fam, size_t live)
     fs_table *t = fs__table_new(cap);
     if (!t)
         return fs__error(FS_ENOMEM, "out of memory growing the children of metric '%s'", fam->name);
-    insert_live(t, fam->order, fam->norder);
-    insert_live(t, fam->pending, fam->npending);
+    fs__children_each(fam, insert_live, t);
     fs_table *old = atomic_load_explicit(&fam->table, memory_order_relaxed);
     atomic_store_explicit(&fam->table, t, memory_order_release);
     if (old)
@@ -288,11 +291,10 @@ int fs__family_remove(fs_family *fam, const char *const *values)
     return FS_OK;
 }
 
-static void kill_all(fs_family *fam, fs_child **cs, size_t n)
+static void kill_live(fs_child *c, void *fam)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!(atomic_load_explicit(&cs[i]->flags, memory_order_relaxed) & FS_CHILD_DEAD))
-            kill_child(fam, cs[i]);
+    if (!is_dead(c))
+        kill_child(fam, c);
 }
 
 void fs__family_clear(fs_family *fam)
@@ -310,8 +312,7 @@ void fs__family_clear(fs_family *fam)
     fs_table *old = atomic_load_explicit(&fam->table, memory_order_relaxed);
     atomic_store_explicit(&fam->table, t, memory_order_release);
     retire_table(fam, old);
-    kill_all(fam, fam->order, fam->norder);
-    kill_all(fam, fam->pending, fam->npending);
+    fs__children_each(fam, kill_live, fam); /* also those a snapshot is sorting */
     pthread_mutex_unlock(&fam->lock);
 }
 
@@ -320,72 +321,82 @@ static size_t compact(fs_child **cs, size_t n)
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        if (!(atomic_load_explicit(&cs[i]->flags, memory_order_relaxed) & FS_CHILD_DEAD))
+        if (!is_dead(cs[i]))
             cs[m++] = cs[i];
     return m;
 }
 
-/* Sort the pending children into the order, dropping the dead. Under the lock. */
-static int order_update(fs_family *fam)
+/* Merge `batch` (m children, sorted; the order has room) into the order,
+ * dropping the dead. Under the lock. */
+static void order_merge(fs_family *fam, fs_child **batch, size_t m)
 {
-    if (fam->npending == 0 && fam->ndead == 0)
-        return FS_OK;
     fam->norder = compact(fam->order, fam->norder);
     fam->npending = compact(fam->pending, fam->npending);
     fam->ndead = 0;
-    size_t n = fam->norder, m = fam->npending;
-    if (m == 0)
-        return FS_OK;
-    qsort(fam->pending, m, sizeof *fam->pending, fs__child_cmp);
-    if (n + m > fam->caporder) {
-        size_t cap = n + m + (n + m) / 8 + 8;
-        fs_child **p = realloc(fam->order, cap * sizeof *p);
-        if (!p)
-            return fs__error(FS_ENOMEM, "out of memory rendering metric '%s'", fam->name);
-        fam->order = p;
-        fam->caporder = cap;
-    }
+    m = compact(batch, m);
     /* Merge from the back, into the room after the order. */
-    size_t i = n, j = m, w = n + m;
+    size_t n = fam->norder, i = n, j = m, w = n + m;
     while (j > 0) {
-        if (i > 0 && fs__child_cmp(&fam->order[i - 1], &fam->pending[j - 1]) > 0)
+        if (i > 0 && fs__child_cmp(&fam->order[i - 1], &batch[j - 1]) > 0)
             fam->order[--w] = fam->order[--i];
         else
-            fam->order[--w] = fam->pending[--j];
+            fam->order[--w] = batch[--j];
     }
     fam->norder = n + m;
-    fam->npending = 0;
-    if (fam->cappending > 1024) { /* a burst of creations: give its room back */
-        free(fam->pending);
-        fam->pending = NULL;
-        fam->cappending = 0;
-    }
-    return FS_OK;
 }
 
+/*
+ * The live children in order. A snapshot takes the children created since
+ * the last one and sorts them without the family lock (creation goes on
+ * meanwhile: a table rebuild or a clear finds them in the arena), then
+ * merges them in under it, into room made beforehand (the order only
+ * shrinks meanwhile). Snapshots take turns (order_lock), so that none
+ * misses what another is sorting.
+ */
 ssize_t fs__family_snapshot(fs_family *fam, fs_child ***buf, size_t *cap)
 {
+    pthread_mutex_lock(&fam->order_lock);
     pthread_mutex_lock(&fam->lock);
-    if (order_update(fam) != FS_OK) {
-        pthread_mutex_unlock(&fam->lock);
-        return -1;
-    }
-    size_t n = fam->norder;
-    if (n > *cap) {
-        size_t want = n + n / 2 + 8;
-        fs_child **p = realloc(*buf, want * sizeof *p);
+    size_t m = fam->npending, need = fam->norder + m;
+    if (need > fam->caporder) {
+        size_t want = need + need / 8 + 8;
+        fs_child **p = realloc(fam->order, want * sizeof *p);
         if (!p) {
             pthread_mutex_unlock(&fam->lock);
+            pthread_mutex_unlock(&fam->order_lock);
             fs__error(FS_ENOMEM, "out of memory rendering metric '%s'", fam->name);
             return -1;
         }
-        *buf = p;
-        *cap = want;
+        fam->order = p;
+        fam->caporder = want;
     }
-    if (n)
-        memcpy(*buf, fam->order, n * sizeof(fs_child *));
+    fs_child **batch = fam->pending;
+    fam->pending = NULL;
+    fam->npending = fam->cappending = 0;
     pthread_mutex_unlock(&fam->lock);
-    return (ssize_t)n;
+    if (m > 1)
+        qsort(batch, m, sizeof *batch, fs__child_cmp); /* the dead leave at the merge */
+    pthread_mutex_lock(&fam->lock);
+    if (m || fam->ndead)
+        order_merge(fam, batch, m);
+    ssize_t n = (ssize_t)fam->norder;
+    if ((size_t)n > *cap) {
+        size_t want = (size_t)n + (size_t)n / 2 + 8;
+        fs_child **p = realloc(*buf, want * sizeof *p);
+        if (p) {
+            *buf = p;
+            *cap = want;
+        } else {
+            fs__error(FS_ENOMEM, "out of memory rendering metric '%s'", fam->name);
+            n = -1;
+        }
+    }
+    if (n > 0)
+        memcpy(*buf, fam->order, (size_t)n * sizeof(fs_child *));
+    pthread_mutex_unlock(&fam->lock);
+    pthread_mutex_unlock(&fam->order_lock);
+    free(batch);
+    return n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -436,6 +447,7 @@ void fs__family_free(fs_family *fam)
     if (!fam)
         return;
     pthread_mutex_destroy(&fam->lock);
+    pthread_mutex_destroy(&fam->order_lock);
     fs__children_release(fam);
     fs__arena_free(&fam->children);
     fs__arena_free(&fam->strings);
@@ -518,6 +530,7 @@ int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
     if (!fam)
         return fs__error(FS_ENOMEM, "out of memory creating metric '%s'", def->name);
     pthread_mutex_init(&fam->lock, NULL);
+    pthread_mutex_init(&fam->order_lock, NULL);
     fam->reg = reg;
     fam->type = def->type;
     fam->name_len = base_len(def);

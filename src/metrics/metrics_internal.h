@@ -499,10 +499,13 @@ struct fs_family {
     size_t *le_om_len;
     size_t child_size; /* bytes of one child, a multiple of a cache line */
 
-    pthread_mutex_t lock;      /* creation, removal, clearing, snapshots */
-    _Atomic(fs_table *) table; /* readers load it with acquire */
+    pthread_mutex_t lock;       /* creation, removal, clearing, the order's arrays */
+    pthread_mutex_t order_lock; /* one snapshot at a time (taken before `lock`) */
+    _Atomic(fs_table *) table;  /* readers load it with acquire */
     /* Render order: `order` sorted by values, `pending` appended since the
-     * last snapshot, which sorts them in; dead children leave at that point. */
+     * last snapshot, which takes them, sorts them outside the lock and merges
+     * them in; dead children leave at that point. The table is rebuilt from
+     * the arena, so it needs neither. */
     fs_child **order;
     size_t norder, caporder;
     fs_child **pending;
@@ -594,6 +597,9 @@ FS_HIDDEN fs_child *fs__child_create(fs_family *fam, const char *const *values,
 
 /** Release what children of `fam` allocated outside its arena (shards arrays). */
 FS_HIDDEN void fs__children_release(fs_family *fam);
+
+/** Call fn on every child `fam` ever made (dead ones too), in its arena. Under the lock. */
+FS_HIDDEN void fs__children_each(fs_family *fam, void (*fn)(fs_child *c, void *ctx), void *ctx);
 
 /** Compare children by label values (bytewise, value by value), for qsort. */
 FS_HIDDEN int fs__child_cmp(const void *a, const void *b);

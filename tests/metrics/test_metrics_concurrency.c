@@ -232,11 +232,83 @@ static void test_more_threads_than_shards(void **state)
     fs_registry_free(reg);
 }
 
+/* Creators and scrapers at once: snapshots sort new children while others
+ * are created; in the end every label set is there once, in order. */
+enum { CREATORS = 2, PER_CREATOR = 5000 };
+
+struct creating {
+    fs_registry *reg;
+    fs_counter_family *fam;
+    atomic_int next;
+    atomic_bool done;
+    atomic_int renders;
+};
+
+static void *creator(void *arg)
+{
+    struct creating *x = arg;
+    int id = atomic_fetch_add(&x->next, 1);
+    for (int i = 0; i < PER_CREATOR; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "%05d-%d", (i * 7919) % PER_CREATOR, id);
+        const char *vals[] = {v};
+        fs_counter_inc(fs_counter_family_labels(x->fam, vals));
+    }
+    return NULL;
+}
+
+static void *render_loop(void *arg)
+{
+    struct creating *x = arg;
+    fs_buffer b = {0};
+    while (!atomic_load(&x->done)) {
+        b.len = 0;
+        if (fs_registry_render(x->reg, FS_FORMAT_TEXT, &b) == FS_OK)
+            atomic_fetch_add(&x->renders, 1);
+    }
+    fs_buffer_free(&b);
+    return NULL;
+}
+
+static void test_create_while_scraping(void **state)
+{
+    (void)state;
+    struct creating x = {0};
+    assert_int_equal(fs_registry_new(&x.reg), FS_OK);
+    const char *ln[] = {"k"};
+    assert_int_equal(fs_counter_family_new(x.reg, "made_total", "M.", 1, ln, &x.fam), FS_OK);
+    pthread_t c[CREATORS], r[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&r[i], NULL, render_loop, &x);
+    for (int i = 0; i < CREATORS; i++)
+        pthread_create(&c[i], NULL, creator, &x);
+    for (int i = 0; i < CREATORS; i++)
+        pthread_join(c[i], NULL);
+    atomic_store(&x.done, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(r[i], NULL);
+    assert_true(atomic_load(&x.renders) > 0);
+    char *t = render(x.reg, FS_FORMAT_TEXT);
+    int n = 0;
+    const char *prev = NULL;
+    for (const char *p = strstr(t, "\nmade_total{"); p; p = strstr(p + 1, "\nmade_total{")) {
+        if (prev && strncmp(prev, p, (size_t)(strchr(p, '}') - p)) >= 0)
+            fail_msg("series out of order or twice: %.40s after %.40s", p + 1, prev + 1);
+        assert_true(strtod(strchr(p, '}') + 2, NULL) == 1);
+        prev = p;
+        n++;
+    }
+    assert_int_equal(n, CREATORS * PER_CREATOR);
+    free(t);
+    fs_registry_free(x.reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hammer),
         cmocka_unit_test(test_more_threads_than_shards),
+        cmocka_unit_test(test_create_while_scraping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
