@@ -25,7 +25,8 @@
  * Cardinality. A family holds at most its series limit of label sets (none
  * by default; see fs_registry_set_series_limit). Past it, looking up a new
  * label set returns the family's overflow child, whose every label value is
- * "__overflow__": the updates of all such label sets add up there, memory
+ * "__overflow__" (that label set is reserved: looking it up always returns
+ * the overflow child): the updates of all such label sets add up there, memory
  * stays flat, a warning is logged once per family (through the log
  * callback), and every scrape shows how many updates were redirected in the
  * counter family metrics_series_overflow_updates_total{metric="NAME"}.

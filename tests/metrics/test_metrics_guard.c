@@ -99,6 +99,26 @@ static void test_family_limit(void **state)
     assert_int_equal(warnings, 1);
 }
 
+/* The overflow label set is reserved: below the limit too, it is the overflow child. */
+static void test_overflow_values_reserved(void **state)
+{
+    fs_registry *reg = *state;
+    fs_counter_family *fam;
+    assert_int_equal(fs_counter_family_new(reg, "res_total", "R.", 2, NAMES, &fam), FS_OK);
+    assert_int_equal(fs_counter_family_set_series_limit(fam, 2), FS_OK);
+    const char *over[] = {"__overflow__", "__overflow__"};
+    fs_counter *o = fs_counter_family_labels(fam, over);
+    fs_counter_inc(o);
+    assert_int_equal(atomic_load(&fam->f.nlive), 0); /* not one of the 2 */
+    fs_counter_inc(counter_for(fam, 0));
+    fs_counter_inc(counter_for(fam, 1));
+    assert_ptr_equal(counter_for(fam, 2), o);
+    fs_counter_inc(counter_for(fam, 2));
+    assert_true(fs_counter_value(o) == 2);
+    assert_int_equal(atomic_load(&fam->f.redirected), 2);
+    assert_int_equal(warnings, 1); /* for label set 2, not for the direct lookup */
+}
+
 /* The registry's default applies to families without their own limit. */
 static void test_registry_default(void **state)
 {
@@ -206,6 +226,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_family_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overflow_values_reserved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gauge_histogram_and_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_flat, setup, teardown),
