@@ -125,7 +125,8 @@ static bool is_overflow_key(const fs_family *fam, const fs_label_key *k)
 
 static void warn_limit(fs_family *fam, size_t limit)
 {
-    if (!atomic_exchange(&fam->warned, true))
+    if (!atomic_load_explicit(&fam->warned, memory_order_relaxed) &&
+        !atomic_exchange(&fam->warned, true))
         fs__log(FS_LOG_WARN, "metrics",
                 "metric '%s' reached its limit of %zu label sets: the updates of further label "
                 "sets go to its overflow series (every label \"" FS_OVERFLOW_VALUE "\"); "
@@ -142,7 +143,10 @@ static fs_child *labels_slow(fs_family *fam, const fs_label_key *k)
         if (o) { /* past the limit: no lock (unless the label set was made meanwhile) */
             fs_child *c =
                 fs__key_find(atomic_load_explicit(&fam->table, memory_order_acquire), k, NULL);
-            return c ? c : o;
+            if (c)
+                return c;
+            warn_limit(fam, limit);
+            return o;
         }
     }
     pthread_mutex_lock(&fam->lock);
