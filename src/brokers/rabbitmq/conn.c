@@ -244,7 +244,7 @@ static void connection_lost(rconn *c, const char *why)
         fs__rmq_sub_conn_lost(s);
     pthread_mutex_unlock(&b->mu);
     if (!atomic_load(&c->quit))
-        fs_adapter_log(FS_LOG_WARN, RMQ, "%s; reconnecting", msg);
+        fs_adapter_log(FS_LOG_WARN, RMQ, "%s; reconnecting", msg + strlen(RMQ ": "));
     c->backoff_ms = RMQ_BACKOFF_MIN_MS;
     c->retry_at_ns = fs__rmq_now_ns();
 }
@@ -260,7 +260,7 @@ static void try_reconnect(rconn *c, uint64_t now)
         return;
     }
     if (!c->down_logged)
-        fs_adapter_log(FS_LOG_WARN, RMQ, "%s (retrying with backoff)", err);
+        fs_adapter_log(FS_LOG_WARN, RMQ, "%s (retrying with backoff)", err + strlen(RMQ ": "));
     c->down_logged = true;
     unsigned jitter = (unsigned)(now % (c->backoff_ms / 4 + 1));
     c->retry_at_ns = now + (uint64_t)(c->backoff_ms + jitter) * 1000000ull;
@@ -399,7 +399,7 @@ static void dispatch(rconn *c, const amqp_frame_t *f)
             char err[320];
             fs__rmq_rpc_setup(c, err, sizeof err);
         } else if (f->channel != RMQ_CH_TOPO) {
-            fs_adapter_log(FS_LOG_ERROR, RMQ, "%s; consuming again later", msg);
+            fs_adapter_log(FS_LOG_ERROR, RMQ, "%s; consuming again later", msg + strlen(RMQ ": "));
         }
         return;
     }
@@ -443,7 +443,7 @@ static void retry_subs(rconn *c)
             char err[320];
             int rc = fs__rmq_sub_consume(c, s, err, sizeof err);
             if (rc)
-                fs_adapter_log(FS_LOG_ERROR, RMQ, "%s", err);
+                fs_adapter_log(FS_LOG_ERROR, RMQ, "%s", err + strlen(RMQ ": "));
         }
     pthread_mutex_unlock(&b->mu);
 }

@@ -225,6 +225,11 @@ void fs__rmq_pub_run(rconn *c, rpub *p)
     pub_done(p);
 }
 
+static bool bytes_is(amqp_bytes_t b, const char *s)
+{
+    return b.len == strlen(s) && (!b.len || memcmp(b.bytes, s, b.len) == 0);
+}
+
 void fs__rmq_pub_frame(rconn *c, const amqp_frame_t *f)
 {
     if (f->frame_type == AMQP_FRAME_METHOD) {
@@ -280,10 +285,7 @@ void fs__rmq_pub_frame(rconn *c, const amqp_frame_t *f)
         if (e->tag != t || !e->p || e->returned)
             continue;
         rpub *p = e->p;
-        if (p->exchange.len != strlen(c->ret_exchange) ||
-            memcmp(p->exchange.bytes, c->ret_exchange, p->exchange.len) ||
-            p->routing_key.len != strlen(c->ret_rk) ||
-            memcmp(p->routing_key.bytes, c->ret_rk, p->routing_key.len))
+        if (!bytes_is(p->exchange, c->ret_exchange) || !bytes_is(p->routing_key, c->ret_rk))
             continue;
         const char *cid = p->msgs[e->index].correlation_id;
         if (cid && c->ret_has_cid && strcmp(cid, c->ret_cid) != 0)
