@@ -199,9 +199,7 @@ static inline fs_outcome qt_handler(fs_message *m, void *user)
         snprintf(r->sources[i], sizeof r->sources[i], "%s", fs_message_source(m));
         const fs_rabbitmq_message_info *info = fs_message_raw(m);
         r->redelivered[i] = info && info->redelivered;
-#ifdef FS_ADAPTER_ABI_VERSION
         r->delivery_count[i] = fs_message_delivery_count(m);
-#endif
     }
     const char *v;
     if ((v = fs_message_content_type(m)))

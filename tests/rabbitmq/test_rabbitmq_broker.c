@@ -78,7 +78,7 @@ static void default_exchange_properties_and_headers(void **state)
     qt_rec rec;
     qt_rec_init(&rec);
     fs_broker *b = start_sub(q, NULL, FS_ACK_POLICY_DEFAULT, &rec);
-    fs_header h[] = {{"x-test", "value 1"}};
+    fs_header h[] = {{"x-test", "value 1", 0}};
     fs_envelope env = FS_ENVELOPE_INIT;
     env.body = "{\"n\":1}";
     env.body_len = 7;
@@ -137,7 +137,7 @@ static void raw_publisher_typed_headers(void **state)
     assert_string_equal(rec.bodies[0], "raw body");
     assert_string_equal(rec.hdr, "-42");
     assert_string_equal(rec.ctype, "text/plain");
-    assert_string_equal(rec.corr, ""); /* none sent: the core generates one on demand */
+    assert_int_equal(strlen(rec.corr), 36); /* none sent: the core generates a uuid4 */
     qt_raw_close(c);
     fs_broker_free(b);
     qt_delete_queue(q);
@@ -161,7 +161,7 @@ static void published_properties_seen_raw(void **state)
     po.expiration = "60000";
     po.type = "order";
     po.app_id = "tests";
-    fs_header h[] = {{"x-test", "v"}, {"k2", "v2"}};
+    fs_header h[] = {{"x-test", "v", 0}, {"k2", "v2", 0}};
     fs_envelope env = FS_ENVELOPE_INIT;
     env.body = "hello";
     env.body_len = 5;
@@ -252,7 +252,7 @@ static void exchange_types_and_bindings(void **state)
         env.broker_options = &po;
         int want_a, want_b;
         if (types[t] == FS_RABBITMQ_HEADERS) {
-            fs_header h1[] = {{"kind", "a"}}, h2[] = {{"kind", "b"}};
+            fs_header h1[] = {{"kind", "a", 0}}, h2[] = {{"kind", "b", 0}};
             env.body = "A";
             env.body_len = 1;
             env.headers = h1;
@@ -457,16 +457,54 @@ static void nack_redelivers(void **state)
     assert_false(rec.redelivered[0]);
     assert_true(rec.redelivered[1]);
     assert_true(rec.redelivered[2]);
-#ifdef FS_ADAPTER_ABI_VERSION
     assert_int_equal(rec.delivery_count[0], 1);
     assert_int_equal(rec.delivery_count[1], 2);
     assert_int_equal(rec.delivery_count[2], 3);
-#endif
     qt_sleep_ms(200);
     assert_int_equal(atomic_load(&rec.count), 3);
     fs_broker_free(b);
     assert_int_equal(qt_depth(q), 0);
     qt_delete_queue(q);
+}
+
+/* A poison message under NACK_ON_ERROR: at most max_deliveries, then rejected (dead-lettered). */
+static void poison_message_max_deliveries(void **state)
+{
+    (void)state;
+    char q[96], dlq[96];
+    qt_name(q, sizeof q, "poison");
+    qt_name(dlq, sizeof dlq, "poison.dlq");
+    fs_broker *b = qt_broker();
+    fs_rabbitmq_queue d = FS_RABBITMQ_QUEUE_INIT;
+    d.name = dlq;
+    assert_int_equal(fs_rabbitmq_declare(b, NULL, &d), FS_OK);
+    qt_rec rec;
+    qt_rec_init(&rec);
+    rec.fail_first = 1000;
+    fs_rabbitmq_arg args[] = {FS_RABBITMQ_ARG_STR("x-dead-letter-exchange", ""),
+                              FS_RABBITMQ_ARG_STR("x-dead-letter-routing-key", dlq)};
+    fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
+    ro.queue.arguments = args;
+    ro.queue.argument_count = 2;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ro;
+    so.ack_policy = FS_ACK_POLICY_NACK_ON_ERROR;
+    so.redelivery.delay_ms = 20;
+    so.redelivery.max_deliveries = 3;
+    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    assert_int_equal(fs_publish_bytes(b, q, "poison", 6), FS_OK);
+    assert_true(qt_wait_count(&rec, 3, WAIT_MS));
+    for (int i = 0; i < 100 && qt_depth(dlq) < 1; i++)
+        qt_sleep_ms(20);
+    assert_int_equal(qt_depth(dlq), 1);
+    qt_sleep_ms(300);
+    assert_int_equal(atomic_load(&rec.count), 3);
+    assert_int_equal(rec.delivery_count[2], 3);
+    fs_broker_free(b);
+    assert_int_equal(qt_depth(q), 0);
+    qt_delete_queue(q);
+    qt_delete_queue(dlq);
 }
 
 /* MANUAL and unsettled: the message stays with the server, redelivered to the next consumer. */
@@ -659,6 +697,7 @@ int main(void)
         cmocka_unit_test(declaration_conflicts_and_passive),
         cmocka_unit_test(reject_dead_letters_and_ack_first),
         cmocka_unit_test(nack_redelivers),
+        cmocka_unit_test(poison_message_max_deliveries),
         cmocka_unit_test(unsettled_goes_back_to_the_queue),
         cmocka_unit_test(request_reply),
         cmocka_unit_test(request_to_a_raw_responder),

@@ -45,7 +45,7 @@ static void encode_defaults(void **state)
 static void encode_everything(void **state)
 {
     (void)state;
-    fs_header h[] = {{"a", "1"}, {"b", "two"}};
+    fs_header h[] = {{"a", "1", 0}, {"b", "two", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
     e.headers = h;
     e.header_count = 2;
@@ -78,7 +78,7 @@ static void encode_everything(void **state)
     assert_true(eq(p.headers.entries[1].key, "b"));
     assert_int_equal(p.headers.entries[1].value.kind, AMQP_FIELD_KIND_UTF8);
     assert_true(eq(p.headers.entries[1].value.value.bytes, "two"));
-    fs_header bad[] = {{"", "x"}};
+    fs_header bad[] = {{"", "x", 0}};
     e.headers = bad;
     e.header_count = 1;
     assert_int_equal(fs__rmq_props_encode(&e, &po, &p, t, cid, 5), FS_EINVAL);
@@ -87,8 +87,8 @@ static void encode_everything(void **state)
 static const char *hv(const fs__rmq_buf *b, const fs__rmq_decoded *d, const char *name)
 {
     for (size_t i = 0; i < d->header_count; i++)
-        if (!strcmp(b->data + d->hdr_off[2 * i], name))
-            return b->data + d->hdr_off[2 * i + 1];
+        if (!strcmp(b->data + d->hdr_off[3 * i], name))
+            return b->data + d->hdr_off[3 * i + 1];
     return NULL;
 }
 

@@ -135,8 +135,6 @@ static int rmq_ping(void *impl, int timeout_ms)
 /* ------------------------------------------------------------------------ */
 /* Settlement and the rest of the ops                                       */
 
-#define V1_NACK_DELAY_MS 100u
-
 static int rmq_prepare_destination(void *impl, const char *destination, const void *options,
                                    void **dest_out)
 {
@@ -157,7 +155,6 @@ static int depth_call(rconn *c, rcall *call)
                               sizeof call->err);
 }
 
-#ifdef FS_ADAPTER_ABI_VERSION
 static int rmq_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)worker;
@@ -188,7 +185,8 @@ static const fs_broker_ops rmq_ops = {
     .struct_size = sizeof(fs_broker_ops),
     .name = "rabbitmq",
     .default_ack_policy = FS_ACK_POLICY_REJECT_ON_ERROR,
-    .caps = FS_CAP_NATIVE_REQUEST | FS_CAP_NACK | FS_CAP_DELIVERY_COUNT | FS_CAP_BACKLOG,
+    .caps = FS_CAP_NATIVE_REQUEST | FS_CAP_NACK | FS_CAP_NACK_DELAY | FS_CAP_DELIVERY_COUNT |
+            FS_CAP_BACKLOG,
     .connect = rmq_connect,
     .start = rmq_start,
     .stop = rmq_stop,
@@ -205,47 +203,6 @@ static const fs_broker_ops rmq_ops = {
     .request = fs__rmq_request,
     .backlog = rmq_backlog,
 };
-#else
-static int rmq_ack(void *impl, fs_message *m)
-{
-    (void)impl;
-    return fs__rmq_settle_op(m->adapter_data, FS_SETTLE_ACKED, 0);
-}
-
-static int rmq_nack(void *impl, fs_message *m)
-{
-    (void)impl;
-    return fs__rmq_settle_op(m->adapter_data, FS_SETTLE_NACKED, V1_NACK_DELAY_MS);
-}
-
-static int rmq_reject(void *impl, fs_message *m)
-{
-    (void)impl;
-    return fs__rmq_settle_op(m->adapter_data, FS_SETTLE_REJECTED, 0);
-}
-
-static const fs_broker_ops rmq_ops = {
-    .name = "rabbitmq",
-    .default_ack_policy = FS_ACK_POLICY_REJECT_ON_ERROR,
-    .flags = FS_BROKER_NATIVE_REQUEST,
-    .connect = rmq_connect,
-    .start = rmq_start,
-    .stop = rmq_stop,
-    .close = rmq_close,
-    .free = rmq_free,
-    .ping = rmq_ping,
-    .subscribe = fs__rmq_subscribe,
-    .unsubscribe = fs__rmq_unsubscribe,
-    .subscription_start = fs__rmq_sub_start,
-    .fetch = fs__rmq_fetch,
-    .ack = rmq_ack,
-    .nack = rmq_nack,
-    .reject = rmq_reject,
-    .prepare_destination = rmq_prepare_destination,
-    .publish = fs__rmq_publish,
-    .request = fs__rmq_request,
-};
-#endif
 
 bool fs_broker_is_rabbitmq(const fs_broker *broker)
 {
@@ -443,25 +400,22 @@ static int set_param(rmq_broker *b, const char *key, const char *v)
 
 static int parse_query(rmq_broker *b, const fs_url *u)
 {
-    if (!u->query || !*u->query)
-        return FS_OK;
-    char *q = strdup(u->query);
-    if (!q)
-        return fs_adapter_error(FS_ENOMEM, "rabbitmq: out of memory");
+    size_t pos = 0, nlen, vlen;
+    const char *name, *raw;
     int rc = FS_OK;
-    char *save = NULL;
-    for (char *tok = strtok_r(q, "&", &save); tok && !rc; tok = strtok_r(NULL, "&", &save)) {
-        char *eq = strchr(tok, '=');
-        if (eq)
-            *eq = '\0';
-        char *val = fs_url_query_param(u, tok);
-        if (!val)
-            rc = fs_adapter_error(FS_ENOMEM, "rabbitmq: out of memory");
-        else
-            rc = set_param(b, tok, val);
+    while (!rc && fs_url_query_next(u, &pos, &name, &nlen, &raw, &vlen)) {
+        char key[64];
+        if (nlen >= sizeof key)
+            return fs_adapter_error(FS_EINVAL, "rabbitmq: unknown URL parameter '%.*s'", (int)nlen,
+                                    name);
+        memcpy(key, name, nlen);
+        key[nlen] = '\0';
+        char *val = NULL;
+        rc = fs_url_query_get(u, key, &val);
+        if (!rc)
+            rc = set_param(b, key, val);
         free(val);
     }
-    free(q);
     return rc;
 }
 

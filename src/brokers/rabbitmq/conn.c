@@ -442,8 +442,10 @@ static void retry_subs(rconn *c)
         if (s->want && !s->active) {
             char err[320];
             int rc = fs__rmq_sub_consume(c, s, err, sizeof err);
-            if (rc)
-                fs_adapter_log(FS_LOG_ERROR, RMQ, "%s", err + strlen(RMQ ": "));
+            if (rc && !s->err_logged)
+                fs_adapter_log(FS_LOG_ERROR, RMQ, "%s (retrying every second)",
+                               err + strlen(RMQ ": "));
+            s->err_logged = rc != 0;
         }
     pthread_mutex_unlock(&b->mu);
 }

@@ -147,6 +147,7 @@ struct rsub {
     /* Owner only. */
     bool want;           /* should be consuming (started, not stopped) */
     bool ch_open;        /* its channel is open on the current connection */
+    bool err_logged;     /* consuming failed and was logged (once until it works) */
     bool active;         /* consuming on the current connection */
     uint32_t gen;        /* incremented whenever the channel dies */
     rrec *free;          /* recycled records */

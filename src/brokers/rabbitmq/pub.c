@@ -446,8 +446,9 @@ static void reply_done(rconn *c)
     fs_header hs[64];
     size_t nh = d->header_count < 64 ? d->header_count : 64;
     for (size_t i = 0; i < nh; i++) {
-        hs[i].name = base + d->hdr_off[2 * i];
-        hs[i].value = base + d->hdr_off[2 * i + 1];
+        hs[i].name = base + d->hdr_off[3 * i];
+        hs[i].value = base + d->hdr_off[3 * i + 1];
+        hs[i].value_len = d->hdr_off[3 * i + 2];
     }
     fs_envelope env = FS_ENVELOPE_INIT;
     env.body = base + c->rep_body_at;

@@ -302,8 +302,9 @@ static void complete(rsub *s, rrec *r, fs__rmq_decoded *d)
     m->message_id = d->message_id != NPOS ? base + d->message_id : NULL;
     m->reply_to = d->reply_to != NPOS ? base + d->reply_to : NULL;
     for (size_t i = 0; i < d->header_count; i++) {
-        r->hdrs[i].name = base + d->hdr_off[2 * i];
-        r->hdrs[i].value = base + d->hdr_off[2 * i + 1];
+        r->hdrs[i].name = base + d->hdr_off[3 * i];
+        r->hdrs[i].value = base + d->hdr_off[3 * i + 1];
+        r->hdrs[i].value_len = d->hdr_off[3 * i + 2];
     }
     m->headers = d->header_count ? r->hdrs : NULL;
     m->header_count = d->header_count;
@@ -328,10 +329,8 @@ static void complete(rsub *s, rrec *r, fs__rmq_decoded *d)
                 r->delivery_count = s->dcount[slot].n + 1;
         }
     }
-#ifdef FS_ADAPTER_ABI_VERSION
     m->delivery_count = r->delivery_count;
     m->timestamp_ms = d->timestamp_s * 1000;
-#endif
     r->settle = FS_SETTLE_NONE;
     r->delay_ms = 0;
     r->delay_done = false;

@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #define NPOS ((size_t)-1)
 
@@ -102,7 +100,8 @@ int fs__rmq_props_encode(const fs_envelope *e, const fs_rabbitmq_publish_options
                                     i);
         tbl[i].key = bytes_of(h->name);
         tbl[i].value.kind = AMQP_FIELD_KIND_UTF8;
-        tbl[i].value.value.bytes = bytes_of(h->value);
+        tbl[i].value.value.bytes =
+            (amqp_bytes_t){h->value_len ? h->value_len : strlen(h->value), (void *)h->value};
     }
     p->_flags =
         AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
@@ -333,7 +332,7 @@ int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs__rmq_buf *b, fs__r
     if (rc || !(p->_flags & AMQP_BASIC_HEADERS_FLAG) || p->headers.num_entries <= 0)
         return rc;
     size_t n = (size_t)p->headers.num_entries;
-    if ((rc = fs__rmq_grow((void **)&out->hdr_off, &out->hdr_cap, 2 * n, sizeof *out->hdr_off)))
+    if ((rc = fs__rmq_grow((void **)&out->hdr_off, &out->hdr_cap, 3 * n, sizeof *out->hdr_off)))
         return rc;
     for (size_t i = 0; i < n; i++) {
         const amqp_table_entry_t *e = &p->headers.entries[i];
@@ -343,10 +342,12 @@ int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs__rmq_buf *b, fs__r
         size_t v = b->len;
         if ((rc = fs__rmq_field_string(&e->value, b)))
             return rc;
+        size_t vlen = b->len - v;
         if (fs__rmq_buf_put(b, "", 1) == NPOS)
             return FS_ENOMEM;
-        out->hdr_off[2 * out->header_count] = k;
-        out->hdr_off[2 * out->header_count + 1] = v;
+        out->hdr_off[3 * out->header_count] = k;
+        out->hdr_off[3 * out->header_count + 1] = v;
+        out->hdr_off[3 * out->header_count + 2] = vlen;
         out->header_count++;
         if (e->key.len == 16 && !memcmp(e->key.bytes, "x-delivery-count", 16))
             out->x_delivery_count = field_int(&e->value);
@@ -357,44 +358,9 @@ int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs__rmq_buf *b, fs__r
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 
-static _Thread_local uint64_t rng_state[2];
-
-static uint64_t rng_next(void)
-{
-    if (!rng_state[0] && !rng_state[1]) {
-        if (getrandom(rng_state, sizeof rng_state, 0) != (ssize_t)sizeof rng_state) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            rng_state[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uintptr_t)&ts;
-            rng_state[1] = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)rng_state;
-        }
-        rng_state[1] |= 1;
-    }
-    uint64_t s1 = rng_state[0];
-    const uint64_t s0 = rng_state[1];
-    rng_state[0] = s0;
-    s1 ^= s1 << 23;
-    rng_state[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
-    return rng_state[1] + s0;
-}
-
 void fs__rmq_uuid4(char out[37])
 {
-    unsigned char b[16];
-    uint64_t a = rng_next(), c = rng_next();
-    memcpy(b, &a, 8);
-    memcpy(b + 8, &c, 8);
-    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
+    fs_adapter_uuid4(out);
 }
 
 void fs__rmq_reply_split(const char *reply_to, amqp_bytes_t *routing_key, amqp_bytes_t *exchange)

@@ -47,7 +47,7 @@ int fs__rmq_props_encode(const fs_envelope *e, const fs_rabbitmq_publish_options
 typedef struct fs__rmq_decoded {
     size_t content_type, correlation_id, message_id, reply_to;
     size_t header_count;
-    /* pairs of (name, value) offsets, 2 * header_count entries */
+    /* (name offset, value offset, value length) per header: 3 * header_count entries */
     size_t *hdr_off;
     size_t hdr_cap;
     int64_t x_delivery_count; /* the quorum queues' header, or -1 */
