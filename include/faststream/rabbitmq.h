@@ -177,7 +177,10 @@ typedef struct fs_rabbitmq_subscriber_options {
     fs_rabbitmq_queue queue;
     /** The exchange the queue is bound to (with queue.routing_key); default: none. */
     fs_rabbitmq_exchange exchange;
-    /** basic.qos prefetch count; 0: the URL's prefetch=, else 4 x concurrency (at least 10). */
+    /**
+     * basic.qos prefetch count; 0: the URL's prefetch=, else 4 x concurrency (2 x batch_size
+     * x concurrency for batch subscribers, whose batches the core gathers), at least 10.
+     */
     unsigned prefetch;
 } fs_rabbitmq_subscriber_options;
 

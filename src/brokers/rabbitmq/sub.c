@@ -38,9 +38,6 @@ int fs__rmq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         o = &defaults;
     if (!spec->source || !*spec->source)
         return fs_adapter_error(FS_EINVAL, "rabbitmq: subscribe: empty queue name");
-    if (spec->batch_size)
-        return fs_adapter_error(FS_EUNSUPPORTED,
-                                "rabbitmq: batch subscribers are not supported (as in FastStream)");
     rsub *s = calloc(1, sizeof *s);
     if (!s)
         return fs_adapter_error(FS_ENOMEM, "rabbitmq: out of memory");
@@ -58,8 +55,10 @@ int fs__rmq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     s->queue = (char *)s->topo.q.name;
     s->concurrency = spec->concurrency ? spec->concurrency : 1;
     s->prefetch = o->prefetch ? o->prefetch : b->prefetch;
-    if (!s->prefetch)
-        s->prefetch = s->concurrency * 4 < 10 ? 10 : s->concurrency * 4;
+    if (!s->prefetch) { /* batches: the core gathers them with fetch */
+        size_t per = spec->batch_size ? spec->batch_size * 2 : 4;
+        s->prefetch = (unsigned)(s->concurrency * per < 10 ? 10 : s->concurrency * per);
+    }
     s->no_ack = spec->ack_policy == FS_ACK_POLICY_ACK_FIRST;
     s->reply_inbox = spec->reply_inbox;
     spec->no_ack = s->no_ack;
