@@ -164,7 +164,10 @@ static int rmq_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_
 static int rmq_settle(void *impl, fs_message *m, const fs_settle_args *args)
 {
     (void)impl;
-    return fs__rmq_settle_op(m->adapter_data, (int)args->op, args->delay_ms);
+    size_t n = fs_message_count(m); /* a batch: each of its messages */
+    for (size_t i = 0; i < n; i++)
+        fs__rmq_settle_op(fs_message_at(m, i)->adapter_data, (int)args->op, args->delay_ms);
+    return FS_OK;
 }
 
 static int rmq_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out)
