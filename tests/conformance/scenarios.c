@@ -322,7 +322,7 @@ const conf_row conf_rows[] = {
         /* redis-stream    */ "none | perr=ResponseError",
         /* kafka           */ "none | perr=TOPIC_AUTHORIZATION_FAILED", /* mock fault injection */
         /* kafka-ack-first */ "none | perr=TOPIC_AUTHORIZATION_FAILED",
-        /* rabbitmq        */ "none | perr=NOT_FOUND",      /* missing exchange: channel.close 404 */
+        /* rabbitmq        */ "none | perr=ChannelNotFoundEntity", /* channel.close 404 NOT_FOUND: aiormq's exception */
         /* nats-core       */ "n/a: a core NATS publish is fire-and-forget; nothing refuses it",
         /* nats-js         */ "none | perr=NoRespondersError", /* no stream for the subject */
         /* mqtt            */ "none | perr=MOSQ_ERR_INVAL", /* a topic with a wildcard */

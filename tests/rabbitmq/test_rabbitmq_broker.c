@@ -507,6 +507,35 @@ static void poison_message_max_deliveries(void **state)
     qt_delete_queue(dlq);
 }
 
+/* Closing while nacks wait for their delay (no max deliveries): they are sent, nothing hangs. */
+static void close_while_nacks_wait(void **state)
+{
+    (void)state;
+    char q[96];
+    qt_name(q, sizeof q, "spin");
+    for (int round = 0; round < 3; round++) {
+        qt_rec rec;
+        qt_rec_init(&rec);
+        rec.fail_first = 1000000;
+        fs_broker *b = qt_broker();
+        fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+        so.ack_policy = FS_ACK_POLICY_NACK_ON_ERROR;
+        so.concurrency = 2;
+        so.redelivery.delay_ms = 5;
+        assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
+        assert_int_equal(fs_broker_start(b), FS_OK);
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(fs_publish_bytes(b, q, "p", 1), FS_OK);
+        assert_true(qt_wait_count(&rec, 8, WAIT_MS));
+        assert_int_equal(fs_broker_close(b), FS_OK);
+        fs_broker_free(b);
+    }
+    for (int i = 0; i < 100 && qt_depth(q) < 12; i++)
+        qt_sleep_ms(20);
+    assert_int_equal(qt_depth(q), 12); /* 4 a round, all requeued */
+    qt_delete_queue(q);
+}
+
 /* MANUAL and unsettled: the message stays with the server, redelivered to the next consumer. */
 static void unsettled_goes_back_to_the_queue(void **state)
 {
@@ -698,6 +727,7 @@ int main(void)
         cmocka_unit_test(reject_dead_letters_and_ack_first),
         cmocka_unit_test(nack_redelivers),
         cmocka_unit_test(poison_message_max_deliveries),
+        cmocka_unit_test(close_while_nacks_wait),
         cmocka_unit_test(unsettled_goes_back_to_the_queue),
         cmocka_unit_test(request_reply),
         cmocka_unit_test(request_to_a_raw_responder),

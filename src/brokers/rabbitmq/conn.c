@@ -504,7 +504,7 @@ static void *owner_main(void *arg)
     while (c->delayed) { /* nacks still waiting: send them now */
         rrec *r = c->delayed;
         c->delayed = r->next;
-        r->due_ns = 0;
+        r->delay_done = true;
         fs__rmq_sub_release(c, r);
     }
     if (c->st) {

@@ -278,11 +278,12 @@ void fs__rmq_sub_conn_lost(rsub *s)
 /* ------------------------------------------------------------------------ */
 /* Deliveries (owner)                                                       */
 
-static uint64_t hash_str(const char *s)
+static uint64_t hash_bytes(const void *p, size_t n)
 {
+    const unsigned char *s = p;
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ull;
     return h ? h : 1;
 }
 
@@ -315,7 +316,10 @@ static void complete(rsub *s, rrec *r, fs__rmq_decoded *d)
     m->raw = &r->info;
     m->release = rec_release;
     m->adapter_data = r;
-    /* Deliveries so far: quorum queues count them; for classic queues we do. */
+    /* Deliveries so far: quorum queues count them; for classic queues we do, by message id
+     * (by body when there is none: equal bodies then share a count). */
+    if (!r->msgid_hash)
+        r->msgid_hash = hash_bytes(m->body, m->body_len);
     if (d->x_delivery_count >= 0) {
         r->delivery_count = (uint32_t)d->x_delivery_count + 1;
     } else if (!r->info.redelivered) {
@@ -400,7 +404,9 @@ int fs__rmq_sub_frame(rconn *c, rsub *s, const amqp_frame_t *f)
         int rc = fs__rmq_props_decode(p, &r->arena, d);
         if (!rc)
             rc = fs__rmq_grow((void **)&r->hdrs, &r->hdr_cap, d->header_count + 1, sizeof *r->hdrs);
-        r->msgid_hash = d->message_id != NPOS ? hash_str(r->arena.data + d->message_id) : 0;
+        r->msgid_hash = d->message_id != NPOS ? hash_bytes(r->arena.data + d->message_id,
+                                                           strlen(r->arena.data + d->message_id))
+                                              : 0;
         r->info.priority = (p->_flags & AMQP_BASIC_PRIORITY_FLAG) ? p->priority : 0;
         r->info.delivery_mode = (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) ? p->delivery_mode : 0;
         r->body_size = (size_t)f->payload.properties.body_size;
