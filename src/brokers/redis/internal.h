@@ -5,7 +5,8 @@
  * has ONE reader connection; the worker that finds the local queue empty
  * and nobody reading becomes the reader (leader/followers): it reads as
  * many messages as there are workers waiting (or a batch), queues them and
- * wakes the others. So a hiredis context is only ever used by one thread at
+ * wakes the others (fs_kit_queue_take, src/kit/queue.h). So a hiredis
+ * context is only ever used by one thread at
  * a time: the reader's by the current reader, a pooled one by whoever took
  * it from the pool (publishers, acknowledgements).
  *
@@ -23,6 +24,8 @@
 #include "faststream/redis.h"
 #include "kit/check.h"
 #include "kit/clock.h"
+#include "kit/pool.h"
+#include "kit/queue.h"
 #include "wire.h"
 
 #include <hiredis/hiredis.h>
@@ -44,7 +47,7 @@ typedef struct rsub rsub;
 typedef struct rconn {
     redisContext *c; /* NULL when down */
     char where[96];  /* "host:port", for messages */
-    fs__redis_buf enc;
+    fs_kit_buf enc;
     const char **argv;
     size_t *argvlen;
     size_t argcap;
@@ -78,14 +81,15 @@ typedef struct rhold {
     _Atomic size_t refs;
 } rhold;
 
-/* One delivery: the core's message and everything it points to. */
+/* One delivery: the core's message and everything it points to (pooled). */
 typedef struct rmsg {
     fs_message m;
     rsub *sub;
-    struct rmsg *next;
+    struct rmsg *next; /* in a list being read */
+    fs_kit_qnode qn;   /* in the subscription's queue */
     fs_redis_message_info info;
-    rhold *hold;         /* the reply its strings point into, or NULL: all in arena */
-    fs__redis_buf arena; /* the strings not in `hold`, NUL-terminated */
+    rhold *hold;      /* the reply its strings point into, or NULL: all in arena */
+    fs_kit_buf arena; /* the strings not in `hold`, NUL-terminated */
     fs_header *hdrs;
     size_t hdr_cap;
     /* The value as read (list: one value; stream: the entry's fields), to requeue or
@@ -115,16 +119,8 @@ struct rsub {
     unsigned claim_min_idle_ms;
     unsigned concurrency;
 
-    pthread_mutex_t mu; /* queue, free list, reader role */
-    pthread_cond_t cv;
-    rmsg *q_head, *q_tail;
-    size_t q_len;
-    /* Free records: released ones are pushed on free_stack by any thread
-     * (lock-free); the reader takes the whole stack at once into free_local. */
-    _Atomic(rmsg *) free_stack;
-    rmsg *free_local; /* the reader's */
-    bool reading;
-    unsigned waiting;
+    fs_kit_queue q;   /* handed-out order; its reader role is the reader connection's */
+    fs_kit_pool pool; /* records: put back by any thread, taken by the reader */
     _Atomic bool stopping;
     int wake_fd; /* eventfd, readable while stopping: interrupts a channel reader */
 
@@ -206,7 +202,52 @@ int fs__redis_reply_error(const redisReply *r, const char *what);
  */
 void fs__redis_reply_free(void *reply);
 
-/* sub.c */
+/* A list of records being read (linked by rmsg.next). */
+typedef struct rlist {
+    rmsg *head, *tail;
+    size_t n;
+} rlist;
+
+static inline bool fs__redis_sid_eq(sid a, sid b)
+{
+    return a.ms == b.ms && a.seq == b.seq;
+}
+
+static inline bool fs__redis_is_str(const redisReply *r)
+{
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+/* ids.c: stream ids and the set of entries out */
+bool fs__redis_sid_parse(const char *s, size_t n, sid *out);
+int fs__redis_sid_format(sid id, char *buf, size_t cap);
+int fs__redis_idset_add(idset *s, sid id);
+bool fs__redis_idset_has(const idset *s, sid id);
+void fs__redis_idset_del(idset *s, sid id);
+/* True when `id` waits in the subscription's nack queue (set_mu held). */
+bool fs__redis_in_nackq(const rsub *s, sid id);
+
+/* record.c: records and the replies they point into */
+rhold *fs__redis_hold_new(redisReply *reply);
+/* The reader is done with `reply`: free it now, or with the last message pointing into it. */
+void fs__redis_reply_done(redisReply *reply, rhold *h);
+/* Free what a pooled record owns (fs_kit_pool_destroy). */
+void fs__redis_rec_fini(void *record);
+/* m->release: forget the entry was out, queue a nacked entry again, recycle the record. */
+void fs__redis_rec_release(fs_message *m);
+/* A record for a plain value (channel, list); the strings lie in `hold`'s reply, if given. */
+int fs__redis_add_value(rsub *s, rlist *l, rhold *hold, const char *name, size_t name_len,
+                        const char *pattern, size_t pattern_len, const char *value, size_t len);
+/* A record for a stream entry reply [id, [field, value, ...]]. Sets *id. */
+int fs__redis_add_entry(rsub *s, rlist *l, rhold *hold, const redisReply *e, sid *id);
+
+/* read.c: the reader connection */
+/* Make sure the reader is connected and prepared; back off after failures. */
+int fs__redis_reader_ensure(rsub *s, bool force);
+/* One read by the current reader: up to `want` messages into `l`, waiting up to `budget` ms. */
+int fs__redis_sub_read(rsub *s, rlist *l, size_t want, int budget);
+
+/* sub.c: the adapter's subscription ops */
 int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out);
 void fs__redis_unsubscribe(void *impl, void *sub);
 int fs__redis_sub_start(void *impl, void *sub);
@@ -217,9 +258,5 @@ int fs__redis_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_m
 int fs__redis_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **out, size_t max,
                           unsigned batch_timeout_ms, int timeout_ms, size_t *n);
 int fs__redis_settle(void *impl, fs_message *m, const fs_settle_args *args);
-
-/* Stream ids. */
-bool fs__redis_sid_parse(const char *s, size_t n, sid *out);
-int fs__redis_sid_format(sid id, char *buf, size_t cap);
 
 #endif
