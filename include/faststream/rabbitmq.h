@@ -98,7 +98,7 @@ typedef enum fs_rabbitmq_exchange_type {
 } fs_rabbitmq_exchange_type;
 
 /** "direct", "fanout", "topic" or "headers". */
-const char *fs_rabbitmq_exchange_type_name(fs_rabbitmq_exchange_type type);
+FS_API const char *fs_rabbitmq_exchange_type_name(fs_rabbitmq_exchange_type type);
 
 /** The type of an argument's value. */
 typedef enum fs_rabbitmq_arg_type {
@@ -233,39 +233,40 @@ typedef struct fs_rabbitmq_options {
  * Nothing is connected yet. fs_broker_new("amqp://...") does the same with
  * the default options.
  */
-int fs_rabbitmq_broker_new(const char *url, const fs_rabbitmq_options *opts, fs_broker **out);
+FS_API int fs_rabbitmq_broker_new(const char *url, const fs_rabbitmq_options *opts,
+                                  fs_broker **out);
 
 /**
  * Register the "amqp" and "amqps" URL schemes with the core. The library
  * does it by itself when it is loaded; call this when linking it
  * statically. Registering again is a no-op.
  */
-int fs_rabbitmq_register(void);
+FS_API int fs_rabbitmq_register(void);
 
 /** True when `broker` is a RabbitMQ broker. */
-bool fs_broker_is_rabbitmq(const fs_broker *broker);
+FS_API bool fs_broker_is_rabbitmq(const fs_broker *broker);
 
 /**
  * Declare an exchange, a queue, and the binding of the queue to the
  * exchange (each optional: NULL, or a NULL/"" name, skips it) now, on a
  * connected broker. FS_ECONFLICT when it conflicts with what exists.
  */
-int fs_rabbitmq_declare(fs_broker *broker, const fs_rabbitmq_exchange *exchange,
-                        const fs_rabbitmq_queue *queue);
+FS_API int fs_rabbitmq_declare(fs_broker *broker, const fs_rabbitmq_exchange *exchange,
+                               const fs_rabbitmq_queue *queue);
 
 /** Delete a queue (if_unused, if_empty false). */
-int fs_rabbitmq_delete_queue(fs_broker *broker, const char *queue);
+FS_API int fs_rabbitmq_delete_queue(fs_broker *broker, const char *queue);
 
 /** Delete an exchange. */
-int fs_rabbitmq_delete_exchange(fs_broker *broker, const char *exchange);
+FS_API int fs_rabbitmq_delete_exchange(fs_broker *broker, const char *exchange);
 
 /**
  * The number of messages ready in `queue` (a passive queue.declare), and
  * of its consumers when `consumers` is not NULL. FS_ENOTFOUND when it does
  * not exist.
  */
-int fs_rabbitmq_queue_depth(fs_broker *broker, const char *queue, uint64_t *messages,
-                            uint64_t *consumers);
+FS_API int fs_rabbitmq_queue_depth(fs_broker *broker, const char *queue, uint64_t *messages,
+                                   uint64_t *consumers);
 
 /**
  * What fs_message_raw() returns for a message from a RabbitMQ broker
