@@ -360,7 +360,7 @@ static bool parse_bool(const char *v, bool *out)
 
 static int set_param(rmq_broker *b, const char *key, const char *v)
 {
-    long x;
+    long x = 0;
     int rc = FS_OK;
     char **str = NULL;
     if (!strcmp(key, "heartbeat")) {
