@@ -15,7 +15,7 @@
 static fs_outcome on_order(fs_message *msg, void *user)
 {
     fs_publisher *trades = user;
-    if (fs_message_body_len(msg) == 0) /* rejected: dead-lettered to orders.dlq */
+    if (fs_message_body_len(msg) == 0) /* rejected: dead-lettered to market.orders.dlq */
         return fs_message_fail(msg, "ValueError", "empty order");
     printf("order %.*s on %s\n", (int)fs_message_body_len(msg), (const char *)fs_message_body(msg),
            fs_message_source(msg)); /* "market.order.new" */
@@ -34,13 +34,13 @@ int main(int argc, char **argv)
 
     static const fs_rabbitmq_arg dlx[] = {
         FS_RABBITMQ_ARG_STR("x-dead-letter-exchange", ""),
-        FS_RABBITMQ_ARG_STR("x-dead-letter-routing-key", "orders.dlq"),
+        FS_RABBITMQ_ARG_STR("x-dead-letter-routing-key", "market.orders.dlq"),
     };
     fs_rabbitmq_subscriber_options orders = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
     orders.exchange.name = "market"; /* declared: a durable topic exchange */
     orders.exchange.type = FS_RABBITMQ_TOPIC;
     orders.exchange.durable = true;
-    orders.queue.durable = true; /* the queue "orders", bound with order.* */
+    orders.queue.durable = true; /* the queue "market.orders", bound with order.* */
     orders.queue.routing_key = "order.*";
     orders.queue.arguments = dlx;
     orders.queue.argument_count = 2;
@@ -55,10 +55,10 @@ int main(int argc, char **argv)
     po.broker_options = &to_market;
 
     fs_rabbitmq_queue dlq = FS_RABBITMQ_QUEUE_INIT;
-    dlq.name = "orders.dlq";
+    dlq.name = "market.orders.dlq";
     dlq.durable = true;
     fs_rabbitmq_queue trades_q = FS_RABBITMQ_QUEUE_INIT;
-    trades_q.name = "trades";
+    trades_q.name = "market.trades";
     trades_q.durable = true;
     trades_q.routing_key = "trade.filled";
 
@@ -70,7 +70,7 @@ int main(int argc, char **argv)
         fs_rabbitmq_declare(broker, &orders.exchange, &trades_q) < 0 ||
         fs_broker_add_prometheus(broker, NULL) < 0 ||
         fs_publisher_new(broker, "trade.filled", &po, &trades) < 0 ||
-        fs_subscribe(broker, "orders", on_order, trades, &so, NULL) < 0 ||
+        fs_subscribe(broker, "market.orders", on_order, trades, &so, NULL) < 0 ||
         fs_app_new(NULL, &app) < 0 || fs_app_add_broker(app, broker) < 0) {
         fprintf(stderr, "setup failed: %s\n", fs_last_error());
         return 1;
