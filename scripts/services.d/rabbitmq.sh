@@ -87,8 +87,17 @@ CONF
     "$RABBITMQ_BIN/rabbitmq-server" > "$d/log/stdout.log" 2>&1 < /dev/null &
     echo $! > "$d/server-sh.pid"
   )
-  wait_for 60 rabbitmq_status || {
+  # Up to 60 s, unless the node gave up (e.g. its port was taken): then at once.
+  local i
+  for ((i = 0; i < 600; i++)); do
+    rabbitmq_status && break
+    alive "$(cat "$d/server-sh.pid")" || break
+    sleep 0.1
+  done
+  rabbitmq_status || {
     echo "services: rabbitmq did not start, see $d/log" >&2
+    stop_pidfile "$d/server-sh.pid" 5
+    (rabbitmq_env; epmd -kill >/dev/null 2>&1) || true
     return 1
   }
   (

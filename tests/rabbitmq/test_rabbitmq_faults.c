@@ -46,7 +46,8 @@ static int group_setup(void **state)
              "FS_SERVICES_DIR=%s FS_RABBITMQ_PORT=%d FS_RABBITMQ_TLS_PORT=%d "
              "FS_RABBITMQ_DIST_PORT=%d FS_RABBITMQ_EPMD_PORT=%d",
              state_dir, base, tls, dist, epmd);
-    if (services("start") != 0) {
+    /* Retried once: a port in the ephemeral range can be taken by a client socket. */
+    if (services("start") != 0 && (services("stop"), services("start")) != 0) {
         fprintf(stderr, "cannot start a rabbitmq-server of our own, see %s\n", state_dir);
         return -1;
     }
@@ -262,7 +263,8 @@ static void server_restart_mid_flow(void **state)
         qt_sleep_ms(10);
     }
     assert_int_equal(services("stop"), 0);
-    assert_int_equal(services("start"), 0);
+    if (services("start") != 0) /* retried once, as at setup */
+        assert_int_equal((services("stop"), services("start")), 0);
     pthread_join(t, NULL);
     bool all = false;
     for (int i = 0; i < 3000 && !all; i++) {

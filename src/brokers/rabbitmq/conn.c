@@ -9,6 +9,7 @@
 #include <amqp_tcp_socket.h>
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,19 @@ static int open_socket(rconn *c, char *err, size_t n)
         return rc == AMQP_STATUS_TIMEOUT ? FS_ETIMEDOUT : FS_EIO;
     }
     c->fd = amqp_socket_get_sockfd(s);
+    /* A connect to a loopback port in the ephemeral range with nobody
+     * listening can connect the socket to itself (TCP simultaneous open),
+     * and would then hold the port the server wants to listen on. */
+    struct sockaddr_storage la, pa;
+    socklen_t ll = sizeof la, pl = sizeof pa;
+    if (!getsockname(c->fd, (struct sockaddr *)&la, &ll) &&
+        !getpeername(c->fd, (struct sockaddr *)&pa, &pl) && ll == pl && !memcmp(&la, &pa, ll)) {
+        snprintf(err, n,
+                 "rabbitmq: cannot connect to %s:%d: nobody listening (the socket "
+                 "connected to itself)",
+                 b->host, b->port);
+        return FS_EIO;
+    }
     return FS_OK;
 }
 
@@ -203,6 +217,7 @@ static int connect_once(rconn *c, char *err, size_t n)
         return rc;
     }
     atomic_store(&c->up, true);
+    c->readable = true;
     c->next_tag = 1;
     c->low = 1;
     if ((rc = fs__rmq_channel_open(c, RMQ_CH_PUB, err, n)))
@@ -414,9 +429,20 @@ static void dispatch(rconn *c, const amqp_frame_t *f)
     }
 }
 
-/* Read and dispatch the frames available now; false when the connection failed. */
-static bool read_frames(rconn *c)
+/*
+ * Read and dispatch the frames available now; false when the connection
+ * failed. rabbitmq-c is only asked when there is something to read (the
+ * socket polled readable, or bytes or frames it holds already), and at least
+ * every quarter heartbeat, when it also sends our heartbeats.
+ */
+static bool read_frames(rconn *c, uint64_t now)
 {
+    if (!c->readable && !amqp_data_in_buffer(c->st) && !amqp_frames_enqueued(c->st) &&
+        now < c->next_io_ns)
+        return atomic_load(&c->up);
+    c->readable = false;
+    uint64_t hb = c->b->heartbeat > 0 ? (uint64_t)c->b->heartbeat * 250000000ull : 1000000000ull;
+    c->next_io_ns = now + hb;
     for (int i = 0; i < 512 && atomic_load(&c->up); i++) {
         amqp_frame_t f;
         struct timeval zero = {0, 0};
@@ -428,8 +454,10 @@ static bool read_frames(rconn *c)
             return false;
         }
         dispatch(c, &f);
-        if (!amqp_frames_enqueued(c->st) && !amqp_data_in_buffer(c->st))
+        if (!amqp_frames_enqueued(c->st) && !amqp_data_in_buffer(c->st)) {
             amqp_maybe_release_buffers(c->st);
+            break; /* the rest, if any, when poll says so */
+        }
     }
     return atomic_load(&c->up);
 }
@@ -463,7 +491,7 @@ static void *owner_main(void *arg)
         fs__rmq_delayed_run(c, now, &due);
         fs__rmq_pub_timeouts(c, now, &due);
         if (c->st) {
-            if (!read_frames(c)) {
+            if (!read_frames(c, now)) {
                 connection_lost(c, c->last_error[0] ? c->last_error : "closed");
                 continue;
             }
@@ -484,6 +512,7 @@ static void *owner_main(void *arg)
         atomic_store(&c->sleeping, true);
         if (atomic_load(&c->inbox) || atomic_load(&c->quit)) {
             atomic_store(&c->sleeping, false);
+            c->readable = true; /* not polled: try reading anyway (busy times) */
             continue;
         }
         now = fs__rmq_now_ns();
@@ -491,6 +520,8 @@ static void *owner_main(void *arg)
         struct pollfd p[2] = {{c->wake_fd, POLLIN, 0}, {c->st ? c->fd : -1, POLLIN, 0}};
         poll(p, 2, ms);
         atomic_store(&c->sleeping, false);
+        if (p[1].revents)
+            c->readable = true;
         if (p[0].revents & POLLIN) {
             uint64_t v;
             ssize_t r = read(c->wake_fd, &v, sizeof v);

@@ -177,7 +177,9 @@ struct rconn {
     int last_status;
 
     /* Owner only. */
-    uint64_t next_tag; /* publishing channel: next delivery tag */
+    bool readable;       /* the socket polled readable since the last read */
+    uint64_t next_io_ns; /* read (and heartbeat) no later than this */
+    uint64_t next_tag;   /* publishing channel: next delivery tag */
     rpend *ring;
     size_t ring_cap;
     uint64_t low; /* lowest unconfirmed tag */
