@@ -536,6 +536,47 @@ static void close_while_nacks_wait(void **state)
     qt_delete_queue(q);
 }
 
+static fs_outcome slow_handler(fs_message *m, void *user)
+{
+    (void)m;
+    atomic_fetch_add((atomic_int *)user, 1);
+    qt_sleep_ms(50);
+    return FS_OUTCOME_OK;
+}
+
+/* fs_broker_stop: deliveries prefetched but never handed to a handler go back to the queue. */
+static void stop_gives_back_prefetched(void **state)
+{
+    (void)state;
+    char q[96];
+    qt_name(q, sizeof q, "giveback");
+    atomic_int handled = 0;
+    fs_broker *b = qt_broker();
+    fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
+    ro.prefetch = 50;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ro;
+    assert_int_equal(fs_subscribe(b, q, slow_handler, &handled, &so, NULL), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(fs_publish_bytes(b, q, "x", 1), FS_OK);
+    while (atomic_load(&handled) < 1)
+        qt_sleep_ms(5);
+    assert_int_equal(fs_broker_stop(b), FS_OK);
+    int n = atomic_load(&handled);
+    uint64_t depth = 0;
+    for (int i = 0; i < 100; i++) { /* still connected: nothing held back */
+        assert_int_equal(fs_rabbitmq_queue_depth(b, q, &depth, NULL), FS_OK);
+        if ((int)depth == 20 - n)
+            break;
+        qt_sleep_ms(20);
+    }
+    assert_int_equal((int)depth, 20 - n);
+    assert_int_equal(atomic_load(&handled), n); /* no handler call after stop */
+    fs_rabbitmq_delete_queue(b, q);
+    fs_broker_free(b);
+}
+
 /* MANUAL and unsettled: the message stays with the server, redelivered to the next consumer. */
 static void unsettled_goes_back_to_the_queue(void **state)
 {
@@ -728,6 +769,7 @@ int main(void)
         cmocka_unit_test(nack_redelivers),
         cmocka_unit_test(poison_message_max_deliveries),
         cmocka_unit_test(close_while_nacks_wait),
+        cmocka_unit_test(stop_gives_back_prefetched),
         cmocka_unit_test(unsettled_goes_back_to_the_queue),
         cmocka_unit_test(request_reply),
         cmocka_unit_test(request_to_a_raw_responder),

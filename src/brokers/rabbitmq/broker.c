@@ -60,6 +60,17 @@ static int rmq_stop(void *impl)
     return FS_OK;
 }
 
+/* Every worker exited: what they did not fetch goes back to the server now. */
+static void rmq_stopped(void *impl)
+{
+    rmq_broker *b = impl;
+    rsub **v;
+    size_t n = subs_snapshot(b, &v);
+    for (size_t i = 0; i < n; i++)
+        fs__rmq_sub_giveback(b, v[i]);
+    free(v);
+}
+
 static void rmq_close(void *impl)
 {
     rmq_broker *b = impl;
@@ -204,6 +215,7 @@ static const fs_broker_ops rmq_ops = {
     .prepare_destination = rmq_prepare_destination,
     .publish = fs__rmq_publish,
     .request = fs__rmq_request,
+    .stopped = rmq_stopped,
     .backlog = rmq_backlog,
 };
 

@@ -254,6 +254,8 @@ int fs__rmq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out);
 void fs__rmq_unsubscribe(void *impl, void *sub);
 int fs__rmq_sub_start(void *impl, void *sub);
 int fs__rmq_sub_stop(rmq_broker *b, rsub *s);
+/* After the workers exited: queued deliveries back to the server. */
+void fs__rmq_sub_giveback(rmq_broker *b, rsub *s);
 int fs__rmq_fetch(void *impl, void *sub, int timeout_ms, fs_message **out);
 int fs__rmq_settle_op(rrec *r, int op, unsigned delay_ms);
 /* owner */

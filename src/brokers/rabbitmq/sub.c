@@ -250,6 +250,36 @@ void fs__rmq_unsubscribe(void *impl, void *sub)
     free(s);
 }
 
+/* Owner: give the deliveries nobody fetched back to the server (basic.nack, requeue). */
+static int giveback_call(rconn *c, rcall *call)
+{
+    rsub *s = call->arg;
+    pthread_mutex_lock(&s->mu);
+    rrec *q = s->q_head;
+    s->q_head = s->q_tail = NULL;
+    s->q_len = 0;
+    pthread_mutex_unlock(&s->mu);
+    while (q) {
+        rrec *next = q->next;
+        if (c->st && s->ch_open && q->gen == s->gen && !s->no_ack)
+            amqp_basic_nack(c->st, s->ch, q->tag, 0, 1);
+        q->next = s->free;
+        s->free = q;
+        q = next;
+    }
+    return FS_OK;
+}
+
+void fs__rmq_sub_giveback(rmq_broker *b, rsub *s)
+{
+    if (!b->conn.thread_started)
+        return;
+    rcall call;
+    call.arg = s;
+    call.async = false;
+    fs__rmq_call(b, giveback_call, &call);
+}
+
 /* Owner: the connection or the channel is gone. */
 void fs__rmq_sub_conn_lost(rsub *s)
 {
@@ -468,7 +498,7 @@ int fs__rmq_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
         if (timeout_ms < 0)
             pthread_cond_wait(&s->cv, &s->mu);
     }
-    rrec *r = s->q_head;
+    rrec *r = s->stopping ? NULL : s->q_head; /* stopped: no more handler calls */
     if (r) {
         s->q_head = r->next;
         if (!s->q_head)
