@@ -577,6 +577,33 @@ static void stop_gives_back_prefetched(void **state)
     fs_broker_free(b);
 }
 
+/* The backlog op: the queue's ready messages (a passive declare). */
+static void backlog_is_the_queue_depth(void **state)
+{
+    (void)state;
+    char q[96];
+    qt_name(q, sizeof q, "backlog");
+    fs_broker *b = qt_broker();
+    fs_rabbitmq_queue dq = FS_RABBITMQ_QUEUE_INIT;
+    dq.name = q;
+    assert_int_equal(fs_rabbitmq_declare(b, NULL, &dq), FS_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fs_publish_bytes(b, q, "x", 1), FS_OK);
+    qt_rec rec;
+    qt_rec_init(&rec);
+    fs_subscriber *sub;
+    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, NULL, &sub), FS_OK);
+    uint64_t n = 0;
+    assert_int_equal(fs_subscriber_backlog(sub, 2000, &n), FS_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    assert_true(qt_wait_count(&rec, 3, WAIT_MS));
+    assert_int_equal(fs_subscriber_backlog(sub, 2000, &n), FS_OK);
+    assert_int_equal(n, 0);
+    fs_rabbitmq_delete_queue(b, q);
+    fs_broker_free(b);
+}
+
 /* MANUAL and unsettled: the message stays with the server, redelivered to the next consumer. */
 static void unsettled_goes_back_to_the_queue(void **state)
 {
@@ -770,6 +797,7 @@ int main(void)
         cmocka_unit_test(poison_message_max_deliveries),
         cmocka_unit_test(close_while_nacks_wait),
         cmocka_unit_test(stop_gives_back_prefetched),
+        cmocka_unit_test(backlog_is_the_queue_depth),
         cmocka_unit_test(unsettled_goes_back_to_the_queue),
         cmocka_unit_test(request_reply),
         cmocka_unit_test(request_to_a_raw_responder),
