@@ -282,6 +282,54 @@ static void server_restart_mid_flow(void **state)
     fs_broker_free(b);
 }
 
+static atomic_int lost_lines;
+
+static void count_lost(fs_log_level level, const char *component, const char *message, void *user)
+{
+    (void)level;
+    (void)user;
+    if (!strcmp(component, "rabbitmq") && strstr(message, "lost"))
+        atomic_fetch_add(&lost_lines, 1);
+}
+
+/* A server that stops answering (SIGSTOP): the heartbeat notices, and the
+ * connection is reopened and consuming resumes once it answers again. */
+static void silent_server_found_by_heartbeat(void **state)
+{
+    (void)state;
+    char url[160], q[96], pidfile[400];
+    snprintf(url, sizeof url, "amqp://guest:guest@127.0.0.1:%d/?heartbeat=1", port);
+    qt_name(q, sizeof q, "silent");
+    fs_broker *b;
+    assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
+    fs_rabbitmq_subscriber_options ro = durable_queue();
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ro;
+    fs_subscriber *sub;
+    memset(handled, 0, sizeof handled);
+    assert_int_equal(fs_subscribe(b, q, count_handler, NULL, &so, &sub), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    publish_all(b, q, 0, 1);
+    assert_int_equal(fs_subscriber_wait_handled(sub, 1, 10000), FS_OK);
+    snprintf(pidfile, sizeof pidfile, "%s/rabbitmq/beam.pid", state_dir);
+    FILE *f = fopen(pidfile, "r");
+    assert_non_null(f);
+    int pid = 0;
+    assert_int_equal(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    atomic_store(&lost_lines, 0);
+    fs_set_log_handler(count_lost, NULL);
+    kill(pid, SIGSTOP);
+    qt_sleep_ms(4000);
+    kill(pid, SIGCONT);
+    assert_true(atomic_load(&lost_lines) >= 1); /* noticed while it was silent */
+    publish_all(b, q, 1, 2);                    /* retried until the connection is back */
+    assert_int_equal(fs_subscriber_wait_handled(sub, 2, 30000), FS_OK);
+    fs_set_log_handler(NULL, NULL);
+    fs_rabbitmq_delete_queue(b, q);
+    fs_broker_free(b);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && !strcmp(argv[1], "--consumer"))
@@ -289,6 +337,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sigkill_consumer_mid_flow),
         cmocka_unit_test(server_restart_mid_flow),
+        cmocka_unit_test(silent_server_found_by_heartbeat),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
