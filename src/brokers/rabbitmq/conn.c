@@ -584,4 +584,19 @@ void fs__rmq_conn_shutdown(rmq_broker *b)
     (void)w;
     pthread_join(c->thread, NULL);
     c->thread_started = false;
+    /* Posted while the owner was quitting (the broker was closed meanwhile): nothing
+     * waits forever. With st NULL, run_cmd fails publishes and recycles records. */
+    rcmd *list = atomic_exchange(&c->inbox, NULL);
+    while (list) {
+        rcmd *next = list->next;
+        if (list->kind == CMD_CALL) {
+            rcall *call = (rcall *)list;
+            call->rc = FS_ECLOSED;
+            snprintf(call->err, sizeof call->err, "rabbitmq: the broker was closed");
+            sem_post(&call->done);
+        } else {
+            run_cmd(c, list);
+        }
+        list = next;
+    }
 }
