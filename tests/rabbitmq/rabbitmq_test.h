@@ -175,7 +175,7 @@ typedef struct qt_rec {
     int fail_first;     /* fail (FS_OUTCOME_ERROR) the first N calls */
     char bodies[QT_MAX][128];
     char sources[QT_MAX][128];
-    char ctype[128], corr[128], msgid[128], reply_to[128], hdr[128];
+    char ctype[128], corr[128], msgid[128], reply_to[128], hdr[128], xdc[32];
     unsigned delivery_count[QT_MAX];
     bool redelivered[QT_MAX];
     char reply[64]; /* reply with this body when set */
@@ -210,6 +210,8 @@ static inline fs_outcome qt_handler(fs_message *m, void *user)
         snprintf(r->msgid, sizeof r->msgid, "%s", v);
     if ((v = fs_message_reply_to(m)))
         snprintf(r->reply_to, sizeof r->reply_to, "%s", v);
+    if ((v = fs_message_header(m, "x-delivery-count")))
+        snprintf(r->xdc, sizeof r->xdc, "%s", v);
     if ((v = fs_message_header(m, "x-test")))
         snprintf(r->hdr, sizeof r->hdr, "%s", v);
     bool fail = i < r->fail_first;

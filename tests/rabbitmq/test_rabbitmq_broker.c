@@ -507,6 +507,44 @@ static void poison_message_max_deliveries(void **state)
     qt_delete_queue(dlq);
 }
 
+/* A quorum queue counts deliveries itself (x-delivery-count): the limit holds there too. */
+static void quorum_queue_delivery_count(void **state)
+{
+    (void)state;
+    char q[96];
+    qt_name(q, sizeof q, "quorum");
+    qt_rec rec;
+    qt_rec_init(&rec);
+    rec.fail_first = 1000;
+    fs_rabbitmq_arg args[] = {FS_RABBITMQ_ARG_STR("x-queue-type", "quorum")};
+    fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
+    ro.queue.durable = true;
+    ro.queue.arguments = args;
+    ro.queue.argument_count = 1;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ro;
+    so.ack_policy = FS_ACK_POLICY_NACK_ON_ERROR;
+    so.redelivery.delay_ms = 20;
+    so.redelivery.max_deliveries = 3;
+    fs_broker *b = qt_broker();
+    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    fs_envelope env = FS_ENVELOPE_INIT;
+    env.body = "q";
+    env.body_len = 1;
+    env.message_id = "same-id"; /* the quorum queue's count, not ours by id */
+    assert_int_equal(fs_publish(b, q, &env), FS_OK);
+    assert_true(qt_wait_count(&rec, 3, WAIT_MS));
+    qt_sleep_ms(300);
+    assert_int_equal(atomic_load(&rec.count), 3);
+    assert_int_equal(rec.delivery_count[0], 1);
+    assert_int_equal(rec.delivery_count[1], 2);
+    assert_int_equal(rec.delivery_count[2], 3);
+    assert_string_equal(rec.xdc, "2"); /* the server's count on the last delivery */
+    fs_rabbitmq_delete_queue(b, q);
+    fs_broker_free(b);
+}
+
 /* Closing while nacks wait for their delay (no max deliveries): they are sent, nothing hangs. */
 static void close_while_nacks_wait(void **state)
 {
@@ -795,6 +833,7 @@ int main(void)
         cmocka_unit_test(reject_dead_letters_and_ack_first),
         cmocka_unit_test(nack_redelivers),
         cmocka_unit_test(poison_message_max_deliveries),
+        cmocka_unit_test(quorum_queue_delivery_count),
         cmocka_unit_test(close_while_nacks_wait),
         cmocka_unit_test(stop_gives_back_prefetched),
         cmocka_unit_test(backlog_is_the_queue_depth),
