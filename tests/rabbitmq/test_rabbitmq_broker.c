@@ -467,6 +467,21 @@ static void nack_redelivers(void **state)
     qt_delete_queue(q);
 }
 
+/* A NACK_ON_ERROR subscriber of `q` on `b` whose handler always fails: delay 20 ms, 3 at most. */
+static void start_poison_sub(fs_broker *b, const char *q, const fs_rabbitmq_subscriber_options *ro,
+                             qt_rec *rec)
+{
+    qt_rec_init(rec);
+    rec->fail_first = 1000;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = ro;
+    so.ack_policy = FS_ACK_POLICY_NACK_ON_ERROR;
+    so.redelivery.delay_ms = 20;
+    so.redelivery.max_deliveries = 3;
+    assert_int_equal(fs_subscribe(b, q, qt_handler, rec, &so, NULL), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+}
+
 /* A poison message under NACK_ON_ERROR: at most max_deliveries, then rejected (dead-lettered). */
 static void poison_message_max_deliveries(void **state)
 {
@@ -478,21 +493,13 @@ static void poison_message_max_deliveries(void **state)
     fs_rabbitmq_queue d = FS_RABBITMQ_QUEUE_INIT;
     d.name = dlq;
     assert_int_equal(fs_rabbitmq_declare(b, NULL, &d), FS_OK);
-    qt_rec rec;
-    qt_rec_init(&rec);
-    rec.fail_first = 1000;
     fs_rabbitmq_arg args[] = {FS_RABBITMQ_ARG_STR("x-dead-letter-exchange", ""),
                               FS_RABBITMQ_ARG_STR("x-dead-letter-routing-key", dlq)};
     fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
     ro.queue.arguments = args;
     ro.queue.argument_count = 2;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &ro;
-    so.ack_policy = FS_ACK_POLICY_NACK_ON_ERROR;
-    so.redelivery.delay_ms = 20;
-    so.redelivery.max_deliveries = 3;
-    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
-    assert_int_equal(fs_broker_start(b), FS_OK);
+    qt_rec rec;
+    start_poison_sub(b, q, &ro, &rec);
     assert_int_equal(fs_publish_bytes(b, q, "poison", 6), FS_OK);
     assert_true(qt_wait_count(&rec, 3, WAIT_MS));
     for (int i = 0; i < 100 && qt_depth(dlq) < 1; i++)
@@ -513,22 +520,14 @@ static void quorum_queue_delivery_count(void **state)
     (void)state;
     char q[96];
     qt_name(q, sizeof q, "quorum");
-    qt_rec rec;
-    qt_rec_init(&rec);
-    rec.fail_first = 1000;
     fs_rabbitmq_arg args[] = {FS_RABBITMQ_ARG_STR("x-queue-type", "quorum")};
     fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
     ro.queue.durable = true;
     ro.queue.arguments = args;
     ro.queue.argument_count = 1;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &ro;
-    so.ack_policy = FS_ACK_POLICY_NACK_ON_ERROR;
-    so.redelivery.delay_ms = 20;
-    so.redelivery.max_deliveries = 3;
     fs_broker *b = qt_broker();
-    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
-    assert_int_equal(fs_broker_start(b), FS_OK);
+    qt_rec rec;
+    start_poison_sub(b, q, &ro, &rec);
     fs_envelope env = FS_ENVELOPE_INIT;
     env.body = "q";
     env.body_len = 1;
