@@ -162,7 +162,7 @@ fi
 # stopped again); then the client's instructions per message under callgrind
 # (the difference between two message counts, so start-up cancels out).
 C_RABBITMQ=$BUILD/bench/fs_bench_rabbitmq
-if [ -x "$C_RABBITMQ" ] && "$HERE/../scripts/services.sh" list 2>/dev/null | grep -qx rabbitmq; then
+if [ -x "$C_RABBITMQ" ] && "$HERE/../scripts/services.sh" list 2>/dev/null | grep -x rabbitmq >/dev/null; then
     started_rabbitmq=
     if ! "$HERE/../scripts/services.sh" status rabbitmq >/dev/null 2>&1; then
         "$HERE/../scripts/services.sh" start rabbitmq >&2 && started_rabbitmq=1
