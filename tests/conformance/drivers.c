@@ -14,6 +14,7 @@
     X(memory)                                                                                      \
     X(redis)                                                                                       \
     X(mqtt)
+    X(rabbitmq)
 
 #define CONF_DECLARE(name)                                                                         \
     extern const conf_driver *const conf_drivers_##name[] __attribute__((weak));
