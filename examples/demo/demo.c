@@ -35,6 +35,7 @@
 #endif
 #ifdef FS_DEMO_HAVE_MQTT
 #include <faststream/mqtt.h>
+#endif
 #ifdef FS_DEMO_HAVE_RABBITMQ
 #include <faststream/rabbitmq.h>
 #endif
@@ -459,6 +460,7 @@ int main(int argc, char **argv)
 #endif
 #ifdef FS_DEMO_HAVE_MQTT
     fs_mqtt_register(); /* make mqtt:// known even when linked statically */
+#endif
 #ifdef FS_DEMO_HAVE_RABBITMQ
     fs_rabbitmq_register(); /* amqp:// (each subscriber declares its queue) */
 #endif
