@@ -13,8 +13,10 @@
 #define CONF_DRIVERS(X)                                                                            \
     X(memory)                                                                                      \
     X(redis)                                                                                       \
+    X(kafka)                                                                                       \
+    X(rabbitmq)                                                                                    \
+    X(nats)                                                                                        \
     X(mqtt)
-    X(rabbitmq)
 
 #define CONF_DECLARE(name)                                                                         \
     extern const conf_driver *const conf_drivers_##name[] __attribute__((weak));
