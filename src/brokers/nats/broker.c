@@ -100,12 +100,7 @@ static void broker_free(nats_broker *b)
     fs__nats_keepalive_stop(b);
     while (b->subs)
         fs__nats_unsubscribe(b, b->subs);
-    if (b->js)
-        jsCtx_Destroy(b->js);
-    if (b->nc) {
-        natsConnection_Close(b->nc);
-        natsConnection_Destroy(b->nc);
-    }
+    fs__nats_conn_free(b);
     for (int i = 0; b->servers && i < b->server_count; i++)
         free(b->servers[i]);
     free(b->servers);
@@ -119,6 +114,8 @@ static void broker_free(nats_broker *b)
     free(b->tls_key);
     pthread_mutex_destroy(&b->mu);
     pthread_mutex_destroy(&b->ka_mu);
+    pthread_mutex_destroy(&b->cb_mu);
+    pthread_cond_destroy(&b->cb_cv);
     pthread_cond_destroy(&b->ka_cv);
     free(b);
 }
@@ -298,6 +295,8 @@ int fs_nats_broker_new(const char *url, const fs_nats_options *opts, fs_broker *
         return fs_adapter_error(FS_ENOMEM, "nats: out of memory");
     pthread_mutex_init(&b->mu, NULL);
     pthread_mutex_init(&b->ka_mu, NULL);
+    pthread_mutex_init(&b->cb_mu, NULL);
+    pthread_cond_init(&b->cb_cv, NULL);
     pthread_cond_init(&b->ka_cv, NULL);
     atomic_store(&b->closed, true);
     b->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;

@@ -284,6 +284,26 @@ static void on_closed(natsConnection *nc, void *closure)
     if (!atomic_load(&b->closed))
         fs_adapter_log(FS_LOG_ERROR, FS_NATS_COMPONENT,
                        "connection to %s closed: reconnection attempts exhausted", b->url);
+    pthread_mutex_lock(&b->cb_mu);
+    b->closed_cb = true; /* the last callback: b may go once this is seen */
+    pthread_cond_broadcast(&b->cb_cv);
+    pthread_mutex_unlock(&b->cb_mu);
+}
+
+/* Close the connection and wait (bounded) for nats.c's closed callback. */
+static void close_and_wait(nats_broker *b, natsConnection *nc)
+{
+    if (!natsConnection_IsClosed(nc)) {
+        natsConnection_FlushTimeout(nc, 2000); /* acks and publishes still buffered */
+        natsConnection_Close(nc);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    pthread_mutex_lock(&b->cb_mu);
+    while (!b->closed_cb && pthread_cond_timedwait(&b->cb_cv, &b->cb_mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&b->cb_mu);
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -349,6 +369,7 @@ int fs__nats_connect(nats_broker *b)
         return FS_OK;
     }
     if (b->nc) { /* closed earlier: a new connection */
+        close_and_wait(b, b->nc);
         jsCtx_Destroy(b->js);
         natsConnection_Destroy(b->nc);
         b->js = NULL;
@@ -361,6 +382,7 @@ int fs__nats_connect(nats_broker *b)
         return fs__nats_status(s, "connection options (TLS files?)");
     }
     natsConnection *nc = NULL;
+    b->closed_cb = false;
     s = natsConnection_Connect(&nc, o);
     natsOptions_Destroy(o);
     if (s != NATS_OK) {
@@ -388,16 +410,26 @@ int fs__nats_connect(nats_broker *b)
     return FS_OK;
 }
 
+void fs__nats_conn_free(nats_broker *b)
+{
+    if (b->nc)
+        close_and_wait(b, b->nc);
+    if (b->js)
+        jsCtx_Destroy(b->js);
+    if (b->nc)
+        natsConnection_Destroy(b->nc);
+    b->js = NULL;
+    b->nc = NULL;
+}
+
 void fs__nats_disconnect(nats_broker *b)
 {
     pthread_mutex_lock(&b->mu);
     atomic_store(&b->closed, true);
     atomic_store(&b->live, NULL);
     atomic_store(&b->live_js, NULL);
-    if (b->nc && !natsConnection_IsClosed(b->nc)) {
-        natsConnection_FlushTimeout(b->nc, 2000); /* acks and publishes still buffered */
-        natsConnection_Close(b->nc);              /* the object stays valid until free */
-    }
+    if (b->nc)
+        close_and_wait(b, b->nc); /* the object stays valid until free */
     pthread_mutex_unlock(&b->mu);
 }
 

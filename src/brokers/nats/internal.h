@@ -97,6 +97,10 @@ struct nats_broker {
     _Atomic(jsCtx *) live_js;
     _Atomic bool closed;
     _Atomic bool down_logged;
+    /* nats.c runs the closed callback on its own thread after Close: wait for it. */
+    pthread_mutex_t cb_mu;
+    pthread_cond_t cb_cv;
+    bool closed_cb;
     nsub *subs;
 
     /* Keep-alive thread (+WPI), started with the first JetStream subscription. */
@@ -111,6 +115,8 @@ struct nats_broker {
 int fs__nats_parse_url(nats_broker *b, const char *url);
 int fs__nats_connect(nats_broker *b);
 void fs__nats_disconnect(nats_broker *b);
+/* Close (waiting for nats.c's callbacks) and destroy the connection. */
+void fs__nats_conn_free(nats_broker *b);
 /* An FS_E* status (with fs__error set from `what` and nats.c's text) for a nats.c status. */
 int fs__nats_status(natsStatus s, const char *what);
 /* nats-py's exception name for a nats.c status, as FastStream services report it. */

@@ -18,6 +18,51 @@ static int nomem(void)
     return fs_adapter_error(FS_ENOMEM, "nats: out of memory");
 }
 
+/* A header name character (printable ASCII but ':'). */
+static bool name_char(unsigned char c)
+{
+    return c > ' ' && c < 127 && c != ':';
+}
+
+/*
+ * nats.c 3.4.1 misreads an empty header value ("content-type: \r\n", which
+ * FastStream writes when there is no content type): it skips the line end
+ * and takes the NEXT line, "correlation_id: abc", as the value. Such a value
+ * ("name:" or "name: value", the name made of header-name characters) is split
+ * back, in place, into the empty value and the header it swallowed.
+ */
+static char *swallowed_header(const char *value)
+{
+    const unsigned char *p = (const unsigned char *)value;
+    while (name_char(*p))
+        p++;
+    if (p == (const unsigned char *)value || *p != ':' || (p[1] && p[1] != ' '))
+        return NULL;
+    return (char *)p;
+}
+
+static void add_meta(fs_message *m, const char *k, const char *v, bool js, const char **msg_id)
+{
+    if (strcmp(k, FS__NATS_H_CONTENT_TYPE) == 0)
+        m->content_type = *v ? v : NULL;
+    else if (strcmp(k, FS__NATS_H_CORRELATION_ID) == 0)
+        m->correlation_id = v;
+    else if (strcmp(k, FS__NATS_H_MESSAGE_ID) == 0)
+        m->message_id = v;
+    else if (strcmp(k, FS__NATS_H_MSG_ID) == 0)
+        *msg_id = v;
+    else if (js && strcmp(k, FS__NATS_H_REPLY_TO) == 0)
+        m->reply_to = *v ? v : NULL;
+}
+
+static fs_header header_of(const char *name, const char *value)
+{
+    fs_header h = {0};
+    h.name = name;
+    h.value = value;
+    return h;
+}
+
 int fs__nats_decode(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m)
 {
     m->body = natsMsg_GetData(msg);
@@ -34,16 +79,15 @@ int fs__nats_decode(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m)
     const char **keys = NULL;
     int count = 0;
     natsStatus s = natsMsgHeader_Keys(msg, &keys, &count);
-    if (s == NATS_NOT_FOUND || count <= 0) {
+    if (s != NATS_OK || count <= 0) {
+        /* No headers, or a block nats.c cannot read (an empty last value): the body still goes. */
         free(keys);
         return FS_OK;
     }
-    if (s != NATS_OK)
-        return fs_adapter_error(FS_EPROTOCOL, "nats: unreadable headers on %s: %s", m->source,
-                                natsStatus_GetText(s));
-    if ((size_t)count > h->cap) {
+    size_t need = (size_t)count * 2; /* each may hide one swallowed header */
+    if (need > h->cap) {
         size_t cap = h->cap ? h->cap : 8;
-        while (cap < (size_t)count)
+        while (cap < need)
             cap *= 2;
         fs_header *items = realloc(h->items, cap * sizeof *items);
         if (!items) {
@@ -59,21 +103,19 @@ int fs__nats_decode(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m)
         const char *v = NULL;
         if (natsMsgHeader_Get(msg, keys[i], &v) != NATS_OK || !v)
             v = "";
-        h->items[n] = (fs_header){0};
-        h->items[n].name = keys[i];
-        h->items[n].value = v;
-        n++;
-        const char *k = keys[i];
-        if (strcmp(k, FS__NATS_H_CONTENT_TYPE) == 0)
-            m->content_type = *v ? v : NULL;
-        else if (strcmp(k, FS__NATS_H_CORRELATION_ID) == 0)
-            m->correlation_id = v;
-        else if (strcmp(k, FS__NATS_H_MESSAGE_ID) == 0)
-            m->message_id = v;
-        else if (strcmp(k, FS__NATS_H_MSG_ID) == 0)
-            msg_id = v;
-        else if (js && strcmp(k, FS__NATS_H_REPLY_TO) == 0)
-            m->reply_to = *v ? v : NULL;
+        char *colon = swallowed_header(v);
+        if (colon) {
+            char *name = (char *)v;
+            *colon = '\0';
+            const char *value = colon[1] ? colon + 2 : colon + 1;
+            h->items[n++] = header_of(keys[i], "");
+            add_meta(m, keys[i], "", js, &msg_id);
+            h->items[n++] = header_of(name, value);
+            add_meta(m, name, value, js, &msg_id);
+            continue;
+        }
+        h->items[n++] = header_of(keys[i], v);
+        add_meta(m, keys[i], v, js, &msg_id);
     }
     free(keys); /* the strings belong to msg */
     if (!m->message_id)
@@ -121,16 +163,23 @@ int fs__nats_encode(const char *subject, const char *reply, const fs_envelope *e
                    ? nomem()
                    : fs_adapter_error(FS_EINVAL, "nats: cannot make a message for %s: %s", subject,
                                       natsStatus_GetText(s));
-    /* FastStream always writes content-type ("" when none). */
-    int rc = set_header(m, FS__NATS_H_CONTENT_TYPE, env->content_type ? env->content_type : "", 0);
+    /*
+     * FastStream writes content-type "" when there is none; nats.c 3.4.1
+     * cannot read an empty value (see swallowed_header), so it is left out
+     * (FastStream reads a missing one as "").
+     */
+    int rc = FS_OK;
+    /* User headers first: ours after them keep an empty user value from being the last. */
+    for (size_t i = 0; i < env->header_count && !rc; i++)
+        rc = set_header(m, env->headers[i].name, env->headers[i].value, i);
+    if (!rc && env->content_type && *env->content_type)
+        rc = set_header(m, FS__NATS_H_CONTENT_TYPE, env->content_type, 0);
     if (!rc && env->correlation_id)
         rc = set_header(m, FS__NATS_H_CORRELATION_ID, env->correlation_id, 0);
     if (!rc && js && env->reply_to && *env->reply_to)
         rc = set_header(m, FS__NATS_H_REPLY_TO, env->reply_to, 0);
     if (!rc && js && env->message_id)
         rc = set_header(m, FS__NATS_H_MSG_ID, env->message_id, 0);
-    for (size_t i = 0; i < env->header_count && !rc; i++)
-        rc = set_header(m, env->headers[i].name, env->headers[i].value, i);
     if (rc) {
         natsMsg_Destroy(m);
         return rc;
