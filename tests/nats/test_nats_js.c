@@ -79,7 +79,8 @@ static void test_ack(void **state)
     nt_log *l = nt_log_new();
     f->so.concurrency = 3;
     nt_subscribe(f->b, f->subject, l, &f->so);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     publish_n(f, 30, 0);
     nt_wait_count(l, 30, 10000);
     jsConsumerInfo *ci = settled_info(f, "dur");
@@ -116,7 +117,8 @@ static void test_nak_redelivers(void **state)
     atomic_store(&nak_calls, 0);
     fs_subscriber *sub = NULL;
     assert_int_equal(fs_subscribe(f->b, f->subject, nak_once, NULL, &f->so, &sub), FS_OK);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     publish_n(f, 1, 0);
     assert_int_equal(fs_subscriber_wait_handled(sub, 2, 10000), FS_OK);
     jsConsumerInfo *ci = settled_info(f, "dur");
@@ -136,7 +138,8 @@ static void test_error_terminates(void **state)
     l->outcome = FS_OUTCOME_ERROR; /* REJECT_ON_ERROR, NATS's default: +TERM */
     f->no.ack_wait_ms = 300;
     nt_subscribe(f->b, f->subject, l, &f->so);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     publish_n(f, 1, 0);
     nt_wait_count(l, 1, 10000);
     nt_sleep_ms(1000); /* three AckWaits: no redelivery */
@@ -158,7 +161,8 @@ static void test_in_progress_keeps_slow_handler(void **state)
     l->sleep_ms = 2500; /* five AckWaits */
     f->no.ack_wait_ms = 500;
     nt_subscribe(f->b, f->subject, l, &f->so);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     publish_n(f, 1, 0);
     nt_wait_count(l, 1, 10000);
     jsConsumerInfo *ci = settled_info(f, "dur");
@@ -206,7 +210,8 @@ static void test_batches(void **state)
     f->so.batch_size = 10;
     f->so.batch_timeout_ms = 200;
     nt_subscribe(f->b, f->subject, l, &f->so);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     enum { N = 55 };
     fs_envelope env[N];
     char bodies[N][8];
@@ -237,14 +242,16 @@ static void test_durable_resumes(void **state)
     fixture *f = fx_new("resume");
     nt_log *l1 = nt_log_new(), *l2 = nt_log_new();
     nt_subscribe(f->b, f->subject, l1, &f->so);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     publish_n(f, 5, 0);
     nt_wait_count(l1, 5, 10000);
     fs_broker_free(f->b); /* the service goes away */
     f->b = nt_broker();
     publish_n(f, 5, 5); /* published while it is away */
     nt_subscribe(f->b, f->subject, l2, &f->so);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     nt_wait_count(l2, 5, 10000);
     nt_sleep_ms(200);
     assert_int_equal(nt_log_count(l2), 5); /* only what it had not seen */
@@ -266,7 +273,8 @@ static void test_backlog(void **state)
     fs_subscriber *sub = nt_subscribe(f->b, f->subject, l, &f->so);
     uint64_t backlog = 0;
     assert_int_equal(fs_nats_subscriber_backlog(sub, 2000, &backlog), FS_ESTATE);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     nt_wait_count(l, 7, 10000);
     assert_int_equal(fs_nats_subscriber_backlog(sub, 2000, &backlog), FS_OK);
     assert_int_equal(backlog, 7); /* NumPending 0 + NumAckPending 7 */
@@ -283,7 +291,8 @@ static void test_stop_drains(void **state)
     f->so.concurrency = 3;
     nt_subscribe(f->b, f->subject, l, &f->so);
     publish_n(f, 12, 0);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     while (atomic_load(&l->calls) < 3)
         nt_sleep_ms(5);
     assert_int_equal(fs_broker_stop(f->b), FS_OK); /* in-flight handlers finish and ack */
@@ -293,7 +302,8 @@ static void test_stop_drains(void **state)
     assert_int_equal(ci->AckFloor.Stream, first); /* every handled one acked, in order */
     jsConsumerInfo_Destroy(ci);
     l->sleep_ms = 0;
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     nt_wait_count(l, 12, 10000);
     nt_sleep_ms(200);
     assert_int_equal(nt_log_count(l), 12); /* nothing lost, nothing twice */
@@ -321,7 +331,8 @@ static void test_js_request(void **state)
     (void)state;
     fixture *f = fx_new("jsrpc");
     assert_int_equal(fs_subscribe(f->b, f->subject, js_echo, NULL, &f->so, NULL), FS_OK);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     fs_nats_publish_options po = FS_NATS_PUBLISH_OPTIONS_INIT;
     po.stream = f->stream;
     fs_envelope env = FS_ENVELOPE_INIT;
@@ -347,7 +358,8 @@ static void test_push_consumer(void **state)
     f->no.durable = NULL; /* ephemeral: deleted at unsubscribe */
     f->so.concurrency = 2;
     nt_subscribe(f->b, f->subject, l, &f->so);
-    assert_int_equal(fs_broker_start(f->b), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
     publish_n(f, 20, 0);
     nt_wait_count(l, 20, 10000);
     nt_sleep_ms(100);
@@ -381,6 +393,69 @@ static void test_declare_idempotent(void **state)
     fx_free(f);
 }
 
+/* Deliveries as the handler saw them: delivery_count and the in-progress call. */
+static _Atomic int rd_calls;
+static _Atomic uint32_t rd_counts[8];
+static fs_outcome always_fails(fs_message *m, void *user)
+{
+    (void)user;
+    int i = atomic_fetch_add(&rd_calls, 1);
+    if (i < 8)
+        atomic_store(&rd_counts[i], fs_message_delivery_count(m));
+    assert_int_equal(fs_message_in_progress(m), FS_OK); /* by hand: +WPI */
+    return fs_message_fail(m, "ValueError", "try again");
+}
+
+/* NACK_ON_ERROR with max_deliveries 3: -NAK with the delay twice, then +TERM. */
+static void test_redelivery_settings(void **state)
+{
+    (void)state;
+    fixture *f = fx_new("redeliver");
+    atomic_store(&rd_calls, 0);
+    f->so.ack_policy = FS_ACK_POLICY_NACK_ON_ERROR;
+    f->so.redelivery.delay_ms = 100;
+    f->so.redelivery.max_delay_ms = 200;
+    f->so.redelivery.max_deliveries = 3;
+    fs_subscriber *sub = NULL;
+    assert_int_equal(fs_subscribe(f->b, f->subject, always_fails, NULL, &f->so, &sub), FS_OK);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
+    publish_n(f, 1, 0);
+    assert_int_equal(fs_subscriber_wait_handled(sub, 3, 10000), FS_OK);
+    nt_sleep_ms(500);
+    assert_int_equal(atomic_load(&rd_calls), 3); /* terminated after the third */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(atomic_load(&rd_counts[i]), (uint32_t)(i + 1));
+    jsConsumerInfo *ci = settled_info(f, "dur");
+    assert_int_equal(ci->NumAckPending, 0);
+    assert_int_equal(ci->Delivered.Consumer, 3);
+    assert_int_equal(ci->Config->MaxDeliver, 3); /* from the redelivery settings */
+    assert_int_equal(ci->Config->BackOffLen, 2);
+    jsConsumerInfo_Destroy(ci);
+    fx_free(f);
+}
+
+/* Never acknowledged: the server redelivers after the AckWait (+BackOff), MaxDeliver times. */
+static void test_max_deliver_unacked(void **state)
+{
+    (void)state;
+    fixture *f = fx_new("maxdeliver");
+    nt_log *l = nt_log_new();
+    f->so.ack_policy = FS_ACK_POLICY_MANUAL;
+    f->so.redelivery.delay_ms = 50;
+    f->so.redelivery.max_deliveries = 2;
+    f->no.ack_wait_ms = 200;
+    nt_subscribe(f->b, f->subject, l, &f->so);
+    if (fs_broker_start(f->b) != FS_OK)
+        fail_msg("start: %s", fs_last_error());
+    publish_n(f, 1, 0);
+    nt_wait_count(l, 2, 10000);
+    nt_sleep_ms(800);
+    assert_int_equal(nt_log_count(l), 2); /* MaxDeliver 2: no third */
+    fx_free(f);
+    nt_log_free(l);
+}
+
 int main(void)
 {
     fs_set_log_level(FS_LOG_ERROR);
@@ -397,6 +472,8 @@ int main(void)
         cmocka_unit_test(test_js_request),
         cmocka_unit_test(test_push_consumer),
         cmocka_unit_test(test_declare_idempotent),
+        cmocka_unit_test(test_redelivery_settings),
+        cmocka_unit_test(test_max_deliver_unacked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

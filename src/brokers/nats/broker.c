@@ -141,7 +141,6 @@ static int settle_all(fs_message *m, fs_settle_state op, unsigned delay_ms)
     return rc;
 }
 
-#if defined(FS_ADAPTER_ABI_VERSION) && FS_ADAPTER_ABI_VERSION >= 2
 static int nats_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
@@ -173,41 +172,8 @@ static int nats_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out)
 {
     return fs__nats_backlog(impl, sub, timeout_ms, out);
 }
-#else
-static int nats_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
-{
-    (void)impl;
-    return fs__nats_fetch(sub, timeout_ms, out);
-}
-
-static int nats_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
-                            unsigned batch_timeout_ms, int timeout_ms, size_t *n)
-{
-    (void)impl;
-    return fs__nats_fetch_batch(sub, out, max, batch_timeout_ms, timeout_ms, n);
-}
-
-static int nats_ack(void *impl, fs_message *m)
-{
-    (void)impl;
-    return settle_all(m, FS_SETTLE_ACKED, 0);
-}
-
-static int nats_nack(void *impl, fs_message *m)
-{
-    (void)impl;
-    return settle_all(m, FS_SETTLE_NACKED, 0);
-}
-
-static int nats_reject(void *impl, fs_message *m)
-{
-    (void)impl;
-    return settle_all(m, FS_SETTLE_REJECTED, 0);
-}
-#endif
 
 static const fs_broker_ops nats_ops = {
-#if defined(FS_ADAPTER_ABI_VERSION) && FS_ADAPTER_ABI_VERSION >= 2
     .abi_version = FS_ADAPTER_ABI_VERSION,
     .struct_size = sizeof(fs_broker_ops),
     .caps = FS_CAP_NATIVE_REQUEST | FS_CAP_NACK | FS_CAP_NACK_DELAY | FS_CAP_IN_PROGRESS |
@@ -215,12 +181,6 @@ static const fs_broker_ops nats_ops = {
     .settle = nats_settle,
     .in_progress = nats_in_progress,
     .backlog = nats_backlog,
-#else
-    .flags = FS_BROKER_NATIVE_REQUEST,
-    .ack = nats_ack,
-    .nack = nats_nack,
-    .reject = nats_reject,
-#endif
     .name = "nats",
     .default_ack_policy = FS_ACK_POLICY_REJECT_ON_ERROR,
     .connect = nats_connect,
@@ -248,21 +208,10 @@ bool fs_broker_is_nats(const fs_broker *broker)
 
 int fs_nats_subscriber_backlog(fs_subscriber *sub, int timeout_ms, uint64_t *out)
 {
-    FS__NATS_CHECK(sub && out, "fs_nats_subscriber_backlog: sub and out are required");
-    fs_broker *broker = fs_subscriber_broker(sub);
-    FS__NATS_CHECK(fs_broker_is_nats(broker), "fs_nats_subscriber_backlog: not a NATS subscriber");
-    nats_broker *b = fs_broker_impl(broker);
-    nsub *s = NULL;
-    const char *source = fs_subscriber_source(sub);
-    pthread_mutex_lock(&b->mu);
-    /* The adapter state of a subscriber: ours with the same source (most recent first). */
-    for (nsub *it = b->subs; it && !s; it = it->next)
-        if (!it->reply_inbox && strcmp(it->subject, source) == 0)
-            s = it;
-    pthread_mutex_unlock(&b->mu);
-    if (!s)
-        return fs_adapter_error(FS_ENOTFOUND, "nats: no subscription for %s", source);
-    return fs__nats_backlog(b, s, timeout_ms, out);
+    FS_CHECK_ARG(sub && out, "fs_nats_subscriber_backlog: sub and out are required");
+    FS_CHECK_ARG(fs_broker_is_nats(fs_subscriber_broker(sub)),
+                 "fs_nats_subscriber_backlog: not a NATS subscriber");
+    return fs_subscriber_backlog(sub, timeout_ms, out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -279,17 +228,17 @@ static int copy_opt(char **dst, const char *src)
 
 int fs_nats_broker_new(const char *url, const fs_nats_options *opts, fs_broker **out)
 {
-    FS__NATS_CHECK(url && out, "fs_nats_broker_new: url and out are required");
+    FS_CHECK_ARG(url && out, "fs_nats_broker_new: url and out are required");
     static const fs_nats_options defaults = FS_NATS_OPTIONS_INIT;
     if (!opts)
         opts = &defaults;
-    FS__NATS_CHECK(opts->connect_timeout_ms >= 0 && opts->reconnect_wait_ms >= 0 &&
-                       opts->reconnect_buffer_bytes >= 0,
-                   "fs_nats_broker_new: negative timeout or buffer size");
-    FS__NATS_CHECK(!opts->token || !opts->user,
-                   "fs_nats_broker_new: a token and a user exclude each other");
-    FS__NATS_CHECK((opts->tls_cert_file != NULL) == (opts->tls_key_file != NULL),
-                   "fs_nats_broker_new: tls_cert_file and tls_key_file go together");
+    FS_CHECK_ARG(opts->connect_timeout_ms >= 0 && opts->reconnect_wait_ms >= 0 &&
+                     opts->reconnect_buffer_bytes >= 0,
+                 "fs_nats_broker_new: negative timeout or buffer size");
+    FS_CHECK_ARG(!opts->token || !opts->user,
+                 "fs_nats_broker_new: a token and a user exclude each other");
+    FS_CHECK_ARG((opts->tls_cert_file != NULL) == (opts->tls_key_file != NULL),
+                 "fs_nats_broker_new: tls_cert_file and tls_key_file go together");
     nats_broker *b = calloc(1, sizeof *b);
     if (!b)
         return fs_adapter_error(FS_ENOMEM, "nats: out of memory");

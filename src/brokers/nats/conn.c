@@ -107,24 +107,20 @@ int fs__nats_status(natsStatus s, const char *what)
 /* URL                                                                      */
 
 /* Query parameters we know: refuse any other, naming it. */
-static int check_query(const char *query)
+static int check_query(const fs_url *u)
 {
     static const char *const known[] = {"name", "tls_ca", "tls_cert", "tls_key", "token"};
-    const char *p = query;
-    while (p && *p) {
-        size_t len = strcspn(p, "&");
-        size_t klen = strcspn(p, "=&");
+    size_t pos = 0, klen, vlen;
+    const char *key, *value;
+    while (fs_url_query_next(u, &pos, &key, &klen, &value, &vlen)) {
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof *known && !ok; i++)
-            ok = klen == strlen(known[i]) && strncmp(p, known[i], klen) == 0;
-        if (!ok && klen)
+            ok = klen == strlen(known[i]) && strncmp(key, known[i], klen) == 0;
+        if (!ok)
             return fs_adapter_error(FS_EINVAL,
                                     "nats: unknown URL parameter '%.*s' (known: name, tls_ca, "
                                     "tls_cert, tls_key, token)",
-                                    (int)klen, p);
-        p += len;
-        if (*p == '&')
-            p++;
+                                    (int)klen, key);
     }
     return FS_OK;
 }
@@ -134,9 +130,12 @@ static int take_param(const fs_url *u, const char *key, char **dst)
 {
     if (*dst)
         return FS_OK;
-    char *v = fs_url_query_param(u, key);
-    if (!v)
+    char *v = NULL;
+    int rc = fs_url_query_get(u, key, &v);
+    if (rc == FS_ENOTFOUND)
         return FS_OK;
+    if (rc)
+        return rc;
     if (!*v) {
         free(v);
         return fs_adapter_error(FS_EINVAL, "nats: URL parameter '%s' is empty", key);
@@ -170,7 +169,7 @@ static int parse_one(nats_broker *b, const char *piece, const char *scheme, int 
         rc = fs_adapter_error(FS_EINVAL, "nats: a NATS URL has no path ('/%s')", u.path);
         goto out;
     }
-    if ((rc = check_query(u.query)))
+    if ((rc = check_query(&u)))
         goto out;
     if (u.user && *u.user && !b->user && !b->token) {
         if (u.password) { /* user:password@ */
@@ -213,12 +212,12 @@ out:
 
 int fs__nats_parse_url(nats_broker *b, const char *url)
 {
-    FS__NATS_CHECK(url && *url, "nats: empty URL");
+    FS_CHECK_ARG(url && *url, "nats: empty URL");
     const char *sep = strstr(url, "://");
-    FS__NATS_CHECK(sep, "nats: '%s' is not a URL (nats://host:port)", url);
+    FS_CHECK_ARG(sep, "nats: '%s' is not a URL (nats://host:port)", url);
     char scheme[8];
     size_t slen = (size_t)(sep - url);
-    FS__NATS_CHECK(slen < sizeof scheme, "nats: unsupported URL scheme in '%s'", url);
+    FS_CHECK_ARG(slen < sizeof scheme, "nats: unsupported URL scheme in '%s'", url);
     memcpy(scheme, url, slen);
     scheme[slen] = '\0';
     int count = 1;

@@ -74,11 +74,10 @@ static bool stream_matches(const jsStreamConfig *have, const jsStreamConfig *wan
 
 int fs__nats_declare_stream(nats_broker *b, const fs_nats_stream_config *cfg)
 {
-    FS__NATS_CHECK(cfg && cfg->name && *cfg->name, "nats: a stream needs a name");
-    FS__NATS_CHECK(!strpbrk(cfg->name, ".*> \t"),
-                   "nats: stream name '%s' has a '.', '*', '>' or whitespace", cfg->name);
-    FS__NATS_CHECK(cfg->subjects || !cfg->subject_count, "nats: stream %s: NULL subjects",
-                   cfg->name);
+    FS_CHECK_ARG(cfg && cfg->name && *cfg->name, "nats: a stream needs a name");
+    FS_CHECK_ARG(!strpbrk(cfg->name, ".*> \t"),
+                 "nats: stream name '%s' has a '.', '*', '>' or whitespace", cfg->name);
+    FS_CHECK_ARG(cfg->subjects || !cfg->subject_count, "nats: stream %s: NULL subjects", cfg->name);
     for (size_t i = 0; i < cfg->subject_count; i++) {
         int rc = fs__nats_check_subject(cfg->subjects[i], true, "stream subject");
         if (rc)
@@ -139,8 +138,8 @@ int fs__nats_declare_stream(nats_broker *b, const fs_nats_stream_config *cfg)
 
 int fs_nats_delete_stream(fs_broker *broker, const char *name)
 {
-    FS__NATS_CHECK(fs_broker_is_nats(broker), "fs_nats_delete_stream: not a NATS broker");
-    FS__NATS_CHECK(name && *name, "fs_nats_delete_stream: empty name");
+    FS_CHECK_ARG(fs_broker_is_nats(broker), "fs_nats_delete_stream: not a NATS broker");
+    FS_CHECK_ARG(name && *name, "fs_nats_delete_stream: empty name");
     int rc = fs_broker_connect(broker);
     if (rc)
         return rc;
@@ -154,7 +153,7 @@ int fs_nats_delete_stream(fs_broker *broker, const char *name)
 
 int fs_nats_declare_stream(fs_broker *broker, const fs_nats_stream_config *cfg)
 {
-    FS__NATS_CHECK(fs_broker_is_nats(broker), "fs_nats_declare_stream: not a NATS broker");
+    FS_CHECK_ARG(fs_broker_is_nats(broker), "fs_nats_declare_stream: not a NATS broker");
     int rc = fs_broker_connect(broker);
     return rc ? rc : fs__nats_declare_stream(fs_broker_impl(broker), cfg);
 }

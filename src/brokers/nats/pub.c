@@ -23,10 +23,9 @@ static int fail(const char **etype, const char *type, int rc)
 
 static int check_options(const char *destination, const fs_nats_publish_options *po)
 {
-    FS__NATS_CHECK(!po || po->timeout_ms >= 0, "nats: publish to %s: negative timeout",
-                   destination);
-    FS__NATS_CHECK(!po || !po->stream || (*po->stream && !strpbrk(po->stream, ".*> ")),
-                   "nats: publish to %s: bad stream name", destination);
+    FS_CHECK_ARG(!po || po->timeout_ms >= 0, "nats: publish to %s: negative timeout", destination);
+    FS_CHECK_ARG(!po || !po->stream || (*po->stream && !strpbrk(po->stream, ".*> ")),
+                 "nats: publish to %s: bad stream name", destination);
     return fs__nats_check_subject(destination, false, "publish");
 }
 

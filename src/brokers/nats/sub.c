@@ -90,7 +90,6 @@ static int rec_fill(nsub *s, nrec *r, natsMsg *msg)
     r->m.raw = msg;
     r->m.release = rec_release;
     r->m.adapter_data = r;
-#if defined(FS_ADAPTER_ABI_VERSION) && FS_ADAPTER_ABI_VERSION >= 2
     if (s->kind != NSUB_CORE) {
         uint32_t delivered;
         int64_t ts;
@@ -99,7 +98,6 @@ static int rec_fill(nsub *s, nrec *r, natsMsg *msg)
             r->m.timestamp_ms = ts;
         }
     }
-#endif
     return rc;
 }
 
@@ -293,13 +291,18 @@ static fs_nats_stream_config *copy_stream(const fs_nats_stream_config *c, bool *
     return d;
 }
 
-/* JetStream redelivery: MaxDeliver and BackOff (after the AckWait) from the settings. */
+/*
+ * JetStream redelivery: MaxDeliver = max_deliveries, and (when bounded) a
+ * BackOff of AckWait + the settings' delay for each redelivery of a message
+ * left unacknowledged (the server requires MaxDeliver > the BackOff's length,
+ * so an unbounded consumer keeps the plain AckWait). A nack's delay goes with
+ * the -NAK itself.
+ */
 static int set_redelivery(nsub *s, const fs_subscribe_spec *spec)
 {
-#if defined(FS_ADAPTER_ABI_VERSION) && FS_ADAPTER_ABI_VERSION >= 2
     const fs_redelivery *rd = &spec->redelivery;
     s->max_deliver = rd->max_deliveries;
-    unsigned n = rd->max_deliveries ? rd->max_deliveries - 1 : 8;
+    unsigned n = rd->max_deliveries ? rd->max_deliveries - 1 : 0;
     if (n > 16)
         n = 16;
     if (!n)
@@ -307,8 +310,8 @@ static int set_redelivery(nsub *s, const fs_subscribe_spec *spec)
     s->backoff_ns = calloc(n, sizeof *s->backoff_ns);
     if (!s->backoff_ns)
         return fs_adapter_error(FS_ENOMEM, "nats: out of memory");
-    uint64_t delay = rd->delay_ms ? rd->delay_ms : 100,
-             cap = rd->max_delay_ms ? rd->max_delay_ms : 10000;
+    uint64_t delay = rd->delay_ms ? rd->delay_ms : 100;
+    uint64_t cap = rd->max_delay_ms ? rd->max_delay_ms : 10000;
     for (unsigned i = 0; i < n; i++) {
         uint64_t d = delay << (i < 20 ? i : 20);
         if (d > cap)
@@ -316,10 +319,6 @@ static int set_redelivery(nsub *s, const fs_subscribe_spec *spec)
         s->backoff_ns[i] = (int64_t)(s->ack_wait_ms + d) * 1000000;
     }
     s->backoff_len = (int)n;
-#else
-    (void)s;
-    (void)spec;
-#endif
     return FS_OK;
 }
 
@@ -333,24 +332,24 @@ int fs__nats_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     int rc = fs__nats_check_subject(spec->source, true, "subscribe");
     if (rc)
         return rc;
-    FS__NATS_CHECK(o->kind >= FS_NATS_CONSUMER_DEFAULT && o->kind <= FS_NATS_CONSUMER_PUSH,
-                   "nats: subscribe %s: unknown consumer kind %d", spec->source, (int)o->kind);
-    FS__NATS_CHECK(o->stream || o->kind == FS_NATS_CONSUMER_DEFAULT,
-                   "nats: subscribe %s: a pull or push consumer needs a stream", spec->source);
-    FS__NATS_CHECK(o->deliver >= FS_NATS_DELIVER_ALL && o->deliver <= FS_NATS_DELIVER_LAST,
-                   "nats: subscribe %s: unknown deliver policy %d", spec->source, (int)o->deliver);
-    FS__NATS_CHECK(!o->stream || (*o->stream && !strpbrk(o->stream, ".*> ")),
-                   "nats: subscribe %s: bad stream name '%s'", spec->source,
-                   o->stream ? o->stream : "");
-    FS__NATS_CHECK(!o->durable || (*o->durable && !strpbrk(o->durable, ".*> ")),
-                   "nats: subscribe %s: bad durable name '%s'", spec->source,
-                   o->durable ? o->durable : "");
-    FS__NATS_CHECK(!o->declare_stream || (o->stream && o->declare_stream->name &&
-                                          strcmp(o->declare_stream->name, o->stream) == 0),
-                   "nats: subscribe %s: declare_stream must be the stream '%s'", spec->source,
-                   o->stream ? o->stream : "(none)");
-    FS__NATS_CHECK(!o->queue || (*o->queue && !strpbrk(o->queue, " \t\r\n")),
-                   "nats: subscribe %s: bad queue group", spec->source);
+    FS_CHECK_ARG(o->kind >= FS_NATS_CONSUMER_DEFAULT && o->kind <= FS_NATS_CONSUMER_PUSH,
+                 "nats: subscribe %s: unknown consumer kind %d", spec->source, (int)o->kind);
+    FS_CHECK_ARG(o->stream || o->kind == FS_NATS_CONSUMER_DEFAULT,
+                 "nats: subscribe %s: a pull or push consumer needs a stream", spec->source);
+    FS_CHECK_ARG(o->deliver >= FS_NATS_DELIVER_ALL && o->deliver <= FS_NATS_DELIVER_LAST,
+                 "nats: subscribe %s: unknown deliver policy %d", spec->source, (int)o->deliver);
+    FS_CHECK_ARG(!o->stream || (*o->stream && !strpbrk(o->stream, ".*> ")),
+                 "nats: subscribe %s: bad stream name '%s'", spec->source,
+                 o->stream ? o->stream : "");
+    FS_CHECK_ARG(!o->durable || (*o->durable && !strpbrk(o->durable, ".*> ")),
+                 "nats: subscribe %s: bad durable name '%s'", spec->source,
+                 o->durable ? o->durable : "");
+    FS_CHECK_ARG(!o->declare_stream || (o->stream && o->declare_stream->name &&
+                                        strcmp(o->declare_stream->name, o->stream) == 0),
+                 "nats: subscribe %s: declare_stream must be the stream '%s'", spec->source,
+                 o->stream ? o->stream : "(none)");
+    FS_CHECK_ARG(!o->queue || (*o->queue && !strpbrk(o->queue, " \t\r\n")),
+                 "nats: subscribe %s: bad queue group", spec->source);
     nsub *s = calloc(1, sizeof *s);
     if (!s)
         return fs_adapter_error(FS_ENOMEM, "nats: out of memory");

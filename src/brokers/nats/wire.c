@@ -128,12 +128,11 @@ int fs__nats_decode(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m)
 /* NATS header names: printable ASCII without ':'; values: no CR or LF. */
 static int check_header(const char *name, const char *value, size_t i)
 {
-    FS__NATS_CHECK(*name, "nats: header %zu has an empty name", i);
+    FS_CHECK_ARG(*name, "nats: header %zu has an empty name", i);
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        FS__NATS_CHECK(*p > ' ' && *p < 127 && *p != ':',
-                       "nats: header name '%s' has a character NATS cannot carry (0x%02x)", name,
-                       *p);
-    FS__NATS_CHECK(!strpbrk(value, "\r\n"), "nats: header '%s' has a CR or LF in its value", name);
+        FS_CHECK_ARG(*p > ' ' && *p < 127 && *p != ':',
+                     "nats: header name '%s' has a character NATS cannot carry (0x%02x)", name, *p);
+    FS_CHECK_ARG(!strpbrk(value, "\r\n"), "nats: header '%s' has a CR or LF in its value", name);
     return FS_OK;
 }
 
@@ -154,8 +153,8 @@ int fs__nats_encode(const char *subject, const char *reply, const fs_envelope *e
                     natsMsg **out)
 {
     *out = NULL;
-    FS__NATS_CHECK(env->body_len <= (size_t)INT32_MAX, "nats: body of %zu bytes is too large",
-                   env->body_len);
+    FS_CHECK_ARG(env->body_len <= (size_t)INT32_MAX, "nats: body of %zu bytes is too large",
+                 env->body_len);
     natsMsg *m = NULL;
     natsStatus s = natsMsg_Create(&m, subject, reply, (const char *)env->body, (int)env->body_len);
     if (s != NATS_OK)
@@ -190,25 +189,24 @@ int fs__nats_encode(const char *subject, const char *reply, const fs_envelope *e
 
 int fs__nats_check_subject(const char *subject, bool wildcards, const char *what)
 {
-    FS__NATS_CHECK(subject && *subject, "nats: %s: empty subject", what);
+    FS_CHECK_ARG(subject && *subject, "nats: %s: empty subject", what);
     const char *tok = subject;
     for (const char *p = subject;; p++) {
         if (*p == '.' || !*p) {
             size_t len = (size_t)(p - tok);
-            FS__NATS_CHECK(len > 0, "nats: %s: subject '%s' has an empty token", what, subject);
+            FS_CHECK_ARG(len > 0, "nats: %s: subject '%s' has an empty token", what, subject);
             if (len == 1 && (*tok == '*' || *tok == '>')) {
-                FS__NATS_CHECK(wildcards, "nats: %s: subject '%s' has a wildcard", what, subject);
-                FS__NATS_CHECK(*tok != '>' || !*p, "nats: %s: '>' must be the last token of '%s'",
-                               what, subject);
+                FS_CHECK_ARG(wildcards, "nats: %s: subject '%s' has a wildcard", what, subject);
+                FS_CHECK_ARG(*tok != '>' || !*p, "nats: %s: '>' must be the last token of '%s'",
+                             what, subject);
             }
             if (!*p)
                 break;
             tok = p + 1;
             continue;
         }
-        FS__NATS_CHECK((unsigned char)*p > ' ' && *p != 127,
-                       "nats: %s: subject '%s' has whitespace or a control character", what,
-                       subject);
+        FS_CHECK_ARG((unsigned char)*p > ' ' && *p != 127,
+                     "nats: %s: subject '%s' has whitespace or a control character", what, subject);
     }
     return FS_OK;
 }

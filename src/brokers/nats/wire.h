@@ -8,16 +8,10 @@
 #define FS_NATS_WIRE_H
 
 #include "faststream/adapter.h"
+#include "kit/check.h"
 
 #include <nats/nats.h>
 #include <stdbool.h>
-
-/* Return FS_EINVAL with a readable message unless `cond`. */
-#define FS__NATS_CHECK(cond, ...)                                                                  \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            return fs_adapter_error(FS_EINVAL, __VA_ARGS__);                                       \
-    } while (0)
 
 #define FS__NATS_H_CONTENT_TYPE "content-type"
 #define FS__NATS_H_CORRELATION_ID "correlation_id"
