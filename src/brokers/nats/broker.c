@@ -144,16 +144,14 @@ static int settle_all(fs_message *m, fs_settle_state op, unsigned delay_ms)
 static int nats_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
-    (void)worker;
-    return fs__nats_fetch(sub, timeout_ms, out);
+    return fs__nats_fetch(sub, worker, timeout_ms, out);
 }
 
 static int nats_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **out, size_t max,
                             unsigned batch_timeout_ms, int timeout_ms, size_t *n)
 {
     (void)impl;
-    (void)worker;
-    return fs__nats_fetch_batch(sub, out, max, batch_timeout_ms, timeout_ms, n);
+    return fs__nats_fetch_batch(sub, worker, out, max, batch_timeout_ms, timeout_ms, n);
 }
 
 static int nats_settle(void *impl, fs_message *m, const fs_settle_args *args)

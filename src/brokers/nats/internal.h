@@ -70,11 +70,19 @@ struct nsub {
     pthread_cond_t cv;
     nrec *q_head, *q_tail; /* pull: fetched, not handed out */
     size_t q_len;
-    nrec *inflight; /* JetStream: handed out, not released */
-    nrec *free_list;
+    nrec *inflight;  /* JetStream: handed out, not released */
+    nrec *free_list; /* JetStream records */
     bool fetching;
     unsigned waiting;
-    bool fetch_error_logged;
+    _Atomic bool fetch_error_logged;
+
+    /*
+     * Core records, without a lock: released ones are pushed on free_stack by
+     * any thread; a worker takes the whole stack at once into its own list.
+     */
+    _Atomic(nrec *) free_stack;
+    nrec **worker_free; /* [concurrency] */
+    unsigned workers;
 
     struct nsub *next; /* broker's list */
 };
@@ -138,9 +146,9 @@ void fs__nats_unsubscribe(void *impl, void *sub);
 int fs__nats_sub_start(void *impl, void *sub);
 void fs__nats_sub_stop(nsub *s);
 void fs__nats_sub_stopped(nsub *s);
-int fs__nats_fetch(nsub *s, int timeout_ms, fs_message **out);
-int fs__nats_fetch_batch(nsub *s, fs_message **out, size_t max, unsigned batch_timeout_ms,
-                         int timeout_ms, size_t *n);
+int fs__nats_fetch(nsub *s, unsigned worker, int timeout_ms, fs_message **out);
+int fs__nats_fetch_batch(nsub *s, unsigned worker, fs_message **out, size_t max,
+                         unsigned batch_timeout_ms, int timeout_ms, size_t *n);
 /* Settle one message (op: FS_SETTLE_ACKED/NACKED/REJECTED). */
 int fs__nats_settle_one(fs_message *m, fs_settle_state op, unsigned delay_ms);
 int fs__nats_in_progress(fs_message *m);

@@ -51,6 +51,33 @@ static nrec *rec_get(nsub *s)
     return r;
 }
 
+/* A core record for `worker`, lock-free (calloc when none is free). */
+static nrec *rec_get_core(nsub *s, unsigned worker)
+{
+    if (worker >= s->workers)
+        worker = 0;
+    nrec *r = s->worker_free[worker];
+    if (!r)
+        r = atomic_exchange_explicit(&s->free_stack, NULL, memory_order_acquire);
+    if (r) {
+        s->worker_free[worker] = r->next;
+        return r;
+    }
+    r = calloc(1, sizeof *r);
+    if (r)
+        r->sub = s;
+    return r;
+}
+
+static void rec_put_core(nsub *s, nrec *r)
+{
+    nrec *head = atomic_load_explicit(&s->free_stack, memory_order_relaxed);
+    do
+        r->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&s->free_stack, &head, r, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
 static void rec_put(nsub *s, nrec *r)
 {
     r->msg = NULL;
@@ -106,6 +133,12 @@ static void rec_release(fs_message *m)
     nrec *r = m->adapter_data;
     nsub *s = r->sub;
     natsMsg *msg = r->msg;
+    if (s->kind == NSUB_CORE) {
+        r->msg = NULL;
+        rec_put_core(s, r);
+        natsMsg_Destroy(msg);
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     if (r->inflight)
         inflight_unlink(s, r);
@@ -247,12 +280,17 @@ static void sub_free(nsub *s)
 {
     if (!s)
         return;
-    while (s->free_list) {
-        nrec *r = s->free_list;
-        s->free_list = r->next;
-        fs__nats_hdrs_free(&r->hdrs);
-        free(r);
+    nrec *lists[2] = {s->free_list, atomic_load(&s->free_stack)};
+    for (unsigned i = 0; i < 2 + s->workers; i++) {
+        nrec *r = i < 2 ? lists[i] : s->worker_free[i - 2];
+        while (r) {
+            nrec *next = r->next;
+            fs__nats_hdrs_free(&r->hdrs);
+            free(r);
+            r = next;
+        }
     }
+    free(s->worker_free);
     if (s->declare) {
         for (size_t i = 0; i < s->declare->subject_count; i++)
             free((char *)s->declare->subjects[i]);
@@ -367,6 +405,12 @@ int fs__nats_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         s->declare = copy_stream(o->declare_stream, &oom);
     s->deliver = o->deliver;
     s->concurrency = spec->concurrency ? spec->concurrency : 1;
+    s->workers = s->concurrency;
+    s->worker_free = calloc(s->workers, sizeof *s->worker_free);
+    if (!s->worker_free) {
+        s->workers = 0;
+        oom = true;
+    }
     s->batch_size = spec->batch_size;
     s->ack_wait_ms = o->ack_wait_ms ? o->ack_wait_ms : 30000;
     s->pull_batch = o->pull_batch      ? o->pull_batch
@@ -486,8 +530,7 @@ void fs__nats_unsubscribe(void *impl, void *sub)
 static int fetch_trouble(nsub *s, natsStatus st, int timeout_ms)
 {
     pthread_mutex_lock(&s->mu);
-    bool first = !s->fetch_error_logged;
-    s->fetch_error_logged = true;
+    bool first = !atomic_exchange(&s->fetch_error_logged, true);
     pthread_mutex_unlock(&s->mu);
     if (first)
         fs_adapter_log(FS_LOG_WARN, FS_NATS_COMPONENT, "subscription %s: %s; retrying", s->subject,
@@ -499,15 +542,15 @@ static int fetch_trouble(nsub *s, natsStatus st, int timeout_ms)
 
 static void fetch_ok(nsub *s)
 {
-    if (s->fetch_error_logged) {
-        s->fetch_error_logged = false;
+    if (atomic_load_explicit(&s->fetch_error_logged, memory_order_relaxed) &&
+        atomic_exchange(&s->fetch_error_logged, false)) {
         fs_adapter_log(FS_LOG_INFO, FS_NATS_COMPONENT, "subscription %s: receiving again",
                        s->subject);
     }
 }
 
 /* Core and push: the next message of the synchronous subscription. */
-static int next_msg(nsub *s, int timeout_ms, fs_message **out)
+static int next_msg(nsub *s, unsigned worker, int timeout_ms, fs_message **out)
 {
     natsSubscription *ns = s->ns;
     if (!ns || atomic_load_explicit(&s->stopping, memory_order_relaxed))
@@ -526,13 +569,18 @@ static int next_msg(nsub *s, int timeout_ms, fs_message **out)
         }
         return fetch_trouble(s, st, timeout_ms);
     }
-    pthread_mutex_lock(&s->mu);
-    nrec *r = rec_get(s);
-    if (r && s->kind != NSUB_CORE)
-        inflight_link(s, r);
+    nrec *r;
+    if (s->kind == NSUB_CORE) {
+        r = rec_get_core(s, worker);
+    } else {
+        pthread_mutex_lock(&s->mu);
+        r = rec_get(s);
+        if (r)
+            inflight_link(s, r);
+        pthread_mutex_unlock(&s->mu);
+    }
     if (r)
         fetch_ok(s);
-    pthread_mutex_unlock(&s->mu);
     if (!r) {
         natsMsg_Destroy(msg); /* JetStream redelivers it after the AckWait */
         return fs_adapter_error(FS_ENOMEM, "nats: out of memory");
@@ -656,22 +704,22 @@ static int pull_take(nsub *s, fs_message **out, size_t max, bool batch, unsigned
     return rc;
 }
 
-int fs__nats_fetch(nsub *s, int timeout_ms, fs_message **out)
+int fs__nats_fetch(nsub *s, unsigned worker, int timeout_ms, fs_message **out)
 {
     if (s->kind != NSUB_PULL)
-        return next_msg(s, timeout_ms, out);
+        return next_msg(s, worker, timeout_ms, out);
     size_t n = 0;
     return pull_take(s, out, 1, false, 0, timeout_ms, &n);
 }
 
-int fs__nats_fetch_batch(nsub *s, fs_message **out, size_t max, unsigned batch_timeout_ms,
-                         int timeout_ms, size_t *n)
+int fs__nats_fetch_batch(nsub *s, unsigned worker, fs_message **out, size_t max,
+                         unsigned batch_timeout_ms, int timeout_ms, size_t *n)
 {
     *n = 0;
     if (s->kind == NSUB_PULL)
         return pull_take(s, out, max, true, batch_timeout_ms, timeout_ms, n);
     /* Core and push: the first message within timeout_ms, the rest within the batch timeout. */
-    int rc = next_msg(s, timeout_ms, &out[0]);
+    int rc = next_msg(s, worker, timeout_ms, &out[0]);
     if (rc)
         return rc;
     *n = 1;
@@ -681,7 +729,7 @@ int fs__nats_fetch_batch(nsub *s, fs_message **out, size_t max, unsigned batch_t
         if (now >= deadline)
             break;
         int left = (int)((deadline - now) / 1000000u);
-        if (left <= 0 || next_msg(s, left, &out[*n]))
+        if (left <= 0 || next_msg(s, worker, left, &out[*n]))
             break;
         (*n)++;
     }
