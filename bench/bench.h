@@ -14,11 +14,15 @@
 #ifndef FS_BENCH_H
 #define FS_BENCH_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef uint64_t (*bench_fn)(uint64_t iters, void *ctx);
 
@@ -128,6 +132,22 @@ static inline void bench_report(const char *key, double value)
 {
     printf("%s %.3f\n", key, value);
     fflush(stdout);
+}
+
+/* A loopback TCP port free right now (for a server a benchmark starts), or -1. */
+static inline int bench_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
 }
 
 #endif /* FS_BENCH_H */

@@ -27,6 +27,7 @@
  * --repeats runs (default 3). Benchmarks print; nothing fails on a target.
  */
 #include "bench.h"
+#include "bench_broker.h"
 
 #include "faststream/faststream.h"
 #include "faststream/prometheus.h"
@@ -138,20 +139,7 @@ static fs_broker *make_broker(bool prom, fs_registry **reg)
 {
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
-    fs_broker *b;
-    if (fs_broker_new(url, NULL, &b) < 0)
-        die("broker", fs_last_error());
-    *reg = NULL;
-    if (prom) {
-        fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
-        fs_registry_new(reg);
-        po.registry = *reg;
-        if (fs_broker_add_prometheus(b, &po) < 0)
-            die("prometheus", fs_last_error());
-    }
-    if (fs_broker_connect(b) < 0)
-        die("connect", fs_last_error());
-    return b;
+    return bench_broker_new(url, prom, reg);
 }
 
 static void clear(redisContext *c)
@@ -456,21 +444,11 @@ static void best3(double (*ours)(const run *, long), double (*raw)(const run *, 
     }
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        die("port", "no free port");
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static pid_t start_server(void)
 {
-    port = free_port();
+    port = bench_free_port();
+    if (port < 0)
+        die("port", "no free port");
     char p[16];
     snprintf(p, sizeof p, "%d", port);
     pid_t pid = fork();

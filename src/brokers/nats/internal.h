@@ -52,7 +52,9 @@ struct nsub {
     nsub_kind kind;
     bool reply_inbox;
     char *subject, *queue, *stream, *durable;
-    char *consumer; /* the consumer's name on the server (JetStream) */
+    char *consumer;   /* the consumer's name on the server (JetStream) */
+    char *ack_prefix; /* "$JS.ACK.<stream>.<consumer>.": its deliveries' ack subjects start so */
+    size_t ack_prefix_len;
     bool ephemeral; /* we created it without a durable name: deleted at unsubscribe */
     fs_nats_stream_config *declare; /* deep copy, or NULL */
     fs_nats_deliver_policy deliver;

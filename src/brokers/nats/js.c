@@ -232,6 +232,12 @@ int fs__nats_consumer_ensure(nsub *s)
             return fs__nats_js_error(st, jerr, "create consumer");
         s->consumer = strdup(ci->Name);
         s->ephemeral = !s->durable;
+        free(s->ack_prefix);
+        size_t plen = strlen(s->stream) + strlen(ci->Name) + 10;
+        s->ack_prefix = malloc(plen);
+        if (s->ack_prefix)
+            s->ack_prefix_len =
+                (size_t)snprintf(s->ack_prefix, plen, "$JS.ACK.%s.%s.", s->stream, ci->Name);
         if (ci->Config && ci->Config->AckWait > 0)
             s->ack_wait_ms = (unsigned)(ci->Config->AckWait / NS_PER_MS);
         if (ci->Config && ci->Config->BackOffLen > 0 && ci->Config->BackOff[0] > 0)

@@ -120,7 +120,11 @@ static int rec_fill(nsub *s, nrec *r, natsMsg *msg)
     if (s->kind != NSUB_CORE) {
         uint32_t delivered;
         int64_t ts;
-        if (fs__nats_js_meta(natsMsg_GetReply(msg), &delivered, &ts)) {
+        const char *reply = natsMsg_GetReply(msg);
+        bool known =
+            s->ack_prefix && reply && strncmp(reply, s->ack_prefix, s->ack_prefix_len) == 0;
+        if (known ? fs__nats_js_meta_tail(reply + s->ack_prefix_len, &delivered, &ts)
+                  : fs__nats_js_meta(reply, &delivered, &ts)) {
             r->m.delivery_count = delivered;
             r->m.timestamp_ms = ts;
         }
@@ -303,6 +307,7 @@ static void sub_free(nsub *s)
     free(s->stream);
     free(s->durable);
     free(s->consumer);
+    free(s->ack_prefix);
     free(s->backoff_ns);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

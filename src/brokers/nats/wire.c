@@ -33,6 +33,8 @@ static bool name_char(unsigned char c)
  */
 static char *swallowed_header(const char *value)
 {
+    if (!strchr(value, ':')) /* the common case, found fast */
+        return NULL;
     const unsigned char *p = (const unsigned char *)value;
     while (name_char(*p))
         p++;
@@ -41,18 +43,33 @@ static char *swallowed_header(const char *value)
     return (char *)p;
 }
 
+/* Our metadata headers, told apart by length first (one compare per header). */
 static void add_meta(fs_message *m, const char *k, const char *v, bool js, const char **msg_id)
 {
-    if (strcmp(k, FS__NATS_H_CONTENT_TYPE) == 0)
-        m->content_type = *v ? v : NULL;
-    else if (strcmp(k, FS__NATS_H_CORRELATION_ID) == 0)
-        m->correlation_id = v;
-    else if (strcmp(k, FS__NATS_H_MESSAGE_ID) == 0)
-        m->message_id = v;
-    else if (strcmp(k, FS__NATS_H_MSG_ID) == 0)
-        *msg_id = v;
-    else if (js && strcmp(k, FS__NATS_H_REPLY_TO) == 0)
-        m->reply_to = *v ? v : NULL;
+    switch (strlen(k)) {
+    case sizeof FS__NATS_H_CONTENT_TYPE - 1:
+        if (memcmp(k, FS__NATS_H_CONTENT_TYPE, sizeof FS__NATS_H_CONTENT_TYPE - 1) == 0)
+            m->content_type = *v ? v : NULL;
+        break;
+    case sizeof FS__NATS_H_CORRELATION_ID - 1:
+        if (memcmp(k, FS__NATS_H_CORRELATION_ID, sizeof FS__NATS_H_CORRELATION_ID - 1) == 0)
+            m->correlation_id = v;
+        break;
+    case sizeof FS__NATS_H_MESSAGE_ID - 1:
+        if (memcmp(k, FS__NATS_H_MESSAGE_ID, sizeof FS__NATS_H_MESSAGE_ID - 1) == 0)
+            m->message_id = v;
+        break;
+    case sizeof FS__NATS_H_MSG_ID - 1:
+        if (memcmp(k, FS__NATS_H_MSG_ID, sizeof FS__NATS_H_MSG_ID - 1) == 0)
+            *msg_id = v;
+        break;
+    case sizeof FS__NATS_H_REPLY_TO - 1:
+        if (js && memcmp(k, FS__NATS_H_REPLY_TO, sizeof FS__NATS_H_REPLY_TO - 1) == 0)
+            m->reply_to = *v ? v : NULL;
+        break;
+    default:
+        break;
+    }
 }
 
 static fs_header header_of(const char *name, const char *value)
@@ -130,23 +147,34 @@ static int check_header(const char *name, const char *value, size_t i)
 {
     FS_CHECK_ARG(*name, "nats: header %zu has an empty name", i);
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        FS_CHECK_ARG(*p > ' ' && *p < 127 && *p != ':',
+        FS_CHECK_ARG(name_char(*p),
                      "nats: header name '%s' has a character NATS cannot carry (0x%02x)", name, *p);
     FS_CHECK_ARG(!strpbrk(value, "\r\n"), "nats: header '%s' has a CR or LF in its value", name);
     return FS_OK;
 }
 
-static int set_header(natsMsg *m, const char *name, const char *value, size_t i)
+static int add_header(natsMsg *m, const char *name, const char *value, bool unique)
 {
-    int rc = check_header(name, value, i);
-    if (rc)
-        return rc;
-    natsStatus s = natsMsgHeader_Add(m, name, value);
+    natsStatus s = unique ? natsMsgHeader_Set(m, name, value) : natsMsgHeader_Add(m, name, value);
     if (s == NATS_NO_MEMORY)
         return nomem();
     if (s != NATS_OK)
         return fs_adapter_error(FS_EINVAL, "nats: header '%s': %s", name, natsStatus_GetText(s));
     return FS_OK;
+}
+
+/* One of the user's headers: name and value checked. */
+static int set_header(natsMsg *m, const char *name, const char *value, size_t i)
+{
+    int rc = check_header(name, value, i);
+    return rc ? rc : add_header(m, name, value, false);
+}
+
+/* One of ours (a known name): only the value is checked. */
+static int set_meta(natsMsg *m, const char *name, const char *value)
+{
+    FS_CHECK_ARG(!strpbrk(value, "\r\n"), "nats: header '%s' has a CR or LF in its value", name);
+    return add_header(m, name, value, true);
 }
 
 int fs__nats_encode(const char *subject, const char *reply, const fs_envelope *env, bool js,
@@ -172,13 +200,13 @@ int fs__nats_encode(const char *subject, const char *reply, const fs_envelope *e
     for (size_t i = 0; i < env->header_count && !rc; i++)
         rc = set_header(m, env->headers[i].name, env->headers[i].value, i);
     if (!rc && env->content_type && *env->content_type)
-        rc = set_header(m, FS__NATS_H_CONTENT_TYPE, env->content_type, 0);
+        rc = set_meta(m, FS__NATS_H_CONTENT_TYPE, env->content_type);
     if (!rc && env->correlation_id)
-        rc = set_header(m, FS__NATS_H_CORRELATION_ID, env->correlation_id, 0);
+        rc = set_meta(m, FS__NATS_H_CORRELATION_ID, env->correlation_id);
     if (!rc && js && env->reply_to && *env->reply_to)
-        rc = set_header(m, FS__NATS_H_REPLY_TO, env->reply_to, 0);
+        rc = set_meta(m, FS__NATS_H_REPLY_TO, env->reply_to);
     if (!rc && js && env->message_id)
-        rc = set_header(m, FS__NATS_H_MSG_ID, env->message_id, 0);
+        rc = set_meta(m, FS__NATS_H_MSG_ID, env->message_id);
     if (rc) {
         natsMsg_Destroy(m);
         return rc;
@@ -190,12 +218,17 @@ int fs__nats_encode(const char *subject, const char *reply, const fs_envelope *e
 int fs__nats_check_subject(const char *subject, bool wildcards, const char *what)
 {
     FS_CHECK_ARG(subject && *subject, "nats: %s: empty subject", what);
+    /* The common case at libc speed: no whitespace, no wildcard, no empty token. */
+    size_t len = strlen(subject);
+    if (!strpbrk(subject, " \t\r\n\f\v*>") && subject[0] != '.' && subject[len - 1] != '.' &&
+        !strstr(subject, ".."))
+        return FS_OK;
     const char *tok = subject;
     for (const char *p = subject;; p++) {
         if (*p == '.' || !*p) {
-            size_t len = (size_t)(p - tok);
-            FS_CHECK_ARG(len > 0, "nats: %s: subject '%s' has an empty token", what, subject);
-            if (len == 1 && (*tok == '*' || *tok == '>')) {
+            size_t tlen = (size_t)(p - tok);
+            FS_CHECK_ARG(tlen > 0, "nats: %s: subject '%s' has an empty token", what, subject);
+            if (tlen == 1 && (*tok == '*' || *tok == '>')) {
                 FS_CHECK_ARG(wildcards, "nats: %s: subject '%s' has a wildcard", what, subject);
                 FS_CHECK_ARG(*tok != '>' || !*p, "nats: %s: '>' must be the last token of '%s'",
                              what, subject);
@@ -211,41 +244,38 @@ int fs__nats_check_subject(const char *subject, bool wildcards, const char *what
     return FS_OK;
 }
 
+/* Parse "<delivered>.<sseq>.<cseq>.<ns timestamp>." (digits only), at `p`. */
+bool fs__nats_js_meta_tail(const char *p, uint32_t *delivered, int64_t *timestamp_ms)
+{
+    uint64_t v[4];
+    for (int k = 0; k < 4; k++) {
+        uint64_t x = 0;
+        const char *start = p;
+        for (unsigned d; (d = (unsigned)(*p - '0')) <= 9; p++)
+            x = x * 10 + d;
+        if (p == start || p - start > 19 || *p != '.')
+            return false;
+        p++;
+        v[k] = x;
+    }
+    *delivered = v[0] > UINT32_MAX ? UINT32_MAX : (uint32_t)v[0];
+    *timestamp_ms = (int64_t)(v[3] / 1000000u);
+    return true;
+}
+
 bool fs__nats_js_meta(const char *reply, uint32_t *delivered, int64_t *timestamp_ms)
 {
     if (!reply || strncmp(reply, "$JS.ACK.", 8) != 0)
         return false;
-    const char *tok[12];
-    size_t len[12];
+    /* Count the tokens after "$JS.ACK.": 7 (stream consumer delivered sseq cseq tm pending)
+     * or 9-10 (domain account-hash stream consumer delivered ... pending [random]). */
+    const char *p = reply + 8, *dot[12];
     int n = 0;
-    const char *p = reply + 8;
-    while (n < 12) {
-        const char *dot = strchr(p, '.');
-        tok[n] = p;
-        len[n] = dot ? (size_t)(dot - p) : strlen(p);
-        n++;
-        if (!dot)
-            break;
-        p = dot + 1;
-    }
-    /* 7 tokens after "$JS.ACK.": stream consumer delivered sseq cseq tm pending;
-     * 9 or more: domain account-hash stream consumer delivered sseq cseq tm pending [random]. */
-    int base = n == 7 ? 2 : n >= 9 ? 4 : -1;
-    if (base < 0)
+    for (const char *q = strchr(p, '.'); q && n < 12; q = strchr(q + 1, '.'))
+        dot[n++] = q;
+    int tokens = n + 1;
+    int before = tokens == 7 ? 2 : (tokens == 9 || tokens == 10) ? 4 : -1;
+    if (before < 0)
         return false;
-    uint64_t vals[2] = {0, 0};
-    const int idx[2] = {base, base + 3};
-    for (int k = 0; k < 2; k++) {
-        const char *t = tok[idx[k]];
-        if (!len[idx[k]] || len[idx[k]] > 19)
-            return false;
-        for (size_t i = 0; i < len[idx[k]]; i++) {
-            if (t[i] < '0' || t[i] > '9')
-                return false;
-            vals[k] = vals[k] * 10 + (uint64_t)(t[i] - '0');
-        }
-    }
-    *delivered = vals[0] > UINT32_MAX ? UINT32_MAX : (uint32_t)vals[0];
-    *timestamp_ms = (int64_t)(vals[1] / 1000000u);
-    return true;
+    return fs__nats_js_meta_tail(dot[before - 1] + 1, delivered, timestamp_ms);
 }

@@ -57,4 +57,7 @@ int fs__nats_check_subject(const char *subject, bool wildcards, const char *what
  * milliseconds. False when `reply` is not one.
  */
 bool fs__nats_js_meta(const char *reply, uint32_t *delivered, int64_t *timestamp_ms);
+
+/* The same from the delivery count on ("3.17.12.1700000000123456789.5"): for a known prefix. */
+bool fs__nats_js_meta_tail(const char *p, uint32_t *delivered, int64_t *timestamp_ms);
 #endif
