@@ -56,11 +56,17 @@ typedef struct fs_app_options {
     int graceful_timeout_ms;
     /** Catch SIGINT and SIGTERM during fs_app_run. Default true. */
     bool handle_signals;
+    /**
+     * Serve the live dashboard page (faststream/dashboard.h) at "/" beside
+     * metrics_path. Default false. fs_app_run fails with FS_EUNSUPPORTED when
+     * the library was built without the page.
+     */
+    bool dashboard;
 } fs_app_options;
 
 #define FS_APP_OPTIONS_INIT                                                                        \
     {                                                                                              \
-        true, "127.0.0.1", 8000, NULL, "/metrics", "/health", 0, true                              \
+        true, "127.0.0.1", 8000, NULL, "/metrics", "/health", 0, true, false                       \
     }
 
 /** A lifecycle hook. A non-zero return from on_startup aborts fs_app_run with that status. */

@@ -17,6 +17,7 @@
 
 #include "common/internal.h"
 #include "kit/clock.h"
+#include "middleware/backlog.h"
 #include "kit/str.h"
 
 #include <math.h>
@@ -87,6 +88,7 @@ typedef struct prom_state {
 
     cache recv;
     cache pub;
+    fs__backlog_entry *backlog; /* the backlog family's entry for this broker, or NULL */
 } prom_state;
 
 /* The per-message scratch area: the dynamic label values of the message. */
@@ -556,6 +558,7 @@ static void state_free(void *p)
     prom_state *st = p;
     if (!st)
         return;
+    fs__backlog_remove(st->backlog);
     cache_clear(&st->recv);
     cache_clear(&st->pub);
     for (size_t i = 0; i < st->ncustom; i++)
@@ -754,10 +757,23 @@ void fs_prometheus_middleware_release(fs_middleware *mw)
 int fs_broker_add_prometheus(fs_broker *broker, const fs_prometheus_options *opts)
 {
     FS_CHECK_ARG(broker, "fs_broker_add_prometheus: broker is NULL");
+    FS_CHECK_ARG(!opts || (opts->backlog_timeout_ms >= 0 && opts->backlog_cache_ms >= 0),
+                 "fs_broker_add_prometheus: negative backlog_timeout_ms or backlog_cache_ms");
     fs_middleware mw;
     int rc = fs_prometheus_middleware_new(opts, &mw);
     if (rc != FS_OK)
         return rc;
+    if (opts && opts->backlog) {
+        prom_state *st = mw.state;
+        rc = fs__backlog_add(opts->registry ? opts->registry : fs_registry_default(),
+                             opts->prefix ? opts->prefix : "faststream", st->app_name, broker,
+                             opts->backlog_timeout_ms ? opts->backlog_timeout_ms : 250,
+                             opts->backlog_cache_ms ? opts->backlog_cache_ms : 1000, &st->backlog);
+        if (rc != FS_OK) {
+            fs_prometheus_middleware_release(&mw);
+            return rc;
+        }
+    }
     rc = fs_broker_add_middleware(broker, &mw);
     if (rc != FS_OK)
         fs_prometheus_middleware_release(&mw);

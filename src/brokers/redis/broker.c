@@ -3,6 +3,7 @@
  * and the "redis" URL scheme.
  */
 #include "internal.h"
+#include "kit/pack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,7 @@ static int encode_one(rconn *c, const fs_envelope *e, fs_redis_format format)
 {
     FS_CHECK_ARG(e->body || !e->body_len, "redis: publish: NULL body with length %zu", e->body_len);
     FS_CHECK_ARG(e->headers || !e->header_count, "redis: publish: NULL headers");
-    int rc = fs__redis_grow((void **)&c->kv, &c->kvcap, e->header_count + 1, sizeof *c->kv);
+    int rc = fs_kit_grow((void **)&c->kv, &c->kvcap, e->header_count + 1, sizeof *c->kv);
     if (rc)
         return rc;
     size_t n = 0;
@@ -99,7 +100,7 @@ static int publish_with(redis_broker *b, rconn *c, const char *destination, cons
                  "redis: publish to %s: unknown kind %d", destination, (int)kind);
     FS_CHECK_ARG(format >= FS_REDIS_FORMAT_DEFAULT && format <= FS_REDIS_FORMAT_RAW,
                  "redis: publish to %s: unknown format %d", destination, (int)format);
-    int rc = fs__redis_grow((void **)&c->offs, &c->offcap, count + 1, sizeof *c->offs);
+    int rc = fs_kit_grow((void **)&c->offs, &c->offcap, count + 1, sizeof *c->offs);
     if (rc)
         return rc;
     c->enc.len = 0;
@@ -147,6 +148,28 @@ static int publish_with(redis_broker *b, rconn *c, const char *destination, cons
     return run_pipeline(c, "XADD", count, 5, head, len);
 }
 
+/*
+ * FastStream's JSON format decodes the body as UTF-8 and names the failure
+ * UnicodeDecodeError: so does a publish refused for that reason here.
+ */
+static bool json_not_utf8(const redis_broker *b, const fs_envelope *msgs, size_t count)
+{
+    const fs_redis_publish_options *po = msgs[0].broker_options;
+    fs_redis_format format = po && po->format ? po->format : b->format;
+    if (format != FS_REDIS_FORMAT_JSON)
+        return false;
+    for (size_t i = 0; i < count; i++) {
+        if (msgs[i].body && !fs_kit_utf8_valid(msgs[i].body, msgs[i].body_len))
+            return true;
+        for (size_t h = 0; msgs[i].headers && h < msgs[i].header_count; h++) {
+            const fs_header *hd = &msgs[i].headers[h];
+            if (hd->value && !fs_kit_utf8_valid(hd->value, fs_kit_header_value_len(hd)))
+                return true;
+        }
+    }
+    return false;
+}
+
 static int redis_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
                          size_t count, const char **etype)
 {
@@ -165,7 +188,7 @@ static int redis_publish(void *impl, void *dest, const char *destination, const 
     rc = publish_with(b, c, destination, msgs, count);
     fs__redis_pool_put(b, c);
     if (rc)
-        *etype = error_type(rc);
+        *etype = json_not_utf8(b, msgs, count) ? "UnicodeDecodeError" : error_type(rc);
     return rc;
 }
 
