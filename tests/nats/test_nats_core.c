@@ -153,6 +153,47 @@ static void test_request_reply(void **state)
     fs_broker_free(b);
 }
 
+/* reply_to on a core publish is the NATS reply subject (FastStream's publish(reply_to=...)). */
+static char seen_reply[96];
+static fs_outcome note_reply(fs_message *m, void *user)
+{
+    (void)user;
+    const char *r = fs_message_reply_to(m);
+    snprintf(seen_reply, sizeof seen_reply, "%s", r ? r : "(none)");
+    return FS_OUTCOME_OK;
+}
+
+static void test_reply_subject(void **state)
+{
+    (void)state;
+    fs_broker *b = nt_broker();
+    char subject[64];
+    nt_name(subject, sizeof subject, "replyto");
+    fs_subscriber *sub = NULL;
+    assert_int_equal(fs_subscribe(b, subject, note_reply, NULL, NULL, &sub), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    nt_raw raw = nt_raw_connect();
+    natsSubscription *rs = NULL;
+    assert_int_equal(natsConnection_SubscribeSync(&rs, raw.nc, subject), NATS_OK);
+    natsConnection_Flush(raw.nc);
+    fs_envelope env = FS_ENVELOPE_INIT;
+    env.body = "x";
+    env.body_len = 1;
+    env.reply_to = "answers.here";
+    assert_int_equal(fs_publish(b, subject, &env), FS_OK);
+    assert_int_equal(fs_subscriber_wait_handled(sub, 1, 5000), FS_OK);
+    assert_string_equal(seen_reply, "answers.here");
+    natsMsg *m = NULL;
+    assert_int_equal(natsSubscription_NextMsg(&m, rs, 5000), NATS_OK);
+    assert_string_equal(natsMsg_GetReply(m), "answers.here");
+    const char *v = NULL;
+    assert_int_equal(natsMsgHeader_Get(m, "reply_to", &v), NATS_NOT_FOUND); /* core: no header */
+    natsMsg_Destroy(m);
+    natsSubscription_Destroy(rs);
+    nt_raw_close(&raw);
+    fs_broker_free(b);
+}
+
 /* A handler's settlement never reaches the wire on core NATS, whatever it does. */
 static fs_outcome fail_handler(fs_message *m, void *user)
 {
@@ -211,7 +252,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wildcards),      cmocka_unit_test(test_queue_group),
         cmocka_unit_test(test_request_reply),  cmocka_unit_test(test_core_no_ack),
-        cmocka_unit_test(test_restart_broker),
+        cmocka_unit_test(test_restart_broker), cmocka_unit_test(test_reply_subject),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

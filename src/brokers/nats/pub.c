@@ -189,7 +189,9 @@ int fs__nats_publish(void *impl, void *dest, const char *destination, const fs_e
         return js_publish_batch(nc, destination, msgs, count, stream, timeout_ms, etype);
     for (size_t i = 0; i < count; i++) {
         natsMsg *m = NULL;
-        rc = fs__nats_encode(destination, NULL, &msgs[i], js, &m);
+        /* core: reply_to is the NATS reply subject (FastStream's publish(reply_to=...)) */
+        const char *reply = js ? NULL : msgs[i].reply_to;
+        rc = fs__nats_encode(destination, reply && *reply ? reply : NULL, &msgs[i], js, &m);
         if (rc)
             return fail(etype, "ValueError", rc);
         if (js) {
