@@ -329,7 +329,7 @@ const conf_row conf_rows[] = {
         /* kafka-ack-first */ "none | perr=TOPIC_AUTHORIZATION_FAILED",
         /* rabbitmq        */ "none | perr=NOT_FOUND",      /* missing exchange: channel.close 404 */
         /* nats-core       */ "n/a: a core NATS publish is fire-and-forget; nothing refuses it",
-        /* nats-js         */ "none | perr=NoRespondersError", /* no stream for the subject */
+        /* nats-js         */ "none | perr=NoStreamResponseError", /* no stream: nats-py's js.publish turns NoRespondersError into this */
         /* mqtt            */ "none | perr=MOSQ_ERR_INVAL", /* a topic with a wildcard */
     }},
     {"request", "request/reply: the request counted, the reply counted nowhere", CONF_REQUEST, DEF, 1, OK, OK, false, {
