@@ -12,6 +12,10 @@
 
 #include "nats_test.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 static void publish_with_headers(fs_broker *b, const char *subject, const char *body)
 {
     fs_header h[] = {{.name = "x-tenant", .value = "acme"}};
@@ -194,6 +198,64 @@ static void test_reply_subject(void **state)
     fs_broker_free(b);
 }
 
+/*
+ * What a FastStream service publishes, byte for byte as nats-py writes it on
+ * the wire (HPUB; "content-type: " empty when the body has none, then
+ * correlation_id), sent on a plain socket: our subscriber reads the
+ * correlation id although nats.c 3.4.1 misreads the empty value before it.
+ */
+static void raw_hpub(const char *subject, const char *headers, const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)nt_port())};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char buf[1024];
+    size_t hl = strlen(headers), bl = strlen(body);
+    int n = snprintf(buf, sizeof buf,
+                     "CONNECT {\"verbose\":false,\"headers\":true}\r\nHPUB %s %zu %zu\r\n%s%s\r\n"
+                     "PING\r\n",
+                     subject, hl, hl + bl, headers, body);
+    assert_int_equal(write(fd, buf, (size_t)n), n);
+    size_t got = 0; /* INFO ..., then PONG once the server handled the HPUB */
+    while (got < sizeof buf - 1) {
+        ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        if (strstr(buf, "PONG"))
+            break;
+    }
+    assert_non_null(strstr(buf, "PONG"));
+    close(fd);
+}
+
+static void test_faststream_wire(void **state)
+{
+    (void)state;
+    fs_broker *b = nt_broker();
+    char subject[64];
+    nt_name(subject, sizeof subject, "fromfaststream");
+    nt_log *l = nt_log_new();
+    nt_subscribe(b, subject, l, NULL);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    raw_hpub(subject, "NATS/1.0\r\ncontent-type: \r\ncorrelation_id: cid-py\r\n\r\n", "{\"a\":1}");
+    raw_hpub(subject,
+             "NATS/1.0\r\ncontent-type: application/json\r\ncorrelation_id: cid-2\r\n"
+             "x-tenant: acme\r\n\r\n",
+             "{}");
+    nt_wait_count(l, 2, 5000);
+    assert_string_equal(l->bodies[0], "{\"a\":1}");
+    assert_string_equal(l->corr[0], "cid-py");
+    assert_string_equal(l->ctype[0], "");
+    assert_string_equal(l->corr[1], "cid-2");
+    assert_string_equal(l->ctype[1], "application/json");
+    assert_string_equal(l->tenant[1], "acme");
+    fs_broker_free(b);
+    nt_log_free(l);
+}
+
 /* A handler's settlement never reaches the wire on core NATS, whatever it does. */
 static fs_outcome fail_handler(fs_message *m, void *user)
 {
@@ -250,9 +312,10 @@ int main(void)
 {
     fs_set_log_level(FS_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wildcards),      cmocka_unit_test(test_queue_group),
-        cmocka_unit_test(test_request_reply),  cmocka_unit_test(test_core_no_ack),
-        cmocka_unit_test(test_restart_broker), cmocka_unit_test(test_reply_subject),
+        cmocka_unit_test(test_wildcards),       cmocka_unit_test(test_queue_group),
+        cmocka_unit_test(test_request_reply),   cmocka_unit_test(test_core_no_ack),
+        cmocka_unit_test(test_restart_broker),  cmocka_unit_test(test_reply_subject),
+        cmocka_unit_test(test_faststream_wire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,20 @@
 #include <sys/wait.h>
 
 static int port, mport;
+
+/* nats.c's reconnection, as the project's log handler hears it. */
+static _Atomic int logged_down, logged_up;
+static void on_log(fs_log_level level, const char *component, const char *message, void *user)
+{
+    (void)level;
+    (void)user;
+    if (strcmp(component, "nats") != 0)
+        return;
+    if (strstr(message, "disconnected from"))
+        atomic_fetch_add(&logged_down, 1);
+    if (strstr(message, "reconnected to"))
+        atomic_fetch_add(&logged_up, 1);
+}
 static char dir[256];
 static pid_t server = -1;
 
@@ -228,6 +242,8 @@ static void test_server_killed(void **state)
         dup += atomic_load(&handled[i]) > 1;
     print_message("server killed at %d/%d: publisher retried %d times, %d handled more than once\n",
                   N / 3, N, j.retries, dup);
+    assert_true(atomic_load(&logged_down) >= 1); /* through fs_set_log_handler */
+    assert_true(atomic_load(&logged_up) >= 1);
     fs_broker_free(b);
 }
 
@@ -335,7 +351,8 @@ int main(int argc, char **argv)
         fs_set_log_level(FS_LOG_OFF);
         return child_main();
     }
-    fs_set_log_level(FS_LOG_ERROR);
+    fs_set_log_level(FS_LOG_INFO);
+    fs_set_log_handler(on_log, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_killed),
         cmocka_unit_test(test_consumer_killed),
