@@ -62,12 +62,17 @@
  * lets in-flight handlers finish and settle, and gives back (-NAK) what was
  * fetched but not handed out.
  *
- * Headers, as FastStream writes them: "content-type" (always, "" when
- * none), "correlation_id", and on JetStream "reply_to"; a message_id
- * becomes "Nats-Msg-Id" on JetStream, so the server drops a retried
- * publish within the stream's duplicate window. Received: message_id is the
+ * Headers, as FastStream writes them: "content-type" (when there is one:
+ * nats.c 3.4.1 misreads an empty value, which FastStream sends for "none";
+ * such a value is repaired when read), "correlation_id", and on JetStream
+ * "reply_to"; on core NATS reply_to is the NATS reply subject. A message_id
+ * becomes "Nats-Msg-Id" on JetStream, so the server drops a retried publish
+ * within the stream's duplicate window. Received: message_id is the
  * "message_id" header, else "Nats-Msg-Id". Of a header given several times,
  * the first value is seen.
+ *
+ * fs_message_raw() returns the nats.c message (natsMsg *), valid as long as
+ * the message; do not acknowledge it through nats.c (the core settles).
  */
 #ifndef FASTSTREAM_NATS_H
 #define FASTSTREAM_NATS_H
