@@ -13,6 +13,7 @@
 #include <time.h>
 
 #define FETCH_SLICE_MS 500 /* longest one Fetch request waits */
+#define SETTLED UINT64_MAX /* touched_ns of a settled delivery */
 
 static void timespec_in(struct timespec *ts, uint64_t ns_from_now)
 {
@@ -184,6 +185,8 @@ int fs__nats_settle_one(fs_message *m, fs_settle_state op, unsigned delay_ms)
             body = nak;
         }
     }
+    /* settled: no more +WPI for it (the keep-alive and in_progress skip it) */
+    atomic_store_explicit(&r->touched_ns, SETTLED, memory_order_relaxed);
     return ack_publish(r->sub->b, r->msg, body);
 }
 
@@ -196,9 +199,13 @@ int fs__nats_in_progress(fs_message *m)
         nrec *r = one->adapter_data;
         if (!r || r->sub->kind == NSUB_CORE)
             return fs_adapter_error(FS_EUNSUPPORTED, "nats: core NATS has no in-progress");
+        uint64_t t = atomic_load_explicit(&r->touched_ns, memory_order_relaxed);
+        if (t == SETTLED)
+            continue; /* acknowledged already: nothing to keep alive */
         int one_rc = ack_publish(r->sub->b, r->msg, "+WPI");
+        /* a settlement racing this one wins (compare-exchange, not a store) */
         if (!one_rc)
-            atomic_store_explicit(&r->touched_ns, fs__nats_now_ns(), memory_order_relaxed);
+            atomic_compare_exchange_strong(&r->touched_ns, &t, fs__nats_now_ns());
         if (one_rc && !rc)
             rc = one_rc;
     }
@@ -212,8 +219,8 @@ static void touch_list(nsub *s, nrec *list, uint64_t now, uint64_t half)
 {
     for (nrec *r = list; r; r = r->next) {
         uint64_t t = atomic_load_explicit(&r->touched_ns, memory_order_relaxed);
-        if (now - t >= half && ack_publish(s->b, r->msg, "+WPI") == FS_OK)
-            atomic_store_explicit(&r->touched_ns, now, memory_order_relaxed);
+        if (t != SETTLED && now - t >= half && ack_publish(s->b, r->msg, "+WPI") == FS_OK)
+            atomic_compare_exchange_strong(&r->touched_ns, &t, now);
     }
 }
 
