@@ -168,6 +168,10 @@ static void test_js_meta(void **state)
         "$JS.ACK.dom.acchash.ORDERS.billing.2.17.12.1700000000999000000.0.rnd", &d, &ts));
     assert_int_equal(d, 2);
     assert_int_equal(ts, 1700000000999);
+    assert_true(fs__nats_js_meta("$JS.ACK.S.c.12.1.1.9876543210123456.0", &d, &ts));
+    assert_int_equal(d, 12);
+    assert_int_equal(ts, 9876543210); /* 16 digits: two 8-digit chunks */
+    assert_false(fs__nats_js_meta("$JS.ACK.S.c.1.1.1.12345x78901234567.0", &d, &ts));
     assert_false(fs__nats_js_meta("_INBOX.abc", &d, &ts));
     assert_false(fs__nats_js_meta("$JS.ACK.a.b.x.1.1.1.1", &d, &ts));
     assert_false(fs__nats_js_meta(NULL, &d, &ts));

@@ -233,7 +233,7 @@ int fs__nats_consumer_ensure(nsub *s)
         s->consumer = strdup(ci->Name);
         s->ephemeral = !s->durable;
         free(s->ack_prefix);
-        size_t plen = strlen(s->stream) + strlen(ci->Name) + 10;
+        size_t plen = strlen(s->stream) + strlen(ci->Name) + sizeof "$JS.ACK.." + 1;
         s->ack_prefix = malloc(plen);
         if (s->ack_prefix)
             s->ack_prefix_len =

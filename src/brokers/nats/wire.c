@@ -244,22 +244,67 @@ int fs__nats_check_subject(const char *subject, bool wildcards, const char *what
     return FS_OK;
 }
 
-/* Parse "<delivered>.<sseq>.<cseq>.<ns timestamp>." (digits only), at `p`. */
+/* Eight ASCII digits at p (known to be inside the string) as a number, or false. */
+static bool digits8(const char *p, uint64_t *out)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    uint64_t lo = v - 0x3030303030303030ull, hi = v + 0x4646464646464646ull;
+    if ((lo | hi) & 0x8080808080808080ull) /* a byte below '0' or above '9' */
+        return false;
+    /* little-endian: the first digit is the lowest byte; pairs, quads, then all eight */
+    lo = (lo * 10) + (lo >> 8);
+    lo = (((lo & 0x000000FF000000FFull) * 0x000F424000000064ull) +
+          (((lo >> 16) & 0x000000FF000000FFull) * 0x0000271000000001ull)) >>
+         32;
+    *out = lo;
+    return true;
+}
+
+/* Digits at *p up to the next '.', into *out; the position after the dot, or NULL. */
+static const char *parse_token(const char *p, uint64_t *out)
+{
+    const char *dot = strchr(p, '.');
+    size_t len = dot ? (size_t)(dot - p) : 0;
+    if (!len || len > 19)
+        return NULL;
+    uint64_t x = 0, chunk;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; len >= 8; len -= 8, p += 8) {
+        if (!digits8(p, &chunk))
+            return NULL;
+        x = x * 100000000u + chunk;
+    }
+#else
+    (void)chunk;
+    (void)digits8;
+#endif
+    for (; len; len--, p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (d > 9)
+            return NULL;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return dot + 1;
+}
+
+/* Parse "<delivered>.<sseq>.<cseq>.<ns timestamp>." at `p` (the sequences are skipped). */
 bool fs__nats_js_meta_tail(const char *p, uint32_t *delivered, int64_t *timestamp_ms)
 {
-    uint64_t v[4];
-    for (int k = 0; k < 4; k++) {
-        uint64_t x = 0;
-        const char *start = p;
-        for (unsigned d; (d = (unsigned)(*p - '0')) <= 9; p++)
-            x = x * 10 + d;
-        if (p == start || p - start > 19 || *p != '.')
+    uint64_t d, tm;
+    if (!(p = parse_token(p, &d)))
+        return false;
+    for (int k = 0; k < 2; k++) { /* stream and consumer sequences */
+        const char *dot = strchr(p, '.');
+        if (!dot || dot == p)
             return false;
-        p++;
-        v[k] = x;
+        p = dot + 1;
     }
-    *delivered = v[0] > UINT32_MAX ? UINT32_MAX : (uint32_t)v[0];
-    *timestamp_ms = (int64_t)(v[3] / 1000000u);
+    if (!parse_token(p, &tm))
+        return false;
+    *delivered = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+    *timestamp_ms = (int64_t)(tm / 1000000u);
     return true;
 }
 
