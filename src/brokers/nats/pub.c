@@ -111,6 +111,7 @@ static int js_publish_batch(natsConnection *nc, const char *destination, const f
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = count > 4096 ? 4096 : (int64_t)count;
+    jo.PublishAsync.StallWait = timeout_ms > 0 ? timeout_ms : 5000; /* > 4096: wait for room */
     jo.PublishAsync.ErrHandler = on_async_error;
     jo.PublishAsync.ErrHandlerClosure = &bs;
     jsCtx *js = NULL;
