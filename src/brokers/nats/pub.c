@@ -4,6 +4,7 @@
  * every PubAck), and native request/reply.
  */
 #include "internal.h"
+#include "kit/compiler.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,29 @@ static int fail(const char **etype, const char *type, int rc)
     return rc;
 }
 
+/*
+ * A publish subject checked once per thread while it stays the same (the
+ * usual case: a loop publishing to one subject), else checked again.
+ */
+static _Thread_local char last_subject[128] FS_TLS_MODEL;
+
+static int check_publish_subject(const char *destination)
+{
+    if (FS_LIKELY(last_subject[0] && strcmp(destination, last_subject) == 0))
+        return FS_OK;
+    int rc = fs__nats_check_subject(destination, false, "publish");
+    size_t len = strlen(destination);
+    if (!rc && len < sizeof last_subject)
+        memcpy(last_subject, destination, len + 1);
+    return rc;
+}
+
 static int check_options(const char *destination, const fs_nats_publish_options *po)
 {
     FS_CHECK_ARG(!po || po->timeout_ms >= 0, "nats: publish to %s: negative timeout", destination);
     FS_CHECK_ARG(!po || !po->stream || (*po->stream && !strpbrk(po->stream, ".*> ")),
                  "nats: publish to %s: bad stream name", destination);
-    return fs__nats_check_subject(destination, false, "publish");
+    return check_publish_subject(destination);
 }
 
 int fs__nats_prepare_destination(void *impl, const char *destination, const void *options,
@@ -180,7 +198,7 @@ int fs__nats_publish(void *impl, void *dest, const char *destination, const fs_e
     int rc;
     if (po && !d && (rc = check_options(destination, po)))
         return fail(etype, "ValueError", rc);
-    if (!d && !po && (rc = fs__nats_check_subject(destination, false, "publish")))
+    if (!d && !po && (rc = check_publish_subject(destination)))
         return fail(etype, "ValueError", rc);
     jsCtx *jctx = NULL;
     natsConnection *nc = fs__nats_conn(b, &jctx, &rc);
