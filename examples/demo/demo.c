@@ -23,7 +23,7 @@
  * every panel of the FastStream Grafana dashboard (ID 22130) has data.
  *
  *   faststream-demo [--broker URL] [--listen ADDR:PORT] [--duration SECONDS]
- *                   [--app-name NAME] [--no-dashboard] [--backlog] [--verbose]
+ *                   [--app-name NAME] [--no-dashboard] [--no-backlog] [--verbose]
  *
  * Defaults: memory:// (in-process), 127.0.0.1:8000, run until Ctrl-C.
  */
@@ -399,13 +399,13 @@ static int usage(const char *prog, int rc)
 {
     fprintf(rc ? stderr : stdout,
             "usage: %s [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--app-name NAME]\n"
-            "          [--no-dashboard] [--backlog] [--verbose]\n"
+            "          [--no-dashboard] [--no-backlog] [--verbose]\n"
             "  --broker URL        memory:// (default), redis://127.0.0.1:6379, ...\n"
             "  --listen ADDR:PORT  where /metrics and /health are served (127.0.0.1:8000)\n"
             "  --duration SECONDS  stop after this long (default: run until Ctrl-C)\n"
             "  --app-name NAME     the metrics' app_name label (default trading-demo)\n"
             "  --no-dashboard      do not serve the live dashboard page at /\n"
-            "  --backlog           also export the backlog family (messages waiting)\n"
+            "  --no-backlog        do not export the backlog family (messages waiting)\n"
             "  --verbose           log every handler failure\n",
             prog);
     return rc;
@@ -435,7 +435,7 @@ int main(int argc, char **argv)
 {
     demo d = {.broker_url = "memory://", .address = "127.0.0.1"};
     const char *app_name = "trading-demo";
-    bool dashboard = true, backlog = false;
+    bool dashboard = true, backlog = true;
     uint16_t port = 8000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -457,8 +457,8 @@ int main(int argc, char **argv)
             d.duration = (int)s;
         } else if (strcmp(a, "--app-name") == 0 && has_value) {
             app_name = argv[++i];
-        } else if (strcmp(a, "--backlog") == 0) {
-            backlog = true;
+        } else if (strcmp(a, "--no-backlog") == 0) {
+            backlog = false;
         } else if (strcmp(a, "--no-dashboard") == 0) {
             dashboard = false;
         } else if (strcmp(a, "--verbose") == 0) {

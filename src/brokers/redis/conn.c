@@ -453,3 +453,31 @@ void fs__redis_pool_drain(redis_broker *b)
         rc = next;
     }
 }
+
+int fs__redis_pool_command(redis_broker *b, int argc, const char **argv, int timeout_ms,
+                           const char *what, redisReply **out)
+{
+    *out = NULL;
+    int rc;
+    rconn *c = fs__redis_pool_get(b, &rc);
+    if (!c)
+        return rc;
+    redisReply *r = NULL;
+    rc = fs__redis_conn_send(c, argc, argv, NULL);
+    if (!rc)
+        rc = fs__redis_conn_flush(c);
+    if (!rc)
+        rc = fs__redis_conn_recv(c, timeout_ms < 0 ? b->command_timeout_ms : timeout_ms, -1, &r);
+    if (rc == FS_ETIMEDOUT) {
+        fs_adapter_error(FS_ETIMEDOUT, "redis: no answer to %s from %s within %d ms", what,
+                         c->where, timeout_ms);
+        fs__redis_conn_close(c); /* the late reply would put it out of step */
+    }
+    if (!rc && (rc = fs__redis_reply_error(r, what)) != FS_OK) {
+        fs__redis_reply_free(r);
+        r = NULL;
+    }
+    fs__redis_pool_put(b, c);
+    *out = r;
+    return rc;
+}
