@@ -119,17 +119,17 @@ typedef struct fs_nats_options {
  * that does not answer as FS_EIO. fs_broker_new("nats://...") does the same
  * with the default options.
  */
-int fs_nats_broker_new(const char *url, const fs_nats_options *opts, fs_broker **out);
+FS_API int fs_nats_broker_new(const char *url, const fs_nats_options *opts, fs_broker **out);
 
 /**
  * Register the "nats" and "tls" URL schemes with the core. The library does
  * it by itself when it is loaded; call this when linking it statically.
  * Registering again is a no-op.
  */
-int fs_nats_register(void);
+FS_API int fs_nats_register(void);
 
 /** True when `broker` is a NATS broker. */
-bool fs_broker_is_nats(const fs_broker *broker);
+FS_API bool fs_broker_is_nats(const fs_broker *broker);
 
 /* ------------------------------------------------------------------------ */
 /* JetStream streams                                                        */
@@ -173,10 +173,10 @@ typedef struct fs_nats_stream_config {
  * (as FastStream does). Connects if needed. FS_EBROKER with the server's
  * message when it refuses (e.g. subjects overlapping another stream).
  */
-int fs_nats_declare_stream(fs_broker *broker, const fs_nats_stream_config *cfg);
+FS_API int fs_nats_declare_stream(fs_broker *broker, const fs_nats_stream_config *cfg);
 
 /** Delete a stream and its consumers. FS_ENOTFOUND when there is none. */
-int fs_nats_delete_stream(fs_broker *broker, const char *name);
+FS_API int fs_nats_delete_stream(fs_broker *broker, const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* Subscribing                                                              */
@@ -227,7 +227,7 @@ typedef struct fs_nats_subscriber_options {
  * the server reports them (one consumer info request, up to timeout_ms).
  * FS_EUNSUPPORTED for a core subscription, FS_EINVAL for another broker's.
  */
-int fs_nats_subscriber_backlog(fs_subscriber *sub, int timeout_ms, uint64_t *out);
+FS_API int fs_nats_subscriber_backlog(fs_subscriber *sub, int timeout_ms, uint64_t *out);
 
 /* ------------------------------------------------------------------------ */
 /* Publishing                                                               */

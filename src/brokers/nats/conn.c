@@ -10,13 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-uint64_t fs__nats_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Statuses                                                                 */
 

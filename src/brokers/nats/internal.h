@@ -21,6 +21,7 @@
 
 #include "faststream/adapter.h"
 #include "faststream/nats.h"
+#include "kit/clock.h"
 #include "wire.h"
 
 #include <nats/nats.h>
@@ -133,7 +134,6 @@ int fs__nats_status(natsStatus s, const char *what);
 const char *fs__nats_error_type(natsStatus s);
 /* The connection (and its JetStream context), or NULL with FS_ECLOSED recorded. */
 natsConnection *fs__nats_conn(nats_broker *b, jsCtx **js, int *status);
-uint64_t fs__nats_now_ns(void);
 
 /* js.c */
 int fs__nats_declare_stream(nats_broker *b, const fs_nats_stream_config *cfg);

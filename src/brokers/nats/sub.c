@@ -113,7 +113,7 @@ static int rec_fill(nsub *s, nrec *r, natsMsg *msg)
     fs_message_init(&r->m);
     r->msg = msg;
     r->sub = s;
-    r->touched_ns = fs__nats_now_ns();
+    r->touched_ns = fs_kit_now_ns();
     int rc = fs__nats_decode(msg, s->kind != NSUB_CORE, &r->hdrs, &r->m);
     r->m.raw = msg;
     r->m.release = rec_release;
@@ -205,7 +205,7 @@ int fs__nats_in_progress(fs_message *m)
         int one_rc = ack_publish(r->sub->b, r->msg, "+WPI");
         /* a settlement racing this one wins (compare-exchange, not a store) */
         if (!one_rc)
-            atomic_compare_exchange_strong(&r->touched_ns, &t, fs__nats_now_ns());
+            atomic_compare_exchange_strong(&r->touched_ns, &t, fs_kit_now_ns());
         if (one_rc && !rc)
             rc = one_rc;
     }
@@ -237,7 +237,7 @@ static void *keepalive_main(void *arg)
             uint64_t q = s->ack_wait_ms / 4;
             if (q < tick_ms)
                 tick_ms = q < 20 ? 20 : q;
-            uint64_t now = fs__nats_now_ns();
+            uint64_t now = fs_kit_now_ns();
             uint64_t half = (uint64_t)s->ack_wait_ms * 500000u;
             pthread_mutex_lock(&s->mu);
             touch_list(s, s->inflight, now, half);
@@ -547,8 +547,7 @@ static int fetch_trouble(nsub *s, natsStatus st, int timeout_ms)
     if (first)
         fs_adapter_log(FS_LOG_WARN, FS_NATS_COMPONENT, "subscription %s: %s; retrying", s->subject,
                        natsStatus_GetText(st));
-    struct timespec ts = {0, (long)(timeout_ms < 200 ? timeout_ms : 200) * 1000000L};
-    nanosleep(&ts, NULL);
+    fs_kit_sleep_ms((unsigned)(timeout_ms < 200 ? (timeout_ms > 0 ? timeout_ms : 0) : 200));
     return fs_adapter_error(FS_ETIMEDOUT, "nats: %s: %s", s->subject, natsStatus_GetText(st));
 }
 
@@ -650,7 +649,7 @@ static int pull_take(nsub *s, fs_message **out, size_t max, bool batch, unsigned
                      int timeout_ms, size_t *n)
 {
     *n = 0;
-    uint64_t start = fs__nats_now_ns();
+    uint64_t start = fs_kit_now_ns();
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms * 1000000u;
     uint64_t first_at = 0;
     int rc = FS_OK;
@@ -663,13 +662,13 @@ static int pull_take(nsub *s, fs_message **out, size_t max, bool batch, unsigned
         if (s->q_head) {
             size_t got = dequeue(s, out + *n, max - *n);
             if (got && !*n)
-                first_at = fs__nats_now_ns();
+                first_at = fs_kit_now_ns();
             *n += got;
             if (!batch || *n == max)
                 break;
             deadline = first_at + (uint64_t)batch_timeout_ms * 1000000u;
         }
-        uint64_t now = fs__nats_now_ns();
+        uint64_t now = fs_kit_now_ns();
         if (now >= deadline) {
             rc = *n ? FS_OK : FS_ETIMEDOUT;
             break;
@@ -735,9 +734,9 @@ int fs__nats_fetch_batch(nsub *s, unsigned worker, fs_message **out, size_t max,
     if (rc)
         return rc;
     *n = 1;
-    uint64_t deadline = fs__nats_now_ns() + (uint64_t)batch_timeout_ms * 1000000u;
+    uint64_t deadline = fs_kit_now_ns() + (uint64_t)batch_timeout_ms * 1000000u;
     while (*n < max) {
-        uint64_t now = fs__nats_now_ns();
+        uint64_t now = fs_kit_now_ns();
         if (now >= deadline)
             break;
         int left = (int)((deadline - now) / 1000000u);
