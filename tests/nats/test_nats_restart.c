@@ -149,6 +149,13 @@ static fs_outcome count_id(fs_message *m, void *user)
     return FS_OUTCOME_OK;
 }
 
+static fs_outcome count_core(fs_message *m, void *user)
+{
+    (void)m;
+    atomic_fetch_add((_Atomic int *)user, 1);
+    return FS_OUTCOME_OK;
+}
+
 static int missing(int n)
 {
     int miss = 0;
@@ -226,6 +233,10 @@ static void test_server_killed(void **state)
     so.broker_options = &no;
     so.concurrency = 2;
     assert_int_equal(fs_subscribe(b, "kills.orders", count_id, NULL, &so, NULL), FS_OK);
+    _Atomic int core_got = 0; /* core NATS on the same connection */
+    fs_subscriber *core = NULL;
+    assert_int_equal(fs_subscribe(b, "kills.core", count_core, (void *)&core_got, NULL, &core),
+                     FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
     pub_job j = {.b = b, .stream = "KILLS", .subject = "kills.orders", .from = 0, .to = N};
     pthread_t t;
@@ -234,9 +245,13 @@ static void test_server_killed(void **state)
         nt_sleep_ms(2);
     server_kill(); /* mid-flow */
     nt_sleep_ms(300);
+    /* While the server is away, core publishes wait in nats.c's reconnect buffer. */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fs_publish_bytes(b, "kills.core", "c", 1), FS_OK);
     server_start();
     pthread_join(t, NULL);
     wait_all(N, 30000);
+    assert_int_equal(fs_subscriber_wait_handled(core, 10, 10000), FS_OK); /* delivered after */
     int dup = 0;
     for (int i = 0; i < N; i++)
         dup += atomic_load(&handled[i]) > 1;
