@@ -78,6 +78,17 @@ static int make_certs(void)
                : -1;
 }
 
+static void kill_servers(void)
+{
+    for (int i = 0; i < SERVERS; i++) {
+        if (servers[i] > 0) {
+            kill(servers[i], SIGTERM);
+            waitpid(servers[i], NULL, 0);
+            servers[i] = -1;
+        }
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -100,6 +111,13 @@ static int setup(void **state)
     char *tls[] = {"nats-server", "-a",        "127.0.0.1", "-p",       ports[TLS],
                    "--tlsverify", "--tlscert", cert,        "--tlskey", key,
                    "--tlscacert", ca,          NULL};
+    for (int i = 0; i < SERVERS; i++) {
+        if (listening(base_port + i)) {
+            fprintf(stderr, "port %d is taken (a previous run's server?)\n", base_port + i);
+            return -1;
+        }
+    }
+    atexit(kill_servers); /* whatever way the run ends, the servers go with it */
     servers[USERPASS] = spawn(up);
     servers[TOKEN] = spawn(tok);
     servers[TLS] = spawn(tls);
@@ -115,12 +133,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    for (int i = 0; i < SERVERS; i++) {
-        if (servers[i] > 0) {
-            kill(servers[i], SIGTERM);
-            waitpid(servers[i], NULL, 0);
-        }
-    }
+    kill_servers();
     return run("rm -rf '%s'", dir) == 0 ? 0 : -1;
 }
 

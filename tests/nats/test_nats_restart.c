@@ -105,6 +105,12 @@ static int setup(void **state)
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir))
         return -1;
+    /* Our own server, or none: another one on the port would be tested instead. */
+    if (server_up()) {
+        fprintf(stderr, "a nats-server already answers on port %d (a previous run's?)\n", port);
+        return -1;
+    }
+    atexit(server_kill); /* whatever way the run ends, the server goes with it */
     server_start();
     return 0;
 }
