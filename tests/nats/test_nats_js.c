@@ -282,10 +282,10 @@ static void test_backlog(void **state)
     nt_log_free(l);
 }
 
-static void test_stop_drains(void **state)
+static void stop_drains(fs_nats_consumer_kind kind)
 {
-    (void)state;
-    fixture *f = fx_new("drain");
+    fixture *f = fx_new(kind == FS_NATS_CONSUMER_PUSH ? "drainpush" : "drain");
+    f->no.kind = kind;
     nt_log *l = nt_log_new();
     l->sleep_ms = 300;
     f->so.concurrency = 3;
@@ -316,6 +316,19 @@ static void test_stop_drains(void **state)
     }
     fx_free(f);
     nt_log_free(l);
+}
+
+static void test_stop_drains(void **state)
+{
+    (void)state;
+    stop_drains(FS_NATS_CONSUMER_PULL);
+}
+
+/* Push: what the server delivered and no worker took is given back at stop. */
+static void test_stop_drains_push(void **state)
+{
+    (void)state;
+    stop_drains(FS_NATS_CONSUMER_PUSH);
 }
 
 static fs_outcome js_echo(fs_message *m, void *user)
@@ -469,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_durable_resumes),
         cmocka_unit_test(test_backlog),
         cmocka_unit_test(test_stop_drains),
+        cmocka_unit_test(test_stop_drains_push),
         cmocka_unit_test(test_js_request),
         cmocka_unit_test(test_push_consumer),
         cmocka_unit_test(test_declare_idempotent),

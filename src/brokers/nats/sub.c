@@ -502,6 +502,14 @@ void fs__nats_sub_stop(nsub *s)
     pthread_cond_broadcast(&s->cv);
     give_back_queue(s);
     pthread_mutex_unlock(&s->mu);
+    /* Push: what the server already delivered and no worker took goes back too. */
+    natsMsg *m = NULL;
+    for (int i = 0; s->kind == NSUB_PUSH && s->ns && i < 100000 &&
+                    natsSubscription_NextMsg(&m, s->ns, 1) == NATS_OK;
+         i++) {
+        ack_publish(s->b, m, "-NAK");
+        natsMsg_Destroy(m);
+    }
     /* Wakes NextMsg and Fetch; a bound consumer is not deleted (we created it). */
     if (s->ns)
         natsSubscription_Unsubscribe(s->ns);
