@@ -479,7 +479,7 @@ int main(int argc, char **argv)
 
     fs_app_options ao = FS_APP_OPTIONS_INIT;
     ao.http_address = d.address;
-    ao.http_port = port;
+    ao.http_port = port ? port : FS_APP_PORT_ANY; /* --listen ADDR:0 picks a free port */
     ao.dashboard = d.dashboard = dashboard && fs_dashboard_available();
     if (fs_app_new(&ao, &d.app) < 0) {
         fprintf(stderr, "faststream-demo: %s\n", fs_last_error());

@@ -1,5 +1,5 @@
 /*
- * The Prometheus middleware: FastStream's metric schema (METRICS.md) for
+ * The Prometheus middleware: FastStream's metric schema (docs/semantics.md) for
  * every received and published message, through the broker-independent
  * middleware chain. This file: options, the families, creating and adding
  * the middleware. prometheus_hooks.c has the hooks, prometheus_cache.c the

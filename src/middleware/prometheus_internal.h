@@ -31,7 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Received statuses (METRICS.md step 8) and publish statuses. */
+/* Received statuses (docs/semantics.md) and publish statuses. */
 enum { ST_ACKED, ST_NACKED, ST_REJECTED, ST_SKIPPED, ST_ERROR, ST_RECV_COUNT };
 enum { ST_SUCCESS, ST_PUB_ERROR, ST_PUB_COUNT };
 

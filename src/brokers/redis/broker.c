@@ -403,7 +403,9 @@ out:
 
 int fs_redis_broker_new(const char *url, const fs_redis_options *opts, fs_broker **out)
 {
-    FS_CHECK_ARG(url && out, "fs_redis_broker_new: url and out are required");
+    FS_CHECK_ARG(out, "fs_redis_broker_new: out is NULL");
+    *out = NULL;
+    FS_CHECK_ARG(url, "fs_redis_broker_new: url is NULL");
     static const fs_redis_options defaults = FS_REDIS_OPTIONS_INIT;
     if (!opts)
         opts = &defaults;
