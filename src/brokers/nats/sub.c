@@ -502,13 +502,17 @@ void fs__nats_sub_stop(nsub *s)
     pthread_cond_broadcast(&s->cv);
     give_back_queue(s);
     pthread_mutex_unlock(&s->mu);
-    /* Push: what the server already delivered and no worker took goes back too. */
-    natsMsg *m = NULL;
-    for (int i = 0; s->kind == NSUB_PUSH && s->ns && i < 100000 &&
-                    natsSubscription_NextMsg(&m, s->ns, 1) == NATS_OK;
-         i++) {
-        ack_publish(s->b, m, "-NAK");
-        natsMsg_Destroy(m);
+    /*
+     * Push: what the server already delivered and no worker took goes back
+     * too. Drain first (the server stops delivering here), so that it does
+     * not redeliver what we give back into this subscription.
+     */
+    if (s->kind == NSUB_PUSH && s->ns && natsSubscription_Drain(s->ns) == NATS_OK) {
+        natsMsg *m = NULL;
+        for (int i = 0; i < 100000 && natsSubscription_NextMsg(&m, s->ns, 1) == NATS_OK; i++) {
+            ack_publish(s->b, m, "-NAK");
+            natsMsg_Destroy(m);
+        }
     }
     /* Wakes NextMsg and Fetch; a bound consumer is not deleted (we created it). */
     if (s->ns)
