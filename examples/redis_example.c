@@ -16,7 +16,8 @@ static fs_outcome on_order(fs_message *msg, void *user)
     fs_publisher *trades = user;
     if (fs_message_body_len(msg) == 0)
         return fs_message_fail(msg, "ValueError", "empty order"); /* rejected: XACK + DLQ */
-    const char *cid = fs_message_correlation_id(msg);             /* the sender's, or a new uuid4 */
+    /* the sender's correlation id, or a new uuid4 */
+    const char *cid = fs_message_correlation_id(msg);
     printf("order %.*s (correlation id %s)\n", (int)fs_message_body_len(msg),
            (const char *)fs_message_body(msg), cid);
     fs_envelope env = FS_ENVELOPE_INIT;

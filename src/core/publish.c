@@ -19,7 +19,7 @@ const char *fs_last_publish_error_type(void)
 /* ------------------------------------------------------------------------ */
 /* The chain                                                                */
 
-/* A native request going down the publish chain (ctx->core_[2]). */
+/* A native request (FS_CAP_NATIVE_REQUEST) running as the innermost step of the chain. */
 typedef struct native_request {
     int timeout_ms;
     fs_message **reply;
@@ -34,11 +34,11 @@ static int publish_inner(fs_publish_ctx *ctx, const char **error_type)
         return rc;
     }
     *error_type = NULL;
-    const native_request *req = ctx->core_[2];
-    if (req) { /* the request's publish is counted like any publish (FastStream does) */
-        rc = b->ops->request(b->impl, ctx->destination, ctx->messages, req->timeout_ms, req->reply,
+    const native_request *nr = ctx->core_[2];
+    if (nr) {
+        rc = b->ops->request(b->impl, ctx->destination, ctx->messages, nr->timeout_ms, nr->reply,
                              error_type);
-        return rc > 0 ? FS_OK : rc;
+        return rc < 0 ? rc : FS_OK;
     }
     rc = b->ops->publish(b->impl, ctx->core_[0], ctx->destination, ctx->messages, ctx->count,
                          error_type);
@@ -103,7 +103,7 @@ int fs_publish_next(fs_publish_ctx *ctx)
 #define FS__INHERIT_MAX 16
 
 static int publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
-                       size_t count, bool is_reply, native_request *req)
+                       size_t count, bool is_reply, native_request *native)
 {
     fs__frame *f = fs__current_frame;
     fs_envelope local[FS__INHERIT_MAX];
@@ -140,7 +140,7 @@ static int publish_run(fs_broker *b, void *dest, const char *destination, const 
     ctx.error_type = NULL;
     ctx.core_[0] = dest;
     ctx.core_[1] = (f && f->broker == b) ? f->scratch : NULL;
-    ctx.core_[2] = req;
+    ctx.core_[2] = native;
     ctx.index_ = 0;
     int rc = fs_publish_next(&ctx);
     free(heap);
@@ -341,9 +341,13 @@ static int do_request(fs_broker *b, void *dest, const char *destination, const f
                       int timeout_ms, fs_message **reply)
 {
     if (b->ops->caps & FS_CAP_NATIVE_REQUEST) {
-        /* Through the publish middleware chain, whose end asks ops->request. */
-        native_request req = {timeout_ms, reply};
-        return publish_run(b, dest, destination, msg, 1, false, &req);
+        /*
+         * Through the publish chain like any publish, as FastStream's
+         * _basic_request runs producer.request inside each middleware's
+         * publish_scope: the request counts as one publish, the reply nowhere.
+         */
+        native_request nr = {timeout_ms, reply};
+        return publish_run(b, dest, destination, msg, 1, false, &nr);
     }
     int rc = fs__broker_ensure_connected(b);
     if (rc < 0)

@@ -94,6 +94,8 @@ int fs__redis_reader_ensure(rsub *s, bool force)
     int rc = fs__redis_conn_open(s->b, &s->rd);
     if (!rc) /* blocking reads wait up to FS_REDIS_BLOCK_MAX_MS for the server */
         rc = fs__redis_conn_set_timeout(&s->rd, s->b->command_timeout_ms + FS_REDIS_BLOCK_MAX_MS);
+    if (!rc) /* replies held at once: one per worker's message, one queued, one being read */
+        rc = fs__redis_conn_reserve_replies(&s->rd, (size_t)s->concurrency + 2);
     if (!rc)
         rc = reader_prepare(s);
     if (rc) {
@@ -205,35 +207,16 @@ static int read_channel(rsub *s, rlist *l, int budget)
     return rc;
 }
 
-/* The BLMPOP for `want` messages blocking `block` ms: formatted once, not per round trip. */
-static int list_pop_command(rsub *s, size_t want, int block)
+static int read_list(rsub *s, rlist *l, size_t want, int budget)
 {
-    if (s->pop_cmd && s->pop_want == want && s->pop_block == block)
-        return FS_OK;
     char count[24], timeout[32];
+    int block = block_ms(budget);
     snprintf(count, sizeof count, "%zu", want);
     snprintf(timeout, sizeof timeout, "%d.%03d", block / 1000, block % 1000);
     const char *argv[] = {"BLMPOP", timeout, "1", s->name, "LEFT", "COUNT", count};
-    char *cmd;
-    int len = redisFormatCommandArgv(&cmd, 7, argv, NULL);
-    if (len < 0)
-        return fs_adapter_error(FS_ENOMEM, "redis: out of memory (BLMPOP for %s)", s->name);
-    if (s->pop_cmd)
-        redisFreeCommand(s->pop_cmd);
-    s->pop_cmd = cmd;
-    s->pop_len = (size_t)len;
-    s->pop_want = want;
-    s->pop_block = block;
-    return FS_OK;
-}
-
-static int read_list(rsub *s, rlist *l, size_t want, int budget)
-{
     redisReply *r;
-    int rc = list_pop_command(s, want, block_ms(budget));
+    int rc = reader_await(s, fs__redis_conn_send(&s->rd, 7, argv, NULL), &r);
     if (rc)
-        return rc;
-    if ((rc = reader_await(s, fs__redis_conn_send_formatted(&s->rd, s->pop_cmd, s->pop_len), &r)))
         return rc;
     if ((rc = fs__redis_reply_error(r, "BLMPOP")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
         r->elements == 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
