@@ -447,6 +447,13 @@ typedef struct bcase {
     long n;
 } bcase;
 
+/* One side of a case (bench_best_of_sides): 0 ours, 1 ours + middleware, 2 raw. */
+static double run_side(void *ctx, int which, long n)
+{
+    const bcase *bc = ctx;
+    return which == 2 ? bc->raw(false, n) : bc->ours(which == 1, n);
+}
+
 static void start_server(void)
 {
     port = bench_free_port();
@@ -527,22 +534,8 @@ int main(int argc, char **argv)
         long n = (long)((double)bc->n * scale);
         if (n < 100)
             n = 100;
-        double best[3] = {0, 0, 0};
-        for (int r = 0; r < repeats; r++) { /* in turns: a busy spell hits all three alike */
-            double v;
-            if (!side || !strcmp(side, "ours")) {
-                v = bc->ours(false, n);
-                best[0] = v > best[0] ? v : best[0];
-            }
-            if (!side || !strcmp(side, "prom")) {
-                v = bc->ours(true, n);
-                best[1] = v > best[1] ? v : best[1];
-            }
-            if (!side || !strcmp(side, "raw")) {
-                v = bc->raw(false, n);
-                best[2] = v > best[2] ? v : best[2];
-            }
-        }
+        double best[3];
+        bench_best_of_sides(run_side, (void *)bc, n, repeats, side, best); /* in turns */
         static const char *sides[] = {"ours", "prom", "raw"};
         for (int s = 0; s < 3; s++) {
             char key[64];

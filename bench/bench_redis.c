@@ -27,7 +27,6 @@
  * --repeats runs (default 3). Benchmarks print; nothing fails on a target.
  */
 #include "bench.h"
-#include "bench_broker.h"
 
 #include "faststream/faststream.h"
 #include "faststream/prometheus.h"
@@ -139,7 +138,20 @@ static fs_broker *make_broker(bool prom, fs_registry **reg)
 {
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
-    return bench_broker_new(url, prom, reg);
+    fs_broker *b;
+    if (fs_broker_new(url, NULL, &b) < 0)
+        die("broker", fs_last_error());
+    *reg = NULL;
+    if (prom) {
+        fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
+        fs_registry_new(reg);
+        po.registry = *reg;
+        if (fs_broker_add_prometheus(b, &po) < 0)
+            die("prometheus", fs_last_error());
+    }
+    if (fs_broker_connect(b) < 0)
+        die("connect", fs_last_error());
+    return b;
 }
 
 static void clear(redisContext *c)
@@ -417,32 +429,8 @@ static double consume_raw(const run *r, long n)
 
 /* ------------------------------------------------------------------------ */
 
-/*
- * The best of `repeats` runs of each of ours, ours + middleware and raw,
- * taken in turns so that a busy spell of the machine hits all three alike.
- */
-static void best3(double (*ours)(const run *, long), double (*raw)(const run *, long), run r,
-                  long n, double out[3])
-{
-    out[0] = out[1] = out[2] = 0;
-    for (int i = 0; i < repeats; i++) {
-        double v;
-        r.prom = false;
-        if (!side || !strcmp(side, "ours")) {
-            v = ours(&r, n);
-            out[0] = v > out[0] ? v : out[0];
-        }
-        r.prom = true;
-        if (!side || !strcmp(side, "prom")) {
-            v = ours(&r, n);
-            out[1] = v > out[1] ? v : out[1];
-        }
-        if (!side || !strcmp(side, "raw")) {
-            v = raw(&r, n);
-            out[2] = v > out[2] ? v : out[2];
-        }
-    }
-}
+/* The best of `repeats` runs of each of ours, ours + middleware and raw, in turns. */
+BENCH_DEFINE_BEST3(run)
 
 static pid_t start_server(void)
 {
