@@ -246,6 +246,55 @@ if [ -x "$C_REDIS" ]; then
     rm -f "$redis_out"
 fi
 
+# NATS (issue 10): core publish, core publish+receive, JetStream publish (PubAck)
+# and pull+ack, ours without and with the Prometheus middleware beside raw
+# nats.c, in the same run, on a nats-server -js the benchmark starts itself;
+# then the same cases under callgrind: instructions per message, which the
+# machine's load does not move (BENCH_NATS_CALLGRIND=0 skips them).
+C_NATS=$BUILD/bench/fs_bench_nats
+if [ -x "$C_NATS" ]; then
+    echo "bench: NATS ($C_NATS, on its own nats-server)" >&2
+    nats_out=$(mktemp)
+    if "$C_NATS" --repeats "$REPEATS" >"$nats_out"; then
+        grep -v '^#' "$nats_out" | sed 's/^/ours /' >>"$RESULTS"
+        echo
+        sed -n 's/^# \{0,1\}//p' "$nats_out"
+    else
+        echo "bench: the NATS benchmark failed" >&2
+    fi
+    rm -f "$nats_out"
+    if [ "${BENCH_NATS_CALLGRIND:-1}" != 0 ] && command -v valgrind >/dev/null; then
+        echo "bench: NATS under callgrind (instructions per message)" >&2
+        echo
+        printf '%-14s %12s %12s %12s %9s %9s\n' "instr/msg" "ours" "+prometheus" "raw nats.c" \
+            "mw cost" "raw/ours"
+        # case|scale|messages (bench_nats.c's counts x scale): enough messages that the
+        # set-up (consumer, threads, first request) and the scheduling noise of
+        # valgrind's serialised threads weigh little
+        for spec in "core publish|0.05|10000" "core pubsub|0.05|10000" "js publish|0.2|2000" \
+            "js pull|0.2|10000"; do
+            IFS='|' read -r c scale n <<<"$spec"
+            declare -A ir=()
+            for s in ours prom raw; do
+                ir[$s]=$(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null \
+                    "$C_NATS" --repeats 1 --scale "$scale" --case "$c" --side "$s" --callgrind 2>&1 |
+                    awk '/Collected :/ {print $4}')
+            done
+            key=nats_${c// /_}
+            for s in ours prom raw; do
+                echo "ours ${key}_instr_${s} $(( ${ir[$s]:-0} / n ))" >>"$RESULTS"
+            done
+            awk -v c="$c" -v n="$n" -v o="${ir[ours]:-0}" -v p="${ir[prom]:-0}" -v r="${ir[raw]:-0}" \
+                'BEGIN { if (o <= 0) { printf "%-14s (callgrind failed)\n", c; exit }
+                         printf "%-14s %12.0f %12.0f %12.0f %8.1f%% %8.0f%%\n", c, o / n, p / n, r / n,
+                                100 * (p - o) / o, 100 * r / o }'
+            unset ir
+        done
+        echo "mw cost: instructions the Prometheus middleware adds (target < 3 %);"
+        echo "raw/ours: raw nats.c's instructions per message over ours (target >= 90 %)"
+    fi
+fi
+
 # MQTT (issue 11): QoS 0 and QoS 1, publish and consume, ours without and with
 # the Prometheus middleware beside raw libmosquitto, on a mosquitto the
 # benchmark starts itself. msg/s swing with the machine's load, so the same

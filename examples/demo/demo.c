@@ -30,6 +30,9 @@
 #include <faststream/faststream.h>
 #include <faststream/dashboard.h>
 #include <faststream/prometheus.h>
+#ifdef FS_DEMO_HAVE_NATS
+#include <faststream/nats.h>
+#endif
 #ifdef FS_DEMO_HAVE_REDIS
 #include <faststream/redis.h>
 #endif
@@ -307,6 +310,25 @@ typedef struct broker_setup {
 static broker_setup setup_for(const fs_broker *broker)
 {
     broker_setup s = {NULL, NULL}; /* the broker's defaults (memory://: named queues) */
+    (void)broker;
+#ifdef FS_DEMO_HAVE_NATS
+    /* NATS core subjects have no acknowledgement: JetStream, one stream for the
+     * demo's subjects (declared by the subscribers), pull consumers. */
+    static const char *const subjects[] = {"orders", "trades", "notifications"};
+    static fs_nats_stream_config nsc = FS_NATS_STREAM_CONFIG_INIT;
+    static fs_nats_subscriber_options ns = FS_NATS_SUBSCRIBER_OPTIONS_INIT;
+    static fs_nats_publish_options np = FS_NATS_PUBLISH_OPTIONS_INIT;
+    if (fs_broker_is_nats(broker)) {
+        nsc.name = ns.stream = np.stream = "FASTSTREAM_DEMO";
+        nsc.subjects = subjects;
+        nsc.subject_count = 3;
+        nsc.max_msgs = 100000; /* keep the stream small */
+        ns.declare_stream = &nsc;
+        ns.deliver = FS_NATS_DELIVER_NEW;
+        s.subscribe = &ns;
+        s.publish = &np;
+    }
+#endif
 #ifdef FS_DEMO_HAVE_REDIS
     /* Redis channels have no acknowledgement: use streams read by a consumer
      * group, where ack, nack (redelivery) and reject exist. */
@@ -320,8 +342,6 @@ static broker_setup setup_for(const fs_broker *broker)
         s.subscribe = &rs;
         s.publish = &rp;
     }
-#else
-    (void)broker;
 #endif
     return s;
 }
@@ -457,6 +477,9 @@ int main(int argc, char **argv)
     fs_set_log_handler(demo_log, NULL);
 #ifdef FS_DEMO_HAVE_REDIS
     fs_redis_register(); /* make redis:// known even when linked statically */
+#endif
+#ifdef FS_DEMO_HAVE_NATS
+    fs_nats_register();
 #endif
 #ifdef FS_DEMO_HAVE_MQTT
     fs_mqtt_register(); /* make mqtt:// known even when linked statically */
