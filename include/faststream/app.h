@@ -56,11 +56,18 @@ typedef struct fs_app_options {
     int graceful_timeout_ms;
     /** Catch SIGINT and SIGTERM during fs_app_run. Default true. */
     bool handle_signals;
+    /**
+     * More settings of the HTTP endpoint: limits, TLS, basic auth (see
+     * fs_http_options); NULL: the defaults. Its address, port, registry and
+     * paths are ignored (the fields above win). Read when fs_app_run starts
+     * the endpoint: it and its strings must stay valid until then.
+     */
+    const fs_http_options *http_options;
 } fs_app_options;
 
 #define FS_APP_OPTIONS_INIT                                                                        \
     {                                                                                              \
-        true, "127.0.0.1", 8000, NULL, "/metrics", "/health", 0, true                              \
+        true, "127.0.0.1", 8000, NULL, "/metrics", "/health", 0, true, NULL                        \
     }
 
 /** A lifecycle hook. A non-zero return from on_startup aborts fs_app_run with that status. */

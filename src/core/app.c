@@ -221,6 +221,8 @@ static int run_hooks(fs_app *app, const hook_list *l, const char *what, bool sto
 static int http_start(fs_app *app)
 {
     fs_http_options ho = FS_HTTP_OPTIONS_INIT;
+    if (app->opts.http_options)
+        ho = *app->opts.http_options;
     ho.address = app->http_address;
     ho.port = app->opts.http_port;
     ho.registry = app->opts.registry;
@@ -245,9 +247,9 @@ static int http_start(fs_app *app)
         fs_http_server_free(srv);
         return rc;
     }
-    fs__log(FS_LOG_INFO, "app", "serving %s%s%s on http://%s:%u", app->metrics_path,
-            *app->health_path ? " and " : "", app->health_path, app->http_address,
-            (unsigned)fs_http_server_port(srv));
+    fs__log(FS_LOG_INFO, "app", "serving %s%s%s on %s://%s:%u", app->metrics_path,
+            *app->health_path ? " and " : "", app->health_path, ho.tls_cert_file ? "https" : "http",
+            app->http_address, (unsigned)fs_http_server_port(srv));
     return FS_OK;
 }
 

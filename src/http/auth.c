@@ -63,6 +63,18 @@ static bool parse_sha256_hex(const char *hex, uint8_t out[32])
     return true;
 }
 
+/* A complete hash, not only a setting: hashing with it gives a string as long. */
+static bool whole_crypt_hash(const char *hash)
+{
+    struct crypt_data *data = calloc(1, sizeof *data);
+    if (!data)
+        return false;
+    const char *out = crypt_rn("", hash, data, (int)sizeof *data);
+    bool ok = out && out[0] != '*' && strlen(out) == strlen(hash);
+    free(data);
+    return ok;
+}
+
 int fs__http_auth_init(fs__http_auth *a, const char *user, const char *password, const char *hash)
 {
     memset(a, 0, sizeof *a);
@@ -84,7 +96,7 @@ int fs__http_auth_init(fs__http_auth *a, const char *user, const char *password,
             return fs__error(FS_EINVAL, "http: basic_auth_hash \"sha256:...\" wants 64 hex "
                                         "digits of SHA-256(password)");
     } else {
-        if (crypt_checksalt(hash) != CRYPT_SALT_OK)
+        if (crypt_checksalt(hash) != CRYPT_SALT_OK || !whole_crypt_hash(hash))
             return fs__error(FS_EINVAL,
                              "http: basic_auth_hash is neither \"sha256:HEX\" nor a crypt(3) hash "
                              "(bcrypt $2b$...) that this system's libcrypt verifies");
