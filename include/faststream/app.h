@@ -107,6 +107,10 @@ int fs_app_add_route(fs_app *app, const char *path, fs_http_route_fn fn, void *u
  * Run the application (steps above) and return when it has shut down:
  * FS_OK after a clean shutdown, the failing step's status otherwise
  * (everything started is stopped again). FS_ESTATE when already running.
+ * It always returns once the graceful timeout is over (unless that is -1):
+ * when handlers are still running then, FS_ETIMEDOUT with a message naming
+ * them ("broker/subscriber (k of n workers)"); their brokers are left open,
+ * fs_app_free leaves them allocated, and the process may exit.
  */
 int fs_app_run(fs_app *app);
 
@@ -135,7 +139,11 @@ size_t fs_app_broker_count(const fs_app *app);
 /** The i-th broker added (NULL out of range or for NULL). */
 fs_broker *fs_app_broker(const fs_app *app, size_t i);
 
-/** Free the app and its brokers. Must not be running. NULL is ignored. */
+/**
+ * Free the app and its brokers. Must not be running. NULL is ignored. A
+ * broker whose handlers are still running (see fs_app_run) is not freed:
+ * that would wait for them, or pull memory from under them.
+ */
 void fs_app_free(fs_app *app);
 
 #ifdef __cplusplus
