@@ -36,3 +36,11 @@ cmake --build build/tsan -j "$JOBS"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/tests/tsan.supp"
 echo "== ThreadSanitizer: concurrency tests"
 (cd build/tsan && ctest --output-on-failure -j "$JOBS" -L concurrency)
+
+# The fuzz targets (tests/fuzz) as libFuzzer binaries in a clang build: each
+# fuzzes for a few seconds from its committed corpus (`make fuzz`: minutes).
+CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DFS_SANITIZE=address,undefined \
+  -DFS_BUILD_BENCH=OFF -DFS_BUILD_EXAMPLES=OFF -DFS_FUZZ_SECONDS=5 >/dev/null
+cmake --build build/fuzz -j "$JOBS" --target fuzz_all
+echo "== libFuzzer: every fuzz target for 5 s"
+(cd build/fuzz && ctest --output-on-failure -j "$JOBS" -L fuzz)
