@@ -22,13 +22,15 @@
  * Every status of the FastStream metric schema shows up at modest rates, so
  * every panel of the FastStream Grafana dashboard (ID 22130) has data.
  *
- *   faststream-demo [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--verbose]
+ *   faststream-demo [--broker URL] [--listen ADDR:PORT] [--duration SECONDS]
+ *                   [--app-name NAME] [--no-dashboard] [--verbose]
  *                   [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
  *                   [--basic-auth USER:PASSWORD | --basic-auth-hash USER:HASH]
  *
  * Defaults: memory:// (in-process), 127.0.0.1:8000, run until Ctrl-C.
  */
 #include <faststream/faststream.h>
+#include <faststream/dashboard.h>
 #include <faststream/prometheus.h>
 #ifdef FS_DEMO_HAVE_REDIS
 #include <faststream/redis.h>
@@ -95,6 +97,7 @@ typedef struct demo {
     bool tls;
     pthread_t gateway;
     bool gateway_started;
+    bool dashboard; /* the live page is served at / */
     atomic_bool stopping;
 } demo;
 
@@ -334,6 +337,8 @@ static int start_gateway(fs_app *app, void *user)
              (unsigned)fs_app_http_port(app));
     printf("faststream-demo: orders -> trades -> notifications on %s\n", d->broker_url);
     printf("  metrics:    %s/metrics\n", base);
+    if (d->dashboard)
+        printf("  dashboard:  %s/ (live charts in the browser)\n", base);
     printf("  health:     %s/health\n", base);
     printf("  Prometheus: scrape %s/metrics (deploy/prometheus.yml scrapes the default address)\n",
            base);
@@ -377,10 +382,13 @@ static void demo_log(fs_log_level level, const char *component, const char *mess
 static int usage(const char *prog, int rc)
 {
     fprintf(rc ? stderr : stdout,
-            "usage: %s [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--verbose]\n"
+            "usage: %s [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--app-name NAME]\n"
+            "          [--no-dashboard] [--verbose]\n"
             "  --broker URL        memory:// (default), redis://127.0.0.1:6379, ...\n"
             "  --listen ADDR:PORT  where /metrics and /health are served (127.0.0.1:8000)\n"
             "  --duration SECONDS  stop after this long (default: run until Ctrl-C)\n"
+            "  --app-name NAME     the metrics' app_name label (default trading-demo)\n"
+            "  --no-dashboard      do not serve the live dashboard page at /\n"
             "  --verbose           log every handler failure\n"
             "  --tls-cert FILE     serve HTTPS with this PEM certificate (chain)...\n"
             "  --tls-key FILE      ...and this PEM private key\n"
@@ -426,6 +434,8 @@ static bool parse_credentials(char *arg, const char **user, const char **secret)
 int main(int argc, char **argv)
 {
     demo d = {.broker_url = "memory://", .address = "127.0.0.1"};
+    const char *app_name = "trading-demo";
+    bool dashboard = true;
     uint16_t port = 8000;
     fs_http_options http = FS_HTTP_OPTIONS_INIT;
     for (int i = 1; i < argc; i++) {
@@ -461,6 +471,10 @@ int main(int argc, char **argv)
                         hashed ? "HASH" : "PASSWORD");
                 return 2;
             }
+        } else if (strcmp(a, "--app-name") == 0 && has_value) {
+            app_name = argv[++i];
+        } else if (strcmp(a, "--no-dashboard") == 0) {
+            dashboard = false;
         } else if (strcmp(a, "--verbose") == 0) {
             verbose = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -477,6 +491,7 @@ int main(int argc, char **argv)
     fs_app_options ao = FS_APP_OPTIONS_INIT;
     ao.http_address = d.address;
     ao.http_port = port;
+    ao.dashboard = d.dashboard = dashboard && fs_dashboard_available();
     ao.http_options = &http;
     d.tls = http.tls_cert_file != NULL;
     if (fs_app_new(&ao, &d.app) < 0) {
@@ -503,7 +518,7 @@ int main(int argc, char **argv)
     notifications.broker_options = bs.subscribe;
     /* Metrics first (outermost), so they see what the quota does. */
     fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
-    po.app_name = "trading-demo";
+    po.app_name = app_name;
     if (fs_broker_add_prometheus(d.broker, &po) < 0 ||
         add_quota(d.broker, "notifications", 40) < 0 ||
         fs_publisher_new(d.broker, "orders", &pub, &d.orders) < 0 ||

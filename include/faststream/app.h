@@ -57,6 +57,12 @@ typedef struct fs_app_options {
     /** Catch SIGINT and SIGTERM during fs_app_run. Default true. */
     bool handle_signals;
     /**
+     * Serve the live dashboard page (faststream/dashboard.h) at "/" beside
+     * metrics_path. Default false. fs_app_run fails with FS_EUNSUPPORTED when
+     * the library was built without the page.
+     */
+    bool dashboard;
+    /**
      * More settings of the HTTP endpoint: limits, TLS, basic auth (see
      * fs_http_options); NULL: the defaults. Its address, port, registry and
      * paths are ignored (the fields above win). Read when fs_app_run starts
@@ -67,7 +73,7 @@ typedef struct fs_app_options {
 
 #define FS_APP_OPTIONS_INIT                                                                        \
     {                                                                                              \
-        true, "127.0.0.1", 8000, NULL, "/metrics", "/health", 0, true, NULL                        \
+        true, "127.0.0.1", 8000, NULL, "/metrics", "/health", 0, true, false, NULL                 \
     }
 
 /** A lifecycle hook. A non-zero return from on_startup aborts fs_app_run with that status. */

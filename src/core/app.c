@@ -8,6 +8,7 @@
  */
 #include "core/core.h"
 #include "faststream/app.h"
+#include "faststream/dashboard.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -238,6 +239,8 @@ static int http_start(fs_app *app)
     for (size_t i = 0; rc >= 0 && i < app->route_count; i++)
         rc = fs_http_server_add_route(srv, app->routes[i].path, app->routes[i].fn,
                                       app->routes[i].user);
+    if (rc >= 0 && app->opts.dashboard)
+        rc = fs_http_server_add_dashboard(srv, "/", app->metrics_path);
     if (rc >= 0)
         rc = fs_http_server_start(srv);
     if (rc >= 0)
@@ -247,9 +250,11 @@ static int http_start(fs_app *app)
         fs_http_server_free(srv);
         return rc;
     }
-    fs__log(FS_LOG_INFO, "app", "serving %s%s%s on %s://%s:%u", app->metrics_path,
-            *app->health_path ? " and " : "", app->health_path, ho.tls_cert_file ? "https" : "http",
-            app->http_address, (unsigned)fs_http_server_port(srv));
+    fs__log(FS_LOG_INFO, "app", "serving %s%s%s%s on %s://%s:%u", app->metrics_path,
+            *app->health_path ? " and " : "", app->health_path,
+            app->opts.dashboard ? ", the dashboard page at /" : "",
+            ho.tls_cert_file ? "https" : "http", app->http_address,
+            (unsigned)fs_http_server_port(srv));
     return FS_OK;
 }
 
