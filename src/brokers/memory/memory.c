@@ -729,9 +729,11 @@ int fs__memory_factory(const char *url, const fs_broker_options *bopts, fs_broke
     for (const char *p = u.query ? u.query : ""; fs__query_next(&p, &q);) {
         if (!((q.name_len == 8 && strncmp(q.name, "capacity", 8) == 0) ||
               (q.name_len == 11 && strncmp(q.name, "inline_size", 11) == 0))) {
+            /* The name points into the query: report it before freeing. */
+            rc = fs__error(FS_EINVAL, "memory:// URL '%s': unknown parameter '%.*s'", url,
+                           (int)q.name_len, q.name);
             fs_url_free(&u);
-            return fs__error(FS_EINVAL, "memory:// URL '%s': unknown parameter '%.*s'", url,
-                             (int)q.name_len, q.name);
+            return rc;
         }
     }
     rc = parse_size(&u, "capacity", &o.capacity);
