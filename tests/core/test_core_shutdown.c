@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -106,7 +107,14 @@ static void test_sigterm_exits_process(void **state)
             _exit(10);
         pthread_join(r.thread, NULL);
         fs_app_free(app); /* leaves the stuck broker alone */
-        exit(r.rc == FS_ETIMEDOUT && strstr(r.error, "/stuck") ? 3 : 4);
+        int code = r.rc == FS_ETIMEDOUT && strstr(r.error, "/stuck") ? 3 : 4;
+#ifdef __SANITIZE_THREAD__
+        /* ThreadSanitizer reports the workers left behind as leaked threads,
+         * at exit and _exit alike: leave without its interceptors. */
+        syscall(SYS_exit_group, code);
+#else
+        exit(code);
+#endif
     }
     close(ready[1]);
     char c;
