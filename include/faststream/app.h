@@ -80,13 +80,13 @@ typedef struct fs_app_options {
 typedef int (*fs_app_hook)(fs_app *app, void *user);
 
 /** Create an application. `opts` may be NULL for the defaults. */
-int fs_app_new(const fs_app_options *opts, fs_app **out);
+FS_API int fs_app_new(const fs_app_options *opts, fs_app **out);
 
 /**
  * Add a broker. The app owns it from now on (fs_app_free frees it).
  * Not while running (FS_ESTATE).
  */
-int fs_app_add_broker(fs_app *app, fs_broker *broker);
+FS_API int fs_app_add_broker(fs_app *app, fs_broker *broker);
 
 /*
  * Lifecycle hooks, run in the order added (steps 1, 3, 5 and 7 above). Each
@@ -95,19 +95,19 @@ int fs_app_add_broker(fs_app *app, fs_broker *broker);
  */
 
 /** Add a hook run before the brokers start; a non-zero return aborts fs_app_run. */
-int fs_app_on_startup(fs_app *app, fs_app_hook fn, void *user);
+FS_API int fs_app_on_startup(fs_app *app, fs_app_hook fn, void *user);
 
 /** Add a hook run once brokers and HTTP are up; a failure is logged, the run goes on. */
-int fs_app_after_startup(fs_app *app, fs_app_hook fn, void *user);
+FS_API int fs_app_after_startup(fs_app *app, fs_app_hook fn, void *user);
 
 /** Add a hook run when shutdown begins, before the brokers stop; failures are logged. */
-int fs_app_on_shutdown(fs_app *app, fs_app_hook fn, void *user);
+FS_API int fs_app_on_shutdown(fs_app *app, fs_app_hook fn, void *user);
 
 /** Add a hook run after everything stopped (after a clean run only); failures are logged. */
-int fs_app_after_shutdown(fs_app *app, fs_app_hook fn, void *user);
+FS_API int fs_app_after_shutdown(fs_app *app, fs_app_hook fn, void *user);
 
 /** Add a user HTTP route (GET/HEAD at the exact path). Before or during the run. */
-int fs_app_add_route(fs_app *app, const char *path, fs_http_route_fn fn, void *user);
+FS_API int fs_app_add_route(fs_app *app, const char *path, fs_http_route_fn fn, void *user);
 
 /**
  * Run the application (steps above) and return when it has shut down:
@@ -118,39 +118,39 @@ int fs_app_add_route(fs_app *app, const char *path, fs_http_route_fn fn, void *u
  * them ("broker/subscriber (k of n workers)"); their brokers are left open,
  * fs_app_free leaves them allocated, and the process may exit.
  */
-int fs_app_run(fs_app *app);
+FS_API int fs_app_run(fs_app *app);
 
 /**
  * Ask a running fs_app_run to shut down. Returns at once. Safe from any
  * thread, from a handler, and from a signal handler. Before the run starts
  * it makes the next fs_app_run shut down right after starting.
  */
-void fs_app_stop(fs_app *app);
+FS_API void fs_app_stop(fs_app *app);
 
 /** True while fs_app_run is between startup and shutdown. */
-bool fs_app_running(const fs_app *app);
+FS_API bool fs_app_running(const fs_app *app);
 
 /** The bound HTTP port while running (useful with http_port 0), else 0. */
-uint16_t fs_app_http_port(const fs_app *app);
+FS_API uint16_t fs_app_http_port(const fs_app *app);
 
 /**
  * True when every broker answers fs_broker_ping (the health route's
  * verdict). `timeout_ms` per broker.
  */
-bool fs_app_healthy(const fs_app *app, int timeout_ms);
+FS_API bool fs_app_healthy(const fs_app *app, int timeout_ms);
 
 /** Number of brokers added (0 for NULL). */
-size_t fs_app_broker_count(const fs_app *app);
+FS_API size_t fs_app_broker_count(const fs_app *app);
 
 /** The i-th broker added (NULL out of range or for NULL). */
-fs_broker *fs_app_broker(const fs_app *app, size_t i);
+FS_API fs_broker *fs_app_broker(const fs_app *app, size_t i);
 
 /**
  * Free the app and its brokers. Must not be running. NULL is ignored. A
  * broker whose handlers are still running (see fs_app_run) is not freed:
  * that would wait for them, or pull memory from under them.
  */
-void fs_app_free(fs_app *app);
+FS_API void fs_app_free(fs_app *app);
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 /** True when the library was built with the page (npm was present at build time). */
-bool fs_dashboard_available(void);
+FS_API bool fs_dashboard_available(void);
 
 /**
  * Serve the page at `path` (NULL: "/") of `srv`, reading `metrics_path`
@@ -31,7 +31,8 @@ bool fs_dashboard_available(void);
  * when the path is taken, FS_EUNSUPPORTED when the library was built without the
  * page.
  */
-int fs_http_server_add_dashboard(fs_http_server *srv, const char *path, const char *metrics_path);
+FS_API int fs_http_server_add_dashboard(fs_http_server *srv, const char *path,
+                                        const char *metrics_path);
 
 #ifdef __cplusplus
 }

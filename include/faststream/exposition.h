@@ -23,10 +23,10 @@ typedef enum fs_format {
  * (text/plain with version 0.0.4 or none, or the text and catch-all
  * wildcards); the text format otherwise (also for NULL).
  */
-fs_format fs_format_negotiate(const char *accept);
+FS_API fs_format fs_format_negotiate(const char *accept);
 
 /** The Content-Type header value for `format`, charset included. */
-const char *fs_format_content_type(fs_format format);
+FS_API const char *fs_format_content_type(fs_format format);
 
 /** A growable byte buffer. Zero-initialise it; release with fs_buffer_free. */
 typedef struct fs_buffer {
@@ -36,7 +36,7 @@ typedef struct fs_buffer {
 } fs_buffer;
 
 /** Free the buffer's data and zero it (ready for reuse). NULL is ignored. */
-void fs_buffer_free(fs_buffer *buf);
+FS_API void fs_buffer_free(fs_buffer *buf);
 
 /**
  * Append the exposition of every family and collector of `reg` (NULL: the
@@ -44,7 +44,7 @@ void fs_buffer_free(fs_buffer *buf);
  * label-value order (bytewise, value by value). Safe while other threads
  * update metrics; never blocks them. On failure `out` may hold part of it.
  */
-int fs_registry_render(fs_registry *reg, fs_format format, fs_buffer *out);
+FS_API int fs_registry_render(fs_registry *reg, fs_format format, fs_buffer *out);
 
 #ifdef __cplusplus
 }

@@ -11,13 +11,15 @@
  *   - Publishing to a name delivers a copy to every group of that name
  *     (fan-out). A name that has no group yet gets its default group, so
  *     messages published before anyone subscribed wait there.
- * ack removes the message, nack puts it back at the tail (redelivered),
- * reject drops it or, if the group has a dead-letter name, publishes it to
- * that name. A message released unsettled (SKIP, MANUAL without settlement)
- * stays pending and is requeued when its subscriber stops.
- * Capacity is bounded per group: publishing to a full group fails with
- * FS_EFULL and the error type name "QueueFull" (for a fan-out, the groups
- * that had room still got the message).
+ * ack removes the message; nack puts it back at the tail once the
+ * subscriber's redelivery delay passed (fs_subscriber_options.redelivery:
+ * 100 ms, doubling per delivery up to 10 s, by default; past max_deliveries
+ * it is rejected instead); reject drops it or, if the subscriber has a
+ * dead-letter name, publishes it to that name. fs_message_delivery_count()
+ * counts the deliveries since the message was published. A message released unsettled (SKIP, MANUAL
+ * without settlement) stays pending and is requeued when its subscriber stops. Capacity is bounded
+ * per group: publishing to a full group fails with FS_EFULL and the error type name "QueueFull"
+ * (for a fan-out, the groups that had room still got the message).
  *
  * Built-in default ack policy: REJECT_ON_ERROR. Publishing and consuming
  * take no lock and allocate nothing in the steady state for bodies up to
@@ -69,29 +71,37 @@ typedef struct fs_memory_subscriber_options {
     }
 
 /** Create an in-process broker. `opts` may be NULL. */
-int fs_memory_broker_new(const fs_memory_options *opts, fs_broker **out);
+FS_API int fs_memory_broker_new(const fs_memory_options *opts, fs_broker **out);
+
+/**
+ * Register the "memory" URL scheme (done automatically when the library is
+ * loaded; call it from a static link). FS_OK or FS_ECONFLICT.
+ */
+FS_API int fs_memory_register(void);
 
 /** True when `broker` is an in-process broker. */
-bool fs_broker_is_memory(const fs_broker *broker);
+FS_API bool fs_broker_is_memory(const fs_broker *broker);
 
 /* ------------------------------------------------------------------------ */
 /* Test harness                                                             */
 
 /**
  * Messages waiting in group `group` (NULL: the default group) of `name`,
- * not counting those being handled. 0 when there is no such group.
+ * including nacked ones waiting for their redelivery delay, not counting
+ * those being handled. 0 when there is no such group.
  */
-size_t fs_memory_queue_depth(const fs_broker *broker, const char *name, const char *group);
+FS_API size_t fs_memory_queue_depth(const fs_broker *broker, const char *name, const char *group);
 
 /**
  * Messages of that group taken by a consumer and not yet given back: being
  * handled, or released unsettled and pending (exact when no publish or
  * fetch is under way).
  */
-size_t fs_memory_queue_in_flight(const fs_broker *broker, const char *name, const char *group);
+FS_API size_t fs_memory_queue_in_flight(const fs_broker *broker, const char *name,
+                                        const char *group);
 
 /** Number of messages successfully published to `name` since the broker was created. */
-uint64_t fs_memory_published_count(const fs_broker *broker, const char *name);
+FS_API uint64_t fs_memory_published_count(const fs_broker *broker, const char *name);
 
 /**
  * Take (remove) the oldest recorded copy of a message published to `name`
@@ -99,14 +109,14 @@ uint64_t fs_memory_published_count(const fs_broker *broker, const char *name);
  * fs_message_free; it has body, headers and metadata, source = name),
  * FS_ENOTFOUND when none is recorded, FS_ESTATE when recording is off.
  */
-int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **out);
+FS_API int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **out);
 
 /**
  * Wait until the broker's subscribers handled (finished and settled) at
  * least `n` messages in total since the broker was created, up to
  * timeout_ms (negative: forever). FS_OK or FS_ETIMEDOUT.
  */
-int fs_memory_wait_handled(const fs_broker *broker, uint64_t n, int timeout_ms);
+FS_API int fs_memory_wait_handled(const fs_broker *broker, uint64_t n, int timeout_ms);
 
 #ifdef __cplusplus
 }

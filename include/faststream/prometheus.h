@@ -101,7 +101,7 @@ typedef struct fs_prometheus_options {
     }
 
 /** The default size buckets: 2^4, 2^6, ... 2^24 (11 finite bounds). */
-extern const double FS_PROMETHEUS_SIZE_BUCKETS[];
+FS_API extern const double FS_PROMETHEUS_SIZE_BUCKETS[];
 #define FS_PROMETHEUS_SIZE_BUCKETS_COUNT 11
 
 /**
@@ -120,10 +120,10 @@ extern const double FS_PROMETHEUS_SIZE_BUCKETS[];
  * label set or buckets) are reported here, with fs_last_error() saying
  * exactly what. On failure no family this call created stays registered.
  */
-int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middleware *out);
+FS_API int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middleware *out);
 
 /** Free the state of a middleware that was built but not added to a broker. */
-void fs_prometheus_middleware_release(fs_middleware *mw);
+FS_API void fs_prometheus_middleware_release(fs_middleware *mw);
 
 /**
  * Build the Prometheus middleware and append it to the broker's chain
@@ -131,7 +131,7 @@ void fs_prometheus_middleware_release(fs_middleware *mw);
  * The usual way to use it. Errors as fs_prometheus_middleware_new, plus
  * fs_broker_add_middleware's.
  */
-int fs_broker_add_prometheus(fs_broker *broker, const fs_prometheus_options *opts);
+FS_API int fs_broker_add_prometheus(fs_broker *broker, const fs_prometheus_options *opts);
 
 #ifdef __cplusplus
 }

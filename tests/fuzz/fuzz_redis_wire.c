@@ -6,6 +6,7 @@
  * fields of a stream entry.
  */
 #include "brokers/redis/wire.h"
+#include "kit/buffer.h"
 #include "common/internal.h"
 #include "fuzz_util.h"
 
@@ -36,10 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         env.header_count = m.header_count;
         for (int f = FS_REDIS_FORMAT_BINARY; f <= FS_REDIS_FORMAT_JSON; f++) {
             fs__redis_scratch s2 = {0};
-            fs__redis_buf out = {0};
+            fs_kit_buf out = {0};
             int e = fs__redis_encode((fs_redis_format)f, &env, &s2, &out);
             assert(e == FS_OK || e == FS_EINVAL || e == FS_ENOMEM);
-            fs__redis_buf_free(&out);
+            fs_kit_buf_free(&out);
             fs__redis_scratch_free(&s2);
         }
     }

@@ -1,5 +1,5 @@
 /*
- * URL parsing (fs_url_parse, fs_url_query_param, fs__query_next): what a
+ * URL parsing (fs_url_parse, fs_url_query_next, fs_url_query_get): what a
  * user's broker URL string reaches. Every component of a parsed URL is a
  * NUL-terminated string; the port is -1 or 0..65535.
  */
@@ -20,15 +20,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    (u.user ? strlen(u.user) : 0) + (u.password ? strlen(u.password) : 0) +
                    (u.path ? strlen(u.path) : 0) + (u.hosts ? strlen(u.hosts) : 0);
         assert(n <= 4 * size + 16);
-        const char *p = u.query ? u.query : "";
-        fs__query_param q;
-        while (fs__query_next(&p, &q)) {
-            assert(q.name_len <= size);
+        const char *name;
+        size_t pos = 0, name_len;
+        while (fs_url_query_next(&u, &pos, &name, &name_len, NULL, NULL)) {
+            assert(name_len <= size);
             char key[64];
-            size_t k = q.name_len < sizeof key - 1 ? q.name_len : sizeof key - 1;
-            memcpy(key, q.name, k);
+            size_t k = name_len < sizeof key - 1 ? name_len : sizeof key - 1;
+            memcpy(key, name, k);
             key[k] = '\0';
-            free(fs_url_query_param(&u, key));
+            char *v = NULL;
+            int rc = fs_url_query_get(&u, key, &v);
+            assert(rc == FS_OK || rc == FS_ENOTFOUND || rc == FS_EINVAL || rc == FS_ENOMEM);
+            free(v);
         }
         fs_url_free(&u);
     }

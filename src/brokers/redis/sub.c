@@ -79,7 +79,7 @@ static int idset_grow(idset *s)
     if (!n.slots || !n.used) {
         free(n.slots);
         free(n.used);
-        return fs__error(FS_ENOMEM, "redis: out of memory (pending set)");
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory (pending set)");
     }
     for (size_t i = 0; i < s->cap; i++)
         if (s->used[i])
@@ -136,7 +136,7 @@ static void idset_del(idset *s, sid id)
 static bool in_nackq(const rsub *s, sid id)
 {
     for (size_t i = 0; i < s->nack_len; i++)
-        if (sid_eq(s->nackq[i], id))
+        if (sid_eq(s->nackq[i].id, id))
             return true;
     return false;
 }
@@ -146,26 +146,19 @@ static bool in_nackq(const rsub *s, sid id)
 
 static void rec_release(fs_message *m);
 
-/* A free record (reader only: it is the single consumer of the free stack). */
+/* A free record (reader only: the pool's single getter). */
 static rmsg *rec_get(rsub *s)
 {
-    if (!s->free_local) /* take everything released so far; no ABA: nothing is popped */
-        s->free_local = atomic_exchange_explicit(&s->free_stack, NULL, memory_order_acquire);
-    rmsg *r = s->free_local;
-    if (r) {
-        s->free_local = r->next;
-    } else {
-        r = calloc(1, sizeof *r);
-        if (!r) {
-            fs__error(FS_ENOMEM, "redis: out of memory for a message");
-            return NULL;
-        }
-    }
+    rmsg *r = fs_kit_pool_get(&s->pool);
+    if (!r)
+        return NULL;
     r->sub = s;
+    r->qn.msg = &r->m;
     r->next = NULL;
     r->hold = NULL;
     r->has_id = false;
     r->nacked = false;
+    r->delay_ms = 0;
     r->field_count = 0;
     return r;
 }
@@ -198,31 +191,19 @@ static void reply_done(redisReply *reply, rhold *h)
         fs__redis_reply_free(reply);
 }
 
-static void rec_destroy(rmsg *r)
+/* Free what a pooled record owns (fs_kit_pool_destroy). */
+static void rec_fini(void *p)
 {
-    fs__redis_buf_free(&r->arena);
+    rmsg *r = p;
+    fs_kit_buf_free(&r->arena);
     free(r->hdrs);
     free(r->fields);
-    free(r);
-}
-
-static void rec_destroy_list(rmsg *r)
-{
-    while (r) {
-        rmsg *next = r->next;
-        rec_destroy(r);
-        r = next;
-    }
 }
 
 /* Give a record back, from any thread, without a lock. */
 static void rec_put(rsub *s, rmsg *r)
 {
-    rmsg *head = atomic_load_explicit(&s->free_stack, memory_order_relaxed);
-    do
-        r->next = head;
-    while (!atomic_compare_exchange_weak_explicit(&s->free_stack, &head, r, memory_order_release,
-                                                  memory_order_relaxed));
+    fs_kit_pool_put(&s->pool, r);
 }
 
 /* The core is done with the message: forget it was out, queue a nacked entry again. */
@@ -234,9 +215,8 @@ static void rec_release(fs_message *m)
         pthread_mutex_lock(&s->set_mu);
         idset_del(&s->out, r->id);
         if (r->nacked && !in_nackq(s, r->id)) {
-            if (!fs__redis_grow((void **)&s->nackq, &s->nack_cap, s->nack_len + 1,
-                                sizeof *s->nackq))
-                s->nackq[s->nack_len++] = r->id;
+            if (!fs_kit_grow((void **)&s->nackq, &s->nack_cap, s->nack_len + 1, sizeof *s->nackq))
+                s->nackq[s->nack_len++] = (nack_ent){r->id, fs_kit_now_ms() + r->delay_ms};
             else /* stays pending: found again by the next scan or XAUTOCLAIM */
                 s->need_scan = true;
         }
@@ -253,7 +233,7 @@ static size_t str_room(size_t n)
     return n + 1;
 }
 
-static char *arena_put(fs__redis_buf *a, const char *p, size_t n)
+static char *arena_put(fs_kit_buf *a, const char *p, size_t n)
 {
     char *dst = a->data + a->len;
     if (n)
@@ -318,13 +298,13 @@ static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name
         need += str_room(d->headers[i].key_len) + str_room(d->headers[i].value_len);
     r->arena.len = 0;
     int rc = FS_OK; /* a recycled record has room enough nearly always: test before calling */
-    if ((need >= r->arena.cap && (rc = fs__redis_buf_reserve(&r->arena, need))) ||
+    if ((need >= r->arena.cap && (rc = fs_kit_buf_reserve(&r->arena, need))) ||
         (d->header_count > r->hdr_cap &&
-         (rc = fs__redis_grow((void **)&r->hdrs, &r->hdr_cap, d->header_count, sizeof *r->hdrs))) ||
+         (rc = fs_kit_grow((void **)&r->hdrs, &r->hdr_cap, d->header_count, sizeof *r->hdrs))) ||
         (raw_count > r->field_cap &&
-         (rc = fs__redis_grow((void **)&r->fields, &r->field_cap, raw_count, sizeof *r->fields))))
+         (rc = fs_kit_grow((void **)&r->fields, &r->field_cap, raw_count, sizeof *r->fields))))
         return rc;
-    fs__redis_buf *a = &r->arena;
+    fs_kit_buf *a = &r->arena;
     fs_message *m = &r->m;
     fs_message_init(m);
     r->info.kind = s->kind;
@@ -336,6 +316,7 @@ static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name
     for (size_t i = 0; i < d->header_count; i++) {
         r->hdrs[i].name = arena_put(a, d->headers[i].key, d->headers[i].key_len);
         r->hdrs[i].value = arena_put(a, d->headers[i].value, d->headers[i].value_len);
+        r->hdrs[i].value_len = d->headers[i].value_len;
     }
     if (copy) {
         for (size_t i = 0; i < raw_count; i++) {
@@ -359,6 +340,7 @@ static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name
     if (!m->message_id)
         m->message_id = r->info.entry_id;
     m->source = r->info.name;
+    m->delivery_count = 1; /* a first delivery; entries claimed again: from XPENDING */
     m->raw = &r->info;
     m->release = rec_release;
     m->adapter_data = r;
@@ -418,10 +400,10 @@ static int add_entry(rsub *s, rlist *l, rhold *hold, const redisReply *e, sid *i
 {
     if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || !is_str(e->element[0]) ||
         !fs__redis_sid_parse(e->element[0]->str, e->element[0]->len, id))
-        return fs__error(FS_EPROTOCOL, "redis: malformed stream entry from %s", s->name);
+        return fs_adapter_error(FS_EPROTOCOL, "redis: malformed stream entry from %s", s->name);
     const redisReply *f = e->element[1];
     size_t nf = f && f->type == REDIS_REPLY_ARRAY ? f->elements / 2 : 0;
-    int rc = fs__redis_grow((void **)&s->fields, &s->field_cap, nf, sizeof *s->fields);
+    int rc = fs_kit_grow((void **)&s->fields, &s->field_cap, nf, sizeof *s->fields);
     if (rc)
         return rc;
     for (size_t i = 0; i < nf; i++) {
@@ -483,7 +465,7 @@ static int reader_prepare(rsub *s)
             return rc;
         rc = fs__redis_reply_error(r, argv[0]);
         if (!rc && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || !is_str(r->element[0])))
-            rc = fs__error(FS_EPROTOCOL, "redis: unexpected reply to %s", argv[0]);
+            rc = fs_adapter_error(FS_EPROTOCOL, "redis: unexpected reply to %s", argv[0]);
         break;
     }
     case FS_REDIS_LIST:
@@ -528,7 +510,7 @@ static int reader_ensure(rsub *s, bool force)
 {
     if (s->rd.c)
         return FS_OK;
-    uint64_t now = fs__redis_now_ms();
+    uint64_t now = fs_kit_now_ms();
     if (!force && now < s->retry_at_ms)
         return FS_ETIMEDOUT;
     int rc = fs__redis_conn_open(s->b, &s->rd);
@@ -543,15 +525,15 @@ static int reader_ensure(rsub *s, bool force)
             s->backoff_ms = FS_REDIS_BACKOFF_MAX_MS;
         s->retry_at_ms = now + s->backoff_ms;
         if (!s->down_logged && !force) {
-            fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s %s: %s; reconnecting with backoff",
-                    fs_redis_kind_name(s->kind), s->name, fs_last_error());
+            fs_adapter_log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s %s: %s; reconnecting with backoff",
+                           fs_redis_kind_name(s->kind), s->name, fs_last_error());
             s->down_logged = true;
         }
         return rc;
     }
     if (s->down_logged)
-        fs__log(FS_LOG_INFO, FS_REDIS_COMPONENT, "%s %s: reconnected to %s, resuming",
-                fs_redis_kind_name(s->kind), s->name, s->rd.where);
+        fs_adapter_log(FS_LOG_INFO, FS_REDIS_COMPONENT, "%s %s: reconnected to %s, resuming",
+                       fs_redis_kind_name(s->kind), s->name, s->rd.where);
     s->down_logged = false;
     s->backoff_ms = 0;
     return FS_OK;
@@ -562,12 +544,12 @@ static void reader_lost(rsub *s)
 {
     fs__redis_conn_close(&s->rd);
     if (!s->down_logged) {
-        fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s %s: %s; reconnecting",
-                fs_redis_kind_name(s->kind), s->name, fs_last_error());
+        fs_adapter_log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s %s: %s; reconnecting",
+                       fs_redis_kind_name(s->kind), s->name, fs_last_error());
         s->down_logged = true;
     }
     if (!s->backoff_ms)
-        s->retry_at_ms = fs__redis_now_ms(); /* the first retry is immediate */
+        s->retry_at_ms = fs_kit_now_ms(); /* the first retry is immediate */
 }
 
 /* Wait up to `ms` (or until stopped) without reading. */
@@ -635,7 +617,7 @@ static int read_channel(rsub *s, rlist *l, int budget)
         r = NULL;
         void *more = NULL;
         if (!rc && redisGetReplyFromReader(s->rd.c, &more) != REDIS_OK) {
-            fs__error(FS_EIO, "redis: reading from %s: %s", s->rd.where, s->rd.c->errstr);
+            fs_adapter_error(FS_EIO, "redis: reading from %s: %s", s->rd.where, s->rd.c->errstr);
             fs__redis_conn_close(&s->rd);
             return FS_EIO;
         }
@@ -656,7 +638,7 @@ static int list_pop_command(rsub *s, size_t want, int block)
     char *cmd;
     int len = redisFormatCommandArgv(&cmd, 7, argv, NULL);
     if (len < 0)
-        return fs__error(FS_ENOMEM, "redis: out of memory (BLMPOP for %s)", s->name);
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory (BLMPOP for %s)", s->name);
     if (s->pop_cmd)
         redisFreeCommand(s->pop_cmd);
     s->pop_cmd = cmd;
@@ -761,6 +743,51 @@ static int deliver_entries(rsub *s, rlist *l, rhold *hold, const redisReply *e, 
     return rc;
 }
 
+/*
+ * Set the delivery counts of the records from `first` on (entries this
+ * consumer claimed or re-read) from the pending entries list: XCLAIM,
+ * XAUTOCLAIM and history reads count a delivery there. set_mu held.
+ */
+static void pending_counts(rsub *s, rmsg *first)
+{
+    if (!first)
+        return;
+    sid lo = first->id, hi = first->id;
+    size_t n = 0;
+    for (rmsg *r = first; r; r = r->next, n++) {
+        if (r->id.ms < lo.ms || (r->id.ms == lo.ms && r->id.seq < lo.seq))
+            lo = r->id;
+        if (r->id.ms > hi.ms || (r->id.ms == hi.ms && r->id.seq > hi.seq))
+            hi = r->id;
+    }
+    char a[48], b[48], count[24];
+    fs__redis_sid_format(lo, a, sizeof a);
+    fs__redis_sid_format(hi, b, sizeof b);
+    snprintf(count, sizeof count, "%zu", n + s->out.len + 16);
+    const char *argv[] = {"XPENDING", s->name, s->group, a, b, count, s->consumer};
+    redisReply *r;
+    if (reader_command(s, 7, argv, &r))
+        return; /* the counts stay as they are; the connection error shows on the next read */
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        sid id;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 || !is_str(e->element[0]) ||
+            e->element[3]->type != REDIS_REPLY_INTEGER ||
+            !fs__redis_sid_parse(e->element[0]->str, e->element[0]->len, &id))
+            continue;
+        for (rmsg *m = first; m; m = m->next)
+            if (sid_eq(m->id, id))
+                m->m.delivery_count = (uint32_t)e->element[3]->integer;
+    }
+    fs__redis_reply_free(r);
+}
+
+/* The first record a read appended to `l` (its tail before the read: `before`). */
+static rmsg *appended(const rlist *l, rmsg *before)
+{
+    return before ? before->next : l->head;
+}
+
 /* Re-read this consumer's pending entries (after a (re)connection). set_mu held. */
 static int scan_pending(rsub *s, rlist *l, size_t want)
 {
@@ -780,11 +807,14 @@ static int scan_pending(rsub *s, rlist *l, size_t want)
     if (!rc && (!e || e->elements == 0))
         s->need_scan = false;
     rhold *h = NULL;
+    rmsg *before = l->tail;
     if (!rc && e && e->elements) {
         h = hold_new(r);
         rc = deliver_entries(s, l, h, e, s->scan_cursor, sizeof s->scan_cursor, deleted, &nd, 64);
     }
     reply_done(r, h);
+    if (!rc)
+        pending_counts(s, appended(l, before));
     if (!rc && nd) { /* deleted entries cannot be delivered: clear them from the PEL */
         const char *av[3 + 64];
         char ids[64][48];
@@ -801,12 +831,21 @@ static int scan_pending(rsub *s, rlist *l, size_t want)
     return rc;
 }
 
-/* XCLAIM the nacked entries back to this consumer and hand them out. set_mu held. */
+/* When the next nacked entry is due (UINT64_MAX: none). set_mu held. */
+static uint64_t nack_next_due(const rsub *s)
+{
+    uint64_t due = UINT64_MAX;
+    for (size_t i = 0; i < s->nack_len; i++)
+        if (s->nackq[i].due_ms < due)
+            due = s->nackq[i].due_ms;
+    return due;
+}
+
+/* XCLAIM the nacked entries that are due back to this consumer and hand them out. set_mu held. */
 static int redeliver_nacked(rsub *s, rlist *l, size_t want)
 {
-    size_t n = s->nack_len < want ? s->nack_len : want;
-    if (n > 64)
-        n = 64;
+    uint64_t now = fs_kit_now_ms();
+    size_t max = want < 64 ? want : 64, n = 0;
     const char *av[5 + 64];
     char ids[64][48];
     av[0] = "XCLAIM";
@@ -814,24 +853,37 @@ static int redeliver_nacked(rsub *s, rlist *l, size_t want)
     av[2] = s->group;
     av[3] = s->consumer;
     av[4] = "0";
-    for (size_t i = 0; i < n; i++) {
-        fs__redis_sid_format(s->nackq[i], ids[i], sizeof ids[i]);
-        av[5 + i] = ids[i];
-    }
-    redisReply *r;
-    int rc = reader_command(s, (int)(5 + n), av, &r);
-    if (rc)
-        return rc;
-    rhold *h = NULL;
-    if ((rc = fs__redis_reply_error(r, "XCLAIM")) == FS_OK) {
-        memmove(s->nackq, s->nackq + n, (s->nack_len - n) * sizeof *s->nackq);
-        s->nack_len -= n;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements) {
-            h = hold_new(r);
-            rc = deliver_entries(s, l, h, r, NULL, 0, NULL, NULL, 0);
+    /* Take the due ones out of the queue (order kept for the rest). */
+    size_t keep = 0;
+    for (size_t i = 0; i < s->nack_len; i++) {
+        if (n < max && s->nackq[i].due_ms <= now) {
+            fs__redis_sid_format(s->nackq[i].id, ids[n], sizeof ids[n]);
+            av[5 + n] = ids[n];
+            n++;
+        } else {
+            s->nackq[keep++] = s->nackq[i];
         }
     }
+    if (n == 0)
+        return FS_OK;
+    s->nack_len = keep;
+    redisReply *r;
+    int rc = reader_command(s, (int)(5 + n), av, &r);
+    if (rc) {
+        s->need_scan = true; /* still pending: found again by the scan after reconnecting */
+        strcpy(s->scan_cursor, "0");
+        return rc;
+    }
+    rhold *h = NULL;
+    rmsg *before = l->tail;
+    if ((rc = fs__redis_reply_error(r, "XCLAIM")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
+        r->elements) {
+        h = hold_new(r);
+        rc = deliver_entries(s, l, h, r, NULL, 0, NULL, NULL, 0);
+    }
     reply_done(r, h);
+    if (!rc)
+        pending_counts(s, appended(l, before));
     return rc;
 }
 
@@ -848,6 +900,7 @@ static int claim_idle(rsub *s, rlist *l, size_t want)
     if (rc)
         return rc;
     rhold *h = NULL;
+    rmsg *before = l->tail;
     if ((rc = fs__redis_reply_error(r, "XAUTOCLAIM")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
         r->elements >= 2 && is_str(r->element[0])) {
         snprintf(s->claim_cursor, sizeof s->claim_cursor, "%s", r->element[0]->str);
@@ -857,10 +910,12 @@ static int claim_idle(rsub *s, rlist *l, size_t want)
         }
         if (strcmp(s->claim_cursor, "0-0") == 0) {
             unsigned period = s->claim_min_idle_ms / 2;
-            s->claim_due_ms = fs__redis_now_ms() + (period < 50 ? 50 : period);
+            s->claim_due_ms = fs_kit_now_ms() + (period < 50 ? 50 : period);
         }
     }
     reply_done(r, h);
+    if (!rc)
+        pending_counts(s, appended(l, before));
     return rc;
 }
 
@@ -872,11 +927,18 @@ static int read_stream_group(rsub *s, rlist *l, size_t want, int budget)
         rc = scan_pending(s, l, want);
     if (!rc && l->n == 0 && s->nack_len)
         rc = redeliver_nacked(s, l, want);
-    if (!rc && l->n == 0 && s->claim_min_idle_ms && fs__redis_now_ms() >= s->claim_due_ms)
+    if (!rc && l->n == 0 && s->claim_min_idle_ms && fs_kit_now_ms() >= s->claim_due_ms)
         rc = claim_idle(s, l, want);
+    uint64_t due = nack_next_due(s);
     pthread_mutex_unlock(&s->set_mu);
     if (rc || l->n)
         return rc;
+    if (due != UINT64_MAX) { /* block no longer than until the next nacked entry is due */
+        uint64_t now = fs_kit_now_ms();
+        int until = due > now ? (int)(due - now) : 1;
+        if (until < budget)
+            budget = until;
+    }
 
     char count[24], block[24];
     snprintf(count, sizeof count, "%zu", want);
@@ -889,8 +951,8 @@ static int read_stream_group(rsub *s, rlist *l, size_t want, int budget)
         return rc;
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
         /* The stream or the group went away (deleted, server restarted empty): recreate. */
-        fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "stream %s: group %s missing, creating it",
-                s->name, s->group);
+        fs_adapter_log(FS_LOG_WARN, FS_REDIS_COMPONENT, "stream %s: group %s missing, creating it",
+                       s->name, s->group);
         fs__redis_reply_free(r);
         return ensure_group(s);
     }
@@ -913,7 +975,7 @@ static int sub_read(rsub *s, rlist *l, size_t want, int budget)
 {
     int rc = reader_ensure(s, false);
     if (rc) {
-        uint64_t now = fs__redis_now_ms();
+        uint64_t now = fs_kit_now_ms();
         int wait = s->retry_at_ms > now ? (int)(s->retry_at_ms - now) : 0;
         pause_ms(s, wait < budget ? wait : budget);
         return rc;
@@ -933,10 +995,10 @@ static int sub_read(rsub *s, rlist *l, size_t want, int budget)
     if (rc && !s->rd.c) {
         reader_lost(s);
     } else if (rc) { /* the server refused (WRONGTYPE...): say so now and then, slow down */
-        uint64_t now = fs__redis_now_ms();
+        uint64_t now = fs_kit_now_ms();
         if (!s->error_logged_ms || now - s->error_logged_ms >= 10000) {
-            fs__log(FS_LOG_ERROR, FS_REDIS_COMPONENT, "%s %s: %s", fs_redis_kind_name(s->kind),
-                    s->name, fs_last_error());
+            fs_adapter_log(FS_LOG_ERROR, FS_REDIS_COMPONENT, "%s %s: %s",
+                           fs_redis_kind_name(s->kind), s->name, fs_last_error());
             s->error_logged_ms = now;
         }
         pause_ms(s, budget < 200 ? budget : 200);
@@ -947,82 +1009,40 @@ static int sub_read(rsub *s, rlist *l, size_t want, int budget)
 /* ------------------------------------------------------------------------ */
 /* fetch / fetch_batch: leader and followers                                */
 
-static struct timespec abs_deadline(uint64_t at_ms)
+/* The reader's turn (fs_kit_queue_take): read and queue what came. */
+static void read_into_queue(void *ctx, size_t want, int budget_ms)
 {
-    struct timespec ts = {(time_t)(at_ms / 1000), (long)(at_ms % 1000) * 1000000L};
-    return ts;
+    rsub *s = ctx;
+    if (atomic_load_explicit(&s->stopping, memory_order_acquire))
+        return;
+    rlist l = {NULL, NULL, 0};
+    sub_read(s, &l, want, budget_ms);
+    if (!l.head)
+        return;
+    for (rmsg *r = l.head; r; r = r->next)
+        r->qn.next = r->next ? &r->next->qn : NULL;
+    fs_kit_queue_push_list(&s->q, 0, &l.head->qn, &l.tail->qn, l.n);
 }
 
 static int take(rsub *s, fs_message **out, size_t max, unsigned batch_ms, int timeout_ms, size_t *n)
 {
-    uint64_t deadline = fs__redis_now_ms() + (uint64_t)(timeout_ms < 0 ? 3600000 : timeout_ms);
-    uint64_t batch_deadline = 0;
-    *n = 0;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        while (*n < max && s->q_head) {
-            rmsg *r = s->q_head;
-            s->q_head = r->next;
-            if (!s->q_head)
-                s->q_tail = NULL;
-            s->q_len--;
-            out[(*n)++] = &r->m;
-            if (!batch_deadline)
-                batch_deadline = fs__redis_now_ms() + batch_ms;
-        }
-        if (*n == max)
-            break;
-        if (atomic_load_explicit(&s->stopping, memory_order_acquire) ||
-            atomic_load_explicit(&s->b->closed, memory_order_acquire))
-            break;
-        uint64_t now = fs__redis_now_ms(), until = *n ? batch_deadline : deadline;
-        if (now >= until)
-            break;
-        int budget = (int)(until - now);
-        if (!s->reading) {
-            s->reading = true;
-            size_t want = max > 1 ? max - *n : 1 + s->waiting;
-            pthread_mutex_unlock(&s->mu);
-            rlist l = {NULL, NULL, 0};
-            sub_read(s, &l, want, budget);
-            pthread_mutex_lock(&s->mu);
-            s->reading = false;
-            if (l.head) {
-                if (s->q_tail)
-                    s->q_tail->next = l.head;
-                else
-                    s->q_head = l.head;
-                s->q_tail = l.tail;
-                s->q_len += l.n;
-            }
-            pthread_cond_broadcast(&s->cv);
-            continue;
-        }
-        s->waiting++;
-        struct timespec ts = abs_deadline(until);
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-        s->waiting--;
-    }
-    bool closed = atomic_load_explicit(&s->stopping, memory_order_acquire) ||
-                  atomic_load_explicit(&s->b->closed, memory_order_acquire);
-    pthread_mutex_unlock(&s->mu);
-    if (*n)
-        return FS_OK;
-    return closed ? FS_ECLOSED : FS_ETIMEDOUT;
+    return fs_kit_queue_take(&s->q, 0, out, max, batch_ms, timeout_ms, n, read_into_queue, s);
 }
 
-int fs__redis_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
+int fs__redis_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
+    (void)worker;
     size_t n;
     *out = NULL;
     return take(sub, out, 1, 0, timeout_ms, &n);
 }
 
-int fs__redis_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
+int fs__redis_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **out, size_t max,
                           unsigned batch_timeout_ms, int timeout_ms, size_t *n)
 {
     (void)impl;
+    (void)worker;
     return take(sub, out, max, batch_timeout_ms, timeout_ms, n);
 }
 
@@ -1057,9 +1077,9 @@ static int xack(rsub *s, fs_message *m, rconn *c)
         return rc;
     rc = fs__redis_reply_error(reply, "XACK");
     if (!rc && reply->type == REDIS_REPLY_INTEGER && (size_t)reply->integer != argc - 3)
-        fs__log(FS_LOG_DEBUG, FS_REDIS_COMPONENT,
-                "stream %s: %lld of %zu entries acknowledged (the others were not pending)",
-                s->name, reply->integer, argc - 3);
+        fs_adapter_log(FS_LOG_DEBUG, FS_REDIS_COMPONENT,
+                       "stream %s: %lld of %zu entries acknowledged (the others were not pending)",
+                       s->name, reply->integer, argc - 3);
     fs__redis_reply_free(reply);
     return rc;
 }
@@ -1099,16 +1119,20 @@ static int dead_letter(rsub *s, fs_message *m, rconn *c)
 }
 
 /*
- * Deliver the entries of `m` again once released: they stay pending. Used
- * for nack, and when an XACK could not be sent or confirmed (connection
- * lost): if it was in fact applied, XCLAIM finds nothing and nothing comes
- * back; otherwise the entry is handled again (at least once).
+ * Deliver the entries of `m` again once released, no sooner than
+ * `delay_ms`: they stay pending. Used for nack, and when an XACK could not
+ * be sent or confirmed (connection lost): if it was in fact applied, XCLAIM
+ * finds nothing and nothing comes back; otherwise the entry is handled
+ * again (at least once).
  */
-static void mark_redeliver(fs_message *m)
+static void mark_redeliver(fs_message *m, unsigned delay_ms)
 {
     size_t count = fs_message_count(m);
-    for (size_t i = 0; i < count; i++)
-        ((rmsg *)fs_message_at(m, i))->nacked = true;
+    for (size_t i = 0; i < count; i++) {
+        rmsg *r = (rmsg *)fs_message_at(m, i);
+        r->nacked = true;
+        r->delay_ms = delay_ms;
+    }
 }
 
 static int settle(fs_message *m, bool reject)
@@ -1119,7 +1143,7 @@ static int settle(fs_message *m, bool reject)
     int rc;
     rconn *c = fs__redis_pool_get(s->b, &rc);
     if (!c) {
-        mark_redeliver(m);
+        mark_redeliver(m, 0);
         return rc;
     }
     if (reject && s->dead_letter)
@@ -1128,30 +1152,27 @@ static int settle(fs_message *m, bool reject)
         rc = xack(s, m, c);
     fs__redis_pool_put(s->b, c);
     if (rc == FS_EIO || rc == FS_ETIMEDOUT)
-        mark_redeliver(m);
+        mark_redeliver(m, 0);
     return rc;
 }
 
-int fs__redis_ack(void *impl, fs_message *m)
+int fs__redis_settle(void *impl, fs_message *m, const fs_settle_args *args)
 {
     (void)impl;
-    return settle(m, false);
-}
-
-int fs__redis_reject(void *impl, fs_message *m)
-{
-    (void)impl;
-    return settle(m, true);
-}
-
-int fs__redis_nack(void *impl, fs_message *m)
-{
-    (void)impl;
-    rsub *s = msg_sub(m);
-    if (!s || !s->grouped)
+    switch (args->op) {
+    case FS_SETTLE_ACKED:
+        return settle(m, false);
+    case FS_SETTLE_REJECTED:
+        return settle(m, true);
+    case FS_SETTLE_NACKED: {
+        rsub *s = msg_sub(m);
+        if (s && s->grouped) /* left pending; released, it is claimed back after the delay */
+            mark_redeliver(m, args->delay_ms);
         return FS_OK;
-    /* Leave it pending; released, it is claimed back and delivered again. */
-    mark_redeliver(m);
+    }
+    case FS_SETTLE_NONE:
+        break;
+    }
     return FS_OK;
 }
 
@@ -1168,8 +1189,7 @@ static void sub_free(rsub *s)
     if (!s)
         return;
     fs__redis_sub_flush(s);
-    rec_destroy_list(s->free_local);
-    rec_destroy_list(atomic_exchange(&s->free_stack, NULL));
+    fs_kit_pool_destroy(&s->pool, rec_fini);
     fs__redis_conn_free(&s->rd);
     fs__redis_scratch_free(&s->scratch);
     if (s->pop_cmd)
@@ -1185,9 +1205,8 @@ static void sub_free(rsub *s)
     free(s->dead_letter);
     if (s->wake_fd >= 0)
         close(s->wake_fd);
-    pthread_mutex_destroy(&s->mu);
+    fs_kit_queue_destroy(&s->q);
     pthread_mutex_destroy(&s->set_mu);
-    pthread_cond_destroy(&s->cv);
     free(s);
 }
 
@@ -1213,16 +1232,15 @@ int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
 
     rsub *s = calloc(1, sizeof *s);
     if (!s)
-        return fs__error(FS_ENOMEM, "redis: out of memory for a subscription");
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory for a subscription");
     s->b = b;
     s->wake_fd = -1;
-    pthread_mutex_init(&s->mu, NULL);
+    if (fs_kit_queue_init(&s->q, 1) < 0) {
+        free(s);
+        return FS_ENOMEM;
+    }
+    fs_kit_pool_init(&s->pool, sizeof(rmsg));
     pthread_mutex_init(&s->set_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
     s->kind = o->kind;
     s->pattern = o->pattern;
     s->grouped = o->kind == FS_REDIS_STREAM && o->group;
@@ -1251,9 +1269,9 @@ int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     if (!s->name || !s->start_id || (o->group && !s->group) || (s->grouped && !s->consumer) ||
         (o->dead_letter && !s->dead_letter) || s->wake_fd < 0) {
         sub_free(s);
-        return fs__error(FS_ENOMEM, "redis: out of memory for a subscription");
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory for a subscription");
     }
-    /* Only grouped streams can be acknowledged; the core acks the rest on receipt. */
+    /* Only grouped streams can be acknowledged: nothing is settled on the wire for the rest. */
     spec->no_ack = !s->grouped;
     pthread_mutex_lock(&b->mu);
     s->next = b->subs;
@@ -1281,19 +1299,12 @@ void fs__redis_unsubscribe(void *impl, void *sub)
 /* Take the reader role (waiting for the current reader), for setup outside fetch. */
 static void reader_acquire(rsub *s)
 {
-    pthread_mutex_lock(&s->mu);
-    while (s->reading)
-        pthread_cond_wait(&s->cv, &s->mu);
-    s->reading = true;
-    pthread_mutex_unlock(&s->mu);
+    fs_kit_queue_lead_begin(&s->q);
 }
 
 static void reader_release(rsub *s)
 {
-    pthread_mutex_lock(&s->mu);
-    s->reading = false;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    fs_kit_queue_lead_end(&s->q);
 }
 
 int fs__redis_sub_start(void *impl, void *sub)
@@ -1304,6 +1315,7 @@ int fs__redis_sub_start(void *impl, void *sub)
     while (read(s->wake_fd, &v, sizeof v) > 0) {
     }
     atomic_store_explicit(&s->stopping, false, memory_order_release);
+    fs_kit_queue_open(&s->q);
     reader_acquire(s);
     /* Connect now so that a channel is subscribed before start returns. */
     int rc = reader_ensure(s, true);
@@ -1324,11 +1336,9 @@ void fs__redis_sub_stop(rsub *s)
     atomic_store_explicit(&s->stopping, true, memory_order_release);
     uint64_t one = 1;
     if (write(s->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-        fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s: cannot wake the reader: %s", s->name,
-                strerror(errno));
-    pthread_mutex_lock(&s->mu);
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+        fs_adapter_log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s: cannot wake the reader: %s", s->name,
+                       strerror(errno));
+    fs_kit_queue_close(&s->q);
 }
 
 /* Give back what was read but not handed out: lists get it back at their head. */
@@ -1355,26 +1365,28 @@ static void requeue_list(rsub *s, rmsg *head, size_t n)
     }
     fs__redis_pool_put(s->b, c);
     if (rc)
-        fs__log(FS_LOG_ERROR, FS_REDIS_COMPONENT,
-                "list %s: %zu popped message(s) could not be pushed back: %s", s->name, n,
-                fs_last_error());
+        fs_adapter_log(FS_LOG_ERROR, FS_REDIS_COMPONENT,
+                       "list %s: %zu popped message(s) could not be pushed back: %s", s->name, n,
+                       fs_last_error());
 }
 
 void fs__redis_sub_flush(rsub *s)
 {
-    pthread_mutex_lock(&s->mu);
-    rmsg *head = s->q_head;
-    size_t n = s->q_len;
-    s->q_head = s->q_tail = NULL;
-    s->q_len = 0;
-    pthread_mutex_unlock(&s->mu);
-    if (!head)
+    size_t n;
+    fs_kit_qnode *qn = fs_kit_queue_drain(&s->q, &n);
+    if (!qn)
         return;
+    rmsg *head = NULL, **tail = &head; /* back to a list of records, in queue order */
+    for (; qn; qn = qn->next) {
+        *tail = (rmsg *)qn->msg;
+        tail = &(*tail)->next;
+    }
+    *tail = NULL;
     if (s->kind == FS_REDIS_LIST)
         requeue_list(s, head, n);
     else if (s->kind == FS_REDIS_CHANNEL)
-        fs__log(FS_LOG_DEBUG, FS_REDIS_COMPONENT, "channel %s: %zu unhandled message(s) dropped",
-                s->name, n);
+        fs_adapter_log(FS_LOG_DEBUG, FS_REDIS_COMPONENT,
+                       "channel %s: %zu unhandled message(s) dropped", s->name, n);
     if (s->grouped) { /* still pending on the server: read again after the next start */
         pthread_mutex_lock(&s->set_mu);
         s->need_scan = true;
@@ -1390,6 +1402,7 @@ void fs__redis_sub_flush(rsub *s)
 
 void fs__redis_sub_close(rsub *s)
 {
+    fs_kit_queue_close(&s->q);
     fs__redis_sub_flush(s);
     reader_acquire(s);
     fs__redis_conn_close(&s->rd);
