@@ -380,11 +380,15 @@ static int from_url(redis_broker *b, const char *url)
     }
     b->host = strdup(u.host && *u.host ? u.host : "127.0.0.1");
     b->port = u.port > 0 ? u.port : 6379;
+    static const char *const known[] = {"format", "client_name", NULL};
+    if ((rc = fs_url_check_query(&u, "redis://", known)))
+        goto out;
     if (u.path && *u.path) {
-        char *end;
-        long db = strtol(u.path, &end, 10);
-        if (*end || db < 0 || db > 65535) {
-            rc = fs_adapter_error(FS_EINVAL, "redis: bad database number '%s' in %s", u.path, url);
+        uint64_t db; /* digits only: " 1", "+1", "1x" are refused */
+        if (!fs_url_parse_uint(u.path, strlen(u.path), 65535, &db)) {
+            rc = fs_adapter_error(FS_EINVAL,
+                                  "redis: bad database number '%s' (digits, 0 to 65535) in %s",
+                                  u.path, url);
             goto out;
         }
         b->db = (int)db;
@@ -403,14 +407,23 @@ static int from_url(redis_broker *b, const char *url)
         b->password = b->user;
         b->user = NULL;
     }
-    b->client_name = fs_url_query_param(&u, "client_name");
-    if (b->client_name && (!*b->client_name || strpbrk(b->client_name, " \n\r"))) {
+    /* Refused here rather than at the first connect (CLIENT SETNAME would). */
+    rc = fs_url_query_text(&u, "client_name", &b->client_name);
+    if (rc == FS_ENOTFOUND)
+        rc = FS_OK;
+    else if (rc == FS_OK && (!*b->client_name || strchr(b->client_name, ' ')))
         rc = fs_adapter_error(FS_EINVAL, "redis: client_name must be non-empty, without spaces");
+    if (rc)
         goto out;
-    }
-    char *fmt = fs_url_query_param(&u, "format");
-    if (fmt && b->format == FS_REDIS_FORMAT_DEFAULT)
-        rc = parse_format(fmt, &b->format);
+    char *fmt = NULL;
+    fs_redis_format f = FS_REDIS_FORMAT_DEFAULT;
+    rc = fs_url_query_get(&u, "format", &fmt);
+    if (rc == FS_ENOTFOUND)
+        rc = FS_OK;
+    else if (rc == FS_OK)
+        rc = parse_format(fmt, &f); /* checked even when the options choose the format */
+    if (rc == FS_OK && b->format == FS_REDIS_FORMAT_DEFAULT)
+        b->format = f;
     free(fmt);
 out:
     fs_url_free(&u);
