@@ -202,7 +202,52 @@ int fs__redis_reply_error(const redisReply *r, const char *what);
  */
 void fs__redis_reply_free(void *reply);
 
-/* sub.c */
+/* A list of records being read (linked by rmsg.next). */
+typedef struct rlist {
+    rmsg *head, *tail;
+    size_t n;
+} rlist;
+
+static inline bool fs__redis_sid_eq(sid a, sid b)
+{
+    return a.ms == b.ms && a.seq == b.seq;
+}
+
+static inline bool fs__redis_is_str(const redisReply *r)
+{
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+/* ids.c: stream ids and the set of entries out */
+bool fs__redis_sid_parse(const char *s, size_t n, sid *out);
+int fs__redis_sid_format(sid id, char *buf, size_t cap);
+int fs__redis_idset_add(idset *s, sid id);
+bool fs__redis_idset_has(const idset *s, sid id);
+void fs__redis_idset_del(idset *s, sid id);
+/* True when `id` waits in the subscription's nack queue (set_mu held). */
+bool fs__redis_in_nackq(const rsub *s, sid id);
+
+/* record.c: records and the replies they point into */
+rhold *fs__redis_hold_new(redisReply *reply);
+/* The reader is done with `reply`: free it now, or with the last message pointing into it. */
+void fs__redis_reply_done(redisReply *reply, rhold *h);
+/* Free what a pooled record owns (fs_kit_pool_destroy). */
+void fs__redis_rec_fini(void *record);
+/* m->release: forget the entry was out, queue a nacked entry again, recycle the record. */
+void fs__redis_rec_release(fs_message *m);
+/* A record for a plain value (channel, list); the strings lie in `hold`'s reply, if given. */
+int fs__redis_add_value(rsub *s, rlist *l, rhold *hold, const char *name, size_t name_len,
+                        const char *pattern, size_t pattern_len, const char *value, size_t len);
+/* A record for a stream entry reply [id, [field, value, ...]]. Sets *id. */
+int fs__redis_add_entry(rsub *s, rlist *l, rhold *hold, const redisReply *e, sid *id);
+
+/* read.c: the reader connection */
+/* Make sure the reader is connected and prepared; back off after failures. */
+int fs__redis_reader_ensure(rsub *s, bool force);
+/* One read by the current reader: up to `want` messages into `l`, waiting up to `budget` ms. */
+int fs__redis_sub_read(rsub *s, rlist *l, size_t want, int budget);
+
+/* sub.c: the adapter's subscription ops */
 int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out);
 void fs__redis_unsubscribe(void *impl, void *sub);
 int fs__redis_sub_start(void *impl, void *sub);
@@ -213,9 +258,5 @@ int fs__redis_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_m
 int fs__redis_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **out, size_t max,
                           unsigned batch_timeout_ms, int timeout_ms, size_t *n);
 int fs__redis_settle(void *impl, fs_message *m, const fs_settle_args *args);
-
-/* Stream ids. */
-bool fs__redis_sid_parse(const char *s, size_t n, sid *out);
-int fs__redis_sid_format(sid id, char *buf, size_t cap);
 
 #endif
