@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,25 @@ int fs__redis_reply_error(const redisReply *r, const char *what)
  * a reply and all its elements in a chain of blocks, one allocation for a
  * batch (more for a reply larger than the first block), freed at once by
  * fs__redis_reply_free. The replies look the same to their readers.
+ *
+ * What a server announces commits nothing: an array header ("*100000000")
+ * gets room for a few elements, and the room doubles as elements arrive
+ * (the capacity sits in the slot before element[0]). A reply's data is
+ * capped at fs__redis_reply_limit bytes (1 GiB: a lying or hostile server
+ * cannot make the client take more); above it the read fails with
+ * FS_EPROTOCOL and the connection is dropped.
  */
 #define RBLOCK_FIRST 4096u
+#define ARRAY_FIRST 8u
+
+static _Atomic size_t reply_limit = (size_t)1 << 30;
+/* Set by rblock_take when a reply went over the limit, read by conn_fail (same thread). */
+static _Thread_local bool reply_too_large;
+
+size_t fs__redis_reply_limit(size_t bytes)
+{
+    return bytes ? atomic_exchange(&reply_limit, bytes) : atomic_load(&reply_limit);
+}
 
 typedef struct rblock {
     struct rblock *prev; /* the block filled before this one; NULL: the first */
@@ -49,6 +67,7 @@ typedef struct rblock {
 /* The start of a reply's first block: where to allocate, then the root reply itself. */
 typedef struct rroot {
     rblock *cur;
+    size_t total; /* bytes handed out for this reply, against reply_limit */
     redisReply reply;
 } rroot;
 
@@ -60,6 +79,12 @@ static void *rblock_take(rroot *root, size_t n)
     if (n > SIZE_MAX / 2) /* more than memory holds; keeps the sums below from wrapping */
         return NULL;
     n = RALIGN(n);
+    if (n > atomic_load_explicit(&reply_limit, memory_order_relaxed) - root->total ||
+        root->total > atomic_load_explicit(&reply_limit, memory_order_relaxed)) {
+        reply_too_large = true;
+        return NULL;
+    }
+    root->total += n;
     rblock *b = root->cur;
     if (b->cap - b->used < n) {
         size_t cap = b->cap * 2 > n ? b->cap * 2 : n;
@@ -94,6 +119,39 @@ static rroot *root_of(const redisReadTask *task, redisReply *r)
  * (what a lone string needs; RBLOCK_FIRST for an array, whose size is
  * unknown); the others go in their root's blocks.
  */
+/* `cap` zeroed element slots, with the capacity in the slot before them. */
+static redisReply **slots_new(rroot *root, size_t cap)
+{
+    void **p = rblock_take(root, (cap + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    p[0] = (void *)(uintptr_t)cap;
+    memset(p + 1, 0, cap * sizeof *p);
+    return (redisReply **)(p + 1);
+}
+
+static size_t slots_cap(redisReply **element)
+{
+    return (size_t)(uintptr_t)((void **)element)[-1];
+}
+
+/* Room in array `a` for element `idx` (< a->elements), doubling as they arrive. */
+static bool slot_for(rroot *root, redisReply *a, size_t idx)
+{
+    size_t cap = slots_cap(a->element);
+    if (idx < cap)
+        return true;
+    size_t grown = cap * 2 > idx + 1 ? cap * 2 : idx + 1;
+    if (grown > a->elements)
+        grown = a->elements;
+    redisReply **e = slots_new(root, grown);
+    if (!e)
+        return false;
+    memcpy(e, a->element, cap * sizeof *e);
+    a->element = e; /* the old slots stay in the block until the reply is freed */
+    return true;
+}
+
 static redisReply *reply_new(const redisReadTask *task, int type, size_t room)
 {
     redisReply *r;
@@ -107,11 +165,15 @@ static redisReply *reply_new(const redisReadTask *task, int type, size_t room)
         b->cap = need + room;
         rroot *root = (rroot *)RBLOCK_DATA(b);
         root->cur = b;
+        root->total = 0;
         r = &root->reply;
     } else {
-        if (!(r = rblock_take(root_of(task, NULL), sizeof *r)))
+        rroot *root = root_of(task, NULL);
+        redisReply *parent = task->parent->obj;
+        if (task->idx < 0 || (size_t)task->idx >= parent->elements ||
+            !(r = rblock_take(root, sizeof *r)) || !slot_for(root, parent, (size_t)task->idx))
             return NULL;
-        ((redisReply *)task->parent->obj)->element[task->idx] = r;
+        parent->element[task->idx] = r;
     }
     memset(r, 0, sizeof *r);
     r->type = type;
@@ -142,14 +204,14 @@ static void *create_array(const redisReadTask *task, int elements)
     if (!r)
         return NULL;
     if (elements > 0) {
-        if ((size_t)elements <= SIZE_MAX / sizeof *r->element)
-            r->element = rblock_take(root_of(task, r), (size_t)elements * sizeof *r->element);
+        /* Room for the first few: the rest when they arrive (see slot_for). */
+        r->element = slots_new(root_of(task, r),
+                               (size_t)elements < ARRAY_FIRST ? (size_t)elements : ARRAY_FIRST);
         if (!r->element) {
             if (!task->parent) /* hiredis never sees a root it did not get */
                 fs__redis_reply_free(r);
             return NULL;
         }
-        memset(r->element, 0, (size_t)elements * sizeof *r->element);
     }
     r->elements = (size_t)(elements > 0 ? elements : 0);
     return r;
@@ -182,9 +244,21 @@ void fs__redis_reply_free(void *reply)
 static redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer,
                                                     create_nil, fs__redis_reply_free};
 
+void fs__redis_reader_use_blocks(redisReader *reader)
+{
+    reader->fn = &reply_functions;
+}
+
 /* Record the context's I/O error, drop the connection and return the status. */
 static int conn_fail(rconn *rc, const char *what)
 {
+    if (reply_too_large) {
+        reply_too_large = false;
+        fs_adapter_error(FS_EPROTOCOL, "redis: %s on %s: a reply of more than %zu bytes", what,
+                         rc->where[0] ? rc->where : "redis", fs__redis_reply_limit(0));
+        fs__redis_conn_close(rc);
+        return FS_EPROTOCOL;
+    }
     int status = FS_EIO;
     const char *err = rc->c ? rc->c->errstr : "not connected";
     if (rc->c && rc->c->err == REDIS_ERR_IO && strcmp(err, strerror(EAGAIN)) == 0)
@@ -223,7 +297,7 @@ int fs__redis_conn_open(redis_broker *b, rconn *rc)
         return status;
     }
     rc->c = c;
-    c->reader->fn = &reply_functions;
+    fs__redis_reader_use_blocks(c->reader);
     if (redisSetTimeout(c, ms_tv(b->command_timeout_ms)) != REDIS_OK)
         return conn_fail(rc, "setting the socket timeout");
     redisEnableKeepAlive(c);
