@@ -23,7 +23,7 @@
  * every panel of the FastStream Grafana dashboard (ID 22130) has data.
  *
  *   faststream-demo [--broker URL] [--listen ADDR:PORT] [--duration SECONDS]
- *                   [--app-name NAME] [--no-dashboard] [--verbose]
+ *                   [--app-name NAME] [--no-dashboard] [--no-backlog] [--verbose]
  *                   [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
  *                   [--basic-auth USER:PASSWORD | --basic-auth-hash USER:HASH]
  *
@@ -383,12 +383,13 @@ static int usage(const char *prog, int rc)
 {
     fprintf(rc ? stderr : stdout,
             "usage: %s [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--app-name NAME]\n"
-            "          [--no-dashboard] [--verbose]\n"
+            "          [--no-dashboard] [--no-backlog] [--verbose]\n"
             "  --broker URL        memory:// (default), redis://127.0.0.1:6379, ...\n"
             "  --listen ADDR:PORT  where /metrics and /health are served (127.0.0.1:8000)\n"
             "  --duration SECONDS  stop after this long (default: run until Ctrl-C)\n"
             "  --app-name NAME     the metrics' app_name label (default trading-demo)\n"
             "  --no-dashboard      do not serve the live dashboard page at /\n"
+            "  --no-backlog        do not export the backlog family (messages waiting)\n"
             "  --verbose           log every handler failure\n"
             "  --tls-cert FILE     serve HTTPS with this PEM certificate (chain)...\n"
             "  --tls-key FILE      ...and this PEM private key\n"
@@ -435,7 +436,7 @@ int main(int argc, char **argv)
 {
     demo d = {.broker_url = "memory://", .address = "127.0.0.1"};
     const char *app_name = "trading-demo";
-    bool dashboard = true;
+    bool dashboard = true, backlog = true;
     uint16_t port = 8000;
     fs_http_options http = FS_HTTP_OPTIONS_INIT;
     for (int i = 1; i < argc; i++) {
@@ -473,6 +474,8 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(a, "--app-name") == 0 && has_value) {
             app_name = argv[++i];
+        } else if (strcmp(a, "--no-backlog") == 0) {
+            backlog = false;
         } else if (strcmp(a, "--no-dashboard") == 0) {
             dashboard = false;
         } else if (strcmp(a, "--verbose") == 0) {
@@ -490,7 +493,7 @@ int main(int argc, char **argv)
 
     fs_app_options ao = FS_APP_OPTIONS_INIT;
     ao.http_address = d.address;
-    ao.http_port = port;
+    ao.http_port = port ? port : FS_APP_PORT_ANY; /* --listen ADDR:0 picks a free port */
     ao.dashboard = d.dashboard = dashboard && fs_dashboard_available();
     ao.http_options = &http;
     d.tls = http.tls_cert_file != NULL;
@@ -519,6 +522,7 @@ int main(int argc, char **argv)
     /* Metrics first (outermost), so they see what the quota does. */
     fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
     po.app_name = app_name;
+    po.backlog = backlog;
     if (fs_broker_add_prometheus(d.broker, &po) < 0 ||
         add_quota(d.broker, "notifications", 40) < 0 ||
         fs_publisher_new(d.broker, "orders", &pub, &d.orders) < 0 ||

@@ -3,8 +3,8 @@
  * health, user routes), lifecycle hooks, signal handling and graceful
  * shutdown.
  *
- *   fs_app_options ao = FS_APP_OPTIONS_INIT;
- *   ao.http_port = 8000;
+ *   fs_app_options ao = FS_APP_OPTIONS_INIT;   // or {0}: the same, every default
+ *   ao.http_port = 9000;
  *   fs_app *app;
  *   fs_app_new(&ao, &app);
  *   fs_app_add_broker(app, broker);   // the app now owns the broker
@@ -39,23 +39,31 @@ extern "C" {
 
 typedef struct fs_app fs_app;
 
+/** fs_app_options.http_port: bind any free port (see fs_app_http_port). */
+#define FS_APP_PORT_ANY (-1)
+
+/**
+ * Application options. A zeroed struct (or NULL, or FS_APP_OPTIONS_INIT)
+ * means every default: HTTP on 127.0.0.1:8000 with /metrics and /health,
+ * SIGINT/SIGTERM handled. NULL strings mean their default.
+ */
 typedef struct fs_app_options {
-    /** Serve HTTP (metrics, health, routes). Default true. */
-    bool http_enabled;
-    /** Bind address; default "127.0.0.1". */
+    /** Do not serve HTTP (metrics, health, routes). Default false: serve it. */
+    bool http_disabled;
+    /** Bind address; NULL: "127.0.0.1". */
     const char *http_address;
-    /** Port; 0 picks a free one (see fs_app_http_port). Default 8000. */
-    uint16_t http_port;
+    /** Port; 0: 8000; FS_APP_PORT_ANY picks a free one (see fs_app_http_port). */
+    int http_port;
     /** Registry served at metrics_path; NULL: the default registry. */
     fs_registry *registry;
-    /** Default "/metrics". */
+    /** NULL: "/metrics". */
     const char *metrics_path;
-    /** Default "/health": 204 when every broker pings, 500 otherwise. */
+    /** NULL: "/health" (204 when every broker pings, 500 otherwise); "" disables it. */
     const char *health_path;
     /** Per-broker wait for in-flight handlers at shutdown; 0: each broker's own setting. */
     int graceful_timeout_ms;
-    /** Catch SIGINT and SIGTERM during fs_app_run. Default true. */
-    bool handle_signals;
+    /** Do not catch SIGINT and SIGTERM during fs_app_run. Default false: catch them. */
+    bool no_signals;
     /**
      * Serve the live dashboard page (faststream/dashboard.h) at "/" beside
      * metrics_path. Default false. fs_app_run fails with FS_EUNSUPPORTED when
@@ -73,7 +81,7 @@ typedef struct fs_app_options {
 
 #define FS_APP_OPTIONS_INIT                                                                        \
     {                                                                                              \
-        true, "127.0.0.1", 8000, NULL, "/metrics", "/health", 0, true, false, NULL                 \
+        false, NULL, 0, NULL, NULL, NULL, 0, false, false, NULL                                    \
     }
 
 /** A lifecycle hook. A non-zero return from on_startup aborts fs_app_run with that status. */
@@ -130,7 +138,7 @@ FS_API void fs_app_stop(fs_app *app);
 /** True while fs_app_run is between startup and shutdown. */
 FS_API bool fs_app_running(const fs_app *app);
 
-/** The bound HTTP port while running (useful with http_port 0), else 0. */
+/** The bound HTTP port while running (useful with FS_APP_PORT_ANY), else 0. */
 FS_API uint16_t fs_app_http_port(const fs_app *app);
 
 /**

@@ -35,6 +35,7 @@ extern "C" {
 #endif
 
 typedef struct fs_broker fs_broker;
+typedef struct fs_subscriber fs_subscriber;
 
 typedef struct fs_broker_options {
     /** Default ack policy for this broker's subscribers; DEFAULT: the broker type's. */
@@ -84,6 +85,15 @@ FS_API int fs_broker_ping(fs_broker *broker, int timeout_ms);
 
 /** The adapter's name: "memory", "redis", "kafka"... (the `broker` metric label). */
 FS_API const char *fs_broker_name(const fs_broker *broker);
+
+/**
+ * Call `fn(sub, user)` for every subscriber of `broker` (in no particular
+ * order), with the broker's lock held: `fn` must not call into the
+ * broker's lifecycle (connect, start, stop, close, free, fs_subscribe).
+ * FS_EINVAL for a NULL broker or fn.
+ */
+FS_API int fs_broker_foreach_subscriber(fs_broker *broker,
+                                        void (*fn)(fs_subscriber *sub, void *user), void *user);
 
 /** The URL the broker was made from ("memory://" for fs_memory_broker_new). */
 FS_API const char *fs_broker_url(const fs_broker *broker);

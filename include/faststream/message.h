@@ -89,7 +89,7 @@ FS_API size_t fs_message_body_len(const fs_message *m);
 
 /**
  * The body length for a single message, the sum of the body lengths for a
- * batch: the `size` of METRICS.md.
+ * batch: the `size` of docs/semantics.md.
  */
 FS_API size_t fs_message_size(const fs_message *m);
 

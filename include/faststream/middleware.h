@@ -90,7 +90,7 @@ typedef struct fs_consume_ctx {
 FS_API fs_outcome fs_consume_next(fs_consume_ctx *ctx);
 
 /**
- * The received-message status of METRICS.md step 8, for a context whose
+ * The received-message status of docs/semantics.md, for a context whose
  * fs_consume_next() returned: "acked", "nacked", "rejected", "skipped" or
  * "error". The rule: the message's settlement state (an explicit
  * ack/nack/reject as the broker's message class sets it, or the state the

@@ -93,11 +93,25 @@ typedef struct fs_prometheus_options {
     /** Custom labels, added after the standard ones in every family, in this order. */
     const fs_prometheus_label *labels;
     size_t label_count;
+    /**
+     * Also export PREFIX_received_messages_backlog (gauge; app_name, broker,
+     * handler = the subscription's source): the messages waiting for each
+     * subscription, asked of the broker at scrape time (in-process queue
+     * depth, Redis list length or stream group lag, Kafka consumer lag,
+     * RabbitMQ queue depth, JetStream pending). Only with
+     * fs_broker_add_prometheus (it needs the broker). Default off, so that
+     * the exported families are exactly FastStream's.
+     */
+    bool backlog;
+    /** The backlog family's time budget per scrape, all subscriptions together; 0: 250 ms. */
+    int backlog_timeout_ms;
+    /** How long a subscription's backlog answer is reused; 0: 1000 ms. */
+    int backlog_cache_ms;
 } fs_prometheus_options;
 
 #define FS_PROMETHEUS_OPTIONS_INIT                                                                 \
     {                                                                                              \
-        NULL, NULL, NULL, NULL, 0, NULL, 0                                                         \
+        NULL, NULL, NULL, NULL, 0, NULL, 0, false, 0, 0                                            \
     }
 
 /** The default size buckets: 2^4, 2^6, ... 2^24 (11 finite bounds). */

@@ -1,11 +1,13 @@
 /*
- * The Prometheus middleware: FastStream's metric schema (METRICS.md) for
+ * The Prometheus middleware: FastStream's metric schema (docs/semantics.md) for
  * every received and published message, through the broker-independent
  * middleware chain. This file: options, the families, creating and adding
  * the middleware. prometheus_hooks.c has the hooks, prometheus_cache.c the
  * combination cache (see prometheus_internal.h for the hot path).
  */
 #include "prometheus_internal.h"
+
+#include "middleware/backlog.h"
 
 const double FS_PROMETHEUS_SIZE_BUCKETS[FS_PROMETHEUS_SIZE_BUCKETS_COUNT] = {
     16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
@@ -22,6 +24,7 @@ static void state_free(void *p)
     prom_state *st = p;
     if (!st)
         return;
+    fs__backlog_remove(st->backlog);
     fs__prom_cache_clear(&st->recv);
     fs__prom_cache_clear(&st->pub);
     for (size_t i = 0; i < st->ncustom; i++)
@@ -220,10 +223,23 @@ void fs_prometheus_middleware_release(fs_middleware *mw)
 int fs_broker_add_prometheus(fs_broker *broker, const fs_prometheus_options *opts)
 {
     FS_CHECK_ARG(broker, "fs_broker_add_prometheus: broker is NULL");
+    FS_CHECK_ARG(!opts || (opts->backlog_timeout_ms >= 0 && opts->backlog_cache_ms >= 0),
+                 "fs_broker_add_prometheus: negative backlog_timeout_ms or backlog_cache_ms");
     fs_middleware mw;
     int rc = fs_prometheus_middleware_new(opts, &mw);
     if (rc != FS_OK)
         return rc;
+    if (opts && opts->backlog) {
+        prom_state *st = mw.state;
+        rc = fs__backlog_add(opts->registry ? opts->registry : fs_registry_default(),
+                             opts->prefix ? opts->prefix : "faststream", st->app_name, broker,
+                             opts->backlog_timeout_ms ? opts->backlog_timeout_ms : 250,
+                             opts->backlog_cache_ms ? opts->backlog_cache_ms : 1000, &st->backlog);
+        if (rc != FS_OK) {
+            fs_prometheus_middleware_release(&mw);
+            return rc;
+        }
+    }
     rc = fs_broker_add_middleware(broker, &mw);
     if (rc != FS_OK)
         fs_prometheus_middleware_release(&mw);

@@ -1,4 +1,4 @@
-/* The Prometheus middleware: the consume, publish and publish-result hooks (METRICS.md). */
+/* The Prometheus middleware: the consume, publish and publish-result hooks (docs/semantics.md). */
 #include "prometheus_internal.h"
 
 /* ------------------------------------------------------------------------ */
@@ -26,7 +26,7 @@ static void count_exception(const prom_state *st, fs_counter_family *fam, const 
         fs_counter_inc(c);
 }
 
-/* Received status (METRICS.md step 8), as the core decides it (fs_consume_status). */
+/* Received status (docs/semantics.md), as the core decides it (fs_consume_status). */
 static inline int recv_status(const fs_consume_ctx *ctx)
 {
     switch (fs_consume_status(ctx)[0]) {
@@ -64,7 +64,7 @@ static entry *entry_lookup(prom_state *st, cache *c, fill_fn fill, last_hit *las
     return local;
 }
 
-/* Steps 1-8 of METRICS.md for one received unit, with its entry `e`. */
+/* Steps 1-8 of docs/semantics.md for one received unit, with its entry `e`. */
 static inline __attribute__((always_inline)) fs_outcome
 consume_record(prom_state *st, fs_consume_ctx *ctx, entry *e)
 {
@@ -126,7 +126,7 @@ fs_outcome fs__prom_consume(fs_consume_ctx *ctx)
     return consume_slow(st, ctx);
 }
 
-/* Steps 2-4 of the publish side of METRICS.md, with the entry `e`. */
+/* Steps 2-4 of the publish side of docs/semantics.md, with the entry `e`. */
 static inline void publish_count(prom_state *st, entry *e, size_t count, int rc,
                                  const char *error_type, double elapsed)
 {
@@ -139,7 +139,7 @@ static inline void publish_count(prom_state *st, entry *e, size_t count, int rc,
         counter_add_count(pc, count); /* 4 */
 }
 
-/* Steps 1-4 of the publish side of METRICS.md, with the entry `e`. */
+/* Steps 1-4 of the publish side of docs/semantics.md, with the entry `e`. */
 static inline __attribute__((always_inline)) int publish_record(prom_state *st, fs_publish_ctx *ctx,
                                                                 entry *e)
 {

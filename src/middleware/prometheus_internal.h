@@ -31,7 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Received statuses (METRICS.md step 8) and publish statuses. */
+/* Received statuses (docs/semantics.md) and publish statuses. */
 enum { ST_ACKED, ST_NACKED, ST_REJECTED, ST_SKIPPED, ST_ERROR, ST_RECV_COUNT };
 enum { ST_SUCCESS, ST_PUB_ERROR, ST_PUB_COUNT };
 
@@ -81,6 +81,7 @@ typedef struct prom_state {
 
     cache recv;
     cache pub;
+    struct fs__backlog_entry *backlog; /* the backlog family's entry for this broker, or NULL */
 } prom_state;
 
 /* The per-message scratch area: the dynamic label values of the message. */

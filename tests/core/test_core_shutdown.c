@@ -44,8 +44,8 @@ static void *run_thread(void *arg)
 static fs_app *stuck_app(bool signals, fs_broker **out)
 {
     fs_app_options o = FS_APP_OPTIONS_INIT;
-    o.http_enabled = false;
-    o.handle_signals = signals;
+    o.http_disabled = true;
+    o.no_signals = !signals;
     o.graceful_timeout_ms = 100;
     fs_app *app;
     CHECK_OK(fs_app_new(&o, &app));

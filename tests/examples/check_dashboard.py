@@ -20,8 +20,9 @@ storage) scraping it, lets them run about N seconds (default 20), then:
 --expect-broker LABEL then requires every series the demo exports to say
 broker="LABEL". --grafana JSON also evaluates every panel query of that
 Grafana dashboard (deploy/grafana/dashboards/faststream.json) the same way;
-its backlog panel must answer too when --backlog is given (the demo's
---backlog turns the opt-in backlog family on).
+its backlog panel must answer too when --backlog is given (the demo
+exports the opt-in backlog family unless told --no-backlog; give --backlog
+for brokers whose adapter can tell).
 """
 
 import argparse
@@ -109,8 +110,6 @@ def main():
     cmd = [args.demo, "--listen", listen, "--duration", str(duration)]
     if args.broker:
         cmd += ["--broker", args.broker]
-    if args.backlog:
-        cmd += ["--backlog"]
     log_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "fs-demo-%d.log" % os.getpid())
     logf = open(log_path, "w+b")
     demo = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)

@@ -215,27 +215,10 @@ static int redis_prepare_destination(void *impl, const char *destination, const 
 static int redis_ping(void *impl, int timeout_ms)
 {
     redis_broker *b = impl;
-    int rc;
-    rconn *c = fs__redis_pool_get(b, &rc);
-    if (!c)
-        return rc;
     const char *argv[] = {"PING"};
     redisReply *r = NULL;
-    rc = fs__redis_conn_send(c, 1, argv, NULL);
-    if (!rc)
-        rc = fs__redis_conn_flush(c);
-    if (!rc)
-        rc = fs__redis_conn_recv(c, timeout_ms < 0 ? b->command_timeout_ms : timeout_ms, -1, &r);
-    if (rc == FS_ETIMEDOUT) {
-        fs_adapter_error(FS_ETIMEDOUT, "redis: no answer to PING from %s within %d ms", c->where,
-                         timeout_ms);
-        fs__redis_conn_close(c); /* the late PONG would put it out of step */
-    }
-    if (!rc) {
-        rc = fs__redis_reply_error(r, "PING");
-        fs__redis_reply_free(r);
-    }
-    fs__redis_pool_put(b, c);
+    int rc = fs__redis_pool_command(b, 1, argv, timeout_ms, "PING", &r);
+    fs__redis_reply_free(r);
     return rc;
 }
 
@@ -323,7 +306,7 @@ static const fs_broker_ops redis_ops = {
     .struct_size = sizeof(fs_broker_ops),
     .name = "redis",
     .default_ack_policy = FS_ACK_POLICY_REJECT_ON_ERROR,
-    .caps = FS_CAP_NACK | FS_CAP_NACK_DELAY | FS_CAP_DELIVERY_COUNT,
+    .caps = FS_CAP_NACK | FS_CAP_NACK_DELAY | FS_CAP_DELIVERY_COUNT | FS_CAP_BACKLOG,
     .connect = redis_connect,
     .start = redis_start,
     .stop = redis_stop,
@@ -340,6 +323,7 @@ static const fs_broker_ops redis_ops = {
     .release_destination = NULL,
     .publish = redis_publish,
     .request = NULL,
+    .backlog = fs__redis_backlog,
 };
 
 bool fs_broker_is_redis(const fs_broker *broker)
@@ -432,7 +416,9 @@ out:
 
 int fs_redis_broker_new(const char *url, const fs_redis_options *opts, fs_broker **out)
 {
-    FS_CHECK_ARG(url && out, "fs_redis_broker_new: url and out are required");
+    FS_CHECK_ARG(out, "fs_redis_broker_new: out is NULL");
+    *out = NULL;
+    FS_CHECK_ARG(url, "fs_redis_broker_new: url is NULL");
     static const fs_redis_options defaults = FS_REDIS_OPTIONS_INIT;
     if (!opts)
         opts = &defaults;

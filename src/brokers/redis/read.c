@@ -213,35 +213,16 @@ static int read_channel(rsub *s, rlist *l, int budget)
     return rc;
 }
 
-/* The BLMPOP for `want` messages blocking `block` ms: formatted once, not per round trip. */
-static int list_pop_command(rsub *s, size_t want, int block)
+static int read_list(rsub *s, rlist *l, size_t want, int budget)
 {
-    if (s->pop_cmd && s->pop_want == want && s->pop_block == block)
-        return FS_OK;
     char count[24], timeout[32];
+    int block = block_ms(budget);
     snprintf(count, sizeof count, "%zu", want);
     snprintf(timeout, sizeof timeout, "%d.%03d", block / 1000, block % 1000);
     const char *argv[] = {"BLMPOP", timeout, "1", s->name, "LEFT", "COUNT", count};
-    char *cmd;
-    int len = redisFormatCommandArgv(&cmd, 7, argv, NULL);
-    if (len < 0)
-        return fs_adapter_error(FS_ENOMEM, "redis: out of memory (BLMPOP for %s)", s->name);
-    if (s->pop_cmd)
-        redisFreeCommand(s->pop_cmd);
-    s->pop_cmd = cmd;
-    s->pop_len = (size_t)len;
-    s->pop_want = want;
-    s->pop_block = block;
-    return FS_OK;
-}
-
-static int read_list(rsub *s, rlist *l, size_t want, int budget)
-{
     redisReply *r;
-    int rc = list_pop_command(s, want, block_ms(budget));
+    int rc = reader_await(s, fs__redis_conn_send(&s->rd, 7, argv, NULL), &r);
     if (rc)
-        return rc;
-    if ((rc = reader_await(s, fs__redis_conn_send_formatted(&s->rd, s->pop_cmd, s->pop_len), &r)))
         return rc;
     if ((rc = fs__redis_reply_error(r, "BLMPOP")) == FS_OK &&
         (rc = fs__redis_check_pop(r, s->name, s->name_len)))

@@ -24,34 +24,6 @@ static rmsg *rec_get(rsub *s)
     return r;
 }
 
-/* Hold `reply` for the messages built from it; NULL (out of memory): they copy instead. */
-rhold *fs__redis_hold_new(redisReply *reply)
-{
-    rhold *h = malloc(sizeof *h);
-    if (h) {
-        h->reply = reply;
-        atomic_init(&h->refs, 1);
-    }
-    return h;
-}
-
-static void hold_drop(rhold *h)
-{
-    if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
-        fs__redis_reply_free(h->reply);
-        free(h);
-    }
-}
-
-/* The reader is done with `reply`: free it now, or with the last message pointing into it. */
-void fs__redis_reply_done(redisReply *reply, rhold *h)
-{
-    if (h)
-        hold_drop(h);
-    else
-        fs__redis_reply_free(reply);
-}
-
 /* Free what a pooled record owns (fs_kit_pool_destroy). */
 void fs__redis_rec_fini(void *p)
 {
@@ -86,7 +58,7 @@ void fs__redis_rec_release(fs_message *m)
     rhold *h = r->hold;
     r->hold = NULL;
     rec_put(s, r);
-    hold_drop(h);
+    fs__redis_hold_drop(h);
 }
 
 static size_t str_room(size_t n)
@@ -206,7 +178,7 @@ static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name
     m->release = fs__redis_rec_release;
     m->adapter_data = r;
     if (hold) {
-        atomic_fetch_add_explicit(&hold->refs, 1, memory_order_relaxed);
+        fs__redis_hold_ref(hold);
         r->hold = hold;
     }
     return FS_OK;

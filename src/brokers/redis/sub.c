@@ -195,8 +195,6 @@ static void sub_free(rsub *s)
     fs_kit_pool_destroy(&s->pool, fs__redis_rec_fini);
     fs__redis_conn_free(&s->rd);
     fs__redis_scratch_free(&s->scratch);
-    if (s->pop_cmd)
-        redisFreeCommand(s->pop_cmd);
     free(s->fields);
     free(s->out.slots);
     free(s->out.used);
