@@ -43,7 +43,9 @@ cmake -S . -B build/valgrind -DCMAKE_BUILD_TYPE=Debug -DFS_BUILD_BENCH=OFF -DFS_
   "-DCMAKE_CROSSCOMPILING_EMULATOR=valgrind;--error-exitcode=99;--quiet;--leak-check=no" >/dev/null
 cmake --build build/valgrind -j "$JOBS"
 echo "== valgrind: unit tests"
-(cd build/valgrind && ctest --output-on-failure -j "$JOBS" -L unit -LE "integration|redis")
+# (test_prometheus_backlog is left out: its scrape-time budget does not hold at valgrind's pace.)
+(cd build/valgrind && ctest --output-on-failure -j "$JOBS" -L unit -LE "integration|redis" \
+  -E '^test_prometheus_backlog$')
 
 # The fuzz targets (tests/fuzz) as libFuzzer binaries in a clang build: each
 # fuzzes for a few seconds from its committed corpus (`make fuzz`: minutes).
