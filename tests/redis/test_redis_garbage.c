@@ -166,6 +166,38 @@ static void test_reply_limit(void **state)
     assert_true(atomic_load(&f.connections) >= 2);
 }
 
+static int publish_kind(fs_broker *b, fs_redis_kind kind)
+{
+    fs_redis_publish_options po = FS_REDIS_PUBLISH_OPTIONS_INIT;
+    po.kind = kind;
+    fs_envelope env = FS_ENVELOPE_INIT;
+    env.body = "ok";
+    env.body_len = 2;
+    env.broker_options = &po;
+    return fs_publish(b, "q", &env);
+}
+
+/* Publish replies of the wrong type are protocol errors, not successes. */
+static void test_publish_reply_types(void **state)
+{
+    (void)state;
+    const char *script[] = {"$2\r\nok\r\n", "+OK\r\n", ":1\r\n", ":1\r\n", NULL};
+    fake_redis f;
+    assert_int_equal(fake_redis_start(&f, script), 0);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%u/0", (unsigned)f.port);
+    fs_broker *b;
+    assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
+    assert_int_equal(fs_broker_connect(b), FS_OK);
+    assert_int_equal(publish_kind(b, FS_REDIS_CHANNEL), FS_EPROTOCOL); /* PUBLISH -> a string */
+    assert_non_null(strstr(fs_last_error(), "PUBLISH"));
+    assert_int_equal(publish_kind(b, FS_REDIS_LIST), FS_EPROTOCOL);   /* RPUSH -> a status */
+    assert_int_equal(publish_kind(b, FS_REDIS_STREAM), FS_EPROTOCOL); /* XADD -> an integer */
+    assert_int_equal(publish_kind(b, FS_REDIS_CHANNEL), FS_OK);
+    fs_broker_free(b);
+    fake_redis_stop(&f);
+}
+
 int main(void)
 {
     fs_set_log_level(FS_LOG_OFF);
@@ -173,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_garbage_replies_are_never_messages),
         cmocka_unit_test(test_huge_array_header_commits_no_memory),
         cmocka_unit_test(test_reply_limit),
+        cmocka_unit_test(test_publish_reply_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,8 +72,8 @@ static int encode_one(rconn *c, const fs_envelope *e, fs_redis_format format)
 }
 
 /* Send the prepared commands (`per` arguments each, value last) and read every reply. */
-static int run_pipeline(rconn *c, const char *what, size_t count, size_t per, const char **head,
-                        const size_t *head_len)
+static int run_pipeline(rconn *c, const char *what, int type, size_t count, size_t per,
+                        const char **head, const size_t *head_len)
 {
     int rc = fs__redis_conn_args(c, per);
     for (size_t i = 0; i < count && !rc; i++) {
@@ -87,7 +87,7 @@ static int run_pipeline(rconn *c, const char *what, size_t count, size_t per, co
     }
     if (!rc)
         rc = fs__redis_conn_flush(c);
-    return rc ? rc : fs__redis_conn_replies(c, count, what);
+    return rc ? rc : fs__redis_conn_replies(c, count, type, what);
 }
 
 static int publish_with(redis_broker *b, rconn *c, const char *destination, const fs_envelope *msgs,
@@ -126,14 +126,16 @@ static int publish_with(redis_broker *b, rconn *c, const char *destination, cons
         redisReply *r;
         if ((rc = fs__redis_conn_command(c, (int)(2 + count), c->argv, c->argvlen, &r)))
             return rc;
-        rc = fs__redis_reply_error(r, "RPUSH");
+        rc = fs__redis_reply_type(r, REDIS_REPLY_INTEGER, "RPUSH");
         fs__redis_reply_free(r);
+        if (rc == FS_EPROTOCOL)
+            fs__redis_conn_close(c);
         return rc;
     }
     if (kind == FS_REDIS_CHANNEL) {
         const char *head[] = {"PUBLISH", destination};
         const size_t len[] = {7, dlen};
-        return run_pipeline(c, "PUBLISH", count, 3, head, len);
+        return run_pipeline(c, "PUBLISH", REDIS_REPLY_INTEGER, count, 3, head, len);
     }
     char maxlen[24];
     if (po && po->maxlen) {
@@ -141,11 +143,11 @@ static int publish_with(redis_broker *b, rconn *c, const char *destination, cons
         const char *head[] = {"XADD", destination,           "MAXLEN", "~", maxlen,
                               "*",    FS__REDIS_STREAM_FIELD};
         const size_t len[] = {4, dlen, 6, 1, strlen(maxlen), 1, strlen(FS__REDIS_STREAM_FIELD)};
-        return run_pipeline(c, "XADD", count, 8, head, len);
+        return run_pipeline(c, "XADD", REDIS_REPLY_STRING, count, 8, head, len);
     }
     const char *head[] = {"XADD", destination, "*", FS__REDIS_STREAM_FIELD};
     const size_t len[] = {4, dlen, 1, strlen(FS__REDIS_STREAM_FIELD)};
-    return run_pipeline(c, "XADD", count, 5, head, len);
+    return run_pipeline(c, "XADD", REDIS_REPLY_STRING, count, 5, head, len);
 }
 
 /*

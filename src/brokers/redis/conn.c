@@ -560,7 +560,16 @@ int fs__redis_conn_get(rconn *rc, redisReply **out)
     return FS_OK;
 }
 
-int fs__redis_conn_replies(rconn *rc, size_t count, const char *what)
+int fs__redis_reply_type(const redisReply *r, int type, const char *what)
+{
+    int rc = fs__redis_reply_error(r, what);
+    if (rc == FS_OK && r->type != type)
+        rc = fs_adapter_error(FS_EPROTOCOL, "redis: %s: a reply of type %d where %d belongs", what,
+                              r->type, type);
+    return rc;
+}
+
+int fs__redis_conn_replies(rconn *rc, size_t count, int type, const char *what)
 {
     if (!rc->c)
         return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
@@ -569,11 +578,13 @@ int fs__redis_conn_replies(rconn *rc, size_t count, const char *what)
         void *reply = NULL;
         if (redisGetReply(rc->c, &reply) != REDIS_OK)
             return conn_fail(rc, what);
-        int e = fs__redis_reply_error(reply, what);
+        int e = fs__redis_reply_type(reply, type, what);
         if (e && !first)
             first = e;
         fs__redis_reply_free(reply);
     }
+    if (first == FS_EPROTOCOL) /* a server that answers out of turn: do not reuse the connection */
+        fs__redis_conn_close(rc);
     return first;
 }
 

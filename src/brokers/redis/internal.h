@@ -183,7 +183,11 @@ int fs__redis_conn_get(rconn *rc, redisReply **out);
  * error reply (every reply is still read), or of an I/O failure (the
  * connection is then dropped, the rest unread).
  */
-int fs__redis_conn_replies(rconn *rc, size_t count, const char *what);
+/* Read `count` replies of `type` (REDIS_REPLY_*): the first error; FS_EPROTOCOL (and the
+ * connection closed) for a reply of another type. */
+int fs__redis_conn_replies(rconn *rc, size_t count, int type, const char *what);
+/* fs__redis_reply_error, then FS_EPROTOCOL when `r` is not of `type`. */
+int fs__redis_reply_type(const redisReply *r, int type, const char *what);
 int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t *len,
                            redisReply **out);
 /*
