@@ -180,6 +180,9 @@ static bool slot_for(rroot *root, redisReply *a, size_t idx)
     if (idx < cap)
         return true;
     size_t grown = cap * 2 > idx + 1 ? cap * 2 : idx + 1;
+    size_t fit = (root->cur->cap - root->cur->used) / sizeof(void *);
+    if (fit > grown + 1)
+        grown = fit - 1; /* as much as the block at hand holds: it is taken anyway */
     if (grown > a->elements)
         grown = a->elements;
     redisReply **e = slots_new(root, grown);
@@ -246,9 +249,15 @@ static void *create_array(const redisReadTask *task, int elements)
     if (!r)
         return NULL;
     if (elements > 0) {
-        /* Room for the first few: the rest when they arrive (see slot_for). */
-        r->element = slots_new(root_of(task, r),
-                               (size_t)elements < ARRAY_FIRST ? (size_t)elements : ARRAY_FIRST);
+        /* All the slots when they fit the block at hand (memory already
+         * taken), else room for the first few and the rest as they arrive
+         * (see slot_for): an announced count alone never takes a block. */
+        rroot *root = root_of(task, r);
+        size_t fit = (root->cur->cap - root->cur->used) / sizeof(void *);
+        size_t cap = (size_t)elements < fit           ? (size_t)elements
+                     : (size_t)elements < ARRAY_FIRST ? (size_t)elements
+                                                      : ARRAY_FIRST;
+        r->element = slots_new(root, cap);
         if (!r->element) {
             if (!task->parent) /* hiredis never sees a root it did not get */
                 fs__redis_reply_free(r);
