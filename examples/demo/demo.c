@@ -35,6 +35,9 @@
 #ifdef FS_DEMO_HAVE_REDIS
 #include <faststream/redis.h>
 #endif
+#ifdef FS_DEMO_HAVE_MQTT
+#include <faststream/mqtt.h>
+#endif
 
 #include <errno.h>
 #include <pthread.h>
@@ -172,10 +175,9 @@ static fs_outcome on_order(fs_message *msg, void *user)
         return fs_message_fail(msg, "DecodeError", "unreadable order");
     if (o.qty <= 0)
         return fs_message_fail(msg, "ValueError", "order %lu: quantity %d", o.id, o.qty);
-    if (strcmp(o.symbol, HALTED_SYMBOL) == 0) {
-        fs_message_reject(msg); /* trading halted: drop the order */
-        return FS_OUTCOME_OK;
-    }
+    if (strcmp(o.symbol, HALTED_SYMBOL) == 0) /* trading halted: drop the order */
+        return FS_OUTCOME_REJECT; /* FastStream's RejectMessage: "rejected" on every broker (an
+                                     explicit reject() counts acked on MQTT, where it is an ack) */
     if (chance(2))
         return FS_OUTCOME_NACK; /* the matching engine is busy: deliver it again */
 
@@ -489,6 +491,9 @@ int main(int argc, char **argv)
     fs_set_log_handler(demo_log, NULL);
 #ifdef FS_DEMO_HAVE_REDIS
     fs_redis_register(); /* make redis:// known even when linked statically */
+#endif
+#ifdef FS_DEMO_HAVE_MQTT
+    fs_mqtt_register(); /* make mqtt:// known even when linked statically */
 #endif
 
     fs_app_options ao = FS_APP_OPTIONS_INIT;

@@ -42,7 +42,12 @@ FS_API void fs_buffer_free(fs_buffer *buf);
  * Append the exposition of every family and collector of `reg` (NULL: the
  * default registry) to `out`, families in name order, children in
  * label-value order (bytewise, value by value). Safe while other threads
- * update metrics; never blocks them. On failure `out` may hold part of it.
+ * update metrics; never blocks them (label sets created since the last
+ * render are sorted in under their family's lock, which only the creation
+ * of new label sets waits for). Each histogram is read whole: its buckets,
+ * _count and _sum belong to the same observations. Families past their
+ * series limit add metrics_series_overflow_updates_total (metrics.h). On
+ * failure `out` may hold part of it.
  */
 FS_API int fs_registry_render(fs_registry *reg, fs_format format, fs_buffer *out);
 

@@ -22,6 +22,21 @@
  * status) without hashing the others again. A key lookup finds exactly the
  * child fs_*_family_labels finds for the same values.
  *
+ * Cardinality. A family holds at most its series limit of label sets (none
+ * by default; see fs_registry_set_series_limit). Past it, looking up a new
+ * label set returns the family's overflow child, whose every label value is
+ * "__overflow__" (that label set is reserved: looking it up always returns
+ * the overflow child): the updates of all such label sets add up there, memory
+ * stays flat, a warning is logged once per family (through the log
+ * callback), and every scrape shows how many updates were redirected in the
+ * counter family metrics_series_overflow_updates_total{metric="NAME"}.
+ *
+ * Label values. A value may hold any bytes but NUL. The expositions are
+ * UTF-8, so a byte that is not part of valid UTF-8 is shown as U+FFFD
+ * followed by its two hex digits (uppercase; "a\xfe" shows as "a\uFFFDFE"),
+ * and a U+FFFD in the value itself as two U+FFFD: distinct values always
+ * show distinct, and valid UTF-8 without U+FFFD shows unchanged.
+ *
  * Threads. Every update is thread-safe and lock-free. Registration, removal
  * and clearing take a per-family lock; they never block updates.
  *
@@ -93,6 +108,22 @@ FS_API int fs_registry_unregister(fs_registry *reg, const char *name);
 /** True when a family or collector called `name` is registered. */
 FS_API bool fs_registry_contains(fs_registry *reg, const char *name);
 
+/** A family's series limit that follows its registry's default (the initial setting). */
+#define FS_SERIES_LIMIT_REGISTRY ((size_t)-1)
+
+/**
+ * The default series limit of the families of `reg` (NULL: the default
+ * registry): the most label sets each of them creates, beyond which updates
+ * go to its overflow child. 0 (the initial value) means no limit. It applies
+ * at once to every family that has no limit of its own, also to families
+ * registered earlier; label sets that exist stay. FS_EINVAL for
+ * FS_SERIES_LIMIT_REGISTRY.
+ */
+FS_API int fs_registry_set_series_limit(fs_registry *reg, size_t limit);
+
+/** The default series limit of `reg` (NULL: the default registry). */
+FS_API size_t fs_registry_series_limit(fs_registry *reg);
+
 /* ------------------------------------------------------------------------ */
 /* Label keys: label values hashed once, for lookups in several families.   */
 
@@ -155,7 +186,8 @@ FS_API int fs_counter_family_new(fs_registry *reg, const char *name, const char 
  * The child for `values` (exactly label_count strings), created on first
  * use. Returns NULL (and sets fs_last_error) on a NULL family or value.
  * Lock-free and allocation-free when the child exists. Values may hold any
- * bytes; the exposition shows bytes that are not valid UTF-8 as U+FFFD.
+ * bytes (see "Label values" above). Past the family's series limit, a new
+ * label set gets the overflow child.
  */
 FS_API fs_counter *fs_counter_family_labels(fs_counter_family *fam, const char *const *values);
 
@@ -180,6 +212,14 @@ FS_API int fs_counter_family_remove(fs_counter_family *fam, const char *const *v
 /** Remove every child from the exposition. */
 FS_API void fs_counter_family_clear(fs_counter_family *fam);
 
+/**
+ * Set the most label sets this family creates (0: no limit;
+ * FS_SERIES_LIMIT_REGISTRY: its registry's default, the initial setting).
+ * See "Cardinality" above. Label sets that exist stay. FS_EINVAL for a NULL
+ * or unlabelled family.
+ */
+FS_API int fs_counter_family_set_series_limit(fs_counter_family *fam, size_t limit);
+
 /** Create (or find) an unlabelled counter and return its single child. */
 FS_API int fs_counter_new(fs_registry *reg, const char *name, const char *help, fs_counter **out);
 
@@ -203,6 +243,8 @@ FS_API fs_gauge *fs_gauge_family_labels(fs_gauge_family *fam, const char *const 
 FS_API fs_gauge *fs_gauge_family_labels_key(fs_gauge_family *fam, const fs_label_key *key);
 FS_API int fs_gauge_family_remove(fs_gauge_family *fam, const char *const *values);
 FS_API void fs_gauge_family_clear(fs_gauge_family *fam);
+/** As fs_counter_family_set_series_limit. */
+FS_API int fs_gauge_family_set_series_limit(fs_gauge_family *fam, size_t limit);
 FS_API int fs_gauge_new(fs_registry *reg, const char *name, const char *help, fs_gauge **out);
 
 FS_API void fs_gauge_inc(fs_gauge *g);
@@ -221,10 +263,16 @@ FS_API double fs_gauge_value(const fs_gauge *g);
 FS_API extern const double FS_DEFAULT_BUCKETS[];
 #define FS_DEFAULT_BUCKETS_COUNT 14
 
-/** Fill `out[0..count)` with start, start+width, ... FS_EINVAL on count 0 or width <= 0. */
+/**
+ * Fill `out[0..count)` with start, start+width, ... FS_EINVAL on count 0,
+ * width <= 0, or bounds that overflow or stop increasing (rounding).
+ */
 FS_API int fs_buckets_linear(double start, double width, size_t count, double *out);
 
-/** Fill `out[0..count)` with start, start*factor, ... FS_EINVAL on start <= 0, factor <= 1. */
+/**
+ * Fill `out[0..count)` with start, start*factor, ... FS_EINVAL on start <= 0,
+ * factor <= 1, or bounds that overflow (become infinite) or stop increasing.
+ */
 FS_API int fs_buckets_exponential(double start, double factor, size_t count, double *out);
 
 /**
@@ -243,6 +291,8 @@ FS_API fs_histogram *fs_histogram_family_labels_key(fs_histogram_family *fam,
                                                     const fs_label_key *key);
 FS_API int fs_histogram_family_remove(fs_histogram_family *fam, const char *const *values);
 FS_API void fs_histogram_family_clear(fs_histogram_family *fam);
+/** As fs_counter_family_set_series_limit. */
+FS_API int fs_histogram_family_set_series_limit(fs_histogram_family *fam, size_t limit);
 FS_API int fs_histogram_new(fs_registry *reg, const char *name, const char *help,
                             const double *buckets, size_t bucket_count, fs_histogram **out);
 

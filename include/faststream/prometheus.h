@@ -107,11 +107,24 @@ typedef struct fs_prometheus_options {
     int backlog_timeout_ms;
     /** How long a subscription's backlog answer is reused; 0: 1000 ms. */
     int backlog_cache_ms;
+    /**
+     * The series limit of each of the nine families (metrics.h,
+     * "Cardinality"): past it, the updates of new label sets (a pattern
+     * subscription or a custom label producing ever new values) go to one
+     * overflow series per family. 0: FS_PROMETHEUS_SERIES_LIMIT;
+     * FS_SERIES_LIMIT_REGISTRY: the registry's default (none unless set with
+     * fs_registry_set_series_limit). Families shared by several brokers take
+     * the limit of the middleware created last.
+     */
+    size_t series_limit;
 } fs_prometheus_options;
+
+/** The default series limit of the middleware's families. */
+#define FS_PROMETHEUS_SERIES_LIMIT 10000
 
 #define FS_PROMETHEUS_OPTIONS_INIT                                                                 \
     {                                                                                              \
-        NULL, NULL, NULL, NULL, 0, NULL, 0, false, 0, 0                                            \
+        NULL, NULL, NULL, NULL, 0, NULL, 0, false, 0, 0, 0                                         \
     }
 
 /** The default size buckets: 2^4, 2^6, ... 2^24 (11 finite bounds). */

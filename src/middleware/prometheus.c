@@ -151,6 +151,14 @@ static int register_families(prom_state *st, fs_registry *reg, const char *prefi
             break;
         }
         created[i] = !existed;
+        /* The series limit (the families have labels: it cannot fail). */
+        size_t limit = o->series_limit ? o->series_limit : FS_PROMETHEUS_SERIES_LIMIT;
+        if (d->type == FS_METRIC_COUNTER)
+            fs_counter_family_set_series_limit(*(fs_counter_family **)slot, limit);
+        else if (d->type == FS_METRIC_GAUGE)
+            fs_gauge_family_set_series_limit(*(fs_gauge_family **)slot, limit);
+        else
+            fs_histogram_family_set_series_limit(*(fs_histogram_family **)slot, limit);
     }
     if (rc != FS_OK) {
         /* Leave the registry as it was: drop what this call added. */

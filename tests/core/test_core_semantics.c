@@ -424,6 +424,49 @@ static void test_late_publish_result(void **state)
     fs_registry_free(reg);
 }
 
+static int native_request(void *impl, const char *destination, const fs_envelope *msg,
+                          int timeout_ms, fs_message **reply, const char **error_type)
+{
+    (void)impl;
+    (void)timeout_ms;
+    (void)error_type;
+    fs_envelope r = *msg;
+    r.body = "pong";
+    r.body_len = 4;
+    *reply = fs_message_new_copy(&r, destination);
+    return *reply ? FS_OK : FS_ENOMEM;
+}
+
+/* A native request runs through the publish chain: counted as one publish, the reply nowhere. */
+static void test_native_request_counted_as_publish(void **state)
+{
+    (void)state;
+    fs_broker_ops ops = ord_ops;
+    ops.caps |= FS_CAP_NATIVE_REQUEST;
+    ops.request = native_request;
+    fs_registry *reg;
+    CHECK_OK(fs_registry_new(&reg));
+    fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
+    po.registry = reg;
+    fs_broker *b;
+    CHECK_OK(fs_broker_create(&ops, &ord, "ord://", NULL, &b));
+    CHECK_OK(fs_broker_add_prometheus(b, &po));
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = "ping";
+    e.body_len = 4;
+    fs_message *reply;
+    CHECK_OK(fs_request(b, "svc", &e, 1000, &reply));
+    assert_memory_equal(fs_message_body(reply), "pong", 4);
+    fs_message_free(reply);
+    fs_buffer text = {0};
+    CHECK_OK(fs_registry_render(reg, FS_FORMAT_TEXT, &text));
+    assert_non_null(strstr(text.data, "destination=\"svc\",status=\"success\"} 1"));
+    assert_null(strstr(text.data, "received_messages_total{"));
+    fs_buffer_free(&text);
+    fs_broker_free(b);
+    fs_registry_free(reg);
+}
+
 static void test_ops_version_checked(void **state)
 {
     (void)state;
@@ -459,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_status_rule),
         cmocka_unit_test(test_ordered_settlement),
         cmocka_unit_test(test_late_publish_result),
+        cmocka_unit_test(test_native_request_counted_as_publish),
         cmocka_unit_test(test_ops_version_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -281,6 +281,21 @@ static void *create_nil(const redisReadTask *task)
     return reply_new(task, REDIS_REPLY_NIL, 0);
 }
 
+int fs__redis_conn_reserve_replies(rconn *rc, size_t n)
+{
+    if (!rc->blocks.size)
+        fs_kit_pool_init(&rc->blocks, RBLOCK_HEAD + RBLOCK_STD);
+    void *got[64];
+    if (n > 64)
+        n = 64;
+    size_t have = 0;
+    while (have < n && (got[have] = fs_kit_pool_get(&rc->blocks)))
+        have++;
+    for (size_t i = 0; i < have; i++)
+        fs_kit_pool_put(&rc->blocks, got[i]);
+    return have == n ? FS_OK : FS_ENOMEM;
+}
+
 void fs__redis_reply_free(void *reply)
 {
     if (!reply)
@@ -375,8 +390,10 @@ int fs__redis_conn_open(redis_broker *b, rconn *rc)
     }
     rc->c = c;
     fs__redis_reader_use_blocks(c->reader);
-    if (!rc->blocks.size)
-        fs_kit_pool_init(&rc->blocks, RBLOCK_HEAD + RBLOCK_STD);
+    if (fs__redis_conn_reserve_replies(rc, 2) < 0) {
+        fs__redis_conn_close(rc);
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory for a connection's buffers");
+    }
     c->reader->privdata = &rc->blocks; /* reply blocks come from this connection's pool */
     c->reader->maxbuf = 0;             /* keep the read buffer: no allocation per read */
     /*

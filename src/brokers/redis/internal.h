@@ -198,6 +198,12 @@ int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t 
  */
 int fs__redis_pool_command(redis_broker *b, int argc, const char **argv, int timeout_ms,
                            const char *what, redisReply **out);
+/*
+ * Make sure `n` (at most 64) reply blocks wait in the connection's pool: as
+ * many replies as may be held at once (a reader: its workers' messages and
+ * the one being read), so that none is allocated in the steady state.
+ */
+int fs__redis_conn_reserve_replies(rconn *rc, size_t n);
 rconn *fs__redis_pool_get(redis_broker *b, int *status);
 void fs__redis_pool_put(redis_broker *b, rconn *rc);
 void fs__redis_pool_drain(redis_broker *b);

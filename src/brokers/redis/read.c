@@ -94,6 +94,8 @@ int fs__redis_reader_ensure(rsub *s, bool force)
     int rc = fs__redis_conn_open(s->b, &s->rd);
     if (!rc) /* blocking reads wait up to FS_REDIS_BLOCK_MAX_MS for the server */
         rc = fs__redis_conn_set_timeout(&s->rd, s->b->command_timeout_ms + FS_REDIS_BLOCK_MAX_MS);
+    if (!rc) /* replies held at once: one per worker's message, one queued, one being read */
+        rc = fs__redis_conn_reserve_replies(&s->rd, (size_t)s->concurrency + 2);
     if (!rc)
         rc = reader_prepare(s);
     if (rc) {

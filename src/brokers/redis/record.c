@@ -169,9 +169,7 @@ static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name
     m->body_len = d->body_len;
     m->headers = d->header_count ? r->hdrs : NULL;
     m->header_count = d->header_count;
-    map_headers(m, r->hdrs, d->header_count);
-    if (!m->message_id)
-        m->message_id = r->info.entry_id;
+    map_headers(m, r->hdrs, d->header_count); /* no message_id header: the core's rule applies */
     m->source = r->info.name;
     m->delivery_count = 1; /* a first delivery; entries claimed again: from XPENDING */
     m->raw = &r->info;
