@@ -38,6 +38,9 @@
 #ifdef FS_DEMO_HAVE_MQTT
 #include <faststream/mqtt.h>
 #endif
+#ifdef FS_DEMO_HAVE_RABBITMQ
+#include <faststream/rabbitmq.h>
+#endif
 
 #include <errno.h>
 #include <pthread.h>
@@ -494,6 +497,9 @@ int main(int argc, char **argv)
 #endif
 #ifdef FS_DEMO_HAVE_MQTT
     fs_mqtt_register(); /* make mqtt:// known even when linked statically */
+#endif
+#ifdef FS_DEMO_HAVE_RABBITMQ
+    fs_rabbitmq_register(); /* amqp:// (each subscriber declares its queue) */
 #endif
 
     fs_app_options ao = FS_APP_OPTIONS_INIT;

@@ -13,6 +13,9 @@
 #define CONF_DRIVERS(X)                                                                            \
     X(memory)                                                                                      \
     X(redis)                                                                                       \
+    X(kafka)                                                                                       \
+    X(rabbitmq)                                                                                    \
+    X(nats)                                                                                        \
     X(mqtt)
 
 #define CONF_DECLARE(name)                                                                         \
