@@ -24,6 +24,8 @@
  *
  *   faststream-demo [--broker URL] [--listen ADDR:PORT] [--duration SECONDS]
  *                   [--app-name NAME] [--no-dashboard] [--no-backlog] [--verbose]
+ *                   [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+ *                   [--basic-auth USER:PASSWORD | --basic-auth-hash USER:HASH]
  *
  * Defaults: memory:// (in-process), 127.0.0.1:8000, run until Ctrl-C.
  */
@@ -101,6 +103,7 @@ typedef struct demo {
     const char *broker_url;
     const char *address;
     int duration; /* seconds; 0: until Ctrl-C */
+    bool tls;
     pthread_t gateway;
     bool gateway_started;
     bool dashboard; /* the live page is served at / */
@@ -354,7 +357,8 @@ static int start_gateway(fs_app *app, void *user)
     demo *d = user;
     char base[128];
     const char *a = d->address;
-    snprintf(base, sizeof base, strchr(a, ':') ? "http://[%s]:%u" : "http://%s:%u", a,
+    const char *scheme = d->tls ? "https" : "http";
+    snprintf(base, sizeof base, strchr(a, ':') ? "%s://[%s]:%u" : "%s://%s:%u", scheme, a,
              (unsigned)fs_app_http_port(app));
     printf("faststream-demo: orders -> trades -> notifications on %s\n", d->broker_url);
     printf("  metrics:    %s/metrics\n", base);
@@ -411,7 +415,12 @@ static int usage(const char *prog, int rc)
             "  --app-name NAME     the metrics' app_name label (default trading-demo)\n"
             "  --no-dashboard      do not serve the live dashboard page at /\n"
             "  --no-backlog        do not export the backlog family (messages waiting)\n"
-            "  --verbose           log every handler failure\n",
+            "  --verbose           log every handler failure\n"
+            "  --tls-cert FILE     serve HTTPS with this PEM certificate (chain)...\n"
+            "  --tls-key FILE      ...and this PEM private key\n"
+            "  --tls-client-ca FILE  answer only clients with a certificate this CA signed\n"
+            "  --basic-auth USER:PASSWORD       require HTTP basic auth\n"
+            "  --basic-auth-hash USER:HASH      the same with a bcrypt or \"sha256:HEX\" hash\n",
             prog);
     return rc;
 }
@@ -436,12 +445,25 @@ static bool parse_listen(char *arg, const char **addr, uint16_t *port)
     return true;
 }
 
+/* "USER:SECRET" into user and secret (split at the first ':'). */
+static bool parse_credentials(char *arg, const char **user, const char **secret)
+{
+    char *colon = strchr(arg, ':');
+    if (!colon || colon == arg || !colon[1])
+        return false;
+    *colon = '\0';
+    *user = arg;
+    *secret = colon + 1;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     demo d = {.broker_url = "memory://", .address = "127.0.0.1"};
     const char *app_name = "trading-demo";
     bool dashboard = true, backlog = true;
     uint16_t port = 8000;
+    fs_http_options http = FS_HTTP_OPTIONS_INIT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_value = i + 1 < argc;
@@ -460,6 +482,21 @@ int main(int argc, char **argv)
                 return 2;
             }
             d.duration = (int)s;
+        } else if (strcmp(a, "--tls-cert") == 0 && has_value) {
+            http.tls_cert_file = argv[++i];
+        } else if (strcmp(a, "--tls-key") == 0 && has_value) {
+            http.tls_key_file = argv[++i];
+        } else if (strcmp(a, "--tls-client-ca") == 0 && has_value) {
+            http.tls_client_ca_file = argv[++i];
+        } else if ((strcmp(a, "--basic-auth") == 0 || strcmp(a, "--basic-auth-hash") == 0) &&
+                   has_value) {
+            bool hashed = a[12] == '-';
+            if (!parse_credentials(argv[++i], &http.basic_auth_user,
+                                   hashed ? &http.basic_auth_hash : &http.basic_auth_password)) {
+                fprintf(stderr, "faststream-demo: %s wants USER:%s\n", a,
+                        hashed ? "HASH" : "PASSWORD");
+                return 2;
+            }
         } else if (strcmp(a, "--app-name") == 0 && has_value) {
             app_name = argv[++i];
         } else if (strcmp(a, "--no-backlog") == 0) {
@@ -492,6 +529,8 @@ int main(int argc, char **argv)
     ao.http_address = d.address;
     ao.http_port = port ? port : FS_APP_PORT_ANY; /* --listen ADDR:0 picks a free port */
     ao.dashboard = d.dashboard = dashboard && fs_dashboard_available();
+    ao.http_options = &http;
+    d.tls = http.tls_cert_file != NULL;
     if (fs_app_new(&ao, &d.app) < 0) {
         fprintf(stderr, "faststream-demo: %s\n", fs_last_error());
         return 1;

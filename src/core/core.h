@@ -116,6 +116,7 @@ struct fs_subscriber {
 
     fs__frame *_Atomic frames; /* concurrency entries, published once initialised */
     bool workers_started;
+    unsigned live_workers; /* its workers not exited yet (broker lock) */
     _Atomic bool stop;
     struct fs_subscriber *next;
 };

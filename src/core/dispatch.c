@@ -380,6 +380,7 @@ static void *worker_main(void *arg)
 
     pthread_mutex_lock(&b->lock);
     b->live_workers--;
+    sub->live_workers--;
     pthread_cond_broadcast(&b->cond);
     pthread_mutex_unlock(&b->lock);
     return NULL;
@@ -455,6 +456,7 @@ int fs__subscriber_start_workers(struct fs_subscriber *sub)
         }
         f->thread_started = true;
         b->live_workers++;
+        sub->live_workers++;
     }
     sub->workers_started = true;
     return FS_OK;

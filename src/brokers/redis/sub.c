@@ -119,7 +119,7 @@ static int dead_letter(rsub *s, fs_message *m, rconn *c)
     }
     if (!rc)
         rc = fs__redis_conn_flush(c);
-    return rc ? rc : fs__redis_conn_replies(c, count, "XADD (dead letter)");
+    return rc ? rc : fs__redis_conn_replies(c, count, REDIS_REPLY_STRING, "XADD (dead letter)");
 }
 
 /*
