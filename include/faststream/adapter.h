@@ -167,9 +167,12 @@ enum {
     FS_CAP_DELIVERY_COUNT = 1u << 5,
     /**
      * The core calls settle and release for the messages of a subscription
-     * in fetch order per worker lane (a message finished early waits for
-     * the earlier ones of its lane). A subscription can ask for it alone:
-     * spec->ordered_settle = true.
+     * in fetch order across all its workers: fetch is called by one worker
+     * at a time (the order the calls return in is the hand-out order), and
+     * a message finished early waits for the earlier ones, then settles at
+     * once (never for another worker's fetch to return). Under ACK_FIRST the
+     * early ack waits for that point too. A subscription can ask for it
+     * alone: spec->ordered_settle = true.
      */
     FS_CAP_ORDERED_SETTLE = 1u << 6,
     /** ops->backlog exists. */

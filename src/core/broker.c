@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#define FS__MAX_CONCURRENCY 1024
 #define FS__DEFAULT_GRACEFUL_MS 10000
 #define FS__DEFAULT_REDELIVERY_MS 100
 #define FS__DEFAULT_REDELIVERY_MAX_MS 10000
@@ -332,8 +331,7 @@ static void subscriber_free(struct fs_subscriber *sub)
     if (sub->free_user)
         sub->free_user(sub->user);
     fs__subscriber_free_frames(sub);
-    pthread_mutex_destroy(&sub->order_mu);
-    pthread_cond_destroy(&sub->order_cv);
+    pthread_mutex_destroy(&sub->fetch_mu);
     free(sub->source);
     free(sub->name);
     free(sub);
@@ -372,8 +370,7 @@ int fs_subscribe(fs_broker *b, const char *source, fs_handler_fn handler, void *
     struct fs_subscriber *sub = calloc(1, sizeof *sub);
     if (!sub)
         return fs__error(FS_ENOMEM, "out of memory creating a subscriber");
-    pthread_mutex_init(&sub->order_mu, NULL);
-    pthread_cond_init(&sub->order_cv, NULL);
+    pthread_mutex_init(&sub->fetch_mu, NULL);
     sub->broker = b;
     sub->source = fs_kit_strdup(source);
     sub->name = fs_kit_strdup(o.name && *o.name ? o.name : source);

@@ -56,6 +56,9 @@ static inline const fs__mcore *fs__mcc(const fs_message *m)
     return (const fs__mcore *)(const void *)m->core_.opaque_;
 }
 
+/* Workers per subscriber at most (fs_subscribe). */
+#define FS__MAX_CONCURRENCY 1024
+
 #define FS__ERROR_TYPE_MAX 64
 #define FS__ERROR_TEXT_MAX 256
 
@@ -86,6 +89,10 @@ typedef struct fs__frame {
     uint64_t seq;   /* ordered settlement: the unit's place in fetch order */
     pthread_t thread;
     bool thread_started;
+    /* ordered settlement: where this worker sleeps until its unit's turn */
+    bool turn_init;
+    pthread_mutex_t turn_mu;
+    pthread_cond_t turn_cv;
     /* written by this frame's worker only (plain load + store), read by anyone */
     _Alignas(64) _Atomic uint64_t handled;
 } fs__frame;
@@ -107,12 +114,17 @@ struct fs_subscriber {
     fs_redelivery redelivery;
     void *adapter_sub;
 
-    /* ordered settlement (spec.ordered_settle): fetch and completion in one order */
+    /*
+     * Ordered settlement (spec.ordered_settle): settle and release in fetch
+     * order across the workers (dispatch.c). fetch_mu serialises fetch and
+     * the numbering; the completion side never takes it.
+     */
     bool ordered;
-    pthread_mutex_t order_mu;
-    pthread_cond_t order_cv;
-    uint64_t order_fetched; /* next sequence number to hand out */
-    uint64_t order_done;    /* every unit before this one was settled and released */
+    pthread_mutex_t fetch_mu;
+    uint64_t order_fetched;          /* under fetch_mu: the next sequence number */
+    _Atomic uint64_t order_done;     /* every unit below it was settled and released */
+    _Atomic uint64_t *order_waiting; /* order_mask + 1 slots: a sleeping worker, by seq */
+    uint64_t order_mask;
 
     fs__frame *_Atomic frames; /* concurrency entries, published once initialised */
     bool workers_started;

@@ -177,19 +177,65 @@ static inline __attribute__((always_inline)) void finish(fs__frame *f, fs_messag
     }
 }
 
-/* Ordered settlement: wait until every unit fetched before this one is finished. */
-static void finish_ordered(fs__frame *f, fs_message *unit)
+/*
+ * Ordered settlement. Units are numbered in fetch order (worker_main) and
+ * finished strictly in that order: order_done is the next number whose turn
+ * it is. The worker whose turn it is finishes its unit, publishes the next
+ * turn and wakes the worker waiting for it, if one sleeps; nothing on this
+ * side takes fetch_mu, so no finished unit waits on another worker's fetch.
+ *
+ * At most `concurrency` units are numbered and not finished (a worker
+ * fetches again only after finishing), so the sleeper for turn s owns slot
+ * s & order_mask of order_waiting alone (its size is at least that). The
+ * slot holds s and the worker (0: none); a stale value (its worker saw its
+ * turn without sleeping) names another turn and is ignored. The store of
+ * the turn and the look at the slot on one side, the store of the slot and
+ * the look at the turn on the other, are sequentially consistent: one side
+ * sees the other, so no wake-up is lost.
+ */
+#define FS__ORDER_WORKER_BITS 11 /* holds a worker index + 1 */
+_Static_assert(FS__MAX_CONCURRENCY < (1u << FS__ORDER_WORKER_BITS), "worker bits too few");
+
+static void order_wait_turn(fs__frame *f, uint64_t seq)
 {
     struct fs_subscriber *sub = f->sub;
-    pthread_mutex_lock(&sub->order_mu);
-    while (sub->order_done != f->seq)
-        pthread_cond_wait(&sub->order_cv, &sub->order_mu);
-    pthread_mutex_unlock(&sub->order_mu);
+    if (FS_LIKELY(atomic_load_explicit(&sub->order_done, memory_order_acquire) == seq))
+        return;
+    _Atomic uint64_t *slot = &sub->order_waiting[seq & sub->order_mask];
+    uint64_t me = seq << FS__ORDER_WORKER_BITS | (uint64_t)(f->index + 1);
+    atomic_store_explicit(slot, me, memory_order_seq_cst);
+    pthread_mutex_lock(&f->turn_mu);
+    while (atomic_load_explicit(&sub->order_done, memory_order_seq_cst) != seq)
+        pthread_cond_wait(&f->turn_cv, &f->turn_mu);
+    pthread_mutex_unlock(&f->turn_mu);
+    /* Unless the waker took it: clear the slot (a later turn's sleeper may own it already). */
+    atomic_compare_exchange_strong_explicit(slot, &me, 0, memory_order_relaxed,
+                                            memory_order_relaxed);
+}
+
+static void order_pass_turn(fs__frame *f, uint64_t next)
+{
+    struct fs_subscriber *sub = f->sub;
+    atomic_store_explicit(&sub->order_done, next, memory_order_seq_cst);
+    _Atomic uint64_t *slot = &sub->order_waiting[next & sub->order_mask];
+    uint64_t v = atomic_load_explicit(slot, memory_order_seq_cst);
+    if (FS_LIKELY(v >> FS__ORDER_WORKER_BITS != next)) /* nobody sleeps for this turn */
+        return;
+    if (!atomic_compare_exchange_strong_explicit(slot, &v, 0, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return; /* the sleeper saw its turn and left */
+    fs__frame *w = f - f->index + ((v & ((1u << FS__ORDER_WORKER_BITS) - 1)) - 1);
+    pthread_mutex_lock(&w->turn_mu);
+    pthread_cond_signal(&w->turn_cv);
+    pthread_mutex_unlock(&w->turn_mu);
+}
+
+static void finish_ordered(fs__frame *f, fs_message *unit)
+{
+    uint64_t seq = f->seq;
+    order_wait_turn(f, seq);
     finish(f, unit);
-    pthread_mutex_lock(&sub->order_mu);
-    sub->order_done++;
-    pthread_cond_broadcast(&sub->order_cv);
-    pthread_mutex_unlock(&sub->order_mu);
+    order_pass_turn(f, seq + 1);
 }
 
 static void dispatch(fs__frame *f, fs_message *unit)
@@ -348,12 +394,19 @@ static void *worker_main(void *arg)
     while (!atomic_load_explicit(&sub->stop, memory_order_acquire)) {
         fs_message *unit = NULL;
         int rc;
-        if (sub->ordered) { /* one fetch at a time: sequence numbers in fetch order */
-            pthread_mutex_lock(&sub->order_mu);
+        if (sub->ordered) {
+            /*
+             * One fetch at a time, numbered before the next one starts: the
+             * numbers are the adapter's hand-out order. (Numbering after an
+             * unserialised fetch could not be: two fetches may hand out in
+             * one order and return in the other.) Settling never takes
+             * this lock (finish_ordered).
+             */
+            pthread_mutex_lock(&sub->fetch_mu);
             rc = fetch_unit(f, &unit);
             if (rc == FS_OK)
                 f->seq = sub->order_fetched++;
-            pthread_mutex_unlock(&sub->order_mu);
+            pthread_mutex_unlock(&sub->fetch_mu);
         } else {
             rc = fetch_unit(f, &unit);
         }
@@ -389,6 +442,22 @@ static void *worker_main(void *arg)
 /* ------------------------------------------------------------------------ */
 /* Worker lifecycle (called with the broker lock held)                      */
 
+/* The sleepers' slots of ordered settlement: a power of two >= concurrency. */
+static int order_slots_alloc(struct fs_subscriber *sub)
+{
+    size_t n = 1;
+    while (n < sub->concurrency)
+        n <<= 1;
+    _Atomic uint64_t *slots = malloc(n * sizeof *slots);
+    if (!slots)
+        return fs__error(FS_ENOMEM, "out of memory for %u workers", sub->concurrency);
+    for (size_t i = 0; i < n; i++)
+        atomic_init(&slots[i], 0);
+    sub->order_waiting = slots;
+    sub->order_mask = n - 1;
+    return FS_OK;
+}
+
 static int frames_alloc(struct fs_subscriber *sub)
 {
     fs_broker *b = sub->broker;
@@ -414,8 +483,17 @@ static int frames_alloc(struct fs_subscriber *sub)
                 return fs__error(FS_ENOMEM, "out of memory for middleware scratch");
             f->scratch = p;
         }
+        if (sub->ordered) {
+            if (pthread_mutex_init(&f->turn_mu, NULL) != 0)
+                return fs__error(FS_ENOMEM, "cannot create a worker's lock");
+            if (pthread_cond_init(&f->turn_cv, NULL) != 0) {
+                pthread_mutex_destroy(&f->turn_mu);
+                return fs__error(FS_ENOMEM, "cannot create a worker's condition");
+            }
+            f->turn_init = true;
+        }
     }
-    return FS_OK;
+    return sub->ordered ? order_slots_alloc(sub) : FS_OK;
 }
 
 void fs__subscriber_free_frames(struct fs_subscriber *sub)
@@ -426,9 +504,15 @@ void fs__subscriber_free_frames(struct fs_subscriber *sub)
     for (unsigned i = 0; i < sub->concurrency; i++) {
         free(frames[i].items);
         free(frames[i].scratch);
+        if (frames[i].turn_init) {
+            pthread_cond_destroy(&frames[i].turn_cv);
+            pthread_mutex_destroy(&frames[i].turn_mu);
+        }
     }
     atomic_store(&sub->frames, NULL);
     free(frames);
+    free((void *)sub->order_waiting);
+    sub->order_waiting = NULL;
 }
 
 int fs__subscriber_start_workers(struct fs_subscriber *sub)

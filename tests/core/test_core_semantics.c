@@ -9,6 +9,7 @@
 #include "core_test.h"
 #include "faststream/adapter.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 
 static uint64_t now_ms(void)
@@ -304,6 +305,19 @@ static void ord_release(fs_message *m)
     pthread_mutex_unlock(&ord.mu);
 }
 
+/* Fill the recycled message of tag i as the test adapters hand it out. */
+static fs_message *test_message(fs_message *m, const char *source, int i,
+                                void (*release)(fs_message *))
+{
+    fs_message_init(m);
+    m->body = "x";
+    m->body_len = 1;
+    m->source = source;
+    m->adapter_tag = (uintptr_t)i;
+    m->release = release;
+    return m;
+}
+
 static int ord_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
@@ -315,13 +329,7 @@ static int ord_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_
         test_sleep_ms(timeout_ms < 5 ? (unsigned)timeout_ms : 5u);
         return FS_ETIMEDOUT;
     }
-    fs_message *m = &ord.msgs[i];
-    fs_message_init(m);
-    m->body = "x";
-    m->body_len = 1;
-    m->source = "ord";
-    m->adapter_tag = (uintptr_t)i;
-    m->release = ord_release;
+    fs_message *m = test_message(&ord.msgs[i], "ord", i, ord_release);
     *out = m;
     return FS_OK;
 }
@@ -363,6 +371,27 @@ static const fs_broker_ops ord_ops = {
     .publish = ord_publish,
 };
 
+/*
+ * Run a subscription on ord_ops with this fetch and settle (ordered
+ * settlement) until n units were handled, then stop and free the broker.
+ */
+static void run_ordered(const char *source, fs_handler_fn handler, const fs_subscriber_options *so,
+                        uint64_t n, int (*fetch)(void *, void *, unsigned, int, fs_message **),
+                        int (*settle)(void *, fs_message *, const fs_settle_args *))
+{
+    fs_broker_ops ops = ord_ops;
+    ops.fetch = fetch;
+    ops.settle = settle;
+    fs_broker *b;
+    CHECK_OK(fs_broker_create(&ops, NULL, "ord://", NULL, &b));
+    fs_subscriber *sub;
+    CHECK_OK(fs_subscribe(b, source, handler, NULL, so, &sub));
+    CHECK_OK(fs_broker_start(b));
+    CHECK_OK(fs_subscriber_wait_handled(sub, n, WAIT_MS));
+    CHECK_OK(fs_broker_stop(b));
+    fs_broker_free(b);
+}
+
 static fs_outcome slow_first(fs_message *m, void *user)
 {
     (void)user;
@@ -378,23 +407,227 @@ static void test_ordered_settlement(void **state)
     (void)state;
     memset(&ord, 0, sizeof ord);
     pthread_mutex_init(&ord.mu, NULL);
-    fs_broker *b;
-    CHECK_OK(fs_broker_create(&ord_ops, &ord, "ord://", NULL, &b));
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
     so.concurrency = 4;
-    fs_subscriber *sub;
-    CHECK_OK(fs_subscribe(b, "ord", slow_first, NULL, &so, &sub));
-    CHECK_OK(fs_broker_start(b));
-    CHECK_OK(fs_subscriber_wait_handled(sub, ORD_N, WAIT_MS));
-    CHECK_OK(fs_broker_stop(b));
+    run_ordered("ord", slow_first, &so, ORD_N, ord_fetch, ord_settle);
     assert_int_equal(ord.nreleased, ORD_N);
     assert_int_equal(ord.nsettled, ORD_N);
     for (int i = 0; i < ORD_N; i++) {
         assert_int_equal(ord.released[i], i);
         assert_int_equal(ord.settled[i], i);
     }
-    fs_broker_free(b);
     pthread_mutex_destroy(&ord.mu);
+}
+
+/*
+ * Ordered settlement must not wait on another worker's fetch. Three
+ * workers: message 1's handler returns first, message 0's once 1 returned
+ * (so 1 waits for 0), and the fetch of message 2 blocks until both were
+ * settled: the core has to settle them while that fetch is blocked. The
+ * blocked fetch gives up after GATE_WAIT_MS (only when the core is broken;
+ * it then hands message 2 out anyway so that the test ends and says why).
+ */
+#define GATE_N 3
+#define GATE_WAIT_MS 5000
+
+typedef struct gate_adapter {
+    fs_message msgs[GATE_N];
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* broadcast at every change below */
+    int next;          /* messages handed out */
+    int settled[GATE_N];
+    fs_settle_state ops[GATE_N];
+    int nsettled;
+    int released[GATE_N];
+    int nreleased;
+    int handler1_done;
+    int handler0_saw_1;
+    int settled_when_fetch_returned; /* by the blocked fetch, when it returned */
+} gate_adapter;
+
+static gate_adapter gate;
+
+/* With gate.mu held: wait until *value >= at_least, up to GATE_WAIT_MS. */
+static bool gate_wait_until(const int *value, int at_least)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += GATE_WAIT_MS / 1000;
+    while (*value < at_least)
+        if (pthread_cond_timedwait(&gate.cv, &gate.mu, &until) != 0)
+            return *value >= at_least;
+    return true;
+}
+
+static void gate_release(fs_message *m)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.released[gate.nreleased++] = (int)m->adapter_tag;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static int gate_settle(void *impl, fs_message *m, const fs_settle_args *args)
+{
+    (void)impl;
+    pthread_mutex_lock(&gate.mu);
+    gate.ops[gate.nsettled] = args->op;
+    gate.settled[gate.nsettled++] = (int)m->adapter_tag;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    return FS_OK;
+}
+
+static int gate_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
+{
+    (void)impl;
+    (void)sub;
+    (void)worker;
+    pthread_mutex_lock(&gate.mu);
+    int i = gate.next;
+    if (i >= GATE_N) {
+        pthread_mutex_unlock(&gate.mu);
+        test_sleep_ms(timeout_ms < 5 ? (unsigned)timeout_ms : 5u);
+        return FS_ETIMEDOUT;
+    }
+    if (i == GATE_N - 1) { /* blocked until every earlier message was settled */
+        gate_wait_until(&gate.nsettled, GATE_N - 1);
+        gate.settled_when_fetch_returned = gate.nsettled;
+    }
+    gate.next = i + 1;
+    fs_message *m = test_message(&gate.msgs[i], "gate", i, gate_release);
+    pthread_mutex_unlock(&gate.mu);
+    *out = m;
+    return FS_OK;
+}
+
+static fs_outcome gate_handler(fs_message *m, void *user)
+{
+    (void)user;
+    pthread_mutex_lock(&gate.mu);
+    if (m->adapter_tag == 0) {
+        gate.handler0_saw_1 = gate_wait_until(&gate.handler1_done, 1);
+    } else if (m->adapter_tag == 1) {
+        gate.handler1_done = 1;
+        pthread_cond_broadcast(&gate.cv);
+    }
+    pthread_mutex_unlock(&gate.mu);
+    return FS_OUTCOME_OK;
+}
+
+static void test_ordered_settle_not_behind_blocked_fetch(void **state)
+{
+    (void)state;
+    /* ACK settles after the handler; ACK_FIRST's early ack is deferred to the ordered point. */
+    static const fs_ack_policy policies[] = {FS_ACK_POLICY_ACK, FS_ACK_POLICY_ACK_FIRST};
+    for (size_t p = 0; p < sizeof policies / sizeof policies[0]; p++) {
+        memset(&gate, 0, sizeof gate);
+        gate.settled_when_fetch_returned = -1;
+        pthread_mutex_init(&gate.mu, NULL);
+        pthread_cond_init(&gate.cv, NULL);
+        fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+        so.concurrency = 3;
+        so.ack_policy = policies[p];
+        run_ordered("gate", gate_handler, &so, GATE_N, gate_fetch, gate_settle);
+        assert_true(gate.handler0_saw_1); /* message 1 finished first */
+        if (gate.settled_when_fetch_returned != GATE_N - 1)
+            fail_msg("%s: the blocked fetch returned with %d of %d earlier messages settled",
+                     fs_ack_policy_name(policies[p]), gate.settled_when_fetch_returned, GATE_N - 1);
+        assert_int_equal(gate.nsettled, GATE_N);
+        assert_int_equal(gate.nreleased, GATE_N);
+        for (int i = 0; i < GATE_N; i++) {
+            assert_int_equal(gate.settled[i], i);
+            assert_int_equal(gate.ops[i], FS_SETTLE_ACKED);
+            assert_int_equal(gate.released[i], i);
+        }
+        pthread_cond_destroy(&gate.cv);
+        pthread_mutex_destroy(&gate.mu);
+    }
+}
+
+/*
+ * Many messages, eight workers, handlers of uneven length: settle and
+ * release still in fetch order (single messages and batches). The record
+ * is plain memory: under TSan this also checks that each settlement
+ * happens after the previous one.
+ */
+#define MANY_N 3000
+
+typedef struct many_adapter {
+    fs_message msgs[MANY_N];
+    pthread_mutex_t mu; /* fetch only: the core may call it from any worker */
+    int next;
+    int settled_next;  /* the tag the next settle must carry */
+    int released_next; /* the tag the next release must carry */
+    int out_of_order;
+} many_adapter;
+
+static many_adapter many;
+
+static void many_release(fs_message *m)
+{
+    if ((int)m->adapter_tag != many.released_next++)
+        many.out_of_order++;
+}
+
+static int many_settle(void *impl, fs_message *m, const fs_settle_args *args)
+{
+    (void)impl;
+    (void)args;
+    for (size_t i = 0; i < fs_message_count(m); i++)
+        if ((int)fs_message_at(m, i)->adapter_tag != many.settled_next++)
+            many.out_of_order++;
+    return FS_OK;
+}
+
+static int many_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
+{
+    (void)impl;
+    (void)sub;
+    (void)worker;
+    pthread_mutex_lock(&many.mu);
+    int i = many.next < MANY_N ? many.next++ : -1;
+    pthread_mutex_unlock(&many.mu);
+    if (i < 0) {
+        test_sleep_ms(timeout_ms < 2 ? (unsigned)timeout_ms : 2u);
+        return FS_ETIMEDOUT;
+    }
+    fs_message *m = test_message(&many.msgs[i], "many", i, many_release);
+    *out = m;
+    return FS_OK;
+}
+
+static fs_outcome uneven(fs_message *m, void *user)
+{
+    (void)user;
+    unsigned k = (unsigned)fs_message_at(m, 0)->adapter_tag * 2654435761u >> 28;
+    if (k == 0)
+        test_sleep_ms(1);
+    else
+        for (unsigned i = 0; i < k; i++)
+            sched_yield();
+    return FS_OUTCOME_OK;
+}
+
+static void test_ordered_settlement_many(void **state)
+{
+    (void)state;
+    static const size_t batch_sizes[] = {0, 3};
+    static const fs_ack_policy policies[] = {FS_ACK_POLICY_ACK, FS_ACK_POLICY_ACK_FIRST};
+    for (size_t v = 0; v < 2; v++) {
+        memset(&many, 0, sizeof many);
+        pthread_mutex_init(&many.mu, NULL);
+        fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+        so.concurrency = 8;
+        so.batch_size = batch_sizes[v];
+        so.batch_timeout_ms = 1;
+        so.ack_policy = policies[v];
+        run_ordered("many", uneven, &so, MANY_N, many_fetch, many_settle);
+        assert_int_equal(many.out_of_order, 0);
+        assert_int_equal(many.settled_next, MANY_N);
+        assert_int_equal(many.released_next, MANY_N);
+        pthread_mutex_destroy(&many.mu);
+    }
 }
 
 static void test_late_publish_result(void **state)
@@ -501,6 +734,8 @@ int main(void)
         cmocka_unit_test(test_second_prometheus_refused),
         cmocka_unit_test(test_status_rule),
         cmocka_unit_test(test_ordered_settlement),
+        cmocka_unit_test(test_ordered_settle_not_behind_blocked_fetch),
+        cmocka_unit_test(test_ordered_settlement_many),
         cmocka_unit_test(test_late_publish_result),
         cmocka_unit_test(test_native_request_counted_as_publish),
         cmocka_unit_test(test_ops_version_checked),
