@@ -1,17 +1,19 @@
 /*
  * faststream/adapter.h - the interface between the message core and a
- * broker adapter (for broker authors, not for applications).
+ * broker adapter, version 2 (for broker authors, not for applications:
+ * faststream.h does not include it). docs/adapters.md walks through writing
+ * an adapter with the in-process broker (src/brokers/memory) as example.
  *
- * An adapter is a table of operations (fs_broker_ops) plus an opaque
- * implementation pointer. The core owns the worker threads: for each
- * subscriber it starts `concurrency` workers, and each worker loops
+ * An adapter is a versioned table of operations (fs_broker_ops) plus an
+ * opaque implementation pointer. The core owns the worker threads: for each
+ * subscriber it starts `concurrency` workers, and worker i loops
  *
- *     fetch (or fetch_batch) -> consume middleware chain + handler
- *         -> settle per ack policy (ack / nack / reject) -> release
+ *     fetch (or fetch_batch)(worker = i) -> consume middleware chain + handler
+ *         -> settle per ack policy -> release
  *
  * so the adapter only has to hand out messages and settle them. An adapter
- * whose client library is not thread-safe keeps its own reader thread and an
- * internal queue behind fetch.
+ * whose client library is not thread-safe keeps its own reader thread and a
+ * queue behind fetch (src/kit/queue.h has one, with a lane per worker).
  *
  * Messages. The adapter provides the storage of each fs_message it hands
  * out (typically embedded in its own per-delivery record, recycled from a
@@ -20,15 +22,15 @@
  * through m->release once the core is done with it (after settlement).
  * Strings and bodies it points to must stay valid until release.
  *
- * Threads. fetch, ack/nack/reject, release and publish are called
- * concurrently from many threads (every worker, every publisher); so is
- * ping (health checks run on the HTTP server's threads, also while the
+ * Threads. fetch, settle, in_progress, release, publish and backlog are
+ * called concurrently from many threads (every worker, every publisher); so
+ * is ping (health checks run on the HTTP server's threads, also while the
  * broker stops or closes, until fs_broker_free). The other ops are called
  * from one thread at a time.
  *
  * Errors. Ops return FS_OK or a negative FS_E* code after recording a
- * readable message with fs_adapter_error() (same as fs__error). Publish ops
- * also report the error's type name (for the metrics' exception_type).
+ * readable message with fs_adapter_error(). Publish ops also report the
+ * error's type name (for the metrics' exception_type).
  *
  * Registration. Each adapter library registers its URL scheme from an
  * __attribute__((constructor)) function AND exposes fs_<name>_register()
@@ -39,49 +41,78 @@
  *         return fs_broker_register_scheme("redis", redis_factory);
  *     }
  *     __attribute__((constructor)) static void redis_auto(void) { fs_redis_register(); }
+ *
+ * Symbols. Adapters use only what this header (and the headers it
+ * includes) declares, plus the internal kit (src/kit, linked statically).
  */
 #ifndef FASTSTREAM_ADAPTER_H
 #define FASTSTREAM_ADAPTER_H
 
 #include "faststream/broker.h"
 #include "faststream/message.h"
+#include "faststream/middleware.h"
 #include "faststream/publisher.h"
 #include "faststream/subscriber.h"
 
-#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/** The version of this interface; fs_broker_create refuses another. */
+#define FS_ADAPTER_ABI_VERSION 2
+
+/** Bytes of the core's opaque part of every fs_message (fixed for an ABI version). */
+#define FS_MESSAGE_CORE_SIZE 128
+
+#if defined(__cplusplus)
+#define FS_ALIGNAS_(n) alignas(n)
+#else
+#define FS_ALIGNAS_(n) _Alignas(n)
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Messages, as adapters build them                                         */
 
+/** The core's part of a message: opaque, do not touch. */
+typedef struct fs_message_core {
+    FS_ALIGNAS_(16) unsigned char opaque_[FS_MESSAGE_CORE_SIZE];
+} fs_message_core;
+
 /**
  * The message structure. Applications see it only through message.h; an
- * adapter fills the public part. A batch is built by the core.
+ * adapter fills the public part (inline, no setter calls on the hot path).
+ * A batch is built by the core.
  */
 struct fs_message {
-    /* Filled by the adapter (all optional except source). */
+    /* Filled by the adapter (all optional except source and release). */
     const void *body;
     size_t body_len;
-    const fs_header *headers;
+    const fs_header *headers; /**< value_len 0: the value is NUL-terminated */
     size_t header_count;
     const char *content_type;
+    /** NULL: the core generates one lazily (uuid4) when asked. */
     const char *correlation_id;
+    /** NULL: the correlation id (FastStream's rule). */
     const char *message_id;
     const char *reply_to;
     const char *source; /**< the concrete name it arrived on (required) */
-    void *raw;          /**< the client's own message, for fs_message_raw() */
+    const void *key;    /**< Kafka key, or NULL */
+    size_t key_len;
+    int32_t partition;       /**< -1 unknown */
+    int64_t offset;          /**< -1 unknown */
+    int64_t timestamp_ms;    /**< 0 unknown */
+    uint32_t delivery_count; /**< 1 on first delivery; 0 unknown */
+    void *raw;               /**< the client's own message, for fs_message_raw() */
 
     /**
      * Called by the core exactly once when it is done with the message
      * (after settlement, or unsettled for SKIP / MANUAL / shutdown: the
      * adapter then does what its broker does with an unacknowledged
-     * delivery; fs_message_settled(m) says which: for a message of a
-     * batch, the core copies the batch's state into each message before
-     * releasing it). An adapter may therefore do all its settling work
-     * here and leave ack/nack/reject NULL, as the in-process broker does.
+     * delivery). For a message of a batch, release is called per message.
      * Required.
      */
     void (*release)(fs_message *m);
@@ -89,74 +120,147 @@ struct fs_message {
     void *adapter_data;
     uintptr_t adapter_tag;
 
-    /* Set by the core: do not touch. */
-    fs_broker *broker_;
-    fs_subscriber *subscriber_;
-    void *adapter_sub_;   /**< the adapter's subscription state (from subscribe) */
-    fs_message **items_;  /**< a batch's messages */
-    size_t count_;        /**< 1, or a batch's size */
-    size_t size_;         /**< body bytes (summed for a batch) */
-    void *frame_;         /**< the core's dispatch frame while handled */
-    _Atomic int settled_; /**< fs_settle_state */
-    unsigned flags_;
+    /** Set by the core: opaque. */
+    fs_message_core core_;
 };
 
 /**
- * Reset `m` to an empty message (all NULL / 0, unsettled). Call it before
- * filling the public fields of a recycled record.
+ * Reset `m` to an empty message (all NULL / 0, partition and offset -1,
+ * unsettled). Call it before filling the public fields of a recycled
+ * record (or set every public field yourself).
  */
-void fs_message_init(fs_message *m);
+FS_API void fs_message_init(fs_message *m);
 
 /** The adapter subscription state (from ops->subscribe) a message was fetched for. */
-void *fs_message_adapter_sub(const fs_message *m);
+FS_API void *fs_message_adapter_sub(const fs_message *m);
+
+/**
+ * The worker index (in [0, concurrency)) that fetched the message, or 0
+ * (the reply inbox, a copy).
+ */
+FS_API unsigned fs_message_worker(const fs_message *m);
+
+/* ------------------------------------------------------------------------ */
+/* Capabilities (fs_broker_ops.caps)                                        */
+
+enum {
+    /** ops->request is native (NATS inboxes, RabbitMQ direct reply-to). */
+    FS_CAP_NATIVE_REQUEST = 1u << 0,
+    /** Nothing is ever settled on the wire (the whole broker): every spec starts no_ack. */
+    FS_CAP_NO_ACK = 1u << 1,
+    /**
+     * The broker has a nack (redeliver) primitive. Without it (MQTT) the
+     * core warns at fs_subscribe for NACK_ON_ERROR and never calls
+     * settle(NACKED) for a policy-driven nack (the status still says nacked
+     * where the rules say so).
+     */
+    FS_CAP_NACK = 1u << 2,
+    /**
+     * The adapter honours fs_settle_args.delay_ms (natively, e.g. JetStream
+     * NakWithDelay, or by delaying the redelivery itself as memory and
+     * redis do). Informational: the core passes the delay either way.
+     */
+    FS_CAP_NACK_DELAY = 1u << 3,
+    /** ops->in_progress exists (JetStream +WPI). */
+    FS_CAP_IN_PROGRESS = 1u << 4,
+    /** Messages carry delivery_count. */
+    FS_CAP_DELIVERY_COUNT = 1u << 5,
+    /**
+     * The core calls settle and release for the messages of a subscription
+     * in fetch order per worker lane (a message finished early waits for
+     * the earlier ones of its lane). A subscription can ask for it alone:
+     * spec->ordered_settle = true.
+     */
+    FS_CAP_ORDERED_SETTLE = 1u << 6,
+    /** ops->backlog exists. */
+    FS_CAP_BACKLOG = 1u << 7,
+};
+
+/** What ops->settle must do with a message (or every message of a batch). */
+typedef struct fs_settle_args {
+    /** FS_SETTLE_ACKED / NACKED / REJECTED: what the broker must do. */
+    fs_settle_state op;
+    /** nack: redeliver no sooner than this (from the redelivery settings). */
+    unsigned delay_ms;
+    /** reject after max deliveries ("max deliveries"), or NULL. */
+    const char *reason;
+} fs_settle_args;
 
 /* ------------------------------------------------------------------------ */
 /* Subscriptions                                                            */
 
-/** What the core asks an adapter to subscribe to. */
+/** What the core asks an adapter to subscribe to, and what the adapter answers. */
 typedef struct fs_subscribe_spec {
     const char *source;         /**< as given to fs_subscribe */
     const void *broker_options; /**< fs_subscriber_options.broker_options (adapter type) */
     fs_ack_policy ack_policy;   /**< resolved */
-    unsigned concurrency;       /**< number of workers that will call fetch */
+    unsigned concurrency;       /**< number of workers that will call fetch (worker indices) */
     size_t batch_size;          /**< 0: single messages; else the workers call fetch_batch */
     unsigned batch_timeout_ms;
     /**
      * True for the core's own reply inbox (request/reply): `source` is a
      * unique name made by the core; messages on it are replies, consumed by
-     * one core thread through fetch, acked and released (never through the
-     * middleware chain).
+     * one core thread through fetch (worker 0), acked and released (never
+     * through the middleware chain).
      */
     bool reply_inbox;
     fs_subscriber *subscriber; /**< the core's subscriber (NULL for the reply inbox) */
+    /** Redelivery settings, defaults resolved (delay_ms, max_delay_ms > 0). */
+    fs_redelivery redelivery;
+
+    /* ---- Out, set by ops->subscribe (initialised by the core) ---- */
 
     /**
-     * Out, set by ops->subscribe: this subscription has no acknowledgement
-     * at all (e.g. Redis pub/sub). The core then treats every message as
-     * acked on receipt, whatever the ack policy, and never calls
-     * ack/nack/reject for it. Starts false (or true for FS_BROKER_NO_ACK).
+     * Nothing is settled on the wire for this subscription (Redis channel
+     * and list, NATS core, RabbitMQ no_ack, MQTT QoS 0): the core never
+     * calls settle. The status still counts what the handler did. Starts
+     * false (true with FS_CAP_NO_ACK).
      */
     bool no_ack;
+    /**
+     * The state every message starts in (Kafka ACK_FIRST / auto-commit:
+     * FS_SETTLE_ACKED, so every message counts acked); FS_SETTLE_NONE
+     * otherwise (the start value).
+     */
+    fs_settle_state presettled;
+    /**
+     * What an explicit ack / nack / reject SETS as the message's state,
+     * indexed by FS_SETTLE_ACKED / NACKED / REJECTED (index 0 unused).
+     * Starts as the identity. Kafka manual commit: reject -> ACKED (settle
+     * still receives op REJECTED, to dead-letter and commit). MQTT: nack ->
+     * NONE (no state, nothing sent; the policy applies afterwards), reject
+     * -> ACKED.
+     */
+    fs_settle_state settle_as[4];
+    /** Settle in fetch order (see FS_CAP_ORDERED_SETTLE); starts true with the cap. */
+    bool ordered_settle;
 } fs_subscribe_spec;
 
-/** Flags for fs_broker_ops.flags. */
-enum {
-    /** ops->request is implemented natively (e.g. NATS inboxes). */
-    FS_BROKER_NATIVE_REQUEST = 1u << 0,
-    /** Settlement is meaningless (e.g. Redis pub/sub): acked on receipt whatever the policy. */
-    FS_BROKER_NO_ACK = 1u << 1,
-};
+/* ------------------------------------------------------------------------ */
+/* The operations                                                           */
 
 /**
  * The adapter's operations. NULL ops are allowed where marked optional.
- * `impl` is the pointer given to fs_broker_create.
+ * `impl` is the pointer given to fs_broker_create. Declare the table with
+ * designated initialisers and FS_ADAPTER_ABI_VERSION / sizeof:
+ *
+ *     static const fs_broker_ops my_ops = {
+ *         .abi_version = FS_ADAPTER_ABI_VERSION,
+ *         .struct_size = sizeof(fs_broker_ops),
+ *         .name = "mine", ...
+ *     };
+ *
+ * Ops appended in later versions lie beyond an old adapter's struct_size
+ * and are treated as NULL.
  */
 typedef struct fs_broker_ops {
-    /** "memory", "redis"...: the broker metric label. Static storage. */
+    uint32_t abi_version; /**< FS_ADAPTER_ABI_VERSION */
+    uint32_t struct_size; /**< sizeof(fs_broker_ops) as the adapter was compiled */
+    /** "kafka", "rabbitmq", "nats", "mqtt", "redis", "memory": the broker metric label. */
     const char *name;
     /** The broker type's default ack policy (never FS_ACK_POLICY_DEFAULT). */
     fs_ack_policy default_ack_policy;
-    unsigned flags;
+    uint64_t caps; /**< FS_CAP_* */
 
     /** Open the connection(s). Optional. Called by fs_broker_connect/start. */
     int (*connect)(void *impl);
@@ -177,9 +281,9 @@ typedef struct fs_broker_ops {
 
     /**
      * Create the adapter-side subscription state for `spec` (validate the
-     * source and options; no I/O needed yet). Called by fs_subscribe, and
-     * for the reply inbox. `*sub_out` is handed back to fetch & co. The
-     * adapter may set spec->no_ack.
+     * source and options; no I/O needed yet) and set the spec's outputs.
+     * Called by fs_subscribe, and for the reply inbox. `*sub_out` is handed
+     * back to fetch & co.
      */
     int (*subscribe)(void *impl, fs_subscribe_spec *spec, void **sub_out);
     /** Free a subscription's state (after its workers stopped). Optional. */
@@ -193,28 +297,33 @@ typedef struct fs_broker_ops {
     int (*subscription_start)(void *impl, void *sub);
 
     /**
-     * Take the next message for `sub`, waiting up to timeout_ms. FS_OK with
-     * *out set; FS_ETIMEDOUT when none came; FS_ECLOSED once stopped.
-     * Other errors are logged and retried by the core after a short pause.
+     * Take the next message for `sub`, waiting up to timeout_ms. `worker`
+     * is the calling worker's index in [0, spec->concurrency) (to pin a
+     * partition or key to a worker). FS_OK with *out set; FS_ETIMEDOUT when
+     * none came; FS_ECLOSED once stopped. Other errors are logged and
+     * retried by the core after a short pause.
      */
-    int (*fetch)(void *impl, void *sub, int timeout_ms, fs_message **out);
+    int (*fetch)(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out);
     /**
      * Take up to `max` messages into out[0..*n): return as soon as `max`
      * are there, or batch_timeout_ms after the first one arrived with what
      * is there; FS_ETIMEDOUT with *n == 0 when nothing came within
      * timeout_ms. Optional: without it the core calls fetch repeatedly.
      */
-    int (*fetch_batch)(void *impl, void *sub, fs_message **out, size_t max,
+    int (*fetch_batch)(void *impl, void *sub, unsigned worker, fs_message **out, size_t max,
                        unsigned batch_timeout_ms, int timeout_ms, size_t *n);
 
     /**
      * Settle `m`: a single message, or a batch (iterate fs_message_count /
      * fs_message_at; settle them in one round trip if you can). Called at
-     * most once per message. Optional for FS_BROKER_NO_ACK adapters.
+     * most once per message, never for a no_ack subscription, before
+     * release. May be called from the handler's thread while the handler
+     * still runs (an explicit fs_message_ack). Optional (then settling is
+     * a no-op: do the work in release, reading fs_message_settled).
      */
-    int (*ack)(void *impl, fs_message *m);
-    int (*nack)(void *impl, fs_message *m);
-    int (*reject)(void *impl, fs_message *m);
+    int (*settle)(void *impl, fs_message *m, const fs_settle_args *args);
+    /** Extend the message's ack deadline (FS_CAP_IN_PROGRESS). Optional. */
+    int (*in_progress)(void *impl, fs_message *m);
 
     /**
      * Resolve a destination once for a publisher (fs_publisher_new).
@@ -227,21 +336,21 @@ typedef struct fs_broker_ops {
 
     /**
      * Publish `count` (>= 1) messages to `destination`. `dest` is the
-     * prepared destination or NULL. On failure set *error_type to the
-     * error's type name (static storage or alive as long as the broker:
-     * e.g. "QueueFull", a client error code name; NULL means "Error"),
-     * record the message with fs_adapter_error() and return FS_E*.
+     * prepared destination or NULL. FS_OK when the broker took them;
+     * FS_PENDING when they were accepted and the result comes later
+     * (report it with fs_adapter_publish_result); on failure set
+     * *error_type to the error's type name (static storage or alive as long
+     * as the broker: e.g. "QueueFull", a client error code name; NULL means
+     * "Error"), record the message with fs_adapter_error() and return FS_E*.
      */
     int (*publish)(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
                    size_t count, const char **error_type);
 
     /**
-     * Native request/reply (only with FS_BROKER_NATIVE_REQUEST): publish
-     * `msg` and wait for its reply; on FS_OK *reply is a heap message made
-     * with fs_message_new_copy. Without it the core builds request/reply
-     * on publish + a reply-inbox subscription (then the request's publish
-     * goes through the publish middleware like any other; a native request
-     * does not).
+     * Native request/reply (FS_CAP_NATIVE_REQUEST): publish `msg` and wait
+     * for its reply; on FS_OK *reply is a heap message made with
+     * fs_message_new_copy. Without it the core builds request/reply on
+     * publish + a reply-inbox subscription.
      */
     int (*request)(void *impl, const char *destination, const fs_envelope *msg, int timeout_ms,
                    fs_message **reply, const char **error_type);
@@ -252,36 +361,70 @@ typedef struct fs_broker_ops {
      * deliveries left unsettled. Optional.
      */
     void (*stopped)(void *impl);
+
+    /** Messages waiting for this subscription, as the broker says (FS_CAP_BACKLOG). Optional. */
+    int (*backlog)(void *impl, void *sub, int timeout_ms, uint64_t *out);
 } fs_broker_ops;
+
+/** ops->publish: accepted, the result comes later through fs_adapter_publish_result. */
+#define FS_PENDING 1
 
 /**
  * Create a broker around an adapter. `ops` must stay valid for the
- * broker's life (static storage); `url` (copied) is what fs_broker_url
- * returns; `opts` may be NULL. On success the broker owns `impl` (ops->free
- * is called at fs_broker_free); on failure the caller keeps it.
+ * broker's life (static storage); an ops table of another abi_version is
+ * refused (FS_EINVAL). `url` (copied) is what fs_broker_url returns; `opts`
+ * may be NULL. On success the broker owns `impl` (ops->free is called at
+ * fs_broker_free); on failure the caller keeps it and *out is NULL.
  */
-int fs_broker_create(const fs_broker_ops *ops, void *impl, const char *url,
-                     const fs_broker_options *opts, fs_broker **out);
+FS_API int fs_broker_create(const fs_broker_ops *ops, void *impl, const char *url,
+                            const fs_broker_options *opts, fs_broker **out);
 
 /** The adapter's impl pointer of a broker. */
-void *fs_broker_impl(const fs_broker *broker);
+FS_API void *fs_broker_impl(const fs_broker *broker);
 
 /** The adapter's ops of a broker. */
-const fs_broker_ops *fs_broker_get_ops(const fs_broker *broker);
+FS_API const fs_broker_ops *fs_broker_get_ops(const fs_broker *broker);
+
+/**
+ * The late result of a publish that returned FS_PENDING: `count` messages
+ * to `destination`, `status` FS_OK or FS_E*, `error_type` on failure (NULL
+ * means "Error"), `elapsed_s` since the publish began. Callable from any
+ * thread (e.g. a client's delivery-report callback); runs every
+ * middleware's publish_result hook (middleware.h).
+ */
+FS_API void fs_adapter_publish_result(fs_broker *b, const char *destination, size_t count,
+                                      int status, const char *error_type, double elapsed_s);
 
 /** Record an error message (like fs_last_error) and return `status`. */
-int fs_adapter_error(int status, const char *fmt, ...) FS_PRINTF(2, 3);
+FS_API int fs_adapter_error(int status, const char *fmt, ...) FS_PRINTF(2, 3);
+
+/** fs_adapter_error with a va_list. */
+FS_API int fs_adapter_verror(int status, const char *fmt, va_list ap) FS_PRINTF(2, 0);
 
 /** Log a line as component `component` (an adapter name). */
-void fs_adapter_log(fs_log_level level, const char *component, const char *fmt, ...)
+FS_API void fs_adapter_log(fs_log_level level, const char *component, const char *fmt, ...)
     FS_PRINTF(3, 4);
+
+/** fs_adapter_log with a va_list. */
+FS_API void fs_adapter_vlog(fs_log_level level, const char *component, const char *fmt, va_list ap)
+    FS_PRINTF(3, 0);
+
+/** Nonzero when a line at `level` would be logged (check before formatting on hot paths). */
+FS_API int fs_adapter_log_enabled(fs_log_level level);
 
 /**
  * A heap message copied from an envelope (for replies returned by
- * ops->request and for the in-process broker's records). `source` is the
- * name it arrived on. Free with fs_message_free.
+ * ops->request). `source` is the name it arrived on. Free with
+ * fs_message_free.
  */
-fs_message *fs_message_new_copy(const fs_envelope *env, const char *source);
+FS_API fs_message *fs_message_new_copy(const fs_envelope *env, const char *source);
+
+/**
+ * Write a new uuid4 string ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx") into
+ * out (37 bytes with the NUL), as FastStream's gen_cor_id. Thread-safe, no
+ * allocation.
+ */
+FS_API void fs_adapter_uuid4(char out[37]);
 
 /* ------------------------------------------------------------------------ */
 /* URL helpers for adapters                                                 */
@@ -304,18 +447,33 @@ typedef struct fs_url {
  * message when it is malformed, FS_ENOMEM when out of memory; `*out` then
  * holds nothing to free. Free a parsed URL with fs_url_free.
  */
-int fs_url_parse(const char *url, fs_url *out);
+FS_API int fs_url_parse(const char *url, fs_url *out);
 
 /**
- * The value of query parameter `key`, percent-decoded (caller frees; "" for
- * a key without '='), or NULL when absent. NULL with fs_last_error() set
- * also when out of memory (or, for an fs_url not made by fs_url_parse, on a
- * malformed %-escape).
+ * The value of query parameter `key`, percent-decoded, into *value (caller
+ * frees; "" for a key without '='). FS_OK with *value set; FS_ENOTFOUND
+ * (*value NULL, no error recorded) when absent; FS_ENOMEM, or FS_EINVAL for
+ * a malformed %-escape in an fs_url not made by fs_url_parse, with
+ * fs_last_error() set.
  */
-char *fs_url_query_param(const fs_url *url, const char *key);
+FS_API int fs_url_query_get(const fs_url *url, const char *key, char **value);
+
+/**
+ * The value of query parameter `key` (caller frees), or NULL when absent
+ * or on failure: use fs_url_query_get to tell them apart.
+ */
+FS_API char *fs_url_query_param(const fs_url *url, const char *key);
+
+/**
+ * Iterate the query's parameters: at the first call *pos is 0; returns
+ * true with the raw name and value (not decoded; value NULL when there is
+ * no '=') of the next parameter, false at the end.
+ */
+FS_API bool fs_url_query_next(const fs_url *url, size_t *pos, const char **name, size_t *name_len,
+                              const char **value, size_t *value_len);
 
 /** Free the strings of a parsed URL and reset it (NULL: no-op). */
-void fs_url_free(fs_url *url);
+FS_API void fs_url_free(fs_url *url);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,17 @@ extern "C" {
 #define FASTSTREAM_VERSION_PATCH 0
 #define FASTSTREAM_VERSION_STRING "0.1.0"
 
+/*
+ * FS_API marks the library's public functions: the libraries are built with
+ * hidden visibility, so only what is marked is exported (a program or an
+ * adapter library that reaches for an internal fs__* symbol fails to link).
+ */
+#if defined(__GNUC__)
+#define FS_API __attribute__((visibility("default")))
+#else
+#define FS_API
+#endif
+
 #if defined(__GNUC__) && !defined(FS_NO_ATTRIBUTES)
 #define FS_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #define FS_NODISCARD __attribute__((warn_unused_result))

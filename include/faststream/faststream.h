@@ -16,7 +16,6 @@
 #include "faststream/broker.h"
 #include "faststream/memory.h"
 #include "faststream/app.h"
-#include "faststream/adapter.h"
 #include "faststream/prometheus.h"
 /* Broker adapters: declarations only; link the adapter library to use one. */
 #include "faststream/redis.h"

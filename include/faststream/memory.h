@@ -11,13 +11,15 @@
  *   - Publishing to a name delivers a copy to every group of that name
  *     (fan-out). A name that has no group yet gets its default group, so
  *     messages published before anyone subscribed wait there.
- * ack removes the message, nack puts it back at the tail (redelivered),
- * reject drops it or, if the group has a dead-letter name, publishes it to
- * that name. A message released unsettled (SKIP, MANUAL without settlement)
- * stays pending and is requeued when its subscriber stops.
- * Capacity is bounded per group: publishing to a full group fails with
- * FS_EFULL and the error type name "QueueFull" (for a fan-out, the groups
- * that had room still got the message).
+ * ack removes the message; nack puts it back at the tail once the
+ * subscriber's redelivery delay passed (fs_subscriber_options.redelivery:
+ * 100 ms, doubling per delivery up to 10 s, by default; past max_deliveries
+ * it is rejected instead); reject drops it or, if the subscriber has a
+ * dead-letter name, publishes it to that name. fs_message_delivery_count()
+ * counts the deliveries since the message was published. A message released unsettled (SKIP, MANUAL
+ * without settlement) stays pending and is requeued when its subscriber stops. Capacity is bounded
+ * per group: publishing to a full group fails with FS_EFULL and the error type name "QueueFull"
+ * (for a fan-out, the groups that had room still got the message).
  *
  * Built-in default ack policy: REJECT_ON_ERROR. Publishing and consuming
  * take no lock and allocate nothing in the steady state for bodies up to
@@ -71,6 +73,12 @@ typedef struct fs_memory_subscriber_options {
 /** Create an in-process broker. `opts` may be NULL. */
 int fs_memory_broker_new(const fs_memory_options *opts, fs_broker **out);
 
+/**
+ * Register the "memory" URL scheme (done automatically when the library is
+ * loaded; call it from a static link). FS_OK or FS_ECONFLICT.
+ */
+int fs_memory_register(void);
+
 /** True when `broker` is an in-process broker. */
 bool fs_broker_is_memory(const fs_broker *broker);
 
@@ -79,7 +87,8 @@ bool fs_broker_is_memory(const fs_broker *broker);
 
 /**
  * Messages waiting in group `group` (NULL: the default group) of `name`,
- * not counting those being handled. 0 when there is no such group.
+ * including nacked ones waiting for their redelivery delay, not counting
+ * those being handled. 0 when there is no such group.
  */
 size_t fs_memory_queue_depth(const fs_broker *broker, const char *name, const char *group);
 

@@ -36,10 +36,16 @@ typedef struct fs_message fs_message;
 typedef struct fs_broker fs_broker;
 typedef struct fs_subscriber fs_subscriber;
 
-/** One header: a name and a value, both NUL-terminated strings. */
+/**
+ * One header: a NUL-terminated name and a value. `value_len` 0 means the
+ * value is a NUL-terminated string (its length is strlen(value)); a value
+ * with bytes (Kafka headers) gives its length (it is still followed by a
+ * NUL in received messages). Old `{name, value}` initialisers still work.
+ */
 typedef struct fs_header {
     const char *name;
     const char *value;
+    size_t value_len;
 } fs_header;
 
 /**
@@ -105,13 +111,22 @@ size_t fs_message_header_count(const fs_message *m);
 /** The i-th header, or NULL out of range. Order is the broker's. */
 const fs_header *fs_message_header_at(const fs_message *m, size_t i);
 
+/** The length of the i-th header's value (value_len, or strlen(value)); 0 out of range. */
+size_t fs_message_header_value_len(const fs_message *m, size_t i);
+
 /** The content type ("application/json"...), or NULL. */
 const char *fs_message_content_type(const fs_message *m);
 
-/** The correlation id, or NULL. */
+/**
+ * The correlation id. Never NULL on a received message: when the sender
+ * sent none, a uuid4 is generated on first use (the same value on every
+ * call, nothing allocated), as FastStream does. A publish or reply made
+ * from inside the handler without a correlation id carries this one.
+ * NULL only for NULL (and for a batch, which has no id of its own).
+ */
 const char *fs_message_correlation_id(const fs_message *m);
 
-/** The message id, or NULL. */
+/** The message id; when the sender sent none, the correlation id (FastStream's rule). */
 const char *fs_message_id(const fs_message *m);
 
 /** Where a reply should go, or NULL when the sender expects none. */
@@ -129,6 +144,26 @@ const char *fs_message_source(const fs_message *m);
  * as documented by each adapter, or NULL. Valid as long as the message.
  */
 void *fs_message_raw(const fs_message *m);
+
+/** The message key (Kafka), or NULL with *len 0. `len` may be NULL. */
+const void *fs_message_key(const fs_message *m, size_t *len);
+
+/** The partition it was read from (Kafka), or -1 when the broker has none. */
+int32_t fs_message_partition(const fs_message *m);
+
+/** Its offset in the partition or stream (Kafka), or -1 when unknown. */
+int64_t fs_message_offset(const fs_message *m);
+
+/** The broker's timestamp in milliseconds since the epoch, or 0 when unknown. */
+int64_t fs_message_timestamp_ms(const fs_message *m);
+
+/**
+ * How many times the broker has delivered this message: 1 on the first
+ * delivery, 2 on the first redelivery...; 0 where the broker does not tell
+ * (memory counts, Redis streams read the pending entry's count, JetStream
+ * NumDelivered, RabbitMQ x-delivery-count).
+ */
+uint32_t fs_message_delivery_count(const fs_message *m);
 
 /** The broker the message came from. */
 fs_broker *fs_message_broker(const fs_message *m);
@@ -161,8 +196,20 @@ int fs_message_nack(fs_message *m);
 /** Reject: the broker drops it or moves it to a dead-letter destination. See fs_message_ack. */
 int fs_message_reject(fs_message *m);
 
-/** The explicit settlement state (FS_SETTLE_NONE until settled). Lock-free. */
+/**
+ * The message's settlement state: what an explicit ack/nack/reject set (as
+ * the broker's message class sets it: e.g. a Kafka reject sets ACKED), or
+ * the state the broker's message starts in (Kafka auto-commit: ACKED);
+ * FS_SETTLE_NONE until then. Lock-free.
+ */
 fs_settle_state fs_message_settled(const fs_message *m);
+
+/**
+ * Tell the broker the handler is still working on the message (extends
+ * its ack deadline: JetStream +WPI). FS_EUNSUPPORTED where the broker has
+ * no such thing; FS_EINVAL for NULL, a copy or a message of a batch.
+ */
+int fs_message_in_progress(fs_message *m);
 
 /* ------------------------------------------------------------------------ */
 /* Failures and replies, from inside a handler                              */

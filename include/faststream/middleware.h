@@ -89,6 +89,17 @@ typedef struct fs_consume_ctx {
  */
 fs_outcome fs_consume_next(fs_consume_ctx *ctx);
 
+/**
+ * The received-message status of METRICS.md step 8, for a context whose
+ * fs_consume_next() returned: "acked", "nacked", "rejected", "skipped" or
+ * "error". The rule: the message's settlement state (an explicit
+ * ack/nack/reject as the broker's message class sets it, or the state the
+ * broker's message starts in, e.g. Kafka auto-commit), else the handler's
+ * control outcome (ACK, NACK, REJECT, SKIP), else "error" when it failed,
+ * else "acked". The ack policy never shows. Static strings.
+ */
+const char *fs_consume_status(const fs_consume_ctx *ctx);
+
 /** What a publish hook sees; the "after next" fields are valid once fs_publish_next() returned. */
 typedef struct fs_publish_ctx {
     fs_broker *broker;
@@ -111,7 +122,12 @@ typedef struct fs_publish_ctx {
     void *scratch;
 
     /* after next */
-    int status;             /**< FS_OK or a negative FS_E* code */
+    /**
+     * FS_OK, a negative FS_E* code, or FS_PENDING (1): the adapter accepted
+     * the messages and reports the result later, through the
+     * publish_result hook (count nothing now).
+     */
+    int status;
     const char *error_type; /**< on failure the error's type name ("QueueFull"...), else NULL */
 
     /* private to the core */
@@ -139,7 +155,22 @@ typedef fs_outcome (*fs_consume_hook)(fs_consume_ctx *ctx);
  */
 typedef int (*fs_publish_hook)(fs_publish_ctx *ctx);
 
-/** A middleware definition. */
+/** The late result of a publish whose status was FS_PENDING. */
+typedef struct fs_publish_result_ctx {
+    fs_broker *broker;
+    const char *broker_name;
+    const char *destination;
+    size_t count;
+    int status;             /**< FS_OK or a negative FS_E* code */
+    const char *error_type; /**< on failure the type name ("Error" if none), else NULL */
+    double elapsed_s;       /**< since the publish began */
+    void *state;            /**< this middleware's fs_middleware.state */
+} fs_publish_result_ctx;
+
+/** Called for a late publish result, on the adapter's thread; must be thread-safe. */
+typedef void (*fs_publish_result_hook)(const fs_publish_result_ctx *ctx);
+
+/** A middleware definition (a zeroed struct plus the hooks you need). */
 typedef struct fs_middleware {
     const char *name;                /**< for logs; copied */
     fs_consume_hook consume;         /**< NULL: not involved in consuming */
@@ -147,6 +178,13 @@ typedef struct fs_middleware {
     size_t scratch_size;             /**< per-message scratch bytes, 0..FS_MIDDLEWARE_SCRATCH_MAX */
     void *state;                     /**< handed to the hooks as ctx->state */
     void (*free_state)(void *state); /**< called with state when the broker is freed; optional */
+    fs_publish_result_hook publish_result; /**< late publish results; optional */
+    /**
+     * A middleware that may be added only once per broker (e.g.
+     * "prometheus"): a second fs_broker_add_middleware with the same key
+     * fails with FS_ECONFLICT. NULL: no limit.
+     */
+    const char *unique_key;
 } fs_middleware;
 
 /**

@@ -44,11 +44,20 @@ typedef struct fs_envelope {
      * or NULL for the publisher's / broker's defaults.
      */
     const void *broker_options;
+    /** The message key (Kafka), or NULL. Copied by the adapter. */
+    const void *key;
+    size_t key_len;
+    /** The partition to publish to when partition_set (Kafka); otherwise any. */
+    int32_t partition;
+    bool partition_set;
+    /** The message timestamp in ms since the epoch; 0: now (where the broker has one). */
+    int64_t timestamp_ms;
 } fs_envelope;
 
+/* A zeroed fs_envelope is the same: every field absent. */
 #define FS_ENVELOPE_INIT                                                                           \
     {                                                                                              \
-        NULL, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL                                             \
+        NULL, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, false, 0                       \
     }
 
 /** Publish one message to `destination`. */

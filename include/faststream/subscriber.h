@@ -72,6 +72,29 @@ const char *fs_ack_policy_name(fs_ack_policy policy);
  */
 typedef fs_outcome (*fs_handler_fn)(fs_message *msg, void *user);
 
+/**
+ * Redelivery settings: what happens to a nacked message. The n-th
+ * redelivery waits min(max_delay_ms, delay_ms * 2^(n-1)) (from the
+ * message's delivery count); past max_deliveries deliveries a nack becomes
+ * a reject (the broker drops the message or moves it to the subscriber's
+ * dead-letter destination) with a warning log line. The status in the
+ * metrics still says what the handler did (nacked). Zero fields mean the
+ * defaults. Brokers map these to their native form (memory and Redis
+ * streams delay the redelivery themselves; JetStream NakWithDelay...).
+ */
+typedef struct fs_redelivery {
+    /** First delay before a nacked message returns; 0 means 100 ms. */
+    unsigned delay_ms;
+    /** Cap of the exponential backoff (x2 per delivery); 0 means 10000 ms. */
+    unsigned max_delay_ms;
+    /** 0: unlimited; else reject instead of nacking once delivered this many times. */
+    unsigned max_deliveries;
+} fs_redelivery;
+
+/*
+ * Options. A zeroed struct (or NULL) means every default, as does
+ * FS_SUBSCRIBER_OPTIONS_INIT.
+ */
 typedef struct fs_subscriber_options {
     /** FS_ACK_POLICY_DEFAULT inherits the broker's. */
     fs_ack_policy ack_policy;
@@ -97,11 +120,16 @@ typedef struct fs_subscriber_options {
      * when fs_subscribe fails: the caller keeps `user` then.
      */
     void (*free_user)(void *user);
+    /** What happens to nacked messages (zero: the defaults). */
+    fs_redelivery redelivery;
 } fs_subscriber_options;
 
 #define FS_SUBSCRIBER_OPTIONS_INIT                                                                 \
     {                                                                                              \
-        FS_ACK_POLICY_DEFAULT, 1, 0, 0, NULL, NULL, NULL                                           \
+        FS_ACK_POLICY_DEFAULT, 1, 0, 0, NULL, NULL, NULL,                                          \
+        {                                                                                          \
+            0, 0, 0                                                                                \
+        }                                                                                          \
     }
 
 /**
@@ -127,6 +155,13 @@ fs_ack_policy fs_subscriber_ack_policy(const fs_subscriber *sub);
 
 /** The broker the subscriber belongs to. */
 fs_broker *fs_subscriber_broker(const fs_subscriber *sub);
+
+/**
+ * Messages waiting for this subscriber on the broker (not yet handed to a
+ * handler), asked of the broker within timeout_ms. FS_EUNSUPPORTED where
+ * the adapter cannot tell.
+ */
+int fs_subscriber_backlog(const fs_subscriber *sub, int timeout_ms, uint64_t *out);
 
 /**
  * Messages whose handler call has completed and whose settlement is done

@@ -49,7 +49,7 @@ void fs_clear_error(void)
     last_error[0] = '\0';
 }
 
-int fs__verror(int status, const char *fmt, va_list ap)
+int fs_adapter_verror(int status, const char *fmt, va_list ap)
 {
     /* Formatted aside first: an argument may be last_error itself. */
     char buf[sizeof last_error];
@@ -58,11 +58,11 @@ int fs__verror(int status, const char *fmt, va_list ap)
     return status;
 }
 
-int fs__error(int status, const char *fmt, ...)
+int fs_adapter_error(int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = fs__verror(status, fmt, ap);
+    int rc = fs_adapter_verror(status, fmt, ap);
     va_end(ap);
     return rc;
 }

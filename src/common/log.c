@@ -79,23 +79,23 @@ const char *fs_log_level_name(fs_log_level level)
     return "?";
 }
 
-int fs__log_enabled(fs_log_level level)
+int fs_adapter_log_enabled(fs_log_level level)
 {
     return (int)level >= atomic_load_explicit(&min_level, memory_order_relaxed) &&
            level != FS_LOG_OFF;
 }
 
-void fs__log(fs_log_level level, const char *component, const char *fmt, ...)
+void fs_adapter_log(fs_log_level level, const char *component, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fs__vlog(level, component, fmt, ap);
+    fs_adapter_vlog(level, component, fmt, ap);
     va_end(ap);
 }
 
-void fs__vlog(fs_log_level level, const char *component, const char *fmt, va_list ap)
+void fs_adapter_vlog(fs_log_level level, const char *component, const char *fmt, va_list ap)
 {
-    if (!fs__log_enabled(level))
+    if (!fs_adapter_log_enabled(level))
         return;
     char line[1024];
     vsnprintf(line, sizeof line, fmt, ap);

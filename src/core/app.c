@@ -85,9 +85,9 @@ int fs_app_new(const fs_app_options *opts, fs_app **out)
     app->pipe_fd[0] = app->pipe_fd[1] = -1;
     pthread_mutex_init(&app->lock, NULL);
     app->opts = o;
-    app->http_address = fs__strdup(o.http_address ? o.http_address : "127.0.0.1");
-    app->metrics_path = fs__strdup(o.metrics_path ? o.metrics_path : "/metrics");
-    app->health_path = fs__strdup(o.health_path ? o.health_path : "");
+    app->http_address = fs_kit_strdup(o.http_address ? o.http_address : "127.0.0.1");
+    app->metrics_path = fs_kit_strdup(o.metrics_path ? o.metrics_path : "/metrics");
+    app->health_path = fs_kit_strdup(o.health_path ? o.health_path : "");
     if (!app->http_address || !app->metrics_path || !app->health_path) {
         fs_app_free(app);
         return fs__error(FS_ENOMEM, "out of memory creating an app");
@@ -171,7 +171,7 @@ int fs_app_add_route(fs_app *app, const char *path, fs_http_route_fn fn, void *u
     if (rc == FS_OK) {
         app->routes = v;
         route *r = &app->routes[app->route_count];
-        r->path = fs__strdup(path);
+        r->path = fs_kit_strdup(path);
         r->fn = fn;
         r->user = user;
         if (!r->path)

@@ -3,14 +3,36 @@
  * lifecycle, subscribers and the middleware chain.
  */
 #include "core/core.h"
-#include "faststream/memory.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define FS__MAX_CONCURRENCY 1024
 #define FS__DEFAULT_GRACEFUL_MS 10000
+#define FS__DEFAULT_REDELIVERY_MS 100
+#define FS__DEFAULT_REDELIVERY_MAX_MS 10000
+
+void fs__spec_outputs_init(const fs_broker *b, fs_subscribe_spec *spec)
+{
+    spec->no_ack = (b->ops->caps & FS_CAP_NO_ACK) != 0;
+    spec->presettled = FS_SETTLE_NONE;
+    for (int i = 0; i < 4; i++)
+        spec->settle_as[i] = (fs_settle_state)i;
+    spec->ordered_settle = (b->ops->caps & FS_CAP_ORDERED_SETTLE) != 0;
+}
+
+int fs__spec_outputs_check(const fs_broker *b, const fs_subscribe_spec *spec)
+{
+    FS_CHECK_ARG((unsigned)spec->presettled <= FS_SETTLE_REJECTED,
+                 "adapter %s: invalid presettled state %d", b->ops->name, (int)spec->presettled);
+    for (int i = 0; i < 4; i++)
+        FS_CHECK_ARG((unsigned)spec->settle_as[i] <= FS_SETTLE_REJECTED,
+                     "adapter %s: invalid settle_as[%d] %d", b->ops->name, i,
+                     (int)spec->settle_as[i]);
+    return FS_OK;
+}
 
 /* ------------------------------------------------------------------------ */
 /* URL schemes                                                              */
@@ -83,13 +105,8 @@ bool fs_broker_scheme_registered(const char *scheme)
 {
     if (!scheme)
         return false;
-    if (strcasecmp(scheme, "memory") == 0)
-        return true;
     return scheme_find(scheme) != NULL;
 }
-
-/* The in-process broker's factory (src/brokers/memory). */
-int fs__memory_factory(const char *url, const fs_broker_options *opts, fs_broker **out);
 
 int fs_broker_new(const char *url, const fs_broker_options *opts, fs_broker **out)
 {
@@ -110,8 +127,6 @@ int fs_broker_new(const char *url, const fs_broker_options *opts, fs_broker **ou
     fs_broker_options o = FS_BROKER_OPTIONS_INIT;
     if (opts)
         o = *opts;
-    if (strcasecmp(scheme, "memory") == 0)
-        return fs__memory_factory(url, &o, out);
     fs_broker_factory f = scheme_find(scheme);
     if (!f)
         return fs__error(FS_ENOTFOUND,
@@ -138,13 +153,21 @@ int fs_broker_create(const fs_broker_ops *ops, void *impl, const char *url,
     FS_CHECK_ARG(out, "fs_broker_create: out is NULL");
     *out = NULL;
     FS_CHECK_ARG(ops, "fs_broker_create: ops is NULL");
+    FS_CHECK_ARG(ops->abi_version == FS_ADAPTER_ABI_VERSION,
+                 "fs_broker_create: adapter '%s' was built for adapter interface version %u; this "
+                 "library implements version %d (rebuild the adapter against its adapter.h)",
+                 ops->abi_version >= 2 && ops->name ? ops->name : "?", (unsigned)ops->abi_version,
+                 FS_ADAPTER_ABI_VERSION);
+    FS_CHECK_ARG(ops->struct_size >= offsetof(fs_broker_ops, publish) + sizeof ops->publish,
+                 "fs_broker_create: adapter ops table too small (struct_size %u)",
+                 (unsigned)ops->struct_size);
     FS_CHECK_ARG(ops->name && *ops->name, "fs_broker_create: ops->name is empty");
     FS_CHECK_ARG(ops->subscribe && ops->fetch && ops->publish,
                  "fs_broker_create: adapter '%s' lacks subscribe, fetch or publish", ops->name);
     FS_CHECK_ARG(ops->default_ack_policy != FS_ACK_POLICY_DEFAULT &&
                      policy_valid(ops->default_ack_policy),
                  "fs_broker_create: adapter '%s' has no valid default ack policy", ops->name);
-    FS_CHECK_ARG(!(ops->flags & FS_BROKER_NATIVE_REQUEST) || ops->request,
+    FS_CHECK_ARG(!(ops->caps & FS_CAP_NATIVE_REQUEST) || ops->request,
                  "fs_broker_create: adapter '%s' says NATIVE_REQUEST but has no request op",
                  ops->name);
     fs_broker_options o = FS_BROKER_OPTIONS_INIT;
@@ -158,12 +181,16 @@ int fs_broker_create(const fs_broker_ops *ops, void *impl, const char *url,
     fs_broker *b = calloc(1, sizeof *b);
     if (!b)
         return fs__error(FS_ENOMEM, "out of memory creating a broker");
-    b->url = fs__strdup(url ? url : "");
+    b->url = fs_kit_strdup(url ? url : "");
     if (!b->url) {
         free(b);
         return fs__error(FS_ENOMEM, "out of memory creating a broker");
     }
     b->ops = ops;
+    if (ops->struct_size < sizeof *ops) { /* an older, shorter table: later ops are NULL */
+        memcpy(&b->ops_copy, ops, ops->struct_size);
+        b->ops = &b->ops_copy;
+    }
     b->impl = impl;
     b->opts = o;
     b->default_policy =
@@ -239,6 +266,15 @@ int fs_broker_add_middleware(fs_broker *b, const fs_middleware *mw)
                                   "middleware before fs_broker_start");
         goto out;
     }
+    for (size_t i = 0; mw->unique_key && i < b->mw_count; i++) {
+        if (b->mws[i].unique_key && strcmp(b->mws[i].unique_key, mw->unique_key) == 0) {
+            rc = fs__error(FS_ECONFLICT,
+                           "fs_broker_add_middleware: broker %s already has a %s middleware (one "
+                           "per broker: a second would count every message twice)",
+                           b->ops->name, mw->unique_key);
+            goto out;
+        }
+    }
     fs__mw *mws = realloc(b->mws, (b->mw_count + 1) * sizeof *mws);
     size_t *cc = realloc(b->consume_chain, (b->mw_count + 1) * sizeof *cc);
     if (cc)
@@ -254,13 +290,17 @@ int fs_broker_add_middleware(fs_broker *b, const fs_middleware *mw)
     }
     fs__mw *e = &b->mws[b->mw_count];
     memset(e, 0, sizeof *e);
-    e->name = fs__strdup(mw->name ? mw->name : "middleware");
-    if (!e->name) {
+    e->name = fs_kit_strdup(mw->name ? mw->name : "middleware");
+    e->unique_key = mw->unique_key ? fs_kit_strdup(mw->unique_key) : NULL;
+    if (!e->name || (mw->unique_key && !e->unique_key)) {
+        free(e->name);
+        free(e->unique_key);
         rc = fs__error(FS_ENOMEM, "out of memory adding a middleware");
         goto out;
     }
     e->consume = mw->consume;
     e->publish = mw->publish;
+    e->publish_result = mw->publish_result;
     e->scratch_size = mw->scratch_size;
     e->scratch_off = b->scratch_total;
     b->scratch_total += (mw->scratch_size + 15u) & ~(size_t)15u;
@@ -292,6 +332,8 @@ static void subscriber_free(struct fs_subscriber *sub)
     if (sub->free_user)
         sub->free_user(sub->user);
     fs__subscriber_free_frames(sub);
+    pthread_mutex_destroy(&sub->order_mu);
+    pthread_cond_destroy(&sub->order_cv);
     free(sub->source);
     free(sub->name);
     free(sub);
@@ -320,12 +362,21 @@ int fs_subscribe(fs_broker *b, const char *source, fs_handler_fn handler, void *
     if (o.batch_size && o.batch_timeout_ms == 0)
         o.batch_timeout_ms = 100;
 
+    if (o.redelivery.delay_ms == 0)
+        o.redelivery.delay_ms = FS__DEFAULT_REDELIVERY_MS;
+    if (o.redelivery.max_delay_ms == 0)
+        o.redelivery.max_delay_ms = FS__DEFAULT_REDELIVERY_MAX_MS;
+    if (o.redelivery.max_delay_ms < o.redelivery.delay_ms)
+        o.redelivery.max_delay_ms = o.redelivery.delay_ms;
+
     struct fs_subscriber *sub = calloc(1, sizeof *sub);
     if (!sub)
         return fs__error(FS_ENOMEM, "out of memory creating a subscriber");
+    pthread_mutex_init(&sub->order_mu, NULL);
+    pthread_cond_init(&sub->order_cv, NULL);
     sub->broker = b;
-    sub->source = fs__strdup(source);
-    sub->name = fs__strdup(o.name && *o.name ? o.name : source);
+    sub->source = fs_kit_strdup(source);
+    sub->name = fs_kit_strdup(o.name && *o.name ? o.name : source);
     if (!sub->source || !sub->name) {
         subscriber_free(sub);
         return fs__error(FS_ENOMEM, "out of memory creating a subscriber");
@@ -336,6 +387,7 @@ int fs_subscribe(fs_broker *b, const char *source, fs_handler_fn handler, void *
     sub->concurrency = o.concurrency;
     sub->batch_size = o.batch_size;
     sub->batch_timeout_ms = o.batch_timeout_ms;
+    sub->redelivery = o.redelivery;
 
     fs_subscribe_spec spec;
     memset(&spec, 0, sizeof spec);
@@ -347,7 +399,8 @@ int fs_subscribe(fs_broker *b, const char *source, fs_handler_fn handler, void *
     spec.batch_timeout_ms = sub->batch_timeout_ms;
     spec.reply_inbox = false;
     spec.subscriber = sub;
-    spec.no_ack = (b->ops->flags & FS_BROKER_NO_ACK) != 0;
+    spec.redelivery = o.redelivery;
+    fs__spec_outputs_init(b, &spec);
 
     pthread_mutex_lock(&b->lock);
     int rc = FS_OK;
@@ -358,7 +411,22 @@ int fs_subscribe(fs_broker *b, const char *source, fs_handler_fn handler, void *
     rc = b->ops->subscribe(b->impl, &spec, &sub->adapter_sub);
     if (rc < 0)
         goto fail;
+    rc = fs__spec_outputs_check(b, &spec);
+    if (rc < 0) {
+        if (b->ops->unsubscribe)
+            b->ops->unsubscribe(b->impl, sub->adapter_sub);
+        sub->adapter_sub = NULL;
+        goto fail;
+    }
     sub->no_ack = spec.no_ack;
+    sub->presettled = spec.presettled;
+    memcpy(sub->settle_as, spec.settle_as, sizeof sub->settle_as);
+    sub->ordered = spec.ordered_settle;
+    if (sub->policy == FS_ACK_POLICY_NACK_ON_ERROR && !sub->no_ack && !(b->ops->caps & FS_CAP_NACK))
+        fs__log(FS_LOG_WARN, "core",
+                "subscriber %s: broker %s has no nack: NACK_ON_ERROR releases a failed message "
+                "unsettled (the status still says what the handler did)",
+                sub->name, b->ops->name);
     if (atomic_load(&b->running)) {
         if (b->ops->subscription_start) {
             rc = b->ops->subscription_start(b->impl, sub->adapter_sub);
@@ -423,7 +491,7 @@ int fs_broker_connect(fs_broker *b)
 /* Wait (lock held) until no worker is alive, up to timeout_ms (<0: forever). */
 static bool wait_workers(fs_broker *b, int timeout_ms)
 {
-    struct timespec deadline = fs__deadline_ts(timeout_ms);
+    struct timespec deadline = fs_kit_deadline_ts(timeout_ms);
     while (b->live_workers > 0) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&b->cond, &b->lock);
@@ -611,6 +679,7 @@ void fs_broker_free(fs_broker *b)
         if (b->mws[i].free_state)
             b->mws[i].free_state(b->mws[i].state);
         free(b->mws[i].name);
+        free(b->mws[i].unique_key);
     }
     free(b->mws);
     free(b->consume_chain);

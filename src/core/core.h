@@ -5,7 +5,8 @@
 #define FS_CORE_INTERNAL_H
 
 #include "common/internal.h"
-#include "core/util.h"
+#include "kit/clock.h"
+#include "kit/str.h"
 #include "faststream/adapter.h"
 #include "faststream/broker.h"
 #include "faststream/middleware.h"
@@ -16,21 +17,54 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-/* fs_message.flags_ */
+/* fs__mcore.flags */
 enum {
-    FS__MSG_BATCH = 1u << 0,  /* a batch built by the core */
-    FS__MSG_CHILD = 1u << 1,  /* a message inside a batch */
-    FS__MSG_COPY = 1u << 2,   /* a heap copy (fs_message_copy / fs_message_new_copy) */
-    FS__MSG_NO_ACK = 1u << 3, /* its subscription has no acknowledgement */
+    FS__MSG_BATCH = 1u << 0,     /* a batch built by the core */
+    FS__MSG_CHILD = 1u << 1,     /* a message inside a batch */
+    FS__MSG_COPY = 1u << 2,      /* a heap copy (fs_message_copy / fs_message_new_copy) */
+    FS__MSG_WIRE_DONE = 1u << 3, /* nothing (more) to settle on the wire: no_ack, ACK_FIRST */
+    FS__MSG_DEFERRED = 1u << 4,  /* ordered settlement: the adapter's settle waits (op) */
 };
+
+/* The core's part of every fs_message (fs_message.core_). */
+typedef struct __attribute__((may_alias)) fs__mcore {
+    fs_broker *broker;
+    struct fs_subscriber *subscriber;
+    void *adapter_sub;
+    fs_message **items;   /* a batch's messages */
+    size_t count;         /* 1, or a batch's size */
+    size_t size;          /* body bytes (summed for a batch) */
+    void *frame;          /* the core's dispatch frame while handled */
+    _Atomic int settled;  /* fs_settle_state */
+    _Atomic int id_state; /* 0: no generated id, 1: being written, 2: `id` holds one */
+    uint16_t flags;
+    uint16_t worker;
+    uint8_t op;  /* FS__MSG_DEFERRED: the op to pass to settle */
+    char id[37]; /* a generated correlation id (uuid4) */
+} fs__mcore;
+
+_Static_assert(sizeof(fs__mcore) <= FS_MESSAGE_CORE_SIZE, "fs__mcore outgrew fs_message_core");
+_Static_assert(_Alignof(fs__mcore) <= 16, "fs__mcore needs more alignment than fs_message_core");
+
+static inline fs__mcore *fs__mc(fs_message *m)
+{
+    return (fs__mcore *)(void *)m->core_.opaque_;
+}
+
+static inline const fs__mcore *fs__mcc(const fs_message *m)
+{
+    return (const fs__mcore *)(const void *)m->core_.opaque_;
+}
 
 #define FS__ERROR_TYPE_MAX 64
 #define FS__ERROR_TEXT_MAX 256
 
 typedef struct fs__mw {
     char *name;
+    char *unique_key;
     fs_consume_hook consume;
     fs_publish_hook publish;
+    fs_publish_result_hook publish_result;
     size_t scratch_size;
     size_t scratch_off; /* offset in the frame's scratch block */
     void *state;
@@ -48,6 +82,8 @@ typedef struct fs__frame {
     bool has_error;
     char error_type[FS__ERROR_TYPE_MAX];
     char error_text[FS__ERROR_TEXT_MAX];
+    unsigned index; /* the worker index */
+    uint64_t seq;   /* ordered settlement: the unit's place in fetch order */
     pthread_t thread;
     bool thread_started;
     /* written by this frame's worker only (plain load + store), read by anyone */
@@ -66,7 +102,17 @@ struct fs_subscriber {
     size_t batch_size;
     unsigned batch_timeout_ms;
     bool no_ack;
+    fs_settle_state presettled;
+    fs_settle_state settle_as[4];
+    fs_redelivery redelivery;
     void *adapter_sub;
+
+    /* ordered settlement (spec.ordered_settle): fetch and completion in one order */
+    bool ordered;
+    pthread_mutex_t order_mu;
+    pthread_cond_t order_cv;
+    uint64_t order_fetched; /* next sequence number to hand out */
+    uint64_t order_done;    /* every unit before this one was settled and released */
 
     fs__frame *_Atomic frames; /* concurrency entries, published once initialised */
     bool workers_started;
@@ -91,7 +137,8 @@ typedef struct fs__waiter {
 } fs__waiter;
 
 struct fs_broker {
-    const fs_broker_ops *ops;
+    const fs_broker_ops *ops; /* the adapter's, or `ops_copy` when it is an older, shorter table */
+    fs_broker_ops ops_copy;
     void *impl;
     char *url;
     fs_broker_options opts;
@@ -123,6 +170,7 @@ struct fs_broker {
     bool req_ready;
     char req_inbox[96];
     void *req_sub;
+    bool req_no_ack;
     pthread_t req_thread;
     _Atomic bool req_quit;
     fs__waiter *waiters;
@@ -131,16 +179,22 @@ struct fs_broker {
 
 /* Set the core's fields of a message an adapter handed out (not a batch). */
 static inline void fs__message_bind(fs_message *m, fs_broker *b, struct fs_subscriber *sub,
-                                    void *adapter_sub, void *frame, unsigned flags)
+                                    void *adapter_sub, void *frame, unsigned flags,
+                                    fs_settle_state initial, unsigned worker)
 {
-    m->broker_ = b;
-    m->subscriber_ = sub;
-    m->adapter_sub_ = adapter_sub;
-    m->items_ = NULL;
-    m->count_ = 1;
-    m->size_ = m->body_len;
-    m->frame_ = frame;
-    m->flags_ = flags;
+    fs__mcore *c = fs__mc(m);
+    c->broker = b;
+    c->subscriber = sub;
+    c->adapter_sub = adapter_sub;
+    c->items = NULL;
+    c->count = 1;
+    c->size = m->body_len;
+    c->frame = frame;
+    c->flags = (uint16_t)flags;
+    c->worker = (uint16_t)worker;
+    c->op = 0;
+    atomic_store_explicit(&c->settled, (int)initial, memory_order_relaxed);
+    atomic_store_explicit(&c->id_state, 0, memory_order_relaxed);
 }
 
 /*
@@ -174,10 +228,23 @@ void fs__publisher_destroy(struct fs_publisher *p);
 int fs__check_envelopes(const char *fn, const fs_envelope *msgs, size_t count);
 
 /* message.c */
-int fs__settle(fs_message *m, fs_settle_state state);
-int fs__settle_owned(fs_message *m, fs_settle_state state);
+/* An explicit settlement (fs_message_ack/nack/reject, the reply inbox). */
+int fs__settle(fs_message *m, fs_settle_state op);
+/*
+ * The ack policy's settlement of a unit only the calling worker can reach
+ * any more (its handler returned, nothing settled it): no CAS needed.
+ */
+int fs__settle_owned(fs_message *m, fs_settle_state op);
+/* Call the adapter's settle for `m` with `op` (redelivery settings applied). */
+int fs__settle_adapter(fs_message *m, fs_settle_state op);
+/* A uuid4 string into out. */
+void fs__uuid4(char out[37]);
 
 /* broker.c */
+/* The spec's outputs as an adapter finds them (no_ack from the caps, identity settle_as...). */
+void fs__spec_outputs_init(const fs_broker *b, fs_subscribe_spec *spec);
+/* FS_EINVAL when an adapter set an output out of range. */
+int fs__spec_outputs_check(const fs_broker *b, const fs_subscribe_spec *spec);
 int fs__broker_ensure_connected(fs_broker *b);
 int fs__broker_stop_timeout(fs_broker *b, int timeout_ms);
 

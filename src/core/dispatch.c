@@ -25,8 +25,21 @@ static fs_outcome run_handler(fs_consume_ctx *ctx, fs__frame *f)
 {
     struct fs_subscriber *sub = f->sub;
     fs_message *unit = ctx->message;
-    if (sub->policy == FS_ACK_POLICY_ACK_FIRST && !sub->no_ack) {
-        int rc = fs__settle(unit, FS_SETTLE_ACKED);
+    fs__mcore *c = fs__mc(unit);
+    if (sub->policy == FS_ACK_POLICY_ACK_FIRST && !(c->flags & FS__MSG_WIRE_DONE)) {
+        /*
+         * The broker gets its ack now; the message's state stays as it is
+         * (the status still says what the handler does, as FastStream's).
+         * Ordered subscriptions ack in order, once the handler returned.
+         */
+        int rc = FS_OK;
+        if (sub->ordered) {
+            c->op = FS_SETTLE_ACKED;
+            c->flags |= FS__MSG_DEFERRED;
+        } else {
+            rc = fs__settle_adapter(unit, FS_SETTLE_ACKED);
+        }
+        c->flags |= FS__MSG_WIRE_DONE;
         if (rc < 0)
             fs__log(FS_LOG_WARN, "core", "subscriber %s: ack before handling failed: %s", sub->name,
                     fs_last_error());
@@ -91,6 +104,24 @@ fs_outcome fs_consume_next(fs_consume_ctx *ctx)
     return o;
 }
 
+const char *fs_consume_status(const fs_consume_ctx *ctx)
+{
+    static const char *const BY_STATE[] = {NULL, "acked", "nacked", "rejected"};
+    static const char *const BY_OUTCOME[] = {
+        [FS_OUTCOME_OK] = "acked",     [FS_OUTCOME_ACK] = "acked",
+        [FS_OUTCOME_NACK] = "nacked",  [FS_OUTCOME_REJECT] = "rejected",
+        [FS_OUTCOME_SKIP] = "skipped", [FS_OUTCOME_ERROR] = "error",
+    };
+    if (!ctx)
+        return "acked";
+    unsigned s = ctx->message ? (unsigned)fs_message_settled(ctx->message) : 0;
+    if (s < sizeof BY_STATE / sizeof BY_STATE[0] && BY_STATE[s])
+        return BY_STATE[s];
+    if ((unsigned)ctx->outcome < sizeof BY_OUTCOME / sizeof BY_OUTCOME[0])
+        return BY_OUTCOME[ctx->outcome];
+    return "acked";
+}
+
 /* ------------------------------------------------------------------------ */
 /* Dispatch of one unit                                                     */
 
@@ -122,19 +153,57 @@ static fs_settle_state policy_settlement(fs_ack_policy policy, fs_outcome o)
     return FS_SETTLE_NONE;
 }
 
+/* Settle (deferred) and release the unit: the end of its life in the core. */
+static void finish(fs__frame *f, fs_message *unit)
+{
+    fs__mcore *c = fs__mc(unit);
+    if (c->flags & FS__MSG_DEFERRED) {
+        c->flags &= (uint16_t)~FS__MSG_DEFERRED;
+        if (fs__settle_adapter(unit, (fs_settle_state)c->op) < 0)
+            fs__log(FS_LOG_WARN, "core", "subscriber %s: %s failed: %s", f->sub->name,
+                    fs_settle_state_name((fs_settle_state)c->op), fs_last_error());
+    }
+    if (c->flags & FS__MSG_BATCH) {
+        int s = atomic_load_explicit(&c->settled, memory_order_acquire);
+        for (size_t i = 0; i < c->count; i++) {
+            fs_message *m = c->items[i];
+            atomic_store_explicit(&fs__mc(m)->settled, s, memory_order_relaxed);
+            fs__mc(m)->frame = NULL;
+            m->release(m);
+        }
+    } else {
+        c->frame = NULL;
+        unit->release(unit);
+    }
+}
+
+/* Ordered settlement: wait until every unit fetched before this one is finished. */
+static void finish_ordered(fs__frame *f, fs_message *unit)
+{
+    struct fs_subscriber *sub = f->sub;
+    pthread_mutex_lock(&sub->order_mu);
+    while (sub->order_done != f->seq)
+        pthread_cond_wait(&sub->order_cv, &sub->order_mu);
+    pthread_mutex_unlock(&sub->order_mu);
+    finish(f, unit);
+    pthread_mutex_lock(&sub->order_mu);
+    sub->order_done++;
+    pthread_cond_broadcast(&sub->order_cv);
+    pthread_mutex_unlock(&sub->order_mu);
+}
+
 static void dispatch(fs__frame *f, fs_message *unit)
 {
     struct fs_subscriber *sub = f->sub;
     fs_broker *b = f->broker;
+    fs__mcore *uc = fs__mc(unit);
     size_t count = fs_message_count(unit);
 
-    unit->frame_ = f;
+    uc->frame = f;
     f->unit = unit;
     f->has_error = false;
     if (b->scratch_total)
         memset(f->scratch, 0, b->scratch_total);
-    if (sub->no_ack)
-        atomic_store_explicit(&unit->settled_, FS_SETTLE_ACKED, memory_order_relaxed);
 
     fs_consume_ctx ctx;
     ctx.broker = b;
@@ -163,24 +232,18 @@ static void dispatch(fs__frame *f, fs_message *unit)
 
     if (fs_message_settled(unit) == FS_SETTLE_NONE) {
         fs_settle_state s = policy_settlement(sub->policy, o);
+        if (s == FS_SETTLE_NACKED && !(b->ops->caps & FS_CAP_NACK))
+            s = FS_SETTLE_NONE; /* no nack on this broker: released unsettled */
         if (s != FS_SETTLE_NONE && fs__settle_owned(unit, s) < 0)
             fs__log(FS_LOG_WARN, "core", "subscriber %s: %s failed: %s", sub->name,
                     fs_settle_state_name(s), fs_last_error());
     }
 
     f->unit = NULL;
-    if (unit->flags_ & FS__MSG_BATCH) {
-        int s = atomic_load_explicit(&unit->settled_, memory_order_acquire);
-        for (size_t i = 0; i < count; i++) {
-            fs_message *m = unit->items_[i];
-            atomic_store_explicit(&m->settled_, s, memory_order_relaxed);
-            m->frame_ = NULL;
-            m->release(m);
-        }
-    } else {
-        unit->frame_ = NULL;
-        unit->release(unit);
-    }
+    if (sub->ordered)
+        finish_ordered(f, unit);
+    else
+        finish(f, unit);
     atomic_store_explicit(&f->handled,
                           atomic_load_explicit(&f->handled, memory_order_relaxed) + count,
                           memory_order_release);
@@ -190,7 +253,7 @@ static void prepare(fs__frame *f, fs_message *m, unsigned flags)
 {
     struct fs_subscriber *sub = f->sub;
     fs__message_bind(m, f->broker, sub, sub->adapter_sub, f,
-                     flags | (sub->no_ack ? FS__MSG_NO_ACK : 0u));
+                     flags | (sub->no_ack ? FS__MSG_WIRE_DONE : 0u), sub->presettled, f->index);
 }
 
 /* Collect a batch with ops->fetch when the adapter has no fetch_batch. */
@@ -200,16 +263,16 @@ static int fetch_batch_by_one(fs__frame *f, size_t *n)
     const fs_broker_ops *ops = f->broker->ops;
     void *impl = f->broker->impl;
     *n = 0;
-    int rc = ops->fetch(impl, sub->adapter_sub, FS__FETCH_TIMEOUT_MS, &f->items[0]);
+    int rc = ops->fetch(impl, sub->adapter_sub, f->index, FS__FETCH_TIMEOUT_MS, &f->items[0]);
     if (rc < 0)
         return rc;
     *n = 1;
-    uint64_t deadline = fs__deadline_ns(sub->batch_timeout_ms);
+    uint64_t deadline = fs_kit_deadline_ns(sub->batch_timeout_ms);
     while (*n < sub->batch_size) {
-        int left = fs__ms_left(deadline);
+        int left = fs_kit_ms_left(deadline);
         if (left == 0)
             break;
-        rc = ops->fetch(impl, sub->adapter_sub, left, &f->items[*n]);
+        rc = ops->fetch(impl, sub->adapter_sub, f->index, left, &f->items[*n]);
         if (rc < 0)
             break;
         (*n)++;
@@ -217,49 +280,71 @@ static int fetch_batch_by_one(fs__frame *f, size_t *n)
     return FS_OK;
 }
 
+/* Take the next unit (a message, or a batch built in the frame). */
+static int fetch_unit(fs__frame *f, fs_message **out)
+{
+    struct fs_subscriber *sub = f->sub;
+    fs_broker *b = f->broker;
+    const fs_broker_ops *ops = b->ops;
+    fs_message *unit = NULL;
+    int rc;
+    if (sub->batch_size) {
+        size_t n = 0;
+        if (ops->fetch_batch)
+            rc = ops->fetch_batch(b->impl, sub->adapter_sub, f->index, f->items, sub->batch_size,
+                                  sub->batch_timeout_ms, FS__FETCH_TIMEOUT_MS, &n);
+        else
+            rc = fetch_batch_by_one(f, &n);
+        if (n > 0) {
+            fs_message *batch = &f->batch;
+            fs_message_init(batch);
+            size_t size = 0;
+            for (size_t i = 0; i < n; i++) {
+                prepare(f, f->items[i], FS__MSG_CHILD);
+                size += f->items[i]->body_len;
+            }
+            fs__message_bind(batch, b, sub, sub->adapter_sub, NULL,
+                             FS__MSG_BATCH | (sub->no_ack ? FS__MSG_WIRE_DONE : 0u),
+                             sub->presettled, f->index);
+            fs__mcore *bc = fs__mc(batch);
+            batch->source = f->items[0]->source;
+            bc->items = f->items;
+            bc->count = n;
+            bc->size = size;
+            unit = batch;
+            rc = FS_OK;
+        } else if (rc == FS_OK) {
+            rc = FS_ETIMEDOUT;
+        }
+    } else {
+        rc = ops->fetch(b->impl, sub->adapter_sub, f->index, FS__FETCH_TIMEOUT_MS, &unit);
+        if (rc == FS_OK && unit)
+            prepare(f, unit, 0);
+        else if (rc == FS_OK)
+            rc = FS_ETIMEDOUT;
+    }
+    *out = unit;
+    return rc;
+}
+
 static void *worker_main(void *arg)
 {
     fs__frame *f = arg;
     struct fs_subscriber *sub = f->sub;
     fs_broker *b = f->broker;
-    const fs_broker_ops *ops = b->ops;
     uint64_t last_error_log = 0;
 
     while (!atomic_load_explicit(&sub->stop, memory_order_acquire)) {
         fs_message *unit = NULL;
         int rc;
-        if (sub->batch_size) {
-            size_t n = 0;
-            if (ops->fetch_batch)
-                rc = ops->fetch_batch(b->impl, sub->adapter_sub, f->items, sub->batch_size,
-                                      sub->batch_timeout_ms, FS__FETCH_TIMEOUT_MS, &n);
-            else
-                rc = fetch_batch_by_one(f, &n);
-            if (n > 0) {
-                fs_message *batch = &f->batch;
-                fs_message_init(batch);
-                size_t size = 0;
-                for (size_t i = 0; i < n; i++) {
-                    prepare(f, f->items[i], FS__MSG_CHILD);
-                    size += f->items[i]->body_len;
-                }
-                fs__message_bind(batch, b, sub, sub->adapter_sub, NULL,
-                                 FS__MSG_BATCH | (sub->no_ack ? FS__MSG_NO_ACK : 0u));
-                batch->source = f->items[0]->source;
-                batch->items_ = f->items;
-                batch->count_ = n;
-                batch->size_ = size;
-                unit = batch;
-                rc = FS_OK;
-            } else if (rc == FS_OK) {
-                rc = FS_ETIMEDOUT;
-            }
+        if (sub->ordered) { /* one fetch at a time: sequence numbers in fetch order */
+            pthread_mutex_lock(&sub->order_mu);
+            rc = fetch_unit(f, &unit);
+            if (rc == FS_OK)
+                f->seq = sub->order_fetched++;
+            pthread_mutex_unlock(&sub->order_mu);
         } else {
-            rc = ops->fetch(b->impl, sub->adapter_sub, FS__FETCH_TIMEOUT_MS, &unit);
-            if (rc == FS_OK && unit)
-                prepare(f, unit, 0);
-            else if (rc == FS_OK)
-                rc = FS_ETIMEDOUT;
+            rc = fetch_unit(f, &unit);
         }
         if (rc == FS_OK) {
             dispatch(f, unit);
@@ -270,16 +355,16 @@ static void *worker_main(void *arg)
         if (rc == FS_ECLOSED) {
             if (atomic_load_explicit(&sub->stop, memory_order_acquire))
                 break;
-            fs__sleep_ms(10);
+            fs_kit_sleep_ms(10);
             continue;
         }
-        uint64_t now = fs__now_ns();
+        uint64_t now = fs_kit_now_ns();
         if (now - last_error_log > 5000000000ull || last_error_log == 0) {
             fs__log(FS_LOG_ERROR, "core", "subscriber %s: fetch failed (%s): %s; retrying",
                     sub->name, fs_strerror(rc), fs_last_error());
             last_error_log = now;
         }
-        fs__sleep_ms(100);
+        fs_kit_sleep_ms(100);
     }
 
     pthread_mutex_lock(&b->lock);
@@ -305,6 +390,7 @@ static int frames_alloc(struct fs_subscriber *sub)
         fs__frame *f = &frames[i];
         f->sub = sub;
         f->broker = b;
+        f->index = i;
         if (sub->batch_size) {
             f->items = calloc(sub->batch_size, sizeof *f->items);
             if (!f->items)
@@ -425,6 +511,17 @@ fs_broker *fs_subscriber_broker(const fs_subscriber *sub)
     return sub ? sub->broker : NULL;
 }
 
+int fs_subscriber_backlog(const fs_subscriber *sub, int timeout_ms, uint64_t *out)
+{
+    FS_CHECK_ARG(sub && out, "fs_subscriber_backlog: subscriber and out are required");
+    *out = 0;
+    const fs_broker_ops *ops = sub->broker->ops;
+    if (!(ops->caps & FS_CAP_BACKLOG) || !ops->backlog)
+        return fs__error(FS_EUNSUPPORTED, "fs_subscriber_backlog: broker %s cannot tell",
+                         ops->name);
+    return ops->backlog(sub->broker->impl, sub->adapter_sub, timeout_ms, out);
+}
+
 uint64_t fs_subscriber_handled(const fs_subscriber *sub)
 {
     if (!sub)
@@ -440,13 +537,13 @@ uint64_t fs_subscriber_handled(const fs_subscriber *sub)
 int fs_subscriber_wait_handled(const fs_subscriber *sub, uint64_t n, int timeout_ms)
 {
     FS_CHECK_ARG(sub, "fs_subscriber_wait_handled: subscriber is NULL");
-    uint64_t deadline = fs__deadline_ns(timeout_ms);
+    uint64_t deadline = fs_kit_deadline_ns(timeout_ms);
     while (fs_subscriber_handled(sub) < n) {
-        if (timeout_ms >= 0 && fs__ms_left(deadline) == 0)
+        if (timeout_ms >= 0 && fs_kit_ms_left(deadline) == 0)
             return fs__error(
                 FS_ETIMEDOUT, "subscriber %s handled %llu of %llu messages within %d ms", sub->name,
                 (unsigned long long)fs_subscriber_handled(sub), (unsigned long long)n, timeout_ms);
-        fs__sleep_ms(1);
+        fs_kit_sleep_ms(1);
     }
     return FS_OK;
 }

@@ -2,11 +2,14 @@
  * Message accessors, settlement, failures, replies and heap copies.
  */
 #include "core/core.h"
-#include "core/pack.h"
+#include "kit/pack.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 const char *fs_outcome_name(fs_outcome outcome)
 {
@@ -47,13 +50,27 @@ void fs_message_init(fs_message *m)
     if (!m)
         return;
     memset(m, 0, sizeof *m);
-    atomic_init(&m->settled_, FS_SETTLE_NONE);
-    m->count_ = 1;
+    m->partition = -1;
+    m->offset = -1;
+    fs__mcore *c = fs__mc(m);
+    atomic_init(&c->settled, FS_SETTLE_NONE);
+    atomic_init(&c->id_state, 0);
+    c->count = 1;
 }
 
 void *fs_message_adapter_sub(const fs_message *m)
 {
-    return m ? m->adapter_sub_ : NULL;
+    return m ? fs__mcc(m)->adapter_sub : NULL;
+}
+
+unsigned fs_message_worker(const fs_message *m)
+{
+    return m ? fs__mcc(m)->worker : 0;
+}
+
+static bool is_batch(const fs_message *m)
+{
+    return (fs__mcc(m)->flags & FS__MSG_BATCH) != 0;
 }
 
 const void *fs_message_body(const fs_message *m)
@@ -70,28 +87,29 @@ size_t fs_message_size(const fs_message *m)
 {
     if (!m)
         return 0;
-    return (m->flags_ & FS__MSG_BATCH) ? m->size_ : m->body_len;
+    return is_batch(m) ? fs__mcc(m)->size : m->body_len;
 }
 
 size_t fs_message_count(const fs_message *m)
 {
     if (!m)
         return 0;
-    return (m->flags_ & FS__MSG_BATCH) ? m->count_ : 1;
+    return is_batch(m) ? fs__mcc(m)->count : 1;
 }
 
 fs_message *fs_message_at(const fs_message *m, size_t i)
 {
     if (!m)
         return NULL;
-    if (m->flags_ & FS__MSG_BATCH)
-        return i < m->count_ ? m->items_[i] : NULL;
+    const fs__mcore *c = fs__mcc(m);
+    if (c->flags & FS__MSG_BATCH)
+        return i < c->count ? c->items[i] : NULL;
     return i == 0 ? (fs_message *)m : NULL;
 }
 
 bool fs_message_is_batch(const fs_message *m)
 {
-    return m && (m->flags_ & FS__MSG_BATCH);
+    return m && is_batch(m);
 }
 
 const char *fs_message_header(const fs_message *m, const char *name)
@@ -116,19 +134,97 @@ const fs_header *fs_message_header_at(const fs_message *m, size_t i)
     return &m->headers[i];
 }
 
+size_t fs_message_header_value_len(const fs_message *m, size_t i)
+{
+    const fs_header *h = fs_message_header_at(m, i);
+    return h ? fs_kit_header_value_len(h) : 0;
+}
+
 const char *fs_message_content_type(const fs_message *m)
 {
     return m ? m->content_type : NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Ids: FastStream gives every received message a correlation id (a new     */
+/* uuid4 when the sender sent none) and a message id (the correlation id).  */
+
+static _Thread_local uint64_t rng_state[2] FS_TLS_MODEL;
+
+static uint64_t rng_next(void)
+{
+    if (!rng_state[0] && !rng_state[1]) {
+        if (getrandom(rng_state, sizeof rng_state, 0) != (ssize_t)sizeof rng_state) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            rng_state[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uintptr_t)&ts;
+            rng_state[1] = 0x9E3779B97F4A7C15ull ^ fs_kit_now_ns();
+        }
+        rng_state[1] |= 1;
+    }
+    uint64_t s1 = rng_state[0];
+    const uint64_t s0 = rng_state[1];
+    rng_state[0] = s0;
+    s1 ^= s1 << 23;
+    rng_state[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
+    return rng_state[1] + s0;
+}
+
+void fs__uuid4(char out[37])
+{
+    unsigned char b[16];
+    uint64_t a = rng_next(), c = rng_next();
+    memcpy(b, &a, 8);
+    memcpy(b + 8, &c, 8);
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+void fs_adapter_uuid4(char out[37])
+{
+    if (out)
+        fs__uuid4(out);
+}
+
 const char *fs_message_correlation_id(const fs_message *m)
 {
-    return m ? m->correlation_id : NULL;
+    if (!m)
+        return NULL;
+    if (is_batch(m))
+        return fs__mcc(m)->count ? fs_message_correlation_id(fs__mcc(m)->items[0]) : NULL;
+    if (m->correlation_id)
+        return m->correlation_id;
+    fs__mcore *c = (fs__mcore *)fs__mcc(m);
+    if (atomic_load_explicit(&c->id_state, memory_order_acquire) == 2)
+        return c->id;
+    int expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&c->id_state, &expected, 1, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        fs__uuid4(c->id);
+        atomic_store_explicit(&c->id_state, 2, memory_order_release);
+        return c->id;
+    }
+    while (atomic_load_explicit(&c->id_state, memory_order_acquire) != 2)
+        sched_yield(); /* another thread is writing the 36 characters */
+    return c->id;
 }
 
 const char *fs_message_id(const fs_message *m)
 {
-    return m ? m->message_id : NULL;
+    if (!m)
+        return NULL;
+    if (m->message_id && !is_batch(m))
+        return m->message_id;
+    return fs_message_correlation_id(m);
 }
 
 const char *fs_message_reply_to(const fs_message *m)
@@ -146,14 +242,50 @@ void *fs_message_raw(const fs_message *m)
     return m ? m->raw : NULL;
 }
 
+const void *fs_message_key(const fs_message *m, size_t *len)
+{
+    if (len)
+        *len = m && m->key ? m->key_len : 0;
+    return m ? m->key : NULL;
+}
+
+int32_t fs_message_partition(const fs_message *m)
+{
+    return m ? m->partition : -1;
+}
+
+int64_t fs_message_offset(const fs_message *m)
+{
+    return m ? m->offset : -1;
+}
+
+int64_t fs_message_timestamp_ms(const fs_message *m)
+{
+    return m ? m->timestamp_ms : 0;
+}
+
+uint32_t fs_message_delivery_count(const fs_message *m)
+{
+    if (!m)
+        return 0;
+    if (is_batch(m)) { /* the batch's most delivered message */
+        uint32_t n = 0;
+        for (size_t i = 0; i < fs__mcc(m)->count; i++)
+            if (fs__mcc(m)->items[i]->delivery_count > n)
+                n = fs__mcc(m)->items[i]->delivery_count;
+        return n;
+    }
+    return m->delivery_count;
+}
+
 fs_broker *fs_message_broker(const fs_message *m)
 {
-    return m ? m->broker_ : NULL;
+    return m ? fs__mcc(m)->broker : NULL;
 }
 
 fs_subscriber *fs_message_subscriber(const fs_message *m)
 {
-    return m ? m->subscriber_ : NULL;
+    return m ? fs__mcc(m)->subscriber : NULL;
 }
 
 fs_message *fs_current_message(void)
@@ -162,44 +294,83 @@ fs_message *fs_current_message(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Settlement                                                               */
 
-/* Tell the adapter about a settlement already recorded in m->settled_. */
-static int settle_adapter(fs_message *m, fs_settle_state state)
+/* The n-th delivery's nack delay: min(max, delay * 2^(n-1)). */
+static unsigned nack_delay(const fs_redelivery *r, uint32_t deliveries)
 {
-    if (m->flags_ & FS__MSG_NO_ACK)
-        return FS_OK;
-    const fs_broker_ops *ops = m->broker_->ops;
-    int (*fn)(void *, fs_message *) = state == FS_SETTLE_ACKED    ? ops->ack
-                                      : state == FS_SETTLE_NACKED ? ops->nack
-                                                                  : ops->reject;
-    return fn ? fn(m->broker_->impl, m) : FS_OK;
+    uint64_t d = r->delay_ms;
+    for (uint32_t i = 1; i < deliveries && d < r->max_delay_ms; i++)
+        d *= 2;
+    return (unsigned)(d < r->max_delay_ms ? d : r->max_delay_ms);
 }
 
-int fs__settle(fs_message *m, fs_settle_state state)
+int fs__settle_adapter(fs_message *m, fs_settle_state op)
+{
+    fs__mcore *c = fs__mc(m);
+    fs_broker *b = c->broker;
+    if (!b->ops->settle)
+        return FS_OK;
+    fs_settle_args a = {op, 0, NULL};
+    const struct fs_subscriber *s = c->subscriber;
+    if (op == FS_SETTLE_NACKED && s) {
+        uint32_t n = fs_message_delivery_count(m);
+        if (s->redelivery.max_deliveries && n >= s->redelivery.max_deliveries) {
+            a.op = FS_SETTLE_REJECTED;
+            a.reason = "max deliveries";
+            fs__log(FS_LOG_WARN, "core",
+                    "subscriber %s: a message on %s was delivered %u times (max_deliveries %u): "
+                    "rejected instead of nacked",
+                    s->name, m->source ? m->source : s->source, (unsigned)n,
+                    s->redelivery.max_deliveries);
+        } else {
+            a.delay_ms = nack_delay(&s->redelivery, n);
+        }
+    }
+    return b->ops->settle(b->impl, m, &a);
+}
+
+/* After the state is recorded: tell the adapter now, later (ordered), or not at all. */
+static int settle_wire(fs_message *m, fs_settle_state op)
+{
+    fs__mcore *c = fs__mc(m);
+    if (c->flags & FS__MSG_WIRE_DONE)
+        return FS_OK;
+    const struct fs_subscriber *s = c->subscriber;
+    if (s && s->ordered) {
+        c->op = (uint8_t)op;
+        c->flags |= FS__MSG_DEFERRED;
+        return FS_OK;
+    }
+    return fs__settle_adapter(m, op);
+}
+
+int fs__settle(fs_message *m, fs_settle_state op)
 {
     if (!m)
         return fs__error(FS_EINVAL, "cannot settle a NULL message");
-    if (m->flags_ & FS__MSG_CHILD)
+    fs__mcore *c = fs__mc(m);
+    if (c->flags & FS__MSG_CHILD)
         return fs__error(FS_EINVAL, "cannot settle one message of a batch: settle the batch");
-    if (m->flags_ & FS__MSG_COPY)
+    if (c->flags & FS__MSG_COPY)
         return fs__error(FS_EINVAL, "cannot settle a copy of a message");
-    if (!m->broker_)
+    if (!c->broker)
         return fs__error(FS_EINVAL, "the message was not delivered by a broker");
+    const struct fs_subscriber *s = c->subscriber;
+    fs_settle_state st = s ? s->settle_as[op] : op;
+    if (st == FS_SETTLE_NONE)
+        return FS_OK; /* this broker's message class sets nothing for it (MQTT nack) */
     int expected = FS_SETTLE_NONE;
-    if (!atomic_compare_exchange_strong_explicit(&m->settled_, &expected, (int)state,
+    if (!atomic_compare_exchange_strong_explicit(&c->settled, &expected, (int)st,
                                                  memory_order_acq_rel, memory_order_acquire))
         return FS_OK; /* the first settlement won */
-    return settle_adapter(m, state);
+    return settle_wire(m, op);
 }
 
-/*
- * Settle a message that only the calling worker can reach any more (after
- * its handler returned): no CAS needed. The caller checked it is unsettled.
- */
-int fs__settle_owned(fs_message *m, fs_settle_state state)
+int fs__settle_owned(fs_message *m, fs_settle_state op)
 {
-    atomic_store_explicit(&m->settled_, (int)state, memory_order_relaxed);
-    return settle_adapter(m, state);
+    atomic_store_explicit(&fs__mc(m)->settled, (int)op, memory_order_relaxed);
+    return settle_wire(m, op);
 }
 
 int fs_message_ack(fs_message *m)
@@ -221,20 +392,36 @@ fs_settle_state fs_message_settled(const fs_message *m)
 {
     if (!m)
         return FS_SETTLE_NONE;
-    return (fs_settle_state)atomic_load_explicit(&((fs_message *)m)->settled_,
+    return (fs_settle_state)atomic_load_explicit(&((fs__mcore *)fs__mcc(m))->settled,
                                                  memory_order_acquire);
+}
+
+int fs_message_in_progress(fs_message *m)
+{
+    FS_CHECK_ARG(m, "fs_message_in_progress: message is NULL");
+    fs__mcore *c = fs__mc(m);
+    FS_CHECK_ARG(!(c->flags & (FS__MSG_CHILD | FS__MSG_COPY)) && c->broker,
+                 "fs_message_in_progress: not a message being handled (a copy, or one message "
+                 "of a batch)");
+    const fs_broker_ops *ops = c->broker->ops;
+    if (!(ops->caps & FS_CAP_IN_PROGRESS) || !ops->in_progress)
+        return fs__error(FS_EUNSUPPORTED, "fs_message_in_progress: broker %s has no in-progress",
+                         ops->name);
+    if (c->flags & FS__MSG_WIRE_DONE)
+        return FS_OK;
+    return ops->in_progress(c->broker->impl, m);
 }
 
 /* ------------------------------------------------------------------------ */
 
 fs_outcome fs_message_fail(fs_message *m, const char *type, const char *fmt, ...)
 {
-    if (!m || !m->frame_) {
+    if (!m || !fs__mcc(m)->frame) {
         fs__error(FS_EINVAL, "fs_message_fail: %s",
                   m ? "the message is not being handled" : "message is NULL");
         return FS_OUTCOME_ERROR;
     }
-    fs__frame *f = m->frame_;
+    fs__frame *f = fs__mc(m)->frame;
     snprintf(f->error_type, sizeof f->error_type, "%s", (type && *type) ? type : "Error");
     f->error_text[0] = '\0';
     if (fmt) {
@@ -249,17 +436,17 @@ fs_outcome fs_message_fail(fs_message *m, const char *type, const char *fmt, ...
 
 const char *fs_message_error_type(const fs_message *m)
 {
-    if (!m || !m->frame_)
+    if (!m || !fs__mcc(m)->frame)
         return NULL;
-    const fs__frame *f = m->frame_;
+    const fs__frame *f = fs__mcc(m)->frame;
     return f->has_error ? f->error_type : NULL;
 }
 
 const char *fs_message_error_text(const fs_message *m)
 {
-    if (!m || !m->frame_)
+    if (!m || !fs__mcc(m)->frame)
         return NULL;
-    const fs__frame *f = m->frame_;
+    const fs__frame *f = fs__mcc(m)->frame;
     return f->has_error ? f->error_text : NULL;
 }
 
@@ -276,12 +463,13 @@ int fs_message_reply(fs_message *m, const void *body, size_t body_len, const fs_
     int rc = fs__check_envelopes("fs_message_reply", &env, 1);
     if (rc < 0)
         return rc;
-    if (!m->broker_)
+    fs_broker *b = fs__mcc(m)->broker;
+    if (!b)
         return fs__error(FS_EINVAL, "fs_message_reply: the message was not delivered by a broker");
     if (!m->reply_to || !*m->reply_to)
         return fs__error(FS_ENOTFOUND, "fs_message_reply: the message has no reply-to");
-    env.correlation_id = m->correlation_id;
-    return fs__publish_run(m->broker_, NULL, m->reply_to, &env, 1, true);
+    env.correlation_id = fs_message_correlation_id(m);
+    return fs__publish_run(b, NULL, m->reply_to, &env, 1, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -289,7 +477,7 @@ int fs_message_reply(fs_message *m, const void *body, size_t body_len, const fs_
 
 static fs_message *copy_envelope(const fs_envelope *env, const char *source)
 {
-    size_t need = fs__size_add(sizeof(fs_message), fs__pack_size(env, source ? source : ""));
+    size_t need = fs_kit_size_add(sizeof(fs_message), fs_kit_pack_size(env, source ? source : ""));
     if (need == SIZE_MAX) {
         fs__error(FS_EINVAL, "message too large to copy (body of %zu bytes)", env->body_len);
         return NULL;
@@ -300,9 +488,9 @@ static fs_message *copy_envelope(const fs_envelope *env, const char *source)
         return NULL;
     }
     fs_message_init(c);
-    c->flags_ = FS__MSG_COPY;
-    fs__pack(c, env, source ? source : "", c + 1);
-    c->size_ = env->body_len;
+    fs__mc(c)->flags = FS__MSG_COPY;
+    fs_kit_pack(c, env, source ? source : "", c + 1);
+    fs__mc(c)->size = env->body_len;
     return c;
 }
 
@@ -325,36 +513,46 @@ fs_message *fs_message_copy(const fs_message *m)
         fs__error(FS_EINVAL, "fs_message_copy: message is NULL");
         return NULL;
     }
-    if (!(m->flags_ & FS__MSG_BATCH)) {
-        fs_envelope env = fs__message_envelope(m);
+    const fs__mcore *mc = fs__mcc(m);
+    if (!(mc->flags & FS__MSG_BATCH)) {
+        fs_envelope env = fs_kit_message_envelope(m);
+        env.correlation_id = fs_message_correlation_id(m);
+        if (m->partition >= 0) {
+            env.partition = m->partition;
+            env.partition_set = true;
+        }
         fs_message *c = copy_envelope(&env, m->source);
-        if (c)
-            c->broker_ = m->broker_;
+        if (c) {
+            fs__mc(c)->broker = mc->broker;
+            c->offset = m->offset;
+            c->delivery_count = m->delivery_count;
+        }
         return c;
     }
-    fs_message *b = calloc(1, sizeof *b + m->count_ * sizeof(fs_message *));
+    fs_message *b = calloc(1, sizeof *b + mc->count * sizeof(fs_message *));
     if (!b) {
-        fs__error(FS_ENOMEM, "out of memory copying a batch of %zu messages", m->count_);
+        fs__error(FS_ENOMEM, "out of memory copying a batch of %zu messages", mc->count);
         return NULL;
     }
     fs_message_init(b);
-    b->flags_ = FS__MSG_COPY | FS__MSG_BATCH;
-    b->items_ = (fs_message **)(b + 1);
-    b->broker_ = m->broker_;
+    fs__mcore *bc = fs__mc(b);
+    bc->flags = FS__MSG_COPY | FS__MSG_BATCH;
+    bc->items = (fs_message **)(b + 1);
+    bc->broker = mc->broker;
     b->source = m->source;
-    for (size_t i = 0; i < m->count_; i++) {
-        b->items_[i] = fs_message_copy(m->items_[i]);
-        if (!b->items_[i]) {
-            b->count_ = i;
+    for (size_t i = 0; i < mc->count; i++) {
+        bc->items[i] = fs_message_copy(mc->items[i]);
+        if (!bc->items[i]) {
+            bc->count = i;
             fs_message_free(b);
             return NULL;
         }
-        b->items_[i]->flags_ |= FS__MSG_CHILD;
-        b->size_ += b->items_[i]->body_len;
+        fs__mc(bc->items[i])->flags |= FS__MSG_CHILD;
+        bc->size += bc->items[i]->body_len;
     }
-    b->count_ = m->count_;
-    if (b->count_)
-        b->source = b->items_[0]->source;
+    bc->count = mc->count;
+    if (bc->count)
+        b->source = bc->items[0]->source;
     return b;
 }
 
@@ -362,12 +560,13 @@ void fs_message_free(fs_message *m)
 {
     if (!m)
         return;
-    if (!(m->flags_ & FS__MSG_COPY)) {
+    fs__mcore *c = fs__mc(m);
+    if (!(c->flags & FS__MSG_COPY)) {
         fs__log(FS_LOG_WARN, "core", "fs_message_free called on a message that is not a copy");
         return;
     }
-    if (m->flags_ & FS__MSG_BATCH)
-        for (size_t i = 0; i < m->count_; i++)
-            free(m->items_[i]);
+    if (c->flags & FS__MSG_BATCH)
+        for (size_t i = 0; i < c->count; i++)
+            free(c->items[i]);
     free(m);
 }

@@ -30,9 +30,7 @@ static int publish_inner(fs_publish_ctx *ctx, const char **error_type)
     *error_type = NULL;
     rc = b->ops->publish(b->impl, ctx->core_[0], ctx->destination, ctx->messages, ctx->count,
                          error_type);
-    if (rc > 0)
-        rc = FS_OK;
-    return rc;
+    return rc > 0 ? FS_PENDING : rc;
 }
 
 /*
@@ -82,17 +80,40 @@ int fs_publish_next(fs_publish_ctx *ctx)
         ctx->index_ = i;
     }
     if (rc > 0)
-        rc = FS_OK;
+        rc = FS_PENDING;
     ctx->status = rc;
     ctx->error_type = rc < 0 ? (etype ? etype : "Error") : NULL;
     ctx->index_ = i | FS__CHAIN_DONE;
     return rc;
 }
 
+/* Envelopes copied on the stack to give them the handled message's correlation id. */
+#define FS__INHERIT_MAX 16
+
 int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
                     size_t count, bool is_reply)
 {
     fs__frame *f = fs__current_frame;
+    fs_envelope local[FS__INHERIT_MAX];
+    fs_envelope *heap = NULL;
+    if (f && f->unit && !is_reply) {
+        /* A publish made inside a handler carries the handled message's correlation id. */
+        size_t missing = 0;
+        for (size_t i = 0; i < count; i++)
+            missing += !msgs[i].correlation_id;
+        if (missing) {
+            fs_envelope *v = local;
+            if (count > FS__INHERIT_MAX && !(v = heap = malloc(count * sizeof *v)))
+                return fs__error(FS_ENOMEM, "out of memory publishing %zu messages", count);
+            const char *cid = fs_message_correlation_id(f->unit);
+            for (size_t i = 0; i < count; i++) {
+                v[i] = msgs[i];
+                if (!v[i].correlation_id)
+                    v[i].correlation_id = cid;
+            }
+            msgs = v;
+        }
+    }
     fs_publish_ctx ctx;
     ctx.broker = b;
     ctx.broker_name = b->ops->name;
@@ -110,8 +131,31 @@ int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_
     ctx.core_[2] = NULL;
     ctx.index_ = 0;
     int rc = fs_publish_next(&ctx);
+    free(heap);
     last_publish_error_type = rc < 0 ? ctx.error_type : NULL;
-    return rc;
+    return rc > 0 ? FS_OK : rc; /* FS_PENDING: accepted */
+}
+
+void fs_adapter_publish_result(fs_broker *b, const char *destination, size_t count, int status,
+                               const char *error_type, double elapsed_s)
+{
+    if (!b)
+        return;
+    fs_publish_result_ctx ctx;
+    ctx.broker = b;
+    ctx.broker_name = b->ops->name;
+    ctx.destination = destination ? destination : "";
+    ctx.count = count;
+    ctx.status = status > 0 ? FS_OK : status;
+    ctx.error_type = status < 0 ? (error_type ? error_type : "Error") : NULL;
+    ctx.elapsed_s = elapsed_s;
+    /* The chain is fixed once the broker started, and pending publishes exist only then. */
+    for (size_t i = 0; i < b->mw_count; i++) {
+        if (!b->mws[i].publish_result)
+            continue;
+        ctx.state = b->mws[i].state;
+        b->mws[i].publish_result(&ctx);
+    }
 }
 
 int fs__check_envelopes(const char *fn, const fs_envelope *msgs, size_t count)
@@ -176,14 +220,15 @@ static void *inbox_main(void *arg)
     const fs_broker_ops *ops = b->ops;
     while (!atomic_load_explicit(&b->req_quit, memory_order_acquire)) {
         fs_message *m = NULL;
-        int rc = ops->fetch(b->impl, b->req_sub, 100, &m);
+        int rc = ops->fetch(b->impl, b->req_sub, 0, 100, &m);
         if (rc == FS_ETIMEDOUT || (rc == FS_OK && !m))
             continue;
         if (rc < 0) {
-            fs__sleep_ms(rc == FS_ECLOSED ? 20 : 100);
+            fs_kit_sleep_ms(rc == FS_ECLOSED ? 20 : 100);
             continue;
         }
-        fs__message_bind(m, b, NULL, b->req_sub, NULL, 0);
+        fs__message_bind(m, b, NULL, b->req_sub, NULL, b->req_no_ack ? FS__MSG_WIRE_DONE : 0u,
+                         FS_SETTLE_NONE, 0);
         fs_message *copy = fs_message_copy(m);
         const char *corr = m->correlation_id;
         bool delivered = false;
@@ -221,17 +266,20 @@ static int inbox_ensure(fs_broker *b)
     static _Atomic uint64_t inbox_counter;
     snprintf(b->req_inbox, sizeof b->req_inbox, "faststream.inbox.%ld.%llu.%llx", (long)getpid(),
              (unsigned long long)atomic_fetch_add(&inbox_counter, 1),
-             (unsigned long long)(fs__now_ns() ^ (uintptr_t)b));
+             (unsigned long long)(fs_kit_now_ns() ^ (uintptr_t)b));
     fs_subscribe_spec spec;
     memset(&spec, 0, sizeof spec);
     spec.source = b->req_inbox;
     spec.ack_policy = FS_ACK_POLICY_ACK;
     spec.concurrency = 1;
     spec.reply_inbox = true;
-    spec.no_ack = (b->ops->flags & FS_BROKER_NO_ACK) != 0;
+    spec.redelivery.delay_ms = 100;
+    spec.redelivery.max_delay_ms = 10000;
+    fs__spec_outputs_init(b, &spec);
     int rc = b->ops->subscribe(b->impl, &spec, &b->req_sub);
     if (rc < 0)
         return rc;
+    b->req_no_ack = spec.no_ack;
     if (b->ops->subscription_start) {
         rc = b->ops->subscription_start(b->impl, b->req_sub);
         if (rc < 0)
@@ -274,7 +322,7 @@ void fs__request_shutdown(fs_broker *b)
 static int do_request(fs_broker *b, void *dest, const char *destination, const fs_envelope *msg,
                       int timeout_ms, fs_message **reply)
 {
-    if (b->ops->flags & FS_BROKER_NATIVE_REQUEST) {
+    if (b->ops->caps & FS_CAP_NATIVE_REQUEST) {
         int rc = fs__broker_ensure_connected(b);
         if (rc < 0)
             return rc;
@@ -295,7 +343,7 @@ static int do_request(fs_broker *b, void *dest, const char *destination, const f
     } else {
         snprintf(w.corr, sizeof w.corr, "%llx-%llx",
                  (unsigned long long)atomic_fetch_add(&b->req_seq, 1) + 1,
-                 (unsigned long long)(fs__now_ns() ^ ((uintptr_t)&w >> 4)));
+                 (unsigned long long)(fs_kit_now_ns() ^ ((uintptr_t)&w >> 4)));
     }
     pthread_mutex_lock(&b->req_lock);
     rc = inbox_ensure(b);
@@ -312,7 +360,7 @@ static int do_request(fs_broker *b, void *dest, const char *destination, const f
     env.reply_to = b->req_inbox;
     rc = fs__publish_run(b, dest, destination, &env, 1, false);
 
-    struct timespec deadline = fs__deadline_ts(timeout_ms);
+    struct timespec deadline = fs_kit_deadline_ts(timeout_ms);
     pthread_mutex_lock(&b->req_lock);
     while (rc >= 0 && !w.reply && !w.closed) {
         if (timeout_ms < 0)
@@ -366,11 +414,11 @@ int fs_publisher_new(fs_broker *b, const char *destination, const fs_publisher_o
     if (!p)
         return fs__error(FS_ENOMEM, "out of memory creating a publisher");
     p->broker = b;
-    p->destination = fs__strdup(destination);
+    p->destination = fs_kit_strdup(destination);
     if (opts) {
         p->broker_options = opts->broker_options;
         if (opts->reply_to)
-            p->reply_to = fs__strdup(opts->reply_to);
+            p->reply_to = fs_kit_strdup(opts->reply_to);
     }
     if (!p->destination || (opts && opts->reply_to && !p->reply_to)) {
         fs__publisher_destroy(p);

@@ -8,28 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int fs_adapter_error(int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = fs__verror(status, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-void fs_adapter_log(fs_log_level level, const char *component, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fs__vlog(level, component ? component : "adapter", fmt, ap);
-    va_end(ap);
-}
-
 /* The byte of the %-escape at s[i] (i < n), or -1 when it is malformed. */
 static int escape_at(const char *s, size_t i, size_t n)
 {
-    int hi = i + 1 < n ? fs__hexval((unsigned char)s[i + 1]) : -1;
-    int lo = i + 2 < n ? fs__hexval((unsigned char)s[i + 2]) : -1;
+    int hi = i + 1 < n ? fs_kit_hexval((unsigned char)s[i + 1]) : -1;
+    int lo = i + 2 < n ? fs_kit_hexval((unsigned char)s[i + 2]) : -1;
     return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
@@ -184,7 +167,16 @@ int fs_url_parse(const char *url, fs_url *out)
     return FS_OK;
 }
 
-bool fs__query_next(const char **p, fs__query_param *out)
+/* One parameter of a query string such as "a=1&flag&b=x%20y". */
+typedef struct query_param {
+    const char *name;
+    size_t name_len;
+    const char *value; /* raw (%-escapes kept); NULL when the parameter has no '=' */
+    size_t value_len;
+} query_param;
+
+/* The parameter at `*p` in a query string, moving `*p` past it; false at the end. */
+static bool query_next(const char **p, query_param *out)
 {
     const char *s = *p;
     if (!*s)
@@ -199,23 +191,55 @@ bool fs__query_next(const char **p, fs__query_param *out)
     return true;
 }
 
-char *fs_url_query_param(const fs_url *url, const char *key)
+bool fs_url_query_next(const fs_url *url, size_t *pos, const char **name, size_t *name_len,
+                       const char **value, size_t *value_len)
 {
-    if (!url || !url->query || !key)
-        return NULL;
+    if (!url || !url->query || !pos || *pos > strlen(url->query))
+        return false;
+    const char *p = url->query + *pos;
+    query_param q;
+    if (!query_next(&p, &q))
+        return false;
+    *pos = (size_t)(p - url->query);
+    if (name)
+        *name = q.name;
+    if (name_len)
+        *name_len = q.name_len;
+    if (value)
+        *value = q.value;
+    if (value_len)
+        *value_len = q.value_len;
+    return true;
+}
+
+int fs_url_query_get(const fs_url *url, const char *key, char **value)
+{
+    FS_CHECK_ARG(value, "fs_url_query_get: value is NULL");
+    *value = NULL;
+    FS_CHECK_ARG(url && key, "fs_url_query_get: url and key are required");
+    if (!url->query)
+        return FS_ENOTFOUND;
     size_t klen = strlen(key);
     const char *p = url->query;
-    fs__query_param q;
-    while (fs__query_next(&p, &q)) {
+    query_param q;
+    while (query_next(&p, &q)) {
         if (q.name_len != klen || memcmp(q.name, key, klen) != 0)
             continue;
         bool bad = false, oom = false;
         char *v = q.value ? copy_n(q.value, q.value_len, true, &bad, &oom)
                           : copy_n("", 0, false, &bad, &oom);
         if (!v)
-            fs__error(oom ? FS_ENOMEM : FS_EINVAL, "query parameter '%s': %s", key,
-                      oom ? "out of memory" : "bad %-escape");
-        return v;
+            return fs__error(oom ? FS_ENOMEM : FS_EINVAL, "query parameter '%s': %s", key,
+                             oom ? "out of memory" : "bad %-escape");
+        *value = v;
+        return FS_OK;
     }
-    return NULL;
+    return FS_ENOTFOUND;
+}
+
+char *fs_url_query_param(const fs_url *url, const char *key)
+{
+    char *v = NULL;
+    fs_url_query_get(url, key, &v);
+    return v;
 }

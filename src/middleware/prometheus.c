@@ -16,7 +16,8 @@
 #include "faststream/prometheus.h"
 
 #include "common/internal.h"
-#include "core/util.h"
+#include "kit/clock.h"
+#include "kit/str.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -39,8 +40,6 @@ static const char *const PUB_STATUS[ST_PUB_COUNT] = {"success", "error"};
 
 static const char *const RESERVED[] = {"app_name", "broker",         "handler", "destination",
                                        "status",   "exception_type", "le"};
-
-#define LIKELY(x) __builtin_expect(!!(x), 1)
 
 #define CACHE_SLOTS 1024u /* power of two */
 #define CACHE_PROBES 32u
@@ -329,7 +328,7 @@ static inline fs_counter *status_child(const prom_state *st, entry *e, fs_counte
                                        int status, const char *status_name)
 {
     fs_counter *c = atomic_load_explicit(&e->status[status], memory_order_acquire);
-    if (LIKELY(c != NULL))
+    if (FS_LIKELY(c != NULL))
         return c;
     return status_child_slow(st, e, fam, status, status_name);
 }
@@ -337,7 +336,7 @@ static inline fs_counter *status_child(const prom_state *st, entry *e, fs_counte
 /* counter += count; a single message takes the increment (no checks, no conversion). */
 static inline void counter_add_count(fs_counter *c, size_t count)
 {
-    if (LIKELY(count == 1))
+    if (FS_LIKELY(count == 1))
         fs_counter_inc(c);
     else
         fs_counter_add(c, (double)count);
@@ -370,26 +369,21 @@ static void count_exception(const prom_state *st, fs_counter_family *fam, const 
         fs_counter_inc(c);
 }
 
-/* Received status (METRICS.md step 8): the explicit settlement, else the outcome. */
-static inline int recv_status(const fs_message *msg, fs_outcome o)
+/* Received status (METRICS.md step 8), as the core decides it (fs_consume_status). */
+static inline int recv_status(const fs_consume_ctx *ctx)
 {
-    static const signed char BY_SETTLED[] = {
-        [FS_SETTLE_NONE] = -1,
-        [FS_SETTLE_ACKED] = ST_ACKED,
-        [FS_SETTLE_NACKED] = ST_NACKED,
-        [FS_SETTLE_REJECTED] = ST_REJECTED,
-    };
-    static const signed char BY_OUTCOME[] = {
-        [FS_OUTCOME_OK] = ST_ACKED,     [FS_OUTCOME_ACK] = ST_ACKED,
-        [FS_OUTCOME_NACK] = ST_NACKED,  [FS_OUTCOME_REJECT] = ST_REJECTED,
-        [FS_OUTCOME_SKIP] = ST_SKIPPED, [FS_OUTCOME_ERROR] = ST_ERROR,
-    };
-    unsigned s = (unsigned)fs_message_settled(msg);
-    if (s < sizeof BY_SETTLED && BY_SETTLED[s] >= 0)
-        return BY_SETTLED[s];
-    if ((unsigned)o < sizeof BY_OUTCOME)
-        return BY_OUTCOME[o];
-    return ST_ACKED;
+    switch (fs_consume_status(ctx)[0]) {
+    case 'n':
+        return ST_NACKED;
+    case 'r':
+        return ST_REJECTED;
+    case 's':
+        return ST_SKIPPED;
+    case 'e':
+        return ST_ERROR;
+    default:
+        return ST_ACKED;
+    }
 }
 
 /*
@@ -430,7 +424,7 @@ consume_record(prom_state *st, fs_consume_ctx *ctx, entry *e)
         count_exception(st, st->exceptions, e->keys, ctx->error_type);
     fs_histogram_observe(e->fixed[3], elapsed); /* 6 */
     fs_gauge_add(e->fixed[2], -dcount);         /* 7 */
-    int status = recv_status(ctx->message, o);  /* 8 */
+    int status = recv_status(ctx);              /* 8 */
     fs_counter *pc = status_child(st, e, st->processed, status, RECV_STATUS[status]);
     if (pc)
         counter_add_count(pc, count);
@@ -466,13 +460,26 @@ static __attribute__((noinline)) fs_outcome consume_slow(prom_state *st, fs_cons
 static fs_outcome prom_consume(fs_consume_ctx *ctx)
 {
     prom_state *st = ctx->state;
-    if (LIKELY(st->ndyn == 0)) {
+    if (FS_LIKELY(st->ndyn == 0)) {
         entry *e =
             last_hit_get(st, &last_recv, ctx->broker_name, ctx->handler ? ctx->handler : "", NULL);
-        if (LIKELY(e != NULL))
+        if (FS_LIKELY(e != NULL))
             return consume_record(st, ctx, e);
     }
     return consume_slow(st, ctx);
+}
+
+/* Steps 2-4 of the publish side of METRICS.md, with the entry `e`. */
+static inline void publish_count(prom_state *st, entry *e, size_t count, int rc,
+                                 const char *error_type, double elapsed)
+{
+    if (rc < 0) /* 2 */
+        count_exception(st, st->pub_exceptions, e->keys, error_type);
+    fs_histogram_observe(e->fixed[0], elapsed); /* 3 */
+    int status = rc < 0 ? ST_PUB_ERROR : ST_SUCCESS;
+    fs_counter *pc = status_child(st, e, st->published, status, PUB_STATUS[status]);
+    if (pc)
+        counter_add_count(pc, count); /* 4 */
 }
 
 /* Steps 1-4 of the publish side of METRICS.md, with the entry `e`. */
@@ -481,14 +488,9 @@ static inline __attribute__((always_inline)) int publish_record(prom_state *st, 
 {
     int64_t t0 = now_ns(); /* 1 */
     int rc = fs_publish_next(ctx);
-    double elapsed = seconds_between(t0, now_ns());
-    if (rc < 0) /* 2 */
-        count_exception(st, st->pub_exceptions, e->keys, ctx->error_type);
-    fs_histogram_observe(e->fixed[0], elapsed); /* 3 */
-    int status = rc < 0 ? ST_PUB_ERROR : ST_SUCCESS;
-    fs_counter *pc = status_child(st, e, st->published, status, PUB_STATUS[status]);
-    if (pc)
-        counter_add_count(pc, ctx->count); /* 4 */
+    if (rc > 0) /* FS_PENDING: counted when the adapter reports the result (prom_result) */
+        return rc;
+    publish_count(st, e, ctx->count, rc, ctx->error_type, seconds_between(t0, now_ns()));
     return rc;
 }
 
@@ -520,13 +522,30 @@ static int prom_publish(fs_publish_ctx *ctx)
     if (ctx->is_reply)
         return fs_publish_next(ctx);
     prom_state *st = ctx->state;
-    if (LIKELY(st->ndyn == 0)) {
+    if (FS_LIKELY(st->ndyn == 0)) {
         entry *e = last_hit_get(st, &last_pub, ctx->broker_name,
                                 ctx->destination ? ctx->destination : "", NULL);
-        if (LIKELY(e != NULL))
+        if (FS_LIKELY(e != NULL))
             return publish_record(st, ctx, e);
     }
     return publish_slow(st, ctx);
+}
+
+/* A late publish result (the adapter's publish returned FS_PENDING). */
+static void prom_result(const fs_publish_result_ctx *ctx)
+{
+    prom_state *st = ctx->state;
+    const char *keys[2 + FS_PROMETHEUS_MAX_LABELS];
+    if (st->ndyn)
+        compute_dynamic(st, NULL, keys + 2);
+    entry local;
+    entry *e = entry_lookup(st, &st->pub, fill_pub, &last_pub, ctx->broker_name, ctx->destination,
+                            keys, &local);
+    if (!e) {
+        fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
+        return;
+    }
+    publish_count(st, e, ctx->count, ctx->status, ctx->error_type, ctx->elapsed_s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -690,7 +709,7 @@ int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middlewar
     if (!st)
         return fs__error(FS_ENOMEM, "prometheus middleware: out of memory");
     st->id = atomic_fetch_add(&next_state_id, 1);
-    st->app_name = fs__strdup(o->app_name ? o->app_name : prefix);
+    st->app_name = fs_kit_strdup(o->app_name ? o->app_name : prefix);
     if (!st->app_name) {
         state_free(st);
         return fs__error(FS_ENOMEM, "prometheus middleware: out of memory");
@@ -702,7 +721,7 @@ int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middlewar
         st->custom[i].user = l->user;
         if (l->fn) {
             st->ndyn++;
-        } else if (!(st->custom[i].value = fs__strdup(l->value))) {
+        } else if (!(st->custom[i].value = fs_kit_strdup(l->value))) {
             state_free(st);
             return fs__error(FS_ENOMEM, "prometheus middleware: out of memory");
         }
@@ -716,6 +735,8 @@ int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middlewar
     out->name = "prometheus";
     out->consume = prom_consume;
     out->publish = prom_publish;
+    out->publish_result = prom_result;
+    out->unique_key = "prometheus";
     out->scratch_size = st->ndyn ? sizeof(scratch) + st->ndyn * sizeof(char *) : 0;
     out->state = st;
     out->free_state = state_free;

@@ -8,6 +8,7 @@
 #define FS_CORE_FAKE_ADAPTER_H
 
 #include "core_test.h"
+#include "faststream/adapter.h"
 
 #include <stdatomic.h>
 
@@ -22,9 +23,10 @@ static int fake_subscribe(void *impl, fs_subscribe_spec *spec, void **out)
     return FS_OK;
 }
 
-static int fake_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
+static int fake_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
+    (void)worker;
     (void)sub;
     (void)out;
     test_sleep_ms(timeout_ms < 5 ? (unsigned)timeout_ms : 5u);
@@ -53,6 +55,8 @@ static int fake_ping(void *impl, int timeout_ms)
 }
 
 static const fs_broker_ops fake_ops = {
+    .abi_version = FS_ADAPTER_ABI_VERSION,
+    .struct_size = sizeof(fs_broker_ops),
     .name = "fake",
     .default_ack_policy = FS_ACK_POLICY_ACK_FIRST,
     .ping = fake_ping,

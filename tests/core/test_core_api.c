@@ -203,7 +203,7 @@ static void test_argument_checks(void **state)
     e.header_count = 2;
     CHECK_ERR(fs_publish(b, "q", &e), FS_EINVAL);
     assert_non_null(strstr(fs_last_error(), "headers"));
-    fs_header h = {"name", NULL};
+    fs_header h = {"name", NULL, 0};
     e.headers = &h;
     e.header_count = 1;
     CHECK_ERR(fs_publish(b, "q", &e), FS_EINVAL);
@@ -395,7 +395,7 @@ static void test_null_arguments(void **state)
 static void test_copies_and_names(void **state)
 {
     (void)state;
-    fs_header h[2] = {{"a", "1"}, {"b", "2"}};
+    fs_header h[2] = {{"a", "1", 0}, {"b", "2", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
     e.body = "payload";
     e.body_len = 7;

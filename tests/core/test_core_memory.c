@@ -63,7 +63,7 @@ static void roundtrip(size_t body_len)
     char *body = malloc(body_len + 1);
     for (size_t i = 0; i < body_len; i++)
         body[i] = (char)('a' + i % 26);
-    fs_header h[2] = {{"a", "1"}, {"b", "two"}};
+    fs_header h[2] = {{"a", "1", 0}, {"b", "two", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
     e.body = body;
     e.body_len = body_len;
@@ -375,7 +375,7 @@ static void test_reject_to_dead_letter(void **state)
     fs_subscriber *sub, *dsub;
     CHECK_OK(fs_subscribe(b, "orders", always_fail, NULL, &so, &sub));
     CHECK_OK(fs_subscribe(b, "orders.dlq", capture, &dl, NULL, &dsub));
-    fs_header h = {"k", "v"};
+    fs_header h = {"k", "v", 0};
     fs_envelope e = FS_ENVELOPE_INIT;
     e.body = "poison";
     e.body_len = 6;

@@ -155,7 +155,7 @@ static fs_outcome echo_upper(fs_message *m, void *user)
     const char *body = fs_message_body(m);
     for (size_t i = 0; i < n; i++)
         buf[i] = (char)((body[i] >= 'a' && body[i] <= 'z') ? body[i] - 32 : body[i]);
-    fs_header h = {"x-echo", "1"};
+    fs_header h = {"x-echo", "1", 0};
     int rc = fs_message_reply(m, buf, n, &h, 1, "text/plain");
     if (rc < 0)
         return fs_message_fail(m, "ReplyFailed", "%s", fs_last_error());

@@ -58,7 +58,7 @@ static fs_outcome on_load(fs_message *m, void *user)
 static void *publish_thread(void *arg)
 {
     publisher *p = arg;
-    fs_header h = {"tenant", p->tenant};
+    fs_header h = {"tenant", p->tenant, 0};
     char ok[BODY_LEN], bad[BODY_LEN];
     memset(ok, 'o', sizeof ok);
     memset(bad, '!', sizeof bad);

@@ -129,7 +129,7 @@ static void channel_subscribe_publish(void **state)
     fs_redis_subscriber_options ro = sub_opts(FS_REDIS_CHANNEL);
     rt_subscribe(b, ch, &ro, &l, FS_ACK_POLICY_NACK_ON_ERROR, 2, 0);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    fs_header h[] = {{"x-tenant", "acme"}};
+    fs_header h[] = {{"x-tenant", "acme", 0}};
     fs_envelope env = FS_ENVELOPE_INIT;
     env.body = "hello";
     env.body_len = 5;
@@ -455,7 +455,7 @@ static void stream_reject_dead_letters(void **state)
     rt_log_init(&l);
     l.outcome = FS_OUTCOME_ERROR; /* REJECT_ON_ERROR (Redis' default) rejects */
     fs_broker *b = stream_setup(s, "g", dlq, &l, FS_ACK_POLICY_DEFAULT, 0);
-    fs_header h[] = {{"k", "v"}};
+    fs_header h[] = {{"k", "v", 0}};
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "bad", h, 1), FS_OK);
     assert_true(rt_wait_n(&l, 1, WAIT_MS));
     fs_broker_stop(b);
@@ -598,7 +598,7 @@ static void our_bytes_parse_by_faststream_rules(void **state)
     char q[64];
     rt_key(q, sizeof q, "fmt-out");
     fs_broker *b = rt_broker();
-    fs_header h[] = {{"x", "1"}};
+    fs_header h[] = {{"x", "1", 0}};
     fs_redis_publish_options po = FS_REDIS_PUBLISH_OPTIONS_INIT;
     po.kind = FS_REDIS_LIST;
     fs_envelope env = FS_ENVELOPE_INIT;

@@ -12,11 +12,13 @@
  * (nack) or on `pending` (skip, manual). No lock and no allocation on that
  * path.
  */
-#include "common/internal.h"
-#include "core/pack.h"
-#include "core/util.h"
 #include "faststream/adapter.h"
 #include "faststream/memory.h"
+#include "kit/check.h"
+#include "kit/clock.h"
+#include "kit/compiler.h"
+#include "kit/pack.h"
+#include "kit/str.h"
 #include "ring.h"
 
 #include <pthread.h>
@@ -28,6 +30,7 @@
 #define MEM_DEFAULT_CAPACITY 16384
 #define MEM_DEFAULT_INLINE 256
 #define MEM_SPIN 4000
+#define MEM_NONE UINT32_MAX
 
 typedef struct mem_broker mem_broker;
 typedef struct mem_topic mem_topic;
@@ -47,6 +50,11 @@ typedef struct mem_slot {
     mem_sub *sub; /* the subscription that fetched it */
     char *heap;   /* storage for messages larger than inline_size */
     uint32_t index;
+    uint32_t deliveries;    /* times fetched since published */
+    fs_settle_state action; /* what ops->settle asked for (FS_SETTLE_NONE: unsettled) */
+    unsigned delay_ms;      /* nack: redeliver no sooner than this */
+    uint64_t due_ns;        /* on the delayed list: when it goes back on `ready` */
+    uint32_t delay_next;    /* on the delayed list: the next slot, or MEM_NONE */
     _Alignas(16) unsigned char data[];
 } mem_slot;
 
@@ -70,6 +78,11 @@ struct mem_group {
     mem_group *_Atomic next; /* in the topic */
     mem_group *all_next;     /* in the broker */
     mem_ring pending;        /* released unsettled, requeued by mem_stopped */
+    /* nacked slots waiting for their redelivery delay, sorted by due time */
+    pthread_mutex_t delay_mu;
+    uint32_t delayed_head;
+    _Atomic size_t delayed_n;
+    _Atomic uint64_t next_due_ns; /* the head's due time, UINT64_MAX when none */
 };
 
 struct mem_topic {
@@ -126,11 +139,11 @@ static mem_topic *topic_get(mem_broker *mb, const char *name)
     t = topic_find(mb, name, h);
     if (!t) {
         t = calloc(1, sizeof *t);
-        char *n = t ? fs__strdup(name) : NULL;
+        char *n = t ? fs_kit_strdup(name) : NULL;
         if (!n) {
             free(t);
             pthread_mutex_unlock(&mb->lock);
-            fs__error(FS_ENOMEM, "out of memory creating queue '%s'", name);
+            fs_adapter_error(FS_ENOMEM, "out of memory creating queue '%s'", name);
             return NULL;
         }
         t->name = n;
@@ -159,6 +172,7 @@ static void group_free(mem_group *g)
     free(g->slots);
     free(g->cells);
     free(g->name);
+    pthread_mutex_destroy(&g->delay_mu);
     free(g);
 }
 
@@ -169,11 +183,15 @@ static mem_group *group_new(mem_broker *mb, mem_topic *t, const char *name)
     if (posix_memalign((void **)&g, 64, sizeof *g) != 0)
         return NULL;
     memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->delay_mu, NULL);
+    g->delayed_head = MEM_NONE;
+    atomic_init(&g->delayed_n, 0);
+    atomic_init(&g->next_due_ns, UINT64_MAX);
     g->topic = t;
     g->cap = mb->capacity;
-    /* + 1: the NUL that fs__pack writes after the body */
+    /* + 1: the NUL that fs_kit_pack writes after the body */
     g->stride = (sizeof(mem_slot) + mb->inline_size + 1 + 15u) & ~(size_t)15u;
-    g->name = fs__strdup(name);
+    g->name = fs_kit_strdup(name);
     g->cells = malloc(3 * g->cap * sizeof *g->cells);
     /* calloc: large blocks come zeroed from mmap, so untouched slots cost no memory */
     g->slots = calloc(g->cap, g->stride);
@@ -228,7 +246,7 @@ static mem_group *topic_groups(mem_broker *mb, mem_topic *t)
         g = group_new(mb, t, NULL);
     pthread_mutex_unlock(&mb->lock);
     if (!g)
-        fs__error(FS_ENOMEM, "out of memory creating queue '%s'", t->name);
+        fs_adapter_error(FS_ENOMEM, "out of memory creating queue '%s'", t->name);
     return g;
 }
 
@@ -243,25 +261,29 @@ static int slot_fill(mem_broker *mb, mem_group *g, uint32_t idx, const fs_envelo
     mem_slot *s = slot_at(g, idx);
     s->group = g;
     s->index = idx;
-    size_t need = fs__pack_size(e, NULL);
+    size_t need = fs_kit_pack_size(e, NULL);
     void *base = s->data;
     if (need > mb->inline_size + 1) {
         if (need == SIZE_MAX)
-            return fs__error(FS_EINVAL, "message too large (body of %zu bytes)", e->body_len);
+            return fs_adapter_error(FS_EINVAL, "message too large (body of %zu bytes)",
+                                    e->body_len);
         s->heap = malloc(need);
         if (!s->heap)
-            return fs__error(FS_ENOMEM, "out of memory storing a message of %zu bytes",
-                             e->body_len);
+            return fs_adapter_error(FS_ENOMEM, "out of memory storing a message of %zu bytes",
+                                    e->body_len);
         base = s->heap;
     }
     /* Every public field is set here and every core field at fetch: no memset. */
     fs_message *m = &s->msg;
-    fs__pack(m, e, NULL, base);
+    fs_kit_pack(m, e, NULL, base);
     m->source = source;
+    m->offset = -1;
+    m->delivery_count = 0;
     m->raw = NULL;
     m->adapter_data = s;
     m->adapter_tag = 0;
     m->release = mem_release;
+    s->deliveries = 0;
     return FS_OK;
 }
 
@@ -288,6 +310,58 @@ static void group_push_ready(mem_group *g, uint32_t idx)
     group_wake(g, 1);
 }
 
+/* Put a nacked slot on the delayed list, in due-time order. */
+static void group_delay(mem_group *g, mem_slot *s, unsigned delay_ms)
+{
+    s->due_ns = fs_kit_now_ns() + (uint64_t)delay_ms * 1000000u;
+    pthread_mutex_lock(&g->delay_mu);
+    uint32_t *pp = &g->delayed_head;
+    while (*pp != MEM_NONE && slot_at(g, *pp)->due_ns <= s->due_ns)
+        pp = &slot_at(g, *pp)->delay_next;
+    s->delay_next = *pp;
+    *pp = s->index;
+    atomic_fetch_add_explicit(&g->delayed_n, 1, memory_order_relaxed);
+    atomic_store_explicit(&g->next_due_ns, slot_at(g, g->delayed_head)->due_ns,
+                          memory_order_release);
+    pthread_mutex_unlock(&g->delay_mu);
+    group_wake(g, 1); /* a sleeping consumer shortens its wait to the new due time */
+}
+
+/* Move the delayed slots that are due back on `ready`. */
+static void group_promote(mem_group *g, uint64_t now)
+{
+    size_t moved = 0;
+    pthread_mutex_lock(&g->delay_mu);
+    while (g->delayed_head != MEM_NONE && slot_at(g, g->delayed_head)->due_ns <= now) {
+        mem_slot *s = slot_at(g, g->delayed_head);
+        g->delayed_head = s->delay_next;
+        mem_ring_push(&g->ready, s->index);
+        moved++;
+    }
+    atomic_fetch_sub_explicit(&g->delayed_n, moved, memory_order_relaxed);
+    atomic_store_explicit(&g->next_due_ns,
+                          g->delayed_head == MEM_NONE ? UINT64_MAX
+                                                      : slot_at(g, g->delayed_head)->due_ns,
+                          memory_order_release);
+    pthread_mutex_unlock(&g->delay_mu);
+    if (moved)
+        group_wake(g, (int)moved);
+}
+
+/* Promote what is due; returns the next due time (UINT64_MAX: none). One load when none. */
+static inline uint64_t group_due(mem_group *g)
+{
+    uint64_t due = atomic_load_explicit(&g->next_due_ns, memory_order_acquire);
+    if (FS_LIKELY(due == UINT64_MAX))
+        return due;
+    uint64_t now = fs_kit_now_ns();
+    if (now >= due) {
+        group_promote(g, now);
+        due = atomic_load_explicit(&g->next_due_ns, memory_order_acquire);
+    }
+    return due;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Publishing                                                               */
 
@@ -297,8 +371,8 @@ static void record(mem_topic *t, const fs_envelope *e)
     mem_record *r = c ? malloc(sizeof *r) : NULL;
     if (!r) {
         fs_message_free(c);
-        fs__log(FS_LOG_WARN, "memory", "out of memory recording a message published to %s",
-                t->name);
+        fs_adapter_log(FS_LOG_WARN, "memory", "out of memory recording a message published to %s",
+                       t->name);
         return;
     }
     r->msg = c;
@@ -327,8 +401,9 @@ static int publish_to(mem_broker *mb, mem_topic *t, const fs_envelope *msgs, siz
             uint32_t idx;
             if (!mem_ring_pop(&g->free, &idx, true)) {
                 *error_type = "QueueFull";
-                rc = fs__error(FS_EFULL, "memory queue '%s'%s%s is full (%zu messages)", t->name,
-                               g->name ? " group " : "", g->name ? g->name : "", g->cap);
+                rc = fs_adapter_error(FS_EFULL, "memory queue '%s'%s%s is full (%zu messages)",
+                                      t->name, g->name ? " group " : "", g->name ? g->name : "",
+                                      g->cap);
                 continue;
             }
             int frc = slot_fill(mb, g, idx, &msgs[i], t->name);
@@ -387,6 +462,7 @@ static int pop_wait(mem_sub *s, int timeout_ms, uint32_t *idx)
     mem_group *g = s->group;
     if (sub_stopped(s))
         return FS_ECLOSED;
+    group_due(g);
     if (mem_ring_pop(&g->ready, idx, false))
         return FS_OK;
     for (int i = 0; i < MEM_SPIN; i++) {
@@ -394,7 +470,7 @@ static int pop_wait(mem_sub *s, int timeout_ms, uint32_t *idx)
         if (mem_ring_pop(&g->ready, idx, false))
             return FS_OK;
     }
-    uint64_t deadline = fs__deadline_ns(timeout_ms);
+    uint64_t deadline = fs_kit_deadline_ns(timeout_ms);
     for (;;) {
         if (sub_stopped(s))
             return FS_ECLOSED;
@@ -404,10 +480,16 @@ static int pop_wait(mem_sub *s, int timeout_ms, uint32_t *idx)
             atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
             return FS_OK;
         }
-        int left = fs__ms_left(deadline);
+        int left = fs_kit_ms_left(deadline);
         if (left == 0 || sub_stopped(s)) {
             atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
             return sub_stopped(s) ? FS_ECLOSED : FS_ETIMEDOUT;
+        }
+        uint64_t due = group_due(g);
+        if (due != UINT64_MAX) { /* wake up when the next delayed message is due */
+            int until_due = fs_kit_ms_left(due);
+            if (until_due < left)
+                left = until_due > 0 ? until_due : 1;
         }
         mem_futex_wait(&g->seq, seq, left);
         atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
@@ -420,13 +502,15 @@ static fs_message *take(mem_sub *s, uint32_t idx)
 {
     mem_slot *slot = slot_at(s->group, idx);
     slot->sub = s;
-    atomic_store_explicit(&slot->msg.settled_, FS_SETTLE_NONE, memory_order_relaxed);
+    slot->action = FS_SETTLE_NONE;
+    slot->msg.delivery_count = ++slot->deliveries;
     return &slot->msg;
 }
 
-static int mem_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
+static int mem_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
+    (void)worker;
     mem_sub *s = sub;
     uint32_t idx;
     int rc = pop_wait(s, timeout_ms, &idx);
@@ -436,10 +520,11 @@ static int mem_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
     return FS_OK;
 }
 
-static int mem_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
+static int mem_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **out, size_t max,
                            unsigned batch_timeout_ms, int timeout_ms, size_t *n)
 {
     (void)impl;
+    (void)worker;
     mem_sub *s = sub;
     uint32_t idx;
     *n = 0;
@@ -447,13 +532,13 @@ static int mem_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
     if (rc < 0)
         return rc;
     out[(*n)++] = take(s, idx);
-    uint64_t deadline = fs__deadline_ns(batch_timeout_ms);
+    uint64_t deadline = fs_kit_deadline_ns(batch_timeout_ms);
     while (*n < max) {
         if (mem_ring_pop(&s->group->ready, &idx, false)) {
             out[(*n)++] = take(s, idx);
             continue;
         }
-        int left = fs__ms_left(deadline);
+        int left = fs_kit_ms_left(deadline);
         if (left == 0)
             break;
         if (pop_wait(s, left, &idx) < 0)
@@ -465,12 +550,26 @@ static int mem_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
 
 static void dead_letter(mem_broker *mb, mem_sub *sub, mem_slot *slot)
 {
-    fs_envelope e = fs__message_envelope(&slot->msg);
+    fs_envelope e = fs_kit_message_envelope(&slot->msg);
     mem_topic *t = topic_get(mb, sub->dead_letter);
     const char *etype = NULL;
     if (!t || publish_to(mb, t, &e, 1, &etype) < 0)
-        fs__log(FS_LOG_ERROR, "memory", "could not move a rejected message from %s to %s: %s",
-                slot->group->topic->name, sub->dead_letter, fs_last_error());
+        fs_adapter_log(FS_LOG_ERROR, "memory",
+                       "could not move a rejected message from %s to %s: %s",
+                       slot->group->topic->name, sub->dead_letter, fs_last_error());
+}
+
+/* Record what to do with each message; release does it once the handler is done. */
+static int mem_settle(void *impl, fs_message *m, const fs_settle_args *args)
+{
+    (void)impl;
+    size_t n = fs_message_count(m);
+    for (size_t i = 0; i < n; i++) {
+        mem_slot *slot = fs_message_at(m, i)->adapter_data;
+        slot->action = args->op;
+        slot->delay_ms = args->delay_ms;
+    }
+    return FS_OK;
 }
 
 static void mem_release(fs_message *m)
@@ -478,13 +577,16 @@ static void mem_release(fs_message *m)
     mem_slot *slot = m->adapter_data;
     mem_group *g = slot->group;
     mem_sub *sub = slot->sub;
-    switch ((fs_settle_state)atomic_load_explicit(&m->settled_, memory_order_acquire)) {
+    switch (slot->action) {
     case FS_SETTLE_ACKED:
         slot_recycle(g, slot);
         return;
     case FS_SETTLE_NACKED:
         slot->sub = NULL;
-        group_push_ready(g, slot->index);
+        if (slot->delay_ms)
+            group_delay(g, slot, slot->delay_ms);
+        else
+            group_push_ready(g, slot->index);
         return;
     case FS_SETTLE_REJECTED:
         if (sub && sub->dead_letter)
@@ -508,20 +610,21 @@ static int mem_subscribe(void *impl, fs_subscribe_spec *spec, void **out)
     const fs_memory_subscriber_options *o = spec->broker_options;
     const char *group = o ? o->group : NULL;
     if (group && !*group)
-        return fs__error(FS_EINVAL, "memory subscriber on '%s': empty group name", spec->source);
+        return fs_adapter_error(FS_EINVAL, "memory subscriber on '%s': empty group name",
+                                spec->source);
     if (o && o->dead_letter && !*o->dead_letter)
-        return fs__error(FS_EINVAL, "memory subscriber on '%s': empty dead-letter name",
-                         spec->source);
+        return fs_adapter_error(FS_EINVAL, "memory subscriber on '%s': empty dead-letter name",
+                                spec->source);
     mem_sub *s = calloc(1, sizeof *s);
     if (!s)
-        return fs__error(FS_ENOMEM, "out of memory subscribing to '%s'", spec->source);
+        return fs_adapter_error(FS_ENOMEM, "out of memory subscribing to '%s'", spec->source);
     s->mb = mb;
     s->inbox = spec->reply_inbox;
     if (o && o->dead_letter) {
-        s->dead_letter = fs__strdup(o->dead_letter);
+        s->dead_letter = fs_kit_strdup(o->dead_letter);
         if (!s->dead_letter) {
             free(s);
-            return fs__error(FS_ENOMEM, "out of memory subscribing to '%s'", spec->source);
+            return fs_adapter_error(FS_ENOMEM, "out of memory subscribing to '%s'", spec->source);
         }
     }
     mem_topic *t = topic_get(mb, spec->source);
@@ -543,7 +646,7 @@ static int mem_subscribe(void *impl, fs_subscribe_spec *spec, void **out)
     if (!g) {
         free(s->dead_letter);
         free(s);
-        return fs__error(FS_ENOMEM, "out of memory creating queue '%s'", spec->source);
+        return fs_adapter_error(FS_ENOMEM, "out of memory creating queue '%s'", spec->source);
     }
     *out = s;
     return FS_OK;
@@ -631,10 +734,21 @@ static void mem_free(void *impl)
     free(mb);
 }
 
+static int mem_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out)
+{
+    (void)impl;
+    (void)timeout_ms;
+    mem_sub *s = sub;
+    *out = mem_ring_size(&s->group->ready) + atomic_load(&s->group->delayed_n);
+    return FS_OK;
+}
+
 static const fs_broker_ops memory_ops = {
+    .abi_version = FS_ADAPTER_ABI_VERSION,
+    .struct_size = sizeof(fs_broker_ops),
     .name = "memory",
     .default_ack_policy = FS_ACK_POLICY_REJECT_ON_ERROR,
-    .flags = 0,
+    .caps = FS_CAP_NACK | FS_CAP_NACK_DELAY | FS_CAP_DELIVERY_COUNT | FS_CAP_BACKLOG,
     .start = mem_start,
     .stop = mem_stop,
     .stopped = mem_stopped,
@@ -643,7 +757,9 @@ static const fs_broker_ops memory_ops = {
     .unsubscribe = mem_unsubscribe,
     .fetch = mem_fetch,
     .fetch_batch = mem_fetch_batch,
-    /* ack / nack / reject take effect in release, once the handler is done */
+    /* settle records; the slot moves in release, once the handler is done */
+    .settle = mem_settle,
+    .backlog = mem_backlog,
     .prepare_destination = mem_prepare_destination,
     .publish = mem_publish,
 };
@@ -670,7 +786,7 @@ static int memory_new(const fs_memory_options *opts, const char *url, fs_broker 
                  o.inline_size, 1u << 20);
     mem_broker *mb = calloc(1, sizeof *mb);
     if (!mb)
-        return fs__error(FS_ENOMEM, "out of memory creating a memory broker");
+        return fs_adapter_error(FS_ENOMEM, "out of memory creating a memory broker");
     mb->capacity = round_pow2(o.capacity ? o.capacity : MEM_DEFAULT_CAPACITY);
     if (mb->capacity < 2)
         mb->capacity = 2;
@@ -694,23 +810,23 @@ int fs_memory_broker_new(const fs_memory_options *opts, fs_broker **out)
 
 static int parse_size(const fs_url *u, const char *key, size_t *out)
 {
-    char *v = fs_url_query_param(u, key);
-    if (!v)
+    char *v = NULL;
+    int rc = fs_url_query_get(u, key, &v);
+    if (rc == FS_ENOTFOUND)
         return FS_OK;
+    if (rc < 0)
+        return rc;
     char *end = NULL;
     unsigned long long n = strtoull(v, &end, 10);
-    int rc = FS_OK;
     if (!*v || *end || v[0] == '-')
-        rc = fs__error(FS_EINVAL, "memory:// URL: %s=%s is not a number", key, v);
+        rc = fs_adapter_error(FS_EINVAL, "memory:// URL: %s=%s is not a number", key, v);
     else
         *out = (size_t)n;
     free(v);
     return rc;
 }
 
-int fs__memory_factory(const char *url, const fs_broker_options *bopts, fs_broker **out);
-
-int fs__memory_factory(const char *url, const fs_broker_options *bopts, fs_broker **out)
+static int memory_factory(const char *url, const fs_broker_options *bopts, fs_broker **out)
 {
     fs_url u;
     int rc = fs_url_parse(url, &u);
@@ -720,18 +836,20 @@ int fs__memory_factory(const char *url, const fs_broker_options *bopts, fs_broke
     o.broker = *bopts;
     if ((u.hosts && *u.hosts) || (u.path && *u.path) || u.user) {
         fs_url_free(&u);
-        return fs__error(FS_EINVAL,
-                         "memory:// URL '%s' takes no host, credentials or path (only "
-                         "?capacity=N&inline_size=N)",
-                         url);
+        return fs_adapter_error(FS_EINVAL,
+                                "memory:// URL '%s' takes no host, credentials or path (only "
+                                "?capacity=N&inline_size=N)",
+                                url);
     }
-    fs__query_param q;
-    for (const char *p = u.query ? u.query : ""; fs__query_next(&p, &q);) {
-        if (!((q.name_len == 8 && strncmp(q.name, "capacity", 8) == 0) ||
-              (q.name_len == 11 && strncmp(q.name, "inline_size", 11) == 0))) {
+    const char *name;
+    size_t pos = 0, name_len;
+    while (fs_url_query_next(&u, &pos, &name, &name_len, NULL, NULL)) {
+        if (!((name_len == 8 && strncmp(name, "capacity", 8) == 0) ||
+              (name_len == 11 && strncmp(name, "inline_size", 11) == 0))) {
+            rc = fs_adapter_error(FS_EINVAL, "memory:// URL '%s': unknown parameter '%.*s'", url,
+                                  (int)name_len, name);
             fs_url_free(&u);
-            return fs__error(FS_EINVAL, "memory:// URL '%s': unknown parameter '%.*s'", url,
-                             (int)q.name_len, q.name);
+            return rc;
         }
     }
     rc = parse_size(&u, "capacity", &o.capacity);
@@ -741,6 +859,16 @@ int fs__memory_factory(const char *url, const fs_broker_options *bopts, fs_broke
     if (rc < 0)
         return rc;
     return memory_new(&o, url, out);
+}
+
+int fs_memory_register(void)
+{
+    return fs_broker_register_scheme("memory", memory_factory);
+}
+
+__attribute__((constructor)) static void memory_auto_register(void)
+{
+    fs_memory_register();
 }
 
 bool fs_broker_is_memory(const fs_broker *broker)
@@ -770,7 +898,7 @@ static mem_group *lookup_group(const fs_broker *broker, const char *name, const 
 size_t fs_memory_queue_depth(const fs_broker *broker, const char *name, const char *group)
 {
     mem_group *g = lookup_group(broker, name, group);
-    return g ? mem_ring_size(&g->ready) : 0;
+    return g ? mem_ring_size(&g->ready) + atomic_load(&g->delayed_n) : 0;
 }
 
 size_t fs_memory_queue_in_flight(const fs_broker *broker, const char *name, const char *group)
@@ -778,8 +906,8 @@ size_t fs_memory_queue_in_flight(const fs_broker *broker, const char *name, cons
     mem_group *g = lookup_group(broker, name, group);
     if (!g)
         return 0;
-    /* every slot is free, ready, or taken (handled, pending or being filled) */
-    size_t used = mem_ring_size(&g->free) + mem_ring_size(&g->ready);
+    /* every slot is free, ready, delayed, or taken (handled, pending or being filled) */
+    size_t used = mem_ring_size(&g->free) + mem_ring_size(&g->ready) + atomic_load(&g->delayed_n);
     return used < g->cap ? g->cap - used : 0;
 }
 
@@ -801,8 +929,8 @@ int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **o
     FS_CHECK_ARG(name, "fs_memory_take_published: name is NULL");
     mem_broker *mb = as_memory(broker);
     if (!mb->record)
-        return fs__error(FS_ESTATE, "fs_memory_take_published: record_published is off for "
-                                    "this broker");
+        return fs_adapter_error(FS_ESTATE, "fs_memory_take_published: record_published is off for "
+                                           "this broker");
     mem_topic *t = topic_find(mb, name, hash_name(name));
     mem_record *r = NULL;
     if (t) {
@@ -816,7 +944,7 @@ int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **o
         pthread_mutex_unlock(&t->records_lock);
     }
     if (!r)
-        return fs__error(FS_ENOTFOUND, "no recorded message published to '%s'", name);
+        return fs_adapter_error(FS_ENOTFOUND, "no recorded message published to '%s'", name);
     *out = r->msg;
     free(r);
     return FS_OK;
@@ -825,13 +953,13 @@ int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **o
 int fs_memory_wait_handled(const fs_broker *broker, uint64_t n, int timeout_ms)
 {
     FS_CHECK_ARG(broker, "fs_memory_wait_handled: broker is NULL");
-    uint64_t deadline = fs__deadline_ns(timeout_ms);
+    uint64_t deadline = fs_kit_deadline_ns(timeout_ms);
     while (fs_broker_handled(broker) < n) {
-        if (timeout_ms >= 0 && fs__ms_left(deadline) == 0)
-            return fs__error(FS_ETIMEDOUT, "handled %llu of %llu messages within %d ms",
-                             (unsigned long long)fs_broker_handled(broker), (unsigned long long)n,
-                             timeout_ms);
-        fs__sleep_ms(1);
+        if (timeout_ms >= 0 && fs_kit_ms_left(deadline) == 0)
+            return fs_adapter_error(FS_ETIMEDOUT, "handled %llu of %llu messages within %d ms",
+                                    (unsigned long long)fs_broker_handled(broker),
+                                    (unsigned long long)n, timeout_ms);
+        fs_kit_sleep_ms(1);
     }
     return FS_OK;
 }

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 const char *fs_redis_kind_name(fs_redis_kind kind)
@@ -43,49 +42,6 @@ static const char *error_type(int status)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Correlation ids: uuid4 strings, like FastStream's gen_cor_id()           */
-
-static _Thread_local uint64_t rng_state[2];
-
-static uint64_t rng_next(void)
-{
-    if (!rng_state[0] && !rng_state[1]) {
-        if (getrandom(rng_state, sizeof rng_state, 0) != (ssize_t)sizeof rng_state) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            rng_state[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uintptr_t)&ts;
-            rng_state[1] = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)rng_state;
-        }
-        rng_state[1] |= 1;
-    }
-    uint64_t s1 = rng_state[0];
-    const uint64_t s0 = rng_state[1];
-    rng_state[0] = s0;
-    s1 ^= s1 << 23;
-    rng_state[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
-    return rng_state[1] + s0;
-}
-
-static void make_uuid4(char out[37])
-{
-    unsigned char b[16];
-    uint64_t a = rng_next(), c = rng_next();
-    memcpy(b, &a, 8);
-    memcpy(b + 8, &c, 8);
-    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
-}
-
-/* ------------------------------------------------------------------------ */
 /* Publishing                                                               */
 
 static int encode_one(rconn *c, const fs_envelope *e, fs_redis_format format)
@@ -99,14 +55,15 @@ static int encode_one(rconn *c, const fs_envelope *e, fs_redis_format format)
     for (size_t i = 0; i < e->header_count; i++) {
         const fs_header *h = &e->headers[i];
         FS_CHECK_ARG(h->name && h->value, "redis: publish: header %zu has a NULL name or value", i);
-        c->kv[n++] = (fs__redis_kv){h->name, strlen(h->name), h->value, strlen(h->value)};
+        c->kv[n++] = (fs__redis_kv){h->name, strlen(h->name), h->value,
+                                    h->value_len ? h->value_len : strlen(h->value)};
     }
     if (e->message_id)
         c->kv[n++] = (fs__redis_kv){"message_id", 10, e->message_id, strlen(e->message_id)};
     char cid[37];
     const char *corr = e->correlation_id;
     if (!corr) {
-        make_uuid4(cid);
+        fs_adapter_uuid4(cid);
         corr = cid;
     }
     fs__redis_envelope env = {e->body, e->body_len, corr, e->reply_to, e->content_type, c->kv, n};
@@ -198,7 +155,7 @@ static int redis_publish(void *impl, void *dest, const char *destination, const 
     int rc;
     if (!destination || !*destination || !msgs || !count) {
         *etype = "ValueError";
-        return fs__error(FS_EINVAL, "redis: publish needs a destination and messages");
+        return fs_adapter_error(FS_EINVAL, "redis: publish needs a destination and messages");
     }
     rconn *c = fs__redis_pool_get(b, &rc);
     if (!c) {
@@ -247,8 +204,8 @@ static int redis_ping(void *impl, int timeout_ms)
     if (!rc)
         rc = fs__redis_conn_recv(c, timeout_ms < 0 ? b->command_timeout_ms : timeout_ms, -1, &r);
     if (rc == FS_ETIMEDOUT) {
-        fs__error(FS_ETIMEDOUT, "redis: no answer to PING from %s within %d ms", c->where,
-                  timeout_ms);
+        fs_adapter_error(FS_ETIMEDOUT, "redis: no answer to PING from %s within %d ms", c->where,
+                         timeout_ms);
         fs__redis_conn_close(c); /* the late PONG would put it out of step */
     }
     if (!rc) {
@@ -339,9 +296,11 @@ static void redis_free(void *impl)
 }
 
 static const fs_broker_ops redis_ops = {
+    .abi_version = FS_ADAPTER_ABI_VERSION,
+    .struct_size = sizeof(fs_broker_ops),
     .name = "redis",
     .default_ack_policy = FS_ACK_POLICY_REJECT_ON_ERROR,
-    .flags = 0,
+    .caps = FS_CAP_NACK | FS_CAP_NACK_DELAY | FS_CAP_DELIVERY_COUNT,
     .connect = redis_connect,
     .start = redis_start,
     .stop = redis_stop,
@@ -353,9 +312,7 @@ static const fs_broker_ops redis_ops = {
     .subscription_start = fs__redis_sub_start,
     .fetch = fs__redis_fetch,
     .fetch_batch = fs__redis_fetch_batch,
-    .ack = fs__redis_ack,
-    .nack = fs__redis_nack,
-    .reject = fs__redis_reject,
+    .settle = fs__redis_settle,
     .prepare_destination = redis_prepare_destination,
     .release_destination = NULL,
     .publish = redis_publish,
@@ -379,7 +336,7 @@ static int parse_format(const char *s, fs_redis_format *out)
             return FS_OK;
         }
     }
-    return fs__error(FS_EINVAL, "redis: unknown format '%s' (binary, json or raw)", s);
+    return fs_adapter_error(FS_EINVAL, "redis: unknown format '%s' (binary, json or raw)", s);
 }
 
 static int from_url(redis_broker *b, const char *url)
@@ -389,12 +346,13 @@ static int from_url(redis_broker *b, const char *url)
     if (rc)
         return rc;
     if (strcmp(u.scheme, "redis") != 0) {
-        rc = fs__error(strcmp(u.scheme, "rediss") == 0 ? FS_EUNSUPPORTED : FS_EINVAL,
-                       "redis: unsupported URL scheme '%s' (use redis://)", u.scheme);
+        rc = fs_adapter_error(strcmp(u.scheme, "rediss") == 0 ? FS_EUNSUPPORTED : FS_EINVAL,
+                              "redis: unsupported URL scheme '%s' (use redis://)", u.scheme);
         goto out;
     }
     if (u.hosts && strchr(u.hosts, ',')) {
-        rc = fs__error(FS_EUNSUPPORTED, "redis: one host only (cluster URLs are not supported)");
+        rc = fs_adapter_error(FS_EUNSUPPORTED,
+                              "redis: one host only (cluster URLs are not supported)");
         goto out;
     }
     b->host = strdup(u.host && *u.host ? u.host : "127.0.0.1");
@@ -403,7 +361,7 @@ static int from_url(redis_broker *b, const char *url)
         char *end;
         long db = strtol(u.path, &end, 10);
         if (*end || db < 0 || db > 65535) {
-            rc = fs__error(FS_EINVAL, "redis: bad database number '%s' in %s", u.path, url);
+            rc = fs_adapter_error(FS_EINVAL, "redis: bad database number '%s' in %s", u.path, url);
             goto out;
         }
         b->db = (int)db;
@@ -415,7 +373,7 @@ static int from_url(redis_broker *b, const char *url)
     if (!b->host || (u.user && *u.user && !b->user) ||
         (u.password && *u.password && !b->password)) {
         /* not silently connecting as someone else, or without a password */
-        rc = fs__error(FS_ENOMEM, "redis: out of memory");
+        rc = fs_adapter_error(FS_ENOMEM, "redis: out of memory");
         goto out;
     }
     if (b->user && !b->password) { /* redis://secret@host: the password alone, as redis-py */
@@ -424,7 +382,7 @@ static int from_url(redis_broker *b, const char *url)
     }
     b->client_name = fs_url_query_param(&u, "client_name");
     if (b->client_name && (!*b->client_name || strpbrk(b->client_name, " \n\r"))) {
-        rc = fs__error(FS_EINVAL, "redis: client_name must be non-empty, without spaces");
+        rc = fs_adapter_error(FS_EINVAL, "redis: client_name must be non-empty, without spaces");
         goto out;
     }
     char *fmt = fs_url_query_param(&u, "format");
@@ -446,7 +404,7 @@ int fs_redis_broker_new(const char *url, const fs_redis_options *opts, fs_broker
                  "fs_redis_broker_new: unknown format %d", (int)opts->format);
     redis_broker *b = calloc(1, sizeof *b);
     if (!b)
-        return fs__error(FS_ENOMEM, "redis: out of memory");
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory");
     pthread_mutex_init(&b->mu, NULL);
     b->format = opts->format;
     b->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 2000;

@@ -13,13 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-uint64_t fs__redis_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static struct timeval ms_tv(int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -29,9 +22,9 @@ static struct timeval ms_tv(int ms)
 int fs__redis_reply_error(const redisReply *r, const char *what)
 {
     if (!r)
-        return fs__error(FS_EPROTOCOL, "redis: %s: no reply", what);
+        return fs_adapter_error(FS_EPROTOCOL, "redis: %s: no reply", what);
     if (r->type == REDIS_REPLY_ERROR)
-        return fs__error(FS_EBROKER, "redis: %s: %s", what, r->str);
+        return fs_adapter_error(FS_EBROKER, "redis: %s: %s", what, r->str);
     return FS_OK;
 }
 
@@ -198,8 +191,8 @@ static int conn_fail(rconn *rc, const char *what)
         status = FS_ETIMEDOUT;
     if (rc->c && rc->c->err == REDIS_ERR_EOF)
         err = "connection closed by the server";
-    fs__error(status, "redis: %s on %s: %s", what, rc->where[0] ? rc->where : "redis",
-              status == FS_ETIMEDOUT ? "timed out" : err);
+    fs_adapter_error(status, "redis: %s on %s: %s", what, rc->where[0] ? rc->where : "redis",
+                     status == FS_ETIMEDOUT ? "timed out" : err);
     fs__redis_conn_close(rc);
     return status;
 }
@@ -222,9 +215,10 @@ int fs__redis_conn_open(redis_broker *b, rconn *rc)
     snprintf(rc->where, sizeof rc->where, "%s:%d", b->host, b->port);
     redisContext *c = redisConnectWithTimeout(b->host, b->port, ms_tv(b->connect_timeout_ms));
     if (!c)
-        return fs__error(FS_ENOMEM, "redis: out of memory for a connection");
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory for a connection");
     if (c->err) {
-        int status = fs__error(FS_EIO, "redis: cannot connect to %s: %s", rc->where, c->errstr);
+        int status =
+            fs_adapter_error(FS_EIO, "redis: cannot connect to %s: %s", rc->where, c->errstr);
         redisFree(c);
         return status;
     }
@@ -288,7 +282,7 @@ int fs__redis_conn_args(rconn *rc, size_t n)
 int fs__redis_conn_send(rconn *rc, int argc, const char **argv, const size_t *len)
 {
     if (!rc->c)
-        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+        return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
     if (redisAppendCommandArgv(rc->c, argc, argv, len) != REDIS_OK)
         return conn_fail(rc, "sending a command");
     return FS_OK;
@@ -297,7 +291,7 @@ int fs__redis_conn_send(rconn *rc, int argc, const char **argv, const size_t *le
 int fs__redis_conn_send_formatted(rconn *rc, const char *cmd, size_t len)
 {
     if (!rc->c)
-        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+        return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
     if (redisAppendFormattedCommand(rc->c, cmd, len) != REDIS_OK)
         return conn_fail(rc, "sending a command");
     return FS_OK;
@@ -317,12 +311,12 @@ int fs__redis_conn_recv(rconn *rc, int timeout_ms, int wake_fd, redisReply **out
     void *r = NULL;
     *out = NULL;
     if (!rc->c)
-        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+        return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
     if (redisGetReplyFromReader(rc->c, &r) != REDIS_OK)
         return conn_fail(rc, "reading a reply");
-    uint64_t deadline = fs__redis_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    uint64_t deadline = fs_kit_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     while (!r) {
-        uint64_t now = fs__redis_now_ms();
+        uint64_t now = fs_kit_now_ms();
         int left = timeout_ms < 0 ? -1 : now >= deadline ? 0 : (int)(deadline - now);
         struct pollfd p[2] = {{rc->c->fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
         int n = poll(p, wake_fd >= 0 ? 2 : 1, left);
@@ -358,7 +352,7 @@ int fs__redis_conn_get(rconn *rc, redisReply **out)
     void *r = NULL;
     *out = NULL;
     if (!rc->c)
-        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+        return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
     if (redisGetReply(rc->c, &r) != REDIS_OK)
         return conn_fail(rc, "reading a reply");
     *out = r;
@@ -368,7 +362,7 @@ int fs__redis_conn_get(rconn *rc, redisReply **out)
 int fs__redis_conn_replies(rconn *rc, size_t count, const char *what)
 {
     if (!rc->c)
-        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+        return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
     int first = FS_OK;
     for (size_t i = 0; i < count; i++) {
         void *reply = NULL;
@@ -387,7 +381,7 @@ int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t 
 {
     *out = NULL;
     if (!rc->c)
-        return fs__error(FS_EIO, "redis: not connected to %s", rc->where);
+        return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
     redisReply *r = redisCommandArgv(rc->c, argc, argv, len);
     if (!r)
         return conn_fail(rc, "running a command");
@@ -405,7 +399,7 @@ static bool conn_stale(rconn *rc)
 rconn *fs__redis_pool_get(redis_broker *b, int *status)
 {
     if (atomic_load_explicit(&b->closed, memory_order_acquire)) {
-        *status = fs__error(FS_ECLOSED, "redis: the broker is closed");
+        *status = fs_adapter_error(FS_ECLOSED, "redis: the broker is closed");
         return NULL;
     }
     pthread_mutex_lock(&b->mu);
@@ -416,7 +410,7 @@ rconn *fs__redis_pool_get(redis_broker *b, int *status)
     if (!rc) {
         rc = calloc(1, sizeof *rc);
         if (!rc) {
-            *status = fs__error(FS_ENOMEM, "redis: out of memory for a connection");
+            *status = fs_adapter_error(FS_ENOMEM, "redis: out of memory for a connection");
             return NULL;
         }
     }

@@ -19,9 +19,10 @@
 #ifndef FS_REDIS_INTERNAL_H
 #define FS_REDIS_INTERNAL_H
 
-#include "common/internal.h"
 #include "faststream/adapter.h"
 #include "faststream/redis.h"
+#include "kit/check.h"
+#include "kit/clock.h"
 #include "wire.h"
 
 #include <hiredis/hiredis.h>
@@ -94,7 +95,14 @@ typedef struct rmsg {
     sid id;
     bool has_id;
     bool nacked;
+    unsigned delay_ms; /* nacked: redeliver no sooner than this */
 } rmsg;
+
+/* A nacked entry waiting for its redelivery delay. */
+typedef struct nack_ent {
+    sid id;
+    uint64_t due_ms; /* fs_kit_now_ms() time */
+} nack_ent;
 
 struct rsub {
     redis_broker *b;
@@ -141,7 +149,7 @@ struct rsub {
 
     pthread_mutex_t set_mu; /* out, nackq */
     idset out;
-    sid *nackq;
+    nack_ent *nackq;
     size_t nack_len, nack_cap;
 
     struct rsub *next; /* broker's list */
@@ -167,7 +175,6 @@ struct redis_broker {
 };
 
 /* conn.c */
-uint64_t fs__redis_now_ms(void);
 int fs__redis_conn_open(redis_broker *b, rconn *rc);
 void fs__redis_conn_close(rconn *rc);
 void fs__redis_conn_free(rconn *rc);
@@ -206,12 +213,10 @@ int fs__redis_sub_start(void *impl, void *sub);
 void fs__redis_sub_stop(rsub *s);
 void fs__redis_sub_flush(rsub *s);
 void fs__redis_sub_close(rsub *s);
-int fs__redis_fetch(void *impl, void *sub, int timeout_ms, fs_message **out);
-int fs__redis_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
+int fs__redis_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out);
+int fs__redis_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **out, size_t max,
                           unsigned batch_timeout_ms, int timeout_ms, size_t *n);
-int fs__redis_ack(void *impl, fs_message *m);
-int fs__redis_nack(void *impl, fs_message *m);
-int fs__redis_reject(void *impl, fs_message *m);
+int fs__redis_settle(void *impl, fs_message *m, const fs_settle_args *args);
 
 /* Stream ids. */
 bool fs__redis_sid_parse(const char *s, size_t n, sid *out);

@@ -79,7 +79,7 @@ static int idset_grow(idset *s)
     if (!n.slots || !n.used) {
         free(n.slots);
         free(n.used);
-        return fs__error(FS_ENOMEM, "redis: out of memory (pending set)");
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory (pending set)");
     }
     for (size_t i = 0; i < s->cap; i++)
         if (s->used[i])
@@ -136,7 +136,7 @@ static void idset_del(idset *s, sid id)
 static bool in_nackq(const rsub *s, sid id)
 {
     for (size_t i = 0; i < s->nack_len; i++)
-        if (sid_eq(s->nackq[i], id))
+        if (sid_eq(s->nackq[i].id, id))
             return true;
     return false;
 }
@@ -157,7 +157,7 @@ static rmsg *rec_get(rsub *s)
     } else {
         r = calloc(1, sizeof *r);
         if (!r) {
-            fs__error(FS_ENOMEM, "redis: out of memory for a message");
+            fs_adapter_error(FS_ENOMEM, "redis: out of memory for a message");
             return NULL;
         }
     }
@@ -166,6 +166,7 @@ static rmsg *rec_get(rsub *s)
     r->hold = NULL;
     r->has_id = false;
     r->nacked = false;
+    r->delay_ms = 0;
     r->field_count = 0;
     return r;
 }
@@ -236,7 +237,7 @@ static void rec_release(fs_message *m)
         if (r->nacked && !in_nackq(s, r->id)) {
             if (!fs__redis_grow((void **)&s->nackq, &s->nack_cap, s->nack_len + 1,
                                 sizeof *s->nackq))
-                s->nackq[s->nack_len++] = r->id;
+                s->nackq[s->nack_len++] = (nack_ent){r->id, fs_kit_now_ms() + r->delay_ms};
             else /* stays pending: found again by the next scan or XAUTOCLAIM */
                 s->need_scan = true;
         }
@@ -336,6 +337,7 @@ static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name
     for (size_t i = 0; i < d->header_count; i++) {
         r->hdrs[i].name = arena_put(a, d->headers[i].key, d->headers[i].key_len);
         r->hdrs[i].value = arena_put(a, d->headers[i].value, d->headers[i].value_len);
+        r->hdrs[i].value_len = d->headers[i].value_len;
     }
     if (copy) {
         for (size_t i = 0; i < raw_count; i++) {
@@ -359,6 +361,7 @@ static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name
     if (!m->message_id)
         m->message_id = r->info.entry_id;
     m->source = r->info.name;
+    m->delivery_count = 1; /* a first delivery; entries claimed again: from XPENDING */
     m->raw = &r->info;
     m->release = rec_release;
     m->adapter_data = r;
@@ -418,7 +421,7 @@ static int add_entry(rsub *s, rlist *l, rhold *hold, const redisReply *e, sid *i
 {
     if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || !is_str(e->element[0]) ||
         !fs__redis_sid_parse(e->element[0]->str, e->element[0]->len, id))
-        return fs__error(FS_EPROTOCOL, "redis: malformed stream entry from %s", s->name);
+        return fs_adapter_error(FS_EPROTOCOL, "redis: malformed stream entry from %s", s->name);
     const redisReply *f = e->element[1];
     size_t nf = f && f->type == REDIS_REPLY_ARRAY ? f->elements / 2 : 0;
     int rc = fs__redis_grow((void **)&s->fields, &s->field_cap, nf, sizeof *s->fields);
@@ -483,7 +486,7 @@ static int reader_prepare(rsub *s)
             return rc;
         rc = fs__redis_reply_error(r, argv[0]);
         if (!rc && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || !is_str(r->element[0])))
-            rc = fs__error(FS_EPROTOCOL, "redis: unexpected reply to %s", argv[0]);
+            rc = fs_adapter_error(FS_EPROTOCOL, "redis: unexpected reply to %s", argv[0]);
         break;
     }
     case FS_REDIS_LIST:
@@ -528,7 +531,7 @@ static int reader_ensure(rsub *s, bool force)
 {
     if (s->rd.c)
         return FS_OK;
-    uint64_t now = fs__redis_now_ms();
+    uint64_t now = fs_kit_now_ms();
     if (!force && now < s->retry_at_ms)
         return FS_ETIMEDOUT;
     int rc = fs__redis_conn_open(s->b, &s->rd);
@@ -543,15 +546,15 @@ static int reader_ensure(rsub *s, bool force)
             s->backoff_ms = FS_REDIS_BACKOFF_MAX_MS;
         s->retry_at_ms = now + s->backoff_ms;
         if (!s->down_logged && !force) {
-            fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s %s: %s; reconnecting with backoff",
-                    fs_redis_kind_name(s->kind), s->name, fs_last_error());
+            fs_adapter_log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s %s: %s; reconnecting with backoff",
+                           fs_redis_kind_name(s->kind), s->name, fs_last_error());
             s->down_logged = true;
         }
         return rc;
     }
     if (s->down_logged)
-        fs__log(FS_LOG_INFO, FS_REDIS_COMPONENT, "%s %s: reconnected to %s, resuming",
-                fs_redis_kind_name(s->kind), s->name, s->rd.where);
+        fs_adapter_log(FS_LOG_INFO, FS_REDIS_COMPONENT, "%s %s: reconnected to %s, resuming",
+                       fs_redis_kind_name(s->kind), s->name, s->rd.where);
     s->down_logged = false;
     s->backoff_ms = 0;
     return FS_OK;
@@ -562,12 +565,12 @@ static void reader_lost(rsub *s)
 {
     fs__redis_conn_close(&s->rd);
     if (!s->down_logged) {
-        fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s %s: %s; reconnecting",
-                fs_redis_kind_name(s->kind), s->name, fs_last_error());
+        fs_adapter_log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s %s: %s; reconnecting",
+                       fs_redis_kind_name(s->kind), s->name, fs_last_error());
         s->down_logged = true;
     }
     if (!s->backoff_ms)
-        s->retry_at_ms = fs__redis_now_ms(); /* the first retry is immediate */
+        s->retry_at_ms = fs_kit_now_ms(); /* the first retry is immediate */
 }
 
 /* Wait up to `ms` (or until stopped) without reading. */
@@ -635,7 +638,7 @@ static int read_channel(rsub *s, rlist *l, int budget)
         r = NULL;
         void *more = NULL;
         if (!rc && redisGetReplyFromReader(s->rd.c, &more) != REDIS_OK) {
-            fs__error(FS_EIO, "redis: reading from %s: %s", s->rd.where, s->rd.c->errstr);
+            fs_adapter_error(FS_EIO, "redis: reading from %s: %s", s->rd.where, s->rd.c->errstr);
             fs__redis_conn_close(&s->rd);
             return FS_EIO;
         }
@@ -656,7 +659,7 @@ static int list_pop_command(rsub *s, size_t want, int block)
     char *cmd;
     int len = redisFormatCommandArgv(&cmd, 7, argv, NULL);
     if (len < 0)
-        return fs__error(FS_ENOMEM, "redis: out of memory (BLMPOP for %s)", s->name);
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory (BLMPOP for %s)", s->name);
     if (s->pop_cmd)
         redisFreeCommand(s->pop_cmd);
     s->pop_cmd = cmd;
@@ -761,6 +764,51 @@ static int deliver_entries(rsub *s, rlist *l, rhold *hold, const redisReply *e, 
     return rc;
 }
 
+/*
+ * Set the delivery counts of the records from `first` on (entries this
+ * consumer claimed or re-read) from the pending entries list: XCLAIM,
+ * XAUTOCLAIM and history reads count a delivery there. set_mu held.
+ */
+static void pending_counts(rsub *s, rmsg *first)
+{
+    if (!first)
+        return;
+    sid lo = first->id, hi = first->id;
+    size_t n = 0;
+    for (rmsg *r = first; r; r = r->next, n++) {
+        if (r->id.ms < lo.ms || (r->id.ms == lo.ms && r->id.seq < lo.seq))
+            lo = r->id;
+        if (r->id.ms > hi.ms || (r->id.ms == hi.ms && r->id.seq > hi.seq))
+            hi = r->id;
+    }
+    char a[48], b[48], count[24];
+    fs__redis_sid_format(lo, a, sizeof a);
+    fs__redis_sid_format(hi, b, sizeof b);
+    snprintf(count, sizeof count, "%zu", n + s->out.len + 16);
+    const char *argv[] = {"XPENDING", s->name, s->group, a, b, count, s->consumer};
+    redisReply *r;
+    if (reader_command(s, 7, argv, &r))
+        return; /* the counts stay as they are; the connection error shows on the next read */
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        sid id;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 || !is_str(e->element[0]) ||
+            e->element[3]->type != REDIS_REPLY_INTEGER ||
+            !fs__redis_sid_parse(e->element[0]->str, e->element[0]->len, &id))
+            continue;
+        for (rmsg *m = first; m; m = m->next)
+            if (sid_eq(m->id, id))
+                m->m.delivery_count = (uint32_t)e->element[3]->integer;
+    }
+    fs__redis_reply_free(r);
+}
+
+/* The first record a read appended to `l` (its tail before the read: `before`). */
+static rmsg *appended(const rlist *l, rmsg *before)
+{
+    return before ? before->next : l->head;
+}
+
 /* Re-read this consumer's pending entries (after a (re)connection). set_mu held. */
 static int scan_pending(rsub *s, rlist *l, size_t want)
 {
@@ -780,11 +828,14 @@ static int scan_pending(rsub *s, rlist *l, size_t want)
     if (!rc && (!e || e->elements == 0))
         s->need_scan = false;
     rhold *h = NULL;
+    rmsg *before = l->tail;
     if (!rc && e && e->elements) {
         h = hold_new(r);
         rc = deliver_entries(s, l, h, e, s->scan_cursor, sizeof s->scan_cursor, deleted, &nd, 64);
     }
     reply_done(r, h);
+    if (!rc)
+        pending_counts(s, appended(l, before));
     if (!rc && nd) { /* deleted entries cannot be delivered: clear them from the PEL */
         const char *av[3 + 64];
         char ids[64][48];
@@ -801,12 +852,21 @@ static int scan_pending(rsub *s, rlist *l, size_t want)
     return rc;
 }
 
-/* XCLAIM the nacked entries back to this consumer and hand them out. set_mu held. */
+/* When the next nacked entry is due (UINT64_MAX: none). set_mu held. */
+static uint64_t nack_next_due(const rsub *s)
+{
+    uint64_t due = UINT64_MAX;
+    for (size_t i = 0; i < s->nack_len; i++)
+        if (s->nackq[i].due_ms < due)
+            due = s->nackq[i].due_ms;
+    return due;
+}
+
+/* XCLAIM the nacked entries that are due back to this consumer and hand them out. set_mu held. */
 static int redeliver_nacked(rsub *s, rlist *l, size_t want)
 {
-    size_t n = s->nack_len < want ? s->nack_len : want;
-    if (n > 64)
-        n = 64;
+    uint64_t now = fs_kit_now_ms();
+    size_t max = want < 64 ? want : 64, n = 0;
     const char *av[5 + 64];
     char ids[64][48];
     av[0] = "XCLAIM";
@@ -814,24 +874,37 @@ static int redeliver_nacked(rsub *s, rlist *l, size_t want)
     av[2] = s->group;
     av[3] = s->consumer;
     av[4] = "0";
-    for (size_t i = 0; i < n; i++) {
-        fs__redis_sid_format(s->nackq[i], ids[i], sizeof ids[i]);
-        av[5 + i] = ids[i];
-    }
-    redisReply *r;
-    int rc = reader_command(s, (int)(5 + n), av, &r);
-    if (rc)
-        return rc;
-    rhold *h = NULL;
-    if ((rc = fs__redis_reply_error(r, "XCLAIM")) == FS_OK) {
-        memmove(s->nackq, s->nackq + n, (s->nack_len - n) * sizeof *s->nackq);
-        s->nack_len -= n;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements) {
-            h = hold_new(r);
-            rc = deliver_entries(s, l, h, r, NULL, 0, NULL, NULL, 0);
+    /* Take the due ones out of the queue (order kept for the rest). */
+    size_t keep = 0;
+    for (size_t i = 0; i < s->nack_len; i++) {
+        if (n < max && s->nackq[i].due_ms <= now) {
+            fs__redis_sid_format(s->nackq[i].id, ids[n], sizeof ids[n]);
+            av[5 + n] = ids[n];
+            n++;
+        } else {
+            s->nackq[keep++] = s->nackq[i];
         }
     }
+    if (n == 0)
+        return FS_OK;
+    s->nack_len = keep;
+    redisReply *r;
+    int rc = reader_command(s, (int)(5 + n), av, &r);
+    if (rc) {
+        s->need_scan = true; /* still pending: found again by the scan after reconnecting */
+        strcpy(s->scan_cursor, "0");
+        return rc;
+    }
+    rhold *h = NULL;
+    rmsg *before = l->tail;
+    if ((rc = fs__redis_reply_error(r, "XCLAIM")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
+        r->elements) {
+        h = hold_new(r);
+        rc = deliver_entries(s, l, h, r, NULL, 0, NULL, NULL, 0);
+    }
     reply_done(r, h);
+    if (!rc)
+        pending_counts(s, appended(l, before));
     return rc;
 }
 
@@ -848,6 +921,7 @@ static int claim_idle(rsub *s, rlist *l, size_t want)
     if (rc)
         return rc;
     rhold *h = NULL;
+    rmsg *before = l->tail;
     if ((rc = fs__redis_reply_error(r, "XAUTOCLAIM")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
         r->elements >= 2 && is_str(r->element[0])) {
         snprintf(s->claim_cursor, sizeof s->claim_cursor, "%s", r->element[0]->str);
@@ -857,10 +931,12 @@ static int claim_idle(rsub *s, rlist *l, size_t want)
         }
         if (strcmp(s->claim_cursor, "0-0") == 0) {
             unsigned period = s->claim_min_idle_ms / 2;
-            s->claim_due_ms = fs__redis_now_ms() + (period < 50 ? 50 : period);
+            s->claim_due_ms = fs_kit_now_ms() + (period < 50 ? 50 : period);
         }
     }
     reply_done(r, h);
+    if (!rc)
+        pending_counts(s, appended(l, before));
     return rc;
 }
 
@@ -872,11 +948,18 @@ static int read_stream_group(rsub *s, rlist *l, size_t want, int budget)
         rc = scan_pending(s, l, want);
     if (!rc && l->n == 0 && s->nack_len)
         rc = redeliver_nacked(s, l, want);
-    if (!rc && l->n == 0 && s->claim_min_idle_ms && fs__redis_now_ms() >= s->claim_due_ms)
+    if (!rc && l->n == 0 && s->claim_min_idle_ms && fs_kit_now_ms() >= s->claim_due_ms)
         rc = claim_idle(s, l, want);
+    uint64_t due = nack_next_due(s);
     pthread_mutex_unlock(&s->set_mu);
     if (rc || l->n)
         return rc;
+    if (due != UINT64_MAX) { /* block no longer than until the next nacked entry is due */
+        uint64_t now = fs_kit_now_ms();
+        int until = due > now ? (int)(due - now) : 1;
+        if (until < budget)
+            budget = until;
+    }
 
     char count[24], block[24];
     snprintf(count, sizeof count, "%zu", want);
@@ -889,8 +972,8 @@ static int read_stream_group(rsub *s, rlist *l, size_t want, int budget)
         return rc;
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
         /* The stream or the group went away (deleted, server restarted empty): recreate. */
-        fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "stream %s: group %s missing, creating it",
-                s->name, s->group);
+        fs_adapter_log(FS_LOG_WARN, FS_REDIS_COMPONENT, "stream %s: group %s missing, creating it",
+                       s->name, s->group);
         fs__redis_reply_free(r);
         return ensure_group(s);
     }
@@ -913,7 +996,7 @@ static int sub_read(rsub *s, rlist *l, size_t want, int budget)
 {
     int rc = reader_ensure(s, false);
     if (rc) {
-        uint64_t now = fs__redis_now_ms();
+        uint64_t now = fs_kit_now_ms();
         int wait = s->retry_at_ms > now ? (int)(s->retry_at_ms - now) : 0;
         pause_ms(s, wait < budget ? wait : budget);
         return rc;
@@ -933,10 +1016,10 @@ static int sub_read(rsub *s, rlist *l, size_t want, int budget)
     if (rc && !s->rd.c) {
         reader_lost(s);
     } else if (rc) { /* the server refused (WRONGTYPE...): say so now and then, slow down */
-        uint64_t now = fs__redis_now_ms();
+        uint64_t now = fs_kit_now_ms();
         if (!s->error_logged_ms || now - s->error_logged_ms >= 10000) {
-            fs__log(FS_LOG_ERROR, FS_REDIS_COMPONENT, "%s %s: %s", fs_redis_kind_name(s->kind),
-                    s->name, fs_last_error());
+            fs_adapter_log(FS_LOG_ERROR, FS_REDIS_COMPONENT, "%s %s: %s",
+                           fs_redis_kind_name(s->kind), s->name, fs_last_error());
             s->error_logged_ms = now;
         }
         pause_ms(s, budget < 200 ? budget : 200);
@@ -955,7 +1038,7 @@ static struct timespec abs_deadline(uint64_t at_ms)
 
 static int take(rsub *s, fs_message **out, size_t max, unsigned batch_ms, int timeout_ms, size_t *n)
 {
-    uint64_t deadline = fs__redis_now_ms() + (uint64_t)(timeout_ms < 0 ? 3600000 : timeout_ms);
+    uint64_t deadline = fs_kit_now_ms() + (uint64_t)(timeout_ms < 0 ? 3600000 : timeout_ms);
     uint64_t batch_deadline = 0;
     *n = 0;
     pthread_mutex_lock(&s->mu);
@@ -968,14 +1051,14 @@ static int take(rsub *s, fs_message **out, size_t max, unsigned batch_ms, int ti
             s->q_len--;
             out[(*n)++] = &r->m;
             if (!batch_deadline)
-                batch_deadline = fs__redis_now_ms() + batch_ms;
+                batch_deadline = fs_kit_now_ms() + batch_ms;
         }
         if (*n == max)
             break;
         if (atomic_load_explicit(&s->stopping, memory_order_acquire) ||
             atomic_load_explicit(&s->b->closed, memory_order_acquire))
             break;
-        uint64_t now = fs__redis_now_ms(), until = *n ? batch_deadline : deadline;
+        uint64_t now = fs_kit_now_ms(), until = *n ? batch_deadline : deadline;
         if (now >= until)
             break;
         int budget = (int)(until - now);
@@ -1011,18 +1094,20 @@ static int take(rsub *s, fs_message **out, size_t max, unsigned batch_ms, int ti
     return closed ? FS_ECLOSED : FS_ETIMEDOUT;
 }
 
-int fs__redis_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
+int fs__redis_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
+    (void)worker;
     size_t n;
     *out = NULL;
     return take(sub, out, 1, 0, timeout_ms, &n);
 }
 
-int fs__redis_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
+int fs__redis_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **out, size_t max,
                           unsigned batch_timeout_ms, int timeout_ms, size_t *n)
 {
     (void)impl;
+    (void)worker;
     return take(sub, out, max, batch_timeout_ms, timeout_ms, n);
 }
 
@@ -1057,9 +1142,9 @@ static int xack(rsub *s, fs_message *m, rconn *c)
         return rc;
     rc = fs__redis_reply_error(reply, "XACK");
     if (!rc && reply->type == REDIS_REPLY_INTEGER && (size_t)reply->integer != argc - 3)
-        fs__log(FS_LOG_DEBUG, FS_REDIS_COMPONENT,
-                "stream %s: %lld of %zu entries acknowledged (the others were not pending)",
-                s->name, reply->integer, argc - 3);
+        fs_adapter_log(FS_LOG_DEBUG, FS_REDIS_COMPONENT,
+                       "stream %s: %lld of %zu entries acknowledged (the others were not pending)",
+                       s->name, reply->integer, argc - 3);
     fs__redis_reply_free(reply);
     return rc;
 }
@@ -1099,16 +1184,20 @@ static int dead_letter(rsub *s, fs_message *m, rconn *c)
 }
 
 /*
- * Deliver the entries of `m` again once released: they stay pending. Used
- * for nack, and when an XACK could not be sent or confirmed (connection
- * lost): if it was in fact applied, XCLAIM finds nothing and nothing comes
- * back; otherwise the entry is handled again (at least once).
+ * Deliver the entries of `m` again once released, no sooner than
+ * `delay_ms`: they stay pending. Used for nack, and when an XACK could not
+ * be sent or confirmed (connection lost): if it was in fact applied, XCLAIM
+ * finds nothing and nothing comes back; otherwise the entry is handled
+ * again (at least once).
  */
-static void mark_redeliver(fs_message *m)
+static void mark_redeliver(fs_message *m, unsigned delay_ms)
 {
     size_t count = fs_message_count(m);
-    for (size_t i = 0; i < count; i++)
-        ((rmsg *)fs_message_at(m, i))->nacked = true;
+    for (size_t i = 0; i < count; i++) {
+        rmsg *r = (rmsg *)fs_message_at(m, i);
+        r->nacked = true;
+        r->delay_ms = delay_ms;
+    }
 }
 
 static int settle(fs_message *m, bool reject)
@@ -1119,7 +1208,7 @@ static int settle(fs_message *m, bool reject)
     int rc;
     rconn *c = fs__redis_pool_get(s->b, &rc);
     if (!c) {
-        mark_redeliver(m);
+        mark_redeliver(m, 0);
         return rc;
     }
     if (reject && s->dead_letter)
@@ -1128,30 +1217,27 @@ static int settle(fs_message *m, bool reject)
         rc = xack(s, m, c);
     fs__redis_pool_put(s->b, c);
     if (rc == FS_EIO || rc == FS_ETIMEDOUT)
-        mark_redeliver(m);
+        mark_redeliver(m, 0);
     return rc;
 }
 
-int fs__redis_ack(void *impl, fs_message *m)
+int fs__redis_settle(void *impl, fs_message *m, const fs_settle_args *args)
 {
     (void)impl;
-    return settle(m, false);
-}
-
-int fs__redis_reject(void *impl, fs_message *m)
-{
-    (void)impl;
-    return settle(m, true);
-}
-
-int fs__redis_nack(void *impl, fs_message *m)
-{
-    (void)impl;
-    rsub *s = msg_sub(m);
-    if (!s || !s->grouped)
+    switch (args->op) {
+    case FS_SETTLE_ACKED:
+        return settle(m, false);
+    case FS_SETTLE_REJECTED:
+        return settle(m, true);
+    case FS_SETTLE_NACKED: {
+        rsub *s = msg_sub(m);
+        if (s && s->grouped) /* left pending; released, it is claimed back after the delay */
+            mark_redeliver(m, args->delay_ms);
         return FS_OK;
-    /* Leave it pending; released, it is claimed back and delivered again. */
-    mark_redeliver(m);
+    }
+    case FS_SETTLE_NONE:
+        break;
+    }
     return FS_OK;
 }
 
@@ -1213,7 +1299,7 @@ int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
 
     rsub *s = calloc(1, sizeof *s);
     if (!s)
-        return fs__error(FS_ENOMEM, "redis: out of memory for a subscription");
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory for a subscription");
     s->b = b;
     s->wake_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
@@ -1251,9 +1337,9 @@ int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     if (!s->name || !s->start_id || (o->group && !s->group) || (s->grouped && !s->consumer) ||
         (o->dead_letter && !s->dead_letter) || s->wake_fd < 0) {
         sub_free(s);
-        return fs__error(FS_ENOMEM, "redis: out of memory for a subscription");
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory for a subscription");
     }
-    /* Only grouped streams can be acknowledged; the core acks the rest on receipt. */
+    /* Only grouped streams can be acknowledged: nothing is settled on the wire for the rest. */
     spec->no_ack = !s->grouped;
     pthread_mutex_lock(&b->mu);
     s->next = b->subs;
@@ -1324,8 +1410,8 @@ void fs__redis_sub_stop(rsub *s)
     atomic_store_explicit(&s->stopping, true, memory_order_release);
     uint64_t one = 1;
     if (write(s->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-        fs__log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s: cannot wake the reader: %s", s->name,
-                strerror(errno));
+        fs_adapter_log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s: cannot wake the reader: %s", s->name,
+                       strerror(errno));
     pthread_mutex_lock(&s->mu);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
@@ -1355,9 +1441,9 @@ static void requeue_list(rsub *s, rmsg *head, size_t n)
     }
     fs__redis_pool_put(s->b, c);
     if (rc)
-        fs__log(FS_LOG_ERROR, FS_REDIS_COMPONENT,
-                "list %s: %zu popped message(s) could not be pushed back: %s", s->name, n,
-                fs_last_error());
+        fs_adapter_log(FS_LOG_ERROR, FS_REDIS_COMPONENT,
+                       "list %s: %zu popped message(s) could not be pushed back: %s", s->name, n,
+                       fs_last_error());
 }
 
 void fs__redis_sub_flush(rsub *s)
@@ -1373,8 +1459,8 @@ void fs__redis_sub_flush(rsub *s)
     if (s->kind == FS_REDIS_LIST)
         requeue_list(s, head, n);
     else if (s->kind == FS_REDIS_CHANNEL)
-        fs__log(FS_LOG_DEBUG, FS_REDIS_COMPONENT, "channel %s: %zu unhandled message(s) dropped",
-                s->name, n);
+        fs_adapter_log(FS_LOG_DEBUG, FS_REDIS_COMPONENT,
+                       "channel %s: %zu unhandled message(s) dropped", s->name, n);
     if (s->grouped) { /* still pending on the server: read again after the next start */
         pthread_mutex_lock(&s->set_mu);
         s->need_scan = true;

@@ -3,8 +3,10 @@
  */
 #include "wire.h"
 
-#include "common/internal.h"
-#include "core/util.h"
+#include "faststream/adapter.h"
+#include "kit/check.h"
+#include "kit/clock.h"
+#include "kit/str.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,10 +28,10 @@ int fs__redis_grow(void **arr, size_t *cap, size_t need, size_t size)
     while (n < need)
         n = n > SIZE_MAX / 2 ? need : n * 2;
     if (n > SIZE_MAX / size)
-        return fs__error(FS_ENOMEM, "redis: array size overflow");
+        return fs_adapter_error(FS_ENOMEM, "redis: array size overflow");
     void *p = realloc(*arr, n * size);
     if (!p)
-        return fs__error(FS_ENOMEM, "redis: out of memory (%zu elements)", n);
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory (%zu elements)", n);
     *arr = p;
     *cap = n;
     return FS_OK;
@@ -41,13 +43,13 @@ int fs__redis_buf_reserve(fs__redis_buf *b, size_t extra)
         return FS_OK;
     size_t need = b->len + extra + 1;
     if (need < b->len)
-        return fs__error(FS_ENOMEM, "redis: buffer size overflow");
+        return fs_adapter_error(FS_ENOMEM, "redis: buffer size overflow");
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *p = realloc(b->data, cap);
     if (!p)
-        return fs__error(FS_ENOMEM, "redis: out of memory (%zu bytes)", cap);
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory (%zu bytes)", cap);
     b->data = p;
     b->cap = cap;
     return FS_OK;
@@ -339,13 +341,13 @@ static int kv_set(fs__redis_scratch *s, size_t *count, const char *k, size_t kl,
         return FS_OK;
     }
     if (*count >= UINT32_MAX - 1)
-        return fs__error(FS_ENOMEM, "redis: too many headers (%zu)", *count);
+        return fs_adapter_error(FS_ENOMEM, "redis: too many headers (%zu)", *count);
     int rc = kv_reserve(s, *count + 1);
     if (rc)
         return rc;
     if (*count + 1 > s->index_mask / 2) { /* keep it at most half full */
         if (s->index_mask > SIZE_MAX / 4)
-            return fs__error(FS_ENOMEM, "redis: header index size overflow");
+            return fs_adapter_error(FS_ENOMEM, "redis: header index size overflow");
         if ((rc = kv_index_build(s, *count, (s->index_mask + 1) * 2)))
             return rc;
         i = kv_free_slot(s, h);
@@ -378,7 +380,7 @@ static int dedup_headers(const fs__redis_envelope *env, fs__redis_scratch *s, si
     for (size_t i = 0; i < env->header_count; i++) {
         const fs__redis_kv *h = &env->headers[i];
         if (!h->key && h->key_len)
-            return fs__error(FS_EINVAL, "redis: header key is NULL");
+            return fs_adapter_error(FS_EINVAL, "redis: header key is NULL");
         int rc = kv_set(s, count, h->key, h->key_len, h->value, h->value_len);
         if (rc)
             return rc;
@@ -432,15 +434,15 @@ struct bin_size {
 static int check_header(const char *k, size_t kl, const char *v, size_t vl, bool binary)
 {
     if (!k && kl)
-        return fs__error(FS_EINVAL, "redis: header key is NULL");
+        return fs_adapter_error(FS_EINVAL, "redis: header key is NULL");
     if (!v && vl)
-        return fs__error(FS_EINVAL, "redis: header value is NULL");
+        return fs_adapter_error(FS_EINVAL, "redis: header value is NULL");
     if (binary && (kl > U16_MAX || vl > U16_MAX))
-        return fs__error(FS_EINVAL, "redis: header '%.*s' is longer than 65535 bytes",
-                         (int)(kl > 64 ? 64 : kl), k);
+        return fs_adapter_error(FS_EINVAL, "redis: header '%.*s' is longer than 65535 bytes",
+                                (int)(kl > 64 ? 64 : kl), k);
     if (!fs__redis_utf8_valid(k, kl) || !fs__redis_utf8_valid(v, vl))
-        return fs__error(FS_EINVAL, "redis: header '%.*s' is not valid UTF-8",
-                         (int)(kl > 64 ? 64 : kl), k);
+        return fs_adapter_error(FS_EINVAL, "redis: header '%.*s' is not valid UTF-8",
+                                (int)(kl > 64 ? 64 : kl), k);
     return FS_OK;
 }
 
@@ -492,14 +494,14 @@ static int encode_binary(const fs__redis_envelope *env, fs__redis_scratch *s, fs
     if (rc || (rc = walk_headers(env, s, count, bin_measure, &size)))
         return rc;
     if (size.count > U16_MAX)
-        return fs__error(FS_EINVAL, "redis: %zu headers, the binary format holds 65535",
-                         size.count);
+        return fs_adapter_error(FS_EINVAL, "redis: %zu headers, the binary format holds 65535",
+                                size.count);
     const size_t headers_start = FS__REDIS_BINARY_MAGIC_LEN + 2 + 8;
     const size_t data_start = headers_start + 2 + size.bytes;
     if (data_start > UINT32_MAX)
-        return fs__error(FS_EINVAL, "redis: headers too large for the binary format");
+        return fs_adapter_error(FS_EINVAL, "redis: headers too large for the binary format");
     if (env->body_len > SIZE_MAX - data_start)
-        return fs__error(FS_ENOMEM, "redis: a %zu-byte body is too large", env->body_len);
+        return fs_adapter_error(FS_ENOMEM, "redis: a %zu-byte body is too large", env->body_len);
     if ((rc = fs__redis_buf_reserve(out, data_start + env->body_len)))
         return rc;
     put_raw(out, FS__REDIS_BINARY_MAGIC, FS__REDIS_BINARY_MAGIC_LEN);
@@ -518,7 +520,8 @@ static int json_put_string(fs__redis_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     if (n > (SIZE_MAX - 2) / 6)
-        return fs__error(FS_ENOMEM, "redis: a %zu-byte string is too large to escape as JSON", n);
+        return fs_adapter_error(FS_ENOMEM,
+                                "redis: a %zu-byte string is too large to escape as JSON", n);
     int rc = fs__redis_buf_reserve(b, n * 6 + 2); /* worst case: every byte \u00XX */
     if (rc)
         return rc;
@@ -594,8 +597,8 @@ static int json_header(void *ctx, const char *k, size_t kl, const char *v, size_
 static int encode_json(const fs__redis_envelope *env, fs__redis_scratch *s, fs__redis_buf *out)
 {
     if (!fs__redis_utf8_valid(env->body, env->body_len))
-        return fs__error(FS_EINVAL, "redis: the JSON format needs a UTF-8 body; "
-                                    "use the binary format for binary data");
+        return fs_adapter_error(FS_EINVAL, "redis: the JSON format needs a UTF-8 body; "
+                                           "use the binary format for binary data");
     size_t start = out->len, count;
     int rc = dedup_headers(env, s, &count);
     if (rc)
@@ -629,7 +632,7 @@ int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env,
     case FS_REDIS_FORMAT_RAW:
         return fs__redis_buf_put(out, env->body, env->body_len);
     }
-    return fs__error(FS_EINVAL, "redis: unknown message format %d", (int)format);
+    return fs_adapter_error(FS_EINVAL, "redis: unknown message format %d", (int)format);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -706,7 +709,7 @@ static bool read_u4(jreader *r, unsigned *cp)
         return false;
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = fs__hexval(r->p[i]);
+        int h = fs_kit_hexval(r->p[i]);
         if (h < 0)
             return false;
         v = (v << 4) | (unsigned)h;

@@ -1,0 +1,42 @@
+/*
+ * kit/clock.h - the one monotonic clock: now, deadlines, sleeping.
+ * Internal (not installed); part of the adapter kit (src/kit).
+ */
+#ifndef FS_KIT_CLOCK_H
+#define FS_KIT_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/** CLOCK_MONOTONIC in nanoseconds. */
+uint64_t fs_kit_now_ns(void);
+
+/** CLOCK_MONOTONIC in milliseconds. */
+static inline uint64_t fs_kit_now_ms(void)
+{
+    return fs_kit_now_ns() / 1000000u;
+}
+
+/** The fs_kit_now_ns() time `ms` milliseconds from now (now for ms <= 0). */
+uint64_t fs_kit_deadline_ns(int64_t ms);
+
+/** Milliseconds left until `deadline_ns` (fs_kit_now_ns clock), rounded up; 0 once it passed. */
+int fs_kit_ms_left(uint64_t deadline_ns);
+
+/**
+ * The CLOCK_MONOTONIC time `ms` milliseconds from now (now for ms <= 0),
+ * for pthread_cond_timedwait on a condition variable set to that clock
+ * (fs_kit_cond_init_monotonic).
+ */
+struct timespec fs_kit_deadline_ts(int ms);
+
+/** The CLOCK_MONOTONIC timespec of an fs_kit_now_ns() time. */
+struct timespec fs_kit_ts_at_ns(uint64_t at_ns);
+
+/** Sleep `ms` milliseconds (resumed after signals). */
+void fs_kit_sleep_ms(unsigned ms);
+
+/** CLOCK_REALTIME in milliseconds since the epoch (message timestamps). */
+int64_t fs_kit_wall_ms(void);
+
+#endif
