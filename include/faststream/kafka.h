@@ -112,17 +112,17 @@ typedef struct fs_kafka_options {
  * cluster as FS_EIO ("kafka: no broker of HOSTS answered within N ms: ...").
  * fs_broker_new("kafka://...") does the same with the default options.
  */
-int fs_kafka_broker_new(const char *url, const fs_kafka_options *opts, fs_broker **out);
+FS_API int fs_kafka_broker_new(const char *url, const fs_kafka_options *opts, fs_broker **out);
 
 /**
  * Register the "kafka" URL scheme with the core. The library does it by
  * itself when it is loaded; call this when linking it statically. Registering
  * again is a no-op.
  */
-int fs_kafka_register(void);
+FS_API int fs_kafka_register(void);
 
 /** True when `broker` is a Kafka broker. */
-bool fs_broker_is_kafka(const fs_broker *broker);
+FS_API bool fs_broker_is_kafka(const fs_broker *broker);
 
 /** Where a subscription without committed offsets starts. */
 typedef enum fs_kafka_start {
@@ -215,10 +215,10 @@ typedef struct fs_kafka_message_info {
  * cluster (at most timeout_ms). FS_ENOTFOUND when no Kafka subscription has
  * that source, FS_ESTATE when it is not running.
  */
-int fs_kafka_lag(fs_broker *broker, const char *source, int timeout_ms, uint64_t *out);
+FS_API int fs_kafka_lag(fs_broker *broker, const char *source, int timeout_ms, uint64_t *out);
 
 /** The broker's librdkafka producer handle (rd_kafka_t *), or NULL before connect. */
-void *fs_kafka_producer_handle(fs_broker *broker);
+FS_API void *fs_kafka_producer_handle(fs_broker *broker);
 
 #ifdef __cplusplus
 }

@@ -85,7 +85,7 @@ static void test_headers_both_ways(void **state)
     KT_OK(fs_subscribe(b, "basic.headers", kt_handler, &rec, &so, NULL));
     KT_OK(fs_broker_start(b));
 
-    fs_header h[] = {{"x-test", "v1"}};
+    fs_header h[] = {{"x-test", "v1", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
     e.body = "hello";
     e.body_len = 5;

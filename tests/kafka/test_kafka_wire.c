@@ -13,7 +13,7 @@
 static void test_headers_single(void **state)
 {
     (void)state;
-    fs_header h[] = {{"x-a", "1"}, {"x-b", ""}};
+    fs_header h[] = {{"x-a", "1", 0}, {"x-b", "", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
     e.headers = h;
     e.header_count = 2;
@@ -46,7 +46,7 @@ static void test_headers_batch_and_errors(void **state)
     size_t n = 9;
     assert_int_equal(fs__kafka_wire_headers(&e, false, "c", out, &n), 0);
     assert_int_equal(n, 1); /* a batch item: content-type only when set */
-    fs_header bad[] = {{"x", NULL}};
+    fs_header bad[] = {{"x", NULL, 0}};
     e.headers = bad;
     e.header_count = 1;
     assert_int_equal(fs__kafka_wire_headers(&e, true, "c", out, &n), FS_EINVAL);

@@ -127,54 +127,18 @@ static void kafka_free(void *impl)
     broker_free(impl);
 }
 
-/* ------------------------------------------------------------------------ */
-/* ABI v1 glue: lanes by worker thread, one settle op                       */
-
-static _Thread_local struct {
-    ksub *sub;
-    unsigned worker;
-} tl_worker;
-
-static unsigned worker_of(ksub *s)
+static int kafka_settle(void *impl, fs_message *m, const fs_settle_args *args)
 {
-    if (tl_worker.sub != s) {
-        tl_worker.sub = s;
-        tl_worker.worker = atomic_fetch_add(&s->next_worker, 1) % s->concurrency;
-    }
-    return tl_worker.worker;
-}
-
-static int v1_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
-{
-    return fs__kafka_fetch(impl, sub, worker_of(sub), timeout_ms, out);
-}
-
-static int v1_fetch_batch(void *impl, void *sub, fs_message **out, size_t max,
-                          unsigned batch_timeout_ms, int timeout_ms, size_t *n)
-{
-    return fs__kafka_fetch_batch(impl, sub, worker_of(sub), out, max, batch_timeout_ms, timeout_ms,
-                                 n);
-}
-
-static int v1_ack(void *impl, fs_message *m)
-{
-    return fs__kafka_settle(impl, m, FS_SETTLE_ACKED, 0, NULL);
-}
-
-static int v1_nack(void *impl, fs_message *m)
-{
-    return fs__kafka_settle(impl, m, FS_SETTLE_NACKED, 0, NULL);
-}
-
-static int v1_reject(void *impl, fs_message *m)
-{
-    return fs__kafka_settle(impl, m, FS_SETTLE_REJECTED, 0, fs_message_error_type(m));
+    return fs__kafka_settle(impl, m, args->op, args->delay_ms, args->reason);
 }
 
 static const fs_broker_ops kafka_ops = {
+    .abi_version = FS_ADAPTER_ABI_VERSION,
+    .struct_size = sizeof(fs_broker_ops),
     .name = "kafka",
     .default_ack_policy = FS_ACK_POLICY_ACK_FIRST,
-    .flags = 0,
+    /* nack = seek back, after the delay (done here); delivery counts of seeks tracked here */
+    .caps = FS_CAP_NACK | FS_CAP_NACK_DELAY | FS_CAP_DELIVERY_COUNT | FS_CAP_BACKLOG,
     .connect = kafka_connect,
     .start = kafka_start,
     .stop = kafka_stop,
@@ -184,16 +148,15 @@ static const fs_broker_ops kafka_ops = {
     .subscribe = fs__kafka_subscribe,
     .unsubscribe = fs__kafka_unsubscribe,
     .subscription_start = fs__kafka_sub_start,
-    .fetch = v1_fetch,
-    .fetch_batch = v1_fetch_batch,
-    .ack = v1_ack,
-    .nack = v1_nack,
-    .reject = v1_reject,
+    .fetch = fs__kafka_fetch,
+    .fetch_batch = fs__kafka_fetch_batch,
+    .settle = kafka_settle,
     .prepare_destination = fs__kafka_prepare_destination,
     .release_destination = NULL,
     .publish = fs__kafka_publish,
     .request = NULL,
     .stopped = kafka_stopped,
+    .backlog = fs__kafka_backlog,
 };
 
 bool fs_broker_is_kafka(const fs_broker *broker)
@@ -251,20 +214,17 @@ static int from_url(kafka_broker *b, const char *url, const fs_kafka_options *o)
         goto out;
     }
     /* Every query key must be known. */
-    for (const char *p = u.query; p && *p;) {
-        const char *e = strchr(p, '&');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        size_t klen = eq ? (size_t)(eq - p) : len;
-        if (!((klen == 8 && !strncmp(p, "group_id", 8)) ||
-              (klen == 9 && !strncmp(p, "client_id", 9)))) {
+    size_t pos = 0, klen, vlen;
+    const char *k, *v;
+    while (fs_url_query_next(&u, &pos, &k, &klen, &v, &vlen)) {
+        if (!((klen == 8 && !strncmp(k, "group_id", 8)) ||
+              (klen == 9 && !strncmp(k, "client_id", 9)))) {
             rc = fs_adapter_error(FS_EINVAL,
                                   "kafka: unknown URL parameter '%.*s' (group_id, client_id; other "
                                   "settings go in fs_kafka_options.config)",
-                                  (int)klen, p);
+                                  (int)klen, k);
             goto out;
         }
-        p = e ? e + 1 : p + len;
     }
     b->bootstraps = strdup(u.hosts);
     const char *group = o->group_id;

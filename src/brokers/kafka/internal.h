@@ -61,6 +61,8 @@ typedef struct kpart {
     bool paused; /* waiting for a nack's seek */
     unsigned lane;
     int64_t seek_offset;
+    int64_t redeliver_offset; /* the last nacked offset, and how often it was nacked */
+    uint32_t redeliver_count;
     uint64_t seek_due_ms;
     _Atomic uint32_t gen;
     _Atomic uint32_t state[FS_KAFKA_RING];
@@ -99,6 +101,7 @@ typedef struct klane {
 typedef struct knack {
     kpart *part;
     uint32_t gen;
+    int64_t offset;
     unsigned delay_ms;
     struct knack *next;
 } knack;

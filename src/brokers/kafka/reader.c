@@ -52,7 +52,7 @@ static kpart *get_part(ksub *s, const char *topic, int32_t partition)
         return NULL;
     }
     p->partition = partition;
-    p->done_offset = p->committed = p->next_offset = -1;
+    p->done_offset = p->committed = p->next_offset = p->redeliver_offset = -1;
     p->lane = (hash_bytes(topic, strlen(topic), 2166136261u) + (uint32_t)partition) %
               (s->concurrency ? s->concurrency : 1);
     p->next = s->partitions;
@@ -170,7 +170,7 @@ static int rec_headers(kmsg *r, const rd_kafka_message_t *m, fs__kafka_in *in)
     if (fs__kafka_wire_decode(r->raw_hdrs, n, &r->arena, r->values, in))
         return FS_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        r->hdrs[i] = (fs_header){r->raw_hdrs[i].name, r->values[i]};
+        r->hdrs[i] = (fs_header){r->raw_hdrs[i].name, r->values[i], r->raw_hdrs[i].len};
     r->m.headers = r->hdrs;
     r->m.header_count = n;
     return FS_OK;
@@ -417,6 +417,12 @@ static void take_nacks(ksub *s)
         list = n->next;
         kpart *p = n->part;
         if (n->gen == atomic_load(&p->gen) && atomic_load(&p->assigned)) {
+            if (n->offset == p->redeliver_offset) {
+                p->redeliver_count++;
+            } else {
+                p->redeliver_offset = n->offset;
+                p->redeliver_count = 1;
+            }
             part_advance(p);
             /* Back to the first unfinished offset (the nacked one, or an earlier one
              * still in flight on another lane): nothing after the watermark is lost. */
@@ -537,13 +543,12 @@ static void dispatch(ksub *s, rd_kafka_message_t *m)
     r->m.raw = &r->info;
     r->m.release = fs__kafka_on_release;
     r->m.adapter_data = r;
-#ifdef FS_ADAPTER_ABI_VERSION
     r->m.key = m->key;
     r->m.key_len = m->key_len;
     r->m.partition = m->partition;
     r->m.offset = m->offset;
     r->m.timestamp_ms = ts;
-#endif
+    r->m.delivery_count = m->offset == p->redeliver_offset ? p->redeliver_count + 1 : 1;
     r->lane = s->order_by_key && m->key
                   ? hash_bytes(m->key, m->key_len, 2166136261u) % s->concurrency
                   : p->lane;

@@ -522,7 +522,7 @@ static void nack(ksub *s, kmsg *r, unsigned delay_ms)
         fs_adapter_log(FS_LOG_ERROR, FS_KAFKA_COMPONENT, "%s: out of memory nacking", s->source);
         return;
     }
-    *n = (knack){r->part, r->gen, delay_ms, NULL};
+    *n = (knack){r->part, r->gen, r->info.offset, delay_ms, NULL};
     pthread_mutex_lock(&s->nack_mu);
     n->next = s->nacks;
     s->nacks = n;

@@ -10,48 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-
-/* xorshift128+ per thread, seeded from getrandom (uuid4s need not be cryptographic). */
-static _Thread_local uint64_t rng[2];
-
-static uint64_t rng_next(void)
-{
-    if (!rng[0] && !rng[1]) {
-        if (getrandom(rng, sizeof rng, 0) != (ssize_t)sizeof rng) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            rng[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uintptr_t)&ts;
-            rng[1] = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)rng;
-        }
-        rng[1] |= 1;
-    }
-    uint64_t s1 = rng[0];
-    const uint64_t s0 = rng[1];
-    rng[0] = s0;
-    s1 ^= s1 << 23;
-    rng[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
-    return rng[1] + s0;
-}
 
 void fs__kafka_uuid4(char out[FS__KAFKA_UUID_LEN + 1])
 {
-    unsigned char b[16];
-    uint64_t x = rng_next(), y = rng_next();
-    memcpy(b, &x, 8);
-    memcpy(b + 8, &y, 8);
-    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
+    fs_adapter_uuid4(out);
 }
 
 size_t fs__kafka_wire_header_max(const fs_envelope *e)
@@ -79,7 +41,8 @@ int fs__kafka_wire_headers(const fs_envelope *e, bool single, const char *cid, f
         if (!h->name || !*h->name || !h->value)
             return fs_adapter_error(
                 FS_EINVAL, "kafka: publish: header %zu has an empty name or a NULL value", i);
-        out[k++] = (fs__kafka_hdr){h->name, h->value, strlen(h->value)};
+        out[k++] =
+            (fs__kafka_hdr){h->name, h->value, h->value_len ? h->value_len : strlen(h->value)};
     }
     *n = k;
     return FS_OK;
