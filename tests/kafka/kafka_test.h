@@ -256,4 +256,24 @@ static inline int kt_wait_count(kt_rec *r, int want, double timeout_s)
     return n;
 }
 
+/* Subscribe `rec` to `topic` (group from the broker), earliest, with a policy and workers. */
+static inline fs_subscriber *kt_sub(fs_broker *b, const char *topic, kt_rec *rec,
+                                    fs_ack_policy policy, unsigned concurrency,
+                                    fs_kafka_subscriber_options *ko)
+{
+    fs_kafka_subscriber_options def = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
+    if (!ko) {
+        def.start = FS_KAFKA_START_EARLIEST;
+        ko = &def;
+    }
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.ack_policy = policy;
+    so.concurrency = concurrency;
+    so.broker_options = ko;
+    so.redelivery.delay_ms = 20;
+    fs_subscriber *sub = NULL;
+    KT_OK(fs_subscribe(b, topic, kt_handler, rec, &so, &sub));
+    return sub;
+}
+
 #endif

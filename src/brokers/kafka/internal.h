@@ -65,6 +65,8 @@ typedef struct kpart {
     uint32_t redeliver_count;
     uint64_t seek_due_ms;
     _Atomic uint32_t gen;
+    /* Set by a nack (any thread): records of an older generation are not handed out. */
+    _Atomic uint32_t fence;
     _Atomic uint32_t state[FS_KAFKA_RING];
     _Atomic int inflight; /* records queued or handed out, not yet released */
     struct kpart *next;

@@ -420,12 +420,19 @@ static fs_message *handed_out(ksub *s, kmsg *r)
     return &r->m;
 }
 
+/* A record behind a nack of its partition: it comes again after the seek. */
+static bool stale(const kmsg *r)
+{
+    uint32_t fence = atomic_load_explicit(&r->part->fence, memory_order_acquire);
+    return (int32_t)(r->gen - fence) < 0;
+}
+
 /* Pop from a lane, waiting until `ts` (NULL: no wait). */
 static kmsg *lane_pop(ksub *s, klane *l, const struct timespec *ts, int *rc)
 {
-    pthread_mutex_lock(&l->mu);
-    kmsg *r = NULL;
+    kmsg *r = NULL, *dropped = NULL;
     *rc = FS_OK;
+    pthread_mutex_lock(&l->mu);
     for (;;) {
         if (atomic_load_explicit(&s->stopping, memory_order_acquire)) {
             *rc = FS_ECLOSED;
@@ -436,16 +443,27 @@ static kmsg *lane_pop(ksub *s, klane *l, const struct timespec *ts, int *rc)
             if (!l->head)
                 l->tail = NULL;
             l->len--;
-            break;
+            if (!stale(r))
+                break;
+            r->next = dropped;
+            dropped = r;
+            r = NULL;
+            continue;
         }
         if (!ts || pthread_cond_timedwait(&l->cv, &l->mu, ts)) {
-            if (ts && (r = l->head))
+            if (ts && l->head)
                 continue;
             *rc = FS_ETIMEDOUT;
             break;
         }
     }
     pthread_mutex_unlock(&l->mu);
+    while (dropped) {
+        kmsg *d = dropped;
+        dropped = d->next;
+        fs__kafka_queued_dec(s);
+        fs__kafka_rec_release(d, false);
+    }
     return r;
 }
 
@@ -517,6 +535,10 @@ static int dead_letter(ksub *s, kmsg *r, const char *reason)
 static void nack(ksub *s, kmsg *r, unsigned delay_ms)
 {
     atomic_store(&r->nacked, 1);
+    /* Nothing after it on its partition is handed out until the seek. */
+    uint32_t want = r->gen + 1, cur = atomic_load(&r->part->fence);
+    while ((int32_t)(cur - want) < 0 && !atomic_compare_exchange_weak(&r->part->fence, &cur, want))
+        ;
     knack *n = malloc(sizeof *n);
     if (!n) { /* not finished: it comes again with the next seek or on the next owner */
         fs_adapter_log(FS_LOG_ERROR, FS_KAFKA_COMPONENT, "%s: out of memory nacking", s->source);
@@ -544,7 +566,7 @@ int fs__kafka_settle(void *impl, fs_message *m, fs_settle_state op, unsigned del
         if (op == FS_SETTLE_NACKED) {
             nack(s, r, delay_ms);
         } else if (op == FS_SETTLE_REJECTED && s->dead_letter) {
-            int e = dead_letter(s, r, reason);
+            int e = dead_letter(s, r, reason ? reason : fs_message_error_type(one));
             if (e) {
                 nack(s, r, 0);
                 if (!rc)
