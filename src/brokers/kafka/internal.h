@@ -146,6 +146,7 @@ struct ksub {
     _Atomic uint64_t finished; /* records released as finished */
     uint64_t finished_seen;    /* at the last commit */
     uint64_t last_commit_ms;
+    bool commit_failed;           /* retry at the next interval even with nothing new */
     _Atomic unsigned next_worker; /* ABI v1: lanes given to worker threads in turn */
     pthread_mutex_t rk_mu;        /* rk's life vs. backlog queries */
 

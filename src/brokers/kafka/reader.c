@@ -279,6 +279,7 @@ void fs__kafka_commit(ksub *s, kpart **only, size_t n_only)
         for (int i = 0; !err && i < l->cnt; i++)
             if (l->elems[i].err)
                 err = l->elems[i].err;
+        s->commit_failed = err != 0;
         if (err) {
             fs_adapter_log(FS_LOG_WARN, FS_KAFKA_COMPONENT,
                            "%s: commit failed (%s); retried with the next commit", s->source,
@@ -296,7 +297,7 @@ static void maybe_commit(ksub *s, bool force)
 {
     uint64_t now = fs__kafka_now_ms();
     uint64_t fin = atomic_load_explicit(&s->finished, memory_order_relaxed);
-    if (!force && fin == s->finished_seen)
+    if (!force && fin == s->finished_seen && !s->commit_failed)
         return;
     if (!force && fin - s->finished_seen < s->commit_every &&
         now - s->last_commit_ms < s->commit_interval_ms)
