@@ -4,6 +4,8 @@
  * test-harness functions.
  */
 #include "core_test.h"
+#include "support/overlap.h"
+#include "support/worker_check.h"
 
 #include <stdatomic.h>
 
@@ -43,11 +45,11 @@ static fs_outcome capture(fs_message *m, void *user)
     copy_str(s->source, sizeof s->source, fs_message_source(m));
     s->batch = fs_message_is_batch(m);
     s->count = fs_message_count(m);
-    assert_ptr_equal(fs_message_at(m, 0), m);
-    assert_null(fs_message_at(m, 1));
-    assert_ptr_equal(fs_current_message(), m);
-    assert_non_null(fs_message_broker(m));
-    assert_non_null(fs_message_subscriber(m));
+    WORKER_CHECK(fs_message_at(m, 0) == m);
+    WORKER_CHECK(fs_message_at(m, 1) == NULL);
+    WORKER_CHECK(fs_current_message() == m);
+    WORKER_CHECK(fs_message_broker(m) != NULL);
+    WORKER_CHECK(fs_message_subscriber(m) != NULL);
     pthread_mutex_unlock(&s->lock);
     return FS_OUTCOME_OK;
 }
@@ -76,6 +78,7 @@ static void roundtrip(size_t body_len)
     CHECK_OK(fs_publish(b, "orders", &e));
     CHECK_OK(fs_broker_start(b));
     CHECK_OK(fs_subscriber_wait_handled(sub, 1, WAIT_MS));
+    assert_worker_checks();
     pthread_mutex_lock(&s.lock);
     assert_int_equal(s.body_len, body_len);
     assert_memory_equal(s.body, body, body_len);
@@ -126,7 +129,7 @@ static fs_outcome on_batch(fs_message *m, void *user)
 {
     batch_state *s = user;
     pthread_mutex_lock(&s->lock);
-    assert_true(fs_message_is_batch(m));
+    WORKER_CHECK(fs_message_is_batch(m));
     size_t n = fs_message_count(m), sum = 0;
     for (size_t i = 0; i < n; i++) {
         fs_message *item = fs_message_at(m, i);
@@ -139,12 +142,12 @@ static fs_outcome on_batch(fs_message *m, void *user)
             s->order_ok = false;
         s->next_expected = v + 1;
         /* messages of a batch cannot be settled one by one */
-        assert_int_equal(fs_message_ack(item), FS_EINVAL);
+        WORKER_CHECK(fs_message_ack(item) == FS_EINVAL);
     }
-    assert_null(fs_message_at(m, n));
+    WORKER_CHECK(fs_message_at(m, n) == NULL);
     if (sum != fs_message_size(m) || fs_message_body_len(m) != 0)
         s->size_ok = false;
-    assert_string_equal(fs_message_source(m), "events");
+    WORKER_CHECK(strcmp(fs_message_source(m), "events") == 0);
     s->batches++;
     s->messages += n;
     s->bytes += sum;
@@ -175,6 +178,7 @@ static void test_batch_size(void **state)
     CHECK_OK(fs_broker_start(b));
     CHECK_OK(fs_subscriber_wait_handled(sub, 12, WAIT_MS));
     CHECK_OK(fs_broker_stop(b));
+    assert_worker_checks();
     pthread_mutex_lock(&s.lock);
     assert_int_equal(s.messages, 12);
     assert_int_equal(s.bytes, bytes);
@@ -208,6 +212,7 @@ static void test_batch_timeout_flush(void **state)
     publish_str(b, "events", "3"); /* a later, partial batch of one */
     CHECK_OK(fs_subscriber_wait_handled(sub, 4, WAIT_MS));
     CHECK_OK(fs_broker_stop(b));
+    assert_worker_checks();
     pthread_mutex_lock(&s.lock);
     assert_int_equal(s.messages, 4);
     assert_int_equal(s.batches, 2);
@@ -253,8 +258,7 @@ static void test_batch_nack(void **state)
 /* Concurrency limit and competing consumers                                */
 
 typedef struct conc_state {
-    atomic_int active;
-    atomic_int max_active;
+    overlap handlers; /* 4 at once, never more */
     atomic_int total;
     atomic_int per_sub[2];
 } conc_state;
@@ -263,13 +267,10 @@ static fs_outcome busy(fs_message *m, void *user)
 {
     (void)m;
     conc_state *s = user;
-    int now = atomic_fetch_add(&s->active, 1) + 1;
-    int prev = atomic_load(&s->max_active);
-    while (now > prev && !atomic_compare_exchange_weak(&s->max_active, &prev, now)) {
-    }
+    overlap_enter(&s->handlers);
     test_sleep_ms(1);
     atomic_fetch_add(&s->total, 1);
-    atomic_fetch_sub(&s->active, 1);
+    overlap_leave(&s->handlers);
     return FS_OUTCOME_OK;
 }
 
@@ -278,6 +279,7 @@ static void test_concurrency_limit(void **state)
     (void)state;
     conc_state s;
     memset(&s, 0, sizeof s);
+    overlap_init(&s.handlers, 4);
     fs_broker *b = memory_broker(1024, false);
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
     so.concurrency = 4;
@@ -289,8 +291,11 @@ static void test_concurrency_limit(void **state)
     CHECK_OK(fs_subscriber_wait_handled(sub, 300, WAIT_MS));
     CHECK_OK(fs_broker_stop(b));
     assert_int_equal(atomic_load(&s.total), 300);
-    assert_true(atomic_load(&s.max_active) <= 4);
-    assert_true(atomic_load(&s.max_active) >= 1);
+    /* overlap: 4 handlers were inside together (fails if concurrency acts as 1), never 5 */
+    if (!overlap_reached(&s.handlers))
+        fail_msg("at most %d handlers ran at once (barrier %s), expected 4",
+                 atomic_load(&s.handlers.max_inside),
+                 atomic_load(&s.handlers.broken) ? "broken" : "held");
     fs_broker_free(b);
 }
 
@@ -386,6 +391,7 @@ static void test_reject_to_dead_letter(void **state)
     CHECK_OK(fs_broker_start(b));
     CHECK_OK(fs_subscriber_wait_handled(dsub, 1, WAIT_MS));
     CHECK_OK(fs_broker_stop(b));
+    assert_worker_checks();
     pthread_mutex_lock(&dl.lock);
     assert_int_equal(dl.body_len, 6);
     assert_memory_equal(dl.body, "poison", 6);
@@ -588,7 +594,7 @@ static fs_outcome stress_handler(fs_message *m, void *user)
 {
     stress *s = user;
     unsigned id;
-    assert_int_equal(fs_message_body_len(m), sizeof id);
+    WORKER_CHECK(fs_message_body_len(m) == sizeof id);
     memcpy(&id, fs_message_body(m), sizeof id);
     if (atomic_fetch_add(&s->seen[id], 1) != 0)
         atomic_fetch_add(&s->dupes, 1);
@@ -634,6 +640,7 @@ static void test_no_loss_no_duplicate(void **state)
     }
     CHECK_OK(fs_subscriber_wait_handled(sub, 2 * STRESS_PER_THREAD, 4 * WAIT_MS));
     CHECK_OK(fs_broker_stop(shared.broker));
+    assert_worker_checks();
     assert_int_equal(fs_subscriber_handled(sub), 2 * STRESS_PER_THREAD);
     assert_int_equal(atomic_load(&shared.dupes), 0);
     for (unsigned i = 0; i < 2 * STRESS_PER_THREAD; i++)

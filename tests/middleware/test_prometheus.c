@@ -6,8 +6,10 @@
  * per message (tenant, from the "tenant" header).
  */
 #include "scrape.h"
+#include "support/worker_check.h"
 
 #include <stdatomic.h>
+#include <time.h>
 
 #include "faststream/faststream.h"
 #include "faststream/prometheus.h"
@@ -68,9 +70,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    fs_broker_free(fx->broker);
+    fs_broker_free(fx->broker); /* waits for the handlers */
     fs_registry_free(fx->reg);
     free(fx);
+    assert_worker_checks(); /* what the handlers checked, reported on this thread */
     return 0;
 }
 
@@ -188,14 +191,14 @@ static fs_outcome on_message(fs_message *m, void *user)
     int call = atomic_fetch_add(&p->calls, 1);
     switch (p->act) {
     case ACT_ACK_EXPLICIT:
-        assert_int_equal(fs_message_ack(m), FS_OK);
+        WORKER_CHECK(fs_message_ack(m) == FS_OK);
         return FS_OUTCOME_OK;
     case ACT_NACK_EXPLICIT_ONCE:
         if (call == 0)
-            assert_int_equal(fs_message_nack(m), FS_OK);
+            WORKER_CHECK(fs_message_nack(m) == FS_OK);
         return FS_OUTCOME_OK;
     case ACT_REJECT_EXPLICIT:
-        assert_int_equal(fs_message_reject(m), FS_OK);
+        WORKER_CHECK(fs_message_reject(m) == FS_OK);
         return FS_OUTCOME_OK;
     case ACT_RETURN_ACK:
         return FS_OUTCOME_ACK;
@@ -208,10 +211,10 @@ static fs_outcome on_message(fs_message *m, void *user)
     case ACT_FAIL:
         return fs_message_fail(m, "ValueError", "amount %d is negative", -5);
     case ACT_ACK_THEN_FAIL:
-        assert_int_equal(fs_message_ack(m), FS_OK);
+        WORKER_CHECK(fs_message_ack(m) == FS_OK);
         return fs_message_fail(m, "DecodeError", NULL);
     case ACT_OK_AND_FORWARD:
-        assert_int_equal(fs_publish_bytes(p->broker, "forwarded", "fwd", 3), FS_OK);
+        WORKER_CHECK(fs_publish_bytes(p->broker, "forwarded", "fwd", 3) == FS_OK);
         return FS_OUTCOME_OK;
     }
     return FS_OUTCOME_OK;
@@ -232,6 +235,7 @@ static void run_one(fixture *fx, action act, int deliveries, probe *p, scrape *s
     publish_one(fx->broker, "q", "hello", "t1");
     if (fs_subscriber_wait_handled(sub, (uint64_t)deliveries, WAIT_MS) != FS_OK)
         fail_msg("%s", fs_last_error());
+    assert_worker_checks();
     assert_int_equal(atomic_load(&p->calls), deliveries);
     scrape_take(s, fx->reg);
 }
@@ -339,6 +343,49 @@ static void test_ack_first_then_fail(void **state)
     recv_expect e = {
         "q", "t1", 1, 1, 5, .error = 1, .exception_type = "ValueError", .exceptions = 1};
     expect_only(&s, &e);
+}
+
+static fs_outcome slow_20ms(fs_message *m, void *user)
+{
+    (void)m;
+    (void)user;
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+    return FS_OUTCOME_OK;
+}
+
+/*
+ * A handler taking 20 ms lands at or above the 0.025 bucket: nothing at or
+ * below 0.01, the sum at least 0.02 (a build observing 0 fails). Only lower
+ * bounds: the machine may be slower, never faster.
+ */
+static void test_duration_of_a_20ms_handler(void **state)
+{
+    fixture *fx = *state;
+    fs_subscriber *sub;
+    assert_int_equal(fs_subscribe(fx->broker, "slow", slow_20ms, NULL, NULL, &sub), FS_OK);
+    assert_int_equal(fs_broker_start(fx->broker), FS_OK);
+    publish_one(fx->broker, "slow", "hello", "t1");
+    assert_int_equal(fs_subscriber_wait_handled(sub, 1, WAIT_MS), FS_OK);
+    scrape s;
+    scrape_take(&s, fx->reg);
+    char l[512], b[600];
+    L(l, "memory", "handler", "slow", NULL, NULL, "t1");
+    const char *name = P "received_processed_messages_duration_seconds";
+    expect_histogram(&s, name, l, 1, NAN);
+    char key[256];
+    snprintf(key, sizeof key, "%s_sum", name);
+    double sum = scrape_value(&s, key, l);
+    if (sum < 0.02)
+        fail_msg("a 20 ms handler observed %g s", sum);
+    snprintf(key, sizeof key, "%s_bucket", name);
+    snprintf(b, sizeof b, "%s,le=\"0.005\"", l);
+    expect_sample(&s, key, b, 0);
+    snprintf(b, sizeof b, "%s,le=\"0.01\"", l);
+    expect_sample(&s, key, b, 0);
+    snprintf(b, sizeof b, "%s,le=\"10\"", l);
+    expect_sample(&s, key, b, 1);
+    scrape_free(&s);
 }
 
 /* A publish from inside a handler carries the labels of the message being handled. */
@@ -483,7 +530,7 @@ static void test_destination_buffer_reused(void **state)
 static fs_outcome on_rpc(fs_message *m, void *user)
 {
     (void)user;
-    assert_int_equal(fs_message_reply(m, "pong", 4, NULL, 0, NULL), FS_OK);
+    WORKER_CHECK(fs_message_reply(m, "pong", 4, NULL, 0, NULL) == FS_OK);
     return FS_OUTCOME_OK;
 }
 
@@ -865,6 +912,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_then_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_first_then_fail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duration_of_a_20ms_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_inside_handler_carries_labels, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_subscriber, setup, teardown),

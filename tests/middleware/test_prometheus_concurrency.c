@@ -8,6 +8,7 @@
  * CTest registration keeps the default, which also runs under TSan.
  */
 #include "scrape.h"
+#include "support/overlap.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -45,10 +46,15 @@ typedef struct publisher {
     const char *tenant;
 } publisher;
 
+/* The handlers prove they overlap: CONCURRENCY of them inside at once. */
+static overlap handlers;
+
 /* Every 10th message fails in the handler (its body starts with '!'). */
 static fs_outcome on_load(fs_message *m, void *user)
 {
     (void)user;
+    overlap_enter(&handlers);
+    overlap_leave(&handlers);
     const char *body = fs_message_body(m);
     if (fs_message_body_len(m) == BODY_LEN && body[0] == '!')
         return fs_message_fail(m, "ValueError", NULL);
@@ -122,6 +128,7 @@ static void test_concurrent_totals(void **state)
     po.labels = labels;
     po.label_count = 2;
     assert_int_equal(fs_broker_add_prometheus(r.broker, &po), FS_OK);
+    overlap_init(&handlers, CONCURRENCY);
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
     so.concurrency = CONCURRENCY;
     fs_subscriber *sub;
@@ -146,6 +153,9 @@ static void test_concurrent_totals(void **state)
                   r.scrapes, r.min_in_process, r.max_in_process);
     assert_true(r.scrapes >= 1);
     assert_true(r.max_in_process <= CONCURRENCY);
+    if (!overlap_reached(&handlers)) /* fails when concurrency acts as 1 */
+        fail_msg("at most %d handlers ran at once, expected %d", atomic_load(&handlers.max_inside),
+                 CONCURRENCY);
     assert_true(r.min_in_process >= 0);
 
     scrape s;

@@ -65,7 +65,7 @@ static void encode_binary_is_faststream_layout(void **state)
                               .content_type = "application/json",
                               .headers = user,
                               .header_count = 2};
-    fs__redis_buf out = {0};
+    fs_kit_buf out = {0};
     assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_OK);
 
     /* byte-exact against the definition */
@@ -96,7 +96,7 @@ static void encode_binary_is_faststream_layout(void **state)
     assert_string_equal(m.keys[4], "attempt");
     assert_int_equal(m.data_len, 8);
     assert_memory_equal(m.data, "{\"id\":7}", 8);
-    fs__redis_buf_free(&out);
+    fs_kit_buf_free(&out);
 }
 
 static void encode_binary_minimal_and_binary_body(void **state)
@@ -104,7 +104,7 @@ static void encode_binary_minimal_and_binary_body(void **state)
     (void)state;
     const unsigned char body[] = {0, 1, 2, 0xff, 0xfe, '\n'};
     fs__redis_envelope env = {.body = body, .body_len = sizeof body};
-    fs__redis_buf out = {0};
+    fs_kit_buf out = {0};
     assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_OK);
     ref_msg m;
     ref_parse(out.data, out.len, &m);
@@ -123,7 +123,7 @@ static void encode_binary_minimal_and_binary_body(void **state)
     ref_parse(out.data, out.len, &m);
     assert_int_equal(m.data_len, 0);
     assert_string_equal(m.values[0], "z");
-    fs__redis_buf_free(&out);
+    fs_kit_buf_free(&out);
 }
 
 static void encode_header_order_follows_dict_update(void **state)
@@ -141,7 +141,7 @@ static void encode_header_order_follows_dict_update(void **state)
                               .reply_to = "r",
                               .headers = user,
                               .header_count = 4};
-    fs__redis_buf out = {0};
+    fs_kit_buf out = {0};
     assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_OK);
     ref_msg m;
     ref_parse(out.data, out.len, &m);
@@ -159,7 +159,7 @@ static void encode_header_order_follows_dict_update(void **state)
     assert_string_equal(out.data, "{\"data\":\"x\",\"headers\":{\"correlation_id\":\"mine\","
                                   "\"reply_to\":\"r\",\"a\":\"2\",\"content-type\":"
                                   "\"text/plain\"}}");
-    fs__redis_buf_free(&out);
+    fs_kit_buf_free(&out);
 }
 
 static void encode_json_envelope_exact(void **state)
@@ -173,7 +173,7 @@ static void encode_json_envelope_exact(void **state)
                               .reply_to = "",
                               .headers = user,
                               .header_count = 1};
-    fs__redis_buf out = {0};
+    fs_kit_buf out = {0};
     assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &enc_scratch, &out), FS_OK);
     assert_string_equal(out.data, "{\"data\":\"say \\\"hi\\\"\\\\\\n\\t\\u0001 caf\xc3\xa9 /\","
                                   "\"headers\":{\"correlation_id\":\"c\",\"k\":\"v\\\"\"}}");
@@ -187,13 +187,13 @@ static void encode_json_envelope_exact(void **state)
     assert_header(&d, "correlation_id", "c");
     assert_null(fs__redis_header(&d, "reply_to", NULL));
     fs__redis_scratch_free(&s);
-    fs__redis_buf_free(&out);
+    fs_kit_buf_free(&out);
 }
 
 static void encode_refuses_what_the_format_cannot_carry(void **state)
 {
     (void)state;
-    fs__redis_buf out = {0};
+    fs_kit_buf out = {0};
     fs__redis_envelope env = {.body = "\xff\xfe", .body_len = 2};
     assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_JSON, &env, &enc_scratch, &out), FS_EINVAL);
     assert_non_null(strstr(fs_last_error(), "UTF-8"));
@@ -217,7 +217,7 @@ static void encode_refuses_what_the_format_cannot_carry(void **state)
     assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_RAW, &env, &enc_scratch, &out), FS_OK);
     assert_int_equal(out.len, 2);
     assert_memory_equal(out.data, "\xff\xfe", 2);
-    fs__redis_buf_free(&out);
+    fs_kit_buf_free(&out);
 }
 
 /* ---- decoding bytes laid out as FastStream writes them ---- */
@@ -456,7 +456,7 @@ static uint32_t rnd(void)
 static void round_trip_random(void **state)
 {
     (void)state;
-    fs__redis_buf out = {0};
+    fs_kit_buf out = {0};
     fs__redis_scratch s = {0};
     fs__redis_decoded d;
     for (int iter = 0; iter < 2000; iter++) {
@@ -501,31 +501,31 @@ static void round_trip_random(void **state)
         }
     }
     fs__redis_scratch_free(&s);
-    fs__redis_buf_free(&out);
+    fs_kit_buf_free(&out);
 }
 
 /* ---- repeated keys and many headers ---- */
 
 /* A growable binary v1 message, for header counts beyond ref_bytes' 4 KiB. */
-static void big_u16(fs__redis_buf *b, size_t v)
+static void big_u16(fs_kit_buf *b, size_t v)
 {
     unsigned char x[2] = {(unsigned char)(v >> 8), (unsigned char)v};
-    assert_int_equal(fs__redis_buf_put(b, x, 2), FS_OK);
+    assert_int_equal(fs_kit_buf_put(b, x, 2), FS_OK);
 }
 
-static void big_u32(fs__redis_buf *b, size_t v)
+static void big_u32(fs_kit_buf *b, size_t v)
 {
     big_u16(b, (v >> 16) & 0xFFFF);
     big_u16(b, v & 0xFFFF);
 }
 
-static void big_binary(fs__redis_buf *b, const fs__redis_kv *h, size_t n, const char *body)
+static void big_binary(fs_kit_buf *b, const fs__redis_kv *h, size_t n, const char *body)
 {
     size_t hlen = 0;
     for (size_t i = 0; i < n; i++)
         hlen += 4 + h[i].key_len + h[i].value_len;
     b->len = 0;
-    assert_int_equal(fs__redis_buf_put(b,
+    assert_int_equal(fs_kit_buf_put(b,
                                        "\x89"
                                        "BIN\r\n\x1a\n",
                                        8),
@@ -536,37 +536,37 @@ static void big_binary(fs__redis_buf *b, const fs__redis_kv *h, size_t n, const 
     big_u16(b, n);
     for (size_t i = 0; i < n; i++) {
         big_u16(b, h[i].key_len);
-        assert_int_equal(fs__redis_buf_put(b, h[i].key, h[i].key_len), FS_OK);
+        assert_int_equal(fs_kit_buf_put(b, h[i].key, h[i].key_len), FS_OK);
         big_u16(b, h[i].value_len);
-        assert_int_equal(fs__redis_buf_put(b, h[i].value, h[i].value_len), FS_OK);
+        assert_int_equal(fs_kit_buf_put(b, h[i].value, h[i].value_len), FS_OK);
     }
-    assert_int_equal(fs__redis_buf_put(b, body, strlen(body)), FS_OK);
+    assert_int_equal(fs_kit_buf_put(b, body, strlen(body)), FS_OK);
 }
 
 /* A JSON envelope; keys and values are plain ASCII. With `escape`, every
  * other key is written with its first character as a \u escape. */
-static void big_json(fs__redis_buf *b, const fs__redis_kv *h, size_t n, const char *body,
+static void big_json(fs_kit_buf *b, const fs__redis_kv *h, size_t n, const char *body,
                      bool escape)
 {
     char esc[8];
     b->len = 0;
-    assert_int_equal(fs__redis_buf_put(b, "{\"data\":\"", 9), FS_OK);
-    assert_int_equal(fs__redis_buf_put(b, body, strlen(body)), FS_OK);
-    assert_int_equal(fs__redis_buf_put(b, "\",\"headers\":{", 13), FS_OK);
+    assert_int_equal(fs_kit_buf_put(b, "{\"data\":\"", 9), FS_OK);
+    assert_int_equal(fs_kit_buf_put(b, body, strlen(body)), FS_OK);
+    assert_int_equal(fs_kit_buf_put(b, "\",\"headers\":{", 13), FS_OK);
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(fs__redis_buf_put(b, i ? ",\"" : "\"", i ? 2 : 1), FS_OK);
+        assert_int_equal(fs_kit_buf_put(b, i ? ",\"" : "\"", i ? 2 : 1), FS_OK);
         size_t skip = 0;
         if (escape && i % 2 && h[i].key_len) {
             snprintf(esc, sizeof esc, "\\u%04x", (unsigned char)h[i].key[0]);
-            assert_int_equal(fs__redis_buf_put(b, esc, 6), FS_OK);
+            assert_int_equal(fs_kit_buf_put(b, esc, 6), FS_OK);
             skip = 1;
         }
-        assert_int_equal(fs__redis_buf_put(b, h[i].key + skip, h[i].key_len - skip), FS_OK);
-        assert_int_equal(fs__redis_buf_put(b, "\":\"", 3), FS_OK);
-        assert_int_equal(fs__redis_buf_put(b, h[i].value, h[i].value_len), FS_OK);
-        assert_int_equal(fs__redis_buf_put(b, "\"", 1), FS_OK);
+        assert_int_equal(fs_kit_buf_put(b, h[i].key + skip, h[i].key_len - skip), FS_OK);
+        assert_int_equal(fs_kit_buf_put(b, "\":\"", 3), FS_OK);
+        assert_int_equal(fs_kit_buf_put(b, h[i].value, h[i].value_len), FS_OK);
+        assert_int_equal(fs_kit_buf_put(b, "\"", 1), FS_OK);
     }
-    assert_int_equal(fs__redis_buf_put(b, "}}", 2), FS_OK);
+    assert_int_equal(fs_kit_buf_put(b, "}}", 2), FS_OK);
 }
 
 /* n distinct headers (n <= 65536) whose keys have one length and differ in
@@ -637,7 +637,7 @@ static void decode_repeated_keys_below_and_above_index(void **state)
     enum { MAXL = 3000 };
     static char keys[MAXL][16], vals[MAXL][16];
     static fs__redis_kv in[MAXL], want[MAXL];
-    fs__redis_buf msg = {0};
+    fs_kit_buf msg = {0};
     fs__redis_scratch s = {0};
     fs__redis_decoded d;
     /* distinct key pools on both sides of the linear-search limit, and far above */
@@ -686,13 +686,13 @@ static void decode_repeated_keys_below_and_above_index(void **state)
         in[i] = (fs__redis_kv){keys[i], (size_t)kl, vals[i], (size_t)vl};
     }
     big_json(&msg, in, n1, "a", false);
-    fs__redis_buf two = {0};
-    assert_int_equal(fs__redis_buf_put(&two, msg.data, msg.len - 1), FS_OK); /* drop the last } */
+    fs_kit_buf two = {0};
+    assert_int_equal(fs_kit_buf_put(&two, msg.data, msg.len - 1), FS_OK); /* drop the last } */
     big_json(&msg, in + n1, n2, "b", false);
-    assert_int_equal(fs__redis_buf_put(&two, ",", 1), FS_OK);
+    assert_int_equal(fs_kit_buf_put(&two, ",", 1), FS_OK);
     const char *second = strstr(msg.data, "\"headers\"");
     assert_non_null(second);
-    assert_int_equal(fs__redis_buf_put(&two, second, strlen(second)), FS_OK);
+    assert_int_equal(fs_kit_buf_put(&two, second, strlen(second)), FS_OK);
     assert_int_equal(fs__redis_decode(two.data, two.len, &s, &d), FS_OK);
     assert_int_equal(d.format, FS_REDIS_FORMAT_JSON);
     assert_body(&d, "a", 1);
@@ -711,8 +711,8 @@ static void decode_repeated_keys_below_and_above_index(void **state)
     assert_int_equal(fs__redis_decode(msg.data, msg.len, &s, &d), FS_OK);
     assert_int_equal(d.format, FS_REDIS_FORMAT_BINARY);
     assert_headers_are(&d, in, 3);
-    fs__redis_buf_free(&two);
-    fs__redis_buf_free(&msg);
+    fs_kit_buf_free(&two);
+    fs_kit_buf_free(&msg);
     fs__redis_scratch_free(&s);
 }
 
@@ -723,7 +723,7 @@ static void decode_65535_distinct_headers(void **state)
     many_headers m;
     many_headers_make(&m, N);
     const fs__redis_kv *h = m.h;
-    fs__redis_buf msg = {0};
+    fs_kit_buf msg = {0};
     fs__redis_scratch s = {0};
     fs__redis_decoded d;
     big_binary(&msg, h, N, "payload");
@@ -744,7 +744,7 @@ static void decode_65535_distinct_headers(void **state)
     big_binary(&msg, h, 2, "");
     assert_int_equal(fs__redis_decode(msg.data, msg.len, &s, &d), FS_OK);
     assert_headers_are(&d, h, 2);
-    fs__redis_buf_free(&msg);
+    fs_kit_buf_free(&msg);
     fs__redis_scratch_free(&s);
     many_headers_free(&m);
 }
@@ -792,7 +792,7 @@ static void encode_repeated_keys_match_the_reference(void **state)
     static const char *const std_keys[] = {"correlation_id", "content-type", "reply_to"};
     static char keys[MAXN][16], vals[MAXN][16];
     static fs__redis_kv in[MAXN], dedup[MAXN], want[MAXN + 3];
-    fs__redis_buf out = {0}, ref = {0};
+    fs_kit_buf out = {0}, ref = {0};
     fs__redis_scratch s = {0};
     fs__redis_decoded d;
     for (size_t n = 1; n <= MAXN; n += n < 64 ? 1 : 13) {
@@ -831,8 +831,8 @@ static void encode_repeated_keys_match_the_reference(void **state)
         assert_memory_equal(out.data, ref.data, ref.len);
     }
     fs__redis_scratch_free(&s);
-    fs__redis_buf_free(&ref);
-    fs__redis_buf_free(&out);
+    fs_kit_buf_free(&ref);
+    fs_kit_buf_free(&out);
 }
 
 static void encode_65535_headers_round_trip(void **state)
@@ -851,7 +851,7 @@ static void encode_65535_headers_round_trip(void **state)
             want[n++] = h[i];
     fs__redis_envelope env = {
         .body = "payload", .body_len = 7, .correlation_id = "cid", .headers = h, .header_count = N};
-    fs__redis_buf out = {0}, ref = {0};
+    fs_kit_buf out = {0}, ref = {0};
     fs__redis_scratch s = {0};
     fs__redis_decoded d;
     assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_OK);
@@ -875,8 +875,8 @@ static void encode_65535_headers_round_trip(void **state)
     assert_int_equal(fs__redis_encode(FS_REDIS_FORMAT_BINARY, &env, &enc_scratch, &out), FS_EINVAL);
     assert_non_null(strstr(fs_last_error(), "65536 headers"));
     assert_int_equal(out.len, 0);
-    fs__redis_buf_free(&ref);
-    fs__redis_buf_free(&out);
+    fs_kit_buf_free(&ref);
+    fs_kit_buf_free(&out);
     fs__redis_scratch_free(&s);
     free(want);
     many_headers_free(&m);
@@ -885,11 +885,11 @@ static void encode_65535_headers_round_trip(void **state)
 static void utf8_validation(void **state)
 {
     (void)state;
-    assert_true(fs__redis_utf8_valid("abc\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 12));
-    assert_false(fs__redis_utf8_valid("\xc0\xaf", 2));         /* overlong */
-    assert_false(fs__redis_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
-    assert_false(fs__redis_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-    assert_false(fs__redis_utf8_valid("\xe2\x82", 2));         /* truncated */
+    assert_true(fs_kit_utf8_valid("abc\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 12));
+    assert_false(fs_kit_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    assert_false(fs_kit_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    assert_false(fs_kit_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    assert_false(fs_kit_utf8_valid("\xe2\x82", 2));         /* truncated */
     assert_string_equal(fs_redis_format_name(FS_REDIS_FORMAT_BINARY), "binary");
     assert_string_equal(fs_redis_format_name(FS_REDIS_FORMAT_JSON), "json");
 }

@@ -48,7 +48,7 @@ static int encode_one(rconn *c, const fs_envelope *e, fs_redis_format format)
 {
     FS_CHECK_ARG(e->body || !e->body_len, "redis: publish: NULL body with length %zu", e->body_len);
     FS_CHECK_ARG(e->headers || !e->header_count, "redis: publish: NULL headers");
-    int rc = fs__redis_grow((void **)&c->kv, &c->kvcap, e->header_count + 1, sizeof *c->kv);
+    int rc = fs_kit_grow((void **)&c->kv, &c->kvcap, e->header_count + 1, sizeof *c->kv);
     if (rc)
         return rc;
     size_t n = 0;
@@ -99,7 +99,7 @@ static int publish_with(redis_broker *b, rconn *c, const char *destination, cons
                  "redis: publish to %s: unknown kind %d", destination, (int)kind);
     FS_CHECK_ARG(format >= FS_REDIS_FORMAT_DEFAULT && format <= FS_REDIS_FORMAT_RAW,
                  "redis: publish to %s: unknown format %d", destination, (int)format);
-    int rc = fs__redis_grow((void **)&c->offs, &c->offcap, count + 1, sizeof *c->offs);
+    int rc = fs_kit_grow((void **)&c->offs, &c->offcap, count + 1, sizeof *c->offs);
     if (rc)
         return rc;
     c->enc.len = 0;

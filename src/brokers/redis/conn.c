@@ -256,7 +256,7 @@ void fs__redis_conn_close(rconn *rc)
 void fs__redis_conn_free(rconn *rc)
 {
     fs__redis_conn_close(rc);
-    fs__redis_buf_free(&rc->enc);
+    fs_kit_buf_free(&rc->enc);
     fs__redis_scratch_free(&rc->scratch);
     free(rc->argv);
     free(rc->argvlen);
@@ -273,9 +273,9 @@ void fs__redis_conn_free(rconn *rc)
 int fs__redis_conn_args(rconn *rc, size_t n)
 {
     size_t cap = rc->argcap;
-    int st = fs__redis_grow((void **)&rc->argv, &cap, n, sizeof *rc->argv);
+    int st = fs_kit_grow((void **)&rc->argv, &cap, n, sizeof *rc->argv);
     if (!st)
-        st = fs__redis_grow((void **)&rc->argvlen, &rc->argcap, n, sizeof *rc->argvlen);
+        st = fs_kit_grow((void **)&rc->argvlen, &rc->argcap, n, sizeof *rc->argvlen);
     return st;
 }
 

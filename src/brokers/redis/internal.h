@@ -5,7 +5,8 @@
  * has ONE reader connection; the worker that finds the local queue empty
  * and nobody reading becomes the reader (leader/followers): it reads as
  * many messages as there are workers waiting (or a batch), queues them and
- * wakes the others. So a hiredis context is only ever used by one thread at
+ * wakes the others (fs_kit_queue_take, src/kit/queue.h). So a hiredis
+ * context is only ever used by one thread at
  * a time: the reader's by the current reader, a pooled one by whoever took
  * it from the pool (publishers, acknowledgements).
  *
@@ -23,6 +24,8 @@
 #include "faststream/redis.h"
 #include "kit/check.h"
 #include "kit/clock.h"
+#include "kit/pool.h"
+#include "kit/queue.h"
 #include "wire.h"
 
 #include <hiredis/hiredis.h>
@@ -44,7 +47,7 @@ typedef struct rsub rsub;
 typedef struct rconn {
     redisContext *c; /* NULL when down */
     char where[96];  /* "host:port", for messages */
-    fs__redis_buf enc;
+    fs_kit_buf enc;
     const char **argv;
     size_t *argvlen;
     size_t argcap;
@@ -78,14 +81,15 @@ typedef struct rhold {
     _Atomic size_t refs;
 } rhold;
 
-/* One delivery: the core's message and everything it points to. */
+/* One delivery: the core's message and everything it points to (pooled). */
 typedef struct rmsg {
     fs_message m;
     rsub *sub;
-    struct rmsg *next;
+    struct rmsg *next; /* in a list being read */
+    fs_kit_qnode qn;   /* in the subscription's queue */
     fs_redis_message_info info;
-    rhold *hold;         /* the reply its strings point into, or NULL: all in arena */
-    fs__redis_buf arena; /* the strings not in `hold`, NUL-terminated */
+    rhold *hold;      /* the reply its strings point into, or NULL: all in arena */
+    fs_kit_buf arena; /* the strings not in `hold`, NUL-terminated */
     fs_header *hdrs;
     size_t hdr_cap;
     /* The value as read (list: one value; stream: the entry's fields), to requeue or
@@ -115,16 +119,8 @@ struct rsub {
     unsigned claim_min_idle_ms;
     unsigned concurrency;
 
-    pthread_mutex_t mu; /* queue, free list, reader role */
-    pthread_cond_t cv;
-    rmsg *q_head, *q_tail;
-    size_t q_len;
-    /* Free records: released ones are pushed on free_stack by any thread
-     * (lock-free); the reader takes the whole stack at once into free_local. */
-    _Atomic(rmsg *) free_stack;
-    rmsg *free_local; /* the reader's */
-    bool reading;
-    unsigned waiting;
+    fs_kit_queue q;   /* handed-out order; its reader role is the reader connection's */
+    fs_kit_pool pool; /* records: put back by any thread, taken by the reader */
     _Atomic bool stopping;
     int wake_fd; /* eventfd, readable while stopping: interrupts a channel reader */
 

@@ -146,22 +146,14 @@ static bool in_nackq(const rsub *s, sid id)
 
 static void rec_release(fs_message *m);
 
-/* A free record (reader only: it is the single consumer of the free stack). */
+/* A free record (reader only: the pool's single getter). */
 static rmsg *rec_get(rsub *s)
 {
-    if (!s->free_local) /* take everything released so far; no ABA: nothing is popped */
-        s->free_local = atomic_exchange_explicit(&s->free_stack, NULL, memory_order_acquire);
-    rmsg *r = s->free_local;
-    if (r) {
-        s->free_local = r->next;
-    } else {
-        r = calloc(1, sizeof *r);
-        if (!r) {
-            fs_adapter_error(FS_ENOMEM, "redis: out of memory for a message");
-            return NULL;
-        }
-    }
+    rmsg *r = fs_kit_pool_get(&s->pool);
+    if (!r)
+        return NULL;
     r->sub = s;
+    r->qn.msg = &r->m;
     r->next = NULL;
     r->hold = NULL;
     r->has_id = false;
@@ -199,31 +191,19 @@ static void reply_done(redisReply *reply, rhold *h)
         fs__redis_reply_free(reply);
 }
 
-static void rec_destroy(rmsg *r)
+/* Free what a pooled record owns (fs_kit_pool_destroy). */
+static void rec_fini(void *p)
 {
-    fs__redis_buf_free(&r->arena);
+    rmsg *r = p;
+    fs_kit_buf_free(&r->arena);
     free(r->hdrs);
     free(r->fields);
-    free(r);
-}
-
-static void rec_destroy_list(rmsg *r)
-{
-    while (r) {
-        rmsg *next = r->next;
-        rec_destroy(r);
-        r = next;
-    }
 }
 
 /* Give a record back, from any thread, without a lock. */
 static void rec_put(rsub *s, rmsg *r)
 {
-    rmsg *head = atomic_load_explicit(&s->free_stack, memory_order_relaxed);
-    do
-        r->next = head;
-    while (!atomic_compare_exchange_weak_explicit(&s->free_stack, &head, r, memory_order_release,
-                                                  memory_order_relaxed));
+    fs_kit_pool_put(&s->pool, r);
 }
 
 /* The core is done with the message: forget it was out, queue a nacked entry again. */
@@ -235,8 +215,7 @@ static void rec_release(fs_message *m)
         pthread_mutex_lock(&s->set_mu);
         idset_del(&s->out, r->id);
         if (r->nacked && !in_nackq(s, r->id)) {
-            if (!fs__redis_grow((void **)&s->nackq, &s->nack_cap, s->nack_len + 1,
-                                sizeof *s->nackq))
+            if (!fs_kit_grow((void **)&s->nackq, &s->nack_cap, s->nack_len + 1, sizeof *s->nackq))
                 s->nackq[s->nack_len++] = (nack_ent){r->id, fs_kit_now_ms() + r->delay_ms};
             else /* stays pending: found again by the next scan or XAUTOCLAIM */
                 s->need_scan = true;
@@ -254,7 +233,7 @@ static size_t str_room(size_t n)
     return n + 1;
 }
 
-static char *arena_put(fs__redis_buf *a, const char *p, size_t n)
+static char *arena_put(fs_kit_buf *a, const char *p, size_t n)
 {
     char *dst = a->data + a->len;
     if (n)
@@ -319,13 +298,13 @@ static int rec_fill(rsub *s, rmsg *r, rhold *hold, const char *name, size_t name
         need += str_room(d->headers[i].key_len) + str_room(d->headers[i].value_len);
     r->arena.len = 0;
     int rc = FS_OK; /* a recycled record has room enough nearly always: test before calling */
-    if ((need >= r->arena.cap && (rc = fs__redis_buf_reserve(&r->arena, need))) ||
+    if ((need >= r->arena.cap && (rc = fs_kit_buf_reserve(&r->arena, need))) ||
         (d->header_count > r->hdr_cap &&
-         (rc = fs__redis_grow((void **)&r->hdrs, &r->hdr_cap, d->header_count, sizeof *r->hdrs))) ||
+         (rc = fs_kit_grow((void **)&r->hdrs, &r->hdr_cap, d->header_count, sizeof *r->hdrs))) ||
         (raw_count > r->field_cap &&
-         (rc = fs__redis_grow((void **)&r->fields, &r->field_cap, raw_count, sizeof *r->fields))))
+         (rc = fs_kit_grow((void **)&r->fields, &r->field_cap, raw_count, sizeof *r->fields))))
         return rc;
-    fs__redis_buf *a = &r->arena;
+    fs_kit_buf *a = &r->arena;
     fs_message *m = &r->m;
     fs_message_init(m);
     r->info.kind = s->kind;
@@ -424,7 +403,7 @@ static int add_entry(rsub *s, rlist *l, rhold *hold, const redisReply *e, sid *i
         return fs_adapter_error(FS_EPROTOCOL, "redis: malformed stream entry from %s", s->name);
     const redisReply *f = e->element[1];
     size_t nf = f && f->type == REDIS_REPLY_ARRAY ? f->elements / 2 : 0;
-    int rc = fs__redis_grow((void **)&s->fields, &s->field_cap, nf, sizeof *s->fields);
+    int rc = fs_kit_grow((void **)&s->fields, &s->field_cap, nf, sizeof *s->fields);
     if (rc)
         return rc;
     for (size_t i = 0; i < nf; i++) {
@@ -1030,68 +1009,24 @@ static int sub_read(rsub *s, rlist *l, size_t want, int budget)
 /* ------------------------------------------------------------------------ */
 /* fetch / fetch_batch: leader and followers                                */
 
-static struct timespec abs_deadline(uint64_t at_ms)
+/* The reader's turn (fs_kit_queue_take): read and queue what came. */
+static void read_into_queue(void *ctx, size_t want, int budget_ms)
 {
-    struct timespec ts = {(time_t)(at_ms / 1000), (long)(at_ms % 1000) * 1000000L};
-    return ts;
+    rsub *s = ctx;
+    if (atomic_load_explicit(&s->stopping, memory_order_acquire))
+        return;
+    rlist l = {NULL, NULL, 0};
+    sub_read(s, &l, want, budget_ms);
+    if (!l.head)
+        return;
+    for (rmsg *r = l.head; r; r = r->next)
+        r->qn.next = r->next ? &r->next->qn : NULL;
+    fs_kit_queue_push_list(&s->q, 0, &l.head->qn, &l.tail->qn, l.n);
 }
 
 static int take(rsub *s, fs_message **out, size_t max, unsigned batch_ms, int timeout_ms, size_t *n)
 {
-    uint64_t deadline = fs_kit_now_ms() + (uint64_t)(timeout_ms < 0 ? 3600000 : timeout_ms);
-    uint64_t batch_deadline = 0;
-    *n = 0;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        while (*n < max && s->q_head) {
-            rmsg *r = s->q_head;
-            s->q_head = r->next;
-            if (!s->q_head)
-                s->q_tail = NULL;
-            s->q_len--;
-            out[(*n)++] = &r->m;
-            if (!batch_deadline)
-                batch_deadline = fs_kit_now_ms() + batch_ms;
-        }
-        if (*n == max)
-            break;
-        if (atomic_load_explicit(&s->stopping, memory_order_acquire) ||
-            atomic_load_explicit(&s->b->closed, memory_order_acquire))
-            break;
-        uint64_t now = fs_kit_now_ms(), until = *n ? batch_deadline : deadline;
-        if (now >= until)
-            break;
-        int budget = (int)(until - now);
-        if (!s->reading) {
-            s->reading = true;
-            size_t want = max > 1 ? max - *n : 1 + s->waiting;
-            pthread_mutex_unlock(&s->mu);
-            rlist l = {NULL, NULL, 0};
-            sub_read(s, &l, want, budget);
-            pthread_mutex_lock(&s->mu);
-            s->reading = false;
-            if (l.head) {
-                if (s->q_tail)
-                    s->q_tail->next = l.head;
-                else
-                    s->q_head = l.head;
-                s->q_tail = l.tail;
-                s->q_len += l.n;
-            }
-            pthread_cond_broadcast(&s->cv);
-            continue;
-        }
-        s->waiting++;
-        struct timespec ts = abs_deadline(until);
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-        s->waiting--;
-    }
-    bool closed = atomic_load_explicit(&s->stopping, memory_order_acquire) ||
-                  atomic_load_explicit(&s->b->closed, memory_order_acquire);
-    pthread_mutex_unlock(&s->mu);
-    if (*n)
-        return FS_OK;
-    return closed ? FS_ECLOSED : FS_ETIMEDOUT;
+    return fs_kit_queue_take(&s->q, 0, out, max, batch_ms, timeout_ms, n, read_into_queue, s);
 }
 
 int fs__redis_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
@@ -1254,8 +1189,7 @@ static void sub_free(rsub *s)
     if (!s)
         return;
     fs__redis_sub_flush(s);
-    rec_destroy_list(s->free_local);
-    rec_destroy_list(atomic_exchange(&s->free_stack, NULL));
+    fs_kit_pool_destroy(&s->pool, rec_fini);
     fs__redis_conn_free(&s->rd);
     fs__redis_scratch_free(&s->scratch);
     if (s->pop_cmd)
@@ -1271,9 +1205,8 @@ static void sub_free(rsub *s)
     free(s->dead_letter);
     if (s->wake_fd >= 0)
         close(s->wake_fd);
-    pthread_mutex_destroy(&s->mu);
+    fs_kit_queue_destroy(&s->q);
     pthread_mutex_destroy(&s->set_mu);
-    pthread_cond_destroy(&s->cv);
     free(s);
 }
 
@@ -1302,13 +1235,12 @@ int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         return fs_adapter_error(FS_ENOMEM, "redis: out of memory for a subscription");
     s->b = b;
     s->wake_fd = -1;
-    pthread_mutex_init(&s->mu, NULL);
+    if (fs_kit_queue_init(&s->q, 1) < 0) {
+        free(s);
+        return FS_ENOMEM;
+    }
+    fs_kit_pool_init(&s->pool, sizeof(rmsg));
     pthread_mutex_init(&s->set_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
     s->kind = o->kind;
     s->pattern = o->pattern;
     s->grouped = o->kind == FS_REDIS_STREAM && o->group;
@@ -1367,19 +1299,12 @@ void fs__redis_unsubscribe(void *impl, void *sub)
 /* Take the reader role (waiting for the current reader), for setup outside fetch. */
 static void reader_acquire(rsub *s)
 {
-    pthread_mutex_lock(&s->mu);
-    while (s->reading)
-        pthread_cond_wait(&s->cv, &s->mu);
-    s->reading = true;
-    pthread_mutex_unlock(&s->mu);
+    fs_kit_queue_lead_begin(&s->q);
 }
 
 static void reader_release(rsub *s)
 {
-    pthread_mutex_lock(&s->mu);
-    s->reading = false;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    fs_kit_queue_lead_end(&s->q);
 }
 
 int fs__redis_sub_start(void *impl, void *sub)
@@ -1390,6 +1315,7 @@ int fs__redis_sub_start(void *impl, void *sub)
     while (read(s->wake_fd, &v, sizeof v) > 0) {
     }
     atomic_store_explicit(&s->stopping, false, memory_order_release);
+    fs_kit_queue_open(&s->q);
     reader_acquire(s);
     /* Connect now so that a channel is subscribed before start returns. */
     int rc = reader_ensure(s, true);
@@ -1412,9 +1338,7 @@ void fs__redis_sub_stop(rsub *s)
     if (write(s->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
         fs_adapter_log(FS_LOG_WARN, FS_REDIS_COMPONENT, "%s: cannot wake the reader: %s", s->name,
                        strerror(errno));
-    pthread_mutex_lock(&s->mu);
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    fs_kit_queue_close(&s->q);
 }
 
 /* Give back what was read but not handed out: lists get it back at their head. */
@@ -1448,14 +1372,16 @@ static void requeue_list(rsub *s, rmsg *head, size_t n)
 
 void fs__redis_sub_flush(rsub *s)
 {
-    pthread_mutex_lock(&s->mu);
-    rmsg *head = s->q_head;
-    size_t n = s->q_len;
-    s->q_head = s->q_tail = NULL;
-    s->q_len = 0;
-    pthread_mutex_unlock(&s->mu);
-    if (!head)
+    size_t n;
+    fs_kit_qnode *qn = fs_kit_queue_drain(&s->q, &n);
+    if (!qn)
         return;
+    rmsg *head = NULL, **tail = &head; /* back to a list of records, in queue order */
+    for (; qn; qn = qn->next) {
+        *tail = (rmsg *)qn->msg;
+        tail = &(*tail)->next;
+    }
+    *tail = NULL;
     if (s->kind == FS_REDIS_LIST)
         requeue_list(s, head, n);
     else if (s->kind == FS_REDIS_CHANNEL)
@@ -1476,6 +1402,7 @@ void fs__redis_sub_flush(rsub *s)
 
 void fs__redis_sub_close(rsub *s)
 {
+    fs_kit_queue_close(&s->q);
     fs__redis_sub_flush(s);
     reader_acquire(s);
     fs__redis_conn_close(&s->rd);

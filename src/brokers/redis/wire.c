@@ -20,64 +20,10 @@
 /* ------------------------------------------------------------------------ */
 /* Buffers                                                                  */
 
-int fs__redis_grow(void **arr, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return FS_OK;
-    size_t n = *cap ? *cap : 8;
-    while (n < need)
-        n = n > SIZE_MAX / 2 ? need : n * 2;
-    if (n > SIZE_MAX / size)
-        return fs_adapter_error(FS_ENOMEM, "redis: array size overflow");
-    void *p = realloc(*arr, n * size);
-    if (!p)
-        return fs_adapter_error(FS_ENOMEM, "redis: out of memory (%zu elements)", n);
-    *arr = p;
-    *cap = n;
-    return FS_OK;
-}
-
-int fs__redis_buf_reserve(fs__redis_buf *b, size_t extra)
-{
-    if (b->cap - b->len > extra)
-        return FS_OK;
-    size_t need = b->len + extra + 1;
-    if (need < b->len)
-        return fs_adapter_error(FS_ENOMEM, "redis: buffer size overflow");
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *p = realloc(b->data, cap);
-    if (!p)
-        return fs_adapter_error(FS_ENOMEM, "redis: out of memory (%zu bytes)", cap);
-    b->data = p;
-    b->cap = cap;
-    return FS_OK;
-}
-
-int fs__redis_buf_put(fs__redis_buf *b, const void *p, size_t n)
-{
-    int rc = fs__redis_buf_reserve(b, n);
-    if (rc)
-        return rc;
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return FS_OK;
-}
-
-void fs__redis_buf_free(fs__redis_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
 void fs__redis_scratch_free(fs__redis_scratch *s)
 {
-    fs__redis_buf_free(&s->bytes);
-    fs__redis_buf_free(&s->json);
+    fs_kit_buf_free(&s->bytes);
+    fs_kit_buf_free(&s->json);
     free(s->kv);
     s->kv = NULL;
     s->kv_cap = 0;
@@ -105,71 +51,6 @@ const char *fs_redis_format_name(fs_redis_format format)
 /* UTF-8                                                                    */
 
 /* True when [p, p+n) is all ASCII: whole words, the tail as one last overlapping word. */
-static bool all_ascii(const unsigned char *p, size_t n)
-{
-    uint64_t acc = 0, w;
-    if (n < 8) {
-        for (size_t i = 0; i < n; i++)
-            acc |= p[i];
-        return !(acc & 0x80);
-    }
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        memcpy(&w, p + i, 8);
-        acc |= w;
-    }
-    memcpy(&w, p + n - 8, 8);
-    return !((acc | w) & 0x8080808080808080ull);
-}
-
-bool fs__redis_utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    if (all_ascii(p, n)) /* headers nearly always are: no branch per byte */
-        return true;
-    while (p < end) {
-        /* ASCII fast path: eight bytes at a time */
-        while (end - p >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            if (w & 0x8080808080808080ull)
-                break;
-            p += 8;
-        }
-        if (p >= end)
-            break;
-        unsigned c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t extra;
-        unsigned cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            extra = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            extra = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if ((size_t)(end - p) <= extra)
-            return false;
-        for (size_t i = 1; i <= extra; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        p += extra + 1;
-    }
-    return true;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Repeated header keys (decoding and encoding)                             */
@@ -246,7 +127,7 @@ static bool kv_is(const fs__redis_kv *e, const char *k, size_t kl)
 
 static int kv_reserve(fs__redis_scratch *s, size_t n)
 {
-    return fs__redis_grow((void **)&s->kv, &s->kv_cap, n, sizeof *s->kv);
+    return fs_kit_grow((void **)&s->kv, &s->kv_cap, n, sizeof *s->kv);
 }
 
 /* Forget the headers of the previous message (or of an earlier "headers" member). */
@@ -276,7 +157,7 @@ static int kv_index_build(fs__redis_scratch *s, size_t count, size_t slots)
             s->index_key[1] = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)s;
         }
     }
-    int rc = fs__redis_grow((void **)&s->index, &s->index_cap, slots, sizeof *s->index);
+    int rc = fs_kit_grow((void **)&s->index, &s->index_cap, slots, sizeof *s->index);
     if (rc)
         return rc;
     memset(s->index, 0, slots * sizeof *s->index);
@@ -440,7 +321,7 @@ static int check_header(const char *k, size_t kl, const char *v, size_t vl, bool
     if (binary && (kl > U16_MAX || vl > U16_MAX))
         return fs_adapter_error(FS_EINVAL, "redis: header '%.*s' is longer than 65535 bytes",
                                 (int)(kl > 64 ? 64 : kl), k);
-    if (!fs__redis_utf8_valid(k, kl) || !fs__redis_utf8_valid(v, vl))
+    if (!fs_kit_utf8_valid(k, kl) || !fs_kit_utf8_valid(v, vl))
         return fs_adapter_error(FS_EINVAL, "redis: header '%.*s' is not valid UTF-8",
                                 (int)(kl > 64 ? 64 : kl), k);
     return FS_OK;
@@ -457,19 +338,19 @@ static int bin_measure(void *ctx, const char *k, size_t kl, const char *v, size_
     return FS_OK;
 }
 
-static void put_u16(fs__redis_buf *b, unsigned v)
+static void put_u16(fs_kit_buf *b, unsigned v)
 {
     b->data[b->len++] = (char)((v >> 8) & 0xFF);
     b->data[b->len++] = (char)(v & 0xFF);
 }
 
-static void put_u32(fs__redis_buf *b, uint32_t v)
+static void put_u32(fs_kit_buf *b, uint32_t v)
 {
     put_u16(b, (unsigned)(v >> 16));
     put_u16(b, (unsigned)(v & 0xFFFF));
 }
 
-static void put_raw(fs__redis_buf *b, const void *p, size_t n)
+static void put_raw(fs_kit_buf *b, const void *p, size_t n)
 {
     if (n)
         memcpy(b->data + b->len, p, n);
@@ -478,7 +359,7 @@ static void put_raw(fs__redis_buf *b, const void *p, size_t n)
 
 static int bin_write(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
 {
-    fs__redis_buf *b = ctx;
+    fs_kit_buf *b = ctx;
     put_u16(b, (unsigned)kl);
     put_raw(b, k, kl);
     put_u16(b, (unsigned)vl);
@@ -486,7 +367,7 @@ static int bin_write(void *ctx, const char *k, size_t kl, const char *v, size_t 
     return FS_OK;
 }
 
-static int encode_binary(const fs__redis_envelope *env, fs__redis_scratch *s, fs__redis_buf *out)
+static int encode_binary(const fs__redis_envelope *env, fs__redis_scratch *s, fs_kit_buf *out)
 {
     struct bin_size size = {0, 0};
     size_t count;
@@ -502,7 +383,7 @@ static int encode_binary(const fs__redis_envelope *env, fs__redis_scratch *s, fs
         return fs_adapter_error(FS_EINVAL, "redis: headers too large for the binary format");
     if (env->body_len > SIZE_MAX - data_start)
         return fs_adapter_error(FS_ENOMEM, "redis: a %zu-byte body is too large", env->body_len);
-    if ((rc = fs__redis_buf_reserve(out, data_start + env->body_len)))
+    if ((rc = fs_kit_buf_reserve(out, data_start + env->body_len)))
         return rc;
     put_raw(out, FS__REDIS_BINARY_MAGIC, FS__REDIS_BINARY_MAGIC_LEN);
     put_u16(out, FS__REDIS_BINARY_VERSION);
@@ -516,13 +397,13 @@ static int encode_binary(const fs__redis_envelope *env, fs__redis_scratch *s, fs
 }
 
 /* Append `s` as a JSON string literal (quotes included). `s` is valid UTF-8. */
-static int json_put_string(fs__redis_buf *b, const char *s, size_t n)
+static int json_put_string(fs_kit_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     if (n > (SIZE_MAX - 2) / 6)
         return fs_adapter_error(FS_ENOMEM,
                                 "redis: a %zu-byte string is too large to escape as JSON", n);
-    int rc = fs__redis_buf_reserve(b, n * 6 + 2); /* worst case: every byte \u00XX */
+    int rc = fs_kit_buf_reserve(b, n * 6 + 2); /* worst case: every byte \u00XX */
     if (rc)
         return rc;
     char *o = b->data + b->len;
@@ -576,7 +457,7 @@ static int json_put_string(fs__redis_buf *b, const char *s, size_t n)
 }
 
 struct json_ctx {
-    fs__redis_buf *b;
+    fs_kit_buf *b;
     bool first;
 };
 
@@ -586,30 +467,29 @@ static int json_header(void *ctx, const char *k, size_t kl, const char *v, size_
     int rc = check_header(k, kl, v, vl, false);
     if (rc)
         return rc;
-    if (!j->first && (rc = fs__redis_buf_put(j->b, ",", 1)))
+    if (!j->first && (rc = fs_kit_buf_put(j->b, ",", 1)))
         return rc;
     j->first = false;
-    if ((rc = json_put_string(j->b, k, kl)) || (rc = fs__redis_buf_put(j->b, ":", 1)))
+    if ((rc = json_put_string(j->b, k, kl)) || (rc = fs_kit_buf_put(j->b, ":", 1)))
         return rc;
     return json_put_string(j->b, v, vl);
 }
 
-static int encode_json(const fs__redis_envelope *env, fs__redis_scratch *s, fs__redis_buf *out)
+static int encode_json(const fs__redis_envelope *env, fs__redis_scratch *s, fs_kit_buf *out)
 {
-    if (!fs__redis_utf8_valid(env->body, env->body_len))
+    if (!fs_kit_utf8_valid(env->body, env->body_len))
         return fs_adapter_error(FS_EINVAL, "redis: the JSON format needs a UTF-8 body; "
                                            "use the binary format for binary data");
     size_t start = out->len, count;
     int rc = dedup_headers(env, s, &count);
     if (rc)
         return rc;
-    if ((rc = fs__redis_buf_put(out, "{\"data\":", 8)) ||
+    if ((rc = fs_kit_buf_put(out, "{\"data\":", 8)) ||
         (rc = json_put_string(out, env->body, env->body_len)) ||
-        (rc = fs__redis_buf_put(out, ",\"headers\":{", 12)))
+        (rc = fs_kit_buf_put(out, ",\"headers\":{", 12)))
         goto fail;
     struct json_ctx j = {out, true};
-    if ((rc = walk_headers(env, s, count, json_header, &j)) ||
-        (rc = fs__redis_buf_put(out, "}}", 2)))
+    if ((rc = walk_headers(env, s, count, json_header, &j)) || (rc = fs_kit_buf_put(out, "}}", 2)))
         goto fail;
     return FS_OK;
 fail:
@@ -618,7 +498,7 @@ fail:
 }
 
 int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env,
-                     fs__redis_scratch *scratch, fs__redis_buf *out)
+                     fs__redis_scratch *scratch, fs_kit_buf *out)
 {
     FS_CHECK_ARG(env && scratch && out, "redis: encode needs an envelope, a scratch and a buffer");
     FS_CHECK_ARG(env->body || !env->body_len, "redis: body is NULL with length %zu", env->body_len);
@@ -630,7 +510,7 @@ int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env,
     case FS_REDIS_FORMAT_JSON:
         return encode_json(env, scratch, out);
     case FS_REDIS_FORMAT_RAW:
-        return fs__redis_buf_put(out, env->body, env->body_len);
+        return fs_kit_buf_put(out, env->body, env->body_len);
     }
     return fs_adapter_error(FS_EINVAL, "redis: unknown message format %d", (int)format);
 }
@@ -675,7 +555,7 @@ static int decode_binary(const char *data, size_t len, fs__redis_scratch *s, fs_
                 return 0;
             str[j] = data + pos;
             pos += str_len[j];
-            if (!fs__redis_utf8_valid(str[j], str_len[j]))
+            if (!fs_kit_utf8_valid(str[j], str_len[j]))
                 return 0;
         }
         int rc = kv_set(s, &count, str[0], str_len[0], str[1], str_len[1]);
@@ -693,7 +573,7 @@ static int decode_binary(const char *data, size_t len, fs__redis_scratch *s, fs_
 /* A small strict JSON reader over [p, end). */
 typedef struct jreader {
     const char *p, *end;
-    fs__redis_buf *out; /* unescaped strings go here; capacity reserved up front */
+    fs_kit_buf *out; /* unescaped strings go here; capacity reserved up front */
     int depth;
 } jreader;
 
@@ -737,7 +617,7 @@ static bool jstring(jreader *r, const char **s, size_t *n)
     if (r->p >= r->end)
         return false;
     if (*r->p == '"') {
-        if (!fs__redis_utf8_valid(start, (size_t)(r->p - start)))
+        if (!fs_kit_utf8_valid(start, (size_t)(r->p - start)))
             return false;
         *s = start;
         *n = (size_t)(r->p - start);
@@ -745,7 +625,7 @@ static bool jstring(jreader *r, const char **s, size_t *n)
         return true;
     }
     /* Escapes: copy the plain prefix, then unescape the rest. */
-    fs__redis_buf *o = r->out;
+    fs_kit_buf *o = r->out;
     char *dst0 = o->data + o->len, *d = dst0;
     memcpy(d, start, (size_t)(r->p - start));
     d += r->p - start;
@@ -825,7 +705,7 @@ static bool jstring(jreader *r, const char **s, size_t *n)
     if (r->p >= r->end)
         return false;
     r->p++; /* closing quote */
-    if (!fs__redis_utf8_valid(dst0, (size_t)(d - dst0)))
+    if (!fs_kit_utf8_valid(dst0, (size_t)(d - dst0)))
         return false;
     *s = dst0;
     *n = (size_t)(d - dst0);
@@ -1039,7 +919,7 @@ static int decode_json(const char *data, size_t len, fs__redis_scratch *s, fs__r
         return 0;
     /* Unescaped strings are never longer than their escaped form. */
     s->bytes.len = 0;
-    int rc = fs__redis_buf_reserve(&s->bytes, len);
+    int rc = fs_kit_buf_reserve(&s->bytes, len);
     if (rc)
         return rc;
     envelope_ctx e = {s, NULL, 0, 0, false};
@@ -1088,27 +968,26 @@ int fs__redis_decode_fields(const fs__redis_kv *fields, size_t field_count,
         break;
     }
     /* FastStream: message_format.parse(dump_json(fields)). */
-    fs__redis_buf *j = &scratch->json;
+    fs_kit_buf *j = &scratch->json;
     j->len = 0;
-    int rc = fs__redis_buf_put(j, "{", 1);
+    int rc = fs_kit_buf_put(j, "{", 1);
     bool first = true;
     for (size_t i = 0; i < field_count && !rc; i++) {
         const fs__redis_kv *f = &fields[i];
-        if (!fs__redis_utf8_valid(f->key, f->key_len) ||
-            !fs__redis_utf8_valid(f->value, f->value_len))
+        if (!fs_kit_utf8_valid(f->key, f->key_len) || !fs_kit_utf8_valid(f->value, f->value_len))
             continue; /* not representable as JSON text */
         if (!first)
-            rc = fs__redis_buf_put(j, ",", 1);
+            rc = fs_kit_buf_put(j, ",", 1);
         first = false;
         if (!rc)
             rc = json_put_string(j, f->key, f->key_len);
         if (!rc)
-            rc = fs__redis_buf_put(j, ":", 1);
+            rc = fs_kit_buf_put(j, ":", 1);
         if (!rc)
             rc = json_put_string(j, f->value, f->value_len);
     }
     if (!rc)
-        rc = fs__redis_buf_put(j, "}", 1);
+        rc = fs_kit_buf_put(j, "}", 1);
     if (rc)
         return rc;
     return fs__redis_decode(j->data, j->len, scratch, out);

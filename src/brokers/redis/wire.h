@@ -37,6 +37,8 @@
 
 #include "faststream/common.h"
 #include "faststream/redis.h"
+#include "kit/buffer.h"
+#include "kit/utf8.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,25 +61,6 @@ typedef struct fs__redis_kv {
     size_t value_len;
 } fs__redis_kv;
 
-/** A growable byte buffer, reused between calls (no allocation once large enough). */
-typedef struct fs__redis_buf {
-    char *data;
-    size_t len;
-    size_t cap;
-} fs__redis_buf;
-
-/**
- * Grow the array *arr of *cap elements of `size` bytes to hold at least
- * `need` (doubling; no-op when it already does). FS_ENOMEM leaves it as it was.
- */
-int fs__redis_grow(void **arr, size_t *cap, size_t need, size_t size);
-
-/** Make room for `extra` more bytes. */
-int fs__redis_buf_reserve(fs__redis_buf *b, size_t extra);
-/** Append bytes. */
-int fs__redis_buf_put(fs__redis_buf *b, const void *p, size_t n);
-void fs__redis_buf_free(fs__redis_buf *b);
-
 /** What to encode. Every string may be NULL (absent) except the body when body_len > 0. */
 typedef struct fs__redis_envelope {
     const void *body;
@@ -91,8 +74,8 @@ typedef struct fs__redis_envelope {
 
 /** Scratch space for decoding and encoding; keep one per reader or writer and reuse it. */
 typedef struct fs__redis_scratch {
-    fs__redis_buf bytes; /**< unescaped JSON strings */
-    fs__redis_buf json;  /**< a stream entry's fields rendered as JSON */
+    fs_kit_buf bytes; /**< unescaped JSON strings */
+    fs_kit_buf json;  /**< a stream entry's fields rendered as JSON */
     fs__redis_kv *kv;
     size_t kv_cap;
     /* Beyond a few headers, repeated keys are found through an open-addressing
@@ -114,7 +97,7 @@ void fs__redis_scratch_free(fs__redis_scratch *s);
  * Repeated header keys are merged through `scratch` (reused, linear time).
  */
 int fs__redis_encode(fs_redis_format format, const fs__redis_envelope *env,
-                     fs__redis_scratch *scratch, fs__redis_buf *out);
+                     fs__redis_scratch *scratch, fs_kit_buf *out);
 
 /** A decoded message. Pointers point into the input or into the scratch. */
 typedef struct fs__redis_decoded {
@@ -143,8 +126,5 @@ int fs__redis_decode_fields(const fs__redis_kv *fields, size_t field_count,
 
 /** The value of header `key` (NUL-terminated name), or NULL; sets *len. */
 const char *fs__redis_header(const fs__redis_decoded *m, const char *key, size_t *len);
-
-/** True when bytes [p, p+n) are well-formed UTF-8 (no surrogates, no overlongs). */
-bool fs__redis_utf8_valid(const char *p, size_t n);
 
 #endif
