@@ -12,7 +12,8 @@
 
 #define CONF_DRIVERS(X)                                                                            \
     X(memory)                                                                                      \
-    X(redis)
+    X(redis)                                                                                       \
+    X(kafka)
 
 #define CONF_DECLARE(name)                                                                         \
     extern const conf_driver *const conf_drivers_##name[] __attribute__((weak));

@@ -325,8 +325,8 @@ const conf_row conf_rows[] = {
         /* redis-channel   */ "none | perr=ResponseError",  /* WRONGTYPE (redis-py's name) */
         /* redis-list      */ "none | perr=ResponseError",
         /* redis-stream    */ "none | perr=ResponseError",
-        /* kafka           */ "none | perr=TOPIC_AUTHORIZATION_FAILED", /* mock fault injection */
-        /* kafka-ack-first */ "none | perr=TOPIC_AUTHORIZATION_FAILED",
+        /* kafka           */ "none | perr=_UNKNOWN_PARTITION", /* librdkafka's name; see driver_kafka.c */
+        /* kafka-ack-first */ "none | perr=_UNKNOWN_PARTITION",
         /* rabbitmq        */ "none | perr=NOT_FOUND",      /* missing exchange: channel.close 404 */
         /* nats-core       */ "n/a: a core NATS publish is fire-and-forget; nothing refuses it",
         /* nats-js         */ "none | perr=NoRespondersError", /* no stream for the subject */

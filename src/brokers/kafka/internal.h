@@ -46,7 +46,10 @@ typedef struct kafka_broker kafka_broker;
 typedef struct ksub ksub;
 
 /* Slot states: gen << 2 | state. */
-enum { KSLOT_FREE = 0, KSLOT_PENDING = 1, KSLOT_DONE = 2 };
+/* SKIPPED: released unsettled (SKIP, MANUAL without a settlement): not committed by
+ * itself, but a later finished offset of its partition commits past it (as a Kafka
+ * commit of the consumed position does). */
+enum { KSLOT_FREE = 0, KSLOT_PENDING = 1, KSLOT_DONE = 2, KSLOT_SKIPPED = 3 };
 
 typedef struct kpart {
     char *topic;
@@ -197,8 +200,9 @@ void fs__kafka_commit(ksub *s, kpart **only, size_t n_only);
 /* Take the queued records of `p` (every partition: NULL) off the lanes: they come again. */
 void fs__kafka_lanes_drop(ksub *s, kpart *p);
 void fs__kafka_queued_dec(ksub *s);
-/* Give a record back; `finished` marks its offset done (else it comes again). */
-void fs__kafka_rec_release(kmsg *r, bool finished);
+/* Give a record back: its offset finished, skipped (released unsettled) or to come again. */
+enum { KREL_DONE, KREL_SKIPPED, KREL_AGAIN };
+void fs__kafka_rec_release(kmsg *r, int how);
 void fs__kafka_rec_free(kmsg *r);
 void fs__kafka_on_release(fs_message *m);
 

@@ -68,16 +68,29 @@ static void part_reset(kpart *p, int64_t next_offset)
     p->next_offset = next_offset;
 }
 
-/* Advance the finished prefix (reader). */
+/* Advance the finished prefix (reader); skipped offsets only when a finished one follows. */
 static void part_advance(kpart *p)
 {
-    uint32_t done = fs__kafka_slot(atomic_load_explicit(&p->gen, memory_order_relaxed), KSLOT_DONE);
+    uint32_t gen = atomic_load_explicit(&p->gen, memory_order_relaxed);
+    uint32_t done = fs__kafka_slot(gen, KSLOT_DONE), skipped = fs__kafka_slot(gen, KSLOT_SKIPPED);
     while (p->head < p->tail) {
         uint32_t i = (uint32_t)(p->head & FS_KAFKA_RING_MASK);
-        if (atomic_load_explicit(&p->state[i], memory_order_acquire) != done)
+        uint32_t st = atomic_load_explicit(&p->state[i], memory_order_acquire);
+        if (st == done) {
+            p->done_offset = p->offs[i] + 1;
+            p->head++;
+            continue;
+        }
+        if (st != skipped)
             break;
-        p->done_offset = p->offs[i] + 1;
-        p->head++;
+        uint64_t j = p->head + 1;
+        while (j < p->tail && atomic_load_explicit(&p->state[j & FS_KAFKA_RING_MASK],
+                                                   memory_order_acquire) == skipped)
+            j++;
+        if (j == p->tail ||
+            atomic_load_explicit(&p->state[j & FS_KAFKA_RING_MASK], memory_order_acquire) != done)
+            break;
+        p->head = j; /* the finished one after the skipped run is taken next round */
     }
 }
 
@@ -122,14 +135,14 @@ static void rec_put(ksub *s, kmsg *r)
 }
 
 /* Give a record back: `finished` marks its offset done (else it comes again). */
-void fs__kafka_rec_release(kmsg *r, bool finished)
+void fs__kafka_rec_release(kmsg *r, int how)
 {
     ksub *s = r->sub;
     kpart *p = r->part;
-    if (finished && !atomic_load_explicit(&r->nacked, memory_order_relaxed)) {
+    if (how != KREL_AGAIN && !atomic_load_explicit(&r->nacked, memory_order_relaxed)) {
         uint32_t want = fs__kafka_slot(r->gen, KSLOT_PENDING);
-        atomic_compare_exchange_strong_explicit(&p->state[r->seq & FS_KAFKA_RING_MASK], &want,
-                                                fs__kafka_slot(r->gen, KSLOT_DONE),
+        uint32_t to = fs__kafka_slot(r->gen, how == KREL_SKIPPED ? KSLOT_SKIPPED : KSLOT_DONE);
+        atomic_compare_exchange_strong_explicit(&p->state[r->seq & FS_KAFKA_RING_MASK], &want, to,
                                                 memory_order_release, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->finished, 1, memory_order_relaxed);
     }
@@ -234,7 +247,7 @@ void fs__kafka_lanes_drop(ksub *s, kpart *p)
         kmsg *r = dropped;
         dropped = r->next;
         fs__kafka_queued_dec(s);
-        fs__kafka_rec_release(r, false);
+        fs__kafka_rec_release(r, KREL_AGAIN);
     }
 }
 

@@ -210,11 +210,12 @@ int fs__kafka_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         sub_free(s);
         return rc;
     }
+    /* FastStream's status rules: auto-commit counts every message acked; with manual
+     * commits an explicit reject is a commit (acked) while settle still gets REJECTED. */
     if (s->policy == FS_ACK_POLICY_ACK_FIRST && !s->reply_inbox)
-        fs_adapter_log(FS_LOG_DEBUG, FS_KAFKA_COMPONENT,
-                       "%s: ACK_FIRST: offsets are committed "
-                       "as handed out",
-                       s->source);
+        spec->presettled = FS_SETTLE_ACKED;
+    else
+        spec->settle_as[FS_SETTLE_REJECTED] = FS_SETTLE_ACKED;
     pthread_mutex_lock(&b->mu);
     s->next = b->subs;
     b->subs = s;
@@ -462,7 +463,7 @@ static kmsg *lane_pop(ksub *s, klane *l, const struct timespec *ts, int *rc)
         kmsg *d = dropped;
         dropped = d->next;
         fs__kafka_queued_dec(s);
-        fs__kafka_rec_release(d, false);
+        fs__kafka_rec_release(d, KREL_AGAIN);
     }
     return r;
 }
@@ -633,5 +634,7 @@ out:
 
 void fs__kafka_on_release(fs_message *m)
 {
-    fs__kafka_rec_release(m->adapter_data, true);
+    /* Settled (acked, or rejected = committed): done; unsettled: skipped. */
+    fs__kafka_rec_release(m->adapter_data,
+                          fs_message_settled(m) == FS_SETTLE_NONE ? KREL_SKIPPED : KREL_DONE);
 }
