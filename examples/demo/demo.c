@@ -31,6 +31,9 @@
 #ifdef FS_DEMO_HAVE_REDIS
 #include <faststream/redis.h>
 #endif
+#ifdef FS_DEMO_HAVE_KAFKA
+#include <faststream/kafka.h>
+#endif
 
 #include <errno.h>
 #include <pthread.h>
@@ -435,6 +438,9 @@ int main(int argc, char **argv)
     fs_set_log_handler(demo_log, NULL);
 #ifdef FS_DEMO_HAVE_REDIS
     fs_redis_register(); /* make redis:// known even when linked statically */
+#endif
+#ifdef FS_DEMO_HAVE_KAFKA
+    fs_kafka_register();
 #endif
 
     fs_app_options ao = FS_APP_OPTIONS_INIT;
