@@ -102,6 +102,7 @@ static void test_headers_both_ways(void **state)
     e.broker_options = &po;
     KT_OK(fs_publish(b, "basic.headers", &e));
     assert_int_equal(kt_wait_count(&rec, 1, 10), 1);
+    pthread_mutex_lock(&rec.mu);
     assert_string_equal(rec.bodies[0], "hello");
     assert_string_equal(rec.last_ct, "text/plain");
     assert_string_equal(rec.last_cid, "cid-1");
@@ -110,6 +111,7 @@ static void test_headers_both_ways(void **state)
     assert_string_equal(rec.last_source, "basic.headers");
     assert_int_equal(rec.partition[0], 1);
     assert_string_equal(rec.last_id, "0-1700000000123");
+    pthread_mutex_unlock(&rec.mu);
 
     /* A raw record with FastStream's headers as a Python service writes them. */
     rd_kafka_t *p = kt_producer(&cl);
@@ -124,9 +126,11 @@ static void test_headers_both_ways(void **state)
                      0);
     rd_kafka_flush(p, 5000);
     assert_int_equal(kt_wait_count(&rec, 2, 10), 2);
+    pthread_mutex_lock(&rec.mu);
     assert_string_equal(rec.last_ct, "");
     assert_string_equal(rec.last_cid, "py-cid");
     assert_string_equal(rec.last_hdr, "bytes");
+    pthread_mutex_unlock(&rec.mu);
 
     /* What we write, read raw: FastStream's header order and values. */
     rd_kafka_destroy(p);
@@ -158,10 +162,12 @@ static void test_explicit_partitions_and_offsets(void **state)
     assert_int_equal(kt_wait_count(&rec, 4, 10), 4);
     kt_sleep_ms(200);
     assert_int_equal(kt_count(&rec), 4); /* offsets 3 and 4 of partitions 1 and 2 */
+    pthread_mutex_lock(&rec.mu);
     for (int i = 0; i < 4; i++) {
         assert_true(rec.partition[i] == 1 || rec.partition[i] == 2);
         assert_true(rec.offset[i] >= 3);
     }
+    pthread_mutex_unlock(&rec.mu);
     uint64_t lag = 99;
     KT_OK(fs_kafka_lag(b, "basic.parts", 2000, &lag));
     assert_int_equal(lag, 0);

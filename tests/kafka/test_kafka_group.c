@@ -46,12 +46,14 @@ static void test_ack_commits_prefix_in_order(void **state)
     assert_int_equal(kt_wait_count(&rec, 200, 30), 200);
     assert_int_equal(kt_wait_committed(&cl, "g-ack", "g.ack", 4, 200, 10), 200);
     /* Each partition in offset order, partitions in parallel. */
+    pthread_mutex_lock(&rec.mu);
     int64_t last[4] = {-1, -1, -1, -1};
     for (int i = 0; i < 200; i++) {
         assert_true(rec.partition[i] >= 0 && rec.partition[i] < 4);
         assert_true(rec.offset[i] > last[rec.partition[i]]);
         last[rec.partition[i]] = rec.offset[i];
     }
+    pthread_mutex_unlock(&rec.mu);
     assert_true(atomic_load(&rec.max_inflight) > 1);
     uint64_t lag = 1;
     KT_OK(fs_kafka_lag(b, "g.ack", 3000, &lag));
@@ -71,11 +73,13 @@ static void test_nack_seeks_back(void **state)
     kt_sub(b, "g.nack", &rec, FS_ACK_POLICY_NACK_ON_ERROR, 1, NULL);
     KT_OK(fs_broker_start(b));
     assert_int_equal(kt_wait_count(&rec, 5, 20), 5);
+    pthread_mutex_lock(&rec.mu);
     assert_string_equal(rec.bodies[0], "m0");
     assert_string_equal(rec.bodies[1], "m0");
     assert_string_equal(rec.bodies[2], "m0");
     assert_string_equal(rec.bodies[3], "m1");
     assert_string_equal(rec.bodies[4], "m2");
+    pthread_mutex_unlock(&rec.mu);
     assert_int_equal(kt_wait_committed(&cl, "g-nack", "g.nack", 1, 3, 10), 3);
     kt_sleep_ms(100);
     assert_int_equal(kt_count(&rec), 5);
@@ -104,16 +108,24 @@ static void test_reject_dead_letters(void **state)
     assert_int_equal(kt_wait_count(&rec, 10, 20), 10);
     assert_int_equal(kt_wait_count(&dl, 3, 10), 3);
     assert_int_equal(kt_wait_committed(&cl, "g-rej", "g.rej", 2, 10, 10), 10);
+    pthread_mutex_lock(&dl.mu);
     assert_string_equal(dl.last_source, "g.rej.dlq");
+    pthread_mutex_unlock(&dl.mu);
     fs_broker_free(b);
 }
+
+static _Atomic int dl_ready;
+static pthread_mutex_t dl_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static fs_outcome dl_headers(fs_message *m, void *user)
 {
     char *out = user;
+    pthread_mutex_lock(&dl_mu);
     snprintf(out, 256, "%s|%s|%s|%s", fs_message_header(m, "x-original-topic"),
              fs_message_header(m, "x-original-partition"),
              fs_message_header(m, "x-original-offset"), fs_message_header(m, "x-error"));
+    atomic_store(&dl_ready, 1);
+    pthread_mutex_unlock(&dl_mu);
     return FS_OUTCOME_OK;
 }
 
@@ -127,6 +139,7 @@ static void test_dead_letter_headers(void **state)
 {
     (void)state;
     kt_topic(&cl, "g.dlh", 1);
+    kt_topic(&cl, "g.dlh.dlq", 1);
     kt_put(prod, "g.dlh", 0, 0, 1);
     fs_broker *b = kt_broker(&cl, "g-dlh", NULL);
     fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
@@ -146,9 +159,13 @@ static void test_dead_letter_headers(void **state)
     KT_OK(fs_subscribe(b, "g.dlh.dlq", dl_headers, got, &ds, NULL));
     KT_OK(fs_broker_start(b));
     double end = kt_now() + 15;
-    while (!got[0] && kt_now() < end)
+    while (!atomic_load(&dl_ready) && kt_now() < end)
         kt_sleep_ms(20);
-    assert_string_equal(got, "g.dlh|0|0|ValueError");
+    char seen[256];
+    pthread_mutex_lock(&dl_mu);
+    memcpy(seen, got, sizeof seen);
+    pthread_mutex_unlock(&dl_mu);
+    assert_string_equal(seen, "g.dlh|0|0|ValueError");
     fs_broker_free(b);
 }
 

@@ -152,11 +152,13 @@ static void test_pattern(void **state)
     kt_sub(b, "pat\\..*", &rec, FS_ACK_POLICY_ACK, 2, &ko);
     KT_OK(fs_broker_start(b));
     assert_int_equal(kt_wait_count(&rec, 6, 20), 6);
+    pthread_mutex_lock(&rec.mu);
     int one = 0, two = 0;
     for (int i = 0; i < 6; i++) {
         one += rec.bodies[i][1] < '3';
         two += rec.bodies[i][1] >= '3';
     }
+    pthread_mutex_unlock(&rec.mu);
     assert_int_equal(one, 3);
     assert_int_equal(two, 3);
     assert_int_equal(kt_wait_committed(&cl, "g-pat", "pat.one", 1, 3, 10), 3);
