@@ -103,7 +103,10 @@ static void test_reject_dead_letters(void **state)
     /* Read the dead letters without a group. */
     kt_rec dl;
     kt_rec_init(&dl);
-    kt_sub(b, "g.rej.dlq", &dl, FS_ACK_POLICY_ACK, 1, NULL);
+    fs_kafka_subscriber_options dko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
+    dko.start = FS_KAFKA_START_EARLIEST;
+    dko.group_id = ""; /* not a second member of g-rej: no rebalance */
+    kt_sub(b, "g.rej.dlq", &dl, FS_ACK_POLICY_ACK, 1, &dko);
     KT_OK(fs_broker_start(b));
     assert_int_equal(kt_wait_count(&rec, 10, 20), 10);
     assert_int_equal(kt_wait_count(&dl, 3, 10), 3);

@@ -41,6 +41,8 @@
 #define FS_KAFKA_QUEUE_MAX 2048u
 /* Slots of a partition's offset ring (a power of two): in flight per partition at most. */
 #define FS_KAFKA_RING 1024u
+/* Records the reader takes from librdkafka at once. */
+#define FS_KAFKA_POLL_BATCH 64
 
 typedef struct kafka_broker kafka_broker;
 typedef struct ksub ksub;
@@ -134,6 +136,11 @@ struct ksub {
     _Atomic bool stopping;
 
     klane *lanes;
+    /* The reader's records of one poll, per lane, pushed together (one lock per lane). */
+    struct kstage {
+        kmsg *head, *tail;
+        size_t n;
+    } * stage;
     _Atomic size_t queued;
     pthread_mutex_t space_mu;
     pthread_cond_t space_cv;

@@ -263,7 +263,7 @@ int fs__kafka_publish(void *impl, void *dest, const char *destination, const fs_
                                   e->body_len);
             break;
         }
-        rd_kafka_headers_t *hs;
+        rd_kafka_headers_t *hs = NULL;
         if ((rc = make_headers(e, count == 1, &hs)))
             break;
         if (nw)

@@ -192,20 +192,41 @@ static int rec_headers(kmsg *r, const rd_kafka_message_t *m, fs__kafka_in *in)
 /* ------------------------------------------------------------------------ */
 /* Lanes                                                                    */
 
-static void lane_push(ksub *s, kmsg *r)
+static void stage(ksub *s, kmsg *r)
 {
-    klane *l = &s->lanes[r->lane];
+    struct kstage *st = &s->stage[r->lane];
     r->next = NULL;
-    pthread_mutex_lock(&l->mu);
-    if (l->tail)
-        l->tail->next = r;
+    if (st->tail)
+        st->tail->next = r;
     else
-        l->head = r;
-    l->tail = r;
-    l->len++;
-    pthread_cond_signal(&l->cv);
-    pthread_mutex_unlock(&l->mu);
-    atomic_fetch_add_explicit(&s->queued, 1, memory_order_relaxed);
+        st->head = r;
+    st->tail = r;
+    st->n++;
+}
+
+/* Push the staged records onto their lanes: one lock and one wake-up per lane. */
+static void flush_stage(ksub *s)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < s->concurrency; i++) {
+        struct kstage *st = &s->stage[i];
+        if (!st->n)
+            continue;
+        klane *l = &s->lanes[i];
+        pthread_mutex_lock(&l->mu);
+        if (l->tail)
+            l->tail->next = st->head;
+        else
+            l->head = st->head;
+        l->tail = st->tail;
+        l->len += st->n;
+        pthread_cond_signal(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        total += st->n;
+        *st = (struct kstage){0};
+    }
+    if (total)
+        atomic_fetch_add_explicit(&s->queued, total, memory_order_relaxed);
 }
 
 void fs__kafka_queued_dec(ksub *s)
@@ -508,6 +529,7 @@ static void dispatch(ksub *s, rd_kafka_message_t *m)
         return;
     }
     while (p->tail - p->head >= FS_KAFKA_RING) { /* this partition's ring is full */
+        flush_stage(s);
         part_advance(p);
         if (p->tail - p->head < FS_KAFKA_RING)
             break;
@@ -566,7 +588,7 @@ static void dispatch(ksub *s, rd_kafka_message_t *m)
     r->lane = s->order_by_key && m->key
                   ? hash_bytes(m->key, m->key_len, 2166136261u) % s->concurrency
                   : p->lane;
-    lane_push(s, r);
+    stage(s, r);
 }
 
 static void wait_space(ksub *s)
@@ -592,9 +614,12 @@ void *fs__kafka_reader_main(void *arg)
             continue;
         }
         unsigned left = s->commit_interval_ms;
+        /* Wait for one record, then take what else is there already (no batch wait:
+         * consume_batch_queue would hold the first record until the batch is full). */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, (int)(wait < left ? wait : left));
-        if (m)
+        for (int n = 0; m; m = ++n < FS_KAFKA_POLL_BATCH ? rd_kafka_consumer_poll(s->rk, 0) : NULL)
             dispatch(s, m);
+        flush_stage(s);
     }
     return NULL;
 }

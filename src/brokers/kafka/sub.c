@@ -59,6 +59,7 @@ static void sub_free(ksub *s)
         }
         free(s->lanes);
     }
+    free(s->stage);
     pthread_mutex_destroy(&s->space_mu);
     pthread_cond_destroy(&s->space_cv);
     pthread_mutex_destroy(&s->nack_mu);
@@ -183,7 +184,8 @@ int fs__kafka_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     if (!rc && s->pattern && !s->group)
         rc = fs_adapter_error(FS_EINVAL, "kafka: %s: a pattern subscription needs a group_id",
                               s->source);
-    if (!rc && !(s->lanes = calloc(s->concurrency, sizeof *s->lanes)))
+    if (!rc && (!(s->lanes = calloc(s->concurrency, sizeof *s->lanes)) ||
+                !(s->stage = calloc(s->concurrency, sizeof *s->stage))))
         rc = fs_adapter_error(FS_ENOMEM, "kafka: out of memory");
     for (unsigned i = 0; !rc && i < s->concurrency; i++) {
         pthread_mutex_init(&s->lanes[i].mu, NULL);
