@@ -109,7 +109,9 @@ static void raw_produce_one(rd_kafka_t *p, const char *topic)
 {
     rd_kafka_headers_t *h = headers();
     rd_kafka_resp_err_t e;
-    while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE(body, 64),
+    /* Partition 0: the consumers read it (an auto-created topic has 4). */
+    while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                                  RD_KAFKA_V_VALUE(body, 64),
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
                                   RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(p, 1);
@@ -419,6 +421,11 @@ int main(int argc, char **argv)
             if (!side || !strcmp(side, "raw"))
                 r_raw = best(r_raw, o->raw(o->variant));
         }
+        if (callgrind) /* the messages between CALLGRIND_ZERO_STATS and CALLGRIND_DUMP_STATS */
+            printf("kafka_cg_messages_%s %ld\n", o->name,
+                   !strcmp(o->name, "produce")        ? n_produce
+                   : !strcmp(o->name, "produce_sync") ? n_sync
+                                                      : n_consume - 1);
         if (r_ours > 0)
             printf("kafka_%s_ours %.0f\n", o->name, r_ours);
         if (r_prom > 0)
