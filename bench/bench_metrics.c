@@ -18,6 +18,23 @@
  *   baseline_atomic_add  an uncontended relaxed atomic add on a uint64_t
  *   baseline_clock       one clock_gettime(CLOCK_MONOTONIC)
  *
+ * At scale (issue 12):
+ *   create_N             ns per new child of a 3-label counter family, N
+ *                        (10k, 100k, 1M) distinct random label values
+ *                        created in random order into a fresh family
+ *   mem_counter          bytes of heap per child (malloc's own count, in
+ *   mem_histogram        use and mmapped, mallinfo2) of 100k children of a
+ *                        3-label counter / 12-bucket histogram family, each
+ *                        updated once and rendered once (table, order, arena,
+ *                        label texts: everything the family holds)
+ *   render_N             ns per text render of N (1k, 10k, 100k) label sets of
+ *                        a counter and a 12-bucket histogram ((f) is N = 1k)
+ *
+ * --iters N runs each selected workload once with exactly N operations and
+ * no timing (with N children for create): bench/run.sh runs it under
+ * callgrind, collecting only inside the functions measured, for instruction
+ * counts per operation that a loaded machine does not disturb.
+ *
  * bench_metrics.py runs the same workloads with Python's prometheus_client;
  * bench/run.sh puts both side by side.
  */
@@ -26,6 +43,7 @@
 #include "faststream/exposition.h"
 #include "faststream/metrics.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -299,7 +317,7 @@ typedef struct render_ctx {
     fs_buffer buf;
 } render_ctx;
 
-static void render_setup(render_ctx *r)
+static void render_setup(render_ctx *r, int n)
 {
     fs_counter_family *requests;
     fs_histogram_family *sizes;
@@ -310,7 +328,7 @@ static void render_setup(render_ctx *r)
                                 "Request sizes by broker and handler.", 3, LABELS3, size_buckets,
                                 11, &sizes))
         die("render setup");
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < n; i++) {
         label_set s;
         const char *const *values = label_set_make(&s, "handler-", i);
         fs_counter *c = fs_counter_family_labels(requests, values);
@@ -335,8 +353,130 @@ static uint64_t run_render(uint64_t iters, void *ctx)
     return bench_now_ns() - t0;
 }
 
+/* ---- at scale: creation, memory ---------------------------------------- */
+
+#define FS_BENCH_NOINLINE __attribute__((noinline))
+
+/* n distinct label values in random order: a bijective 64-bit mix of 0..n-1
+ * (splitmix64's finaliser) in hex. 17 bytes each. */
+static char *random_values(size_t n)
+{
+    char *v = malloc(n * 17);
+    if (!v)
+        die("out of memory");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t z = i + 0x9E3779B97F4A7C15ULL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        snprintf(v + i * 17, 17, "%016llx", (unsigned long long)z);
+    }
+    return v;
+}
+
+typedef struct create_ctx {
+    fs_counter_family *fam;
+    const char *values; /* random_values() */
+} create_ctx;
+
+/* Create `n` children by the values (what callgrind measures for create). */
+static FS_BENCH_NOINLINE uint64_t run_create(uint64_t n, void *ctx)
+{
+    create_ctx *x = ctx;
+    uint64_t t0 = bench_now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        const char *v[] = {"faststream", "memory", x->values + i * 17};
+        if (!fs_counter_family_labels(x->fam, v))
+            die("fs_counter_family_labels");
+    }
+    return bench_now_ns() - t0;
+}
+
+/* ns per new child: `n` random label values into a fresh family, best of `repeats`. */
+static double measure_create(size_t n, int repeats, bool once)
+{
+    create_ctx x = {.values = random_values(n)};
+    double best = 0;
+    for (int r = 0; r < (once ? 1 : repeats); r++) {
+        fs_registry *reg;
+        if (fs_registry_new(&reg) ||
+            fs_counter_family_new(reg, "bench_created_total", "Created.", 3, LABELS3, &x.fam))
+            die("create setup");
+        double ns = (double)run_create(n, &x) / (double)n;
+        if (r == 0 || ns < best)
+            best = ns;
+        fs_registry_free(reg);
+    }
+    free((void *)x.values);
+    return best;
+}
+
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* Heap bytes per child of `n` children of a 3-label counter or 12-bucket histogram family. */
+static double measure_memory(bool histogram, size_t n)
+{
+    char *values = random_values(n);
+    size_t before = heap_in_use();
+    fs_registry *reg;
+    fs_counter_family *cf = NULL;
+    fs_histogram_family *hf = NULL;
+    if (fs_registry_new(&reg) ||
+        (histogram ? fs_histogram_family_new(reg, "bench_mem_bytes", "Memory.", 3, LABELS3,
+                                             size_buckets, 11, &hf)
+                   : fs_counter_family_new(reg, "bench_mem_total", "Memory.", 3, LABELS3, &cf)))
+        die("memory setup");
+    for (size_t i = 0; i < n; i++) {
+        const char *v[] = {"faststream", "memory", values + i * 17};
+        if (histogram)
+            fs_histogram_observe(fs_histogram_family_labels(hf, v), (double)i);
+        else
+            fs_counter_inc(fs_counter_family_labels(cf, v));
+    }
+    fs_buffer b = {0};
+    if (fs_registry_render(reg, FS_FORMAT_TEXT, &b))
+        die("fs_registry_render");
+    fs_buffer_free(&b); /* the render sorted the children in; its text is not the family's */
+    size_t after = heap_in_use();
+    fs_registry_free(reg);
+    free(values);
+    return (double)(after - before) / (double)n;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+/* --iters N: one run of exactly N operations per workload, no timing. */
+static uint64_t fixed_iters;
+
+static double measure(const bench_config *cfg, bench_fn fn, void *ctx)
+{
+    if (fixed_iters) {
+        fn(fixed_iters, ctx);
+        return 0;
+    }
+    return bench_measure(cfg, fn, ctx);
+}
+
+static void report(const char *key, double value)
+{
+    if (!fixed_iters)
+        bench_report(key, value);
+}
+
 int main(int argc, char **argv)
 {
+    /* --iters N is ours; the rest is bench.h's */
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--iters")) {
+            fixed_iters = strtoull(argv[i + 1], NULL, 10);
+            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
+            argc -= 2;
+            break;
+        }
     bench_config cfg;
     if (bench_parse_args(argc, argv, &cfg))
         return 2;
@@ -347,9 +487,9 @@ int main(int argc, char **argv)
            cfg.repeats);
 
     if (bench_selected(&cfg, "baseline_atomic_add"))
-        bench_report("baseline_atomic_add", bench_measure(&cfg, run_atomic_add, NULL));
+        report("baseline_atomic_add", measure(&cfg, run_atomic_add, NULL));
     if (bench_selected(&cfg, "baseline_clock"))
-        bench_report("baseline_clock", bench_measure(&cfg, run_clock, NULL));
+        report("baseline_clock", measure(&cfg, run_clock, NULL));
 
     fs_registry *reg;
     if (fs_registry_new(&reg))
@@ -360,11 +500,16 @@ int main(int argc, char **argv)
         die("fs_counter_family_labels");
 
     if (bench_selected(&cfg, "counter_inc"))
-        bench_report("counter_inc", bench_measure(&cfg, run_counter_inc, kept));
-    if (bench_selected(&cfg, "counter_inc_2t"))
-        bench_report("counter_inc_2t", bench_measure(&cfg, run_counter_inc_2t, kept));
+        report("counter_inc", measure(&cfg, run_counter_inc, kept));
+    if (bench_selected(&cfg, "counter_inc_2t")) {
+        /* The main thread updates the child first, as (a) does in a full run:
+         * both threads are then other threads than its owner. */
+        fs_counter_inc(kept);
+        expected_incs++;
+        report("counter_inc_2t", measure(&cfg, run_counter_inc_2t, kept));
+    }
     if (bench_selected(&cfg, "labels_inc"))
-        bench_report("labels_inc", bench_measure(&cfg, run_labels_inc, fam));
+        report("labels_inc", measure(&cfg, run_labels_inc, fam));
     if (fs_counter_value(kept) != (double)expected_incs) {
         printf("# WARNING: the counter holds %.0f after %llu increments\n", fs_counter_value(kept),
                (unsigned long long)expected_incs);
@@ -380,13 +525,13 @@ int main(int argc, char **argv)
         fs_histogram *h = fs_histogram_family_labels(hf, VALUES3);
         if (!h)
             die("fs_histogram_family_labels");
-        bench_report("hist_observe", bench_measure(&cfg, run_hist_observe, h));
+        report("hist_observe", measure(&cfg, run_hist_observe, h));
     }
 
     if (bench_selected(&cfg, "middleware")) {
         mw_families m;
         mw_register(reg, &m);
-        bench_report("middleware", bench_measure(&cfg, run_middleware, &m));
+        report("middleware", measure(&cfg, run_middleware, &m));
     }
     if (bench_selected(&cfg, "middleware_kept")) {
         mw_families m;
@@ -398,16 +543,36 @@ int main(int argc, char **argv)
                          fs_gauge_family_labels(m.in_process, VALUES3)};
         if (!k.received || !k.processed || !k.size || !k.duration || !k.in_process)
             die("looking up the middleware children");
-        bench_report("middleware_kept", bench_measure(&cfg, run_middleware_kept, &k));
+        report("middleware_kept", measure(&cfg, run_middleware_kept, &k));
     }
 
-    if (bench_selected(&cfg, "render_1000")) {
+    static const struct {
+        const char *key;
+        int n;
+    } renders[] = {{"render_1000", 1000}, {"render_10000", 10000}, {"render_100000", 100000}};
+    for (size_t i = 0; i < sizeof renders / sizeof renders[0]; i++) {
+        if (!bench_selected(&cfg, renders[i].key))
+            continue;
         render_ctx r;
-        render_setup(&r);
-        bench_report("render_1000", bench_measure(&cfg, run_render, &r));
+        render_setup(&r, renders[i].n);
+        report(renders[i].key, measure(&cfg, run_render, &r));
         fs_buffer_free(&r.buf);
         fs_registry_free(r.reg);
     }
+
+    static const struct {
+        const char *key;
+        size_t n;
+    } creates[] = {{"create_10000", 10000}, {"create_100000", 100000}, {"create_1000000", 1000000}};
+    for (size_t i = 0; i < sizeof creates / sizeof creates[0]; i++)
+        if (bench_selected(&cfg, creates[i].key))
+            report(creates[i].key, measure_create(creates[i].n, cfg.repeats, false));
+    if (fixed_iters && bench_selected(&cfg, "create"))
+        measure_create(fixed_iters, 1, true);
+    if (bench_selected(&cfg, "mem_counter"))
+        report("mem_counter", measure_memory(false, 100000));
+    if (bench_selected(&cfg, "mem_histogram"))
+        report("mem_histogram", measure_memory(true, 100000));
 
     fs_registry_free(reg);
     return 0;

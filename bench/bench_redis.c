@@ -429,48 +429,14 @@ static double consume_raw(const run *r, long n)
 
 /* ------------------------------------------------------------------------ */
 
-/*
- * The best of `repeats` runs of each of ours, ours + middleware and raw,
- * taken in turns so that a busy spell of the machine hits all three alike.
- */
-static void best3(double (*ours)(const run *, long), double (*raw)(const run *, long), run r,
-                  long n, double out[3])
-{
-    out[0] = out[1] = out[2] = 0;
-    for (int i = 0; i < repeats; i++) {
-        double v;
-        r.prom = false;
-        if (!side || !strcmp(side, "ours")) {
-            v = ours(&r, n);
-            out[0] = v > out[0] ? v : out[0];
-        }
-        r.prom = true;
-        if (!side || !strcmp(side, "prom")) {
-            v = ours(&r, n);
-            out[1] = v > out[1] ? v : out[1];
-        }
-        if (!side || !strcmp(side, "raw")) {
-            v = raw(&r, n);
-            out[2] = v > out[2] ? v : out[2];
-        }
-    }
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        die("port", "no free port");
-    close(fd);
-    return ntohs(a.sin_port);
-}
+/* The best of `repeats` runs of each of ours, ours + middleware and raw, in turns. */
+BENCH_DEFINE_BEST3(run)
 
 static pid_t start_server(void)
 {
-    port = free_port();
+    port = bench_free_port();
+    if (port < 0)
+        die("port", "no free port");
     char p[16];
     snprintf(p, sizeof p, "%d", port);
     pid_t pid = fork();

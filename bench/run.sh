@@ -11,6 +11,13 @@
 #   bench/bench_metrics.py            the same workloads in Python's
 #                                     prometheus_client (what FastStream uses), with
 #                                     /usr/bin/python3 (Debian's python3-prometheus-client);
+#   the same program at scale (issue 12): child creation at 10k, 100k and 1M
+#                                     label sets in random order, heap bytes per
+#                                     child, render time at 1k, 10k, 100k label
+#                                     sets; and, when valgrind is installed,
+#                                     instructions per operation of (a)-(f) and
+#                                     of creation under callgrind, which a
+#                                     loaded machine does not disturb;
 #   BUILD_DIR/bench/fs_bench_core     when built (it needs the core, the in-process
 #                                     broker and the Prometheus middleware): messages
 #                                     per second from publish to handled, without and
@@ -67,13 +74,46 @@ for key in counter_inc counter_inc_2t labels_inc hist_observe middleware middlew
         exit 1
     fi
 done
+echo "bench: metrics at scale (creation, memory, render)" >&2
+"$C_METRICS" "${OPTS[@]}" --only \
+    create_10000,create_100000,create_1000000,mem_counter,mem_histogram,render_10000,render_100000 \
+    >>"$ours"
+
+# Instructions per operation under callgrind, collected only inside the
+# functions measured (--toggle-collect), over a fixed number of operations
+# (--iters): KEY|operations per run|functions|operations per iteration.
+callgrind=$(mktemp)
+trap 'rm -f "$ours" "$py" "$callgrind"' EXIT
+if command -v valgrind >/dev/null 2>&1; then
+    echo "bench: instruction counts under callgrind" >&2
+    for spec in "counter_inc|1000000|fs_counter_inc|1" \
+        "counter_inc_2t|500000|fs_counter_inc|2" \
+        "labels_inc|1000000|fs_counter_family_labels,fs_counter_inc|1" \
+        "hist_observe|1000000|fs_histogram_observe|1" \
+        "middleware|100000|run_middleware|1" \
+        "render_1000|20|fs_registry_render|1" \
+        "create|10000|run_create|1" "create|100000|run_create|1"; do
+        IFS='|' read -r key n fns per <<<"$spec"
+        toggles=()
+        for f in ${fns//,/ }; do toggles+=("--toggle-collect=$f"); done
+        ir=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "${toggles[@]}" \
+            "$C_METRICS" --iters "$n" --only "$key" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+        [ "$key" = create ] && key=create_$n
+        [ -n "$ir" ] && echo "$key $(awk -v ir="$ir" -v n="$n" -v per="$per" \
+            'BEGIN { printf "%.1f", ir / (n * per) }')" >>"$callgrind"
+    done
+else
+    echo "bench: valgrind not installed: no instruction counts" >&2
+fi
+
 if [ -x "$C_CORE" ]; then
     echo "bench: C core benchmark ($C_CORE)" >&2
     "$C_CORE" --min-time "$MIN_TIME" --repeats "$CORE_REPEATS" >>"$ours"
 else
     echo "bench: $C_CORE not built (needs the core and the Prometheus middleware); skipped" >&2
 fi
-{ sed 's/^/ours /' "$ours"; sed 's/^/python /' "$py"; } >"$RESULTS"
+{ sed 's/^/ours /' "$ours"; sed 's/^/python /' "$py"; sed 's/^/instructions /' "$callgrind"; } \
+    >"$RESULTS"
 
 # The table. Targets: issue 2 point 9 (a)-(f), issue 3 "Benchmarks" (core).
 # Row spec: key|label|target kind (le: ns/op at most, ge: msg/s at least)|target|shown target
@@ -138,6 +178,56 @@ BEGIN {
         printf "load average %s when the run began: other work was running, figures may be disturbed\n", load
 }'
 
+# At scale and instruction counts (issue 12).
+awk -v ours="$ours" -v cg="$callgrind" '
+function mark(v, t) { return (v == "" || t == "") ? "" : (v + 0 <= t + 0) ? "pass" : "MISS" }
+function row(label, v, unit, t, shown) {
+    if (v == "") return
+    if (shown == "-" || shown == "flat") t = ""
+    printf "%-46s %12s %-6s  %-18s %s\n", label, v, unit, shown, mark(v, t)
+}
+BEGIN {
+    while ((getline line < ours) > 0) if (line !~ /^#/) { split(line, f, " "); O[f[1]] = f[2] }
+    while ((getline line < cg) > 0) { split(line, f, " "); I[f[1]] = f[2] }
+    print ""
+    printf "%-46s %12s %-6s  %-18s %s\n", "at scale (issue 12)", "ours", "", "target", ""
+    printf "%-46s %12s %-6s  %-18s %s\n", "----------------------------------------------",
+           "------------", "", "------------------", "----"
+    c["create_10000"] = "new child, 10k random label sets"
+    c["create_100000"] = "new child, 100k random label sets"
+    c["create_1000000"] = "new child, 1M random label sets"
+    split("create_10000 create_100000 create_1000000", ck, " ")
+    for (i = 1; i <= 3; i++) if (ck[i] in O)
+        row(c[ck[i]], sprintf("%.0f", O[ck[i]]), "ns", 1500, "<= 1.5 us, flat")
+    if ("create_1000000" in O)
+        row("1M random label values, in all", sprintf("%.2f", O["create_1000000"] * 1e6 / 1e9), "s", 2,
+            "< 2 s")
+    if ("mem_counter" in O)
+        row("memory per child, 3-label counter", sprintf("%.0f", O["mem_counter"]), "B", 450, "<= 450 B")
+    if ("mem_histogram" in O)
+        row("memory per child, 12-bucket histogram", sprintf("%.0f", O["mem_histogram"]), "B", 750,
+            "<= 750 B")
+    split("render_1000 render_10000 render_100000", rk, " ")
+    split("1k 10k 100k", rn, " ")
+    for (i = 1; i <= 3; i++) if (rk[i] in O)
+        row("render " rn[i] " label sets (counter + histogram)", sprintf("%.2f", O[rk[i]] / 1e6), "ms",
+            (i == 3) ? 30 : 1e9, (i == 3) ? "<= 30 ms" : "-")
+    if (length(I) == 0) exit
+    print ""
+    printf "%-46s %12s %-6s  %-18s %s\n", "callgrind: instructions per operation", "ours", "", "target", ""
+    printf "%-46s %12s %-6s  %-18s %s\n", "----------------------------------------------",
+           "------------", "", "------------------", "----"
+    row("(a) counter inc, kept child", I["counter_inc"], "instr", 16, "<= 16")
+    row("(b) the same, 2 threads (per increment)", I["counter_inc_2t"], "instr", 1e9, "-")
+    row("(c) lookup by 3 label values + inc", I["labels_inc"], "instr", 1e9, "-")
+    row("(d) histogram observe, kept child", I["hist_observe"], "instr", 60, "<= 60")
+    row("(e) middleware per-message updates", I["middleware"], "instr", 1e9, "-")
+    row("(f) render 1,000 label sets", I["render_1000"], "instr", 1e18, "-")
+    row("new child at 10k label sets", I["create_10000"], "instr", 1e9, "flat")
+    row("new child at 100k label sets", I["create_100000"], "instr", 1e9, "flat")
+    print "(valgrind serialises threads: the 2-thread figure counts instructions, not contention)"
+}'
+
 # Redis (issue 4): messages per second for channels, lists and streams, ours
 # without and with the Prometheus middleware beside raw hiredis, measured in
 # the same run on a redis-server the benchmark starts itself.
@@ -199,6 +289,59 @@ if [ -x "$C_KAFKA" ]; then
         done
         echo "(ours/raw: raw's instructions per message over ours, as a throughput ratio; middleware: instructions it adds)"
         rm -rf "$cg"
-        [ -n "$started_kafka" ] && "$SERVICES" stop kafka >/dev/null
+        if [ -n "$started_kafka" ]; then "$SERVICES" stop kafka >/dev/null; fi
+    fi
+fi
+
+# MQTT (issue 11): QoS 0 and QoS 1, publish and consume, ours without and with
+# the Prometheus middleware beside raw libmosquitto, on a mosquitto the
+# benchmark starts itself. msg/s swing with the machine's load, so the same
+# cases are also counted in instructions per message with callgrind (when
+# valgrind is installed): each side runs twice (BENCH_MQTT_CG_N and 3x as
+# many messages) and the difference over the difference of messages is the
+# cost of one message, setup excluded. The raw side does the same work in
+# libmosquitto (a QoS 1 consumer's PUBACK leaves when on_message returns);
+# consume counts include the raw publisher that feeds both sides.
+C_MQTT=$BUILD/bench/fs_bench_mqtt
+if [ -x "$C_MQTT" ]; then
+    echo "bench: MQTT ($C_MQTT, on its own mosquitto)" >&2
+    mqtt_out=$(mktemp)
+    if "$C_MQTT" --repeats "$REPEATS" >"$mqtt_out"; then
+        grep -v '^#' "$mqtt_out" | sed 's/^/ours /' >>"$RESULTS"
+        echo
+        sed -n 's/^# \{0,1\}//p' "$mqtt_out"
+    else
+        echo "bench: the MQTT benchmark failed" >&2
+    fi
+    rm -f "$mqtt_out"
+    if command -v valgrind >/dev/null; then
+        N1=${BENCH_MQTT_CG_N:-1000}
+        N2=$((N1 * 3))
+        cg_ir() { # cg_ir CASE SIDE N: instructions of the whole run
+            local f; f=$(mktemp)
+            valgrind --tool=callgrind --callgrind-out-file=/dev/null "$C_MQTT" --case "$1" \
+                --side "$2" --count "$3" --repeats 1 >/dev/null 2>"$f" || true
+            sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$f"
+            rm -f "$f"
+        }
+        echo "bench: MQTT instruction counts (callgrind, $N1 and $N2 messages)" >&2
+        echo
+        printf '%-16s %14s %14s %14s %9s %9s\n' "instr/msg" "ours" "+prometheus" "raw mosq" \
+            "mw cost" "raw/ours"
+        for c in "qos0 publish" "qos0 consume" "qos1 publish" "qos1 consume"; do
+            declare -A per=()
+            for s in ours prom raw; do
+                a=$(cg_ir "$c" "$s" "$N1"); b=$(cg_ir "$c" "$s" "$N2")
+                per[$s]=$(( (b - a) / (N2 - N1) ))
+                key="mqtt_${c// /_}_${s}_instr"
+                echo "ours $key ${per[$s]}" >>"$RESULTS"
+            done
+            awk -v c="$c" -v o="${per[ours]}" -v p="${per[prom]}" -v r="${per[raw]}" 'BEGIN {
+                cost = o > 0 ? 100 * (p - o) / o : 0; rel = o > 0 ? 100 * r / o : 0
+                printf "%-16s %14d %14d %14d %8.1f%% %8.0f%%\n", c, o, p, r, cost, rel }'
+            unset per
+        done
+        echo "mw cost: instructions the Prometheus middleware adds (target < 3 %);"
+        echo "raw/ours: raw libmosquitto's instructions over ours (target >= 90 %)"
     fi
 fi

@@ -16,9 +16,10 @@ static fs_outcome on_order(fs_message *msg, void *user)
     fs_publisher *trades = user;
     if (fs_message_body_len(msg) == 0)
         return fs_message_fail(msg, "ValueError", "empty order"); /* rejected: XACK + DLQ */
-    const char *cid = fs_message_correlation_id(msg); /* NULL when the sender gave none */
+    /* the sender's correlation id, or a new uuid4 */
+    const char *cid = fs_message_correlation_id(msg);
     printf("order %.*s (correlation id %s)\n", (int)fs_message_body_len(msg),
-           (const char *)fs_message_body(msg), cid ? cid : "-");
+           (const char *)fs_message_body(msg), cid);
     fs_envelope env = FS_ENVELOPE_INIT;
     env.body = "filled";
     env.body_len = 6;

@@ -14,6 +14,7 @@ PACKAGES=(
   libpaho-mqtt-dev libmosquitto-dev mosquitto mosquitto-clients
   libgnutls28-dev openssl
   clang libclang-rt-14-dev valgrind
+  locales
   chromium
 )
 

@@ -22,17 +22,22 @@
  * Every status of the FastStream metric schema shows up at modest rates, so
  * every panel of the FastStream Grafana dashboard (ID 22130) has data.
  *
- *   faststream-demo [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--verbose]
+ *   faststream-demo [--broker URL] [--listen ADDR:PORT] [--duration SECONDS]
+ *                   [--app-name NAME] [--no-dashboard] [--no-backlog] [--verbose]
  *
  * Defaults: memory:// (in-process), 127.0.0.1:8000, run until Ctrl-C.
  */
 #include <faststream/faststream.h>
+#include <faststream/dashboard.h>
 #include <faststream/prometheus.h>
 #ifdef FS_DEMO_HAVE_REDIS
 #include <faststream/redis.h>
 #endif
 #ifdef FS_DEMO_HAVE_KAFKA
 #include <faststream/kafka.h>
+#endif
+#ifdef FS_DEMO_HAVE_MQTT
+#include <faststream/mqtt.h>
 #endif
 
 #include <errno.h>
@@ -95,6 +100,7 @@ typedef struct demo {
     int duration; /* seconds; 0: until Ctrl-C */
     pthread_t gateway;
     bool gateway_started;
+    bool dashboard; /* the live page is served at / */
     atomic_bool stopping;
 } demo;
 
@@ -169,10 +175,9 @@ static fs_outcome on_order(fs_message *msg, void *user)
         return fs_message_fail(msg, "DecodeError", "unreadable order");
     if (o.qty <= 0)
         return fs_message_fail(msg, "ValueError", "order %lu: quantity %d", o.id, o.qty);
-    if (strcmp(o.symbol, HALTED_SYMBOL) == 0) {
-        fs_message_reject(msg); /* trading halted: drop the order */
-        return FS_OUTCOME_OK;
-    }
+    if (strcmp(o.symbol, HALTED_SYMBOL) == 0) /* trading halted: drop the order */
+        return FS_OUTCOME_REJECT; /* FastStream's RejectMessage: "rejected" on every broker (an
+                                     explicit reject() counts acked on MQTT, where it is an ack) */
     if (chance(2))
         return FS_OUTCOME_NACK; /* the matching engine is busy: deliver it again */
 
@@ -333,6 +338,8 @@ static int start_gateway(fs_app *app, void *user)
              (unsigned)fs_app_http_port(app));
     printf("faststream-demo: orders -> trades -> notifications on %s\n", d->broker_url);
     printf("  metrics:    %s/metrics\n", base);
+    if (d->dashboard)
+        printf("  dashboard:  %s/ (live charts in the browser)\n", base);
     printf("  health:     %s/health\n", base);
     printf("  Prometheus: scrape %s/metrics (deploy/prometheus.yml scrapes the default address)\n",
            base);
@@ -376,10 +383,14 @@ static void demo_log(fs_log_level level, const char *component, const char *mess
 static int usage(const char *prog, int rc)
 {
     fprintf(rc ? stderr : stdout,
-            "usage: %s [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--verbose]\n"
+            "usage: %s [--broker URL] [--listen ADDR:PORT] [--duration SECONDS] [--app-name NAME]\n"
+            "          [--no-dashboard] [--no-backlog] [--verbose]\n"
             "  --broker URL        memory:// (default), redis://127.0.0.1:6379, ...\n"
             "  --listen ADDR:PORT  where /metrics and /health are served (127.0.0.1:8000)\n"
             "  --duration SECONDS  stop after this long (default: run until Ctrl-C)\n"
+            "  --app-name NAME     the metrics' app_name label (default trading-demo)\n"
+            "  --no-dashboard      do not serve the live dashboard page at /\n"
+            "  --no-backlog        do not export the backlog family (messages waiting)\n"
             "  --verbose           log every handler failure\n",
             prog);
     return rc;
@@ -408,6 +419,8 @@ static bool parse_listen(char *arg, const char **addr, uint16_t *port)
 int main(int argc, char **argv)
 {
     demo d = {.broker_url = "memory://", .address = "127.0.0.1"};
+    const char *app_name = "trading-demo";
+    bool dashboard = true, backlog = true;
     uint16_t port = 8000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -427,6 +440,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             d.duration = (int)s;
+        } else if (strcmp(a, "--app-name") == 0 && has_value) {
+            app_name = argv[++i];
+        } else if (strcmp(a, "--no-backlog") == 0) {
+            backlog = false;
+        } else if (strcmp(a, "--no-dashboard") == 0) {
+            dashboard = false;
         } else if (strcmp(a, "--verbose") == 0) {
             verbose = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -442,10 +461,14 @@ int main(int argc, char **argv)
 #ifdef FS_DEMO_HAVE_KAFKA
     fs_kafka_register();
 #endif
+#ifdef FS_DEMO_HAVE_MQTT
+    fs_mqtt_register(); /* make mqtt:// known even when linked statically */
+#endif
 
     fs_app_options ao = FS_APP_OPTIONS_INIT;
     ao.http_address = d.address;
-    ao.http_port = port;
+    ao.http_port = port ? port : FS_APP_PORT_ANY; /* --listen ADDR:0 picks a free port */
+    ao.dashboard = d.dashboard = dashboard && fs_dashboard_available();
     if (fs_app_new(&ao, &d.app) < 0) {
         fprintf(stderr, "faststream-demo: %s\n", fs_last_error());
         return 1;
@@ -470,7 +493,8 @@ int main(int argc, char **argv)
     notifications.broker_options = bs.subscribe;
     /* Metrics first (outermost), so they see what the quota does. */
     fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
-    po.app_name = "trading-demo";
+    po.app_name = app_name;
+    po.backlog = backlog;
     if (fs_broker_add_prometheus(d.broker, &po) < 0 ||
         add_quota(d.broker, "notifications", 40) < 0 ||
         fs_publisher_new(d.broker, "orders", &pub, &d.orders) < 0 ||

@@ -349,8 +349,10 @@ typedef struct fs_broker_ops {
     /**
      * Native request/reply (FS_CAP_NATIVE_REQUEST): publish `msg` and wait
      * for its reply; on FS_OK *reply is a heap message made with
-     * fs_message_new_copy. Without it the core builds request/reply on
-     * publish + a reply-inbox subscription.
+     * fs_message_new_copy. It runs as the innermost step of the publish
+     * middleware chain (counted as one publish, as FastStream counts a
+     * request; the reply is counted nowhere). Without it the core builds
+     * request/reply on publish + a reply-inbox subscription.
      */
     int (*request)(void *impl, const char *destination, const fs_envelope *msg, int timeout_ms,
                    fs_message **reply, const char **error_type);

@@ -3,8 +3,8 @@
  * health, user routes), lifecycle hooks, signal handling and graceful
  * shutdown.
  *
- *   fs_app_options ao = FS_APP_OPTIONS_INIT;
- *   ao.http_port = 8000;
+ *   fs_app_options ao = FS_APP_OPTIONS_INIT;   // or {0}: the same, every default
+ *   ao.http_port = 9000;
  *   fs_app *app;
  *   fs_app_new(&ao, &app);
  *   fs_app_add_broker(app, broker);   // the app now owns the broker
@@ -39,41 +39,55 @@ extern "C" {
 
 typedef struct fs_app fs_app;
 
+/** fs_app_options.http_port: bind any free port (see fs_app_http_port). */
+#define FS_APP_PORT_ANY (-1)
+
+/**
+ * Application options. A zeroed struct (or NULL, or FS_APP_OPTIONS_INIT)
+ * means every default: HTTP on 127.0.0.1:8000 with /metrics and /health,
+ * SIGINT/SIGTERM handled. NULL strings mean their default.
+ */
 typedef struct fs_app_options {
-    /** Serve HTTP (metrics, health, routes). Default true. */
-    bool http_enabled;
-    /** Bind address; default "127.0.0.1". */
+    /** Do not serve HTTP (metrics, health, routes). Default false: serve it. */
+    bool http_disabled;
+    /** Bind address; NULL: "127.0.0.1". */
     const char *http_address;
-    /** Port; 0 picks a free one (see fs_app_http_port). Default 8000. */
-    uint16_t http_port;
+    /** Port; 0: 8000; FS_APP_PORT_ANY picks a free one (see fs_app_http_port). */
+    int http_port;
     /** Registry served at metrics_path; NULL: the default registry. */
     fs_registry *registry;
-    /** Default "/metrics". */
+    /** NULL: "/metrics". */
     const char *metrics_path;
-    /** Default "/health": 204 when every broker pings, 500 otherwise. */
+    /** NULL: "/health" (204 when every broker pings, 500 otherwise); "" disables it. */
     const char *health_path;
     /** Per-broker wait for in-flight handlers at shutdown; 0: each broker's own setting. */
     int graceful_timeout_ms;
-    /** Catch SIGINT and SIGTERM during fs_app_run. Default true. */
-    bool handle_signals;
+    /** Do not catch SIGINT and SIGTERM during fs_app_run. Default false: catch them. */
+    bool no_signals;
+    /**
+     * Serve the live dashboard page (faststream/dashboard.h) at "/" beside
+     * metrics_path. Default false. fs_app_run fails with FS_EUNSUPPORTED when
+     * the library was built without the page.
+     */
+    bool dashboard;
 } fs_app_options;
 
 #define FS_APP_OPTIONS_INIT                                                                        \
     {                                                                                              \
-        true, "127.0.0.1", 8000, NULL, "/metrics", "/health", 0, true                              \
+        false, NULL, 0, NULL, NULL, NULL, 0, false, false                                          \
     }
 
 /** A lifecycle hook. A non-zero return from on_startup aborts fs_app_run with that status. */
 typedef int (*fs_app_hook)(fs_app *app, void *user);
 
 /** Create an application. `opts` may be NULL for the defaults. */
-int fs_app_new(const fs_app_options *opts, fs_app **out);
+FS_API int fs_app_new(const fs_app_options *opts, fs_app **out);
 
 /**
  * Add a broker. The app owns it from now on (fs_app_free frees it).
  * Not while running (FS_ESTATE).
  */
-int fs_app_add_broker(fs_app *app, fs_broker *broker);
+FS_API int fs_app_add_broker(fs_app *app, fs_broker *broker);
 
 /*
  * Lifecycle hooks, run in the order added (steps 1, 3, 5 and 7 above). Each
@@ -82,54 +96,54 @@ int fs_app_add_broker(fs_app *app, fs_broker *broker);
  */
 
 /** Add a hook run before the brokers start; a non-zero return aborts fs_app_run. */
-int fs_app_on_startup(fs_app *app, fs_app_hook fn, void *user);
+FS_API int fs_app_on_startup(fs_app *app, fs_app_hook fn, void *user);
 
 /** Add a hook run once brokers and HTTP are up; a failure is logged, the run goes on. */
-int fs_app_after_startup(fs_app *app, fs_app_hook fn, void *user);
+FS_API int fs_app_after_startup(fs_app *app, fs_app_hook fn, void *user);
 
 /** Add a hook run when shutdown begins, before the brokers stop; failures are logged. */
-int fs_app_on_shutdown(fs_app *app, fs_app_hook fn, void *user);
+FS_API int fs_app_on_shutdown(fs_app *app, fs_app_hook fn, void *user);
 
 /** Add a hook run after everything stopped (after a clean run only); failures are logged. */
-int fs_app_after_shutdown(fs_app *app, fs_app_hook fn, void *user);
+FS_API int fs_app_after_shutdown(fs_app *app, fs_app_hook fn, void *user);
 
 /** Add a user HTTP route (GET/HEAD at the exact path). Before or during the run. */
-int fs_app_add_route(fs_app *app, const char *path, fs_http_route_fn fn, void *user);
+FS_API int fs_app_add_route(fs_app *app, const char *path, fs_http_route_fn fn, void *user);
 
 /**
  * Run the application (steps above) and return when it has shut down:
  * FS_OK after a clean shutdown, the failing step's status otherwise
  * (everything started is stopped again). FS_ESTATE when already running.
  */
-int fs_app_run(fs_app *app);
+FS_API int fs_app_run(fs_app *app);
 
 /**
  * Ask a running fs_app_run to shut down. Returns at once. Safe from any
  * thread, from a handler, and from a signal handler. Before the run starts
  * it makes the next fs_app_run shut down right after starting.
  */
-void fs_app_stop(fs_app *app);
+FS_API void fs_app_stop(fs_app *app);
 
 /** True while fs_app_run is between startup and shutdown. */
-bool fs_app_running(const fs_app *app);
+FS_API bool fs_app_running(const fs_app *app);
 
-/** The bound HTTP port while running (useful with http_port 0), else 0. */
-uint16_t fs_app_http_port(const fs_app *app);
+/** The bound HTTP port while running (useful with FS_APP_PORT_ANY), else 0. */
+FS_API uint16_t fs_app_http_port(const fs_app *app);
 
 /**
  * True when every broker answers fs_broker_ping (the health route's
  * verdict). `timeout_ms` per broker.
  */
-bool fs_app_healthy(const fs_app *app, int timeout_ms);
+FS_API bool fs_app_healthy(const fs_app *app, int timeout_ms);
 
 /** Number of brokers added (0 for NULL). */
-size_t fs_app_broker_count(const fs_app *app);
+FS_API size_t fs_app_broker_count(const fs_app *app);
 
 /** The i-th broker added (NULL out of range or for NULL). */
-fs_broker *fs_app_broker(const fs_app *app, size_t i);
+FS_API fs_broker *fs_app_broker(const fs_app *app, size_t i);
 
 /** Free the app and its brokers. Must not be running. NULL is ignored. */
-void fs_app_free(fs_app *app);
+FS_API void fs_app_free(fs_app *app);
 
 #ifdef __cplusplus
 }

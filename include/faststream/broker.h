@@ -35,6 +35,7 @@ extern "C" {
 #endif
 
 typedef struct fs_broker fs_broker;
+typedef struct fs_subscriber fs_subscriber;
 
 typedef struct fs_broker_options {
     /** Default ack policy for this broker's subscribers; DEFAULT: the broker type's. */
@@ -54,13 +55,13 @@ typedef struct fs_broker_options {
  * URL, FS_ENOTFOUND (message names the scheme) when no adapter for the
  * scheme is registered, the adapter's error for bad parameters.
  */
-int fs_broker_new(const char *url, const fs_broker_options *opts, fs_broker **out);
+FS_API int fs_broker_new(const char *url, const fs_broker_options *opts, fs_broker **out);
 
 /** Connect (idempotent). Needed only to publish before fs_broker_start. */
-int fs_broker_connect(fs_broker *broker);
+FS_API int fs_broker_connect(fs_broker *broker);
 
 /** Connect if needed and start consuming on every subscriber. FS_ESTATE if running. */
-int fs_broker_start(fs_broker *broker);
+FS_API int fs_broker_start(fs_broker *broker);
 
 /**
  * Stop consuming: no new message is fetched, in-flight handlers finish and
@@ -68,38 +69,47 @@ int fs_broker_start(fs_broker *broker);
  * running after graceful_timeout_ms (they keep running; fs_broker_free
  * waits for them). Idempotent; the broker stays connected.
  */
-int fs_broker_stop(fs_broker *broker);
+FS_API int fs_broker_stop(fs_broker *broker);
 
 /** Stop if running, then disconnect (idempotent). */
-int fs_broker_close(fs_broker *broker);
+FS_API int fs_broker_close(fs_broker *broker);
 
 /** True between fs_broker_start and fs_broker_stop. */
-bool fs_broker_running(const fs_broker *broker);
+FS_API bool fs_broker_running(const fs_broker *broker);
 
 /**
  * Check that the broker answers within timeout_ms (a PING where the
  * protocol has one). FS_OK when healthy; FS_ECLOSED when not connected.
  */
-int fs_broker_ping(fs_broker *broker, int timeout_ms);
+FS_API int fs_broker_ping(fs_broker *broker, int timeout_ms);
 
 /** The adapter's name: "memory", "redis", "kafka"... (the `broker` metric label). */
-const char *fs_broker_name(const fs_broker *broker);
+FS_API const char *fs_broker_name(const fs_broker *broker);
+
+/**
+ * Call `fn(sub, user)` for every subscriber of `broker` (in no particular
+ * order), with the broker's lock held: `fn` must not call into the
+ * broker's lifecycle (connect, start, stop, close, free, fs_subscribe).
+ * FS_EINVAL for a NULL broker or fn.
+ */
+FS_API int fs_broker_foreach_subscriber(fs_broker *broker,
+                                        void (*fn)(fs_subscriber *sub, void *user), void *user);
 
 /** The URL the broker was made from ("memory://" for fs_memory_broker_new). */
-const char *fs_broker_url(const fs_broker *broker);
+FS_API const char *fs_broker_url(const fs_broker *broker);
 
 /**
  * Messages handled (handler finished, message settled or released) by all
  * the broker's subscribers since it was created; a batch counts its size.
  */
-uint64_t fs_broker_handled(const fs_broker *broker);
+FS_API uint64_t fs_broker_handled(const fs_broker *broker);
 
 /**
  * Stop, close and free the broker with its subscribers, publishers and
  * middleware state. Waits for running handlers. NULL is ignored. Must not
  * be called from a handler.
  */
-void fs_broker_free(fs_broker *broker);
+FS_API void fs_broker_free(fs_broker *broker);
 
 /* ------------------------------------------------------------------------ */
 /* URL schemes                                                              */
@@ -115,10 +125,10 @@ typedef int (*fs_broker_factory)(const char *url, const fs_broker_options *opts,
  * the same factory again is a no-op; another factory for a taken scheme is
  * FS_ECONFLICT. Thread-safe; callable from a constructor.
  */
-int fs_broker_register_scheme(const char *scheme, fs_broker_factory factory);
+FS_API int fs_broker_register_scheme(const char *scheme, fs_broker_factory factory);
 
 /** True when a factory for `scheme` is registered. */
-bool fs_broker_scheme_registered(const char *scheme);
+FS_API bool fs_broker_scheme_registered(const char *scheme);
 
 #ifdef __cplusplus
 }

@@ -60,17 +60,17 @@ typedef enum fs_status {
 } fs_status;
 
 /** A static, human-readable name for a status code ("invalid argument"...). */
-const char *fs_strerror(int status);
+FS_API const char *fs_strerror(int status);
 
 /**
  * The message recorded by the last failing faststream call in this thread,
  * or "" when none failed yet. The string stays valid until the next failing
  * call in the same thread.
  */
-const char *fs_last_error(void);
+FS_API const char *fs_last_error(void);
 
 /** Forget the calling thread's last error message. */
-void fs_clear_error(void);
+FS_API void fs_clear_error(void);
 
 /** Log levels, in increasing severity. */
 typedef enum fs_log_level {
@@ -93,19 +93,19 @@ typedef void (*fs_log_fn)(fs_log_level level, const char *component, const char 
  * Route the library's log lines to `fn` (NULL restores the default, which
  * writes "faststream LEVEL component: message" lines to stderr).
  */
-void fs_set_log_handler(fs_log_fn fn, void *user);
+FS_API void fs_set_log_handler(fs_log_fn fn, void *user);
 
 /** Drop log lines below `level` (default FS_LOG_INFO). */
-void fs_set_log_level(fs_log_level level);
+FS_API void fs_set_log_level(fs_log_level level);
 
 /** The current minimum log level. */
-fs_log_level fs_get_log_level(void);
+FS_API fs_log_level fs_get_log_level(void);
 
 /** "debug", "info", "warn", "error" or "off". */
-const char *fs_log_level_name(fs_log_level level);
+FS_API const char *fs_log_level_name(fs_log_level level);
 
 /** The library version as "MAJOR.MINOR.PATCH". */
-const char *fs_version(void);
+FS_API const char *fs_version(void);
 
 #ifdef __cplusplus
 }

@@ -23,10 +23,10 @@ typedef enum fs_format {
  * (text/plain with version 0.0.4 or none, or the text and catch-all
  * wildcards); the text format otherwise (also for NULL).
  */
-fs_format fs_format_negotiate(const char *accept);
+FS_API fs_format fs_format_negotiate(const char *accept);
 
 /** The Content-Type header value for `format`, charset included. */
-const char *fs_format_content_type(fs_format format);
+FS_API const char *fs_format_content_type(fs_format format);
 
 /** A growable byte buffer. Zero-initialise it; release with fs_buffer_free. */
 typedef struct fs_buffer {
@@ -36,15 +36,20 @@ typedef struct fs_buffer {
 } fs_buffer;
 
 /** Free the buffer's data and zero it (ready for reuse). NULL is ignored. */
-void fs_buffer_free(fs_buffer *buf);
+FS_API void fs_buffer_free(fs_buffer *buf);
 
 /**
  * Append the exposition of every family and collector of `reg` (NULL: the
  * default registry) to `out`, families in name order, children in
  * label-value order (bytewise, value by value). Safe while other threads
- * update metrics; never blocks them. On failure `out` may hold part of it.
+ * update metrics; never blocks them (label sets created since the last
+ * render are sorted in under their family's lock, which only the creation
+ * of new label sets waits for). Each histogram is read whole: its buckets,
+ * _count and _sum belong to the same observations. Families past their
+ * series limit add metrics_series_overflow_updates_total (metrics.h). On
+ * failure `out` may hold part of it.
  */
-int fs_registry_render(fs_registry *reg, fs_format format, fs_buffer *out);
+FS_API int fs_registry_render(fs_registry *reg, fs_format format, fs_buffer *out);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include "faststream/common.h"
 #include "faststream/metrics.h"
 #include "faststream/exposition.h"
+#include "faststream/dashboard.h"
 #include "faststream/http.h"
 #include "faststream/message.h"
 #include "faststream/subscriber.h"

@@ -70,26 +70,26 @@ typedef bool (*fs_http_health_fn)(void *user);
  * (start from FS_HTTP_OPTIONS_INIT). FS_EINVAL with a readable message for
  * a bad address, path or thread count, FS_ENOMEM when out of memory.
  */
-int fs_http_server_new(const fs_http_options *opts, fs_http_server **out);
+FS_API int fs_http_server_new(const fs_http_options *opts, fs_http_server **out);
 
 /** Add (before or after start) a GET/HEAD route at the exact `path`. FS_ECONFLICT if taken. */
-int fs_http_server_add_route(fs_http_server *srv, const char *path, fs_http_route_fn fn,
-                             void *user);
+FS_API int fs_http_server_add_route(fs_http_server *srv, const char *path, fs_http_route_fn fn,
+                                    void *user);
 
 /** Install the health check behind health_path (NULL removes it). */
-int fs_http_server_set_health_check(fs_http_server *srv, fs_http_health_fn fn, void *user);
+FS_API int fs_http_server_set_health_check(fs_http_server *srv, fs_http_health_fn fn, void *user);
 
 /** Bind and start serving. FS_EIO with the reason when the address cannot be bound. */
-int fs_http_server_start(fs_http_server *srv);
+FS_API int fs_http_server_start(fs_http_server *srv);
 
 /** Stop serving; joins the server threads and closes the socket. Idempotent. */
-int fs_http_server_stop(fs_http_server *srv);
+FS_API int fs_http_server_stop(fs_http_server *srv);
 
 /** The bound port (useful with port 0), or 0 when not started. */
-uint16_t fs_http_server_port(const fs_http_server *srv);
+FS_API uint16_t fs_http_server_port(const fs_http_server *srv);
 
 /** Stop if needed and free. NULL is ignored. */
-void fs_http_server_free(fs_http_server *srv);
+FS_API void fs_http_server_free(fs_http_server *srv);
 
 #ifdef __cplusplus
 }

@@ -71,16 +71,16 @@ typedef struct fs_memory_subscriber_options {
     }
 
 /** Create an in-process broker. `opts` may be NULL. */
-int fs_memory_broker_new(const fs_memory_options *opts, fs_broker **out);
+FS_API int fs_memory_broker_new(const fs_memory_options *opts, fs_broker **out);
 
 /**
  * Register the "memory" URL scheme (done automatically when the library is
  * loaded; call it from a static link). FS_OK or FS_ECONFLICT.
  */
-int fs_memory_register(void);
+FS_API int fs_memory_register(void);
 
 /** True when `broker` is an in-process broker. */
-bool fs_broker_is_memory(const fs_broker *broker);
+FS_API bool fs_broker_is_memory(const fs_broker *broker);
 
 /* ------------------------------------------------------------------------ */
 /* Test harness                                                             */
@@ -90,17 +90,18 @@ bool fs_broker_is_memory(const fs_broker *broker);
  * including nacked ones waiting for their redelivery delay, not counting
  * those being handled. 0 when there is no such group.
  */
-size_t fs_memory_queue_depth(const fs_broker *broker, const char *name, const char *group);
+FS_API size_t fs_memory_queue_depth(const fs_broker *broker, const char *name, const char *group);
 
 /**
  * Messages of that group taken by a consumer and not yet given back: being
  * handled, or released unsettled and pending (exact when no publish or
  * fetch is under way).
  */
-size_t fs_memory_queue_in_flight(const fs_broker *broker, const char *name, const char *group);
+FS_API size_t fs_memory_queue_in_flight(const fs_broker *broker, const char *name,
+                                        const char *group);
 
 /** Number of messages successfully published to `name` since the broker was created. */
-uint64_t fs_memory_published_count(const fs_broker *broker, const char *name);
+FS_API uint64_t fs_memory_published_count(const fs_broker *broker, const char *name);
 
 /**
  * Take (remove) the oldest recorded copy of a message published to `name`
@@ -108,14 +109,14 @@ uint64_t fs_memory_published_count(const fs_broker *broker, const char *name);
  * fs_message_free; it has body, headers and metadata, source = name),
  * FS_ENOTFOUND when none is recorded, FS_ESTATE when recording is off.
  */
-int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **out);
+FS_API int fs_memory_take_published(fs_broker *broker, const char *name, fs_message **out);
 
 /**
  * Wait until the broker's subscribers handled (finished and settled) at
  * least `n` messages in total since the broker was created, up to
  * timeout_ms (negative: forever). FS_OK or FS_ETIMEDOUT.
  */
-int fs_memory_wait_handled(const fs_broker *broker, uint64_t n, int timeout_ms);
+FS_API int fs_memory_wait_handled(const fs_broker *broker, uint64_t n, int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -73,49 +73,49 @@ typedef enum fs_settle_state {
 } fs_settle_state;
 
 /** "ok", "ack", "nack", "reject", "skip", "error". */
-const char *fs_outcome_name(fs_outcome outcome);
+FS_API const char *fs_outcome_name(fs_outcome outcome);
 
 /** "none", "acked", "nacked", "rejected". */
-const char *fs_settle_state_name(fs_settle_state state);
+FS_API const char *fs_settle_state_name(fs_settle_state state);
 
 /* ------------------------------------------------------------------------ */
 /* Content                                                                  */
 
 /** The body bytes (NULL for a batch or an empty body). */
-const void *fs_message_body(const fs_message *m);
+FS_API const void *fs_message_body(const fs_message *m);
 
 /** The body length in bytes (0 for a batch; see fs_message_size). */
-size_t fs_message_body_len(const fs_message *m);
+FS_API size_t fs_message_body_len(const fs_message *m);
 
 /**
  * The body length for a single message, the sum of the body lengths for a
- * batch: the `size` of METRICS.md.
+ * batch: the `size` of docs/semantics.md.
  */
-size_t fs_message_size(const fs_message *m);
+FS_API size_t fs_message_size(const fs_message *m);
 
 /** Number of messages: 1 for a single message, N for a batch. */
-size_t fs_message_count(const fs_message *m);
+FS_API size_t fs_message_count(const fs_message *m);
 
 /** The i-th message of a batch (or m itself for i == 0 on a single message); NULL out of range. */
-fs_message *fs_message_at(const fs_message *m, size_t i);
+FS_API fs_message *fs_message_at(const fs_message *m, size_t i);
 
 /** True when m is a batch. */
-bool fs_message_is_batch(const fs_message *m);
+FS_API bool fs_message_is_batch(const fs_message *m);
 
 /** The value of the first header called `name` (exact, case-sensitive), or NULL. */
-const char *fs_message_header(const fs_message *m, const char *name);
+FS_API const char *fs_message_header(const fs_message *m, const char *name);
 
 /** Number of headers. */
-size_t fs_message_header_count(const fs_message *m);
+FS_API size_t fs_message_header_count(const fs_message *m);
 
 /** The i-th header, or NULL out of range. Order is the broker's. */
-const fs_header *fs_message_header_at(const fs_message *m, size_t i);
+FS_API const fs_header *fs_message_header_at(const fs_message *m, size_t i);
 
 /** The length of the i-th header's value (value_len, or strlen(value)); 0 out of range. */
-size_t fs_message_header_value_len(const fs_message *m, size_t i);
+FS_API size_t fs_message_header_value_len(const fs_message *m, size_t i);
 
 /** The content type ("application/json"...), or NULL. */
-const char *fs_message_content_type(const fs_message *m);
+FS_API const char *fs_message_content_type(const fs_message *m);
 
 /**
  * The correlation id. Never NULL on a received message: when the sender
@@ -124,38 +124,38 @@ const char *fs_message_content_type(const fs_message *m);
  * from inside the handler without a correlation id carries this one.
  * NULL only for NULL (and for a batch, which has no id of its own).
  */
-const char *fs_message_correlation_id(const fs_message *m);
+FS_API const char *fs_message_correlation_id(const fs_message *m);
 
 /** The message id; when the sender sent none, the correlation id (FastStream's rule). */
-const char *fs_message_id(const fs_message *m);
+FS_API const char *fs_message_id(const fs_message *m);
 
 /** Where a reply should go, or NULL when the sender expects none. */
-const char *fs_message_reply_to(const fs_message *m);
+FS_API const char *fs_message_reply_to(const fs_message *m);
 
 /**
  * The concrete name the message arrived on: the topic, subject, channel,
  * list, stream or queue (RabbitMQ: EXCHANGE.ROUTING_KEY), never the
  * subscription's pattern. For a batch, the source of its first message.
  */
-const char *fs_message_source(const fs_message *m);
+FS_API const char *fs_message_source(const fs_message *m);
 
 /**
  * The broker client's own message (rd_kafka_message_t *, redisReply *...),
  * as documented by each adapter, or NULL. Valid as long as the message.
  */
-void *fs_message_raw(const fs_message *m);
+FS_API void *fs_message_raw(const fs_message *m);
 
 /** The message key (Kafka), or NULL with *len 0. `len` may be NULL. */
-const void *fs_message_key(const fs_message *m, size_t *len);
+FS_API const void *fs_message_key(const fs_message *m, size_t *len);
 
 /** The partition it was read from (Kafka), or -1 when the broker has none. */
-int32_t fs_message_partition(const fs_message *m);
+FS_API int32_t fs_message_partition(const fs_message *m);
 
 /** Its offset in the partition or stream (Kafka), or -1 when unknown. */
-int64_t fs_message_offset(const fs_message *m);
+FS_API int64_t fs_message_offset(const fs_message *m);
 
 /** The broker's timestamp in milliseconds since the epoch, or 0 when unknown. */
-int64_t fs_message_timestamp_ms(const fs_message *m);
+FS_API int64_t fs_message_timestamp_ms(const fs_message *m);
 
 /**
  * How many times the broker has delivered this message: 1 on the first
@@ -163,20 +163,20 @@ int64_t fs_message_timestamp_ms(const fs_message *m);
  * (memory counts, Redis streams read the pending entry's count, JetStream
  * NumDelivered, RabbitMQ x-delivery-count).
  */
-uint32_t fs_message_delivery_count(const fs_message *m);
+FS_API uint32_t fs_message_delivery_count(const fs_message *m);
 
 /** The broker the message came from. */
-fs_broker *fs_message_broker(const fs_message *m);
+FS_API fs_broker *fs_message_broker(const fs_message *m);
 
 /** The subscriber handling the message (NULL for a request's reply or a copy). */
-fs_subscriber *fs_message_subscriber(const fs_message *m);
+FS_API fs_subscriber *fs_message_subscriber(const fs_message *m);
 
 /**
  * The message being handled on the calling thread (the unit: a batch for a
  * batch subscriber), or NULL outside a handler. Middleware uses it to tie a
  * publish made by a handler to the message that caused it.
  */
-fs_message *fs_current_message(void);
+FS_API fs_message *fs_current_message(void);
 
 /* ------------------------------------------------------------------------ */
 /* Settlement                                                               */
@@ -188,13 +188,13 @@ fs_message *fs_current_message(void);
  * counts as settled all the same. FS_EINVAL for a message of a batch or a
  * copy (settle the batch) and for NULL.
  */
-int fs_message_ack(fs_message *m);
+FS_API int fs_message_ack(fs_message *m);
 
 /** Negatively acknowledge: the broker redelivers the message. See fs_message_ack. */
-int fs_message_nack(fs_message *m);
+FS_API int fs_message_nack(fs_message *m);
 
 /** Reject: the broker drops it or moves it to a dead-letter destination. See fs_message_ack. */
-int fs_message_reject(fs_message *m);
+FS_API int fs_message_reject(fs_message *m);
 
 /**
  * The message's settlement state: what an explicit ack/nack/reject set (as
@@ -202,14 +202,14 @@ int fs_message_reject(fs_message *m);
  * the state the broker's message starts in (Kafka auto-commit: ACKED);
  * FS_SETTLE_NONE until then. Lock-free.
  */
-fs_settle_state fs_message_settled(const fs_message *m);
+FS_API fs_settle_state fs_message_settled(const fs_message *m);
 
 /**
  * Tell the broker the handler is still working on the message (extends
  * its ack deadline: JetStream +WPI). FS_EUNSUPPORTED where the broker has
  * no such thing; FS_EINVAL for NULL, a copy or a message of a batch.
  */
-int fs_message_in_progress(fs_message *m);
+FS_API int fs_message_in_progress(fs_message *m);
 
 /* ------------------------------------------------------------------------ */
 /* Failures and replies, from inside a handler                              */
@@ -227,13 +227,14 @@ int fs_message_in_progress(fs_message *m);
  * message not being handled (a copy...) nothing is recorded on it: the
  * result is still FS_OUTCOME_ERROR, with fs_last_error() set.
  */
-fs_outcome fs_message_fail(fs_message *m, const char *type, const char *fmt, ...) FS_PRINTF(3, 4);
+FS_API fs_outcome fs_message_fail(fs_message *m, const char *type, const char *fmt, ...)
+    FS_PRINTF(3, 4);
 
 /** The type name recorded by fs_message_fail ("Error" when none given), or NULL. */
-const char *fs_message_error_type(const fs_message *m);
+FS_API const char *fs_message_error_type(const fs_message *m);
 
 /** The text recorded by fs_message_fail, or NULL. */
-const char *fs_message_error_text(const fs_message *m);
+FS_API const char *fs_message_error_text(const fs_message *m);
 
 /**
  * Reply to a request: publish `body` to the message's reply-to destination
@@ -243,8 +244,9 @@ const char *fs_message_error_text(const fs_message *m);
  * optional. FS_ENOTFOUND when the message has no reply-to; the publish's
  * own error otherwise. May be called more than once (each call publishes).
  */
-int fs_message_reply(fs_message *m, const void *body, size_t body_len, const fs_header *headers,
-                     size_t header_count, const char *content_type);
+FS_API int fs_message_reply(fs_message *m, const void *body, size_t body_len,
+                            const fs_header *headers, size_t header_count,
+                            const char *content_type);
 
 /* ------------------------------------------------------------------------ */
 /* Copies                                                                   */
@@ -254,14 +256,14 @@ int fs_message_reply(fs_message *m, const void *body, size_t body_len, const fs_
  * the copy is a batch of copies) that outlives the handler. It cannot be
  * settled. Free with fs_message_free. NULL (and fs_last_error) on failure.
  */
-fs_message *fs_message_copy(const fs_message *m);
+FS_API fs_message *fs_message_copy(const fs_message *m);
 
 /**
  * Free a message returned to the caller by fs_message_copy, fs_request or
  * fs_publisher_request. NULL is ignored. Never call it on a message handed
  * to a handler.
  */
-void fs_message_free(fs_message *m);
+FS_API void fs_message_free(fs_message *m);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,21 @@
  * status) without hashing the others again. A key lookup finds exactly the
  * child fs_*_family_labels finds for the same values.
  *
+ * Cardinality. A family holds at most its series limit of label sets (none
+ * by default; see fs_registry_set_series_limit). Past it, looking up a new
+ * label set returns the family's overflow child, whose every label value is
+ * "__overflow__" (that label set is reserved: looking it up always returns
+ * the overflow child): the updates of all such label sets add up there, memory
+ * stays flat, a warning is logged once per family (through the log
+ * callback), and every scrape shows how many updates were redirected in the
+ * counter family metrics_series_overflow_updates_total{metric="NAME"}.
+ *
+ * Label values. A value may hold any bytes but NUL. The expositions are
+ * UTF-8, so a byte that is not part of valid UTF-8 is shown as U+FFFD
+ * followed by its two hex digits (uppercase; "a\xfe" shows as "a\uFFFDFE"),
+ * and a U+FFFD in the value itself as two U+FFFD: distinct values always
+ * show distinct, and valid UTF-8 without U+FFFD shows unchanged.
+ *
  * Threads. Every update is thread-safe and lock-free. Registration, removal
  * and clearing take a per-family lock; they never block updates.
  *
@@ -71,27 +86,43 @@ typedef enum fs_metric_type {
  * The process-wide default registry (created on first use, with the process
  * collector registered, never freed). NULL only if it cannot be allocated.
  */
-fs_registry *fs_registry_default(void);
+FS_API fs_registry *fs_registry_default(void);
 
 /** Create an empty registry. */
-int fs_registry_new(fs_registry **out);
+FS_API int fs_registry_new(fs_registry **out);
 
 /**
  * Free a registry with every metric and collector in it (collectors' free_user
  * is called). NULL and the default registry are ignored. No other thread may
  * use the registry or handles into it any more.
  */
-void fs_registry_free(fs_registry *reg);
+FS_API void fs_registry_free(fs_registry *reg);
 
 /**
  * Remove the family or collector called `name` from the exposition. Handles
  * to its children stay valid (updates become invisible) until the registry
  * is freed. FS_ENOTFOUND when nothing has that name.
  */
-int fs_registry_unregister(fs_registry *reg, const char *name);
+FS_API int fs_registry_unregister(fs_registry *reg, const char *name);
 
 /** True when a family or collector called `name` is registered. */
-bool fs_registry_contains(fs_registry *reg, const char *name);
+FS_API bool fs_registry_contains(fs_registry *reg, const char *name);
+
+/** A family's series limit that follows its registry's default (the initial setting). */
+#define FS_SERIES_LIMIT_REGISTRY ((size_t)-1)
+
+/**
+ * The default series limit of the families of `reg` (NULL: the default
+ * registry): the most label sets each of them creates, beyond which updates
+ * go to its overflow child. 0 (the initial value) means no limit. It applies
+ * at once to every family that has no limit of its own, also to families
+ * registered earlier; label sets that exist stay. FS_EINVAL for
+ * FS_SERIES_LIMIT_REGISTRY.
+ */
+FS_API int fs_registry_set_series_limit(fs_registry *reg, size_t limit);
+
+/** The default series limit of `reg` (NULL: the default registry). */
+FS_API size_t fs_registry_series_limit(fs_registry *reg);
 
 /* ------------------------------------------------------------------------ */
 /* Label keys: label values hashed once, for lookups in several families.   */
@@ -127,7 +158,7 @@ typedef struct fs_label_key {
  * be NULL when count is 0). Each value is any NUL-terminated string, as for
  * fs_*_family_labels. FS_EINVAL on a NULL key or value, or too many values.
  */
-int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values);
+FS_API int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values);
 
 /**
  * Make `dst` hold the values of `base` followed by `value`, hashing only
@@ -135,7 +166,7 @@ int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values);
  * FS_EINVAL on a NULL argument, an unusable `base`, or a `base` already
  * holding FS_LABEL_KEY_MAX values; `dst` is then unusable.
  */
-int fs_label_key_extend(fs_label_key *dst, const fs_label_key *base, const char *value);
+FS_API int fs_label_key_extend(fs_label_key *dst, const fs_label_key *base, const char *value);
 
 /* ------------------------------------------------------------------------ */
 /* Counters: monotonically increasing values.                               */
@@ -147,16 +178,18 @@ int fs_label_key_extend(fs_label_key *dst, const fs_label_key *base, const char 
  * `label_count` (at most 32) valid, distinct, non-reserved label names.
  * FS_ESTATE when called from a collector callback.
  */
-int fs_counter_family_new(fs_registry *reg, const char *name, const char *help, size_t label_count,
-                          const char *const *label_names, fs_counter_family **out);
+FS_API int fs_counter_family_new(fs_registry *reg, const char *name, const char *help,
+                                 size_t label_count, const char *const *label_names,
+                                 fs_counter_family **out);
 
 /**
  * The child for `values` (exactly label_count strings), created on first
  * use. Returns NULL (and sets fs_last_error) on a NULL family or value.
  * Lock-free and allocation-free when the child exists. Values may hold any
- * bytes; the exposition shows bytes that are not valid UTF-8 as U+FFFD.
+ * bytes (see "Label values" above). Past the family's series limit, a new
+ * label set gets the overflow child.
  */
-fs_counter *fs_counter_family_labels(fs_counter_family *fam, const char *const *values);
+FS_API fs_counter *fs_counter_family_labels(fs_counter_family *fam, const char *const *values);
 
 /**
  * The child for the values held by `key`: the same child
@@ -166,7 +199,7 @@ fs_counter *fs_counter_family_labels(fs_counter_family *fam, const char *const *
  * Lock-free and allocation-free when the child exists; the values are not
  * hashed again.
  */
-fs_counter *fs_counter_family_labels_key(fs_counter_family *fam, const fs_label_key *key);
+FS_API fs_counter *fs_counter_family_labels_key(fs_counter_family *fam, const fs_label_key *key);
 
 /**
  * Remove one child from the exposition. FS_ENOTFOUND when absent, FS_EINVAL
@@ -174,79 +207,101 @@ fs_counter *fs_counter_family_labels_key(fs_counter_family *fam, const fs_label_
  * no longer exposed); a later lookup of the same values creates a new child.
  * Memory of removed children is reclaimed when the registry is freed.
  */
-int fs_counter_family_remove(fs_counter_family *fam, const char *const *values);
+FS_API int fs_counter_family_remove(fs_counter_family *fam, const char *const *values);
 
 /** Remove every child from the exposition. */
-void fs_counter_family_clear(fs_counter_family *fam);
+FS_API void fs_counter_family_clear(fs_counter_family *fam);
+
+/**
+ * Set the most label sets this family creates (0: no limit;
+ * FS_SERIES_LIMIT_REGISTRY: its registry's default, the initial setting).
+ * See "Cardinality" above. Label sets that exist stay. FS_EINVAL for a NULL
+ * or unlabelled family.
+ */
+FS_API int fs_counter_family_set_series_limit(fs_counter_family *fam, size_t limit);
 
 /** Create (or find) an unlabelled counter and return its single child. */
-int fs_counter_new(fs_registry *reg, const char *name, const char *help, fs_counter **out);
+FS_API int fs_counter_new(fs_registry *reg, const char *name, const char *help, fs_counter **out);
 
 /** Add 1. */
-void fs_counter_inc(fs_counter *c);
+FS_API void fs_counter_inc(fs_counter *c);
 
 /** Add `v`; a negative or NaN `v` is refused with FS_EINVAL. */
-int fs_counter_add(fs_counter *c, double v);
+FS_API int fs_counter_add(fs_counter *c, double v);
 
 /** The current value. */
-double fs_counter_value(const fs_counter *c);
+FS_API double fs_counter_value(const fs_counter *c);
 
 /* ------------------------------------------------------------------------ */
 /* Gauges: values that go up and down.                                      */
 
-int fs_gauge_family_new(fs_registry *reg, const char *name, const char *help, size_t label_count,
-                        const char *const *label_names, fs_gauge_family **out);
-fs_gauge *fs_gauge_family_labels(fs_gauge_family *fam, const char *const *values);
+FS_API int fs_gauge_family_new(fs_registry *reg, const char *name, const char *help,
+                               size_t label_count, const char *const *label_names,
+                               fs_gauge_family **out);
+FS_API fs_gauge *fs_gauge_family_labels(fs_gauge_family *fam, const char *const *values);
 /** The child for the values held by `key`, as fs_counter_family_labels_key. */
-fs_gauge *fs_gauge_family_labels_key(fs_gauge_family *fam, const fs_label_key *key);
-int fs_gauge_family_remove(fs_gauge_family *fam, const char *const *values);
-void fs_gauge_family_clear(fs_gauge_family *fam);
-int fs_gauge_new(fs_registry *reg, const char *name, const char *help, fs_gauge **out);
+FS_API fs_gauge *fs_gauge_family_labels_key(fs_gauge_family *fam, const fs_label_key *key);
+FS_API int fs_gauge_family_remove(fs_gauge_family *fam, const char *const *values);
+FS_API void fs_gauge_family_clear(fs_gauge_family *fam);
+/** As fs_counter_family_set_series_limit. */
+FS_API int fs_gauge_family_set_series_limit(fs_gauge_family *fam, size_t limit);
+FS_API int fs_gauge_new(fs_registry *reg, const char *name, const char *help, fs_gauge **out);
 
-void fs_gauge_inc(fs_gauge *g);
-void fs_gauge_dec(fs_gauge *g);
-void fs_gauge_add(fs_gauge *g, double v);
-void fs_gauge_sub(fs_gauge *g, double v);
-void fs_gauge_set(fs_gauge *g, double v);
+FS_API void fs_gauge_inc(fs_gauge *g);
+FS_API void fs_gauge_dec(fs_gauge *g);
+FS_API void fs_gauge_add(fs_gauge *g, double v);
+FS_API void fs_gauge_sub(fs_gauge *g, double v);
+FS_API void fs_gauge_set(fs_gauge *g, double v);
 /** Set to the current wall-clock time in seconds since the Unix epoch. */
-void fs_gauge_set_to_current_time(fs_gauge *g);
-double fs_gauge_value(const fs_gauge *g);
+FS_API void fs_gauge_set_to_current_time(fs_gauge *g);
+FS_API double fs_gauge_value(const fs_gauge *g);
 
 /* ------------------------------------------------------------------------ */
 /* Histograms: observations counted in cumulative buckets.                  */
 
 /** The Prometheus default buckets: .005 .01 .025 .05 .075 .1 .25 .5 .75 1 2.5 5 7.5 10. */
-extern const double FS_DEFAULT_BUCKETS[];
+FS_API extern const double FS_DEFAULT_BUCKETS[];
 #define FS_DEFAULT_BUCKETS_COUNT 14
 
-/** Fill `out[0..count)` with start, start+width, ... FS_EINVAL on count 0 or width <= 0. */
-int fs_buckets_linear(double start, double width, size_t count, double *out);
+/**
+ * Fill `out[0..count)` with start, start+width, ... FS_EINVAL on count 0,
+ * width <= 0, or bounds that overflow or stop increasing (rounding).
+ */
+FS_API int fs_buckets_linear(double start, double width, size_t count, double *out);
 
-/** Fill `out[0..count)` with start, start*factor, ... FS_EINVAL on start <= 0, factor <= 1. */
-int fs_buckets_exponential(double start, double factor, size_t count, double *out);
+/**
+ * Fill `out[0..count)` with start, start*factor, ... FS_EINVAL on start <= 0,
+ * factor <= 1, or bounds that overflow (become infinite) or stop increasing.
+ */
+FS_API int fs_buckets_exponential(double start, double factor, size_t count, double *out);
 
 /**
  * Create (or find) a histogram family. `buckets` are the finite upper bounds
  * in strictly increasing order (a trailing +Inf is accepted and ignored);
  * `bucket_count` 0 means FS_DEFAULT_BUCKETS. The label name "le" is refused.
  */
-int fs_histogram_family_new(fs_registry *reg, const char *name, const char *help,
-                            size_t label_count, const char *const *label_names,
-                            const double *buckets, size_t bucket_count, fs_histogram_family **out);
-fs_histogram *fs_histogram_family_labels(fs_histogram_family *fam, const char *const *values);
+FS_API int fs_histogram_family_new(fs_registry *reg, const char *name, const char *help,
+                                   size_t label_count, const char *const *label_names,
+                                   const double *buckets, size_t bucket_count,
+                                   fs_histogram_family **out);
+FS_API fs_histogram *fs_histogram_family_labels(fs_histogram_family *fam,
+                                                const char *const *values);
 /** The child for the values held by `key`, as fs_counter_family_labels_key. */
-fs_histogram *fs_histogram_family_labels_key(fs_histogram_family *fam, const fs_label_key *key);
-int fs_histogram_family_remove(fs_histogram_family *fam, const char *const *values);
-void fs_histogram_family_clear(fs_histogram_family *fam);
-int fs_histogram_new(fs_registry *reg, const char *name, const char *help, const double *buckets,
-                     size_t bucket_count, fs_histogram **out);
+FS_API fs_histogram *fs_histogram_family_labels_key(fs_histogram_family *fam,
+                                                    const fs_label_key *key);
+FS_API int fs_histogram_family_remove(fs_histogram_family *fam, const char *const *values);
+FS_API void fs_histogram_family_clear(fs_histogram_family *fam);
+/** As fs_counter_family_set_series_limit. */
+FS_API int fs_histogram_family_set_series_limit(fs_histogram_family *fam, size_t limit);
+FS_API int fs_histogram_new(fs_registry *reg, const char *name, const char *help,
+                            const double *buckets, size_t bucket_count, fs_histogram **out);
 
 /** Record one observation. */
-void fs_histogram_observe(fs_histogram *h, double v);
+FS_API void fs_histogram_observe(fs_histogram *h, double v);
 
 /** Totals, for tests and tools: observation count and sum. */
-uint64_t fs_histogram_count(const fs_histogram *h);
-double fs_histogram_sum(const fs_histogram *h);
+FS_API uint64_t fs_histogram_count(const fs_histogram *h);
+FS_API double fs_histogram_sum(const fs_histogram *h);
 
 /* ------------------------------------------------------------------------ */
 /* Info: constant key-value metadata, exposed as NAME_info{...} 1.          */
@@ -256,8 +311,8 @@ double fs_histogram_sum(const fs_histogram *h);
  * The labels are fixed at creation. Registering the same name, help, label
  * names and values again is a no-op; other values are FS_ECONFLICT.
  */
-int fs_info_new(fs_registry *reg, const char *name, const char *help, size_t label_count,
-                const char *const *label_names, const char *const *label_values);
+FS_API int fs_info_new(fs_registry *reg, const char *name, const char *help, size_t label_count,
+                       const char *const *label_names, const char *const *label_values);
 
 /* ------------------------------------------------------------------------ */
 /* Custom collectors: samples produced at scrape time.                      */
@@ -278,14 +333,16 @@ typedef struct fs_collect_ctx fs_collect_ctx;
 typedef int (*fs_collect_fn)(fs_collect_ctx *ctx, void *user);
 
 /** Begin a family (counter, gauge or untyped) in the collector's output. */
-int fs_collect_family(fs_collect_ctx *ctx, const char *name, const char *help, fs_metric_type type);
+FS_API int fs_collect_family(fs_collect_ctx *ctx, const char *name, const char *help,
+                             fs_metric_type type);
 
 /**
  * Add a sample to the family begun last. For a counter family the sample is
  * named NAME_total when `name` lacks that suffix. `label_count` may be 0.
  */
-int fs_collect_sample(fs_collect_ctx *ctx, size_t label_count, const char *const *label_names,
-                      const char *const *label_values, double value);
+FS_API int fs_collect_sample(fs_collect_ctx *ctx, size_t label_count,
+                             const char *const *label_names, const char *const *label_values,
+                             double value);
 
 /**
  * Register a collector under `name` (used by fs_registry_unregister).
@@ -293,8 +350,8 @@ int fs_collect_sample(fs_collect_ctx *ctx, size_t label_count, const char *const
  * or the registry freed (not when this call fails). FS_ECONFLICT when a
  * collector or metric already has that name.
  */
-int fs_registry_add_collector(fs_registry *reg, const char *name, fs_collect_fn fn, void *user,
-                              void (*free_user)(void *user));
+FS_API int fs_registry_add_collector(fs_registry *reg, const char *name, fs_collect_fn fn,
+                                     void *user, void (*free_user)(void *user));
 
 /**
  * Register the process collector ("process"): process_cpu_seconds_total,
@@ -302,16 +359,16 @@ int fs_registry_add_collector(fs_registry *reg, const char *name, fs_collect_fn 
  * process_start_time_seconds, process_open_fds, process_max_fds, read from
  * /proc at scrape time. The default registry has it from the start.
  */
-int fs_process_collector_register(fs_registry *reg);
+FS_API int fs_process_collector_register(fs_registry *reg);
 
 /* ------------------------------------------------------------------------ */
 /* Validation helpers (also used internally).                               */
 
 /** True for a valid metric name: [a-zA-Z_:][a-zA-Z0-9_:]*. */
-bool fs_metric_name_valid(const char *name);
+FS_API bool fs_metric_name_valid(const char *name);
 
 /** True for a valid label name: [a-zA-Z_][a-zA-Z0-9_]* not starting with "__". */
-bool fs_label_name_valid(const char *name);
+FS_API bool fs_label_name_valid(const char *name);
 
 #ifdef __cplusplus
 }

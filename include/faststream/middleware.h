@@ -87,10 +87,10 @@ typedef struct fs_consume_ctx {
  * Call it at most once per hook invocation: a second call returns the
  * first one's outcome without running anything (see above).
  */
-fs_outcome fs_consume_next(fs_consume_ctx *ctx);
+FS_API fs_outcome fs_consume_next(fs_consume_ctx *ctx);
 
 /**
- * The received-message status of METRICS.md step 8, for a context whose
+ * The received-message status of docs/semantics.md, for a context whose
  * fs_consume_next() returned: "acked", "nacked", "rejected", "skipped" or
  * "error". The rule: the message's settlement state (an explicit
  * ack/nack/reject as the broker's message class sets it, or the state the
@@ -98,7 +98,7 @@ fs_outcome fs_consume_next(fs_consume_ctx *ctx);
  * control outcome (ACK, NACK, REJECT, SKIP), else "error" when it failed,
  * else "acked". The ack policy never shows. Static strings.
  */
-const char *fs_consume_status(const fs_consume_ctx *ctx);
+FS_API const char *fs_consume_status(const fs_consume_ctx *ctx);
 
 /** What a publish hook sees; the "after next" fields are valid once fs_publish_next() returned. */
 typedef struct fs_publish_ctx {
@@ -141,7 +141,7 @@ typedef struct fs_publish_ctx {
  * at most once per hook invocation: a second call returns the first one's
  * status without publishing again.
  */
-int fs_publish_next(fs_publish_ctx *ctx);
+FS_API int fs_publish_next(fs_publish_ctx *ctx);
 
 /** A consume hook: calls fs_consume_next(ctx) (or not) and returns an outcome. */
 typedef fs_outcome (*fs_consume_hook)(fs_consume_ctx *ctx);
@@ -193,10 +193,10 @@ typedef struct fs_middleware {
  * owns mw->state (free_state is called at fs_broker_free); on failure the
  * caller keeps it.
  */
-int fs_broker_add_middleware(fs_broker *broker, const fs_middleware *mw);
+FS_API int fs_broker_add_middleware(fs_broker *broker, const fs_middleware *mw);
 
 /** Number of middlewares in the broker's chain. */
-size_t fs_broker_middleware_count(const fs_broker *broker);
+FS_API size_t fs_broker_middleware_count(const fs_broker *broker);
 
 #ifdef __cplusplus
 }

@@ -93,15 +93,42 @@ typedef struct fs_prometheus_options {
     /** Custom labels, added after the standard ones in every family, in this order. */
     const fs_prometheus_label *labels;
     size_t label_count;
+    /**
+     * Also export PREFIX_received_messages_backlog (gauge; app_name, broker,
+     * handler = the subscription's source): the messages waiting for each
+     * subscription, asked of the broker at scrape time (in-process queue
+     * depth, Redis list length or stream group lag, Kafka consumer lag,
+     * RabbitMQ queue depth, JetStream pending). Only with
+     * fs_broker_add_prometheus (it needs the broker). Default off, so that
+     * the exported families are exactly FastStream's.
+     */
+    bool backlog;
+    /** The backlog family's time budget per scrape, all subscriptions together; 0: 250 ms. */
+    int backlog_timeout_ms;
+    /** How long a subscription's backlog answer is reused; 0: 1000 ms. */
+    int backlog_cache_ms;
+    /**
+     * The series limit of each of the nine families (metrics.h,
+     * "Cardinality"): past it, the updates of new label sets (a pattern
+     * subscription or a custom label producing ever new values) go to one
+     * overflow series per family. 0: FS_PROMETHEUS_SERIES_LIMIT;
+     * FS_SERIES_LIMIT_REGISTRY: the registry's default (none unless set with
+     * fs_registry_set_series_limit). Families shared by several brokers take
+     * the limit of the middleware created last.
+     */
+    size_t series_limit;
 } fs_prometheus_options;
+
+/** The default series limit of the middleware's families. */
+#define FS_PROMETHEUS_SERIES_LIMIT 10000
 
 #define FS_PROMETHEUS_OPTIONS_INIT                                                                 \
     {                                                                                              \
-        NULL, NULL, NULL, NULL, 0, NULL, 0                                                         \
+        NULL, NULL, NULL, NULL, 0, NULL, 0, false, 0, 0, 0                                         \
     }
 
 /** The default size buckets: 2^4, 2^6, ... 2^24 (11 finite bounds). */
-extern const double FS_PROMETHEUS_SIZE_BUCKETS[];
+FS_API extern const double FS_PROMETHEUS_SIZE_BUCKETS[];
 #define FS_PROMETHEUS_SIZE_BUCKETS_COUNT 11
 
 /**
@@ -120,10 +147,10 @@ extern const double FS_PROMETHEUS_SIZE_BUCKETS[];
  * label set or buckets) are reported here, with fs_last_error() saying
  * exactly what. On failure no family this call created stays registered.
  */
-int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middleware *out);
+FS_API int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middleware *out);
 
 /** Free the state of a middleware that was built but not added to a broker. */
-void fs_prometheus_middleware_release(fs_middleware *mw);
+FS_API void fs_prometheus_middleware_release(fs_middleware *mw);
 
 /**
  * Build the Prometheus middleware and append it to the broker's chain
@@ -131,7 +158,7 @@ void fs_prometheus_middleware_release(fs_middleware *mw);
  * The usual way to use it. Errors as fs_prometheus_middleware_new, plus
  * fs_broker_add_middleware's.
  */
-int fs_broker_add_prometheus(fs_broker *broker, const fs_prometheus_options *opts);
+FS_API int fs_broker_add_prometheus(fs_broker *broker, const fs_prometheus_options *opts);
 
 #ifdef __cplusplus
 }

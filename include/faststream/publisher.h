@@ -61,17 +61,18 @@ typedef struct fs_envelope {
     }
 
 /** Publish one message to `destination`. */
-int fs_publish(fs_broker *broker, const char *destination, const fs_envelope *msg);
+FS_API int fs_publish(fs_broker *broker, const char *destination, const fs_envelope *msg);
 
 /** Shorthand: publish `body` with no headers or metadata. */
-int fs_publish_bytes(fs_broker *broker, const char *destination, const void *body, size_t len);
+FS_API int fs_publish_bytes(fs_broker *broker, const char *destination, const void *body,
+                            size_t len);
 
 /**
  * Publish `count` messages to `destination` as one publish (one round trip
  * where the broker allows it; one middleware call with count N).
  */
-int fs_publish_batch(fs_broker *broker, const char *destination, const fs_envelope *msgs,
-                     size_t count);
+FS_API int fs_publish_batch(fs_broker *broker, const char *destination, const fs_envelope *msgs,
+                            size_t count);
 
 /**
  * Request/reply: publish `msg` with a reply-to destination and a
@@ -82,15 +83,15 @@ int fs_publish_batch(fs_broker *broker, const char *destination, const fs_envelo
  * FS_ECLOSED when the broker is closed meanwhile. The reply is not seen by the
  * consume middleware chain (not counted in metrics).
  */
-int fs_request(fs_broker *broker, const char *destination, const fs_envelope *msg, int timeout_ms,
-               fs_message **reply);
+FS_API int fs_request(fs_broker *broker, const char *destination, const fs_envelope *msg,
+                      int timeout_ms, fs_message **reply);
 
 /**
  * The error type name of the calling thread's last failed publish
  * ("QueueFull", a client error name, "Error"...), or NULL when the last
  * publish on this thread succeeded.
  */
-const char *fs_last_publish_error_type(void);
+FS_API const char *fs_last_publish_error_type(void);
 
 /* ------------------------------------------------------------------------ */
 /* Publisher objects: a destination resolved once, with default options.    */
@@ -113,27 +114,27 @@ typedef struct fs_publisher_options {
  * publisher belongs to the broker and stays valid until fs_publisher_free
  * or fs_broker_free.
  */
-int fs_publisher_new(fs_broker *broker, const char *destination, const fs_publisher_options *opts,
-                     fs_publisher **out);
+FS_API int fs_publisher_new(fs_broker *broker, const char *destination,
+                            const fs_publisher_options *opts, fs_publisher **out);
 
 /** fs_publish to the publisher's destination, with its defaults applied. */
-int fs_publisher_publish(fs_publisher *pub, const fs_envelope *msg);
+FS_API int fs_publisher_publish(fs_publisher *pub, const fs_envelope *msg);
 
 /** fs_publish_bytes to the publisher's destination, with its defaults applied. */
-int fs_publisher_publish_bytes(fs_publisher *pub, const void *body, size_t len);
+FS_API int fs_publisher_publish_bytes(fs_publisher *pub, const void *body, size_t len);
 
 /** fs_publish_batch to the publisher's destination, with its defaults applied. */
-int fs_publisher_publish_batch(fs_publisher *pub, const fs_envelope *msgs, size_t count);
+FS_API int fs_publisher_publish_batch(fs_publisher *pub, const fs_envelope *msgs, size_t count);
 
 /** fs_request to the publisher's destination (its reply_to default does not apply). */
-int fs_publisher_request(fs_publisher *pub, const fs_envelope *msg, int timeout_ms,
-                         fs_message **reply);
+FS_API int fs_publisher_request(fs_publisher *pub, const fs_envelope *msg, int timeout_ms,
+                                fs_message **reply);
 
 /** The destination name. */
-const char *fs_publisher_destination(const fs_publisher *pub);
+FS_API const char *fs_publisher_destination(const fs_publisher *pub);
 
 /** Free a publisher (not while another thread publishes through it). NULL is ignored. */
-void fs_publisher_free(fs_publisher *pub);
+FS_API void fs_publisher_free(fs_publisher *pub);
 
 #ifdef __cplusplus
 }

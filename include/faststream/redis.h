@@ -82,7 +82,7 @@ typedef enum fs_redis_format {
 } fs_redis_format;
 
 /** "default", "binary", "json" or "raw". */
-const char *fs_redis_format_name(fs_redis_format format);
+FS_API const char *fs_redis_format_name(fs_redis_format format);
 
 /** What a name designates. */
 typedef enum fs_redis_kind {
@@ -92,7 +92,7 @@ typedef enum fs_redis_kind {
 } fs_redis_kind;
 
 /** "channel", "list" or "stream". */
-const char *fs_redis_kind_name(fs_redis_kind kind);
+FS_API const char *fs_redis_kind_name(fs_redis_kind kind);
 
 /** Broker options for fs_redis_broker_new. */
 typedef struct fs_redis_options {
@@ -116,7 +116,7 @@ typedef struct fs_redis_options {
  * unreachable server as FS_EIO ("redis: cannot connect to HOST:PORT: ...").
  * fs_broker_new("redis://...") does the same with the default options.
  */
-int fs_redis_broker_new(const char *url, const fs_redis_options *opts, fs_broker **out);
+FS_API int fs_redis_broker_new(const char *url, const fs_redis_options *opts, fs_broker **out);
 
 /**
  * Register the "redis" URL scheme with the core. The library does it by
@@ -124,10 +124,10 @@ int fs_redis_broker_new(const char *url, const fs_redis_options *opts, fs_broker
  * the program calls no other function of the library (the linker may then
  * drop it: --as-needed). Registering again is a no-op.
  */
-int fs_redis_register(void);
+FS_API int fs_redis_register(void);
 
 /** True when `broker` is a Redis broker. */
-bool fs_broker_is_redis(const fs_broker *broker);
+FS_API bool fs_broker_is_redis(const fs_broker *broker);
 
 /** Per-subscriber options, passed as fs_subscriber_options.broker_options. */
 typedef struct fs_redis_subscriber_options {

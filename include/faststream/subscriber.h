@@ -63,7 +63,7 @@ typedef enum fs_ack_policy {
 } fs_ack_policy;
 
 /** "default", "ack_first", "ack", "reject_on_error", "nack_on_error", "manual". */
-const char *fs_ack_policy_name(fs_ack_policy policy);
+FS_API const char *fs_ack_policy_name(fs_ack_policy policy);
 
 /**
  * A handler. Runs on one of the subscriber's worker threads; with
@@ -141,39 +141,39 @@ typedef struct fs_subscriber_options {
  * FS_EINVAL on bad arguments, the adapter's error when it refuses the source
  * or options.
  */
-int fs_subscribe(fs_broker *broker, const char *source, fs_handler_fn handler, void *user,
-                 const fs_subscriber_options *opts, fs_subscriber **out);
+FS_API int fs_subscribe(fs_broker *broker, const char *source, fs_handler_fn handler, void *user,
+                        const fs_subscriber_options *opts, fs_subscriber **out);
 
 /** The source given to fs_subscribe. */
-const char *fs_subscriber_source(const fs_subscriber *sub);
+FS_API const char *fs_subscriber_source(const fs_subscriber *sub);
 
 /** The subscriber's name (opts.name or the source). */
-const char *fs_subscriber_name(const fs_subscriber *sub);
+FS_API const char *fs_subscriber_name(const fs_subscriber *sub);
 
 /** The resolved ack policy (never FS_ACK_POLICY_DEFAULT once attached). */
-fs_ack_policy fs_subscriber_ack_policy(const fs_subscriber *sub);
+FS_API fs_ack_policy fs_subscriber_ack_policy(const fs_subscriber *sub);
 
 /** The broker the subscriber belongs to. */
-fs_broker *fs_subscriber_broker(const fs_subscriber *sub);
+FS_API fs_broker *fs_subscriber_broker(const fs_subscriber *sub);
 
 /**
  * Messages waiting for this subscriber on the broker (not yet handed to a
  * handler), asked of the broker within timeout_ms. FS_EUNSUPPORTED where
  * the adapter cannot tell.
  */
-int fs_subscriber_backlog(const fs_subscriber *sub, int timeout_ms, uint64_t *out);
+FS_API int fs_subscriber_backlog(const fs_subscriber *sub, int timeout_ms, uint64_t *out);
 
 /**
  * Messages whose handler call has completed and whose settlement is done
  * (a batch counts its size). Lock-free; for tests and tools.
  */
-uint64_t fs_subscriber_handled(const fs_subscriber *sub);
+FS_API uint64_t fs_subscriber_handled(const fs_subscriber *sub);
 
 /**
  * Wait until fs_subscriber_handled(sub) >= n, up to timeout_ms (negative:
  * forever). FS_OK or FS_ETIMEDOUT.
  */
-int fs_subscriber_wait_handled(const fs_subscriber *sub, uint64_t n, int timeout_ms);
+FS_API int fs_subscriber_wait_handled(const fs_subscriber *sub, uint64_t n, int timeout_ms);
 
 #ifdef __cplusplus
 }

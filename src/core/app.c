@@ -8,6 +8,7 @@
  */
 #include "core/core.h"
 #include "faststream/app.h"
+#include "faststream/dashboard.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +77,9 @@ int fs_app_new(const fs_app_options *opts, fs_app **out)
     fs_app_options o = FS_APP_OPTIONS_INIT;
     if (opts)
         o = *opts;
+    FS_CHECK_ARG(o.http_port == FS_APP_PORT_ANY || (o.http_port >= 0 && o.http_port <= 65535),
+                 "fs_app_new: http_port %d is invalid (1..65535, 0 = 8000, FS_APP_PORT_ANY)",
+                 o.http_port);
     FS_CHECK_ARG(o.graceful_timeout_ms >= -1,
                  "fs_app_new: graceful_timeout_ms %d is invalid (0 = each broker's, -1 = forever)",
                  o.graceful_timeout_ms);
@@ -87,7 +91,7 @@ int fs_app_new(const fs_app_options *opts, fs_app **out)
     app->opts = o;
     app->http_address = fs_kit_strdup(o.http_address ? o.http_address : "127.0.0.1");
     app->metrics_path = fs_kit_strdup(o.metrics_path ? o.metrics_path : "/metrics");
-    app->health_path = fs_kit_strdup(o.health_path ? o.health_path : "");
+    app->health_path = fs_kit_strdup(o.health_path ? o.health_path : "/health");
     if (!app->http_address || !app->metrics_path || !app->health_path) {
         fs_app_free(app);
         return fs__error(FS_ENOMEM, "out of memory creating an app");
@@ -222,7 +226,9 @@ static int http_start(fs_app *app)
 {
     fs_http_options ho = FS_HTTP_OPTIONS_INIT;
     ho.address = app->http_address;
-    ho.port = app->opts.http_port;
+    ho.port = app->opts.http_port == FS_APP_PORT_ANY ? 0
+              : app->opts.http_port == 0             ? 8000
+                                                     : (uint16_t)app->opts.http_port;
     ho.registry = app->opts.registry;
     ho.metrics_path = app->metrics_path;
     ho.health_path = app->health_path;
@@ -236,6 +242,8 @@ static int http_start(fs_app *app)
     for (size_t i = 0; rc >= 0 && i < app->route_count; i++)
         rc = fs_http_server_add_route(srv, app->routes[i].path, app->routes[i].fn,
                                       app->routes[i].user);
+    if (rc >= 0 && app->opts.dashboard)
+        rc = fs_http_server_add_dashboard(srv, "/", app->metrics_path);
     if (rc >= 0)
         rc = fs_http_server_start(srv);
     if (rc >= 0)
@@ -245,8 +253,9 @@ static int http_start(fs_app *app)
         fs_http_server_free(srv);
         return rc;
     }
-    fs__log(FS_LOG_INFO, "app", "serving %s%s%s on http://%s:%u", app->metrics_path,
-            *app->health_path ? " and " : "", app->health_path, app->http_address,
+    fs__log(FS_LOG_INFO, "app", "serving %s%s%s%s on http://%s:%u", app->metrics_path,
+            *app->health_path ? " and " : "", app->health_path,
+            app->opts.dashboard ? ", the dashboard page at /" : "", app->http_address,
             (unsigned)fs_http_server_port(srv));
     return FS_OK;
 }
@@ -290,7 +299,7 @@ int fs_app_run(fs_app *app)
         return fs__error(FS_ESTATE, "fs_app_run: the app is already running");
 
     struct sigaction old_int, old_term;
-    bool signals = app->opts.handle_signals;
+    bool signals = !app->opts.no_signals;
     if (signals) {
         int none = -1;
         if (!atomic_compare_exchange_strong(&signal_fd, &none, app->pipe_fd[1])) {
@@ -319,7 +328,7 @@ int fs_app_run(fs_app *app)
             break;
         }
     }
-    if (rc == FS_OK && app->opts.http_enabled) {
+    if (rc == FS_OK && !app->opts.http_disabled) {
         rc = http_start(app);
         if (rc < 0)
             fs__log(FS_LOG_ERROR, "app", "HTTP server failed to start: %s", fs_last_error());

@@ -644,6 +644,17 @@ int fs_broker_ping(fs_broker *b, int timeout_ms)
     return b->ops->ping(b->impl, timeout_ms);
 }
 
+int fs_broker_foreach_subscriber(fs_broker *b, void (*fn)(fs_subscriber *sub, void *user),
+                                 void *user)
+{
+    FS_CHECK_ARG(b && fn, "fs_broker_foreach_subscriber: broker and fn are required");
+    pthread_mutex_lock(&b->lock);
+    for (struct fs_subscriber *s = b->subs; s; s = s->next)
+        fn(s, user);
+    pthread_mutex_unlock(&b->lock);
+    return FS_OK;
+}
+
 void fs_broker_free(fs_broker *b)
 {
     if (!b)

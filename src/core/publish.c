@@ -19,6 +19,12 @@ const char *fs_last_publish_error_type(void)
 /* ------------------------------------------------------------------------ */
 /* The chain                                                                */
 
+/* A native request (FS_CAP_NATIVE_REQUEST) running as the innermost step of the chain. */
+typedef struct native_request {
+    int timeout_ms;
+    fs_message **reply;
+} native_request;
+
 static int publish_inner(fs_publish_ctx *ctx, const char **error_type)
 {
     fs_broker *b = ctx->broker;
@@ -28,6 +34,12 @@ static int publish_inner(fs_publish_ctx *ctx, const char **error_type)
         return rc;
     }
     *error_type = NULL;
+    const native_request *nr = ctx->core_[2];
+    if (nr) {
+        rc = b->ops->request(b->impl, ctx->destination, ctx->messages, nr->timeout_ms, nr->reply,
+                             error_type);
+        return rc < 0 ? rc : FS_OK;
+    }
     rc = b->ops->publish(b->impl, ctx->core_[0], ctx->destination, ctx->messages, ctx->count,
                          error_type);
     return rc > 0 ? FS_PENDING : rc;
@@ -90,8 +102,8 @@ int fs_publish_next(fs_publish_ctx *ctx)
 /* Envelopes copied on the stack to give them the handled message's correlation id. */
 #define FS__INHERIT_MAX 16
 
-int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
-                    size_t count, bool is_reply)
+static int publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
+                       size_t count, bool is_reply, native_request *native)
 {
     fs__frame *f = fs__current_frame;
     fs_envelope local[FS__INHERIT_MAX];
@@ -128,12 +140,18 @@ int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_
     ctx.error_type = NULL;
     ctx.core_[0] = dest;
     ctx.core_[1] = (f && f->broker == b) ? f->scratch : NULL;
-    ctx.core_[2] = NULL;
+    ctx.core_[2] = native;
     ctx.index_ = 0;
     int rc = fs_publish_next(&ctx);
     free(heap);
     last_publish_error_type = rc < 0 ? ctx.error_type : NULL;
     return rc > 0 ? FS_OK : rc; /* FS_PENDING: accepted */
+}
+
+int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
+                    size_t count, bool is_reply)
+{
+    return publish_run(b, dest, destination, msgs, count, is_reply, NULL);
 }
 
 void fs_adapter_publish_result(fs_broker *b, const char *destination, size_t count, int status,
@@ -323,13 +341,13 @@ static int do_request(fs_broker *b, void *dest, const char *destination, const f
                       int timeout_ms, fs_message **reply)
 {
     if (b->ops->caps & FS_CAP_NATIVE_REQUEST) {
-        int rc = fs__broker_ensure_connected(b);
-        if (rc < 0)
-            return rc;
-        const char *etype = NULL;
-        rc = b->ops->request(b->impl, destination, msg, timeout_ms, reply, &etype);
-        last_publish_error_type = rc < 0 ? (etype ? etype : "Error") : NULL;
-        return rc < 0 ? rc : FS_OK;
+        /*
+         * Through the publish chain like any publish, as FastStream's
+         * _basic_request runs producer.request inside each middleware's
+         * publish_scope: the request counts as one publish, the reply nowhere.
+         */
+        native_request nr = {timeout_ms, reply};
+        return publish_run(b, dest, destination, msg, 1, false, &nr);
     }
     int rc = fs__broker_ensure_connected(b);
     if (rc < 0)

@@ -4,13 +4,6 @@
 #include <errno.h>
 #include <limits.h>
 
-uint64_t fs_kit_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t fs_kit_deadline_ns(int64_t ms)
 {
     return fs_kit_now_ns() + (ms > 0 ? (uint64_t)ms * 1000000u : 0);

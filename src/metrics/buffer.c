@@ -77,33 +77,38 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+static size_t put(char *out, size_t o, const char *p, size_t n)
+{
+    if (out)
+        memcpy(out + o, p, n);
+    return n;
+}
+
 size_t fs__escape_into(char *out, const char *s, size_t n, bool quote)
 {
+    static const char hex[] = "0123456789ABCDEF";
     const unsigned char *u = (const unsigned char *)s;
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = u[i];
-        const char *rep = NULL;
         size_t take = 1;
-        if (c == '\\')
-            rep = "\\\\";
-        else if (c == '\n')
-            rep = "\\n";
-        else if (quote && c == '"')
-            rep = "\\\"";
-        else if (c >= 0x80 && (take = utf8_len(u + i, n - i)) == 0) {
-            rep = "\xEF\xBF\xBD"; /* U+FFFD for a byte that is not UTF-8 */
+        if (c == '\\') {
+            o += put(out, o, "\\\\", 2);
+        } else if (c == '\n') {
+            o += put(out, o, "\\n", 2);
+        } else if (quote && c == '"') {
+            o += put(out, o, "\\\"", 2);
+        } else if (c < 0x80) {
+            o += put(out, o, s + i, 1);
+        } else if ((take = utf8_len(u + i, n - i)) == 0) {
+            /* not UTF-8: U+FFFD and the byte in hex, "\xFE" -> "\uFFFDFE" */
+            char rep[5] = {'\xEF', '\xBF', '\xBD', hex[c >> 4], hex[c & 15]};
+            o += put(out, o, rep, 5);
             take = 1;
-        }
-        if (rep) {
-            size_t rl = strlen(rep);
-            if (out)
-                memcpy(out + o, rep, rl);
-            o += rl;
+        } else if (take == 3 && memcmp(u + i, "\xEF\xBF\xBD", 3) == 0) {
+            o += put(out, o, "\xEF\xBF\xBD\xEF\xBF\xBD", 6); /* U+FFFD itself: doubled */
         } else {
-            if (out)
-                memcpy(out + o, s + i, take);
-            o += take;
+            o += put(out, o, s + i, take);
         }
         i += take;
     }

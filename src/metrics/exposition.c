@@ -14,7 +14,7 @@
 typedef struct render_scratch {
     fs_child **children;
     size_t cap_children;
-    uint64_t *counts;
+    uint64_t *counts; /* two runs of cap_counts: the counts, a shard's snapshot */
     size_t cap_counts;
 } render_scratch;
 
@@ -83,17 +83,12 @@ static inline void put_u64_nl(fs_buffer *out, uint64_t v)
 }
 
 static void put_histogram(fs_buffer *out, const fs_family *f, const struct fs_histogram *h,
-                          uint64_t *counts, fs_format format)
+                          render_scratch *rs, fs_format format)
 {
     uint32_t nb = h->nb;
-    memset(counts, 0, (nb + 1) * sizeof *counts);
-    double sum = 0;
-    for (int s = 0; s < FS_METRIC_SHARDS; s++) {
-        _Atomic uint64_t *w = h->words + (size_t)s * h->stride;
-        for (uint32_t i = 0; i <= nb; i++)
-            counts[i] += atomic_load_explicit(&w[i], memory_order_relaxed);
-        sum += fs__atomic_load_double(&w[nb + 1]);
-    }
+    uint64_t *counts = rs->counts;
+    double sum;
+    fs__histogram_read(h, rs->counts + rs->cap_counts, counts, &sum);
     char *const *le = format == FS_FORMAT_OPENMETRICS ? f->le_om : f->le_text;
     const size_t *le_len = format == FS_FORMAT_OPENMETRICS ? f->le_om_len : f->le_text_len;
     const fs_child *c = &h->hdr;
@@ -136,7 +131,7 @@ static int render_family(const fs_family *f, fs_format format, fs_buffer *out, r
     if (f->type == FS_METRIC_HISTOGRAM) {
         lines = f->nbuckets + 4;
         if (rs->cap_counts < f->nbuckets + 1) {
-            uint64_t *p = realloc(rs->counts, (f->nbuckets + 1) * sizeof *p);
+            uint64_t *p = realloc(rs->counts, 2 * (f->nbuckets + 1) * sizeof *p);
             if (!p)
                 return fs__error(FS_ENOMEM, "out of memory rendering '%s'", f->name);
             rs->counts = p;
@@ -158,7 +153,7 @@ static int render_family(const fs_family *f, fs_format format, fs_buffer *out, r
             put_double_nl(out, fs__atomic_load_double(&((const struct fs_gauge *)c)->bits));
             break;
         case FS_METRIC_HISTOGRAM:
-            put_histogram(out, f, (const struct fs_histogram *)c, rs->counts, format);
+            put_histogram(out, f, (const struct fs_histogram *)c, rs, format);
             break;
         default: /* info */
             put_name_labels(out, f, "_info", 5, c);
@@ -167,7 +162,7 @@ static int render_family(const fs_family *f, fs_format format, fs_buffer *out, r
         }
         if (om && (f->type == FS_METRIC_COUNTER || f->type == FS_METRIC_HISTOGRAM)) {
             put_name_labels(out, f, "_created", 8, c);
-            fs__buf_put(out, c->created_text, strlen(c->created_text));
+            out->len += fs__format_micros(out->data + out->len, c->created_us);
             fs__buf_putc(out, '\n');
         }
     }
@@ -271,7 +266,7 @@ int fs_collect_sample(fs_collect_ctx *ctx, size_t label_count, const char *const
                                            "label value %zu ('%s') of collected metric '%s' is "
                                            "NULL",
                                            i, label_names[i], c->name));
-        need += strlen(label_names[i]) + 3 * strlen(label_values[i]) + 4;
+        need += strlen(label_names[i]) + FS_ESCAPE_MAX(strlen(label_values[i])) + 4;
     }
     fs_buffer *b = &ctx->buf;
     if (fs__buf_reserve(b, need) != FS_OK)
@@ -294,6 +289,15 @@ int fs_collect_sample(fs_collect_ctx *ctx, size_t label_count, const char *const
     return FS_OK;
 }
 
+/* Drop what was collected since the buffer held len0 bytes in n0 chunks. */
+static void drop_output(fs_collect_ctx *ctx, size_t len0, size_t n0)
+{
+    ctx->buf.len = len0;
+    for (size_t k = n0; k < ctx->nchunks; k++)
+        free(ctx->chunks[k].name);
+    ctx->nchunks = n0;
+}
+
 /* Run every collector; drop the output of those that fail. Under the read lock. */
 static void run_collectors(fs_registry *reg, fs_collect_ctx *ctx)
 {
@@ -309,11 +313,40 @@ static void run_collectors(fs_registry *reg, fs_collect_ctx *ctx)
         if (rc != FS_OK || ctx->failed) {
             fs__log(FS_LOG_WARN, "metrics", "collector '%s' failed (%s): %s; its output is dropped",
                     col->name, fs_strerror(rc != FS_OK ? rc : FS_EINVAL), fs_last_error());
-            ctx->buf.len = len0;
-            for (size_t k = n0; k < ctx->nchunks; k++)
-                free(ctx->chunks[k].name);
-            ctx->nchunks = n0;
+            drop_output(ctx, len0, n0);
         }
+    }
+}
+
+/* metrics_series_overflow_updates_total: the updates redirected to each
+ * family's overflow child, as a collector's output. Under the read lock. */
+static void collect_overflow(fs_registry *reg, fs_collect_ctx *ctx)
+{
+    static const char *const label[] = {"metric"};
+    size_t len0 = ctx->buf.len, n0 = ctx->nchunks;
+    bool begun = false;
+    ctx->failed = false;
+    ctx->collector = "series overflow";
+    ctx->first_chunk = n0;
+    for (size_t i = 0; i < reg->nfamilies && !ctx->failed; i++) {
+        fs_family *f = reg->families[i];
+        if (!atomic_load_explicit(&f->overflow, memory_order_acquire) &&
+            !atomic_load_explicit(&f->redirected, memory_order_relaxed))
+            continue;
+        if (!begun && fs_collect_family(ctx, "metrics_series_overflow_updates",
+                                        "Updates redirected to the overflow series of a metric "
+                                        "past its series limit, by metric",
+                                        FS_METRIC_COUNTER) != FS_OK)
+            break;
+        begun = true;
+        const char *name[] = {f->name};
+        fs_collect_sample(ctx, 1, label, name,
+                          (double)atomic_load_explicit(&f->redirected, memory_order_relaxed));
+    }
+    if (ctx->failed) {
+        fs__log(FS_LOG_WARN, "metrics", "the series overflow report is dropped: %s",
+                fs_last_error());
+        drop_output(ctx, len0, n0);
     }
 }
 
@@ -341,6 +374,7 @@ int fs_registry_render(fs_registry *reg, fs_format format, fs_buffer *out)
     int rc = FS_OK;
     pthread_rwlock_rdlock(&reg->lock);
     run_collectors(reg, &ctx);
+    collect_overflow(reg, &ctx);
     if (ctx.nchunks > 1)
         qsort(ctx.chunks, ctx.nchunks, sizeof(chunk), chunk_cmp);
     size_t fi = 0, ci = 0;

@@ -1,338 +1,22 @@
 /*
  * Label families: children looked up by label values through a lock-free
- * open-addressing hash table; creation, removal, clearing and growth under
- * the family mutex, published with release stores. Nothing a reader may hold
- * is freed before the registry (see metrics_internal.h).
+ * hash table (table.h); creation, removal, clearing and the render order
+ * under the family mutex. Children are appended to a pending list in O(1)
+ * and sorted into the render order when a scrape takes a snapshot, so
+ * creation costs the same at any size and rendering stays deterministic.
+ * Past the family's limit new label sets share one overflow child. Nothing
+ * a reader may hold is freed before the registry (see metrics_internal.h).
  */
-#include "metrics_internal.h"
+#include "table.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-fs_child fs__tombstone;
-
-/* ------------------------------------------------------------------------ */
-/* Hashing and comparing label values                                       */
-
-/* Label values are hashed and packed by fs__key_fill (metrics_internal.h),
- * for lookups by values and by key alike. */
 static int value_too_long(const fs_family *fam, size_t i)
 {
     return fs__error(FS_EINVAL, "label value %zu ('%s') of metric '%s' is too long (4 GiB or more)",
                      i, fam->label_names[i], fam->name);
-}
-
-/*
- * Whether child c holds values (lengths lens, packed length total). With the
- * packed lengths equal, each value matching the child's bytes at p and
- * followed there by the NUL that ends the child's value means equal values;
- * every byte read lies inside the child's packed values.
- */
-static FS_ALWAYS_INLINE bool child_matches(const fs_child *c, size_t n, const char *const *values,
-                                           const uint32_t *lens, size_t total)
-{
-    if (c->values_len != total)
-        return false;
-    const char *p = c->values;
-    for (size_t i = 0; i < n; i++) {
-        if (!fs__bytes_equal(p, values[i], lens[i]) || p[lens[i]] != '\0')
-            return false;
-        p += lens[i] + 1;
-    }
-    return true;
-}
-
-/* Compare children by their label values, value by value, bytewise. */
-static int child_cmp_values(const fs_child *c, size_t n, const char *const *values)
-{
-    const char *p = c->values;
-    for (size_t i = 0; i < n; i++) {
-        int r = strcmp(p, values[i]);
-        if (r)
-            return r;
-        p += c->lens[i] + 1;
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Tables                                                                   */
-
-static fs_table *table_new(size_t cap)
-{
-    fs_table *t = calloc(1, sizeof *t + cap * sizeof(t->slots[0]));
-    if (t)
-        t->mask = cap - 1;
-    return t;
-}
-
-/* Under the family lock. */
-static void table_insert(fs_table *t, fs_child *c)
-{
-    size_t i = c->hash & t->mask;
-    for (;;) {
-        fs_child *s = atomic_load_explicit(&t->slots[i].child, memory_order_relaxed);
-        if (!s || s == FS_TOMBSTONE) {
-            if (!s)
-                t->used++;
-            /* the hash first: a reader that sees the child sees its hash */
-            atomic_store_explicit(&t->slots[i].hash, c->hash, memory_order_relaxed);
-            atomic_store_explicit(&t->slots[i].child, c, memory_order_release);
-            return;
-        }
-        i = (i + 1) & t->mask;
-    }
-}
-
-/*
- * The child for values, or NULL; *slot (if given) receives its slot. The
- * child returned is the one that matched: re-reading the slot could yield
- * another child that reused a tombstone in between. A slot's hash may be
- * newer than the child read before it (the child was removed and its slot
- * reused meanwhile): the values, compared after the hash, decide.
- */
-static FS_ALWAYS_INLINE fs_child *table_find(fs_table *t, uint64_t hash, size_t n,
-                                             const char *const *values, const uint32_t *lens,
-                                             size_t total, fs_slot **slot)
-{
-    size_t i = hash & t->mask;
-    for (;;) {
-        fs_child *c = atomic_load_explicit(&t->slots[i].child, memory_order_acquire);
-        if (!c)
-            return NULL;
-        if (atomic_load_explicit(&t->slots[i].hash, memory_order_relaxed) == hash &&
-            c != FS_TOMBSTONE && child_matches(c, n, values, lens, total)) {
-            if (slot)
-                *slot = &t->slots[i];
-            return c;
-        }
-        i = (i + 1) & t->mask;
-    }
-}
-
-/*
- * table_find for a key holding its values packed as children hold theirs
- * ("v1\0v2\0..."): one length and one run of bytes to compare. Values hold
- * no NUL, so equal packings mean equal values.
- */
-static FS_ALWAYS_INLINE fs_child *table_find_packed(fs_table *t, const fs_label_key *k,
-                                                    fs_slot **slot)
-{
-    size_t i = k->hash & t->mask;
-    for (;;) {
-        fs_child *c = atomic_load_explicit(&t->slots[i].child, memory_order_acquire);
-        if (!c)
-            return NULL;
-        if (atomic_load_explicit(&t->slots[i].hash, memory_order_relaxed) == k->hash &&
-            c != FS_TOMBSTONE && c->values_len == k->packed_len) {
-            const char *v = k->packed_len <= FS_CHILD_INLINE ? c->inline_values : c->values;
-            if (fs__bytes_equal_short(v, k->packed, k->packed_len)) {
-                if (slot)
-                    *slot = &t->slots[i];
-                return c;
-            }
-        }
-        i = (i + 1) & t->mask;
-    }
-}
-
-/* Bytes of the values of a key, packed (each with its NUL). */
-static size_t key_total(const fs_label_key *k)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < k->count; i++)
-        total += k->lens[i] + (size_t)1;
-    return total;
-}
-
-/* The child holding the values of key k (of the family's label count), or NULL. */
-static FS_ALWAYS_INLINE fs_child *key_find(fs_table *t, const fs_label_key *k, fs_slot **slot)
-{
-    if (FS_LIKELY(k->packed_len != 0))
-        return table_find_packed(t, k, slot);
-    return table_find(t, k->hash, k->count, k->values, k->lens, key_total(k), slot);
-}
-
-static void retire_table(fs_family *fam, fs_table *t)
-{
-    t->retired_next = fam->retired_tables;
-    fam->retired_tables = t;
-}
-
-/* A fresh table sized for `live` children, holding the sorted ones. Under the lock. */
-static int table_rebuild(fs_family *fam, size_t live)
-{
-    size_t cap = 16;
-    while (cap < live * 4)
-        cap *= 2;
-    fs_table *t = table_new(cap);
-    if (!t)
-        return fs__error(FS_ENOMEM, "out of memory growing the children of metric '%s'", fam->name);
-    for (size_t i = 0; i < fam->nsorted; i++)
-        table_insert(t, fam->sorted[i]);
-    fs_table *old = atomic_load_explicit(&fam->table, memory_order_relaxed);
-    atomic_store_explicit(&fam->table, t, memory_order_release);
-    if (old)
-        retire_table(fam, old);
-    return FS_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Children                                                                 */
-
-static size_t round_up(size_t n, size_t to)
-{
-    return (n + to - 1) / to * to;
-}
-
-fs_child *fs__child_alloc(fs_family *fam)
-{
-    fs_child *c = NULL;
-    size_t size = 0;
-    switch (fam->type) {
-    case FS_METRIC_COUNTER:
-        size = sizeof(struct fs_counter);
-        break;
-    case FS_METRIC_GAUGE:
-        size = sizeof(struct fs_gauge);
-        break;
-    case FS_METRIC_HISTOGRAM:
-        size = sizeof(struct fs_histogram);
-        break;
-    default:
-        size = sizeof(fs_info_child);
-        break;
-    }
-    c = aligned_alloc(FS_CACHE_LINE, round_up(size, FS_CACHE_LINE));
-    if (!c)
-        return NULL;
-    memset(c, 0, size);
-    if (fam->type == FS_METRIC_HISTOGRAM) {
-        struct fs_histogram *h = (struct fs_histogram *)c;
-        h->bounds = fam->buckets;
-        h->nb = (uint32_t)fam->nbuckets;
-        /* nb + 1 bucket counts and the sum, padded to whole cache lines */
-        h->stride = (uint32_t)(round_up((fam->nbuckets + 2) * 8, FS_CACHE_LINE) / 8);
-        size_t bytes = (size_t)h->stride * 8 * FS_METRIC_SHARDS;
-        h->words = aligned_alloc(FS_CACHE_LINE, bytes);
-        if (!h->words) {
-            free(c);
-            return NULL;
-        }
-        memset(h->words, 0, bytes);
-    }
-    return c;
-}
-
-void fs__child_free(fs_child *c)
-{
-    if (!c)
-        return;
-    if (c->fam && c->fam->type == FS_METRIC_HISTOGRAM)
-        free(((struct fs_histogram *)c)->words);
-    free(c->strings);
-    free(c);
-}
-
-/*
- * A new child for values (lengths known), with its label text precomputed.
- * Its strings take one allocation: the lengths, the label text, the
- * _created text and, when they do not fit in the header, the packed values.
- */
-static fs_child *child_create(fs_family *fam, const char *const *values, const uint32_t *lens,
-                              uint64_t hash)
-{
-    fs_child *c = fs__child_alloc(fam);
-    if (!c)
-        return NULL;
-    c->fam = fam;
-    c->hash = hash;
-    c->created = fs__now();
-    char created[FS_NUM_MAX];
-    size_t ctext = fs__format_double(created, c->created) + 1;
-    size_t n = fam->label_count;
-    size_t vbytes = 0, lbytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        vbytes += lens[i] + 1;
-        size_t esc = fs__escape_into(NULL, values[i], lens[i], true);
-        lbytes += strlen(fam->label_names[i]) + 4 + esc; /* name="esc", */
-    }
-    bool inline_values = vbytes <= FS_CHILD_INLINE;
-    char *block = malloc(n * sizeof(uint32_t) + (inline_values ? 0 : vbytes) + lbytes + 1 + ctext);
-    if (!block) {
-        fs__child_free(c);
-        return NULL;
-    }
-    c->strings = block;
-    uint32_t *l = (uint32_t *)(void *)block;
-    char *lab = block + n * sizeof(uint32_t);
-    char *created_text = lab + lbytes + 1;
-    char *v = inline_values ? c->inline_values : created_text + ctext;
-    if (n)
-        memcpy(l, lens, n * sizeof(uint32_t));
-    c->values_len = vbytes > UINT32_MAX ? UINT32_MAX : (uint32_t)vbytes; /* never a key's */
-    c->lens = l;
-    c->values = v;
-    c->labels = lab;
-    for (size_t i = 0; i < n; i++) {
-        memcpy(v, values[i], lens[i] + 1);
-        v += lens[i] + 1;
-        if (i)
-            *lab++ = ',';
-        size_t nl = strlen(fam->label_names[i]);
-        memcpy(lab, fam->label_names[i], nl);
-        lab += nl;
-        *lab++ = '=';
-        *lab++ = '"';
-        lab += fs__escape_into(lab, values[i], lens[i], true);
-        *lab++ = '"';
-    }
-    *lab = '\0';
-    c->labels_len = (uint32_t)(lab - c->labels);
-    c->created_text = memcpy(created_text, created, ctext);
-    return c;
-}
-
-size_t fs__bsearch(size_t n, int (*cmp)(const void *ctx, size_t i, const void *key),
-                   const void *ctx, const void *key, bool *found)
-{
-    size_t lo = 0, hi = n;
-    *found = false;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int r = cmp(ctx, mid, key);
-        if (r == 0) {
-            *found = true;
-            return mid;
-        }
-        if (r < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static int sorted_cmp(const void *ctx, size_t i, const void *key)
-{
-    const fs_family *fam = ctx;
-    return child_cmp_values(fam->sorted[i], fam->label_count, key);
-}
-
-/* Position of values in the sorted array (where it is or would go). Under the lock. */
-static size_t sorted_pos(fs_family *fam, const char *const *values, bool *found)
-{
-    return fs__bsearch(fam->nsorted, sorted_cmp, fam, values, found);
-}
-
-static int sorted_reserve(fs_family *fam, size_t n)
-{
-    fs_child **p = fs__array_grow(fam->sorted, &fam->capsorted, n, sizeof *p, 8);
-    if (!p)
-        return fs__error(FS_ENOMEM, "out of memory adding a child to metric '%s'", fam->name);
-    fam->sorted = p;
-    return FS_OK;
 }
 
 static int check_values(fs_family *fam, const char *const *values)
@@ -345,38 +29,148 @@ static int check_values(fs_family *fam, const char *const *values)
     return FS_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Creation under the lock                                                  */
+
+static void retire_table(fs_family *fam, fs_table *t)
+{
+    t->retired_next = fam->retired_tables;
+    fam->retired_tables = t;
+}
+
+static bool is_dead(const fs_child *c)
+{
+    return atomic_load_explicit(&((fs_child *)c)->flags, memory_order_relaxed) & FS_CHILD_DEAD;
+}
+
+static void insert_live(fs_child *c, void *t)
+{
+    if (!is_dead(c) && c != c->fam->single)
+        fs__table_insert(t, c);
+}
+
+/* A fresh table for `live` children (and room to grow), holding the live ones. */
+static int table_rebuild(fs_family *fam, size_t live)
+{
+    size_t cap = 16;
+    while (cap < 2 * (live + 1))
+        cap *= 2;
+    fs_table *t = fs__table_new(cap);
+    if (!t)
+        return fs__error(FS_ENOMEM, "out of memory growing the children of metric '%s'", fam->name);
+    fs__children_each(fam, insert_live, t);
+    fs_table *old = atomic_load_explicit(&fam->table, memory_order_relaxed);
+    atomic_store_explicit(&fam->table, t, memory_order_release);
+    if (old)
+        retire_table(fam, old);
+    return FS_OK;
+}
+
+/* A new child for the values of k (absent from the table), published. */
+static fs_child *insert_new(fs_family *fam, const fs_label_key *k)
+{
+    fs_child **p = fs__array_grow(fam->pending, &fam->cappending, fam->npending + 1, sizeof *p, 16);
+    if (!p) {
+        fs__error(FS_ENOMEM, "out of memory adding a child to metric '%s'", fam->name);
+        return NULL;
+    }
+    fam->pending = p;
+    fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
+    if ((t->used + 1) * 2 > t->mask + 1) {
+        if (table_rebuild(fam, atomic_load_explicit(&fam->nlive, memory_order_relaxed) + 1) !=
+            FS_OK)
+            return NULL;
+        t = atomic_load_explicit(&fam->table, memory_order_relaxed);
+    }
+    fs_child *c = fs__child_create(fam, k->values, k->lens, k->hash);
+    if (!c) {
+        fs__error(FS_ENOMEM, "out of memory creating a child of metric '%s'", fam->name);
+        return NULL;
+    }
+    fam->pending[fam->npending++] = c;
+    fs__table_insert(t, c);
+    return c;
+}
+
+/* The overflow child, made on first need. Under the lock. */
+static fs_child *overflow_child(fs_family *fam)
+{
+    fs_child *o = atomic_load_explicit(&fam->overflow, memory_order_relaxed);
+    if (o)
+        return o;
+    const char *values[FS_MAX_LABELS];
+    for (size_t i = 0; i < fam->label_count; i++)
+        values[i] = FS_OVERFLOW_VALUE;
+    fs_label_key k;
+    fs__key_fill(&k, fam->label_count, values);
+    /* No other child has those values (labels_slow sends them here). */
+    if (!(o = insert_new(fam, &k)))
+        return NULL;
+    /* Every update of it is counted: no thread ever owns it, nor has cells in it. */
+    atomic_store_explicit(&o->owner, FS_TOKEN_NEVER, memory_order_relaxed);
+    atomic_fetch_or_explicit(&o->flags, FS_CHILD_OVERFLOW, memory_order_relaxed);
+    atomic_store_explicit(&fam->overflow, o, memory_order_release);
+    return o;
+}
+
+/* Whether k holds FS_OVERFLOW_VALUE for every label (the overflow child's values). */
+static bool is_overflow_key(const fs_family *fam, const fs_label_key *k)
+{
+    size_t n = strlen(FS_OVERFLOW_VALUE);
+    for (size_t i = 0; i < fam->label_count; i++)
+        if (k->lens[i] != n || memcmp(k->values[i], FS_OVERFLOW_VALUE, n) != 0)
+            return false;
+    return true;
+}
+
+static void warn_limit(fs_family *fam, size_t limit)
+{
+    if (!atomic_load_explicit(&fam->warned, memory_order_relaxed) &&
+        !atomic_exchange(&fam->warned, true))
+        fs__log(FS_LOG_WARN, "metrics",
+                "metric '%s' reached its limit of %zu label sets: the updates of further label "
+                "sets go to its overflow series (every label \"" FS_OVERFLOW_VALUE "\"); "
+                "metrics_series_overflow_updates_total counts them",
+                fam->name, limit);
+}
+
 /* Create the child under the lock (another thread may have won the race). */
 static fs_child *labels_slow(fs_family *fam, const fs_label_key *k)
 {
+    size_t limit = fs__family_limit(fam);
+    if (limit && atomic_load_explicit(&fam->nlive, memory_order_relaxed) >= limit) {
+        fs_child *o = atomic_load_explicit(&fam->overflow, memory_order_acquire);
+        if (o) { /* past the limit: no lock (unless the label set was made meanwhile) */
+            fs_child *c =
+                fs__key_find(atomic_load_explicit(&fam->table, memory_order_acquire), k, NULL);
+            if (c)
+                return c;
+            warn_limit(fam, limit);
+            return o;
+        }
+    }
     pthread_mutex_lock(&fam->lock);
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
-    fs_child *c = key_find(t, k, NULL);
-    if (c) {
-        pthread_mutex_unlock(&fam->lock);
-        return c;
-    }
-    if (sorted_reserve(fam, fam->nsorted + 1) != FS_OK)
-        goto out;
-    if ((t->used + 1) * 2 > t->mask + 1) {
-        if (table_rebuild(fam, fam->nsorted + 1) != FS_OK)
-            goto out;
-        t = atomic_load_explicit(&fam->table, memory_order_relaxed);
-    }
-    c = child_create(fam, k->values, k->lens, k->hash);
+    fs_child *c = fs__table_find_key(t, k, NULL);
+    bool over = false;
     if (!c) {
-        fs__error(FS_ENOMEM, "out of memory creating a child of metric '%s'", fam->name);
-        goto out;
+        if (is_overflow_key(fam, k)) {
+            c = overflow_child(fam); /* those values are the overflow child's, always */
+        } else if (limit && atomic_load_explicit(&fam->nlive, memory_order_relaxed) >= limit) {
+            c = overflow_child(fam);
+            over = c != NULL;
+        } else if ((c = insert_new(fam, k)) != NULL) {
+            atomic_fetch_add_explicit(&fam->nlive, 1, memory_order_relaxed);
+        }
     }
-    bool found;
-    size_t pos = sorted_pos(fam, k->values, &found);
-    memmove(fam->sorted + pos + 1, fam->sorted + pos, (fam->nsorted - pos) * sizeof(fs_child *));
-    fam->sorted[pos] = c;
-    fam->nsorted++;
-    table_insert(t, c);
-out:
     pthread_mutex_unlock(&fam->lock);
+    if (over)
+        warn_limit(fam, limit);
     return c;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Lookups                                                                  */
 
 fs_child *fs__family_labels(fs_family *fam, const char *const *values)
 {
@@ -400,7 +194,7 @@ fs_child *fs__family_labels(fs_family *fam, const char *const *values)
             check_values(fam, values);
         return NULL;
     }
-    fs_child *c = key_find(atomic_load_explicit(&fam->table, memory_order_acquire), &k, NULL);
+    fs_child *c = fs__key_find(atomic_load_explicit(&fam->table, memory_order_acquire), &k, NULL);
     if (FS_LIKELY(c != NULL))
         return c;
     return labels_slow(fam, &k);
@@ -435,7 +229,8 @@ static FS_NOINLINE fs_child *labels_key_slow(fs_family *fam, const fs_label_key 
         return key_mismatch(fam, k);
     if (n == 0 || fam->single)
         return fam->single;
-    fs_child *c = key_find(atomic_load_explicit(&fam->table, memory_order_acquire), k, NULL);
+    fs_child *c =
+        fs__table_find_key(atomic_load_explicit(&fam->table, memory_order_acquire), k, NULL);
     if (c)
         return c;
     return labels_slow(fam, k);
@@ -447,16 +242,30 @@ fs_child *fs__family_labels_key(fs_family *fam, const fs_label_key *k)
      * at least one value, so the family has labels and no single child). */
     if (FS_LIKELY(fam && k && k->packed_len != 0 && k->count == fam->label_count && !fam->single)) {
         fs_child *c =
-            table_find_packed(atomic_load_explicit(&fam->table, memory_order_acquire), k, NULL);
+            fs__table_find_packed(atomic_load_explicit(&fam->table, memory_order_acquire), k, NULL);
         if (FS_LIKELY(c != NULL))
             return c;
     }
     return labels_key_slow(fam, k);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Removal, clearing, the render order                                      */
+
 static int no_labels(fs_family *fam, const char *what)
 {
     return fs__error(FS_EINVAL, "metric '%s' has no labels: nothing to %s", fam->name, what);
+}
+
+/* Mark c dead (it stays in order or pending until the next snapshot). Under the lock. */
+static void kill_child(fs_family *fam, fs_child *c)
+{
+    atomic_fetch_or_explicit(&c->flags, FS_CHILD_DEAD, memory_order_relaxed);
+    fam->ndead++;
+    if (c == atomic_load_explicit(&fam->overflow, memory_order_relaxed))
+        atomic_store_explicit(&fam->overflow, NULL, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&fam->nlive, 1, memory_order_relaxed);
 }
 
 int fs__family_remove(fs_family *fam, const char *const *values)
@@ -474,24 +283,22 @@ int fs__family_remove(fs_family *fam, const char *const *values)
     pthread_mutex_lock(&fam->lock);
     fs_table *t = atomic_load_explicit(&fam->table, memory_order_relaxed);
     fs_slot *slot;
-    fs_child *c = key_find(t, &k, &slot);
+    fs_child *c = fs__table_find_key(t, &k, &slot);
     if (!c) {
         pthread_mutex_unlock(&fam->lock);
         return fs__error(FS_ENOTFOUND, "metric '%s' has no child with those label values",
                          fam->name);
     }
     atomic_store_explicit(&slot->child, FS_TOMBSTONE, memory_order_release);
-    bool found;
-    size_t pos = sorted_pos(fam, values, &found);
-    if (found) {
-        memmove(fam->sorted + pos, fam->sorted + pos + 1,
-                (fam->nsorted - pos - 1) * sizeof(fs_child *));
-        fam->nsorted--;
-    }
-    c->retired_next = fam->retired_children;
-    fam->retired_children = c;
+    kill_child(fam, c);
     pthread_mutex_unlock(&fam->lock);
     return FS_OK;
+}
+
+static void kill_live(fs_child *c, void *fam)
+{
+    if (!is_dead(c))
+        kill_child(fam, c);
 }
 
 void fs__family_clear(fs_family *fam)
@@ -499,41 +306,141 @@ void fs__family_clear(fs_family *fam)
     if (!fam || fam->label_count == 0 || fam->single)
         return;
     pthread_mutex_lock(&fam->lock);
-    size_t keep = fam->nsorted;
-    fam->nsorted = 0;
-    if (table_rebuild(fam, 0) != FS_OK) {
-        /* Without a fresh table the children must stay reachable. */
-        fam->nsorted = keep;
+    /* An empty table first: without it the children must stay reachable. */
+    fs_table *t = fs__table_new(16);
+    if (!t) {
         pthread_mutex_unlock(&fam->lock);
         fs__log(FS_LOG_ERROR, "metrics", "clearing metric '%s' failed: out of memory", fam->name);
         return;
     }
-    for (size_t i = 0; i < keep; i++) {
-        fam->sorted[i]->retired_next = fam->retired_children;
-        fam->retired_children = fam->sorted[i];
-    }
+    fs_table *old = atomic_load_explicit(&fam->table, memory_order_relaxed);
+    atomic_store_explicit(&fam->table, t, memory_order_release);
+    retire_table(fam, old);
+    fs__children_each(fam, kill_live, fam); /* also those a snapshot is sorting */
     pthread_mutex_unlock(&fam->lock);
 }
 
+/* Drop the dead from cs[0..n); returns how many are left. */
+static size_t compact(fs_child **cs, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_dead(cs[i]))
+            cs[m++] = cs[i];
+    return m;
+}
+
+/* Merge `batch` (m children, sorted; the order has room) into the order,
+ * dropping the dead. Under the lock. */
+static void order_merge(fs_family *fam, fs_child **batch, size_t m)
+{
+    fam->norder = compact(fam->order, fam->norder);
+    fam->npending = compact(fam->pending, fam->npending);
+    fam->ndead = 0;
+    m = compact(batch, m);
+    /* Merge from the back, into the room after the order. */
+    size_t n = fam->norder, i = n, j = m, w = n + m;
+    while (j > 0) {
+        if (i > 0 && fs__child_cmp(&fam->order[i - 1], &batch[j - 1]) > 0)
+            fam->order[--w] = fam->order[--i];
+        else
+            fam->order[--w] = batch[--j];
+    }
+    fam->norder = n + m;
+}
+
+/*
+ * The live children in order. A snapshot takes the children created since
+ * the last one and sorts them without the family lock (creation goes on
+ * meanwhile: a table rebuild or a clear finds them in the arena), then
+ * merges them in under it, into room made beforehand (the order only
+ * shrinks meanwhile). Snapshots take turns (order_lock), so that none
+ * misses what another is sorting.
+ */
 ssize_t fs__family_snapshot(fs_family *fam, fs_child ***buf, size_t *cap)
 {
+    pthread_mutex_lock(&fam->order_lock);
     pthread_mutex_lock(&fam->lock);
-    size_t n = fam->nsorted;
-    if (n > *cap) {
-        size_t want = n + n / 2 + 8;
-        fs_child **p = realloc(*buf, want * sizeof *p);
+    size_t m = fam->npending, need = fam->norder + m;
+    if (need > fam->caporder) {
+        size_t want = need + need / 8 + 8;
+        fs_child **p = realloc(fam->order, want * sizeof *p);
         if (!p) {
             pthread_mutex_unlock(&fam->lock);
+            pthread_mutex_unlock(&fam->order_lock);
             fs__error(FS_ENOMEM, "out of memory rendering metric '%s'", fam->name);
             return -1;
         }
-        *buf = p;
-        *cap = want;
+        fam->order = p;
+        fam->caporder = want;
     }
-    if (n)
-        memcpy(*buf, fam->sorted, n * sizeof(fs_child *));
+    fs_child **batch = fam->pending;
+    fam->pending = NULL;
+    fam->npending = fam->cappending = 0;
     pthread_mutex_unlock(&fam->lock);
-    return (ssize_t)n;
+    if (m > 1)
+        qsort(batch, m, sizeof *batch, fs__child_cmp); /* the dead leave at the merge */
+    pthread_mutex_lock(&fam->lock);
+    if (m || fam->ndead)
+        order_merge(fam, batch, m);
+    ssize_t n = (ssize_t)fam->norder;
+    if ((size_t)n > *cap) {
+        size_t want = (size_t)n + (size_t)n / 2 + 8;
+        fs_child **p = realloc(*buf, want * sizeof *p);
+        if (p) {
+            *buf = p;
+            *cap = want;
+        } else {
+            fs__error(FS_ENOMEM, "out of memory rendering metric '%s'", fam->name);
+            n = -1;
+        }
+    }
+    if (n > 0)
+        memcpy(*buf, fam->order, (size_t)n * sizeof(fs_child *));
+    pthread_mutex_unlock(&fam->lock);
+    pthread_mutex_unlock(&fam->order_lock);
+    free(batch);
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The limit                                                                */
+
+size_t fs__family_limit(const fs_family *fam)
+{
+    size_t l = atomic_load_explicit(&((fs_family *)fam)->limit, memory_order_relaxed);
+    if (l == FS_LIMIT_FROM_REGISTRY)
+        l = atomic_load_explicit(&fam->reg->series_limit, memory_order_relaxed);
+    return l;
+}
+
+int fs__family_set_limit(fs_family *fam, size_t limit)
+{
+    FS_CHECK_ARG(fam, "setting a series limit: metric family is NULL");
+    if (fam->label_count == 0 || fam->single)
+        return no_labels(fam, "limit");
+    atomic_store_explicit(&fam->limit, limit, memory_order_relaxed);
+    return FS_OK;
+}
+
+size_t fs__bsearch(size_t n, int (*cmp)(const void *ctx, size_t i, const void *key),
+                   const void *ctx, const void *key, bool *found)
+{
+    size_t lo = 0, hi = n;
+    *found = false;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = cmp(ctx, mid, key);
+        if (r == 0) {
+            *found = true;
+            return mid;
+        }
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -544,13 +451,12 @@ void fs__family_free(fs_family *fam)
     if (!fam)
         return;
     pthread_mutex_destroy(&fam->lock);
-    for (size_t i = 0; i < fam->nsorted; i++)
-        fs__child_free(fam->sorted[i]);
-    free(fam->sorted);
-    for (fs_child *c = fam->retired_children, *next; c; c = next) {
-        next = c->retired_next;
-        fs__child_free(c);
-    }
+    pthread_mutex_destroy(&fam->order_lock);
+    fs__children_release(fam);
+    fs__arena_free(&fam->children);
+    fs__arena_free(&fam->strings);
+    free(fam->order);
+    free(fam->pending);
     free(atomic_load_explicit(&fam->table, memory_order_relaxed));
     for (fs_table *t = fam->retired_tables, *next; t; t = next) {
         next = t->retired_next;
@@ -622,10 +528,13 @@ static size_t base_len(const fs_family_def *def)
 
 int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
 {
-    fs_family *fam = calloc(1, sizeof *fam);
+    fs_family *fam = aligned_alloc(FS_CACHE_LINE, sizeof *fam); /* sizeof: a multiple of it */
+    if (fam)
+        memset(fam, 0, sizeof *fam);
     if (!fam)
         return fs__error(FS_ENOMEM, "out of memory creating metric '%s'", def->name);
     pthread_mutex_init(&fam->lock, NULL);
+    pthread_mutex_init(&fam->order_lock, NULL);
     fam->reg = reg;
     fam->type = def->type;
     fam->name_len = base_len(def);
@@ -634,6 +543,7 @@ int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
     fam->help_text = fs__escape(def->help, strlen(def->help), false, NULL);
     fam->help_om = fs__escape(def->help, strlen(def->help), true, NULL);
     fam->label_count = def->label_count;
+    atomic_init(&fam->limit, FS_LIMIT_FROM_REGISTRY);
     if (!fam->name || !fam->help || !fam->help_text || !fam->help_om)
         goto oom;
     if (def->label_count) {
@@ -648,14 +558,18 @@ int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
     }
     if (def->type == FS_METRIC_HISTOGRAM) {
         fam->nbuckets = def->nbuckets;
-        fam->buckets = malloc((def->nbuckets + 1) * sizeof(double));
+        fam->buckets = malloc(FS_BOUNDS_BYTES(def->nbuckets));
         if (!fam->buckets)
             goto oom;
         memcpy(fam->buckets, def->buckets, def->nbuckets * sizeof(double));
+        fam->buckets[def->nbuckets] = (double)INFINITY;
+        fs__bucket_index(fam->buckets, fam->nbuckets,
+                         (uint32_t *)(void *)(fam->buckets + def->nbuckets + 1));
         if (make_le(fam) != FS_OK)
             goto oom;
     }
-    fs_table *t = table_new(16);
+    fam->child_size = fs__child_size(fam);
+    fs_table *t = fs__table_new(16);
     if (!t)
         goto oom;
     atomic_store_explicit(&fam->table, t, memory_order_relaxed);
@@ -667,13 +581,13 @@ int fs__family_new(fs_registry *reg, const fs_family_def *def, fs_family **out)
             value_too_long(fam, bad);
             goto fail;
         }
-        if (sorted_reserve(fam, 1) != FS_OK)
-            goto oom;
-        fs_child *c = child_create(fam, k.values, k.lens, k.hash);
+        fam->order = malloc(sizeof *fam->order);
+        fs_child *c = fam->order ? fs__child_create(fam, k.values, k.lens, k.hash) : NULL;
         if (!c)
             goto oom;
-        fam->sorted[0] = c;
-        fam->nsorted = 1;
+        fam->caporder = 1;
+        fam->order[0] = c;
+        fam->norder = 1;
         fam->single = c;
     }
     *out = fam;

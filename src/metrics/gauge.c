@@ -1,5 +1,12 @@
-/* Gauges: one atomic double per child, on its own cache line. */
+/* Gauges: one atomic double per child, on the line lookups do not read. */
 #include "metrics_internal.h"
+
+/* Updates of an overflow child are counted as redirected. */
+static inline void count_redirect(fs_gauge *g)
+{
+    if (FS_UNLIKELY(atomic_load_explicit(&g->hdr.owner, memory_order_relaxed) == FS_TOKEN_NEVER))
+        atomic_fetch_add_explicit(&g->hdr.fam->redirected, 1, memory_order_relaxed);
+}
 
 int fs_gauge_family_new(fs_registry *reg, const char *name, const char *help, size_t label_count,
                         const char *const *label_names, fs_gauge_family **out)
@@ -32,6 +39,11 @@ void fs_gauge_family_clear(fs_gauge_family *fam)
     fs__family_clear(fam ? &fam->f : NULL);
 }
 
+int fs_gauge_family_set_series_limit(fs_gauge_family *fam, size_t limit)
+{
+    return fs__family_set_limit(fam ? &fam->f : NULL, limit);
+}
+
 int fs_gauge_new(fs_registry *reg, const char *name, const char *help, fs_gauge **out)
 {
     FS_CHECK_ARG(out, "fs_gauge_new: out is NULL");
@@ -45,6 +57,7 @@ void fs_gauge_add(fs_gauge *g, double v)
 {
     if (FS_UNLIKELY(!g))
         return;
+    count_redirect(g);
     fs__atomic_add_double(&g->bits, v);
 }
 
@@ -67,6 +80,7 @@ void fs_gauge_set(fs_gauge *g, double v)
 {
     if (FS_UNLIKELY(!g))
         return;
+    count_redirect(g);
     atomic_store_explicit(&g->bits, fs__double_to_bits(v), memory_order_relaxed);
 }
 

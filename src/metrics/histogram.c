@@ -1,14 +1,28 @@
 /*
- * Histograms: per-shard bucket counts (not cumulative) and sum. The count is
- * derived at scrape time as the total of the bucket counts, so the +Inf
- * bucket always equals _count, even in a scrape taken during updates.
+ * Histograms: per-shard bucket counts (not cumulative) and sum, written under
+ * a per-shard sequence (begun, done) that lets a reader take each shard
+ * whole without ever blocking a writer. _count is derived at scrape time as
+ * the total of the bucket counts, so the +Inf bucket always equals _count and
+ * the sum belongs to the same observations, even in a scrape taken during
+ * updates.
  */
 #include "metrics_internal.h"
 
 #include <math.h>
+#include <sched.h>
 
 const double FS_DEFAULT_BUCKETS[FS_DEFAULT_BUCKETS_COUNT] = {
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0};
+
+/* Bound i of a helper's output: finite and above the one before. */
+static int check_bound(const double *out, size_t i, const char *fn)
+{
+    FS_CHECK_ARG(isfinite(out[i]), "%s: bound %zu overflows (it would be infinite)", fn, i);
+    FS_CHECK_ARG(i == 0 || out[i] > out[i - 1],
+                 "%s: bound %zu does not exceed bound %zu (rounding): the bounds must increase", fn,
+                 i, i - 1);
+    return FS_OK;
+}
 
 int fs_buckets_linear(double start, double width, size_t count, double *out)
 {
@@ -17,8 +31,12 @@ int fs_buckets_linear(double start, double width, size_t count, double *out)
     FS_CHECK_ARG(isfinite(start), "fs_buckets_linear: start must be finite");
     FS_CHECK_ARG(width > 0 && isfinite(width), "fs_buckets_linear: width must be > 0, not %g",
                  width);
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count; i++) {
         out[i] = start + (double)i * width;
+        int rc = check_bound(out, i, "fs_buckets_linear");
+        if (rc != FS_OK)
+            return rc;
+    }
     return FS_OK;
 }
 
@@ -33,6 +51,9 @@ int fs_buckets_exponential(double start, double factor, size_t count, double *ou
     double v = start;
     for (size_t i = 0; i < count; i++) {
         out[i] = v;
+        int rc = check_bound(out, i, "fs_buckets_exponential");
+        if (rc != FS_OK)
+            return rc;
         v *= factor;
     }
     return FS_OK;
@@ -79,6 +100,11 @@ void fs_histogram_family_clear(fs_histogram_family *fam)
     fs__family_clear(fam ? &fam->f : NULL);
 }
 
+int fs_histogram_family_set_series_limit(fs_histogram_family *fam, size_t limit)
+{
+    return fs__family_set_limit(fam ? &fam->f : NULL, limit);
+}
+
 int fs_histogram_new(fs_registry *reg, const char *name, const char *help, const double *buckets,
                      size_t bucket_count, fs_histogram **out)
 {
@@ -89,20 +115,11 @@ int fs_histogram_new(fs_registry *reg, const char *name, const char *help, const
     return rc;
 }
 
-/* Index of the first bound >= v, or nb (the +Inf bucket; also for NaN). */
-static inline uint32_t find_bucket(const double *b, uint32_t nb, double v)
+/* The first k in [lo, hi) with v <= b[k], or hi (a binary search). */
+static FS_ALWAYS_INLINE uint32_t search_bucket(const double *b, uint32_t lo, uint32_t hi, double v)
 {
-    if (nb <= 16) {
-        uint32_t i = 0;
-        while (i < nb && !(v <= b[i]))
-            i++;
-        return i;
-    }
-    if (!(v <= b[nb - 1]))
-        return nb;
-    uint32_t lo = 0, hi = nb - 1;
     while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
+        uint32_t mid = lo + (hi - lo) / 2;
         if (v <= b[mid])
             hi = mid;
         else
@@ -111,27 +128,168 @@ static inline uint32_t find_bucket(const double *b, uint32_t nb, double v)
     return lo;
 }
 
+/*
+ * Index of the first bound >= v, or nb (the +Inf bucket; also for NaN). The
+ * binade index after the bounds (fs__bucket_index) gives, from v's exponent
+ * bits, the range of buckets v can fall in; a few bounds at most are then
+ * compared one by one (a dozen buckets spread over as many binades as the
+ * default ones: one or two).
+ */
+static FS_ALWAYS_INLINE uint32_t find_bucket(const double *b, uint32_t nb, double v)
+{
+    /* the first bounds one by one: where most observations of a histogram fall */
+    if (nb >= 3) {
+        if (v <= b[0])
+            return 0;
+        if (v <= b[1])
+            return 1;
+        if (v <= b[2])
+            return 2;
+    }
+    uint64_t bits = fs__double_to_bits(v);
+    if (FS_UNLIKELY(bits >> 63))
+        return search_bucket(b, 0, nb, v); /* negative (or -0, -NaN) */
+    const uint32_t *index = (const uint32_t *)(const void *)(b + nb + 1);
+    uint32_t i = index[bits >> 52], end = index[(bits >> 52) + 1];
+    if (FS_UNLIKELY(end - i > 4))
+        return search_bucket(b, i, end, v);
+    while (i < end && !(v <= b[i]))
+        i++;
+    return i;
+}
+
+void fs__bucket_index(const double *b, size_t nb, uint32_t *index)
+{
+    size_t k = 0;
+    for (uint32_t p = 0; p < FS_BINADES; p++) {
+        /* the least value of binade p: 0 (p = 0, subnormals), 2^(p - 1023), +Inf */
+        double lo = p == 0 ? 0.0 : p < 0x7FF ? ldexp(1.0, (int)p - 1023) : (double)INFINITY;
+        while (k < nb && b[k] < lo)
+            k++;
+        index[p] = (uint32_t)k;
+    }
+    index[FS_BINADES] = (uint32_t)nb; /* the end of the +Inf/NaN binade */
+}
+
+/*
+ * The data of an observation is stored with release, after begun: a reader
+ * whose (acquire) load sees it then sees begun changed. No fences (which
+ * ThreadSanitizer does not model); on x86 these are plain moves.
+ */
+
+/* One observation in a shard only the calling thread writes. */
+static FS_ALWAYS_INLINE void shard_observe(_Atomic uint64_t *w, uint32_t i, uint32_t nb, double v)
+{
+    uint64_t seq = atomic_load_explicit(&w[FS_H_DONE], memory_order_relaxed) + 1;
+    atomic_store_explicit(&w[FS_H_BEGUN], seq, memory_order_relaxed);
+    _Atomic uint64_t *b = &w[FS_H_BUCKETS + i];
+    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+                          memory_order_release);
+    _Atomic uint64_t *s = &w[FS_H_BUCKETS + nb + 1];
+    atomic_store_explicit(s, fs__double_to_bits(fs__atomic_load_double(s) + v),
+                          memory_order_release);
+    atomic_store_explicit(&w[FS_H_DONE], seq, memory_order_release);
+}
+
+/* An observation by a thread that does not own the child. */
+static FS_NOINLINE void observe_slow(fs_histogram *h, uint32_t i, double v)
+{
+    bool own;
+    _Atomic uint64_t *w = fs__child_cell(&h->hdr, (size_t)h->stride * 8, &own);
+    if (own)
+        w = h->words;
+    if (w) {
+        shard_observe(w, i, h->nb, v);
+        return;
+    }
+    w = h->words + h->stride; /* the shared shard: several writers */
+    atomic_fetch_add_explicit(&w[FS_H_BEGUN], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w[FS_H_BUCKETS + i], 1, memory_order_release);
+    _Atomic uint64_t *s = &w[FS_H_BUCKETS + h->nb + 1];
+    uint64_t old = atomic_load_explicit(s, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(s, &old,
+                                                  fs__double_to_bits(fs__bits_to_double(old) + v),
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
+    atomic_fetch_add_explicit(&w[FS_H_DONE], 1, memory_order_release);
+}
+
 void fs_histogram_observe(fs_histogram *h, double v)
 {
     if (FS_UNLIKELY(!h))
         return;
     uint32_t i = find_bucket(h->bounds, h->nb, v);
-    unsigned s = fs__shard();
-    _Atomic uint64_t *w = h->words + (size_t)s * h->stride;
-    fs__cell_add(&w[i], 1, s);
-    fs__cell_add_double(&w[h->nb + 1], v, s);
+    uint32_t t = fs__tls_token;
+    uint32_t owner = atomic_load_explicit(&h->hdr.owner, memory_order_relaxed);
+    if (FS_LIKELY(owner == t)) {
+        shard_observe(h->words, i, h->nb, v);
+        return;
+    }
+    /* another exclusive thread, once the child has its shards (an overflow
+     * child never has any: each of its updates is counted on the slow path) */
+    _Atomic uint64_t *arr = atomic_load_explicit(&h->hdr.shards, memory_order_acquire);
+    if (arr && t - 1 < FS_MAX_SHARDS) {
+        shard_observe(arr + (size_t)(t - 1) * h->stride, i, h->nb, v);
+        return;
+    }
+    observe_slow(h, i, v);
 }
 
+void fs__histogram_read_shard(const _Atomic uint64_t *cw, uint32_t nb, uint64_t *snap,
+                              uint64_t *counts, double *sum)
+{
+    _Atomic uint64_t *w = (_Atomic uint64_t *)cw;
+    if (atomic_load_explicit(&w[FS_H_BEGUN], memory_order_acquire) == 0)
+        return; /* never written */
+    for (unsigned tries = 0;; tries++) {
+        uint64_t done = atomic_load_explicit(&w[FS_H_DONE], memory_order_acquire);
+        uint64_t begun = atomic_load_explicit(&w[FS_H_BEGUN], memory_order_acquire);
+        if (begun == done) {
+            /* acquire: begun is read again after the data */
+            for (uint32_t i = 0; i <= nb; i++)
+                snap[i] = atomic_load_explicit(&w[FS_H_BUCKETS + i], memory_order_acquire);
+            double s = fs__bits_to_double(
+                atomic_load_explicit(&w[FS_H_BUCKETS + nb + 1], memory_order_acquire));
+            if (atomic_load_explicit(&w[FS_H_BEGUN], memory_order_relaxed) == begun) {
+                for (uint32_t i = 0; i <= nb; i++)
+                    counts[i] += snap[i];
+                *sum += s;
+                return;
+            }
+        }
+        if (tries >= 16)
+            sched_yield(); /* a writer is in the middle of an observation: let it finish */
+    }
+}
+
+void fs__histogram_read(const struct fs_histogram *h, uint64_t *snap, uint64_t *counts, double *sum)
+{
+    memset(counts, 0, ((size_t)h->nb + 1) * sizeof *counts);
+    *sum = 0;
+    fs__histogram_read_shard(h->words, h->nb, snap, counts, sum);
+    fs__histogram_read_shard(h->words + h->stride, h->nb, snap, counts, sum);
+    const _Atomic uint64_t *arr =
+        atomic_load_explicit(&((fs_child *)&h->hdr)->shards, memory_order_acquire);
+    if (arr)
+        for (uint32_t i = 0, k = fs__shard_count(); i < k; i++)
+            fs__histogram_read_shard(arr + (size_t)i * h->stride, h->nb, snap, counts, sum);
+}
+
+/* Totals for tests and tools: done observations, and the sums. */
 uint64_t fs_histogram_count(const fs_histogram *h)
 {
     if (!h)
         return 0;
-    uint64_t n = 0;
-    for (int s = 0; s < FS_METRIC_SHARDS; s++) {
-        const _Atomic uint64_t *w = h->words + (size_t)s * h->stride;
-        for (uint32_t i = 0; i <= h->nb; i++)
-            n += atomic_load_explicit((_Atomic uint64_t *)&w[i], memory_order_relaxed);
-    }
+    uint64_t n =
+        atomic_load_explicit((_Atomic uint64_t *)&h->words[FS_H_DONE], memory_order_relaxed) +
+        atomic_load_explicit((_Atomic uint64_t *)&h->words[h->stride + FS_H_DONE],
+                             memory_order_relaxed);
+    const _Atomic uint64_t *arr =
+        atomic_load_explicit(&((fs_child *)&h->hdr)->shards, memory_order_acquire);
+    if (arr)
+        for (uint32_t i = 0, k = fs__shard_count(); i < k; i++)
+            n += atomic_load_explicit((_Atomic uint64_t *)&arr[(size_t)i * h->stride + FS_H_DONE],
+                                      memory_order_relaxed);
     return n;
 }
 
@@ -139,8 +297,13 @@ double fs_histogram_sum(const fs_histogram *h)
 {
     if (!h)
         return 0;
-    double sum = 0;
-    for (int s = 0; s < FS_METRIC_SHARDS; s++)
-        sum += fs__atomic_load_double(h->words + (size_t)s * h->stride + h->nb + 1);
+    uint32_t sum_at = FS_H_BUCKETS + h->nb + 1;
+    double sum = fs__atomic_load_double(&h->words[sum_at]) +
+                 fs__atomic_load_double(&h->words[h->stride + sum_at]);
+    const _Atomic uint64_t *arr =
+        atomic_load_explicit(&((fs_child *)&h->hdr)->shards, memory_order_acquire);
+    if (arr)
+        for (uint32_t i = 0, k = fs__shard_count(); i < k; i++)
+            sum += fs__atomic_load_double(&arr[(size_t)i * h->stride + sum_at]);
     return sum;
 }

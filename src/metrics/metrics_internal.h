@@ -3,10 +3,12 @@
  *
  * Layout (like Prometheus' Go client): a registry holds families sorted by
  * name; a family holds its children in a lock-free open-addressing hash table
- * (for lookups by label values) and in a label-value-sorted array (for
- * rendering, guarded by the family mutex). Every child starts with a
- * read-only header (struct fs_child) followed by its cache-line-aligned
- * values, so updates never bounce the line that lookups read.
+ * (for lookups by label values, table.h) and in its render order: a sorted
+ * array plus the children created since the last scrape, which the scrape
+ * sorts in (family.c). Children live in per-family arenas (child.c). Every
+ * child starts with a read-only header whose first cache line is all a
+ * lookup reads; the owner's cell follows on the second line, so updates never
+ * bounce the line that lookups read.
  *
  * Memory reclamation is deliberately simple: nothing reachable by a reader
  * (tables, removed children, unregistered families) is freed before the
@@ -43,21 +45,6 @@
 
 #define FS_CACHE_LINE 64
 
-/*
- * Per-thread shards of every counter and histogram child (a power of two).
- * Shards 0 .. FS_SHARED_SHARD-1 are owned by one thread at a time: a thread
- * takes a free one on its first update and gives it back when it exits, so
- * its updates are a plain relaxed load and store (no lock prefix, no cache
- * line shared with another writer). Threads beyond that number use the last
- * shard, FS_SHARED_SHARD, with atomic read-modify-write. Either way a reader
- * sums the shards with relaxed loads.
- */
-#ifndef FS_METRIC_SHARDS
-#define FS_METRIC_SHARDS 8
-#endif
-#define FS_SHARD_MASK (FS_METRIC_SHARDS - 1)
-#define FS_SHARED_SHARD (FS_METRIC_SHARDS - 1)
-
 /** Room fs__format_double and fs__format_le may need. */
 #define FS_NUM_MAX 40
 
@@ -65,19 +52,38 @@
 #define FS_MAX_LABELS 32
 
 /* ------------------------------------------------------------------------ */
-/* Shards                                                                   */
+/* Thread tokens and shards                                                 */
+/*
+ * Every counter and histogram child has one cell (the owner's) inline: the
+ * first thread that updates it owns it and updates it with a plain relaxed
+ * load and store. A thread is known by its token: 1 .. fs__shard_count()
+ * while it holds one of the exclusive tokens (taken on its first update,
+ * given back when it exits), FS_TOKEN_SHARED beyond. Other exclusive threads
+ * update the child in a shards array allocated on the first such update (one
+ * cache-line-padded cell per token), again with plain stores: a child updated
+ * from one thread costs no memory for shards. Threads without an exclusive
+ * token (and every update when that array cannot be allocated, and every
+ * update of an overflow child) use the child's shared cell with atomic
+ * read-modify-writes. A reader sums the cells with relaxed loads.
+ */
 
-extern _Thread_local unsigned fs__tls_shard FS_TLS_MODEL FS_HIDDEN;
-FS_HIDDEN unsigned fs__shard_assign(void);
+/** No owner yet (no token equals it). */
+#define FS_TOKEN_NONE UINT32_MAX
+/** The token of threads beyond the exclusive ones; never owns a cell. */
+#define FS_TOKEN_SHARED (UINT32_MAX - 1)
+/** The owner of a child that must never be owned (an overflow child). */
+#define FS_TOKEN_NEVER (UINT32_MAX - 2)
 
-/** The calling thread's shard index in [0, FS_METRIC_SHARDS). */
-static inline unsigned fs__shard(void)
-{
-    unsigned s = fs__tls_shard;
-    if (FS_UNLIKELY(s == 0))
-        s = fs__shard_assign();
-    return s & FS_SHARD_MASK;
-}
+/** At most this many exclusive tokens (a bit each). */
+#define FS_MAX_SHARDS 32
+
+extern _Thread_local uint32_t fs__tls_token FS_TLS_MODEL FS_HIDDEN;
+
+/** The calling thread's token, assigned now if it had none (never 0). */
+FS_HIDDEN uint32_t fs__token_assign(void);
+
+/** Exclusive tokens: from the CPUs present (2 per CPU, at least 8, at most 32). */
+FS_HIDDEN uint32_t fs__shard_count(void);
 
 /* ------------------------------------------------------------------------ */
 /* Atomic doubles (stored as their bit pattern in a uint64).                */
@@ -102,27 +108,6 @@ static inline void fs__atomic_add_double(_Atomic uint64_t *bits, double v)
     while (!atomic_compare_exchange_weak_explicit(bits, &old,
                                                   fs__double_to_bits(fs__bits_to_double(old) + v),
                                                   memory_order_relaxed, memory_order_relaxed)) {
-    }
-}
-
-/* Add to a cell of `shard`: a plain load and store when the calling thread
- * owns the shard, an atomic read-modify-write on the shared one. */
-static inline void fs__cell_add(_Atomic uint64_t *p, uint64_t v, unsigned shard)
-{
-    if (FS_LIKELY(shard != FS_SHARED_SHARD))
-        atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
-                              memory_order_relaxed);
-    else
-        atomic_fetch_add_explicit(p, v, memory_order_relaxed);
-}
-
-static inline void fs__cell_add_double(_Atomic uint64_t *bits, double v, unsigned shard)
-{
-    if (FS_LIKELY(shard != FS_SHARED_SHARD)) {
-        double old = fs__bits_to_double(atomic_load_explicit(bits, memory_order_relaxed));
-        atomic_store_explicit(bits, fs__double_to_bits(old + v), memory_order_relaxed);
-    } else {
-        fs__atomic_add_double(bits, v);
     }
 }
 
@@ -325,19 +310,26 @@ static FS_ALWAYS_INLINE size_t fs__key_fill(fs_label_key *k, size_t count,
 /* ------------------------------------------------------------------------ */
 /* Families and children                                                    */
 
-struct fs_counter;
-static inline double fs__counter_total(const struct fs_counter *c);
-
 typedef struct fs_family fs_family;
 
 /** Packed label values up to this many bytes live in the child's first cache line. */
 #define FS_CHILD_INLINE 48
 
+/** fs_child.flags */
+#define FS_CHILD_DEAD 1u     /* removed or cleared: no longer exposed */
+#define FS_CHILD_OVERFLOW 2u /* the overflow child of a family past its limit */
+
+/** The label value of every label of an overflow child. */
+#define FS_OVERFLOW_VALUE "__overflow__"
+
 /**
- * The read-only header every child starts with (children are cache-line
- * aligned). Its first cache line holds what a lookup reads: the hash and,
- * when they fit, the packed values themselves, so a lookup that hits reads
- * one line of the child and follows no pointer.
+ * The header every child starts with (children are cache-line aligned, in
+ * their family's arena). Its first cache line holds what a lookup reads: the
+ * hash and, when they fit, the packed values themselves, so a lookup that
+ * hits reads one line of the child and follows no pointer. The second line
+ * holds what rendering and updates read; the owner's cell follows on a line
+ * of its own (a gauge's value, updated atomically by all, on the second):
+ * updates never write the line lookups read.
  */
 typedef struct fs_child {
     uint64_t hash;
@@ -345,61 +337,108 @@ typedef struct fs_child {
     uint32_t labels_len;
     char inline_values[FS_CHILD_INLINE]; /* the packed values when values_len fits */
     fs_family *fam;
-    const char *values;       /* packed "v1\0v2\0..." (inline_values when they fit) */
-    const uint32_t *lens;     /* length of each value */
-    const char *labels;       /* escaped `k1="v1",k2="v2"` (no braces), "" without labels */
-    const char *created_text; /* the _created value's rendering, made once */
-    void *strings;            /* the allocation holding lens, labels, created_text, values */
-    double created;           /* Unix seconds at creation (the _created sample) */
-    struct fs_child *retired_next;
+    const char *values;     /* packed "v1\0v2\0..." (inline_values when they fit) */
+    const char *labels;     /* escaped `k1="v1",k2="v2"` (no braces), "" without labels */
+    int64_t created_us;     /* Unix microseconds at creation (the _created sample) */
+    _Atomic uint32_t owner; /* the token owning the inline cell, FS_TOKEN_NONE/NEVER */
+    _Atomic uint32_t flags; /* FS_CHILD_* (written under the family lock) */
+    void *_Atomic shards;   /* the exclusive cells of other threads, or NULL */
 } fs_child;
 
 _Static_assert(offsetof(fs_child, fam) == FS_CACHE_LINE, "lookups read the first line only");
+_Static_assert(sizeof(fs_child) == FS_CACHE_LINE + 48, "16 bytes of the second line left");
 
-/** A counter child: per-shard integer and float parts (Go's valInt/valBits). */
+/** One counter cell: integer and float parts (Go's valInt/valBits). */
 typedef struct fs_counter_cell {
-    alignas(FS_CACHE_LINE) _Atomic uint64_t n;
+    _Atomic uint64_t n;
     _Atomic uint64_t fbits;
 } fs_counter_cell;
 
+/** A counter cell alone on its cache line (in a shards array). */
+typedef struct fs_counter_shard {
+    alignas(FS_CACHE_LINE) fs_counter_cell cell;
+} fs_counter_shard;
+
+/*
+ * A counter child. The owner's cell has the third line to itself: the second
+ * holds what every other thread reads on each update (owner, shards), which
+ * the owner's stores must not keep taking away from them.
+ */
 struct fs_counter {
     fs_child hdr;
-    fs_counter_cell cells[FS_METRIC_SHARDS];
+    fs_counter_cell shared;                     /* atomic read-modify-writes only */
+    alignas(FS_CACHE_LINE) fs_counter_cell own; /* plain stores by the owner */
 };
 
-static inline double fs__counter_total(const struct fs_counter *c)
-{
-    uint64_t n = 0;
-    double f = 0;
-    for (int s = 0; s < FS_METRIC_SHARDS; s++) {
-        n += atomic_load_explicit((_Atomic uint64_t *)&c->cells[s].n, memory_order_relaxed);
-        f += fs__atomic_load_double(&c->cells[s].fbits);
-    }
-    return (double)n + f;
-}
+_Static_assert(sizeof(struct fs_counter) == 3 * FS_CACHE_LINE, "three lines per counter");
+
+FS_HIDDEN double fs__counter_total(const struct fs_counter *c);
 
 struct fs_gauge {
     fs_child hdr;
-    alignas(FS_CACHE_LINE) _Atomic uint64_t bits;
+    _Atomic uint64_t bits; /* on the second line */
 };
 
 /*
- * A histogram child. Shard s holds, at words[s * stride]: bucket counts
- * [0, nb] (nb = the +Inf bucket), then the sum's bits. Counts are per bucket
- * (not cumulative); _count is derived as their total at scrape time.
+ * A histogram child. A shard is `stride` words (whole cache lines): [0] the
+ * observations begun, [1] those done, [2 .. 2+nb] the bucket counts (nb =
+ * the +Inf bucket; per bucket, not cumulative), [nb+3] the sum's bits. A
+ * writer bumps begun, writes, then publishes done (release); a reader takes
+ * a shard when done equals begun before and begun is unchanged after its
+ * reads (a seqlock): it never sees half an observation and never blocks a
+ * writer. The owner's shard and the shared one follow the header.
  */
 struct fs_histogram {
     fs_child hdr;
     const double *bounds;
     uint32_t nb;     /* finite bounds */
     uint32_t stride; /* words per shard, a multiple of a cache line */
-    _Atomic uint64_t *words;
+    alignas(FS_CACHE_LINE) _Atomic uint64_t words[]; /* own shard, then the shared one */
 };
+
+#define FS_H_BEGUN 0
+#define FS_H_DONE 1
+#define FS_H_BUCKETS 2
+
+/**
+ * Read shard `w` whole (retrying while a writer is inside an observation):
+ * its bucket counts added to counts[0..nb], its sum to *sum. `snap` is
+ * scratch room for nb + 1 counts.
+ */
+FS_HIDDEN void fs__histogram_read_shard(const _Atomic uint64_t *w, uint32_t nb, uint64_t *snap,
+                                        uint64_t *counts, double *sum);
+
+/** Bucket counts (not cumulative) into counts[0..nb] and the sum, every shard whole. */
+FS_HIDDEN void fs__histogram_read(const struct fs_histogram *h, uint64_t *snap, uint64_t *counts,
+                                  double *sum);
+
+/** Binades of non-negative doubles (their exponent bits, 0 .. 0x7FF). */
+#define FS_BINADES 0x800
+
+/**
+ * Fill index[0 .. FS_BINADES] for bounds b[0..nb): index[p] is the first
+ * bucket a value of binade p can fall in (the count of bounds below the
+ * binade), index[FS_BINADES] = nb. A family keeps it right after its bounds
+ * and their spare slot (buckets[nb + 1]).
+ */
+FS_HIDDEN void fs__bucket_index(const double *b, size_t nb, uint32_t *index);
+
+/** Bytes of a family's bounds with their binade index. */
+#define FS_BOUNDS_BYTES(nb) (((nb) + 1) * sizeof(double) + (FS_BINADES + 1) * sizeof(uint32_t))
 
 /** Info: no values, the label set is the whole point. */
 typedef struct fs_info_child {
     fs_child hdr;
 } fs_info_child;
+
+/**
+ * Where thread `t` (its token, possibly 0 = not assigned yet) writes in child
+ * c, whose exclusive cells are `cell_bytes` apart: the owner's cell (*own
+ * set), an exclusive cell of the shards array, or NULL for the shared cell
+ * (atomic read-modify-writes). Claims the inline cell when it has no owner;
+ * counts a redirected update on an overflow child.
+ */
+FS_HIDDEN void *fs__child_cell(fs_child *c, size_t cell_bytes, bool *own);
 
 /**
  * A slot of a table: NULL, a child or a tombstone, with the child's hash
@@ -422,6 +461,26 @@ typedef struct fs_table {
 extern fs_child fs__tombstone FS_HIDDEN;
 #define FS_TOMBSTONE (&fs__tombstone)
 
+/** A chunk of a family's arena: children and their strings, freed with the family. */
+typedef struct fs_arena_chunk {
+    struct fs_arena_chunk *next;
+    size_t used, cap;
+    alignas(FS_CACHE_LINE) char data[];
+} fs_arena_chunk;
+
+/** Bump allocation in chunks that grow geometrically; nothing is freed alone. */
+typedef struct fs_arena {
+    fs_arena_chunk *head; /* the chunk allocated from, then older ones */
+    size_t next_cap;
+} fs_arena;
+
+/** `size` bytes aligned to `align` (a power of two <= FS_CACHE_LINE), or NULL. */
+FS_HIDDEN void *fs__arena_alloc(fs_arena *a, size_t size, size_t align);
+FS_HIDDEN void fs__arena_free(fs_arena *a);
+
+/** Limit value of a family that follows its registry's default. */
+#define FS_LIMIT_FROM_REGISTRY FS_SERIES_LIMIT_REGISTRY
+
 struct fs_family {
     fs_registry *reg;
     fs_metric_type type;
@@ -438,15 +497,32 @@ struct fs_family {
     char **le_om;   /* the same in OpenMetrics canonical form ("1.0") */
     size_t *le_text_len;
     size_t *le_om_len;
+    size_t child_size; /* bytes of one child, a multiple of a cache line */
 
-    pthread_mutex_t lock;      /* creation, removal, clearing, snapshots */
-    _Atomic(fs_table *) table; /* readers load it with acquire */
-    fs_child **sorted;         /* live children by label values (under lock) */
-    size_t nsorted, capsorted;
-    fs_child *single; /* the only child of an unlabelled family */
+    pthread_mutex_t lock;       /* creation, removal, clearing, the order's arrays */
+    pthread_mutex_t order_lock; /* one snapshot at a time (taken before `lock`) */
+    _Atomic(fs_table *) table;  /* readers load it with acquire */
+    /* Render order: `order` sorted by values, `pending` appended since the
+     * last snapshot, which takes them, sorts them outside the lock and merges
+     * them in; dead children leave at that point. The table is rebuilt from
+     * the arena, so it needs neither. */
+    fs_child **order;
+    size_t norder, caporder;
+    fs_child **pending;
+    size_t npending, cappending;
+    size_t ndead;               /* dead children still in order or pending */
+    _Atomic size_t nlive;       /* live children, the overflow child not counted */
+    _Atomic size_t limit;       /* most live children; 0 none; FS_LIMIT_FROM_REGISTRY */
+    fs_child *_Atomic overflow; /* where updates past the limit go, once made */
+    atomic_bool warned;         /* the limit warning was logged */
+    fs_child *single;           /* the only child of an unlabelled family */
+    fs_arena children;          /* every child ever made, child_size apart per chunk */
+    fs_arena strings;           /* their label texts and long values */
     fs_table *retired_tables;
-    fs_child *retired_children;
     struct fs_family *retired_next; /* in the registry, once unregistered */
+    /* Updates made on the overflow child: on a line of its own, away from
+     * what lookups read. */
+    alignas(FS_CACHE_LINE) _Atomic uint64_t redirected;
 };
 
 struct fs_counter_family {
@@ -501,9 +577,41 @@ FS_HIDDEN void fs__family_free(fs_family *fam);
 /** Copy the live children (sorted) into *buf (grown as needed); returns the count or -1. */
 FS_HIDDEN ssize_t fs__family_snapshot(fs_family *fam, fs_child ***buf, size_t *cap);
 
-/** Type-specific child size, initialisation and release. */
-FS_HIDDEN fs_child *fs__child_alloc(fs_family *fam);
-FS_HIDDEN void fs__child_free(fs_child *c);
+/** The limit on live children in effect for `fam` (0: none). */
+FS_HIDDEN size_t fs__family_limit(const fs_family *fam);
+
+/** Set the limit of a family (0: none; FS_LIMIT_FROM_REGISTRY: the registry's). */
+FS_HIDDEN int fs__family_set_limit(fs_family *fam, size_t limit);
+
+/* Children (child.c): made in the family's arena, never freed alone. */
+
+/** Bytes of a child of `fam` (with its inline shards), a multiple of a cache line. */
+FS_HIDDEN size_t fs__child_size(const fs_family *fam);
+
+/**
+ * A new child of `fam` for values[0..label_count) (lengths lens, hash),
+ * with its label text made once. NULL when out of memory. Under the lock.
+ */
+FS_HIDDEN fs_child *fs__child_create(fs_family *fam, const char *const *values,
+                                     const uint32_t *lens, uint64_t hash);
+
+/** Release what children of `fam` allocated outside its arena (shards arrays). */
+FS_HIDDEN void fs__children_release(fs_family *fam);
+
+/** Call fn on every child `fam` ever made (dead ones too), in its arena. Under the lock. */
+FS_HIDDEN void fs__children_each(fs_family *fam, void (*fn)(fs_child *c, void *ctx), void *ctx);
+
+/** Compare children by label values (bytewise, value by value), for qsort. */
+FS_HIDDEN int fs__child_cmp(const void *a, const void *b);
+
+/* Tables (table.c) */
+
+FS_HIDDEN fs_table *fs__table_new(size_t cap);
+/** Insert c (not present) into t. Under the family lock. */
+FS_HIDDEN void fs__table_insert(fs_table *t, fs_child *c);
+
+/** The child holding the values of key k (of the family's label count), or NULL. */
+FS_HIDDEN fs_child *fs__table_find_key(fs_table *t, const fs_label_key *k, fs_slot **slot);
 
 /* ------------------------------------------------------------------------ */
 /* Registry                                                                 */
@@ -522,6 +630,7 @@ struct fs_registry {
     fs_collector **collectors; /* sorted by name */
     size_t ncollectors, capcollectors;
     fs_family *retired_families;
+    _Atomic size_t series_limit; /* default limit of its families (0: none) */
     bool is_default;
 };
 
@@ -614,6 +723,9 @@ static inline int fs__buf_appends(fs_buffer *b, const char *s)
 /** Shortest round-tripping rendering of `v` ("+Inf", "-Inf", "NaN"); returns its length. */
 FS_HIDDEN size_t fs__format_double(char *out, double v);
 
+/** Unix microseconds as seconds ("1700000000.25", no trailing zeros); returns its length. */
+FS_HIDDEN size_t fs__format_micros(char *out, int64_t us);
+
 /** Unsigned integer in decimal; returns its length. */
 FS_HIDDEN size_t fs__format_u64(char *out, uint64_t v);
 
@@ -628,11 +740,15 @@ FS_HIDDEN size_t fs__format_le(char *out, double v, bool openmetrics);
 /**
  * Escape `s[0..n)` for the expositions into `out` (NULL: only measure) and
  * return the length: backslash and newline always, double quote when
- * `quote`, and every byte that is not part of valid UTF-8 becomes U+FFFD
- * (both formats are UTF-8; one bad byte would make a scraper reject the
- * whole exposition). At most 3 * n bytes.
+ * `quote`. Both formats are UTF-8, and distinct values must show distinct:
+ * a byte that is not part of valid UTF-8 becomes U+FFFD followed by its two
+ * hex digits, and a U+FFFD of the value becomes two (metrics.h, "Label
+ * values"). At most FS_ESCAPE_MAX(n) bytes.
  */
 FS_HIDDEN size_t fs__escape_into(char *out, const char *s, size_t n, bool quote);
+
+/** Most bytes fs__escape_into makes of n bytes (a bad byte: U+FFFD and 2 digits). */
+#define FS_ESCAPE_MAX(n) (5 * (n))
 
 /** fs__escape_into into a new malloc'd, NUL-terminated string (NULL when out of memory). */
 FS_HIDDEN char *fs__escape(const char *s, size_t n, bool quote, size_t *out_len);

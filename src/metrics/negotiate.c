@@ -1,7 +1,6 @@
 /* Content negotiation: which format a scraper's Accept header asks for. */
 #include "metrics_internal.h"
 
-#include <stdlib.h>
 #include <strings.h>
 
 static const char *skip_ws(const char *p, const char *end)
@@ -33,6 +32,28 @@ static bool token_is(const char *s, const char *e, const char *word)
     return (size_t)(e - s) == n && strncasecmp(s, word, n) == 0;
 }
 
+/*
+ * A q-value (RFC 9110: "0" or "1", optionally "." and up to 3 digits),
+ * read without strtod so that the locale's decimal point never matters.
+ * Anything else is 0 (the range is not acceptable); values above 1 are 1.
+ */
+static double parse_q(const char *v, const char *ve)
+{
+    if (v == ve || *v < '0' || *v > '9')
+        return 0;
+    double q = 0;
+    for (; v < ve && *v >= '0' && *v <= '9'; v++)
+        q = q * 10 + (*v - '0');
+    if (v < ve && *v == '.') {
+        double scale = 0.1;
+        for (v++; v < ve && *v >= '0' && *v <= '9'; v++, scale /= 10)
+            q += (*v - '0') * scale;
+    }
+    if (v != ve)
+        return 0;
+    return q > 1 ? 1 : q;
+}
+
 /* One media range "type/sub;k=v;q=0.5": its q and whether its version is acceptable. */
 static void parse_range(const char *p, const char *end, double *q, const char **ver,
                         const char **ver_end)
@@ -55,13 +76,7 @@ static void parse_range(const char *p, const char *end, double *q, const char **
                 ve--;
             }
             if (token_is(k, ke, "q")) {
-                char tmp[16];
-                size_t n = (size_t)(ve - v) < sizeof tmp - 1 ? (size_t)(ve - v) : sizeof tmp - 1;
-                memcpy(tmp, v, n);
-                tmp[n] = '\0';
-                char *stop;
-                double d = strtod(tmp, &stop);
-                *q = (stop == tmp || d != d) ? 0 : d < 0 ? 0 : d > 1 ? 1 : d;
+                *q = parse_q(v, ve);
             } else if (token_is(k, ke, "version")) {
                 *ver = v;
                 *ver_end = ve;

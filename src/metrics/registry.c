@@ -105,6 +105,23 @@ void fs_registry_free(fs_registry *reg)
     free(reg);
 }
 
+int fs_registry_set_series_limit(fs_registry *reg, size_t limit)
+{
+    reg = fs__registry_resolve(reg);
+    if (!reg)
+        return FS_ENOMEM;
+    FS_CHECK_ARG(limit != FS_SERIES_LIMIT_REGISTRY,
+                 "fs_registry_set_series_limit: FS_SERIES_LIMIT_REGISTRY is a family's setting");
+    atomic_store_explicit(&reg->series_limit, limit, memory_order_relaxed);
+    return FS_OK;
+}
+
+size_t fs_registry_series_limit(fs_registry *reg)
+{
+    reg = fs__registry_resolve(reg);
+    return reg ? atomic_load_explicit(&reg->series_limit, memory_order_relaxed) : 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Lookup                                                                   */
 
@@ -336,7 +353,7 @@ static int check_same(const fs_family *f, const fs_family_def *def)
                 return fs__error(FS_ECONFLICT,
                                  "info metric '%s' already registered with %s=\"%s\", not \"%s\"",
                                  def->name, f->label_names[i], p, def->info_values[i]);
-            p += f->single->lens[i] + 1;
+            p += strlen(p) + 1;
         }
     }
     return FS_OK;

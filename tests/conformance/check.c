@@ -265,6 +265,7 @@ static void check_handler(wants *ws, const conf_driver *d, const conf_row *r,
             problem(ws, "the publish returned %d", res->publish_rc);
         break;
     case CONF_PUBLISH_FAIL:
+    case CONF_PUBLISH_UTF8:
         if (res->publish_rc >= 0)
             problem(ws, "the publish that must fail returned %d", res->publish_rc);
         break;
@@ -332,11 +333,17 @@ void conf_check(const conf_driver *d, conf_column col, const conf_row *r, conf_r
         expect_published(ws, d, res->out, "", 1, NULL);
         break;
     case CONF_PUBLISH_FAIL:
+    case CONF_PUBLISH_UTF8:
         expect_published(ws, d, res->out, "", 1, e->perr[0] ? e->perr : "(perr= missing)");
         break;
     case CONF_REQUEST:
         expect_received(ws, d, res->source, "", &u);
         expect_published(ws, d, res->source, "", 1, NULL);
+        break;
+    case CONF_PATTERN: /* the concrete name, never the pattern */
+        expect_received(ws, d, res->source2, "", &u);
+        if (put_counts)
+            expect_published(ws, d, res->source2, "", puts, NULL);
         break;
     case CONF_TWO_BROKERS:
         expect_received(ws, d, res->source, "", &u);

@@ -96,6 +96,19 @@ typedef struct conf_driver {
      * use for it.
      */
     int (*fail_publish_setup)(fs_broker *b, const char *dest, const void **opts);
+    /*
+     * Envelope broker_options publishing `dest` in FastStream's JSON envelope
+     * (whose body must be UTF-8), built in `scratch`; NULL where the broker
+     * has no such format.
+     */
+    const void *(*json_pub_options)(const char *dest, void *scratch);
+    /*
+     * Pattern subscriptions: from `source`, write a pattern (pattern[n]) and a
+     * concrete name it matches (concrete[n]) and return the subscriber's
+     * broker_options for the pattern (built in `scratch`). NULL: no patterns.
+     */
+    const void *(*pattern_sub)(const char *source, char *pattern, char *concrete, size_t n,
+                               void *scratch);
     /* The handler label of `source` (NULL: the source itself). */
     void (*handler_label)(const char *source, char *buf, size_t n);
     /* The destination label of `dest` (NULL: the name itself). */
@@ -122,6 +135,7 @@ typedef enum conf_kind {
     CONF_BATCH,        /* a batch subscriber (batch_size = messages) */
     CONF_PUBLISH_OK,   /* publish one message to another destination */
     CONF_PUBLISH_FAIL, /* a publish the broker refuses */
+    CONF_PUBLISH_UTF8, /* a JSON-format publish of a body that is not UTF-8 */
     CONF_REQUEST,      /* fs_request to the source; the handler replies */
     CONF_LABELS,       /* custom static + dynamic labels, a publish inside and outside */
     CONF_TWO_BROKERS,  /* two brokers, one registry */
@@ -130,6 +144,7 @@ typedef enum conf_kind {
     CONF_REDELIVERY,   /* nack under the redelivery settings */
     CONF_CONCURRENT,   /* concurrency 4: overlap proven by a barrier */
     CONF_SLOW,         /* a 20 ms handler: duration lands >= 0.02 s */
+    CONF_PATTERN,      /* a pattern subscription: the handler label is the concrete name */
 } conf_kind;
 
 /* What the handler does on a delivery: settle explicitly first, then return. */

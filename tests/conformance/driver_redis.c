@@ -7,10 +7,12 @@
 
 #include <hiredis/hiredis.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define GROUP "conf"
 
@@ -62,10 +64,13 @@ static bool redis_available(char *why, size_t n)
     return true;
 }
 
+/* Each broker names its connections (CLIENT SETNAME), so that wait_ready can find them. */
 static int redis_broker_new(fs_broker **out)
 {
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port());
+    static atomic_uint seq;
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?client_name=conf-%ld-%u", port(),
+             (long)getpid(), atomic_fetch_add(&seq, 1));
     return fs_broker_new(url, NULL, out);
 }
 
@@ -110,24 +115,60 @@ static int put(fs_redis_kind kind, const char *source, const void *body, size_t 
     return rc;
 }
 
-/* A channel subscriber receives only once SUBSCRIBE took effect. */
+/* True when one of this broker's connections has a pattern subscription (CLIENT LIST). */
+static bool pattern_subscribed(redisContext *c, fs_broker *b)
+{
+    const char *name = strstr(fs_broker_url(b), "client_name=");
+    if (!name)
+        return false;
+    char want[96];
+    snprintf(want, sizeof want, " name=%.*s ", (int)strcspn(name + 12, "&"), name + 12);
+    redisReply *r = cmd(c, "CLIENT LIST TYPE pubsub");
+    bool found = false;
+    for (const char *line = r && r->type == REDIS_REPLY_STRING ? r->str : NULL; line && !found;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *end = strchr(line, '\n'), *hit = strstr(line, want),
+                   *ps = strstr(line, " psub=");
+        found = hit && ps && (!end || (hit < end && ps < end)) && ps[6] != '0';
+    }
+    freeReplyObject(r);
+    return found;
+}
+
+/* A channel subscriber receives only once (P)SUBSCRIBE took effect. */
 static int channel_ready(fs_broker *b, const char *source)
 {
-    (void)b;
     redisContext *c = raw();
     if (!c)
         return FS_EIO;
+    bool pattern = strchr(source, '*') != NULL;
     int rc = FS_ETIMEDOUT;
     for (int i = 0; i < 1000 && rc != FS_OK; i++) {
-        redisReply *r = cmd(c, "PUBSUB NUMSUB %s", source);
-        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer > 0)
-            rc = FS_OK;
-        freeReplyObject(r);
+        if (pattern) {
+            rc = pattern_subscribed(c, b) ? FS_OK : FS_ETIMEDOUT;
+        } else {
+            redisReply *r = cmd(c, "PUBSUB NUMSUB %s", source);
+            if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer > 0)
+                rc = FS_OK;
+            freeReplyObject(r);
+        }
         if (rc != FS_OK)
             nanosleep(&(struct timespec){0, 5000000}, NULL);
     }
     redisFree(c);
     return rc;
+}
+
+/* PSUBSCRIBE SOURCE.*; the message goes to SOURCE.x */
+static const void *channel_pattern(const char *source, char *pattern, char *concrete, size_t n,
+                                   void *scratch)
+{
+    snprintf(pattern, n, "%.*s.*", (int)(n - 3), source);
+    snprintf(concrete, n, "%.*s.x", (int)(n - 3), source);
+    fs_redis_subscriber_options *o = scratch;
+    *o = (fs_redis_subscriber_options)FS_REDIS_SUBSCRIBER_OPTIONS_INIT;
+    o->pattern = true;
+    return o;
 }
 
 static void stream_prepare(const char *source)
@@ -217,6 +258,15 @@ static int fail_setup(fs_broker *b, const char *dest, const void **opts)
     return n > 0 ? FS_OK : FS_EIO;
 }
 
+static const void *json_options(const char *dest, void *scratch)
+{
+    (void)dest;
+    fs_redis_publish_options *o = scratch;
+    *o = (fs_redis_publish_options)FS_REDIS_PUBLISH_OPTIONS_INIT;
+    o->format = FS_REDIS_FORMAT_JSON;
+    return o;
+}
+
 static void cleanup(const char *source)
 {
     redisContext *c = raw();
@@ -250,7 +300,8 @@ KIND_FNS(stream, FS_REDIS_STREAM)
 
 #define COMMON                                                                                     \
     .broker_label = "redis", .policy = FS_ACK_POLICY_DEFAULT, .available = redis_available,        \
-    .broker_new = redis_broker_new, .fail_publish_setup = fail_setup, .cleanup = cleanup
+    .broker_new = redis_broker_new, .fail_publish_setup = fail_setup,                              \
+    .json_pub_options = json_options, .cleanup = cleanup
 
 static const conf_driver channel_driver = {
     .column = "redis-channel",
@@ -259,6 +310,7 @@ static const conf_driver channel_driver = {
     .pub_options = channel_pub_options,
     .wait_ready = channel_ready,
     .put = channel_put,
+    .pattern_sub = channel_pattern,
     COMMON,
 };
 

@@ -13,7 +13,8 @@
 #define CONF_DRIVERS(X)                                                                            \
     X(memory)                                                                                      \
     X(redis)                                                                                       \
-    X(kafka)
+    X(kafka)                                                                                       \
+    X(mqtt)
 
 #define CONF_DECLARE(name)                                                                         \
     extern const conf_driver *const conf_drivers_##name[] __attribute__((weak));

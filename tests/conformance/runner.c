@@ -46,17 +46,21 @@ static void sleep_ms(unsigned ms)
 }
 
 static void note(conf_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append to res->error; from the runner's thread or a handler's (one lock for all). */
 static void note(conf_result *res, const char *fmt, ...)
 {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
     size_t len = strlen(res->error);
-    if (len + 2 >= sizeof res->error)
-        return;
-    if (len)
-        res->error[len++] = ';', res->error[len++] = ' ';
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(res->error + len, sizeof res->error - len, fmt, ap);
-    va_end(ap);
+    if (len + 2 < sizeof res->error) {
+        if (len)
+            res->error[len++] = ';', res->error[len++] = ' ';
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(res->error + len, sizeof res->error - len, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -284,7 +288,8 @@ static void run_inner(conf_ctx *x, fs_registry *reg)
 
     switch (row->kind) {
     case CONF_PUBLISH_OK:
-    case CONF_PUBLISH_FAIL: {
+    case CONF_PUBLISH_FAIL:
+    case CONF_PUBLISH_UTF8: {
         if (fs_broker_connect(a.b) < 0) {
             note(res, "fs_broker_connect: %s", fs_last_error());
             goto done;
@@ -293,6 +298,15 @@ static void run_inner(conf_ctx *x, fs_registry *reg)
         e.body = "published";
         e.body_len = 9;
         e.broker_options = row->kind == CONF_PUBLISH_FAIL ? fail_opts : x->out_opts;
+        if (row->kind == CONF_PUBLISH_UTF8) {
+            if (!d->json_pub_options) {
+                note(res, "the driver has no JSON format (json_pub_options) for this row");
+                goto done;
+            }
+            e.body = "\xff\xfe not UTF-8";
+            e.body_len = strlen(e.body);
+            e.broker_options = d->json_pub_options(res->out, out.pub_scratch);
+        }
         res->publish_rc = fs_publish(a.b, res->out, &e);
         break;
     }
@@ -326,6 +340,30 @@ static void run_inner(conf_ctx *x, fs_registry *reg)
         settle_wait(x, &a, res->expect.units, 1);
         break;
     }
+    case CONF_PATTERN: {
+        if (!d->pattern_sub) {
+            note(res, "the driver has no pattern subscriptions (pattern_sub) for this row");
+            goto done;
+        }
+        char pattern[sizeof res->source];
+        const void *po =
+            d->pattern_sub(res->source, pattern, res->source2, sizeof pattern, a.sub_scratch);
+        fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+        so.ack_policy = d->policy;
+        so.broker_options = po;
+        if (fs_subscribe(a.b, pattern, handle, x, &so, &a.sub) < 0) {
+            note(res, "fs_subscribe(%s): %s", pattern, fs_last_error());
+            goto done;
+        }
+        a.source = pattern; /* ready on the pattern, the message put on the concrete name */
+        if (start(x, &a) < 0)
+            goto done;
+        a.source = res->source2;
+        if (put_all(x, &a) < 0)
+            goto done;
+        settle_wait(x, &a, res->expect.units, 1);
+        break;
+    }
     default:
         if (row->kind == CONF_IDS) {
             out.b = a.b;
@@ -353,7 +391,8 @@ static void run_inner(conf_ctx *x, fs_registry *reg)
     }
     /* Quiet: a message that should not come back has time to show up. */
     sleep_ms(row->kind == CONF_REDELIVERY ? 3 * QUIET_MS : QUIET_MS);
-    bool consumes = row->kind != CONF_PUBLISH_OK && row->kind != CONF_PUBLISH_FAIL;
+    bool consumes = row->kind != CONF_PUBLISH_OK && row->kind != CONF_PUBLISH_FAIL &&
+                    row->kind != CONF_PUBLISH_UTF8 && row->kind != CONF_PATTERN;
     if (consumes && d->state && (d->features & CONF_HAS_STATE)) {
         if (d->state(a.b, a.source, &res->state) < 0)
             note(res, "reading the broker's state of %s failed", a.source);
@@ -386,9 +425,20 @@ void conf_run(const conf_driver *d, conf_column col, const conf_row *r, conf_res
         snprintf(res->skip_why, sizeof res->skip_why, "%s", res->expect.why);
         return;
     }
+    /* An optional driver hook missing: say so and skip (the cell still says what is expected). */
+    const char *hook = r->kind == CONF_PATTERN && !d->pattern_sub             ? "pattern_sub"
+                       : r->kind == CONF_PUBLISH_UTF8 && !d->json_pub_options ? "json_pub_options"
+                                                                              : NULL;
+    if (hook) {
+        res->skipped = true;
+        snprintf(res->skip_why, sizeof res->skip_why,
+                 "the %s driver has no %s hook yet; the table expects \"%s\"", d->column, hook,
+                 r->cell[col]);
+        return;
+    }
     if (r->kind == CONF_REDELIVERY && !CONF_CORE_V2) {
         note(res, "this core has no redelivery settings (fs_subscriber_options.redelivery, "
-                  "ADAPTER_V2 section 5): a nack would loop hot; not run");
+                  "adapter interface v2): a nack would loop hot; not run");
         return;
     }
     conf_unique(res->source, sizeof res->source - 8, d->column, r->name);

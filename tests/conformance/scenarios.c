@@ -1,8 +1,8 @@
 /*
  * THE table: every scenario, and for every broker column what FastStream
- * does there, next to each other. Sources: ../shared/spec/METRICS.md (step 8
- * and its table), BROKERS.md section 0 and 8 (FastStream 0.7.4 run on the
- * real servers) and FastStream's source (faststream/<broker>/message.py,
+ * does there, next to each other. Sources: the metric schema (prometheus.h),
+ * what FastStream 0.7.4 reported when run against each real server, and
+ * FastStream's source (faststream/<broker>/message.py,
  * faststream/prometheus/middleware.py); docs/semantics.md explains each row.
  *
  * A cell reads "STATUS... | broker state":
@@ -161,6 +161,18 @@ const conf_row conf_rows[] = {
         /* nats-js         */ "skipped | pending=1",        /* ack pending until AckWait */
         /* mqtt            */ "skipped",
     }},
+    {"nack-then-skip", "NACK on the first delivery, SKIP on the redelivery: pending, delivered twice", CONF_CONSUME, DEF, 1, RET(NACK), RET(SKIP), false, {
+        /* memory          */ "nacked skipped | " MEM_PENDING,
+        /* redis-channel   */ "nacked",
+        /* redis-list      */ "nacked | pending=0",
+        /* redis-stream    */ "nacked skipped | " MEM_PENDING " redelivered=1", /* XPENDING count 2 */
+        /* kafka           */ "nacked skipped | acked=0",
+        /* kafka-ack-first */ "acked | acked=1",
+        /* rabbitmq        */ "nacked skipped | pending=1",
+        /* nats-core       */ "nacked",
+        /* nats-js         */ "nacked skipped | pending=1 redelivered=1", /* num_redelivered */
+        /* mqtt            */ "nacked",
+    }},
     {"explicit-ack", "the handler calls ack(), returns OK", CONF_CONSUME, DEF, 1, SETTLE(1, OK), OK, false, {
         /* memory          */ "acked | " MEM_ACKED,
         /* redis-channel   */ "acked",
@@ -318,7 +330,7 @@ const conf_row conf_rows[] = {
         /* mqtt            */ "none",
     }},
     /* The error type names of the brokers other than memory and Redis are the
-     * adapters' to confirm (BROKERS.md: librdkafka's error name, the AMQP
+     * adapters' to confirm (librdkafka's error name, the AMQP
      * reply text, nats.py's exception name, the client's error name). */
     {"publish-fail", "a publish the broker refuses: error, with the broker's error type", CONF_PUBLISH_FAIL, DEF, 0, OK, OK, false, {
         /* memory          */ "none | perr=QueueFull",      /* bounded queue full */
@@ -327,11 +339,27 @@ const conf_row conf_rows[] = {
         /* redis-stream    */ "none | perr=ResponseError",
         /* kafka           */ "none | perr=_UNKNOWN_PARTITION", /* librdkafka's name; see driver_kafka.c */
         /* kafka-ack-first */ "none | perr=_UNKNOWN_PARTITION",
-        /* rabbitmq        */ "none | perr=NOT_FOUND",      /* missing exchange: channel.close 404 */
+        /* rabbitmq        */ "none | perr=ChannelNotFoundEntity", /* channel.close 404 NOT_FOUND: aiormq's exception */
         /* nats-core       */ "n/a: a core NATS publish is fire-and-forget; nothing refuses it",
-        /* nats-js         */ "none | perr=NoRespondersError", /* no stream for the subject */
-        /* mqtt            */ "none | perr=MOSQ_ERR_INVAL", /* a topic with a wildcard */
+        /* nats-js         */ "none | perr=NoStreamResponseError", /* no stream: nats-py's js.publish turns NoRespondersError into this */
+        /* mqtt            */ "none | perr=ValueError",     /* QoS 3: zmqtt.QoS(3) raises ValueError */
     }},
+    {"publish-not-utf8", "a JSON-envelope publish of a body that is not UTF-8: FastStream's UnicodeDecodeError", CONF_PUBLISH_UTF8, DEF, 0, OK, OK, false, {
+        /* memory          */ "n/a: the in-process broker has no JSON envelope",
+        /* redis-channel   */ "none | perr=UnicodeDecodeError", /* FS_REDIS_FORMAT_JSON */
+        /* redis-list      */ "none | perr=UnicodeDecodeError",
+        /* redis-stream    */ "none | perr=UnicodeDecodeError",
+        /* kafka           */ "n/a: FastStream's Kafka sends the body as bytes",
+        /* kafka-ack-first */ "n/a: FastStream's Kafka sends the body as bytes",
+        /* rabbitmq        */ "n/a: FastStream's RabbitMQ sends the body as bytes",
+        /* nats-core       */ "n/a: FastStream's NATS sends the body as bytes",
+        /* nats-js         */ "n/a: FastStream's NATS sends the body as bytes",
+        /* mqtt            */ "n/a: FastStream's MQTT sends the body as bytes",
+    }},
+    /* FastStream counts the request itself as a publish on every broker, native ones
+     * included (faststream/_internal/broker/pub_base.py _basic_request wraps
+     * producer.request in each middleware's publish_scope); the reply is counted
+     * nowhere (SourceType.RESPONSE). */
     {"request", "request/reply: the request counted, the reply counted nowhere", CONF_REQUEST, DEF, 1, OK, OK, false, {
         /* memory          */ "acked | " MEM_ACKED,
         /* redis-channel   */ "acked",
@@ -355,6 +383,18 @@ const conf_row conf_rows[] = {
         /* nats-core       */ "acked",
         /* nats-js         */ "acked | acked=1 pending=0",
         /* mqtt            */ "acked",
+    }},
+    {"pattern", "a pattern subscription: the handler label is the concrete name, never the pattern", CONF_PATTERN, DEF, 1, OK, OK, false, {
+        /* memory          */ "n/a: the in-process broker has no patterns",
+        /* redis-channel   */ "acked",                      /* PSUBSCRIBE */
+        /* redis-list      */ "n/a: a list has no patterns",
+        /* redis-stream    */ "n/a: a stream has no patterns",
+        /* kafka           */ "acked",                      /* regex topic subscription */
+        /* kafka-ack-first */ "acked",
+        /* rabbitmq        */ "acked",                      /* topic exchange: EXCHANGE.ROUTING_KEY */
+        /* nats-core       */ "acked",                      /* wildcard subject */
+        /* nats-js         */ "acked",                      /* wildcard filter subject */
+        /* mqtt            */ "acked",                      /* topic filter with + */
     }},
     {"two-brokers", "two brokers on one registry: one family set, both counted (cell per broker)", CONF_TWO_BROKERS, DEF, 1, OK, OK, false, {
         /* memory          */ "acked | " MEM_ACKED,

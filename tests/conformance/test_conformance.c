@@ -47,6 +47,8 @@ static void *worker(void *arg)
         if (i >= njobs)
             return NULL;
         job *j = &jobs[i];
+        if (!j->d)
+            continue;
         if (j->unavailable[0]) {
             j->res.ran = true;
             j->res.skipped = true;
@@ -60,6 +62,12 @@ static void *worker(void *arg)
 static void run_one(void **state)
 {
     job *j = *state;
+    if (!j->d) {
+        print_message("skipped: no driver for column %s is built (its client library is "
+                      "absent, or nobody wrote driver_*.c yet)\n",
+                      conf_column_names[j->col]);
+        skip();
+    }
     conf_check(j->d, j->col, j->row, &j->res);
 }
 
@@ -76,16 +84,17 @@ int main(int argc, char **argv)
         want[c] = any = true;
     }
     fs_set_log_level(FS_LOG_WARN); /* keep the lifecycle lines of ~100 brokers out */
-    jobs = calloc(COL_COUNT * conf_row_count, sizeof *jobs);
+    jobs = calloc(COL_COUNT * (conf_row_count + 1), sizeof *jobs);
     if (!jobs)
         return 2;
     for (int c = 0; c < COL_COUNT; c++) {
         if (any && !want[c])
             continue;
         const conf_driver *d = conf_driver_for((conf_column)c);
-        if (!d) {
-            if (any)
-                fprintf(stderr, "column %s: no driver built (skipped)\n", conf_column_names[c]);
+        if (!d) { /* one skipped test says so */
+            job *j = &jobs[njobs++];
+            j->col = (conf_column)c;
+            snprintf(j->name, sizeof j->name, "%s/*", conf_column_names[c]);
             continue;
         }
         char why[160] = "";

@@ -42,9 +42,9 @@ static int join_app(app_run *r)
 static fs_app *new_app(bool http)
 {
     fs_app_options o = FS_APP_OPTIONS_INIT;
-    o.http_enabled = http;
-    o.http_port = 0;
-    o.handle_signals = false;
+    o.http_disabled = !http;
+    o.http_port = FS_APP_PORT_ANY;
+    o.no_signals = true;
     fs_app *app;
     CHECK_OK(fs_app_new(&o, &app));
     return app;
@@ -154,9 +154,8 @@ static void test_startup_failure(void **state)
 static void test_signal_stops(void **state)
 {
     (void)state;
-    fs_app_options o = FS_APP_OPTIONS_INIT;
-    o.http_enabled = false;
-    o.handle_signals = true;
+    fs_app_options o = {0}; /* zeroed: every default, signals caught among them */
+    o.http_disabled = true;
     fs_app *app;
     CHECK_OK(fs_app_new(&o, &app));
     CHECK_OK(fs_app_add_broker(app, memory_broker(16, false)));

@@ -15,10 +15,18 @@ storage) scraping it, lets them run about N seconds (default 20), then:
   3. requires the demo to exit by itself with status 0 when its duration
      is over (a graceful shutdown).
 
---broker URL runs the demo on another broker (e.g. redis://127.0.0.1:6379).
+--broker URL runs the demo on another broker (e.g. redis://127.0.0.1:6379),
+--service NAME on the local server scripts/services.sh runs for NAME;
+--expect-broker LABEL then requires every series the demo exports to say
+broker="LABEL". --grafana JSON also evaluates every panel query of that
+Grafana dashboard (deploy/grafana/dashboards/faststream.json) the same way;
+its backlog panel must answer too when --backlog is given (the demo
+exports the opt-in backlog family unless told --no-backlog; give --backlog
+for brokers whose adapter can tell).
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -68,7 +76,28 @@ def main():
     ap.add_argument("promtool")
     ap.add_argument("--broker", default=None)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--expect-broker", default=None)
+    ap.add_argument("--service", default=None,
+                    help="run on this local server (scripts/services.sh url NAME); "
+                         "implies --expect-broker NAME")
+    ap.add_argument("--grafana", default=None)
+    ap.add_argument("--backlog", action="store_true")
     args = ap.parse_args()
+
+    if args.service:
+        services = os.path.join(os.path.dirname(os.path.dirname(HERE)), "scripts", "services.sh")
+        url = subprocess.run([services, "url", args.service], stdout=subprocess.PIPE,
+                             check=True).stdout.decode().strip()
+        args.broker = args.broker or url
+        args.expect_broker = args.expect_broker or args.service
+
+    panels = list(PANELS)
+    if args.grafana:
+        with open(args.grafana, encoding="utf-8") as f:
+            dash = json.load(f)
+        panels = [("grafana: " + p["title"], t["expr"])
+                  for p in dash["panels"] for t in p.get("targets", [])
+                  if args.backlog or "_backlog" not in t["expr"]]
 
     for tool in (args.demo, args.prometheus, args.promtool):
         if not os.access(tool, os.X_OK):
@@ -118,7 +147,7 @@ def main():
 
             # 2. Every dashboard panel query.
             failures = []
-            for title, template in PANELS:
+            for title, template in panels:
                 expr = expand(template)
                 try:
                     rows = prom.query(expr)
@@ -128,11 +157,19 @@ def main():
                 if not rows:
                     failures.append("%s: no series for %s" % (title, expr))
                     continue
-                print("ok   %-46s %d series" % (title, len(rows)))
+                print("ok   %-55s %d series" % (title, len(rows)))
             if failures:
                 fail("%d of %d dashboard panels are empty or failed:\n  %s" % (
-                    len(failures), len(PANELS), "\n  ".join(failures)), demo_log())
-            print("all %d dashboard panel queries returned data" % len(PANELS))
+                    len(failures), len(panels), "\n  ".join(failures)), demo_log())
+            print("all %d dashboard panel queries returned data" % len(panels))
+
+            if args.expect_broker:
+                brokers = {r["metric"].get("broker") for r in
+                           prom.query('{__name__=~"faststream_.+", broker!=""}')}
+                if brokers != {args.expect_broker}:
+                    fail("the demo's series say broker=%s, expected only %s" % (
+                        sorted(b or "" for b in brokers), args.expect_broker), demo_log())
+                print("ok   every series says broker=\"%s\"" % args.expect_broker)
 
             # The demo's promise: every received status, two or more
             # exception types, and publish errors.

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""The README shows exactly examples/readme_example.c (which the build compiles).
+"""A documentation page shows exactly an example file (which the build compiles).
 
-    check_readme_example.py README.md examples/readme_example.c
+    check_readme_example.py PAGE.md examples/NAME.c
 
 Passes when one ```c block of the README is byte-for-byte the example file.
 """

@@ -53,4 +53,20 @@ static inline bool has_series(const char *text, const char *series)
     return find_series(text, series) != NULL;
 }
 
+/* Bytes of heap in use: the sanitizers' allocator's count, or malloc's own. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+size_t __sanitizer_get_current_allocated_bytes(void); /* its header may be absent */
+static inline size_t heap_in_use(void)
+{
+    return __sanitizer_get_current_allocated_bytes();
+}
+#else
+#include <malloc.h>
+static inline size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+#endif
+
 #endif

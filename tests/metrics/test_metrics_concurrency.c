@@ -18,6 +18,9 @@ struct shared {
     fs_histogram *hist;
     fs_counter_family *fam;
     fs_gauge_family *churn;
+    fs_histogram *ones;        /* observes 1 only: a whole scrape has _sum == _count */
+    fs_counter_family *capped; /* a series limit far below the label sets used */
+    atomic_int next_id;
     pthread_barrier_t start;
     atomic_bool stop;
     atomic_int scrapes;
@@ -30,9 +33,12 @@ struct shared {
 static void *worker(void *arg)
 {
     struct shared *s = arg;
-    char key[KEYS][8];
-    for (int k = 0; k < KEYS; k++)
+    char key[KEYS][8], mine[KEYS][16];
+    int id = atomic_fetch_add(&s->next_id, 1);
+    for (int k = 0; k < KEYS; k++) {
         snprintf(key[k], sizeof key[k], "k%d", k);
+        snprintf(mine[k], sizeof mine[k], "t%d-%d", id, k);
+    }
     pthread_barrier_wait(&s->start);
     for (int i = 0; i < ITERS; i++) {
         fs_counter_inc(s->counter);
@@ -43,6 +49,11 @@ static void *worker(void *arg)
         if (i % 16 == 0) {
             const char *c[] = {key[(i / 16) % KEYS]};
             fs_gauge_inc(fs_gauge_family_labels(s->churn, c));
+        }
+        fs_histogram_observe(s->ones, 1);
+        if (i % 4 == 0) {
+            const char *c[] = {mine[(i / 4) % KEYS]};
+            fs_counter_inc(fs_counter_family_labels(s->capped, c));
         }
         fs_gauge_dec(s->gauge);
     }
@@ -84,10 +95,15 @@ static void *scraper(void *arg)
         double vinf = inf ? strtod(inf + strlen("conc_hist_bucket{le=\"+Inf\"} "), NULL) : -1;
         double vcnt = cnt ? strtod(cnt + strlen("conc_hist_count "), NULL) : -2;
         double vctr = ctr ? strtod(ctr + strlen("conc_total "), NULL) : -1;
-        if (vinf != vcnt || vctr < last_counter) {
+        const char *osum = find_series(b.data, "conc_ones_sum");
+        const char *ocnt = find_series(b.data, "conc_ones_count");
+        double vosum = osum ? strtod(osum + strlen("conc_ones_sum "), NULL) : -1;
+        double vocnt = ocnt ? strtod(ocnt + strlen("conc_ones_count "), NULL) : -2;
+        if (vinf != vcnt || vctr < last_counter || vosum != vocnt) {
             if (atomic_fetch_add(&s->bad_scrapes, 1) == 0)
-                snprintf(s->bad, sizeof s->bad, "+Inf %g, count %g, counter %g after %g", vinf,
-                         vcnt, vctr, last_counter);
+                snprintf(s->bad, sizeof s->bad,
+                         "+Inf %g, count %g, counter %g after %g, ones: sum %g count %g", vinf,
+                         vcnt, vctr, last_counter, vosum, vocnt);
         }
         last_counter = vctr;
         atomic_fetch_add(&s->scrapes, 1);
@@ -111,6 +127,10 @@ static void test_hammer(void **state)
     assert_int_equal(fs_counter_family_new(s.reg, "conc_labelled", "L.", 3, ln, &s.fam), FS_OK);
     const char *cn[] = {"k"};
     assert_int_equal(fs_gauge_family_new(s.reg, "conc_churn", "C.", 1, cn, &s.churn), FS_OK);
+    const double one[] = {0.5, 2};
+    assert_int_equal(fs_histogram_new(s.reg, "conc_ones", "O.", one, 2, &s.ones), FS_OK);
+    assert_int_equal(fs_counter_family_new(s.reg, "conc_capped", "C.", 1, cn, &s.capped), FS_OK);
+    assert_int_equal(fs_counter_family_set_series_limit(s.capped, 16), FS_OK);
     pthread_barrier_init(&s.start, NULL, THREADS + 2);
     pthread_t w[THREADS], sc, ch;
     for (int i = 0; i < THREADS; i++)
@@ -147,6 +167,21 @@ static void test_hammer(void **state)
     assert_true(sample_value(t, "conc_hist_bucket{le=\"0.5\"}") ==
                 (double)THREADS * ((ITERS + 6) / 7));
     assert_true(sample_value(t, "conc_hist_bucket{le=\"+Inf\"}") == (double)THREADS * ITERS);
+    assert_true(sample_value(t, "conc_ones_sum") == (double)THREADS * ITERS);
+    /* the capped family: 16 label sets and the overflow child hold every increment */
+    double capped = 0;
+    int series = 0;
+    for (const char *p = strstr(t, "\nconc_capped_total{"); p;
+         p = strstr(p + 1, "\nconc_capped_total{")) {
+        capped += strtod(strchr(p, '}') + 2, NULL);
+        series++;
+    }
+    assert_int_equal(series, 17);
+    assert_true(capped == (double)THREADS * ITERS / 4);
+    double over = sample_value(t, "conc_capped_total{k=\"__overflow__\"}");
+    assert_true(over ==
+                sample_value(t, "metrics_series_overflow_updates_total{metric=\"conc_capped\"}"));
+    assert_true(over > 0);
     free(t);
     fs_registry_free(s.reg);
 }
@@ -197,11 +232,83 @@ static void test_more_threads_than_shards(void **state)
     fs_registry_free(reg);
 }
 
+/* Creators and scrapers at once: snapshots sort new children while others
+ * are created; in the end every label set is there once, in order. */
+enum { CREATORS = 2, PER_CREATOR = 5000 };
+
+struct creating {
+    fs_registry *reg;
+    fs_counter_family *fam;
+    atomic_int next;
+    atomic_bool done;
+    atomic_int renders;
+};
+
+static void *creator(void *arg)
+{
+    struct creating *x = arg;
+    int id = atomic_fetch_add(&x->next, 1);
+    for (int i = 0; i < PER_CREATOR; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "%05d-%d", (i * 7919) % PER_CREATOR, id);
+        const char *vals[] = {v};
+        fs_counter_inc(fs_counter_family_labels(x->fam, vals));
+    }
+    return NULL;
+}
+
+static void *render_loop(void *arg)
+{
+    struct creating *x = arg;
+    fs_buffer b = {0};
+    while (!atomic_load(&x->done)) {
+        b.len = 0;
+        if (fs_registry_render(x->reg, FS_FORMAT_TEXT, &b) == FS_OK)
+            atomic_fetch_add(&x->renders, 1);
+    }
+    fs_buffer_free(&b);
+    return NULL;
+}
+
+static void test_create_while_scraping(void **state)
+{
+    (void)state;
+    struct creating x = {0};
+    assert_int_equal(fs_registry_new(&x.reg), FS_OK);
+    const char *ln[] = {"k"};
+    assert_int_equal(fs_counter_family_new(x.reg, "made_total", "M.", 1, ln, &x.fam), FS_OK);
+    pthread_t c[CREATORS], r[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&r[i], NULL, render_loop, &x);
+    for (int i = 0; i < CREATORS; i++)
+        pthread_create(&c[i], NULL, creator, &x);
+    for (int i = 0; i < CREATORS; i++)
+        pthread_join(c[i], NULL);
+    atomic_store(&x.done, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(r[i], NULL);
+    assert_true(atomic_load(&x.renders) > 0);
+    char *t = render(x.reg, FS_FORMAT_TEXT);
+    int n = 0;
+    const char *prev = NULL;
+    for (const char *p = strstr(t, "\nmade_total{"); p; p = strstr(p + 1, "\nmade_total{")) {
+        if (prev && strncmp(prev, p, (size_t)(strchr(p, '}') - p)) >= 0)
+            fail_msg("series out of order or twice: %.40s after %.40s", p + 1, prev + 1);
+        assert_true(strtod(strchr(p, '}') + 2, NULL) == 1);
+        prev = p;
+        n++;
+    }
+    assert_int_equal(n, CREATORS * PER_CREATOR);
+    free(t);
+    fs_registry_free(x.reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hammer),
         cmocka_unit_test(test_more_threads_than_shards),
+        cmocka_unit_test(test_create_while_scraping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

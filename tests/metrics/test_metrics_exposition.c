@@ -208,13 +208,15 @@ static void expect_label_value(const char *value, const char *want)
 
 /*
  * Any byte string is accepted as a label value and the exposition stays
- * valid: escapes undo exactly, valid UTF-8 passes through, and bytes that are
- * not UTF-8 (which would make a scraper reject the whole page) become U+FFFD.
+ * valid and lossless: escapes undo exactly, valid UTF-8 passes through, a
+ * byte that is not UTF-8 (which would make a scraper reject the whole page)
+ * becomes U+FFFD and its two hex digits, and U+FFFD itself is doubled.
  */
+#define R "\xEF\xBF\xBD" /* U+FFFD */
 static void test_label_values_any_bytes(void **state)
 {
     (void)state;
-    char value[256], want[128 + 128 * 3];
+    char value[256], want[128 + 128 * 5];
     for (int i = 1; i < 256; i++)
         value[i - 1] = (char)i;
     value[255] = '\0';
@@ -222,8 +224,7 @@ static void test_label_values_any_bytes(void **state)
     for (int i = 1; i < 128; i++)
         want[n++] = (char)i;
     for (int i = 128; i < 256; i++) { /* each alone, none of these bytes is valid */
-        memcpy(want + n, "\xEF\xBF\xBD", 3);
-        n += 3;
+        n += (size_t)sprintf(want + n, R "%02X", i);
     }
     want[n] = '\0';
     expect_label_value(value, want);
@@ -232,13 +233,19 @@ static void test_label_values_any_bytes(void **state)
     /* overlong '/', a UTF-16 surrogate, a truncated sequence, beyond U+10FFFF */
     expect_label_value("a\xC0\xAF"
                        "b",
-                       "a\xEF\xBF\xBD\xEF\xBF\xBD"
+                       "a" R "C0" R "AF"
                        "b");
-    expect_label_value("\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
-    expect_label_value("x\xE6\x97", "x\xEF\xBF\xBD\xEF\xBF\xBD");
-    expect_label_value("\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    expect_label_value("\xED\xA0\x80", R "ED" R "A0" R "80");
+    expect_label_value("x\xE6\x97", "x" R "E6" R "97");
+    expect_label_value("\xF4\x90\x80\x80", R "F4" R "90" R "80" R "80");
+    /* the two values the U+FFFD-only policy made alike, and U+FFFD itself */
+    expect_label_value("a\xFE", "a" R "FE");
+    expect_label_value("a\xFF", "a" R "FF");
+    expect_label_value("a" R "FE", "a" R R "FE");
+    expect_label_value(R, R R);
     expect_label_value("", "");
 }
+#undef R
 
 /* HELP: text escapes backslash and newline; OpenMetrics also the double quote. */
 static void test_help_escaping(void **state)

@@ -204,6 +204,70 @@ static void test_bucket_helpers(void **state)
     assert_int_equal(fs_buckets_exponential(1, 1, 3, b), FS_EINVAL);
     assert_string_equal(fs_last_error(), "fs_buckets_exponential: factor must be > 1, not 1");
     assert_int_equal(fs_buckets_exponential(1, 2, 3, NULL), FS_EINVAL);
+    /* bounds that overflow or stop increasing are refused */
+    static double big[2000];
+    assert_int_equal(fs_buckets_exponential(1, 10, 2000, big), FS_EINVAL);
+    assert_string_equal(fs_last_error(),
+                        "fs_buckets_exponential: bound 309 overflows (it would be infinite)");
+    assert_int_equal(fs_buckets_exponential(1, 10, 309, big), FS_OK);
+    assert_true(isfinite(big[308]));
+    assert_int_equal(fs_buckets_linear(1e308, 1e308, 3, big), FS_EINVAL);
+    assert_string_equal(fs_last_error(),
+                        "fs_buckets_linear: bound 1 overflows (it would be infinite)");
+    assert_int_equal(fs_buckets_linear(1e20, 1, 3, b), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "must increase"));
+}
+
+/* The bucket a value lands in, for bounds of every shape: as a plain scan says. */
+static void test_bucket_choice(void **state)
+{
+    fs_registry *reg = *state;
+    double lin[40], mixed[] = {-5, -1, -0.5, 0, 1e-300, 0.001, 0.5, 1, 2, 2.5, 3, 4, 1e300};
+    for (int i = 0; i < 40; i++)
+        lin[i] = 64 + i; /* 40 bounds in one binade: a binary search */
+    struct {
+        const double *b;
+        size_t n;
+    } sets[] = {{FS_DEFAULT_BUCKETS, FS_DEFAULT_BUCKETS_COUNT}, {lin, 40}, {mixed, 13}};
+    const double probes[] = {-INFINITY, -10,    -5,     -4.9,   -1,      -0.7,     -0.5,  -0.0,
+                             0,         1e-310, 1e-300, 0.0005, 0.001,   0.004,    0.005, 0.0051,
+                             0.5,       0.75,   1,      1.5,    2,       2.25,     2.5,   3,
+                             3.5,       4,      10,     63,     64,      64.5,     65,    80,
+                             103,       103.5,  104,    1e300,  1.5e300, INFINITY, NAN};
+    enum { NP = sizeof probes / sizeof probes[0] };
+    const char *ln[] = {"p"};
+    for (size_t k = 0; k < sizeof sets / sizeof sets[0]; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "choice%zu", k);
+        fs_histogram_family *fam;
+        assert_int_equal(
+            fs_histogram_family_new(reg, name, "C.", 1, ln, sets[k].b, sets[k].n, &fam), FS_OK);
+        for (size_t p = 0; p < NP; p++) {
+            char pv[8];
+            snprintf(pv, sizeof pv, "%02zu", p);
+            const char *v[] = {pv};
+            fs_histogram_observe(fs_histogram_family_labels(fam, v), probes[p]);
+        }
+        char *t = render(reg, FS_FORMAT_TEXT);
+        for (size_t p = 0; p < NP; p++) {
+            size_t want = 0;
+            while (want < sets[k].n && !(probes[p] <= sets[k].b[want]))
+                want++;
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "\n%s_bucket{p=\"%02zu\",", name, p);
+            const char *line = strstr(t, prefix);
+            assert_non_null(line);
+            size_t got = 0;
+            while (line && strncmp(line, prefix, strlen(prefix)) == 0 &&
+                   strtod(strchr(line, '}') + 2, NULL) == 0) {
+                got++;
+                line = strchr(line + 1, '\n');
+            }
+            if (got != want)
+                fail_msg("bounds set %zu: %g went to bucket %zu, not %zu", k, probes[p], got, want);
+        }
+        free(t);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -252,7 +316,7 @@ static void test_labels_no_separator_collisions(void **state)
     assert_ptr_not_equal(gz, gw);
     assert_ptr_not_equal(gx, gz);
     assert_ptr_equal(fs_gauge_family_labels(fam, w), gw);
-    assert_int_equal(fam->f.nsorted, 4);
+    assert_int_equal(atomic_load(&fam->f.nlive), 4);
 }
 
 static void test_labels_null_values_refused(void **state)
@@ -352,7 +416,7 @@ static void test_labels_many_children(void **state)
         if (i % 3 == 0)
             assert_int_equal(fs_counter_family_remove(fam, v), FS_OK);
     }
-    assert_int_equal(fam->f.nsorted, N - N / 3);
+    assert_int_equal(atomic_load(&fam->f.nlive), N - N / 3);
     for (int i = 0; i < N; i++) {
         char a[16], b[16];
         snprintf(a, sizeof a, "%d", i);
@@ -376,6 +440,49 @@ static void test_labels_many_children(void **state)
     assert_true(p0 && p1 && p10 && p2);
     assert_true(p0 < p1 && p1 < p10 && p10 < p2);
     free(t);
+}
+
+/* The render order depends on the label values only: not on the order of
+ * creation, nor on the scrapes made in between (each sorts the new ones in). */
+static void test_render_order_independent_of_creation(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    char *pages[2];
+    for (int run = 0; run < 2; run++) {
+        fs_registry *reg;
+        assert_int_equal(fs_registry_new(&reg), FS_OK);
+        const char *names[] = {"a", "b"};
+        fs_counter_family *fam;
+        assert_int_equal(fs_counter_family_new(reg, "ord_total", "O.", 2, names, &fam), FS_OK);
+        for (int k = 0; k < N; k++) {
+            int i = run ? (k * 7919) % N : k; /* another order in the second run */
+            char a[16], b[16];
+            snprintf(a, sizeof a, "%d", i % 37);
+            snprintf(b, sizeof b, "v%d", i);
+            const char *v[] = {a, b};
+            fs_counter_inc(fs_counter_family_labels(fam, v));
+            if (run && k % 301 == 0)
+                free(render(reg, FS_FORMAT_TEXT)); /* merges what is pending so far */
+            if (i % 10 == 3)
+                assert_int_equal(fs_counter_family_remove(fam, v), FS_OK);
+        }
+        pages[run] = render(reg, FS_FORMAT_TEXT);
+        fs_registry_free(reg);
+    }
+    assert_string_equal(pages[0], pages[1]);
+    /* and sorted: value by value, bytewise */
+    const char *prev = NULL;
+    int lines = 0;
+    for (const char *p = strstr(pages[0], "\nord_total{"); p; p = strstr(p + 1, "\nord_total{")) {
+        if (prev)
+            assert_true(strcmp(prev, p) < 0 || strncmp(prev, p, strcspn(prev, "}")) < 0);
+        prev = p;
+        lines++;
+    }
+    assert_int_equal(lines, N - N / 10);
+    free(pages[0]);
+    free(pages[1]);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -683,6 +790,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_histogram_many_buckets, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_histogram_bucket_validation, setup_reg, teardown_reg),
         cmocka_unit_test(test_bucket_helpers),
+        cmocka_unit_test_setup_teardown(test_bucket_choice, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_labels_lookup_returns_same_child, setup_reg,
                                         teardown_reg),
         cmocka_unit_test_setup_teardown(test_labels_no_separator_collisions, setup_reg,
@@ -692,6 +800,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_labels_clear, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_unlabelled_family, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_labels_many_children, setup_reg, teardown_reg),
+        cmocka_unit_test(test_render_order_independent_of_creation),
         cmocka_unit_test(test_name_validity),
         cmocka_unit_test_setup_teardown(test_registration_validation, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_reregistration_shares_family, setup_reg, teardown_reg),

@@ -407,10 +407,53 @@ static void stream_ack(void **state)
     fs_broker_stop(b);
     assert_int_equal(rt_pending(rc, s, "g"), 0);
     assert_int_equal(rt_int(rc, "XLEN %s", s), 10);
-    assert_non_null(fs_message_id(l.msgs[0])); /* the entry id */
-    assert_non_null(strchr(fs_message_id(l.msgs[0]), '-'));
+    /* no message_id header: FastStream's rule, the (generated) correlation id, not the entry id */
+    assert_non_null(fs_message_id(l.msgs[0]));
+    assert_string_equal(fs_message_id(l.msgs[0]), fs_message_correlation_id(l.msgs[0]));
     fs_broker_free(b);
     rt_log_free(&l);
+}
+
+/*
+ * A nacked entry comes back after the redelivery delay (not in a hot loop),
+ * with the pending entry's delivery count, and after max_deliveries it is
+ * rejected: moved to the dead-letter stream and acknowledged.
+ */
+static void stream_nack_delay_count_max(void **state)
+{
+    (void)state;
+    char s[64], dlq[64];
+    rt_key(s, sizeof s, "stream-nack-max");
+    rt_key(dlq, sizeof dlq, "stream-nack-dlq");
+    rt_log l;
+    rt_log_init(&l);
+    l.outcome = FS_OUTCOME_NACK;
+    fs_broker *b = rt_broker();
+    fs_redis_subscriber_options ro = sub_opts(FS_REDIS_STREAM);
+    ro.group = "g";
+    ro.dead_letter = dlq;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ro;
+    so.redelivery.delay_ms = 30;
+    so.redelivery.max_deliveries = 3;
+    fs_subscriber *sub;
+    assert_int_equal(fs_subscribe(b, s, rt_record, &l, &so, &sub), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "n", NULL, 0), FS_OK);
+    assert_true(rt_wait_n(&l, 3, WAIT_MS));
+    for (int i = 0; i < 400 && rt_int(rc, "XLEN %s", dlq) < 1; i++)
+        rt_sleep_ms(5);
+    rt_sleep_ms(150); /* a hot loop would have delivered it thousands of times by now */
+    fs_broker_stop(b);
+    assert_int_equal(rt_log_count(&l), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(fs_message_delivery_count(l.msgs[i]), i + 1);
+    assert_int_equal(rt_int(rc, "XLEN %s", dlq), 1);
+    assert_int_equal(rt_pending(rc, s, "g"), 0);
+    fs_broker_free(b);
+    rt_log_free(&l);
+    redisReply *r = rt_cmd(rc, "DEL %s %s", s, dlq);
+    freeReplyObject(r);
 }
 
 static void stream_nack_redelivers(void **state)
@@ -663,6 +706,12 @@ static void our_bytes_parse_by_faststream_rules(void **state)
     r = rt_cmd(rc, "LPOP %s", q2);
     assert_memory_equal(r->str, "{\"data\":", 8);
     freeReplyObject(r);
+    /* a body that is not UTF-8 cannot go into JSON: FastStream's error type name */
+    fs_envelope bad = env;
+    bad.body = "\xff\xfe";
+    bad.body_len = 2;
+    assert_int_equal(fs_publish(b, q2, &bad), FS_EINVAL);
+    assert_string_equal(fs_last_publish_error_type(), "UnicodeDecodeError");
     fs_broker_free(b);
 }
 
@@ -921,7 +970,7 @@ static void bad_options_are_refused(void **state)
     assert_int_equal(fs_subscribe(b, "x", rt_record, &l, &so, NULL), FS_EINVAL);
     ro = sub_opts((fs_redis_kind)7);
     assert_int_equal(fs_subscribe(b, "x", rt_record, &l, &so, NULL), FS_EINVAL);
-    /* a body the JSON format cannot carry */
+    /* a body the JSON format cannot carry: FastStream's UnicodeDecodeError */
     fs_redis_publish_options po = FS_REDIS_PUBLISH_OPTIONS_INIT;
     po.format = FS_REDIS_FORMAT_JSON;
     fs_envelope env = FS_ENVELOPE_INIT;
@@ -929,7 +978,7 @@ static void bad_options_are_refused(void **state)
     env.body_len = 1;
     env.broker_options = &po;
     assert_int_equal(fs_publish(b, "x", &env), FS_EINVAL);
-    assert_string_equal(fs_last_publish_error_type(), "ValueError");
+    assert_string_equal(fs_last_publish_error_type(), "UnicodeDecodeError");
     /* a command the server refuses: a list name that holds a string */
     char k[64];
     rt_key(k, sizeof k, "wrongtype");
@@ -968,6 +1017,7 @@ int main(void)
         cmocka_unit_test(large_values_span_reply_blocks),
         cmocka_unit_test(stream_ack),
         cmocka_unit_test(stream_nack_redelivers),
+        cmocka_unit_test(stream_nack_delay_count_max),
         cmocka_unit_test(stream_reject_dead_letters),
         cmocka_unit_test(stream_manual_and_skip_leave_pending),
         cmocka_unit_test(stream_batches),

@@ -526,9 +526,9 @@ static void big_binary(fs_kit_buf *b, const fs__redis_kv *h, size_t n, const cha
         hlen += 4 + h[i].key_len + h[i].value_len;
     b->len = 0;
     assert_int_equal(fs_kit_buf_put(b,
-                                       "\x89"
-                                       "BIN\r\n\x1a\n",
-                                       8),
+                                    "\x89"
+                                    "BIN\r\n\x1a\n",
+                                    8),
                      FS_OK);
     big_u16(b, 1);
     big_u32(b, 18);
@@ -545,8 +545,7 @@ static void big_binary(fs_kit_buf *b, const fs__redis_kv *h, size_t n, const cha
 
 /* A JSON envelope; keys and values are plain ASCII. With `escape`, every
  * other key is written with its first character as a \u escape. */
-static void big_json(fs_kit_buf *b, const fs__redis_kv *h, size_t n, const char *body,
-                     bool escape)
+static void big_json(fs_kit_buf *b, const fs__redis_kv *h, size_t n, const char *body, bool escape)
 {
     char esc[8];
     b->len = 0;

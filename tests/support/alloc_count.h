@@ -8,43 +8,62 @@
  * them too) on top of glibc's __libc_* functions. Under ASan/TSan, whose
  * runtime owns the allocator, it installs the sanitizer's malloc/free hooks
  * instead. Either way every allocation of every thread is seen. While
- * counting, the first ALLOC_STACKS allocations keep their call stacks so a
- * failing test can say where they come from.
+ * counting, every allocation's call stack is tallied (up to ALLOC_SITES
+ * distinct ones) so that a failing test says where they come from.
  */
 #ifndef FS_TEST_ALLOC_COUNT_H
 #define FS_TEST_ALLOC_COUNT_H
 
 #include <execinfo.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#define ALLOC_STACKS 12
+#define ALLOC_SITES 32 /* distinct call stacks kept, with how many allocations each */
 #define ALLOC_DEPTH 14
 
 static atomic_bool alloc_counting;
-static atomic_ulong alloc_seen, alloc_frees;
-static atomic_uint alloc_stack_n;
-static void *alloc_stack[ALLOC_STACKS][ALLOC_DEPTH];
-static int alloc_stack_len[ALLOC_STACKS];
+static atomic_ulong alloc_seen, alloc_frees, alloc_unsited;
 static _Thread_local bool alloc_in_hook;
+
+/* Allocation sites of the window: a call stack and its count (one lock: a failing run only). */
+typedef struct alloc_site {
+    void *frames[ALLOC_DEPTH];
+    int len;
+    unsigned long count;
+} alloc_site;
+static alloc_site alloc_sites[ALLOC_SITES];
+static int alloc_site_n;
+static pthread_mutex_t alloc_site_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static inline void alloc_note(void)
 {
     if (!atomic_load_explicit(&alloc_counting, memory_order_relaxed) || alloc_in_hook)
         return;
-    /* the first few, then a sample spread over the window */
-    unsigned long seen = atomic_fetch_add(&alloc_seen, 1);
-    if (seen >= ALLOC_STACKS / 2 && seen % 7919 != 0)
-        return;
-    unsigned i = atomic_fetch_add(&alloc_stack_n, 1);
-    if (i < ALLOC_STACKS) {
-        alloc_in_hook = true; /* backtrace() may allocate the first time */
-        alloc_stack_len[i] = backtrace(alloc_stack[i], ALLOC_DEPTH);
-        alloc_in_hook = false;
+    atomic_fetch_add(&alloc_seen, 1);
+    alloc_in_hook = true; /* backtrace() may allocate the first time */
+    void *frames[ALLOC_DEPTH];
+    int len = backtrace(frames, ALLOC_DEPTH);
+    pthread_mutex_lock(&alloc_site_lock);
+    int i = 0;
+    while (i < alloc_site_n && (alloc_sites[i].len != len ||
+                                memcmp(alloc_sites[i].frames, frames, sizeof(void *) * len) != 0))
+        i++;
+    if (i == alloc_site_n && alloc_site_n < ALLOC_SITES) {
+        memcpy(alloc_sites[i].frames, frames, sizeof(void *) * len);
+        alloc_sites[i].len = len;
+        alloc_site_n++;
     }
+    if (i < alloc_site_n)
+        alloc_sites[i].count++;
+    else
+        atomic_fetch_add(&alloc_unsited, 1);
+    pthread_mutex_unlock(&alloc_site_lock);
+    alloc_in_hook = false;
 }
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -129,8 +148,17 @@ static inline void alloc_begin(void)
     backtrace(warm, 2); /* load what backtrace needs before counting */
     atomic_store(&alloc_seen, 0);
     atomic_store(&alloc_frees, 0);
-    atomic_store(&alloc_stack_n, 0);
+    atomic_store(&alloc_unsited, 0);
+    pthread_mutex_lock(&alloc_site_lock);
+    alloc_site_n = 0;
+    pthread_mutex_unlock(&alloc_site_lock);
     atomic_store(&alloc_counting, true);
+}
+
+/* Allocations seen so far in the window. */
+static inline unsigned long alloc_so_far(void)
+{
+    return atomic_load(&alloc_seen);
 }
 
 /* Stop counting; the number of allocations seen since alloc_begin. */
@@ -140,17 +168,26 @@ static inline unsigned long alloc_end(void)
     return atomic_load(&alloc_seen);
 }
 
-/* Print the call stacks kept: the first allocations of the window, then every 7919th. */
+/* Print the allocation sites of the window, most allocations first. */
 static inline void alloc_print_stacks(FILE *f)
 {
-    unsigned n = atomic_load(&alloc_stack_n);
-    for (unsigned i = 0; i < n && i < ALLOC_STACKS; i++) {
-        fprintf(f, "allocation %u of the window:\n", i + 1);
-        char **names = backtrace_symbols(alloc_stack[i], alloc_stack_len[i]);
-        for (int k = 1; names && k < alloc_stack_len[i]; k++)
+    pthread_mutex_lock(&alloc_site_lock);
+    bool done[ALLOC_SITES] = {false};
+    for (int shown = 0; shown < alloc_site_n; shown++) {
+        int best = -1;
+        for (int i = 0; i < alloc_site_n; i++)
+            if (!done[i] && (best < 0 || alloc_sites[i].count > alloc_sites[best].count))
+                best = i;
+        done[best] = true;
+        fprintf(f, "%lu allocations from:\n", alloc_sites[best].count);
+        char **names = backtrace_symbols(alloc_sites[best].frames, alloc_sites[best].len);
+        for (int k = 1; names && k < alloc_sites[best].len; k++)
             fprintf(f, "    %s\n", names[k]);
         free(names);
     }
+    if (atomic_load(&alloc_unsited))
+        fprintf(f, "%lu allocations from other sites\n", atomic_load(&alloc_unsited));
+    pthread_mutex_unlock(&alloc_site_lock);
 }
 
 #endif

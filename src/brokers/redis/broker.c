@@ -3,6 +3,7 @@
  * and the "redis" URL scheme.
  */
 #include "internal.h"
+#include "kit/pack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,28 @@ static int publish_with(redis_broker *b, rconn *c, const char *destination, cons
     return run_pipeline(c, "XADD", count, 5, head, len);
 }
 
+/*
+ * FastStream's JSON format decodes the body as UTF-8 and names the failure
+ * UnicodeDecodeError: so does a publish refused for that reason here.
+ */
+static bool json_not_utf8(const redis_broker *b, const fs_envelope *msgs, size_t count)
+{
+    const fs_redis_publish_options *po = msgs[0].broker_options;
+    fs_redis_format format = po && po->format ? po->format : b->format;
+    if (format != FS_REDIS_FORMAT_JSON)
+        return false;
+    for (size_t i = 0; i < count; i++) {
+        if (msgs[i].body && !fs_kit_utf8_valid(msgs[i].body, msgs[i].body_len))
+            return true;
+        for (size_t h = 0; msgs[i].headers && h < msgs[i].header_count; h++) {
+            const fs_header *hd = &msgs[i].headers[h];
+            if (hd->value && !fs_kit_utf8_valid(hd->value, fs_kit_header_value_len(hd)))
+                return true;
+        }
+    }
+    return false;
+}
+
 static int redis_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
                          size_t count, const char **etype)
 {
@@ -165,7 +188,7 @@ static int redis_publish(void *impl, void *dest, const char *destination, const 
     rc = publish_with(b, c, destination, msgs, count);
     fs__redis_pool_put(b, c);
     if (rc)
-        *etype = error_type(rc);
+        *etype = json_not_utf8(b, msgs, count) ? "UnicodeDecodeError" : error_type(rc);
     return rc;
 }
 
@@ -192,27 +215,10 @@ static int redis_prepare_destination(void *impl, const char *destination, const 
 static int redis_ping(void *impl, int timeout_ms)
 {
     redis_broker *b = impl;
-    int rc;
-    rconn *c = fs__redis_pool_get(b, &rc);
-    if (!c)
-        return rc;
     const char *argv[] = {"PING"};
     redisReply *r = NULL;
-    rc = fs__redis_conn_send(c, 1, argv, NULL);
-    if (!rc)
-        rc = fs__redis_conn_flush(c);
-    if (!rc)
-        rc = fs__redis_conn_recv(c, timeout_ms < 0 ? b->command_timeout_ms : timeout_ms, -1, &r);
-    if (rc == FS_ETIMEDOUT) {
-        fs_adapter_error(FS_ETIMEDOUT, "redis: no answer to PING from %s within %d ms", c->where,
-                         timeout_ms);
-        fs__redis_conn_close(c); /* the late PONG would put it out of step */
-    }
-    if (!rc) {
-        rc = fs__redis_reply_error(r, "PING");
-        fs__redis_reply_free(r);
-    }
-    fs__redis_pool_put(b, c);
+    int rc = fs__redis_pool_command(b, 1, argv, timeout_ms, "PING", &r);
+    fs__redis_reply_free(r);
     return rc;
 }
 
@@ -300,7 +306,7 @@ static const fs_broker_ops redis_ops = {
     .struct_size = sizeof(fs_broker_ops),
     .name = "redis",
     .default_ack_policy = FS_ACK_POLICY_REJECT_ON_ERROR,
-    .caps = FS_CAP_NACK | FS_CAP_NACK_DELAY | FS_CAP_DELIVERY_COUNT,
+    .caps = FS_CAP_NACK | FS_CAP_NACK_DELAY | FS_CAP_DELIVERY_COUNT | FS_CAP_BACKLOG,
     .connect = redis_connect,
     .start = redis_start,
     .stop = redis_stop,
@@ -317,6 +323,7 @@ static const fs_broker_ops redis_ops = {
     .release_destination = NULL,
     .publish = redis_publish,
     .request = NULL,
+    .backlog = fs__redis_backlog,
 };
 
 bool fs_broker_is_redis(const fs_broker *broker)
@@ -396,7 +403,9 @@ out:
 
 int fs_redis_broker_new(const char *url, const fs_redis_options *opts, fs_broker **out)
 {
-    FS_CHECK_ARG(url && out, "fs_redis_broker_new: url and out are required");
+    FS_CHECK_ARG(out, "fs_redis_broker_new: out is NULL");
+    *out = NULL;
+    FS_CHECK_ARG(url, "fs_redis_broker_new: url is NULL");
     static const fs_redis_options defaults = FS_REDIS_OPTIONS_INIT;
     if (!opts)
         opts = &defaults;

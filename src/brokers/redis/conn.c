@@ -6,12 +6,15 @@
  */
 #include "internal.h"
 
+#include <hiredis/sds.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct timeval ms_tv(int ms)
 {
@@ -39,21 +42,61 @@ int fs__redis_reply_error(const redisReply *r, const char *what)
  * batch (more for a reply larger than the first block), freed at once by
  * fs__redis_reply_free. The replies look the same to their readers.
  */
-#define RBLOCK_FIRST 4096u
+#define RBLOCK_STD 8192u      /* data bytes of a standard reply block: pooled per connection */
+#define RCONN_BUF_INIT 65536u /* bytes reserved at connect: read, output, encoding */
+#define RCONN_ARGS_INIT 256u  /* arguments and batch offsets reserved at connect */
 
 typedef struct rblock {
     struct rblock *prev; /* the block filled before this one; NULL: the first */
     size_t used, cap;    /* bytes of the data after this header */
+    fs_kit_pool *pool;   /* where a standard block goes back, or NULL (malloc'ed, freed) */
 } rblock;
 
-/* The start of a reply's first block: where to allocate, then the root reply itself. */
-typedef struct rroot {
+/*
+ * The start of a reply's first block: where to allocate, the count of
+ * messages holding the reply (fs__redis_hold_new), then the root reply.
+ */
+struct rhold {
     rblock *cur;
+    _Atomic size_t refs;
     redisReply reply;
-} rroot;
+};
+typedef struct rhold rroot;
 
 #define RALIGN(n) (((n) + 15u) & ~(size_t)15u)
-#define RBLOCK_DATA(b) ((char *)(b) + RALIGN(sizeof(rblock)))
+#define RBLOCK_HEAD RALIGN(sizeof(rblock))
+#define RBLOCK_DATA(b) ((char *)(b) + RBLOCK_HEAD)
+
+/*
+ * A block of `cap` data bytes: a standard one from the connection's pool
+ * (no allocation once warm), a larger one from malloc.
+ */
+static rblock *rblock_new(fs_kit_pool *pool, size_t cap)
+{
+    rblock *b;
+    if (pool && cap <= RBLOCK_STD) {
+        b = fs_kit_pool_get(pool);
+        cap = RBLOCK_STD;
+    } else {
+        b = malloc(RBLOCK_HEAD + cap);
+        pool = NULL;
+    }
+    if (!b)
+        return NULL;
+    b->prev = NULL;
+    b->used = 0;
+    b->cap = cap;
+    b->pool = pool;
+    return b;
+}
+
+static void rblock_free(rblock *b)
+{
+    if (b->pool)
+        fs_kit_pool_put(b->pool, b);
+    else
+        free(b);
+}
 
 static void *rblock_take(rroot *root, size_t n)
 {
@@ -65,12 +108,12 @@ static void *rblock_take(rroot *root, size_t n)
         size_t cap = b->cap * 2 > n ? b->cap * 2 : n;
         if (cap > (1u << 20) && n <= (1u << 20))
             cap = 1u << 20;
-        rblock *nb = malloc(RALIGN(sizeof(rblock)) + cap);
+        if (n <= RBLOCK_STD)
+            cap = RBLOCK_STD; /* a standard block again: pooled */
+        rblock *nb = rblock_new(b->pool ? b->pool : NULL, cap);
         if (!nb)
             return NULL;
         nb->prev = b;
-        nb->used = 0;
-        nb->cap = cap;
         root->cur = b = nb;
     }
     void *p = RBLOCK_DATA(b) + b->used;
@@ -91,22 +134,21 @@ static rroot *root_of(const redisReadTask *task, redisReply *r)
 
 /*
  * A new element: the root starts a first block with `room` bytes to spare
- * (what a lone string needs; RBLOCK_FIRST for an array, whose size is
- * unknown); the others go in their root's blocks.
+ * (a standard pooled block unless a lone string needs more); the others go
+ * in their root's blocks. The pool is the connection's (reader privdata).
  */
 static redisReply *reply_new(const redisReadTask *task, int type, size_t room)
 {
     redisReply *r;
     if (!task->parent) {
-        size_t head = RALIGN(sizeof(rblock)), need = RALIGN(sizeof(rroot));
-        rblock *b = malloc(head + need + room);
+        size_t need = RALIGN(sizeof(rroot));
+        rblock *b = rblock_new(task->privdata, need + room);
         if (!b)
             return NULL;
-        b->prev = NULL;
         b->used = need;
-        b->cap = need + room;
         rroot *root = (rroot *)RBLOCK_DATA(b);
         root->cur = b;
+        atomic_init(&root->refs, 0);
         r = &root->reply;
     } else {
         if (!(r = rblock_take(root_of(task, NULL), sizeof *r)))
@@ -138,7 +180,7 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 
 static void *create_array(const redisReadTask *task, int elements)
 {
-    redisReply *r = reply_new(task, REDIS_REPLY_ARRAY, RBLOCK_FIRST);
+    redisReply *r = reply_new(task, REDIS_REPLY_ARRAY, 0);
     if (!r)
         return NULL;
     if (elements > 0) {
@@ -168,6 +210,21 @@ static void *create_nil(const redisReadTask *task)
     return reply_new(task, REDIS_REPLY_NIL, 0);
 }
 
+int fs__redis_conn_reserve_replies(rconn *rc, size_t n)
+{
+    if (!rc->blocks.size)
+        fs_kit_pool_init(&rc->blocks, RBLOCK_HEAD + RBLOCK_STD);
+    void *got[64];
+    if (n > 64)
+        n = 64;
+    size_t have = 0;
+    while (have < n && (got[have] = fs_kit_pool_get(&rc->blocks)))
+        have++;
+    for (size_t i = 0; i < have; i++)
+        fs_kit_pool_put(&rc->blocks, got[i]);
+    return have == n ? FS_OK : FS_ENOMEM;
+}
+
 void fs__redis_reply_free(void *reply)
 {
     if (!reply)
@@ -175,8 +232,34 @@ void fs__redis_reply_free(void *reply)
     rroot *root = (rroot *)((char *)reply - offsetof(rroot, reply));
     for (rblock *b = root->cur, *prev; b; b = prev) {
         prev = b->prev;
-        free(b);
+        rblock_free(b);
     }
+}
+
+rhold *fs__redis_hold_new(redisReply *reply)
+{
+    rroot *root = (rroot *)((char *)reply - offsetof(rroot, reply));
+    atomic_store_explicit(&root->refs, 1, memory_order_relaxed);
+    return root;
+}
+
+void fs__redis_hold_ref(rhold *h)
+{
+    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+}
+
+void fs__redis_hold_drop(rhold *h)
+{
+    if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+        fs__redis_reply_free(&h->reply);
+}
+
+void fs__redis_reply_done(redisReply *reply, rhold *h)
+{
+    if (h)
+        fs__redis_hold_drop(h);
+    else
+        fs__redis_reply_free(reply);
 }
 
 static redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer,
@@ -224,6 +307,27 @@ int fs__redis_conn_open(redis_broker *b, rconn *rc)
     }
     rc->c = c;
     c->reader->fn = &reply_functions;
+    if (fs__redis_conn_reserve_replies(rc, 2) < 0) {
+        fs__redis_conn_close(rc);
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory for a connection's buffers");
+    }
+    c->reader->privdata = &rc->blocks; /* reply blocks come from this connection's pool */
+    c->reader->maxbuf = 0;             /* keep the read buffer: no allocation per read */
+    /*
+     * Buffers sized for ordinary traffic up front (a batch of 100 small
+     * messages), so that the steady state allocates nothing even when a
+     * pooled connection used for acknowledgements is first used to publish.
+     */
+    sds grown = sdsMakeRoomFor(c->reader->buf, RCONN_BUF_INIT);
+    if (grown)
+        c->reader->buf = grown;
+    if (fs_kit_buf_reserve(&rc->out, RCONN_BUF_INIT) ||
+        fs_kit_buf_reserve(&rc->enc, RCONN_BUF_INIT) || fs__redis_conn_args(rc, RCONN_ARGS_INIT) ||
+        fs_kit_grow((void **)&rc->offs, &rc->offcap, RCONN_ARGS_INIT, sizeof *rc->offs) ||
+        fs_kit_grow((void **)&rc->kv, &rc->kvcap, 16, sizeof *rc->kv)) {
+        fs__redis_conn_close(rc);
+        return fs_adapter_error(FS_ENOMEM, "redis: out of memory for a connection's buffers");
+    }
     if (redisSetTimeout(c, ms_tv(b->command_timeout_ms)) != REDIS_OK)
         return conn_fail(rc, "setting the socket timeout");
     redisEnableKeepAlive(c);
@@ -256,6 +360,8 @@ void fs__redis_conn_close(rconn *rc)
 void fs__redis_conn_free(rconn *rc)
 {
     fs__redis_conn_close(rc);
+    fs_kit_pool_destroy(&rc->blocks, NULL); /* every reply read on it was freed */
+    fs_kit_buf_free(&rc->out);
     fs_kit_buf_free(&rc->enc);
     fs__redis_scratch_free(&rc->scratch);
     free(rc->argv);
@@ -279,30 +385,68 @@ int fs__redis_conn_args(rconn *rc, size_t n)
     return st;
 }
 
+/* Append the decimal digits of v. */
+static int put_dec(fs_kit_buf *o, char lead, size_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    tmp[--i] = '\n';
+    tmp[--i] = '\r';
+    do
+        tmp[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    tmp[--i] = lead;
+    return fs_kit_buf_put(o, tmp + i, sizeof tmp - i);
+}
+
+/*
+ * Queue a command in the protocol's form in our own output buffer (reused:
+ * hiredis' formatting allocates per command, its output buffer per write).
+ */
 int fs__redis_conn_send(rconn *rc, int argc, const char **argv, const size_t *len)
 {
     if (!rc->c)
         return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
-    if (redisAppendCommandArgv(rc->c, argc, argv, len) != REDIS_OK)
-        return conn_fail(rc, "sending a command");
-    return FS_OK;
+    fs_kit_buf *o = &rc->out;
+    size_t mark = o->len;
+    int st = put_dec(o, '*', (size_t)argc);
+    for (int i = 0; i < argc && !st; i++) {
+        size_t n = len ? len[i] : strlen(argv[i]);
+        st = put_dec(o, '$', n);
+        if (!st)
+            st = fs_kit_buf_put(o, argv[i], n);
+        if (!st)
+            st = fs_kit_buf_put(o, "\r\n", 2);
+    }
+    if (st)
+        o->len = mark; /* out of memory: nothing of this command was queued */
+    return st;
 }
 
-int fs__redis_conn_send_formatted(rconn *rc, const char *cmd, size_t len)
+/* Write the queued commands to the socket (its send timeout bounds each write). */
+int fs__redis_conn_flush(rconn *rc)
 {
     if (!rc->c)
         return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
-    if (redisAppendFormattedCommand(rc->c, cmd, len) != REDIS_OK)
-        return conn_fail(rc, "sending a command");
-    return FS_OK;
-}
-
-int fs__redis_conn_flush(rconn *rc)
-{
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(rc->c, &done) != REDIS_OK)
-            return conn_fail(rc, "sending a command");
+    fs_kit_buf *o = &rc->out;
+    size_t off = 0;
+    while (off < o->len) {
+        ssize_t w = write(rc->c->fd, o->data + off, o->len - off);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        int e = w < 0 ? errno : EPIPE;
+        o->len = 0;
+        int status = (e == EAGAIN || e == EWOULDBLOCK) ? FS_ETIMEDOUT : FS_EIO;
+        fs_adapter_error(status, "redis: sending a command to %s: %s", rc->where,
+                         status == FS_ETIMEDOUT ? "timed out" : strerror(e));
+        fs__redis_conn_close(rc);
+        return status;
+    }
+    o->len = 0;
     return FS_OK;
 }
 
@@ -382,8 +526,13 @@ int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t 
     *out = NULL;
     if (!rc->c)
         return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
-    redisReply *r = redisCommandArgv(rc->c, argc, argv, len);
-    if (!r)
+    int st = fs__redis_conn_send(rc, argc, argv, len);
+    if (!st)
+        st = fs__redis_conn_flush(rc);
+    if (st)
+        return st;
+    void *r = NULL;
+    if (redisGetReply(rc->c, &r) != REDIS_OK || !r)
         return conn_fail(rc, "running a command");
     *out = r;
     return FS_OK;
@@ -452,4 +601,32 @@ void fs__redis_pool_drain(redis_broker *b)
         free(rc);
         rc = next;
     }
+}
+
+int fs__redis_pool_command(redis_broker *b, int argc, const char **argv, int timeout_ms,
+                           const char *what, redisReply **out)
+{
+    *out = NULL;
+    int rc;
+    rconn *c = fs__redis_pool_get(b, &rc);
+    if (!c)
+        return rc;
+    redisReply *r = NULL;
+    rc = fs__redis_conn_send(c, argc, argv, NULL);
+    if (!rc)
+        rc = fs__redis_conn_flush(c);
+    if (!rc)
+        rc = fs__redis_conn_recv(c, timeout_ms < 0 ? b->command_timeout_ms : timeout_ms, -1, &r);
+    if (rc == FS_ETIMEDOUT) {
+        fs_adapter_error(FS_ETIMEDOUT, "redis: no answer to %s from %s within %d ms", what,
+                         c->where, timeout_ms);
+        fs__redis_conn_close(c); /* the late reply would put it out of step */
+    }
+    if (!rc && (rc = fs__redis_reply_error(r, what)) != FS_OK) {
+        fs__redis_reply_free(r);
+        r = NULL;
+    }
+    fs__redis_pool_put(b, c);
+    *out = r;
+    return rc;
 }

@@ -48,6 +48,8 @@ typedef struct rconn {
     redisContext *c; /* NULL when down */
     char where[96];  /* "host:port", for messages */
     fs_kit_buf enc;
+    fs_kit_buf out;     /* commands queued in the protocol's form (fs__redis_conn_send) */
+    fs_kit_pool blocks; /* standard reply blocks (conn.c), read by one thread at a time */
     const char **argv;
     size_t *argvlen;
     size_t argcap;
@@ -76,10 +78,7 @@ typedef struct idset {
  * hiredis strings are NUL-terminated): freed with the last of them, so that
  * a batch is not copied.
  */
-typedef struct rhold {
-    redisReply *reply;
-    _Atomic size_t refs;
-} rhold;
+typedef struct rhold rhold; /* conn.c: the reply's root block counts its holders */
 
 /* One delivery: the core's message and everything it points to (pooled). */
 typedef struct rmsg {
@@ -134,9 +133,6 @@ struct rsub {
     fs__redis_scratch scratch;
     fs__redis_kv *fields;
     size_t field_cap;
-    char *pop_cmd; /* list: the BLMPOP last sent, formatted (hiredis'), reused while unchanged */
-    size_t pop_len, pop_want;
-    int pop_block;
     char last_id[48]; /* XREAD without group: the last entry seen */
     bool need_scan;   /* re-read this consumer's pending entries */
     char scan_cursor[48];
@@ -176,8 +172,6 @@ void fs__redis_conn_close(rconn *rc);
 void fs__redis_conn_free(rconn *rc);
 int fs__redis_conn_args(rconn *rc, size_t n);
 int fs__redis_conn_send(rconn *rc, int argc, const char **argv, const size_t *len);
-/* Queue a command already in the protocol's form (see redisFormatCommandArgv). */
-int fs__redis_conn_send_formatted(rconn *rc, const char *cmd, size_t len);
 int fs__redis_conn_flush(rconn *rc);
 int fs__redis_conn_recv(rconn *rc, int timeout_ms, int wake_fd, redisReply **out);
 /* Set the socket's send/receive timeout. */
@@ -192,6 +186,20 @@ int fs__redis_conn_get(rconn *rc, redisReply **out);
 int fs__redis_conn_replies(rconn *rc, size_t count, const char *what);
 int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t *len,
                            redisReply **out);
+/*
+ * One command on a pooled connection, waiting up to timeout_ms (< 0: the
+ * command timeout) for its reply: FS_OK with *out set (free it with
+ * fs__redis_reply_free), the server's error as a status, FS_ETIMEDOUT (the
+ * connection is dropped: a late reply would put it out of step).
+ */
+int fs__redis_pool_command(redis_broker *b, int argc, const char **argv, int timeout_ms,
+                           const char *what, redisReply **out);
+/*
+ * Make sure `n` (at most 64) reply blocks wait in the connection's pool: as
+ * many replies as may be held at once (a reader: its workers' messages and
+ * the one being read), so that none is allocated in the steady state.
+ */
+int fs__redis_conn_reserve_replies(rconn *rc, size_t n);
 rconn *fs__redis_pool_get(redis_broker *b, int *status);
 void fs__redis_pool_put(redis_broker *b, rconn *rc);
 void fs__redis_pool_drain(redis_broker *b);
@@ -202,7 +210,58 @@ int fs__redis_reply_error(const redisReply *r, const char *what);
  */
 void fs__redis_reply_free(void *reply);
 
-/* sub.c */
+/* backlog.c: ops->backlog (list length; a grouped stream's lag + pending). */
+int fs__redis_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out);
+
+/* A list of records being read (linked by rmsg.next). */
+typedef struct rlist {
+    rmsg *head, *tail;
+    size_t n;
+} rlist;
+
+static inline bool fs__redis_sid_eq(sid a, sid b)
+{
+    return a.ms == b.ms && a.seq == b.seq;
+}
+
+static inline bool fs__redis_is_str(const redisReply *r)
+{
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+/* ids.c: stream ids and the set of entries out */
+bool fs__redis_sid_parse(const char *s, size_t n, sid *out);
+int fs__redis_sid_format(sid id, char *buf, size_t cap);
+int fs__redis_idset_add(idset *s, sid id);
+bool fs__redis_idset_has(const idset *s, sid id);
+void fs__redis_idset_del(idset *s, sid id);
+/* True when `id` waits in the subscription's nack queue (set_mu held). */
+bool fs__redis_in_nackq(const rsub *s, sid id);
+
+/* record.c: records and the replies they point into */
+/* conn.c: hold a reply for the messages built from it (it then counts its holders). */
+rhold *fs__redis_hold_new(redisReply *reply);
+void fs__redis_hold_ref(rhold *h);
+void fs__redis_hold_drop(rhold *h);
+/* The reader is done with `reply`: free it now, or with the last message pointing into it. */
+void fs__redis_reply_done(redisReply *reply, rhold *h);
+/* Free what a pooled record owns (fs_kit_pool_destroy). */
+void fs__redis_rec_fini(void *record);
+/* m->release: forget the entry was out, queue a nacked entry again, recycle the record. */
+void fs__redis_rec_release(fs_message *m);
+/* A record for a plain value (channel, list); the strings lie in `hold`'s reply, if given. */
+int fs__redis_add_value(rsub *s, rlist *l, rhold *hold, const char *name, size_t name_len,
+                        const char *pattern, size_t pattern_len, const char *value, size_t len);
+/* A record for a stream entry reply [id, [field, value, ...]]. Sets *id. */
+int fs__redis_add_entry(rsub *s, rlist *l, rhold *hold, const redisReply *e, sid *id);
+
+/* read.c: the reader connection */
+/* Make sure the reader is connected and prepared; back off after failures. */
+int fs__redis_reader_ensure(rsub *s, bool force);
+/* One read by the current reader: up to `want` messages into `l`, waiting up to `budget` ms. */
+int fs__redis_sub_read(rsub *s, rlist *l, size_t want, int budget);
+
+/* sub.c: the adapter's subscription ops */
 int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out);
 void fs__redis_unsubscribe(void *impl, void *sub);
 int fs__redis_sub_start(void *impl, void *sub);
@@ -213,9 +272,5 @@ int fs__redis_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_m
 int fs__redis_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **out, size_t max,
                           unsigned batch_timeout_ms, int timeout_ms, size_t *n);
 int fs__redis_settle(void *impl, fs_message *m, const fs_settle_args *args);
-
-/* Stream ids. */
-bool fs__redis_sid_parse(const char *s, size_t n, sid *out);
-int fs__redis_sid_format(sid id, char *buf, size_t cap);
 
 #endif

@@ -127,4 +127,28 @@ int fs__redis_decode_fields(const fs__redis_kv *fields, size_t field_count,
 /** The value of header `key` (NUL-terminated name), or NULL; sets *len. */
 const char *fs__redis_header(const fs__redis_decoded *m, const char *key, size_t *len);
 
+/* ---- Internals shared by the codec's files (wire.c, json.c, wire_index.c) ---- */
+
+typedef int (*fs__redis_header_fn)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
+
+/* wire_index.c: the repeated-key index of scratch->kv */
+void fs__redis_kv_reset(fs__redis_scratch *s);
+fs__redis_kv *fs__redis_kv_find(fs__redis_scratch *s, size_t count, const char *k, size_t kl);
+/* Set key to value in kv[0..*count): a repeated key keeps its place, last value wins. */
+int fs__redis_kv_set(fs__redis_scratch *s, size_t *count, const char *k, size_t kl, const char *v,
+                     size_t vl);
+
+/* wire.c */
+int fs__redis_dedup_headers(const fs__redis_envelope *env, fs__redis_scratch *s, size_t *count);
+int fs__redis_walk_headers(const fs__redis_envelope *env, fs__redis_scratch *s, size_t count,
+                           fs__redis_header_fn fn, void *ctx);
+int fs__redis_check_header(const char *k, size_t kl, const char *v, size_t vl, bool binary);
+
+/* json.c */
+/* Append `s` as a JSON string literal (quotes included). `s` is valid UTF-8. */
+int fs__redis_json_put_string(fs_kit_buf *b, const char *s, size_t n);
+int fs__redis_encode_json(const fs__redis_envelope *env, fs__redis_scratch *s, fs_kit_buf *out);
+int fs__redis_decode_json(const char *data, size_t len, fs__redis_scratch *s,
+                          fs__redis_decoded *out);
+
 #endif

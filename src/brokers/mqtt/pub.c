@@ -1,0 +1,223 @@
+/*
+ * MQTT publishing: QoS, retain, expiry, MQTT 5 properties, and waiting for
+ * the PUBACK / PUBCOMP of QoS 1 and 2. See internal.h.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <mqtt_protocol.h>
+#include <string.h>
+#include <time.h>
+
+/* The network thread got the PUBACK/PUBCOMP of `mid` (QoS 0: the packet was written). */
+void fs__mq_on_publish(mq_conn *c, int mid, int reason)
+{
+    if (atomic_load_explicit(&c->nwaiters, memory_order_acquire) == 0)
+        return; /* QoS 0 (written), or nobody waits */
+    pthread_mutex_lock(&c->mu);
+    for (mq_wait *w = c->waiters; w; w = w->next) {
+        if (w->mid == mid && !w->done) {
+            w->done = true;
+            w->reason = reason;
+            pthread_cond_broadcast(&c->cv);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void unlink_waiter(mq_conn *c, mq_wait *w)
+{
+    for (mq_wait **p = &c->waiters; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            return;
+        }
+    }
+}
+
+/* libmosquitto refused a publish: say why in our words when the topic is the cause. */
+static int publish_error(int mrc, const char *topic)
+{
+    const char *why = mrc == MOSQ_ERR_INVAL || mrc == MOSQ_ERR_MALFORMED_UTF8
+                          ? fs__mq_topic_problem(topic)
+                          : NULL;
+    if (why)
+        return fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': %s", topic, why);
+    if (mrc == MOSQ_ERR_MALFORMED_UTF8)
+        return fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': not UTF-8", topic);
+    return fs__mq_error(mrc, "publish");
+}
+
+static int check_options(const fs_mqtt_publish_options *po, const char *destination)
+{
+    if (po && (po->qos < 0 || po->qos > 2))
+        return fs_adapter_error(FS_EINVAL, "mqtt: publish to %s: QoS %d (0, 1 or 2)", destination,
+                                po->qos);
+    return FS_OK;
+}
+
+static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
+{
+    static const fs_mqtt_publish_options defaults = FS_MQTT_PUBLISH_OPTIONS_INIT;
+    const fs_mqtt_publish_options *po = e->broker_options ? e->broker_options : &defaults;
+    int rc = check_options(po, topic);
+    if (rc)
+        return rc;
+    if (!e->body && e->body_len)
+        return fs_adapter_error(FS_EINVAL, "mqtt: publish: NULL body with length %zu", e->body_len);
+    if (e->body_len > MQTT_MAX_PAYLOAD)
+        return fs_adapter_error(FS_EINVAL, "mqtt: publish: body of %zu bytes (at most %u)",
+                                e->body_len, (unsigned)MQTT_MAX_PAYLOAD);
+    mosquitto_property *props = NULL;
+    if (b->version == FS_MQTT_V5) {
+        if ((rc = fs__mq_props_build(e, po->expiry_s, &props)))
+            return rc;
+    } else if (e->header_count) {
+        return fs_adapter_error(FS_EUNSUPPORTED,
+                                "mqtt: MQTT 3.1.1 does not support message headers; use MQTT 5");
+    }
+    mq_conn *c = &b->pub;
+    fs__mq_conn_revive(c);
+    struct mosquitto *m = fs__mq_conn_enter(c);
+    if (!m || atomic_load_explicit(&c->state, memory_order_relaxed) != MQ_UP) {
+        if (m)
+            fs__mq_conn_leave(c);
+        mosquitto_property_free_all(&props);
+        return fs_adapter_error(m ? FS_EIO : FS_ECLOSED, "mqtt: publish to %s: %s", topic,
+                                m ? "the connection is down" : "not connected");
+    }
+    mq_wait w = {0, false, 0, NULL};
+    int mrc;
+    if (po->qos == 0) { /* no confirmation to wait for: no lock */
+        mrc = mosquitto_publish_v5(m, NULL, topic, (int)e->body_len, e->body, 0, po->retain, props);
+        fs__mq_conn_leave(c);
+        mosquitto_property_free_all(&props);
+        return mrc ? publish_error(mrc, topic) : FS_OK;
+    }
+    /* c->mu is held across the call so that on_publish finds the waiter. */
+    pthread_mutex_lock(&c->mu);
+    atomic_fetch_add_explicit(&c->nwaiters, 1, memory_order_acq_rel);
+    mrc = mosquitto_publish_v5(m, &w.mid, topic, (int)e->body_len, e->body, po->qos, po->retain,
+                               props);
+    mosquitto_property_free_all(&props);
+    if (mrc) {
+        atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
+        pthread_mutex_unlock(&c->mu);
+        fs__mq_conn_leave(c);
+        return publish_error(mrc, topic);
+    }
+    w.next = c->waiters;
+    c->waiters = &w;
+    struct timespec dl;
+    fs__mq_deadline(&dl, b->publish_timeout_ms);
+    while (!w.done)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
+            break;
+    unlink_waiter(c, &w);
+    atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
+    pthread_mutex_unlock(&c->mu);
+    fs__mq_conn_leave(c);
+    if (!w.done)
+        return fs_adapter_error(FS_ETIMEDOUT, "mqtt: publish to %s: no %s within %d ms", topic,
+                                po->qos == 1 ? "PUBACK" : "PUBCOMP", b->publish_timeout_ms);
+    if (w.reason < 0)
+        return fs_adapter_error(FS_ECLOSED, "mqtt: publish to %s: connection closed", topic);
+    /* 0 success, 16 no matching subscribers: both fine. */
+    if (w.reason >= 0x80)
+        return fs_adapter_error(FS_EBROKER, "mqtt: publish to %s refused: %s (%d)", topic,
+                                mosquitto_reason_string(w.reason), w.reason);
+    return FS_OK;
+}
+
+int fs__mq_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
+                   size_t count, const char **error_type)
+{
+    (void)dest;
+    mq_broker *b = impl;
+    int rc = FS_OK;
+    /* Wildcards, length and UTF-8 are libmosquitto's to check (publish_error words it). */
+    if (!destination || !*destination)
+        rc = fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': empty topic",
+                              destination ? destination : "(null)");
+    else if (!msgs || !count)
+        rc = fs_adapter_error(FS_EINVAL, "mqtt: publish needs messages");
+    for (size_t i = 0; !rc && i < count; i++) /* no batches in MQTT: one by one */
+        rc = publish_one(b, destination, &msgs[i]);
+    if (rc)
+        *error_type = fs__mq_error_type(rc);
+    return rc;
+}
+
+int fs__mq_prepare_destination(void *impl, const char *destination, const void *options,
+                               void **dest_out)
+{
+    (void)impl;
+    *dest_out = NULL;
+    const char *why = fs__mq_topic_problem(destination);
+    if (why)
+        return fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': %s",
+                                destination ? destination : "(null)", why);
+    return check_options(options, destination);
+}
+
+/*
+ * Request/reply on MQTT 3.1.1, as FastStream does it (ZmqttProducerV311.request):
+ * nothing carries a correlation, so the caller names the reply topic
+ * (reply_to); subscribe to it (its own connection, QoS 1), publish, and the
+ * first message there is the reply. Without reply_to: FeatureNotSupported.
+ */
+int fs__mq_request_311(void *impl, const char *destination, const fs_envelope *msg, int timeout_ms,
+                       fs_message **reply, const char **error_type)
+{
+    mq_broker *b = impl;
+    *reply = NULL;
+    if (!msg || !msg->reply_to || !*msg->reply_to) {
+        *error_type = "FeatureNotSupportedException";
+        return fs_adapter_error(FS_EUNSUPPORTED,
+                                "mqtt: MQTT 3.1.1 request() requires an explicit reply_to topic");
+    }
+    fs_mqtt_subscriber_options so = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
+    so.qos = 1;
+    fs_subscribe_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.source = msg->reply_to;
+    spec.broker_options = &so;
+    spec.ack_policy = FS_ACK_POLICY_ACK;
+    spec.concurrency = 1;
+    spec.reply_inbox = true; /* its own numbering, a clean session, left alone by stop */
+    void *sub = NULL;
+    int rc = fs__mq_subscribe(b, &spec, &sub);
+    if (!rc)
+        rc = fs__mq_sub_start(b, sub);
+    if (!rc) {
+        fs_envelope e = *msg;
+        e.reply_to = NULL; /* nothing to carry it in 3.1.1 */
+        const char *etype = NULL;
+        rc = fs__mq_publish(b, NULL, destination, &e, 1, &etype);
+        if (rc)
+            *error_type = etype;
+    }
+    fs_message *m = NULL;
+    if (!rc) {
+        rc = fs__mq_fetch(b, sub, 0, timeout_ms, &m);
+        if (rc == FS_ETIMEDOUT)
+            rc = fs_adapter_error(FS_ETIMEDOUT, "mqtt: no reply on %s within %d ms", msg->reply_to,
+                                  timeout_ms);
+    }
+    if (m) {
+        fs_envelope got = FS_ENVELOPE_INIT;
+        got.body = m->body;
+        got.body_len = m->body_len;
+        *reply = fs_message_new_copy(&got, m->source);
+        fs__mq_settle(b, m, &(fs_settle_args){FS_SETTLE_ACKED, 0, NULL});
+        m->release(m);
+        if (!*reply)
+            rc = fs_adapter_error(FS_ENOMEM, "mqtt: out of memory copying the reply");
+    }
+    if (sub)
+        fs__mq_unsubscribe(b, sub);
+    if (rc && !*error_type)
+        *error_type = fs__mq_error_type(rc);
+    return rc;
+}

@@ -1,0 +1,152 @@
+/*
+ * Credentials, on a mosquitto of its own (free port, a password file made
+ * with mosquitto_passwd, no anonymous clients): the right user and password
+ * (percent-encoded in the URL) connect, publish and consume; a wrong
+ * password or none is refused with the server's reason, as FS_EBROKER.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "mqtt_test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+static char dir[256];
+static int port;
+static pid_t server;
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        fail_msg("no free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "%s/fs-mqtt-auth-%ld",
+             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
+    char cmd[1024], conf[300];
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s' && mosquitto_passwd -c -b '%s/passwd' svc 'p@ss w0rd' >/dev/null 2>&1",
+             dir, dir);
+    if (system(cmd) != 0)
+        fail_msg("mosquitto_passwd failed");
+    port = free_port();
+    snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "user root\nlistener %d 127.0.0.1\nallow_anonymous false\npassword_file %s/passwd\n"
+            "persistence false\nlog_dest none\n",
+            port, dir);
+    fclose(f);
+    server = fork();
+    if (server == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            _exit(127);
+        execlp("mosquitto", "mosquitto", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bool up = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (up)
+            return 0;
+        mt_sleep_ms(25);
+    }
+    fail_msg("mosquitto with a password file did not start");
+    return -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (server > 0) {
+        kill(server, SIGTERM);
+        waitpid(server, NULL, 0);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : 0;
+}
+
+static fs_broker *with_url(const char *userinfo)
+{
+    char url[256];
+    snprintf(url, sizeof url, "mqtt://%s127.0.0.1:%d", userinfo, port);
+    fs_broker *b = NULL;
+    assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
+    return b;
+}
+
+static void right_credentials(void **state)
+{
+    (void)state;
+    char t[128];
+    mt_topic(t, sizeof t, "auth");
+    fs_broker *b = with_url("svc:p%40ss%20w0rd@"); /* percent-decoded: "p@ss w0rd" */
+    mt_rec r;
+    mt_rec_init(&r);
+    fs_mqtt_subscriber_options mo = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
+    mo.qos = 1;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &mo;
+    assert_int_equal(fs_subscribe(b, t, mt_rec_handler, &r, &so, NULL), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK); /* the subscription's connection too */
+    assert_int_equal(fs_publish_bytes(b, t, "in", 2), FS_OK);
+    assert_int_equal(mt_rec_wait(&r, 1, 5000), 1);
+    fs_broker_free(b);
+
+    /* The options win over the URL. */
+    char url[128];
+    snprintf(url, sizeof url, "mqtt://nobody:nothing@127.0.0.1:%d", port);
+    fs_mqtt_options o = FS_MQTT_OPTIONS_INIT;
+    o.username = "svc";
+    o.password = "p@ss w0rd";
+    assert_int_equal(fs_mqtt_broker_new(url, &o, &b), FS_OK);
+    assert_int_equal(fs_broker_connect(b), FS_OK);
+    fs_broker_free(b);
+}
+
+static void refused(void **state)
+{
+    (void)state;
+    fs_broker *b = with_url("svc:wrong@");
+    assert_int_equal(fs_broker_connect(b), FS_EBROKER);
+    assert_non_null(strstr(fs_last_error(), "refused"));
+    fs_broker_free(b);
+    b = with_url("");
+    assert_int_equal(fs_broker_connect(b), FS_EBROKER);
+    fs_broker_free(b);
+}
+
+int main(void)
+{
+    fs_set_log_level(getenv("FS_TEST_LOG") ? FS_LOG_DEBUG : FS_LOG_OFF);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(right_credentials),
+        cmocka_unit_test(refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
