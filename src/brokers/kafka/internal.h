@@ -63,7 +63,9 @@ typedef struct kpart {
     int64_t committed;   /* last offset committed (next to read); -1: none */
     int64_t next_offset; /* next offset expected from a fetch; -1: any */
     _Atomic bool assigned;
-    bool paused; /* waiting for a nack's seek */
+    bool paused;   /* waiting for a nack's seek */
+    bool awaiting; /* sought: dropping the old position's records until seek_offset comes */
+    uint64_t awaiting_until_ms;
     unsigned lane;
     int64_t seek_offset;
     int64_t redeliver_offset; /* the last nacked offset, and how often it was nacked */

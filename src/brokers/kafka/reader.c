@@ -63,6 +63,7 @@ static kpart *get_part(ksub *s, const char *topic, int32_t partition)
 /* A fresh start for a partition (assigned, or sought back): nothing in flight counts. */
 static void part_reset(kpart *p, int64_t next_offset)
 {
+    p->awaiting = false;
     atomic_store(&p->gen, atomic_load(&p->gen) + 1);
     p->head = p->tail;
     p->next_offset = next_offset;
@@ -492,7 +493,10 @@ static unsigned do_seeks(ksub *s)
         }
         tplist *l;
         one_part_list(&l, p, p->seek_offset);
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(s->rk, l, 2000);
+        /* Asynchronous: a synchronous seek of a busy paused partition was seen to time out
+         * while blocking this thread. The seek is queued before the resume; records of the
+         * old position still arriving are dropped until the target comes (awaiting). */
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(s->rk, l, 0);
         if (!e)
             rd_kafka_resume_partitions(s->rk, l);
         rd_kafka_topic_partition_list_destroy(l);
@@ -505,6 +509,8 @@ static unsigned do_seeks(ksub *s)
             continue;
         }
         p->paused = false;
+        p->awaiting = true;
+        p->awaiting_until_ms = now + 5000; /* a target gone (retention, compaction): give up */
     }
     return next;
 }
@@ -523,6 +529,12 @@ static void dispatch(ksub *s, rd_kafka_message_t *m)
     }
     const char *topic = rd_kafka_topic_name(m->rkt);
     kpart *p = find_part(s, topic, m->partition);
+    if (p && p->awaiting) {
+        if (m->offset == p->seek_offset || fs__kafka_now_ms() > p->awaiting_until_ms)
+            p->awaiting = false; /* the seek took effect */
+        else
+            p = NULL; /* still the old position's records */
+    }
     if (!p || !atomic_load_explicit(&p->assigned, memory_order_relaxed) || p->paused ||
         (p->next_offset >= 0 && m->offset < p->next_offset)) {
         rd_kafka_message_destroy(m); /* revoked, or waiting for a seek: it comes again */
