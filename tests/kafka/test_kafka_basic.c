@@ -13,6 +13,9 @@
 
 #include "kafka/kafka_test.h"
 
+#include "faststream/exposition.h"
+#include "faststream/prometheus.h"
+
 static kt_cluster cl;
 
 static int setup(void **state)
@@ -277,6 +280,54 @@ static void test_publish_cluster_down(void **state)
     kt_cluster_stop(&c2);
 }
 
+/* A no_wait publish: accepted at once; its delivery failure still reaches the metrics. */
+static void test_no_wait_failure_counted(void **state)
+{
+    (void)state;
+    kt_cluster c2;
+    kt_cluster_start(&c2, 1);
+    kt_topic(&c2, "nowait", 1);
+    fs_kafka_options o = FS_KAFKA_OPTIONS_INIT;
+    fs_kafka_config pc[] = {{"message.timeout.ms", "300"}};
+    o.producer_config = pc;
+    o.producer_config_count = 1;
+    fs_broker *b = kt_broker(&c2, NULL, &o);
+    fs_registry *reg;
+    KT_OK(fs_registry_new(&reg));
+    fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
+    po.registry = reg;
+    KT_OK(fs_broker_add_prometheus(b, &po));
+    KT_OK(fs_broker_connect(b));
+    fs_kafka_publish_options nw = FS_KAFKA_PUBLISH_OPTIONS_INIT;
+    nw.no_wait = true;
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = "x";
+    e.body_len = 1;
+    e.broker_options = &nw;
+    fs_envelope sync = e;
+    sync.broker_options = NULL;
+    KT_OK(fs_publish(b, "nowait", &sync)); /* waits: delivered */
+    rd_kafka_mock_broker_set_down(c2.mc, 1);
+    KT_OK(fs_publish(b, "nowait", &e)); /* accepted; fails after message.timeout.ms */
+    fs_buffer buf = {0};
+    const char *want = "status=\"error\"} 1";
+    double end = kt_now() + 10;
+    bool seen = false;
+    while (!seen && kt_now() < end) {
+        kt_sleep_ms(50);
+        KT_OK(fs_registry_render(reg, FS_FORMAT_TEXT, &buf));
+        seen = strstr(buf.data, want) && strstr(buf.data, "_MSG_TIMED_OUT");
+    }
+    if (!seen)
+        fail_msg("no late error counted:\n%s", buf.data);
+    assert_non_null(strstr(buf.data, "status=\"success\"} 1"));
+    fs_buffer_free(&buf);
+    rd_kafka_mock_broker_set_up(c2.mc, 1);
+    fs_broker_free(b);
+    fs_registry_free(reg);
+    kt_cluster_stop(&c2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_request_reply),
         cmocka_unit_test(test_publish_cluster_down),
+        cmocka_unit_test(test_no_wait_failure_counted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
