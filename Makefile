@@ -6,7 +6,7 @@ RELEASE := build/release
 DEMO_ARGS ?=
 BROKER ?= memory
 
-.PHONY: all deps build test demo bench install format clean
+.PHONY: all deps build test fuzz demo bench install format clean
 
 all: build
 
@@ -19,6 +19,10 @@ build: deps
 
 test:
 	@scripts/test.sh
+
+# libFuzzer on every decoder and parser (tests/fuzz), FUZZ_SECONDS each (120).
+fuzz: deps
+	@scripts/fuzz.sh
 
 demo: build
 	@scripts/demo.sh $(RELEASE) $(BROKER) $(DEMO_ARGS)

@@ -18,6 +18,7 @@
 #                                     instructions per operation of (a)-(f) and
 #                                     of creation under callgrind, which a
 #                                     loaded machine does not disturb;
+#   BUILD_DIR/bench/fs_bench_rabbitmq when built: RabbitMQ beside raw rabbitmq-c (below);
 #   BUILD_DIR/bench/fs_bench_core     when built (it needs the core, the in-process
 #                                     broker and the Prometheus middleware): messages
 #                                     per second from publish to handled, without and
@@ -293,6 +294,55 @@ if [ -x "$C_KAFKA" ]; then
     fi
 fi
 
+# NATS (issue 10): core publish, core publish+receive, JetStream publish (PubAck)
+# and pull+ack, ours without and with the Prometheus middleware beside raw
+# nats.c, in the same run, on a nats-server -js the benchmark starts itself;
+# then the same cases under callgrind: instructions per message, which the
+# machine's load does not move (BENCH_NATS_CALLGRIND=0 skips them).
+C_NATS=$BUILD/bench/fs_bench_nats
+if [ -x "$C_NATS" ]; then
+    echo "bench: NATS ($C_NATS, on its own nats-server)" >&2
+    nats_out=$(mktemp)
+    if "$C_NATS" --repeats "$REPEATS" >"$nats_out"; then
+        grep -v '^#' "$nats_out" | sed 's/^/ours /' >>"$RESULTS"
+        echo
+        sed -n 's/^# \{0,1\}//p' "$nats_out"
+    else
+        echo "bench: the NATS benchmark failed" >&2
+    fi
+    rm -f "$nats_out"
+    if [ "${BENCH_NATS_CALLGRIND:-1}" != 0 ] && command -v valgrind >/dev/null; then
+        echo "bench: NATS under callgrind (instructions per message)" >&2
+        echo
+        printf '%-14s %12s %12s %12s %9s %9s\n' "instr/msg" "ours" "+prometheus" "raw nats.c" \
+            "mw cost" "raw/ours"
+        # case|scale|messages (bench_nats.c's counts x scale): enough messages that the
+        # set-up (consumer, threads, first request) and the scheduling noise of
+        # valgrind's serialised threads weigh little
+        for spec in "core publish|0.05|10000" "core pubsub|0.05|10000" "js publish|0.2|2000" \
+            "js pull|0.2|10000"; do
+            IFS='|' read -r c scale n <<<"$spec"
+            declare -A ir=()
+            for s in ours prom raw; do
+                ir[$s]=$(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null \
+                    "$C_NATS" --repeats 1 --scale "$scale" --case "$c" --side "$s" --callgrind 2>&1 |
+                    awk '/Collected :/ {print $4}')
+            done
+            key=nats_${c// /_}
+            for s in ours prom raw; do
+                echo "ours ${key}_instr_${s} $(( ${ir[$s]:-0} / n ))" >>"$RESULTS"
+            done
+            awk -v c="$c" -v n="$n" -v o="${ir[ours]:-0}" -v p="${ir[prom]:-0}" -v r="${ir[raw]:-0}" \
+                'BEGIN { if (o <= 0) { printf "%-14s (callgrind failed)\n", c; exit }
+                         printf "%-14s %12.0f %12.0f %12.0f %8.1f%% %8.0f%%\n", c, o / n, p / n, r / n,
+                                100 * (p - o) / o, 100 * r / o }'
+            unset ir
+        done
+        echo "mw cost: instructions the Prometheus middleware adds (target < 3 %);"
+        echo "raw/ours: raw nats.c's instructions per message over ours (target >= 90 %)"
+    fi
+fi
+
 # MQTT (issue 11): QoS 0 and QoS 1, publish and consume, ours without and with
 # the Prometheus middleware beside raw libmosquitto, on a mosquitto the
 # benchmark starts itself. msg/s swing with the machine's load, so the same
@@ -344,4 +394,52 @@ if [ -x "$C_MQTT" ]; then
         echo "mw cost: instructions the Prometheus middleware adds (target < 3 %);"
         echo "raw/ours: raw libmosquitto's instructions over ours (target >= 90 %)"
     fi
+fi
+
+# RabbitMQ (issue 9): confirmed publish and consume + ack, ours without and
+# with the Prometheus middleware beside raw rabbitmq-c, on the rabbitmq-server
+# of scripts/services.sh (started here when it is not running, and then
+# stopped again); then the client's instructions per message under callgrind
+# (the difference between two message counts, so start-up cancels out).
+C_RABBITMQ=$BUILD/bench/fs_bench_rabbitmq
+if [ -x "$C_RABBITMQ" ] && "$HERE/../scripts/services.sh" list 2>/dev/null | grep -x rabbitmq >/dev/null; then
+    started_rabbitmq=
+    if ! "$HERE/../scripts/services.sh" status rabbitmq >/dev/null 2>&1; then
+        "$HERE/../scripts/services.sh" start rabbitmq >&2 && started_rabbitmq=1
+    fi
+    echo "bench: RabbitMQ ($C_RABBITMQ)" >&2
+    rabbit_out=$(mktemp)
+    if "$C_RABBITMQ" --repeats "$REPEATS" >"$rabbit_out"; then
+        grep -v '^#' "$rabbit_out" | sed 's/^/ours /' >>"$RESULTS"
+        echo
+        sed -n 's/^# \{0,1\}//p' "$rabbit_out"
+    else
+        echo "bench: the RabbitMQ benchmark failed" >&2
+    fi
+    rm -f "$rabbit_out"
+    if command -v valgrind >/dev/null; then
+        cg=$(mktemp -d)
+        printf '\nRabbitMQ, client instructions per message (callgrind, all threads)\n'
+        printf '%-16s %10s %10s %10s %9s %9s\n' workload ours ours+prom raw ours/raw "mw cost"
+        for w in publish_single publish_batch consume; do
+            declare -A ir=()
+            for s in ours prom raw; do
+                for n in 1000 3000; do
+                    valgrind --tool=callgrind --callgrind-out-file="$cg/$w.$s.$n" \
+                        "$C_RABBITMQ" --side "$s" --workload "$w" --count "$n" >/dev/null 2>&1 || true
+                done
+                a=$(awk '/^(summary|totals):/{print $2; exit}' "$cg/$w.$s.1000.1" 2>/dev/null)
+                b=$(awk '/^(summary|totals):/{print $2; exit}' "$cg/$w.$s.3000.1" 2>/dev/null)
+                ir[$s]=$(( (${b:-0} - ${a:-0}) / 2000 ))
+                echo "ours rabbitmq_${w}_${s}_ir ${ir[$s]}" >>"$RESULTS"
+            done
+            awk -v w="$w" -v o="${ir[ours]}" -v p="${ir[prom]}" -v r="${ir[raw]}" 'BEGIN {
+                printf "%-16s %10d %10d %10d %8.0f%% %8.1f%%\n", w, o, p, r,
+                    (o > 0 ? 100 * r / o : 0), (o > 0 ? 100 * (p - o) / o : 0) }'
+            unset ir
+        done
+        echo "(ours/raw here: raw's instructions as a share of ours; 100 % = the same work)"
+        rm -rf "$cg"
+    fi
+    [ -n "$started_rabbitmq" ] && "$HERE/../scripts/services.sh" stop rabbitmq >&2
 fi

@@ -12,7 +12,7 @@ PACKAGES=(
   librabbitmq-dev rabbitmq-server
   libnats-dev nats-server
   libpaho-mqtt-dev libmosquitto-dev mosquitto mosquitto-clients
-  libgnutls28-dev openssl
+  libgnutls28-dev libcrypt-dev openssl
   clang libclang-rt-14-dev valgrind
   locales
   chromium

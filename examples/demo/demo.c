@@ -24,12 +24,17 @@
  *
  *   faststream-demo [--broker URL] [--listen ADDR:PORT] [--duration SECONDS]
  *                   [--app-name NAME] [--no-dashboard] [--no-backlog] [--verbose]
+ *                   [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+ *                   [--basic-auth USER:PASSWORD | --basic-auth-hash USER:HASH]
  *
  * Defaults: memory:// (in-process), 127.0.0.1:8000, run until Ctrl-C.
  */
 #include <faststream/faststream.h>
 #include <faststream/dashboard.h>
 #include <faststream/prometheus.h>
+#ifdef FS_DEMO_HAVE_NATS
+#include <faststream/nats.h>
+#endif
 #ifdef FS_DEMO_HAVE_REDIS
 #include <faststream/redis.h>
 #endif
@@ -38,6 +43,9 @@
 #endif
 #ifdef FS_DEMO_HAVE_MQTT
 #include <faststream/mqtt.h>
+#endif
+#ifdef FS_DEMO_HAVE_RABBITMQ
+#include <faststream/rabbitmq.h>
 #endif
 
 #include <errno.h>
@@ -98,6 +106,7 @@ typedef struct demo {
     const char *broker_url;
     const char *address;
     int duration; /* seconds; 0: until Ctrl-C */
+    bool tls;
     pthread_t gateway;
     bool gateway_started;
     bool dashboard; /* the live page is served at / */
@@ -308,6 +317,25 @@ typedef struct broker_setup {
 static broker_setup setup_for(const fs_broker *broker)
 {
     broker_setup s = {NULL, NULL, FS_ACK_POLICY_DEFAULT}; /* defaults (memory://: named queues) */
+    (void)broker;
+#ifdef FS_DEMO_HAVE_NATS
+    /* NATS core subjects have no acknowledgement: JetStream, one stream for the
+     * demo's subjects (declared by the subscribers), pull consumers. */
+    static const char *const subjects[] = {"orders", "trades", "notifications"};
+    static fs_nats_stream_config nsc = FS_NATS_STREAM_CONFIG_INIT;
+    static fs_nats_subscriber_options ns = FS_NATS_SUBSCRIBER_OPTIONS_INIT;
+    static fs_nats_publish_options np = FS_NATS_PUBLISH_OPTIONS_INIT;
+    if (fs_broker_is_nats(broker)) {
+        nsc.name = ns.stream = np.stream = "FASTSTREAM_DEMO";
+        nsc.subjects = subjects;
+        nsc.subject_count = 3;
+        nsc.max_msgs = 100000; /* keep the stream small */
+        ns.declare_stream = &nsc;
+        ns.deliver = FS_NATS_DELIVER_NEW;
+        s.subscribe = &ns;
+        s.publish = &np;
+    }
+#endif
 #ifdef FS_DEMO_HAVE_REDIS
     /* Redis channels have no acknowledgement: use streams read by a consumer
      * group, where ack, nack (redelivery) and reject exist. */
@@ -330,7 +358,6 @@ static broker_setup setup_for(const fs_broker *broker)
     if (fs_broker_is_kafka(broker))
         s.policy = FS_ACK_POLICY_REJECT_ON_ERROR;
 #endif
-    (void)broker;
     return s;
 }
 
@@ -342,7 +369,8 @@ static int start_gateway(fs_app *app, void *user)
     demo *d = user;
     char base[128];
     const char *a = d->address;
-    snprintf(base, sizeof base, strchr(a, ':') ? "http://[%s]:%u" : "http://%s:%u", a,
+    const char *scheme = d->tls ? "https" : "http";
+    snprintf(base, sizeof base, strchr(a, ':') ? "%s://[%s]:%u" : "%s://%s:%u", scheme, a,
              (unsigned)fs_app_http_port(app));
     printf("faststream-demo: orders -> trades -> notifications on %s\n", d->broker_url);
     printf("  metrics:    %s/metrics\n", base);
@@ -399,7 +427,12 @@ static int usage(const char *prog, int rc)
             "  --app-name NAME     the metrics' app_name label (default trading-demo)\n"
             "  --no-dashboard      do not serve the live dashboard page at /\n"
             "  --no-backlog        do not export the backlog family (messages waiting)\n"
-            "  --verbose           log every handler failure\n",
+            "  --verbose           log every handler failure\n"
+            "  --tls-cert FILE     serve HTTPS with this PEM certificate (chain)...\n"
+            "  --tls-key FILE      ...and this PEM private key\n"
+            "  --tls-client-ca FILE  answer only clients with a certificate this CA signed\n"
+            "  --basic-auth USER:PASSWORD       require HTTP basic auth\n"
+            "  --basic-auth-hash USER:HASH      the same with a bcrypt or \"sha256:HEX\" hash\n",
             prog);
     return rc;
 }
@@ -424,12 +457,25 @@ static bool parse_listen(char *arg, const char **addr, uint16_t *port)
     return true;
 }
 
+/* "USER:SECRET" into user and secret (split at the first ':'). */
+static bool parse_credentials(char *arg, const char **user, const char **secret)
+{
+    char *colon = strchr(arg, ':');
+    if (!colon || colon == arg || !colon[1])
+        return false;
+    *colon = '\0';
+    *user = arg;
+    *secret = colon + 1;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     demo d = {.broker_url = "memory://", .address = "127.0.0.1"};
     const char *app_name = "trading-demo";
     bool dashboard = true, backlog = true;
     uint16_t port = 8000;
+    fs_http_options http = FS_HTTP_OPTIONS_INIT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_value = i + 1 < argc;
@@ -448,6 +494,21 @@ int main(int argc, char **argv)
                 return 2;
             }
             d.duration = (int)s;
+        } else if (strcmp(a, "--tls-cert") == 0 && has_value) {
+            http.tls_cert_file = argv[++i];
+        } else if (strcmp(a, "--tls-key") == 0 && has_value) {
+            http.tls_key_file = argv[++i];
+        } else if (strcmp(a, "--tls-client-ca") == 0 && has_value) {
+            http.tls_client_ca_file = argv[++i];
+        } else if ((strcmp(a, "--basic-auth") == 0 || strcmp(a, "--basic-auth-hash") == 0) &&
+                   has_value) {
+            bool hashed = a[12] == '-';
+            if (!parse_credentials(argv[++i], &http.basic_auth_user,
+                                   hashed ? &http.basic_auth_hash : &http.basic_auth_password)) {
+                fprintf(stderr, "faststream-demo: %s wants USER:%s\n", a,
+                        hashed ? "HASH" : "PASSWORD");
+                return 2;
+            }
         } else if (strcmp(a, "--app-name") == 0 && has_value) {
             app_name = argv[++i];
         } else if (strcmp(a, "--no-backlog") == 0) {
@@ -469,14 +530,22 @@ int main(int argc, char **argv)
 #ifdef FS_DEMO_HAVE_KAFKA
     fs_kafka_register();
 #endif
+#ifdef FS_DEMO_HAVE_NATS
+    fs_nats_register();
+#endif
 #ifdef FS_DEMO_HAVE_MQTT
     fs_mqtt_register(); /* make mqtt:// known even when linked statically */
+#endif
+#ifdef FS_DEMO_HAVE_RABBITMQ
+    fs_rabbitmq_register(); /* amqp:// (each subscriber declares its queue) */
 #endif
 
     fs_app_options ao = FS_APP_OPTIONS_INIT;
     ao.http_address = d.address;
     ao.http_port = port ? port : FS_APP_PORT_ANY; /* --listen ADDR:0 picks a free port */
     ao.dashboard = d.dashboard = dashboard && fs_dashboard_available();
+    ao.http_options = &http;
+    d.tls = http.tls_cert_file != NULL;
     if (fs_app_new(&ao, &d.app) < 0) {
         fprintf(stderr, "faststream-demo: %s\n", fs_last_error());
         return 1;

@@ -477,6 +477,41 @@ FS_API bool fs_url_query_next(const fs_url *url, size_t *pos, const char **name,
 /** Free the strings of a parsed URL and reset it (NULL: no-op). */
 FS_API void fs_url_free(fs_url *url);
 
+/*
+ * Strict URL checks: an adapter refuses what it does not understand, naming
+ * it. fs_url_parse already refuses spaces and control characters anywhere,
+ * port 0, and a %00 in the credentials or the query (a NUL would cut a
+ * password or a name short).
+ */
+
+/**
+ * FS_EINVAL naming the first query parameter of `url` that is not in
+ * `known` (NULL-terminated; the message lists them) or that is given more
+ * than once. `what` names the URL in the message ("redis://"; NULL: the
+ * scheme).
+ */
+FS_API int fs_url_check_query(const fs_url *url, const char *what, const char *const *known);
+
+/**
+ * True when [s, s+n) is a decimal number (digits only: no sign, space,
+ * '+', hex or exponent) no greater than `max`; *out (may be NULL) is set.
+ */
+FS_API bool fs_url_parse_uint(const char *s, size_t n, uint64_t max, uint64_t *out);
+
+/**
+ * Query parameter `key` as such a number into *out: FS_OK, FS_ENOTFOUND
+ * when absent (*out untouched, no error recorded), FS_EINVAL naming the key
+ * and the value otherwise.
+ */
+FS_API int fs_url_query_uint(const fs_url *url, const char *key, uint64_t max, uint64_t *out);
+
+/**
+ * Query parameter `key`, decoded, into *value (caller frees) when it holds
+ * no control character: as fs_url_query_get, plus FS_EINVAL naming the
+ * character (for names handed to a server, such as a client name).
+ */
+FS_API int fs_url_query_text(const fs_url *url, const char *key, char **value);
+
 #ifdef __cplusplus
 }
 #endif

@@ -70,11 +70,18 @@ typedef struct fs_app_options {
      * the library was built without the page.
      */
     bool dashboard;
+    /**
+     * More settings of the HTTP endpoint: limits, TLS, basic auth (see
+     * fs_http_options); NULL: the defaults. Its address, port, registry and
+     * paths are ignored (the fields above win). Read when fs_app_run starts
+     * the endpoint: it and its strings must stay valid until then.
+     */
+    const fs_http_options *http_options;
 } fs_app_options;
 
 #define FS_APP_OPTIONS_INIT                                                                        \
     {                                                                                              \
-        false, NULL, 0, NULL, NULL, NULL, 0, false, false                                          \
+        false, NULL, 0, NULL, NULL, NULL, 0, false, false, NULL                                    \
     }
 
 /** A lifecycle hook. A non-zero return from on_startup aborts fs_app_run with that status. */
@@ -114,6 +121,10 @@ FS_API int fs_app_add_route(fs_app *app, const char *path, fs_http_route_fn fn, 
  * Run the application (steps above) and return when it has shut down:
  * FS_OK after a clean shutdown, the failing step's status otherwise
  * (everything started is stopped again). FS_ESTATE when already running.
+ * It always returns once the graceful timeout is over (unless that is -1):
+ * when handlers are still running then, FS_ETIMEDOUT with a message naming
+ * them ("broker/subscriber (k of n workers)"); their brokers are left open,
+ * fs_app_free leaves them allocated, and the process may exit.
  */
 FS_API int fs_app_run(fs_app *app);
 
@@ -142,7 +153,11 @@ FS_API size_t fs_app_broker_count(const fs_app *app);
 /** The i-th broker added (NULL out of range or for NULL). */
 FS_API fs_broker *fs_app_broker(const fs_app *app, size_t i);
 
-/** Free the app and its brokers. Must not be running. NULL is ignored. */
+/**
+ * Free the app and its brokers. Must not be running. NULL is ignored. A
+ * broker whose handlers are still running (see fs_app_run) is not freed:
+ * that would wait for them, or pull memory from under them.
+ */
 FS_API void fs_app_free(fs_app *app);
 
 #ifdef __cplusplus

@@ -157,9 +157,14 @@ FS_API fs_ack_policy fs_subscriber_ack_policy(const fs_subscriber *sub);
 FS_API fs_broker *fs_subscriber_broker(const fs_subscriber *sub);
 
 /**
- * Messages waiting for this subscriber on the broker (not yet handed to a
- * handler), asked of the broker within timeout_ms. FS_EUNSUPPORTED where
- * the adapter cannot tell.
+ * The subscription's backlog: the messages waiting for it on the broker,
+ * as each broker counts them (in-process: queued and delayed redeliveries;
+ * a Redis list: its length; a Redis stream group: lag + pending, pending
+ * being delivered but unacknowledged entries; Kafka: consumer lag, high
+ * watermark minus committed offset; RabbitMQ: the queue's ready messages;
+ * JetStream: NumPending + NumAckPending). Asked of the broker within
+ * timeout_ms. FS_EUNSUPPORTED where the adapter cannot tell (Redis
+ * channels and streams without a group, NATS core, MQTT).
  */
 FS_API int fs_subscriber_backlog(const fs_subscriber *sub, int timeout_ms, uint64_t *out);
 

@@ -225,6 +225,8 @@ static int run_hooks(fs_app *app, const hook_list *l, const char *what, bool sto
 static int http_start(fs_app *app)
 {
     fs_http_options ho = FS_HTTP_OPTIONS_INIT;
+    if (app->opts.http_options)
+        ho = *app->opts.http_options;
     ho.address = app->http_address;
     ho.port = app->opts.http_port == FS_APP_PORT_ANY ? 0
               : app->opts.http_port == 0             ? 8000
@@ -253,9 +255,10 @@ static int http_start(fs_app *app)
         fs_http_server_free(srv);
         return rc;
     }
-    fs__log(FS_LOG_INFO, "app", "serving %s%s%s%s on http://%s:%u", app->metrics_path,
+    fs__log(FS_LOG_INFO, "app", "serving %s%s%s%s on %s://%s:%u", app->metrics_path,
             *app->health_path ? " and " : "", app->health_path,
-            app->opts.dashboard ? ", the dashboard page at /" : "", app->http_address,
+            app->opts.dashboard ? ", the dashboard page at /" : "",
+            ho.tls_cert_file ? "https" : "http", app->http_address,
             (unsigned)fs_http_server_port(srv));
     return FS_OK;
 }
@@ -269,9 +272,43 @@ static void http_stop(fs_app *app)
     fs_http_server_free(srv);
 }
 
-static void stop_brokers(fs_app *app, size_t n)
+/*
+ * Append "broker/subscriber (k of n workers)" for every subscriber of `b`
+ * whose handlers still run to buf; returns how many there were.
+ */
+static size_t busy_handlers(fs_broker *b, char *buf, size_t size)
 {
-    /* Stop consuming everywhere first, then close connections. */
+    size_t count = 0;
+    pthread_mutex_lock(&b->lock);
+    for (struct fs_subscriber *s = b->subs; s; s = s->next) {
+        if (!s->live_workers)
+            continue;
+        size_t n = strlen(buf);
+        snprintf(buf + n, size - n, "%s%s/%s (%u of %u workers)", n ? ", " : "", fs_broker_name(b),
+                 s->name, s->live_workers, s->concurrency);
+        count++;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return count;
+}
+
+static bool has_live_workers(fs_broker *b)
+{
+    pthread_mutex_lock(&b->lock);
+    bool busy = b->live_workers > 0;
+    pthread_mutex_unlock(&b->lock);
+    return busy;
+}
+
+/*
+ * Stop consuming everywhere first, then close connections. A broker whose
+ * handlers outlive the graceful timeout is left open (closing it would wait
+ * for them without a limit): FS_ETIMEDOUT naming those handlers.
+ */
+static int stop_brokers(fs_app *app, size_t n)
+{
+    char busy[512] = "";
+    size_t stuck = 0;
     for (size_t i = n; i-- > 0;) {
         fs_broker *b = app->brokers[i];
         int rc = app->opts.graceful_timeout_ms != 0
@@ -280,8 +317,19 @@ static void stop_brokers(fs_app *app, size_t n)
         if (rc < 0)
             fs__log(FS_LOG_WARN, "app", "broker %s: %s", fs_broker_name(b), fs_last_error());
     }
-    for (size_t i = n; i-- > 0;)
-        fs_broker_close(app->brokers[i]);
+    for (size_t i = n; i-- > 0;) {
+        size_t k = busy_handlers(app->brokers[i], busy, sizeof busy);
+        if (k == 0)
+            fs_broker_close(app->brokers[i]);
+        stuck += k;
+    }
+    if (!stuck)
+        return FS_OK;
+    fs__log(FS_LOG_ERROR, "app", "handlers still running after the graceful timeout: %s", busy);
+    return fs__error(FS_ETIMEDOUT,
+                     "fs_app_run: %zu handler(s) still running after the graceful timeout: %s; "
+                     "their brokers are left open (the process may exit)",
+                     stuck, busy);
 }
 
 static void drain_pipe(fs_app *app)
@@ -349,9 +397,13 @@ int fs_app_run(fs_app *app)
         atomic_store(&app->running, false);
         run_hooks(app, &app->on_shutdown, "on_shutdown", false);
     }
-    char errbuf[512];
+    char errbuf[1024];
     snprintf(errbuf, sizeof errbuf, "%s", fs_last_error());
-    stop_brokers(app, started);
+    int stop_rc = stop_brokers(app, started);
+    if (rc == FS_OK && stop_rc < 0) {
+        rc = stop_rc;
+        snprintf(errbuf, sizeof errbuf, "%s", fs_last_error());
+    }
     http_stop(app);
     if (rc == FS_OK)
         run_hooks(app, &app->after_shutdown, "after_shutdown", false);
@@ -417,8 +469,16 @@ void fs_app_free(fs_app *app)
         fs__log(FS_LOG_ERROR, "app", "fs_app_free called while the app runs; ignored");
         return;
     }
-    for (size_t i = 0; i < app->broker_count; i++)
+    for (size_t i = 0; i < app->broker_count; i++) {
+        /* Freeing a broker whose handler never returns would wait forever
+         * (and freeing it under the handler is not an option): leave it. */
+        if (has_live_workers(app->brokers[i])) {
+            fs__log(FS_LOG_ERROR, "app", "broker %s: handlers still running; not freed",
+                    fs_broker_name(app->brokers[i]));
+            continue;
+        }
         fs_broker_free(app->brokers[i]);
+    }
     free(app->brokers);
     free(app->on_startup.v);
     free(app->after_startup.v);

@@ -116,6 +116,7 @@ struct fs_subscriber {
 
     fs__frame *_Atomic frames; /* concurrency entries, published once initialised */
     bool workers_started;
+    unsigned live_workers; /* its workers not exited yet (broker lock) */
     _Atomic bool stop;
     struct fs_subscriber *next;
 };
@@ -230,11 +231,6 @@ int fs__check_envelopes(const char *fn, const fs_envelope *msgs, size_t count);
 /* message.c */
 /* An explicit settlement (fs_message_ack/nack/reject, the reply inbox). */
 int fs__settle(fs_message *m, fs_settle_state op);
-/*
- * The ack policy's settlement of a unit only the calling worker can reach
- * any more (its handler returned, nothing settled it): no CAS needed.
- */
-int fs__settle_owned(fs_message *m, fs_settle_state op);
 /* Call the adapter's settle for `m` with `op` (redelivery settings applied). */
 int fs__settle_adapter(fs_message *m, fs_settle_state op);
 /* A uuid4 string into out. */
@@ -247,5 +243,30 @@ void fs__spec_outputs_init(const fs_broker *b, fs_subscribe_spec *spec);
 int fs__spec_outputs_check(const fs_broker *b, const fs_subscribe_spec *spec);
 int fs__broker_ensure_connected(fs_broker *b);
 int fs__broker_stop_timeout(fs_broker *b, int timeout_ms);
+
+/* After the state is recorded: tell the adapter now, later (ordered), or not at all. */
+static inline int fs__settle_wire(fs_message *m, fs_settle_state op)
+{
+    fs__mcore *c = fs__mc(m);
+    if (c->flags & FS__MSG_WIRE_DONE)
+        return FS_OK;
+    const struct fs_subscriber *s = c->subscriber;
+    if (s && s->ordered) {
+        c->op = (uint8_t)op;
+        c->flags |= FS__MSG_DEFERRED;
+        return FS_OK;
+    }
+    return fs__settle_adapter(m, op);
+}
+
+/*
+ * The ack policy's settlement of a unit only the calling worker can reach
+ * any more (its handler returned, nothing settled it): no CAS needed.
+ */
+static inline int fs__settle_owned(fs_message *m, fs_settle_state op)
+{
+    atomic_store_explicit(&fs__mc(m)->settled, (int)op, memory_order_relaxed);
+    return fs__settle_wire(m, op);
+}
 
 #endif

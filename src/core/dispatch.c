@@ -154,7 +154,7 @@ static fs_settle_state policy_settlement(fs_ack_policy policy, fs_outcome o)
 }
 
 /* Settle (deferred) and release the unit: the end of its life in the core. */
-static void finish(fs__frame *f, fs_message *unit)
+static inline __attribute__((always_inline)) void finish(fs__frame *f, fs_message *unit)
 {
     fs__mcore *c = fs__mc(unit);
     if (c->flags & FS__MSG_DEFERRED) {
@@ -249,7 +249,7 @@ static void dispatch(fs__frame *f, fs_message *unit)
                           memory_order_release);
 }
 
-static void prepare(fs__frame *f, fs_message *m, unsigned flags)
+static inline void prepare(fs__frame *f, fs_message *m, unsigned flags)
 {
     struct fs_subscriber *sub = f->sub;
     fs__message_bind(m, f->broker, sub, sub->adapter_sub, f,
@@ -280,15 +280,15 @@ static int fetch_batch_by_one(fs__frame *f, size_t *n)
     return FS_OK;
 }
 
-/* Take the next unit (a message, or a batch built in the frame). */
-static int fetch_unit(fs__frame *f, fs_message **out)
+/* Take the next batch, built in the frame. */
+static __attribute__((noinline)) int fetch_batch_unit(fs__frame *f, fs_message **out)
 {
     struct fs_subscriber *sub = f->sub;
     fs_broker *b = f->broker;
     const fs_broker_ops *ops = b->ops;
     fs_message *unit = NULL;
     int rc;
-    if (sub->batch_size) {
+    {
         size_t n = 0;
         if (ops->fetch_batch)
             rc = ops->fetch_batch(b->impl, sub->adapter_sub, f->index, f->items, sub->batch_size,
@@ -316,13 +316,24 @@ static int fetch_unit(fs__frame *f, fs_message **out)
         } else if (rc == FS_OK) {
             rc = FS_ETIMEDOUT;
         }
-    } else {
-        rc = ops->fetch(b->impl, sub->adapter_sub, f->index, FS__FETCH_TIMEOUT_MS, &unit);
-        if (rc == FS_OK && unit)
-            prepare(f, unit, 0);
-        else if (rc == FS_OK)
-            rc = FS_ETIMEDOUT;
     }
+    *out = unit;
+    return rc;
+}
+
+/* Take the next unit (a message, or a batch built in the frame). */
+static inline __attribute__((always_inline)) int fetch_unit(fs__frame *f, fs_message **out)
+{
+    struct fs_subscriber *sub = f->sub;
+    if (FS_UNLIKELY(sub->batch_size != 0))
+        return fetch_batch_unit(f, out);
+    fs_broker *b = f->broker;
+    fs_message *unit = NULL;
+    int rc = b->ops->fetch(b->impl, sub->adapter_sub, f->index, FS__FETCH_TIMEOUT_MS, &unit);
+    if (FS_LIKELY(rc == FS_OK && unit))
+        prepare(f, unit, 0);
+    else if (rc == FS_OK)
+        rc = FS_ETIMEDOUT;
     *out = unit;
     return rc;
 }
@@ -369,6 +380,7 @@ static void *worker_main(void *arg)
 
     pthread_mutex_lock(&b->lock);
     b->live_workers--;
+    sub->live_workers--;
     pthread_cond_broadcast(&b->cond);
     pthread_mutex_unlock(&b->lock);
     return NULL;
@@ -444,6 +456,7 @@ int fs__subscriber_start_workers(struct fs_subscriber *sub)
         }
         f->thread_started = true;
         b->live_workers++;
+        sub->live_workers++;
     }
     sub->workers_started = true;
     return FS_OK;

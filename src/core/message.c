@@ -330,21 +330,6 @@ int fs__settle_adapter(fs_message *m, fs_settle_state op)
     return b->ops->settle(b->impl, m, &a);
 }
 
-/* After the state is recorded: tell the adapter now, later (ordered), or not at all. */
-static int settle_wire(fs_message *m, fs_settle_state op)
-{
-    fs__mcore *c = fs__mc(m);
-    if (c->flags & FS__MSG_WIRE_DONE)
-        return FS_OK;
-    const struct fs_subscriber *s = c->subscriber;
-    if (s && s->ordered) {
-        c->op = (uint8_t)op;
-        c->flags |= FS__MSG_DEFERRED;
-        return FS_OK;
-    }
-    return fs__settle_adapter(m, op);
-}
-
 int fs__settle(fs_message *m, fs_settle_state op)
 {
     if (!m)
@@ -364,13 +349,7 @@ int fs__settle(fs_message *m, fs_settle_state op)
     if (!atomic_compare_exchange_strong_explicit(&c->settled, &expected, (int)st,
                                                  memory_order_acq_rel, memory_order_acquire))
         return FS_OK; /* the first settlement won */
-    return settle_wire(m, op);
-}
-
-int fs__settle_owned(fs_message *m, fs_settle_state op)
-{
-    atomic_store_explicit(&fs__mc(m)->settled, (int)op, memory_order_relaxed);
-    return settle_wire(m, op);
+    return fs__settle_wire(m, op);
 }
 
 int fs_message_ack(fs_message *m)

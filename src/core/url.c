@@ -18,7 +18,9 @@ static int escape_at(const char *s, size_t i, size_t n)
 
 /*
  * Copy [s, s+n) into a new string, percent-decoded when `decode`. NULL with
- * *bad set on a malformed escape, or NULL with *oom set when out of memory.
+ * *bad set on a malformed escape or a %00 (a NUL would cut the string
+ * short: "pass%00word" must not become "pass"), or NULL with *oom set when
+ * out of memory.
  */
 static char *copy_n(const char *s, size_t n, bool decode, bool *bad, bool *oom)
 {
@@ -31,7 +33,7 @@ static char *copy_n(const char *s, size_t n, bool decode, bool *bad, bool *oom)
     for (size_t i = 0; i < n; i++) {
         if (decode && s[i] == '%') {
             int c = escape_at(s, i, n);
-            if (c < 0) {
+            if (c <= 0) {
                 *bad = true;
                 free(out);
                 return NULL;
@@ -46,11 +48,11 @@ static char *copy_n(const char *s, size_t n, bool decode, bool *bad, bool *oom)
     return out;
 }
 
-/* True when every %-escape in [s, s+n) is well formed. */
+/* True when every %-escape in [s, s+n) is well formed and none is %00. */
 static bool escapes_valid(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (s[i] == '%' && escape_at(s, i, n) < 0)
+        if (s[i] == '%' && escape_at(s, i, n) <= 0)
             return false;
     return true;
 }
@@ -89,6 +91,13 @@ int fs_url_parse(const char *url, fs_url *out)
     for (const char *c = url; c < sep; c++)
         if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.')
             return fs__error(FS_EINVAL, "malformed URL '%s': invalid scheme", url);
+    /* RFC 3986: a URL holds no space or control character; they are %-escaped. */
+    for (const char *c = url; *c; c++)
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+            return fs__error(FS_EINVAL,
+                             "malformed URL: a space or control character (0x%02x) at offset %zu; "
+                             "%%-escape it",
+                             (unsigned)(unsigned char)*c, (size_t)(c - url));
     bool bad = false, oom = false;
     out->scheme = copy_n(url, (size_t)(sep - url), false, &bad, &oom);
     const char *p = sep + 3;
@@ -104,7 +113,7 @@ int fs_url_parse(const char *url, fs_url *out)
         if (colon && out->user)
             out->password = copy_n(colon + 1, (size_t)(at - colon - 1), true, &bad, &oom);
         if (bad)
-            return url_fail(out, url, "bad %-escape in the credentials");
+            return url_fail(out, url, "bad %-escape (or a %00) in the credentials");
         p = at + 1;
     }
     out->hosts = copy_n(p, (size_t)(end_auth - p), false, &bad, &oom);
@@ -141,9 +150,10 @@ int fs_url_parse(const char *url, fs_url *out)
                     return url_fail(out, url, "invalid port");
                 v = v * 10 + (*c - '0');
             }
-            if (v > 65535) {
+            if (v > 65535 || v == 0) {
                 fs_url_free(out);
-                return fs__error(FS_EINVAL, "malformed URL '%s': port %ld out of range", url, v);
+                return fs__error(FS_EINVAL, "malformed URL '%s': port %ld out of range (1-65535)",
+                                 url, v);
             }
             out->port = (int)v;
         }
@@ -157,7 +167,7 @@ int fs_url_parse(const char *url, fs_url *out)
     if (*p == '?') {
         size_t n = strcspn(p + 1, "#");
         if (!escapes_valid(p + 1, n))
-            return url_fail(out, url, "bad %-escape in the query");
+            return url_fail(out, url, "bad %-escape (or a %00) in the query");
         out->query = copy_n(p + 1, n, false, &bad, &oom);
     }
     if (oom) {
@@ -230,7 +240,7 @@ int fs_url_query_get(const fs_url *url, const char *key, char **value)
                           : copy_n("", 0, false, &bad, &oom);
         if (!v)
             return fs__error(oom ? FS_ENOMEM : FS_EINVAL, "query parameter '%s': %s", key,
-                             oom ? "out of memory" : "bad %-escape");
+                             oom ? "out of memory" : "bad %-escape (or a %00)");
         *value = v;
         return FS_OK;
     }
@@ -242,4 +252,92 @@ char *fs_url_query_param(const fs_url *url, const char *key)
     char *v = NULL;
     fs_url_query_get(url, key, &v);
     return v;
+}
+
+int fs_url_check_query(const fs_url *url, const char *what, const char *const *known)
+{
+    FS_CHECK_ARG(url && known, "fs_url_check_query: url and known are required");
+    if (!what)
+        what = url->scheme ? url->scheme : "broker";
+    const char *p = url->query ? url->query : "";
+    query_param q;
+    while (query_next(&p, &q)) {
+        size_t i = 0;
+        while (known[i] && (strlen(known[i]) != q.name_len || memcmp(known[i], q.name, q.name_len)))
+            i++;
+        if (!known[i]) {
+            char list[256] = "";
+            for (size_t k = 0; known[k]; k++) {
+                size_t n = strlen(list);
+                snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "", known[k]);
+            }
+            return fs__error(FS_EINVAL, "%s URL: unknown parameter '%.*s' (known: %s)", what,
+                             (int)q.name_len, q.name, known[0] ? list : "none");
+        }
+        /* Given twice: which one would win is anybody's guess. */
+        const char *r = p;
+        query_param later;
+        while (query_next(&r, &later))
+            if (later.name_len == q.name_len && memcmp(later.name, q.name, q.name_len) == 0)
+                return fs__error(FS_EINVAL, "%s URL: parameter '%.*s' is given more than once",
+                                 what, (int)q.name_len, q.name);
+    }
+    return FS_OK;
+}
+
+bool fs_url_parse_uint(const char *s, size_t n, uint64_t max, uint64_t *out)
+{
+    if (!s || n == 0 || n > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (v > max)
+        return false;
+    if (out)
+        *out = v;
+    return true;
+}
+
+int fs_url_query_uint(const fs_url *url, const char *key, uint64_t max, uint64_t *out)
+{
+    FS_CHECK_ARG(out, "fs_url_query_uint: out is NULL");
+    char *v = NULL;
+    int rc = fs_url_query_get(url, key, &v);
+    if (rc != FS_OK)
+        return rc;
+    uint64_t n;
+    if (!fs_url_parse_uint(v, strlen(v), max, &n))
+        rc = fs__error(FS_EINVAL,
+                       "query parameter %s=%s: expected a whole number from 0 to %llu (digits "
+                       "only)",
+                       key, v, (unsigned long long)max);
+    else
+        *out = n;
+    free(v);
+    return rc;
+}
+
+int fs_url_query_text(const fs_url *url, const char *key, char **value)
+{
+    FS_CHECK_ARG(value, "fs_url_query_text: value is NULL");
+    int rc = fs_url_query_get(url, key, value);
+    if (rc != FS_OK)
+        return rc;
+    for (const unsigned char *c = (const unsigned char *)*value; *c; c++)
+        if (*c < 0x20 || *c == 0x7f) {
+            rc =
+                fs__error(FS_EINVAL, "query parameter '%s': control character 0x%02x at offset %zu",
+                          key, (unsigned)*c, (size_t)(c - (const unsigned char *)*value));
+            free(*value);
+            *value = NULL;
+            return rc;
+        }
+    return FS_OK;
 }

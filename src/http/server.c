@@ -23,7 +23,6 @@
 #include "faststream/http.h"
 
 #include <microhttpd.h>
-#include <zlib.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -35,15 +34,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define COMPONENT "http"
 
 /* The most threads a server may ask for: far beyond what scraping needs. */
 #define MAX_THREADS 256
 
-/* Idle keep-alive connections are closed after this many seconds. */
-#define CONNECTION_TIMEOUT_S 30
+/* The defaults of the limits in fs_http_options (see http.h). */
+#define DEFAULT_MAX_CONNECTIONS 128
+#define DEFAULT_MAX_PER_CLIENT 16
+#define DEFAULT_TIMEOUT_S 10
+#define DEFAULT_MAX_HEADER_BYTES 8192
+#define DEFAULT_MAX_URL_BYTES 2048
+/* Their upper bounds: beyond them a setting is a mistake, not a choice. */
+#define LIMIT_MAX_CONNECTIONS 100000
+#define LIMIT_TIMEOUT_S 86400
+#define LIMIT_MAX_HEADER_BYTES (1024 * 1024)
+
+#define REALM "faststream"
+/* TLS 1.2 and 1.3 only. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 
@@ -79,6 +92,12 @@ struct fs_http_server {
     unsigned threads;
     struct sockaddr_storage addr;
     int family;
+    unsigned max_connections, max_per_client, timeout_s, max_header_bytes, max_url_bytes;
+    char *tls_cert, *tls_key, *tls_client_ca; /* PEM contents; NULL: plain HTTP */
+    fs__http_gate gate;
+    fs__http_guard guard;
+
+    fs__http_log_limit log_limit; /* libmicrohttpd's warnings, rate-limited */
 
     /* Lifecycle. */
     pthread_mutex_t life_lock;
@@ -97,113 +116,10 @@ struct fs_http_server {
 
 /* What a request carries from the URI callback to the access handler. */
 struct request_ctx {
+    bool headers_seen; /* the access handler was called once: answer on the next call */
+    bool url_too_long;
     char *query;
 };
-
-/* ------------------------------------------------------------------------ */
-/* Header parsing                                                           */
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/*
- * A qvalue ("0", "0.5", "1", "1.000") is non-zero when any digit in it is.
- * Parsed by hand: strtod would depend on the process locale.
- */
-static bool qvalue_nonzero(const char *p, const char *end)
-{
-    while (p < end && is_ows(*p))
-        p++;
-    bool any = false;
-    for (; p < end && ((*p >= '0' && *p <= '9') || *p == '.'); p++)
-        if (*p >= '1' && *p <= '9')
-            any = true;
-    return any;
-}
-
-/* The q parameter of one list element's parameters [p, end); 1 when absent. */
-static bool element_q_nonzero(const char *p, const char *end)
-{
-    while (p < end) {
-        const char *semi = memchr(p, ';', (size_t)(end - p));
-        const char *pend = semi ? semi : end;
-        while (p < pend && is_ows(*p))
-            p++;
-        if (pend - p >= 1 && (*p == 'q' || *p == 'Q')) {
-            const char *eq = p + 1;
-            while (eq < pend && is_ows(*eq))
-                eq++;
-            if (eq < pend && *eq == '=')
-                return qvalue_nonzero(eq + 1, pend);
-        }
-        p = semi ? semi + 1 : end;
-    }
-    return true;
-}
-
-bool fs__http_accepts_gzip(const char *accept_encoding)
-{
-    if (!accept_encoding)
-        return false;
-    int gzip = -1; /* -1 not listed, 0 refused, 1 accepted */
-    int star = -1;
-    const char *p = accept_encoding;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        const char *end = comma ? comma : p + strlen(p);
-        while (p < end && is_ows(*p))
-            p++;
-        const char *tok = p;
-        while (p < end && *p != ';' && !is_ows(*p))
-            p++;
-        size_t tlen = (size_t)(p - tok);
-        const char *params = memchr(p, ';', (size_t)(end - p));
-        bool ok = params ? element_q_nonzero(params + 1, end) : true;
-        if ((tlen == 4 && strncasecmp(tok, "gzip", 4) == 0) ||
-            (tlen == 6 && strncasecmp(tok, "x-gzip", 6) == 0))
-            gzip = gzip == 1 ? 1 : ok;
-        else if (tlen == 1 && *tok == '*')
-            star = ok;
-        p = comma ? comma + 1 : end;
-    }
-    if (gzip >= 0)
-        return gzip == 1;
-    return star == 1;
-}
-
-int fs__http_gzip(const void *in, size_t len, void **out, size_t *out_len)
-{
-    if (len > UINT_MAX)
-        return fs__error(FS_EINVAL, "gzip: body of %zu bytes is too large", len);
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    /* Level 1: a metrics page compresses about 10x even so, at a fraction of
-     * the CPU time of the default level. 15 + 16: gzip wrapper. */
-    if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return fs__error(FS_ENOMEM, "gzip: deflateInit2 failed");
-    uLong bound = deflateBound(&zs, (uLong)len);
-    unsigned char *buf = malloc(bound ? bound : 1);
-    if (!buf) {
-        deflateEnd(&zs);
-        return fs__error(FS_ENOMEM, "gzip: out of memory for %lu bytes", (unsigned long)bound);
-    }
-    zs.next_in = (Bytef *)(uintptr_t)in;
-    zs.avail_in = (uInt)len;
-    zs.next_out = buf;
-    zs.avail_out = (uInt)bound;
-    int rc = deflate(&zs, Z_FINISH);
-    size_t produced = (size_t)zs.total_out;
-    deflateEnd(&zs);
-    if (rc != Z_STREAM_END) {
-        free(buf);
-        return fs__error(FS_EIO, "gzip: deflate failed (%d)", rc);
-    }
-    *out = buf;
-    *out_len = produced;
-    return FS_OK;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Responses                                                                */
@@ -351,16 +267,43 @@ static int route_cmp(const void *key, const void *elem)
     return strcmp(key, ((const struct route *)elem)->path);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+static fs__http_conn *conn_entry(struct MHD_Connection *conn)
 {
-    (void)version;
-    (void)upload_data;
-    (void)upload_data_size;
-    fs_http_server *srv = cls;
-    const struct table *t = atomic_load_explicit(&srv->table, memory_order_acquire);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
 
+static enum MHD_Result reply_unauthorized(struct MHD_Connection *conn)
+{
+    static const char body[] = "Unauthorized\n";
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        sizeof body - 1, (void *)(uintptr_t)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, TEXT_PLAIN);
+    enum MHD_Result ret = MHD_queue_basic_auth_fail_response(conn, REALM, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Answers a request that fails the gate (gate.c); *refused tells. */
+static enum MHD_Result refuse(fs_http_server *srv, struct MHD_Connection *conn,
+                              const struct request_ctx *ctx, const char *version, bool *refused)
+{
+    const char *body = NULL;
+    unsigned status = fs__http_gate_check(&srv->gate, conn, version, ctx->url_too_long, &body);
+    *refused = status != 0;
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        return reply_unauthorized(conn);
+    return status ? reply_static(conn, status, body) : MHD_YES;
+}
+
+static enum MHD_Result route_request(fs_http_server *srv, struct MHD_Connection *conn,
+                                     const char *url, const char *method,
+                                     const struct request_ctx *ctx)
+{
+    const struct table *t = atomic_load_explicit(&srv->table, memory_order_acquire);
     enum { NONE, METRICS, HEALTH, USER } kind = NONE;
     const struct route *route = NULL;
     if (strcmp(url, srv->metrics_path) == 0)
@@ -385,7 +328,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ret = serve_health(t, conn);
         break;
     case USER:
-        ret = serve_route(route, conn, method, url, *con_cls);
+        ret = serve_route(route, conn, method, url, ctx);
         break;
     case NONE:
         break;
@@ -394,17 +337,50 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return ret;
 }
 
+/*
+ * libmicrohttpd 0.9.75 calls this once when the request head has arrived
+ * and again (and again) for its body. A response queued on the first call
+ * makes it close the connection, so the first call only notes that the
+ * head was seen and the answer is queued on the second: that keeps the
+ * connection alive for the next (pipelined) request. A request with a
+ * body is answered on the first call, without reading the body: no route
+ * takes one, and libmicrohttpd then closes the connection.
+ */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)upload_data;
+    (void)upload_data_size;
+    fs_http_server *srv = cls;
+    struct request_ctx *ctx = *con_cls;
+    if (!ctx)
+        return MHD_NO; /* the URI callback ran out of memory: drop the connection */
+    if (!ctx->headers_seen && !fs__http_has_body(conn)) {
+        ctx->headers_seen = true;
+        return MHD_YES;
+    }
+    fs__http_guard_answered(&srv->guard, conn_entry(conn));
+    bool refused;
+    enum MHD_Result ret = refuse(srv, conn, ctx, version, &refused);
+    if (refused)
+        return ret;
+    return route_request(srv, conn, url, method, ctx);
+}
+
 /* Keeps the raw query string, which libmicrohttpd parses away later. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)cls;
+    const fs_http_server *srv = cls;
     (void)conn;
-    const char *q = uri ? strchr(uri, '?') : NULL;
-    if (!q)
-        return NULL;
-    struct request_ctx *ctx = malloc(sizeof *ctx);
+    struct request_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return NULL;
+    size_t len = uri ? strlen(uri) : 0;
+    ctx->url_too_long = len > srv->max_url_bytes;
+    const char *q = uri && !ctx->url_too_long ? strchr(uri, '?') : NULL;
+    if (!q)
+        return ctx;
     q++;
     size_t n = strcspn(q, "#");
     ctx->query = malloc(n + 1);
@@ -420,14 +396,28 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    fs_http_server *srv = cls;
     (void)toe;
+    fs__http_guard_completed(&srv->guard, conn_entry(conn));
     struct request_ctx *ctx = *con_cls;
     if (ctx) {
         free(ctx->query);
         free(ctx);
         *con_cls = NULL;
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    fs_http_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = fs__http_guard_opened(&srv->guard, ci ? (int)ci->connect_fd : -1);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        fs__http_guard_closed(&srv->guard, *socket_context);
+        *socket_context = NULL;
     }
 }
 
@@ -440,7 +430,6 @@ static _Thread_local size_t start_reason_size;
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
     size_t n = strlen(line);
@@ -452,17 +441,12 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         fs__log(FS_LOG_DEBUG, COMPONENT, "libmicrohttpd: %s", line);
         return;
     }
-    /* A client's malformed or oversized request is the client's problem:
-     * keep it out of the default log level, where a bad scraper could flood
-     * it. Everything else (accept failures, fd exhaustion...) is a warning. */
-    static const char *const client_faults[] = {
-        "Error processing request", "Closing connection", "closed by remote side",
-        "Connection reset",         "connection reset",   "Failed to send data",
-        "Failed to receive data",   "timed out",          "Connection timed out"};
-    bool client_fault = false;
-    for (size_t i = 0; i < sizeof client_faults / sizeof *client_faults; i++)
-        client_fault = client_fault || strstr(line, client_faults[i]);
-    fs__log(client_fault ? FS_LOG_DEBUG : FS_LOG_WARN, COMPONENT, "libmicrohttpd: %s", line);
+    fs_http_server *srv = cls;
+    unsigned long suppressed = 0;
+    fs_log_level level = fs__http_log_level(&srv->log_limit, line, &suppressed);
+    if (suppressed)
+        fs__log(FS_LOG_WARN, COMPONENT, "libmicrohttpd: %lu more message(s) left out", suppressed);
+    fs__log(level, COMPONENT, "libmicrohttpd: %s", line);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -540,6 +524,36 @@ static int parse_address(const char *text, struct sockaddr_storage *out, int *fa
     return 0;
 }
 
+static void free_secret(char *s)
+{
+    if (s) {
+        memset(s, 0, strlen(s));
+        free(s);
+    }
+}
+
+/* Free a stopped server, also one that fs_http_server_new half made. */
+static void server_destroy(fs_http_server *srv)
+{
+    table_free_retired(srv);
+    struct table *t = atomic_load(&srv->table);
+    for (size_t i = 0; t && i < t->count; i++)
+        free((char *)(uintptr_t)t->routes[i].path);
+    free(t);
+    fs__http_guard_destroy(&srv->guard);
+    fs__http_auth_destroy(&srv->gate.auth);
+    free(srv->tls_cert);
+    free_secret(srv->tls_key);
+    free(srv->tls_client_ca);
+    pthread_mutex_destroy(&srv->life_lock);
+    pthread_mutex_destroy(&srv->table_lock);
+    pthread_mutex_destroy(&srv->log_limit.lock);
+    free(srv->address);
+    free(srv->metrics_path);
+    free(srv->health_path);
+    free(srv);
+}
+
 static bool valid_path(const char *p)
 {
     return p && p[0] == '/';
@@ -574,20 +588,54 @@ int fs_http_server_new(const fs_http_options *opts, fs_http_server **out)
     if (!reg)
         return fs__error(FS_ENOMEM, "http: no default registry: %s", fs_last_error());
 
+    FS_CHECK_ARG(opts->max_connections <= LIMIT_MAX_CONNECTIONS,
+                 "http: max_connections %u is above %d", opts->max_connections,
+                 LIMIT_MAX_CONNECTIONS);
+    FS_CHECK_ARG(opts->timeout_s <= LIMIT_TIMEOUT_S, "http: timeout_s %u is above %d",
+                 opts->timeout_s, LIMIT_TIMEOUT_S);
+    FS_CHECK_ARG(opts->max_header_bytes <= LIMIT_MAX_HEADER_BYTES &&
+                     opts->max_url_bytes <= LIMIT_MAX_HEADER_BYTES,
+                 "http: max_header_bytes %u or max_url_bytes %u is above %d",
+                 opts->max_header_bytes, opts->max_url_bytes, LIMIT_MAX_HEADER_BYTES);
+    FS_CHECK_ARG(!opts->tls_cert_file == !opts->tls_key_file,
+                 "http: tls_cert_file and tls_key_file go together");
+    FS_CHECK_ARG(!opts->tls_client_ca_file || opts->tls_cert_file,
+                 "http: tls_client_ca_file needs tls_cert_file and tls_key_file");
+
     fs_http_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return fs__error(FS_ENOMEM, "http: out of memory");
+    pthread_mutex_init(&srv->life_lock, NULL);
+    pthread_mutex_init(&srv->table_lock, NULL);
+    pthread_mutex_init(&srv->log_limit.lock, NULL);
+    srv->max_connections = opts->max_connections ? opts->max_connections : DEFAULT_MAX_CONNECTIONS;
+    srv->max_per_client = opts->max_per_client ? opts->max_per_client : DEFAULT_MAX_PER_CLIENT;
+    srv->timeout_s = opts->timeout_s ? opts->timeout_s : DEFAULT_TIMEOUT_S;
+    srv->max_header_bytes =
+        opts->max_header_bytes ? opts->max_header_bytes : DEFAULT_MAX_HEADER_BYTES;
+    srv->max_url_bytes = opts->max_url_bytes ? opts->max_url_bytes : DEFAULT_MAX_URL_BYTES;
+    srv->gate.max_header_bytes = srv->max_header_bytes;
+    srv->gate.verify_client = opts->tls_client_ca_file != NULL;
+    fs__http_guard_init(&srv->guard, srv->max_connections, (int64_t)srv->timeout_s * 1000);
+    atomic_init(&srv->table, table_new(0));
+    int rc = fs__http_auth_init(&srv->gate.auth, opts->basic_auth_user, opts->basic_auth_password,
+                                opts->basic_auth_hash);
+    if (rc == FS_OK && opts->tls_cert_file)
+        rc = fs__http_read_file("tls_cert_file", opts->tls_cert_file, &srv->tls_cert);
+    if (rc == FS_OK && opts->tls_key_file)
+        rc = fs__http_read_file("tls_key_file", opts->tls_key_file, &srv->tls_key);
+    if (rc == FS_OK && opts->tls_client_ca_file)
+        rc =
+            fs__http_read_file("tls_client_ca_file", opts->tls_client_ca_file, &srv->tls_client_ca);
     srv->address = strdup(address);
     srv->metrics_path = strdup(metrics_path);
     srv->health_path = health_path ? strdup(health_path) : NULL;
-    struct table *t = table_new(0);
-    if (!srv->address || !srv->metrics_path || (health_path && !srv->health_path) || !t) {
-        free(t);
-        free(srv->address);
-        free(srv->metrics_path);
-        free(srv->health_path);
-        free(srv);
-        return fs__error(FS_ENOMEM, "http: out of memory");
+    if (rc == FS_OK && (!srv->address || !srv->metrics_path || (health_path && !srv->health_path) ||
+                        !atomic_load(&srv->table)))
+        rc = fs__error(FS_ENOMEM, "http: out of memory");
+    if (rc != FS_OK) {
+        server_destroy(srv);
+        return rc;
     }
     srv->port = opts->port;
     srv->registry = reg;
@@ -598,10 +646,7 @@ int fs_http_server_new(const fs_http_options *opts, fs_http_server **out)
         ((struct sockaddr_in *)&srv->addr)->sin_port = htons(opts->port);
     else
         ((struct sockaddr_in6 *)&srv->addr)->sin6_port = htons(opts->port);
-    pthread_mutex_init(&srv->life_lock, NULL);
-    pthread_mutex_init(&srv->table_lock, NULL);
     atomic_init(&srv->bound_port, 0);
-    atomic_init(&srv->table, t);
     atomic_init(&srv->size_hint, 0);
     *out = srv;
     return FS_OK;
@@ -677,6 +722,27 @@ int fs_http_server_start(fs_http_server *srv)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (srv->family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (srv->tls_cert)
+        flags |= MHD_USE_TLS;
+    int rc = fs__http_guard_start(&srv->guard);
+    if (rc < 0) {
+        pthread_mutex_unlock(&srv->life_lock);
+        return rc;
+    }
+    /* libmicrohttpd's own cap sits above ours: a connection it accepts
+     * above max_connections makes the guard close the oldest waiting one,
+     * so a new scrape gets in while slow clients hold the slots. Each
+     * pool thread takes its share of this cap. */
+    unsigned mhd_limit = srv->max_connections * 2 + srv->threads * 4;
+    /* The pool per connection holds the request head (read buffer and
+     * parsed headers) and the response head. */
+    size_t pool = (size_t)srv->max_header_bytes * 2 + srv->max_url_bytes + 16384;
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)TLS_PRIORITIES},
+        {srv->tls_client_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, srv->tls_client_ca},
+        {MHD_OPTION_END, 0, NULL}};
 
     char reason[512] = "";
     start_reason = reason;
@@ -686,12 +752,15 @@ int fs_http_server_start(fs_http_server *srv)
         flags, srv->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&srv->addr, MHD_OPTION_THREAD_POOL_SIZE,
         srv->threads, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
-        MHD_OPTION_END);
+        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, srv->timeout_s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, srv->max_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        pool, MHD_OPTION_ARRAY, srv->tls_cert ? tls : tls + 4, MHD_OPTION_END);
     int err = errno;
     start_reason = NULL;
     start_reason_size = 0;
     if (!d) {
+        fs__http_guard_stop(&srv->guard);
         pthread_mutex_unlock(&srv->life_lock);
         if (!reason[0])
             snprintf(reason, sizeof reason, "libmicrohttpd could not start%s%s", err ? ": " : "",
@@ -721,6 +790,7 @@ int fs_http_server_stop(fs_http_server *srv)
     atomic_store(&srv->bound_port, 0);
     if (d) {
         MHD_stop_daemon(d); /* joins every server thread, closes every socket */
+        fs__http_guard_stop(&srv->guard);
         table_free_retired(srv);
         fs__log(FS_LOG_DEBUG, COMPONENT, "stopped serving on %s", srv->address);
     }
@@ -746,15 +816,5 @@ void fs_http_server_free(fs_http_server *srv)
         return;
     }
     fs_http_server_stop(srv);
-    table_free_retired(srv);
-    struct table *t = atomic_load(&srv->table);
-    for (size_t i = 0; i < t->count; i++)
-        free((char *)(uintptr_t)t->routes[i].path);
-    free(t);
-    pthread_mutex_destroy(&srv->life_lock);
-    pthread_mutex_destroy(&srv->table_lock);
-    free(srv->address);
-    free(srv->metrics_path);
-    free(srv->health_path);
-    free(srv);
+    server_destroy(srv);
 }

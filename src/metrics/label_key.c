@@ -8,6 +8,7 @@
 static void key_unusable(fs_label_key *k)
 {
     k->count = FS_KEY_UNUSABLE;
+    k->packed_len = 0; /* read first by the lookup's fast path (valgrind saw it unset) */
 }
 
 int fs_label_key_init(fs_label_key *k, size_t count, const char *const *values)

@@ -33,15 +33,12 @@
 #define FS_HIDDEN __attribute__((visibility("hidden")))
 #define FS_ALWAYS_INLINE inline __attribute__((always_inline))
 #define FS_NOINLINE __attribute__((noinline))
-#define FS_LIKELY(x) __builtin_expect(!!(x), 1)
-#define FS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define FS_HIDDEN
 #define FS_ALWAYS_INLINE inline
 #define FS_NOINLINE
-#define FS_LIKELY(x) (x)
-#define FS_UNLIKELY(x) (x)
 #endif
+/* FS_LIKELY / FS_UNLIKELY and FS_TLS_MODEL: kit/compiler.h, through common/internal.h. */
 
 #define FS_CACHE_LINE 64
 

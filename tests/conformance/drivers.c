@@ -14,6 +14,8 @@
     X(memory)                                                                                      \
     X(redis)                                                                                       \
     X(kafka)                                                                                       \
+    X(rabbitmq)                                                                                    \
+    X(nats)                                                                                        \
     X(mqtt)
 
 #define CONF_DECLARE(name)                                                                         \

@@ -75,21 +75,15 @@ int fs_memory_broker_new(const fs_memory_options *opts, fs_broker **out)
     return memory_new(opts, "memory://", out);
 }
 
+/* ?key=N, digits only ("+5", " 5", "0x10" are refused); absent: *out unchanged. */
 static int parse_size(const fs_url *u, const char *key, size_t *out)
 {
-    char *v = NULL;
-    int rc = fs_url_query_get(u, key, &v);
+    uint64_t v;
+    int rc = fs_url_query_uint(u, key, SIZE_MAX, &v);
     if (rc == FS_ENOTFOUND)
         return FS_OK;
-    if (rc < 0)
-        return rc;
-    char *end = NULL;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (!*v || *end || v[0] == '-')
-        rc = fs_adapter_error(FS_EINVAL, "memory:// URL: %s=%s is not a number", key, v);
-    else
-        *out = (size_t)n;
-    free(v);
+    if (rc == FS_OK)
+        *out = (size_t)v;
     return rc;
 }
 
@@ -108,18 +102,10 @@ static int memory_factory(const char *url, const fs_broker_options *bopts, fs_br
                                 "?capacity=N&inline_size=N)",
                                 url);
     }
-    const char *name;
-    size_t pos = 0, name_len;
-    while (fs_url_query_next(&u, &pos, &name, &name_len, NULL, NULL)) {
-        if (!((name_len == 8 && strncmp(name, "capacity", 8) == 0) ||
-              (name_len == 11 && strncmp(name, "inline_size", 11) == 0))) {
-            rc = fs_adapter_error(FS_EINVAL, "memory:// URL '%s': unknown parameter '%.*s'", url,
-                                  (int)name_len, name);
-            fs_url_free(&u);
-            return rc;
-        }
-    }
-    rc = parse_size(&u, "capacity", &o.capacity);
+    static const char *const known[] = {"capacity", "inline_size", NULL};
+    rc = fs_url_check_query(&u, "memory://", known);
+    if (rc == FS_OK)
+        rc = parse_size(&u, "capacity", &o.capacity);
     if (rc == FS_OK)
         rc = parse_size(&u, "inline_size", &o.inline_size);
     fs_url_free(&u);

@@ -72,8 +72,8 @@ static int encode_one(rconn *c, const fs_envelope *e, fs_redis_format format)
 }
 
 /* Send the prepared commands (`per` arguments each, value last) and read every reply. */
-static int run_pipeline(rconn *c, const char *what, size_t count, size_t per, const char **head,
-                        const size_t *head_len)
+static int run_pipeline(rconn *c, const char *what, int type, size_t count, size_t per,
+                        const char **head, const size_t *head_len)
 {
     int rc = fs__redis_conn_args(c, per);
     for (size_t i = 0; i < count && !rc; i++) {
@@ -87,7 +87,7 @@ static int run_pipeline(rconn *c, const char *what, size_t count, size_t per, co
     }
     if (!rc)
         rc = fs__redis_conn_flush(c);
-    return rc ? rc : fs__redis_conn_replies(c, count, what);
+    return rc ? rc : fs__redis_conn_replies(c, count, type, what);
 }
 
 static int publish_with(redis_broker *b, rconn *c, const char *destination, const fs_envelope *msgs,
@@ -126,14 +126,16 @@ static int publish_with(redis_broker *b, rconn *c, const char *destination, cons
         redisReply *r;
         if ((rc = fs__redis_conn_command(c, (int)(2 + count), c->argv, c->argvlen, &r)))
             return rc;
-        rc = fs__redis_reply_error(r, "RPUSH");
+        rc = fs__redis_reply_type(r, REDIS_REPLY_INTEGER, "RPUSH");
         fs__redis_reply_free(r);
+        if (rc == FS_EPROTOCOL)
+            fs__redis_conn_close(c);
         return rc;
     }
     if (kind == FS_REDIS_CHANNEL) {
         const char *head[] = {"PUBLISH", destination};
         const size_t len[] = {7, dlen};
-        return run_pipeline(c, "PUBLISH", count, 3, head, len);
+        return run_pipeline(c, "PUBLISH", REDIS_REPLY_INTEGER, count, 3, head, len);
     }
     char maxlen[24];
     if (po && po->maxlen) {
@@ -141,11 +143,11 @@ static int publish_with(redis_broker *b, rconn *c, const char *destination, cons
         const char *head[] = {"XADD", destination,           "MAXLEN", "~", maxlen,
                               "*",    FS__REDIS_STREAM_FIELD};
         const size_t len[] = {4, dlen, 6, 1, strlen(maxlen), 1, strlen(FS__REDIS_STREAM_FIELD)};
-        return run_pipeline(c, "XADD", count, 8, head, len);
+        return run_pipeline(c, "XADD", REDIS_REPLY_STRING, count, 8, head, len);
     }
     const char *head[] = {"XADD", destination, "*", FS__REDIS_STREAM_FIELD};
     const size_t len[] = {4, dlen, 1, strlen(FS__REDIS_STREAM_FIELD)};
-    return run_pipeline(c, "XADD", count, 5, head, len);
+    return run_pipeline(c, "XADD", REDIS_REPLY_STRING, count, 5, head, len);
 }
 
 /*
@@ -364,11 +366,15 @@ static int from_url(redis_broker *b, const char *url)
     }
     b->host = strdup(u.host && *u.host ? u.host : "127.0.0.1");
     b->port = u.port > 0 ? u.port : 6379;
+    static const char *const known[] = {"format", "client_name", NULL};
+    if ((rc = fs_url_check_query(&u, "redis://", known)))
+        goto out;
     if (u.path && *u.path) {
-        char *end;
-        long db = strtol(u.path, &end, 10);
-        if (*end || db < 0 || db > 65535) {
-            rc = fs_adapter_error(FS_EINVAL, "redis: bad database number '%s' in %s", u.path, url);
+        uint64_t db; /* digits only: " 1", "+1", "1x" are refused */
+        if (!fs_url_parse_uint(u.path, strlen(u.path), 65535, &db)) {
+            rc = fs_adapter_error(FS_EINVAL,
+                                  "redis: bad database number '%s' (digits, 0 to 65535) in %s",
+                                  u.path, url);
             goto out;
         }
         b->db = (int)db;
@@ -387,14 +393,23 @@ static int from_url(redis_broker *b, const char *url)
         b->password = b->user;
         b->user = NULL;
     }
-    b->client_name = fs_url_query_param(&u, "client_name");
-    if (b->client_name && (!*b->client_name || strpbrk(b->client_name, " \n\r"))) {
+    /* Refused here rather than at the first connect (CLIENT SETNAME would). */
+    rc = fs_url_query_text(&u, "client_name", &b->client_name);
+    if (rc == FS_ENOTFOUND)
+        rc = FS_OK;
+    else if (rc == FS_OK && (!*b->client_name || strchr(b->client_name, ' ')))
         rc = fs_adapter_error(FS_EINVAL, "redis: client_name must be non-empty, without spaces");
+    if (rc)
         goto out;
-    }
-    char *fmt = fs_url_query_param(&u, "format");
-    if (fmt && b->format == FS_REDIS_FORMAT_DEFAULT)
-        rc = parse_format(fmt, &b->format);
+    char *fmt = NULL;
+    fs_redis_format f = FS_REDIS_FORMAT_DEFAULT;
+    rc = fs_url_query_get(&u, "format", &fmt);
+    if (rc == FS_ENOTFOUND)
+        rc = FS_OK;
+    else if (rc == FS_OK)
+        rc = parse_format(fmt, &f); /* checked even when the options choose the format */
+    if (rc == FS_OK && b->format == FS_REDIS_FORMAT_DEFAULT)
+        b->format = f;
     free(fmt);
 out:
     fs_url_free(&u);

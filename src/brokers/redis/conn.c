@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +42,27 @@ int fs__redis_reply_error(const redisReply *r, const char *what)
  * a reply and all its elements in a chain of blocks, one allocation for a
  * batch (more for a reply larger than the first block), freed at once by
  * fs__redis_reply_free. The replies look the same to their readers.
+ *
+ * What a server announces commits nothing: an array header ("*100000000")
+ * gets room for a few elements, and the room doubles as elements arrive
+ * (the capacity sits in the slot before element[0]). A reply's data is
+ * capped at fs__redis_reply_limit bytes (1 GiB: a lying or hostile server
+ * cannot make the client take more); above it the read fails with
+ * FS_EPROTOCOL and the connection is dropped.
  */
 #define RBLOCK_STD 8192u      /* data bytes of a standard reply block: pooled per connection */
 #define RCONN_BUF_INIT 65536u /* bytes reserved at connect: read, output, encoding */
 #define RCONN_ARGS_INIT 256u  /* arguments and batch offsets reserved at connect */
+#define ARRAY_FIRST 8u
+
+static _Atomic size_t reply_limit = (size_t)1 << 30;
+/* Set by rblock_take when a reply went over the limit, read by conn_fail (same thread). */
+static _Thread_local bool reply_too_large;
+
+size_t fs__redis_reply_limit(size_t bytes)
+{
+    return bytes ? atomic_exchange(&reply_limit, bytes) : atomic_load(&reply_limit);
+}
 
 typedef struct rblock {
     struct rblock *prev; /* the block filled before this one; NULL: the first */
@@ -58,6 +76,7 @@ typedef struct rblock {
  */
 struct rhold {
     rblock *cur;
+    size_t total; /* bytes handed out for this reply, against reply_limit */
     _Atomic size_t refs;
     redisReply reply;
 };
@@ -103,6 +122,12 @@ static void *rblock_take(rroot *root, size_t n)
     if (n > SIZE_MAX / 2) /* more than memory holds; keeps the sums below from wrapping */
         return NULL;
     n = RALIGN(n);
+    if (n > atomic_load_explicit(&reply_limit, memory_order_relaxed) - root->total ||
+        root->total > atomic_load_explicit(&reply_limit, memory_order_relaxed)) {
+        reply_too_large = true;
+        return NULL;
+    }
+    root->total += n;
     rblock *b = root->cur;
     if (b->cap - b->used < n) {
         size_t cap = b->cap * 2 > n ? b->cap * 2 : n;
@@ -132,6 +157,42 @@ static rroot *root_of(const redisReadTask *task, redisReply *r)
     return (rroot *)((char *)r - offsetof(rroot, reply));
 }
 
+/* `cap` zeroed element slots, with the capacity in the slot before them. */
+static redisReply **slots_new(rroot *root, size_t cap)
+{
+    void **p = rblock_take(root, (cap + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    p[0] = (void *)(uintptr_t)cap;
+    memset(p + 1, 0, cap * sizeof *p);
+    return (redisReply **)(p + 1);
+}
+
+static size_t slots_cap(redisReply **element)
+{
+    return (size_t)(uintptr_t)((void **)element)[-1];
+}
+
+/* Room in array `a` for element `idx` (< a->elements), doubling as they arrive. */
+static bool slot_for(rroot *root, redisReply *a, size_t idx)
+{
+    size_t cap = slots_cap(a->element);
+    if (idx < cap)
+        return true;
+    size_t grown = cap * 2 > idx + 1 ? cap * 2 : idx + 1;
+    size_t fit = (root->cur->cap - root->cur->used) / sizeof(void *);
+    if (fit > grown + 1)
+        grown = fit - 1; /* as much as the block at hand holds: it is taken anyway */
+    if (grown > a->elements)
+        grown = a->elements;
+    redisReply **e = slots_new(root, grown);
+    if (!e)
+        return false;
+    memcpy(e, a->element, cap * sizeof *e);
+    a->element = e; /* the old slots stay in the block until the reply is freed */
+    return true;
+}
+
 /*
  * A new element: the root starts a first block with `room` bytes to spare
  * (a standard pooled block unless a lone string needs more); the others go
@@ -148,12 +209,16 @@ static redisReply *reply_new(const redisReadTask *task, int type, size_t room)
         b->used = need;
         rroot *root = (rroot *)RBLOCK_DATA(b);
         root->cur = b;
+        root->total = 0;
         atomic_init(&root->refs, 0);
         r = &root->reply;
     } else {
-        if (!(r = rblock_take(root_of(task, NULL), sizeof *r)))
+        rroot *root = root_of(task, NULL);
+        redisReply *parent = task->parent->obj;
+        if (task->idx < 0 || (size_t)task->idx >= parent->elements ||
+            !(r = rblock_take(root, sizeof *r)) || !slot_for(root, parent, (size_t)task->idx))
             return NULL;
-        ((redisReply *)task->parent->obj)->element[task->idx] = r;
+        parent->element[task->idx] = r;
     }
     memset(r, 0, sizeof *r);
     r->type = type;
@@ -184,14 +249,20 @@ static void *create_array(const redisReadTask *task, int elements)
     if (!r)
         return NULL;
     if (elements > 0) {
-        if ((size_t)elements <= SIZE_MAX / sizeof *r->element)
-            r->element = rblock_take(root_of(task, r), (size_t)elements * sizeof *r->element);
+        /* All the slots when they fit the block at hand (memory already
+         * taken), else room for the first few and the rest as they arrive
+         * (see slot_for): an announced count alone never takes a block. */
+        rroot *root = root_of(task, r);
+        size_t fit = (root->cur->cap - root->cur->used) / sizeof(void *);
+        size_t cap = (size_t)elements < fit           ? (size_t)elements
+                     : (size_t)elements < ARRAY_FIRST ? (size_t)elements
+                                                      : ARRAY_FIRST;
+        r->element = slots_new(root, cap);
         if (!r->element) {
             if (!task->parent) /* hiredis never sees a root it did not get */
                 fs__redis_reply_free(r);
             return NULL;
         }
-        memset(r->element, 0, (size_t)elements * sizeof *r->element);
     }
     r->elements = (size_t)(elements > 0 ? elements : 0);
     return r;
@@ -265,9 +336,21 @@ void fs__redis_reply_done(redisReply *reply, rhold *h)
 static redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer,
                                                     create_nil, fs__redis_reply_free};
 
+void fs__redis_reader_use_blocks(redisReader *reader)
+{
+    reader->fn = &reply_functions;
+}
+
 /* Record the context's I/O error, drop the connection and return the status. */
 static int conn_fail(rconn *rc, const char *what)
 {
+    if (reply_too_large) {
+        reply_too_large = false;
+        fs_adapter_error(FS_EPROTOCOL, "redis: %s on %s: a reply of more than %zu bytes", what,
+                         rc->where[0] ? rc->where : "redis", fs__redis_reply_limit(0));
+        fs__redis_conn_close(rc);
+        return FS_EPROTOCOL;
+    }
     int status = FS_EIO;
     const char *err = rc->c ? rc->c->errstr : "not connected";
     if (rc->c && rc->c->err == REDIS_ERR_IO && strcmp(err, strerror(EAGAIN)) == 0)
@@ -306,7 +389,7 @@ int fs__redis_conn_open(redis_broker *b, rconn *rc)
         return status;
     }
     rc->c = c;
-    c->reader->fn = &reply_functions;
+    fs__redis_reader_use_blocks(c->reader);
     if (fs__redis_conn_reserve_replies(rc, 2) < 0) {
         fs__redis_conn_close(rc);
         return fs_adapter_error(FS_ENOMEM, "redis: out of memory for a connection's buffers");
@@ -503,7 +586,16 @@ int fs__redis_conn_get(rconn *rc, redisReply **out)
     return FS_OK;
 }
 
-int fs__redis_conn_replies(rconn *rc, size_t count, const char *what)
+int fs__redis_reply_type(const redisReply *r, int type, const char *what)
+{
+    int rc = fs__redis_reply_error(r, what);
+    if (rc == FS_OK && r->type != type)
+        rc = fs_adapter_error(FS_EPROTOCOL, "redis: %s: a reply of type %d where %d belongs", what,
+                              r->type, type);
+    return rc;
+}
+
+int fs__redis_conn_replies(rconn *rc, size_t count, int type, const char *what)
 {
     if (!rc->c)
         return fs_adapter_error(FS_EIO, "redis: not connected to %s", rc->where);
@@ -512,11 +604,13 @@ int fs__redis_conn_replies(rconn *rc, size_t count, const char *what)
         void *reply = NULL;
         if (redisGetReply(rc->c, &reply) != REDIS_OK)
             return conn_fail(rc, what);
-        int e = fs__redis_reply_error(reply, what);
+        int e = fs__redis_reply_type(reply, type, what);
         if (e && !first)
             first = e;
         fs__redis_reply_free(reply);
     }
+    if (first == FS_EPROTOCOL) /* a server that answers out of turn: do not reuse the connection */
+        fs__redis_conn_close(rc);
     return first;
 }
 

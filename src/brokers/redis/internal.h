@@ -183,7 +183,11 @@ int fs__redis_conn_get(rconn *rc, redisReply **out);
  * error reply (every reply is still read), or of an I/O failure (the
  * connection is then dropped, the rest unread).
  */
-int fs__redis_conn_replies(rconn *rc, size_t count, const char *what);
+/* Read `count` replies of `type` (REDIS_REPLY_*): the first error; FS_EPROTOCOL (and the
+ * connection closed) for a reply of another type. */
+int fs__redis_conn_replies(rconn *rc, size_t count, int type, const char *what);
+/* fs__redis_reply_error, then FS_EPROTOCOL when `r` is not of `type`. */
+int fs__redis_reply_type(const redisReply *r, int type, const char *what);
 int fs__redis_conn_command(rconn *rc, int argc, const char **argv, const size_t *len,
                            redisReply **out);
 /*
@@ -209,6 +213,14 @@ int fs__redis_reply_error(const redisReply *r, const char *what);
  * replies are built in blocks, see conn.c). NULL is a no-op.
  */
 void fs__redis_reply_free(void *reply);
+/* Build `reader`'s replies in blocks (fs__redis_reply_free frees them): what every connection does.
+ */
+void fs__redis_reader_use_blocks(redisReader *reader);
+/*
+ * The most bytes one reply may take (1 GiB by default): set it to `bytes`
+ * and return the previous limit, or with 0 return the current one.
+ */
+size_t fs__redis_reply_limit(size_t bytes);
 
 /* backlog.c: ops->backlog (list length; a grouped stream's lag + pending). */
 int fs__redis_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out);
@@ -228,6 +240,26 @@ static inline bool fs__redis_is_str(const redisReply *r)
 {
     return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
 }
+
+/*
+ * check.c: the shape of every reply a reader turns into messages. FS_OK, or
+ * FS_EPROTOCOL with a message naming the command, `name` and what is wrong.
+ * A nil (a block that timed out) passes where the command may answer it.
+ */
+/* BLMPOP: nil, or [name, [value...]] with string values. */
+int fs__redis_check_pop(const redisReply *r, const char *name, size_t name_len);
+/* Entries [[id, [field, value...]]...]; deleted_ok: [id, nil] too; nil_ok: nil entries too. */
+int fs__redis_check_entries(const char *cmd, const char *name, const redisReply *e, bool deleted_ok,
+                            bool nil_ok);
+/* XREAD / XREADGROUP: nil, or [[name, entries]]. */
+int fs__redis_check_streams(const char *cmd, const char *name, size_t name_len,
+                            const redisReply *r);
+/* XAUTOCLAIM: [cursor, entries] or [cursor, entries, [deleted id...]]. */
+int fs__redis_check_autoclaim(const char *name, const redisReply *r);
+/* XPENDING (extended): [[id, consumer, idle, count]...]. */
+int fs__redis_check_pending(const char *name, const redisReply *r);
+/* A pub/sub push: message, pmessage or a (p)(un)subscribe confirmation. */
+int fs__redis_check_push(const char *name, const redisReply *r);
 
 /* ids.c: stream ids and the set of entries out */
 bool fs__redis_sid_parse(const char *s, size_t n, sid *out);

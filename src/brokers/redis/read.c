@@ -146,6 +146,14 @@ static int block_ms(int budget)
     return budget < 1 ? 1 : budget > FS_REDIS_BLOCK_MAX_MS ? FS_REDIS_BLOCK_MAX_MS : budget;
 }
 
+/* A reply of the wrong shape (check.c): drop it and the connection, which is reconnected. */
+static int malformed(rsub *s, redisReply *r, int rc)
+{
+    fs__redis_reply_free(r);
+    fs__redis_conn_close(&s->rd);
+    return rc;
+}
+
 /*
  * Send a blocking command (blocking at most `block` ms server-side) and wait
  * for its reply: never abandoned, it may carry messages. The socket's
@@ -173,9 +181,7 @@ static int reader_blocking(rsub *s, int argc, const char **argv, int block, redi
 
 static int channel_message(rsub *s, rlist *l, const redisReply *r)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !fs__redis_is_str(r->element[0]))
-        return FS_OK;
-    const char *type = r->element[0]->str;
+    const char *type = r->element[0]->str; /* shape checked by fs__redis_check_push */
     if (strcmp(type, "message") == 0 && r->elements == 3)
         return fs__redis_add_value(s, l, NULL, r->element[1]->str, r->element[1]->len, NULL, 0,
                                    r->element[2]->str, r->element[2]->len);
@@ -193,6 +199,8 @@ static int read_channel(rsub *s, rlist *l, int budget)
     if (rc == FS_ETIMEDOUT || rc == FS_ECLOSED)
         return FS_OK;
     while (!rc && r) {
+        if ((rc = fs__redis_check_push(s->name, r)))
+            return malformed(s, r, rc);
         rc = channel_message(s, l, r);
         fs__redis_reply_free(r);
         r = NULL;
@@ -218,18 +226,16 @@ static int read_list(rsub *s, rlist *l, size_t want, int budget)
     int rc = reader_await(s, fs__redis_conn_send(&s->rd, 7, argv, NULL), &r);
     if (rc)
         return rc;
-    if ((rc = fs__redis_reply_error(r, "BLMPOP")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
-        r->elements == 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
-        const redisReply *key = r->element[0], *vals = r->element[1];
-        /* One list per subscription: its name is ours, compared once per batch. */
-        const char *name = key->len == s->name_len && memcmp(key->str, s->name, s->name_len) == 0
-                               ? s->name
-                               : key->str;
+    if ((rc = fs__redis_reply_error(r, "BLMPOP")) == FS_OK &&
+        (rc = fs__redis_check_pop(r, s->name, s->name_len)))
+        return malformed(s, r, rc);
+    if (rc == FS_OK && r->type == REDIS_REPLY_ARRAY) {
+        /* [our list, [values]]: the source is our name (check_pop compared it). */
+        const redisReply *vals = r->element[1];
         rhold *h = fs__redis_hold_new(r);
         for (size_t i = 0; i < vals->elements && !rc; i++)
-            if (fs__redis_is_str(vals->element[i]))
-                rc = fs__redis_add_value(s, l, h, name, key->len, NULL, 0, vals->element[i]->str,
-                                         vals->element[i]->len);
+            rc = fs__redis_add_value(s, l, h, s->name, s->name_len, NULL, 0, vals->element[i]->str,
+                                     vals->element[i]->len);
         fs__redis_reply_done(r, h);
         return rc;
     }
@@ -237,16 +243,11 @@ static int read_list(rsub *s, rlist *l, size_t want, int budget)
     return rc;
 }
 
-/* The entries array of an XREAD / XREADGROUP reply [[stream, entries]], or NULL. */
+/* The entries array of an XREAD / XREADGROUP reply [[stream, entries]] (its shape checked), or
+ * NULL. */
 static const redisReply *stream_entries(const redisReply *r)
 {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
-        return NULL;
-    const redisReply *s0 = r->element[0];
-    if (s0->type != REDIS_REPLY_ARRAY || s0->elements < 2 ||
-        s0->element[1]->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    return s0->element[1];
+    return r->type == REDIS_REPLY_ARRAY ? r->element[0]->element[1] : NULL;
 }
 
 static int read_stream_nogroup(rsub *s, rlist *l, size_t want, int budget)
@@ -261,6 +262,8 @@ static int read_stream_nogroup(rsub *s, rlist *l, size_t want, int budget)
     if (rc)
         return rc;
     rc = fs__redis_reply_error(r, "XREAD");
+    if (!rc && (rc = fs__redis_check_streams("XREAD", s->name, s->name_len, r)))
+        return malformed(s, r, rc);
     const redisReply *e = rc ? NULL : stream_entries(r);
     rhold *h = e && e->elements ? fs__redis_hold_new(r) : NULL;
     for (size_t i = 0; e && i < e->elements && !rc; i++) {
@@ -330,6 +333,10 @@ static void pending_counts(rsub *s, rmsg *first)
     redisReply *r;
     if (reader_command(s, 7, argv, &r))
         return; /* the counts stay as they are; the connection error shows on the next read */
+    if (fs__redis_reply_error(r, "XPENDING") == FS_OK && fs__redis_check_pending(s->name, r)) {
+        malformed(s, r, FS_EPROTOCOL); /* the next read reconnects */
+        return;
+    }
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const redisReply *e = r->element[i];
         sid id;
@@ -364,7 +371,10 @@ static int scan_pending(rsub *s, rlist *l, size_t want)
     sid deleted[64];
     size_t nd = 0;
     const redisReply *e = NULL;
-    if (!(rc = fs__redis_reply_error(r, "XREADGROUP")))
+    if (!(rc = fs__redis_reply_error(r, "XREADGROUP")) &&
+        (rc = fs__redis_check_streams("XREADGROUP", s->name, s->name_len, r)))
+        return malformed(s, r, rc);
+    if (!rc)
         e = stream_entries(r);
     if (!rc && (!e || e->elements == 0))
         s->need_scan = false;
@@ -438,8 +448,10 @@ static int redeliver_nacked(rsub *s, rlist *l, size_t want)
     }
     rhold *h = NULL;
     rmsg *before = l->tail;
-    if ((rc = fs__redis_reply_error(r, "XCLAIM")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
-        r->elements) {
+    if ((rc = fs__redis_reply_error(r, "XCLAIM")) == FS_OK &&
+        (rc = fs__redis_check_entries("XCLAIM", s->name, r, true, true)))
+        return malformed(s, r, rc);
+    if (rc == FS_OK && r->elements) {
         h = fs__redis_hold_new(r);
         rc = deliver_entries(s, l, h, r, NULL, 0, NULL, NULL, 0);
     }
@@ -463,8 +475,10 @@ static int claim_idle(rsub *s, rlist *l, size_t want)
         return rc;
     rhold *h = NULL;
     rmsg *before = l->tail;
-    if ((rc = fs__redis_reply_error(r, "XAUTOCLAIM")) == FS_OK && r->type == REDIS_REPLY_ARRAY &&
-        r->elements >= 2 && fs__redis_is_str(r->element[0])) {
+    if ((rc = fs__redis_reply_error(r, "XAUTOCLAIM")) == FS_OK &&
+        (rc = fs__redis_check_autoclaim(s->name, r)))
+        return malformed(s, r, rc);
+    if (rc == FS_OK) {
         snprintf(s->claim_cursor, sizeof s->claim_cursor, "%s", r->element[0]->str);
         if (r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements) {
             h = fs__redis_hold_new(r);
@@ -519,6 +533,8 @@ static int read_stream_group(rsub *s, rlist *l, size_t want, int budget)
         return ensure_group(s);
     }
     rc = fs__redis_reply_error(r, "XREADGROUP");
+    if (!rc && (rc = fs__redis_check_streams("XREADGROUP", s->name, s->name_len, r)))
+        return malformed(s, r, rc);
     const redisReply *e = rc ? NULL : stream_entries(r);
     rhold *h = e && e->elements ? fs__redis_hold_new(r) : NULL;
     pthread_mutex_lock(&s->set_mu);

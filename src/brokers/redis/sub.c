@@ -4,6 +4,7 @@
  * See internal.h for the threading.
  */
 #include "internal.h"
+#include "kit/str.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -118,7 +119,7 @@ static int dead_letter(rsub *s, fs_message *m, rconn *c)
     }
     if (!rc)
         rc = fs__redis_conn_flush(c);
-    return rc ? rc : fs__redis_conn_replies(c, count, "XADD (dead letter)");
+    return rc ? rc : fs__redis_conn_replies(c, count, REDIS_REPLY_STRING, "XADD (dead letter)");
 }
 
 /*
@@ -182,11 +183,6 @@ int fs__redis_settle(void *impl, fs_message *m, const fs_settle_args *args)
 /* ------------------------------------------------------------------------ */
 /* Subscription lifecycle                                                   */
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 static void sub_free(rsub *s)
 {
     if (!s)
@@ -248,22 +244,22 @@ int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     s->reply_inbox = spec->reply_inbox;
     s->claim_min_idle_ms = o->claim_min_idle_ms;
     s->concurrency = spec->concurrency ? spec->concurrency : 1;
-    s->name = strdup(spec->source);
+    s->name = fs_kit_strdup(spec->source);
     s->name_len = strlen(spec->source);
-    s->group = dup_or_null(o->group);
-    s->start_id = strdup(o->start_id ? o->start_id : "$");
-    s->dead_letter = dup_or_null(o->dead_letter);
+    s->group = fs_kit_strdup(o->group);
+    s->start_id = fs_kit_strdup(o->start_id ? o->start_id : "$");
+    s->dead_letter = fs_kit_strdup(o->dead_letter);
     strcpy(s->claim_cursor, "0-0");
     if (s->grouped) {
         if (o->consumer) {
-            s->consumer = strdup(o->consumer);
+            s->consumer = fs_kit_strdup(o->consumer);
         } else {
             char host[64] = "host", buf[128];
             gethostname(host, sizeof host - 1);
             host[sizeof host - 1] = '\0';
             snprintf(buf, sizeof buf, "%s-%ld-%u", host, (long)getpid(),
                      atomic_fetch_add(&b->consumer_seq, 1) + 1);
-            s->consumer = strdup(buf);
+            s->consumer = fs_kit_strdup(buf);
         }
     }
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

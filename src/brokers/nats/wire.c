@@ -1,0 +1,326 @@
+/*
+ * FastStream's NATS headers on nats.c messages, both ways (see wire.h).
+ */
+#include "wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void fs__nats_hdrs_free(fs__nats_hdrs *h)
+{
+    free(h->items);
+    h->items = NULL;
+    h->cap = 0;
+}
+
+static int nomem(void)
+{
+    return fs_adapter_error(FS_ENOMEM, "nats: out of memory");
+}
+
+/* A header name character (printable ASCII but ':'). */
+static bool name_char(unsigned char c)
+{
+    return c > ' ' && c < 127 && c != ':';
+}
+
+/*
+ * nats.c 3.4.1 misreads an empty header value ("content-type: \r\n", which
+ * FastStream writes when there is no content type): it skips the line end
+ * and takes the NEXT line, "correlation_id: abc", as the value. Such a value
+ * ("name:" or "name: value", the name made of header-name characters) is split
+ * back, in place, into the empty value and the header it swallowed.
+ */
+static char *swallowed_header(const char *value)
+{
+    if (!strchr(value, ':')) /* the common case, found fast */
+        return NULL;
+    const unsigned char *p = (const unsigned char *)value;
+    while (name_char(*p))
+        p++;
+    if (p == (const unsigned char *)value || *p != ':' || (p[1] && p[1] != ' '))
+        return NULL;
+    return (char *)p;
+}
+
+/* Our metadata headers, told apart by length first (one compare per header). */
+static void add_meta(fs_message *m, const char *k, const char *v, bool js, const char **msg_id)
+{
+    switch (strlen(k)) {
+    case sizeof FS__NATS_H_CONTENT_TYPE - 1:
+        if (memcmp(k, FS__NATS_H_CONTENT_TYPE, sizeof FS__NATS_H_CONTENT_TYPE - 1) == 0)
+            m->content_type = *v ? v : NULL;
+        break;
+    case sizeof FS__NATS_H_CORRELATION_ID - 1:
+        if (memcmp(k, FS__NATS_H_CORRELATION_ID, sizeof FS__NATS_H_CORRELATION_ID - 1) == 0)
+            m->correlation_id = v;
+        break;
+    case sizeof FS__NATS_H_MESSAGE_ID - 1:
+        if (memcmp(k, FS__NATS_H_MESSAGE_ID, sizeof FS__NATS_H_MESSAGE_ID - 1) == 0)
+            m->message_id = v;
+        break;
+    case sizeof FS__NATS_H_MSG_ID - 1:
+        if (memcmp(k, FS__NATS_H_MSG_ID, sizeof FS__NATS_H_MSG_ID - 1) == 0)
+            *msg_id = v;
+        break;
+    case sizeof FS__NATS_H_REPLY_TO - 1:
+        if (js && memcmp(k, FS__NATS_H_REPLY_TO, sizeof FS__NATS_H_REPLY_TO - 1) == 0)
+            m->reply_to = *v ? v : NULL;
+        break;
+    default:
+        break;
+    }
+}
+
+static fs_header header_of(const char *name, const char *value)
+{
+    fs_header h = {0};
+    h.name = name;
+    h.value = value;
+    return h;
+}
+
+int fs__nats_decode(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m)
+{
+    m->body = natsMsg_GetData(msg);
+    m->body_len = (size_t)natsMsg_GetDataLength(msg);
+    if (!m->body)
+        m->body = "";
+    m->source = natsMsg_GetSubject(msg);
+    m->headers = NULL;
+    m->header_count = 0;
+    if (!js) {
+        const char *reply = natsMsg_GetReply(msg);
+        m->reply_to = reply && *reply ? reply : NULL;
+    }
+    const char **keys = NULL;
+    int count = 0;
+    natsStatus s = natsMsgHeader_Keys(msg, &keys, &count);
+    if (s != NATS_OK || count <= 0) {
+        /* No headers, or a block nats.c cannot read (an empty last value): the body still goes. */
+        free(keys);
+        return FS_OK;
+    }
+    size_t need = (size_t)count * 2; /* each may hide one swallowed header */
+    if (need > h->cap) {
+        size_t cap = h->cap ? h->cap : 8;
+        while (cap < need)
+            cap *= 2;
+        fs_header *items = realloc(h->items, cap * sizeof *items);
+        if (!items) {
+            free(keys);
+            return nomem();
+        }
+        h->items = items;
+        h->cap = cap;
+    }
+    const char *msg_id = NULL;
+    size_t n = 0;
+    for (int i = 0; i < count; i++) {
+        const char *v = NULL;
+        if (natsMsgHeader_Get(msg, keys[i], &v) != NATS_OK || !v)
+            v = "";
+        char *colon = swallowed_header(v);
+        if (colon) {
+            char *name = (char *)v;
+            *colon = '\0';
+            const char *value = colon[1] ? colon + 2 : colon + 1;
+            h->items[n++] = header_of(keys[i], "");
+            add_meta(m, keys[i], "", js, &msg_id);
+            h->items[n++] = header_of(name, value);
+            add_meta(m, name, value, js, &msg_id);
+            continue;
+        }
+        h->items[n++] = header_of(keys[i], v);
+        add_meta(m, keys[i], v, js, &msg_id);
+    }
+    free(keys); /* the strings belong to msg */
+    if (!m->message_id)
+        m->message_id = msg_id;
+    m->headers = h->items;
+    m->header_count = n;
+    return FS_OK;
+}
+
+/* NATS header names: printable ASCII without ':'; values: no CR or LF. */
+static int check_header(const char *name, const char *value, size_t i)
+{
+    FS_CHECK_ARG(*name, "nats: header %zu has an empty name", i);
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        FS_CHECK_ARG(name_char(*p),
+                     "nats: header name '%s' has a character NATS cannot carry (0x%02x)", name, *p);
+    FS_CHECK_ARG(!strpbrk(value, "\r\n"), "nats: header '%s' has a CR or LF in its value", name);
+    return FS_OK;
+}
+
+static int add_header(natsMsg *m, const char *name, const char *value, bool unique)
+{
+    natsStatus s = unique ? natsMsgHeader_Set(m, name, value) : natsMsgHeader_Add(m, name, value);
+    if (s == NATS_NO_MEMORY)
+        return nomem();
+    if (s != NATS_OK)
+        return fs_adapter_error(FS_EINVAL, "nats: header '%s': %s", name, natsStatus_GetText(s));
+    return FS_OK;
+}
+
+/* One of the user's headers: name and value checked. */
+static int set_header(natsMsg *m, const char *name, const char *value, size_t i)
+{
+    int rc = check_header(name, value, i);
+    return rc ? rc : add_header(m, name, value, false);
+}
+
+/* One of ours (a known name): only the value is checked. */
+static int set_meta(natsMsg *m, const char *name, const char *value)
+{
+    FS_CHECK_ARG(!strpbrk(value, "\r\n"), "nats: header '%s' has a CR or LF in its value", name);
+    return add_header(m, name, value, true);
+}
+
+int fs__nats_encode(const char *subject, const char *reply, const fs_envelope *env, bool js,
+                    natsMsg **out)
+{
+    *out = NULL;
+    FS_CHECK_ARG(env->body_len <= (size_t)INT32_MAX, "nats: body of %zu bytes is too large",
+                 env->body_len);
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subject, reply, (const char *)env->body, (int)env->body_len);
+    if (s != NATS_OK)
+        return s == NATS_NO_MEMORY
+                   ? nomem()
+                   : fs_adapter_error(FS_EINVAL, "nats: cannot make a message for %s: %s", subject,
+                                      natsStatus_GetText(s));
+    /*
+     * FastStream writes content-type "" when there is none; nats.c 3.4.1
+     * cannot read an empty value (see swallowed_header), so it is left out
+     * (FastStream reads a missing one as "").
+     */
+    int rc = FS_OK;
+    /* User headers first: ours after them keep an empty user value from being the last. */
+    for (size_t i = 0; i < env->header_count && !rc; i++)
+        rc = set_header(m, env->headers[i].name, env->headers[i].value, i);
+    if (!rc && env->content_type && *env->content_type)
+        rc = set_meta(m, FS__NATS_H_CONTENT_TYPE, env->content_type);
+    if (!rc && env->correlation_id)
+        rc = set_meta(m, FS__NATS_H_CORRELATION_ID, env->correlation_id);
+    if (!rc && js && env->reply_to && *env->reply_to)
+        rc = set_meta(m, FS__NATS_H_REPLY_TO, env->reply_to);
+    if (!rc && js && env->message_id)
+        rc = set_meta(m, FS__NATS_H_MSG_ID, env->message_id);
+    if (rc) {
+        natsMsg_Destroy(m);
+        return rc;
+    }
+    *out = m;
+    return FS_OK;
+}
+
+int fs__nats_check_subject(const char *subject, bool wildcards, const char *what)
+{
+    FS_CHECK_ARG(subject && *subject, "nats: %s: empty subject", what);
+    /* The common case at libc speed: no whitespace, no wildcard, no empty token. */
+    size_t len = strlen(subject);
+    if (!strpbrk(subject, " \t\r\n\f\v*>") && subject[0] != '.' && subject[len - 1] != '.' &&
+        !strstr(subject, ".."))
+        return FS_OK;
+    const char *tok = subject;
+    for (const char *p = subject;; p++) {
+        if (*p == '.' || !*p) {
+            size_t tlen = (size_t)(p - tok);
+            FS_CHECK_ARG(tlen > 0, "nats: %s: subject '%s' has an empty token", what, subject);
+            if (tlen == 1 && (*tok == '*' || *tok == '>')) {
+                FS_CHECK_ARG(wildcards, "nats: %s: subject '%s' has a wildcard", what, subject);
+                FS_CHECK_ARG(*tok != '>' || !*p, "nats: %s: '>' must be the last token of '%s'",
+                             what, subject);
+            }
+            if (!*p)
+                break;
+            tok = p + 1;
+            continue;
+        }
+        FS_CHECK_ARG((unsigned char)*p > ' ' && *p != 127,
+                     "nats: %s: subject '%s' has whitespace or a control character", what, subject);
+    }
+    return FS_OK;
+}
+
+/* Eight ASCII digits at p (known to be inside the string) as a number, or false. */
+static bool digits8(const char *p, uint64_t *out)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    uint64_t lo = v - 0x3030303030303030ull, hi = v + 0x4646464646464646ull;
+    if ((lo | hi) & 0x8080808080808080ull) /* a byte below '0' or above '9' */
+        return false;
+    /* little-endian: the first digit is the lowest byte; pairs, quads, then all eight */
+    lo = (lo * 10) + (lo >> 8);
+    lo = (((lo & 0x000000FF000000FFull) * 0x000F424000000064ull) +
+          (((lo >> 16) & 0x000000FF000000FFull) * 0x0000271000000001ull)) >>
+         32;
+    *out = lo;
+    return true;
+}
+
+/* Digits at *p up to the next '.', into *out; the position after the dot, or NULL. */
+static const char *parse_token(const char *p, uint64_t *out)
+{
+    const char *dot = strchr(p, '.');
+    size_t len = dot ? (size_t)(dot - p) : 0;
+    if (!len || len > 19)
+        return NULL;
+    uint64_t x = 0, chunk;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; len >= 8; len -= 8, p += 8) {
+        if (!digits8(p, &chunk))
+            return NULL;
+        x = x * 100000000u + chunk;
+    }
+#else
+    (void)chunk;
+    (void)digits8;
+#endif
+    for (; len; len--, p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (d > 9)
+            return NULL;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return dot + 1;
+}
+
+/* Parse "<delivered>.<sseq>.<cseq>.<ns timestamp>." at `p` (the sequences are skipped). */
+bool fs__nats_js_meta_tail(const char *p, uint32_t *delivered, int64_t *timestamp_ms)
+{
+    uint64_t d, tm;
+    if (!(p = parse_token(p, &d)))
+        return false;
+    for (int k = 0; k < 2; k++) { /* stream and consumer sequences */
+        const char *dot = strchr(p, '.');
+        if (!dot || dot == p)
+            return false;
+        p = dot + 1;
+    }
+    if (!parse_token(p, &tm))
+        return false;
+    *delivered = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+    *timestamp_ms = (int64_t)(tm / 1000000u);
+    return true;
+}
+
+bool fs__nats_js_meta(const char *reply, uint32_t *delivered, int64_t *timestamp_ms)
+{
+    if (!reply || strncmp(reply, "$JS.ACK.", 8) != 0)
+        return false;
+    /* Count the tokens after "$JS.ACK.": 7 (stream consumer delivered sseq cseq tm pending)
+     * or 9-10 (domain account-hash stream consumer delivered ... pending [random]). */
+    const char *p = reply + 8, *dot[12];
+    int n = 0;
+    for (const char *q = strchr(p, '.'); q && n < 12; q = strchr(q + 1, '.'))
+        dot[n++] = q;
+    int tokens = n + 1;
+    int before = tokens == 7 ? 2 : (tokens == 9 || tokens == 10) ? 4 : -1;
+    if (before < 0)
+        return false;
+    return fs__nats_js_meta_tail(dot[before - 1] + 1, delivered, timestamp_ms);
+}

@@ -1,0 +1,602 @@
+/*
+ * The connection and its owner thread (see internal.h): connecting (TCP or
+ * TLS, login, channels), the inbox other threads post work to, the frame
+ * loop, and reconnection with backoff.
+ */
+#include "internal.h"
+
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t fs__rmq_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct timeval tv_ms(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Errors of synchronous methods                                            */
+
+int fs__rmq_rpc_error(rconn *c, amqp_channel_t ch, const char *what, char *err, size_t n)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->st);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return FS_OK;
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_t *cc = r.reply.decoded;
+        snprintf(err, n, "rabbitmq: %s: %.*s", what, (int)cc->reply_text.len,
+                 (char *)cc->reply_text.bytes);
+        int code = cc->reply_code;
+        amqp_channel_close_ok_t ok = {0};
+        amqp_send_method(c->st, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        fs__rmq_channel_closed(c, ch);
+        return code == 406   ? FS_ECONFLICT
+               : code == 404 ? FS_ENOTFOUND
+               : code == 403 ? FS_EBROKER
+                             : FS_EBROKER;
+    }
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_t *cc = r.reply.decoded;
+        snprintf(err, n, "rabbitmq: %s: connection closed by the server: %.*s", what,
+                 (int)cc->reply_text.len, (char *)cc->reply_text.bytes);
+        amqp_connection_close_ok_t ok = {0};
+        amqp_send_method(c->st, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        atomic_store(&c->up, false);
+        return FS_EIO;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+        snprintf(err, n, "rabbitmq: %s: %s", what, amqp_error_string2(r.library_error));
+        if (r.library_error != AMQP_STATUS_TIMEOUT)
+            atomic_store(&c->up, false); /* the connection is unusable */
+        return r.library_error == AMQP_STATUS_TIMEOUT ? FS_ETIMEDOUT : FS_EIO;
+    }
+    snprintf(err, n, "rabbitmq: %s: unexpected reply", what);
+    return FS_EPROTOCOL;
+}
+
+int fs__rmq_channel_open(rconn *c, amqp_channel_t ch, char *err, size_t n)
+{
+    amqp_channel_open(c->st, ch);
+    return fs__rmq_rpc_error(c, ch, "channel.open", err, n);
+}
+
+void fs__rmq_channel_closed(rconn *c, amqp_channel_t ch)
+{
+    if (ch == RMQ_CH_PUB)
+        c->pub_open = false;
+    else if (ch == RMQ_CH_TOPO)
+        c->topo_open = false;
+    else if (ch == RMQ_CH_RPC)
+        c->rpc_open = false;
+    else {
+        rsub *s = fs__rmq_sub_by_channel(c->b, ch);
+        if (s) {
+            s->active = false;
+            s->gen++;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connecting                                                               */
+
+static int login_error(rmq_broker *b, amqp_rpc_reply_t r, char *err, size_t n)
+{
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_t *cc = r.reply.decoded;
+        int code = cc->reply_code;
+        if (code == 530 || code == 402) {
+            snprintf(err, n, "rabbitmq: vhost '%s' not found on %s:%d (or not allowed: %.*s)",
+                     b->vhost, b->host, b->port, (int)cc->reply_text.len,
+                     (char *)cc->reply_text.bytes);
+            return FS_ENOTFOUND;
+        }
+        snprintf(err, n, "rabbitmq: login refused for user '%s' on %s:%d (%.*s)", b->user, b->host,
+                 b->port, (int)cc->reply_text.len, (char *)cc->reply_text.bytes);
+        return FS_EBROKER;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        (r.library_error == AMQP_STATUS_CONNECTION_CLOSED ||
+         r.library_error == AMQP_STATUS_SOCKET_CLOSED)) {
+        snprintf(err, n,
+                 "rabbitmq: login refused for user '%s' on %s:%d (the server closed the "
+                 "connection: wrong user or password?)",
+                 b->user, b->host, b->port);
+        return FS_EBROKER;
+    }
+    snprintf(err, n, "rabbitmq: login to %s:%d failed: %s", b->host, b->port,
+             r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? amqp_error_string2(r.library_error)
+                                                             : "unexpected reply");
+    return r.library_error == AMQP_STATUS_TIMEOUT ? FS_ETIMEDOUT : FS_EIO;
+}
+
+static int open_socket(rconn *c, char *err, size_t n)
+{
+    rmq_broker *b = c->b;
+    amqp_socket_t *s = b->tls ? amqp_ssl_socket_new(c->st) : amqp_tcp_socket_new(c->st);
+    if (!s) {
+        snprintf(err, n, "rabbitmq: cannot create a %s socket", b->tls ? "TLS" : "TCP");
+        return FS_ENOMEM;
+    }
+    if (b->tls) {
+        amqp_ssl_socket_set_verify_peer(s, b->verify);
+        amqp_ssl_socket_set_verify_hostname(s, b->verify);
+        if (b->cafile && amqp_ssl_socket_set_cacert(s, b->cafile)) {
+            snprintf(err, n, "rabbitmq: cannot load the CA file %s", b->cafile);
+            return FS_EINVAL;
+        }
+        if (b->certfile && amqp_ssl_socket_set_key(s, b->certfile, b->keyfile)) {
+            snprintf(err, n, "rabbitmq: cannot load the client certificate %s / key %s",
+                     b->certfile, b->keyfile);
+            return FS_EINVAL;
+        }
+    }
+    struct timeval tv = tv_ms(b->connect_timeout_ms);
+    int rc = amqp_socket_open_noblock(s, b->host, b->port, &tv);
+    if (rc) {
+        snprintf(err, n, "rabbitmq: cannot connect to %s:%d%s: %s", b->host, b->port,
+                 b->tls ? " (TLS)" : "", amqp_error_string2(rc));
+        return rc == AMQP_STATUS_TIMEOUT ? FS_ETIMEDOUT : FS_EIO;
+    }
+    c->fd = amqp_socket_get_sockfd(s);
+    /* A connect to a loopback port in the ephemeral range with nobody
+     * listening can connect the socket to itself (TCP simultaneous open),
+     * and would then hold the port the server wants to listen on. */
+    struct sockaddr_storage la, pa;
+    socklen_t ll = sizeof la, pl = sizeof pa;
+    if (!getsockname(c->fd, (struct sockaddr *)&la, &ll) &&
+        !getpeername(c->fd, (struct sockaddr *)&pa, &pl) && ll == pl && !memcmp(&la, &pa, ll)) {
+        snprintf(err, n,
+                 "rabbitmq: cannot connect to %s:%d: nobody listening (the socket "
+                 "connected to itself)",
+                 b->host, b->port);
+        return FS_EIO;
+    }
+    return FS_OK;
+}
+
+static void drop_connection(rconn *c)
+{
+    if (c->st)
+        amqp_destroy_connection(c->st);
+    c->st = NULL;
+    c->fd = -1;
+    c->pub_open = c->topo_open = c->rpc_open = false;
+    c->ret_active = c->rep_active = false;
+    atomic_store(&c->up, false);
+}
+
+/* Open the connection and every channel, redeclare and resume consumers. */
+static int connect_once(rconn *c, char *err, size_t n)
+{
+    rmq_broker *b = c->b;
+    c->st = amqp_new_connection();
+    if (!c->st) {
+        snprintf(err, n, "rabbitmq: out of memory");
+        return FS_ENOMEM;
+    }
+    int rc = open_socket(c, err, n);
+    if (rc) {
+        drop_connection(c);
+        return rc;
+    }
+    struct timeval tv = tv_ms(b->connect_timeout_ms);
+    amqp_set_handshake_timeout(c->st, &tv);
+    amqp_set_rpc_timeout(c->st, &tv);
+    amqp_table_entry_t props[2];
+    int np = 0;
+    props[np].key = amqp_cstring_bytes("connection_name");
+    props[np].value.kind = AMQP_FIELD_KIND_UTF8;
+    props[np].value.value.bytes = amqp_cstring_bytes(b->conn_name ? b->conn_name : "faststream-c");
+    np++;
+    amqp_table_t pt = {np, props};
+    amqp_rpc_reply_t r =
+        amqp_login_with_properties(c->st, b->vhost, 0, b->frame_max, b->heartbeat, &pt,
+                                   AMQP_SASL_METHOD_PLAIN, b->user, b->password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        rc = login_error(b, r, err, n);
+        drop_connection(c);
+        return rc;
+    }
+    atomic_store(&c->up, true);
+    c->readable = true;
+    c->next_tag = 1;
+    c->low = 1;
+    if ((rc = fs__rmq_channel_open(c, RMQ_CH_PUB, err, n)))
+        goto fail;
+    amqp_confirm_select(c->st, RMQ_CH_PUB);
+    if ((rc = fs__rmq_rpc_error(c, RMQ_CH_PUB, "confirm.select", err, n)))
+        goto fail;
+    c->pub_open = true;
+    if ((rc = fs__rmq_channel_open(c, RMQ_CH_TOPO, err, n)))
+        goto fail;
+    c->topo_open = true;
+    if ((rc = fs__rmq_rpc_setup(c, err, n)))
+        goto fail;
+    pthread_mutex_lock(&b->mu);
+    for (rsub *s = b->subs; s && !rc; s = s->next)
+        if (s->want && !s->active)
+            rc = fs__rmq_sub_consume(c, s, err, n);
+    pthread_mutex_unlock(&b->mu);
+    if (rc)
+        goto fail;
+    atomic_fetch_add(&c->epoch, 1);
+    return FS_OK;
+fail:
+    drop_connection(c);
+    return rc;
+}
+
+/* The connection is gone: fail what waits for it, forget its deliveries. */
+static void connection_lost(rconn *c, const char *why)
+{
+    rmq_broker *b = c->b;
+    drop_connection(c);
+    char msg[400];
+    snprintf(msg, sizeof msg, "rabbitmq: connection to %s:%d lost: %s", b->host, b->port, why);
+    fs__rmq_pub_fail_all(c, FS_EIO, "ConnectionError", msg);
+    fs__rmq_rpc_fail_all(c, FS_EIO, msg);
+    pthread_mutex_lock(&b->mu);
+    for (rsub *s = b->subs; s; s = s->next)
+        fs__rmq_sub_conn_lost(s);
+    pthread_mutex_unlock(&b->mu);
+    if (!atomic_load(&c->quit))
+        fs_adapter_log(FS_LOG_WARN, RMQ, "%s; reconnecting", msg + strlen(RMQ ": "));
+    c->backoff_ms = RMQ_BACKOFF_MIN_MS;
+    c->retry_at_ns = fs__rmq_now_ns();
+}
+
+static void try_reconnect(rconn *c, uint64_t now)
+{
+    char err[320];
+    int rc = connect_once(c, err, sizeof err);
+    if (!rc) {
+        fs_adapter_log(FS_LOG_INFO, RMQ, "reconnected to %s:%d", c->b->host, c->b->port);
+        c->down_logged = false;
+        c->backoff_ms = RMQ_BACKOFF_MIN_MS;
+        return;
+    }
+    if (!c->down_logged)
+        fs_adapter_log(FS_LOG_WARN, RMQ, "%s (retrying with backoff)", err + strlen(RMQ ": "));
+    c->down_logged = true;
+    unsigned jitter = (unsigned)(now % (c->backoff_ms / 4 + 1));
+    c->retry_at_ns = now + (uint64_t)(c->backoff_ms + jitter) * 1000000ull;
+    c->backoff_ms = c->backoff_ms * 2 > RMQ_BACKOFF_MAX_MS ? RMQ_BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The inbox                                                                */
+
+void fs__rmq_post(rconn *c, rcmd *cmd)
+{
+    rcmd *head = atomic_load_explicit(&c->inbox, memory_order_relaxed);
+    do
+        cmd->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&c->inbox, &head, cmd, memory_order_release,
+                                                  memory_order_relaxed));
+    if (atomic_load_explicit(&c->sleeping, memory_order_seq_cst) &&
+        atomic_exchange(&c->sleeping, false)) {
+        uint64_t one = 1;
+        ssize_t w = write(c->wake_fd, &one, sizeof one);
+        (void)w;
+    }
+}
+
+int fs__rmq_call(rmq_broker *b, int (*fn)(rconn *, rcall *), rcall *call)
+{
+    rconn *c = &b->conn;
+    if (!c->thread_started || atomic_load(&b->closed))
+        return fs_adapter_error(FS_ECLOSED, "rabbitmq: not connected (fs_broker_connect first)");
+    call->cmd.kind = CMD_CALL;
+    call->fn = fn;
+    call->rc = FS_OK;
+    call->err[0] = '\0';
+    call->etype = NULL;
+    sem_init(&call->done, 0, 0);
+    fs__rmq_post(c, &call->cmd);
+    while (sem_wait(&call->done) && errno == EINTR)
+        ;
+    sem_destroy(&call->done);
+    if (call->rc < 0)
+        return fs_adapter_error(call->rc, "%s", call->err[0] ? call->err : "rabbitmq: failed");
+    return call->rc;
+}
+
+static void run_cmd(rconn *c, rcmd *cmd)
+{
+    switch (cmd->kind) {
+    case CMD_RELEASE: {
+        rrec *r = (rrec *)((char *)cmd - offsetof(rrec, cmd));
+        fs__rmq_sub_release(c, r);
+        break;
+    }
+    case CMD_PUBLISH: {
+        rpub *p = (rpub *)cmd;
+        if (!c->st || !c->pub_open) {
+            p->rc = FS_EIO;
+            p->etype = "ConnectionError";
+            snprintf(p->err, sizeof p->err, "rabbitmq: not connected to %s:%d%s%.200s", c->b->host,
+                     c->b->port, c->last_error[0] ? ": " : "", c->last_error);
+            sem_post(&p->done);
+            break;
+        }
+        fs__rmq_pub_run(c, p);
+        break;
+    }
+    case CMD_CALL: {
+        rcall *call = (rcall *)cmd;
+        call->rc = call->fn(c, call);
+        if (!call->async)
+            sem_post(&call->done);
+        break;
+    }
+    }
+}
+
+/* Run everything posted so far, oldest first. */
+static void drain_inbox(rconn *c)
+{
+    rcmd *list = atomic_exchange_explicit(&c->inbox, NULL, memory_order_acquire);
+    rcmd *rev = NULL;
+    while (list) {
+        rcmd *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    while (rev) {
+        rcmd *next = rev->next;
+        run_cmd(c, rev);
+        rev = next;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Frames                                                                   */
+
+static void dispatch(rconn *c, const amqp_frame_t *f)
+{
+    if (f->channel == 0) {
+        if (f->frame_type == AMQP_FRAME_METHOD &&
+            f->payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_t *cc = f->payload.method.decoded;
+            snprintf(c->last_error, sizeof c->last_error, "closed by the server: %d %.*s",
+                     cc->reply_code, (int)cc->reply_text.len, (char *)cc->reply_text.bytes);
+            amqp_connection_close_ok_t ok = {0};
+            amqp_send_method(c->st, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+            atomic_store(&c->up, false);
+        } else if (f->frame_type == AMQP_FRAME_METHOD &&
+                   f->payload.method.id == AMQP_CONNECTION_BLOCKED_METHOD) {
+            fs_adapter_log(FS_LOG_WARN, RMQ, "the server blocked publishing (resource alarm)");
+        }
+        return;
+    }
+    if (f->frame_type == AMQP_FRAME_METHOD && f->payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_t *cc = f->payload.method.decoded;
+        char msg[320];
+        snprintf(msg, sizeof msg, "rabbitmq: channel %u closed by the server: %d %.*s",
+                 (unsigned)f->channel, cc->reply_code, (int)cc->reply_text.len,
+                 (char *)cc->reply_text.bytes);
+        amqp_channel_close_ok_t ok = {0};
+        amqp_send_method(c->st, f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        fs__rmq_channel_closed(c, f->channel);
+        if (f->channel == RMQ_CH_PUB) {
+            fs__rmq_pub_fail_all(c, cc->reply_code == 404 ? FS_ENOTFOUND : FS_EBROKER,
+                                 fs__rmq_code_type(cc->reply_code), msg);
+            char err[320];
+            if (!fs__rmq_channel_open(c, RMQ_CH_PUB, err, sizeof err)) {
+                amqp_confirm_select(c->st, RMQ_CH_PUB);
+                if (!fs__rmq_rpc_error(c, RMQ_CH_PUB, "confirm.select", err, sizeof err)) {
+                    c->pub_open = true;
+                    c->next_tag = c->low = 1;
+                }
+            }
+        } else if (f->channel == RMQ_CH_RPC) {
+            fs__rmq_rpc_fail_all(c, FS_EBROKER, msg);
+            char err[320];
+            fs__rmq_rpc_setup(c, err, sizeof err);
+        } else if (f->channel != RMQ_CH_TOPO) {
+            fs_adapter_log(FS_LOG_ERROR, RMQ, "%s; consuming again later", msg + strlen(RMQ ": "));
+        }
+        return;
+    }
+    if (f->channel == RMQ_CH_PUB)
+        fs__rmq_pub_frame(c, f);
+    else if (f->channel == RMQ_CH_RPC)
+        fs__rmq_rpc_frame(c, f);
+    else {
+        rsub *s = fs__rmq_sub_by_channel(c->b, f->channel);
+        if (s)
+            fs__rmq_sub_frame(c, s, f);
+    }
+}
+
+/*
+ * Read and dispatch the frames available now; false when the connection
+ * failed. rabbitmq-c is only asked when there is something to read (the
+ * socket polled readable, or bytes or frames it holds already), and at least
+ * every quarter heartbeat, when it also sends our heartbeats.
+ */
+static bool read_frames(rconn *c, uint64_t now)
+{
+    if (!c->readable && !amqp_data_in_buffer(c->st) && !amqp_frames_enqueued(c->st) &&
+        now < c->next_io_ns)
+        return atomic_load(&c->up);
+    c->readable = false;
+    uint64_t hb = c->b->heartbeat > 0 ? (uint64_t)c->b->heartbeat * 250000000ull : 1000000000ull;
+    c->next_io_ns = now + hb;
+    for (int i = 0; i < 512 && atomic_load(&c->up); i++) {
+        amqp_frame_t f;
+        struct timeval zero = {0, 0};
+        int rc = amqp_simple_wait_frame_noblock(c->st, &f, &zero);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            break;
+        if (rc != AMQP_STATUS_OK) {
+            snprintf(c->last_error, sizeof c->last_error, "%s", amqp_error_string2(rc));
+            return false;
+        }
+        dispatch(c, &f);
+        if (!amqp_frames_enqueued(c->st) && !amqp_data_in_buffer(c->st)) {
+            amqp_maybe_release_buffers(c->st);
+            break; /* the rest, if any, when poll says so */
+        }
+    }
+    return atomic_load(&c->up);
+}
+
+static void retry_subs(rconn *c)
+{
+    rmq_broker *b = c->b;
+    pthread_mutex_lock(&b->mu);
+    for (rsub *s = b->subs; s && c->st; s = s->next)
+        if (s->want && !s->active) {
+            char err[320];
+            int rc = fs__rmq_sub_consume(c, s, err, sizeof err);
+            if (rc && !s->err_logged)
+                fs_adapter_log(FS_LOG_ERROR, RMQ, "%s (retrying every second)",
+                               err + strlen(RMQ ": "));
+            s->err_logged = rc != 0;
+        }
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void *owner_main(void *arg)
+{
+    rconn *c = arg;
+    uint64_t next_retry_subs = 0;
+    while (!atomic_load(&c->quit)) {
+        uint64_t now = fs__rmq_now_ns();
+        if (!c->st && now >= c->retry_at_ns)
+            try_reconnect(c, now);
+        drain_inbox(c);
+        uint64_t due = now + 1000000000ull;
+        fs__rmq_delayed_run(c, now, &due);
+        fs__rmq_pub_timeouts(c, now, &due);
+        if (c->st) {
+            if (!read_frames(c, now)) {
+                connection_lost(c, c->last_error[0] ? c->last_error : "closed");
+                continue;
+            }
+            if (now >= next_retry_subs) {
+                retry_subs(c);
+                next_retry_subs = now + 1000000000ull;
+            }
+            if (amqp_frames_enqueued(c->st) || amqp_data_in_buffer(c->st))
+                continue;
+        } else if (c->retry_at_ns < due) {
+            due = c->retry_at_ns;
+        }
+        if (c->b->heartbeat > 0) {
+            uint64_t hb = now + (uint64_t)c->b->heartbeat * 250000000ull;
+            if (hb < due)
+                due = hb;
+        }
+        atomic_store(&c->sleeping, true);
+        if (atomic_load(&c->inbox) || atomic_load(&c->quit)) {
+            atomic_store(&c->sleeping, false);
+            c->readable = true; /* not polled: try reading anyway (busy times) */
+            continue;
+        }
+        now = fs__rmq_now_ns();
+        int ms = due > now ? (int)((due - now + 999999) / 1000000) : 0;
+        struct pollfd p[2] = {{c->wake_fd, POLLIN, 0}, {c->st ? c->fd : -1, POLLIN, 0}};
+        poll(p, 2, ms);
+        atomic_store(&c->sleeping, false);
+        if (p[1].revents)
+            c->readable = true;
+        if (p[0].revents & POLLIN) {
+            uint64_t v;
+            ssize_t r = read(c->wake_fd, &v, sizeof v);
+            (void)r;
+        }
+    }
+    /* Quitting: fail what still waits, close cleanly. */
+    drain_inbox(c);
+    fs__rmq_pub_fail_all(c, FS_ECLOSED, "ConnectionClosed", "rabbitmq: the broker was closed");
+    fs__rmq_rpc_fail_all(c, FS_ECLOSED, "rabbitmq: the broker was closed");
+    while (c->delayed) { /* nacks still waiting: send them now */
+        rrec *r = c->delayed;
+        c->delayed = r->next;
+        r->delay_done = true;
+        fs__rmq_sub_release(c, r);
+    }
+    if (c->st) {
+        amqp_connection_close(c->st, AMQP_REPLY_SUCCESS);
+        drop_connection(c);
+    }
+    return NULL;
+}
+
+int fs__rmq_conn_start(rmq_broker *b)
+{
+    rconn *c = &b->conn;
+    if (c->thread_started)
+        return atomic_load(&c->up) || c->st ? FS_OK : FS_OK;
+    c->b = b;
+    char err[320];
+    int rc = connect_once(c, err, sizeof err);
+    if (rc)
+        return fs_adapter_error(rc, "%s", err);
+    if (c->wake_fd < 0)
+        c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->wake_fd < 0) {
+        drop_connection(c);
+        return fs_adapter_error(FS_EIO, "rabbitmq: eventfd: %s", strerror(errno));
+    }
+    atomic_store(&c->quit, false);
+    c->backoff_ms = RMQ_BACKOFF_MIN_MS;
+    int err2 = pthread_create(&c->thread, NULL, owner_main, c);
+    if (err2) {
+        drop_connection(c);
+        return fs_adapter_error(FS_ENOMEM, "rabbitmq: cannot start the connection thread: %s",
+                                strerror(err2));
+    }
+    c->thread_started = true;
+    return FS_OK;
+}
+
+void fs__rmq_conn_shutdown(rmq_broker *b)
+{
+    rconn *c = &b->conn;
+    if (!c->thread_started)
+        return;
+    atomic_store(&c->quit, true);
+    uint64_t one = 1;
+    ssize_t w = write(c->wake_fd, &one, sizeof one);
+    (void)w;
+    pthread_join(c->thread, NULL);
+    c->thread_started = false;
+    /* Posted while the owner was quitting (the broker was closed meanwhile): nothing
+     * waits forever. With st NULL, run_cmd fails publishes and recycles records. */
+    rcmd *list = atomic_exchange(&c->inbox, NULL);
+    while (list) {
+        rcmd *next = list->next;
+        if (list->kind == CMD_CALL) {
+            rcall *call = (rcall *)list;
+            call->rc = FS_ECLOSED;
+            snprintf(call->err, sizeof call->err, "rabbitmq: the broker was closed");
+            sem_post(&call->done);
+        } else {
+            run_cmd(c, list);
+        }
+        list = next;
+    }
+}

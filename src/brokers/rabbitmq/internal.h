@@ -1,0 +1,286 @@
+/*
+ * The RabbitMQ adapter's internal structures. Not installed.
+ *
+ * Threads. rabbitmq-c connections are not thread-safe, so each broker has
+ * ONE connection owned by ONE thread (conn.c, "the owner") that does all of
+ * its I/O: it reads frames (deliveries, confirms, returns, channel closes),
+ * sends settlements and publishes, declares topology and reconnects. Other
+ * threads hand it work through a lock-free inbox (an intrusive MPSC stack of
+ * rcmd nodes, woken through an eventfd when the owner sleeps):
+ *   - CMD_RELEASE: a delivery record the core released, with the
+ *     settlement the worker recorded in it (ack / nack after a delay /
+ *     reject / nothing); the owner sends it (dropped when the delivery's
+ *     channel died since) and recycles the record;
+ *   - CMD_PUBLISH: a publish of one or more messages (the envelopes stay
+ *     the caller's: it waits on a semaphore until every confirm came back);
+ *   - CMD_CALL: any synchronous operation (declare, consume, cancel,
+ *     queue depth, ping, request) run on the owner, the caller waiting.
+ * Workers wait on each subscription's delivery queue (mutex + condvar).
+ *
+ * Channels: 1 publishing (confirm mode), 2 topology (declarations asked
+ * by the application), 3 direct reply-to requests, and one per
+ * subscription from 10 on.
+ */
+#ifndef FS_RABBITMQ_INTERNAL_H
+#define FS_RABBITMQ_INTERNAL_H
+
+#include "faststream/adapter.h"
+#include "faststream/rabbitmq.h"
+#include "wire.h"
+
+#include <amqp.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define RMQ "rabbitmq"
+#define RMQ_CH_PUB 1
+#define RMQ_CH_TOPO 2
+#define RMQ_CH_RPC 3
+#define RMQ_CH_SUB0 10
+#define RMQ_BACKOFF_MIN_MS 100u
+#define RMQ_BACKOFF_MAX_MS 5000u
+#define RMQ_DCOUNT_SLOTS 1024
+
+typedef struct rmq_broker rmq_broker;
+typedef struct rsub rsub;
+typedef struct rconn rconn;
+
+enum { CMD_RELEASE = 1, CMD_PUBLISH, CMD_CALL };
+
+/* A node of the owner's inbox. */
+typedef struct rcmd {
+    struct rcmd *next;
+    int kind;
+} rcmd;
+
+/* A synchronous operation run on the owner thread. */
+typedef struct rcall {
+    rcmd cmd;
+    int (*fn)(rconn *c, struct rcall *call); /* returns FS_OK / FS_E*, may fill err */
+    void *arg;
+    const void *in;
+    uint64_t out[2];
+    fs_message *reply; /* requests */
+    char corr[128];    /* requests: the correlation id */
+    int rc;
+    bool async; /* requests: completion comes later (the reply or the deadline) */
+    uint64_t deadline_ns;
+    const char *etype;
+    char err[320];
+    sem_t done;
+    struct rcall *next_wait; /* requests waiting for their reply */
+} rcall;
+
+/* A publish of `count` messages to one exchange / routing key. */
+typedef struct rpub {
+    rcmd cmd;
+    amqp_bytes_t exchange, routing_key;
+    const fs_envelope *msgs;
+    size_t count;
+    const fs_rabbitmq_publish_options *po; /* defaults when a message has none */
+    bool mandatory, confirm;
+    size_t left; /* confirms still expected */
+    uint64_t deadline_ns;
+    int rc;
+    const char *etype;
+    char err[256];
+    sem_t done;
+} rpub;
+
+/* One outstanding confirm (the ring of the publishing channel). */
+typedef struct rpend {
+    uint64_t tag; /* 0: free */
+    rpub *p;
+    size_t index; /* the message's index in p->msgs */
+    bool returned;
+} rpend;
+
+/* One delivery: the core's message and everything it points to. */
+typedef struct rrec {
+    fs_message m;
+    rcmd cmd; /* CMD_RELEASE */
+    rsub *sub;
+    struct rrec *next; /* delivery queue / free list / delayed nacks */
+    fs_rabbitmq_message_info info;
+    fs__rmq_buf arena; /* strings and body */
+    fs_header *hdrs;
+    size_t hdr_cap;
+    uint64_t tag;
+    uint64_t msgid_hash; /* of the message id (delivery counts), 0: none */
+    uint32_t gen;        /* the channel generation it came on */
+    uint32_t delivery_count;
+    size_t body_size, body_at;
+    int settle; /* fs_settle_state recorded by the worker */
+    unsigned delay_ms;
+    uint64_t due_ns;
+    bool delay_done; /* a nack whose delay passed */
+} rrec;
+
+/* A deep copy of a queue or exchange declaration. */
+typedef struct rtopo {
+    fs_rabbitmq_exchange ex;
+    fs_rabbitmq_queue q;
+    bool has_ex, has_q;
+    char **strs; /* every string copied, freed at once */
+    size_t nstr;
+    fs_rabbitmq_arg *args; /* q.arguments, q.bind_arguments, ex.arguments, in one array */
+} rtopo;
+
+struct rsub {
+    rmq_broker *b;
+    rtopo topo;
+    char *queue; /* the queue consumed (the declared name) */
+    unsigned concurrency, prefetch;
+    bool no_ack, reply_inbox;
+    amqp_channel_t ch;
+
+    /* Delivery queue (owner pushes, workers pop). */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rrec *q_head, *q_tail;
+    size_t q_len;
+    bool stopping;
+
+    /* Owner only. */
+    bool want;           /* should be consuming (started, not stopped) */
+    bool ch_open;        /* its channel is open on the current connection */
+    bool err_logged;     /* consuming failed and was logged (once until it works) */
+    bool active;         /* consuming on the current connection */
+    uint32_t gen;        /* incremented whenever the channel dies */
+    rrec *free;          /* recycled records */
+    rrec *filling;       /* the delivery whose content frames are being read */
+    fs__rmq_decoded dec; /* its properties */
+    char ctag[128];
+    struct {
+        uint64_t h;
+        uint32_t n;
+    } dcount[RMQ_DCOUNT_SLOTS]; /* deliveries so far by message id (classic queues) */
+    struct rsub *next;
+};
+
+struct rconn {
+    rmq_broker *b;
+    amqp_connection_state_t st; /* NULL while down */
+    int fd;
+    int wake_fd;
+    pthread_t thread;
+    bool thread_started;
+    _Atomic(rcmd *) inbox;
+    _Atomic bool sleeping;
+    _Atomic bool quit;
+    _Atomic bool up;
+    _Atomic uint32_t epoch; /* connections made so far */
+    char last_error[320];
+    int last_status;
+
+    /* Owner only. */
+    bool readable;       /* the socket polled readable since the last read */
+    uint64_t next_io_ns; /* read (and heartbeat) no later than this */
+    uint64_t next_tag;   /* publishing channel: next delivery tag */
+    rpend *ring;
+    size_t ring_cap;
+    uint64_t low; /* lowest unconfirmed tag */
+    bool pub_open, topo_open, rpc_open;
+    amqp_table_entry_t *tbl;
+    size_t tbl_cap;
+    rrec *delayed;  /* nacks waiting for their delay, unsorted */
+    rcall *waiting; /* requests waiting for replies */
+    unsigned backoff_ms;
+    uint64_t retry_at_ns;
+    bool down_logged;
+    amqp_bytes_t rpc_reply_to; /* unused: direct reply-to needs no name */
+    /* A return being read: its content frames follow. */
+    bool ret_active;
+    amqp_channel_t ret_ch;
+    char ret_exchange[256], ret_rk[256];
+    size_t ret_left;
+    bool ret_has_cid;
+    char ret_cid[256];
+    /* A reply being read on the rpc channel. */
+    bool rep_active;
+    size_t rep_left;
+    fs__rmq_buf rep_buf;
+    fs__rmq_decoded rep_dec;
+    size_t rep_body_at, rep_body_size;
+};
+
+struct rmq_broker {
+    char *url;
+    char *host;
+    int port;
+    bool tls, verify;
+    char *vhost, *user, *password;
+    char *cafile, *certfile, *keyfile;
+    char *conn_name;
+    int heartbeat;
+    int frame_max;
+    unsigned prefetch;
+    int connect_timeout_ms;
+    int confirm_timeout_ms;
+    fs_broker *broker;
+
+    pthread_mutex_t mu; /* subs list */
+    rsub *subs;
+    amqp_channel_t next_ch;
+    rconn conn;
+    _Atomic bool closed;
+};
+
+/* conn.c */
+uint64_t fs__rmq_now_ns(void);
+int fs__rmq_conn_start(rmq_broker *b);
+void fs__rmq_conn_shutdown(rmq_broker *b);
+void fs__rmq_post(rconn *c, rcmd *cmd);
+/* Run fn on the owner thread and wait; the error is recorded on the caller's thread. */
+int fs__rmq_call(rmq_broker *b, int (*fn)(rconn *, rcall *), rcall *call);
+/* Owner: a channel closed by the server (reply text in err). */
+int fs__rmq_rpc_error(rconn *c, amqp_channel_t ch, const char *what, char *err, size_t n);
+int fs__rmq_channel_open(rconn *c, amqp_channel_t ch, char *err, size_t n);
+void fs__rmq_channel_closed(rconn *c, amqp_channel_t ch);
+
+/* topology.c (owner) */
+int fs__rmq_topo_copy(rtopo *t, const fs_rabbitmq_exchange *ex, const fs_rabbitmq_queue *q,
+                      const char *default_queue);
+void fs__rmq_topo_free(rtopo *t);
+int fs__rmq_topo_declare(rconn *c, amqp_channel_t ch, const rtopo *t, char *err, size_t n);
+int fs__rmq_topo_depth(rconn *c, amqp_channel_t ch, const char *queue, uint64_t *msgs,
+                       uint64_t *consumers, char *err, size_t n);
+
+/* sub.c */
+int fs__rmq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out);
+void fs__rmq_unsubscribe(void *impl, void *sub);
+int fs__rmq_sub_start(void *impl, void *sub);
+int fs__rmq_sub_stop(rmq_broker *b, rsub *s);
+/* After the workers exited: queued deliveries back to the server. */
+void fs__rmq_sub_giveback(rmq_broker *b, rsub *s);
+int fs__rmq_fetch(void *impl, void *sub, int timeout_ms, fs_message **out);
+int fs__rmq_settle_op(rrec *r, int op, unsigned delay_ms);
+/* owner */
+int fs__rmq_sub_consume(rconn *c, rsub *s, char *err, size_t n);
+void fs__rmq_sub_conn_lost(rsub *s);
+int fs__rmq_sub_frame(rconn *c, rsub *s, const amqp_frame_t *f);
+void fs__rmq_sub_release(rconn *c, rrec *r);
+void fs__rmq_delayed_run(rconn *c, uint64_t now, uint64_t *next_due);
+void fs__rmq_sub_free_records(rsub *s);
+rsub *fs__rmq_sub_by_channel(rmq_broker *b, amqp_channel_t ch);
+
+/* pub.c */
+int fs__rmq_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
+                    size_t count, const char **error_type);
+int fs__rmq_request(void *impl, const char *destination, const fs_envelope *msg, int timeout_ms,
+                    fs_message **reply, const char **error_type);
+/* owner */
+void fs__rmq_pub_run(rconn *c, rpub *p);
+void fs__rmq_pub_frame(rconn *c, const amqp_frame_t *f);
+void fs__rmq_pub_fail_all(rconn *c, int rc, const char *etype, const char *err);
+void fs__rmq_pub_timeouts(rconn *c, uint64_t now, uint64_t *next_due);
+void fs__rmq_rpc_frame(rconn *c, const amqp_frame_t *f);
+void fs__rmq_rpc_fail_all(rconn *c, int rc, const char *err);
+int fs__rmq_rpc_setup(rconn *c, char *err, size_t n);
+
+const char *fs__rmq_status_type(int status);
+
+#endif

@@ -1,0 +1,532 @@
+/*
+ * Publishing with publisher confirms (pipelined across callers on one
+ * confirm channel, tracked in a ring by delivery tag), basic.return of
+ * mandatory messages, and request/reply through direct reply-to.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NPOS ((size_t)-1)
+#define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
+
+const char *fs__rmq_status_type(int status)
+{
+    switch (status) {
+    case FS_ETIMEDOUT:
+        return "TimeoutError";
+    case FS_EINVAL:
+        return "ValueError";
+    case FS_ECLOSED:
+        return "ConnectionClosed";
+    case FS_ENOMEM:
+        return "MemoryError";
+    case FS_ENOTFOUND:
+        return "ChannelNotFoundEntity";
+    case FS_EBROKER:
+        return "ChannelClosed";
+    default:
+        return "ConnectionError";
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The confirm ring (owner)                                                 */
+
+static int ring_insert(rconn *c, uint64_t tag, rpub *p, size_t index)
+{
+    if (tag - c->low >= c->ring_cap) {
+        size_t cap = c->ring_cap ? c->ring_cap * 2 : 1024;
+        while (tag - c->low >= cap)
+            cap *= 2;
+        rpend *r = calloc(cap, sizeof *r);
+        if (!r)
+            return FS_ENOMEM;
+        for (size_t i = 0; i < c->ring_cap; i++)
+            if (c->ring[i].tag)
+                r[c->ring[i].tag & (cap - 1)] = c->ring[i];
+        free(c->ring);
+        c->ring = r;
+        c->ring_cap = cap;
+    }
+    rpend *e = &c->ring[tag & (c->ring_cap - 1)];
+    e->tag = tag;
+    e->p = p;
+    e->index = index;
+    e->returned = false;
+    return FS_OK;
+}
+
+static void pub_done(rpub *p)
+{
+    if (--p->left == 0)
+        sem_post(&p->done);
+}
+
+/* Confirm one tag: ok (basic.ack) or not (basic.nack). */
+static void confirm_one(rconn *c, uint64_t tag, bool ok)
+{
+    if (!c->ring_cap)
+        return;
+    rpend *e = &c->ring[tag & (c->ring_cap - 1)];
+    if (e->tag != tag)
+        return;
+    rpub *p = e->p;
+    e->tag = 0;
+    if (!p)
+        return;
+    if (!p->rc && !ok) {
+        p->rc = FS_EBROKER;
+        p->etype = "MessageNacked";
+        snprintf(p->err, sizeof p->err,
+                 "rabbitmq: publish to '%.*s' (exchange '%.*s'): the server nacked message %zu",
+                 (int)p->routing_key.len, (char *)p->routing_key.bytes, (int)p->exchange.len,
+                 (char *)p->exchange.bytes, e->index);
+    } else if (!p->rc && e->returned) {
+        p->rc = FS_ENOTFOUND;
+        p->etype = "MessageReturned";
+        snprintf(p->err, sizeof p->err,
+                 "rabbitmq: publish to '%.*s' (exchange '%.*s'): unroutable, returned by the "
+                 "server (mandatory: no queue is bound for it)",
+                 (int)p->routing_key.len, (char *)p->routing_key.bytes, (int)p->exchange.len,
+                 (char *)p->exchange.bytes);
+    }
+    pub_done(p);
+}
+
+static void advance_low(rconn *c)
+{
+    while (c->low < c->next_tag && c->ring[c->low & (c->ring_cap - 1)].tag != c->low)
+        c->low++;
+}
+
+static void confirm(rconn *c, uint64_t tag, bool multiple, bool ok)
+{
+    if (multiple) {
+        for (uint64_t t = c->low; t <= tag && t < c->next_tag; t++)
+            confirm_one(c, t, ok);
+    } else {
+        confirm_one(c, tag, ok);
+    }
+    if (c->ring_cap)
+        advance_low(c);
+}
+
+void fs__rmq_pub_fail_all(rconn *c, int rc, const char *etype, const char *err)
+{
+    for (uint64_t t = c->low; t < c->next_tag && c->ring_cap; t++) {
+        rpend *e = &c->ring[t & (c->ring_cap - 1)];
+        if (e->tag != t)
+            continue;
+        e->tag = 0;
+        if (e->p) {
+            if (!e->p->rc) {
+                e->p->rc = rc;
+                e->p->etype = etype;
+                snprintf(e->p->err, sizeof e->p->err, "%.250s", err);
+            }
+            pub_done(e->p);
+        }
+    }
+    c->low = c->next_tag = 1;
+}
+
+void fs__rmq_pub_timeouts(rconn *c, uint64_t now, uint64_t *next_due)
+{
+    if (c->ring_cap && c->low < c->next_tag) {
+        rpend *e = &c->ring[c->low & (c->ring_cap - 1)];
+        if (e->tag == c->low && e->p) {
+            if (e->p->deadline_ns <= now) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "rabbitmq: no publisher confirm within %d ms",
+                         c->b->confirm_timeout_ms);
+                uint64_t keep = c->next_tag;
+                fs__rmq_pub_fail_all(c, FS_ETIMEDOUT, "TimeoutError", msg);
+                c->low = c->next_tag = keep; /* the channel goes on with its numbering */
+            } else if (e->p->deadline_ns < *next_due) {
+                *next_due = e->p->deadline_ns;
+            }
+        }
+    }
+    /* requests */
+    for (rcall **pp = &c->waiting; *pp;) {
+        rcall *w = *pp;
+        if (w->deadline_ns <= now) {
+            *pp = w->next_wait;
+            w->rc = FS_ETIMEDOUT;
+            w->etype = "TimeoutError";
+            snprintf(w->err, sizeof w->err, "rabbitmq: no reply to the request within the timeout");
+            sem_post(&w->done);
+        } else {
+            if (w->deadline_ns < *next_due)
+                *next_due = w->deadline_ns;
+            pp = &w->next_wait;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Publishing (owner)                                                       */
+
+static int send_one(rconn *c, amqp_channel_t ch, amqp_bytes_t exchange, amqp_bytes_t rk,
+                    bool mandatory, const fs_envelope *e, const fs_rabbitmq_publish_options *po,
+                    const char *reply_to, char cid[37])
+{
+    int rc = fs__rmq_grow((void **)&c->tbl, &c->tbl_cap, e->header_count + 1, sizeof *c->tbl);
+    if (rc)
+        return rc;
+    amqp_basic_properties_t props;
+    if ((rc = fs__rmq_props_encode(e, po, &props, c->tbl, cid, (int64_t)time(NULL))))
+        return rc;
+    if (reply_to) {
+        props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
+        props.reply_to = amqp_cstring_bytes(reply_to);
+    }
+    amqp_bytes_t body = {e->body_len, (void *)e->body};
+    int s = amqp_basic_publish(c->st, ch, exchange, rk, mandatory, 0, &props, body);
+    if (s) {
+        snprintf(c->last_error, sizeof c->last_error, "%s", amqp_error_string2(s));
+        atomic_store(&c->up, false);
+        return FS_EIO;
+    }
+    return FS_OK;
+}
+
+void fs__rmq_pub_run(rconn *c, rpub *p)
+{
+    p->left = 1; /* held while sending */
+    p->deadline_ns = fs__rmq_now_ns() + (uint64_t)c->b->confirm_timeout_ms * 1000000ull;
+    for (size_t i = 0; i < p->count; i++) {
+        const fs_envelope *e = &p->msgs[i];
+        const fs_rabbitmq_publish_options *po = e->broker_options ? e->broker_options : p->po;
+        char cid[37];
+        int rc =
+            send_one(c, RMQ_CH_PUB, p->exchange, p->routing_key, p->mandatory, e, po, NULL, cid);
+        if (rc) {
+            p->rc = rc;
+            p->etype = rc == FS_EINVAL ? "ValueError" : "ConnectionError";
+            snprintf(p->err, sizeof p->err, "rabbitmq: publish to '%.*s': %.180s",
+                     (int)p->routing_key.len, (char *)p->routing_key.bytes,
+                     rc == FS_EINVAL ? "invalid message" : c->last_error);
+            break;
+        }
+        uint64_t tag = c->next_tag++;
+        bool wait = p->confirm;
+        if (ring_insert(c, tag, wait ? p : NULL, i)) {
+            wait = false; /* out of memory: not waiting for this confirm */
+        }
+        if (wait)
+            p->left++;
+    }
+    pub_done(p);
+}
+
+static bool bytes_is(amqp_bytes_t b, const char *s)
+{
+    return b.len == strlen(s) && (!b.len || memcmp(b.bytes, s, b.len) == 0);
+}
+
+void fs__rmq_pub_frame(rconn *c, const amqp_frame_t *f)
+{
+    if (f->frame_type == AMQP_FRAME_METHOD) {
+        switch (f->payload.method.id) {
+        case AMQP_BASIC_ACK_METHOD: {
+            amqp_basic_ack_t *a = f->payload.method.decoded;
+            confirm(c, a->delivery_tag, a->multiple, true);
+            break;
+        }
+        case AMQP_BASIC_NACK_METHOD: {
+            amqp_basic_nack_t *a = f->payload.method.decoded;
+            confirm(c, a->delivery_tag, a->multiple, false);
+            break;
+        }
+        case AMQP_BASIC_RETURN_METHOD: {
+            amqp_basic_return_t *r = f->payload.method.decoded;
+            c->ret_active = true;
+            snprintf(c->ret_exchange, sizeof c->ret_exchange, "%.*s", (int)r->exchange.len,
+                     (char *)r->exchange.bytes);
+            snprintf(c->ret_rk, sizeof c->ret_rk, "%.*s", (int)r->routing_key.len,
+                     (char *)r->routing_key.bytes);
+            c->ret_has_cid = false;
+            break;
+        }
+        default:
+            break;
+        }
+        return;
+    }
+    if (!c->ret_active)
+        return;
+    bool finished = false;
+    if (f->frame_type == AMQP_FRAME_HEADER) {
+        const amqp_basic_properties_t *p = f->payload.properties.decoded;
+        if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
+            c->ret_has_cid = true;
+            snprintf(c->ret_cid, sizeof c->ret_cid, "%.*s", (int)p->correlation_id.len,
+                     (char *)p->correlation_id.bytes);
+        }
+        c->ret_left = (size_t)f->payload.properties.body_size;
+        finished = c->ret_left == 0;
+    } else if (f->frame_type == AMQP_FRAME_BODY) {
+        size_t n = f->payload.body_fragment.len;
+        c->ret_left = n >= c->ret_left ? 0 : c->ret_left - n;
+        finished = c->ret_left == 0;
+    }
+    if (!finished)
+        return;
+    c->ret_active = false;
+    /* The oldest unconfirmed message to that exchange and key (with that correlation id). */
+    for (uint64_t t = c->low; t < c->next_tag && c->ring_cap; t++) {
+        rpend *e = &c->ring[t & (c->ring_cap - 1)];
+        if (e->tag != t || !e->p || e->returned)
+            continue;
+        rpub *p = e->p;
+        if (!bytes_is(p->exchange, c->ret_exchange) || !bytes_is(p->routing_key, c->ret_rk))
+            continue;
+        const char *cid = p->msgs[e->index].correlation_id;
+        if (cid && c->ret_has_cid && strcmp(cid, c->ret_cid) != 0)
+            continue;
+        e->returned = true;
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The publish op                                                           */
+
+int fs__rmq_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
+                    size_t count, const char **etype)
+{
+    rmq_broker *b = impl;
+    (void)dest;
+    if (!destination || !msgs || !count) {
+        *etype = "ValueError";
+        return fs_adapter_error(FS_EINVAL, "rabbitmq: publish needs a routing key and messages");
+    }
+    rconn *c = &b->conn;
+    if (!c->thread_started || atomic_load(&b->closed)) {
+        *etype = "ConnectionClosed";
+        return fs_adapter_error(FS_ECLOSED, "rabbitmq: publish to '%s': not connected",
+                                destination);
+    }
+    const fs_rabbitmq_publish_options *po = msgs[0].broker_options;
+    rpub p;
+    p.cmd.kind = CMD_PUBLISH;
+    p.msgs = msgs;
+    p.count = count;
+    p.po = po;
+    p.rc = FS_OK;
+    p.etype = NULL;
+    p.err[0] = '\0';
+    if (po && po->exchange && *po->exchange) {
+        p.exchange = amqp_cstring_bytes(po->exchange);
+        p.routing_key = amqp_cstring_bytes(destination);
+    } else if (!po) {
+        fs__rmq_reply_split(destination, &p.routing_key, &p.exchange); /* "queue|exchange" */
+    } else {
+        p.exchange = amqp_empty_bytes;
+        p.routing_key = amqp_cstring_bytes(destination);
+    }
+    p.mandatory = !(po && po->not_mandatory);
+    p.confirm = !(po && po->no_confirm);
+    sem_init(&p.done, 0, 0);
+    fs__rmq_post(c, &p.cmd);
+    while (sem_wait(&p.done) && errno == EINTR)
+        ;
+    sem_destroy(&p.done);
+    if (p.rc) {
+        *etype = p.etype ? p.etype : fs__rmq_status_type(p.rc);
+        return fs_adapter_error(p.rc, "%s", p.err);
+    }
+    return FS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Request / reply through direct reply-to                                  */
+
+int fs__rmq_rpc_setup(rconn *c, char *err, size_t n)
+{
+    int rc;
+    if (!c->rpc_open) {
+        if ((rc = fs__rmq_channel_open(c, RMQ_CH_RPC, err, n)))
+            return rc;
+        c->rpc_open = true;
+    }
+    amqp_basic_consume(c->st, RMQ_CH_RPC, amqp_cstring_bytes(DIRECT_REPLY_TO), amqp_empty_bytes, 0,
+                       1, 0, amqp_empty_table);
+    return fs__rmq_rpc_error(c, RMQ_CH_RPC, "consuming from " DIRECT_REPLY_TO, err, n);
+}
+
+void fs__rmq_rpc_fail_all(rconn *c, int rc, const char *err)
+{
+    while (c->waiting) {
+        rcall *w = c->waiting;
+        c->waiting = w->next_wait;
+        w->rc = rc;
+        w->etype = fs__rmq_status_type(rc);
+        snprintf(w->err, sizeof w->err, "%.300s", err);
+        sem_post(&w->done);
+    }
+}
+
+typedef struct req_in {
+    const char *destination;
+    const fs_envelope *msg;
+    int timeout_ms;
+} req_in;
+
+static int request_call(rconn *c, rcall *call)
+{
+    const req_in *in = call->in;
+    call->async = false;
+    if (!c->st || !c->rpc_open) {
+        snprintf(call->err, sizeof call->err, "rabbitmq: request to '%s': not connected",
+                 in->destination);
+        call->etype = "ConnectionError";
+        return FS_EIO;
+    }
+    const fs_rabbitmq_publish_options *po = in->msg->broker_options;
+    amqp_bytes_t ex = amqp_empty_bytes, rk = amqp_cstring_bytes(in->destination);
+    if (po && po->exchange && *po->exchange)
+        ex = amqp_cstring_bytes(po->exchange);
+    char cid[37];
+    fs_envelope e = *in->msg;
+    if (!e.correlation_id) {
+        fs__rmq_uuid4(cid);
+        e.correlation_id = cid;
+    }
+    snprintf(call->corr, sizeof call->corr, "%s", e.correlation_id);
+    int rc = send_one(c, RMQ_CH_RPC, ex, rk, true, &e, po, DIRECT_REPLY_TO, cid);
+    if (rc) {
+        snprintf(call->err, sizeof call->err, "rabbitmq: request to '%.100s': %.180s",
+                 in->destination, rc == FS_EINVAL ? "invalid message" : c->last_error);
+        call->etype = rc == FS_EINVAL ? "ValueError" : "ConnectionError";
+        return rc;
+    }
+    call->deadline_ns = fs__rmq_now_ns() + (uint64_t)in->timeout_ms * 1000000ull;
+    call->next_wait = c->waiting;
+    c->waiting = call;
+    call->async = true;
+    return FS_OK;
+}
+
+static rcall *take_waiting(rconn *c, const char *corr)
+{
+    for (rcall **pp = &c->waiting; *pp; pp = &(*pp)->next_wait)
+        if (strcmp((*pp)->corr, corr) == 0) {
+            rcall *w = *pp;
+            *pp = w->next_wait;
+            return w;
+        }
+    return NULL;
+}
+
+static void reply_done(rconn *c)
+{
+    c->rep_active = false;
+    fs__rmq_decoded *d = &c->rep_dec;
+    char *base = c->rep_buf.data;
+    if (d->correlation_id == NPOS)
+        return;
+    rcall *w = take_waiting(c, base + d->correlation_id);
+    if (!w)
+        return;                   /* late: its request timed out */
+    if (c->rep_body_at == NPOS) { /* returned: nobody consumes the destination */
+        w->rc = FS_ENOTFOUND;
+        w->etype = "MessageReturned";
+        snprintf(w->err, sizeof w->err,
+                 "rabbitmq: request: unroutable, returned by the server (no queue bound)");
+        sem_post(&w->done);
+        return;
+    }
+    fs_header hs[64];
+    size_t nh = d->header_count < 64 ? d->header_count : 64;
+    for (size_t i = 0; i < nh; i++) {
+        hs[i].name = base + d->hdr_off[3 * i];
+        hs[i].value = base + d->hdr_off[3 * i + 1];
+        hs[i].value_len = d->hdr_off[3 * i + 2];
+    }
+    fs_envelope env = FS_ENVELOPE_INIT;
+    env.body = base + c->rep_body_at;
+    env.body_len = c->rep_body_size;
+    env.headers = nh ? hs : NULL;
+    env.header_count = nh;
+    env.content_type = d->content_type != NPOS ? base + d->content_type : NULL;
+    env.correlation_id = base + d->correlation_id;
+    env.message_id = d->message_id != NPOS ? base + d->message_id : NULL;
+    w->reply = fs_message_new_copy(&env, DIRECT_REPLY_TO);
+    w->rc = w->reply ? FS_OK : FS_ENOMEM;
+    if (!w->reply)
+        snprintf(w->err, sizeof w->err, "rabbitmq: out of memory copying a reply");
+    sem_post(&w->done);
+}
+
+void fs__rmq_rpc_frame(rconn *c, const amqp_frame_t *f)
+{
+    if (f->frame_type == AMQP_FRAME_METHOD) {
+        uint32_t id = f->payload.method.id;
+        if (id == AMQP_BASIC_DELIVER_METHOD || id == AMQP_BASIC_RETURN_METHOD) {
+            c->rep_active = true;
+            c->rep_buf.len = 0;
+            c->rep_body_at = id == AMQP_BASIC_RETURN_METHOD ? NPOS : 0;
+        }
+        return;
+    }
+    if (!c->rep_active)
+        return;
+    if (f->frame_type == AMQP_FRAME_HEADER) {
+        bool returned = c->rep_body_at == NPOS;
+        if (fs__rmq_props_decode(f->payload.properties.decoded, &c->rep_buf, &c->rep_dec)) {
+            c->rep_active = false;
+            return;
+        }
+        c->rep_body_size = (size_t)f->payload.properties.body_size;
+        if (fs__rmq_buf_reserve(&c->rep_buf, c->rep_body_size + 1)) {
+            c->rep_active = false;
+            return;
+        }
+        c->rep_body_at = returned ? NPOS : c->rep_buf.len;
+        c->rep_left = c->rep_body_size;
+    } else if (f->frame_type == AMQP_FRAME_BODY) {
+        size_t n = f->payload.body_fragment.len;
+        if (n > c->rep_left)
+            n = c->rep_left;
+        if (c->rep_body_at != NPOS)
+            fs__rmq_buf_put(&c->rep_buf, f->payload.body_fragment.bytes, n);
+        c->rep_left -= n;
+    } else {
+        return;
+    }
+    if (c->rep_left == 0)
+        reply_done(c);
+}
+
+int fs__rmq_request(void *impl, const char *destination, const fs_envelope *msg, int timeout_ms,
+                    fs_message **reply, const char **etype)
+{
+    rmq_broker *b = impl;
+    *reply = NULL;
+    if (!destination || !*destination || !msg) {
+        *etype = "ValueError";
+        return fs_adapter_error(FS_EINVAL, "rabbitmq: request needs a destination and a message");
+    }
+    req_in in = {destination, msg, timeout_ms > 0 ? timeout_ms : 30000};
+    rcall call;
+    call.in = &in;
+    call.reply = NULL;
+    call.async = false;
+    int rc = fs__rmq_call(b, request_call, &call);
+    if (rc < 0) {
+        *etype = call.etype ? call.etype : fs__rmq_status_type(rc);
+        if (rc == FS_ETIMEDOUT)
+            fs_adapter_error(rc, "rabbitmq: no reply to the request on '%s' within %d ms",
+                             destination, in.timeout_ms);
+        return rc;
+    }
+    *reply = call.reply;
+    return FS_OK;
+}

@@ -1,0 +1,80 @@
+/*
+ * The RabbitMQ adapter's codec: fs_envelope -> AMQP basic properties (with
+ * the headers table) as FastStream writes them, and received properties ->
+ * the strings of an fs_message (headers of any field type in a string
+ * form). Pure functions on rabbitmq-c's types; no I/O, no threads.
+ */
+#ifndef FS_RABBITMQ_WIRE_H
+#define FS_RABBITMQ_WIRE_H
+
+#include "faststream/publisher.h"
+#include "faststream/rabbitmq.h"
+
+#include <amqp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable byte buffer (the strings of one delivery). */
+typedef struct fs__rmq_buf {
+    char *data;
+    size_t len, cap;
+} fs__rmq_buf;
+
+/* Make room for `more` bytes. FS_OK or FS_ENOMEM. */
+int fs__rmq_buf_reserve(fs__rmq_buf *b, size_t more);
+/* Append bytes; returns the offset where they start, or (size_t)-1 when out of memory. */
+size_t fs__rmq_buf_put(fs__rmq_buf *b, const void *p, size_t n);
+/* Append bytes and a NUL; offset or (size_t)-1. */
+size_t fs__rmq_buf_str(fs__rmq_buf *b, const void *p, size_t n);
+void fs__rmq_buf_free(fs__rmq_buf *b);
+
+/* Grow an array to hold at least `n` elements of `size` bytes. FS_OK or FS_ENOMEM. */
+int fs__rmq_grow(void **arr, size_t *cap, size_t n, size_t size);
+
+/*
+ * Fill `*p` for publishing `e` with options `po` (may be NULL). `tbl` must
+ * hold e->header_count entries. `cid` receives a generated uuid4 when the
+ * envelope has no correlation id (FastStream always sends one).
+ * `now_s` is the timestamp property (FastStream sets it to now).
+ * FS_OK or FS_EINVAL (NULL header name or value: a message is recorded).
+ */
+int fs__rmq_props_encode(const fs_envelope *e, const fs_rabbitmq_publish_options *po,
+                         amqp_basic_properties_t *p, amqp_table_entry_t *tbl, char cid[37],
+                         int64_t now_s);
+
+/* What fs__rmq_props_decode found: offsets into the buffer ((size_t)-1: absent). */
+typedef struct fs__rmq_decoded {
+    size_t content_type, correlation_id, message_id, reply_to;
+    size_t header_count;
+    /* (name offset, value offset, value length) per header: 3 * header_count entries */
+    size_t *hdr_off;
+    size_t hdr_cap;
+    int64_t x_delivery_count; /* the quorum queues' header, or -1 */
+    int64_t timestamp_s;      /* 0 when absent */
+} fs__rmq_decoded;
+
+/*
+ * Copy the strings of received properties into `buf` (appending) and record
+ * where they are. Header values of every AMQP field type get a string form:
+ * strings and bytes as they are, numbers in decimal, booleans as
+ * "true"/"false", tables and arrays as JSON. FS_OK or FS_ENOMEM.
+ */
+int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs__rmq_buf *buf, fs__rmq_decoded *out);
+
+/* The string form of one field value, appended to `buf` (no NUL). FS_OK or FS_ENOMEM. */
+int fs__rmq_field_string(const amqp_field_value_t *v, fs__rmq_buf *buf);
+
+/* A uuid4 string, as FastStream's gen_cor_id(). */
+void fs__rmq_uuid4(char out[37]);
+
+/*
+ * Split FastStream's reply_to "queue|exchange" into its routing key and
+ * exchange (borrowed from `reply_to`; the exchange is empty without '|').
+ */
+void fs__rmq_reply_split(const char *reply_to, amqp_bytes_t *routing_key, amqp_bytes_t *exchange);
+
+/* aio-pika's / aiormq's exception name for an AMQP reply code ("ChannelNotFoundEntity"...). */
+const char *fs__rmq_code_type(int reply_code);
+
+#endif

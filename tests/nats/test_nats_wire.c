@@ -1,0 +1,211 @@
+/*
+ * FastStream's NATS headers both ways on nats.c messages (no server), the
+ * JetStream ack-subject metadata and subject checks.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "brokers/nats/wire.h"
+
+#include <string.h>
+
+static natsMsg *roundtrip(const fs_envelope *env, bool js, fs__nats_hdrs *h, fs_message *m)
+{
+    natsMsg *msg = NULL;
+    assert_int_equal(fs__nats_encode("orders.created", js ? NULL : "_INBOX.x", env, js, &msg),
+                     FS_OK);
+    fs_message_init(m);
+    assert_int_equal(fs__nats_decode(msg, js, h, m), FS_OK);
+    return msg;
+}
+
+static void test_core_headers(void **state)
+{
+    (void)state;
+    fs_header extra[] = {{.name = "x-tenant", .value = "acme"}};
+    fs_envelope env = FS_ENVELOPE_INIT;
+    env.body = "{\"id\":1}";
+    env.body_len = 8;
+    env.content_type = "application/json";
+    env.correlation_id = "cid-1";
+    env.message_id = "mid-1";
+    env.reply_to = "ignored.on.core";
+    env.headers = extra;
+    env.header_count = 1;
+    fs__nats_hdrs h = {0};
+    fs_message m;
+    natsMsg *msg = roundtrip(&env, false, &h, &m);
+    assert_int_equal(m.body_len, 8);
+    assert_memory_equal(m.body, "{\"id\":1}", 8);
+    assert_string_equal(m.source, "orders.created");
+    assert_string_equal(m.content_type, "application/json");
+    assert_string_equal(m.correlation_id, "cid-1");
+    assert_null(m.message_id);                   /* core: no Nats-Msg-Id, as FastStream */
+    assert_string_equal(m.reply_to, "_INBOX.x"); /* core: the NATS reply subject */
+    const char *v = NULL;
+    assert_int_equal(natsMsgHeader_Get(msg, "x-tenant", &v), NATS_OK);
+    assert_string_equal(v, "acme");
+    assert_int_equal(natsMsgHeader_Get(msg, "reply_to", &v), NATS_NOT_FOUND);
+    assert_int_equal(m.header_count, 3);
+    natsMsg_Destroy(msg);
+    fs__nats_hdrs_free(&h);
+}
+
+static void test_js_headers(void **state)
+{
+    (void)state;
+    fs_envelope env = FS_ENVELOPE_INIT;
+    env.body = "x";
+    env.body_len = 1;
+    env.message_id = "order-7";
+    env.reply_to = "_INBOX.reply";
+    fs__nats_hdrs h = {0};
+    fs_message m;
+    natsMsg *msg = roundtrip(&env, true, &h, &m);
+    const char *v = NULL;
+    assert_int_equal(natsMsgHeader_Get(msg, "Nats-Msg-Id", &v), NATS_OK);
+    assert_string_equal(v, "order-7");
+    /* nats.c 3.4.1 cannot read an empty value: no content type, no header */
+    assert_int_equal(natsMsgHeader_Get(msg, "content-type", &v), NATS_NOT_FOUND);
+    assert_null(m.content_type);
+    assert_string_equal(m.message_id, "order-7");    /* from Nats-Msg-Id */
+    assert_string_equal(m.reply_to, "_INBOX.reply"); /* JetStream: from the header */
+    assert_null(m.correlation_id);
+    natsMsg_Destroy(msg);
+    fs__nats_hdrs_free(&h);
+}
+
+static void test_message_id_header_wins(void **state)
+{
+    (void)state;
+    natsMsg *msg = NULL;
+    assert_int_equal(natsMsg_Create(&msg, "a", NULL, NULL, 0), NATS_OK);
+    natsMsgHeader_Set(msg, "Nats-Msg-Id", "n1");
+    natsMsgHeader_Set(msg, "message_id", "m1");
+    fs__nats_hdrs h = {0};
+    fs_message m;
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, true, &h, &m), FS_OK);
+    assert_string_equal(m.message_id, "m1");
+    assert_int_equal(m.body_len, 0);
+    assert_non_null(m.body);
+    natsMsg_Destroy(msg);
+    fs__nats_hdrs_free(&h);
+}
+
+/* What FastStream writes without a content type, as nats.c 3.4.1 reads it back. */
+static void test_empty_value_repaired(void **state)
+{
+    (void)state;
+    natsMsg *msg = NULL;
+    assert_int_equal(natsMsg_Create(&msg, "a", NULL, "b", 1), NATS_OK);
+    /* The same state nats.c's reader leaves: the next line taken as the value. */
+    natsMsgHeader_Set(msg, "content-type", "correlation_id: abc");
+    natsMsgHeader_Set(msg, "x", "1");
+    natsMsgHeader_Set(msg, "plain", "text/plain; q: 1"); /* a value with ': ' after a space stays */
+    fs__nats_hdrs h = {0};
+    fs_message m;
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, false, &h, &m), FS_OK);
+    assert_null(m.content_type);
+    assert_string_equal(m.correlation_id, "abc");
+    assert_int_equal(m.header_count, 4);
+    bool plain = false;
+    for (size_t i = 0; i < m.header_count; i++)
+        if (strcmp(m.headers[i].name, "plain") == 0)
+            plain = strcmp(m.headers[i].value, "text/plain; q: 1") == 0;
+    assert_true(plain);
+    natsMsg_Destroy(msg);
+    fs__nats_hdrs_free(&h);
+}
+
+static void test_no_headers(void **state)
+{
+    (void)state;
+    natsMsg *msg = NULL;
+    assert_int_equal(natsMsg_Create(&msg, "a.b", NULL, "hi", 2), NATS_OK);
+    fs__nats_hdrs h = {0};
+    fs_message m;
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, false, &h, &m), FS_OK);
+    assert_int_equal(m.header_count, 0);
+    assert_null(m.reply_to);
+    natsMsg_Destroy(msg);
+    fs__nats_hdrs_free(&h);
+}
+
+static void test_bad_headers(void **state)
+{
+    (void)state;
+    fs_header bad_name[] = {{.name = "a b", .value = "v"}};
+    fs_header colon[] = {{.name = "a:b", .value = "v"}};
+    fs_header crlf[] = {{.name = "ok", .value = "x\r\ny"}};
+    fs_header *cases[] = {bad_name, colon, crlf};
+    for (int i = 0; i < 3; i++) {
+        fs_envelope env = FS_ENVELOPE_INIT;
+        env.headers = cases[i];
+        env.header_count = 1;
+        natsMsg *msg = NULL;
+        assert_int_equal(fs__nats_encode("s", NULL, &env, false, &msg), FS_EINVAL);
+        assert_null(msg);
+        assert_non_null(strstr(fs_last_error(), "nats: header"));
+    }
+}
+
+static void test_js_meta(void **state)
+{
+    (void)state;
+    uint32_t d = 0;
+    int64_t ts = 0;
+    assert_true(fs__nats_js_meta("$JS.ACK.ORDERS.billing.3.17.12.1700000000123456789.5", &d, &ts));
+    assert_int_equal(d, 3);
+    assert_int_equal(ts, 1700000000123);
+    assert_true(fs__nats_js_meta(
+        "$JS.ACK.dom.acchash.ORDERS.billing.2.17.12.1700000000999000000.0.rnd", &d, &ts));
+    assert_int_equal(d, 2);
+    assert_int_equal(ts, 1700000000999);
+    assert_true(fs__nats_js_meta("$JS.ACK.S.c.12.1.1.9876543210123456.0", &d, &ts));
+    assert_int_equal(d, 12);
+    assert_int_equal(ts, 9876543210); /* 16 digits: two 8-digit chunks */
+    assert_false(fs__nats_js_meta("$JS.ACK.S.c.1.1.1.12345x78901234567.0", &d, &ts));
+    assert_false(fs__nats_js_meta("_INBOX.abc", &d, &ts));
+    assert_false(fs__nats_js_meta("$JS.ACK.a.b.x.1.1.1.1", &d, &ts));
+    assert_false(fs__nats_js_meta(NULL, &d, &ts));
+}
+
+static void test_subjects(void **state)
+{
+    (void)state;
+    assert_int_equal(fs__nats_check_subject("orders.*.created", true, "t"), FS_OK);
+    assert_int_equal(fs__nats_check_subject("orders.>", true, "t"), FS_OK);
+    assert_int_equal(fs__nats_check_subject("orders.>", false, "t"), FS_EINVAL);
+    assert_int_equal(fs__nats_check_subject("orders.>.x", true, "t"), FS_EINVAL);
+    assert_int_equal(fs__nats_check_subject("orders..x", true, "t"), FS_EINVAL);
+    assert_int_equal(fs__nats_check_subject("orders.", true, "t"), FS_EINVAL);
+    assert_int_equal(fs__nats_check_subject("a b", true, "t"), FS_EINVAL);
+    assert_int_equal(fs__nats_check_subject("", true, "t"), FS_EINVAL);
+    assert_int_equal(fs__nats_check_subject("or*ders", false, "t"),
+                     FS_OK); /* not a wildcard token */
+}
+
+int main(void)
+{
+    nats_Open(-1); /* nats.c's messages need the library initialised */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_core_headers),
+        cmocka_unit_test(test_js_headers),
+        cmocka_unit_test(test_message_id_header_wins),
+        cmocka_unit_test(test_no_headers),
+        cmocka_unit_test(test_empty_value_repaired),
+        cmocka_unit_test(test_bad_headers),
+        cmocka_unit_test(test_js_meta),
+        cmocka_unit_test(test_subjects),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    nats_Close();
+    return failed;
+}

@@ -1,0 +1,200 @@
+/*
+ * The RabbitMQ codec without a server: envelope -> basic properties as
+ * FastStream writes them, received properties (every field type) -> the
+ * strings of a message, reply_to "queue|exchange", reply-code names.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "brokers/rabbitmq/wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool eq(amqp_bytes_t b, const char *s)
+{
+    return b.len == strlen(s) && memcmp(b.bytes, s, b.len) == 0;
+}
+
+static void encode_defaults(void **state)
+{
+    (void)state;
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = "x";
+    e.body_len = 1;
+    amqp_basic_properties_t p;
+    amqp_table_entry_t t[1];
+    char cid[37];
+    assert_int_equal(fs__rmq_props_encode(&e, NULL, &p, t, cid, 1700000000), FS_OK);
+    assert_true(p._flags & AMQP_BASIC_CORRELATION_ID_FLAG);
+    assert_int_equal(p.correlation_id.len, 36);
+    assert_int_equal(cid[14], '4'); /* uuid4 */
+    assert_true(p._flags & AMQP_BASIC_MESSAGE_ID_FLAG);
+    assert_true(p.message_id.bytes == p.correlation_id.bytes);
+    assert_int_equal(p.delivery_mode, 1);
+    assert_int_equal(p.timestamp, 1700000000);
+    assert_false(p._flags & AMQP_BASIC_HEADERS_FLAG);
+    assert_false(p._flags & AMQP_BASIC_CONTENT_TYPE_FLAG);
+    assert_false(p._flags & AMQP_BASIC_PRIORITY_FLAG);
+}
+
+static void encode_everything(void **state)
+{
+    (void)state;
+    fs_header h[] = {{"a", "1", 0}, {"b", "two", 0}};
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.headers = h;
+    e.header_count = 2;
+    e.content_type = "application/json";
+    e.correlation_id = "c";
+    e.message_id = "m";
+    e.reply_to = "r|x";
+    fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
+    po.persist = true;
+    po.priority = 3;
+    po.expiration = "1000";
+    po.type = "t";
+    po.user_id = "guest";
+    po.app_id = "app";
+    amqp_basic_properties_t p;
+    amqp_table_entry_t t[2];
+    char cid[37];
+    assert_int_equal(fs__rmq_props_encode(&e, &po, &p, t, cid, 5), FS_OK);
+    assert_true(eq(p.content_type, "application/json"));
+    assert_true(eq(p.correlation_id, "c"));
+    assert_true(eq(p.message_id, "m"));
+    assert_true(eq(p.reply_to, "r|x"));
+    assert_int_equal(p.delivery_mode, 2);
+    assert_int_equal(p.priority, 3);
+    assert_true(eq(p.expiration, "1000"));
+    assert_true(eq(p.type, "t"));
+    assert_true(eq(p.user_id, "guest"));
+    assert_true(eq(p.app_id, "app"));
+    assert_int_equal(p.headers.num_entries, 2);
+    assert_true(eq(p.headers.entries[1].key, "b"));
+    assert_int_equal(p.headers.entries[1].value.kind, AMQP_FIELD_KIND_UTF8);
+    assert_true(eq(p.headers.entries[1].value.value.bytes, "two"));
+    fs_header bad[] = {{"", "x", 0}};
+    e.headers = bad;
+    e.header_count = 1;
+    assert_int_equal(fs__rmq_props_encode(&e, &po, &p, t, cid, 5), FS_EINVAL);
+}
+
+static const char *hv(const fs__rmq_buf *b, const fs__rmq_decoded *d, const char *name)
+{
+    for (size_t i = 0; i < d->header_count; i++)
+        if (!strcmp(b->data + d->hdr_off[3 * i], name))
+            return b->data + d->hdr_off[3 * i + 1];
+    return NULL;
+}
+
+static void decode_every_field_type(void **state)
+{
+    (void)state;
+    amqp_field_value_t arr[2];
+    arr[0].kind = AMQP_FIELD_KIND_I8;
+    arr[0].value.i8 = -1;
+    arr[1].kind = AMQP_FIELD_KIND_UTF8;
+    arr[1].value.bytes = amqp_cstring_bytes("q\"s");
+    amqp_table_entry_t inner[1];
+    inner[0].key = amqp_cstring_bytes("k");
+    inner[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    inner[0].value.value.boolean = 0;
+    amqp_table_entry_t e[9];
+    int n = 0;
+    e[n].key = amqp_cstring_bytes("s");
+    e[n].value.kind = AMQP_FIELD_KIND_UTF8;
+    e[n++].value.value.bytes = amqp_cstring_bytes("str");
+    e[n].key = amqp_cstring_bytes("i32");
+    e[n].value.kind = AMQP_FIELD_KIND_I32;
+    e[n++].value.value.i32 = -7;
+    e[n].key = amqp_cstring_bytes("u64");
+    e[n].value.kind = AMQP_FIELD_KIND_U64;
+    e[n++].value.value.u64 = 18446744073709551615ull;
+    e[n].key = amqp_cstring_bytes("t");
+    e[n].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    e[n++].value.value.boolean = 1;
+    e[n].key = amqp_cstring_bytes("f");
+    e[n].value.kind = AMQP_FIELD_KIND_F64;
+    e[n++].value.value.f64 = 0.5;
+    e[n].key = amqp_cstring_bytes("dec");
+    e[n].value.kind = AMQP_FIELD_KIND_DECIMAL;
+    e[n].value.value.decimal.decimals = 2;
+    e[n++].value.value.decimal.value = 12345;
+    e[n].key = amqp_cstring_bytes("arr");
+    e[n].value.kind = AMQP_FIELD_KIND_ARRAY;
+    e[n].value.value.array.num_entries = 2;
+    e[n++].value.value.array.entries = arr;
+    e[n].key = amqp_cstring_bytes("tbl");
+    e[n].value.kind = AMQP_FIELD_KIND_TABLE;
+    e[n].value.value.table.num_entries = 1;
+    e[n++].value.value.table.entries = inner;
+    e[n].key = amqp_cstring_bytes("x-delivery-count");
+    e[n].value.kind = AMQP_FIELD_KIND_I64;
+    e[n++].value.value.i64 = 3;
+    amqp_basic_properties_t p;
+    memset(&p, 0, sizeof p);
+    p._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG |
+               AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
+    p.headers.num_entries = n;
+    p.headers.entries = e;
+    p.content_type = amqp_cstring_bytes("text/plain");
+    p.correlation_id = amqp_cstring_bytes("cid");
+    p.timestamp = 99;
+    fs__rmq_buf b = {0};
+    fs__rmq_decoded d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(fs__rmq_props_decode(&p, &b, &d), FS_OK);
+    assert_string_equal(b.data + d.content_type, "text/plain");
+    assert_string_equal(b.data + d.correlation_id, "cid");
+    assert_true(d.message_id == (size_t)-1);
+    assert_true(d.reply_to == (size_t)-1);
+    assert_int_equal(d.timestamp_s, 99);
+    assert_int_equal(d.header_count, (size_t)n);
+    assert_string_equal(hv(&b, &d, "s"), "str");
+    assert_string_equal(hv(&b, &d, "i32"), "-7");
+    assert_string_equal(hv(&b, &d, "u64"), "18446744073709551615");
+    assert_string_equal(hv(&b, &d, "t"), "true");
+    assert_string_equal(hv(&b, &d, "f"), "0.5");
+    assert_string_equal(hv(&b, &d, "dec"), "123.45");
+    assert_string_equal(hv(&b, &d, "arr"), "[-1,\"q\\\"s\"]");
+    assert_string_equal(hv(&b, &d, "tbl"), "{\"k\":false}");
+    assert_int_equal(d.x_delivery_count, 3);
+    fs__rmq_buf_free(&b);
+    free(d.hdr_off);
+}
+
+static void reply_to_split_and_codes(void **state)
+{
+    (void)state;
+    amqp_bytes_t rk, ex;
+    fs__rmq_reply_split("queue|exchange", &rk, &ex);
+    assert_true(eq(rk, "queue"));
+    assert_true(eq(ex, "exchange"));
+    fs__rmq_reply_split("amq.rabbitmq.reply-to.abc", &rk, &ex);
+    assert_true(eq(rk, "amq.rabbitmq.reply-to.abc"));
+    assert_int_equal(ex.len, 0);
+    assert_string_equal(fs__rmq_code_type(404), "ChannelNotFoundEntity");
+    assert_string_equal(fs__rmq_code_type(406), "ChannelPreconditionFailed");
+    assert_string_equal(fs__rmq_code_type(999), "ChannelClosed");
+    char a[37], b2[37];
+    fs__rmq_uuid4(a);
+    fs__rmq_uuid4(b2);
+    assert_int_equal(strlen(a), 36);
+    assert_string_not_equal(a, b2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(encode_defaults),
+        cmocka_unit_test(encode_everything),
+        cmocka_unit_test(decode_every_field_type),
+        cmocka_unit_test(reply_to_split_and_codes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
