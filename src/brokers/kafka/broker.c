@@ -174,7 +174,7 @@ int fs_kafka_lag(fs_broker *broker, const char *source, int timeout_ms, uint64_t
     if (!s)
         return fs_adapter_error(FS_ENOTFOUND, "fs_kafka_lag: no Kafka subscription on '%s'",
                                 source);
-    return fs__kafka_backlog(b, s, timeout_ms, out);
+    return fs__kafka_lag_of(s, true, timeout_ms, out);
 }
 
 void *fs_kafka_producer_handle(fs_broker *broker)

@@ -257,6 +257,8 @@ int fs__kafka_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **o
 int fs__kafka_settle(void *impl, fs_message *m, fs_settle_state op, unsigned delay_ms,
                      const char *reason);
 int fs__kafka_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out);
+/* Lag of a subscription: exact (asks the cluster) or from librdkafka's cache. */
+int fs__kafka_lag_of(ksub *s, bool exact, int timeout_ms, uint64_t *out);
 ksub *fs__kafka_find_sub(kafka_broker *b, const char *source);
 
 #endif

@@ -584,10 +584,14 @@ int fs__kafka_settle(void *impl, fs_message *m, fs_settle_state op, unsigned del
 /* ------------------------------------------------------------------------ */
 /* Consumer lag                                                             */
 
-int fs__kafka_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out)
+/*
+ * Cheap (the backlog op, asked at every scrape): librdkafka's cached high
+ * watermarks (from the last fetch responses) minus the consumer positions,
+ * no round trip. Exact (fs_kafka_lag): high watermarks and committed offsets
+ * asked from the cluster.
+ */
+int fs__kafka_lag_of(ksub *s, bool exact, int timeout_ms, uint64_t *out)
 {
-    (void)impl;
-    ksub *s = sub;
     *out = 0;
     pthread_mutex_lock(&s->rk_mu);
     int rc = FS_OK;
@@ -597,8 +601,9 @@ int fs__kafka_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out)
         goto out;
     }
     rd_kafka_resp_err_t e = rd_kafka_assignment(s->rk, &l);
-    if (!e && s->group && l->cnt)
-        e = rd_kafka_committed(s->rk, l, timeout_ms);
+    bool committed = exact && s->group;
+    if (!e && l->cnt)
+        e = committed ? rd_kafka_committed(s->rk, l, timeout_ms) : rd_kafka_position(s->rk, l);
     if (e) {
         rc = fs_adapter_error(fs__kafka_status(e), "kafka: lag of %s: %s", s->source,
                               rd_kafka_err2str(e));
@@ -606,24 +611,18 @@ int fs__kafka_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out)
     }
     uint64_t sum = 0;
     for (int i = 0; i < l->cnt; i++) {
-        int64_t lo, hi;
-        e = rd_kafka_query_watermark_offsets(s->rk, l->elems[i].topic, l->elems[i].partition, &lo,
-                                             &hi, timeout_ms);
+        int64_t lo = -1, hi = -1;
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        e = exact ? rd_kafka_query_watermark_offsets(s->rk, tp->topic, tp->partition, &lo, &hi,
+                                                     timeout_ms)
+                  : rd_kafka_get_watermark_offsets(s->rk, tp->topic, tp->partition, &lo, &hi);
         if (e) {
             rc = fs_adapter_error(fs__kafka_status(e), "kafka: lag of %s: watermarks of %s[%d]: %s",
-                                  s->source, l->elems[i].topic, (int)l->elems[i].partition,
-                                  rd_kafka_err2str(e));
+                                  s->source, tp->topic, (int)tp->partition, rd_kafka_err2str(e));
             goto out;
         }
-        int64_t from = s->group && l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
-        if (!s->group) {
-            rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(pos, l->elems[i].topic, l->elems[i].partition);
-            if (!rd_kafka_position(s->rk, pos) && pos->elems[0].offset >= 0)
-                from = pos->elems[0].offset;
-            rd_kafka_topic_partition_list_destroy(pos);
-        }
-        if (hi > from)
+        int64_t from = tp->offset >= 0 ? tp->offset : lo;
+        if (hi > from && from >= 0)
             sum += (uint64_t)(hi - from);
     }
     *out = sum;
@@ -632,6 +631,12 @@ out:
         rd_kafka_topic_partition_list_destroy(l);
     pthread_mutex_unlock(&s->rk_mu);
     return rc;
+}
+
+int fs__kafka_backlog(void *impl, void *sub, int timeout_ms, uint64_t *out)
+{
+    (void)impl;
+    return fs__kafka_lag_of(sub, false, timeout_ms, out);
 }
 
 void fs__kafka_on_release(fs_message *m)
