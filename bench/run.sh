@@ -246,6 +246,54 @@ if [ -x "$C_REDIS" ]; then
     rm -f "$redis_out"
 fi
 
+# Kafka (issue 8): ours without and with the Prometheus middleware beside raw
+# librdkafka on the mock cluster, wall clock (in-process mock), then
+# instructions per message under callgrind (client only: the stand-alone mock
+# of scripts/services.sh runs in its own process), which do not swing with
+# the machine's load.
+C_KAFKA=$BUILD/bench/fs_bench_kafka
+if [ -x "$C_KAFKA" ]; then
+    echo "bench: Kafka ($C_KAFKA, on librdkafka's mock cluster)" >&2
+    kafka_out=$(mktemp)
+    if "$C_KAFKA" --repeats "$REPEATS" >"$kafka_out"; then
+        grep -v '^#' "$kafka_out" | sed 's/^/ours /' >>"$RESULTS"
+        echo
+        sed -n 's/^# \{0,1\}//p' "$kafka_out"
+    else
+        echo "bench: the Kafka benchmark failed" >&2
+    fi
+    rm -f "$kafka_out"
+    SERVICES=$HERE/../scripts/services.sh
+    if command -v valgrind >/dev/null; then
+        started_kafka=
+        if ! "$SERVICES" status kafka >/dev/null 2>&1; then
+            "$SERVICES" start kafka >/dev/null && started_kafka=1
+        fi
+        boot=$("$SERVICES" url kafka 2>/dev/null | sed 's,^kafka://,,')
+        cg=$(mktemp -d)
+        echo
+        printf '%-16s %12s %12s %12s %9s %10s\n' "instr/msg" ours ours+prom raw ours/raw middleware
+        for op in produce consume_single consume_batch; do
+            declare -A IR=()
+            for s in ours prom raw; do
+                rm -f "$cg"/cg.*
+                n=$(FS_KAFKA_BOOTSTRAP=$boot valgrind --tool=callgrind --callgrind-out-file="$cg/cg.%p" \
+                    "$C_KAFKA" --only "$op" --side "$s" --callgrind --messages 5000 2>/dev/null |
+                    awk '/^kafka_cg_messages/ {print $2}')
+                ir=$(cat "$cg"/cg.*.1 2>/dev/null | awk '/^summary:/ {print $2}')
+                IR[$s]=$([ -n "$n" ] && [ -n "$ir" ] && echo $((ir / n)) || echo 0)
+                echo "ours kafka_${op}_${s}_instructions ${IR[$s]}" >>"$RESULTS"
+            done
+            awk -v op="$op" -v o="${IR[ours]}" -v p="${IR[prom]}" -v r="${IR[raw]}" 'BEGIN {
+                printf "%-16s %12d %12d %12d %8.0f%% %+9.1f%%\n", op, o, p, r,
+                       (o > 0 ? 100 * r / o : 0), (o > 0 ? 100 * (p - o) / o : 0) }'
+        done
+        echo "(ours/raw: raw's instructions per message over ours, as a throughput ratio; middleware: instructions it adds)"
+        rm -rf "$cg"
+        if [ -n "$started_kafka" ]; then "$SERVICES" stop kafka >/dev/null; fi
+    fi
+fi
+
 # NATS (issue 10): core publish, core publish+receive, JetStream publish (PubAck)
 # and pull+ack, ours without and with the Prometheus middleware beside raw
 # nats.c, in the same run, on a nats-server -js the benchmark starts itself;

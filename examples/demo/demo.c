@@ -38,6 +38,9 @@
 #ifdef FS_DEMO_HAVE_REDIS
 #include <faststream/redis.h>
 #endif
+#ifdef FS_DEMO_HAVE_KAFKA
+#include <faststream/kafka.h>
+#endif
 #ifdef FS_DEMO_HAVE_MQTT
 #include <faststream/mqtt.h>
 #endif
@@ -308,11 +311,12 @@ static int add_quota(fs_broker *broker, const char *destination, double per_seco
 typedef struct broker_setup {
     const void *subscribe; /* fs_subscriber_options.broker_options */
     const void *publish;   /* fs_publisher_options.broker_options */
+    fs_ack_policy policy;  /* the subscribers' ack policy (DEFAULT: the broker's) */
 } broker_setup;
 
 static broker_setup setup_for(const fs_broker *broker)
 {
-    broker_setup s = {NULL, NULL}; /* the broker's defaults (memory://: named queues) */
+    broker_setup s = {NULL, NULL, FS_ACK_POLICY_DEFAULT}; /* defaults (memory://: named queues) */
     (void)broker;
 #ifdef FS_DEMO_HAVE_NATS
     /* NATS core subjects have no acknowledgement: JetStream, one stream for the
@@ -345,6 +349,14 @@ static broker_setup setup_for(const fs_broker *broker)
         s.subscribe = &rs;
         s.publish = &rp;
     }
+#endif
+#ifdef FS_DEMO_HAVE_KAFKA
+    /* Kafka's default (ACK_FIRST, auto-commit) counts every message acked:
+     * settle after handling, so failures and nacks (seek back) show. No
+     * group (a kafka://...?group_id= URL sets one): three members joining
+     * one group would rebalance it three times. */
+    if (fs_broker_is_kafka(broker))
+        s.policy = FS_ACK_POLICY_REJECT_ON_ERROR;
 #endif
     return s;
 }
@@ -515,6 +527,9 @@ int main(int argc, char **argv)
 #ifdef FS_DEMO_HAVE_REDIS
     fs_redis_register(); /* make redis:// known even when linked statically */
 #endif
+#ifdef FS_DEMO_HAVE_KAFKA
+    fs_kafka_register();
+#endif
 #ifdef FS_DEMO_HAVE_NATS
     fs_nats_register();
 #endif
@@ -547,12 +562,15 @@ int main(int argc, char **argv)
     fs_subscriber_options orders = FS_SUBSCRIBER_OPTIONS_INIT;
     orders.concurrency = 2;
     orders.broker_options = bs.subscribe;
+    orders.ack_policy = bs.policy;
     fs_subscriber_options trades = FS_SUBSCRIBER_OPTIONS_INIT;
     trades.batch_size = TRADE_BATCH;
     trades.batch_timeout_ms = 250;
     trades.broker_options = bs.subscribe;
+    trades.ack_policy = bs.policy;
     fs_subscriber_options notifications = FS_SUBSCRIBER_OPTIONS_INIT;
     notifications.broker_options = bs.subscribe;
+    notifications.ack_policy = bs.policy;
     /* Metrics first (outermost), so they see what the quota does. */
     fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
     po.app_name = app_name;

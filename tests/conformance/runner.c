@@ -72,7 +72,8 @@ static const char *label_fn(const fs_message *msg, void *user)
     return msg ? "handled" : "outside";
 }
 
-/* FastStream's ids: present, stable, a uuid4 correlation id, message id = correlation id. */
+/* FastStream's ids: present, stable, a uuid4 correlation id, message id = correlation id
+ * (Kafka: "{offset}-{timestamp}"). */
 static bool ids_ok(fs_message *m, conf_delivery *dv)
 {
     const char *c1 = fs_message_correlation_id(m), *c2 = fs_message_correlation_id(m);
@@ -80,7 +81,17 @@ static bool ids_ok(fs_message *m, conf_delivery *dv)
     snprintf(dv->correlation_id, sizeof dv->correlation_id, "%s", c1 ? c1 : "(null)");
     snprintf(dv->why, sizeof dv->why, "correlation id %s (again: %s), message id %s",
              c1 ? c1 : "(null)", c2 ? c2 : "(null)", id ? id : "(null)");
-    if (!c1 || !c2 || !id || strcmp(c1, c2) != 0 || strcmp(id, c1) != 0)
+    bool id_ok = id && c1 && strcmp(id, c1) == 0;
+#if CONF_CORE_V2
+    /* Kafka (FastStream's parser): the message id is "{offset}-{timestamp}" instead. */
+    char kid[48];
+    if (id && !id_ok && fs_message_offset(m) >= 0) {
+        snprintf(kid, sizeof kid, "%lld-%lld", (long long)fs_message_offset(m),
+                 (long long)fs_message_timestamp_ms(m));
+        id_ok = strcmp(id, kid) == 0;
+    }
+#endif
+    if (!c1 || !c2 || !id || strcmp(c1, c2) != 0 || !id_ok)
         return false;
     return strlen(c1) == 36 && c1[8] == '-' && c1[13] == '-' && c1[18] == '-' && c1[23] == '-' &&
            c1[14] == '4';

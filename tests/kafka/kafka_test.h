@@ -1,0 +1,279 @@
+/*
+ * Helpers for the Kafka tests: an in-process librdkafka mock cluster (or
+ * the stand-alone one of scripts/services.sh, via kt_services_url), raw
+ * librdkafka clients to put messages and read committed offsets, and a
+ * recording handler. Header-only; include after cmocka.h.
+ */
+#ifndef FS_TEST_KAFKA_H
+#define FS_TEST_KAFKA_H
+
+#include "faststream/faststream.h"
+#include "faststream/kafka.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Kafka ApiKeys (rdkafka_protocol.h is not installed). */
+#define KT_API_PRODUCE 0
+#define KT_API_FETCH 1
+#define KT_API_OFFSET_COMMIT 8
+
+/* Fail with fs_last_error() when a call does not return FS_OK. */
+#define KT_OK(expr)                                                                                \
+    do {                                                                                           \
+        int kt_rc_ = (expr);                                                                       \
+        if (kt_rc_ != 0)                                                                           \
+            fail_msg("%s = %d: %s", #expr, kt_rc_, fs_last_error());                               \
+    } while (0)
+
+typedef struct kt_cluster {
+    rd_kafka_t *rk; /* owns the mock cluster */
+    rd_kafka_mock_cluster_t *mc;
+    char bootstraps[512];
+    char url[600];
+} kt_cluster;
+
+static inline void kt_sleep_ms(unsigned ms)
+{
+    struct timespec d = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
+    nanosleep(&d, NULL);
+}
+
+static inline double kt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline void kt_cluster_start(kt_cluster *c, int brokers)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
+    c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(c->rk);
+    c->mc = rd_kafka_mock_cluster_new(c->rk, brokers);
+    assert_non_null(c->mc);
+    snprintf(c->bootstraps, sizeof c->bootstraps, "%s", rd_kafka_mock_cluster_bootstraps(c->mc));
+    snprintf(c->url, sizeof c->url, "kafka://%s", c->bootstraps);
+}
+
+static inline void kt_cluster_stop(kt_cluster *c)
+{
+    rd_kafka_mock_cluster_destroy(c->mc);
+    rd_kafka_destroy(c->rk);
+}
+
+static inline void kt_topic(kt_cluster *c, const char *topic, int partitions)
+{
+    assert_int_equal(rd_kafka_mock_topic_create(c->mc, topic, partitions, 1), 0);
+}
+
+/* Settings that make the mock fast: short fetch waits, short sessions. */
+static const fs_kafka_config kt_fast_config[] = {
+    {"fetch.wait.max.ms", "10"},
+    {"session.timeout.ms", "6000"},
+    {"heartbeat.interval.ms", "200"},
+    {"topic.metadata.refresh.interval.ms", "1000"},
+    {"log_level", "3"},
+};
+
+static inline fs_broker *kt_broker(const kt_cluster *c, const char *group, fs_kafka_options *o)
+{
+    fs_kafka_options def = FS_KAFKA_OPTIONS_INIT;
+    if (!o)
+        o = &def;
+    if (!o->config) {
+        o->config = kt_fast_config;
+        o->config_count = sizeof kt_fast_config / sizeof kt_fast_config[0];
+    }
+    if (!o->commit_interval_ms)
+        o->commit_interval_ms = 50;
+    char url[700];
+    snprintf(url, sizeof url, "%s%s%s", c->url, group ? "?group_id=" : "", group ? group : "");
+    fs_broker *b = NULL;
+    int rc = fs_kafka_broker_new(url, o, &b);
+    if (rc)
+        fail_msg("fs_kafka_broker_new(%s): %s", url, fs_last_error());
+    return b;
+}
+
+/* A raw producer for putting messages from outside. */
+static inline rd_kafka_t *kt_producer(const kt_cluster *c)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", c->bootstraps, err, sizeof err);
+    rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err);
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(p);
+    return p;
+}
+
+/* Produce `n` messages "m<i>" (key "k<i>") to topic (partition -1: any), wait for all. */
+static inline void kt_put(rd_kafka_t *p, const char *topic, int32_t partition, int first, int n)
+{
+    for (int i = first; i < first + n; i++) {
+        char body[32], key[32];
+        int bl = snprintf(body, sizeof body, "m%d", i);
+        int kl = snprintf(key, sizeof key, "k%d", i);
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_VALUE(body, (size_t)bl),
+                                      RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_END)) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(p, 10);
+        assert_int_equal(e, 0);
+    }
+    assert_int_equal(rd_kafka_flush(p, 10000), 0);
+}
+
+/* Sum of the committed offsets of `group` on topic's partitions [0, parts). */
+static inline long kt_committed(const kt_cluster *c, const char *group, const char *topic,
+                                int parts)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", c->bootstraps, err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", group, err, sizeof err);
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
+    for (int i = 0; i < parts; i++)
+        rd_kafka_topic_partition_list_add(l, topic, i);
+    long sum = 0;
+    if (rd_kafka_committed(rk, l, 5000) == 0)
+        for (int i = 0; i < parts; i++)
+            if (l->elems[i].offset > 0)
+                sum += (long)l->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return sum;
+}
+
+/* Wait until kt_committed reaches `want` (or timeout); returns the last value. */
+static inline long kt_wait_committed(const kt_cluster *c, const char *group, const char *topic,
+                                     int parts, long want, double timeout_s)
+{
+    double end = kt_now() + timeout_s;
+    long got;
+    while ((got = kt_committed(c, group, topic, parts)) < want && kt_now() < end)
+        kt_sleep_ms(50);
+    return got;
+}
+
+/* A recording handler. */
+typedef struct kt_rec {
+    pthread_mutex_t mu;
+    int count; /* handler calls */
+    int msgs;  /* messages (batches count each) */
+    char bodies[4096][16];
+    int32_t partition[4096];
+    int64_t offset[4096];
+    char last_cid[64], last_ct[64], last_reply_to[64], last_id[64], last_hdr[64];
+    char last_source[128];
+    fs_outcome outcome; /* returned by the handler */
+    int fail_first;     /* the first N calls fail */
+    _Atomic int inflight, max_inflight;
+    unsigned sleep_ms;
+} kt_rec;
+
+static inline void kt_rec_init(kt_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+}
+
+static inline void kt_copy(char *dst, size_t n, const char *s)
+{
+    snprintf(dst, n, "%s", s ? s : "");
+}
+
+static inline fs_outcome kt_handler(fs_message *m, void *user)
+{
+    kt_rec *r = user;
+    int now = atomic_fetch_add(&r->inflight, 1) + 1;
+    int mx = atomic_load(&r->max_inflight);
+    while (now > mx && !atomic_compare_exchange_weak(&r->max_inflight, &mx, now))
+        ;
+    if (r->sleep_ms)
+        kt_sleep_ms(r->sleep_ms);
+    pthread_mutex_lock(&r->mu);
+    int i = r->count++;
+    r->msgs += (int)fs_message_count(m);
+    fs_message *first = fs_message_is_batch(m) ? fs_message_at(m, 0) : m;
+    const fs_kafka_message_info *info = fs_message_raw(first);
+    if (i < 4096) {
+        size_t n = fs_message_body_len(first);
+        if (n > 15)
+            n = 15;
+        if (n)
+            memcpy(r->bodies[i], fs_message_body(first), n);
+        r->bodies[i][n] = 0;
+        r->partition[i] = info ? info->partition : -1;
+        r->offset[i] = info ? info->offset : -1;
+    }
+    kt_copy(r->last_cid, sizeof r->last_cid, fs_message_correlation_id(first));
+    kt_copy(r->last_ct, sizeof r->last_ct, fs_message_content_type(first));
+    kt_copy(r->last_reply_to, sizeof r->last_reply_to, fs_message_reply_to(first));
+    kt_copy(r->last_id, sizeof r->last_id, fs_message_id(first));
+    kt_copy(r->last_hdr, sizeof r->last_hdr, fs_message_header(first, "x-test"));
+    kt_copy(r->last_source, sizeof r->last_source, fs_message_source(m));
+    bool fail = i < r->fail_first;
+    fs_outcome out = r->outcome;
+    pthread_mutex_unlock(&r->mu);
+    atomic_fetch_sub(&r->inflight, 1);
+    if (fail)
+        return fs_message_fail(m, "ValueError", "planned failure %d", i);
+    return out;
+}
+
+static inline int kt_count(kt_rec *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->count;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static inline int kt_wait_count(kt_rec *r, int want, double timeout_s)
+{
+    double end = kt_now() + timeout_s;
+    int n;
+    while ((n = kt_count(r)) < want && kt_now() < end)
+        kt_sleep_ms(10);
+    return n;
+}
+
+/* Subscribe `rec` to `topic` (group from the broker), earliest, with a policy and workers. */
+static inline fs_subscriber *kt_sub(fs_broker *b, const char *topic, kt_rec *rec,
+                                    fs_ack_policy policy, unsigned concurrency,
+                                    fs_kafka_subscriber_options *ko)
+{
+    fs_kafka_subscriber_options def = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
+    if (!ko) {
+        def.start = FS_KAFKA_START_EARLIEST;
+        ko = &def;
+    }
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.ack_policy = policy;
+    so.concurrency = concurrency;
+    so.broker_options = ko;
+    so.redelivery.delay_ms = 20;
+    fs_subscriber *sub = NULL;
+    KT_OK(fs_subscribe(b, topic, kt_handler, rec, &so, &sub));
+    return sub;
+}
+
+#endif

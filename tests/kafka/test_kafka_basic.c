@@ -1,0 +1,344 @@
+/*
+ * The Kafka adapter without consumer groups, on an in-process mock cluster:
+ * URL and option checks, connection errors, publish/consume with
+ * FastStream's headers both ways, explicit partitions and start offsets,
+ * batches, request/reply through a reply topic, consumer lag, and
+ * publishing while the cluster is down.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "kafka/kafka_test.h"
+
+#include "faststream/exposition.h"
+#include "faststream/prometheus.h"
+
+static kt_cluster cl;
+
+static int setup(void **state)
+{
+    (void)state;
+    kt_cluster_start(&cl, 3);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kt_cluster_stop(&cl);
+    return 0;
+}
+
+static void test_url_and_options(void **state)
+{
+    (void)state;
+    fs_broker *b = NULL;
+    assert_int_equal(fs_kafka_broker_new("kafka://h:1?nope=1", NULL, &b), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "nope"));
+    assert_int_equal(fs_kafka_broker_new("redis://h:1", NULL, &b), FS_EINVAL);
+    assert_int_equal(fs_kafka_broker_new("kafka://u:p@h:1", NULL, &b), FS_EINVAL);
+    assert_int_equal(fs_kafka_broker_new("kafka://", NULL, &b), FS_EINVAL);
+    fs_kafka_options o = FS_KAFKA_OPTIONS_INIT;
+    fs_kafka_config bad[] = {{"no.such.key", "1"}};
+    o.config = bad;
+    o.config_count = 1;
+    assert_int_equal(fs_kafka_broker_new("kafka://h:1", &o, &b), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "no.such.key"));
+    fs_kafka_config badv[] = {{"linger.ms", "banana"}};
+    o.config = NULL;
+    o.config_count = 0;
+    o.producer_config = badv;
+    o.producer_config_count = 1;
+    assert_int_equal(fs_kafka_broker_new("kafka://h:1", &o, &b), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "linger.ms"));
+    /* Through the scheme registry, with a group and client id. */
+    assert_int_equal(
+        fs_broker_new("kafka://127.0.0.1:1,127.0.0.1:2?group_id=g&client_id=c", NULL, &b), 0);
+    assert_true(fs_broker_is_kafka(b));
+    fs_broker_free(b);
+}
+
+static void test_unreachable(void **state)
+{
+    (void)state;
+    fs_kafka_options o = FS_KAFKA_OPTIONS_INIT;
+    o.connect_timeout_ms = 300;
+    fs_broker *b = NULL;
+    assert_int_equal(fs_kafka_broker_new("kafka://127.0.0.1:1", &o, &b), 0);
+    int rc = fs_broker_connect(b);
+    assert_int_equal(rc, FS_EIO);
+    assert_non_null(strstr(fs_last_error(), "127.0.0.1:1"));
+    fs_broker_free(b);
+}
+
+static void test_headers_both_ways(void **state)
+{
+    (void)state;
+    kt_topic(&cl, "basic.headers", 2);
+    fs_broker *b = kt_broker(&cl, NULL, NULL);
+    kt_rec rec;
+    kt_rec_init(&rec);
+    fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
+    ko.start = FS_KAFKA_START_EARLIEST;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ko;
+    KT_OK(fs_subscribe(b, "basic.headers", kt_handler, &rec, &so, NULL));
+    KT_OK(fs_broker_start(b));
+
+    fs_header h[] = {{"x-test", "v1", 0}};
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = "hello";
+    e.body_len = 5;
+    e.headers = h;
+    e.header_count = 1;
+    e.content_type = "text/plain";
+    e.correlation_id = "cid-1";
+    e.reply_to = "replies";
+    fs_kafka_publish_options po = FS_KAFKA_PUBLISH_OPTIONS_INIT;
+    po.partition = 1;
+    po.key = "k";
+    po.key_len = 1;
+    po.timestamp_ms = 1700000000123;
+    e.broker_options = &po;
+    KT_OK(fs_publish(b, "basic.headers", &e));
+    assert_int_equal(kt_wait_count(&rec, 1, 10), 1);
+    pthread_mutex_lock(&rec.mu);
+    assert_string_equal(rec.bodies[0], "hello");
+    assert_string_equal(rec.last_ct, "text/plain");
+    assert_string_equal(rec.last_cid, "cid-1");
+    assert_string_equal(rec.last_reply_to, "replies");
+    assert_string_equal(rec.last_hdr, "v1");
+    assert_string_equal(rec.last_source, "basic.headers");
+    assert_int_equal(rec.partition[0], 1);
+    assert_string_equal(rec.last_id, "0-1700000000123");
+    pthread_mutex_unlock(&rec.mu);
+
+    /* A raw record with FastStream's headers as a Python service writes them. */
+    rd_kafka_t *p = kt_producer(&cl);
+    rd_kafka_headers_t *hs = rd_kafka_headers_new(3);
+    rd_kafka_header_add(hs, "content-type", -1, "", 0); /* "" = none */
+    rd_kafka_header_add(hs, "correlation_id", -1, "py-cid", -1);
+    rd_kafka_header_add(hs, "x-test", -1, "bytes\0x", 7);
+    assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("basic.headers"),
+                                       RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE("py", 2),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END),
+                     0);
+    rd_kafka_flush(p, 5000);
+    assert_int_equal(kt_wait_count(&rec, 2, 10), 2);
+    pthread_mutex_lock(&rec.mu);
+    assert_string_equal(rec.last_ct, "");
+    assert_string_equal(rec.last_cid, "py-cid");
+    assert_string_equal(rec.last_hdr, "bytes");
+    pthread_mutex_unlock(&rec.mu);
+
+    /* What we write, read raw: FastStream's header order and values. */
+    rd_kafka_destroy(p);
+    fs_broker_free(b);
+}
+
+static void test_explicit_partitions_and_offsets(void **state)
+{
+    (void)state;
+    kt_topic(&cl, "basic.parts", 3);
+    rd_kafka_t *p = kt_producer(&cl);
+    kt_put(p, "basic.parts", 0, 0, 5);
+    kt_put(p, "basic.parts", 1, 5, 5);
+    kt_put(p, "basic.parts", 2, 10, 5);
+    fs_broker *b = kt_broker(&cl, NULL, NULL);
+    kt_rec rec;
+    kt_rec_init(&rec);
+    fs_kafka_partition parts[] = {{"basic.parts", 1}, {NULL, 2}};
+    fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
+    ko.partitions = parts;
+    ko.partition_count = 2;
+    ko.start = FS_KAFKA_START_OFFSET;
+    ko.start_value = 3;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ko;
+    so.concurrency = 2;
+    KT_OK(fs_subscribe(b, "basic.parts", kt_handler, &rec, &so, NULL));
+    KT_OK(fs_broker_start(b));
+    assert_int_equal(kt_wait_count(&rec, 4, 10), 4);
+    kt_sleep_ms(200);
+    assert_int_equal(kt_count(&rec), 4); /* offsets 3 and 4 of partitions 1 and 2 */
+    pthread_mutex_lock(&rec.mu);
+    for (int i = 0; i < 4; i++) {
+        assert_true(rec.partition[i] == 1 || rec.partition[i] == 2);
+        assert_true(rec.offset[i] >= 3);
+    }
+    pthread_mutex_unlock(&rec.mu);
+    uint64_t lag = 99;
+    KT_OK(fs_kafka_lag(b, "basic.parts", 2000, &lag));
+    assert_int_equal(lag, 0);
+    fs_broker_free(b);
+    rd_kafka_destroy(p);
+}
+
+static void test_batch(void **state)
+{
+    (void)state;
+    kt_topic(&cl, "basic.batch", 1);
+    rd_kafka_t *p = kt_producer(&cl);
+    kt_put(p, "basic.batch", 0, 0, 25);
+    fs_broker *b = kt_broker(&cl, NULL, NULL);
+    kt_rec rec;
+    kt_rec_init(&rec);
+    fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
+    ko.start = FS_KAFKA_START_EARLIEST;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ko;
+    so.batch_size = 10;
+    so.batch_timeout_ms = 200;
+    fs_subscriber *sub;
+    KT_OK(fs_subscribe(b, "basic.batch", kt_handler, &rec, &so, &sub));
+    KT_OK(fs_broker_start(b));
+    /* 25 messages in batches of at most 10: at least 3 handler calls. */
+    double end = kt_now() + 10;
+    while (fs_subscriber_handled(sub) < 25 && kt_now() < end)
+        kt_sleep_ms(10);
+    pthread_mutex_lock(&rec.mu);
+    assert_int_equal(rec.msgs, 25);
+    assert_true(rec.count >= 3);
+    pthread_mutex_unlock(&rec.mu);
+    /* A batch publish: all produced, all reports waited for. */
+    fs_envelope es[3];
+    for (int i = 0; i < 3; i++) {
+        fs_envelope e = FS_ENVELOPE_INIT;
+        e.body = "bb";
+        e.body_len = 2;
+        es[i] = e;
+    }
+    KT_OK(fs_publish_batch(b, "basic.batch", es, 3));
+    fs_broker_free(b);
+    rd_kafka_destroy(p);
+}
+
+static fs_outcome echo(fs_message *m, void *user)
+{
+    (void)user;
+    fs_message_reply(m, fs_message_body(m), fs_message_body_len(m), NULL, 0, "text/plain");
+    return FS_OUTCOME_OK;
+}
+
+static void test_request_reply(void **state)
+{
+    (void)state;
+    kt_topic(&cl, "basic.rpc", 1);
+    fs_broker *b = kt_broker(&cl, NULL, NULL);
+    fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
+    ko.start = FS_KAFKA_START_EARLIEST;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ko;
+    KT_OK(fs_subscribe(b, "basic.rpc", echo, NULL, &so, NULL));
+    KT_OK(fs_broker_start(b));
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = "ping";
+    e.body_len = 4;
+    fs_message *reply = NULL;
+    int rc = fs_request(b, "basic.rpc", &e, 10000, &reply);
+    if (rc)
+        fail_msg("fs_request: %s", fs_last_error());
+    assert_int_equal(fs_message_body_len(reply), 4);
+    assert_memory_equal(fs_message_body(reply), "ping", 4);
+    fs_message_free(reply);
+    fs_broker_free(b);
+}
+
+static void test_publish_cluster_down(void **state)
+{
+    (void)state;
+    kt_cluster c2;
+    kt_cluster_start(&c2, 1);
+    kt_topic(&c2, "down", 1);
+    fs_kafka_options o = FS_KAFKA_OPTIONS_INIT;
+    fs_kafka_config pc[] = {{"message.timeout.ms", "500"}};
+    o.producer_config = pc;
+    o.producer_config_count = 1;
+    fs_broker *b = kt_broker(&c2, NULL, &o);
+    KT_OK(fs_broker_connect(b));
+    assert_int_equal(fs_publish_bytes(b, "down", "x", 1), 0);
+    rd_kafka_mock_broker_set_down(c2.mc, 1);
+    int rc = fs_publish_bytes(b, "down", "y", 1);
+    assert_int_equal(rc, FS_ETIMEDOUT);
+    assert_string_equal(fs_last_publish_error_type(), "_MSG_TIMED_OUT");
+    assert_int_not_equal(fs_broker_ping(b, 300), 0);
+    rd_kafka_mock_broker_set_up(c2.mc, 1);
+    double end = kt_now() + 10;
+    while ((rc = fs_publish_bytes(b, "down", "z", 1)) != 0 && kt_now() < end)
+        ;
+    assert_int_equal(rc, 0);
+    /* An injected produce error names librdkafka's error. */
+    rd_kafka_mock_push_request_errors(c2.mc, KT_API_PRODUCE, 1,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    assert_int_not_equal(fs_publish_bytes(b, "down", "w", 1), 0);
+    assert_string_equal(fs_last_publish_error_type(), "TOPIC_AUTHORIZATION_FAILED");
+    fs_broker_free(b);
+    kt_cluster_stop(&c2);
+}
+
+/* A no_wait publish: accepted at once; its delivery failure still reaches the metrics. */
+static void test_no_wait_failure_counted(void **state)
+{
+    (void)state;
+    kt_cluster c2;
+    kt_cluster_start(&c2, 1);
+    kt_topic(&c2, "nowait", 1);
+    fs_kafka_options o = FS_KAFKA_OPTIONS_INIT;
+    fs_kafka_config pc[] = {{"message.timeout.ms", "300"}};
+    o.producer_config = pc;
+    o.producer_config_count = 1;
+    fs_broker *b = kt_broker(&c2, NULL, &o);
+    fs_registry *reg;
+    KT_OK(fs_registry_new(&reg));
+    fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
+    po.registry = reg;
+    KT_OK(fs_broker_add_prometheus(b, &po));
+    KT_OK(fs_broker_connect(b));
+    fs_kafka_publish_options nw = FS_KAFKA_PUBLISH_OPTIONS_INIT;
+    nw.no_wait = true;
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = "x";
+    e.body_len = 1;
+    e.broker_options = &nw;
+    fs_envelope sync = e;
+    sync.broker_options = NULL;
+    KT_OK(fs_publish(b, "nowait", &sync)); /* waits: delivered */
+    rd_kafka_mock_broker_set_down(c2.mc, 1);
+    KT_OK(fs_publish(b, "nowait", &e)); /* accepted; fails after message.timeout.ms */
+    fs_buffer buf = {0};
+    const char *want = "status=\"error\"} 1";
+    double end = kt_now() + 10;
+    bool seen = false;
+    while (!seen && kt_now() < end) {
+        kt_sleep_ms(50);
+        KT_OK(fs_registry_render(reg, FS_FORMAT_TEXT, &buf));
+        seen = strstr(buf.data, want) && strstr(buf.data, "_MSG_TIMED_OUT");
+    }
+    if (!seen)
+        fail_msg("no late error counted:\n%s", buf.data);
+    assert_non_null(strstr(buf.data, "status=\"success\"} 1"));
+    fs_buffer_free(&buf);
+    rd_kafka_mock_broker_set_up(c2.mc, 1);
+    fs_broker_free(b);
+    fs_registry_free(reg);
+    kt_cluster_stop(&c2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_and_options),
+        cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_headers_both_ways),
+        cmocka_unit_test(test_explicit_partitions_and_offsets),
+        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_request_reply),
+        cmocka_unit_test(test_publish_cluster_down),
+        cmocka_unit_test(test_no_wait_failure_counted),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
