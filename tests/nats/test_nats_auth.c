@@ -121,7 +121,7 @@ static int setup(void **state)
     servers[USERPASS] = spawn(up);
     servers[TOKEN] = spawn(tok);
     servers[TLS] = spawn(tls);
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 800; i++) { /* up to 20 s: three servers start on a loaded machine */
         if (listening(base_port) && listening(base_port + 1) && listening(base_port + 2) &&
             listening(mon_port))
             return 0;
@@ -141,7 +141,7 @@ static int teardown(void **state)
 static int try_connect(const char *url, fs_broker **keep)
 {
     fs_nats_options o = FS_NATS_OPTIONS_INIT;
-    o.connect_timeout_ms = 1000;
+    o.connect_timeout_ms = 3000;
     fs_broker *b = NULL;
     int rc = fs_nats_broker_new(url, &o, &b);
     if (rc)
