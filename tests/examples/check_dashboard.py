@@ -106,7 +106,7 @@ def main():
     port = promserver.free_port()
     listen = "127.0.0.1:%d" % port
     # The demo outlives the observation window by a margin, then stops itself.
-    duration = int(args.seconds) + 15
+    duration = int(args.seconds) + 30
     cmd = [args.demo, "--listen", listen, "--duration", str(duration)]
     if args.broker:
         cmd += ["--broker", args.broker]
