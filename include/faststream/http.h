@@ -47,12 +47,19 @@ extern "C" {
 
 typedef struct fs_http_server fs_http_server;
 
+/** fs_http_options.port: pick a free port (see fs_http_server_port). */
+#define FS_HTTP_PORT_ANY (-1)
+
+/*
+ * A zeroed fs_http_options means every default, as every options struct of
+ * the library: NULL strings and 0 numbers take the default given.
+ */
 typedef struct fs_http_options {
-    const char *address;      /**< IPv4 or IPv6 literal to bind; default "127.0.0.1" */
-    uint16_t port;            /**< 0 picks a free port (see fs_http_server_port) */
+    const char *address;      /**< IPv4 or IPv6 literal to bind; NULL: "127.0.0.1" */
+    int port;                 /**< 1..65535; 0: 8000; FS_HTTP_PORT_ANY picks a free one */
     fs_registry *registry;    /**< served at metrics_path; NULL: the default registry */
-    const char *metrics_path; /**< default "/metrics" */
-    const char *health_path;  /**< default "/health"; NULL or "" disables it */
+    const char *metrics_path; /**< NULL: "/metrics" */
+    const char *health_path;  /**< NULL: "/health"; "" disables it */
     unsigned threads;         /**< worker threads; 0 means 2 */
 
     /* Limits; 0 means the default given. */

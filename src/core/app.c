@@ -228,9 +228,7 @@ static int http_start(fs_app *app)
     if (app->opts.http_options)
         ho = *app->opts.http_options;
     ho.address = app->http_address;
-    ho.port = app->opts.http_port == FS_APP_PORT_ANY ? 0
-              : app->opts.http_port == 0             ? 8000
-                                                     : (uint16_t)app->opts.http_port;
+    ho.port = app->opts.http_port == FS_APP_PORT_ANY ? FS_HTTP_PORT_ANY : app->opts.http_port;
     ho.registry = app->opts.registry;
     ho.metrics_path = app->metrics_path;
     ho.health_path = app->health_path;

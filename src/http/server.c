@@ -567,7 +567,14 @@ int fs_http_server_new(const fs_http_options *opts, fs_http_server **out)
     const char *address = opts->address && opts->address[0] ? opts->address : "127.0.0.1";
     const char *metrics_path =
         opts->metrics_path && opts->metrics_path[0] ? opts->metrics_path : "/metrics";
-    const char *health_path = opts->health_path && opts->health_path[0] ? opts->health_path : NULL;
+    const char *health_path = !opts->health_path     ? "/health"
+                              : opts->health_path[0] ? opts->health_path
+                                                     : NULL; /* "" disables it */
+    FS_CHECK_ARG(opts->port == FS_HTTP_PORT_ANY || (opts->port >= 0 && opts->port <= 65535),
+                 "http: port %d is invalid (1..65535, 0 = 8000, FS_HTTP_PORT_ANY)", opts->port);
+    uint16_t port = opts->port == FS_HTTP_PORT_ANY ? 0
+                    : opts->port == 0              ? 8000
+                                                   : (uint16_t)opts->port;
     FS_CHECK_ARG(valid_path(metrics_path), "http: metrics_path \"%s\" must start with '/'",
                  metrics_path);
     FS_CHECK_ARG(!health_path || valid_path(health_path),
@@ -637,15 +644,15 @@ int fs_http_server_new(const fs_http_options *opts, fs_http_server **out)
         server_destroy(srv);
         return rc;
     }
-    srv->port = opts->port;
+    srv->port = port;
     srv->registry = reg;
     srv->threads = opts->threads ? opts->threads : 2;
     srv->addr = addr;
     srv->family = family;
     if (family == AF_INET)
-        ((struct sockaddr_in *)&srv->addr)->sin_port = htons(opts->port);
+        ((struct sockaddr_in *)&srv->addr)->sin_port = htons(port);
     else
-        ((struct sockaddr_in6 *)&srv->addr)->sin6_port = htons(opts->port);
+        ((struct sockaddr_in6 *)&srv->addr)->sin6_port = htons(port);
     atomic_init(&srv->bound_port, 0);
     atomic_init(&srv->size_hint, 0);
     *out = srv;

@@ -13,7 +13,7 @@
 static fs_http_server *server(void)
 {
     fs_http_options o = FS_HTTP_OPTIONS_INIT;
-    o.port = 0;
+    o.port = FS_HTTP_PORT_ANY;
     o.metrics_path = "/m";
     fs_http_server *srv = NULL;
     assert_int_equal(fs_http_server_new(&o, &srv), FS_OK);

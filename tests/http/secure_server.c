@@ -31,7 +31,7 @@ int main(int argc, char **argv)
     }
     fs_counter_add(c, 42);
     fs_http_options o = FS_HTTP_OPTIONS_INIT;
-    o.port = 0;
+    o.port = FS_HTTP_PORT_ANY;
     o.registry = reg;
     o.tls_cert_file = argv[1];
     o.tls_key_file = argv[2];

@@ -37,7 +37,7 @@ static fs_http_options local_options(fs_registry *reg)
 {
     fs_http_options o = FS_HTTP_OPTIONS_INIT;
     o.address = HOST;
-    o.port = 0;
+    o.port = FS_HTTP_PORT_ANY;
     o.registry = reg;
     return o;
 }
@@ -855,9 +855,44 @@ static void test_malformed_request(void **state)
     expect_status(f->port, "GET", "/metrics", NULL, 200);
 }
 
+/* A zeroed fs_http_options means every default: /metrics and /health, the default registry. */
+static void test_zeroed_options_are_defaults(void **state)
+{
+    (void)state;
+    fs_http_options o;
+    memset(&o, 0, sizeof o);
+    o.port = 70000;
+    fs_http_server *srv = NULL;
+    assert_int_equal(fs_http_server_new(&o, &srv), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "port 70000"));
+    o.port = FS_HTTP_PORT_ANY;
+    assert_int_equal(fs_http_server_new(&o, &srv), FS_OK);
+    assert_int_equal(fs_http_server_start(srv), FS_OK);
+    test_http_response r;
+    assert_int_equal(
+        test_http_request("127.0.0.1", fs_http_server_port(srv), "GET", "/health", NULL, &r), 0);
+    assert_int_equal(r.status, 204);
+    test_http_response_free(&r);
+    assert_int_equal(
+        test_http_request("127.0.0.1", fs_http_server_port(srv), "GET", "/metrics", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    test_http_response_free(&r);
+    fs_http_server_free(srv);
+    /* "" turns the health route off. */
+    o.health_path = "";
+    assert_int_equal(fs_http_server_new(&o, &srv), FS_OK);
+    assert_int_equal(fs_http_server_start(srv), FS_OK);
+    assert_int_equal(
+        test_http_request("127.0.0.1", fs_http_server_port(srv), "GET", "/health", NULL, &r), 0);
+    assert_int_equal(r.status, 404);
+    test_http_response_free(&r);
+    fs_http_server_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_zeroed_options_are_defaults),
         cmocka_unit_test(test_accepts_gzip),
         cmocka_unit_test(test_gzip_round_trip),
         cmocka_unit_test_setup_teardown(test_get_metrics, setup, teardown),

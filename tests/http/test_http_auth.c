@@ -80,7 +80,7 @@ static void check_server(const char *password, const char *hash)
     fs_counter *c;
     assert_int_equal(fs_counter_new(reg, "secret_requests_total", "Requests", &c), FS_OK);
     fs_http_options o = FS_HTTP_OPTIONS_INIT;
-    o.port = 0;
+    o.port = FS_HTTP_PORT_ANY;
     o.registry = reg;
     o.basic_auth_user = "prometheus";
     o.basic_auth_password = password;

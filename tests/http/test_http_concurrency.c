@@ -77,7 +77,7 @@ static int world_init(struct world *w, unsigned threads)
         fs_gauge_new(w->reg, "busy", "Busy workers", &w->busy))
         return -1;
     fs_http_options o = FS_HTTP_OPTIONS_INIT;
-    o.port = 0;
+    o.port = FS_HTTP_PORT_ANY;
     o.registry = w->reg;
     o.threads = threads;
     if (fs_http_server_new(&o, &w->srv) || fs_http_server_start(w->srv))

@@ -52,7 +52,7 @@ static void start(struct server *s, fs_http_options *o)
     assert_int_equal(fs_counter_new(s->reg, "secret_requests_total", "Requests", &c), FS_OK);
     fs_counter_add(c, 7);
     o->address = HOST;
-    o->port = 0;
+    o->port = FS_HTTP_PORT_ANY;
     o->registry = s->reg;
     if (fs_http_server_new(o, &s->srv) != FS_OK || fs_http_server_start(s->srv) != FS_OK)
         fail_msg("server: %s", fs_last_error());

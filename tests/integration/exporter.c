@@ -542,7 +542,7 @@ int main(int argc, char **argv)
     build(reg);
 
     fs_http_options o = FS_HTTP_OPTIONS_INIT;
-    o.port = 0;
+    o.port = FS_HTTP_PORT_ANY;
     o.registry = reg;
     fs_http_server *srv;
     if (fs_http_server_new(&o, &srv) || fs_http_server_add_route(srv, "/bump", bump, NULL) ||
