@@ -134,7 +134,7 @@ FS_API int fs_http_server_start(fs_http_server *srv);
 /** Stop serving; joins the server threads and closes the socket. Idempotent. */
 FS_API int fs_http_server_stop(fs_http_server *srv);
 
-/** The bound port (useful with port 0), or 0 when not started. */
+/** The bound port (useful with FS_HTTP_PORT_ANY), or 0 when not started. */
 FS_API uint16_t fs_http_server_port(const fs_http_server *srv);
 
 /** Stop if needed and free. NULL is ignored. */
