@@ -275,7 +275,7 @@ static bool quota_take(quota *q, size_t n)
 static int quota_publish(fs_publish_ctx *ctx)
 {
     quota *q = ctx->state;
-    if (strcmp(ctx->destination, q->destination) != 0 || quota_take(q, ctx->count))
+    if (strcmp(ctx->destination_name, q->destination) != 0 || quota_take(q, ctx->count))
         return fs_publish_next(ctx);
     ctx->error_type = "RateLimited"; /* what the metrics report as exception_type */
     return FS_EFULL;

@@ -22,8 +22,9 @@
  * through m->release once the core is done with it (after settlement).
  * Strings and bodies it points to must stay valid until release.
  *
- * Threads. fetch, settle, in_progress, release, publish and backlog are
- * called concurrently from many threads (every worker, every publisher); so
+ * Threads. fetch, settle, in_progress, release, publish, backlog and
+ * destination_label are called concurrently from many threads (every
+ * worker, every publisher); so
  * is ping (health checks run on the HTTP server's threads, also while the
  * broker stops or closes, until fs_broker_free). The other ops are called
  * from one thread at a time.
@@ -369,7 +370,38 @@ typedef struct fs_broker_ops {
 
     /** Messages waiting for this subscription, as the broker says (FS_CAP_BACKLOG). Optional. */
     int (*backlog)(void *impl, void *sub, int timeout_ms, uint64_t *out);
+
+    /**
+     * The destination label of a publish (fs_publish_ctx.destination: the
+     * metrics' `destination`) where it is not the destination name, e.g.
+     * RabbitMQ's "EXCHANGE.ROUTING_KEY" ("default." for the default
+     * exchange). Optional: without it the label is the destination name.
+     *
+     * `dest` is the prepared destination (or NULL), `broker_options` those
+     * the publish uses (the first envelope's, the publisher's defaults
+     * applied; may be NULL). Write the label into `buf` (`cap` bytes,
+     * FS_DESTINATION_LABEL_MAX, NUL-terminated; truncate what does not
+     * fit) and set *label = buf, or set *label to a string alive as long
+     * as `destination` or the broker (NULL: the destination name). On
+     * failure record the message with fs_adapter_error() and return FS_E*:
+     * the publish (or fs_publisher_new) then fails with it, before the
+     * middleware chain runs.
+     *
+     * When. Once per publisher, at fs_publisher_new (the core keeps the
+     * label), and again for a publisher's publish only when its envelope
+     * brings other broker_options than the publisher's; per call for
+     * fs_publish, fs_publish_batch, fs_request and fs_message_reply (dest
+     * NULL; the core passes a stack buffer). Called concurrently, on the
+     * publishing thread: no blocking, no lock and no allocation.
+     *
+     * A late result (fs_adapter_publish_result) names the label too.
+     */
+    int (*destination_label)(void *impl, void *dest, const char *destination,
+                             const void *broker_options, char *buf, size_t cap, const char **label);
 } fs_broker_ops;
+
+/** The size of the buffer ops->destination_label writes into (with the NUL). */
+#define FS_DESTINATION_LABEL_MAX 512
 
 /** ops->publish: accepted, the result comes later through fs_adapter_publish_result. */
 #define FS_PENDING 1
@@ -392,7 +424,8 @@ FS_API const fs_broker_ops *fs_broker_get_ops(const fs_broker *broker);
 
 /**
  * The late result of a publish that returned FS_PENDING: `count` messages
- * to `destination`, `status` FS_OK or FS_E*, `error_type` on failure (NULL
+ * to `destination` (the destination label: the name, or what
+ * ops->destination_label made of it), `status` FS_OK or FS_E*, `error_type` on failure (NULL
  * means "Error"), `elapsed_s` since the publish began. Callable from any
  * thread (e.g. a client's delivery-report callback); runs every
  * middleware's publish_result hook (middleware.h).

@@ -103,8 +103,15 @@ FS_API const char *fs_consume_status(const fs_consume_ctx *ctx);
 /** What a publish hook sees; the "after next" fields are valid once fs_publish_next() returned. */
 typedef struct fs_publish_ctx {
     fs_broker *broker;
-    const char *broker_name;     /**< the adapter's name (the broker label) */
-    const char *destination;     /**< the destination label */
+    const char *broker_name; /**< the adapter's name (the broker label) */
+    /**
+     * The destination label: the destination name, or what the adapter
+     * makes of it (RabbitMQ: "EXCHANGE.ROUTING_KEY", "default." for the
+     * default exchange; see fs_broker_ops.destination_label in adapter.h).
+     * To match a destination by the name it was published to, use
+     * destination_name.
+     */
+    const char *destination;
     const fs_envelope *messages; /**< `count` messages */
     size_t count;
     bool is_reply; /**< a reply to a request (fs_message_reply): not counted */
@@ -133,6 +140,13 @@ typedef struct fs_publish_ctx {
     /* private to the core */
     void *core_[3];
     size_t index_;
+
+    /**
+     * The destination as the publish named it (fs_publish's `destination`,
+     * a publisher's, a reply's reply_to): for RabbitMQ the routing key.
+     * (After the private fields: appended later, the layout before it kept.)
+     */
+    const char *destination_name;
 } fs_publish_ctx;
 
 /**

@@ -63,7 +63,11 @@
  * error is a publish error with its type (fs_last_publish_error_type():
  * "MessageReturned", "MessageNacked", "ChannelNotFoundEntity"...). Several
  * threads may publish at once; their confirms are pipelined. A batch is
- * published at once and waits for all its confirms.
+ * published at once and waits for all its confirms. The metrics'
+ * destination label is FastStream's "{exchange or 'default'}.{routing_key}"
+ * ("default.order.created"; "orders.order.created" with exchange "orders").
+ * A destination published without options is a reply_to: "queue|exchange"
+ * goes to that exchange (for fs_publish, fs_request and replies alike).
  *
  * Request/reply: fs_request uses direct reply-to (amq.rabbitmq.reply-to).
  * A handler's fs_message_reply goes to the default exchange with the

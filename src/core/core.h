@@ -136,6 +136,9 @@ struct fs_subscriber {
 struct fs_publisher {
     fs_broker *broker;
     char *destination;
+    /* The destination label (ops->destination_label for its broker_options), or `destination`. */
+    const char *label;
+    char *label_copy; /* what `label` points to when the adapter made one */
     void *dest;
     const void *broker_options;
     char *reply_to;
@@ -232,8 +235,14 @@ void fs__subscriber_join(struct fs_subscriber *sub);
 void fs__subscriber_free_frames(struct fs_subscriber *sub);
 
 /* publish.c */
-int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
-                    size_t count, bool is_reply);
+/*
+ * Run the publish chain for `count` messages to `destination`. `label` is
+ * the destination label (a publisher's), or NULL: then it is the adapter's
+ * ops->destination_label for msgs[0]'s broker_options (into a stack
+ * buffer), or the name.
+ */
+int fs__publish_run(fs_broker *b, void *dest, const char *destination, const char *label,
+                    const fs_envelope *msgs, size_t count, bool is_reply);
 void fs__request_shutdown(fs_broker *b);
 /* Release a publisher's prepared destination and free it (already unlinked). */
 void fs__publisher_destroy(struct fs_publisher *p);

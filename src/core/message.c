@@ -448,7 +448,7 @@ int fs_message_reply(fs_message *m, const void *body, size_t body_len, const fs_
     if (!m->reply_to || !*m->reply_to)
         return fs__error(FS_ENOTFOUND, "fs_message_reply: the message has no reply-to");
     env.correlation_id = fs_message_correlation_id(m);
-    return fs__publish_run(b, NULL, m->reply_to, &env, 1, true);
+    return fs__publish_run(b, NULL, m->reply_to, NULL, &env, 1, true);
 }
 
 /* ------------------------------------------------------------------------ */

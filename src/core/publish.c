@@ -25,6 +25,28 @@ typedef struct native_request {
     fs_message **reply;
 } native_request;
 
+/*
+ * The destination label of a publish that has none cached: the adapter's
+ * (into buf, FS_DESTINATION_LABEL_MAX bytes), or the destination name.
+ */
+static int label_of(fs_broker *b, void *dest, const char *destination, const void *options,
+                    char *buf, const char **label)
+{
+    *label = destination;
+    if (!b->ops->destination_label)
+        return FS_OK;
+    const char *l = NULL;
+    buf[0] = '\0';
+    int rc = b->ops->destination_label(b->impl, dest, destination, options, buf,
+                                       FS_DESTINATION_LABEL_MAX, &l);
+    if (rc < 0)
+        return rc;
+    buf[FS_DESTINATION_LABEL_MAX - 1] = '\0';
+    if (l)
+        *label = l;
+    return FS_OK;
+}
+
 static int publish_inner(fs_publish_ctx *ctx, const char **error_type)
 {
     fs_broker *b = ctx->broker;
@@ -34,13 +56,14 @@ static int publish_inner(fs_publish_ctx *ctx, const char **error_type)
         return rc;
     }
     *error_type = NULL;
+    /* ctx->destination is the label: the adapter publishes to the name */
     const native_request *nr = ctx->core_[2];
     if (nr) {
-        rc = b->ops->request(b->impl, ctx->destination, ctx->messages, nr->timeout_ms, nr->reply,
-                             error_type);
+        rc = b->ops->request(b->impl, ctx->destination_name, ctx->messages, nr->timeout_ms,
+                             nr->reply, error_type);
         return rc < 0 ? rc : FS_OK;
     }
-    rc = b->ops->publish(b->impl, ctx->core_[0], ctx->destination, ctx->messages, ctx->count,
+    rc = b->ops->publish(b->impl, ctx->core_[0], ctx->destination_name, ctx->messages, ctx->count,
                          error_type);
     return rc > 0 ? FS_PENDING : rc;
 }
@@ -102,9 +125,15 @@ int fs_publish_next(fs_publish_ctx *ctx)
 /* Envelopes copied on the stack to give them the handled message's correlation id. */
 #define FS__INHERIT_MAX 16
 
-static int publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
-                       size_t count, bool is_reply, native_request *native)
+static int publish_run(fs_broker *b, void *dest, const char *destination, const char *label,
+                       const fs_envelope *msgs, size_t count, bool is_reply, native_request *native)
 {
+    char label_buf[FS_DESTINATION_LABEL_MAX];
+    if (!label) {
+        int rc = label_of(b, dest, destination, msgs[0].broker_options, label_buf, &label);
+        if (rc < 0)
+            return rc;
+    }
     fs__frame *f = fs__current_frame;
     fs_envelope local[FS__INHERIT_MAX];
     fs_envelope *heap = NULL;
@@ -129,7 +158,8 @@ static int publish_run(fs_broker *b, void *dest, const char *destination, const 
     fs_publish_ctx ctx;
     ctx.broker = b;
     ctx.broker_name = b->ops->name;
-    ctx.destination = destination;
+    ctx.destination = label;
+    ctx.destination_name = destination;
     ctx.messages = msgs;
     ctx.count = count;
     ctx.is_reply = is_reply;
@@ -148,10 +178,10 @@ static int publish_run(fs_broker *b, void *dest, const char *destination, const 
     return rc > 0 ? FS_OK : rc; /* FS_PENDING: accepted */
 }
 
-int fs__publish_run(fs_broker *b, void *dest, const char *destination, const fs_envelope *msgs,
-                    size_t count, bool is_reply)
+int fs__publish_run(fs_broker *b, void *dest, const char *destination, const char *label,
+                    const fs_envelope *msgs, size_t count, bool is_reply)
 {
-    return publish_run(b, dest, destination, msgs, count, is_reply, NULL);
+    return publish_run(b, dest, destination, label, msgs, count, is_reply, NULL);
 }
 
 void fs_adapter_publish_result(fs_broker *b, const char *destination, size_t count, int status,
@@ -207,7 +237,7 @@ int fs_publish(fs_broker *b, const char *destination, const fs_envelope *msg)
     int rc = check_publish("fs_publish", b, destination, msg, 1);
     if (rc < 0)
         return rc;
-    return fs__publish_run(b, NULL, destination, msg, 1, false);
+    return fs__publish_run(b, NULL, destination, NULL, msg, 1, false);
 }
 
 int fs_publish_bytes(fs_broker *b, const char *destination, const void *body, size_t len)
@@ -218,7 +248,7 @@ int fs_publish_bytes(fs_broker *b, const char *destination, const void *body, si
     int rc = check_publish("fs_publish_bytes", b, destination, &env, 1);
     if (rc < 0)
         return rc;
-    return fs__publish_run(b, NULL, destination, &env, 1, false);
+    return fs__publish_run(b, NULL, destination, NULL, &env, 1, false);
 }
 
 int fs_publish_batch(fs_broker *b, const char *destination, const fs_envelope *msgs, size_t count)
@@ -226,7 +256,7 @@ int fs_publish_batch(fs_broker *b, const char *destination, const fs_envelope *m
     int rc = check_publish("fs_publish_batch", b, destination, msgs, count);
     if (rc < 0)
         return rc;
-    return fs__publish_run(b, NULL, destination, msgs, count, false);
+    return fs__publish_run(b, NULL, destination, NULL, msgs, count, false);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -337,8 +367,8 @@ void fs__request_shutdown(fs_broker *b)
     b->req_sub = NULL;
 }
 
-static int do_request(fs_broker *b, void *dest, const char *destination, const fs_envelope *msg,
-                      int timeout_ms, fs_message **reply)
+static int do_request(fs_broker *b, void *dest, const char *destination, const char *label,
+                      const fs_envelope *msg, int timeout_ms, fs_message **reply)
 {
     if (b->ops->caps & FS_CAP_NATIVE_REQUEST) {
         /*
@@ -347,7 +377,7 @@ static int do_request(fs_broker *b, void *dest, const char *destination, const f
          * publish_scope: the request counts as one publish, the reply nowhere.
          */
         native_request nr = {timeout_ms, reply};
-        return publish_run(b, dest, destination, msg, 1, false, &nr);
+        return publish_run(b, dest, destination, label, msg, 1, false, &nr);
     }
     int rc = fs__broker_ensure_connected(b);
     if (rc < 0)
@@ -376,7 +406,7 @@ static int do_request(fs_broker *b, void *dest, const char *destination, const f
     fs_envelope env = *msg;
     env.correlation_id = w.corr;
     env.reply_to = b->req_inbox;
-    rc = fs__publish_run(b, dest, destination, &env, 1, false);
+    rc = fs__publish_run(b, dest, destination, label, &env, 1, false);
 
     struct timespec deadline = fs_kit_deadline_ts(timeout_ms);
     pthread_mutex_lock(&b->req_lock);
@@ -415,11 +445,31 @@ int fs_request(fs_broker *b, const char *destination, const fs_envelope *msg, in
     int rc = check_publish("fs_request", b, destination, msg, 1);
     if (rc < 0)
         return rc;
-    return do_request(b, NULL, destination, msg, timeout_ms, reply);
+    return do_request(b, NULL, destination, NULL, msg, timeout_ms, reply);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Publisher objects                                                        */
+
+/*
+ * The publisher's destination label, once (ops->destination_label for its
+ * broker_options), kept for every publish with those options.
+ */
+static int publisher_label(struct fs_publisher *p)
+{
+    char buf[FS_DESTINATION_LABEL_MAX];
+    const char *label;
+    int rc = label_of(p->broker, p->dest, p->destination, p->broker_options, buf, &label);
+    if (rc < 0)
+        return rc;
+    p->label = p->destination;
+    if (label != p->destination && strcmp(label, p->destination) != 0) {
+        if (!(p->label_copy = fs_kit_strdup(label)))
+            return fs__error(FS_ENOMEM, "out of memory creating a publisher");
+        p->label = p->label_copy;
+    }
+    return FS_OK;
+}
 
 int fs_publisher_new(fs_broker *b, const char *destination, const fs_publisher_options *opts,
                      fs_publisher **out)
@@ -448,6 +498,8 @@ int fs_publisher_new(fs_broker *b, const char *destination, const fs_publisher_o
         rc = fs__error(FS_ECLOSED, "fs_publisher_new: broker %s is closed", b->ops->name);
     else if (b->ops->prepare_destination)
         rc = b->ops->prepare_destination(b->impl, p->destination, p->broker_options, &p->dest);
+    if (rc >= 0)
+        rc = publisher_label(p);
     if (rc >= 0) {
         p->next = b->pubs;
         b->pubs = p;
@@ -459,6 +511,12 @@ int fs_publisher_new(fs_broker *b, const char *destination, const fs_publisher_o
     }
     *out = p;
     return FS_OK;
+}
+
+/* The kept label when the publish uses the publisher's options, else NULL (made per publish). */
+static const char *label_for(const fs_publisher *pub, const void *options)
+{
+    return !options || options == pub->broker_options ? pub->label : NULL;
 }
 
 const char *fs_publisher_destination(const fs_publisher *pub)
@@ -484,7 +542,8 @@ int fs_publisher_publish(fs_publisher *pub, const fs_envelope *msg)
         return rc;
     fs_envelope env;
     with_defaults(pub, msg, &env);
-    return fs__publish_run(pub->broker, pub->dest, pub->destination, &env, 1, false);
+    return fs__publish_run(pub->broker, pub->dest, pub->destination,
+                           label_for(pub, env.broker_options), &env, 1, false);
 }
 
 int fs_publisher_publish_bytes(fs_publisher *pub, const void *body, size_t len)
@@ -502,8 +561,9 @@ int fs_publisher_publish_batch(fs_publisher *pub, const fs_envelope *msgs, size_
         check_publish("fs_publisher_publish_batch", pub->broker, pub->destination, msgs, count);
     if (rc < 0)
         return rc;
+    const char *label = label_for(pub, msgs[0].broker_options);
     if (!pub->broker_options && !pub->reply_to)
-        return fs__publish_run(pub->broker, pub->dest, pub->destination, msgs, count, false);
+        return fs__publish_run(pub->broker, pub->dest, pub->destination, label, msgs, count, false);
     /* The envelopes with the defaults applied: on the stack for usual batch sizes. */
     fs_envelope local[32];
     fs_envelope *copy = count <= sizeof local / sizeof local[0]
@@ -513,7 +573,7 @@ int fs_publisher_publish_batch(fs_publisher *pub, const fs_envelope *msgs, size_
         return fs__error(FS_ENOMEM, "out of memory for a batch of %zu", count);
     for (size_t i = 0; i < count; i++)
         with_defaults(pub, &msgs[i], &copy[i]);
-    rc = fs__publish_run(pub->broker, pub->dest, pub->destination, copy, count, false);
+    rc = fs__publish_run(pub->broker, pub->dest, pub->destination, label, copy, count, false);
     if (copy != local)
         free(copy);
     return rc;
@@ -531,7 +591,8 @@ int fs_publisher_request(fs_publisher *pub, const fs_envelope *msg, int timeout_
     fs_envelope env = *msg;
     if (!env.broker_options)
         env.broker_options = pub->broker_options;
-    return do_request(pub->broker, pub->dest, pub->destination, &env, timeout_ms, reply);
+    return do_request(pub->broker, pub->dest, pub->destination, label_for(pub, env.broker_options),
+                      &env, timeout_ms, reply);
 }
 
 void fs_publisher_free(fs_publisher *pub)
@@ -556,6 +617,7 @@ void fs__publisher_destroy(struct fs_publisher *p)
     if (p->dest && b->ops->release_destination)
         b->ops->release_destination(b->impl, p->dest);
     free(p->destination);
+    free(p->label_copy);
     free(p->reply_to);
     free(p);
 }

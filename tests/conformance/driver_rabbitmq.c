@@ -6,7 +6,9 @@
  * rabbitmq-c. The state is read with passive declares once the broker's
  * connection is closed (its unacknowledged deliveries then go back to the
  * queue): pending = the queue's messages, dead = the DLQ's, acked = the
- * tap's minus both.
+ * tap's minus both. Publishes go to "DEST.x" with routing key DEST, so
+ * their destination label is FastStream's "DEST.x.DEST"
+ * ("{exchange or 'default'}.{routing_key}").
  */
 #include "conformance.h"
 #include "faststream/rabbitmq.h"
@@ -196,14 +198,29 @@ static int state(fs_broker *b, const char *source, conf_broker_state *out)
     return FS_OK;
 }
 
-/* A publish to a missing exchange: channel.close 404 (aiormq's ChannelNotFoundEntity). */
+/*
+ * A publish to a missing exchange: channel.close 404 (aiormq's
+ * ChannelNotFoundEntity). The exchange is DEST.x, deleted here, so that the
+ * failed publish has the label of every other publish to DEST. The options
+ * live per thread (scenarios run in parallel; the runner publishes on this
+ * thread right after).
+ */
 static int fail_setup(fs_broker *b, const char *dest, const void **opts)
 {
     (void)b;
-    (void)dest;
-    static const fs_rabbitmq_publish_options missing = {
-        "conf.no.such.exchange", false, false, false, 0, NULL, NULL, NULL, NULL};
-    *opts = &missing;
+    static _Thread_local pub_scratch missing;
+    name_of(missing.ex, sizeof missing.ex, dest, "x");
+    amqp_connection_state_t c = raw();
+    if (!c)
+        return FS_EIO;
+    amqp_exchange_delete(c, 1, amqp_cstring_bytes(missing.ex), 0);
+    bool deleted = amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL;
+    raw_close(c);
+    if (!deleted)
+        return FS_EIO;
+    missing.o = (fs_rabbitmq_publish_options)FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
+    missing.o.exchange = missing.ex;
+    *opts = &missing.o;
     return FS_OK;
 }
 
@@ -211,6 +228,12 @@ static int fail_setup(fs_broker *b, const char *dest, const void **opts)
 static void handler_label(const char *source, char *buf, size_t n)
 {
     snprintf(buf, n, "%s.x.%s", source, source);
+}
+
+/* "{exchange}.{routing_key}" of a publish: pub_options' exchange DEST.x, key DEST. */
+static void dest_label(const char *dest, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s.x.%s", dest, dest);
 }
 
 static void cleanup(const char *source)
@@ -244,6 +267,7 @@ static const conf_driver rabbitmq_driver = {
     .state = state,
     .fail_publish_setup = fail_setup,
     .handler_label = handler_label,
+    .dest_label = dest_label,
     .cleanup = cleanup,
 };
 

@@ -5,6 +5,7 @@
  * every allocator entry point: tests/support/alloc_count.h).
  */
 #include "core_test.h"
+#include "label_adapter.h"
 #include "support/alloc_count.h"
 
 #include "faststream/prometheus.h"
@@ -62,10 +63,48 @@ static void test_memory_steady_state_allocates_nothing(void **state)
     fs_registry_free(reg);
 }
 
+/* Publish through a publisher and plain fs_publish, both labelled by the adapter. */
+static void pump_labelled(fs_broker *b, fs_publisher *pub, const lbl_options *o, unsigned n)
+{
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = "0123456789abcdef";
+    e.body_len = 16;
+    e.broker_options = o;
+    for (unsigned i = 0; i < n; i++)
+        if (fs_publisher_publish_bytes(pub, "0123456789abcdef", 16) != FS_OK ||
+            fs_publish(b, "steady", &e) != FS_OK)
+            fail_msg("publish: %s", fs_last_error());
+}
+
+/* The destination label (ops->destination_label) costs no allocation per publish either. */
+static void test_destination_label_allocates_nothing(void **state)
+{
+    (void)state;
+    fs_registry *reg;
+    lbl_adapter a;
+    fs_publisher *pub;
+    fs_broker *b = lbl_metered(&a, "steady", &reg, &pub);
+    pump_labelled(b, pub, &lbl_shop, CHUNK); /* warm-up */
+
+    alloc_begin();
+    pump_labelled(b, pub, &lbl_shop, MESSAGES / 2);
+    unsigned long n = alloc_end();
+    if (n) {
+        alloc_print_stacks(stdout);
+        fail_msg("%lu allocations for %d labelled publishes (%.3f per publish)", n, MESSAGES,
+                 (double)n / MESSAGES);
+    }
+    assert_int_equal(atomic_load(&a.label_calls), 1 + CHUNK + MESSAGES / 2);
+    fs_publisher_free(pub);
+    fs_broker_free(b);
+    fs_registry_free(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_steady_state_allocates_nothing),
+        cmocka_unit_test(test_destination_label_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "brokers/rabbitmq/wire.h"
+#include "faststream/adapter.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -188,12 +189,49 @@ static void reply_to_split_and_codes(void **state)
     assert_string_not_equal(a, b2);
 }
 
+/* FastStream's "{exchange or 'default'}.{routing_key}", from where the publish goes. */
+static void destination_labels(void **state)
+{
+    (void)state;
+    char buf[FS_DESTINATION_LABEL_MAX];
+    fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
+    assert_string_equal(fs__rmq_destination_label("orders", &po, buf, sizeof buf),
+                        "default.orders");
+    po.exchange = "";
+    assert_string_equal(fs__rmq_destination_label("orders", &po, buf, sizeof buf),
+                        "default.orders");
+    po.exchange = "shop";
+    assert_string_equal(fs__rmq_destination_label("order.created", &po, buf, sizeof buf),
+                        "shop.order.created");
+    po.exchange = "shop"; /* with options, '|' is part of the routing key */
+    assert_string_equal(fs__rmq_destination_label("a|b", &po, buf, sizeof buf), "shop.a|b");
+    /* without options: a reply_to, "queue|exchange" */
+    assert_string_equal(fs__rmq_destination_label("replies", NULL, buf, sizeof buf),
+                        "default.replies");
+    assert_string_equal(fs__rmq_destination_label("replies|rpc", NULL, buf, sizeof buf),
+                        "rpc.replies");
+    amqp_bytes_t ex, rk;
+    fs__rmq_target("replies|rpc", NULL, &ex, &rk);
+    assert_true(eq(ex, "rpc") && eq(rk, "replies"));
+    fs__rmq_target("k", &po, &ex, &rk);
+    assert_true(eq(ex, "shop") && eq(rk, "k"));
+    /* 255-byte names (AMQP's limit) fit; longer ones are cut, NUL-terminated */
+    char name[300];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    po.exchange = name;
+    const char *l = fs__rmq_destination_label(name, &po, buf, sizeof buf);
+    assert_int_equal(strlen(l), sizeof buf - 1);
+    name[255] = '\0';
+    l = fs__rmq_destination_label(name, &po, buf, sizeof buf);
+    assert_int_equal(strlen(l), 255 + 1 + 255);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(encode_defaults),
-        cmocka_unit_test(encode_everything),
-        cmocka_unit_test(decode_every_field_type),
+        cmocka_unit_test(destination_labels),       cmocka_unit_test(encode_defaults),
+        cmocka_unit_test(encode_everything),        cmocka_unit_test(decode_every_field_type),
         cmocka_unit_test(reply_to_split_and_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

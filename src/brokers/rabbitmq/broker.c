@@ -157,6 +157,18 @@ static int rmq_prepare_destination(void *impl, const char *destination, const vo
     return FS_OK;
 }
 
+/* FastStream's "{exchange or 'default'}.{routing_key}" (fs__rmq_target's exchange and key). */
+static int rmq_destination_label(void *impl, void *dest, const char *destination,
+                                 const void *options, char *buf, size_t cap, const char **label)
+{
+    (void)impl;
+    (void)dest;
+    if (!destination)
+        return fs_adapter_error(FS_EINVAL, "rabbitmq: NULL routing key");
+    *label = fs__rmq_destination_label(destination, options, buf, cap);
+    return FS_OK;
+}
+
 static int depth_call(rconn *c, rcall *call)
 {
     int rc = topo_channel(c, call->err, sizeof call->err);
@@ -217,6 +229,7 @@ static const fs_broker_ops rmq_ops = {
     .request = fs__rmq_request,
     .stopped = rmq_stopped,
     .backlog = rmq_backlog,
+    .destination_label = rmq_destination_label,
 };
 
 bool fs_broker_is_rabbitmq(const fs_broker *broker)

@@ -322,15 +322,7 @@ int fs__rmq_publish(void *impl, void *dest, const char *destination, const fs_en
     p.rc = FS_OK;
     p.etype = NULL;
     p.err[0] = '\0';
-    if (po && po->exchange && *po->exchange) {
-        p.exchange = amqp_cstring_bytes(po->exchange);
-        p.routing_key = amqp_cstring_bytes(destination);
-    } else if (!po) {
-        fs__rmq_reply_split(destination, &p.routing_key, &p.exchange); /* "queue|exchange" */
-    } else {
-        p.exchange = amqp_empty_bytes;
-        p.routing_key = amqp_cstring_bytes(destination);
-    }
+    fs__rmq_target(destination, po, &p.exchange, &p.routing_key);
     p.mandatory = !(po && po->not_mandatory);
     p.confirm = !(po && po->no_confirm);
     sem_init(&p.done, 0, 0);
@@ -390,9 +382,8 @@ static int request_call(rconn *c, rcall *call)
         return FS_EIO;
     }
     const fs_rabbitmq_publish_options *po = in->msg->broker_options;
-    amqp_bytes_t ex = amqp_empty_bytes, rk = amqp_cstring_bytes(in->destination);
-    if (po && po->exchange && *po->exchange)
-        ex = amqp_cstring_bytes(po->exchange);
+    amqp_bytes_t ex, rk;
+    fs__rmq_target(in->destination, po, &ex, &rk); /* as fs__rmq_destination_label says */
     char cid[37];
     fs_envelope e = *in->msg;
     if (!e.correlation_id) {

@@ -375,6 +375,29 @@ void fs__rmq_reply_split(const char *reply_to, amqp_bytes_t *routing_key, amqp_b
     *exchange = bytes_of(bar + 1);
 }
 
+void fs__rmq_target(const char *destination, const fs_rabbitmq_publish_options *po,
+                    amqp_bytes_t *exchange, amqp_bytes_t *routing_key)
+{
+    if (!po) {
+        fs__rmq_reply_split(destination, routing_key, exchange); /* "queue|exchange" */
+        return;
+    }
+    *routing_key = bytes_of(destination);
+    *exchange = po->exchange && *po->exchange ? bytes_of(po->exchange) : amqp_empty_bytes;
+}
+
+const char *fs__rmq_destination_label(const char *destination,
+                                      const fs_rabbitmq_publish_options *po, char *buf, size_t cap)
+{
+    amqp_bytes_t ex, rk;
+    fs__rmq_target(destination, po, &ex, &rk);
+    if (!ex.len)
+        ex = amqp_cstring_bytes("default");
+    snprintf(buf, cap, "%.*s.%.*s", (int)ex.len, (const char *)ex.bytes, (int)rk.len,
+             (const char *)rk.bytes);
+    return buf;
+}
+
 const char *fs__rmq_code_type(int code)
 {
     switch (code) {

@@ -74,6 +74,23 @@ void fs__rmq_uuid4(char out[37]);
  */
 void fs__rmq_reply_split(const char *reply_to, amqp_bytes_t *routing_key, amqp_bytes_t *exchange);
 
+/*
+ * Where a publish, request or reply to `destination` goes (borrowed from
+ * `destination` and `po`): with options, their exchange ("" or NULL: the
+ * default exchange) and `destination` as the routing key; without,
+ * "queue|exchange" split as a reply_to.
+ */
+void fs__rmq_target(const char *destination, const fs_rabbitmq_publish_options *po,
+                    amqp_bytes_t *exchange, amqp_bytes_t *routing_key);
+
+/*
+ * The destination label of that publish, FastStream's
+ * "{exchange or 'default'}.{routing_key}", written into buf (cap bytes,
+ * truncated to fit); returns buf.
+ */
+const char *fs__rmq_destination_label(const char *destination,
+                                      const fs_rabbitmq_publish_options *po, char *buf, size_t cap);
+
 /* aio-pika's / aiormq's exception name for an AMQP reply code ("ChannelNotFoundEntity"...). */
 const char *fs__rmq_code_type(int reply_code);
 
