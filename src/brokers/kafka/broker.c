@@ -3,6 +3,7 @@
  * the "kafka" URL scheme.
  */
 #include "internal.h"
+#include "kit/list.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,22 +12,7 @@
 /* ------------------------------------------------------------------------ */
 /* Lifecycle                                                                */
 
-/* A snapshot of the subscriptions (the core does not change them during these calls). */
-static size_t subs_snapshot(kafka_broker *b, ksub ***out)
-{
-    pthread_mutex_lock(&b->mu);
-    size_t n = 0;
-    for (ksub *s = b->subs; s; s = s->next)
-        n++;
-    ksub **v = n ? malloc(n * sizeof *v) : NULL;
-    size_t i = 0;
-    if (v)
-        for (ksub *s = b->subs; s; s = s->next)
-            v[i++] = s;
-    pthread_mutex_unlock(&b->mu);
-    *out = v;
-    return v ? n : 0;
-}
+FS_KIT_DEFINE_SUBS_SNAPSHOT(subs_snapshot, kafka_broker, ksub)
 
 static int kafka_ping(void *impl, int timeout_ms)
 {

@@ -3,6 +3,7 @@
  * "mqtt" / "mqtts" URL schemes.
  */
 #include "internal.h"
+#include "kit/list.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,22 +13,7 @@
 /* ------------------------------------------------------------------------ */
 /* Lifecycle                                                                */
 
-/* A snapshot of the subscriptions (the core does not change them during these calls). */
-static size_t subs_snapshot(mq_broker *b, mq_sub ***out)
-{
-    pthread_mutex_lock(&b->mu);
-    size_t n = 0;
-    for (mq_sub *s = b->subs; s; s = s->next)
-        n++;
-    mq_sub **v = n ? malloc(n * sizeof *v) : NULL;
-    size_t i = 0;
-    if (v)
-        for (mq_sub *s = b->subs; s; s = s->next)
-            v[i++] = s;
-    pthread_mutex_unlock(&b->mu);
-    *out = v;
-    return v ? n : 0;
-}
+FS_KIT_DEFINE_SUBS_SNAPSHOT(subs_snapshot, mq_broker, mq_sub)
 
 static int mq_connect(void *impl)
 {

@@ -4,6 +4,7 @@
  * "amqps" URL schemes.
  */
 #include "internal.h"
+#include "kit/list.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -14,21 +15,7 @@
 /* ------------------------------------------------------------------------ */
 /* Lifecycle                                                                */
 
-static size_t subs_snapshot(rmq_broker *b, rsub ***out)
-{
-    pthread_mutex_lock(&b->mu);
-    size_t n = 0;
-    for (rsub *s = b->subs; s; s = s->next)
-        n++;
-    rsub **v = n ? malloc(n * sizeof *v) : NULL;
-    size_t i = 0;
-    if (v)
-        for (rsub *s = b->subs; s; s = s->next)
-            v[i++] = s;
-    pthread_mutex_unlock(&b->mu);
-    *out = v;
-    return v ? n : 0;
-}
+FS_KIT_DEFINE_SUBS_SNAPSHOT(subs_snapshot, rmq_broker, rsub)
 
 static int rmq_connect(void *impl)
 {

@@ -3,6 +3,7 @@
  * and the "redis" URL scheme.
  */
 #include "internal.h"
+#include "kit/list.h"
 #include "kit/pack.h"
 
 #include <stdio.h>
@@ -231,22 +232,7 @@ static int redis_connect(void *impl)
     return redis_ping(impl, b->connect_timeout_ms);
 }
 
-/* A snapshot of the subscriptions (the core does not change them during these calls). */
-static size_t subs_snapshot(redis_broker *b, rsub ***out)
-{
-    pthread_mutex_lock(&b->mu);
-    size_t n = 0;
-    for (rsub *s = b->subs; s; s = s->next)
-        n++;
-    rsub **v = n ? malloc(n * sizeof *v) : NULL;
-    size_t i = 0;
-    if (v)
-        for (rsub *s = b->subs; s; s = s->next)
-            v[i++] = s;
-    pthread_mutex_unlock(&b->mu);
-    *out = v;
-    return v ? n : 0;
-}
+FS_KIT_DEFINE_SUBS_SNAPSHOT(subs_snapshot, redis_broker, rsub)
 
 static int redis_start(void *impl)
 {
