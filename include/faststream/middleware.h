@@ -100,6 +100,22 @@ FS_API fs_outcome fs_consume_next(fs_consume_ctx *ctx);
  */
 FS_API const char *fs_consume_status(const fs_consume_ctx *ctx);
 
+/** The received-message statuses, in the order of fs_consume_status()'s names. */
+typedef enum fs_received_status {
+    FS_RECEIVED_ACKED,    /**< "acked" */
+    FS_RECEIVED_NACKED,   /**< "nacked" */
+    FS_RECEIVED_REJECTED, /**< "rejected" */
+    FS_RECEIVED_SKIPPED,  /**< "skipped" */
+    FS_RECEIVED_ERROR,    /**< "error" */
+} fs_received_status;
+
+/**
+ * fs_consume_status() as a number, by the same rule, for a hook that
+ * indexes its own per-status data (cheaper than comparing the names).
+ * FS_RECEIVED_ACKED for a NULL ctx.
+ */
+FS_API fs_received_status fs_consume_status_code(const fs_consume_ctx *ctx);
+
 /** What a publish hook sees; the "after next" fields are valid once fs_publish_next() returned. */
 typedef struct fs_publish_ctx {
     fs_broker *broker;

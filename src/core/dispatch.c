@@ -104,22 +104,35 @@ fs_outcome fs_consume_next(fs_consume_ctx *ctx)
     return o;
 }
 
-const char *fs_consume_status(const fs_consume_ctx *ctx)
+fs_received_status fs_consume_status_code(const fs_consume_ctx *ctx)
 {
-    static const char *const BY_STATE[] = {NULL, "acked", "nacked", "rejected"};
-    static const char *const BY_OUTCOME[] = {
-        [FS_OUTCOME_OK] = "acked",     [FS_OUTCOME_ACK] = "acked",
-        [FS_OUTCOME_NACK] = "nacked",  [FS_OUTCOME_REJECT] = "rejected",
-        [FS_OUTCOME_SKIP] = "skipped", [FS_OUTCOME_ERROR] = "error",
+    static const unsigned char BY_STATE[] = {
+        [FS_SETTLE_ACKED] = FS_RECEIVED_ACKED + 1,
+        [FS_SETTLE_NACKED] = FS_RECEIVED_NACKED + 1,
+        [FS_SETTLE_REJECTED] = FS_RECEIVED_REJECTED + 1,
+    };
+    static const unsigned char BY_OUTCOME[] = {
+        [FS_OUTCOME_OK] = FS_RECEIVED_ACKED,     [FS_OUTCOME_ACK] = FS_RECEIVED_ACKED,
+        [FS_OUTCOME_NACK] = FS_RECEIVED_NACKED,  [FS_OUTCOME_REJECT] = FS_RECEIVED_REJECTED,
+        [FS_OUTCOME_SKIP] = FS_RECEIVED_SKIPPED, [FS_OUTCOME_ERROR] = FS_RECEIVED_ERROR,
     };
     if (!ctx)
-        return "acked";
-    unsigned s = ctx->message ? (unsigned)fs_message_settled(ctx->message) : 0;
-    if (s < sizeof BY_STATE / sizeof BY_STATE[0] && BY_STATE[s])
-        return BY_STATE[s];
-    if ((unsigned)ctx->outcome < sizeof BY_OUTCOME / sizeof BY_OUTCOME[0])
-        return BY_OUTCOME[ctx->outcome];
-    return "acked";
+        return FS_RECEIVED_ACKED;
+    /* BY_STATE holds the status + 1 (0: not settled); a settlement wins over the outcome */
+    unsigned s = ctx->message ? (unsigned)atomic_load_explicit(&fs__mc(ctx->message)->settled,
+                                                               memory_order_acquire)
+                              : 0;
+    if (s < sizeof BY_STATE && BY_STATE[s])
+        return (fs_received_status)(BY_STATE[s] - 1);
+    if ((unsigned)ctx->outcome < sizeof BY_OUTCOME)
+        return (fs_received_status)BY_OUTCOME[ctx->outcome];
+    return FS_RECEIVED_ACKED;
+}
+
+const char *fs_consume_status(const fs_consume_ctx *ctx)
+{
+    static const char *const NAMES[] = {"acked", "nacked", "rejected", "skipped", "error"};
+    return NAMES[fs_consume_status_code(ctx)];
 }
 
 /* ------------------------------------------------------------------------ */

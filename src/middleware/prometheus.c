@@ -181,6 +181,7 @@ int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middlewar
     int rc = check_labels(o);
     if (rc != FS_OK)
         return rc;
+    fs_kit_ticks_init(); /* the durations' clock, chosen before any hook runs */
 
     prom_state *st = calloc(1, sizeof *st);
     if (!st)

@@ -4,17 +4,11 @@
 /* ------------------------------------------------------------------------ */
 /* Hooks                                                                    */
 
-/* The monotonic clock in nanoseconds (the kit's). */
-static inline int64_t now_ns(void)
-{
-    return (int64_t)fs_kit_now_ns();
-}
-
-/* Seconds between two now_ns() readings. */
-static inline double seconds_between(int64_t t0, int64_t t1)
-{
-    return (double)(t1 - t0) * 1e-9;
-}
+/*
+ * Durations are taken with the kit's interval clock (kit/ticks.h): one
+ * time-stamp-counter read where the kernel trusts the TSC, CLOCK_MONOTONIC
+ * otherwise; fs_broker_add_prometheus chose the source before any hook ran.
+ */
 
 static void count_exception(const prom_state *st, fs_counter_family *fam, const char *const *keys,
                             const char *type)
@@ -24,23 +18,6 @@ static void count_exception(const prom_state *st, fs_counter_family *fam, const 
     fs_counter *c = fs_counter_family_labels(fam, vals);
     if (c)
         fs_counter_inc(c);
-}
-
-/* Received status (docs/semantics.md), as the core decides it (fs_consume_status). */
-static inline int recv_status(const fs_consume_ctx *ctx)
-{
-    switch (fs_consume_status(ctx)[0]) {
-    case 'n':
-        return ST_NACKED;
-    case 'r':
-        return ST_REJECTED;
-    case 's':
-        return ST_SKIPPED;
-    case 'e':
-        return ST_ERROR;
-    default:
-        return ST_ACKED;
-    }
 }
 
 /*
@@ -74,14 +51,14 @@ consume_record(prom_state *st, fs_consume_ctx *ctx, entry *e)
     counter_add_count(e->fixed[0], count);                /* 1 */
     fs_histogram_observe(e->fixed[1], (double)ctx->size); /* 2 */
     fs_gauge_add(e->fixed[2], dcount);                    /* 3 */
-    int64_t t0 = now_ns();
+    uint64_t t0 = fs_kit_ticks();
     fs_outcome o = fs_consume_next(ctx); /* 4 */
-    double elapsed = seconds_between(t0, now_ns());
+    double elapsed = fs_kit_ticks_seconds(t0, fs_kit_ticks());
     if (o == FS_OUTCOME_ERROR) /* 5 */
         count_exception(st, st->exceptions, e->keys, ctx->error_type);
-    fs_histogram_observe(e->fixed[3], elapsed); /* 6 */
-    fs_gauge_add(e->fixed[2], -dcount);         /* 7 */
-    int status = recv_status(ctx);              /* 8 */
+    fs_histogram_observe(e->fixed[3], elapsed);    /* 6 */
+    fs_gauge_add(e->fixed[2], -dcount);            /* 7 */
+    int status = (int)fs_consume_status_code(ctx); /* 8: ST_* is in the same order */
     fs_counter *pc = status_child(st, e, st->processed, status, FS__PROM_RECV_STATUS[status]);
     if (pc)
         counter_add_count(pc, count);
@@ -143,11 +120,11 @@ static inline void publish_count(prom_state *st, entry *e, size_t count, int rc,
 static inline __attribute__((always_inline)) int publish_record(prom_state *st, fs_publish_ctx *ctx,
                                                                 entry *e)
 {
-    int64_t t0 = now_ns(); /* 1 */
+    uint64_t t0 = fs_kit_ticks(); /* 1 */
     int rc = fs_publish_next(ctx);
     if (rc > 0) /* FS_PENDING: counted when the adapter reports the result (fs__prom_result) */
         return rc;
-    publish_count(st, e, ctx->count, rc, ctx->error_type, seconds_between(t0, now_ns()));
+    publish_count(st, e, ctx->count, rc, ctx->error_type, fs_kit_ticks_seconds(t0, fs_kit_ticks()));
     return rc;
 }
 

@@ -22,6 +22,7 @@
 #include "common/internal.h"
 #include "kit/clock.h"
 #include "kit/str.h"
+#include "kit/ticks.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -32,7 +33,15 @@
 #include <time.h>
 
 /* Received statuses (docs/semantics.md) and publish statuses. */
-enum { ST_ACKED, ST_NACKED, ST_REJECTED, ST_SKIPPED, ST_ERROR, ST_RECV_COUNT };
+/* (ST_ACKED... in the order of fs_received_status: fs_consume_status_code indexes status[]) */
+enum {
+    ST_ACKED = FS_RECEIVED_ACKED,
+    ST_NACKED = FS_RECEIVED_NACKED,
+    ST_REJECTED = FS_RECEIVED_REJECTED,
+    ST_SKIPPED = FS_RECEIVED_SKIPPED,
+    ST_ERROR = FS_RECEIVED_ERROR,
+    ST_RECV_COUNT
+};
 enum { ST_SUCCESS, ST_PUB_ERROR, ST_PUB_COUNT };
 
 #define CACHE_SLOTS 1024u /* power of two */

@@ -220,6 +220,7 @@ static void test_second_prometheus_refused(void **state)
 typedef struct status_rec {
     int act;
     char status[16];
+    fs_received_status code;
 } status_rec;
 
 static fs_outcome status_mw(fs_consume_ctx *ctx)
@@ -227,6 +228,7 @@ static fs_outcome status_mw(fs_consume_ctx *ctx)
     status_rec *r = ctx->state;
     fs_outcome o = fs_consume_next(ctx);
     snprintf(r->status, sizeof r->status, "%s", fs_consume_status(ctx));
+    r->code = fs_consume_status_code(ctx);
     return o;
 }
 
@@ -244,6 +246,8 @@ static fs_outcome status_handler(fs_message *m, void *user)
     case 3:
         fs_message_reject(m);
         return FS_OUTCOME_NACK;
+    case 5:
+        return FS_OUTCOME_NACK;
     default:
         return FS_OUTCOME_OK;
     }
@@ -252,8 +256,12 @@ static fs_outcome status_handler(fs_message *m, void *user)
 static void test_status_rule(void **state)
 {
     (void)state;
-    const char *want[] = {"error", "acked", "skipped", "rejected", "acked"};
-    for (int act = 0; act < 5; act++) {
+    const char *want[] = {"error", "acked", "skipped", "rejected", "acked", "nacked"};
+    const fs_received_status want_code[] = {FS_RECEIVED_ERROR,   FS_RECEIVED_ACKED,
+                                            FS_RECEIVED_SKIPPED, FS_RECEIVED_REJECTED,
+                                            FS_RECEIVED_ACKED,   FS_RECEIVED_NACKED};
+    assert_int_equal(fs_consume_status_code(NULL), FS_RECEIVED_ACKED);
+    for (int act = 0; act < 6; act++) {
         status_rec r;
         memset(&r, 0, sizeof r);
         r.act = act;
@@ -269,6 +277,7 @@ static void test_status_rule(void **state)
         CHECK_OK(fs_subscriber_wait_handled(sub, 1, WAIT_MS));
         CHECK_OK(fs_broker_stop(b));
         assert_string_equal(r.status, want[act]);
+        assert_int_equal(r.code, want_code[act]);
         fs_broker_free(b);
     }
 }

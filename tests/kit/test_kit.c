@@ -9,6 +9,7 @@
 #include "kit/queue.h"
 #include "kit/seq.h"
 #include "kit/str.h"
+#include "kit/ticks.h"
 #include "kit/utf8.h"
 
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -250,6 +252,28 @@ static void test_utf8_buffer_str(void **state)
     assert_int_equal(fs_kit_ms_left(t0), 0);
 }
 
+/* The interval clock agrees with CLOCK_MONOTONIC over the same sleep (whichever source it chose).
+ */
+static void test_ticks(void **state)
+{
+    (void)state;
+    fs_kit_ticks_init();
+    fs_kit_ticks_init(); /* idempotent */
+    for (int round = 0; round < 3; round++) {
+        uint64_t n0 = fs_kit_now_ns(), t0 = fs_kit_ticks();
+        struct timespec ts = {0, 30 * 1000000L};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+        uint64_t t1 = fs_kit_ticks(), n1 = fs_kit_now_ns();
+        double by_ticks = fs_kit_ticks_seconds(t0, t1), by_clock = (double)(n1 - n0) * 1e-9;
+        /* the two reads of each clock bracket the sleep alike: within 2 % and 0.2 ms */
+        assert_true(by_ticks > 0.029);
+        assert_true(by_ticks <= by_clock * 1.02 + 2e-4);
+        assert_true(by_ticks >= by_clock * 0.98 - 2e-4);
+    }
+    assert_true(fs_kit_ticks_seconds(10, 5) == 0.0); /* never negative */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_seq),
         cmocka_unit_test(test_utf8_buffer_str),
+        cmocka_unit_test(test_ticks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
