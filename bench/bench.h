@@ -10,12 +10,20 @@
  *
  * Results are printed as "key value" lines (ns per op unless the key says
  * otherwise); anything else starts with '#'. bench/run.sh reads them.
+ *
+ * The broker benchmarks also find here: the best of the three sides (ours,
+ * ours + the Prometheus middleware, the raw client) and a connected broker
+ * with or without the middleware (bench_broker_new).
  */
 #ifndef FS_BENCH_H
 #define FS_BENCH_H
 
+#include "faststream/faststream.h"
+#include "faststream/prometheus.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,5 +206,35 @@ static inline void bench_best_of_sides(double (*run)(void *ctx, int side, long n
         bench_sides x = {ours, raw, r};                                                            \
         bench_best_of_sides(bench_run_side, &x, n, repeats, side, out);                            \
     }
+
+/*
+ * Create and connect a broker for `url`; with `prom`, the Prometheus
+ * middleware on a new registry returned in *reg (else *reg = NULL). On
+ * failure: prints what failed and exits (benchmarks only).
+ */
+static inline fs_broker *bench_broker_new(const char *url, bool prom, fs_registry **reg)
+{
+    fs_broker *b;
+    const char *what = "broker";
+    *reg = NULL;
+    if (fs_broker_new(url, NULL, &b) < 0)
+        goto fail;
+    if (prom) {
+        fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
+        what = "prometheus";
+        if (fs_registry_new(reg) < 0)
+            goto fail;
+        po.registry = *reg;
+        if (fs_broker_add_prometheus(b, &po) < 0)
+            goto fail;
+    }
+    what = "connect";
+    if (fs_broker_connect(b) < 0)
+        goto fail;
+    return b;
+fail:
+    fprintf(stderr, "bench: %s (%s): %s\n", what, url, fs_last_error());
+    exit(1);
+}
 
 #endif /* FS_BENCH_H */
