@@ -59,8 +59,8 @@ if [ ! -x "$C_METRICS" ]; then
 fi
 
 RESULTS=$BUILD/bench/results.txt
-ours=$(mktemp) py=$(mktemp)
-trap 'rm -f "$ours" "$py"' EXIT
+ours=$(mktemp) py=$(mktemp) callgrind=$(mktemp)
+trap 'rm -f "$ours" "$py" "$callgrind"' EXIT
 
 # Other work on the machine disturbs the figures (the C and Python sides run
 # one after the other, the core benchmark needs both cores): say so.
@@ -85,8 +85,6 @@ echo "bench: metrics at scale (creation, memory, render)" >&2
 # Instructions per operation under callgrind, collected only inside the
 # functions measured (--toggle-collect), over a fixed number of operations
 # (--iters): KEY|operations per run|functions|operations per iteration.
-callgrind=$(mktemp)
-trap 'rm -f "$ours" "$py" "$callgrind"' EXIT
 if command -v valgrind >/dev/null 2>&1; then
     echo "bench: instruction counts under callgrind" >&2
     for spec in "counter_inc|1000000|fs_counter_inc|1" \
@@ -252,16 +250,14 @@ BEGIN {
 #             the program's first CALLGRIND_DUMP_STATS (OUT.1, every thread)
 #   CG_NKEY   when set, the messages counted are the program's "CG_NKEY* N" line
 #   CG_KEY    the results.txt key, with {case} and {side} replaced
-#   CG_TITLE, CG_HEAD, CG_ROW, CG_ORDER, CG_FOOT  the table: an optional
-#             title, the header (printf format and labels), the row format
-#             (case, ours, prom, raw, then the two percentages in CG_ORDER:
-#             "cost ratio" or "ratio cost") and the lines under it;
-#             cost = instructions the middleware adds, ratio = raw over ours
+#   CG_TITLE, CG_HEAD, CG_ROW, CG_ORDER, CG_FOOT  the table: optional title,
+#             header (printf format, labels), row format (case, ours, prom, raw,
+#             then "cost ratio" or "ratio cost": what the middleware adds, raw
+#             over ours) and the lines under it
 #   SERVICE   a scripts/services.sh recipe the benchmark needs, started here
 #             when it is not running (and then stopped again); SERVICE_FOR
 #             "all" or "callgrind" (only the callgrind part needs it)
 SERVICES=$HERE/../scripts/services.sh
-have_valgrind() { command -v valgrind >/dev/null 2>&1; }
 
 # cg_run CASE SIDE N EXTRA: "INSTRUCTIONS MESSAGES" of one run under callgrind
 # (0 when callgrind or the program failed).
@@ -341,7 +337,7 @@ bench_broker() {
             echo "bench: the $label benchmark failed" >&2
         fi
         rm -f "$out"
-        if [ ${#CG_CASES[@]} -gt 0 ] && [ "${!skip_cg:-1}" != 0 ] && have_valgrind &&
+        if [ ${#CG_CASES[@]} -gt 0 ] && [ "${!skip_cg:-1}" != 0 ] && command -v valgrind >/dev/null &&
             { [ -n "$have_svc" ] || [ "$SERVICE_FOR" != callgrind ]; }; then
             [ "$SERVICE_FOR" = callgrind ] && svc_up && started=1
             echo "bench: $label under callgrind (instructions per message)" >&2
