@@ -11,7 +11,8 @@
  * Results are printed as "key value" lines (ns per op unless the key says
  * otherwise); anything else starts with '#'. bench/run.sh reads them.
  *
- * The broker benchmarks also find here: the best of the three sides (ours,
+ * The broker benchmarks also find here: a free port and a server started on
+ * it (bench_free_port, bench_spawn_server), the best of the three sides (ours,
  * ours + the Prometheus middleware, the raw client) and a connected broker
  * with or without the middleware (bench_broker_new).
  */
@@ -23,12 +24,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -142,22 +146,92 @@ static inline void bench_report(const char *key, double value)
     fflush(stdout);
 }
 
-/* A free TCP port on 127.0.0.1 (for a server the benchmark starts), or -1. */
-static inline int bench_free_port(void)
+/* True when nothing listens on 127.0.0.1:port (a bind succeeds). */
+static inline int bench_port_free(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/*
+ * A free TCP port on 127.0.0.1 for a server the benchmark starts, or -1: one
+ * in 26000-27999, below Linux's ephemeral range (32768-60999) so that no
+ * client's outgoing port can take it, and clear of the ports of
+ * scripts/services.sh and of the tests' (tests/support/server.h). The search
+ * starts at an offset of the process id, so benchmarks running side by side
+ * take different ports.
+ */
+static inline int bench_free_port(void)
+{
+    enum { FIRST = 26000, COUNT = 2000 };
+    static int next = -1;
+    if (next < 0)
+        next = (int)(((unsigned)getpid() * 7919u) % COUNT);
+    for (int i = 0; i < COUNT; i++) {
+        int port = FIRST + (next + i) % COUNT;
+        if (bench_port_free(port)) {
+            next = (next + i + 1) % COUNT;
+            return port;
+        }
+    }
+    return -1;
+}
+
+/* True when a TCP connection to 127.0.0.1:port is accepted. */
+static inline int bench_port_answers(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/*
+ * Start a server: argv[0] (looked up in PATH) with argv, its output to
+ * /dev/null, then wait up to 10 s until it accepts connections on `port`.
+ * Returns its pid, or -1 (it did not start; it is killed).
+ */
+static inline pid_t bench_spawn_server(char *const argv[], int port)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* keep the benchmark's output pipes free of the server */
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            _exit(127);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (pid < 0)
+        return -1;
+    for (int i = 0; i < 200; i++) {
+        if (bench_port_answers(port))
+            return pid;
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return -1; /* it exited */
+        struct timespec ts = {0, 50000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
 }
 
 /*
