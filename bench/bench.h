@@ -19,6 +19,7 @@
 #ifndef FS_BENCH_H
 #define FS_BENCH_H
 
+#include "../tests/support/port.h"
 #include "faststream/faststream.h"
 #include "faststream/prometheus.h"
 
@@ -146,62 +147,15 @@ static inline void bench_report(const char *key, double value)
     fflush(stdout);
 }
 
-/* True when nothing listens on 127.0.0.1:port (a bind succeeds). */
-static inline int bench_port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return 0;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
 /*
  * A free TCP port on 127.0.0.1 for a server the benchmark starts, or -1: one
- * in 26000-27999, below Linux's ephemeral range (32768-60999) so that no
- * client's outgoing port can take it, and clear of the ports of
- * scripts/services.sh and of the tests' (tests/support/server.h). The search
- * starts at an offset of the process id, so benchmarks running side by side
- * take different ports.
+ * in 26000-27999 (tests/support/port.h: below Linux's ephemeral range, so no
+ * client's outgoing port can take it; clear of scripts/services.sh's ports
+ * and of the tests').
  */
 static inline int bench_free_port(void)
 {
-    enum { FIRST = 26000, COUNT = 2000 };
-    static int next = -1;
-    if (next < 0)
-        next = (int)(((unsigned)getpid() * 7919u) % COUNT);
-    for (int i = 0; i < COUNT; i++) {
-        int port = FIRST + (next + i) % COUNT;
-        if (bench_port_free(port)) {
-            next = (next + i + 1) % COUNT;
-            return port;
-        }
-    }
-    return -1;
-}
-
-/* True when a TCP connection to 127.0.0.1:port is accepted. */
-static inline int bench_port_answers(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return 0;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
+    return port_pick(PORT_BENCH_FIRST, PORT_BENCH_COUNT);
 }
 
 /*
@@ -222,7 +176,7 @@ static inline pid_t bench_spawn_server(char *const argv[], int port)
     if (pid < 0)
         return -1;
     for (int i = 0; i < 200; i++) {
-        if (bench_port_answers(port))
+        if (port_answers(port))
             return pid;
         if (waitpid(pid, NULL, WNOHANG) == pid)
             return -1; /* it exited */

@@ -15,13 +15,12 @@
 #ifndef FS_TEST_SUPPORT_SERVER_H
 #define FS_TEST_SUPPORT_SERVER_H
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include "port.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,46 +30,18 @@ typedef struct ts_server {
     pid_t pid;     /* the process ts_server_spawn started, or 0 */
 } ts_server;
 
-/* True when nothing listens on 127.0.0.1:port (a bind succeeds). */
-static inline int ts_port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return 0;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
 /*
- * A free port in 29000-32767: below Linux's ephemeral range (32768-60999),
- * so no client's outgoing port can take it, and above the fixed ports of
- * scripts/services.sh. Where the search starts depends on the process id,
- * so tests running side by side take different ports. Fails the test when
+ * A free port in 29000-32767 (tests/support/port.h: below the ephemeral
+ * range, above the fixed ports of scripts/services.sh). Fails the test when
  * none is free.
  */
 static inline int ts_free_port(void)
 {
-    enum { FIRST = 29000, COUNT = 32768 - 29000 };
-    static int next = -1;
-    if (next < 0)
-        next = (int)(((unsigned)getpid() * 7919u) % COUNT);
-    for (int i = 0; i < COUNT; i++) {
-        int port = FIRST + (next + i) % COUNT;
-        if (ts_port_free(port)) {
-            next = (next + i + 1) % COUNT;
-            return port;
-        }
-    }
-    fail_msg("no free port in %d-%d", FIRST, FIRST + COUNT - 1);
-    return -1;
+    int port = port_pick(PORT_TESTS_FIRST, PORT_TESTS_COUNT);
+    if (port < 0)
+        fail_msg("no free port in %d-%d", PORT_TESTS_FIRST,
+                 PORT_TESTS_FIRST + PORT_TESTS_COUNT - 1);
+    return port;
 }
 
 /* A state directory ($TMPDIR or /tmp)/fs-WHAT-XXXXXX and a free port; 0 or -1. */
