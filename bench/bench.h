@@ -10,17 +10,30 @@
  *
  * Results are printed as "key value" lines (ns per op unless the key says
  * otherwise); anything else starts with '#'. bench/run.sh reads them.
+ *
+ * The broker benchmarks also find here: a free port and a server started on
+ * it (bench_free_port, bench_spawn_server), the best of the three sides (ours,
+ * ours + the Prometheus middleware, the raw client) and a connected broker
+ * with or without the middleware (bench_broker_new).
  */
 #ifndef FS_BENCH_H
 #define FS_BENCH_H
 
+#include "../tests/support/port.h"
+#include "faststream/faststream.h"
+#include "faststream/prometheus.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,22 +147,45 @@ static inline void bench_report(const char *key, double value)
     fflush(stdout);
 }
 
-/* A free TCP port on 127.0.0.1 (for a server the benchmark starts), or -1. */
+/*
+ * A free TCP port on 127.0.0.1 for a server the benchmark starts, or -1: one
+ * in 26000-27999 (tests/support/port.h: below Linux's ephemeral range, so no
+ * client's outgoing port can take it; clear of scripts/services.sh's ports
+ * and of the tests').
+ */
 static inline int bench_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    return port_pick(PORT_BENCH_FIRST, PORT_BENCH_COUNT);
+}
+
+/*
+ * Start a server: argv[0] (looked up in PATH) with argv, its output to
+ * /dev/null, then wait up to 10 s until it accepts connections on `port`.
+ * Returns its pid, or -1 (it did not start; it is killed).
+ */
+static inline pid_t bench_spawn_server(char *const argv[], int port)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* keep the benchmark's output pipes free of the server */
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            _exit(127);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (pid < 0)
+        return -1;
+    for (int i = 0; i < 200; i++) {
+        if (port_answers(port))
+            return pid;
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return -1; /* it exited */
+        struct timespec ts = {0, 50000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
 }
 
 /*
@@ -198,5 +234,35 @@ static inline void bench_best_of_sides(double (*run)(void *ctx, int side, long n
         bench_sides x = {ours, raw, r};                                                            \
         bench_best_of_sides(bench_run_side, &x, n, repeats, side, out);                            \
     }
+
+/*
+ * Create and connect a broker for `url`; with `prom`, the Prometheus
+ * middleware on a new registry returned in *reg (else *reg = NULL). On
+ * failure: prints what failed and exits (benchmarks only).
+ */
+static inline fs_broker *bench_broker_new(const char *url, bool prom, fs_registry **reg)
+{
+    fs_broker *b;
+    const char *what = "broker";
+    *reg = NULL;
+    if (fs_broker_new(url, NULL, &b) < 0)
+        goto fail;
+    if (prom) {
+        fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
+        what = "prometheus";
+        if (fs_registry_new(reg) < 0)
+            goto fail;
+        po.registry = *reg;
+        if (fs_broker_add_prometheus(b, &po) < 0)
+            goto fail;
+    }
+    what = "connect";
+    if (fs_broker_connect(b) < 0)
+        goto fail;
+    return b;
+fail:
+    fprintf(stderr, "bench: %s (%s): %s\n", what, url, fs_last_error());
+    exit(1);
+}
 
 #endif /* FS_BENCH_H */

@@ -27,7 +27,6 @@
  * or uses FS_BENCH_NATS_PORT. Benchmarks print; nothing fails on a target.
  */
 #include "bench.h"
-#include "bench_broker.h"
 
 #include "faststream/faststream.h"
 #include "faststream/nats.h"

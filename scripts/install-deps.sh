@@ -13,6 +13,9 @@ PACKAGES=(
   libnats-dev nats-server
   libpaho-mqtt-dev libmosquitto-dev mosquitto mosquitto-clients
   libgnutls28-dev libcrypt-dev openssl
+  # what pkg-config --static names behind gnutls and rdkafka (linking a
+  # static faststream install: tests/packaging)
+  libunistring-dev liblz4-dev libsasl2-dev libzstd-dev
   clang libclang-rt-14-dev valgrind
   locales
   chromium

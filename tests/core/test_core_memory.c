@@ -5,6 +5,7 @@
  */
 #include "core_test.h"
 #include "support/overlap.h"
+#include "support/record.h"
 #include "support/worker_check.h"
 
 #include <stdatomic.h>
@@ -369,9 +370,8 @@ static fs_outcome always_fail(fs_message *m, void *user)
 static void test_reject_to_dead_letter(void **state)
 {
     (void)state;
-    seen dl;
-    memset(&dl, 0, sizeof dl);
-    pthread_mutex_init(&dl.lock, NULL);
+    ts_log dl;
+    ts_log_init(&dl);
     fs_broker *b = memory_broker(16, true);
     fs_memory_subscriber_options mo = FS_MEMORY_SUBSCRIBER_OPTIONS_INIT;
     mo.dead_letter = "orders.dlq";
@@ -379,7 +379,7 @@ static void test_reject_to_dead_letter(void **state)
     so.broker_options = &mo; /* memory's default policy: REJECT_ON_ERROR */
     fs_subscriber *sub, *dsub;
     CHECK_OK(fs_subscribe(b, "orders", always_fail, NULL, &so, &sub));
-    CHECK_OK(fs_subscribe(b, "orders.dlq", capture, &dl, NULL, &dsub));
+    CHECK_OK(fs_subscribe(b, "orders.dlq", ts_record, &dl, NULL, &dsub));
     fs_header h = {"k", "v", 0};
     fs_envelope e = FS_ENVELOPE_INIT;
     e.body = "poison";
@@ -391,14 +391,13 @@ static void test_reject_to_dead_letter(void **state)
     CHECK_OK(fs_broker_start(b));
     CHECK_OK(fs_subscriber_wait_handled(dsub, 1, WAIT_MS));
     CHECK_OK(fs_broker_stop(b));
-    assert_worker_checks();
-    pthread_mutex_lock(&dl.lock);
-    assert_int_equal(dl.body_len, 6);
-    assert_memory_equal(dl.body, "poison", 6);
-    assert_string_equal(dl.corr, "c9");
-    assert_string_equal(dl.source, "orders.dlq");
-    assert_int_equal(dl.header_count, 1);
-    pthread_mutex_unlock(&dl.lock);
+    assert_int_equal(ts_log_count(&dl), 1);
+    fs_message *dead = ts_msg(&dl, 0);
+    assert_int_equal(fs_message_body_len(dead), 6);
+    assert_memory_equal(fs_message_body(dead), "poison", 6);
+    assert_string_equal(fs_message_correlation_id(dead), "c9");
+    assert_string_equal(fs_message_source(dead), "orders.dlq");
+    assert_int_equal(fs_message_header_count(dead), 1);
     assert_int_equal(fs_memory_published_count(b, "orders.dlq"), 1);
     assert_int_equal(fs_subscriber_handled(sub), 1);
     fs_message *copy = NULL;
@@ -409,7 +408,7 @@ static void test_reject_to_dead_letter(void **state)
     fs_message_free(copy);
     CHECK_ERR(fs_memory_take_published(b, "orders", &copy), FS_ENOTFOUND);
     fs_broker_free(b);
-    pthread_mutex_destroy(&dl.lock);
+    ts_log_free(&dl);
 }
 
 static void test_reject_without_dead_letter_drops(void **state)
@@ -444,9 +443,7 @@ static void test_full_queue(void **state)
     /* a batch stops at the first message that does not fit */
     fs_envelope batch[3];
     for (int i = 0; i < 3; i++) {
-        batch[i] = (fs_envelope)FS_ENVELOPE_INIT;
-        batch[i].body = "z";
-        batch[i].body_len = 1;
+        ts_envelope(&batch[i], "z", NULL);
     }
     CHECK_OK(fs_publish_batch(b, "other", batch, 3));
     assert_int_equal(fs_memory_queue_depth(b, "other", NULL), 3);
@@ -493,9 +490,7 @@ static void test_publisher_object(void **state)
     CHECK_OK(fs_publisher_new(b, "dest", &po, &p));
     fs_envelope big[40];
     for (int i = 0; i < 40; i++) {
-        big[i] = (fs_envelope)FS_ENVELOPE_INIT;
-        big[i].body = "x";
-        big[i].body_len = 1;
+        ts_envelope(&big[i], "x", NULL);
     }
     CHECK_OK(fs_publisher_publish_batch(p, big, 40));
     assert_int_equal(fs_memory_published_count(b, "dest"), 40);

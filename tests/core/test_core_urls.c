@@ -7,19 +7,9 @@
  * under valgrind, which saw it).
  */
 #include "core_test.h"
+#include "support/record.h"
 
 #include "faststream/adapter.h"
-
-static void expect_url_refused(const char *url, const char *want)
-{
-    fs_broker *b = (fs_broker *)1;
-    int rc = fs_broker_new(url, NULL, &b);
-    if (rc != FS_EINVAL)
-        fail_msg("%s: %d (%s), want FS_EINVAL", url, rc, fs_last_error());
-    assert_null(b);
-    if (!strstr(fs_last_error(), want))
-        fail_msg("%s: \"%s\" does not name \"%s\"", url, fs_last_error(), want);
-}
 
 static void expect_url_ok(const char *url)
 {
@@ -32,19 +22,19 @@ static void expect_url_ok(const char *url)
 static void test_memory_url(void **state)
 {
     (void)state;
-    expect_url_refused("memory://?capacty=5", "'capacty' (known: capacity, inline_size)");
-    expect_url_refused("memory://?capacity=5&inline_sise=64", "'inline_sise'");
-    expect_url_refused("memory://?x", "'x'");
-    expect_url_refused("memory://?capacity=5&capacity=6", "'capacity' is given more than once");
-    expect_url_refused("memory://?capacity=+5", "capacity=+5");
-    expect_url_refused("memory://?capacity=%205", "capacity= 5");
-    expect_url_refused("memory://?capacity=5%00junk", "%00");
-    expect_url_refused("memory://?capacity=0x10", "capacity=0x10");
-    expect_url_refused("memory://?capacity=5e3", "capacity=5e3");
-    expect_url_refused("memory://?capacity=", "capacity=");
-    expect_url_refused("memory://?capacity=-1", "capacity=-1");
-    expect_url_refused("memory://?capacity=99999999999999999999999", "capacity=9999");
-    expect_url_refused("memory://? capacity=5", "space or control character");
+    ts_expect_url_refused("memory://?capacty=5", "'capacty' (known: capacity, inline_size)");
+    ts_expect_url_refused("memory://?capacity=5&inline_sise=64", "'inline_sise'");
+    ts_expect_url_refused("memory://?x", "'x'");
+    ts_expect_url_refused("memory://?capacity=5&capacity=6", "'capacity' is given more than once");
+    ts_expect_url_refused("memory://?capacity=+5", "capacity=+5");
+    ts_expect_url_refused("memory://?capacity=%205", "capacity= 5");
+    ts_expect_url_refused("memory://?capacity=5%00junk", "%00");
+    ts_expect_url_refused("memory://?capacity=0x10", "capacity=0x10");
+    ts_expect_url_refused("memory://?capacity=5e3", "capacity=5e3");
+    ts_expect_url_refused("memory://?capacity=", "capacity=");
+    ts_expect_url_refused("memory://?capacity=-1", "capacity=-1");
+    ts_expect_url_refused("memory://?capacity=99999999999999999999999", "capacity=9999");
+    ts_expect_url_refused("memory://? capacity=5", "space or control character");
     expect_url_ok("memory://?capacity=5&inline_size=64");
     expect_url_ok("memory://");
 }

@@ -89,10 +89,7 @@ static void steady_state(fs_redis_kind kind, const char *what)
     pub.kind = kind;
     fs_envelope env[BATCH];
     for (int i = 0; i < BATCH; i++) {
-        env[i] = (fs_envelope)FS_ENVELOPE_INIT;
-        env[i].body = "0123456789abcdef";
-        env[i].body_len = 16;
-        env[i].broker_options = &pub;
+        ts_envelope(&env[i], "0123456789abcdef", &pub);
     }
     uint64_t done = 0;
     pump(b, name, env, sub, &done, 5 * CHUNK, false); /* warm-up */

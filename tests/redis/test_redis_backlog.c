@@ -21,8 +21,8 @@ static void test_list_length(void **state)
     fs_broker *b = rt_broker();
     fs_redis_subscriber_options ro = FS_REDIS_SUBSCRIBER_OPTIONS_INIT;
     ro.kind = FS_REDIS_LIST;
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_subscriber *sub = rt_subscribe(b, list, &ro, &l, FS_ACK_POLICY_DEFAULT, 1, 0);
     assert_int_equal(fs_broker_connect(b), FS_OK);
     uint64_t v = 99;
@@ -34,11 +34,11 @@ static void test_list_length(void **state)
     assert_int_equal(v, (uint64_t)rt_int(c, "LLEN %s", list));
     assert_int_equal(v, 3);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    assert_true(rt_wait_n(&l, 3, 10000));
+    assert_true(ts_wait_n(&l, 3, 10000));
     assert_int_equal(fs_subscriber_backlog(sub, 1000, &v), FS_OK);
     assert_int_equal(v, 0);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
     freeReplyObject(rt_cmd(c, "DEL %s", list));
     redisFree(c);
 }
@@ -53,8 +53,8 @@ static void test_stream_group_lag_and_pending(void **state)
     fs_redis_subscriber_options ro = FS_REDIS_SUBSCRIBER_OPTIONS_INIT;
     ro.kind = FS_REDIS_STREAM;
     ro.group = "g";
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     /* MANUAL and a handler that settles nothing: what it read stays pending. */
     fs_subscriber *sub = rt_subscribe(b, stream, &ro, &l, FS_ACK_POLICY_MANUAL, 1, 0);
     assert_int_equal(fs_broker_start(b), FS_OK);
@@ -62,12 +62,12 @@ static void test_stream_group_lag_and_pending(void **state)
     /* The group appears when the reader starts: wait for it. */
     for (int i = 0; fs_subscriber_backlog(sub, 1000, &v) != FS_OK; i++) {
         assert_true(i < 500);
-        rt_sleep_ms(10);
+        ts_sleep_ms(10);
     }
     assert_int_equal(v, 0);
     for (int i = 0; i < 4; i++)
         rt_ok(c, "XADD %s * __data__ m%d", stream, i);
-    assert_true(rt_wait_n(&l, 4, 10000));
+    assert_true(ts_wait_n(&l, 4, 10000));
     assert_int_equal(fs_subscriber_backlog(sub, 1000, &v), FS_OK);
     assert_int_equal(v, (uint64_t)rt_pending(c, stream, "g"));
     assert_int_equal(v, 4);
@@ -77,7 +77,7 @@ static void test_stream_group_lag_and_pending(void **state)
     assert_int_equal(fs_subscriber_backlog(sub, 1000, &v), FS_OK);
     assert_int_equal(v, 5);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
     freeReplyObject(rt_cmd(c, "DEL %s", stream));
     redisFree(c);
 }
@@ -86,8 +86,8 @@ static void test_cannot_tell(void **state)
 {
     (void)state;
     fs_broker *b = rt_broker();
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_subscriber *ch = rt_subscribe(b, "backlog-channel", NULL, &l, FS_ACK_POLICY_DEFAULT, 1, 0);
     fs_redis_subscriber_options ro = FS_REDIS_SUBSCRIBER_OPTIONS_INIT;
     ro.kind = FS_REDIS_STREAM;
@@ -98,7 +98,7 @@ static void test_cannot_tell(void **state)
     assert_non_null(strstr(fs_last_error(), "channel"));
     assert_int_equal(fs_subscriber_backlog(st, 1000, &v), FS_EUNSUPPORTED);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 int main(void)

@@ -123,8 +123,8 @@ static void channel_subscribe_publish(void **state)
     char ch[64];
     rt_key(ch, sizeof ch, "chan");
     fs_broker *b = rt_broker();
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     l.outcome = FS_OUTCOME_ERROR; /* no acknowledgement: nothing comes back */
     fs_redis_subscriber_options ro = sub_opts(FS_REDIS_CHANNEL);
     rt_subscribe(b, ch, &ro, &l, FS_ACK_POLICY_NACK_ON_ERROR, 2, 0);
@@ -140,9 +140,9 @@ static void channel_subscribe_publish(void **state)
     env.content_type = "text/plain";
     assert_int_equal(fs_publish(b, ch, &env), FS_OK); /* default kind: channel */
     assert_int_equal(fs_publish_bytes(b, ch, "two", 3), FS_OK);
-    assert_true(rt_wait_n(&l, 2, WAIT_MS));
-    rt_sleep_ms(100);
-    assert_int_equal(rt_log_count(&l), 2); /* errors under NACK_ON_ERROR: no redelivery */
+    assert_true(ts_wait_n(&l, 2, WAIT_MS));
+    ts_sleep_ms(100);
+    assert_int_equal(ts_log_count(&l), 2); /* errors under NACK_ON_ERROR: no redelivery */
     /* two workers: the order they record in is not the order of arrival */
     size_t first = fs_message_body_len(l.msgs[0]) == 5 ? 0 : 1;
     fs_message *m = l.msgs[first];
@@ -158,7 +158,7 @@ static void channel_subscribe_publish(void **state)
     assert_int_equal(strlen(cid), 36);
     assert_int_equal(cid[14], '4');
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 static void channel_pattern_reports_the_concrete_channel(void **state)
@@ -169,19 +169,19 @@ static void channel_pattern_reports_the_concrete_channel(void **state)
     rt_key(a, sizeof a, "ev.created");
     rt_key(c, sizeof c, "ev.deleted");
     fs_broker *b = rt_broker();
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_redis_subscriber_options ro = sub_opts(FS_REDIS_CHANNEL);
     ro.pattern = true;
     rt_subscribe(b, pat, &ro, &l, FS_ACK_POLICY_DEFAULT, 1, 0);
     assert_int_equal(fs_broker_start(b), FS_OK);
     assert_int_equal(fs_publish_bytes(b, a, "1", 1), FS_OK);
     assert_int_equal(fs_publish_bytes(b, c, "2", 1), FS_OK);
-    assert_true(rt_wait_n(&l, 2, WAIT_MS));
+    assert_true(ts_wait_n(&l, 2, WAIT_MS));
     assert_string_equal(fs_message_source(l.msgs[0]), a);
     assert_string_equal(fs_message_source(l.msgs[1]), c);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 static const char *seen_pattern;
@@ -232,25 +232,25 @@ static void list_single_and_batch(void **state)
         assert_int_equal(publish_kind(b, q, FS_REDIS_LIST, body, NULL, 0), FS_OK);
     }
     assert_int_equal(rt_int(rc, "LLEN %s", q), 5);
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_redis_subscriber_options ro = sub_opts(FS_REDIS_LIST);
     rt_subscribe(b, q, &ro, &l, FS_ACK_POLICY_DEFAULT, 1, 0);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    assert_true(rt_wait_n(&l, 5, WAIT_MS));
+    assert_true(ts_wait_n(&l, 5, WAIT_MS));
     char buf[64];
     for (int i = 0; i < 5; i++) { /* FIFO */
         char want[16];
         snprintf(want, sizeof want, "m%d", i);
-        assert_string_equal(rt_body(&l, (size_t)i, buf, sizeof buf), want);
+        assert_string_equal(ts_body(&l, (size_t)i, buf, sizeof buf), want);
         assert_string_equal(fs_message_source(l.msgs[i]), q);
     }
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 
     /* batch: one RPUSH publishes 25; the subscriber takes up to 10 at once */
     b = rt_broker();
-    rt_log_init(&l);
+    ts_log_init(&l);
     rt_subscribe(b, q, &ro, &l, FS_ACK_POLICY_DEFAULT, 1, 10);
     fs_redis_publish_options po = FS_REDIS_PUBLISH_OPTIONS_INIT;
     po.kind = FS_REDIS_LIST;
@@ -258,22 +258,19 @@ static void list_single_and_batch(void **state)
     char bodies[25][16];
     for (int i = 0; i < 25; i++) {
         snprintf(bodies[i], sizeof bodies[i], "b%02d", i);
-        envs[i] = (fs_envelope)FS_ENVELOPE_INIT;
-        envs[i].body = bodies[i];
-        envs[i].body_len = strlen(bodies[i]);
-        envs[i].broker_options = &po;
+        ts_envelope(&envs[i], bodies[i], &po);
     }
     assert_int_equal(fs_broker_connect(b), FS_OK);
     assert_int_equal(fs_publish_batch(b, q, envs, 25), FS_OK);
     assert_int_equal(rt_int(rc, "LLEN %s", q), 25);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    assert_true(rt_wait_n(&l, 25, WAIT_MS));
+    assert_true(ts_wait_n(&l, 25, WAIT_MS));
     assert_true(l.max_batch > 1 && l.max_batch <= 10);
     for (int i = 0; i < 25; i++)
-        assert_string_equal(rt_body(&l, (size_t)i, buf, sizeof buf), bodies[i]);
+        assert_string_equal(ts_body(&l, (size_t)i, buf, sizeof buf), bodies[i]);
     assert_int_equal(rt_int(rc, "LLEN %s", q), 0);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 /*
@@ -300,8 +297,8 @@ static void large_values_span_reply_blocks(void **state)
         rt_key(q, sizeof q, kind == FS_REDIS_LIST ? "biglist" : "bigstream");
         freeReplyObject(rt_cmd(rc, "DEL %s", q));
         fs_broker *b = rt_broker();
-        rt_log l;
-        rt_log_init(&l);
+        ts_log l;
+        ts_log_init(&l);
         fs_redis_subscriber_options ro = sub_opts((fs_redis_kind)kind);
         if (kind == FS_REDIS_STREAM) {
             ro.group = "g";
@@ -312,7 +309,7 @@ static void large_values_span_reply_blocks(void **state)
             assert_int_equal(publish_kind(b, q, (fs_redis_kind)kind, bodies[i], NULL, 0), FS_OK);
         rt_subscribe(b, q, &ro, &l, FS_ACK_POLICY_DEFAULT, 1, 10);
         assert_int_equal(fs_broker_start(b), FS_OK);
-        assert_true(rt_wait_n(&l, N, WAIT_MS));
+        assert_true(ts_wait_n(&l, N, WAIT_MS));
         assert_true(l.max_batch > 1);
         for (size_t i = 0; i < N; i++) {
             assert_int_equal(fs_message_body_len(l.msgs[i]), sizes[i]);
@@ -320,7 +317,7 @@ static void large_values_span_reply_blocks(void **state)
             assert_string_equal(fs_message_source(l.msgs[i]), q);
         }
         fs_broker_free(b);
-        rt_log_free(&l);
+        ts_log_free(&l);
         freeReplyObject(rt_cmd(rc, "DEL %s", q));
     }
     for (size_t i = 0; i < N; i++)
@@ -332,7 +329,7 @@ static fs_outcome slow(fs_message *m, void *user)
 {
     (void)m;
     (void)user;
-    rt_sleep_ms(5);
+    ts_sleep_ms(5);
     atomic_fetch_add(&slow_handled, 1);
     return FS_OUTCOME_OK;
 }
@@ -354,10 +351,7 @@ static void list_shutdown_loses_nothing(void **state)
     po.kind = FS_REDIS_LIST;
     fs_envelope envs[200];
     for (int i = 0; i < 200; i++) {
-        envs[i] = (fs_envelope)FS_ENVELOPE_INIT;
-        envs[i].body = "x";
-        envs[i].body_len = 1;
-        envs[i].broker_options = &po;
+        ts_envelope(&envs[i], "x", &po);
     }
     assert_int_equal(fs_broker_connect(b), FS_OK);
     assert_int_equal(fs_publish_batch(b, q, envs, 200), FS_OK);
@@ -368,7 +362,7 @@ static void list_shutdown_loses_nothing(void **state)
     atomic_store(&slow_handled, 0);
     assert_int_equal(fs_subscribe(b, q, slow, NULL, &so, NULL), FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    assert_true(rt_wait(slow_at_least_20, NULL, WAIT_MS));
+    assert_true(ts_wait(slow_at_least_20, NULL, WAIT_MS));
     assert_int_equal(fs_broker_stop(b), FS_OK);
     fs_broker_free(b); /* closes: popped-but-unhandled messages are pushed back */
     int handled = atomic_load(&slow_handled);
@@ -377,7 +371,7 @@ static void list_shutdown_loses_nothing(void **state)
 }
 
 /* A stream subscriber with a group; `dlq` may be NULL. */
-static fs_broker *stream_setup(const char *stream, const char *group, const char *dlq, rt_log *l,
+static fs_broker *stream_setup(const char *stream, const char *group, const char *dlq, ts_log *l,
                                fs_ack_policy policy, size_t batch)
 {
     fs_broker *b = rt_broker();
@@ -395,15 +389,15 @@ static void stream_ack(void **state)
     (void)state;
     char s[64];
     rt_key(s, sizeof s, "stream-ack");
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_broker *b = stream_setup(s, "g", NULL, &l, FS_ACK_POLICY_DEFAULT, 0);
     for (int i = 0; i < 10; i++) {
         char body[16];
         snprintf(body, sizeof body, "s%d", i);
         assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, body, NULL, 0), FS_OK);
     }
-    assert_true(rt_wait_n(&l, 10, WAIT_MS));
+    assert_true(ts_wait_n(&l, 10, WAIT_MS));
     fs_broker_stop(b);
     assert_int_equal(rt_pending(rc, s, "g"), 0);
     assert_int_equal(rt_int(rc, "XLEN %s", s), 10);
@@ -411,7 +405,7 @@ static void stream_ack(void **state)
     assert_non_null(fs_message_id(l.msgs[0]));
     assert_string_equal(fs_message_id(l.msgs[0]), fs_message_correlation_id(l.msgs[0]));
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 /*
@@ -425,8 +419,8 @@ static void stream_nack_delay_count_max(void **state)
     char s[64], dlq[64];
     rt_key(s, sizeof s, "stream-nack-max");
     rt_key(dlq, sizeof dlq, "stream-nack-dlq");
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     l.outcome = FS_OUTCOME_NACK;
     fs_broker *b = rt_broker();
     fs_redis_subscriber_options ro = sub_opts(FS_REDIS_STREAM);
@@ -437,21 +431,21 @@ static void stream_nack_delay_count_max(void **state)
     so.redelivery.delay_ms = 30;
     so.redelivery.max_deliveries = 3;
     fs_subscriber *sub;
-    assert_int_equal(fs_subscribe(b, s, rt_record, &l, &so, &sub), FS_OK);
+    assert_int_equal(fs_subscribe(b, s, ts_record, &l, &so, &sub), FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "n", NULL, 0), FS_OK);
-    assert_true(rt_wait_n(&l, 3, WAIT_MS));
+    assert_true(ts_wait_n(&l, 3, WAIT_MS));
     for (int i = 0; i < 400 && rt_int(rc, "XLEN %s", dlq) < 1; i++)
-        rt_sleep_ms(5);
-    rt_sleep_ms(150); /* a hot loop would have delivered it thousands of times by now */
+        ts_sleep_ms(5);
+    ts_sleep_ms(150); /* a hot loop would have delivered it thousands of times by now */
     fs_broker_stop(b);
-    assert_int_equal(rt_log_count(&l), 3);
+    assert_int_equal(ts_log_count(&l), 3);
     for (size_t i = 0; i < 3; i++)
         assert_int_equal(fs_message_delivery_count(l.msgs[i]), i + 1);
     assert_int_equal(rt_int(rc, "XLEN %s", dlq), 1);
     assert_int_equal(rt_pending(rc, s, "g"), 0);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
     redisReply *r = rt_cmd(rc, "DEL %s %s", s, dlq);
     freeReplyObject(r);
 }
@@ -461,31 +455,31 @@ static void stream_nack_redelivers(void **state)
     (void)state;
     char s[64];
     rt_key(s, sizeof s, "stream-nack");
-    rt_log l;
-    rt_log_init(&l);
-    l.nack_first = 1;
+    ts_log l;
+    ts_log_init(&l);
+    l.nack_first = true;
     fs_broker *b = stream_setup(s, "g", NULL, &l, FS_ACK_POLICY_DEFAULT, 0);
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "a", NULL, 0), FS_OK);
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "b", NULL, 0), FS_OK);
-    assert_true(rt_wait_n(&l, 4, WAIT_MS)); /* each twice: nacked, then acked */
+    assert_true(ts_wait_n(&l, 4, WAIT_MS)); /* each twice: nacked, then acked */
     fs_broker_stop(b);
-    assert_int_equal(rt_count_body(&l, "a"), 2);
-    assert_int_equal(rt_count_body(&l, "b"), 2);
+    assert_int_equal(ts_count_body(&l, "a"), 2);
+    assert_int_equal(ts_count_body(&l, "b"), 2);
     assert_int_equal(rt_pending(rc, s, "g"), 0);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 
     /* NACK_ON_ERROR: a failing handler sees the entry again, and again */
-    rt_log_init(&l);
+    ts_log_init(&l);
     l.outcome = FS_OUTCOME_ERROR;
     b = stream_setup(s, "g2", NULL, &l, FS_ACK_POLICY_NACK_ON_ERROR, 0);
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "c", NULL, 0), FS_OK);
-    assert_true(rt_wait_n(&l, 3, WAIT_MS));
+    assert_true(ts_wait_n(&l, 3, WAIT_MS));
     fs_broker_stop(b);
-    assert_true(rt_count_body(&l, "c") >= 3);
+    assert_true(ts_count_body(&l, "c") >= 3);
     assert_int_equal(rt_pending(rc, s, "g2"), 1); /* still pending */
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 static void stream_reject_dead_letters(void **state)
@@ -494,15 +488,15 @@ static void stream_reject_dead_letters(void **state)
     char s[64], dlq[64];
     rt_key(s, sizeof s, "stream-rej");
     rt_key(dlq, sizeof dlq, "stream-rej-dlq");
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     l.outcome = FS_OUTCOME_ERROR; /* REJECT_ON_ERROR (Redis' default) rejects */
     fs_broker *b = stream_setup(s, "g", dlq, &l, FS_ACK_POLICY_DEFAULT, 0);
     fs_header h[] = {{"k", "v", 0}};
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "bad", h, 1), FS_OK);
-    assert_true(rt_wait_n(&l, 1, WAIT_MS));
+    assert_true(ts_wait_n(&l, 1, WAIT_MS));
     fs_broker_stop(b);
-    assert_int_equal(rt_count_body(&l, "bad"), 1);
+    assert_int_equal(ts_count_body(&l, "bad"), 1);
     assert_int_equal(rt_pending(rc, s, "g"), 0);
     /* the dead-letter stream holds the same __data__ value */
     redisReply *orig = rt_cmd(rc, "XRANGE %s - +", s);
@@ -516,19 +510,19 @@ static void stream_reject_dead_letters(void **state)
     freeReplyObject(orig);
     freeReplyObject(dead);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 
     /* explicit reject without a dead-letter stream: acked and dropped */
-    rt_log_init(&l);
-    l.settle_explicit = 3;
+    ts_log_init(&l);
+    l.settle = TS_SETTLE_REJECT;
     b = stream_setup(s, "g3", NULL, &l, FS_ACK_POLICY_DEFAULT, 0);
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "rej", NULL, 0), FS_OK);
-    assert_true(rt_wait_n(&l, 1, WAIT_MS));
+    assert_true(ts_wait_n(&l, 1, WAIT_MS));
     fs_broker_stop(b);
     assert_int_equal(rt_pending(rc, s, "g3"), 0);
     assert_int_equal(rt_int(rc, "XLEN %s", dlq), 1);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 static void stream_manual_and_skip_leave_pending(void **state)
@@ -536,25 +530,25 @@ static void stream_manual_and_skip_leave_pending(void **state)
     (void)state;
     char s[64];
     rt_key(s, sizeof s, "stream-manual");
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_broker *b = stream_setup(s, "g", NULL, &l, FS_ACK_POLICY_MANUAL, 0);
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "m", NULL, 0), FS_OK);
-    assert_true(rt_wait_n(&l, 1, WAIT_MS));
+    assert_true(ts_wait_n(&l, 1, WAIT_MS));
     fs_broker_stop(b);
     assert_int_equal(rt_pending(rc, s, "g"), 1);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
     /* ACK_FIRST: acked before the handler runs, even when it fails */
-    rt_log_init(&l);
+    ts_log_init(&l);
     l.outcome = FS_OUTCOME_ERROR;
     b = stream_setup(s, "g2", NULL, &l, FS_ACK_POLICY_ACK_FIRST, 0);
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "f", NULL, 0), FS_OK);
-    assert_true(rt_wait_n(&l, 1, WAIT_MS));
+    assert_true(ts_wait_n(&l, 1, WAIT_MS));
     fs_broker_stop(b);
     assert_int_equal(rt_pending(rc, s, "g2"), 0);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 static void stream_batches(void **state)
@@ -562,8 +556,8 @@ static void stream_batches(void **state)
     (void)state;
     char s[64];
     rt_key(s, sizeof s, "stream-batch");
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_broker *b = rt_broker();
     fs_redis_subscriber_options ro = sub_opts(FS_REDIS_STREAM);
     ro.group = "g";
@@ -576,22 +570,19 @@ static void stream_batches(void **state)
     char bodies[12][8];
     for (int i = 0; i < 12; i++) {
         snprintf(bodies[i], sizeof bodies[i], "e%d", i);
-        envs[i] = (fs_envelope)FS_ENVELOPE_INIT;
-        envs[i].body = bodies[i];
-        envs[i].body_len = strlen(bodies[i]);
-        envs[i].broker_options = &po;
+        ts_envelope(&envs[i], bodies[i], &po);
     }
     assert_int_equal(fs_publish_batch(b, s, envs, 12), FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    assert_true(rt_wait_n(&l, 12, WAIT_MS));
+    assert_true(ts_wait_n(&l, 12, WAIT_MS));
     fs_broker_stop(b);
     assert_true(l.max_batch > 1 && l.max_batch <= 5);
     assert_int_equal(rt_pending(rc, s, "g"), 0);
     char buf[16];
     for (int i = 0; i < 12; i++)
-        assert_string_equal(rt_body(&l, (size_t)i, buf, sizeof buf), bodies[i]);
+        assert_string_equal(ts_body(&l, (size_t)i, buf, sizeof buf), bodies[i]);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 static void stream_without_group_and_maxlen(void **state)
@@ -600,20 +591,20 @@ static void stream_without_group_and_maxlen(void **state)
     char s[64];
     rt_key(s, sizeof s, "stream-nogroup");
     rt_ok(rc, "XADD %s * __data__ old", s); /* before the subscriber: not read ("$") */
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_broker *b = rt_broker();
     fs_redis_subscriber_options ro = sub_opts(FS_REDIS_STREAM);
     rt_subscribe(b, s, &ro, &l, FS_ACK_POLICY_DEFAULT, 1, 0);
     assert_int_equal(fs_broker_start(b), FS_OK);
     for (int i = 0; i < 3; i++)
         assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "new", NULL, 0), FS_OK);
-    assert_true(rt_wait_n(&l, 3, WAIT_MS));
-    rt_sleep_ms(100);
-    assert_int_equal(rt_count_body(&l, "old"), 0);
-    assert_int_equal(rt_count_body(&l, "new"), 3);
+    assert_true(ts_wait_n(&l, 3, WAIT_MS));
+    ts_sleep_ms(100);
+    assert_int_equal(ts_count_body(&l, "old"), 0);
+    assert_int_equal(ts_count_body(&l, "new"), 3);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 
     /* MAXLEN ~: the stream is trimmed (at node granularity) */
     char t[64];
@@ -622,12 +613,8 @@ static void stream_without_group_and_maxlen(void **state)
     fs_redis_publish_options po = FS_REDIS_PUBLISH_OPTIONS_INIT;
     po.kind = FS_REDIS_STREAM;
     po.maxlen = 10;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "x";
-    env.body_len = 1;
-    env.broker_options = &po;
     for (int i = 0; i < 1000; i++)
-        assert_int_equal(fs_publish(b, t, &env), FS_OK);
+        assert_int_equal(ts_publish_with(b, t, "x", &po), FS_OK);
     assert_true(rt_int(rc, "XLEN %s", t) < 1000);
     fs_broker_free(b);
 }
@@ -723,10 +710,10 @@ static void faststream_bytes_parse_in_ours(void **state)
     rt_key(s, sizeof s, "fmt-in-stream");
     rt_key(ch, sizeof ch, "fmt-in-chan");
     fs_broker *b = rt_broker();
-    rt_log lq, ls, lc;
-    rt_log_init(&lq);
-    rt_log_init(&ls);
-    rt_log_init(&lc);
+    ts_log lq, ls, lc;
+    ts_log_init(&lq);
+    ts_log_init(&ls);
+    ts_log_init(&lc);
     fs_redis_subscriber_options rl = sub_opts(FS_REDIS_LIST);
     fs_redis_subscriber_options rs = sub_opts(FS_REDIS_STREAM);
     rs.group = "g";
@@ -751,9 +738,9 @@ static void faststream_bytes_parse_in_ours(void **state)
     freeReplyObject(rt_cmd(rc, "RPUSH %s %s", q, "plain"));
     /* a stream entry without __data__: its fields as a JSON object */
     freeReplyObject(rt_cmd(rc, "XADD %s * temp 21", s));
-    assert_true(rt_wait_n(&lq, 3, WAIT_MS));
-    assert_true(rt_wait_n(&ls, 2, WAIT_MS));
-    assert_true(rt_wait_n(&lc, 1, WAIT_MS));
+    assert_true(ts_wait_n(&lq, 3, WAIT_MS));
+    assert_true(ts_wait_n(&ls, 2, WAIT_MS));
+    assert_true(ts_wait_n(&lc, 1, WAIT_MS));
     fs_broker_stop(b);
 
     fs_message *ms[] = {lq.msgs[0], ls.msgs[0], lc.msgs[0]};
@@ -766,16 +753,16 @@ static void faststream_bytes_parse_in_ours(void **state)
         assert_string_equal(fs_message_id(ms[i]), "mid-7");
     }
     char buf[64];
-    assert_string_equal(rt_body(&lq, 1, buf, sizeof buf), "caf\xc3\xa9");
+    assert_string_equal(ts_body(&lq, 1, buf, sizeof buf), "caf\xc3\xa9");
     assert_string_equal(fs_message_correlation_id(lq.msgs[1]), "py-2");
-    assert_string_equal(rt_body(&lq, 2, buf, sizeof buf), "plain");
+    assert_string_equal(ts_body(&lq, 2, buf, sizeof buf), "plain");
     assert_int_equal(fs_message_header_count(lq.msgs[2]), 0);
-    assert_string_equal(rt_body(&ls, 1, buf, sizeof buf), "{\"temp\":\"21\"}");
+    assert_string_equal(ts_body(&ls, 1, buf, sizeof buf), "{\"temp\":\"21\"}");
     assert_int_equal(rt_pending(rc, s, "g"), 0);
     fs_broker_free(b);
-    rt_log_free(&lq);
-    rt_log_free(&ls);
-    rt_log_free(&lc);
+    ts_log_free(&lq);
+    ts_log_free(&ls);
+    ts_log_free(&lc);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -857,10 +844,10 @@ static void reconnects_after_client_kill(void **state)
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?client_name=%s", rt_port(), name);
     fs_broker *b;
     assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
-    rt_log lc, lq, ls;
-    rt_log_init(&lc);
-    rt_log_init(&lq);
-    rt_log_init(&ls);
+    ts_log lc, lq, ls;
+    ts_log_init(&lc);
+    ts_log_init(&lq);
+    ts_log_init(&ls);
     fs_redis_subscriber_options rch = sub_opts(FS_REDIS_CHANNEL);
     fs_redis_subscriber_options rl = sub_opts(FS_REDIS_LIST);
     fs_redis_subscriber_options rs = sub_opts(FS_REDIS_STREAM);
@@ -872,25 +859,25 @@ static void reconnects_after_client_kill(void **state)
     assert_int_equal(fs_publish_bytes(b, ch, "c1", 2), FS_OK);
     assert_int_equal(publish_kind(b, q, FS_REDIS_LIST, "l1", NULL, 0), FS_OK);
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "s1", NULL, 0), FS_OK);
-    assert_true(rt_wait_n(&lc, 1, WAIT_MS) && rt_wait_n(&lq, 1, WAIT_MS) &&
-                rt_wait_n(&ls, 1, WAIT_MS));
+    assert_true(ts_wait_n(&lc, 1, WAIT_MS) && ts_wait_n(&lq, 1, WAIT_MS) &&
+                ts_wait_n(&ls, 1, WAIT_MS));
 
     /* drop every connection of the broker: readers, pooled publishers, ackers */
     assert_true(kill_clients(name) >= 4);
-    assert_true(rt_wait(numsub_is_1, ch, WAIT_MS)); /* resubscribed */
+    assert_true(ts_wait(numsub_is_1, ch, WAIT_MS)); /* resubscribed */
     assert_int_equal(fs_publish_bytes(b, ch, "c2", 2), FS_OK);
     assert_int_equal(publish_kind(b, q, FS_REDIS_LIST, "l2", NULL, 0), FS_OK);
     assert_int_equal(publish_kind(b, s, FS_REDIS_STREAM, "s2", NULL, 0), FS_OK);
-    assert_true(rt_wait_n(&lc, 2, WAIT_MS));
-    assert_true(rt_wait_n(&lq, 2, WAIT_MS));
-    assert_true(rt_wait_n(&ls, 2, WAIT_MS));
+    assert_true(ts_wait_n(&lc, 2, WAIT_MS));
+    assert_true(ts_wait_n(&lq, 2, WAIT_MS));
+    assert_true(ts_wait_n(&ls, 2, WAIT_MS));
     assert_int_equal(fs_broker_ping(b, 1000), FS_OK);
     fs_broker_stop(b);
     assert_int_equal(rt_pending(rc, s, "g"), 0);
     fs_broker_free(b);
-    rt_log_free(&lc);
-    rt_log_free(&lq);
-    rt_log_free(&ls);
+    ts_log_free(&lc);
+    ts_log_free(&lq);
+    ts_log_free(&ls);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -908,21 +895,21 @@ static void own_pending_entries_are_delivered_again(void **state)
     freeReplyObject(rt_cmd(rc, "XREADGROUP GROUP g c1 COUNT 10 STREAMS %s >", s));
     assert_int_equal(rt_int(rc, "XDEL %s 99999999999999-0", s), 1);
     assert_int_equal(rt_pending(rc, s, "g"), 2);
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_broker *b = rt_broker();
     fs_redis_subscriber_options ro = sub_opts(FS_REDIS_STREAM);
     ro.group = "g";
     ro.consumer = "c1"; /* restarts under the same name */
     rt_subscribe(b, s, &ro, &l, FS_ACK_POLICY_DEFAULT, 2, 0);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    assert_true(rt_wait_n(&l, 1, WAIT_MS));
+    assert_true(ts_wait_n(&l, 1, WAIT_MS));
     fs_broker_stop(b);
-    assert_int_equal(rt_count_body(&l, "crashed"), 1);
-    assert_int_equal(rt_count_body(&l, "deleted"), 0);
+    assert_int_equal(ts_count_body(&l, "crashed"), 1);
+    assert_int_equal(ts_count_body(&l, "deleted"), 0);
     assert_int_equal(rt_pending(rc, s, "g"), 0); /* the deleted one was cleared */
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 static void idle_entries_of_a_dead_consumer_are_claimed(void **state)
@@ -933,20 +920,20 @@ static void idle_entries_of_a_dead_consumer_are_claimed(void **state)
     rt_ok(rc, "XGROUP CREATE %s g $ MKSTREAM", s);
     rt_ok(rc, "XADD %s * __data__ stranded", s);
     freeReplyObject(rt_cmd(rc, "XREADGROUP GROUP g dead COUNT 10 STREAMS %s >", s));
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_broker *b = rt_broker();
     fs_redis_subscriber_options ro = sub_opts(FS_REDIS_STREAM);
     ro.group = "g";
     ro.claim_min_idle_ms = 200;
     rt_subscribe(b, s, &ro, &l, FS_ACK_POLICY_DEFAULT, 1, 0);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    assert_true(rt_wait_n(&l, 1, WAIT_MS));
+    assert_true(ts_wait_n(&l, 1, WAIT_MS));
     fs_broker_stop(b);
-    assert_int_equal(rt_count_body(&l, "stranded"), 1);
+    assert_int_equal(ts_count_body(&l, "stranded"), 1);
     assert_int_equal(rt_pending(rc, s, "g"), 0);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -955,29 +942,25 @@ static void bad_options_are_refused(void **state)
 {
     (void)state;
     fs_broker *b = rt_broker();
-    rt_log l;
-    rt_log_init(&l);
+    ts_log l;
+    ts_log_init(&l);
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
     fs_redis_subscriber_options ro = sub_opts(FS_REDIS_LIST);
     ro.pattern = true;
     so.broker_options = &ro;
-    assert_int_equal(fs_subscribe(b, "x", rt_record, &l, &so, NULL), FS_EINVAL);
+    assert_int_equal(fs_subscribe(b, "x", ts_record, &l, &so, NULL), FS_EINVAL);
     ro = sub_opts(FS_REDIS_CHANNEL);
     ro.group = "g";
-    assert_int_equal(fs_subscribe(b, "x", rt_record, &l, &so, NULL), FS_EINVAL);
+    assert_int_equal(fs_subscribe(b, "x", ts_record, &l, &so, NULL), FS_EINVAL);
     ro = sub_opts(FS_REDIS_STREAM);
     ro.dead_letter = "d"; /* needs a group */
-    assert_int_equal(fs_subscribe(b, "x", rt_record, &l, &so, NULL), FS_EINVAL);
+    assert_int_equal(fs_subscribe(b, "x", ts_record, &l, &so, NULL), FS_EINVAL);
     ro = sub_opts((fs_redis_kind)7);
-    assert_int_equal(fs_subscribe(b, "x", rt_record, &l, &so, NULL), FS_EINVAL);
+    assert_int_equal(fs_subscribe(b, "x", ts_record, &l, &so, NULL), FS_EINVAL);
     /* a body the JSON format cannot carry: FastStream's UnicodeDecodeError */
     fs_redis_publish_options po = FS_REDIS_PUBLISH_OPTIONS_INIT;
     po.format = FS_REDIS_FORMAT_JSON;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "\xff";
-    env.body_len = 1;
-    env.broker_options = &po;
-    assert_int_equal(fs_publish(b, "x", &env), FS_EINVAL);
+    assert_int_equal(ts_publish_with(b, "x", "\xff", &po), FS_EINVAL);
     assert_string_equal(fs_last_publish_error_type(), "UnicodeDecodeError");
     /* a command the server refuses: a list name that holds a string */
     char k[64];
@@ -990,17 +973,17 @@ static void bad_options_are_refused(void **state)
     fs_broker *b2 = rt_broker();
     ro = sub_opts(FS_REDIS_LIST);
     so.broker_options = &ro;
-    assert_int_equal(fs_subscribe(b2, k, rt_record, &l, &so, NULL), FS_OK);
+    assert_int_equal(fs_subscribe(b2, k, ts_record, &l, &so, NULL), FS_OK);
     assert_int_equal(fs_broker_start(b2), FS_OK);
-    rt_sleep_ms(300);
-    assert_int_equal(rt_log_count(&l), 0);
+    ts_sleep_ms(300);
+    assert_int_equal(ts_log_count(&l), 0);
     fs_broker_free(b2);
     /* closed: no more publishing */
     assert_int_equal(fs_broker_close(b), FS_OK);
     assert_int_not_equal(fs_publish_bytes(b, "x", "y", 1), FS_OK);
     assert_int_equal(fs_broker_ping(b, 100), FS_ECLOSED);
     fs_broker_free(b);
-    rt_log_free(&l);
+    ts_log_free(&l);
 }
 
 int main(void)

@@ -36,10 +36,7 @@ static void *publisher(void *arg)
             int s0 = seq;
             for (int k = 0; k < 5; k++) {
                 snprintf(bodies[k], sizeof bodies[k], "t%d-%d", t, s0 + k);
-                env[k] = (fs_envelope)FS_ENVELOPE_INIT;
-                env[k].body = bodies[k];
-                env[k].body_len = strlen(bodies[k]);
-                env[k].broker_options = po;
+                ts_envelope(&env[k], bodies[k], po);
             }
             if (fs_publish(broker, dest, &env[0]) != FS_OK ||
                 fs_publish_batch(broker, dest, env + 1, 5 - 1) != FS_OK)
@@ -77,9 +74,9 @@ static void many_publishers_one_broker(void **state)
     rt_key(svc, sizeof svc, "conc-rpc");
     redisContext *rc = rt_connect();
     broker = rt_broker();
-    rt_log ll, ls;
-    rt_log_init(&ll);
-    rt_log_init(&ls);
+    ts_log ll, ls;
+    ts_log_init(&ll);
+    ts_log_init(&ls);
     fs_redis_subscriber_options rl = FS_REDIS_SUBSCRIBER_OPTIONS_INIT;
     rl.kind = FS_REDIS_LIST;
     fs_redis_subscriber_options rs = FS_REDIS_SUBSCRIBER_OPTIONS_INIT;
@@ -100,26 +97,26 @@ static void many_publishers_one_broker(void **state)
             fail_msg("publisher %d failed (%d): %s", t, (int)(intptr_t)res, fs_last_error());
     }
     size_t total = THREADS * PER_DEST;
-    assert_true(rt_wait_n(&ll, total, WAIT_MS));
-    assert_true(rt_wait_n(&ls, total, WAIT_MS));
+    assert_true(ts_wait_n(&ll, total, WAIT_MS));
+    assert_true(ts_wait_n(&ls, total, WAIT_MS));
     assert_int_equal(fs_broker_stop(broker), FS_OK);
-    assert_int_equal(rt_log_count(&ll), total);
-    assert_int_equal(rt_log_count(&ls), total);
+    assert_int_equal(ts_log_count(&ll), total);
+    assert_int_equal(ts_log_count(&ls), total);
     /* each exactly once */
     for (int t = 0; t < THREADS; t++) {
         for (int k = 0; k < PER_DEST; k++) {
             char body[32];
             snprintf(body, sizeof body, "t%d-%d", t, k);
-            if (rt_count_body(&ll, body) != 1 || rt_count_body(&ls, body) != 1)
+            if (ts_count_body(&ll, body) != 1 || ts_count_body(&ls, body) != 1)
                 fail_msg("%s arrived %zu times (list), %zu (stream)", body,
-                         rt_count_body(&ll, body), rt_count_body(&ls, body));
+                         ts_count_body(&ll, body), ts_count_body(&ls, body));
         }
     }
     assert_int_equal(rt_pending(rc, stream_name, "g"), 0);
     assert_int_equal(rt_int(rc, "LLEN %s", list_name), 0);
     fs_broker_free(broker);
-    rt_log_free(&ll);
-    rt_log_free(&ls);
+    ts_log_free(&ll);
+    ts_log_free(&ls);
     freeReplyObject(rt_cmd(rc, "DEL %s %s", list_name, stream_name));
     redisFree(rc);
 }

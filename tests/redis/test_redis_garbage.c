@@ -16,16 +16,11 @@
 #include "fake_redis.h"
 #include "faststream/faststream.h"
 #include "faststream/redis.h"
+#include "support/record.h"
 
 #include <time.h>
 
 #define WAIT_MS 20000
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static atomic_int delivered, bad_source, bad_body;
 
@@ -93,8 +88,8 @@ static void test_garbage_replies_are_never_messages(void **state)
     atomic_store(&bad_body, 0);
     fs_broker *b = list_broker(&f);
     for (int i = 0; i < WAIT_MS / 10 && atomic_load(&delivered) < 1; i++)
-        sleep_ms(10);
-    sleep_ms(100);
+        ts_sleep_ms(10);
+    ts_sleep_ms(100);
     fs_broker_free(b);
     fake_redis_stop(&f);
     print_message("%d messages, %d with a bad source, %d with a bad body; %d connections for "
@@ -131,8 +126,8 @@ static void test_huge_array_header_commits_no_memory(void **state)
     size_t before = rss_bytes();
     fs_broker *b = list_broker(&f);
     for (int i = 0; i < WAIT_MS / 10 && atomic_load(&f.scripted_sent) < 1; i++)
-        sleep_ms(10);
-    sleep_ms(300); /* the reply header has been read by now */
+        ts_sleep_ms(10);
+    ts_sleep_ms(300); /* the reply header has been read by now */
     size_t during = rss_bytes();
     print_message("resident memory grew by %zu KiB after a *100000000 header\n",
                   (during > before ? during - before : 0) / 1024);
@@ -157,7 +152,7 @@ static void test_reply_limit(void **state)
     atomic_store(&bad_body, 0);
     fs_broker *b = list_broker(&f);
     for (int i = 0; i < WAIT_MS / 10 && atomic_load(&delivered) < 1; i++)
-        sleep_ms(10);
+        ts_sleep_ms(10);
     fs_broker_free(b);
     fake_redis_stop(&f);
     fs__redis_reply_limit(old);
@@ -170,11 +165,7 @@ static int publish_kind(fs_broker *b, fs_redis_kind kind)
 {
     fs_redis_publish_options po = FS_REDIS_PUBLISH_OPTIONS_INIT;
     po.kind = kind;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ok";
-    env.body_len = 2;
-    env.broker_options = &po;
-    return fs_publish(b, "q", &env);
+    return ts_publish_with(b, "q", "ok", &po);
 }
 
 /* Publish replies of the wrong type are protocol errors, not successes. */

@@ -17,39 +17,20 @@
 #include <cmocka.h>
 
 #include "redis_test.h"
+#include "support/server.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 
 #define N_MESSAGES 3000
 #define SET_CAP 16384 /* power of two, > every entry id we can see */
 
-static char dir[64];
-static int port;
-static pid_t server_pid;
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        fail_msg("no free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(a.sin_port);
-}
+static ts_server srv; /* our redis-server: its data directory, port and pid */
 
 static bool server_answers(void *arg)
 {
     (void)arg;
     struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", srv.port, tv);
     bool ok = false;
     if (c && !c->err) {
         redisReply *r = redisCommand(c, "PING");
@@ -65,26 +46,30 @@ static bool server_answers(void *arg)
 
 static void server_start(void)
 {
-    char portstr[16], log[128];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    snprintf(log, sizeof log, "%s/redis.log", dir);
-    server_pid = fork();
-    if (server_pid == 0) {
-        execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", portstr, "--dir",
-               dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile",
-               log, "--daemonize", "no", (char *)NULL);
-        _exit(127);
-    }
-    assert_true(server_pid > 0);
-    if (!rt_wait(server_answers, NULL, 20000))
-        fail_msg("redis-server on port %d did not start (see %s)", port, log);
-}
-
-static void server_kill(void)
-{
-    kill(server_pid, SIGKILL);
-    waitpid(server_pid, NULL, 0);
-    server_pid = 0;
+    char portstr[16], log[300];
+    snprintf(portstr, sizeof portstr, "%d", srv.port);
+    snprintf(log, sizeof log, "%s/redis.log", srv.dir);
+    char *argv[] = {"redis-server",
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    portstr,
+                    "--dir",
+                    srv.dir,
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                    "--logfile",
+                    log,
+                    "--daemonize",
+                    "no",
+                    NULL};
+    ts_server_spawn(&srv, argv);
+    if (!ts_wait(server_answers, NULL, 20000))
+        fail_msg("redis-server on port %d did not start (see %s)", srv.port, log);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -154,7 +139,7 @@ static fs_outcome on_entry(fs_message *m, void *user)
     handled[idx]++;
     handled_total++;
     pthread_mutex_unlock(&mu);
-    rt_sleep_ms(1); /* some work: entries are in flight when the server dies */
+    ts_sleep_ms(1); /* some work: entries are in flight when the server dies */
 
     int rc = fs_message_ack(m);
     pthread_mutex_lock(&mu);
@@ -175,17 +160,13 @@ static void *publisher(void *arg)
     po.kind = FS_REDIS_STREAM;
     for (int i = 0; i < N_MESSAGES; i++) {
         char body[32];
-        int len = snprintf(body, sizeof body, "m%d", i);
-        fs_envelope env = FS_ENVELOPE_INIT;
-        env.body = body;
-        env.body_len = (size_t)len;
-        env.broker_options = &po;
+        snprintf(body, sizeof body, "m%d", i);
         /* retried until the server takes it: a lost reply may publish it twice */
-        while (fs_publish(b, "orders", &env) != FS_OK)
-            rt_sleep_ms(20);
+        while (ts_publish_with(b, "orders", body, &po) != FS_OK)
+            ts_sleep_ms(20);
         atomic_store(&published, i + 1);
         if (i % 5 == 0)
-            rt_sleep_ms(1); /* about the consumers' pace: entries are always in flight */
+            ts_sleep_ms(1); /* about the consumers' pace: entries are always in flight */
     }
     return NULL;
 }
@@ -217,7 +198,7 @@ static bool handled_at_least(void *arg)
 static bool nothing_pending(void *arg)
 {
     (void)arg;
-    redisContext *c = rt_connect_port(port);
+    redisContext *c = rt_connect_port(srv.port);
     long long n = rt_pending(c, "orders", "g");
     redisFree(c);
     return n == 0;
@@ -227,7 +208,7 @@ static void survives_server_crashes(void **state)
 {
     (void)state;
     char url[64];
-    rt_url(url, sizeof url, port);
+    rt_url(url, sizeof url, srv.port);
     fs_broker *b;
     assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
     fs_redis_subscriber_options ro = FS_REDIS_SUBSCRIBER_OPTIONS_INIT;
@@ -245,21 +226,21 @@ static void survives_server_crashes(void **state)
         /* crash while messages flow and the consumers are busy (reconnected) */
         int at = crash * N_MESSAGES / 3;
         unsigned busy = (unsigned)at - 100;
-        assert_true(rt_wait(published_at_least, &at, 60000));
-        assert_true(rt_wait(handled_at_least, &busy, 60000));
-        server_kill();
+        assert_true(ts_wait(published_at_least, &at, 60000));
+        assert_true(ts_wait(handled_at_least, &busy, 60000));
+        ts_server_kill(&srv);
         if (getenv("FS_TEST_LOG"))
             fprintf(stderr, "crash %d after %d published\n", crash, atomic_load(&published));
-        rt_sleep_ms(300);
+        ts_sleep_ms(300);
         server_start();
     }
     pthread_join(th, NULL);
-    if (!rt_wait(all_handled, NULL, 60000)) {
+    if (!ts_wait(all_handled, NULL, 60000)) {
         for (int i = 0; i < N_MESSAGES; i++)
             if (!handled[i])
                 fail_msg("message m%d was never handled", i);
     }
-    assert_true(rt_wait(nothing_pending, NULL, 60000));
+    assert_true(ts_wait(nothing_pending, NULL, 60000));
     assert_int_equal(fs_broker_stop(b), FS_OK);
 
     pthread_mutex_lock(&mu);
@@ -276,10 +257,8 @@ static void survives_server_crashes(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fs-redis-restart-XXXXXX");
-    if (!mkdtemp(dir))
+    if (ts_server_prepare(&srv, "redis-restart") != 0)
         return -1;
-    port = free_port();
     server_start();
     return 0;
 }
@@ -287,11 +266,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (server_pid > 0)
-        server_kill();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return ts_server_cleanup(&srv);
 }
 
 int main(void)

@@ -16,37 +16,27 @@
 
 #include "faststream/faststream.h"
 #include "faststream/redis.h"
+#include "support/record.h"
 
 #include <string.h>
-
-static void expect_url_refused(const char *url, const char *want)
-{
-    fs_broker *b = (fs_broker *)1;
-    int rc = fs_broker_new(url, NULL, &b);
-    if (rc != FS_EINVAL)
-        fail_msg("%s: %d (%s), want FS_EINVAL", url, rc, fs_last_error());
-    assert_null(b);
-    if (!strstr(fs_last_error(), want))
-        fail_msg("%s: \"%s\" does not name \"%s\"", url, fs_last_error(), want);
-}
 
 static void test_strict_urls(void **state)
 {
     (void)state;
-    expect_url_refused("redis://127.0.0.1/%201", "bad database number");
-    expect_url_refused("redis://127.0.0.1/ 1", "space or control character");
-    expect_url_refused("redis://127.0.0.1/+1", "bad database number '+1'");
-    expect_url_refused("redis://127.0.0.1/1x", "bad database number '1x'");
-    expect_url_refused("redis://127.0.0.1/65536", "bad database number '65536'");
-    expect_url_refused("redis://127.0.0.1:0/0", "port 0");
-    expect_url_refused("redis://127.0.0.1/0?client_name=a%01b", "control character 0x01");
-    expect_url_refused("redis://127.0.0.1/0?client_name=a%0Db", "control character 0x0d");
-    expect_url_refused("redis://127.0.0.1/0?client_name=a%00b", "%00");
-    expect_url_refused("redis://:pass%00word@127.0.0.1/0", "%00");
-    expect_url_refused("redis://us%00er:pw@127.0.0.1/0", "%00");
-    expect_url_refused("redis://127.0.0.1/0?fromat=json", "unknown parameter 'fromat'");
-    expect_url_refused("redis://127.0.0.1/0?format=json&format=raw", "more than once");
-    expect_url_refused("redis://127.0.0.1/0?format=xml", "unknown format 'xml'");
+    ts_expect_url_refused("redis://127.0.0.1/%201", "bad database number");
+    ts_expect_url_refused("redis://127.0.0.1/ 1", "space or control character");
+    ts_expect_url_refused("redis://127.0.0.1/+1", "bad database number '+1'");
+    ts_expect_url_refused("redis://127.0.0.1/1x", "bad database number '1x'");
+    ts_expect_url_refused("redis://127.0.0.1/65536", "bad database number '65536'");
+    ts_expect_url_refused("redis://127.0.0.1:0/0", "port 0");
+    ts_expect_url_refused("redis://127.0.0.1/0?client_name=a%01b", "control character 0x01");
+    ts_expect_url_refused("redis://127.0.0.1/0?client_name=a%0Db", "control character 0x0d");
+    ts_expect_url_refused("redis://127.0.0.1/0?client_name=a%00b", "%00");
+    ts_expect_url_refused("redis://:pass%00word@127.0.0.1/0", "%00");
+    ts_expect_url_refused("redis://us%00er:pw@127.0.0.1/0", "%00");
+    ts_expect_url_refused("redis://127.0.0.1/0?fromat=json", "unknown parameter 'fromat'");
+    ts_expect_url_refused("redis://127.0.0.1/0?format=json&format=raw", "more than once");
+    ts_expect_url_refused("redis://127.0.0.1/0?format=xml", "unknown format 'xml'");
     fs_broker *b = NULL;
     if (fs_broker_new("redis://u:p%20w@127.0.0.1:6380/15?client_name=svc-1&format=json", NULL,
                       &b) != FS_OK)
