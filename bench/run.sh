@@ -275,6 +275,12 @@ cg_run() {
     if [ -n "$CG_NKEY" ]; then
         n=$(awk -v k="$CG_NKEY" 'index($1, k) == 1 { print $2; exit }' "$dir/out")
     fi
+    # the profile is kept (the last run of a side) for the middleware's own cost
+    if [ -n "$CG_KEEP" ]; then
+        if [ "$CG_READ" = dump ]; then cat "$dir"/cg.*.1; else cat "$dir"/cg.*; fi \
+            >"$CG_KEEP/$2" 2>/dev/null || true
+        echo "${n:-0}" >"$CG_KEEP/$2.n"
+    fi
     rm -rf "$dir"
     echo "${ir:-0} ${n:-0}"
 }
@@ -303,6 +309,7 @@ cg_table() {
     for spec in "${CG_CASES[@]}"; do
         IFS='|' read -r c counts extra <<<"$spec"
         per=()
+        CG_KEEP=$(mktemp -d)
         for s in ours prom raw; do
             per[$s]=$(cg_per_msg "$c" "$counts" "$s" "$extra")
             key=${CG_KEY//\{case\}/${c// /_}}
@@ -315,8 +322,28 @@ cg_table() {
             cost = 100 * (p - o) / o; ratio = 100 * r / o
             if (order == "cost ratio") printf fmt, c, o, p, r, cost, ratio
             else printf fmt, c, o, p, r, ratio, cost }'
+        cg_mw_own "$c" "${per[ours]}"
+        rm -rf "$CG_KEEP"
+        CG_KEEP=''
     done
+    echo "mw own: the middleware's own instructions per message (bench/mw_cost.py: its hooks"
+    echo "without the rest of the chain, plus the chain level it adds), over ours (target < 3 %)"
     if [ ${#CG_FOOT[@]} -gt 0 ]; then printf '%s\n' "${CG_FOOT[@]}"; fi
+}
+
+# cg_mw_own CASE OURS: the middleware's own work from the kept profiles, a line
+# under the case's row (the whole-program difference also counts how valgrind's
+# serialised threads happened to wait and wake, which swings from run to run).
+cg_mw_own() {
+    local own key
+    [ -s "$CG_KEEP/prom" ] && [ -s "$CG_KEEP/ours" ] || return 0
+    own=$("$PYTHON" "$HERE/mw_cost.py" "$CG_KEEP/prom" "$(cat "$CG_KEEP/prom.n")" \
+        "$CG_KEEP/ours" "$(cat "$CG_KEEP/ours.n")" 2>/dev/null | awk '$1 == "total" { print $2 }')
+    [ -n "$own" ] || return 0
+    key=${CG_KEY//\{case\}/${1// /_}}
+    echo "ours ${key//\{side\}/mw_own} ${own%.*}" >>"$RESULTS"
+    awk -v c="$1" -v m="$own" -v o="$2" 'BEGIN {
+        printf "  %-12s mw own %6.0f instr/msg  %5.1f%% of ours\n", "", m, o > 0 ? 100 * m / o : 0 }'
 }
 
 # bench_broker NAME LABEL [WHERE]: the wall-clock run, then the callgrind
@@ -354,7 +381,7 @@ svc_up() {
 }
 # bench_reset: no declaration (the defaults).
 bench_reset() {
-    SERVICE='' SERVICE_FOR='' CG_READ=total CG_NKEY='' CG_TITLE='' CG_ORDER="cost ratio"
+    SERVICE='' SERVICE_FOR='' CG_READ=total CG_NKEY='' CG_TITLE='' CG_ORDER="cost ratio" CG_KEEP=''
     CG_CASES=() CG_VALGRIND=() CG_ENV=() CG_FOOT=()
 }
 bench_reset
