@@ -156,6 +156,112 @@ static void test_bad_headers(void **state)
     }
 }
 
+/* nats.c's own constructor of a received message (exported, not in nats.h). */
+natsStatus natsMsg_create(natsMsg **newMsg, const char *subject, int subjLen, const char *reply,
+                          int replyLen, const char *buf, int bufLen, int hdrLen);
+
+/* A message as nats.c builds it from the socket: header block, then body. */
+static natsMsg *received(const char *reply, const char *hdr, const char *body)
+{
+    char buf[512];
+    size_t hl = strlen(hdr), bl = strlen(body);
+    assert_true(hl + bl < sizeof buf);
+    memcpy(buf, hdr, hl);
+    memcpy(buf + hl, body, bl);
+    natsMsg *msg = NULL;
+    assert_int_equal(natsMsg_create(&msg, "orders.in", 9, reply, reply ? (int)strlen(reply) : 0,
+                                    buf, (int)(hl + bl), hl ? (int)hl : -1),
+                     NATS_OK);
+    return msg;
+}
+
+/* The header block read where it lies: wire order, empty values, nats.c's view kept. */
+static void test_received_block(void **state)
+{
+    (void)state;
+    const char *hdr = "NATS/1.0\r\ncontent-type: \r\ncorrelation_id: abc\r\nx:  spaced \t \r\n"
+                      "correlation_id: second\r\nreply_to: _INBOX.r\r\nNats-Msg-Id: n1\r\n"
+                      "url: http://a:b\r\n\r\n";
+    natsMsg *msg = received("$JS.ACK.S.c.1.2.3.1700000000000000000.0", hdr, "{}");
+    size_t len = 0;
+    assert_ptr_equal(fs__nats_raw_headers(msg, &len), natsMsg_GetData(msg) - strlen(hdr) - 1);
+    assert_int_equal(len, strlen(hdr));
+    fs__nats_hdrs h = {0};
+    fs_message m;
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, true, &h, &m), FS_OK);
+    assert_int_equal(m.header_count, 7);
+    static const char *const names[] = {"content-type", "correlation_id", "x",  "correlation_id",
+                                        "reply_to",     "Nats-Msg-Id",    "url"};
+    static const char *const values[] = {"",         "abc", "spaced",    "second",
+                                         "_INBOX.r", "n1",  "http://a:b"};
+    for (size_t i = 0; i < 7; i++) {
+        assert_string_equal(m.headers[i].name, names[i]);
+        assert_string_equal(m.headers[i].value, values[i]);
+        assert_int_equal(m.headers[i].value_len, strlen(values[i]));
+    }
+    assert_null(m.content_type);                  /* "" is none */
+    assert_string_equal(m.correlation_id, "abc"); /* the first of a repeated name */
+    assert_string_equal(m.reply_to, "_INBOX.r");
+    assert_string_equal(m.message_id, "n1");
+    assert_int_equal(m.body_len, 2);
+    /* nats.c's block is untouched: its own API still reads it */
+    const char *v = NULL;
+    assert_int_equal(natsMsgHeader_Get(msg, "x", &v), NATS_OK);
+    assert_string_equal(v, "spaced");
+    assert_null(fs__nats_raw_headers(msg, &len)); /* parsed by nats.c now */
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, true, &h, &m), FS_OK); /* through nats.c's API */
+    assert_string_equal(m.reply_to, "_INBOX.r");
+    assert_string_equal(m.message_id, "n1");
+    natsMsg_Destroy(msg);
+    fs__nats_hdrs_free(&h);
+}
+
+/* What only nats.c's parser reads goes to it: a status line, a folded line, a local message. */
+static void test_received_fallbacks(void **state)
+{
+    (void)state;
+    fs__nats_hdrs h = {0};
+    fs_message m;
+    const char *v = NULL;
+
+    natsMsg *msg = received(NULL, "NATS/1.0 100 Idle Heartbeat\r\nk: v\r\n\r\n", "b");
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, false, &h, &m), FS_OK);
+    bool status = false;
+    for (size_t i = 0; i < m.header_count; i++)
+        status |=
+            strcmp(m.headers[i].name, "Status") == 0 && strcmp(m.headers[i].value, "100") == 0;
+    assert_true(status);
+    natsMsg_Destroy(msg);
+
+    msg = received(NULL, "NATS/1.0\r\ncorrelation_id: a\r\n b\r\n\r\n", "b");
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, false, &h, &m), FS_OK);
+    assert_string_equal(m.correlation_id, "a b");
+    natsMsg_Destroy(msg);
+
+    msg = received(NULL, "", "no headers");
+    size_t len;
+    assert_null(fs__nats_raw_headers(msg, &len));
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, false, &h, &m), FS_OK);
+    assert_int_equal(m.header_count, 0);
+    assert_int_equal(m.body_len, 10);
+    natsMsg_Destroy(msg);
+
+    assert_int_equal(natsMsg_Create(&msg, "a", "r", "NATS/1.0\r\n\r\n", 12), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(msg, "correlation_id", "c"), NATS_OK);
+    assert_null(fs__nats_raw_headers(msg, &len)); /* a body that looks like a block is a body */
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, false, &h, &m), FS_OK);
+    assert_string_equal(m.correlation_id, "c");
+    assert_int_equal(natsMsgHeader_Get(msg, "correlation_id", &v), NATS_OK);
+    natsMsg_Destroy(msg);
+    fs__nats_hdrs_free(&h);
+}
+
 static void test_js_meta(void **state)
 {
     (void)state;
@@ -201,6 +307,8 @@ int main(void)
         cmocka_unit_test(test_message_id_header_wins),
         cmocka_unit_test(test_no_headers),
         cmocka_unit_test(test_empty_value_repaired),
+        cmocka_unit_test(test_received_block),
+        cmocka_unit_test(test_received_fallbacks),
         cmocka_unit_test(test_bad_headers),
         cmocka_unit_test(test_js_meta),
         cmocka_unit_test(test_subjects),

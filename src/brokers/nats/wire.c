@@ -2,7 +2,10 @@
  * FastStream's NATS headers on nats.c messages, both ways (see wire.h).
  */
 #include "wire.h"
+#include "kit/buffer.h"
 
+#include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +14,9 @@ void fs__nats_hdrs_free(fs__nats_hdrs *h)
     free(h->items);
     h->items = NULL;
     h->cap = 0;
+    free(h->text);
+    h->text = NULL;
+    h->text_cap = 0;
 }
 
 static int nomem(void)
@@ -80,6 +86,118 @@ static fs_header header_of(const char *name, const char *value)
     return h;
 }
 
+/* Room for `need` headers in h (reused: no allocation once it has grown). */
+static int hdrs_reserve(fs__nats_hdrs *h, size_t need)
+{
+    return fs_kit_grow((void **)&h->items, &h->cap, need, sizeof *h->items);
+}
+
+#define HDR_PRE "NATS/1.0"
+#define HDR_PRE_LEN (sizeof HDR_PRE - 1)
+
+/*
+ * nats.c 3.x keeps a received message in one allocation: subject NUL,
+ * reply NUL (when there is one), the header block NUL, the body NUL. Its
+ * header API parses that block into a hash table the first time a header is
+ * asked for (an allocation per table, per value, and the key listing), and
+ * misreads an empty value (above). We read the block where it lies instead,
+ * checked on every message: it must fill exactly the bytes between the
+ * reply (or subject) and the body, start with "NATS/1.0", end with CRLF
+ * CRLF and hold no NUL (nats.c's parser cuts the block with NULs: a message
+ * parsed already). Anything else goes through nats.c's API.
+ */
+const char *fs__nats_raw_headers(natsMsg *msg, size_t *len)
+{
+    if ((nats_GetVersionNumber() >> 16) != 3) /* the layout above */
+        return NULL;
+    const char *data = natsMsg_GetData(msg), *subject = natsMsg_GetSubject(msg);
+    const char *reply = natsMsg_GetReply(msg);
+    if (!data || !subject)
+        return NULL;
+    const char *start = reply ? reply + strlen(reply) + 1 : subject + strlen(subject) + 1;
+    uintptr_t a = (uintptr_t)start, d = (uintptr_t)data;
+    if (d < a || d - a < HDR_PRE_LEN + 4 + 1) /* "NATS/1.0" CRLF CRLF NUL */
+        return NULL;
+    size_t n = (size_t)(d - a) - 1;
+    if (data[-1] != '\0' || memcmp(start, HDR_PRE, HDR_PRE_LEN) != 0 ||
+        memcmp(data - 5, "\r\n\r\n", 4) != 0 || memchr(start, '\0', n))
+        return NULL;
+    *len = n;
+    return start;
+}
+
+/*
+ * Cut a copy of the header block (t, n bytes: "NATS/1.0" CRLF, "name:
+ * value" CRLF lines, CRLF) into h->items, in wire order, values trimmed of
+ * white space as nats.c trims them; an empty value is "". False (nothing
+ * decided) for what only nats.c's parser reads: a status on the first line,
+ * a folded line, a line without ':' or a bare CR.
+ */
+static bool split_headers(fs__nats_hdrs *h, char *t, size_t n, size_t *count)
+{
+    char *end = t + n, *p = t + HDR_PRE_LEN;
+    while (p < end && *p == ' ')
+        p++;
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+        return false;
+    p += 2;
+    size_t k = 0;
+    while (p < end) {
+        if (*p == '\r') /* the blank line: the last one */
+            break;
+        if (isspace((unsigned char)*p))
+            return false;
+        char *eol = memchr(p, '\r', (size_t)(end - p));
+        if (!eol || end - eol < 2 || eol[1] != '\n')
+            return false;
+        char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (!colon)
+            return false;
+        *colon = '\0';
+        char *v = colon + 1, *ve = eol;
+        while (v < ve && isspace((unsigned char)*v))
+            v++;
+        while (ve > v && isspace((unsigned char)ve[-1]))
+            ve--;
+        *ve = '\0';
+        if (k == h->cap && hdrs_reserve(h, k + 1))
+            return false;
+        h->items[k].name = p;
+        h->items[k].value = v;
+        h->items[k].value_len = (size_t)(ve - v);
+        k++;
+        p = eol + 2;
+    }
+    if (p + 2 != end) /* a blank line before the end */
+        return false;
+    *count = k;
+    return true;
+}
+
+/* The received block read in place (see fs__nats_raw_headers); false: use nats.c's API. */
+static bool decode_raw(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m)
+{
+    size_t n;
+    const char *raw = fs__nats_raw_headers(msg, &n);
+    if (!raw)
+        return false;
+    if (fs_kit_grow((void **)&h->text, &h->text_cap, n + 1, 1))
+        return false;
+    memcpy(h->text, raw, n + 1);
+    size_t count;
+    if (!split_headers(h, h->text, n, &count))
+        return false;
+    /* Backwards, so that the first of a repeated name wins, as natsMsgHeader_Get has it. */
+    const char *msg_id = NULL;
+    for (size_t i = count; i-- > 0;)
+        add_meta(m, h->items[i].name, h->items[i].value, js, &msg_id);
+    if (!m->message_id)
+        m->message_id = msg_id;
+    m->headers = count ? h->items : NULL;
+    m->header_count = count;
+    return true;
+}
+
 int fs__nats_decode(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m)
 {
     m->body = natsMsg_GetData(msg);
@@ -93,6 +211,8 @@ int fs__nats_decode(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m)
         const char *reply = natsMsg_GetReply(msg);
         m->reply_to = reply && *reply ? reply : NULL;
     }
+    if (decode_raw(msg, js, h, m))
+        return FS_OK;
     const char **keys = NULL;
     int count = 0;
     natsStatus s = natsMsgHeader_Keys(msg, &keys, &count);
@@ -101,18 +221,10 @@ int fs__nats_decode(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m)
         free(keys);
         return FS_OK;
     }
-    size_t need = (size_t)count * 2; /* each may hide one swallowed header */
-    if (need > h->cap) {
-        size_t cap = h->cap ? h->cap : 8;
-        while (cap < need)
-            cap *= 2;
-        fs_header *items = realloc(h->items, cap * sizeof *items);
-        if (!items) {
-            free(keys);
-            return nomem();
-        }
-        h->items = items;
-        h->cap = cap;
+    int rc = hdrs_reserve(h, (size_t)count * 2); /* each may hide one swallowed header */
+    if (rc) {
+        free(keys);
+        return rc;
     }
     const char *msg_id = NULL;
     size_t n = 0;

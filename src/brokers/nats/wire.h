@@ -23,6 +23,8 @@
 typedef struct fs__nats_hdrs {
     fs_header *items;
     size_t cap;
+    char *text; /* a copy of the received header block, cut into names and values */
+    size_t text_cap;
 } fs__nats_hdrs;
 
 void fs__nats_hdrs_free(fs__nats_hdrs *h);
@@ -34,6 +36,13 @@ void fs__nats_hdrs_free(fs__nats_hdrs *h);
  * subject), else it is the message's reply subject.
  */
 int fs__nats_decode(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m);
+
+/*
+ * The header block of a message as received ("NATS/1.0\r\n...\r\n\r\n"),
+ * untouched by nats.c's header parsing, and its length; NULL when there is
+ * none or nats.c has parsed it already (see wire.c). For decode and tests.
+ */
+const char *fs__nats_raw_headers(natsMsg *msg, size_t *len);
 
 /*
  * A new nats.c message for `env` on `subject` with FastStream's headers;
