@@ -262,6 +262,88 @@ static void test_received_fallbacks(void **state)
     fs__nats_hdrs_free(&h);
 }
 
+/* The message's header block is exactly `want`. */
+static void assert_block(natsMsg *msg, const char *want)
+{
+    size_t len = 0;
+    const char *raw = fs__nats_raw_headers(msg, &len);
+    assert_non_null(raw);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(raw, want, len);
+}
+
+/* An envelope with a body and headers. */
+static fs_envelope envelope(const char *body, fs_header *headers, size_t count)
+{
+    fs_envelope env = FS_ENVELOPE_INIT;
+    env.body = body;
+    env.body_len = strlen(body);
+    env.headers = headers;
+    env.header_count = count;
+    return env;
+}
+
+/* A core publish's header block, written by the adapter: the lines nats.c writes, in order. */
+static void test_core_block(void **state)
+{
+    (void)state;
+    fs_header extra[] = {{.name = "x-b", .value = "2"},
+                         {.name = "content-type", .value = "replaced"},
+                         {.name = "x-b", .value = ""},
+                         {.name = "x-a", .value = "1"}};
+    fs_envelope env = envelope("body", extra, 4);
+    env.content_type = "application/json";
+    env.correlation_id = "cid";
+    natsMsg *msg = NULL;
+    assert_int_equal(fs__nats_encode("a.b", "_INBOX.1", &env, false, &msg), FS_OK);
+    assert_block(msg, "NATS/1.0\r\nx-b: 2\r\nx-b: \r\nx-a: 1\r\n"
+                      "content-type: application/json\r\ncorrelation_id: cid\r\n\r\n");
+    assert_string_equal(natsMsg_GetSubject(msg), "a.b");
+    assert_string_equal(natsMsg_GetReply(msg), "_INBOX.1");
+    assert_int_equal(natsMsg_GetDataLength(msg), 4);
+    assert_memory_equal(natsMsg_GetData(msg), "body", 4);
+    /* nats.c's own reading of it (its empty-value bug takes "x-a: 1" for the second x-b) */
+    const char *v = NULL;
+    assert_int_equal(natsMsgHeader_Get(msg, "content-type", &v), NATS_OK);
+    assert_string_equal(v, "application/json");
+    assert_int_equal(natsMsgHeader_Get(msg, "correlation_id", &v), NATS_OK);
+    assert_string_equal(v, "cid");
+    natsMsg_Destroy(msg);
+
+    /* no headers at all: no block */
+    fs_envelope bare = envelope("b", NULL, 0);
+    size_t len = 0;
+    assert_int_equal(fs__nats_encode("a", NULL, &bare, false, &msg), FS_OK);
+    assert_null(fs__nats_raw_headers(msg, &len));
+    assert_int_equal(natsMsg_GetDataLength(msg), 1);
+    natsMsg_Destroy(msg);
+
+    /* JetStream: reply_to, Nats-Msg-Id and the expected stream in the block too */
+    fs_header user[] = {{.name = "Nats-Expected-Stream", .value = "other"}};
+    fs_envelope js = envelope("j", user, 1);
+    js.reply_to = "_INBOX.r";
+    js.message_id = "m-1";
+    assert_int_equal(fs__nats_encode_js("a", &js, "ORDERS", &msg), FS_OK);
+    assert_block(msg, "NATS/1.0\r\nreply_to: _INBOX.r\r\nNats-Msg-Id: m-1\r\n"
+                      "Nats-Expected-Stream: ORDERS\r\n\r\n");
+    assert_null(natsMsg_GetReply(msg)); /* JetStream: the reply subject is the PubAck's */
+    assert_int_equal(natsMsgHeader_Get(msg, "Nats-Expected-Stream", &v), NATS_OK);
+    assert_string_equal(v, "ORDERS");
+    natsMsg_Destroy(msg);
+
+    /* a header NATS cannot carry is refused on the block path too */
+    fs_header bad[] = {{.name = "ok", .value = "x\ny"}};
+    env.headers = bad;
+    env.header_count = 1;
+    assert_int_equal(fs__nats_encode("a", NULL, &env, false, &msg), FS_EINVAL);
+    assert_null(msg);
+    env.headers = NULL;
+    env.header_count = 0;
+    env.correlation_id = "a\rb";
+    assert_int_equal(fs__nats_encode("a", NULL, &env, false, &msg), FS_EINVAL);
+    assert_null(msg);
+}
+
 static void test_js_meta(void **state)
 {
     (void)state;
@@ -309,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_empty_value_repaired),
         cmocka_unit_test(test_received_block),
         cmocka_unit_test(test_received_fallbacks),
+        cmocka_unit_test(test_core_block),
         cmocka_unit_test(test_bad_headers),
         cmocka_unit_test(test_js_meta),
         cmocka_unit_test(test_subjects),
