@@ -5,6 +5,7 @@
  * thread that sends +WPI for deliveries held longer than half the AckWait.
  */
 #include "internal.h"
+#include "kit/str.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -21,24 +22,6 @@
  */
 #define SETTLED UINT64_MAX
 #define BUSY (UINT64_MAX - 1)
-
-static void timespec_in(struct timespec *ts, uint64_t ns_from_now)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    uint64_t ns = (uint64_t)ts->tv_nsec + ns_from_now;
-    ts->tv_sec += (time_t)(ns / 1000000000u);
-    ts->tv_nsec = (long)(ns % 1000000000u);
-}
-
-static char *dup_opt(const char *s, bool *oom)
-{
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    if (!d)
-        *oom = true;
-    return d;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Records                                                                  */
@@ -247,8 +230,7 @@ static void *keepalive_main(void *arg)
             touch_all(s, now, half);
         }
         pthread_mutex_unlock(&b->mu);
-        struct timespec ts;
-        timespec_in(&ts, tick_ms * 1000000u);
+        struct timespec ts = fs_kit_deadline_ts((int)tick_ms);
         pthread_mutex_lock(&b->ka_mu);
         if (!atomic_load(&b->ka_quit))
             pthread_cond_timedwait(&b->ka_cv, &b->ka_mu, &ts);
@@ -326,13 +308,13 @@ static fs_nats_stream_config *copy_stream(const fs_nats_stream_config *c, bool *
         return NULL;
     }
     *d = *c;
-    d->name = dup_opt(c->name, oom);
+    d->name = fs_kit_strdup_opt(c->name, oom);
     d->subjects = NULL;
     char **subs = c->subject_count ? calloc(c->subject_count, sizeof *subs) : NULL;
     if (c->subject_count && !subs)
         *oom = true;
     for (size_t i = 0; subs && i < c->subject_count; i++)
-        subs[i] = dup_opt(c->subjects[i], oom);
+        subs[i] = fs_kit_strdup_opt(c->subjects[i], oom);
     d->subjects = (const char *const *)subs;
     d->subject_count = subs ? c->subject_count : 0;
     return d;
@@ -401,15 +383,15 @@ int fs__nats_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     if (!s)
         return fs_adapter_error(FS_ENOMEM, "nats: out of memory");
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    fs_kit_cond_init_monotonic(&s->cv);
     s->b = b;
     s->reply_inbox = spec->reply_inbox;
     s->kind = !o->stream ? NSUB_CORE : o->kind == FS_NATS_CONSUMER_PUSH ? NSUB_PUSH : NSUB_PULL;
     bool oom = false;
-    s->subject = dup_opt(spec->source, &oom);
-    s->queue = dup_opt(o->queue, &oom);
-    s->stream = dup_opt(o->stream, &oom);
-    s->durable = dup_opt(o->durable, &oom);
+    s->subject = fs_kit_strdup_opt(spec->source, &oom);
+    s->queue = fs_kit_strdup_opt(o->queue, &oom);
+    s->stream = fs_kit_strdup_opt(o->stream, &oom);
+    s->durable = fs_kit_strdup_opt(o->durable, &oom);
     if (o->declare_stream)
         s->declare = copy_stream(o->declare_stream, &oom);
     s->deliver = o->deliver;
@@ -707,8 +689,7 @@ static int pull_take(nsub *s, fs_message **out, size_t max, bool batch, unsigned
             continue;
         }
         s->waiting++;
-        struct timespec ts;
-        timespec_in(&ts, (deadline - now));
+        struct timespec ts = fs_kit_ts_at_ns(deadline);
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         s->waiting--;
     }
