@@ -29,6 +29,15 @@ struct timespec fs_kit_deadline_ts(int ms)
     return fs_kit_ts_at_ns(fs_kit_deadline_ns(ms));
 }
 
+void fs_kit_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 void fs_kit_sleep_ms(unsigned ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};

@@ -5,6 +5,7 @@
 #ifndef FS_KIT_CLOCK_H
 #define FS_KIT_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -37,6 +38,9 @@ struct timespec fs_kit_deadline_ts(int ms);
 
 /** The CLOCK_MONOTONIC timespec of an fs_kit_now_ns() time. */
 struct timespec fs_kit_ts_at_ns(uint64_t at_ns);
+
+/** Initialise `cv` to time its waits on CLOCK_MONOTONIC (for the deadlines above). */
+void fs_kit_cond_init_monotonic(pthread_cond_t *cv);
 
 /** Sleep `ms` milliseconds (resumed after signals). */
 void fs_kit_sleep_ms(unsigned ms);

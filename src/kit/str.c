@@ -9,6 +9,14 @@ char *fs_kit_strdup(const char *s)
     return s ? fs_kit_strndup(s, strlen(s)) : NULL;
 }
 
+char *fs_kit_strdup_opt(const char *s, bool *oom)
+{
+    char *d = fs_kit_strdup(s);
+    if (s && !d)
+        *oom = true;
+    return d;
+}
+
 char *fs_kit_strndup(const char *s, size_t n)
 {
     char *d = malloc(n + 1);

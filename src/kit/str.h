@@ -5,10 +5,14 @@
 #ifndef FS_KIT_STR_H
 #define FS_KIT_STR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /** A malloc'ed copy of `s`; NULL for NULL or when out of memory. */
 char *fs_kit_strdup(const char *s);
+
+/** A copy of an optional string: NULL for NULL; out of memory sets *oom (and gives NULL). */
+char *fs_kit_strdup_opt(const char *s, bool *oom);
 
 /** A malloc'ed NUL-terminated copy of the n bytes at `s`; NULL when out of memory. */
 char *fs_kit_strndup(const char *s, size_t n);

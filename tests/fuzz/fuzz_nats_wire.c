@@ -4,10 +4,12 @@
  * parsing and the adapter's decoding (fs__nats_decode, with its in-place
  * repair of nats.c 3.4.1 reading an empty value as the next header line),
  * the JetStream ack-subject metadata (fs__nats_js_meta) and the subject
- * check; then the decoded headers published again (fs__nats_encode) and
- * decoded from that message. Nothing may crash, leak or read out of
- * bounds; every header has a name and a value; a picked-out content type
- * or reply_to is never "".
+ * check. When the decoder read the header block itself (nats.c's block is
+ * then still unparsed), nats.c's own parser must agree with it on every
+ * name (its first value) wherever nats.c reads values right (none empty); then the decoded headers
+ * published again (fs__nats_encode) and decoded from that message. Nothing may crash, leak or read
+ * out of bounds; every header has a name and a value; a picked-out content type or reply_to is
+ * never "".
  *
  * Input: flags (bit 0: JetStream, bit 1: wildcards allowed), reply NUL,
  * header block (as on the wire, "NATS/1.0\r\n...\r\n\r\n") NUL, body.
@@ -22,6 +24,41 @@
 /* nats.c's own constructor of a received message (exported, not in nats.h). */
 natsStatus natsMsg_create(natsMsg **newMsg, const char *subject, int subjLen, const char *reply,
                           int replyLen, const char *buf, int bufLen, int hdrLen);
+
+/* Our reading of the block against nats.c's (see the top). */
+static void check_against_natsc(natsMsg *msg, const fs_message *m)
+{
+    size_t len;
+    if (!fs__nats_raw_headers(msg, &len)) /* nats.c parsed it: the decoder used its API */
+        return;
+    for (size_t i = 0; i < m->header_count; i++) {
+        const char *n = m->headers[i].name;
+        if (!*m->headers[i].value || !*n)
+            return; /* nats.c 3.4.1 misreads an empty value; an empty name is no header */
+        for (size_t j = 0; j < m->header_count; j++) {
+            const char *o = m->headers[j].name;
+            if (strcmp(n, o) != 0 && strncmp(n, o, strlen(n)) == 0)
+                return; /* nats.c's hash matches a name on a longer one's prefix (strncmp) */
+        }
+    }
+    size_t distinct = 0;
+    for (size_t i = 0; i < m->header_count; i++) {
+        size_t j = 0;
+        while (j < i && strcmp(m->headers[j].name, m->headers[i].name) != 0)
+            j++;
+        if (j < i)
+            continue; /* natsMsgHeader_Get gives the first value */
+        distinct++;
+        const char *v = NULL;
+        assert(natsMsgHeader_Get(msg, m->headers[i].name, &v) == NATS_OK);
+        assert(v && strcmp(v, m->headers[i].value) == 0);
+    }
+    const char **keys = NULL;
+    int count = 0;
+    if (natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK)
+        assert((size_t)count == distinct);
+    free(keys);
+}
 
 static void check_message(const fs_message *m)
 {
@@ -91,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (fs__nats_decode(msg, js, &h, &m) == FS_OK) {
             check_message(&m);
             assert(m.body_len == body_len);
+            check_against_natsc(msg, &m);
             fs__nats_hdrs h2 = {0};
             round_trip(&m, js, &h2);
             fs__nats_hdrs_free(&h2);

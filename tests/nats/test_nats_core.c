@@ -180,10 +180,15 @@ static void test_reply_subject(void **state)
     natsSubscription *rs = NULL;
     assert_int_equal(natsConnection_SubscribeSync(&rs, raw.nc, subject), NATS_OK);
     natsConnection_Flush(raw.nc);
+    fs_header extra[] = {{.name = "x-a", .value = "1"}, {.name = "content-type", .value = "no"}};
     fs_envelope env = FS_ENVELOPE_INIT;
     env.body = "x";
     env.body_len = 1;
     env.reply_to = "answers.here";
+    env.content_type = "text/plain";
+    env.correlation_id = "c-9";
+    env.headers = extra;
+    env.header_count = 2;
     assert_int_equal(fs_publish(b, subject, &env), FS_OK);
     assert_int_equal(fs_subscriber_wait_handled(sub, 1, 5000), FS_OK);
     assert_string_equal(seen_reply, "answers.here");
@@ -192,6 +197,14 @@ static void test_reply_subject(void **state)
     assert_string_equal(natsMsg_GetReply(m), "answers.here");
     const char *v = NULL;
     assert_int_equal(natsMsgHeader_Get(m, "reply_to", &v), NATS_NOT_FOUND); /* core: no header */
+    /* what raw nats.c reads of our header block */
+    assert_int_equal(natsMsgHeader_Get(m, "x-a", &v), NATS_OK);
+    assert_string_equal(v, "1");
+    assert_int_equal(natsMsgHeader_Get(m, "content-type", &v), NATS_OK);
+    assert_string_equal(v, "text/plain"); /* ours replaces the user's */
+    assert_int_equal(natsMsgHeader_Get(m, "correlation_id", &v), NATS_OK);
+    assert_string_equal(v, "c-9");
+    assert_int_equal(natsMsg_GetDataLength(m), 1);
     natsMsg_Destroy(m);
     natsSubscription_Destroy(rs);
     nt_raw_close(&raw);

@@ -156,6 +156,194 @@ static void test_bad_headers(void **state)
     }
 }
 
+/* nats.c's own constructor of a received message (exported, not in nats.h). */
+natsStatus natsMsg_create(natsMsg **newMsg, const char *subject, int subjLen, const char *reply,
+                          int replyLen, const char *buf, int bufLen, int hdrLen);
+
+/* A message as nats.c builds it from the socket: header block, then body. */
+static natsMsg *received(const char *reply, const char *hdr, const char *body)
+{
+    char buf[512];
+    size_t hl = strlen(hdr), bl = strlen(body);
+    assert_true(hl + bl < sizeof buf);
+    memcpy(buf, hdr, hl);
+    memcpy(buf + hl, body, bl);
+    natsMsg *msg = NULL;
+    assert_int_equal(natsMsg_create(&msg, "orders.in", 9, reply, reply ? (int)strlen(reply) : 0,
+                                    buf, (int)(hl + bl), hl ? (int)hl : -1),
+                     NATS_OK);
+    return msg;
+}
+
+/* The header block read where it lies: wire order, empty values, nats.c's view kept. */
+static void test_received_block(void **state)
+{
+    (void)state;
+    const char *hdr = "NATS/1.0\r\ncontent-type: \r\ncorrelation_id: abc\r\nx:  spaced \t \r\n"
+                      "correlation_id: second\r\nreply_to: _INBOX.r\r\nNats-Msg-Id: n1\r\n"
+                      "url: http://a:b\r\n\r\n";
+    natsMsg *msg = received("$JS.ACK.S.c.1.2.3.1700000000000000000.0", hdr, "{}");
+    size_t len = 0;
+    assert_ptr_equal(fs__nats_raw_headers(msg, &len), natsMsg_GetData(msg) - strlen(hdr) - 1);
+    assert_int_equal(len, strlen(hdr));
+    fs__nats_hdrs h = {0};
+    fs_message m;
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, true, &h, &m), FS_OK);
+    assert_int_equal(m.header_count, 7);
+    static const char *const names[] = {"content-type", "correlation_id", "x",  "correlation_id",
+                                        "reply_to",     "Nats-Msg-Id",    "url"};
+    static const char *const values[] = {"",         "abc", "spaced",    "second",
+                                         "_INBOX.r", "n1",  "http://a:b"};
+    for (size_t i = 0; i < 7; i++) {
+        assert_string_equal(m.headers[i].name, names[i]);
+        assert_string_equal(m.headers[i].value, values[i]);
+        assert_int_equal(m.headers[i].value_len, strlen(values[i]));
+    }
+    assert_null(m.content_type);                  /* "" is none */
+    assert_string_equal(m.correlation_id, "abc"); /* the first of a repeated name */
+    assert_string_equal(m.reply_to, "_INBOX.r");
+    assert_string_equal(m.message_id, "n1");
+    assert_int_equal(m.body_len, 2);
+    /* nats.c's block is untouched: its own API still reads it */
+    const char *v = NULL;
+    assert_int_equal(natsMsgHeader_Get(msg, "x", &v), NATS_OK);
+    assert_string_equal(v, "spaced");
+    assert_null(fs__nats_raw_headers(msg, &len)); /* parsed by nats.c now */
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, true, &h, &m), FS_OK); /* through nats.c's API */
+    assert_string_equal(m.reply_to, "_INBOX.r");
+    assert_string_equal(m.message_id, "n1");
+    natsMsg_Destroy(msg);
+    fs__nats_hdrs_free(&h);
+}
+
+/* What only nats.c's parser reads goes to it: a status line, a folded line, a local message. */
+static void test_received_fallbacks(void **state)
+{
+    (void)state;
+    fs__nats_hdrs h = {0};
+    fs_message m;
+    const char *v = NULL;
+
+    natsMsg *msg = received(NULL, "NATS/1.0 100 Idle Heartbeat\r\nk: v\r\n\r\n", "b");
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, false, &h, &m), FS_OK);
+    bool status = false;
+    for (size_t i = 0; i < m.header_count; i++)
+        status |=
+            strcmp(m.headers[i].name, "Status") == 0 && strcmp(m.headers[i].value, "100") == 0;
+    assert_true(status);
+    natsMsg_Destroy(msg);
+
+    msg = received(NULL, "NATS/1.0\r\ncorrelation_id: a\r\n b\r\n\r\n", "b");
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, false, &h, &m), FS_OK);
+    assert_string_equal(m.correlation_id, "a b");
+    natsMsg_Destroy(msg);
+
+    msg = received(NULL, "", "no headers");
+    size_t len;
+    assert_null(fs__nats_raw_headers(msg, &len));
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, false, &h, &m), FS_OK);
+    assert_int_equal(m.header_count, 0);
+    assert_int_equal(m.body_len, 10);
+    natsMsg_Destroy(msg);
+
+    assert_int_equal(natsMsg_Create(&msg, "a", "r", "NATS/1.0\r\n\r\n", 12), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(msg, "correlation_id", "c"), NATS_OK);
+    assert_null(fs__nats_raw_headers(msg, &len)); /* a body that looks like a block is a body */
+    fs_message_init(&m);
+    assert_int_equal(fs__nats_decode(msg, false, &h, &m), FS_OK);
+    assert_string_equal(m.correlation_id, "c");
+    assert_int_equal(natsMsgHeader_Get(msg, "correlation_id", &v), NATS_OK);
+    natsMsg_Destroy(msg);
+    fs__nats_hdrs_free(&h);
+}
+
+/* The message's header block is exactly `want`. */
+static void assert_block(natsMsg *msg, const char *want)
+{
+    size_t len = 0;
+    const char *raw = fs__nats_raw_headers(msg, &len);
+    assert_non_null(raw);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(raw, want, len);
+}
+
+/* An envelope with a body and headers. */
+static fs_envelope envelope(const char *body, fs_header *headers, size_t count)
+{
+    fs_envelope env = FS_ENVELOPE_INIT;
+    env.body = body;
+    env.body_len = strlen(body);
+    env.headers = headers;
+    env.header_count = count;
+    return env;
+}
+
+/* A core publish's header block, written by the adapter: the lines nats.c writes, in order. */
+static void test_core_block(void **state)
+{
+    (void)state;
+    fs_header extra[] = {{.name = "x-b", .value = "2"},
+                         {.name = "content-type", .value = "replaced"},
+                         {.name = "x-b", .value = ""},
+                         {.name = "x-a", .value = "1"}};
+    fs_envelope env = envelope("body", extra, 4);
+    env.content_type = "application/json";
+    env.correlation_id = "cid";
+    natsMsg *msg = NULL;
+    assert_int_equal(fs__nats_encode("a.b", "_INBOX.1", &env, false, &msg), FS_OK);
+    assert_block(msg, "NATS/1.0\r\nx-b: 2\r\nx-b: \r\nx-a: 1\r\n"
+                      "content-type: application/json\r\ncorrelation_id: cid\r\n\r\n");
+    assert_string_equal(natsMsg_GetSubject(msg), "a.b");
+    assert_string_equal(natsMsg_GetReply(msg), "_INBOX.1");
+    assert_int_equal(natsMsg_GetDataLength(msg), 4);
+    assert_memory_equal(natsMsg_GetData(msg), "body", 4);
+    /* nats.c's own reading of it (its empty-value bug takes "x-a: 1" for the second x-b) */
+    const char *v = NULL;
+    assert_int_equal(natsMsgHeader_Get(msg, "content-type", &v), NATS_OK);
+    assert_string_equal(v, "application/json");
+    assert_int_equal(natsMsgHeader_Get(msg, "correlation_id", &v), NATS_OK);
+    assert_string_equal(v, "cid");
+    natsMsg_Destroy(msg);
+
+    /* no headers at all: no block */
+    fs_envelope bare = envelope("b", NULL, 0);
+    size_t len = 0;
+    assert_int_equal(fs__nats_encode("a", NULL, &bare, false, &msg), FS_OK);
+    assert_null(fs__nats_raw_headers(msg, &len));
+    assert_int_equal(natsMsg_GetDataLength(msg), 1);
+    natsMsg_Destroy(msg);
+
+    /* JetStream: reply_to, Nats-Msg-Id and the expected stream in the block too */
+    fs_header user[] = {{.name = "Nats-Expected-Stream", .value = "other"}};
+    fs_envelope js = envelope("j", user, 1);
+    js.reply_to = "_INBOX.r";
+    js.message_id = "m-1";
+    assert_int_equal(fs__nats_encode_js("a", &js, "ORDERS", &msg), FS_OK);
+    assert_block(msg, "NATS/1.0\r\nreply_to: _INBOX.r\r\nNats-Msg-Id: m-1\r\n"
+                      "Nats-Expected-Stream: ORDERS\r\n\r\n");
+    assert_null(natsMsg_GetReply(msg)); /* JetStream: the reply subject is the PubAck's */
+    assert_int_equal(natsMsgHeader_Get(msg, "Nats-Expected-Stream", &v), NATS_OK);
+    assert_string_equal(v, "ORDERS");
+    natsMsg_Destroy(msg);
+
+    /* a header NATS cannot carry is refused on the block path too */
+    fs_header bad[] = {{.name = "ok", .value = "x\ny"}};
+    env.headers = bad;
+    env.header_count = 1;
+    assert_int_equal(fs__nats_encode("a", NULL, &env, false, &msg), FS_EINVAL);
+    assert_null(msg);
+    env.headers = NULL;
+    env.header_count = 0;
+    env.correlation_id = "a\rb";
+    assert_int_equal(fs__nats_encode("a", NULL, &env, false, &msg), FS_EINVAL);
+    assert_null(msg);
+}
+
 static void test_js_meta(void **state)
 {
     (void)state;
@@ -201,6 +389,9 @@ int main(void)
         cmocka_unit_test(test_message_id_header_wins),
         cmocka_unit_test(test_no_headers),
         cmocka_unit_test(test_empty_value_repaired),
+        cmocka_unit_test(test_received_block),
+        cmocka_unit_test(test_received_fallbacks),
+        cmocka_unit_test(test_core_block),
         cmocka_unit_test(test_bad_headers),
         cmocka_unit_test(test_js_meta),
         cmocka_unit_test(test_subjects),

@@ -244,7 +244,7 @@ int fs_nats_broker_new(const char *url, const fs_nats_options *opts, fs_broker *
     pthread_mutex_init(&b->ka_mu, NULL);
     pthread_mutex_init(&b->cb_mu, NULL);
     pthread_cond_init(&b->cb_cv, NULL);
-    pthread_cond_init(&b->ka_cv, NULL);
+    fs_kit_cond_init_monotonic(&b->ka_cv); /* the keep-alive's ticks */
     atomic_store(&b->closed, true);
     b->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;
     b->max_reconnect = opts->max_reconnect;

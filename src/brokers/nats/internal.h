@@ -10,11 +10,13 @@
  *     that finds the local queue empty and nobody fetching becomes the
  *     fetcher (leader/followers, as in the Redis adapter): it fetches a batch,
  *     queues it and wakes the others.
- * JetStream deliveries handed out are linked in the subscription's in-flight
- * list (under `mu`), so that the broker's keep-alive thread can send +WPI for
- * those held longer than half the AckWait, and stop can give back what was
- * fetched but not handed out. Settlement is a publish on the message's reply
- * (ack) subject, so it does not depend on the natsSubscription's life.
+ * The broker's keep-alive thread scans every record of a JetStream
+ * subscription (the `all` list; the record's touched_ns says whether it holds
+ * a delivery and since when) and sends +WPI for those held longer than half
+ * the AckWait; stop gives back what was fetched but not handed out. Records
+ * are taken and given back without a lock (sub.c). Settlement is a publish on
+ * the message's reply (ack) subject, so it does not depend on the
+ * natsSubscription's life.
  */
 #ifndef FS_NATS_INTERNAL_H
 #define FS_NATS_INTERNAL_H
@@ -40,10 +42,10 @@ typedef struct nrec {
     fs_message m;
     nsub *sub;
     natsMsg *msg;
-    struct nrec *next, *prev;    /* queue, in-flight list or free list */
-    _Atomic uint64_t touched_ns; /* delivered or last +WPI */
+    struct nrec *next;           /* pull queue or free list */
+    struct nrec *all_next;       /* the subscription's `all` list */
+    _Atomic uint64_t touched_ns; /* 0 free, delivered or last +WPI, SETTLED, BUSY (sub.c) */
     fs__nats_hdrs hdrs;
-    bool inflight;
 } nrec;
 
 typedef enum nsub_kind { NSUB_CORE, NSUB_PULL, NSUB_PUSH } nsub_kind;
@@ -69,23 +71,24 @@ struct nsub {
     natsSubscription *ns; /* while started */
     _Atomic bool stopping;
 
-    pthread_mutex_t mu; /* everything below */
+    pthread_mutex_t mu; /* the pull queue and fetcher role, below */
     pthread_cond_t cv;
     nrec *q_head, *q_tail; /* pull: fetched, not handed out */
     size_t q_len;
-    nrec *inflight;  /* JetStream: handed out, not released */
-    nrec *free_list; /* JetStream records */
+    nrec *free_list; /* pull: the fetcher's free records */
     bool fetching;
     unsigned waiting;
     _Atomic bool fetch_error_logged;
 
     /*
-     * Core records, without a lock: released ones are pushed on free_stack by
-     * any thread; a worker takes the whole stack at once into its own list.
+     * Records, without a lock: released ones are pushed on free_stack by any
+     * thread; a taker (a worker, or the pull fetcher) takes the whole stack
+     * at once into its own list. `all`: every record made, for the keep-alive.
      */
     _Atomic(nrec *) free_stack;
-    nrec **worker_free; /* [concurrency] */
+    nrec **worker_free; /* [concurrency]: core and push */
     unsigned workers;
+    _Atomic(nrec *) all;
 
     struct nsub *next; /* broker's list */
 };

@@ -79,19 +79,21 @@ void fs__nats_release_destination(void *impl, void *dest)
 /* ------------------------------------------------------------------------ */
 /* JetStream                                                                */
 
-static void pub_options(jsPubOptions *po, const char *stream, int timeout_ms, const char *msg_id)
+/*
+ * The Nats-Msg-Id and Nats-Expected-Stream headers are on the message
+ * (fs__nats_encode_js): options that add headers would make nats.c parse
+ * the block we wrote into a hash table of copies again.
+ */
+static void pub_options(jsPubOptions *po, int timeout_ms)
 {
     jsPubOptions_Init(po);
     po->MaxWait = timeout_ms > 0 ? timeout_ms : 5000;
-    po->ExpectStream = stream;
-    (void)msg_id; /* the Nats-Msg-Id header is on the message (wire.c) */
 }
 
-static int js_publish_one(jsCtx *js, natsMsg *m, const char *stream, int timeout_ms,
-                          const char **etype)
+static int js_publish_one(jsCtx *js, natsMsg *m, int timeout_ms, const char **etype)
 {
     jsPubOptions po;
-    pub_options(&po, stream, timeout_ms, NULL);
+    pub_options(&po, timeout_ms);
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
     natsStatus st = js_PublishMsg(&pa, js, m, &po, &jerr);
@@ -137,12 +139,12 @@ static int js_publish_batch(natsConnection *nc, const char *destination, const f
     if (st != NATS_OK)
         return fail(etype, fs__nats_error_type(st), fs__nats_status(st, "JetStream context"));
     jsPubOptions po;
-    pub_options(&po, stream, timeout_ms, NULL);
+    pub_options(&po, timeout_ms);
     int rc = FS_OK;
     size_t sent = 0;
     for (size_t i = 0; i < count && !rc; i++) {
         natsMsg *m = NULL;
-        rc = fs__nats_encode(destination, NULL, &msgs[i], true, &m);
+        rc = fs__nats_encode_js(destination, &msgs[i], stream, &m);
         if (rc) {
             *etype = "ValueError";
             break;
@@ -209,12 +211,12 @@ int fs__nats_publish(void *impl, void *dest, const char *destination, const fs_e
     for (size_t i = 0; i < count; i++) {
         natsMsg *m = NULL;
         /* core: reply_to is the NATS reply subject (FastStream's publish(reply_to=...)) */
-        const char *reply = js ? NULL : msgs[i].reply_to;
-        rc = fs__nats_encode(destination, reply && *reply ? reply : NULL, &msgs[i], js, &m);
+        rc = js ? fs__nats_encode_js(destination, &msgs[i], stream, &m)
+                : fs__nats_encode(destination, msgs[i].reply_to, &msgs[i], false, &m);
         if (rc)
             return fail(etype, "ValueError", rc);
         if (js) {
-            rc = js_publish_one(jctx, m, stream, timeout_ms, etype);
+            rc = js_publish_one(jctx, m, timeout_ms, etype);
         } else {
             natsStatus st = natsConnection_PublishMsg(nc, m);
             if (st != NATS_OK)
@@ -282,11 +284,11 @@ static int js_request(natsConnection *nc, jsCtx *js, const char *destination,
     fs_envelope env = *msg;
     env.reply_to = (const char *)inbox;
     natsMsg *m = NULL;
-    int rc = fs__nats_encode(destination, NULL, &env, true, &m);
+    int rc = fs__nats_encode_js(destination, &env, stream, &m);
     if (rc)
         *etype = "ValueError";
     else
-        rc = js_publish_one(js, m, stream, timeout_ms, etype);
+        rc = js_publish_one(js, m, timeout_ms, etype);
     natsMsg_Destroy(m);
     if (!rc) {
         natsMsg *r = NULL;

@@ -5,73 +5,66 @@
  * thread that sends +WPI for deliveries held longer than half the AckWait.
  */
 #include "internal.h"
+#include "kit/str.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define FETCH_SLICE_MS 500 /* longest one Fetch request waits */
-#define SETTLED UINT64_MAX /* touched_ns of a settled delivery */
-
-static void timespec_in(struct timespec *ts, uint64_t ns_from_now)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    uint64_t ns = (uint64_t)ts->tv_nsec + ns_from_now;
-    ts->tv_sec += (time_t)(ns / 1000000000u);
-    ts->tv_nsec = (long)(ns % 1000000000u);
-}
-
-static char *dup_opt(const char *s, bool *oom)
-{
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    if (!d)
-        *oom = true;
-    return d;
-}
+/*
+ * A record's touched_ns: 0 free, else the time it was delivered or last got
+ * +WPI, SETTLED once acknowledged, BUSY while a +WPI is being sent for it
+ * (its natsMsg must not go away meanwhile: release and settle wait).
+ */
+#define SETTLED UINT64_MAX
+#define BUSY (UINT64_MAX - 1)
 
 /* ------------------------------------------------------------------------ */
 /* Records                                                                  */
 
 static void rec_release(fs_message *m);
 
-/* A free record (mu held), or a new one. */
-static nrec *rec_get(nsub *s)
+/*
+ * Records, without a lock: released ones are pushed on free_stack by any
+ * thread; a taker (a worker for its own list, the pull fetcher under mu for
+ * free_list) takes the whole stack at once into its list, so there is no
+ * ABA problem. Every record ever made is also on the `all` list (never
+ * shortened until the subscription is freed), which the keep-alive scans.
+ */
+static nrec *rec_take(nsub *s, nrec **local)
 {
-    nrec *r = s->free_list;
-    if (r) {
-        s->free_list = r->next;
-        return r;
-    }
-    r = calloc(1, sizeof *r);
-    if (r)
-        r->sub = s;
-    return r;
-}
-
-/* A core record for `worker`, lock-free (calloc when none is free). */
-static nrec *rec_get_core(nsub *s, unsigned worker)
-{
-    if (worker >= s->workers)
-        worker = 0;
-    nrec *r = s->worker_free[worker];
+    nrec *r = *local;
     if (!r)
         r = atomic_exchange_explicit(&s->free_stack, NULL, memory_order_acquire);
     if (r) {
-        s->worker_free[worker] = r->next;
+        *local = r->next;
         return r;
     }
     r = calloc(1, sizeof *r);
-    if (r)
-        r->sub = s;
+    if (!r)
+        return NULL;
+    r->sub = s;
+    nrec *head = atomic_load_explicit(&s->all, memory_order_relaxed);
+    do
+        r->all_next = head;
+    while (!atomic_compare_exchange_weak_explicit(&s->all, &head, r, memory_order_release,
+                                                  memory_order_relaxed));
     return r;
 }
 
-static void rec_put_core(nsub *s, nrec *r)
+/* A record for `worker` (core and push: the workers read concurrently). */
+static nrec *rec_get_worker(nsub *s, unsigned worker)
 {
+    return rec_take(s, &s->worker_free[worker < s->workers ? worker : 0]);
+}
+
+static void rec_put(nsub *s, nrec *r)
+{
+    r->msg = NULL;
     nrec *head = atomic_load_explicit(&s->free_stack, memory_order_relaxed);
     do
         r->next = head;
@@ -79,32 +72,34 @@ static void rec_put_core(nsub *s, nrec *r)
                                                   memory_order_relaxed));
 }
 
-static void rec_put(nsub *s, nrec *r)
+/* Move touched_ns to `to` from any state but BUSY (waiting that out); the state it left. */
+static uint64_t rec_mark(nrec *r, uint64_t to)
 {
-    r->msg = NULL;
-    r->next = s->free_list;
-    s->free_list = r;
+    uint64_t t = atomic_load_explicit(&r->touched_ns, memory_order_acquire);
+    for (;;) {
+        if (t == BUSY) {
+            sched_yield(); /* a +WPI is being sent for it: a publish, short */
+            t = atomic_load_explicit(&r->touched_ns, memory_order_acquire);
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(&r->touched_ns, &t, to, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return t;
+    }
 }
 
-static void inflight_link(nsub *s, nrec *r)
-{
-    r->prev = NULL;
-    r->next = s->inflight;
-    if (s->inflight)
-        s->inflight->prev = r;
-    s->inflight = r;
-    r->inflight = true;
-}
+static int ack_publish(nats_broker *b, natsMsg *msg, const char *body);
 
-static void inflight_unlink(nsub *s, nrec *r)
+/* +WPI for a record delivered and not settled (t: its touched_ns seen): FS_OK if sent. */
+static int rec_touch(nsub *s, nrec *r, uint64_t t, uint64_t now)
 {
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        s->inflight = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->inflight = false;
+    if (t == 0 || t >= BUSY ||
+        !atomic_compare_exchange_strong_explicit(&r->touched_ns, &t, BUSY, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return FS_ECLOSED; /* free, settled, being touched, or just released */
+    int rc = ack_publish(s->b, r->msg, "+WPI");
+    atomic_store_explicit(&r->touched_ns, rc ? t : now, memory_order_release);
+    return rc;
 }
 
 /* Wrap `msg` in `r` for the core. */
@@ -113,7 +108,6 @@ static int rec_fill(nsub *s, nrec *r, natsMsg *msg)
     fs_message_init(&r->m);
     r->msg = msg;
     r->sub = s;
-    r->touched_ns = fs_kit_now_ns();
     int rc = fs__nats_decode(msg, s->kind != NSUB_CORE, &r->hdrs, &r->m);
     r->m.raw = msg;
     r->m.release = rec_release;
@@ -129,6 +123,8 @@ static int rec_fill(nsub *s, nrec *r, natsMsg *msg)
             r->m.delivery_count = delivered;
             r->m.timestamp_ms = ts;
         }
+        /* delivered: the keep-alive may read r->msg from here on */
+        atomic_store_explicit(&r->touched_ns, fs_kit_now_ns(), memory_order_release);
     }
     return rc;
 }
@@ -138,17 +134,9 @@ static void rec_release(fs_message *m)
     nrec *r = m->adapter_data;
     nsub *s = r->sub;
     natsMsg *msg = r->msg;
-    if (s->kind == NSUB_CORE) {
-        r->msg = NULL;
-        rec_put_core(s, r);
-        natsMsg_Destroy(msg);
-        return;
-    }
-    pthread_mutex_lock(&s->mu);
-    if (r->inflight)
-        inflight_unlink(s, r);
+    if (s->kind != NSUB_CORE)
+        rec_mark(r, 0); /* no +WPI for it any more (waits out one being sent) */
     rec_put(s, r);
-    pthread_mutex_unlock(&s->mu);
     natsMsg_Destroy(msg);
 }
 
@@ -186,7 +174,7 @@ int fs__nats_settle_one(fs_message *m, fs_settle_state op, unsigned delay_ms)
         }
     }
     /* settled: no more +WPI for it (the keep-alive and in_progress skip it) */
-    atomic_store_explicit(&r->touched_ns, SETTLED, memory_order_relaxed);
+    rec_mark(r, SETTLED);
     return ack_publish(r->sub->b, r->msg, body);
 }
 
@@ -199,13 +187,12 @@ int fs__nats_in_progress(fs_message *m)
         nrec *r = one->adapter_data;
         if (!r || r->sub->kind == NSUB_CORE)
             return fs_adapter_error(FS_EUNSUPPORTED, "nats: core NATS has no in-progress");
-        uint64_t t = atomic_load_explicit(&r->touched_ns, memory_order_relaxed);
-        if (t == SETTLED)
-            continue; /* acknowledged already: nothing to keep alive */
-        int one_rc = ack_publish(r->sub->b, r->msg, "+WPI");
-        /* a settlement racing this one wins (compare-exchange, not a store) */
-        if (!one_rc)
-            atomic_compare_exchange_strong(&r->touched_ns, &t, fs_kit_now_ns());
+        uint64_t t = atomic_load_explicit(&r->touched_ns, memory_order_acquire);
+        if (t == SETTLED || t == BUSY)
+            continue; /* acknowledged already, or the keep-alive is sending one now */
+        int one_rc = rec_touch(r->sub, r, t, fs_kit_now_ns());
+        if (one_rc == FS_ECLOSED)
+            continue;
         if (one_rc && !rc)
             rc = one_rc;
     }
@@ -215,12 +202,13 @@ int fs__nats_in_progress(fs_message *m)
 /* ------------------------------------------------------------------------ */
 /* Keep-alive: +WPI for deliveries held longer than half the AckWait        */
 
-static void touch_list(nsub *s, nrec *list, uint64_t now, uint64_t half)
+/* Every delivery of s (queued or handed out) held longer than `half`: +WPI. */
+static void touch_all(nsub *s, uint64_t now, uint64_t half)
 {
-    for (nrec *r = list; r; r = r->next) {
-        uint64_t t = atomic_load_explicit(&r->touched_ns, memory_order_relaxed);
-        if (t != SETTLED && now - t >= half && ack_publish(s->b, r->msg, "+WPI") == FS_OK)
-            atomic_compare_exchange_strong(&r->touched_ns, &t, now);
+    for (nrec *r = atomic_load_explicit(&s->all, memory_order_acquire); r; r = r->all_next) {
+        uint64_t t = atomic_load_explicit(&r->touched_ns, memory_order_acquire);
+        if (t && t < BUSY && t <= now && now - t >= half)
+            rec_touch(s, r, t, now);
     }
 }
 
@@ -239,14 +227,10 @@ static void *keepalive_main(void *arg)
                 tick_ms = q < 20 ? 20 : q;
             uint64_t now = fs_kit_now_ns();
             uint64_t half = (uint64_t)s->ack_wait_ms * 500000u;
-            pthread_mutex_lock(&s->mu);
-            touch_list(s, s->inflight, now, half);
-            touch_list(s, s->q_head, now, half);
-            pthread_mutex_unlock(&s->mu);
+            touch_all(s, now, half);
         }
         pthread_mutex_unlock(&b->mu);
-        struct timespec ts;
-        timespec_in(&ts, tick_ms * 1000000u);
+        struct timespec ts = fs_kit_deadline_ts((int)tick_ms);
         pthread_mutex_lock(&b->ka_mu);
         if (!atomic_load(&b->ka_quit))
             pthread_cond_timedwait(&b->ka_cv, &b->ka_mu, &ts);
@@ -291,15 +275,10 @@ static void sub_free(nsub *s)
 {
     if (!s)
         return;
-    nrec *lists[2] = {s->free_list, atomic_load(&s->free_stack)};
-    for (unsigned i = 0; i < 2 + s->workers; i++) {
-        nrec *r = i < 2 ? lists[i] : s->worker_free[i - 2];
-        while (r) {
-            nrec *next = r->next;
-            fs__nats_hdrs_free(&r->hdrs);
-            free(r);
-            r = next;
-        }
+    for (nrec *r = atomic_load(&s->all), *next; r; r = next) {
+        next = r->all_next;
+        fs__nats_hdrs_free(&r->hdrs);
+        free(r);
     }
     free(s->worker_free);
     if (s->declare) {
@@ -329,13 +308,13 @@ static fs_nats_stream_config *copy_stream(const fs_nats_stream_config *c, bool *
         return NULL;
     }
     *d = *c;
-    d->name = dup_opt(c->name, oom);
+    d->name = fs_kit_strdup_opt(c->name, oom);
     d->subjects = NULL;
     char **subs = c->subject_count ? calloc(c->subject_count, sizeof *subs) : NULL;
     if (c->subject_count && !subs)
         *oom = true;
     for (size_t i = 0; subs && i < c->subject_count; i++)
-        subs[i] = dup_opt(c->subjects[i], oom);
+        subs[i] = fs_kit_strdup_opt(c->subjects[i], oom);
     d->subjects = (const char *const *)subs;
     d->subject_count = subs ? c->subject_count : 0;
     return d;
@@ -404,15 +383,15 @@ int fs__nats_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     if (!s)
         return fs_adapter_error(FS_ENOMEM, "nats: out of memory");
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    fs_kit_cond_init_monotonic(&s->cv);
     s->b = b;
     s->reply_inbox = spec->reply_inbox;
     s->kind = !o->stream ? NSUB_CORE : o->kind == FS_NATS_CONSUMER_PUSH ? NSUB_PUSH : NSUB_PULL;
     bool oom = false;
-    s->subject = dup_opt(spec->source, &oom);
-    s->queue = dup_opt(o->queue, &oom);
-    s->stream = dup_opt(o->stream, &oom);
-    s->durable = dup_opt(o->durable, &oom);
+    s->subject = fs_kit_strdup_opt(spec->source, &oom);
+    s->queue = fs_kit_strdup_opt(o->queue, &oom);
+    s->stream = fs_kit_strdup_opt(o->stream, &oom);
+    s->durable = fs_kit_strdup_opt(o->durable, &oom);
     if (o->declare_stream)
         s->declare = copy_stream(o->declare_stream, &oom);
     s->deliver = o->deliver;
@@ -487,9 +466,11 @@ static void give_back_queue(nsub *s)
     while (s->q_head) {
         nrec *r = s->q_head;
         s->q_head = r->next;
-        ack_publish(s->b, r->msg, "-NAK");
-        natsMsg_Destroy(r->msg);
+        natsMsg *msg = r->msg;
+        rec_mark(r, 0);
+        ack_publish(s->b, msg, "-NAK");
         rec_put(s, r);
+        natsMsg_Destroy(msg);
     }
     s->q_tail = NULL;
     s->q_len = 0;
@@ -592,16 +573,7 @@ static int next_msg(nsub *s, unsigned worker, int timeout_ms, fs_message **out)
         }
         return fetch_trouble(s, st, timeout_ms);
     }
-    nrec *r;
-    if (s->kind == NSUB_CORE) {
-        r = rec_get_core(s, worker);
-    } else {
-        pthread_mutex_lock(&s->mu);
-        r = rec_get(s);
-        if (r)
-            inflight_link(s, r);
-        pthread_mutex_unlock(&s->mu);
-    }
+    nrec *r = rec_get_worker(s, worker);
     if (r)
         fetch_ok(s);
     if (!r) {
@@ -619,7 +591,7 @@ static void enqueue(nsub *s, natsMsgList *list)
     for (int i = 0; i < list->Count; i++) {
         natsMsg *msg = list->Msgs[i];
         list->Msgs[i] = NULL;
-        nrec *r = atomic_load(&s->stopping) ? NULL : rec_get(s);
+        nrec *r = atomic_load(&s->stopping) ? NULL : rec_take(s, &s->free_list);
         if (!r) {
             ack_publish(s->b, msg, "-NAK");
             natsMsg_Destroy(msg);
@@ -646,7 +618,6 @@ static size_t dequeue(nsub *s, fs_message **out, size_t max)
         if (!s->q_head)
             s->q_tail = NULL;
         s->q_len--;
-        inflight_link(s, r);
         out[n++] = &r->m;
     }
     return n;
@@ -718,8 +689,7 @@ static int pull_take(nsub *s, fs_message **out, size_t max, bool batch, unsigned
             continue;
         }
         s->waiting++;
-        struct timespec ts;
-        timespec_in(&ts, (deadline - now));
+        struct timespec ts = fs_kit_ts_at_ns(deadline);
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         s->waiting--;
     }

@@ -18,11 +18,14 @@
 #define FS__NATS_H_REPLY_TO "reply_to"
 #define FS__NATS_H_MESSAGE_ID "message_id"
 #define FS__NATS_H_MSG_ID "Nats-Msg-Id"
+#define FS__NATS_H_EXPECTED_STREAM "Nats-Expected-Stream"
 
 /* The decoded headers of one message: reused from message to message. */
 typedef struct fs__nats_hdrs {
     fs_header *items;
     size_t cap;
+    char *text; /* a copy of the received header block, cut into names and values */
+    size_t text_cap;
 } fs__nats_hdrs;
 
 void fs__nats_hdrs_free(fs__nats_hdrs *h);
@@ -36,12 +39,29 @@ void fs__nats_hdrs_free(fs__nats_hdrs *h);
 int fs__nats_decode(natsMsg *msg, bool js, fs__nats_hdrs *h, fs_message *m);
 
 /*
+ * The header block of a message as received ("NATS/1.0\r\n...\r\n\r\n"),
+ * untouched by nats.c's header parsing, and its length; NULL when there is
+ * none or nats.c has parsed it already (see wire.c). For decode and tests.
+ */
+const char *fs__nats_raw_headers(natsMsg *msg, size_t *len);
+
+/*
  * A new nats.c message for `env` on `subject` with FastStream's headers;
  * `reply` is its NATS reply subject (core) or NULL. `js`: reply_to and
  * message_id go in headers. FS_EINVAL names a header that NATS cannot carry.
+ * The header block is written directly into the message where nats.c 3.x
+ * allows it (wire.c), else through natsMsgHeader_Add/Set.
  */
 int fs__nats_encode(const char *subject, const char *reply, const fs_envelope *env, bool js,
                     natsMsg **out);
+
+/*
+ * A JetStream publish of `env` (js as above) that the server accepts only
+ * into `stream` (the Nats-Expected-Stream header, which jsPubOptions'
+ * ExpectStream would add; NULL: any stream).
+ */
+int fs__nats_encode_js(const char *subject, const fs_envelope *env, const char *stream,
+                       natsMsg **out);
 
 /*
  * FS_OK when `subject` is a valid NATS subject: non-empty tokens separated
