@@ -342,8 +342,8 @@ cg_mw_own() {
     [ -n "$own" ] || return 0
     key=${CG_KEY//\{case\}/${1// /_}}
     echo "ours ${key//\{side\}/mw_own} ${own%.*}" >>"$RESULTS"
-    awk -v c="$1" -v m="$own" -v o="$2" 'BEGIN {
-        printf "  %-12s mw own %6.0f instr/msg  %5.1f%% of ours\n", "", m, o > 0 ? 100 * m / o : 0 }'
+    awk -v m="$own" -v o="$2" 'BEGIN { pct = o > 0 ? 100 * m / o : 0
+        printf "  %-12s mw own %6.0f instr/msg  %5.1f%% of ours\n", "", m, pct }'
 }
 
 # bench_broker NAME LABEL [WHERE]: the wall-clock run, then the callgrind
