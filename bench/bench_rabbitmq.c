@@ -23,7 +23,7 @@
  *   client's instructions per message from the difference)
  *
  * The server: FS_BENCH_RABBITMQ_URL, else amqp://guest:guest@127.0.0.1:
- * $FS_RABBITMQ_PORT (default 35672), as scripts/services.sh runs it.
+ * $FS_RABBITMQ_PORT (default 26672), as scripts/services.sh runs it.
  */
 #include "bench.h"
 
@@ -55,7 +55,7 @@
 #define BATCH 100
 #define QUEUE "fs.bench"
 
-static int port = 35672;
+static int port = 26672;
 static char url[256];
 static char body[65];
 static const fs_header headers[] = {{"x-tenant", "acme", 0}, {"x-attempt", "1", 0}};

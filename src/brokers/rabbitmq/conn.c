@@ -157,9 +157,10 @@ static int open_socket(rconn *c, char *err, size_t n)
         return rc == AMQP_STATUS_TIMEOUT ? FS_ETIMEDOUT : FS_EIO;
     }
     c->fd = amqp_socket_get_sockfd(s);
-    /* A connect to a loopback port in the ephemeral range with nobody
-     * listening can connect the socket to itself (TCP simultaneous open),
-     * and would then hold the port the server wants to listen on. */
+    /* A connect to a loopback port in the ephemeral range (32768-60999)
+     * with nobody listening can connect the socket to itself (TCP
+     * simultaneous open), and would then hold the port the server wants to
+     * listen on. The test servers' ports lie outside it; a user's may not. */
     struct sockaddr_storage la, pa;
     socklen_t ll = sizeof la, pl = sizeof pa;
     if (!getsockname(c->fd, (struct sockaddr *)&la, &ll) &&
