@@ -79,8 +79,9 @@ int fs__rmq_channel_open(rconn *c, amqp_channel_t ch, char *err, size_t n)
 
 void fs__rmq_channel_closed(rconn *c, amqp_channel_t ch)
 {
-    if (ch == RMQ_CH_PUB)
-        c->pub_open = false;
+    rpch *pc = fs__rmq_pub_by_channel(c, ch);
+    if (pc)
+        pc->open = false;
     else if (ch == RMQ_CH_TOPO)
         c->topo_open = false;
     else if (ch == RMQ_CH_RPC)
@@ -180,8 +181,10 @@ static void drop_connection(rconn *c)
         amqp_destroy_connection(c->st);
     c->st = NULL;
     c->fd = -1;
-    c->pub_open = c->topo_open = c->rpc_open = false;
-    c->ret_active = c->rep_active = false;
+    c->topo_open = c->rpc_open = false;
+    c->rep_active = false;
+    for (unsigned i = 0; i < c->npub; i++)
+        c->pubs[i].open = c->pubs[i].ret_active = false;
     atomic_store(&c->up, false);
 }
 
@@ -219,14 +222,8 @@ static int connect_once(rconn *c, char *err, size_t n)
     }
     atomic_store(&c->up, true);
     c->readable = true;
-    c->next_tag = 1;
-    c->low = 1;
-    if ((rc = fs__rmq_channel_open(c, RMQ_CH_PUB, err, n)))
+    if ((rc = fs__rmq_pub_open_all(c, err, n)))
         goto fail;
-    amqp_confirm_select(c->st, RMQ_CH_PUB);
-    if ((rc = fs__rmq_rpc_error(c, RMQ_CH_PUB, "confirm.select", err, n)))
-        goto fail;
-    c->pub_open = true;
     if ((rc = fs__rmq_channel_open(c, RMQ_CH_TOPO, err, n)))
         goto fail;
     c->topo_open = true;
@@ -329,19 +326,9 @@ static void run_cmd(rconn *c, rcmd *cmd)
         fs__rmq_sub_release(c, r);
         break;
     }
-    case CMD_PUBLISH: {
-        rpub *p = (rpub *)cmd;
-        if (!c->st || !c->pub_open) {
-            p->rc = FS_EIO;
-            p->etype = "ConnectionError";
-            snprintf(p->err, sizeof p->err, "rabbitmq: not connected to %s:%d%s%.200s", c->b->host,
-                     c->b->port, c->last_error[0] ? ": " : "", c->last_error);
-            sem_post(&p->done);
-            break;
-        }
-        fs__rmq_pub_run(c, p);
+    case CMD_PUBLISH:
+        fs__rmq_pub_run(c, (rpub *)cmd);
         break;
-    }
     case CMD_CALL: {
         rcall *call = (rcall *)cmd;
         call->rc = call->fn(c, call);
@@ -399,17 +386,12 @@ static void dispatch(rconn *c, const amqp_frame_t *f)
         amqp_channel_close_ok_t ok = {0};
         amqp_send_method(c->st, f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
         fs__rmq_channel_closed(c, f->channel);
-        if (f->channel == RMQ_CH_PUB) {
-            fs__rmq_pub_fail_all(c, cc->reply_code == 404 ? FS_ENOTFOUND : FS_EBROKER,
-                                 fs__rmq_code_type(cc->reply_code), msg);
-            char err[320];
-            if (!fs__rmq_channel_open(c, RMQ_CH_PUB, err, sizeof err)) {
-                amqp_confirm_select(c->st, RMQ_CH_PUB);
-                if (!fs__rmq_rpc_error(c, RMQ_CH_PUB, "confirm.select", err, sizeof err)) {
-                    c->pub_open = true;
-                    c->next_tag = c->low = 1;
-                }
-            }
+        rpch *pc = fs__rmq_pub_by_channel(c, f->channel);
+        if (pc) {
+            char text[256];
+            snprintf(text, sizeof text, "%.*s", (int)cc->reply_text.len,
+                     (char *)cc->reply_text.bytes);
+            fs__rmq_pub_closed(c, pc, cc->reply_code, text);
         } else if (f->channel == RMQ_CH_RPC) {
             fs__rmq_rpc_fail_all(c, FS_EBROKER, msg);
             char err[320];
@@ -419,8 +401,9 @@ static void dispatch(rconn *c, const amqp_frame_t *f)
         }
         return;
     }
-    if (f->channel == RMQ_CH_PUB)
-        fs__rmq_pub_frame(c, f);
+    rpch *pc = fs__rmq_pub_by_channel(c, f->channel);
+    if (pc)
+        fs__rmq_pub_frame(c, pc, f);
     else if (f->channel == RMQ_CH_RPC)
         fs__rmq_rpc_frame(c, f);
     else {
@@ -497,6 +480,7 @@ static void *owner_main(void *arg)
                 continue;
             }
             if (now >= next_retry_subs) {
+                fs__rmq_pub_reopen(c);
                 retry_subs(c);
                 next_retry_subs = now + 1000000000ull;
             }
