@@ -75,7 +75,8 @@ static amqp_connection_state_t raw_connect(void)
     amqp_socket_t *s = amqp_tcp_socket_new(c);
     if (amqp_socket_open(s, "127.0.0.1", port))
         die("raw", "cannot connect");
-    if (amqp_login(c, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest").reply_type !=
+    /* frame_max and heartbeat as ours (rabbitmq-c keeps heartbeat times on every send and read) */
+    if (amqp_login(c, "/", 0, 131072, 60, AMQP_SASL_METHOD_PLAIN, "guest", "guest").reply_type !=
         AMQP_RESPONSE_NORMAL)
         die("raw", "login failed");
     amqp_channel_open(c, 1);

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +37,7 @@ static struct timeval tv_ms(int ms)
 
 int fs__rmq_rpc_error(rconn *c, amqp_channel_t ch, const char *what, char *err, size_t n)
 {
+    c->release_all = true; /* its reply was decoded into the channel's buffers */
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c->st);
     if (r.reply_type == AMQP_RESPONSE_NORMAL)
         return FS_OK;
@@ -283,6 +286,31 @@ static void try_reconnect(rconn *c, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* The inbox                                                                */
 
+void fs__rmq_done_init(rdone *d)
+{
+    atomic_init(&d->v, 0);
+}
+
+void fs__rmq_done_post(rdone *d)
+{
+    /* After the exchange the waiter may return and reuse the memory: a
+     * wake-up on it then is at most spurious for a futex waiter there. */
+    if (atomic_exchange_explicit(&d->v, 2, memory_order_acq_rel) == 1)
+        syscall(SYS_futex, &d->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void fs__rmq_done_wait(rdone *d)
+{
+    uint32_t v = atomic_load_explicit(&d->v, memory_order_acquire);
+    while (v != 2) {
+        if (v == 0 && !atomic_compare_exchange_weak_explicit(&d->v, &v, 1, memory_order_acq_rel,
+                                                             memory_order_acquire))
+            continue; /* v is the current value */
+        syscall(SYS_futex, &d->v, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
+        v = atomic_load_explicit(&d->v, memory_order_acquire);
+    }
+}
+
 void fs__rmq_post(rconn *c, rcmd *cmd)
 {
     rcmd *head = atomic_load_explicit(&c->inbox, memory_order_relaxed);
@@ -308,11 +336,9 @@ int fs__rmq_call(rmq_broker *b, int (*fn)(rconn *, rcall *), rcall *call)
     call->rc = FS_OK;
     call->err[0] = '\0';
     call->etype = NULL;
-    sem_init(&call->done, 0, 0);
+    fs__rmq_done_init(&call->done);
     fs__rmq_post(c, &call->cmd);
-    while (sem_wait(&call->done) && errno == EINTR)
-        ;
-    sem_destroy(&call->done);
+    fs__rmq_done_wait(&call->done);
     if (call->rc < 0)
         return fs_adapter_error(call->rc, "%s", call->err[0] ? call->err : "rabbitmq: failed");
     return call->rc;
@@ -333,7 +359,7 @@ static void run_cmd(rconn *c, rcmd *cmd)
         rcall *call = (rcall *)cmd;
         call->rc = call->fn(c, call);
         if (!call->async)
-            sem_post(&call->done);
+            fs__rmq_done_post(&call->done);
         break;
     }
     }
@@ -344,12 +370,13 @@ static void drain_inbox(rconn *c)
 {
     rcmd *list = atomic_exchange_explicit(&c->inbox, NULL, memory_order_acquire);
     rcmd *rev = NULL;
-    while (list) {
-        rcmd *next = list->next;
-        list->next = rev;
-        rev = list;
-        list = next;
-    }
+    if (list)
+        while (list) {
+            rcmd *next = list->next;
+            list->next = rev;
+            rev = list;
+            list = next;
+        }
     while (rev) {
         rcmd *next = rev->next;
         run_cmd(c, rev);
@@ -427,6 +454,8 @@ static bool read_frames(rconn *c, uint64_t now)
     c->readable = false;
     uint64_t hb = c->b->heartbeat > 0 ? (uint64_t)c->b->heartbeat * 250000000ull : 1000000000ull;
     c->next_io_ns = now + hb;
+    amqp_channel_t used[8]; /* the channels frames came on (their buffers are released) */
+    unsigned nused = 0;
     for (int i = 0; i < 512 && atomic_load(&c->up); i++) {
         amqp_frame_t f;
         struct timeval zero = {0, 0};
@@ -437,9 +466,23 @@ static bool read_frames(rconn *c, uint64_t now)
             snprintf(c->last_error, sizeof c->last_error, "%s", amqp_error_string2(rc));
             return false;
         }
+        unsigned k = 0;
+        while (k < nused && k < 8 && used[k] != f.channel)
+            k++;
+        if (k == nused && nused++ < 8)
+            used[k] = f.channel;
         dispatch(c, &f);
+        if (!c->st || !atomic_load(&c->up))
+            break;
         if (!amqp_frames_enqueued(c->st) && !amqp_data_in_buffer(c->st)) {
-            amqp_maybe_release_buffers(c->st);
+            /* one channel's buffers, not every channel's (7 and more) each time */
+            if (c->release_all || nused > 8) {
+                amqp_maybe_release_buffers(c->st);
+                c->release_all = false;
+            } else {
+                for (k = 0; k < nused; k++)
+                    amqp_maybe_release_buffers_on_channel(c->st, used[k]);
+            }
             break; /* the rest, if any, when poll says so */
         }
     }
@@ -472,8 +515,12 @@ static void *owner_main(void *arg)
             try_reconnect(c, now);
         drain_inbox(c);
         uint64_t due = now + 1000000000ull;
-        fs__rmq_delayed_run(c, now, &due);
-        fs__rmq_pub_timeouts(c, now, &due);
+        if (c->delayed)
+            fs__rmq_delayed_run(c, now, &due);
+        if (now >= c->pub_due_ns || c->waiting) /* else the earliest confirm deadline */
+            fs__rmq_pub_timeouts(c, now, &due);
+        else if (c->pub_due_ns < due)
+            due = c->pub_due_ns;
         if (c->st) {
             if (!read_frames(c, now)) {
                 connection_lost(c, c->last_error[0] ? c->last_error : "closed");
@@ -578,7 +625,7 @@ void fs__rmq_conn_shutdown(rmq_broker *b)
             rcall *call = (rcall *)list;
             call->rc = FS_ECLOSED;
             snprintf(call->err, sizeof call->err, "rabbitmq: the broker was closed");
-            sem_post(&call->done);
+            fs__rmq_done_post(&call->done);
         } else {
             run_cmd(c, list);
         }

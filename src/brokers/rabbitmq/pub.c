@@ -43,6 +43,7 @@ int fs__rmq_pub_init(rconn *c, unsigned n)
     if (!c->pubs)
         return fs_adapter_error(FS_ENOMEM, "rabbitmq: out of memory");
     c->npub = n;
+    c->pub_due_ns = UINT64_MAX;
     for (unsigned i = 0; i < n; i++) {
         c->pubs[i].ch = (amqp_channel_t)(RMQ_CH_PUB0 + i);
         c->pubs[i].next_tag = c->pubs[i].low = 1;
@@ -134,7 +135,7 @@ static int ring_insert(rpch *pc, uint64_t tag, rpub *p, size_t index)
 static void pub_done(rpub *p)
 {
     if (--p->left == 0)
-        sem_post(&p->done);
+        fs__rmq_done_post(&p->done);
 }
 
 /* Confirm one tag: ok (basic.ack) or not (basic.nack). */
@@ -282,6 +283,13 @@ void fs__rmq_pub_closed(rconn *c, rpch *pc, int code, const char *text)
 
 void fs__rmq_pub_timeouts(rconn *c, uint64_t now, uint64_t *next_due)
 {
+    /* Deadlines only grow along a ring: nothing to look at before the earliest. */
+    if (now < c->pub_due_ns) {
+        if (c->pub_due_ns < *next_due)
+            *next_due = c->pub_due_ns;
+        goto requests;
+    }
+    c->pub_due_ns = UINT64_MAX;
     for (unsigned i = 0; i < c->npub; i++) {
         rpch *pc = &c->pubs[i];
         if (!pc->ring_cap || pc->low >= pc->next_tag)
@@ -297,11 +305,14 @@ void fs__rmq_pub_timeouts(rconn *c, uint64_t now, uint64_t *next_due)
             uint64_t keep = pc->next_tag;
             fail_channel(pc, fail_plain, &a);
             pc->low = pc->next_tag = keep; /* the channel goes on with its numbering */
-        } else if (e->p->deadline_ns < *next_due) {
-            *next_due = e->p->deadline_ns;
+        } else {
+            if (e->p->deadline_ns < c->pub_due_ns)
+                c->pub_due_ns = e->p->deadline_ns;
+            if (e->p->deadline_ns < *next_due)
+                *next_due = e->p->deadline_ns;
         }
     }
-    /* requests */
+requests:
     for (rcall **pp = &c->waiting; *pp;) {
         rcall *w = *pp;
         if (w->deadline_ns <= now) {
@@ -309,7 +320,7 @@ void fs__rmq_pub_timeouts(rconn *c, uint64_t now, uint64_t *next_due)
             w->rc = FS_ETIMEDOUT;
             w->etype = "TimeoutError";
             snprintf(w->err, sizeof w->err, "rabbitmq: no reply to the request within the timeout");
-            sem_post(&w->done);
+            fs__rmq_done_post(&w->done);
         } else {
             if (w->deadline_ns < *next_due)
                 *next_due = w->deadline_ns;
@@ -370,11 +381,13 @@ void fs__rmq_pub_run(rconn *c, rpub *p)
         else
             snprintf(p->err, sizeof p->err, "rabbitmq: not connected to %s:%d%s%.200s", c->b->host,
                      c->b->port, c->last_error[0] ? ": " : "", c->last_error);
-        sem_post(&p->done);
+        fs__rmq_done_post(&p->done);
         return;
     }
     p->left = 1; /* held while sending */
     p->deadline_ns = fs__rmq_now_ns() + (uint64_t)c->b->confirm_timeout_ms * 1000000ull;
+    if (p->confirm && p->deadline_ns < c->pub_due_ns)
+        c->pub_due_ns = p->deadline_ns;
     for (size_t i = 0; i < p->count; i++) {
         const fs_envelope *e = &p->msgs[i];
         const fs_rabbitmq_publish_options *po = e->broker_options ? e->broker_options : p->po;
@@ -515,11 +528,9 @@ int fs__rmq_publish(void *impl, void *dest, const char *destination, const fs_en
     p.mandatory = !(po && po->not_mandatory);
     p.confirm = !(po && po->no_confirm);
     p.pref = thread_ordinal() % b->pub_channels;
-    sem_init(&p.done, 0, 0);
+    fs__rmq_done_init(&p.done);
     fs__rmq_post(c, &p.cmd);
-    while (sem_wait(&p.done) && errno == EINTR)
-        ;
-    sem_destroy(&p.done);
+    fs__rmq_done_wait(&p.done);
     if (p.rc) {
         *etype = p.etype ? p.etype : fs__rmq_status_type(p.rc);
         return fs_adapter_error(p.rc, "%s", p.err);
@@ -551,7 +562,7 @@ void fs__rmq_rpc_fail_all(rconn *c, int rc, const char *err)
         w->rc = rc;
         w->etype = fs__rmq_status_type(rc);
         snprintf(w->err, sizeof w->err, "%.300s", err);
-        sem_post(&w->done);
+        fs__rmq_done_post(&w->done);
     }
 }
 
@@ -621,7 +632,7 @@ static void reply_done(rconn *c)
         w->etype = "MessageReturned";
         snprintf(w->err, sizeof w->err,
                  "rabbitmq: request: unroutable, returned by the server (no queue bound)");
-        sem_post(&w->done);
+        fs__rmq_done_post(&w->done);
         return;
     }
     fs_header hs[64];
@@ -643,7 +654,7 @@ static void reply_done(rconn *c)
     w->rc = w->reply ? FS_OK : FS_ENOMEM;
     if (!w->reply)
         snprintf(w->err, sizeof w->err, "rabbitmq: out of memory copying a reply");
-    sem_post(&w->done);
+    fs__rmq_done_post(&w->done);
 }
 
 void fs__rmq_rpc_frame(rconn *c, const amqp_frame_t *f)
