@@ -15,7 +15,9 @@
  *     the caller's: it waits (rdone) until every confirm came back);
  *   - CMD_CALL: any synchronous operation (declare, consume, cancel,
  *     queue depth, ping, request) run on the owner, the caller waiting.
- * Workers wait on each subscription's delivery queue (mutex + condvar).
+ * Workers wait on each subscription's delivery queue (the kit's queue, one
+ * lane); delivery records come from the kit's record pool (taken and put
+ * back by the owner alone).
  *
  * Channels: 2 topology (declarations asked by the application), 3 direct
  * reply-to requests, the pool of publishing channels from 4 on (each in
@@ -29,6 +31,8 @@
 
 #include "faststream/adapter.h"
 #include "faststream/rabbitmq.h"
+#include "kit/pool.h"
+#include "kit/queue.h"
 #include "wire.h"
 
 #include <amqp.h>
@@ -136,9 +140,10 @@ typedef struct rpch {
 /* One delivery: the core's message and everything it points to. */
 typedef struct rrec {
     fs_message m;
-    rcmd cmd; /* CMD_RELEASE */
+    rcmd cmd;        /* CMD_RELEASE */
+    fs_kit_qnode qn; /* in the delivery queue (qn.msg = &m) */
     rsub *sub;
-    struct rrec *next; /* delivery queue / free list / delayed nacks */
+    struct rrec *next; /* delayed nacks */
     fs_rabbitmq_message_info info;
     fs__rmq_buf arena; /* strings and body */
     fs_header *hdrs;
@@ -172,12 +177,10 @@ struct rsub {
     bool no_ack, reply_inbox;
     amqp_channel_t ch;
 
-    /* Delivery queue (owner pushes, workers pop). */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    rrec *q_head, *q_tail;
-    size_t q_len;
-    bool stopping;
+    /* Delivery queue (owner pushes, workers pop) and its records. */
+    fs_kit_queue q;
+    fs_kit_pool pool;
+    _Atomic bool stopping; /* no more handler calls: fetch hands nothing out */
 
     /* Owner only. */
     bool want;           /* should be consuming (started, not stopped) */
@@ -185,7 +188,6 @@ struct rsub {
     bool err_logged;     /* consuming failed and was logged (once until it works) */
     bool active;         /* consuming on the current connection */
     uint32_t gen;        /* incremented whenever the channel dies */
-    rrec *free;          /* recycled records */
     rrec *filling;       /* the delivery whose content frames are being read */
     fs__rmq_decoded dec; /* its properties */
     char ctag[128];
@@ -292,7 +294,6 @@ void fs__rmq_sub_conn_lost(rsub *s);
 int fs__rmq_sub_frame(rconn *c, rsub *s, const amqp_frame_t *f);
 void fs__rmq_sub_release(rconn *c, rrec *r);
 void fs__rmq_delayed_run(rconn *c, uint64_t now, uint64_t *next_due);
-void fs__rmq_sub_free_records(rsub *s);
 rsub *fs__rmq_sub_by_channel(rmq_broker *b, amqp_channel_t ch);
 
 /* pub.c */
