@@ -38,6 +38,7 @@ static struct timeval tv_ms(int ms)
 int fs__rmq_rpc_error(rconn *c, amqp_channel_t ch, const char *what, char *err, size_t n)
 {
     c->release_all = true; /* its reply was decoded into the channel's buffers */
+    c->rpc_ran = true;
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c->st);
     if (r.reply_type == AMQP_RESPONSE_NORMAL)
         return FS_OK;
@@ -321,8 +322,9 @@ void fs__rmq_post(rconn *c, rcmd *cmd)
     if (atomic_load_explicit(&c->sleeping, memory_order_seq_cst) &&
         atomic_exchange(&c->sleeping, false)) {
         uint64_t one = 1;
-        ssize_t w = write(c->wake_fd, &one, sizeof one);
-        (void)w;
+        /* syscall(): write() is a cancellation point, whose bookkeeping in a
+         * threaded process costs more than the call (nobody cancels us) */
+        syscall(SYS_write, c->wake_fd, &one, sizeof one);
     }
 }
 
@@ -511,6 +513,8 @@ static void *owner_main(void *arg)
     uint64_t next_retry_subs = 0;
     while (!atomic_load(&c->quit)) {
         uint64_t now = fs__rmq_now_ns();
+        c->now_ns = now;
+        c->rpc_ran = false;
         if (!c->st && now >= c->retry_at_ns)
             try_reconnect(c, now);
         drain_inbox(c);
@@ -547,17 +551,18 @@ static void *owner_main(void *arg)
             c->readable = true; /* not polled: try reading anyway (busy times) */
             continue;
         }
-        now = fs__rmq_now_ns();
-        int ms = due > now ? (int)((due - now + 999999) / 1000000) : 0;
+        if (c->rpc_ran || !c->st) /* slow work since `now` (a declare, a connect) */
+            now = fs__rmq_now_ns();
+        uint64_t wait = due > now ? due - now : 0;
+        struct timespec ts = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
         struct pollfd p[2] = {{c->wake_fd, POLLIN, 0}, {c->st ? c->fd : -1, POLLIN, 0}};
-        poll(p, 2, ms);
+        syscall(SYS_ppoll, p, 2, &ts, NULL, 0); /* poll(), without cancellation */
         atomic_store(&c->sleeping, false);
         if (p[1].revents)
             c->readable = true;
         if (p[0].revents & POLLIN) {
             uint64_t v;
-            ssize_t r = read(c->wake_fd, &v, sizeof v);
-            (void)r;
+            syscall(SYS_read, c->wake_fd, &v, sizeof v);
         }
     }
     /* Quitting: fail what still waits, close cleanly. */

@@ -220,6 +220,8 @@ struct rconn {
     unsigned npub;
     uint64_t pub_due_ns; /* no confirm times out before this (UINT64_MAX: none waits) */
     bool release_all;    /* a synchronous method ran: release every channel's buffers */
+    bool rpc_ran;        /* a synchronous method ran in this turn of the loop */
+    uint64_t now_ns;     /* the clock at the start of this turn of the loop */
     bool topo_open, rpc_open;
     amqp_table_entry_t *tbl;
     size_t tbl_cap;

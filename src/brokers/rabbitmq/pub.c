@@ -385,7 +385,7 @@ void fs__rmq_pub_run(rconn *c, rpub *p)
         return;
     }
     p->left = 1; /* held while sending */
-    p->deadline_ns = fs__rmq_now_ns() + (uint64_t)c->b->confirm_timeout_ms * 1000000ull;
+    p->deadline_ns = c->now_ns + (uint64_t)c->b->confirm_timeout_ms * 1000000ull;
     if (p->confirm && p->deadline_ns < c->pub_due_ns)
         c->pub_due_ns = p->deadline_ns;
     for (size_t i = 0; i < p->count; i++) {
