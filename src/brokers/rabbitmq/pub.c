@@ -334,13 +334,13 @@ requests:
 
 static int send_one(rconn *c, amqp_channel_t ch, amqp_bytes_t exchange, amqp_bytes_t rk,
                     bool mandatory, const fs_envelope *e, const fs_rabbitmq_publish_options *po,
-                    const char *reply_to, char cid[37])
+                    const char *reply_to, char cid[37], int64_t now_s)
 {
     int rc = fs__rmq_grow((void **)&c->tbl, &c->tbl_cap, e->header_count + 1, sizeof *c->tbl);
     if (rc)
         return rc;
     amqp_basic_properties_t props;
-    if ((rc = fs__rmq_props_encode(e, po, &props, c->tbl, cid, (int64_t)time(NULL))))
+    if ((rc = fs__rmq_props_encode(e, po, &props, c->tbl, cid, now_s)))
         return rc;
     if (reply_to) {
         props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
@@ -384,7 +384,8 @@ void fs__rmq_pub_run(rconn *c, rpub *p)
         fs__rmq_done_post(&p->done);
         return;
     }
-    p->left = 1; /* held while sending */
+    p->left = 1;                         /* held while sending */
+    int64_t now_s = (int64_t)time(NULL); /* the timestamp property of the whole batch */
     p->deadline_ns = c->now_ns + (uint64_t)c->b->confirm_timeout_ms * 1000000ull;
     if (p->confirm && p->deadline_ns < c->pub_due_ns)
         c->pub_due_ns = p->deadline_ns;
@@ -392,7 +393,8 @@ void fs__rmq_pub_run(rconn *c, rpub *p)
         const fs_envelope *e = &p->msgs[i];
         const fs_rabbitmq_publish_options *po = e->broker_options ? e->broker_options : p->po;
         char cid[37];
-        int rc = send_one(c, pc->ch, p->exchange, p->routing_key, p->mandatory, e, po, NULL, cid);
+        int rc =
+            send_one(c, pc->ch, p->exchange, p->routing_key, p->mandatory, e, po, NULL, cid, now_s);
         if (rc) {
             p->rc = rc;
             p->etype = rc == FS_EINVAL ? "ValueError" : "ConnectionError";
@@ -592,7 +594,8 @@ static int request_call(rconn *c, rcall *call)
         e.correlation_id = cid;
     }
     snprintf(call->corr, sizeof call->corr, "%s", e.correlation_id);
-    int rc = send_one(c, RMQ_CH_RPC, ex, rk, true, &e, po, DIRECT_REPLY_TO, cid);
+    int rc =
+        send_one(c, RMQ_CH_RPC, ex, rk, true, &e, po, DIRECT_REPLY_TO, cid, (int64_t)time(NULL));
     if (rc) {
         snprintf(call->err, sizeof call->err, "rabbitmq: request to '%.100s': %.180s",
                  in->destination, rc == FS_EINVAL ? "invalid message" : c->last_error);
