@@ -29,6 +29,8 @@
  *   connection_name=N  the name the management UI shows (also: name=N)
  *   prefetch=N         default basic.qos prefetch of subscribers (default:
  *                      4 x concurrency, at least 10)
+ *   publish_channels=N the publishing channels of the pool, 1-64 (default 4;
+ *                      fs_rabbitmq_options.publish_channels wins when set)
  *   frame_max=N        (default 131072)
  *   connect_timeout=MS (default 5000): socket, TLS and login
  *   cafile=PATH        amqps: the CA certificates that sign the server's
@@ -62,8 +64,17 @@
  * confirmed, and a basic.nack, a basic.return (unroutable) or a channel
  * error is a publish error with its type (fs_last_publish_error_type():
  * "MessageReturned", "MessageNacked", "ChannelNotFoundEntity"...). Several
- * threads may publish at once; their confirms are pipelined. A batch is
- * published at once and waits for all its confirms. The metrics'
+ * threads may publish at once through a pool of publishing channels (4 by
+ * default), each in confirm mode with its own delivery tags: a thread keeps
+ * to one channel (the n-th thread to publish to channel n % pool size), so
+ * its messages stay in order and up to pool-size threads never share one;
+ * their confirms are pipelined. When the server closes a channel (a
+ * publish to a missing exchange: 404), the publish that caused it fails
+ * with the server's reason ("ChannelNotFoundEntity"), others in flight on
+ * that channel alone fail with "ChannelClosed" (they may not have been
+ * routed: publish them again), and the channel is reopened; the other
+ * channels are not disturbed. A batch is published at once and waits for
+ * all its confirms. The metrics'
  * destination label is FastStream's "{exchange or 'default'}.{routing_key}"
  * ("default.order.created"; "orders.order.created" with exchange "orders").
  * A destination published without options is a reply_to: "queue|exchange"
@@ -225,11 +236,16 @@ typedef struct fs_rabbitmq_options {
     fs_broker_options broker;
     /** How long a publish waits for its confirm; 0 means 10000 ms. */
     int confirm_timeout_ms;
+    /**
+     * The number of publishing channels (1-64); 0: the URL's
+     * publish_channels=, else 4. See "Publishing" above.
+     */
+    unsigned publish_channels;
 } fs_rabbitmq_options;
 
 #define FS_RABBITMQ_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        FS_BROKER_OPTIONS_INIT, 0                                                                  \
+        FS_BROKER_OPTIONS_INIT, 0, 0                                                               \
     }
 
 /**

@@ -1,15 +1,15 @@
-# rabbitmq-server on 127.0.0.1:${FS_RABBITMQ_PORT:-35672} (AMQP) and
-# ${FS_RABBITMQ_TLS_PORT:-35671} (AMQPS, certificates of a test CA made here
+# rabbitmq-server on 127.0.0.1:${FS_RABBITMQ_PORT:-26672} (AMQP) and
+# ${FS_RABBITMQ_TLS_PORT:-26671} (AMQPS, certificates of a test CA made here
 # under $STATE/rabbitmq/tls: ca.pem, server.pem/key for "localhost" and
 # 127.0.0.1, client.pem/key), without systemd: Debian's /usr/sbin wrapper
 # su's to the rabbitmq user, so the real script runs directly, with HOME (the
 # Erlang cookie), the node's state and logs under $STATE/rabbitmq, its own
-# epmd on ${FS_RABBITMQ_EPMD_PORT:-34369} and the distribution port
-# ${FS_RABBITMQ_DIST_PORT:-35673} bound to loopback only. Ready after 5-10 s.
-RABBITMQ_PORT="${FS_RABBITMQ_PORT:-35672}"
-RABBITMQ_TLS_PORT="${FS_RABBITMQ_TLS_PORT:-35671}"
-RABBITMQ_DIST="${FS_RABBITMQ_DIST_PORT:-35673}"
-RABBITMQ_EPMD="${FS_RABBITMQ_EPMD_PORT:-34369}"
+# epmd on ${FS_RABBITMQ_EPMD_PORT:-24369} and the distribution port
+# ${FS_RABBITMQ_DIST_PORT:-26673} bound to loopback only. Ready after 5-10 s.
+RABBITMQ_PORT="${FS_RABBITMQ_PORT:-26672}"
+RABBITMQ_TLS_PORT="${FS_RABBITMQ_TLS_PORT:-26671}"
+RABBITMQ_DIST="${FS_RABBITMQ_DIST_PORT:-26673}"
+RABBITMQ_EPMD="${FS_RABBITMQ_EPMD_PORT:-24369}"
 RABBITMQ_BIN=/usr/lib/rabbitmq/bin
 
 rabbitmq_available() { [ -x "$RABBITMQ_BIN/rabbitmq-server" ] && command -v openssl >/dev/null; }

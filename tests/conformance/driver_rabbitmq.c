@@ -23,7 +23,7 @@
 static int port(void)
 {
     const char *p = getenv("FS_RABBITMQ_PORT");
-    return p && *p ? atoi(p) : 35672;
+    return p && *p ? atoi(p) : 26672;
 }
 
 static amqp_connection_state_t raw(void)

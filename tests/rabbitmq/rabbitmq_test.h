@@ -23,13 +23,13 @@
 static inline int qt_port(void)
 {
     const char *p = getenv("FS_RABBITMQ_PORT");
-    return p && *p ? atoi(p) : 35672;
+    return p && *p ? atoi(p) : 26672;
 }
 
 static inline int qt_tls_port(void)
 {
     const char *p = getenv("FS_RABBITMQ_TLS_PORT");
-    return p && *p ? atoi(p) : 35671;
+    return p && *p ? atoi(p) : 26671;
 }
 
 /* The services' state dir (the test CA is in $DIR/rabbitmq/tls). */

@@ -38,7 +38,7 @@ static int group_setup(void **state)
     (void)state;
     int base = qt_port() + 10, tls = qt_tls_port() + 10;
     const char *d = getenv("FS_RABBITMQ_DIST_PORT"), *e = getenv("FS_RABBITMQ_EPMD_PORT");
-    int dist = (d && *d ? atoi(d) : 35673) + 10, epmd = (e && *e ? atoi(e) : 34369) + 10;
+    int dist = (d && *d ? atoi(d) : 26673) + 10, epmd = (e && *e ? atoi(e) : 24369) + 10;
     port = base;
     snprintf(state_dir, sizeof state_dir, "%s/rabbitmq-faults-%d", FS_TEST_BINARY_DIR, base);
     mkdir(state_dir, 0755);
@@ -46,7 +46,7 @@ static int group_setup(void **state)
              "FS_SERVICES_DIR=%s FS_RABBITMQ_PORT=%d FS_RABBITMQ_TLS_PORT=%d "
              "FS_RABBITMQ_DIST_PORT=%d FS_RABBITMQ_EPMD_PORT=%d",
              state_dir, base, tls, dist, epmd);
-    /* Retried once: a port in the ephemeral range can be taken by a client socket. */
+    /* Retried once: a server of a previous run may still be stopping. */
     if (services("start") != 0 && (services("stop"), services("start")) != 0) {
         fprintf(stderr, "cannot start a rabbitmq-server of our own, see %s\n", state_dir);
         return -1;

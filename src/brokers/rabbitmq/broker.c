@@ -75,7 +75,7 @@ static void broker_free(rmq_broker *b)
         fs__rmq_unsubscribe(b, b->subs);
     if (b->conn.wake_fd >= 0)
         close(b->conn.wake_fd);
-    free(b->conn.ring);
+    fs__rmq_pub_free(&b->conn);
     free(b->conn.tbl);
     fs__rmq_buf_free(&b->conn.rep_buf);
     free(b->conn.rep_dec.hdr_off);
@@ -381,6 +381,9 @@ static int set_param(rmq_broker *b, const char *key, const char *v)
     } else if (!strcmp(key, "prefetch") || !strcmp(key, "prefetch_count")) {
         if (!(rc = parse_int(key, v, 0, 65535, &x)))
             b->prefetch = (unsigned)x;
+    } else if (!strcmp(key, "publish_channels")) {
+        if (!(rc = parse_int(key, v, 1, RMQ_PUB_CHANNELS_MAX, &x)))
+            b->pub_channels = (unsigned)x;
     } else if (!strcmp(key, "frame_max")) {
         if (!(rc = parse_int(key, v, 4096, 1 << 24, &x)))
             b->frame_max = (int)x;
@@ -401,8 +404,8 @@ static int set_param(rmq_broker *b, const char *key, const char *v)
     } else {
         rc = fs_adapter_error(FS_EINVAL,
                               "rabbitmq: unknown URL parameter '%s' (known: heartbeat, "
-                              "connection_name, prefetch, frame_max, connect_timeout, cafile, "
-                              "certfile, keyfile, verify)",
+                              "connection_name, prefetch, publish_channels, frame_max, "
+                              "connect_timeout, cafile, certfile, keyfile, verify)",
                               key);
     }
     if (str) {
@@ -493,6 +496,15 @@ int fs_rabbitmq_broker_new(const char *url, const fs_rabbitmq_options *opts, fs_
     b->connect_timeout_ms = 5000;
     b->confirm_timeout_ms = opts->confirm_timeout_ms > 0 ? opts->confirm_timeout_ms : 10000;
     int rc = from_url(b, url);
+    if (!rc && opts->publish_channels > RMQ_PUB_CHANNELS_MAX)
+        rc = fs_adapter_error(FS_EINVAL, "rabbitmq: publish_channels %u: want 1..%d",
+                              opts->publish_channels, RMQ_PUB_CHANNELS_MAX);
+    if (!rc && opts->publish_channels)
+        b->pub_channels = opts->publish_channels;
+    if (!b->pub_channels)
+        b->pub_channels = RMQ_PUB_CHANNELS_DEFAULT;
+    if (!rc)
+        rc = fs__rmq_pub_init(&b->conn, b->pub_channels);
     if (!rc)
         rc = fs_broker_create(&rmq_ops, b, url, &opts->broker, &b->broker);
     if (rc) {

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +37,8 @@ static struct timeval tv_ms(int ms)
 
 int fs__rmq_rpc_error(rconn *c, amqp_channel_t ch, const char *what, char *err, size_t n)
 {
+    c->release_all = true; /* its reply was decoded into the channel's buffers */
+    c->rpc_ran = true;
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c->st);
     if (r.reply_type == AMQP_RESPONSE_NORMAL)
         return FS_OK;
@@ -79,8 +83,9 @@ int fs__rmq_channel_open(rconn *c, amqp_channel_t ch, char *err, size_t n)
 
 void fs__rmq_channel_closed(rconn *c, amqp_channel_t ch)
 {
-    if (ch == RMQ_CH_PUB)
-        c->pub_open = false;
+    rpch *pc = fs__rmq_pub_by_channel(c, ch);
+    if (pc)
+        pc->open = false;
     else if (ch == RMQ_CH_TOPO)
         c->topo_open = false;
     else if (ch == RMQ_CH_RPC)
@@ -157,9 +162,10 @@ static int open_socket(rconn *c, char *err, size_t n)
         return rc == AMQP_STATUS_TIMEOUT ? FS_ETIMEDOUT : FS_EIO;
     }
     c->fd = amqp_socket_get_sockfd(s);
-    /* A connect to a loopback port in the ephemeral range with nobody
-     * listening can connect the socket to itself (TCP simultaneous open),
-     * and would then hold the port the server wants to listen on. */
+    /* A connect to a loopback port in the ephemeral range (32768-60999)
+     * with nobody listening can connect the socket to itself (TCP
+     * simultaneous open), and would then hold the port the server wants to
+     * listen on. The test servers' ports lie outside it; a user's may not. */
     struct sockaddr_storage la, pa;
     socklen_t ll = sizeof la, pl = sizeof pa;
     if (!getsockname(c->fd, (struct sockaddr *)&la, &ll) &&
@@ -179,8 +185,10 @@ static void drop_connection(rconn *c)
         amqp_destroy_connection(c->st);
     c->st = NULL;
     c->fd = -1;
-    c->pub_open = c->topo_open = c->rpc_open = false;
-    c->ret_active = c->rep_active = false;
+    c->topo_open = c->rpc_open = false;
+    c->rep_active = false;
+    for (unsigned i = 0; i < c->npub; i++)
+        c->pubs[i].open = c->pubs[i].ret_active = false;
     atomic_store(&c->up, false);
 }
 
@@ -218,14 +226,8 @@ static int connect_once(rconn *c, char *err, size_t n)
     }
     atomic_store(&c->up, true);
     c->readable = true;
-    c->next_tag = 1;
-    c->low = 1;
-    if ((rc = fs__rmq_channel_open(c, RMQ_CH_PUB, err, n)))
+    if ((rc = fs__rmq_pub_open_all(c, err, n)))
         goto fail;
-    amqp_confirm_select(c->st, RMQ_CH_PUB);
-    if ((rc = fs__rmq_rpc_error(c, RMQ_CH_PUB, "confirm.select", err, n)))
-        goto fail;
-    c->pub_open = true;
     if ((rc = fs__rmq_channel_open(c, RMQ_CH_TOPO, err, n)))
         goto fail;
     c->topo_open = true;
@@ -285,6 +287,31 @@ static void try_reconnect(rconn *c, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* The inbox                                                                */
 
+void fs__rmq_done_init(rdone *d)
+{
+    atomic_init(&d->v, 0);
+}
+
+void fs__rmq_done_post(rdone *d)
+{
+    /* After the exchange the waiter may return and reuse the memory: a
+     * wake-up on it then is at most spurious for a futex waiter there. */
+    if (atomic_exchange_explicit(&d->v, 2, memory_order_acq_rel) == 1)
+        syscall(SYS_futex, &d->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void fs__rmq_done_wait(rdone *d)
+{
+    uint32_t v = atomic_load_explicit(&d->v, memory_order_acquire);
+    while (v != 2) {
+        if (v == 0 && !atomic_compare_exchange_weak_explicit(&d->v, &v, 1, memory_order_acq_rel,
+                                                             memory_order_acquire))
+            continue; /* v is the current value */
+        syscall(SYS_futex, &d->v, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
+        v = atomic_load_explicit(&d->v, memory_order_acquire);
+    }
+}
+
 void fs__rmq_post(rconn *c, rcmd *cmd)
 {
     rcmd *head = atomic_load_explicit(&c->inbox, memory_order_relaxed);
@@ -295,8 +322,9 @@ void fs__rmq_post(rconn *c, rcmd *cmd)
     if (atomic_load_explicit(&c->sleeping, memory_order_seq_cst) &&
         atomic_exchange(&c->sleeping, false)) {
         uint64_t one = 1;
-        ssize_t w = write(c->wake_fd, &one, sizeof one);
-        (void)w;
+        /* syscall(): write() is a cancellation point, whose bookkeeping in a
+         * threaded process costs more than the call (nobody cancels us) */
+        syscall(SYS_write, c->wake_fd, &one, sizeof one);
     }
 }
 
@@ -310,11 +338,9 @@ int fs__rmq_call(rmq_broker *b, int (*fn)(rconn *, rcall *), rcall *call)
     call->rc = FS_OK;
     call->err[0] = '\0';
     call->etype = NULL;
-    sem_init(&call->done, 0, 0);
+    fs__rmq_done_init(&call->done);
     fs__rmq_post(c, &call->cmd);
-    while (sem_wait(&call->done) && errno == EINTR)
-        ;
-    sem_destroy(&call->done);
+    fs__rmq_done_wait(&call->done);
     if (call->rc < 0)
         return fs_adapter_error(call->rc, "%s", call->err[0] ? call->err : "rabbitmq: failed");
     return call->rc;
@@ -328,24 +354,14 @@ static void run_cmd(rconn *c, rcmd *cmd)
         fs__rmq_sub_release(c, r);
         break;
     }
-    case CMD_PUBLISH: {
-        rpub *p = (rpub *)cmd;
-        if (!c->st || !c->pub_open) {
-            p->rc = FS_EIO;
-            p->etype = "ConnectionError";
-            snprintf(p->err, sizeof p->err, "rabbitmq: not connected to %s:%d%s%.200s", c->b->host,
-                     c->b->port, c->last_error[0] ? ": " : "", c->last_error);
-            sem_post(&p->done);
-            break;
-        }
-        fs__rmq_pub_run(c, p);
+    case CMD_PUBLISH:
+        fs__rmq_pub_run(c, (rpub *)cmd);
         break;
-    }
     case CMD_CALL: {
         rcall *call = (rcall *)cmd;
         call->rc = call->fn(c, call);
         if (!call->async)
-            sem_post(&call->done);
+            fs__rmq_done_post(&call->done);
         break;
     }
     }
@@ -356,12 +372,13 @@ static void drain_inbox(rconn *c)
 {
     rcmd *list = atomic_exchange_explicit(&c->inbox, NULL, memory_order_acquire);
     rcmd *rev = NULL;
-    while (list) {
-        rcmd *next = list->next;
-        list->next = rev;
-        rev = list;
-        list = next;
-    }
+    if (list)
+        while (list) {
+            rcmd *next = list->next;
+            list->next = rev;
+            rev = list;
+            list = next;
+        }
     while (rev) {
         rcmd *next = rev->next;
         run_cmd(c, rev);
@@ -398,17 +415,12 @@ static void dispatch(rconn *c, const amqp_frame_t *f)
         amqp_channel_close_ok_t ok = {0};
         amqp_send_method(c->st, f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
         fs__rmq_channel_closed(c, f->channel);
-        if (f->channel == RMQ_CH_PUB) {
-            fs__rmq_pub_fail_all(c, cc->reply_code == 404 ? FS_ENOTFOUND : FS_EBROKER,
-                                 fs__rmq_code_type(cc->reply_code), msg);
-            char err[320];
-            if (!fs__rmq_channel_open(c, RMQ_CH_PUB, err, sizeof err)) {
-                amqp_confirm_select(c->st, RMQ_CH_PUB);
-                if (!fs__rmq_rpc_error(c, RMQ_CH_PUB, "confirm.select", err, sizeof err)) {
-                    c->pub_open = true;
-                    c->next_tag = c->low = 1;
-                }
-            }
+        rpch *pc = fs__rmq_pub_by_channel(c, f->channel);
+        if (pc) {
+            char text[256];
+            snprintf(text, sizeof text, "%.*s", (int)cc->reply_text.len,
+                     (char *)cc->reply_text.bytes);
+            fs__rmq_pub_closed(c, pc, cc->reply_code, text);
         } else if (f->channel == RMQ_CH_RPC) {
             fs__rmq_rpc_fail_all(c, FS_EBROKER, msg);
             char err[320];
@@ -418,8 +430,9 @@ static void dispatch(rconn *c, const amqp_frame_t *f)
         }
         return;
     }
-    if (f->channel == RMQ_CH_PUB)
-        fs__rmq_pub_frame(c, f);
+    rpch *pc = fs__rmq_pub_by_channel(c, f->channel);
+    if (pc)
+        fs__rmq_pub_frame(c, pc, f);
     else if (f->channel == RMQ_CH_RPC)
         fs__rmq_rpc_frame(c, f);
     else {
@@ -443,6 +456,8 @@ static bool read_frames(rconn *c, uint64_t now)
     c->readable = false;
     uint64_t hb = c->b->heartbeat > 0 ? (uint64_t)c->b->heartbeat * 250000000ull : 1000000000ull;
     c->next_io_ns = now + hb;
+    amqp_channel_t used[8]; /* the channels frames came on (their buffers are released) */
+    unsigned nused = 0;
     for (int i = 0; i < 512 && atomic_load(&c->up); i++) {
         amqp_frame_t f;
         struct timeval zero = {0, 0};
@@ -453,9 +468,23 @@ static bool read_frames(rconn *c, uint64_t now)
             snprintf(c->last_error, sizeof c->last_error, "%s", amqp_error_string2(rc));
             return false;
         }
+        unsigned k = 0;
+        while (k < nused && k < 8 && used[k] != f.channel)
+            k++;
+        if (k == nused && nused++ < 8)
+            used[k] = f.channel;
         dispatch(c, &f);
+        if (!c->st || !atomic_load(&c->up))
+            break;
         if (!amqp_frames_enqueued(c->st) && !amqp_data_in_buffer(c->st)) {
-            amqp_maybe_release_buffers(c->st);
+            /* one channel's buffers, not every channel's (7 and more) each time */
+            if (c->release_all || nused > 8) {
+                amqp_maybe_release_buffers(c->st);
+                c->release_all = false;
+            } else {
+                for (k = 0; k < nused; k++)
+                    amqp_maybe_release_buffers_on_channel(c->st, used[k]);
+            }
             break; /* the rest, if any, when poll says so */
         }
     }
@@ -484,18 +513,25 @@ static void *owner_main(void *arg)
     uint64_t next_retry_subs = 0;
     while (!atomic_load(&c->quit)) {
         uint64_t now = fs__rmq_now_ns();
+        c->now_ns = now;
+        c->rpc_ran = false;
         if (!c->st && now >= c->retry_at_ns)
             try_reconnect(c, now);
         drain_inbox(c);
         uint64_t due = now + 1000000000ull;
-        fs__rmq_delayed_run(c, now, &due);
-        fs__rmq_pub_timeouts(c, now, &due);
+        if (c->delayed)
+            fs__rmq_delayed_run(c, now, &due);
+        if (now >= c->pub_due_ns || c->waiting) /* else the earliest confirm deadline */
+            fs__rmq_pub_timeouts(c, now, &due);
+        else if (c->pub_due_ns < due)
+            due = c->pub_due_ns;
         if (c->st) {
             if (!read_frames(c, now)) {
                 connection_lost(c, c->last_error[0] ? c->last_error : "closed");
                 continue;
             }
             if (now >= next_retry_subs) {
+                fs__rmq_pub_reopen(c);
                 retry_subs(c);
                 next_retry_subs = now + 1000000000ull;
             }
@@ -515,17 +551,18 @@ static void *owner_main(void *arg)
             c->readable = true; /* not polled: try reading anyway (busy times) */
             continue;
         }
-        now = fs__rmq_now_ns();
-        int ms = due > now ? (int)((due - now + 999999) / 1000000) : 0;
+        if (c->rpc_ran || !c->st) /* slow work since `now` (a declare, a connect) */
+            now = fs__rmq_now_ns();
+        uint64_t wait = due > now ? due - now : 0;
+        struct timespec ts = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
         struct pollfd p[2] = {{c->wake_fd, POLLIN, 0}, {c->st ? c->fd : -1, POLLIN, 0}};
-        poll(p, 2, ms);
+        syscall(SYS_ppoll, p, 2, &ts, NULL, 0); /* poll(), without cancellation */
         atomic_store(&c->sleeping, false);
         if (p[1].revents)
             c->readable = true;
         if (p[0].revents & POLLIN) {
             uint64_t v;
-            ssize_t r = read(c->wake_fd, &v, sizeof v);
-            (void)r;
+            syscall(SYS_read, c->wake_fd, &v, sizeof v);
         }
     }
     /* Quitting: fail what still waits, close cleanly. */
@@ -593,7 +630,7 @@ void fs__rmq_conn_shutdown(rmq_broker *b)
             rcall *call = (rcall *)list;
             call->rc = FS_ECLOSED;
             snprintf(call->err, sizeof call->err, "rabbitmq: the broker was closed");
-            sem_post(&call->done);
+            fs__rmq_done_post(&call->done);
         } else {
             run_cmd(c, list);
         }

@@ -12,34 +12,42 @@
  *     reject / nothing); the owner sends it (dropped when the delivery's
  *     channel died since) and recycles the record;
  *   - CMD_PUBLISH: a publish of one or more messages (the envelopes stay
- *     the caller's: it waits on a semaphore until every confirm came back);
+ *     the caller's: it waits (rdone) until every confirm came back);
  *   - CMD_CALL: any synchronous operation (declare, consume, cancel,
  *     queue depth, ping, request) run on the owner, the caller waiting.
- * Workers wait on each subscription's delivery queue (mutex + condvar).
+ * Workers wait on each subscription's delivery queue (the kit's queue, one
+ * lane); delivery records come from the kit's record pool (taken and put
+ * back by the owner alone).
  *
- * Channels: 1 publishing (confirm mode), 2 topology (declarations asked
- * by the application), 3 direct reply-to requests, and one per
- * subscription from 10 on.
+ * Channels: 2 topology (declarations asked by the application), 3 direct
+ * reply-to requests, the pool of publishing channels from 4 on (each in
+ * confirm mode with its own delivery-tag sequence and confirm ring; a
+ * publisher thread keeps to one of them, so that its messages stay in
+ * order and a channel the server closes fails only what was in flight on
+ * it), and one per subscription from RMQ_CH_SUB0 on.
  */
 #ifndef FS_RABBITMQ_INTERNAL_H
 #define FS_RABBITMQ_INTERNAL_H
 
 #include "faststream/adapter.h"
 #include "faststream/rabbitmq.h"
+#include "kit/pool.h"
+#include "kit/queue.h"
 #include "wire.h"
 
 #include <amqp.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define RMQ "rabbitmq"
-#define RMQ_CH_PUB 1
 #define RMQ_CH_TOPO 2
 #define RMQ_CH_RPC 3
-#define RMQ_CH_SUB0 10
+#define RMQ_CH_PUB0 4
+#define RMQ_PUB_CHANNELS_DEFAULT 4
+#define RMQ_PUB_CHANNELS_MAX 64
+#define RMQ_CH_SUB0 (RMQ_CH_PUB0 + RMQ_PUB_CHANNELS_MAX)
 #define RMQ_BACKOFF_MIN_MS 100u
 #define RMQ_BACKOFF_MAX_MS 5000u
 #define RMQ_DCOUNT_SLOTS 1024
@@ -49,6 +57,19 @@ typedef struct rsub rsub;
 typedef struct rconn rconn;
 
 enum { CMD_RELEASE = 1, CMD_PUBLISH, CMD_CALL };
+
+/*
+ * A one-shot wake-up from the owner to one waiting caller (cheaper than a
+ * semaphore: no cancellation points, no wake-up call when the caller has
+ * not gone to sleep yet). 0 pending, 1 the caller sleeps, 2 done.
+ */
+typedef struct rdone {
+    _Atomic uint32_t v;
+} rdone;
+
+void fs__rmq_done_init(rdone *d);
+void fs__rmq_done_post(rdone *d);
+void fs__rmq_done_wait(rdone *d);
 
 /* A node of the owner's inbox. */
 typedef struct rcmd {
@@ -70,7 +91,7 @@ typedef struct rcall {
     uint64_t deadline_ns;
     const char *etype;
     char err[320];
-    sem_t done;
+    rdone done;
     struct rcall *next_wait; /* requests waiting for their reply */
 } rcall;
 
@@ -82,15 +103,16 @@ typedef struct rpub {
     size_t count;
     const fs_rabbitmq_publish_options *po; /* defaults when a message has none */
     bool mandatory, confirm;
-    size_t left; /* confirms still expected */
+    unsigned pref; /* the publishing channel this thread keeps to (index) */
+    size_t left;   /* confirms still expected */
     uint64_t deadline_ns;
     int rc;
     const char *etype;
     char err[256];
-    sem_t done;
+    rdone done;
 } rpub;
 
-/* One outstanding confirm (the ring of the publishing channel). */
+/* One outstanding confirm (the ring of a publishing channel). */
 typedef struct rpend {
     uint64_t tag; /* 0: free */
     rpub *p;
@@ -98,12 +120,30 @@ typedef struct rpend {
     bool returned;
 } rpend;
 
+/* A publishing channel of the pool (owner only). */
+typedef struct rpch {
+    amqp_channel_t ch;
+    bool open;         /* open and in confirm mode on the current connection */
+    uint64_t next_tag; /* the next delivery tag (1 after every channel.open) */
+    uint64_t low;      /* the lowest unconfirmed tag */
+    rpend *ring;       /* outstanding confirms by tag & (ring_cap - 1) */
+    size_t ring_cap;
+    bool err_logged; /* reopening failed and was logged */
+    /* A return being read: its content frames follow. */
+    bool ret_active;
+    char ret_exchange[256], ret_rk[256];
+    size_t ret_left;
+    bool ret_has_cid;
+    char ret_cid[256];
+} rpch;
+
 /* One delivery: the core's message and everything it points to. */
 typedef struct rrec {
     fs_message m;
-    rcmd cmd; /* CMD_RELEASE */
+    rcmd cmd;        /* CMD_RELEASE */
+    fs_kit_qnode qn; /* in the delivery queue (qn.msg = &m) */
     rsub *sub;
-    struct rrec *next; /* delivery queue / free list / delayed nacks */
+    struct rrec *next; /* delayed nacks */
     fs_rabbitmq_message_info info;
     fs__rmq_buf arena; /* strings and body */
     fs_header *hdrs;
@@ -137,12 +177,10 @@ struct rsub {
     bool no_ack, reply_inbox;
     amqp_channel_t ch;
 
-    /* Delivery queue (owner pushes, workers pop). */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    rrec *q_head, *q_tail;
-    size_t q_len;
-    bool stopping;
+    /* Delivery queue (owner pushes, workers pop) and its records. */
+    fs_kit_queue q;
+    fs_kit_pool pool;
+    _Atomic bool stopping; /* no more handler calls: fetch hands nothing out */
 
     /* Owner only. */
     bool want;           /* should be consuming (started, not stopped) */
@@ -150,7 +188,6 @@ struct rsub {
     bool err_logged;     /* consuming failed and was logged (once until it works) */
     bool active;         /* consuming on the current connection */
     uint32_t gen;        /* incremented whenever the channel dies */
-    rrec *free;          /* recycled records */
     rrec *filling;       /* the delivery whose content frames are being read */
     fs__rmq_decoded dec; /* its properties */
     char ctag[128];
@@ -179,11 +216,13 @@ struct rconn {
     /* Owner only. */
     bool readable;       /* the socket polled readable since the last read */
     uint64_t next_io_ns; /* read (and heartbeat) no later than this */
-    uint64_t next_tag;   /* publishing channel: next delivery tag */
-    rpend *ring;
-    size_t ring_cap;
-    uint64_t low; /* lowest unconfirmed tag */
-    bool pub_open, topo_open, rpc_open;
+    rpch *pubs;          /* the publishing channels */
+    unsigned npub;
+    uint64_t pub_due_ns; /* no confirm times out before this (UINT64_MAX: none waits) */
+    bool release_all;    /* a synchronous method ran: release every channel's buffers */
+    bool rpc_ran;        /* a synchronous method ran in this turn of the loop */
+    uint64_t now_ns;     /* the clock at the start of this turn of the loop */
+    bool topo_open, rpc_open;
     amqp_table_entry_t *tbl;
     size_t tbl_cap;
     rrec *delayed;  /* nacks waiting for their delay, unsorted */
@@ -191,14 +230,6 @@ struct rconn {
     unsigned backoff_ms;
     uint64_t retry_at_ns;
     bool down_logged;
-    amqp_bytes_t rpc_reply_to; /* unused: direct reply-to needs no name */
-    /* A return being read: its content frames follow. */
-    bool ret_active;
-    amqp_channel_t ret_ch;
-    char ret_exchange[256], ret_rk[256];
-    size_t ret_left;
-    bool ret_has_cid;
-    char ret_cid[256];
     /* A reply being read on the rpc channel. */
     bool rep_active;
     size_t rep_left;
@@ -220,6 +251,7 @@ struct rmq_broker {
     unsigned prefetch;
     int connect_timeout_ms;
     int confirm_timeout_ms;
+    unsigned pub_channels; /* the size of the publishing pool */
     fs_broker *broker;
 
     pthread_mutex_t mu; /* subs list */
@@ -264,7 +296,6 @@ void fs__rmq_sub_conn_lost(rsub *s);
 int fs__rmq_sub_frame(rconn *c, rsub *s, const amqp_frame_t *f);
 void fs__rmq_sub_release(rconn *c, rrec *r);
 void fs__rmq_delayed_run(rconn *c, uint64_t now, uint64_t *next_due);
-void fs__rmq_sub_free_records(rsub *s);
 rsub *fs__rmq_sub_by_channel(rmq_broker *b, amqp_channel_t ch);
 
 /* pub.c */
@@ -273,8 +304,18 @@ int fs__rmq_publish(void *impl, void *dest, const char *destination, const fs_en
 int fs__rmq_request(void *impl, const char *destination, const fs_envelope *msg, int timeout_ms,
                     fs_message **reply, const char **error_type);
 /* owner */
+int fs__rmq_pub_init(rconn *c, unsigned n); /* the pool's channels (at creation) */
+void fs__rmq_pub_free(rconn *c);
+rpch *fs__rmq_pub_by_channel(rconn *c, amqp_channel_t ch);
+/* Open every publishing channel (connecting): FS_OK or the first error. */
+int fs__rmq_pub_open_all(rconn *c, char *err, size_t n);
+/* Open (again) the channels that are closed; logs a failure once. */
+void fs__rmq_pub_reopen(rconn *c);
+/* The server closed a publishing channel: fail what was in flight on it alone. */
+void fs__rmq_pub_closed(rconn *c, rpch *pc, int code, const char *text);
 void fs__rmq_pub_run(rconn *c, rpub *p);
-void fs__rmq_pub_frame(rconn *c, const amqp_frame_t *f);
+void fs__rmq_pub_frame(rconn *c, rpch *pc, const amqp_frame_t *f);
+/* Every channel's in-flight publishes fail (the connection is gone). */
 void fs__rmq_pub_fail_all(rconn *c, int rc, const char *etype, const char *err);
 void fs__rmq_pub_timeouts(rconn *c, uint64_t now, uint64_t *next_due);
 void fs__rmq_rpc_frame(rconn *c, const amqp_frame_t *f);

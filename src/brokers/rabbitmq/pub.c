@@ -35,25 +35,96 @@ const char *fs__rmq_status_type(int status)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The confirm ring (owner)                                                 */
+/* The pool of publishing channels and their confirm rings (owner)          */
 
-static int ring_insert(rconn *c, uint64_t tag, rpub *p, size_t index)
+int fs__rmq_pub_init(rconn *c, unsigned n)
 {
-    if (tag - c->low >= c->ring_cap) {
-        size_t cap = c->ring_cap ? c->ring_cap * 2 : 1024;
-        while (tag - c->low >= cap)
+    c->pubs = calloc(n, sizeof *c->pubs);
+    if (!c->pubs)
+        return fs_adapter_error(FS_ENOMEM, "rabbitmq: out of memory");
+    c->npub = n;
+    c->pub_due_ns = UINT64_MAX;
+    for (unsigned i = 0; i < n; i++) {
+        c->pubs[i].ch = (amqp_channel_t)(RMQ_CH_PUB0 + i);
+        c->pubs[i].next_tag = c->pubs[i].low = 1;
+    }
+    return FS_OK;
+}
+
+void fs__rmq_pub_free(rconn *c)
+{
+    for (unsigned i = 0; i < c->npub; i++)
+        free(c->pubs[i].ring);
+    free(c->pubs);
+    c->pubs = NULL;
+    c->npub = 0;
+}
+
+rpch *fs__rmq_pub_by_channel(rconn *c, amqp_channel_t ch)
+{
+    unsigned i = (unsigned)ch - RMQ_CH_PUB0;
+    return ch >= RMQ_CH_PUB0 && i < c->npub ? &c->pubs[i] : NULL;
+}
+
+static int open_one(rconn *c, rpch *pc, char *err, size_t n)
+{
+    int rc = fs__rmq_channel_open(c, pc->ch, err, n);
+    if (rc)
+        return rc;
+    amqp_confirm_select(c->st, pc->ch);
+    if ((rc = fs__rmq_rpc_error(c, pc->ch, "confirm.select", err, n)))
+        return rc;
+    pc->open = true;
+    pc->next_tag = pc->low = 1; /* a new channel numbers its messages from 1 */
+    pc->ret_active = false;
+    pc->err_logged = false;
+    return FS_OK;
+}
+
+int fs__rmq_pub_open_all(rconn *c, char *err, size_t n)
+{
+    for (unsigned i = 0; i < c->npub; i++) {
+        c->pubs[i].open = false;
+        int rc = open_one(c, &c->pubs[i], err, n);
+        if (rc)
+            return rc;
+    }
+    return FS_OK;
+}
+
+void fs__rmq_pub_reopen(rconn *c)
+{
+    for (unsigned i = 0; i < c->npub && c->st && atomic_load(&c->up); i++) {
+        rpch *pc = &c->pubs[i];
+        if (pc->open)
+            continue;
+        char err[320];
+        if (open_one(c, pc, err, sizeof err) && !pc->err_logged) {
+            fs_adapter_log(FS_LOG_ERROR, RMQ,
+                           "cannot reopen publishing channel %u: %s (retrying every second)",
+                           (unsigned)pc->ch, err + strlen(RMQ ": "));
+            pc->err_logged = true;
+        }
+    }
+}
+
+static int ring_insert(rpch *pc, uint64_t tag, rpub *p, size_t index)
+{
+    if (tag - pc->low >= pc->ring_cap) {
+        size_t cap = pc->ring_cap ? pc->ring_cap * 2 : 1024;
+        while (tag - pc->low >= cap)
             cap *= 2;
         rpend *r = calloc(cap, sizeof *r);
         if (!r)
             return FS_ENOMEM;
-        for (size_t i = 0; i < c->ring_cap; i++)
-            if (c->ring[i].tag)
-                r[c->ring[i].tag & (cap - 1)] = c->ring[i];
-        free(c->ring);
-        c->ring = r;
-        c->ring_cap = cap;
+        for (size_t i = 0; i < pc->ring_cap; i++)
+            if (pc->ring[i].tag)
+                r[pc->ring[i].tag & (cap - 1)] = pc->ring[i];
+        free(pc->ring);
+        pc->ring = r;
+        pc->ring_cap = cap;
     }
-    rpend *e = &c->ring[tag & (c->ring_cap - 1)];
+    rpend *e = &pc->ring[tag & (pc->ring_cap - 1)];
     e->tag = tag;
     e->p = p;
     e->index = index;
@@ -64,15 +135,15 @@ static int ring_insert(rconn *c, uint64_t tag, rpub *p, size_t index)
 static void pub_done(rpub *p)
 {
     if (--p->left == 0)
-        sem_post(&p->done);
+        fs__rmq_done_post(&p->done);
 }
 
 /* Confirm one tag: ok (basic.ack) or not (basic.nack). */
-static void confirm_one(rconn *c, uint64_t tag, bool ok)
+static void confirm_one(rpch *pc, uint64_t tag, bool ok)
 {
-    if (!c->ring_cap)
+    if (!pc->ring_cap)
         return;
-    rpend *e = &c->ring[tag & (c->ring_cap - 1)];
+    rpend *e = &pc->ring[tag & (pc->ring_cap - 1)];
     if (e->tag != tag)
         return;
     rpub *p = e->p;
@@ -98,61 +169,150 @@ static void confirm_one(rconn *c, uint64_t tag, bool ok)
     pub_done(p);
 }
 
-static void advance_low(rconn *c)
+static void advance_low(rpch *pc)
 {
-    while (c->low < c->next_tag && c->ring[c->low & (c->ring_cap - 1)].tag != c->low)
-        c->low++;
+    while (pc->low < pc->next_tag && pc->ring[pc->low & (pc->ring_cap - 1)].tag != pc->low)
+        pc->low++;
 }
 
-static void confirm(rconn *c, uint64_t tag, bool multiple, bool ok)
+static void confirm(rpch *pc, uint64_t tag, bool multiple, bool ok)
 {
     if (multiple) {
-        for (uint64_t t = c->low; t <= tag && t < c->next_tag; t++)
-            confirm_one(c, t, ok);
+        for (uint64_t t = pc->low; t <= tag && t < pc->next_tag; t++)
+            confirm_one(pc, t, ok);
     } else {
-        confirm_one(c, tag, ok);
+        confirm_one(pc, tag, ok);
     }
-    if (c->ring_cap)
-        advance_low(c);
+    if (pc->ring_cap)
+        advance_low(pc);
 }
 
-void fs__rmq_pub_fail_all(rconn *c, int rc, const char *etype, const char *err)
+/* Fail every publish in flight on one channel; `how` fills the error of each (once). */
+static void fail_channel(rpch *pc, void (*how)(rpub *p, const void *arg), const void *arg)
 {
-    for (uint64_t t = c->low; t < c->next_tag && c->ring_cap; t++) {
-        rpend *e = &c->ring[t & (c->ring_cap - 1)];
+    for (uint64_t t = pc->low; t < pc->next_tag && pc->ring_cap; t++) {
+        rpend *e = &pc->ring[t & (pc->ring_cap - 1)];
         if (e->tag != t)
             continue;
         e->tag = 0;
         if (e->p) {
-            if (!e->p->rc) {
-                e->p->rc = rc;
-                e->p->etype = etype;
-                snprintf(e->p->err, sizeof e->p->err, "%.250s", err);
-            }
+            if (!e->p->rc)
+                how(e->p, arg);
             pub_done(e->p);
         }
     }
-    c->low = c->next_tag = 1;
+    pc->low = pc->next_tag = 1;
+}
+
+typedef struct fail_arg {
+    int rc;
+    const char *etype, *err;
+} fail_arg;
+
+static void fail_plain(rpub *p, const void *arg)
+{
+    const fail_arg *a = arg;
+    p->rc = a->rc;
+    p->etype = a->etype;
+    snprintf(p->err, sizeof p->err, "%.250s", a->err);
+}
+
+void fs__rmq_pub_fail_all(rconn *c, int rc, const char *etype, const char *err)
+{
+    fail_arg a = {rc, etype, err};
+    for (unsigned i = 0; i < c->npub; i++)
+        fail_channel(&c->pubs[i], fail_plain, &a);
+}
+
+/* The server's text names the exchange of p ("... no exchange 'X' in vhost ..."). */
+static bool names_exchange(const char *text, amqp_bytes_t ex)
+{
+    if (!ex.len)
+        return false; /* the default exchange is never missing */
+    for (const char *q = strstr(text, "exchange '"); q; q = strstr(q + 1, "exchange '")) {
+        q += strlen("exchange '");
+        if (!strncmp(q, (const char *)ex.bytes, ex.len) && q[ex.len] == '\'')
+            return true;
+    }
+    return false;
+}
+
+typedef struct closed_arg {
+    int code;
+    unsigned ch;
+    const char *text;
+    bool culprit_known; /* some publish in flight is named by the text */
+} closed_arg;
+
+static void fail_closed(rpub *p, const void *arg)
+{
+    const closed_arg *a = arg;
+    if (!a->culprit_known || names_exchange(a->text, p->exchange)) {
+        p->rc = a->code == 404 ? FS_ENOTFOUND : FS_EBROKER;
+        p->etype = fs__rmq_code_type(a->code);
+        snprintf(p->err, sizeof p->err,
+                 "rabbitmq: publish to '%.*s' (exchange '%.*s'): channel %u closed by the "
+                 "server: %d %.100s",
+                 (int)(p->routing_key.len > 40 ? 40 : p->routing_key.len),
+                 (char *)p->routing_key.bytes, (int)(p->exchange.len > 40 ? 40 : p->exchange.len),
+                 (char *)p->exchange.bytes, a->ch, a->code, a->text);
+    } else { /* in flight on the same channel when another publish closed it */
+        p->rc = FS_EBROKER;
+        p->etype = "ChannelClosed";
+        snprintf(p->err, sizeof p->err,
+                 "rabbitmq: publish to '%.*s': publishing channel %u was closed by the server "
+                 "before the confirm, because of another publish on it (%d %.60s); the "
+                 "message may not have been routed",
+                 (int)(p->routing_key.len > 40 ? 40 : p->routing_key.len),
+                 (char *)p->routing_key.bytes, a->ch, a->code, a->text);
+    }
+}
+
+void fs__rmq_pub_closed(rconn *c, rpch *pc, int code, const char *text)
+{
+    closed_arg a = {code, pc->ch, text, false};
+    for (uint64_t t = pc->low; t < pc->next_tag && pc->ring_cap && !a.culprit_known; t++) {
+        rpend *e = &pc->ring[t & (pc->ring_cap - 1)];
+        if (e->tag == t && e->p && names_exchange(text, e->p->exchange))
+            a.culprit_known = true;
+    }
+    pc->open = false;
+    fail_channel(pc, fail_closed, &a);
+    fs__rmq_pub_reopen(c); /* this channel alone; the others go on */
 }
 
 void fs__rmq_pub_timeouts(rconn *c, uint64_t now, uint64_t *next_due)
 {
-    if (c->ring_cap && c->low < c->next_tag) {
-        rpend *e = &c->ring[c->low & (c->ring_cap - 1)];
-        if (e->tag == c->low && e->p) {
-            if (e->p->deadline_ns <= now) {
-                char msg[200];
-                snprintf(msg, sizeof msg, "rabbitmq: no publisher confirm within %d ms",
-                         c->b->confirm_timeout_ms);
-                uint64_t keep = c->next_tag;
-                fs__rmq_pub_fail_all(c, FS_ETIMEDOUT, "TimeoutError", msg);
-                c->low = c->next_tag = keep; /* the channel goes on with its numbering */
-            } else if (e->p->deadline_ns < *next_due) {
+    /* Deadlines only grow along a ring: nothing to look at before the earliest. */
+    if (now < c->pub_due_ns) {
+        if (c->pub_due_ns < *next_due)
+            *next_due = c->pub_due_ns;
+        goto requests;
+    }
+    c->pub_due_ns = UINT64_MAX;
+    for (unsigned i = 0; i < c->npub; i++) {
+        rpch *pc = &c->pubs[i];
+        if (!pc->ring_cap || pc->low >= pc->next_tag)
+            continue;
+        rpend *e = &pc->ring[pc->low & (pc->ring_cap - 1)];
+        if (e->tag != pc->low || !e->p)
+            continue;
+        if (e->p->deadline_ns <= now) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "rabbitmq: no publisher confirm within %d ms",
+                     c->b->confirm_timeout_ms);
+            fail_arg a = {FS_ETIMEDOUT, "TimeoutError", msg};
+            uint64_t keep = pc->next_tag;
+            fail_channel(pc, fail_plain, &a);
+            pc->low = pc->next_tag = keep; /* the channel goes on with its numbering */
+        } else {
+            if (e->p->deadline_ns < c->pub_due_ns)
+                c->pub_due_ns = e->p->deadline_ns;
+            if (e->p->deadline_ns < *next_due)
                 *next_due = e->p->deadline_ns;
-            }
         }
     }
-    /* requests */
+requests:
     for (rcall **pp = &c->waiting; *pp;) {
         rcall *w = *pp;
         if (w->deadline_ns <= now) {
@@ -160,7 +320,7 @@ void fs__rmq_pub_timeouts(rconn *c, uint64_t now, uint64_t *next_due)
             w->rc = FS_ETIMEDOUT;
             w->etype = "TimeoutError";
             snprintf(w->err, sizeof w->err, "rabbitmq: no reply to the request within the timeout");
-            sem_post(&w->done);
+            fs__rmq_done_post(&w->done);
         } else {
             if (w->deadline_ns < *next_due)
                 *next_due = w->deadline_ns;
@@ -174,13 +334,13 @@ void fs__rmq_pub_timeouts(rconn *c, uint64_t now, uint64_t *next_due)
 
 static int send_one(rconn *c, amqp_channel_t ch, amqp_bytes_t exchange, amqp_bytes_t rk,
                     bool mandatory, const fs_envelope *e, const fs_rabbitmq_publish_options *po,
-                    const char *reply_to, char cid[37])
+                    const char *reply_to, char cid[37], int64_t now_s)
 {
     int rc = fs__rmq_grow((void **)&c->tbl, &c->tbl_cap, e->header_count + 1, sizeof *c->tbl);
     if (rc)
         return rc;
     amqp_basic_properties_t props;
-    if ((rc = fs__rmq_props_encode(e, po, &props, c->tbl, cid, (int64_t)time(NULL))))
+    if ((rc = fs__rmq_props_encode(e, po, &props, c->tbl, cid, now_s)))
         return rc;
     if (reply_to) {
         props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
@@ -196,16 +356,45 @@ static int send_one(rconn *c, amqp_channel_t ch, amqp_bytes_t exchange, amqp_byt
     return FS_OK;
 }
 
+/* The caller's channel, or the next open one while it is closed. */
+static rpch *pick(rconn *c, unsigned pref)
+{
+    for (unsigned k = 0; k < c->npub; k++) {
+        rpch *pc = &c->pubs[(pref + k) % c->npub];
+        if (pc->open)
+            return pc;
+    }
+    return NULL;
+}
+
 void fs__rmq_pub_run(rconn *c, rpub *p)
 {
-    p->left = 1; /* held while sending */
-    p->deadline_ns = fs__rmq_now_ns() + (uint64_t)c->b->confirm_timeout_ms * 1000000ull;
+    rpch *pc = c->st ? pick(c, p->pref) : NULL;
+    if (!pc) {
+        p->rc = FS_EIO;
+        p->etype = "ConnectionError";
+        if (c->st)
+            snprintf(p->err, sizeof p->err,
+                     "rabbitmq: publish to '%.*s': no publishing channel is open (the server "
+                     "closed them; reopening)",
+                     (int)p->routing_key.len, (char *)p->routing_key.bytes);
+        else
+            snprintf(p->err, sizeof p->err, "rabbitmq: not connected to %s:%d%s%.200s", c->b->host,
+                     c->b->port, c->last_error[0] ? ": " : "", c->last_error);
+        fs__rmq_done_post(&p->done);
+        return;
+    }
+    p->left = 1;                         /* held while sending */
+    int64_t now_s = (int64_t)time(NULL); /* the timestamp property of the whole batch */
+    p->deadline_ns = c->now_ns + (uint64_t)c->b->confirm_timeout_ms * 1000000ull;
+    if (p->confirm && p->deadline_ns < c->pub_due_ns)
+        c->pub_due_ns = p->deadline_ns;
     for (size_t i = 0; i < p->count; i++) {
         const fs_envelope *e = &p->msgs[i];
         const fs_rabbitmq_publish_options *po = e->broker_options ? e->broker_options : p->po;
         char cid[37];
         int rc =
-            send_one(c, RMQ_CH_PUB, p->exchange, p->routing_key, p->mandatory, e, po, NULL, cid);
+            send_one(c, pc->ch, p->exchange, p->routing_key, p->mandatory, e, po, NULL, cid, now_s);
         if (rc) {
             p->rc = rc;
             p->etype = rc == FS_EINVAL ? "ValueError" : "ConnectionError";
@@ -214,9 +403,9 @@ void fs__rmq_pub_run(rconn *c, rpub *p)
                      rc == FS_EINVAL ? "invalid message" : c->last_error);
             break;
         }
-        uint64_t tag = c->next_tag++;
+        uint64_t tag = pc->next_tag++;
         bool wait = p->confirm;
-        if (ring_insert(c, tag, wait ? p : NULL, i)) {
+        if (ring_insert(pc, tag, wait ? p : NULL, i)) {
             wait = false; /* out of memory: not waiting for this confirm */
         }
         if (wait)
@@ -230,28 +419,29 @@ static bool bytes_is(amqp_bytes_t b, const char *s)
     return b.len == strlen(s) && (!b.len || memcmp(b.bytes, s, b.len) == 0);
 }
 
-void fs__rmq_pub_frame(rconn *c, const amqp_frame_t *f)
+void fs__rmq_pub_frame(rconn *c, rpch *pc, const amqp_frame_t *f)
 {
+    (void)c;
     if (f->frame_type == AMQP_FRAME_METHOD) {
         switch (f->payload.method.id) {
         case AMQP_BASIC_ACK_METHOD: {
             amqp_basic_ack_t *a = f->payload.method.decoded;
-            confirm(c, a->delivery_tag, a->multiple, true);
+            confirm(pc, a->delivery_tag, a->multiple, true);
             break;
         }
         case AMQP_BASIC_NACK_METHOD: {
             amqp_basic_nack_t *a = f->payload.method.decoded;
-            confirm(c, a->delivery_tag, a->multiple, false);
+            confirm(pc, a->delivery_tag, a->multiple, false);
             break;
         }
         case AMQP_BASIC_RETURN_METHOD: {
             amqp_basic_return_t *r = f->payload.method.decoded;
-            c->ret_active = true;
-            snprintf(c->ret_exchange, sizeof c->ret_exchange, "%.*s", (int)r->exchange.len,
+            pc->ret_active = true;
+            snprintf(pc->ret_exchange, sizeof pc->ret_exchange, "%.*s", (int)r->exchange.len,
                      (char *)r->exchange.bytes);
-            snprintf(c->ret_rk, sizeof c->ret_rk, "%.*s", (int)r->routing_key.len,
+            snprintf(pc->ret_rk, sizeof pc->ret_rk, "%.*s", (int)r->routing_key.len,
                      (char *)r->routing_key.bytes);
-            c->ret_has_cid = false;
+            pc->ret_has_cid = false;
             break;
         }
         default:
@@ -259,36 +449,36 @@ void fs__rmq_pub_frame(rconn *c, const amqp_frame_t *f)
         }
         return;
     }
-    if (!c->ret_active)
+    if (!pc->ret_active)
         return;
     bool finished = false;
     if (f->frame_type == AMQP_FRAME_HEADER) {
         const amqp_basic_properties_t *p = f->payload.properties.decoded;
         if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
-            c->ret_has_cid = true;
-            snprintf(c->ret_cid, sizeof c->ret_cid, "%.*s", (int)p->correlation_id.len,
+            pc->ret_has_cid = true;
+            snprintf(pc->ret_cid, sizeof pc->ret_cid, "%.*s", (int)p->correlation_id.len,
                      (char *)p->correlation_id.bytes);
         }
-        c->ret_left = (size_t)f->payload.properties.body_size;
-        finished = c->ret_left == 0;
+        pc->ret_left = (size_t)f->payload.properties.body_size;
+        finished = pc->ret_left == 0;
     } else if (f->frame_type == AMQP_FRAME_BODY) {
         size_t n = f->payload.body_fragment.len;
-        c->ret_left = n >= c->ret_left ? 0 : c->ret_left - n;
-        finished = c->ret_left == 0;
+        pc->ret_left = n >= pc->ret_left ? 0 : pc->ret_left - n;
+        finished = pc->ret_left == 0;
     }
     if (!finished)
         return;
-    c->ret_active = false;
+    pc->ret_active = false;
     /* The oldest unconfirmed message to that exchange and key (with that correlation id). */
-    for (uint64_t t = c->low; t < c->next_tag && c->ring_cap; t++) {
-        rpend *e = &c->ring[t & (c->ring_cap - 1)];
+    for (uint64_t t = pc->low; t < pc->next_tag && pc->ring_cap; t++) {
+        rpend *e = &pc->ring[t & (pc->ring_cap - 1)];
         if (e->tag != t || !e->p || e->returned)
             continue;
         rpub *p = e->p;
-        if (!bytes_is(p->exchange, c->ret_exchange) || !bytes_is(p->routing_key, c->ret_rk))
+        if (!bytes_is(p->exchange, pc->ret_exchange) || !bytes_is(p->routing_key, pc->ret_rk))
             continue;
         const char *cid = p->msgs[e->index].correlation_id;
-        if (cid && c->ret_has_cid && strcmp(cid, c->ret_cid) != 0)
+        if (cid && pc->ret_has_cid && strcmp(cid, pc->ret_cid) != 0)
             continue;
         e->returned = true;
         break;
@@ -297,6 +487,20 @@ void fs__rmq_pub_frame(rconn *c, const amqp_frame_t *f)
 
 /* ------------------------------------------------------------------------ */
 /* The publish op                                                           */
+
+/*
+ * Each publishing thread keeps to one channel of the pool: thread n (in the
+ * order threads first publish) to channel n % size, so up to `size`
+ * threads never share one.
+ */
+static unsigned thread_ordinal(void)
+{
+    static atomic_uint next;
+    static _Thread_local unsigned mine; /* 0: not yet */
+    if (!mine)
+        mine = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) + 1;
+    return mine - 1;
+}
 
 int fs__rmq_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
                     size_t count, const char **etype)
@@ -325,11 +529,10 @@ int fs__rmq_publish(void *impl, void *dest, const char *destination, const fs_en
     fs__rmq_target(destination, po, &p.exchange, &p.routing_key);
     p.mandatory = !(po && po->not_mandatory);
     p.confirm = !(po && po->no_confirm);
-    sem_init(&p.done, 0, 0);
+    p.pref = thread_ordinal() % b->pub_channels;
+    fs__rmq_done_init(&p.done);
     fs__rmq_post(c, &p.cmd);
-    while (sem_wait(&p.done) && errno == EINTR)
-        ;
-    sem_destroy(&p.done);
+    fs__rmq_done_wait(&p.done);
     if (p.rc) {
         *etype = p.etype ? p.etype : fs__rmq_status_type(p.rc);
         return fs_adapter_error(p.rc, "%s", p.err);
@@ -361,7 +564,7 @@ void fs__rmq_rpc_fail_all(rconn *c, int rc, const char *err)
         w->rc = rc;
         w->etype = fs__rmq_status_type(rc);
         snprintf(w->err, sizeof w->err, "%.300s", err);
-        sem_post(&w->done);
+        fs__rmq_done_post(&w->done);
     }
 }
 
@@ -391,7 +594,8 @@ static int request_call(rconn *c, rcall *call)
         e.correlation_id = cid;
     }
     snprintf(call->corr, sizeof call->corr, "%s", e.correlation_id);
-    int rc = send_one(c, RMQ_CH_RPC, ex, rk, true, &e, po, DIRECT_REPLY_TO, cid);
+    int rc =
+        send_one(c, RMQ_CH_RPC, ex, rk, true, &e, po, DIRECT_REPLY_TO, cid, (int64_t)time(NULL));
     if (rc) {
         snprintf(call->err, sizeof call->err, "rabbitmq: request to '%.100s': %.180s",
                  in->destination, rc == FS_EINVAL ? "invalid message" : c->last_error);
@@ -431,7 +635,7 @@ static void reply_done(rconn *c)
         w->etype = "MessageReturned";
         snprintf(w->err, sizeof w->err,
                  "rabbitmq: request: unroutable, returned by the server (no queue bound)");
-        sem_post(&w->done);
+        fs__rmq_done_post(&w->done);
         return;
     }
     fs_header hs[64];
@@ -453,7 +657,7 @@ static void reply_done(rconn *c)
     w->rc = w->reply ? FS_OK : FS_ENOMEM;
     if (!w->reply)
         snprintf(w->err, sizeof w->err, "rabbitmq: out of memory copying a reply");
-    sem_post(&w->done);
+    fs__rmq_done_post(&w->done);
 }
 
 void fs__rmq_rpc_frame(rconn *c, const amqp_frame_t *f)

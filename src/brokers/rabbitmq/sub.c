@@ -62,12 +62,12 @@ int fs__rmq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     s->no_ack = spec->ack_policy == FS_ACK_POLICY_ACK_FIRST;
     s->reply_inbox = spec->reply_inbox;
     spec->no_ack = s->no_ack;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    if ((rc = fs_kit_queue_init(&s->q, 1))) {
+        fs__rmq_topo_free(&s->topo);
+        free(s);
+        return rc;
+    }
+    fs_kit_pool_init(&s->pool, sizeof(rrec));
     pthread_mutex_lock(&b->mu);
     /* the lowest channel number free from RMQ_CH_SUB0 on */
     amqp_channel_t ch = RMQ_CH_SUB0;
@@ -136,9 +136,8 @@ int fs__rmq_sub_start(void *impl, void *sub)
 {
     rmq_broker *b = impl;
     rsub *s = sub;
-    pthread_mutex_lock(&s->mu);
-    s->stopping = false;
-    pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->stopping, false);
+    fs_kit_queue_open(&s->q);
     rcall call;
     call.arg = s;
     call.async = false;
@@ -159,10 +158,8 @@ static int stop_call(rconn *c, rcall *call)
 
 int fs__rmq_sub_stop(rmq_broker *b, rsub *s)
 {
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->stopping, true);
+    fs_kit_queue_close(&s->q); /* wakes the waiting workers */
     if (!b->conn.thread_started)
         return FS_OK;
     rcall call;
@@ -171,19 +168,30 @@ int fs__rmq_sub_stop(rmq_broker *b, rsub *s)
     return fs__rmq_call(b, stop_call, &call);
 }
 
-static void free_rec(rrec *r)
+/* What a pooled record owns (the pool frees the record). */
+static void rec_fini(void *rec)
 {
+    rrec *r = rec;
     fs__rmq_buf_free(&r->arena);
     free(r->hdrs);
-    free(r);
 }
 
-void fs__rmq_sub_free_records(rsub *s)
+static rrec *rec_of(fs_kit_qnode *n)
 {
-    while (s->free) {
-        rrec *r = s->free;
-        s->free = r->next;
-        free_rec(r);
+    return (rrec *)(void *)((char *)n - offsetof(rrec, qn));
+}
+
+/* Take every queued delivery; each goes to `fn` (NULL: back to the pool). */
+static void drain_queue(rconn *c, rsub *s, void (*fn)(rconn *, rsub *, rrec *))
+{
+    fs_kit_qnode *n = fs_kit_queue_drain(&s->q, NULL);
+    while (n) {
+        fs_kit_qnode *next = n->next;
+        rrec *r = rec_of(n);
+        if (fn)
+            fn(c, s, r);
+        fs_kit_pool_put(&s->pool, r);
+        n = next;
     }
 }
 
@@ -235,38 +243,25 @@ void fs__rmq_unsubscribe(void *impl, void *sub)
             }
         pthread_mutex_unlock(&b->mu);
     }
-    while (s->q_head) {
-        rrec *r = s->q_head;
-        s->q_head = r->next;
-        free_rec(r);
-    }
-    if (s->filling)
-        free_rec(s->filling);
-    fs__rmq_sub_free_records(s);
+    drain_queue(NULL, s, NULL);
+    fs_kit_pool_put(&s->pool, s->filling);
+    fs_kit_pool_destroy(&s->pool, rec_fini);
+    fs_kit_queue_destroy(&s->q);
     fs__rmq_topo_free(&s->topo);
     free(s->dec.hdr_off);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
     free(s);
+}
+
+static void give_back(rconn *c, rsub *s, rrec *q)
+{
+    if (c->st && s->ch_open && q->gen == s->gen && !s->no_ack)
+        amqp_basic_nack(c->st, s->ch, q->tag, 0, 1);
 }
 
 /* Owner: give the deliveries nobody fetched back to the server (basic.nack, requeue). */
 static int giveback_call(rconn *c, rcall *call)
 {
-    rsub *s = call->arg;
-    pthread_mutex_lock(&s->mu);
-    rrec *q = s->q_head;
-    s->q_head = s->q_tail = NULL;
-    s->q_len = 0;
-    pthread_mutex_unlock(&s->mu);
-    while (q) {
-        rrec *next = q->next;
-        if (c->st && s->ch_open && q->gen == s->gen && !s->no_ack)
-            amqp_basic_nack(c->st, s->ch, q->tag, 0, 1);
-        q->next = s->free;
-        s->free = q;
-        q = next;
-    }
+    drain_queue(c, call->arg, give_back);
     return FS_OK;
 }
 
@@ -286,23 +281,10 @@ void fs__rmq_sub_conn_lost(rsub *s)
     s->active = false;
     s->ch_open = false;
     s->gen++;
-    if (s->filling) {
-        s->filling->next = s->free;
-        s->free = s->filling;
-        s->filling = NULL;
-    }
+    fs_kit_pool_put(&s->pool, s->filling);
+    s->filling = NULL;
     /* Deliveries not handed out yet: the server redelivers them. */
-    pthread_mutex_lock(&s->mu);
-    rrec *q = s->q_head;
-    s->q_head = s->q_tail = NULL;
-    s->q_len = 0;
-    pthread_mutex_unlock(&s->mu);
-    while (q) {
-        rrec *next = q->next;
-        q->next = s->free;
-        s->free = q;
-        q = next;
-    }
+    drain_queue(NULL, s, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -368,15 +350,8 @@ static void complete(rsub *s, rrec *r, fs__rmq_decoded *d)
     r->delay_ms = 0;
     r->delay_done = false;
     r->next = NULL;
-    pthread_mutex_lock(&s->mu);
-    if (s->q_tail)
-        s->q_tail->next = r;
-    else
-        s->q_head = r;
-    s->q_tail = r;
-    s->q_len++;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    r->qn.msg = m;
+    fs_kit_queue_push(&s->q, 0, &r->qn);
 }
 
 int fs__rmq_sub_frame(rconn *c, rsub *s, const amqp_frame_t *f)
@@ -387,13 +362,8 @@ int fs__rmq_sub_frame(rconn *c, rsub *s, const amqp_frame_t *f)
         if (f->payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
             amqp_basic_deliver_t *dv = f->payload.method.decoded;
             rrec *r = s->filling;
-            if (!r) {
-                r = s->free;
-                if (r)
-                    s->free = r->next;
-                else if (!(r = calloc(1, sizeof *r)))
-                    return FS_ENOMEM;
-            }
+            if (!r && !(r = fs_kit_pool_get(&s->pool)))
+                return FS_ENOMEM;
             r->sub = s;
             r->tag = dv->delivery_tag;
             r->gen = s->gen;
@@ -444,8 +414,7 @@ int fs__rmq_sub_frame(rconn *c, rsub *s, const amqp_frame_t *f)
             rc = fs__rmq_buf_reserve(&r->arena, r->body_size + 1);
         if (rc) {
             s->filling = NULL; /* dropped: never acked, the server redelivers it later */
-            r->next = s->free;
-            s->free = r;
+            fs_kit_pool_put(&s->pool, r);
             fs_adapter_log(FS_LOG_ERROR, RMQ, "out of memory reading a delivery from '%s'",
                            s->queue);
             return rc;
@@ -480,37 +449,18 @@ int fs__rmq_fetch(void *impl, void *sub, int timeout_ms, fs_message **out)
 {
     (void)impl;
     rsub *s = sub;
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    if (timeout_ms > 0) {
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
+    if (atomic_load_explicit(&s->stopping, memory_order_acquire))
+        return FS_ECLOSED; /* stopped: no more handler calls */
+    fs_message *m;
+    int rc = fs_kit_queue_pop(&s->q, 0, timeout_ms, &m);
+    if (rc)
+        return rc; /* FS_ETIMEDOUT, or FS_ECLOSED when stopped */
+    if (atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+        /* stopped meanwhile: it stays queued, given back to the server */
+        fs_kit_queue_push_front(&s->q, 0, &((rrec *)m->adapter_data)->qn);
+        return FS_ECLOSED;
     }
-    pthread_mutex_lock(&s->mu);
-    while (!s->q_head && !s->stopping) {
-        if (timeout_ms == 0 ||
-            (timeout_ms > 0 && pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT))
-            break;
-        if (timeout_ms < 0)
-            pthread_cond_wait(&s->cv, &s->mu);
-    }
-    rrec *r = s->stopping ? NULL : s->q_head; /* stopped: no more handler calls */
-    if (r) {
-        s->q_head = r->next;
-        if (!s->q_head)
-            s->q_tail = NULL;
-        s->q_len--;
-    }
-    bool stopping = s->stopping;
-    pthread_mutex_unlock(&s->mu);
-    if (!r)
-        return stopping ? FS_ECLOSED : FS_ETIMEDOUT;
-    r->next = NULL;
-    *out = &r->m;
+    *out = m;
     return FS_OK;
 }
 
@@ -563,8 +513,7 @@ void fs__rmq_sub_release(rconn *c, rrec *r)
                 s->dcount[slot].h = 0;
         }
     }
-    r->next = s->free;
-    s->free = r;
+    fs_kit_pool_put(&s->pool, r);
 }
 
 void fs__rmq_delayed_run(rconn *c, uint64_t now, uint64_t *next_due)

@@ -392,9 +392,18 @@ const char *fs__rmq_destination_label(const char *destination,
     amqp_bytes_t ex, rk;
     fs__rmq_target(destination, po, &ex, &rk);
     if (!ex.len)
-        ex = amqp_cstring_bytes("default");
-    snprintf(buf, cap, "%.*s.%.*s", (int)ex.len, (const char *)ex.bytes, (int)rk.len,
-             (const char *)rk.bytes);
+        ex = (amqp_bytes_t){7, (void *)"default"};
+    if (!cap)
+        return buf;
+    /* "EXCHANGE.ROUTING_KEY", cut to cap - 1 bytes (on every publish: no snprintf) */
+    size_t n = ex.len < cap - 1 ? ex.len : cap - 1;
+    memcpy(buf, ex.bytes, n);
+    if (n < cap - 1)
+        buf[n++] = '.';
+    size_t k = rk.len < cap - 1 - n ? rk.len : cap - 1 - n;
+    if (k)
+        memcpy(buf + n, rk.bytes, k);
+    buf[n + k] = '\0';
     return buf;
 }
 
