@@ -7,9 +7,10 @@
 #ifndef FS_MEMORY_RING_H
 #define FS_MEMORY_RING_H
 
+#include "kit/futex.h"
+
 #include <limits.h>
 #include <sched.h>
-#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -117,19 +118,6 @@ static inline size_t mem_ring_size(mem_ring *r)
 }
 
 /* ------------------------------------------------------------------------ */
-
-static inline void mem_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int timeout_ms)
-{
-    struct timespec ts = {.tv_sec = timeout_ms / 1000,
-                          .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, timeout_ms < 0 ? NULL : &ts,
-            NULL, 0);
-}
-
-static inline void mem_futex_wake(_Atomic uint32_t *addr, int n)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-}
 
 static inline void mem_cpu_relax(void)
 {

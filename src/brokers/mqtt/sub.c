@@ -5,7 +5,10 @@
  */
 #include "internal.h"
 
+#include "kit/clock.h"
+
 #include <errno.h>
+#include <limits.h>
 #include <mqtt_protocol.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,41 +38,63 @@ static void rec_put(mq_sub *s, mrec *r)
 }
 
 /*
+ * Drop a reference: the last one recycles the record, onto the stack of
+ * returned records (no lock: pushes only; it is emptied at once, so no ABA).
+ */
+static void rec_unref(mq_sub *s, mrec *r)
+{
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    mrec *top = atomic_load_explicit(&s->returned, memory_order_relaxed);
+    do
+        r->next = top;
+    while (!atomic_compare_exchange_weak_explicit(&s->returned, &top, r, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* A record to fill: from the free list, else the returned ones, else a new one. Holds s->mu. */
+static mrec *rec_get(mq_sub *s)
+{
+    mrec *r = s->free_list;
+    if (!r)
+        r = atomic_exchange_explicit(&s->returned, NULL, memory_order_acquire);
+    if (r) {
+        s->free_list = r->next;
+        return r;
+    }
+    return calloc(1, sizeof *r); /* warming up: the pool grows to what is in flight */
+}
+
+/*
  * The core is done with the message: let its acknowledgement go if settle
- * did not already, and recycle the record unless the network thread still
- * waits on it (it recycles it then).
+ * did not already (the network thread waiting on it returns), and drop the
+ * core's reference.
  */
 static void rec_release(fs_message *m)
 {
     mrec *r = m->adapter_data;
     mq_sub *s = r->s;
-    pthread_mutex_lock(&s->mu);
-    r->state = MR_DONE;
-    s->out--;
-    if (r->cb_waiting) /* the network thread waits on it, and recycles it */
-        pthread_cond_broadcast(&s->done_cv);
-    else
-        rec_put(s, r);
-    pthread_mutex_unlock(&s->mu);
+    if (r->gated) {
+        atomic_fetch_or_explicit(&r->flags, MR_DONE, memory_order_release);
+        fs_kit_event_signal(&r->lane->ev, INT_MAX);
+    }
+    rec_unref(s, r);
 }
 
 /*
  * ack (and reject, which is an ack in MQTT): the PUBACK may leave now,
  * also while the handler still runs (an explicit fs_message_ack). nack is
- * never called (settle_as NACKED = NONE).
+ * never called (settle_as NACKED = NONE). No lock: a flag and a wake-up.
  */
 int fs__mq_settle(void *impl, fs_message *m, const fs_settle_args *args)
 {
     (void)impl;
     (void)args;
     mrec *r = m->adapter_data;
-    mq_sub *s = r->s;
-    pthread_mutex_lock(&s->mu);
-    if (r->cb_waiting) {
-        r->acked = true;
-        pthread_cond_broadcast(&s->done_cv);
+    if (r->gated) {
+        atomic_fetch_or_explicit(&r->flags, MR_ACKED, memory_order_release);
+        fs_kit_event_signal(&r->lane->ev, INT_MAX);
     }
-    pthread_mutex_unlock(&s->mu);
     return FS_OK;
 }
 
@@ -87,6 +112,13 @@ static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, con
 {
     size_t tlen = strlen(msg->topic), blen = (size_t)msg->payloadlen;
     size_t need = tlen + 1 + blen + 1;
+    if (p->count && p->count > r->hdr_cap) {
+        fs_header *h = realloc(r->hdrs, p->count * sizeof *h);
+        if (!h)
+            return FS_ENOMEM;
+        r->hdrs = h;
+        r->hdr_cap = p->count;
+    }
     if (p->content_type)
         need += strlen(p->content_type) + 1;
     if (p->response_topic)
@@ -101,13 +133,6 @@ static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, con
             return FS_ENOMEM;
         r->arena = a;
         r->arena_cap = need;
-    }
-    if (p->count > r->hdr_cap) {
-        fs_header *h = realloc(r->hdrs, p->count * sizeof *h);
-        if (!h)
-            return FS_ENOMEM;
-        r->hdrs = h;
-        r->hdr_cap = p->count;
     }
     fs_message *m = &r->m;
     fs_message_init(m);
@@ -144,8 +169,8 @@ static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, con
     r->next = NULL;
     r->state = MR_QUEUED;
     r->gated = s->gate && msg->qos > 0;
-    r->cb_waiting = r->gated;
-    r->acked = false;
+    atomic_store_explicit(&r->flags, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->refs, r->gated ? 2 : 1, memory_order_relaxed);
     return FS_OK;
 }
 
@@ -168,6 +193,63 @@ static void abandon(mq_sub *s, struct mosquitto *m, int qos, const char *why)
                    qos > 0 ? ": left unacknowledged, connection dropped" : "");
 }
 
+/* Unlink a record never handed out from the queue. Holds s->mu. */
+static void queue_unlink(mq_sub *s, mrec *r)
+{
+    mrec **pp = &s->q_head, *prev = NULL;
+    while (*pp != r) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    *pp = r->next;
+    if (s->q_tail == r)
+        s->q_tail = prev;
+    s->q_len--;
+}
+
+/*
+ * Wait (on the network thread) until the core settled or released `r`:
+ * true then; false when the subscription stopped before a worker took it
+ * (it is taken back from the queue and recycled: not to be acknowledged).
+ */
+static bool wait_settled(mq_sub *s, mq_conn *c, mrec *r)
+{
+    for (;;) {
+        uint32_t seq = fs_kit_event_prepare(&c->ev);
+        bool done = atomic_load_explicit(&r->flags, memory_order_acquire) != 0;
+        bool stopping = atomic_load_explicit(&s->stopping, memory_order_acquire);
+        if (!done && stopping) {
+            pthread_mutex_lock(&s->mu);
+            bool queued = r->state == MR_QUEUED;
+            if (queued) {
+                queue_unlink(s, r);
+                rec_put(s, r); /* nobody else holds it */
+            }
+            pthread_mutex_unlock(&s->mu);
+            if (queued) {
+                fs_kit_event_wait(&c->ev, seq, 0, 1);
+                return false;
+            }
+        }
+        /* Stopping with the message out: its handler finishes first (the core waits for it). */
+        fs_kit_event_wait(&c->ev, seq, stopping ? 50 : 1000, done);
+        if (done)
+            return true;
+    }
+}
+
+/* Wait (on the network thread, holding s->mu) until the queue has room or the subscription stops.
+ */
+static void wait_room(mq_sub *s, mq_conn *c)
+{
+    while (!atomic_load_explicit(&s->stopping, memory_order_acquire) && s->q_len >= s->q_max) {
+        uint32_t seq = fs_kit_event_prepare(&c->ev);
+        pthread_mutex_unlock(&s->mu);
+        fs_kit_event_wait(&c->ev, seq, 1000, 0);
+        pthread_mutex_lock(&s->mu);
+    }
+}
+
 void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
@@ -178,69 +260,52 @@ void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
                        msg->mid, msg->topic, msg->payloadlen < 16 ? msg->payloadlen : 16,
                        (const char *)msg->payload);
     mq_props p;
-    if (fs__mq_props_read(props, &p)) {
+    if (!props) { /* the common case: nothing to decode, nothing to free */
+        memset(&p, 0, sizeof p);
+    } else if (fs__mq_props_read(props, &p)) {
         abandon(s, m, msg->qos, "out of memory");
         return;
     }
     /* One critical section: a record from the free list, filled (a copy), queued. */
     pthread_mutex_lock(&s->mu);
-    while (!s->stopping && s->q_len >= s->q_max) /* the workers are behind: push back */
-        pthread_cond_wait(&s->done_cv, &s->mu);
+    wait_room(s, c); /* the workers are behind: push back */
+    bool stopping = atomic_load_explicit(&s->stopping, memory_order_acquire);
     mrec *r = NULL;
     int rc = FS_OK;
-    if (!s->stopping) {
-        r = s->free_list;
-        if (r)
-            s->free_list = r->next;
-        else
-            r = calloc(1, sizeof *r); /* warming up: the pool grows to what is in flight */
+    if (!stopping) {
+        r = rec_get(s);
         rc = r ? rec_fill(s, r, msg, &p) : FS_ENOMEM;
     }
-    if (rc || s->stopping) {
+    if (rc || stopping) {
         if (r)
             rec_put(s, r);
         pthread_mutex_unlock(&s->mu);
-        fs__mq_props_free(&p);
+        if (props)
+            fs__mq_props_free(&p);
         if (rc)
             fs_adapter_log(FS_LOG_ERROR, MQ_COMPONENT, "%s: out of memory for a message",
                            s->filter);
         abandon(s, m, msg->qos, rc ? "out of memory" : "stopping");
         return;
     }
-    fs__mq_props_free(&p); /* copied */
+    r->lane = c;
     if (s->q_tail)
         s->q_tail->next = r;
     else
         s->q_head = r;
     s->q_tail = r;
     s->q_len++;
-    pthread_cond_signal(&s->cv);
-    if (r->gated) {
-        /* At least once: the PUBACK libmosquitto queued leaves when we return. */
-        while (!r->acked && r->state != MR_DONE && !(s->stopping && r->state == MR_QUEUED))
-            pthread_cond_wait(&s->done_cv, &s->mu);
-        if (r->state == MR_QUEUED) { /* never handed out: take it back, do not ack */
-            mrec **pp = &s->q_head, *prev = NULL;
-            while (*pp != r) {
-                prev = *pp;
-                pp = &(*pp)->next;
-            }
-            *pp = r->next;
-            if (s->q_tail == r)
-                s->q_tail = prev;
-            s->q_len--;
-            r->cb_waiting = false;
-            rec_put(s, r);
-            pthread_mutex_unlock(&s->mu);
-            abandon(s, m, msg->qos, "stopping");
-            return;
-        }
-        /* Acked (the record stays the core's until its release) or released already. */
-        r->cb_waiting = false;
-        if (r->state == MR_DONE)
-            rec_put(s, r);
-    }
     pthread_mutex_unlock(&s->mu);
+    if (props)
+        fs__mq_props_free(&p); /* copied */
+    fs_kit_event_signal(&s->ready, 1);
+    if (!r->gated)
+        return;
+    /* At least once: the PUBACK libmosquitto queued leaves when we return. */
+    if (wait_settled(s, c, r))
+        rec_unref(s, r); /* acked (the core may still hold it) or released */
+    else
+        abandon(s, m, msg->qos, "stopping");
 }
 
 /* (Re)subscribe on a new connection unless the server kept the session's subscription. */
@@ -356,8 +421,6 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
      */
     spec->ordered_settle = false;
     pthread_mutex_init(&s->mu, NULL);
-    fs__mq_cond_init(&s->cv);
-    pthread_cond_init(&s->done_cv, NULL);
     s->lanes = lanes;
     s->nlanes = nlanes;
     bool oom = false;
@@ -433,9 +496,7 @@ int fs__mq_sub_start(void *impl, void *sub)
         return FS_OK;
     if (atomic_load(&b->closed))
         return fs_adapter_error(FS_ECLOSED, "mqtt: broker closed");
-    pthread_mutex_lock(&s->mu);
-    s->stopping = false;
-    pthread_mutex_unlock(&s->mu);
+    atomic_store_explicit(&s->stopping, false, memory_order_seq_cst);
     for (unsigned i = 0; i < s->nlanes; i++) {
         int rc = lane_start(s, &s->lanes[i]);
         if (rc) {
@@ -450,11 +511,10 @@ int fs__mq_sub_start(void *impl, void *sub)
 
 void fs__mq_sub_stop(mq_sub *s)
 {
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    pthread_cond_broadcast(&s->cv);
-    pthread_cond_broadcast(&s->done_cv);
-    pthread_mutex_unlock(&s->mu);
+    atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
+    fs_kit_event_signal(&s->ready, INT_MAX);
+    for (unsigned i = 0; i < s->nlanes; i++)
+        fs_kit_event_signal(&s->lanes[i].ev, INT_MAX);
 }
 
 /* Every worker exited: close the connection, drop what was queued and not taken. */
@@ -464,7 +524,7 @@ void fs__mq_sub_stopped(mq_sub *s)
     for (unsigned i = 0; i < s->nlanes; i++)
         fs__mq_conn_close(&s->lanes[i]);
     pthread_mutex_lock(&s->mu);
-    while (s->q_head) {
+    while (s->q_head) { /* never handed out: nobody else holds them */
         mrec *r = s->q_head;
         s->q_head = r->next;
         rec_put(s, r);
@@ -492,11 +552,24 @@ void fs__mq_unsubscribe(void *impl, void *sub)
         fs__mq_conn_destroy(&s->lanes[i]);
     free(s->lanes);
     rec_free_all(s->free_list);
-    pthread_cond_destroy(&s->cv);
-    pthread_cond_destroy(&s->done_cv);
+    rec_free_all(atomic_load(&s->returned));
     pthread_mutex_destroy(&s->mu);
     free(s->filter);
     free(s);
+}
+
+/* Take the queue's first record. Holds s->mu. */
+static mrec *take(mq_sub *s, bool *room)
+{
+    mrec *r = s->q_head;
+    if (!r)
+        return NULL;
+    s->q_head = r->next;
+    if (!s->q_head)
+        s->q_tail = NULL;
+    *room = s->q_len-- == s->q_max; /* a network thread may wait for room */
+    r->state = MR_OUT;
+    return r;
 }
 
 int fs__mq_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
@@ -504,37 +577,37 @@ int fs__mq_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_mess
     (void)impl;
     (void)worker;
     mq_sub *s = sub;
-    struct timespec dl;
-    if (timeout_ms >= 0) {
-        fs__mq_deadline(&dl, timeout_ms);
+    uint64_t deadline = 0; /* computed when it has to wait */
+    for (;;) {
+        uint32_t seq = fs_kit_event_prepare(&s->ready);
+        bool stopping = atomic_load_explicit(&s->stopping, memory_order_acquire);
+        mrec *r = NULL;
+        bool room = false;
+        if (!stopping) {
+            pthread_mutex_lock(&s->mu);
+            r = take(s, &room);
+            pthread_mutex_unlock(&s->mu);
+        }
+        if (stopping || r) {
+            fs_kit_event_wait(&s->ready, seq, 0, 1);
+            if (stopping)
+                return FS_ECLOSED;
+            if (room)
+                fs_kit_event_signal(&s->lanes[0].ev, INT_MAX);
+            *out = &r->m;
+            return FS_OK;
+        }
+        int left = -1;
+        if (timeout_ms >= 0) {
+            if (!deadline)
+                deadline = fs_kit_deadline_ns(timeout_ms);
+            left = fs_kit_ms_left(deadline);
+        }
+        fs_kit_event_wait(&s->ready, seq, left, left == 0);
+        if (left == 0) {
+            for (unsigned i = 0; i < s->nlanes; i++) /* idle: look after the connections */
+                fs__mq_conn_revive(&s->lanes[i]);
+            return FS_ETIMEDOUT;
+        }
     }
-    pthread_mutex_lock(&s->mu);
-    while (!s->q_head && !s->stopping) {
-        if (timeout_ms < 0)
-            pthread_cond_wait(&s->cv, &s->mu);
-        else if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT)
-            break;
-    }
-    if (s->stopping) {
-        pthread_mutex_unlock(&s->mu);
-        return FS_ECLOSED;
-    }
-    mrec *r = s->q_head;
-    if (!r) {
-        pthread_mutex_unlock(&s->mu);
-        for (unsigned i = 0; i < s->nlanes; i++) /* idle: look after the connections */
-            fs__mq_conn_revive(&s->lanes[i]);
-        return FS_ETIMEDOUT;
-    }
-    s->q_head = r->next;
-    if (!s->q_head)
-        s->q_tail = NULL;
-    s->q_len--;
-    r->state = MR_OUT;
-    s->out++;
-    if (!r->gated && s->q_len + 1 == s->q_max) /* room again for the network thread */
-        pthread_cond_broadcast(&s->done_cv);
-    pthread_mutex_unlock(&s->mu);
-    *out = &r->m;
-    return FS_OK;
 }
