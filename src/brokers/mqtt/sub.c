@@ -357,6 +357,14 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         return fs_adapter_error(FS_EINVAL, "mqtt: %s is already a shared subscription",
                                 spec->source);
     bool gate = !spec->reply_inbox && o->qos > 0 && spec->ack_policy != FS_ACK_POLICY_ACK_FIRST;
+    if (gate && o->qos == 2) /* at most once for the handler: say so (docs/brokers/mqtt.md) */
+        fs_adapter_log(FS_LOG_WARN, MQ_COMPONENT,
+                       "%s: QoS 2 is acknowledged on receipt (libmosquitto sends PUBREC before "
+                       "the handler runs and keeps the message in memory only): a consumer that "
+                       "dies mid-handler loses it and the messages received behind it; subscribe "
+                       "at QoS 1 for at least once (PUBACK after the handler), or say ACK_FIRST "
+                       "to accept this",
+                       spec->source);
     unsigned conc = spec->concurrency ? spec->concurrency : 1;
     unsigned nlanes = gate && conc > 1 ? (conc < MQ_MAX_LANES ? conc : MQ_MAX_LANES) : 1;
     mq_sub *s = calloc(1, sizeof *s);
