@@ -146,7 +146,8 @@ struct mq_sub {
     pthread_mutex_t mu; /* queue, free list */
     fs_kit_event ready; /* workers sleep here: a message came, or stopping */
     mrec *q_head, *q_tail;
-    size_t q_len, q_max;
+    _Atomic size_t q_len; /* changed under mu; fetch peeks at it without the lock */
+    size_t q_max;
     mrec *free_list;
     /* Records the core released (pushed without a lock; the network thread takes them all at once)
      */

@@ -591,7 +591,7 @@ int fs__mq_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_mess
         bool stopping = atomic_load_explicit(&s->stopping, memory_order_acquire);
         mrec *r = NULL;
         bool room = false;
-        if (!stopping) {
+        if (!stopping && atomic_load(&s->q_len)) { /* empty: no lock, sleep */
             pthread_mutex_lock(&s->mu);
             r = take(s, &room);
             pthread_mutex_unlock(&s->mu);
