@@ -8,6 +8,7 @@
 #ifndef FS_KIT_FUTEX_H
 #define FS_KIT_FUTEX_H
 
+#include <errno.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -15,13 +16,19 @@
 #include <time.h>
 #include <unistd.h>
 
-/** Sleep while *word == expected, at most timeout_ms (< 0: no limit); spurious returns happen. */
-static inline void fs_kit_futex_wait(_Atomic uint32_t *word, uint32_t expected, int timeout_ms)
+/**
+ * Sleep while *word == expected, at most timeout_ms (< 0: no limit).
+ * 0 when woken (or spuriously), EAGAIN when the word had changed already
+ * (no sleep), ETIMEDOUT when the time ran out, EINTR.
+ */
+static inline int fs_kit_futex_wait(_Atomic uint32_t *word, uint32_t expected, int timeout_ms)
 {
     struct timespec ts = {.tv_sec = timeout_ms / 1000,
                           .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, timeout_ms < 0 ? NULL : &ts,
-            NULL, 0);
+    if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected,
+                timeout_ms < 0 ? NULL : &ts, NULL, 0) == 0)
+        return 0;
+    return errno;
 }
 
 /** Wake up to `n` sleepers of `word`. */

@@ -580,42 +580,68 @@ static mrec *take(mq_sub *s, bool *room)
     return r;
 }
 
+/* Take the queue's first record unless it looks empty (no lock then). */
+static mrec *try_take(mq_sub *s, bool *room)
+{
+    if (!atomic_load(&s->q_len))
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    mrec *r = take(s, room);
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+/*
+ * A worker stays registered as a sleeper for the whole wait (one count,
+ * however often it wakes). The first sleep takes the whole timeout without
+ * reading the clock; after a wake without a message (another worker took
+ * it) the rest is counted from then, so a fetch may wait up to twice
+ * its timeout while messages flow to other workers.
+ */
 int fs__mq_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
     (void)worker;
     mq_sub *s = sub;
-    uint64_t deadline = 0; /* computed when it has to wait */
-    for (;;) {
-        uint32_t seq = fs_kit_event_prepare(&s->ready);
-        bool stopping = atomic_load_explicit(&s->stopping, memory_order_acquire);
-        mrec *r = NULL;
-        bool room = false;
-        if (!stopping && atomic_load(&s->q_len)) { /* empty: no lock, sleep */
-            pthread_mutex_lock(&s->mu);
-            r = take(s, &room);
-            pthread_mutex_unlock(&s->mu);
+    bool room = false;
+    mrec *r = NULL;
+    int rc = FS_OK;
+    if (atomic_load_explicit(&s->stopping, memory_order_acquire))
+        return FS_ECLOSED;
+    if (!(r = try_take(s, &room))) {
+        atomic_fetch_add_explicit(&s->ready.waiters, 1, memory_order_seq_cst);
+        uint64_t deadline = 0;
+        int left = timeout_ms;
+        for (;;) {
+            uint32_t seq = atomic_load_explicit(&s->ready.seq, memory_order_seq_cst);
+            if (atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+                rc = FS_ECLOSED;
+                break;
+            }
+            if ((r = try_take(s, &room)))
+                break;
+            if (left == 0) {
+                rc = FS_ETIMEDOUT;
+                break;
+            }
+            int w = fs_kit_futex_wait(&s->ready.seq, seq, left);
+            if (w == ETIMEDOUT) {
+                left = 0;                                /* one last look */
+            } else if (w != EAGAIN && timeout_ms >= 0) { /* EAGAIN: it did not sleep */
+                if (!deadline)
+                    deadline = fs_kit_deadline_ns(timeout_ms);
+                left = fs_kit_ms_left(deadline);
+            }
         }
-        if (stopping || r) {
-            fs_kit_event_wait(&s->ready, seq, 0, 1);
-            if (stopping)
-                return FS_ECLOSED;
-            if (room)
-                fs_kit_event_signal(&s->lanes[0].ev, INT_MAX);
-            *out = &r->m;
-            return FS_OK;
-        }
-        int left = -1;
-        if (timeout_ms >= 0) {
-            if (!deadline)
-                deadline = fs_kit_deadline_ns(timeout_ms);
-            left = fs_kit_ms_left(deadline);
-        }
-        fs_kit_event_wait(&s->ready, seq, left, left == 0);
-        if (left == 0) {
-            for (unsigned i = 0; i < s->nlanes; i++) /* idle: look after the connections */
-                fs__mq_conn_revive(&s->lanes[i]);
-            return FS_ETIMEDOUT;
-        }
+        atomic_fetch_sub_explicit(&s->ready.waiters, 1, memory_order_relaxed);
     }
+    if (rc == FS_ETIMEDOUT)
+        for (unsigned i = 0; i < s->nlanes; i++) /* idle: look after the connections */
+            fs__mq_conn_revive(&s->lanes[i]);
+    if (rc)
+        return rc;
+    if (room)
+        fs_kit_event_signal(&s->lanes[0].ev, INT_MAX);
+    *out = &r->m;
+    return FS_OK;
 }
