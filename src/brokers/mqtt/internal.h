@@ -17,11 +17,11 @@
  * Other subscriptions (QoS 0, ACK_FIRST) only queue (bounded: the callback
  * waits for room, which pushes back on the server through TCP).
  *
- * The hand-off takes one uncontended mutex per step (queue, take, recycle)
- * and no condition variable: workers sleep on the subscription's event
- * count, a network thread on its connection's (kit/futex.h), and a waker
- * calls the kernel only when someone sleeps. settle flags the record
- * without a lock.
+ * The hand-off takes no lock: records are queued and recycled through
+ * lock-free rings of their indices (kit/ring.h), workers sleep on the
+ * subscription's event count, a network thread on its connection's
+ * (kit/futex.h), and a waker calls the kernel only when someone sleeps.
+ * settle flags the record.
  *
  * A message queued but not handed out when the subscription stops must not
  * be acknowledged: the callback then shuts the socket down before returning,
@@ -39,6 +39,7 @@
 #include "faststream/adapter.h"
 #include "faststream/mqtt.h"
 #include "kit/futex.h"
+#include "kit/ring.h"
 #include "wire.h"
 
 #include <mosquitto.h>
@@ -108,24 +109,26 @@ typedef struct mq_conn {
 typedef struct mrec {
     fs_message m;
     mq_sub *s;
-    mq_conn *lane; /* the connection it came on */
-    struct mrec *next;
+    mq_conn *lane;  /* the connection it came on */
+    uint32_t index; /* in s->recs */
     fs_mqtt_message_info info;
     char *arena; /* topic, body, property strings */
     size_t arena_cap;
     fs_header *hdrs;
     size_t hdr_cap;
-    int state;  /* MR_QUEUED, MR_OUT (under s->mu) */
+    /* MR_QUEUED -> MR_OUT (a worker took it) or MR_ABANDONED (its network thread gave up) */
+    _Atomic int state;
     bool gated; /* the network thread waits for its acknowledgement (settle or release) */
     /* MR_ACKED (settled: the PUBACK may leave), MR_DONE (released); the network thread waits on
      * them */
     _Atomic uint32_t flags;
-    /* The core's reference, and the network thread's while it waits: the last one recycles it. */
+    /* The queue's (then the core's) reference, and the waiting network thread's: the last one frees
+     * it. */
     _Atomic int refs;
 } mrec;
 
 enum { MR_ACKED = 1u, MR_DONE = 2u };
-enum { MR_QUEUED = 0, MR_OUT = 1 };
+enum { MR_QUEUED = 0, MR_OUT = 1, MR_ABANDONED = 2 };
 
 struct mq_sub {
     mq_broker *b;
@@ -143,15 +146,19 @@ struct mq_sub {
     bool reply_inbox;
     bool gate; /* at least once: the callback waits for each release */
     unsigned index;
-    pthread_mutex_t mu; /* queue, free list */
-    fs_kit_event ready; /* workers sleep here: a message came, or stopping */
-    mrec *q_head, *q_tail;
-    _Atomic size_t q_len; /* changed under mu; fetch peeks at it without the lock */
-    size_t q_max;
-    mrec *free_list;
-    /* Records the core released (pushed without a lock; the network thread takes them all at once)
+    /*
+     * Records by index, made on first use (at most rec_cap: what can be
+     * queued, handed out and waited on at once); the queue and the free list
+     * are lock-free rings of their indices (kit/ring.h).
      */
-    _Atomic(mrec *) returned;
+    mrec **recs;
+    uint32_t rec_cap;
+    _Atomic uint32_t rec_made;
+    fs_kit_ring_cell *cells;
+    fs_kit_ring queue, free;
+    fs_kit_event ready;   /* workers sleep here: a message came, or stopping */
+    _Atomic size_t q_len; /* queued (approximately, for the bound) */
+    size_t q_max;
     _Atomic bool stopping;
     bool started;
     mq_sub *next;
