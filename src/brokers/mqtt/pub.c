@@ -85,7 +85,8 @@ static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
                                 "mqtt: MQTT 3.1.1 does not support message headers; use MQTT 5");
     }
     mq_conn *c = &b->pub;
-    fs__mq_conn_revive(c);
+    if (atomic_load_explicit(&c->thread_gone, memory_order_relaxed))
+        fs__mq_conn_revive(c);
     struct mosquitto *m = fs__mq_conn_enter(c);
     if (!m || atomic_load_explicit(&c->state, memory_order_relaxed) != MQ_UP) {
         if (m)
@@ -95,7 +96,6 @@ static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
         return fs_adapter_error(m ? FS_EIO : FS_ECLOSED, "mqtt: publish to %s: %s", topic,
                                 m ? "the connection is down" : "not connected");
     }
-    mq_wait w = {0, false, 0, NULL};
     int mrc;
     if (po->qos == 0) { /* no confirmation to wait for: no lock */
         mrc = mosquitto_publish_v5(m, NULL, topic, (int)e->body_len, e->body, 0, po->retain, props);
@@ -105,6 +105,7 @@ static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
         return mrc ? publish_error(mrc, topic) : FS_OK;
     }
     /* c->mu is held across the call so that on_publish finds the waiter. */
+    mq_wait w = {0, false, 0, NULL};
     pthread_mutex_lock(&c->mu);
     atomic_fetch_add_explicit(&c->nwaiters, 1, memory_order_acq_rel);
     mrc = mosquitto_publish_v5(m, &w.mid, topic, (int)e->body_len, e->body, po->qos, po->retain,
