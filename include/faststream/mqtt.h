@@ -173,7 +173,13 @@ FS_API fs_mqtt_version fs_mqtt_broker_version(const fs_broker *broker);
 
 /** Per-subscriber options, passed as fs_subscriber_options.broker_options. */
 typedef struct fs_mqtt_subscriber_options {
-    /** 0 (FastStream's default), 1 or 2. */
+    /**
+     * 0 (FastStream's default), 1 or 2. At least once (the PUBACK after the
+     * handler) is QoS 1. QoS 2 is acknowledged on receipt by libmosquitto
+     * (PUBREC before the handler, the message held in memory only): a
+     * consumer that dies mid-handler loses it, so fs_subscribe logs a warning
+     * unless the policy is FS_ACK_POLICY_ACK_FIRST (docs/brokers/mqtt.md).
+     */
     int qos;
     /**
      * A shared subscription group: subscribes to "$share/GROUP/SOURCE" (the

@@ -198,16 +198,24 @@ static inline mt_raw *mt_raw_new(const char *filter, bool v311)
     return r;
 }
 
+/* Publish from the raw client at QoS 1 or 2, waiting for the PUBACK / PUBCOMP. `props` may be NULL.
+ */
+static inline void mt_raw_publish_qos(mt_raw *r, const char *topic, const char *body,
+                                      const mosquitto_property *props, bool retain, int qos)
+{
+    int before = atomic_load(&r->pubacks);
+    assert_int_equal(
+        mosquitto_publish_v5(r->m, NULL, topic, (int)strlen(body), body, qos, retain, props),
+        MOSQ_ERR_SUCCESS);
+    mt_wait_int(&r->pubacks, before + 1, 5000);
+    assert_int_equal(atomic_load(&r->pubacks), before + 1);
+}
+
 /* Publish from the raw client (QoS 1, waits for the PUBACK). `props` may be NULL. */
 static inline void mt_raw_publish(mt_raw *r, const char *topic, const char *body,
                                   const mosquitto_property *props, bool retain)
 {
-    int before = atomic_load(&r->pubacks);
-    assert_int_equal(
-        mosquitto_publish_v5(r->m, NULL, topic, (int)strlen(body), body, 1, retain, props),
-        MOSQ_ERR_SUCCESS);
-    mt_wait_int(&r->pubacks, before + 1, 5000);
-    assert_int_equal(atomic_load(&r->pubacks), before + 1);
+    mt_raw_publish_qos(r, topic, body, props, retain, 1);
 }
 
 /* Wait until the raw client got `n` messages (up to ms); returns how many it has. */

@@ -156,7 +156,7 @@ static inline void mem_group_wake(mem_group *g, int n)
 {
     atomic_fetch_add_explicit(&g->seq, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&g->waiters, memory_order_seq_cst) > 0)
-        mem_futex_wake(&g->seq, n);
+        fs_kit_futex_wake(&g->seq, n);
 }
 
 static inline void mem_group_push_ready(mem_group *g, uint32_t idx)

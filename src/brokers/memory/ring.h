@@ -1,134 +1,38 @@
 /*
- * A bounded multi-producer multi-consumer ring of 32-bit values (Dmitry
- * Vyukov's algorithm): one CAS per push or pop, no lock, no allocation.
- * Plus an event count on a futex so that consumers can sleep when it is
- * empty and producers wake them only when someone sleeps.
+ * The memory broker's rings: kit/ring.h (a bounded MPMC ring of 32-bit
+ * values, Vyukov's algorithm) under the names this adapter uses, plus an
+ * event count on a futex (kit/futex.h) so that consumers can sleep when it
+ * is empty and producers wake them only when someone sleeps.
  */
 #ifndef FS_MEMORY_RING_H
 #define FS_MEMORY_RING_H
 
+#include "kit/futex.h"
+#include "kit/ring.h"
+
 #include <limits.h>
-#include <sched.h>
-#include <linux/futex.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
-typedef struct mem_cell {
-    _Atomic size_t seq;
-    uint32_t val;
-} mem_cell;
+typedef fs_kit_ring_cell mem_cell;
+typedef fs_kit_ring mem_ring;
 
-typedef struct mem_ring {
-    _Alignas(64) _Atomic size_t head; /* next position to push */
-    _Alignas(64) _Atomic size_t tail; /* next position to pop */
-    _Alignas(64) mem_cell *cells;
-    size_t mask;
-} mem_ring;
-
-/* `cells` has cap (a power of two) entries. */
 static inline void mem_ring_init(mem_ring *r, mem_cell *cells, size_t cap)
 {
-    r->cells = cells;
-    r->mask = cap - 1;
-    for (size_t i = 0; i < cap; i++)
-        atomic_init(&cells[i].seq, i);
-    atomic_init(&r->head, 0);
-    atomic_init(&r->tail, 0);
+    fs_kit_ring_init(r, cells, cap);
 }
 
-/*
- * Vyukov's ring reports "full" while a consumer that claimed a cell has not
- * yet released it, and "empty" while a producer that claimed a cell has not
- * yet filled it, even when other cells are ready. Our rings never hold more
- * values than they have cells (every value is one of `cap` slot indices),
- * so a push never meets a truly full ring: it waits for the cell instead of
- * failing (failing would lose the value). A strict pop reports empty only
- * when no producer has claimed the position (used where a false "empty"
- * would be a false "queue full"); a plain pop may report empty early, which
- * costs a consumer nothing (the producer wakes it once its push is done)
- * and keeps it off the producers' cache line while it spins.
- */
 static inline void mem_ring_push(mem_ring *r, uint32_t v)
 {
-    size_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
-    mem_cell *c;
-    unsigned spins = 0;
-    for (;;) {
-        c = &r->cells[pos & r->mask];
-        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-        intptr_t diff = (intptr_t)seq - (intptr_t)pos;
-        if (diff == 0) {
-            if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + 1, memory_order_relaxed,
-                                                      memory_order_relaxed))
-                break;
-        } else if (diff < 0) {
-            /* the pop of this cell's previous value is completing */
-            if (++spins > 64)
-                sched_yield();
-            pos = atomic_load_explicit(&r->head, memory_order_relaxed);
-        } else {
-            pos = atomic_load_explicit(&r->head, memory_order_relaxed);
-        }
-    }
-    c->val = v;
-    atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+    fs_kit_ring_push(r, v);
 }
 
 static inline bool mem_ring_pop(mem_ring *r, uint32_t *v, bool strict)
 {
-    size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    mem_cell *c;
-    unsigned spins = 0;
-    for (;;) {
-        c = &r->cells[pos & r->mask];
-        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-        intptr_t diff = (intptr_t)seq - (intptr_t)(pos + 1);
-        if (diff == 0) {
-            if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1, memory_order_relaxed,
-                                                      memory_order_relaxed))
-                break;
-        } else if (diff < 0) {
-            if (!strict || atomic_load_explicit(&r->head, memory_order_acquire) == pos)
-                return false; /* empty (strict: nobody claimed this position) */
-            /* a push claimed it and is filling it */
-            if (++spins > 64)
-                sched_yield();
-            pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        } else {
-            pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        }
-    }
-    *v = c->val;
-    atomic_store_explicit(&c->seq, pos + r->mask + 1, memory_order_release);
-    return true;
+    return fs_kit_ring_pop(r, v, strict);
 }
 
-/* Approximate number of values in the ring. */
 static inline size_t mem_ring_size(mem_ring *r)
 {
-    size_t h = atomic_load_explicit(&r->head, memory_order_acquire);
-    size_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
-    return h >= t ? h - t : 0;
-}
-
-/* ------------------------------------------------------------------------ */
-
-static inline void mem_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int timeout_ms)
-{
-    struct timespec ts = {.tv_sec = timeout_ms / 1000,
-                          .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, timeout_ms < 0 ? NULL : &ts,
-            NULL, 0);
-}
-
-static inline void mem_futex_wake(_Atomic uint32_t *addr, int n)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    return fs_kit_ring_size(r);
 }
 
 static inline void mem_cpu_relax(void)

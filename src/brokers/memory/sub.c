@@ -53,7 +53,7 @@ static int pop_wait(mem_sub *s, int timeout_ms, uint32_t *idx)
             if (until_due < left)
                 left = until_due > 0 ? until_due : 1;
         }
-        mem_futex_wait(&g->seq, seq, left);
+        fs_kit_futex_wait(&g->seq, seq, left);
         atomic_fetch_sub_explicit(&g->waiters, 1, memory_order_relaxed);
         if (mem_ring_pop(&g->ready, idx, false))
             return FS_OK;

@@ -17,6 +17,12 @@
  * Other subscriptions (QoS 0, ACK_FIRST) only queue (bounded: the callback
  * waits for room, which pushes back on the server through TCP).
  *
+ * The hand-off takes no lock: records are queued and recycled through
+ * lock-free rings of their indices (kit/ring.h), workers sleep on the
+ * subscription's event count, a network thread on its connection's
+ * (kit/futex.h), and a waker calls the kernel only when someone sleeps.
+ * settle flags the record.
+ *
  * A message queued but not handed out when the subscription stops must not
  * be acknowledged: the callback then shuts the socket down before returning,
  * so the queued PUBACK never leaves, and the server delivers the message
@@ -32,6 +38,8 @@
 
 #include "faststream/adapter.h"
 #include "faststream/mqtt.h"
+#include "kit/futex.h"
+#include "kit/ring.h"
 #include "wire.h"
 
 #include <mosquitto.h>
@@ -93,26 +101,34 @@ typedef struct mq_conn {
     int sub_mid;
     int sub_granted;     /* -1: waiting; else granted QoS or a reason >= 0x80 */
     unsigned subscribed; /* SUBACKs seen */
+    /* its network thread sleeps here: for an acknowledgement, for room, while stopping */
+    fs_kit_event ev;
 } mq_conn;
 
 /* One delivery: the core's message and everything it points to. */
 typedef struct mrec {
     fs_message m;
     mq_sub *s;
-    struct mrec *next;
+    mq_conn *lane;  /* the connection it came on */
+    uint32_t index; /* in s->recs */
     fs_mqtt_message_info info;
     char *arena; /* topic, body, property strings */
     size_t arena_cap;
     fs_header *hdrs;
     size_t hdr_cap;
-    int state;  /* MR_QUEUED, MR_OUT, MR_DONE (under s->mu) */
+    /* MR_QUEUED -> MR_OUT (a worker took it) or MR_ABANDONED (its network thread gave up) */
+    _Atomic int state;
     bool gated; /* the network thread waits for its acknowledgement (settle or release) */
-    bool acked; /* settled (ack/reject): the network thread may return, sending the PUBACK */
-    /* The network thread waits on this record: it, not release, recycles it. */
-    bool cb_waiting;
+    /* MR_ACKED (settled: the PUBACK may leave), MR_DONE (released); the network thread waits on
+     * them */
+    _Atomic uint32_t flags;
+    /* The queue's (then the core's) reference, and the waiting network thread's: the last one frees
+     * it. */
+    _Atomic int refs;
 } mrec;
 
-enum { MR_QUEUED = 0, MR_OUT = 1, MR_DONE = 2 };
+enum { MR_ACKED = 1u, MR_DONE = 2u };
+enum { MR_QUEUED = 0, MR_OUT = 1, MR_ABANDONED = 2 };
 
 struct mq_sub {
     mq_broker *b;
@@ -130,14 +146,20 @@ struct mq_sub {
     bool reply_inbox;
     bool gate; /* at least once: the callback waits for each release */
     unsigned index;
-    pthread_mutex_t mu;     /* queue, free list, flags */
-    pthread_cond_t cv;      /* workers: a message came, or stopping */
-    pthread_cond_t done_cv; /* the network thread: a release, room, or stopping */
-    mrec *q_head, *q_tail;
-    size_t q_len, q_max;
-    mrec *free_list;
-    size_t out; /* handed out, not yet released */
-    bool stopping;
+    /*
+     * Records by index, made on first use (at most rec_cap: what can be
+     * queued, handed out and waited on at once); the queue and the free list
+     * are lock-free rings of their indices (kit/ring.h).
+     */
+    mrec **recs;
+    uint32_t rec_cap;
+    _Atomic uint32_t rec_made;
+    fs_kit_ring_cell *cells;
+    fs_kit_ring queue, free;
+    fs_kit_event ready;   /* workers sleep here: a message came, or stopping */
+    _Atomic size_t q_len; /* queued (approximately, for the bound) */
+    size_t q_max;
+    _Atomic bool stopping;
     bool started;
     mq_sub *next;
 };

@@ -57,6 +57,13 @@ static int check_options(const fs_mqtt_publish_options *po, const char *destinat
     return FS_OK;
 }
 
+/* Whether an MQTT 5 publish carries properties (most carry none: nothing to build or free). */
+static bool has_props(const fs_envelope *e, const fs_mqtt_publish_options *po)
+{
+    return e->header_count || po->expiry_s || (e->content_type && *e->content_type) ||
+           (e->reply_to && *e->reply_to) || (e->correlation_id && *e->correlation_id);
+}
+
 static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
 {
     static const fs_mqtt_publish_options defaults = FS_MQTT_PUBLISH_OPTIONS_INIT;
@@ -71,36 +78,40 @@ static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
                                 e->body_len, (unsigned)MQTT_MAX_PAYLOAD);
     mosquitto_property *props = NULL;
     if (b->version == FS_MQTT_V5) {
-        if ((rc = fs__mq_props_build(e, po->expiry_s, &props)))
+        if (has_props(e, po) && (rc = fs__mq_props_build(e, po->expiry_s, &props)))
             return rc;
     } else if (e->header_count) {
         return fs_adapter_error(FS_EUNSUPPORTED,
                                 "mqtt: MQTT 3.1.1 does not support message headers; use MQTT 5");
     }
     mq_conn *c = &b->pub;
-    fs__mq_conn_revive(c);
+    if (atomic_load_explicit(&c->thread_gone, memory_order_relaxed))
+        fs__mq_conn_revive(c);
     struct mosquitto *m = fs__mq_conn_enter(c);
     if (!m || atomic_load_explicit(&c->state, memory_order_relaxed) != MQ_UP) {
         if (m)
             fs__mq_conn_leave(c);
-        mosquitto_property_free_all(&props);
+        if (props)
+            mosquitto_property_free_all(&props);
         return fs_adapter_error(m ? FS_EIO : FS_ECLOSED, "mqtt: publish to %s: %s", topic,
                                 m ? "the connection is down" : "not connected");
     }
-    mq_wait w = {0, false, 0, NULL};
     int mrc;
     if (po->qos == 0) { /* no confirmation to wait for: no lock */
         mrc = mosquitto_publish_v5(m, NULL, topic, (int)e->body_len, e->body, 0, po->retain, props);
         fs__mq_conn_leave(c);
-        mosquitto_property_free_all(&props);
+        if (props)
+            mosquitto_property_free_all(&props);
         return mrc ? publish_error(mrc, topic) : FS_OK;
     }
     /* c->mu is held across the call so that on_publish finds the waiter. */
+    mq_wait w = {0, false, 0, NULL};
     pthread_mutex_lock(&c->mu);
     atomic_fetch_add_explicit(&c->nwaiters, 1, memory_order_acq_rel);
     mrc = mosquitto_publish_v5(m, &w.mid, topic, (int)e->body_len, e->body, po->qos, po->retain,
                                props);
-    mosquitto_property_free_all(&props);
+    if (props)
+        mosquitto_property_free_all(&props);
     if (mrc) {
         atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
         pthread_mutex_unlock(&c->mu);

@@ -5,7 +5,10 @@
  */
 #include "internal.h"
 
+#include "kit/clock.h"
+
 #include <errno.h>
+#include <limits.h>
 #include <mqtt_protocol.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,60 +19,82 @@
 /* ------------------------------------------------------------------------ */
 /* Records                                                                  */
 
-static void rec_free_all(mrec *r)
+/* Free the records made (after the subscription's threads are gone). */
+static void rec_free_all(mq_sub *s)
 {
-    while (r) {
-        mrec *next = r->next;
-        free(r->arena);
-        free(r->hdrs);
-        free(r);
-        r = next;
+    uint32_t made = atomic_load(&s->rec_made);
+    for (uint32_t i = 0; i < made && s->recs; i++) {
+        if (s->recs[i]) {
+            free(s->recs[i]->arena);
+            free(s->recs[i]->hdrs);
+            free(s->recs[i]);
+        }
     }
+    free(s->recs);
+    free(s->cells);
 }
 
-/* Give a record back to the free list. Holds s->mu. */
-static void rec_put(mq_sub *s, mrec *r)
+/* Drop a reference: the last one gives the record back to the free ring. */
+static void rec_unref(mq_sub *s, mrec *r)
 {
-    r->next = s->free_list;
-    s->free_list = r;
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+        fs_kit_ring_push(&s->free, r->index); /* never full: one cell per record */
+}
+
+/*
+ * A record to fill (on a network thread): a free one, else a new one while
+ * fewer than rec_cap exist (warming up), else NULL (cannot happen while
+ * rec_cap bounds what is in flight; the caller waits).
+ */
+static mrec *rec_get(mq_sub *s)
+{
+    uint32_t idx;
+    if (fs_kit_ring_pop(&s->free, &idx, true))
+        return s->recs[idx];
+    uint32_t made = atomic_load_explicit(&s->rec_made, memory_order_relaxed);
+    do
+        if (made >= s->rec_cap)
+            return NULL;
+    while (!atomic_compare_exchange_weak_explicit(&s->rec_made, &made, made + 1,
+                                                  memory_order_acq_rel, memory_order_relaxed));
+    mrec *r = calloc(1, sizeof *r);
+    if (r) { /* out of memory: the index stays unused */
+        r->index = made;
+        s->recs[made] = r;
+    }
+    return r;
 }
 
 /*
  * The core is done with the message: let its acknowledgement go if settle
- * did not already, and recycle the record unless the network thread still
- * waits on it (it recycles it then).
+ * did not already (the network thread waiting on it returns), and drop the
+ * core's reference.
  */
 static void rec_release(fs_message *m)
 {
     mrec *r = m->adapter_data;
     mq_sub *s = r->s;
-    pthread_mutex_lock(&s->mu);
-    r->state = MR_DONE;
-    s->out--;
-    if (r->cb_waiting) /* the network thread waits on it, and recycles it */
-        pthread_cond_broadcast(&s->done_cv);
-    else
-        rec_put(s, r);
-    pthread_mutex_unlock(&s->mu);
+    if (r->gated) {
+        atomic_fetch_or_explicit(&r->flags, MR_DONE, memory_order_release);
+        fs_kit_event_signal(&r->lane->ev, INT_MAX);
+    }
+    rec_unref(s, r);
 }
 
 /*
  * ack (and reject, which is an ack in MQTT): the PUBACK may leave now,
  * also while the handler still runs (an explicit fs_message_ack). nack is
- * never called (settle_as NACKED = NONE).
+ * never called (settle_as NACKED = NONE). No lock: a flag and a wake-up.
  */
 int fs__mq_settle(void *impl, fs_message *m, const fs_settle_args *args)
 {
     (void)impl;
     (void)args;
     mrec *r = m->adapter_data;
-    mq_sub *s = r->s;
-    pthread_mutex_lock(&s->mu);
-    if (r->cb_waiting) {
-        r->acked = true;
-        pthread_cond_broadcast(&s->done_cv);
+    if (r->gated) {
+        atomic_fetch_or_explicit(&r->flags, MR_ACKED, memory_order_release);
+        fs_kit_event_signal(&r->lane->ev, INT_MAX);
     }
-    pthread_mutex_unlock(&s->mu);
     return FS_OK;
 }
 
@@ -83,10 +108,10 @@ static char *put_str(char **at, const char *src, size_t n)
     return dst;
 }
 
-static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, const mq_props *p)
+/* The arena bytes the properties need (see props_fill). */
+static size_t props_size(const mq_props *p)
 {
-    size_t tlen = strlen(msg->topic), blen = (size_t)msg->payloadlen;
-    size_t need = tlen + 1 + blen + 1;
+    size_t need = 0;
     if (p->content_type)
         need += strlen(p->content_type) + 1;
     if (p->response_topic)
@@ -95,31 +120,14 @@ static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, con
         need += 3 * (size_t)p->correlation_len + 1;
     for (size_t i = 0; i < p->count; i++)
         need += strlen(p->names[i]) + strlen(p->values[i]) + 2;
-    if (need > r->arena_cap) {
-        char *a = realloc(r->arena, need);
-        if (!a)
-            return FS_ENOMEM;
-        r->arena = a;
-        r->arena_cap = need;
-    }
-    if (p->count > r->hdr_cap) {
-        fs_header *h = realloc(r->hdrs, p->count * sizeof *h);
-        if (!h)
-            return FS_ENOMEM;
-        r->hdrs = h;
-        r->hdr_cap = p->count;
-    }
+    return need;
+}
+
+/* Copy the properties into the arena at `at` (room made by rec_fill) and the message. */
+static void props_fill(mrec *r, const mq_props *p, char *at)
+{
     fs_message *m = &r->m;
-    fs_message_init(m);
-    char *at = r->arena;
-    r->info.topic = put_str(&at, msg->topic, tlen);
-    r->info.filter = s->filter;
-    r->info.qos = msg->qos;
-    r->info.retain = msg->retain;
-    r->info.mid = msg->qos ? msg->mid : 0;
     r->info.expiry_s = p->expiry_s;
-    m->body = put_str(&at, msg->payload, blen);
-    m->body_len = blen;
     if (p->content_type)
         m->content_type = put_str(&at, p->content_type, strlen(p->content_type));
     if (p->response_topic)
@@ -136,16 +144,52 @@ static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, con
     }
     m->headers = p->count ? r->hdrs : NULL;
     m->header_count = p->count;
+}
+
+/* Fill a record with a copy of the delivery; `p` is NULL when it carried no properties. */
+static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, const mq_props *p)
+{
+    size_t tlen = strlen(msg->topic), blen = (size_t)msg->payloadlen;
+    size_t need = tlen + 1 + blen + 1;
+    if (p) {
+        if (p->count > r->hdr_cap) {
+            fs_header *h = realloc(r->hdrs, p->count * sizeof *h);
+            if (!h)
+                return FS_ENOMEM;
+            r->hdrs = h;
+            r->hdr_cap = p->count;
+        }
+        need += props_size(p);
+    }
+    if (need > r->arena_cap) {
+        char *a = realloc(r->arena, need);
+        if (!a)
+            return FS_ENOMEM;
+        r->arena = a;
+        r->arena_cap = need;
+    }
+    fs_message *m = &r->m;
+    fs_message_init(m);
+    char *at = r->arena;
+    r->info.topic = put_str(&at, msg->topic, tlen);
+    r->info.filter = s->filter;
+    r->info.qos = msg->qos;
+    r->info.retain = msg->retain;
+    r->info.mid = msg->qos ? msg->mid : 0;
+    r->info.expiry_s = 0;
+    m->body = put_str(&at, msg->payload, blen);
+    m->body_len = blen;
+    if (p)
+        props_fill(r, p, at);
     m->source = r->info.topic;
     m->raw = &r->info;
     m->release = rec_release;
     m->adapter_data = r;
     r->s = s;
-    r->next = NULL;
-    r->state = MR_QUEUED;
+    atomic_store_explicit(&r->state, MR_QUEUED, memory_order_relaxed);
     r->gated = s->gate && msg->qos > 0;
-    r->cb_waiting = r->gated;
-    r->acked = false;
+    atomic_store_explicit(&r->flags, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->refs, r->gated ? 2 : 1, memory_order_relaxed);
     return FS_OK;
 }
 
@@ -168,6 +212,60 @@ static void abandon(mq_sub *s, struct mosquitto *m, int qos, const char *why)
                    qos > 0 ? ": left unacknowledged, connection dropped" : "");
 }
 
+/*
+ * Wait (on the network thread) until the core settled or released `r`:
+ * true then; false when the subscription stopped before a worker took it
+ * (marked abandoned: whoever pops it from the queue recycles it; not to be
+ * acknowledged).
+ */
+static bool wait_settled(mq_sub *s, mq_conn *c, mrec *r)
+{
+    for (;;) {
+        uint32_t seq = fs_kit_event_prepare(&c->ev);
+        bool done = atomic_load_explicit(&r->flags, memory_order_acquire) != 0;
+        bool stopping = atomic_load_explicit(&s->stopping, memory_order_acquire);
+        int queued = MR_QUEUED;
+        if (!done && stopping &&
+            atomic_compare_exchange_strong_explicit(&r->state, &queued, MR_ABANDONED,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            fs_kit_event_wait(&c->ev, seq, 0, 1);
+            rec_unref(s, r); /* ours; the queue's goes with the pop */
+            return false;
+        }
+        /* Stopping with the message out: its handler finishes first (the core waits for it). */
+        fs_kit_event_wait(&c->ev, seq, stopping ? 50 : 1000, done);
+        if (done)
+            return true;
+    }
+}
+
+/*
+ * Wait (on the network thread) for room in the queue and a free record;
+ * NULL when the subscription stops meanwhile.
+ */
+static mrec *wait_record(mq_sub *s, mq_conn *c)
+{
+    mrec *fast; /* the common case: room and a record, without registering as a sleeper */
+    if (!atomic_load_explicit(&s->stopping, memory_order_acquire) &&
+        atomic_load_explicit(&s->q_len, memory_order_acquire) < s->q_max && (fast = rec_get(s)))
+        return fast;
+    for (;;) {
+        uint32_t seq = fs_kit_event_prepare(&c->ev);
+        if (atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+            fs_kit_event_wait(&c->ev, seq, 0, 1);
+            return NULL;
+        }
+        mrec *r = NULL;
+        bool room = atomic_load_explicit(&s->q_len, memory_order_acquire) < s->q_max;
+        if (room && (r = rec_get(s))) {
+            fs_kit_event_wait(&c->ev, seq, 0, 1);
+            return r;
+        }
+        /* the workers are behind: push back (fetch signals room; no record: poll) */
+        fs_kit_event_wait(&c->ev, seq, room ? 1 : 1000, 0);
+    }
+}
+
 void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
@@ -177,70 +275,36 @@ void fs__mq_on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         fs_adapter_log(FS_LOG_DEBUG, MQ_COMPONENT, "%s: mid %d on %s (%.*s)", c->client_id,
                        msg->mid, msg->topic, msg->payloadlen < 16 ? msg->payloadlen : 16,
                        (const char *)msg->payload);
-    mq_props p;
-    if (fs__mq_props_read(props, &p)) {
+    mq_props p; /* the common case has none: nothing to decode, copy or free */
+    if (props && fs__mq_props_read(props, &p)) {
         abandon(s, m, msg->qos, "out of memory");
         return;
     }
-    /* One critical section: a record from the free list, filled (a copy), queued. */
-    pthread_mutex_lock(&s->mu);
-    while (!s->stopping && s->q_len >= s->q_max) /* the workers are behind: push back */
-        pthread_cond_wait(&s->done_cv, &s->mu);
-    mrec *r = NULL;
-    int rc = FS_OK;
-    if (!s->stopping) {
-        r = s->free_list;
-        if (r)
-            s->free_list = r->next;
-        else
-            r = calloc(1, sizeof *r); /* warming up: the pool grows to what is in flight */
-        rc = r ? rec_fill(s, r, msg, &p) : FS_ENOMEM;
-    }
-    if (rc || s->stopping) {
-        if (r)
-            rec_put(s, r);
-        pthread_mutex_unlock(&s->mu);
-        fs__mq_props_free(&p);
-        if (rc)
+    mrec *r = wait_record(s, c);
+    int rc = r ? rec_fill(s, r, msg, props ? &p : NULL) : FS_OK;
+    if (props)
+        fs__mq_props_free(&p); /* copied */
+    if (!r || rc) {
+        if (r) {
+            atomic_store_explicit(&r->refs, 1, memory_order_relaxed);
+            rec_unref(s, r);
             fs_adapter_log(FS_LOG_ERROR, MQ_COMPONENT, "%s: out of memory for a message",
                            s->filter);
-        abandon(s, m, msg->qos, rc ? "out of memory" : "stopping");
+        }
+        abandon(s, m, msg->qos, r ? "out of memory" : "stopping");
         return;
     }
-    fs__mq_props_free(&p); /* copied */
-    if (s->q_tail)
-        s->q_tail->next = r;
+    r->lane = c;
+    atomic_fetch_add_explicit(&s->q_len, 1, memory_order_relaxed);
+    fs_kit_ring_push(&s->queue, r->index); /* never full: one cell per record */
+    fs_kit_event_signal(&s->ready, 1);
+    if (!r->gated)
+        return;
+    /* At least once: the PUBACK libmosquitto queued leaves when we return. */
+    if (wait_settled(s, c, r))
+        rec_unref(s, r); /* acked (the core may still hold it) or released */
     else
-        s->q_head = r;
-    s->q_tail = r;
-    s->q_len++;
-    pthread_cond_signal(&s->cv);
-    if (r->gated) {
-        /* At least once: the PUBACK libmosquitto queued leaves when we return. */
-        while (!r->acked && r->state != MR_DONE && !(s->stopping && r->state == MR_QUEUED))
-            pthread_cond_wait(&s->done_cv, &s->mu);
-        if (r->state == MR_QUEUED) { /* never handed out: take it back, do not ack */
-            mrec **pp = &s->q_head, *prev = NULL;
-            while (*pp != r) {
-                prev = *pp;
-                pp = &(*pp)->next;
-            }
-            *pp = r->next;
-            if (s->q_tail == r)
-                s->q_tail = prev;
-            s->q_len--;
-            r->cb_waiting = false;
-            rec_put(s, r);
-            pthread_mutex_unlock(&s->mu);
-            abandon(s, m, msg->qos, "stopping");
-            return;
-        }
-        /* Acked (the record stays the core's until its release) or released already. */
-        r->cb_waiting = false;
-        if (r->state == MR_DONE)
-            rec_put(s, r);
-    }
-    pthread_mutex_unlock(&s->mu);
+        abandon(s, m, msg->qos, "stopping");
 }
 
 /* (Re)subscribe on a new connection unless the server kept the session's subscription. */
@@ -292,6 +356,14 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         return fs_adapter_error(FS_EINVAL, "mqtt: %s is already a shared subscription",
                                 spec->source);
     bool gate = !spec->reply_inbox && o->qos > 0 && spec->ack_policy != FS_ACK_POLICY_ACK_FIRST;
+    if (gate && o->qos == 2) /* at most once for the handler: say so (docs/brokers/mqtt.md) */
+        fs_adapter_log(FS_LOG_WARN, MQ_COMPONENT,
+                       "%s: QoS 2 is acknowledged on receipt (libmosquitto sends PUBREC before "
+                       "the handler runs and keeps the message in memory only): a consumer that "
+                       "dies mid-handler loses it and the messages received behind it; subscribe "
+                       "at QoS 1 for at least once (PUBACK after the handler), or say ACK_FIRST "
+                       "to accept this",
+                       spec->source);
     unsigned conc = spec->concurrency ? spec->concurrency : 1;
     unsigned nlanes = gate && conc > 1 ? (conc < MQ_MAX_LANES ? conc : MQ_MAX_LANES) : 1;
     mq_sub *s = calloc(1, sizeof *s);
@@ -343,6 +415,24 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     s->reply_inbox = spec->reply_inbox;
     s->gate = gate;
     s->q_max = conc < 16 ? 32 : 2 * (size_t)conc;
+    /* In flight at most: queued, held by the workers (a batch each), waited on by the lanes. */
+    size_t batch = spec->batch_size ? spec->batch_size : 1, cap = s->q_max + conc * batch + nlanes;
+    size_t ring_cap = 1;
+    while (ring_cap < cap)
+        ring_cap *= 2;
+    s->rec_cap = cap > UINT32_MAX / 4 ? UINT32_MAX / 4 : (uint32_t)cap;
+    s->recs = calloc(s->rec_cap, sizeof *s->recs);
+    s->cells = calloc(2 * ring_cap, sizeof *s->cells);
+    if (!s->recs || !s->cells) {
+        free(s->recs);
+        free(s->cells);
+        free(s->filter);
+        free(s);
+        free(lanes);
+        return fs_adapter_error(FS_ENOMEM, "mqtt: out of memory");
+    }
+    fs_kit_ring_init(&s->queue, s->cells, ring_cap);
+    fs_kit_ring_init(&s->free, s->cells + ring_cap, ring_cap);
     /* FastStream's MQTT: nack does nothing (no state), reject is an ack. */
     spec->no_ack = s->qos == 0;
     spec->settle_as[FS_SETTLE_NACKED] = FS_SETTLE_NONE;
@@ -355,9 +445,6 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
      * this one's acknowledgement.)
      */
     spec->ordered_settle = false;
-    pthread_mutex_init(&s->mu, NULL);
-    fs__mq_cond_init(&s->cv);
-    pthread_cond_init(&s->done_cv, NULL);
     s->lanes = lanes;
     s->nlanes = nlanes;
     bool oom = false;
@@ -433,9 +520,7 @@ int fs__mq_sub_start(void *impl, void *sub)
         return FS_OK;
     if (atomic_load(&b->closed))
         return fs_adapter_error(FS_ECLOSED, "mqtt: broker closed");
-    pthread_mutex_lock(&s->mu);
-    s->stopping = false;
-    pthread_mutex_unlock(&s->mu);
+    atomic_store_explicit(&s->stopping, false, memory_order_seq_cst);
     for (unsigned i = 0; i < s->nlanes; i++) {
         int rc = lane_start(s, &s->lanes[i]);
         if (rc) {
@@ -450,11 +535,10 @@ int fs__mq_sub_start(void *impl, void *sub)
 
 void fs__mq_sub_stop(mq_sub *s)
 {
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    pthread_cond_broadcast(&s->cv);
-    pthread_cond_broadcast(&s->done_cv);
-    pthread_mutex_unlock(&s->mu);
+    atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
+    fs_kit_event_signal(&s->ready, INT_MAX);
+    for (unsigned i = 0; i < s->nlanes; i++)
+        fs_kit_event_signal(&s->lanes[i].ev, INT_MAX);
 }
 
 /* Every worker exited: close the connection, drop what was queued and not taken. */
@@ -463,15 +547,10 @@ void fs__mq_sub_stopped(mq_sub *s)
     fs__mq_sub_stop(s);
     for (unsigned i = 0; i < s->nlanes; i++)
         fs__mq_conn_close(&s->lanes[i]);
-    pthread_mutex_lock(&s->mu);
-    while (s->q_head) {
-        mrec *r = s->q_head;
-        s->q_head = r->next;
-        rec_put(s, r);
-    }
-    s->q_tail = NULL;
-    s->q_len = 0;
-    pthread_mutex_unlock(&s->mu);
+    uint32_t idx; /* what no worker took: QoS 0 / ACK_FIRST, or abandoned by its lane */
+    while (fs_kit_ring_pop(&s->queue, &idx, true))
+        rec_unref(s, s->recs[idx]);
+    atomic_store(&s->q_len, 0);
     s->started = false;
 }
 
@@ -491,50 +570,82 @@ void fs__mq_unsubscribe(void *impl, void *sub)
     for (unsigned i = 0; i < s->nlanes; i++)
         fs__mq_conn_destroy(&s->lanes[i]);
     free(s->lanes);
-    rec_free_all(s->free_list);
-    pthread_cond_destroy(&s->cv);
-    pthread_cond_destroy(&s->done_cv);
-    pthread_mutex_destroy(&s->mu);
+    rec_free_all(s);
     free(s->filter);
     free(s);
 }
 
+/* Take the queue's first record a worker may have (records abandoned by their lane are recycled).
+ */
+static mrec *try_take(mq_sub *s, bool *room)
+{
+    uint32_t idx;
+    while (fs_kit_ring_pop(&s->queue, &idx, false)) {
+        mrec *r = s->recs[idx];
+        if (atomic_fetch_sub_explicit(&s->q_len, 1, memory_order_acq_rel) == s->q_max)
+            *room = true; /* a network thread may wait for room */
+        int queued = MR_QUEUED;
+        if (atomic_compare_exchange_strong_explicit(&r->state, &queued, MR_OUT,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            return r;
+        rec_unref(s, r); /* the queue's reference of an abandoned record */
+    }
+    return NULL;
+}
+
+/*
+ * A worker stays registered as a sleeper for the whole wait (one count,
+ * however often it wakes). The first sleep takes the whole timeout without
+ * reading the clock; after a wake without a message (another worker took
+ * it) the rest is counted from then, so a fetch may wait up to twice
+ * its timeout while messages flow to other workers.
+ */
 int fs__mq_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
     (void)worker;
     mq_sub *s = sub;
-    struct timespec dl;
-    if (timeout_ms >= 0) {
-        fs__mq_deadline(&dl, timeout_ms);
-    }
-    pthread_mutex_lock(&s->mu);
-    while (!s->q_head && !s->stopping) {
-        if (timeout_ms < 0)
-            pthread_cond_wait(&s->cv, &s->mu);
-        else if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT)
-            break;
-    }
-    if (s->stopping) {
-        pthread_mutex_unlock(&s->mu);
+    bool room = false;
+    mrec *r = NULL;
+    int rc = FS_OK;
+    if (atomic_load_explicit(&s->stopping, memory_order_acquire))
         return FS_ECLOSED;
+    if (!(r = try_take(s, &room))) {
+        atomic_fetch_add_explicit(&s->ready.waiters, 1, memory_order_seq_cst);
+        uint64_t deadline = 0;
+        int left = timeout_ms;
+        bool slept = false;
+        for (;;) {
+            uint32_t seq = atomic_load_explicit(&s->ready.seq, memory_order_seq_cst);
+            if (atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+                rc = FS_ECLOSED;
+                break;
+            }
+            if ((r = try_take(s, &room)))
+                break;
+            if (slept && left > 0) { /* woken for nothing: count the rest from now on */
+                if (!deadline)
+                    deadline = fs_kit_deadline_ns(timeout_ms);
+                left = fs_kit_ms_left(deadline);
+            }
+            if (left == 0) {
+                rc = FS_ETIMEDOUT;
+                break;
+            }
+            int w = fs_kit_futex_wait(&s->ready.seq, seq, left);
+            if (w == ETIMEDOUT)
+                left = 0;        /* one last look */
+            slept = w != EAGAIN; /* EAGAIN: it did not sleep */
+        }
+        atomic_fetch_sub_explicit(&s->ready.waiters, 1, memory_order_relaxed);
     }
-    mrec *r = s->q_head;
-    if (!r) {
-        pthread_mutex_unlock(&s->mu);
+    if (rc == FS_ETIMEDOUT)
         for (unsigned i = 0; i < s->nlanes; i++) /* idle: look after the connections */
             fs__mq_conn_revive(&s->lanes[i]);
-        return FS_ETIMEDOUT;
-    }
-    s->q_head = r->next;
-    if (!s->q_head)
-        s->q_tail = NULL;
-    s->q_len--;
-    r->state = MR_OUT;
-    s->out++;
-    if (!r->gated && s->q_len + 1 == s->q_max) /* room again for the network thread */
-        pthread_cond_broadcast(&s->done_cv);
-    pthread_mutex_unlock(&s->mu);
+    if (rc)
+        return rc;
+    if (room)
+        fs_kit_event_signal(&s->lanes[0].ev, INT_MAX);
     *out = &r->m;
     return FS_OK;
 }
