@@ -238,6 +238,16 @@ typedef struct fs_subscribe_spec {
     fs_settle_state settle_as[4];
     /** Settle in fetch order (see FS_CAP_ORDERED_SETTLE); starts true with the cap. */
     bool ordered_settle;
+    /**
+     * Every message of this subscription arrives on the name `source`
+     * itself (one queue, list, stream or topic: no wildcard, no pattern, no
+     * prefix to strip), so each message's `source` is that string. The core
+     * then labels the messages with its own copy of `source` and lets hooks
+     * recognise the label by its id (fs_consume_ctx.handler_id) instead of
+     * comparing strings. Starts false: leave it so when messages may carry
+     * other names.
+     */
+    bool fixed_source;
 } fs_subscribe_spec;
 
 /* ------------------------------------------------------------------------ */

@@ -79,6 +79,15 @@ typedef struct fs_consume_ctx {
     /* private to the core */
     void *core_[3];
     size_t index_;
+
+    /**
+     * Non-zero when `handler` is a label the core keeps for the whole
+     * subscription (fs_subscribe_spec.fixed_source): an id no other label
+     * ever has, so a hook may recognise the handler label by this number
+     * instead of comparing the string. 0: compare the string.
+     * (After the private fields: appended later, the layout before it kept.)
+     */
+    uint64_t handler_id;
 } fs_consume_ctx;
 
 /**
@@ -163,6 +172,12 @@ typedef struct fs_publish_ctx {
      * (After the private fields: appended later, the layout before it kept.)
      */
     const char *destination_name;
+    /**
+     * Non-zero when `destination` is a label the core keeps (a publisher's):
+     * an id no other label ever has, so a hook may recognise the destination
+     * by this number instead of comparing the string. 0: compare the string.
+     */
+    uint64_t destination_id;
 } fs_publish_ctx;
 
 /**

@@ -417,6 +417,10 @@ int fs_subscribe(fs_broker *b, const char *source, fs_handler_fn handler, void *
     }
     sub->no_ack = spec.no_ack;
     sub->presettled = spec.presettled;
+    if (spec.fixed_source) {
+        static atomic_uint_fast64_t next_handler_id = 1; /* ids are never given twice */
+        sub->handler_id = atomic_fetch_add_explicit(&next_handler_id, 1, memory_order_relaxed);
+    }
     memcpy(sub->settle_as, spec.settle_as, sizeof sub->settle_as);
     sub->ordered = spec.ordered_settle;
     if (sub->policy == FS_ACK_POLICY_NACK_ON_ERROR && !sub->no_ack && !(b->ops->caps & FS_CAP_NACK))

@@ -113,6 +113,7 @@ struct fs_subscriber {
     fs_settle_state settle_as[4];
     fs_redelivery redelivery;
     void *adapter_sub;
+    uint64_t handler_id; /* spec.fixed_source: fs_consume_ctx.handler_id of every message, else 0 */
 
     /*
      * Ordered settlement (spec.ordered_settle): settle and release in fetch
@@ -138,7 +139,8 @@ struct fs_publisher {
     char *destination;
     /* The destination label (ops->destination_label for its broker_options), or `destination`. */
     const char *label;
-    char *label_copy; /* what `label` points to when the adapter made one */
+    char *label_copy;  /* what `label` points to when the adapter made one */
+    uint64_t label_id; /* fs_publish_ctx.destination_id of publishes with `label` */
     void *dest;
     const void *broker_options;
     char *reply_to;
@@ -243,6 +245,9 @@ void fs__subscriber_free_frames(struct fs_subscriber *sub);
  */
 int fs__publish_run(fs_broker *b, void *dest, const char *destination, const char *label,
                     const fs_envelope *msgs, size_t count, bool is_reply);
+/* fs__publish_run with a kept label and its id (fs_publish_ctx.destination_id; 0: none). */
+int fs__publish_run_id(fs_broker *b, void *dest, const char *destination, const char *label,
+                       uint64_t label_id, const fs_envelope *msgs, size_t count, bool is_reply);
 void fs__request_shutdown(fs_broker *b);
 /* Release a publisher's prepared destination and free it (already unlinked). */
 void fs__publisher_destroy(struct fs_publisher *p);

@@ -270,6 +270,21 @@ static void dispatch(fs__frame *f, fs_message *unit)
     ctx.subscriber = sub;
     ctx.message = unit;
     ctx.handler = unit->source ? unit->source : sub->source;
+    ctx.handler_id = 0;
+    if (sub->handler_id) {
+#ifndef NDEBUG
+        /* The adapter promised fixed_source: hold it to it in debug builds. */
+        if (unit->source && strcmp(unit->source, sub->source) != 0)
+            fs__log(FS_LOG_ERROR, "core",
+                    "adapter %s: subscription %s declared fixed_source but a message came on %s",
+                    b->ops->name, sub->source, unit->source);
+        else
+#endif
+        {
+            ctx.handler = sub->source;
+            ctx.handler_id = sub->handler_id;
+        }
+    }
     ctx.count = count;
     ctx.size = fs_message_size(unit);
     ctx.state = NULL;

@@ -126,7 +126,8 @@ int fs_publish_next(fs_publish_ctx *ctx)
 #define FS__INHERIT_MAX 16
 
 static int publish_run(fs_broker *b, void *dest, const char *destination, const char *label,
-                       const fs_envelope *msgs, size_t count, bool is_reply, native_request *native)
+                       uint64_t label_id, const fs_envelope *msgs, size_t count, bool is_reply,
+                       native_request *native)
 {
     char label_buf[FS_DESTINATION_LABEL_MAX];
     if (!label) {
@@ -160,6 +161,7 @@ static int publish_run(fs_broker *b, void *dest, const char *destination, const 
     ctx.broker_name = b->ops->name;
     ctx.destination = label;
     ctx.destination_name = destination;
+    ctx.destination_id = label_id;
     ctx.messages = msgs;
     ctx.count = count;
     ctx.is_reply = is_reply;
@@ -181,7 +183,14 @@ static int publish_run(fs_broker *b, void *dest, const char *destination, const 
 int fs__publish_run(fs_broker *b, void *dest, const char *destination, const char *label,
                     const fs_envelope *msgs, size_t count, bool is_reply)
 {
-    return publish_run(b, dest, destination, label, msgs, count, is_reply, NULL);
+    return publish_run(b, dest, destination, label, 0, msgs, count, is_reply, NULL);
+}
+
+int fs__publish_run_id(fs_broker *b, void *dest, const char *destination, const char *label,
+                       uint64_t label_id, const fs_envelope *msgs, size_t count, bool is_reply)
+{
+    return publish_run(b, dest, destination, label, label ? label_id : 0, msgs, count, is_reply,
+                       NULL);
 }
 
 void fs_adapter_publish_result(fs_broker *b, const char *destination, size_t count, int status,
@@ -377,7 +386,7 @@ static int do_request(fs_broker *b, void *dest, const char *destination, const c
          * publish_scope: the request counts as one publish, the reply nowhere.
          */
         native_request nr = {timeout_ms, reply};
-        return publish_run(b, dest, destination, label, msg, 1, false, &nr);
+        return publish_run(b, dest, destination, label, 0, msg, 1, false, &nr);
     }
     int rc = fs__broker_ensure_connected(b);
     if (rc < 0)
@@ -455,6 +464,9 @@ int fs_request(fs_broker *b, const char *destination, const fs_envelope *msg, in
  * The publisher's destination label, once (ops->destination_label for its
  * broker_options), kept for every publish with those options.
  */
+/* Labels kept by publishers are numbered, never twice (fs_publish_ctx.destination_id). */
+static atomic_uint_fast64_t next_label_id = 1;
+
 static int publisher_label(struct fs_publisher *p)
 {
     char buf[FS_DESTINATION_LABEL_MAX];
@@ -463,6 +475,7 @@ static int publisher_label(struct fs_publisher *p)
     if (rc < 0)
         return rc;
     p->label = p->destination;
+    p->label_id = atomic_fetch_add_explicit(&next_label_id, 1, memory_order_relaxed);
     if (label != p->destination && strcmp(label, p->destination) != 0) {
         if (!(p->label_copy = fs_kit_strdup(label)))
             return fs__error(FS_ENOMEM, "out of memory creating a publisher");
@@ -542,8 +555,8 @@ int fs_publisher_publish(fs_publisher *pub, const fs_envelope *msg)
         return rc;
     fs_envelope env;
     with_defaults(pub, msg, &env);
-    return fs__publish_run(pub->broker, pub->dest, pub->destination,
-                           label_for(pub, env.broker_options), &env, 1, false);
+    return fs__publish_run_id(pub->broker, pub->dest, pub->destination,
+                              label_for(pub, env.broker_options), pub->label_id, &env, 1, false);
 }
 
 int fs_publisher_publish_bytes(fs_publisher *pub, const void *body, size_t len)
@@ -563,7 +576,8 @@ int fs_publisher_publish_batch(fs_publisher *pub, const fs_envelope *msgs, size_
         return rc;
     const char *label = label_for(pub, msgs[0].broker_options);
     if (!pub->broker_options && !pub->reply_to)
-        return fs__publish_run(pub->broker, pub->dest, pub->destination, label, msgs, count, false);
+        return fs__publish_run_id(pub->broker, pub->dest, pub->destination, label, pub->label_id,
+                                  msgs, count, false);
     /* The envelopes with the defaults applied: on the stack for usual batch sizes. */
     fs_envelope local[32];
     fs_envelope *copy = count <= sizeof local / sizeof local[0]
@@ -573,7 +587,8 @@ int fs_publisher_publish_batch(fs_publisher *pub, const fs_envelope *msgs, size_
         return fs__error(FS_ENOMEM, "out of memory for a batch of %zu", count);
     for (size_t i = 0; i < count; i++)
         with_defaults(pub, &msgs[i], &copy[i]);
-    rc = fs__publish_run(pub->broker, pub->dest, pub->destination, label, copy, count, false);
+    rc = fs__publish_run_id(pub->broker, pub->dest, pub->destination, label, pub->label_id, copy,
+                            count, false);
     if (copy != local)
         free(copy);
     return rc;

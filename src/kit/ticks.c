@@ -21,16 +21,34 @@ static int kernel_uses_tsc(void)
     return ok;
 }
 
-/* Cycles over nanoseconds across about 2 ms, each TSC read paired with a clock read. */
+/*
+ * One clock reading and the TSC at that moment: the middle of the tightest
+ * of a few rdtsc brackets around it (the first ones may be slow: a cold
+ * cache, a binary translator's first pass, an interrupt).
+ */
+static void paired_read(uint64_t *ns, uint64_t *cycles)
+{
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 8; i++) {
+        uint64_t a = __rdtsc(), n = fs_kit_now_ns(), b = __rdtsc();
+        if (b >= a && b - a < best) {
+            best = b - a;
+            *ns = n;
+            *cycles = a + (b - a) / 2;
+        }
+    }
+}
+
+/* Cycles over nanoseconds across about 2 ms. */
 static void measure(void)
 {
     if (!kernel_uses_tsc())
         return;
-    uint64_t n0 = fs_kit_now_ns(), c0 = __rdtsc(), n1, c1;
-    do {
-        n1 = fs_kit_now_ns();
-        c1 = __rdtsc();
-    } while (n1 - n0 < 2000000u);
+    uint64_t n0 = 0, c0 = 0, n1 = 0, c1 = 0;
+    paired_read(&n0, &c0);
+    do
+        paired_read(&n1, &c1);
+    while (n1 - n0 < 2000000u);
     if (c1 <= c0)
         return;
     atomic_store_explicit(&fs__kit_ticks_s, (double)(n1 - n0) * 1e-9 / (double)(c1 - c0),

@@ -172,6 +172,7 @@ entry *fs__prom_cache_get(const prom_state *st, cache *c, fill_fn fill, last_hit
         last->state_id = st->id;
         last->e = e;
         last->broker = broker_ptr;
+        last->dest_id = 0;
     }
     return e;
 }

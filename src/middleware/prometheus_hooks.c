@@ -41,6 +41,24 @@ static entry *entry_lookup(prom_state *st, cache *c, fill_fn fill, last_hit *las
     return local;
 }
 
+/*
+ * The entry for (broker, name, dyn...) off the fast path: the thread's last
+ * hit by content, else entry_lookup. A cached entry that becomes the last hit
+ * takes the label's id (0: none), so that the next message with that id
+ * skips the compare.
+ */
+static entry *find_entry(prom_state *st, cache *c, fill_fn fill, last_hit *last, const char *broker,
+                         const char *name, uint64_t id, const char **keys, entry *local)
+{
+    entry *e = last_hit_get(st, last, broker, name, keys + 2);
+    if (e)
+        return e;
+    e = entry_lookup(st, c, fill, last, broker, name, keys, local);
+    if (e && e == last->e && st->ndyn == 0)
+        last->dest_id = id;
+    return e;
+}
+
 /* Steps 1-8 of docs/semantics.md for one received unit, with its entry `e`. */
 static inline __attribute__((always_inline)) fs_outcome
 consume_record(prom_state *st, fs_consume_ctx *ctx, entry *e)
@@ -79,10 +97,8 @@ static __attribute__((noinline)) fs_outcome consume_slow(prom_state *st, fs_cons
         }
     }
     entry local;
-    entry *e = last_hit_get(st, &fs__prom_last_recv, ctx->broker_name, name, keys + 2);
-    if (!e)
-        e = entry_lookup(st, &st->recv, fs__prom_fill_recv, &fs__prom_last_recv, ctx->broker_name,
-                         name, keys, &local);
+    entry *e = find_entry(st, &st->recv, fs__prom_fill_recv, &fs__prom_last_recv, ctx->broker_name,
+                          name, ctx->handler_id, keys, &local);
     if (!e) {
         /* The metrics library refused (out of memory): never lose the message. */
         fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
@@ -95,10 +111,14 @@ fs_outcome fs__prom_consume(fs_consume_ctx *ctx)
 {
     prom_state *st = ctx->state;
     if (FS_LIKELY(st->ndyn == 0)) {
-        entry *e = last_hit_get(st, &fs__prom_last_recv, ctx->broker_name,
-                                ctx->handler ? ctx->handler : "", NULL);
-        if (FS_LIKELY(e != NULL))
+        last_hit *last = &fs__prom_last_recv;
+        if (id_hit(st, last, ctx->broker_name, ctx->handler_id))
+            return consume_record(st, ctx, last->e);
+        entry *e = last_hit_get(st, last, ctx->broker_name, ctx->handler ? ctx->handler : "", NULL);
+        if (FS_LIKELY(e != NULL)) {
+            last->dest_id = ctx->handler_id;
             return consume_record(st, ctx, e);
+        }
     }
     return consume_slow(st, ctx);
 }
@@ -141,10 +161,8 @@ static __attribute__((noinline)) int publish_slow(prom_state *st, fs_publish_ctx
             fs__prom_compute_dynamic(st, ctx->current, keys + 2);
     }
     entry local;
-    entry *e = last_hit_get(st, &fs__prom_last_pub, ctx->broker_name, name, keys + 2);
-    if (!e)
-        e = entry_lookup(st, &st->pub, fs__prom_fill_pub, &fs__prom_last_pub, ctx->broker_name,
-                         name, keys, &local);
+    entry *e = find_entry(st, &st->pub, fs__prom_fill_pub, &fs__prom_last_pub, ctx->broker_name,
+                          name, ctx->destination_id, keys, &local);
     if (!e) {
         fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
         return fs_publish_next(ctx);
@@ -158,10 +176,15 @@ int fs__prom_publish(fs_publish_ctx *ctx)
         return fs_publish_next(ctx);
     prom_state *st = ctx->state;
     if (FS_LIKELY(st->ndyn == 0)) {
-        entry *e = last_hit_get(st, &fs__prom_last_pub, ctx->broker_name,
+        last_hit *last = &fs__prom_last_pub;
+        if (id_hit(st, last, ctx->broker_name, ctx->destination_id))
+            return publish_record(st, ctx, last->e);
+        entry *e = last_hit_get(st, last, ctx->broker_name,
                                 ctx->destination ? ctx->destination : "", NULL);
-        if (FS_LIKELY(e != NULL))
+        if (FS_LIKELY(e != NULL)) {
+            last->dest_id = ctx->destination_id;
             return publish_record(st, ctx, e);
+        }
     }
     return publish_slow(st, ctx);
 }

@@ -120,6 +120,8 @@ typedef struct last_hit {
     uint64_t state_id;
     entry *e;
     const char *broker;
+    /* e's name has this id (fs_publish_ctx.destination_id, fs_consume_ctx.handler_id); 0: none */
+    uint64_t dest_id;
 } last_hit;
 
 /* prometheus_hooks.c */
@@ -160,6 +162,14 @@ static inline entry *last_hit_get(const prom_state *st, const last_hit *last,
         if (strcmp(e->keys[2 + i], dyn[i]) != 0)
             return NULL;
     return e;
+}
+
+/* The last hit was the label with this id (a kept label: fs_publish_ctx.destination_id,
+ * fs_consume_ctx.handler_id)? Its id stands for the string compare. */
+static inline bool id_hit(const prom_state *st, const last_hit *last, const char *broker_ptr,
+                          uint64_t id)
+{
+    return id && last->dest_id == id && last->state_id == st->id && last->broker == broker_ptr;
 }
 
 /* The status child of `e`, looked up once and kept. */

@@ -683,6 +683,17 @@ static fs_broker *shop_broker(fs_registry **reg)
     return b;
 }
 
+/* The publish side of shop_broker's families for `dest`: n successful publishes. */
+static void expect_shop_published(scrape *s, const char *dest, double n)
+{
+    char l[256];
+    snprintf(l, sizeof l, "app_name=\"shop\",broker=\"memory\",destination=\"%s\"", dest);
+    expect_histogram(s, "shop_published_messages_duration_seconds", l, n, NAN);
+    snprintf(l, sizeof l,
+             "app_name=\"shop\",broker=\"memory\",destination=\"%s\",status=\"success\"", dest);
+    expect_sample(s, "shop_published_messages_total", l, n);
+}
+
 static void test_defaults_app_name_is_prefix(void **state)
 {
     (void)state;
@@ -723,17 +734,80 @@ static void test_no_custom_labels_destination_reused(void **state)
     scrape_take(&s, reg);
     const char *name[] = {"x", "y", "z"};
     const double n[] = {3, 2, 2};
+    for (int i = 0; i < 3; i++)
+        expect_shop_published(&s, name[i], n[i]);
+    expect_nothing_else(&s, "shop_");
+    scrape_free(&s);
+    fs_broker_free(b);
+    fs_registry_free(reg);
+}
+
+static fs_outcome on_any(fs_message *m, void *user)
+{
+    (void)m;
+    (void)user;
+    return FS_OUTCOME_OK;
+}
+
+/*
+ * Publishers' labels and fixed-source subscriptions carry ids that the
+ * hooks' last-hit check uses instead of comparing strings: alternating
+ * publishers, a publish by name beside a publisher, a freed publisher whose
+ * memory the next one may take, and two subscriptions must each count under
+ * their own label.
+ */
+static void test_label_ids(void **state)
+{
+    (void)state;
+    fs_registry *reg;
+    fs_broker *b = shop_broker(&reg);
+    fs_subscriber *qa, *qb;
+    assert_int_equal(fs_subscribe(b, "a", on_any, NULL, NULL, &qa), FS_OK);
+    assert_int_equal(fs_subscribe(b, "b", on_any, NULL, NULL, &qb), FS_OK);
+    assert_int_equal(fs_broker_start(b), FS_OK);
+    fs_publisher *pa, *pb, *pc, *pa2;
+    assert_int_equal(fs_publisher_new(b, "a", NULL, &pa), FS_OK);
+    assert_int_equal(fs_publisher_new(b, "b", NULL, &pb), FS_OK);
+    fs_publisher *order[] = {pa, pb, pa, pa, pb};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        assert_int_equal(fs_publisher_publish_bytes(order[i], "1", 1), FS_OK);
+    assert_int_equal(fs_publish_bytes(b, "a", "1", 1), FS_OK); /* by name, after pa */
+    fs_publisher_free(pa);
+    assert_int_equal(fs_publisher_new(b, "c", NULL, &pc), FS_OK); /* may take pa's memory */
+    assert_int_equal(fs_publisher_publish_bytes(pc, "1", 1), FS_OK);
+    assert_int_equal(fs_publisher_publish_bytes(pc, "1", 1), FS_OK);
+    assert_int_equal(fs_publish_bytes(b, "c", "1", 1), FS_OK);
+    assert_int_equal(fs_publisher_new(b, "a", NULL, &pa2), FS_OK); /* another id, the same label */
+    assert_int_equal(fs_publisher_publish_bytes(pa2, "1", 1), FS_OK);
+    assert_int_equal(fs_publisher_publish_bytes(pb, "1", 1), FS_OK);
+    assert_int_equal(fs_subscriber_wait_handled(qa, 5, WAIT_MS), FS_OK);
+    assert_int_equal(fs_subscriber_wait_handled(qb, 3, WAIT_MS), FS_OK);
+    assert_int_equal(fs_broker_stop(b), FS_OK);
+
+    scrape s;
+    scrape_take(&s, reg);
+    const char *name[] = {"a", "b", "c"};
+    const double published[] = {5, 3, 3}, received[] = {5, 3, 0};
     for (int i = 0; i < 3; i++) {
+        expect_shop_published(&s, name[i], published[i]);
+        if (!received[i])
+            continue;
         char l[256];
-        snprintf(l, sizeof l, "app_name=\"shop\",broker=\"memory\",destination=\"%s\"", name[i]);
-        expect_histogram(&s, "shop_published_messages_duration_seconds", l, n[i], NAN);
-        snprintf(l, sizeof l,
-                 "app_name=\"shop\",broker=\"memory\",destination=\"%s\",status=\"success\"",
+        snprintf(l, sizeof l, "app_name=\"shop\",broker=\"memory\",handler=\"%s\"", name[i]);
+        expect_sample(&s, "shop_received_messages_total", l, received[i]);
+        expect_sample(&s, "shop_received_messages_in_process", l, 0);
+        expect_histogram(&s, "shop_received_messages_size_bytes", l, received[i], received[i]);
+        expect_histogram(&s, "shop_received_processed_messages_duration_seconds", l, received[i],
+                         NAN);
+        snprintf(l, sizeof l, "app_name=\"shop\",broker=\"memory\",handler=\"%s\",status=\"acked\"",
                  name[i]);
-        expect_sample(&s, "shop_published_messages_total", l, n[i]);
+        expect_sample(&s, "shop_received_processed_messages_total", l, received[i]);
     }
     expect_nothing_else(&s, "shop_");
     scrape_free(&s);
+    fs_publisher_free(pb);
+    fs_publisher_free(pc);
+    fs_publisher_free(pa2);
     fs_broker_free(b);
     fs_registry_free(reg);
 }
@@ -922,6 +996,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_brokers_share_registry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
         cmocka_unit_test(test_no_custom_labels_destination_reused),
+        cmocka_unit_test(test_label_ids),
         cmocka_unit_test_setup_teardown(test_setup_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_label_combinations, setup, teardown),
         cmocka_unit_test(test_defaults_app_name_is_prefix),

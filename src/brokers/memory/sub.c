@@ -188,6 +188,7 @@ int mem_subscribe(void *impl, fs_subscribe_spec *spec, void **out)
         return fs_adapter_error(FS_ENOMEM, "out of memory subscribing to '%s'", spec->source);
     s->mb = mb;
     s->inbox = spec->reply_inbox;
+    spec->fixed_source = true; /* one queue by its exact name */
     if (o && o->dead_letter) {
         s->dead_letter = fs_kit_strdup(o->dead_letter);
         if (!s->dead_letter) {

@@ -270,6 +270,7 @@ int fs__redis_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     }
     /* Only grouped streams can be acknowledged: nothing is settled on the wire for the rest. */
     spec->no_ack = !s->grouped;
+    spec->fixed_source = !s->pattern; /* a list, a stream or a channel by its name */
     pthread_mutex_lock(&b->mu);
     s->next = b->subs;
     b->subs = s;
