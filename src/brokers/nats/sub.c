@@ -351,6 +351,21 @@ static int set_redelivery(nsub *s, const fs_subscribe_spec *spec)
     return FS_OK;
 }
 
+/* A subject with a wildcard token ("*" or ">"), whose messages carry other subjects. */
+static bool has_wildcard(const char *subject)
+{
+    for (const char *t = subject; *t;) {
+        const char *dot = strchr(t, '.');
+        size_t len = dot ? (size_t)(dot - t) : strlen(t);
+        if (len == 1 && (*t == '*' || *t == '>'))
+            return true;
+        if (!dot)
+            break;
+        t = dot + 1;
+    }
+    return false;
+}
+
 int fs__nats_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
 {
     nats_broker *b = impl;
@@ -421,6 +436,8 @@ int fs__nats_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         return rc;
     }
     spec->no_ack = s->kind == NSUB_CORE;
+    /* core: every message has the subscribed subject (JetStream: whatever the consumer filters) */
+    spec->fixed_source = s->kind == NSUB_CORE && !has_wildcard(spec->source);
     pthread_mutex_lock(&b->mu);
     s->next = b->subs;
     b->subs = s;
