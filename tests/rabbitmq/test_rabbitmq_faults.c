@@ -15,6 +15,7 @@
 #include "rabbitmq_test.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -120,10 +121,18 @@ static int consumer_main(const char *url, const char *queue, const char *file)
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
     so.concurrency = 2;
     so.broker_options = &ro;
+    /* SIGTERM: stop cleanly (every handled message acked); SIGKILL: die mid-flow */
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, NULL); /* before the broker's threads exist */
     if (fs_subscribe(b, queue, append_handler, NULL, &so, NULL) || fs_broker_start(b))
         return 3;
-    for (;;)
-        pause();
+    int sig = 0;
+    sigwait(&term, &sig);
+    fs_broker_stop(b);
+    fs_broker_free(b);
+    return 0;
 }
 
 static pid_t spawn_consumer(const char *url, const char *queue, const char *file)
@@ -190,7 +199,8 @@ static void sigkill_consumer_mid_flow(void **state)
         if (!all)
             qt_sleep_ms(10);
     }
-    kill(c2, SIGKILL);
+    /* stopped cleanly: the acks of what it handled reach the server before it exits */
+    kill(c2, SIGTERM);
     waitpid(c2, NULL, 0);
     read_counts(file, counts);
     for (int k = 0; k < N; k++)
