@@ -360,7 +360,8 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         fs_adapter_log(FS_LOG_WARN, MQ_COMPONENT,
                        "%s: QoS 2 is acknowledged on receipt (libmosquitto sends PUBREC before "
                        "the handler runs and keeps the message in memory only): a consumer that "
-                       "dies mid-handler loses it and the messages received behind it; subscribe "
+                       "dies mid-handler, or stops, loses it and the messages received behind "
+                       "it; subscribe "
                        "at QoS 1 for at least once (PUBACK after the handler), or say ACK_FIRST "
                        "to accept this",
                        spec->source);
