@@ -625,6 +625,50 @@ static void stop_mid_flow_loses_nothing(void **state)
         fail_msg("%d of %d messages never handled (%d before the stop)", missing, N, before);
 }
 
+typedef struct mixed {
+    fs_broker *b;
+    const char *topic;
+    int qos, n;
+    atomic_int failed;
+} mixed;
+
+static void *mixed_publisher(void *arg)
+{
+    mixed *x = arg;
+    for (int i = 0; i < x->n; i++)
+        if (publish_qos(x->b, x->topic, "m", x->qos, false) != FS_OK)
+            atomic_fetch_add(&x->failed, 1); /* recorded: no cmocka asserts off the test thread */
+    return NULL;
+}
+
+/*
+ * QoS 0 and QoS 1 publishes from several threads on one connection: every
+ * QoS 1 publish gets its PUBACK although the QoS 0 packets written meanwhile
+ * are told apart without the connection's lock (publish_timeout_ms is short,
+ * so a missed wake-up fails the publish).
+ */
+static void publish_mixed_qos_from_threads(void **state)
+{
+    (void)state;
+    char t[128], url[256];
+    mt_topic(t, sizeof t, "mixed");
+    mt_url(url, sizeof url, NULL);
+    fs_mqtt_options o = FS_MQTT_OPTIONS_INIT;
+    o.publish_timeout_ms = 3000;
+    fs_broker *b = NULL;
+    assert_int_equal(fs_mqtt_broker_new(url, &o, &b), FS_OK);
+    assert_int_equal(fs_broker_connect(b), FS_OK);
+    mixed x[4] = {{b, t, 0, 400, 0}, {b, t, 1, 150, 0}, {b, t, 0, 400, 0}, {b, t, 1, 150, 0}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, mixed_publisher, &x[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(atomic_load(&x[i].failed), 0);
+    fs_broker_free(b);
+}
+
 int main(void)
 {
     fs_set_log_level(getenv("FS_TEST_LOG") ? FS_LOG_DEBUG : FS_LOG_OFF);
@@ -644,6 +688,7 @@ int main(void)
         cmocka_unit_test(qos1_lanes),
         cmocka_unit_test(subscribe_while_running_and_restart),
         cmocka_unit_test(stop_mid_flow_loses_nothing),
+        cmocka_unit_test(publish_mixed_qos_from_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

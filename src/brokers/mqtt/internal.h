@@ -91,7 +91,9 @@ typedef struct mq_conn {
     unsigned revive_backoff_ms;
     _Atomic int state;
     _Atomic int nwaiters; /* QoS 1/2 publishes waiting: on_publish looks only when > 0 */
-    int refused_rc;       /* CONNACK reason when refused */
+    /* QoS 1/2 publishes between their publish call and marking their packet id awaited */
+    _Atomic int registering;
+    int refused_rc; /* CONNACK reason when refused */
     bool session_present;
     bool ever_up;      /* connected once since opened */
     bool down_logged;  /* "connection lost" logged, recovery not yet */
@@ -186,7 +188,12 @@ struct mq_broker {
     int publish_timeout_ms;
     fs_broker *broker;
 
-    mq_conn pub;        /* the publishing connection */
+    mq_conn pub; /* the publishing connection */
+    /*
+     * A bit per packet id a QoS 1/2 publish waits for (on pub): on_publish
+     * ignores the others (QoS 0 packets written) without taking pub.mu.
+     */
+    _Atomic uint64_t awaited[65536 / 64];
     pthread_mutex_t mu; /* subs, pub open/close */
     mq_sub *subs;
     unsigned sub_seq;   /* subscriptions, for their default client ids */
