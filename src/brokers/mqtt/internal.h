@@ -53,6 +53,7 @@
 #define MQ_RECONNECT_MIN_S 1u
 #define MQ_RECONNECT_MAX_S 30u
 #define MQ_MAX_LANES 64u
+#define MQ_MAX_RECORDS 65536u /* per subscription: deliveries in flight at once */
 
 typedef struct mq_broker mq_broker;
 typedef struct mq_sub mq_sub;
