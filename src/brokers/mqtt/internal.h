@@ -31,7 +31,10 @@
  * Publishing (pub.c). mosquitto_publish_v5 is thread-safe. A QoS 1/2
  * publish registers a waiter for its packet id under the connection's mutex
  * (held across the publish call so that on_publish, which takes that mutex,
- * cannot run before the waiter exists) and waits for on_publish.
+ * cannot run before the waiter exists) and waits for on_publish. on_publish
+ * also comes for every QoS 0 packet written: it takes the mutex only for a
+ * packet id marked awaited (mq_broker.awaited) or while a publish is between
+ * its call and its mark (mq_conn.registering).
  */
 #ifndef FS_MQTT_INTERNAL_H
 #define FS_MQTT_INTERNAL_H
