@@ -74,6 +74,7 @@ typedef struct raw {
     pthread_cond_t cv;
     atomic_long got, acked;
     atomic_int connected;
+    atomic_int waiting; /* a QoS 1 publisher waits on cv (ours: a waiter list, looked at only then) */
     long want;
     uint64_t t_first, t_last;
 } raw;
@@ -89,8 +90,10 @@ static void raw_on_publish(struct mosquitto *m, void *u, int mid)
     (void)m;
     (void)mid;
     raw *r = u;
-    pthread_mutex_lock(&r->mu);
     atomic_fetch_add(&r->acked, 1);
+    if (!atomic_load(&r->waiting)) /* QoS 0 written, or nobody waits: as ours, no lock */
+        return;
+    pthread_mutex_lock(&r->mu);
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
 }
@@ -151,8 +154,10 @@ static void raw_publish_n(raw *r, const char *topic, long n, int qos, bool sync)
             sleep_ms(1);
         if (sync && qos) {
             pthread_mutex_lock(&r->mu);
+            atomic_store(&r->waiting, 1);
             while (atomic_load(&r->acked) < base + i + 1)
                 pthread_cond_wait(&r->cv, &r->mu);
+            atomic_store(&r->waiting, 0);
             pthread_mutex_unlock(&r->mu);
         }
     }

@@ -31,7 +31,10 @@
  * Publishing (pub.c). mosquitto_publish_v5 is thread-safe. A QoS 1/2
  * publish registers a waiter for its packet id under the connection's mutex
  * (held across the publish call so that on_publish, which takes that mutex,
- * cannot run before the waiter exists) and waits for on_publish.
+ * cannot run before the waiter exists) and waits for on_publish. on_publish
+ * also comes for every QoS 0 packet written: it takes the mutex only for a
+ * packet id marked awaited (mq_broker.awaited) or while a publish is between
+ * its call and its mark (mq_conn.registering).
  */
 #ifndef FS_MQTT_INTERNAL_H
 #define FS_MQTT_INTERNAL_H
@@ -53,6 +56,7 @@
 #define MQ_RECONNECT_MIN_S 1u
 #define MQ_RECONNECT_MAX_S 30u
 #define MQ_MAX_LANES 64u
+#define MQ_MAX_RECORDS 65536u /* per subscription: deliveries in flight at once */
 
 typedef struct mq_broker mq_broker;
 typedef struct mq_sub mq_sub;
@@ -91,7 +95,9 @@ typedef struct mq_conn {
     unsigned revive_backoff_ms;
     _Atomic int state;
     _Atomic int nwaiters; /* QoS 1/2 publishes waiting: on_publish looks only when > 0 */
-    int refused_rc;       /* CONNACK reason when refused */
+    /* QoS 1/2 publishes between their publish call and marking their packet id awaited */
+    _Atomic int registering;
+    int refused_rc; /* CONNACK reason when refused */
     bool session_present;
     bool ever_up;      /* connected once since opened */
     bool down_logged;  /* "connection lost" logged, recovery not yet */
@@ -186,7 +192,12 @@ struct mq_broker {
     int publish_timeout_ms;
     fs_broker *broker;
 
-    mq_conn pub;        /* the publishing connection */
+    mq_conn pub; /* the publishing connection */
+    /*
+     * A bit per packet id a QoS 1/2 publish waits for (on pub): on_publish
+     * ignores the others (QoS 0 packets written) without taking pub.mu.
+     */
+    _Atomic uint64_t awaited[65536 / 64];
     pthread_mutex_t mu; /* subs, pub open/close */
     mq_sub *subs;
     unsigned sub_seq;   /* subscriptions, for their default client ids */

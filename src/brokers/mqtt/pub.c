@@ -9,11 +9,37 @@
 #include <string.h>
 #include <time.h>
 
+static inline void awaited_set(mq_broker *b, int mid, bool on)
+{
+    uint64_t bit = (uint64_t)1 << ((unsigned)mid % 64);
+    if (on)
+        atomic_fetch_or_explicit(&b->awaited[(unsigned)mid / 64 % 1024], bit, memory_order_release);
+    else
+        atomic_fetch_and_explicit(&b->awaited[(unsigned)mid / 64 % 1024], ~bit,
+                                  memory_order_release);
+}
+
+/*
+ * Whether a publish may wait for `mid`: one is marking its id (it registered
+ * before its publish call, so before its PUBACK can come), or the id is
+ * marked. Read in this order: seeing the count down means seeing the mark.
+ */
+static inline bool awaited(mq_broker *b, int mid)
+{
+    if (atomic_load_explicit(&b->pub.registering, memory_order_seq_cst))
+        return true;
+    uint64_t word =
+        atomic_load_explicit(&b->awaited[(unsigned)mid / 64 % 1024], memory_order_acquire);
+    return (word >> ((unsigned)mid % 64)) & 1u;
+}
+
 /* The network thread got the PUBACK/PUBCOMP of `mid` (QoS 0: the packet was written). */
 void fs__mq_on_publish(mq_conn *c, int mid, int reason)
 {
     if (atomic_load_explicit(&c->nwaiters, memory_order_acquire) == 0)
-        return; /* QoS 0 (written), or nobody waits */
+        return; /* nobody waits */
+    if (c == &c->b->pub && !awaited(c->b, mid))
+        return; /* a QoS 0 packet written while a QoS 1/2 publish waits */
     pthread_mutex_lock(&c->mu);
     for (mq_wait *w = c->waiters; w; w = w->next) {
         if (w->mid == mid && !w->done) {
@@ -64,6 +90,58 @@ static bool has_props(const fs_envelope *e, const fs_mqtt_publish_options *po)
            (e->reply_to && *e->reply_to) || (e->correlation_id && *e->correlation_id);
 }
 
+/*
+ * QoS 1/2 (apart, so that the QoS 0 path stays small): publish and wait
+ * for the PUBACK / PUBCOMP. Consumes `props`; leaves the connection.
+ */
+static __attribute__((noinline)) int publish_wait(mq_broker *b, mq_conn *c, struct mosquitto *m,
+                                                  const char *topic, const fs_envelope *e,
+                                                  const fs_mqtt_publish_options *po,
+                                                  mosquitto_property *props)
+{
+    int mrc;
+    /* c->mu is held across the call so that on_publish finds the waiter. */
+    mq_wait w = {0, false, 0, NULL};
+    atomic_fetch_add_explicit(&c->registering, 1, memory_order_seq_cst);
+    pthread_mutex_lock(&c->mu);
+    atomic_fetch_add_explicit(&c->nwaiters, 1, memory_order_acq_rel);
+    mrc = mosquitto_publish_v5(m, &w.mid, topic, (int)e->body_len, e->body, po->qos, po->retain,
+                               props);
+    if (props)
+        mosquitto_property_free_all(&props);
+    if (mrc) {
+        atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
+        atomic_fetch_sub_explicit(&c->registering, 1, memory_order_seq_cst);
+        pthread_mutex_unlock(&c->mu);
+        fs__mq_conn_leave(c);
+        return publish_error(mrc, topic);
+    }
+    w.next = c->waiters;
+    c->waiters = &w;
+    awaited_set(b, w.mid, true);
+    atomic_fetch_sub_explicit(&c->registering, 1, memory_order_seq_cst);
+    struct timespec dl;
+    fs__mq_deadline(&dl, b->publish_timeout_ms);
+    while (!w.done)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
+            break;
+    unlink_waiter(c, &w);
+    awaited_set(b, w.mid, false);
+    atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
+    pthread_mutex_unlock(&c->mu);
+    fs__mq_conn_leave(c);
+    if (!w.done)
+        return fs_adapter_error(FS_ETIMEDOUT, "mqtt: publish to %s: no %s within %d ms", topic,
+                                po->qos == 1 ? "PUBACK" : "PUBCOMP", b->publish_timeout_ms);
+    if (w.reason < 0)
+        return fs_adapter_error(FS_ECLOSED, "mqtt: publish to %s: connection closed", topic);
+    /* 0 success, 16 no matching subscribers: both fine. */
+    if (w.reason >= 0x80)
+        return fs_adapter_error(FS_EBROKER, "mqtt: publish to %s refused: %s (%d)", topic,
+                                mosquitto_reason_string(w.reason), w.reason);
+    return FS_OK;
+}
+
 static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
 {
     static const fs_mqtt_publish_options defaults = FS_MQTT_PUBLISH_OPTIONS_INIT;
@@ -104,41 +182,7 @@ static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
             mosquitto_property_free_all(&props);
         return mrc ? publish_error(mrc, topic) : FS_OK;
     }
-    /* c->mu is held across the call so that on_publish finds the waiter. */
-    mq_wait w = {0, false, 0, NULL};
-    pthread_mutex_lock(&c->mu);
-    atomic_fetch_add_explicit(&c->nwaiters, 1, memory_order_acq_rel);
-    mrc = mosquitto_publish_v5(m, &w.mid, topic, (int)e->body_len, e->body, po->qos, po->retain,
-                               props);
-    if (props)
-        mosquitto_property_free_all(&props);
-    if (mrc) {
-        atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
-        pthread_mutex_unlock(&c->mu);
-        fs__mq_conn_leave(c);
-        return publish_error(mrc, topic);
-    }
-    w.next = c->waiters;
-    c->waiters = &w;
-    struct timespec dl;
-    fs__mq_deadline(&dl, b->publish_timeout_ms);
-    while (!w.done)
-        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
-            break;
-    unlink_waiter(c, &w);
-    atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_acq_rel);
-    pthread_mutex_unlock(&c->mu);
-    fs__mq_conn_leave(c);
-    if (!w.done)
-        return fs_adapter_error(FS_ETIMEDOUT, "mqtt: publish to %s: no %s within %d ms", topic,
-                                po->qos == 1 ? "PUBACK" : "PUBCOMP", b->publish_timeout_ms);
-    if (w.reason < 0)
-        return fs_adapter_error(FS_ECLOSED, "mqtt: publish to %s: connection closed", topic);
-    /* 0 success, 16 no matching subscribers: both fine. */
-    if (w.reason >= 0x80)
-        return fs_adapter_error(FS_EBROKER, "mqtt: publish to %s refused: %s (%d)", topic,
-                                mosquitto_reason_string(w.reason), w.reason);
-    return FS_OK;
+    return publish_wait(b, c, m, topic, e, po, props);
 }
 
 int fs__mq_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,

@@ -360,7 +360,8 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         fs_adapter_log(FS_LOG_WARN, MQ_COMPONENT,
                        "%s: QoS 2 is acknowledged on receipt (libmosquitto sends PUBREC before "
                        "the handler runs and keeps the message in memory only): a consumer that "
-                       "dies mid-handler loses it and the messages received behind it; subscribe "
+                       "dies mid-handler, or stops, loses it and the messages received behind "
+                       "it; subscribe "
                        "at QoS 1 for at least once (PUBACK after the handler), or say ACK_FIRST "
                        "to accept this",
                        spec->source);
@@ -415,12 +416,18 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     s->reply_inbox = spec->reply_inbox;
     s->gate = gate;
     s->q_max = conc < 16 ? 32 : 2 * (size_t)conc;
-    /* In flight at most: queued, held by the workers (a batch each), waited on by the lanes. */
+    /*
+     * In flight at most: queued, held by the workers (a batch each), waited
+     * on by the lanes. Past MQ_MAX_RECORDS (huge batches) the network thread
+     * waits for a record, as it waits for room: batches end on their timeout.
+     */
     size_t batch = spec->batch_size ? spec->batch_size : 1, cap = s->q_max + conc * batch + nlanes;
+    if (cap > MQ_MAX_RECORDS)
+        cap = MQ_MAX_RECORDS;
     size_t ring_cap = 1;
     while (ring_cap < cap)
         ring_cap *= 2;
-    s->rec_cap = cap > UINT32_MAX / 4 ? UINT32_MAX / 4 : (uint32_t)cap;
+    s->rec_cap = (uint32_t)cap;
     s->recs = calloc(s->rec_cap, sizeof *s->recs);
     s->cells = calloc(2 * ring_cap, sizeof *s->cells);
     if (!s->recs || !s->cells) {
