@@ -442,6 +442,9 @@ int fs__mq_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     fs_kit_ring_init(&s->free, s->cells + ring_cap, ring_cap);
     /* FastStream's MQTT: nack does nothing (no state), reject is an ack. */
     spec->no_ack = s->qos == 0;
+    /* a filter without wildcards, not a shared one given by the user: every message has its topic
+     */
+    spec->fixed_source = strncmp(spec->source, "$share/", 7) != 0 && !strpbrk(spec->source, "+#");
     spec->settle_as[FS_SETTLE_NACKED] = FS_SETTLE_NONE;
     spec->settle_as[FS_SETTLE_REJECTED] = FS_SETTLE_ACKED;
     /*
