@@ -7,16 +7,14 @@
 #include "fuzz_util.h"
 #include "http/http_internal.h"
 
-#include <assert.h>
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = fuzz_cstr(data, size);
     if (!s)
         return 0;
     fs_format f = fs_format_negotiate(s);
-    assert(f == FS_FORMAT_TEXT || f == FS_FORMAT_OPENMETRICS);
-    assert(fs_format_content_type(f) != NULL);
+    FUZZ_CHECK(f == FS_FORMAT_TEXT || f == FS_FORMAT_OPENMETRICS);
+    FUZZ_CHECK(fs_format_content_type(f) != NULL);
     (void)fs__http_accepts_gzip(s);
     free(s);
     return 0;

@@ -12,8 +12,6 @@
 #include "faststream/broker.h"
 #include "fuzz_util.h"
 
-#include <assert.h>
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 4096)
@@ -24,10 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fs_broker *b = NULL;
     int rc = FUZZ_BROKER_NEW(url, NULL, &b);
     if (rc == FS_OK) {
-        assert(b);
+        FUZZ_CHECK(b);
         fs_broker_free(b);
     } else {
-        assert(rc < 0 && !b && fs_last_error() && *fs_last_error());
+        FUZZ_CHECK(rc < 0 && !b && fs_last_error() && *fs_last_error());
     }
     free(url);
     return 0;

@@ -13,7 +13,6 @@
 #include "fuzz_util.h"
 #include "metrics/metrics_internal.h"
 
-#include <assert.h>
 #include <math.h>
 
 static void check_lines(const fs_buffer *b)
@@ -21,10 +20,10 @@ static void check_lines(const fs_buffer *b)
     const char *p = b->data, *end = b->data + b->len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
-        assert(nl); /* every line ends with a newline */
+        FUZZ_CHECK(nl); /* every line ends with a newline */
         char c = *p;
-        assert(c == '#' || c == '_' || c == ':' || (c >= 'a' && c <= 'z') ||
-               (c >= 'A' && c <= 'Z'));
+        FUZZ_CHECK(c == '#' || c == '_' || c == ':' || (c >= 'a' && c <= 'z') ||
+                   (c >= 'A' && c <= 'Z'));
         p = nl + 1;
     }
 }

@@ -12,9 +12,9 @@
  * stands for a NULL value, which the reader turns into ""); the first 24
  * bytes, when there are that many, are also the offsets and timestamp.
  */
+#include "fuzz_util.h"
 #include "brokers/kafka/wire.h"
 
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,9 +28,9 @@ static void check_ids(const uint8_t *data, size_t size)
     memcpy(v, data, sizeof v);
     char buf[72];
     int n = fs__kafka_message_id(buf, 48, v[0], v[1]);
-    assert(n > 0 && n < 48);
+    FUZZ_CHECK(n > 0 && n < 48);
     n = fs__kafka_batch_message_id(buf, sizeof buf, v[0], v[1], v[2]);
-    assert(n > 0 && (size_t)n < sizeof buf);
+    FUZZ_CHECK(n > 0 && (size_t)n < sizeof buf);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -63,9 +63,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         const char *ct = NULL, *cid = NULL, *rt = NULL;
         for (size_t i = 0; i < count; i++) {
-            assert(values[i] >= arena.data && values[i] + hdrs[i].len < arena.data + arena.len + 1);
-            assert(memcmp(values[i], hdrs[i].value, hdrs[i].len) == 0);
-            assert(values[i][hdrs[i].len] == '\0');
+            FUZZ_CHECK(values[i] >= arena.data &&
+                       values[i] + hdrs[i].len < arena.data + arena.len + 1);
+            FUZZ_CHECK(memcmp(values[i], hdrs[i].value, hdrs[i].len) == 0);
+            FUZZ_CHECK(values[i][hdrs[i].len] == '\0');
             if (!strcmp(hdrs[i].name, "content-type"))
                 ct = *values[i] ? values[i] : NULL;
             else if (!strcmp(hdrs[i].name, "correlation_id"))
@@ -73,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             else if (!strcmp(hdrs[i].name, "reply_to"))
                 rt = *values[i] ? values[i] : NULL;
         }
-        assert(in.content_type == ct && in.correlation_id == cid && in.reply_to == rt);
+        FUZZ_CHECK(in.content_type == ct && in.correlation_id == cid && in.reply_to == rt);
         /* Forwarded: the received headers as an envelope's (every name non-empty). */
         fs_header user[MAX_HDRS];
         size_t nu = 0;
@@ -88,11 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         e.reply_to = in.reply_to;
         fs__kafka_hdr out[MAX_HDRS + 3];
         size_t k = 0;
-        assert(fs__kafka_wire_header_max(&e) <= MAX_HDRS + 3);
+        FUZZ_CHECK(fs__kafka_wire_header_max(&e) <= MAX_HDRS + 3);
         int rc = fs__kafka_wire_headers(&e, round == 0, in.correlation_id, out, &k);
-        assert(rc == FS_OK && k <= fs__kafka_wire_header_max(&e));
+        FUZZ_CHECK(rc == FS_OK && k <= fs__kafka_wire_header_max(&e));
         for (size_t i = 0; i < k; i++)
-            assert(out[i].name && *out[i].name && out[i].value);
+            FUZZ_CHECK(out[i].name && *out[i].name && out[i].value);
     }
     fs__kafka_arena_free(&arena);
     return 0;

@@ -10,7 +10,6 @@
 #include "brokers/mqtt/wire.h"
 #include "fuzz_util.h"
 
-#include <assert.h>
 #include <stdbool.h>
 
 static bool valid_utf8(const unsigned char *s, size_t n)
@@ -46,9 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *out = malloc(3 * size + 1);
     if (out) {
         size_t n = fs__mq_utf8_replace(data, size, out);
-        assert(n <= 3 * size);
-        assert(out[n] == '\0');
-        assert(valid_utf8((const unsigned char *)out, n));
+        FUZZ_CHECK(n <= 3 * size);
+        FUZZ_CHECK(out[n] == '\0');
+        FUZZ_CHECK(valid_utf8((const unsigned char *)out, n));
         free(out);
     }
     free(filter);

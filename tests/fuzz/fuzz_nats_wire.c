@@ -17,7 +17,6 @@
 #include "brokers/nats/wire.h"
 #include "fuzz_util.h"
 
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,23 +49,23 @@ static void check_against_natsc(natsMsg *msg, const fs_message *m)
             continue; /* natsMsgHeader_Get gives the first value */
         distinct++;
         const char *v = NULL;
-        assert(natsMsgHeader_Get(msg, m->headers[i].name, &v) == NATS_OK);
-        assert(v && strcmp(v, m->headers[i].value) == 0);
+        FUZZ_CHECK(natsMsgHeader_Get(msg, m->headers[i].name, &v) == NATS_OK);
+        FUZZ_CHECK(v && strcmp(v, m->headers[i].value) == 0);
     }
     const char **keys = NULL;
     int count = 0;
     if (natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK)
-        assert((size_t)count == distinct);
+        FUZZ_CHECK((size_t)count == distinct);
     free(keys);
 }
 
 static void check_message(const fs_message *m)
 {
-    assert(m->body && m->source);
-    assert(!m->content_type || *m->content_type);
-    assert(!m->reply_to || *m->reply_to);
+    FUZZ_CHECK(m->body && m->source);
+    FUZZ_CHECK(!m->content_type || *m->content_type);
+    FUZZ_CHECK(!m->reply_to || *m->reply_to);
     for (size_t i = 0; i < m->header_count; i++)
-        assert(m->headers[i].name && m->headers[i].value);
+        FUZZ_CHECK(m->headers[i].name && m->headers[i].value);
 }
 
 /* The decoded message's headers published again, then decoded. */
@@ -83,7 +82,7 @@ static void round_trip(const fs_message *m, bool js, fs__nats_hdrs *h)
     fs_message again = {0};
     if (fs__nats_decode(out, js, h, &again) == FS_OK) {
         check_message(&again);
-        assert(again.body_len == m->body_len);
+        FUZZ_CHECK(again.body_len == m->body_len);
     }
     natsMsg_Destroy(out);
 }
@@ -127,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fs_message m = {0};
         if (fs__nats_decode(msg, js, &h, &m) == FS_OK) {
             check_message(&m);
-            assert(m.body_len == body_len);
+            FUZZ_CHECK(m.body_len == body_len);
             check_against_natsc(msg, &m);
             fs__nats_hdrs h2 = {0};
             round_trip(&m, js, &h2);

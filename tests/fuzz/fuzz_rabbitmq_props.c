@@ -6,10 +6,10 @@
  * arrays as JSON). Nothing may crash, leak or read out of bounds, and every
  * recorded offset lies in the buffer.
  */
+#include "fuzz_util.h"
 #include "brokers/rabbitmq/wire.h"
 
 #include <amqp_framing.h>
-#include <assert.h>
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -25,10 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (fs__rmq_props_decode(decoded, &buf, &d) == FS_OK) {
             size_t offs[] = {d.content_type, d.correlation_id, d.message_id, d.reply_to};
             for (size_t i = 0; i < 4; i++)
-                assert(offs[i] == (size_t)-1 || offs[i] < buf.len || buf.len == 0);
+                FUZZ_CHECK(offs[i] == (size_t)-1 || offs[i] < buf.len || buf.len == 0);
             for (size_t i = 0; i < d.header_count; i++)
-                assert(d.hdr_off[3 * i] <= buf.len && d.hdr_off[3 * i + 1] <= buf.len &&
-                       d.hdr_off[3 * i + 2] <= buf.len - d.hdr_off[3 * i + 1]);
+                FUZZ_CHECK(d.hdr_off[3 * i] <= buf.len && d.hdr_off[3 * i + 1] <= buf.len &&
+                           d.hdr_off[3 * i + 2] <= buf.len - d.hdr_off[3 * i + 1]);
         }
         free(d.hdr_off);
         fs__rmq_buf_free(&buf);

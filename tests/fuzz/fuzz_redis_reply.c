@@ -6,9 +6,8 @@
  * freed. Nothing may crash, leak or read out of bounds, whatever the reply
  * says about its own size.
  */
+#include "fuzz_util.h"
 #include "brokers/redis/internal.h"
-
-#include <assert.h>
 
 static const char *const NAME = "q";
 
@@ -41,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sid id;
             if (fs__redis_sid_parse(r->str, r->len, &id)) {
                 char buf[48];
-                assert(fs__redis_sid_format(id, buf, sizeof buf) > 0);
+                FUZZ_CHECK(fs__redis_sid_format(id, buf, sizeof buf) > 0);
             }
         }
         fs__redis_reply_free(reply);

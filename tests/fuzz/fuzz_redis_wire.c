@@ -10,20 +10,18 @@
 #include "common/internal.h"
 #include "fuzz_util.h"
 
-#include <assert.h>
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fs__redis_scratch scratch = {0};
     fs__redis_decoded m;
     const char *in = (const char *)data;
     int rc = fs__redis_decode(in, size, &scratch, &m);
-    assert(rc == FS_OK || rc == FS_ENOMEM);
+    FUZZ_CHECK(rc == FS_OK || rc == FS_ENOMEM);
     if (rc == FS_OK) {
-        assert(m.body || m.body_len == 0);
+        FUZZ_CHECK(m.body || m.body_len == 0);
         size_t total = m.body_len;
         for (size_t i = 0; i < m.header_count; i++) {
-            assert(m.headers[i].key && m.headers[i].value);
+            FUZZ_CHECK(m.headers[i].key && m.headers[i].value);
             total += m.headers[i].key_len + m.headers[i].value_len;
             size_t len;
             fs__redis_header(&m, "correlation_id", &len);
@@ -39,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fs__redis_scratch s2 = {0};
             fs_kit_buf out = {0};
             int e = fs__redis_encode((fs_redis_format)f, &env, &s2, &out);
-            assert(e == FS_OK || e == FS_EINVAL || e == FS_ENOMEM);
+            FUZZ_CHECK(e == FS_OK || e == FS_EINVAL || e == FS_ENOMEM);
             fs_kit_buf_free(&out);
             fs__redis_scratch_free(&s2);
         }
@@ -61,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fs__redis_scratch s3 = {0};
     rc = fs__redis_decode_fields(kv, n, &s3, &m);
-    assert(rc == FS_OK || rc == FS_ENOMEM);
+    FUZZ_CHECK(rc == FS_OK || rc == FS_ENOMEM);
     fs__redis_scratch_free(&s3);
     return 0;
 }

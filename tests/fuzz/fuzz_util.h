@@ -6,6 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A property of the code under test: checked in every build (assert is gone under NDEBUG). */
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            __builtin_trap();                                                                      \
+    } while (0)
+
 /* The input as a NUL-terminated string (cut at its first NUL). */
 static inline char *fuzz_cstr(const uint8_t *data, size_t size)
 {
