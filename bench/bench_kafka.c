@@ -117,15 +117,21 @@ static rd_kafka_t *raw_producer(void)
 static void raw_produce_one(rd_kafka_t *p, const char *topic)
 {
     rd_kafka_headers_t *h = headers();
-    rd_kafka_resp_err_t e;
-    /* Partition 0: the consumers read it (an auto-created topic has 4). */
-    while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
-                                  RD_KAFKA_V_VALUE(body, 64),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                                  RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    /* Partition 0: the consumers read it (an auto-created topic has 4). produceva:
+     * the RD_KAFKA_V_* macros are GNU statement expressions (clang -Wpedantic). */
+    rd_kafka_vu_t vu[5] = {{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic},
+                           {.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = 0},
+                           {.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {body, 64}},
+                           {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+                           {.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = h}};
+    rd_kafka_error_t *e;
+    while ((e = rd_kafka_produceva(p, vu, 5)) &&
+           rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        rd_kafka_error_destroy(e);
         rd_kafka_poll(p, 1);
+    }
     if (e)
-        die("producev", rd_kafka_err2str(e));
+        die("produceva", rd_kafka_error_string(e));
 }
 
 /* Fill `topic` with n records (not measured). */
@@ -215,12 +221,14 @@ static double produce_ours(bool prom, bool sync)
     fs_broker *b = ours_broker(prom, &reg);
     fs_kafka_publish_options po = FS_KAFKA_PUBLISH_OPTIONS_INIT;
     po.no_wait = !sync;
+    po.partition = 0; /* as raw: the partitioner left out on both sides */
     fs_envelope e = FS_ENVELOPE_INIT;
     e.body = body;
     e.body_len = 64;
     e.correlation_id = CID;
     e.broker_options = &po;
     fs_kafka_publish_options first = FS_KAFKA_PUBLISH_OPTIONS_INIT;
+    first.partition = 0;
     fs_envelope e0 = e;
     e0.broker_options = &first;
     if (fs_publish(b, topic, &e0)) /* metadata known */
@@ -253,7 +261,7 @@ static double consume_raw(bool batch)
     char err[256];
     rd_kafka_conf_t *c = conf();
     char g[64];
-    snprintf(g, sizeof g, "bench-raw-%u", topic_seq++);
+    snprintf(g, sizeof g, "bench-raw-%ld-%u", (long)getpid(), topic_seq++);
     rd_kafka_conf_set(c, "group.id", g, err, sizeof err);
     rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof err);
     rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
@@ -328,6 +336,7 @@ typedef struct counter {
     _Atomic long n;
     uint64_t t0, t1;
     _Atomic int done;
+    _Atomic int zeroed; /* callgrind: the main thread zeroed the counters */
 } counter;
 
 static fs_outcome count(fs_message *m, void *user)
@@ -335,8 +344,14 @@ static fs_outcome count(fs_message *m, void *user)
     counter *c = user;
     long k = (long)fs_message_count(m);
     long before = atomic_fetch_add(&c->n, k);
-    if (before == 0)
+    if (before == 0) {
+        /* Callgrind: the first record waits until the main thread zeroed the
+         * counters, so that the window starts at the first record as raw's does
+         * (wherever the main thread happened to be scheduled). */
+        for (int i = 0; callgrind && !atomic_load(&c->zeroed) && i < 10000; i++)
+            nanosleep(&(struct timespec){0, 100000}, NULL);
         c->t0 = bench_now_ns();
+    }
     if (before < n_consume && before + k >= n_consume) {
         c->t1 = bench_now_ns();
         atomic_store(&c->done, 1);
@@ -351,12 +366,13 @@ static double consume_ours(bool prom, bool batch)
     static counter c;
     atomic_store(&c.n, 0);
     atomic_store(&c.done, 0);
+    atomic_store(&c.zeroed, 0);
     fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
     ko.start = FS_KAFKA_START_EARLIEST;
     /* A group, so that the finished offsets are committed (as raw does), on
      * partition 0 assigned explicitly (no join wait). */
     char g[64];
-    snprintf(g, sizeof g, "bench-ours-%u", topic_seq++);
+    snprintf(g, sizeof g, "bench-ours-%ld-%u", (long)getpid(), topic_seq++);
     fs_kafka_partition part0 = {consume_topic, 0};
     ko.group_id = g;
     ko.partitions = &part0;
@@ -377,6 +393,7 @@ static double consume_ours(bool prom, bool batch)
     if (callgrind) {
         CALLGRIND_ZERO_STATS;
         cg_from = atomic_load(&c.n);
+        atomic_store(&c.zeroed, 1);
     }
     while (!atomic_load(&c.done))
         nanosleep(&(struct timespec){0, callgrind ? 100000 : 1000000}, NULL);
@@ -446,8 +463,19 @@ int main(int argc, char **argv)
         snprintf(boot, sizeof boot, "%s", rd_kafka_mock_cluster_bootstraps(mock));
     }
     fs_set_log_level(FS_LOG_WARN);
-    new_topic(consume_topic, sizeof consume_topic, "consume");
-    fill(consume_topic, n_consume);
+    /* FS_BENCH_KAFKA_TOPIC: consume a topic filled beforehand with at least
+     * --messages records (profiling per thread without the filling's threads). */
+    const char *pre = getenv("FS_BENCH_KAFKA_TOPIC");
+    if (pre && *pre) {
+        snprintf(consume_topic, sizeof consume_topic, "%s", pre);
+    } else {
+        new_topic(consume_topic, sizeof consume_topic, "consume");
+        fill(consume_topic, n_consume);
+    }
+    if (getenv("FS_BENCH_KAFKA_FILL_ONLY")) {
+        printf("%s\n", consume_topic);
+        return 0;
+    }
 
     printf("# Kafka on librdkafka %s's mock cluster (%s), 64-byte records\n",
            rd_kafka_version_str(), mock ? "in this process" : boot);

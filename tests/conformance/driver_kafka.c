@@ -179,10 +179,16 @@ static int kafka_put(fs_broker *b, const char *source, const void *body, size_t 
     /* Round robin over the partitions (keyless records would stick to one). */
     static _Atomic unsigned next;
     int32_t part = (int32_t)(atomic_fetch_add(&next, 1) % PARTS);
-    if (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(source), RD_KAFKA_V_PARTITION(part),
-                          RD_KAFKA_V_VALUE((void *)body, len),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END))
+    /* produceva: the RD_KAFKA_V_* macros are GNU statement expressions (-Wpedantic). */
+    rd_kafka_vu_t vu[4] = {{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = source},
+                           {.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = part},
+                           {.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {(void *)body, len}},
+                           {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY}};
+    rd_kafka_error_t *e = rd_kafka_produceva(p, vu, 4);
+    if (e) {
+        rd_kafka_error_destroy(e);
         return FS_EIO;
+    }
     return rd_kafka_flush(p, 5000) ? FS_ETIMEDOUT : FS_OK;
 }
 

@@ -126,13 +126,22 @@ static inline void kt_put(rd_kafka_t *p, const char *topic, int32_t partition, i
         char body[32], key[32];
         int bl = snprintf(body, sizeof body, "m%d", i);
         int kl = snprintf(key, sizeof key, "k%d", i);
+        /* produceva: the RD_KAFKA_V_* macros are GNU statement expressions (-Wpedantic). */
+        rd_kafka_vu_t vu[5] = {{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic},
+                               {.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
+                               {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+                               {.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {body, (size_t)bl}},
+                               {.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {key, (size_t)kl}}};
         rd_kafka_resp_err_t e;
-        while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_VALUE(body, (size_t)bl),
-                                      RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        for (;;) {
+            rd_kafka_error_t *err = rd_kafka_produceva(p, vu, 5);
+            e = err ? rd_kafka_error_code(err) : RD_KAFKA_RESP_ERR_NO_ERROR;
+            if (err)
+                rd_kafka_error_destroy(err);
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                break;
             rd_kafka_poll(p, 10);
+        }
         assert_int_equal(e, 0);
     }
     assert_int_equal(rd_kafka_flush(p, 10000), 0);

@@ -122,11 +122,13 @@ static void test_headers_both_ways(void **state)
     rd_kafka_header_add(hs, "content-type", -1, "", 0); /* "" = none */
     rd_kafka_header_add(hs, "correlation_id", -1, "py-cid", -1);
     rd_kafka_header_add(hs, "x-test", -1, "bytes\0x", 7);
-    assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("basic.headers"),
-                                       RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE("py", 2),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                       RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END),
-                     0);
+    /* produceva: the RD_KAFKA_V_* macros are GNU statement expressions (-Wpedantic). */
+    rd_kafka_vu_t vu[5] = {{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "basic.headers"},
+                           {.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = 0},
+                           {.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {"py", 2}},
+                           {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+                           {.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hs}};
+    assert_null(rd_kafka_produceva(p, vu, 5));
     rd_kafka_flush(p, 5000);
     assert_int_equal(kt_wait_count(&rec, 2, 10), 2);
     pthread_mutex_lock(&rec.mu);

@@ -54,27 +54,27 @@ static void test_headers_batch_and_errors(void **state)
     assert_int_equal(fs__kafka_wire_headers(&e, true, "c", out, &n), FS_EINVAL);
 }
 
-static void test_decode(void **state)
+static void test_pick(void **state)
 {
     (void)state;
-    fs__kafka_hdr in[] = {{"content-type", "", 0},
-                          {"correlation_id", "abc", 3},
-                          {"reply_to", "r", 1},
-                          {"bin", "a\0b", 3}};
-    fs__kafka_arena a = {0};
-    const char *v[4];
+    /* As librdkafka hands them over: each value NUL-terminated after its bytes. */
+    fs_header in[] = {{"content-type", "", 0},
+                      {"correlation_id", "abc", 3},
+                      {"reply_to", "r", 1},
+                      {"bin", "a\0b", 3},
+                      {"reply_to", "r2", 2}};
     fs__kafka_in f;
-    assert_int_equal(fs__kafka_wire_decode(in, 4, &a, v, &f), 0);
-    assert_null(f.content_type); /* "" is none */
-    assert_string_equal(f.correlation_id, "abc");
-    assert_string_equal(f.reply_to, "r");
-    assert_string_equal(v[3], "a"); /* NUL-terminated copy */
-    assert_int_equal(v[3][2], 'b');
-    fs__kafka_hdr ct[] = {{"content-type", "text/plain", 10}};
-    assert_int_equal(fs__kafka_wire_decode(ct, 1, &a, v, &f), 0);
+    fs__kafka_wire_pick(in, 5, &f);
+    assert_null(f.content_type);                     /* "" is none */
+    assert_ptr_equal(f.correlation_id, in[1].value); /* no copy */
+    assert_string_equal(f.reply_to, "r2");           /* the last wins */
+    fs_header ct[] = {{"content-type", "text/plain", 10}, {"x", "", 0}};
+    fs__kafka_wire_pick(ct, 2, &f);
     assert_string_equal(f.content_type, "text/plain");
     assert_null(f.correlation_id);
-    fs__kafka_arena_free(&a);
+    assert_null(f.reply_to);
+    fs__kafka_wire_pick(NULL, 0, &f);
+    assert_null(f.content_type);
 }
 
 static void test_ids(void **state)
@@ -83,6 +83,12 @@ static void test_ids(void **state)
     char b[64];
     fs__kafka_message_id(b, sizeof b, 42, 1700000000123);
     assert_string_equal(b, "42-1700000000123");
+    assert_int_equal(fs__kafka_message_id(b, sizeof b, 0, 0), 3);
+    assert_string_equal(b, "0-0");
+    fs__kafka_message_id(b, sizeof b, 9223372036854775807LL, -1);
+    assert_string_equal(b, "9223372036854775807--1");
+    assert_int_equal(fs__kafka_message_id(b, 5, 123456, 7), 8); /* truncated, length as snprintf */
+    assert_string_equal(b, "1234");
     fs__kafka_batch_message_id(b, sizeof b, 1, 5, 7);
     assert_string_equal(b, "1-5-7");
     char u1[37], u2[37];
@@ -98,7 +104,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_headers_single),
         cmocka_unit_test(test_headers_batch_and_errors),
-        cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_pick),
         cmocka_unit_test(test_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -115,6 +115,8 @@ static void kafka_free(void *impl)
 
 static int kafka_settle(void *impl, fs_message *m, const fs_settle_args *args)
 {
+    if (args->op == FS_SETTLE_ACKED)
+        return FS_OK; /* committed once released, in offset order: nothing to do now */
     return fs__kafka_settle(impl, m, args->op, args->delay_ms, args->reason);
 }
 

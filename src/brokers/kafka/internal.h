@@ -41,6 +41,8 @@
 #define FS_KAFKA_QUEUE_MAX 2048u
 /* Slots of a partition's offset ring (a power of two): in flight per partition at most. */
 #define FS_KAFKA_RING 1024u
+/* Headers a record holds without an allocation of its own. */
+#define FS_KAFKA_HDR_INLINE 6
 /* Records the reader takes from librdkafka at once. */
 #define FS_KAFKA_POLL_BATCH 64
 
@@ -91,11 +93,10 @@ typedef struct kmsg {
     _Atomic int nacked;
     struct kmsg *next;
     fs_kafka_message_info info;
-    fs_header *hdrs;
-    fs__kafka_hdr *raw_hdrs;
-    const char **values;
+    /* The headers point into librdkafka's (its values are NUL-terminated): no copy. */
+    fs_header *hdrs; /* hdr_inline, or a heap array of hdr_cap when more */
     size_t hdr_cap;
-    fs__kafka_arena arena;
+    fs_header hdr_inline[FS_KAFKA_HDR_INLINE];
     char mid[48];
 } kmsg;
 
@@ -133,6 +134,7 @@ struct ksub {
     rd_kafka_conf_t *conf; /* the consumer's, kept until the consumer is made */
 
     rd_kafka_t *rk;
+    rd_kafka_queue_t *q; /* rk's consumer queue (batches of what is there) */
     pthread_t reader;
     bool reader_running;
     _Atomic bool stopping;
@@ -155,6 +157,10 @@ struct ksub {
 
     kpart *partitions; /* reader-owned list (freed at unsubscribe) */
     kpart *last_part;
+    /* The reader's last record timestamp in digits: records of a batch mostly share one. */
+    int64_t mid_ts;
+    size_t mid_ts_len;
+    char mid_ts_str[24];
     _Atomic uint64_t finished; /* records released as finished */
     uint64_t finished_seen;    /* at the last commit */
     uint64_t last_commit_ms;
@@ -208,11 +214,14 @@ void fs__kafka_assign_parts(ksub *s, const rd_kafka_topic_partition_list_t *part
 void fs__kafka_commit(ksub *s, kpart **only, size_t n_only);
 /* Take the queued records of `p` (every partition: NULL) off the lanes: they come again. */
 void fs__kafka_lanes_drop(ksub *s, kpart *p);
-void fs__kafka_queued_dec(ksub *s);
+/* `n` records left the lanes (wakes the reader waiting for room). */
+void fs__kafka_queued_sub(ksub *s, size_t n);
 /* Give a record back: its offset finished, skipped (released unsettled) or to come again. */
 enum { KREL_DONE, KREL_SKIPPED, KREL_AGAIN };
 void fs__kafka_rec_release(kmsg *r, int how);
 void fs__kafka_rec_free(kmsg *r);
+/* Headers and message id of a record just taken by a worker (on that worker's thread). */
+void fs__kafka_rec_decode(kmsg *r);
 void fs__kafka_on_release(fs_message *m);
 
 /* conn.c: configurations, logging, connection checks */

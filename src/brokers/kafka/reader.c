@@ -100,10 +100,8 @@ static void part_advance(kpart *p)
 
 void fs__kafka_rec_free(kmsg *r)
 {
-    free(r->hdrs);
-    free(r->raw_hdrs);
-    free(r->values);
-    fs__kafka_arena_free(&r->arena);
+    if (r->hdrs != r->hdr_inline)
+        free(r->hdrs);
     free(r);
 }
 
@@ -117,8 +115,11 @@ static kmsg *rec_get(ksub *s)
         return r;
     }
     r = calloc(1, sizeof *r);
-    if (r)
+    if (r) {
         r->sub = s;
+        r->hdrs = r->hdr_inline;
+        r->hdr_cap = FS_KAFKA_HDR_INLINE;
+    }
     return r;
 }
 
@@ -151,6 +152,7 @@ void fs__kafka_rec_release(kmsg *r, int how)
     rec_put(s, r);
 }
 
+/* The headers of r's record, pointing into librdkafka's parsed copy. */
 static int rec_headers(kmsg *r, const rd_kafka_message_t *m, fs__kafka_in *in)
 {
     rd_kafka_headers_t *hs = NULL;
@@ -161,17 +163,12 @@ static int rec_headers(kmsg *r, const rd_kafka_message_t *m, fs__kafka_in *in)
     if (!n)
         return FS_OK;
     if (n > r->hdr_cap) {
-        fs_header *h = realloc(r->hdrs, n * sizeof *h);
-        if (h)
-            r->hdrs = h;
-        fs__kafka_hdr *rh = realloc(r->raw_hdrs, n * sizeof *rh);
-        if (rh)
-            r->raw_hdrs = rh;
-        const char **v = realloc(r->values, n * sizeof *v);
-        if (v)
-            r->values = v;
-        if (!h || !rh || !v)
+        fs_header *h = malloc(n * sizeof *h); /* rare: more headers than ever before */
+        if (!h)
             return FS_ENOMEM;
+        if (r->hdrs != r->hdr_inline)
+            free(r->hdrs);
+        r->hdrs = h;
         r->hdr_cap = n;
     }
     for (size_t i = 0; i < n; i++) {
@@ -179,15 +176,43 @@ static int rec_headers(kmsg *r, const rd_kafka_message_t *m, fs__kafka_in *in)
         const void *val;
         size_t len;
         rd_kafka_header_get_all(hs, i, &name, &val, &len);
-        r->raw_hdrs[i] = (fs__kafka_hdr){name, val ? val : "", val ? len : 0};
+        /* librdkafka NUL-terminates every value after its len bytes. */
+        r->hdrs[i] = (fs_header){name, val ? (const char *)val : "", val ? len : 0};
     }
-    if (fs__kafka_wire_decode(r->raw_hdrs, n, &r->arena, r->values, in))
-        return FS_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        r->hdrs[i] = (fs_header){r->raw_hdrs[i].name, r->values[i], r->raw_hdrs[i].len};
+    fs__kafka_wire_pick(r->hdrs, n, in);
     r->m.headers = r->hdrs;
     r->m.header_count = n;
     return FS_OK;
+}
+
+/*
+ * Decode what the handler may read and the reader need not: the headers
+ * (librdkafka parses them on first use, allocating). Done
+ * by the worker that took the record, so librdkafka's header allocations are
+ * made and freed (with the record) on the same thread.
+ */
+void fs__kafka_rec_decode(kmsg *r)
+{
+    fs__kafka_in in;
+    if (rec_headers(r, r->rk, &in))
+        fs_adapter_log(FS_LOG_ERROR, FS_KAFKA_COMPONENT, "%s: out of memory decoding headers",
+                       r->sub->source);
+    r->m.content_type = in.content_type;
+    r->m.correlation_id = in.correlation_id;
+    r->m.reply_to = in.reply_to;
+}
+
+/* r->mid = "{offset}-{timestamp}" (FastStream's), the timestamp's digits kept from the last one. */
+static void rec_message_id(ksub *s, kmsg *r, int64_t offset, int64_t ts)
+{
+    if (ts != s->mid_ts) {
+        s->mid_ts = ts;
+        s->mid_ts_len = fs__kafka_i64(s->mid_ts_str, ts);
+        s->mid_ts_str[s->mid_ts_len] = '\0';
+    }
+    size_t n = fs__kafka_i64(r->mid, offset);
+    r->mid[n++] = '-';
+    memcpy(r->mid + n, s->mid_ts_str, s->mid_ts_len + 1); /* 20 + 1 + 20 + 1 <= sizeof mid */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -230,9 +255,10 @@ static void flush_stage(ksub *s)
         atomic_fetch_add_explicit(&s->queued, total, memory_order_relaxed);
 }
 
-void fs__kafka_queued_dec(ksub *s)
+void fs__kafka_queued_sub(ksub *s, size_t n)
 {
-    if (atomic_fetch_sub_explicit(&s->queued, 1, memory_order_relaxed) == FS_KAFKA_QUEUE_MAX) {
+    size_t before = atomic_fetch_sub_explicit(&s->queued, n, memory_order_relaxed);
+    if (before >= FS_KAFKA_QUEUE_MAX && before - n < FS_KAFKA_QUEUE_MAX) {
         pthread_mutex_lock(&s->space_mu);
         pthread_cond_signal(&s->space_cv);
         pthread_mutex_unlock(&s->space_mu);
@@ -268,7 +294,7 @@ void fs__kafka_lanes_drop(ksub *s, kpart *p)
     while (dropped) {
         kmsg *r = dropped;
         dropped = r->next;
-        fs__kafka_queued_dec(s);
+        fs__kafka_queued_sub(s, 1);
         fs__kafka_rec_release(r, KREL_AGAIN);
     }
 }
@@ -575,16 +601,10 @@ static void dispatch(ksub *s, rd_kafka_message_t *m)
     int64_t ts = rd_kafka_message_timestamp(m, &tstype);
     if (ts < 0)
         ts = 0;
-    fs__kafka_in in;
-    if (rec_headers(r, m, &in))
-        fs_adapter_log(FS_LOG_ERROR, FS_KAFKA_COMPONENT, "%s: out of memory decoding headers",
-                       s->source);
-    fs__kafka_message_id(r->mid, sizeof r->mid, m->offset, ts);
+    /* The headers: decoded by the worker that takes it (fs__kafka_rec_decode). */
+    rec_message_id(s, r, m->offset, ts);
     r->m.body = m->payload ? m->payload : "";
     r->m.body_len = m->len;
-    r->m.content_type = in.content_type;
-    r->m.correlation_id = in.correlation_id;
-    r->m.reply_to = in.reply_to;
     r->m.message_id = r->mid;
     r->m.source = topic;
     r->info = (fs_kafka_message_info){topic, m->partition, m->offset, ts, m->key, m->key_len, m};
@@ -626,11 +646,17 @@ void *fs__kafka_reader_main(void *arg)
             continue;
         }
         unsigned left = s->commit_interval_ms;
-        /* Wait for one record, then take what else is there already (no batch wait:
-         * consume_batch_queue would hold the first record until the batch is full). */
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, (int)(wait < left ? wait : left));
-        for (int n = 0; m; m = ++n < FS_KAFKA_POLL_BATCH ? rd_kafka_consumer_poll(s->rk, 0) : NULL)
-            dispatch(s, m);
+        /* Wait for one record, then take what else is there already in one call
+         * (consume_batch_queue with no timeout: a timeout would hold the first
+         * record until the batch is full). Both serve the rebalance callback. */
+        rd_kafka_message_t *v[FS_KAFKA_POLL_BATCH];
+        v[0] = rd_kafka_consumer_poll(s->rk, (int)(wait < left ? wait : left));
+        if (v[0]) {
+            ssize_t n =
+                s->q ? rd_kafka_consume_batch_queue(s->q, 0, v + 1, FS_KAFKA_POLL_BATCH - 1) : 0;
+            for (ssize_t i = 0; i <= n; i++)
+                dispatch(s, v[i]);
+        }
         flush_stage(s);
     }
     return NULL;

@@ -162,6 +162,7 @@ int fs__kafka_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     if (!s)
         return fs_adapter_error(FS_ENOMEM, "kafka: out of memory");
     s->b = b;
+    s->mid_ts = INT64_MIN; /* no timestamp formatted yet */
     pthread_mutex_init(&s->space_mu, NULL);
     pthread_cond_init(&s->space_cv, NULL);
     pthread_mutex_init(&s->nack_mu, NULL);
@@ -332,6 +333,7 @@ int fs__kafka_sub_start(void *impl, void *sub)
                                 err);
     }
     rd_kafka_poll_set_consumer(rk);
+    s->q = rd_kafka_queue_get_consumer(rk);
     pthread_mutex_lock(&s->rk_mu);
     s->rk = rk;
     pthread_mutex_unlock(&s->rk_mu);
@@ -366,6 +368,9 @@ int fs__kafka_sub_start(void *impl, void *sub)
         pthread_mutex_lock(&s->rk_mu);
         s->rk = NULL;
         pthread_mutex_unlock(&s->rk_mu);
+        if (s->q)
+            rd_kafka_queue_destroy(s->q);
+        s->q = NULL;
         rd_kafka_destroy(rk);
         return rc;
     }
@@ -396,6 +401,9 @@ void fs__kafka_sub_finish(ksub *s)
     s->reader_running = false;
     fs__kafka_lanes_drop(s, NULL);
     fs__kafka_commit(s, NULL, 0);
+    if (s->q)
+        rd_kafka_queue_destroy(s->q);
+    s->q = NULL;
     /* Leaving the group runs the revoke callback here (nothing is in flight any more). */
     rd_kafka_consumer_close(s->rk);
     pthread_mutex_lock(&s->rk_mu);
@@ -412,7 +420,6 @@ void fs__kafka_sub_finish(ksub *s)
 
 static fs_message *handed_out(ksub *s, kmsg *r)
 {
-    fs__kafka_queued_dec(s);
     if (s->policy == FS_ACK_POLICY_ACK_FIRST || s->reply_inbox) {
         /* Committed as handed out, whatever the handler does. */
         uint32_t want = fs__kafka_slot(r->gen, KSLOT_PENDING);
@@ -430,10 +437,17 @@ static bool stale(const kmsg *r)
     return (int32_t)(r->gen - fence) < 0;
 }
 
-/* Pop from a lane, waiting until `ts` (NULL: no wait). */
-static kmsg *lane_pop(ksub *s, klane *l, const struct timespec *ts, int *rc)
+/*
+ * Take up to `max` records from a lane into out[] (one lock for all of
+ * them), waiting up to timeout_ms (< 0: an hour) for the first when the lane
+ * is empty; the clock is read only when there is something to wait for.
+ */
+static size_t lane_pop(ksub *s, klane *l, fs_message **out, size_t max, int timeout_ms, int *rc)
 {
-    kmsg *r = NULL, *dropped = NULL;
+    kmsg *dropped = NULL;
+    size_t n = 0, taken = 0;
+    bool have_deadline = false;
+    struct timespec ts;
     *rc = FS_OK;
     pthread_mutex_lock(&l->mu);
     for (;;) {
@@ -441,47 +455,55 @@ static kmsg *lane_pop(ksub *s, klane *l, const struct timespec *ts, int *rc)
             *rc = FS_ECLOSED;
             break;
         }
-        if ((r = l->head)) {
+        kmsg *r;
+        while (n < max && (r = l->head)) {
             l->head = r->next;
-            if (!l->head)
-                l->tail = NULL;
             l->len--;
-            if (!stale(r))
-                break;
-            r->next = dropped;
-            dropped = r;
-            r = NULL;
-            continue;
+            taken++;
+            if (stale(r)) {
+                r->next = dropped;
+                dropped = r;
+            } else {
+                out[n++] = handed_out(s, r);
+            }
         }
-        if (!ts || pthread_cond_timedwait(&l->cv, &l->mu, ts)) {
-            if (ts && l->head)
-                continue;
+        if (!l->head)
+            l->tail = NULL;
+        if (n || !timeout_ms)
+            break;
+        if (!have_deadline) {
+            fs__kafka_deadline(&ts, timeout_ms < 0 ? 3600000 : timeout_ms);
+            have_deadline = true;
+        }
+        if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) && !l->head) {
             *rc = FS_ETIMEDOUT;
             break;
         }
     }
     pthread_mutex_unlock(&l->mu);
+    for (size_t i = 0; i < n; i++)
+        fs__kafka_rec_decode(out[i]->adapter_data);
+    if (taken)
+        fs__kafka_queued_sub(s, taken);
     while (dropped) {
         kmsg *d = dropped;
         dropped = d->next;
-        fs__kafka_queued_dec(s);
         fs__kafka_rec_release(d, KREL_AGAIN);
     }
-    return r;
+    if (n)
+        *rc = FS_OK;
+    else if (!*rc)
+        *rc = FS_ETIMEDOUT;
+    return n;
 }
 
 int fs__kafka_fetch(void *impl, void *sub, unsigned worker, int timeout_ms, fs_message **out)
 {
     (void)impl;
     ksub *s = sub;
-    struct timespec ts;
-    fs__kafka_deadline(&ts, timeout_ms < 0 ? 3600000 : timeout_ms);
     int rc;
-    kmsg *r = lane_pop(s, &s->lanes[worker % s->concurrency], &ts, &rc);
-    if (!r)
-        return rc;
-    *out = handed_out(s, r);
-    return FS_OK;
+    lane_pop(s, &s->lanes[worker % s->concurrency], out, 1, timeout_ms, &rc);
+    return rc;
 }
 
 int fs__kafka_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **out, size_t max,
@@ -490,17 +512,23 @@ int fs__kafka_fetch_batch(void *impl, void *sub, unsigned worker, fs_message **o
     (void)impl;
     ksub *s = sub;
     klane *l = &s->lanes[worker % s->concurrency];
-    *n = 0;
-    struct timespec ts;
-    fs__kafka_deadline(&ts, timeout_ms < 0 ? 3600000 : timeout_ms);
     int rc;
-    kmsg *r = lane_pop(s, l, &ts, &rc);
-    if (!r)
+    *n = lane_pop(s, l, out, max, timeout_ms, &rc);
+    if (!*n)
         return rc;
-    out[(*n)++] = handed_out(s, r);
-    fs__kafka_deadline(&ts, (int)batch_timeout_ms);
-    while (*n < max && (r = lane_pop(s, l, &ts, &rc)))
-        out[(*n)++] = handed_out(s, r);
+    if (*n < max && batch_timeout_ms) {
+        /* The rest of the batch: what comes within batch_timeout_ms of the first. */
+        uint64_t until = fs__kafka_now_ms() + batch_timeout_ms;
+        for (;;) {
+            uint64_t now = fs__kafka_now_ms();
+            if (*n >= max || now >= until)
+                break;
+            size_t k = lane_pop(s, l, out + *n, max - *n, (int)(until - now), &rc);
+            if (!k)
+                break;
+            *n += k;
+        }
+    }
     return FS_OK; /* stopping: the batch taken is handled */
 }
 
@@ -514,8 +542,8 @@ static int dead_letter(ksub *s, kmsg *r, const char *reason)
     if (!hs)
         return fs_adapter_error(FS_ENOMEM, "kafka: out of memory");
     for (size_t i = 0; i < r->m.header_count; i++)
-        rd_kafka_header_add(hs, r->raw_hdrs[i].name, -1, r->raw_hdrs[i].value,
-                            (ssize_t)r->raw_hdrs[i].len);
+        rd_kafka_header_add(hs, r->m.headers[i].name, -1, r->m.headers[i].value,
+                            (ssize_t)r->m.headers[i].value_len);
     char num[24];
     rd_kafka_header_add(hs, "x-original-topic", -1, r->info.topic, -1);
     snprintf(num, sizeof num, "%d", (int)m->partition);

@@ -48,60 +48,75 @@ int fs__kafka_wire_headers(const fs_envelope *e, bool single, const char *cid, f
     return FS_OK;
 }
 
-void fs__kafka_arena_free(fs__kafka_arena *a)
-{
-    free(a->data);
-    *a = (fs__kafka_arena){0};
-}
-
-static int arena_reserve(fs__kafka_arena *a, size_t need)
-{
-    if (need <= a->cap)
-        return FS_OK;
-    size_t cap = a->cap ? a->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    char *p = realloc(a->data, cap);
-    if (!p)
-        return fs_adapter_error(FS_ENOMEM, "kafka: out of memory decoding headers");
-    a->data = p;
-    a->cap = cap;
-    return FS_OK;
-}
-
-int fs__kafka_wire_decode(const fs__kafka_hdr *hdrs, size_t n, fs__kafka_arena *a,
-                          const char **values, fs__kafka_in *in)
+void fs__kafka_wire_pick(const fs_header *hdrs, size_t n, fs__kafka_in *in)
 {
     *in = (fs__kafka_in){0};
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++)
-        need += hdrs[i].len + 1;
-    if (arena_reserve(a, need))
-        return FS_ENOMEM;
-    size_t off = 0;
     for (size_t i = 0; i < n; i++) {
-        char *v = a->data + off;
-        if (hdrs[i].len)
-            memcpy(v, hdrs[i].value, hdrs[i].len);
-        v[hdrs[i].len] = '\0';
-        off += hdrs[i].len + 1;
-        values[i] = v;
-        const char *name = hdrs[i].name;
-        /* FastStream reads these by name; a repeated one: the last wins (dict). */
-        if (strcmp(name, "content-type") == 0)
-            in->content_type = *v ? v : NULL;
-        else if (strcmp(name, "correlation_id") == 0)
-            in->correlation_id = v;
-        else if (strcmp(name, "reply_to") == 0)
+        const char *name = hdrs[i].name, *v = hdrs[i].value;
+        /* FastStream reads these by name; a repeated one: the last wins (dict).
+         * The first letters sort out the other names before any strcmp. */
+        if (name[0] == 'c' && name[1] == 'o') {
+            if (name[2] == 'n' && strcmp(name + 3, "tent-type") == 0)
+                in->content_type = *v ? v : NULL;
+            else if (name[2] == 'r' && strcmp(name + 3, "relation_id") == 0)
+                in->correlation_id = v;
+        } else if (name[0] == 'r' && strcmp(name + 1, "eply_to") == 0) {
             in->reply_to = *v ? v : NULL;
+        }
     }
-    a->len = off;
-    return FS_OK;
+}
+
+/* Decimal digits of v at p (room for 20), returns the count: two digits per division. */
+static size_t put_u64(char *p, uint64_t v)
+{
+    static const char pairs[201] = "000102030405060708091011121314151617181920212223242526272829"
+                                   "303132333435363738394041424344454647484950515253545556575859"
+                                   "606162636465666768697071727374757677787980818283848586878889"
+                                   "90919293949596979899";
+    size_t n = 1;
+    for (uint64_t t = v; t >= 10u; t /= 10u)
+        n++;
+    char *e = p + n;
+    while (v >= 100u) {
+        unsigned d = (unsigned)(v % 100u) * 2u;
+        v /= 100u;
+        *--e = pairs[d + 1];
+        *--e = pairs[d];
+    }
+    if (v >= 10u) {
+        *--e = pairs[v * 2u + 1];
+        *--e = pairs[v * 2u];
+    } else {
+        *--e = (char)('0' + v);
+    }
+    return n;
+}
+
+size_t fs__kafka_i64(char *p, int64_t v)
+{
+    if (v >= 0)
+        return put_u64(p, (uint64_t)v);
+    *p = '-';
+    return 1 + put_u64(p + 1, 0u - (uint64_t)v);
 }
 
 int fs__kafka_message_id(char *buf, size_t cap, int64_t offset, int64_t timestamp_ms)
 {
-    return snprintf(buf, cap, "%" PRId64 "-%" PRId64, offset, timestamp_ms);
+    if (cap >= 48) { /* the usual case: room for any two numbers, written in place */
+        size_t n = fs__kafka_i64(buf, offset);
+        buf[n++] = '-';
+        n += fs__kafka_i64(buf + n, timestamp_ms);
+        buf[n] = '\0';
+        return (int)n;
+    }
+    char tmp[48];
+    int n = fs__kafka_message_id(tmp, sizeof tmp, offset, timestamp_ms);
+    if (cap) {
+        size_t k = (size_t)n < cap ? (size_t)n : cap - 1;
+        memcpy(buf, tmp, k);
+        buf[k] = '\0';
+    }
+    return n;
 }
 
 int fs__kafka_batch_message_id(char *buf, size_t cap, int64_t first_offset, int64_t last_offset,

@@ -39,31 +39,25 @@ size_t fs__kafka_wire_header_max(const fs_envelope *e);
 int fs__kafka_wire_headers(const fs_envelope *e, bool single, const char *cid, fs__kafka_hdr *out,
                            size_t *n);
 
-/* What a received record's headers say. Pointers into the arena (see below). */
+/* What a received record's headers say. Pointers into the headers' values. */
 typedef struct fs__kafka_in {
     const char *content_type;   /* NULL when absent or "" */
     const char *correlation_id; /* NULL when absent */
     const char *reply_to;       /* NULL when absent or "" */
 } fs__kafka_in;
 
-/* A growable byte arena the decoded strings live in (reused between messages). */
-typedef struct fs__kafka_arena {
-    char *data;
-    size_t len, cap;
-} fs__kafka_arena;
-
-void fs__kafka_arena_free(fs__kafka_arena *a);
-
 /*
- * Copy header values NUL-terminated into `a` (reset first) and fill
- * names[i]/values[i] (name pointers stay the caller's), then pick out
- * FastStream's fields into *in. `names`/`values` have room for n entries.
- * FS_OK or FS_ENOMEM.
+ * Pick FastStream's fields out of a received record's headers into *in,
+ * without copying: each value must be NUL-terminated after its value_len
+ * bytes (librdkafka's header values are). A repeated name: the last wins
+ * (FastStream reads them into a dict).
  */
-int fs__kafka_wire_decode(const fs__kafka_hdr *hdrs, size_t n, fs__kafka_arena *a,
-                          const char **values, fs__kafka_in *in);
+void fs__kafka_wire_pick(const fs_header *hdrs, size_t n, fs__kafka_in *in);
 
-/* "{offset}-{timestamp}" into buf (room for 48); returns the length. */
+/* The decimal digits of v (a '-' first when negative) at buf, room for 20; no NUL; the count. */
+size_t fs__kafka_i64(char *buf, int64_t v);
+
+/* "{offset}-{timestamp}" into buf (room for 48); returns the length (no printf: hot path). */
 int fs__kafka_message_id(char *buf, size_t cap, int64_t offset, int64_t timestamp_ms);
 
 /* A batch's id: "{first.offset}-{last.offset}-{first.timestamp}". */
