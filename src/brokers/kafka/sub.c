@@ -219,6 +219,8 @@ int fs__kafka_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
         spec->presettled = FS_SETTLE_ACKED;
     else
         spec->settle_as[FS_SETTLE_REJECTED] = FS_SETTLE_ACKED;
+    /* one topic by name (not a list, not a pattern): every record has that topic */
+    spec->fixed_source = !s->pattern && s->topic_count == 1;
     pthread_mutex_lock(&b->mu);
     s->next = b->subs;
     b->subs = s;
