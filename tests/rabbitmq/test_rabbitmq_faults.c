@@ -3,7 +3,9 @@
  * private state dir, on the configured ports + 10, so that restarting it
  * disturbs no other test): a consumer process killed with SIGKILL
  * mid-flow, and the server stopped and started again mid-flow. Every
- * message must be handled at least once; nothing lost.
+ * message must be handled at least once; nothing lost. A server that stops
+ * answering: the heartbeat notices; publishes whose confirm does not come
+ * fail with TimeoutError, and the channel goes on afterwards.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -282,6 +284,18 @@ static void server_restart_mid_flow(void **state)
     fs_broker_free(b);
 }
 
+static int beam_pid(void)
+{
+    char pidfile[400];
+    snprintf(pidfile, sizeof pidfile, "%s/rabbitmq/beam.pid", state_dir);
+    FILE *f = fopen(pidfile, "r");
+    assert_non_null(f);
+    int pid = 0;
+    assert_int_equal(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    return pid;
+}
+
 static atomic_int lost_lines;
 
 static void count_lost(fs_log_level level, const char *component, const char *message, void *user)
@@ -297,7 +311,7 @@ static void count_lost(fs_log_level level, const char *component, const char *me
 static void silent_server_found_by_heartbeat(void **state)
 {
     (void)state;
-    char url[160], q[96], pidfile[400];
+    char url[160], q[96];
     snprintf(url, sizeof url, "amqp://guest:guest@127.0.0.1:%d/?heartbeat=1", port);
     qt_name(q, sizeof q, "silent");
     fs_broker *b;
@@ -311,12 +325,7 @@ static void silent_server_found_by_heartbeat(void **state)
     assert_int_equal(fs_broker_start(b), FS_OK);
     publish_all(b, q, 0, 1);
     assert_int_equal(fs_subscriber_wait_handled(sub, 1, 10000), FS_OK);
-    snprintf(pidfile, sizeof pidfile, "%s/rabbitmq/beam.pid", state_dir);
-    FILE *f = fopen(pidfile, "r");
-    assert_non_null(f);
-    int pid = 0;
-    assert_int_equal(fscanf(f, "%d", &pid), 1);
-    fclose(f);
+    int pid = beam_pid();
     atomic_store(&lost_lines, 0);
     fs_set_log_handler(count_lost, NULL);
     kill(pid, SIGSTOP);
@@ -330,6 +339,67 @@ static void silent_server_found_by_heartbeat(void **state)
     fs_broker_free(b);
 }
 
+typedef struct late_pub {
+    fs_broker *b;
+    const char *q;
+    int rc;
+    char etype[64];
+    atomic_bool done;
+} late_pub;
+
+static void *late_publisher(void *arg)
+{
+    late_pub *lp = arg;
+    lp->rc = fs_publish_bytes(lp->b, lp->q, "late", 4);
+    const char *t = fs_last_publish_error_type();
+    snprintf(lp->etype, sizeof lp->etype, "%s", t ? t : "");
+    atomic_store(&lp->done, true);
+    return NULL;
+}
+
+/* No confirm within confirm_timeout_ms (the server silent): TimeoutError, twice (the
+ * earliest deadline is looked at again after the first), then publishing goes on. */
+static void confirm_timeout_then_publishing_goes_on(void **state)
+{
+    (void)state;
+    char url[160], q[96];
+    snprintf(url, sizeof url, "amqp://guest:guest@127.0.0.1:%d/?heartbeat=0&publish_channels=2",
+             port);
+    qt_name(q, sizeof q, "confirm.timeout");
+    fs_rabbitmq_options o = FS_RABBITMQ_OPTIONS_INIT;
+    o.confirm_timeout_ms = 300;
+    fs_broker *b;
+    assert_int_equal(fs_rabbitmq_broker_new(url, &o, &b), FS_OK);
+    assert_int_equal(fs_broker_connect(b), FS_OK);
+    fs_rabbitmq_queue dq = FS_RABBITMQ_QUEUE_INIT;
+    dq.name = q;
+    assert_int_equal(fs_rabbitmq_declare(b, NULL, &dq), FS_OK);
+    assert_int_equal(fs_publish_bytes(b, q, "0", 1), FS_OK);
+    int pid = beam_pid();
+    kill(pid, SIGSTOP);
+    for (int i = 0; i < 2; i++) {
+        late_pub lp = {b, q, 0, "", false};
+        pthread_t t;
+        pthread_create(&t, NULL, late_publisher, &lp);
+        for (int ms = 0; ms < 10000 && !atomic_load(&lp.done); ms += 20)
+            qt_sleep_ms(20);
+        bool timed_out = atomic_load(&lp.done); /* else it hangs: the deadline was missed */
+        if (!timed_out)
+            kill(pid, SIGCONT); /* (the confirm then comes, and the publish returns) */
+        pthread_join(t, NULL);
+        if (!timed_out)
+            fail_msg("publish %d: no TimeoutError within 10 s (confirm_timeout_ms 300)", i);
+        assert_int_equal(lp.rc, FS_ETIMEDOUT);
+        assert_string_equal(lp.etype, "TimeoutError");
+    }
+    kill(pid, SIGCONT);
+    /* the late confirms are ignored; the channel numbers on */
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(fs_publish_bytes(b, q, "1", 1), FS_OK);
+    fs_rabbitmq_delete_queue(b, q);
+    fs_broker_free(b);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && !strcmp(argv[1], "--consumer"))
@@ -338,6 +408,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(sigkill_consumer_mid_flow),
         cmocka_unit_test(server_restart_mid_flow),
         cmocka_unit_test(silent_server_found_by_heartbeat),
+        cmocka_unit_test(confirm_timeout_then_publishing_goes_on),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
