@@ -1,7 +1,9 @@
 /*
- * Publishing with publisher confirms (pipelined across callers on one
- * confirm channel, tracked in a ring by delivery tag), basic.return of
- * mandatory messages, and request/reply through direct reply-to.
+ * Publishing with publisher confirms through the pool of publishing
+ * channels (each in confirm mode, its confirms pipelined across callers and
+ * tracked in its own ring by delivery tag), basic.return of mandatory
+ * messages, a channel closed by the server, and request/reply through
+ * direct reply-to.
  */
 #include "internal.h"
 
