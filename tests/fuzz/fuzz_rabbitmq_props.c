@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     void *decoded = NULL;
     if (amqp_decode_properties(AMQP_BASIC_CLASS, &pool, in, &decoded) == AMQP_STATUS_OK &&
         decoded) {
-        fs__rmq_buf buf = {0};
+        fs_kit_buf buf = {0};
         fs__rmq_decoded d = {0};
         if (fs__rmq_props_decode(decoded, &buf, &d) == FS_OK) {
             size_t offs[] = {d.content_type, d.correlation_id, d.message_id, d.reply_to};
@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        d.hdr_off[3 * i + 2] <= buf.len - d.hdr_off[3 * i + 1]);
         }
         free(d.hdr_off);
-        fs__rmq_buf_free(&buf);
+        fs_kit_buf_free(&buf);
     }
     empty_amqp_pool(&pool);
     return 0;

@@ -85,7 +85,7 @@ static void encode_everything(void **state)
     assert_int_equal(fs__rmq_props_encode(&e, &po, &p, t, cid, 5), FS_EINVAL);
 }
 
-static const char *hv(const fs__rmq_buf *b, const fs__rmq_decoded *d, const char *name)
+static const char *hv(const fs_kit_buf *b, const fs__rmq_decoded *d, const char *name)
 {
     for (size_t i = 0; i < d->header_count; i++)
         if (!strcmp(b->data + d->hdr_off[3 * i], name))
@@ -146,7 +146,7 @@ static void decode_every_field_type(void **state)
     p.content_type = amqp_cstring_bytes("text/plain");
     p.correlation_id = amqp_cstring_bytes("cid");
     p.timestamp = 99;
-    fs__rmq_buf b = {0};
+    fs_kit_buf b = {0};
     fs__rmq_decoded d;
     memset(&d, 0, sizeof d);
     assert_int_equal(fs__rmq_props_decode(&p, &b, &d), FS_OK);
@@ -165,7 +165,7 @@ static void decode_every_field_type(void **state)
     assert_string_equal(hv(&b, &d, "arr"), "[-1,\"q\\\"s\"]");
     assert_string_equal(hv(&b, &d, "tbl"), "{\"k\":false}");
     assert_int_equal(d.x_delivery_count, 3);
-    fs__rmq_buf_free(&b);
+    fs_kit_buf_free(&b);
     free(d.hdr_off);
 }
 

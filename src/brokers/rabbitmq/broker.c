@@ -77,7 +77,7 @@ static void broker_free(rmq_broker *b)
         close(b->conn.wake_fd);
     fs__rmq_pub_free(&b->conn);
     free(b->conn.tbl);
-    fs__rmq_buf_free(&b->conn.rep_buf);
+    fs_kit_buf_free(&b->conn.rep_buf);
     free(b->conn.rep_dec.hdr_off);
     free(b->host);
     free(b->vhost);

@@ -19,13 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t fs__rmq_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static struct timeval tv_ms(int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -262,8 +255,8 @@ static void connection_lost(rconn *c, const char *why)
     pthread_mutex_unlock(&b->mu);
     if (!atomic_load(&c->quit))
         fs_adapter_log(FS_LOG_WARN, RMQ, "%s; reconnecting", msg + strlen(RMQ ": "));
-    c->backoff_ms = RMQ_BACKOFF_MIN_MS;
-    c->retry_at_ns = fs__rmq_now_ns();
+    fs_kit_backoff_reset(&c->backoff);
+    c->retry_at_ns = fs_kit_now_ns();
 }
 
 static void try_reconnect(rconn *c, uint64_t now)
@@ -273,15 +266,13 @@ static void try_reconnect(rconn *c, uint64_t now)
     if (!rc) {
         fs_adapter_log(FS_LOG_INFO, RMQ, "reconnected to %s:%d", c->b->host, c->b->port);
         c->down_logged = false;
-        c->backoff_ms = RMQ_BACKOFF_MIN_MS;
+        fs_kit_backoff_reset(&c->backoff);
         return;
     }
     if (!c->down_logged)
         fs_adapter_log(FS_LOG_WARN, RMQ, "%s (retrying with backoff)", err + strlen(RMQ ": "));
     c->down_logged = true;
-    unsigned jitter = (unsigned)(now % (c->backoff_ms / 4 + 1));
-    c->retry_at_ns = now + (uint64_t)(c->backoff_ms + jitter) * 1000000ull;
-    c->backoff_ms = c->backoff_ms * 2 > RMQ_BACKOFF_MAX_MS ? RMQ_BACKOFF_MAX_MS : c->backoff_ms * 2;
+    c->retry_at_ns = now + (uint64_t)fs_kit_backoff_next(&c->backoff) * 1000000ull;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -512,7 +503,7 @@ static void *owner_main(void *arg)
     rconn *c = arg;
     uint64_t next_retry_subs = 0;
     while (!atomic_load(&c->quit)) {
-        uint64_t now = fs__rmq_now_ns();
+        uint64_t now = fs_kit_now_ns();
         c->now_ns = now;
         c->rpc_ran = false;
         if (!c->st && now >= c->retry_at_ns)
@@ -552,7 +543,7 @@ static void *owner_main(void *arg)
             continue;
         }
         if (c->rpc_ran || !c->st) /* slow work since `now` (a declare, a connect) */
-            now = fs__rmq_now_ns();
+            now = fs_kit_now_ns();
         uint64_t wait = due > now ? due - now : 0;
         struct timespec ts = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
         struct pollfd p[2] = {{c->wake_fd, POLLIN, 0}, {c->st ? c->fd : -1, POLLIN, 0}};
@@ -599,7 +590,7 @@ int fs__rmq_conn_start(rmq_broker *b)
         return fs_adapter_error(FS_EIO, "rabbitmq: eventfd: %s", strerror(errno));
     }
     atomic_store(&c->quit, false);
-    c->backoff_ms = RMQ_BACKOFF_MIN_MS;
+    fs_kit_backoff_init(&c->backoff, RMQ_BACKOFF_MIN_MS, RMQ_BACKOFF_MAX_MS);
     int err2 = pthread_create(&c->thread, NULL, owner_main, c);
     if (err2) {
         drop_connection(c);

@@ -31,6 +31,8 @@
 
 #include "faststream/adapter.h"
 #include "faststream/rabbitmq.h"
+#include "kit/backoff.h"
+#include "kit/clock.h"
 #include "kit/pool.h"
 #include "kit/queue.h"
 #include "wire.h"
@@ -145,7 +147,7 @@ typedef struct rrec {
     rsub *sub;
     struct rrec *next; /* delayed nacks */
     fs_rabbitmq_message_info info;
-    fs__rmq_buf arena; /* strings and body */
+    fs_kit_buf arena; /* strings and body */
     fs_header *hdrs;
     size_t hdr_cap;
     uint64_t tag;
@@ -225,15 +227,15 @@ struct rconn {
     bool topo_open, rpc_open;
     amqp_table_entry_t *tbl;
     size_t tbl_cap;
-    rrec *delayed;  /* nacks waiting for their delay, unsorted */
-    rcall *waiting; /* requests waiting for replies */
-    unsigned backoff_ms;
+    rrec *delayed;          /* nacks waiting for their delay, unsorted */
+    rcall *waiting;         /* requests waiting for replies */
+    fs_kit_backoff backoff; /* reconnecting: 100 ms doubling to 5 s, jittered */
     uint64_t retry_at_ns;
     bool down_logged;
     /* A reply being read on the rpc channel. */
     bool rep_active;
     size_t rep_left;
-    fs__rmq_buf rep_buf;
+    fs_kit_buf rep_buf;
     fs__rmq_decoded rep_dec;
     size_t rep_body_at, rep_body_size;
 };
@@ -262,7 +264,6 @@ struct rmq_broker {
 };
 
 /* conn.c */
-uint64_t fs__rmq_now_ns(void);
 int fs__rmq_conn_start(rmq_broker *b);
 void fs__rmq_conn_shutdown(rmq_broker *b);
 void fs__rmq_post(rconn *c, rcmd *cmd);

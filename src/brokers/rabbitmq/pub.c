@@ -338,7 +338,7 @@ static int send_one(rconn *c, amqp_channel_t ch, amqp_bytes_t exchange, amqp_byt
                     bool mandatory, const fs_envelope *e, const fs_rabbitmq_publish_options *po,
                     const char *reply_to, char cid[37], int64_t now_s)
 {
-    int rc = fs__rmq_grow((void **)&c->tbl, &c->tbl_cap, e->header_count + 1, sizeof *c->tbl);
+    int rc = fs_kit_grow((void **)&c->tbl, &c->tbl_cap, e->header_count + 1, sizeof *c->tbl);
     if (rc)
         return rc;
     amqp_basic_properties_t props;
@@ -604,7 +604,7 @@ static int request_call(rconn *c, rcall *call)
         call->etype = rc == FS_EINVAL ? "ValueError" : "ConnectionError";
         return rc;
     }
-    call->deadline_ns = fs__rmq_now_ns() + (uint64_t)in->timeout_ms * 1000000ull;
+    call->deadline_ns = fs_kit_now_ns() + (uint64_t)in->timeout_ms * 1000000ull;
     call->next_wait = c->waiting;
     c->waiting = call;
     call->async = true;
@@ -682,7 +682,7 @@ void fs__rmq_rpc_frame(rconn *c, const amqp_frame_t *f)
             return;
         }
         c->rep_body_size = (size_t)f->payload.properties.body_size;
-        if (fs__rmq_buf_reserve(&c->rep_buf, c->rep_body_size + 1)) {
+        if (fs_kit_buf_reserve(&c->rep_buf, c->rep_body_size + 1)) {
             c->rep_active = false;
             return;
         }

@@ -12,67 +12,23 @@
 
 #define NPOS ((size_t)-1)
 
-int fs__rmq_grow(void **arr, size_t *cap, size_t n, size_t size)
+size_t fs__rmq_buf_put(fs_kit_buf *b, const void *p, size_t n)
 {
-    if (n <= *cap)
-        return FS_OK;
-    size_t c = *cap ? *cap : 8;
-    while (c < n) {
-        if (c > SIZE_MAX / 2 / size)
-            return FS_ENOMEM;
-        c *= 2;
-    }
-    void *p = realloc(*arr, c * size);
-    if (!p)
-        return FS_ENOMEM;
-    *arr = p;
-    *cap = c;
-    return FS_OK;
-}
-
-int fs__rmq_buf_reserve(fs__rmq_buf *b, size_t more)
-{
-    if (more > SIZE_MAX - b->len - 1)
-        return FS_ENOMEM;
-    size_t want = b->len + more;
-    if (want <= b->cap)
-        return FS_OK;
-    size_t c = b->cap ? b->cap : 256;
-    while (c < want)
-        c = c > SIZE_MAX / 2 ? want : c * 2;
-    char *p = realloc(b->data, c);
-    if (!p)
-        return FS_ENOMEM;
-    b->data = p;
-    b->cap = c;
-    return FS_OK;
-}
-
-size_t fs__rmq_buf_put(fs__rmq_buf *b, const void *p, size_t n)
-{
-    if (fs__rmq_buf_reserve(b, n))
-        return NPOS;
     size_t at = b->len;
+    return fs_kit_buf_put(b, p, n) ? NPOS : at;
+}
+
+size_t fs__rmq_buf_str(fs_kit_buf *b, const void *p, size_t n)
+{
+    size_t at = b->len;
+    if (fs_kit_buf_reserve(b, n + 1))
+        return NPOS;
     if (n)
         memcpy(b->data + at, p, n);
-    b->len += n;
+    b->data[at + n] = '\0';
+    b->len = at + n + 1;
+    b->data[b->len] = '\0';
     return at;
-}
-
-size_t fs__rmq_buf_str(fs__rmq_buf *b, const void *p, size_t n)
-{
-    if (fs__rmq_buf_reserve(b, n + 1))
-        return NPOS;
-    size_t at = fs__rmq_buf_put(b, p, n);
-    b->data[b->len++] = '\0';
-    return at;
-}
-
-void fs__rmq_buf_free(fs__rmq_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -157,7 +113,7 @@ int fs__rmq_props_encode(const fs_envelope *e, const fs_rabbitmq_publish_options
 /* ------------------------------------------------------------------------ */
 /* Decoding                                                                 */
 
-static int put_json_string(fs__rmq_buf *b, const void *p, size_t n)
+static int put_json_string(fs_kit_buf *b, const void *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = p;
@@ -178,10 +134,10 @@ static int put_json_string(fs__rmq_buf *b, const void *p, size_t n)
     return fs__rmq_buf_put(b, "\"", 1) == NPOS ? FS_ENOMEM : FS_OK;
 }
 
-static int field_string(const amqp_field_value_t *v, fs__rmq_buf *b, bool json, int depth);
+static int field_string(const amqp_field_value_t *v, fs_kit_buf *b, bool json, int depth);
 
-static int put_fmt(fs__rmq_buf *b, const char *fmt, ...) FS_PRINTF(2, 3);
-static int put_fmt(fs__rmq_buf *b, const char *fmt, ...)
+static int put_fmt(fs_kit_buf *b, const char *fmt, ...) FS_PRINTF(2, 3);
+static int put_fmt(fs_kit_buf *b, const char *fmt, ...)
 {
     char tmp[64];
     va_list ap;
@@ -195,7 +151,7 @@ static int put_fmt(fs__rmq_buf *b, const char *fmt, ...)
                : FS_OK;
 }
 
-static int table_json(const amqp_table_t *t, fs__rmq_buf *b, int depth)
+static int table_json(const amqp_table_t *t, fs_kit_buf *b, int depth)
 {
     if (fs__rmq_buf_put(b, "{", 1) == NPOS)
         return FS_ENOMEM;
@@ -213,7 +169,7 @@ static int table_json(const amqp_table_t *t, fs__rmq_buf *b, int depth)
     return fs__rmq_buf_put(b, "}", 1) == NPOS ? FS_ENOMEM : FS_OK;
 }
 
-static int field_string(const amqp_field_value_t *v, fs__rmq_buf *b, bool json, int depth)
+static int field_string(const amqp_field_value_t *v, fs_kit_buf *b, bool json, int depth)
 {
     if (depth > 32)
         return put_fmt(b, "null");
@@ -279,12 +235,12 @@ static int field_string(const amqp_field_value_t *v, fs__rmq_buf *b, bool json, 
     }
 }
 
-int fs__rmq_field_string(const amqp_field_value_t *v, fs__rmq_buf *buf)
+int fs__rmq_field_string(const amqp_field_value_t *v, fs_kit_buf *buf)
 {
     return field_string(v, buf, false, 0);
 }
 
-static size_t put_prop(fs__rmq_buf *b, const amqp_basic_properties_t *p, amqp_flags_t flag,
+static size_t put_prop(fs_kit_buf *b, const amqp_basic_properties_t *p, amqp_flags_t flag,
                        amqp_bytes_t v, int *rc)
 {
     if (!(p->_flags & flag))
@@ -319,7 +275,7 @@ static int64_t field_int(const amqp_field_value_t *v)
     }
 }
 
-int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs__rmq_buf *b, fs__rmq_decoded *out)
+int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs_kit_buf *b, fs__rmq_decoded *out)
 {
     int rc = FS_OK;
     out->content_type = put_prop(b, p, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type, &rc);
@@ -332,7 +288,7 @@ int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs__rmq_buf *b, fs__r
     if (rc || !(p->_flags & AMQP_BASIC_HEADERS_FLAG) || p->headers.num_entries <= 0)
         return rc;
     size_t n = (size_t)p->headers.num_entries;
-    if ((rc = fs__rmq_grow((void **)&out->hdr_off, &out->hdr_cap, 3 * n, sizeof *out->hdr_off)))
+    if ((rc = fs_kit_grow((void **)&out->hdr_off, &out->hdr_cap, 3 * n, sizeof *out->hdr_off)))
         return rc;
     for (size_t i = 0; i < n; i++) {
         const amqp_table_entry_t *e = &p->headers.entries[i];
