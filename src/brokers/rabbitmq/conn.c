@@ -363,13 +363,12 @@ static void drain_inbox(rconn *c)
 {
     rcmd *list = atomic_exchange_explicit(&c->inbox, NULL, memory_order_acquire);
     rcmd *rev = NULL;
-    if (list)
-        while (list) {
-            rcmd *next = list->next;
-            list->next = rev;
-            rev = list;
-            list = next;
-        }
+    while (list) {
+        rcmd *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
     while (rev) {
         rcmd *next = rev->next;
         run_cmd(c, rev);
