@@ -13,6 +13,7 @@
 #include "brokers/rabbitmq/wire.h"
 #include "faststream/adapter.h"
 
+#include <amqp_framing.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -227,12 +228,105 @@ static void destination_labels(void **state)
     assert_int_equal(strlen(l), 255 + 1 + 255);
 }
 
+/* One frame at *at: its type, channel and payload; *at moves past it. */
+static const uint8_t *frame_at(const fs_kit_buf *b, size_t *at, int type, size_t *len)
+{
+    const uint8_t *f = (const uint8_t *)b->data + *at;
+    assert_true(*at + 8 <= b->len);
+    assert_int_equal(f[0], type);
+    assert_int_equal((f[1] << 8) | f[2], 7); /* the channel */
+    *len = ((size_t)f[3] << 24) | ((size_t)f[4] << 16) | ((size_t)f[5] << 8) | f[6];
+    assert_true(*at + 8 + *len <= b->len);
+    assert_int_equal(f[7 + *len], AMQP_FRAME_END);
+    *at += 8 + *len;
+    return f + 7;
+}
+
+/* Our frames of basic.publish carry what rabbitmq-c's encoders write. */
+static void publish_frames_as_rabbitmq_c(void **state)
+{
+    (void)state;
+    fs_header h[] = {{"x-tenant", "acme", 0}, {"b", "two", 0}, {"bin", "a\0b", 3}};
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.headers = h;
+    e.header_count = 3;
+    e.content_type = "application/json";
+    e.correlation_id = "c";
+    e.reply_to = "r|x";
+    fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
+    po.persist = true;
+    po.priority = 3;
+    po.expiration = "1000";
+    po.type = "t";
+    po.user_id = "guest";
+    po.app_id = "app";
+    amqp_table_entry_t t[3];
+    char cid[37], enc[512];
+    static char body[10000];
+    memset(body, 'b', sizeof body);
+    for (int variant = 0; variant < 2; variant++) {
+        amqp_basic_properties_t p;
+        assert_int_equal(fs__rmq_props_encode(&e, variant ? NULL : &po, &p, t, cid, 1700000000),
+                         FS_OK);
+        fs_kit_buf out = {0};
+        amqp_bytes_t ex = amqp_cstring_bytes(variant ? "" : "ex"), rk = amqp_cstring_bytes("rk");
+        size_t frame_max = variant ? 131072 : 4104; /* body frames of 4096, 4096, 1808 */
+        assert_int_equal(fs__rmq_publish_frames(&out, 7, ex, rk, !variant, &p,
+                                                (amqp_bytes_t){sizeof body, body}, frame_max),
+                         FS_OK);
+        size_t at = 0, n;
+        const uint8_t *m = frame_at(&out, &at, AMQP_FRAME_METHOD, &n);
+        assert_int_equal(((uint32_t)m[0] << 24) | (m[1] << 16) | (m[2] << 8) | m[3],
+                         AMQP_BASIC_PUBLISH_METHOD);
+        amqp_basic_publish_t bp = {0, ex, rk, !variant, 0};
+        int k = amqp_encode_method(AMQP_BASIC_PUBLISH_METHOD, &bp, (amqp_bytes_t){sizeof enc, enc});
+        assert_true(k > 0);
+        assert_int_equal(n, 4 + (size_t)k);
+        assert_memory_equal(m + 4, enc, (size_t)k);
+        const uint8_t *hd = frame_at(&out, &at, AMQP_FRAME_HEADER, &n);
+        assert_int_equal((hd[0] << 8) | hd[1], AMQP_BASIC_CLASS);
+        assert_int_equal((hd[10] << 8) | hd[11], sizeof body); /* the body size (of 8 bytes) */
+        k = amqp_encode_properties(AMQP_BASIC_CLASS, &p, (amqp_bytes_t){sizeof enc, enc});
+        assert_true(k > 0);
+        assert_int_equal(n, 12 + (size_t)k);
+        assert_memory_equal(hd + 12, enc, (size_t)k);
+        size_t got = 0;
+        while (at < out.len) {
+            const uint8_t *bd = frame_at(&out, &at, AMQP_FRAME_BODY, &n);
+            assert_true(n <= frame_max - 8);
+            assert_memory_equal(bd, body + got, n);
+            got += n;
+        }
+        assert_int_equal(got, sizeof body);
+        /* Not for this encoder: rabbitmq-c publishes (and reports) those. */
+        char longs[300];
+        memset(longs, 'k', sizeof longs);
+        assert_int_equal(fs__rmq_publish_frames(&out, 7, (amqp_bytes_t){256, longs}, rk, false, &p,
+                                                (amqp_bytes_t){0, NULL}, frame_max),
+                         FS_EINVAL);
+        t[0].value.kind = AMQP_FIELD_KIND_I32;
+        assert_int_equal(
+            fs__rmq_publish_frames(&out, 7, ex, rk, false, &p, (amqp_bytes_t){0, NULL}, 131072),
+            FS_EINVAL);
+        /* An empty body: no body frame, as amqp_basic_publish. */
+        t[0].value.kind = AMQP_FIELD_KIND_UTF8;
+        assert_int_equal(
+            fs__rmq_publish_frames(&out, 7, ex, rk, false, &p, (amqp_bytes_t){0, NULL}, 131072),
+            FS_OK);
+        at = 0;
+        frame_at(&out, &at, AMQP_FRAME_METHOD, &n);
+        frame_at(&out, &at, AMQP_FRAME_HEADER, &n);
+        assert_int_equal(at, out.len);
+        fs_kit_buf_free(&out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(destination_labels),       cmocka_unit_test(encode_defaults),
         cmocka_unit_test(encode_everything),        cmocka_unit_test(decode_every_field_type),
-        cmocka_unit_test(reply_to_split_and_codes),
+        cmocka_unit_test(reply_to_split_and_codes), cmocka_unit_test(publish_frames_as_rabbitmq_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

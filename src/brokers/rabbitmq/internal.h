@@ -62,6 +62,7 @@
 #define RMQ_BACKOFF_MIN_MS 100u
 #define RMQ_BACKOFF_MAX_MS 5000u
 #define RMQ_DCOUNT_SLOTS 1024
+#define RMQ_FRAMES_BODY_MAX 65536 /* larger bodies: amqp_basic_publish */
 
 typedef struct rmq_broker rmq_broker;
 typedef struct rsub rsub;

@@ -8,10 +8,14 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NPOS ((size_t)-1)
 #define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
@@ -334,6 +338,44 @@ requests:
 /* ------------------------------------------------------------------------ */
 /* Publishing (owner)                                                       */
 
+/*
+ * Write the frames of a publish on the TCP socket (rabbitmq-c writes whole
+ * frames, so the stream is between frames here); a failure leaves the
+ * connection unusable (a frame may be cut): the owner reconnects.
+ */
+static int write_all(rconn *c, const char *p, size_t n)
+{
+    while (n) {
+        /* syscall(): send() is a cancellation point (see fs__rmq_post) */
+        long w = syscall(SYS_sendto, c->fd, p, n, MSG_NOSIGNAL, NULL, 0);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pf = {c->fd, POLLOUT, 0};
+            int r = poll(&pf, 1, c->b->confirm_timeout_ms);
+            if (r > 0 || (r < 0 && errno == EINTR))
+                continue;
+            if (r)
+                snprintf(c->last_error, sizeof c->last_error, "poll: %s", strerror(errno));
+            else
+                snprintf(c->last_error, sizeof c->last_error,
+                         "the socket stayed full for %d ms (the server reads nothing)",
+                         c->b->confirm_timeout_ms);
+        } else {
+            snprintf(c->last_error, sizeof c->last_error, "send: %s",
+                     w < 0 ? strerror(errno) : "nothing written");
+        }
+        atomic_store(&c->up, false);
+        return FS_EIO;
+    }
+    return FS_OK;
+}
+
 static int send_one(rconn *c, amqp_channel_t ch, amqp_bytes_t exchange, amqp_bytes_t rk,
                     bool mandatory, const fs_envelope *e, const fs_rabbitmq_publish_options *po,
                     const char *reply_to, char cid[37], int64_t now_s)
@@ -349,6 +391,12 @@ static int send_one(rconn *c, amqp_channel_t ch, amqp_bytes_t exchange, amqp_byt
         props.reply_to = amqp_cstring_bytes(reply_to);
     }
     amqp_bytes_t body = {e->body_len, (void *)e->body};
+    /* TCP, and a body that is cheap to copy (larger ones go out from the
+     * caller's memory through rabbitmq-c; the buffer stays small) */
+    if (!c->b->tls && e->body_len <= RMQ_FRAMES_BODY_MAX &&
+        !fs__rmq_publish_frames(&c->frames, ch, exchange, rk, mandatory, &props, body,
+                                (size_t)amqp_get_frame_max(c->st)))
+        return write_all(c, c->frames.data, c->frames.len);
     int s = amqp_basic_publish(c->st, ch, exchange, rk, mandatory, 0, &props, body);
     if (s) {
         snprintf(c->last_error, sizeof c->last_error, "%s", amqp_error_string2(s));

@@ -16,6 +16,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The frames of one basic.publish (the method, the content header, body
+ * frames of at most frame_max - 8 bytes), the bytes rabbitmq-c's
+ * amqp_basic_publish sends, in `out` (replaced): one write instead of its
+ * three. FS_OK, FS_ENOMEM, or FS_EINVAL when something is not for this
+ * encoder (a short string over 255 bytes, a header value that is not a
+ * UTF-8 string, a property flag it does not know): publish through
+ * rabbitmq-c then, which reports what it reports.
+ */
+int fs__rmq_publish_frames(fs_kit_buf *out, amqp_channel_t ch, amqp_bytes_t exchange,
+                           amqp_bytes_t routing_key, bool mandatory,
+                           const amqp_basic_properties_t *p, amqp_bytes_t body, size_t frame_max);
+
 /* Appending to a kit buffer (the strings of one delivery), by offset: */
 /* the offset where the bytes start, or (size_t)-1 when out of memory. */
 size_t fs__rmq_buf_put(fs_kit_buf *b, const void *p, size_t n);
