@@ -44,24 +44,33 @@ static void encode_defaults(void **state)
     assert_false(p._flags & AMQP_BASIC_PRIORITY_FLAG);
 }
 
+/* An envelope with every property FastStream sets, and every publish option. */
+static void everything(fs_envelope *e, fs_rabbitmq_publish_options *po, const fs_header *h,
+                       size_t nh)
+{
+    *e = (fs_envelope)FS_ENVELOPE_INIT;
+    e->headers = h;
+    e->header_count = nh;
+    e->content_type = "application/json";
+    e->correlation_id = "c";
+    e->message_id = "m";
+    e->reply_to = "r|x";
+    *po = (fs_rabbitmq_publish_options)FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
+    po->persist = true;
+    po->priority = 3;
+    po->expiration = "1000";
+    po->type = "t";
+    po->user_id = "guest";
+    po->app_id = "app";
+}
+
 static void encode_everything(void **state)
 {
     (void)state;
     fs_header h[] = {{"a", "1", 0}, {"b", "two", 0}};
-    fs_envelope e = FS_ENVELOPE_INIT;
-    e.headers = h;
-    e.header_count = 2;
-    e.content_type = "application/json";
-    e.correlation_id = "c";
-    e.message_id = "m";
-    e.reply_to = "r|x";
-    fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
-    po.persist = true;
-    po.priority = 3;
-    po.expiration = "1000";
-    po.type = "t";
-    po.user_id = "guest";
-    po.app_id = "app";
+    fs_envelope e;
+    fs_rabbitmq_publish_options po;
+    everything(&e, &po, h, 2);
     amqp_basic_properties_t p;
     amqp_table_entry_t t[2];
     char cid[37];
@@ -247,19 +256,9 @@ static void publish_frames_as_rabbitmq_c(void **state)
 {
     (void)state;
     fs_header h[] = {{"x-tenant", "acme", 0}, {"b", "two", 0}, {"bin", "a\0b", 3}};
-    fs_envelope e = FS_ENVELOPE_INIT;
-    e.headers = h;
-    e.header_count = 3;
-    e.content_type = "application/json";
-    e.correlation_id = "c";
-    e.reply_to = "r|x";
-    fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
-    po.persist = true;
-    po.priority = 3;
-    po.expiration = "1000";
-    po.type = "t";
-    po.user_id = "guest";
-    po.app_id = "app";
+    fs_envelope e;
+    fs_rabbitmq_publish_options po;
+    everything(&e, &po, h, 3);
     amqp_table_entry_t t[3];
     char cid[37], enc[512];
     static char body[10000];
