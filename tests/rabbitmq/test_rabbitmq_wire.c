@@ -13,6 +13,7 @@
 #include "brokers/rabbitmq/wire.h"
 #include "faststream/adapter.h"
 
+#include <amqp_framing.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,24 +44,33 @@ static void encode_defaults(void **state)
     assert_false(p._flags & AMQP_BASIC_PRIORITY_FLAG);
 }
 
+/* An envelope with every property FastStream sets, and every publish option. */
+static void everything(fs_envelope *e, fs_rabbitmq_publish_options *po, const fs_header *h,
+                       size_t nh)
+{
+    *e = (fs_envelope)FS_ENVELOPE_INIT;
+    e->headers = h;
+    e->header_count = nh;
+    e->content_type = "application/json";
+    e->correlation_id = "c";
+    e->message_id = "m";
+    e->reply_to = "r|x";
+    *po = (fs_rabbitmq_publish_options)FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
+    po->persist = true;
+    po->priority = 3;
+    po->expiration = "1000";
+    po->type = "t";
+    po->user_id = "guest";
+    po->app_id = "app";
+}
+
 static void encode_everything(void **state)
 {
     (void)state;
     fs_header h[] = {{"a", "1", 0}, {"b", "two", 0}};
-    fs_envelope e = FS_ENVELOPE_INIT;
-    e.headers = h;
-    e.header_count = 2;
-    e.content_type = "application/json";
-    e.correlation_id = "c";
-    e.message_id = "m";
-    e.reply_to = "r|x";
-    fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
-    po.persist = true;
-    po.priority = 3;
-    po.expiration = "1000";
-    po.type = "t";
-    po.user_id = "guest";
-    po.app_id = "app";
+    fs_envelope e;
+    fs_rabbitmq_publish_options po;
+    everything(&e, &po, h, 2);
     amqp_basic_properties_t p;
     amqp_table_entry_t t[2];
     char cid[37];
@@ -85,7 +95,7 @@ static void encode_everything(void **state)
     assert_int_equal(fs__rmq_props_encode(&e, &po, &p, t, cid, 5), FS_EINVAL);
 }
 
-static const char *hv(const fs__rmq_buf *b, const fs__rmq_decoded *d, const char *name)
+static const char *hv(const fs_kit_buf *b, const fs__rmq_decoded *d, const char *name)
 {
     for (size_t i = 0; i < d->header_count; i++)
         if (!strcmp(b->data + d->hdr_off[3 * i], name))
@@ -146,7 +156,7 @@ static void decode_every_field_type(void **state)
     p.content_type = amqp_cstring_bytes("text/plain");
     p.correlation_id = amqp_cstring_bytes("cid");
     p.timestamp = 99;
-    fs__rmq_buf b = {0};
+    fs_kit_buf b = {0};
     fs__rmq_decoded d;
     memset(&d, 0, sizeof d);
     assert_int_equal(fs__rmq_props_decode(&p, &b, &d), FS_OK);
@@ -165,7 +175,7 @@ static void decode_every_field_type(void **state)
     assert_string_equal(hv(&b, &d, "arr"), "[-1,\"q\\\"s\"]");
     assert_string_equal(hv(&b, &d, "tbl"), "{\"k\":false}");
     assert_int_equal(d.x_delivery_count, 3);
-    fs__rmq_buf_free(&b);
+    fs_kit_buf_free(&b);
     free(d.hdr_off);
 }
 
@@ -227,12 +237,95 @@ static void destination_labels(void **state)
     assert_int_equal(strlen(l), 255 + 1 + 255);
 }
 
+/* One frame at *at: its type, channel and payload; *at moves past it. */
+static const uint8_t *frame_at(const fs_kit_buf *b, size_t *at, int type, size_t *len)
+{
+    const uint8_t *f = (const uint8_t *)b->data + *at;
+    assert_true(*at + 8 <= b->len);
+    assert_int_equal(f[0], type);
+    assert_int_equal((f[1] << 8) | f[2], 7); /* the channel */
+    *len = ((size_t)f[3] << 24) | ((size_t)f[4] << 16) | ((size_t)f[5] << 8) | f[6];
+    assert_true(*at + 8 + *len <= b->len);
+    assert_int_equal(f[7 + *len], AMQP_FRAME_END);
+    *at += 8 + *len;
+    return f + 7;
+}
+
+/* Our frames of basic.publish carry what rabbitmq-c's encoders write. */
+static void publish_frames_as_rabbitmq_c(void **state)
+{
+    (void)state;
+    fs_header h[] = {{"x-tenant", "acme", 0}, {"b", "two", 0}, {"bin", "a\0b", 3}};
+    fs_envelope e;
+    fs_rabbitmq_publish_options po;
+    everything(&e, &po, h, 3);
+    amqp_table_entry_t t[3];
+    char cid[37], enc[512];
+    static char body[10000];
+    memset(body, 'b', sizeof body);
+    for (int variant = 0; variant < 2; variant++) {
+        amqp_basic_properties_t p;
+        assert_int_equal(fs__rmq_props_encode(&e, variant ? NULL : &po, &p, t, cid, 1700000000),
+                         FS_OK);
+        fs_kit_buf out = {0};
+        amqp_bytes_t ex = amqp_cstring_bytes(variant ? "" : "ex"), rk = amqp_cstring_bytes("rk");
+        size_t frame_max = variant ? 131072 : 4104; /* body frames of 4096, 4096, 1808 */
+        assert_int_equal(fs__rmq_publish_frames(&out, 7, ex, rk, !variant, &p,
+                                                (amqp_bytes_t){sizeof body, body}, frame_max),
+                         FS_OK);
+        size_t at = 0, n;
+        const uint8_t *m = frame_at(&out, &at, AMQP_FRAME_METHOD, &n);
+        assert_int_equal(((uint32_t)m[0] << 24) | (m[1] << 16) | (m[2] << 8) | m[3],
+                         AMQP_BASIC_PUBLISH_METHOD);
+        amqp_basic_publish_t bp = {0, ex, rk, !variant, 0};
+        int k = amqp_encode_method(AMQP_BASIC_PUBLISH_METHOD, &bp, (amqp_bytes_t){sizeof enc, enc});
+        assert_true(k > 0);
+        assert_int_equal(n, 4 + (size_t)k);
+        assert_memory_equal(m + 4, enc, (size_t)k);
+        const uint8_t *hd = frame_at(&out, &at, AMQP_FRAME_HEADER, &n);
+        assert_int_equal((hd[0] << 8) | hd[1], AMQP_BASIC_CLASS);
+        assert_int_equal((hd[10] << 8) | hd[11], sizeof body); /* the body size (of 8 bytes) */
+        k = amqp_encode_properties(AMQP_BASIC_CLASS, &p, (amqp_bytes_t){sizeof enc, enc});
+        assert_true(k > 0);
+        assert_int_equal(n, 12 + (size_t)k);
+        assert_memory_equal(hd + 12, enc, (size_t)k);
+        size_t got = 0;
+        while (at < out.len) {
+            const uint8_t *bd = frame_at(&out, &at, AMQP_FRAME_BODY, &n);
+            assert_true(n <= frame_max - 8);
+            assert_memory_equal(bd, body + got, n);
+            got += n;
+        }
+        assert_int_equal(got, sizeof body);
+        /* Not for this encoder: rabbitmq-c publishes (and reports) those. */
+        char longs[300];
+        memset(longs, 'k', sizeof longs);
+        assert_int_equal(fs__rmq_publish_frames(&out, 7, (amqp_bytes_t){256, longs}, rk, false, &p,
+                                                (amqp_bytes_t){0, NULL}, frame_max),
+                         FS_EINVAL);
+        t[0].value.kind = AMQP_FIELD_KIND_I32;
+        assert_int_equal(
+            fs__rmq_publish_frames(&out, 7, ex, rk, false, &p, (amqp_bytes_t){0, NULL}, 131072),
+            FS_EINVAL);
+        /* An empty body: no body frame, as amqp_basic_publish. */
+        t[0].value.kind = AMQP_FIELD_KIND_UTF8;
+        assert_int_equal(
+            fs__rmq_publish_frames(&out, 7, ex, rk, false, &p, (amqp_bytes_t){0, NULL}, 131072),
+            FS_OK);
+        at = 0;
+        frame_at(&out, &at, AMQP_FRAME_METHOD, &n);
+        frame_at(&out, &at, AMQP_FRAME_HEADER, &n);
+        assert_int_equal(at, out.len);
+        fs_kit_buf_free(&out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(destination_labels),       cmocka_unit_test(encode_defaults),
         cmocka_unit_test(encode_everything),        cmocka_unit_test(decode_every_field_type),
-        cmocka_unit_test(reply_to_split_and_codes),
+        cmocka_unit_test(reply_to_split_and_codes), cmocka_unit_test(publish_frames_as_rabbitmq_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

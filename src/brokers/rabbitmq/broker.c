@@ -75,9 +75,12 @@ static void broker_free(rmq_broker *b)
         fs__rmq_unsubscribe(b, b->subs);
     if (b->conn.wake_fd >= 0)
         close(b->conn.wake_fd);
+    if (b->conn.ep_fd >= 0)
+        close(b->conn.ep_fd);
     fs__rmq_pub_free(&b->conn);
     free(b->conn.tbl);
-    fs__rmq_buf_free(&b->conn.rep_buf);
+    fs_kit_buf_free(&b->conn.frames);
+    fs_kit_buf_free(&b->conn.rep_buf);
     free(b->conn.rep_dec.hdr_off);
     free(b->host);
     free(b->vhost);
@@ -488,6 +491,7 @@ int fs_rabbitmq_broker_new(const char *url, const fs_rabbitmq_options *opts, fs_
     pthread_mutex_init(&b->mu, &ma);
     pthread_mutexattr_destroy(&ma);
     b->conn.wake_fd = -1;
+    b->conn.ep_fd = -1;
     b->conn.fd = -1;
     b->conn.b = b;
     b->heartbeat = 60;

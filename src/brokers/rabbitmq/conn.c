@@ -14,17 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/futex.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-uint64_t fs__rmq_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+static bool read_frames(rconn *c, uint64_t now);
 
 static struct timeval tv_ms(int ms)
 {
@@ -185,6 +181,7 @@ static void drop_connection(rconn *c)
         amqp_destroy_connection(c->st);
     c->st = NULL;
     c->fd = -1;
+    c->sock_in_ep = false; /* closing the socket took it out of ep_fd */
     c->topo_open = c->rpc_open = false;
     c->rep_active = false;
     for (unsigned i = 0; i < c->npub; i++)
@@ -240,6 +237,13 @@ static int connect_once(rconn *c, char *err, size_t n)
     pthread_mutex_unlock(&b->mu);
     if (rc)
         goto fail;
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = c->fd};
+    if (epoll_ctl(c->ep_fd, EPOLL_CTL_ADD, c->fd, &ev) && errno != EEXIST) {
+        snprintf(err, n, "rabbitmq: epoll_ctl: %s", strerror(errno));
+        rc = FS_EIO;
+        goto fail;
+    }
+    c->sock_in_ep = true;
     atomic_fetch_add(&c->epoch, 1);
     return FS_OK;
 fail:
@@ -262,8 +266,8 @@ static void connection_lost(rconn *c, const char *why)
     pthread_mutex_unlock(&b->mu);
     if (!atomic_load(&c->quit))
         fs_adapter_log(FS_LOG_WARN, RMQ, "%s; reconnecting", msg + strlen(RMQ ": "));
-    c->backoff_ms = RMQ_BACKOFF_MIN_MS;
-    c->retry_at_ns = fs__rmq_now_ns();
+    fs_kit_backoff_reset(&c->backoff);
+    c->retry_at_ns = fs_kit_now_ns();
 }
 
 static void try_reconnect(rconn *c, uint64_t now)
@@ -273,15 +277,13 @@ static void try_reconnect(rconn *c, uint64_t now)
     if (!rc) {
         fs_adapter_log(FS_LOG_INFO, RMQ, "reconnected to %s:%d", c->b->host, c->b->port);
         c->down_logged = false;
-        c->backoff_ms = RMQ_BACKOFF_MIN_MS;
+        fs_kit_backoff_reset(&c->backoff);
         return;
     }
     if (!c->down_logged)
         fs_adapter_log(FS_LOG_WARN, RMQ, "%s (retrying with backoff)", err + strlen(RMQ ": "));
     c->down_logged = true;
-    unsigned jitter = (unsigned)(now % (c->backoff_ms / 4 + 1));
-    c->retry_at_ns = now + (uint64_t)(c->backoff_ms + jitter) * 1000000ull;
-    c->backoff_ms = c->backoff_ms * 2 > RMQ_BACKOFF_MAX_MS ? RMQ_BACKOFF_MAX_MS : c->backoff_ms * 2;
+    c->retry_at_ns = now + (uint64_t)fs_kit_backoff_next(&c->backoff) * 1000000ull;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -325,6 +327,103 @@ void fs__rmq_post(rconn *c, rcmd *cmd)
         /* syscall(): write() is a cancellation point, whose bookkeeping in a
          * threaded process costs more than the call (nobody cancels us) */
         syscall(SYS_write, c->wake_fd, &one, sizeof one);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lending the connection to a publisher while the owner sleeps             */
+
+static void wake_owner(rconn *c)
+{
+    uint64_t one = 1;
+    syscall(SYS_write, c->wake_fd, &one, sizeof one);
+}
+
+/* The socket in the owner's epoll set: armed (EPOLLIN) or not (while lent,
+ * so that the frames the borrower reads do not wake the owner). */
+static void arm_socket(rconn *c, bool on)
+{
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.fd = c->fd};
+    syscall(SYS_epoll_ctl, c->ep_fd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+bool fs__rmq_borrow(rconn *c)
+{
+    uint32_t v = RMQ_OWN_IDLE;
+    if (atomic_load_explicit(&c->own, memory_order_relaxed) != v ||
+        !atomic_compare_exchange_strong_explicit(&c->own, &v, RMQ_OWN_LENT, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return false;
+    /* The owner lends only a connection that is up, its socket in ep_fd. */
+    arm_socket(c, false);
+    c->now_ns = fs_kit_now_ns();
+    return true;
+}
+
+bool fs__rmq_borrow_wait(rconn *c, rdone *d)
+{
+    for (;;) {
+        if (!atomic_load_explicit(&c->up, memory_order_relaxed))
+            break;
+        /* Done only with rabbitmq-c's buffers empty: the owner sleeps on the socket alone. */
+        if (!amqp_frames_enqueued(c->st) && !amqp_data_in_buffer(c->st)) {
+            if (atomic_load_explicit(&d->v, memory_order_acquire) == 2)
+                return true;
+            /* A bounded wait: beyond it, the owner takes over (its timers,
+             * the confirm deadline); the eventfd: someone wants the owner. */
+            struct timespec ts = {0, 20000000};
+            struct pollfd p[2] = {{c->fd, POLLIN, 0}, {c->wake_fd, POLLIN, 0}};
+            long n = syscall(SYS_ppoll, p, 2, &ts, NULL, 0);
+            if (n <= 0 || p[1].revents)
+                break;
+        }
+        c->readable = true;
+        if (!read_frames(c, c->now_ns))
+            break;
+    }
+    c->readable = true; /* the owner reads on from here */
+    return false;
+}
+
+void fs__rmq_give_back(rconn *c, bool wake)
+{
+    arm_socket(c, true); /* data already there wakes the owner at once */
+    uint32_t v = RMQ_OWN_LENT;
+    if (!atomic_compare_exchange_strong_explicit(&c->own, &v, RMQ_OWN_IDLE, memory_order_release,
+                                                 memory_order_relaxed)) {
+        /* The owner woke meanwhile and waits: hand it over directly. */
+        atomic_store_explicit(&c->own, RMQ_OWN_RUN, memory_order_release);
+        syscall(SYS_futex, &c->own, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        return;
+    }
+    if (wake)
+        wake_owner(c);
+}
+
+/* The owner after its sleep: the connection back from IDLE, or from the
+ * borrower (told through the eventfd, which it polls, and waited for);
+ * true when it waited (its eventfd was written). */
+static bool take_back(rconn *c)
+{
+    bool waited = false;
+    for (;;) {
+        uint32_t v = atomic_load_explicit(&c->own, memory_order_acquire);
+        if (v == RMQ_OWN_RUN)
+            return waited;
+        if (v == RMQ_OWN_IDLE) {
+            if (atomic_compare_exchange_weak_explicit(&c->own, &v, RMQ_OWN_RUN,
+                                                      memory_order_acquire, memory_order_relaxed))
+                return waited;
+            continue;
+        }
+        waited = true;
+        if (v == RMQ_OWN_LENT) {
+            if (atomic_compare_exchange_weak_explicit(&c->own, &v, RMQ_OWN_LENT | RMQ_OWN_WANT,
+                                                      memory_order_relaxed, memory_order_relaxed))
+                wake_owner(c); /* the borrower polls the eventfd: it gives back soon */
+            continue;
+        }
+        syscall(SYS_futex, &c->own, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
     }
 }
 
@@ -372,13 +471,12 @@ static void drain_inbox(rconn *c)
 {
     rcmd *list = atomic_exchange_explicit(&c->inbox, NULL, memory_order_acquire);
     rcmd *rev = NULL;
-    if (list)
-        while (list) {
-            rcmd *next = list->next;
-            list->next = rev;
-            rev = list;
-            list = next;
-        }
+    while (list) {
+        rcmd *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
     while (rev) {
         rcmd *next = rev->next;
         run_cmd(c, rev);
@@ -512,7 +610,7 @@ static void *owner_main(void *arg)
     rconn *c = arg;
     uint64_t next_retry_subs = 0;
     while (!atomic_load(&c->quit)) {
-        uint64_t now = fs__rmq_now_ns();
+        uint64_t now = fs_kit_now_ns();
         c->now_ns = now;
         c->rpc_ran = false;
         if (!c->st && now >= c->retry_at_ns)
@@ -552,15 +650,24 @@ static void *owner_main(void *arg)
             continue;
         }
         if (c->rpc_ran || !c->st) /* slow work since `now` (a declare, a connect) */
-            now = fs__rmq_now_ns();
+            now = fs_kit_now_ns();
         uint64_t wait = due > now ? due - now : 0;
-        struct timespec ts = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
-        struct pollfd p[2] = {{c->wake_fd, POLLIN, 0}, {c->st ? c->fd : -1, POLLIN, 0}};
-        syscall(SYS_ppoll, p, 2, &ts, NULL, 0); /* poll(), without cancellation */
+        int wait_ms = wait >= 3600000000000ull ? 3600000 : (int)((wait + 999999) / 1000000);
+        bool lend = c->st && c->sock_in_ep && atomic_load(&c->up);
+        if (lend) /* a publisher may take the connection while we sleep */
+            atomic_store_explicit(&c->own, RMQ_OWN_IDLE, memory_order_release);
+        struct epoll_event ev[4];
+        /* epoll_wait(), without cancellation */
+        long n = syscall(SYS_epoll_wait, c->ep_fd, ev, 4, wait_ms);
+        bool woken = lend && take_back(c); /* then our own wake-up is pending */
         atomic_store(&c->sleeping, false);
-        if (p[1].revents)
-            c->readable = true;
-        if (p[0].revents & POLLIN) {
+        for (long i = 0; i < n; i++) {
+            if (ev[i].data.fd == c->wake_fd)
+                woken = true;
+            else
+                c->readable = true;
+        }
+        if (woken) {
             uint64_t v;
             syscall(SYS_read, c->wake_fd, &v, sizeof v);
         }
@@ -588,18 +695,28 @@ int fs__rmq_conn_start(rmq_broker *b)
     if (c->thread_started)
         return atomic_load(&c->up) || c->st ? FS_OK : FS_OK;
     c->b = b;
+    if (c->wake_fd < 0)
+        c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->wake_fd < 0)
+        return fs_adapter_error(FS_EIO, "rabbitmq: eventfd: %s", strerror(errno));
+    if (c->ep_fd < 0) {
+        c->ep_fd = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = c->wake_fd};
+        if (c->ep_fd < 0 || epoll_ctl(c->ep_fd, EPOLL_CTL_ADD, c->wake_fd, &ev)) {
+            int e = errno;
+            if (c->ep_fd >= 0)
+                close(c->ep_fd);
+            c->ep_fd = -1;
+            return fs_adapter_error(FS_EIO, "rabbitmq: epoll: %s", strerror(e));
+        }
+    }
+    atomic_store(&c->own, RMQ_OWN_RUN);
     char err[320];
     int rc = connect_once(c, err, sizeof err);
     if (rc)
         return fs_adapter_error(rc, "%s", err);
-    if (c->wake_fd < 0)
-        c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (c->wake_fd < 0) {
-        drop_connection(c);
-        return fs_adapter_error(FS_EIO, "rabbitmq: eventfd: %s", strerror(errno));
-    }
     atomic_store(&c->quit, false);
-    c->backoff_ms = RMQ_BACKOFF_MIN_MS;
+    fs_kit_backoff_init(&c->backoff, RMQ_BACKOFF_MIN_MS, RMQ_BACKOFF_MAX_MS);
     int err2 = pthread_create(&c->thread, NULL, owner_main, c);
     if (err2) {
         drop_connection(c);

@@ -15,6 +15,15 @@
  *     the caller's: it waits (rdone) until every confirm came back);
  *   - CMD_CALL: any synchronous operation (declare, consume, cancel,
  *     queue depth, ping, request) run on the owner, the caller waiting.
+ * While the owner sleeps (in epoll_wait on the eventfd and the socket), it
+ * lends the connection (rconn.own): a publisher that finds it idle takes it
+ * itself (no hand-off, no wake-up), takes the socket out of the owner's
+ * epoll set, sends its messages and reads frames until its confirms came,
+ * dispatching every frame as the owner would (deliveries, other channels'
+ * confirms, replies, closes), then gives it back (the socket re-armed: data
+ * that came meanwhile wakes the owner). When that takes longer than 20 ms,
+ * the connection fails, or the owner is wanted (the eventfd), the owner
+ * takes over and finishes the publish (its deadline, reconnecting).
  * Workers wait on each subscription's delivery queue (the kit's queue, one
  * lane); delivery records come from the kit's record pool (taken and put
  * back by the owner alone).
@@ -31,6 +40,8 @@
 
 #include "faststream/adapter.h"
 #include "faststream/rabbitmq.h"
+#include "kit/backoff.h"
+#include "kit/clock.h"
 #include "kit/pool.h"
 #include "kit/queue.h"
 #include "wire.h"
@@ -51,12 +62,18 @@
 #define RMQ_BACKOFF_MIN_MS 100u
 #define RMQ_BACKOFF_MAX_MS 5000u
 #define RMQ_DCOUNT_SLOTS 1024
+#define RMQ_FRAMES_BODY_MAX 65536 /* larger bodies: amqp_basic_publish */
 
 typedef struct rmq_broker rmq_broker;
 typedef struct rsub rsub;
 typedef struct rconn rconn;
 
 enum { CMD_RELEASE = 1, CMD_PUBLISH, CMD_CALL };
+
+/* rconn.own: RUN the owner thread holds the connection; IDLE the owner
+ * sleeps and lends it; LENT a publisher borrowed it, WANT added when the
+ * owner woke meanwhile and waits for it (a futex on own). */
+enum { RMQ_OWN_RUN = 0, RMQ_OWN_IDLE = 1, RMQ_OWN_LENT = 2, RMQ_OWN_WANT = 4 };
 
 /*
  * A one-shot wake-up from the owner to one waiting caller (cheaper than a
@@ -145,7 +162,7 @@ typedef struct rrec {
     rsub *sub;
     struct rrec *next; /* delayed nacks */
     fs_rabbitmq_message_info info;
-    fs__rmq_buf arena; /* strings and body */
+    fs_kit_buf arena; /* strings and body */
     fs_header *hdrs;
     size_t hdr_cap;
     uint64_t tag;
@@ -203,6 +220,11 @@ struct rconn {
     amqp_connection_state_t st; /* NULL while down */
     int fd;
     int wake_fd;
+    int ep_fd;       /* epoll: wake_fd and the socket (the owner sleeps in it) */
+    bool sock_in_ep; /* the current socket is registered in ep_fd */
+    /* Who holds the connection (RMQ_OWN_*): the owner thread, nobody (the
+     * owner sleeps: a publisher may borrow it), or a borrowing publisher. */
+    _Atomic uint32_t own;
     pthread_t thread;
     bool thread_started;
     _Atomic(rcmd *) inbox;
@@ -225,15 +247,16 @@ struct rconn {
     bool topo_open, rpc_open;
     amqp_table_entry_t *tbl;
     size_t tbl_cap;
-    rrec *delayed;  /* nacks waiting for their delay, unsorted */
-    rcall *waiting; /* requests waiting for replies */
-    unsigned backoff_ms;
+    fs_kit_buf frames;      /* the frames of one publish (TCP: written at once) */
+    rrec *delayed;          /* nacks waiting for their delay, unsorted */
+    rcall *waiting;         /* requests waiting for replies */
+    fs_kit_backoff backoff; /* reconnecting: 100 ms doubling to 5 s, jittered */
     uint64_t retry_at_ns;
     bool down_logged;
     /* A reply being read on the rpc channel. */
     bool rep_active;
     size_t rep_left;
-    fs__rmq_buf rep_buf;
+    fs_kit_buf rep_buf;
     fs__rmq_decoded rep_dec;
     size_t rep_body_at, rep_body_size;
 };
@@ -262,10 +285,17 @@ struct rmq_broker {
 };
 
 /* conn.c */
-uint64_t fs__rmq_now_ns(void);
 int fs__rmq_conn_start(rmq_broker *b);
 void fs__rmq_conn_shutdown(rmq_broker *b);
 void fs__rmq_post(rconn *c, rcmd *cmd);
+/* A publisher takes the connection while the owner sleeps: true when it
+ * holds it (then it must fs__rmq_give_back). */
+bool fs__rmq_borrow(rconn *c);
+/* Holding it: read and dispatch frames as the owner would until d is done;
+ * false when that takes long, the owner is wanted, or the connection failed
+ * (then the owner finishes the work: give back with wake). */
+bool fs__rmq_borrow_wait(rconn *c, rdone *d);
+void fs__rmq_give_back(rconn *c, bool wake);
 /* Run fn on the owner thread and wait; the error is recorded on the caller's thread. */
 int fs__rmq_call(rmq_broker *b, int (*fn)(rconn *, rcall *), rcall *call);
 /* Owner: a channel closed by the server (reply text in err). */

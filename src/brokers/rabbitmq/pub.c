@@ -1,15 +1,21 @@
 /*
- * Publishing with publisher confirms (pipelined across callers on one
- * confirm channel, tracked in a ring by delivery tag), basic.return of
- * mandatory messages, and request/reply through direct reply-to.
+ * Publishing with publisher confirms through the pool of publishing
+ * channels (each in confirm mode, its confirms pipelined across callers and
+ * tracked in its own ring by delivery tag), basic.return of mandatory
+ * messages, a channel closed by the server, and request/reply through
+ * direct reply-to.
  */
 #include "internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NPOS ((size_t)-1)
 #define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
@@ -332,11 +338,49 @@ requests:
 /* ------------------------------------------------------------------------ */
 /* Publishing (owner)                                                       */
 
+/*
+ * Write the frames of a publish on the TCP socket (rabbitmq-c writes whole
+ * frames, so the stream is between frames here); a failure leaves the
+ * connection unusable (a frame may be cut): the owner reconnects.
+ */
+static int write_all(rconn *c, const char *p, size_t n)
+{
+    while (n) {
+        /* syscall(): send() is a cancellation point (see fs__rmq_post) */
+        long w = syscall(SYS_sendto, c->fd, p, n, MSG_NOSIGNAL, NULL, 0);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pf = {c->fd, POLLOUT, 0};
+            int r = poll(&pf, 1, c->b->confirm_timeout_ms);
+            if (r > 0 || (r < 0 && errno == EINTR))
+                continue;
+            if (r)
+                snprintf(c->last_error, sizeof c->last_error, "poll: %s", strerror(errno));
+            else
+                snprintf(c->last_error, sizeof c->last_error,
+                         "the socket stayed full for %d ms (the server reads nothing)",
+                         c->b->confirm_timeout_ms);
+        } else {
+            snprintf(c->last_error, sizeof c->last_error, "send: %s",
+                     w < 0 ? strerror(errno) : "nothing written");
+        }
+        atomic_store(&c->up, false);
+        return FS_EIO;
+    }
+    return FS_OK;
+}
+
 static int send_one(rconn *c, amqp_channel_t ch, amqp_bytes_t exchange, amqp_bytes_t rk,
                     bool mandatory, const fs_envelope *e, const fs_rabbitmq_publish_options *po,
                     const char *reply_to, char cid[37], int64_t now_s)
 {
-    int rc = fs__rmq_grow((void **)&c->tbl, &c->tbl_cap, e->header_count + 1, sizeof *c->tbl);
+    int rc = fs_kit_grow((void **)&c->tbl, &c->tbl_cap, e->header_count + 1, sizeof *c->tbl);
     if (rc)
         return rc;
     amqp_basic_properties_t props;
@@ -347,6 +391,12 @@ static int send_one(rconn *c, amqp_channel_t ch, amqp_bytes_t exchange, amqp_byt
         props.reply_to = amqp_cstring_bytes(reply_to);
     }
     amqp_bytes_t body = {e->body_len, (void *)e->body};
+    /* TCP, and a body that is cheap to copy (larger ones go out from the
+     * caller's memory through rabbitmq-c; the buffer stays small) */
+    if (!c->b->tls && e->body_len <= RMQ_FRAMES_BODY_MAX &&
+        !fs__rmq_publish_frames(&c->frames, ch, exchange, rk, mandatory, &props, body,
+                                (size_t)amqp_get_frame_max(c->st)))
+        return write_all(c, c->frames.data, c->frames.len);
     int s = amqp_basic_publish(c->st, ch, exchange, rk, mandatory, 0, &props, body);
     if (s) {
         snprintf(c->last_error, sizeof c->last_error, "%s", amqp_error_string2(s));
@@ -531,7 +581,14 @@ int fs__rmq_publish(void *impl, void *dest, const char *destination, const fs_en
     p.confirm = !(po && po->no_confirm);
     p.pref = thread_ordinal() % b->pub_channels;
     fs__rmq_done_init(&p.done);
-    fs__rmq_post(c, &p.cmd);
+    if (fs__rmq_borrow(c)) {
+        /* The owner sleeps: send and read the confirm on this thread (no
+         * hand-off); what takes longer is the owner's again. */
+        fs__rmq_pub_run(c, &p);
+        fs__rmq_give_back(c, !fs__rmq_borrow_wait(c, &p.done));
+    } else {
+        fs__rmq_post(c, &p.cmd);
+    }
     fs__rmq_done_wait(&p.done);
     if (p.rc) {
         *etype = p.etype ? p.etype : fs__rmq_status_type(p.rc);
@@ -602,7 +659,7 @@ static int request_call(rconn *c, rcall *call)
         call->etype = rc == FS_EINVAL ? "ValueError" : "ConnectionError";
         return rc;
     }
-    call->deadline_ns = fs__rmq_now_ns() + (uint64_t)in->timeout_ms * 1000000ull;
+    call->deadline_ns = fs_kit_now_ns() + (uint64_t)in->timeout_ms * 1000000ull;
     call->next_wait = c->waiting;
     c->waiting = call;
     call->async = true;
@@ -680,7 +737,7 @@ void fs__rmq_rpc_frame(rconn *c, const amqp_frame_t *f)
             return;
         }
         c->rep_body_size = (size_t)f->payload.properties.body_size;
-        if (fs__rmq_buf_reserve(&c->rep_buf, c->rep_body_size + 1)) {
+        if (fs_kit_buf_reserve(&c->rep_buf, c->rep_body_size + 1)) {
             c->rep_active = false;
             return;
         }

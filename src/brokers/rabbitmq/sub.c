@@ -172,7 +172,7 @@ int fs__rmq_sub_stop(rmq_broker *b, rsub *s)
 static void rec_fini(void *rec)
 {
     rrec *r = rec;
-    fs__rmq_buf_free(&r->arena);
+    fs_kit_buf_free(&r->arena);
     free(r->hdrs);
 }
 
@@ -403,7 +403,7 @@ int fs__rmq_sub_frame(rconn *c, rsub *s, const amqp_frame_t *f)
         const amqp_basic_properties_t *p = f->payload.properties.decoded;
         int rc = fs__rmq_props_decode(p, &r->arena, d);
         if (!rc)
-            rc = fs__rmq_grow((void **)&r->hdrs, &r->hdr_cap, d->header_count + 1, sizeof *r->hdrs);
+            rc = fs_kit_grow((void **)&r->hdrs, &r->hdr_cap, d->header_count + 1, sizeof *r->hdrs);
         r->msgid_hash = d->message_id != NPOS ? hash_bytes(r->arena.data + d->message_id,
                                                            strlen(r->arena.data + d->message_id))
                                               : 0;
@@ -411,7 +411,7 @@ int fs__rmq_sub_frame(rconn *c, rsub *s, const amqp_frame_t *f)
         r->info.delivery_mode = (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) ? p->delivery_mode : 0;
         r->body_size = (size_t)f->payload.properties.body_size;
         if (!rc)
-            rc = fs__rmq_buf_reserve(&r->arena, r->body_size + 1);
+            rc = fs_kit_buf_reserve(&r->arena, r->body_size + 1);
         if (rc) {
             s->filling = NULL; /* dropped: never acked, the server redelivers it later */
             fs_kit_pool_put(&s->pool, r);
@@ -484,7 +484,7 @@ void fs__rmq_sub_release(rconn *c, rrec *r)
     rsub *s = r->sub;
     bool live = c->st && s->ch_open && r->gen == s->gen && !s->no_ack;
     if (live && r->settle == FS_SETTLE_NACKED && r->delay_ms && !r->delay_done) {
-        r->due_ns = fs__rmq_now_ns() + (uint64_t)r->delay_ms * 1000000ull;
+        r->due_ns = fs_kit_now_ns() + (uint64_t)r->delay_ms * 1000000ull;
         r->next = c->delayed;
         c->delayed = r;
         return;

@@ -12,67 +12,23 @@
 
 #define NPOS ((size_t)-1)
 
-int fs__rmq_grow(void **arr, size_t *cap, size_t n, size_t size)
+size_t fs__rmq_buf_put(fs_kit_buf *b, const void *p, size_t n)
 {
-    if (n <= *cap)
-        return FS_OK;
-    size_t c = *cap ? *cap : 8;
-    while (c < n) {
-        if (c > SIZE_MAX / 2 / size)
-            return FS_ENOMEM;
-        c *= 2;
-    }
-    void *p = realloc(*arr, c * size);
-    if (!p)
-        return FS_ENOMEM;
-    *arr = p;
-    *cap = c;
-    return FS_OK;
-}
-
-int fs__rmq_buf_reserve(fs__rmq_buf *b, size_t more)
-{
-    if (more > SIZE_MAX - b->len - 1)
-        return FS_ENOMEM;
-    size_t want = b->len + more;
-    if (want <= b->cap)
-        return FS_OK;
-    size_t c = b->cap ? b->cap : 256;
-    while (c < want)
-        c = c > SIZE_MAX / 2 ? want : c * 2;
-    char *p = realloc(b->data, c);
-    if (!p)
-        return FS_ENOMEM;
-    b->data = p;
-    b->cap = c;
-    return FS_OK;
-}
-
-size_t fs__rmq_buf_put(fs__rmq_buf *b, const void *p, size_t n)
-{
-    if (fs__rmq_buf_reserve(b, n))
-        return NPOS;
     size_t at = b->len;
+    return fs_kit_buf_put(b, p, n) ? NPOS : at;
+}
+
+size_t fs__rmq_buf_str(fs_kit_buf *b, const void *p, size_t n)
+{
+    size_t at = b->len;
+    if (fs_kit_buf_reserve(b, n + 1))
+        return NPOS;
     if (n)
         memcpy(b->data + at, p, n);
-    b->len += n;
+    b->data[at + n] = '\0';
+    b->len = at + n + 1;
+    b->data[b->len] = '\0';
     return at;
-}
-
-size_t fs__rmq_buf_str(fs__rmq_buf *b, const void *p, size_t n)
-{
-    if (fs__rmq_buf_reserve(b, n + 1))
-        return NPOS;
-    size_t at = fs__rmq_buf_put(b, p, n);
-    b->data[b->len++] = '\0';
-    return at;
-}
-
-void fs__rmq_buf_free(fs__rmq_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -155,9 +111,171 @@ int fs__rmq_props_encode(const fs_envelope *e, const fs_rabbitmq_publish_options
 }
 
 /* ------------------------------------------------------------------------ */
+/* The frames of basic.publish                                              */
+
+/* The short-string properties and their flags, in wire order (with the rest between). */
+#define SHORTSTR_FLAGS                                                                             \
+    (AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG |                             \
+     AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG |      \
+     AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_USER_ID_FLAG |                 \
+     AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_CLUSTER_ID_FLAG)
+
+static uint8_t *put16(uint8_t *w, uint32_t v)
+{
+    w[0] = (uint8_t)(v >> 8);
+    w[1] = (uint8_t)v;
+    return w + 2;
+}
+
+static uint8_t *put32(uint8_t *w, uint32_t v)
+{
+    w[0] = (uint8_t)(v >> 24);
+    w[1] = (uint8_t)(v >> 16);
+    w[2] = (uint8_t)(v >> 8);
+    w[3] = (uint8_t)v;
+    return w + 4;
+}
+
+static uint8_t *put64(uint8_t *w, uint64_t v)
+{
+    return put32(put32(w, (uint32_t)(v >> 32)), (uint32_t)v);
+}
+
+static uint8_t *put_short(uint8_t *w, amqp_bytes_t s)
+{
+    *w++ = (uint8_t)s.len;
+    if (s.len)
+        memcpy(w, s.bytes, s.len);
+    return w + s.len;
+}
+
+/* A frame's header (type, channel, payload size). */
+static uint8_t *put_frame(uint8_t *w, uint8_t type, amqp_channel_t ch, size_t size)
+{
+    *w++ = type;
+    return put32(put16(w, ch), (uint32_t)size);
+}
+
+/* The property of flag f, in p (the short strings). */
+static amqp_bytes_t prop_short(const amqp_basic_properties_t *p, amqp_flags_t f)
+{
+    switch (f) {
+    case AMQP_BASIC_CONTENT_TYPE_FLAG:
+        return p->content_type;
+    case AMQP_BASIC_CONTENT_ENCODING_FLAG:
+        return p->content_encoding;
+    case AMQP_BASIC_CORRELATION_ID_FLAG:
+        return p->correlation_id;
+    case AMQP_BASIC_REPLY_TO_FLAG:
+        return p->reply_to;
+    case AMQP_BASIC_EXPIRATION_FLAG:
+        return p->expiration;
+    case AMQP_BASIC_MESSAGE_ID_FLAG:
+        return p->message_id;
+    case AMQP_BASIC_TYPE_FLAG:
+        return p->type;
+    case AMQP_BASIC_USER_ID_FLAG:
+        return p->user_id;
+    case AMQP_BASIC_APP_ID_FLAG:
+        return p->app_id;
+    default:
+        return p->cluster_id;
+    }
+}
+
+int fs__rmq_publish_frames(fs_kit_buf *out, amqp_channel_t ch, amqp_bytes_t exchange,
+                           amqp_bytes_t routing_key, bool mandatory,
+                           const amqp_basic_properties_t *p, amqp_bytes_t body, size_t frame_max)
+{
+    amqp_flags_t flags = p->_flags;
+    if ((flags & 0xffff0003u) || exchange.len > 255 || routing_key.len > 255 || frame_max <= 8)
+        return FS_EINVAL;
+    /* The sizes first: one reservation, then plain stores. */
+    size_t props = 0;
+    for (amqp_flags_t f = AMQP_BASIC_CONTENT_TYPE_FLAG; f > 2; f >>= 1) {
+        if (!(flags & f))
+            continue;
+        if (f & SHORTSTR_FLAGS) {
+            amqp_bytes_t s = prop_short(p, f);
+            if (s.len > 255)
+                return FS_EINVAL;
+            props += 1 + s.len;
+        } else if (f == AMQP_BASIC_HEADERS_FLAG) {
+            props += 4;
+            for (int i = 0; i < p->headers.num_entries; i++) {
+                const amqp_table_entry_t *t = &p->headers.entries[i];
+                if (t->key.len > 255 || t->value.kind != AMQP_FIELD_KIND_UTF8 ||
+                    t->value.value.bytes.len > UINT32_MAX)
+                    return FS_EINVAL;
+                props += 1 + t->key.len + 1 + 4 + t->value.value.bytes.len;
+            }
+        } else {
+            props += f == AMQP_BASIC_TIMESTAMP_FLAG ? 8 : 1; /* or delivery mode, priority */
+        }
+    }
+    size_t chunk = frame_max - 8;
+    size_t nbody = (body.len + chunk - 1) / chunk;
+    size_t method = 4 + 2 + 1 + exchange.len + 1 + routing_key.len + 1;
+    size_t header = 2 + 2 + 8 + 2 + props;
+    if (header > chunk || method > chunk)
+        return FS_EINVAL;
+    size_t total = 8 + method + 8 + header + 8 * nbody + body.len;
+    out->len = 0;
+    if (fs_kit_buf_reserve(out, total))
+        return FS_ENOMEM;
+    uint8_t *w = (uint8_t *)out->data;
+    w = put_frame(w, AMQP_FRAME_METHOD, ch, method);
+    w = put32(w, AMQP_BASIC_PUBLISH_METHOD);
+    w = put16(w, 0); /* ticket */
+    w = put_short(w, exchange);
+    w = put_short(w, routing_key);
+    *w++ = mandatory ? 1 : 0; /* immediate: never */
+    *w++ = AMQP_FRAME_END;
+    w = put_frame(w, AMQP_FRAME_HEADER, ch, header);
+    w = put16(w, AMQP_BASIC_CLASS);
+    w = put16(w, 0); /* weight */
+    w = put64(w, body.len);
+    w = put16(w, flags);
+    for (amqp_flags_t f = AMQP_BASIC_CONTENT_TYPE_FLAG; f > 2; f >>= 1) {
+        if (!(flags & f))
+            continue;
+        if (f & SHORTSTR_FLAGS) {
+            w = put_short(w, prop_short(p, f));
+        } else if (f == AMQP_BASIC_HEADERS_FLAG) {
+            uint8_t *at = w;
+            w += 4;
+            for (int i = 0; i < p->headers.num_entries; i++) {
+                const amqp_table_entry_t *t = &p->headers.entries[i];
+                w = put_short(w, t->key);
+                *w++ = 'S';
+                w = put32(w, (uint32_t)t->value.value.bytes.len);
+                if (t->value.value.bytes.len)
+                    memcpy(w, t->value.value.bytes.bytes, t->value.value.bytes.len);
+                w += t->value.value.bytes.len;
+            }
+            put32(at, (uint32_t)(w - at - 4));
+        } else if (f == AMQP_BASIC_TIMESTAMP_FLAG) {
+            w = put64(w, p->timestamp);
+        } else {
+            *w++ = f == AMQP_BASIC_DELIVERY_MODE_FLAG ? p->delivery_mode : p->priority;
+        }
+    }
+    *w++ = AMQP_FRAME_END;
+    for (size_t off = 0; off < body.len; off += chunk) {
+        size_t n = body.len - off < chunk ? body.len - off : chunk;
+        w = put_frame(w, AMQP_FRAME_BODY, ch, n);
+        memcpy(w, (const char *)body.bytes + off, n);
+        w += n;
+        *w++ = AMQP_FRAME_END;
+    }
+    out->len = (size_t)(w - (uint8_t *)out->data);
+    return FS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Decoding                                                                 */
 
-static int put_json_string(fs__rmq_buf *b, const void *p, size_t n)
+static int put_json_string(fs_kit_buf *b, const void *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = p;
@@ -178,10 +296,10 @@ static int put_json_string(fs__rmq_buf *b, const void *p, size_t n)
     return fs__rmq_buf_put(b, "\"", 1) == NPOS ? FS_ENOMEM : FS_OK;
 }
 
-static int field_string(const amqp_field_value_t *v, fs__rmq_buf *b, bool json, int depth);
+static int field_string(const amqp_field_value_t *v, fs_kit_buf *b, bool json, int depth);
 
-static int put_fmt(fs__rmq_buf *b, const char *fmt, ...) FS_PRINTF(2, 3);
-static int put_fmt(fs__rmq_buf *b, const char *fmt, ...)
+static int put_fmt(fs_kit_buf *b, const char *fmt, ...) FS_PRINTF(2, 3);
+static int put_fmt(fs_kit_buf *b, const char *fmt, ...)
 {
     char tmp[64];
     va_list ap;
@@ -195,7 +313,7 @@ static int put_fmt(fs__rmq_buf *b, const char *fmt, ...)
                : FS_OK;
 }
 
-static int table_json(const amqp_table_t *t, fs__rmq_buf *b, int depth)
+static int table_json(const amqp_table_t *t, fs_kit_buf *b, int depth)
 {
     if (fs__rmq_buf_put(b, "{", 1) == NPOS)
         return FS_ENOMEM;
@@ -213,7 +331,7 @@ static int table_json(const amqp_table_t *t, fs__rmq_buf *b, int depth)
     return fs__rmq_buf_put(b, "}", 1) == NPOS ? FS_ENOMEM : FS_OK;
 }
 
-static int field_string(const amqp_field_value_t *v, fs__rmq_buf *b, bool json, int depth)
+static int field_string(const amqp_field_value_t *v, fs_kit_buf *b, bool json, int depth)
 {
     if (depth > 32)
         return put_fmt(b, "null");
@@ -279,12 +397,12 @@ static int field_string(const amqp_field_value_t *v, fs__rmq_buf *b, bool json, 
     }
 }
 
-int fs__rmq_field_string(const amqp_field_value_t *v, fs__rmq_buf *buf)
+int fs__rmq_field_string(const amqp_field_value_t *v, fs_kit_buf *buf)
 {
     return field_string(v, buf, false, 0);
 }
 
-static size_t put_prop(fs__rmq_buf *b, const amqp_basic_properties_t *p, amqp_flags_t flag,
+static size_t put_prop(fs_kit_buf *b, const amqp_basic_properties_t *p, amqp_flags_t flag,
                        amqp_bytes_t v, int *rc)
 {
     if (!(p->_flags & flag))
@@ -319,7 +437,7 @@ static int64_t field_int(const amqp_field_value_t *v)
     }
 }
 
-int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs__rmq_buf *b, fs__rmq_decoded *out)
+int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs_kit_buf *b, fs__rmq_decoded *out)
 {
     int rc = FS_OK;
     out->content_type = put_prop(b, p, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type, &rc);
@@ -332,7 +450,7 @@ int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs__rmq_buf *b, fs__r
     if (rc || !(p->_flags & AMQP_BASIC_HEADERS_FLAG) || p->headers.num_entries <= 0)
         return rc;
     size_t n = (size_t)p->headers.num_entries;
-    if ((rc = fs__rmq_grow((void **)&out->hdr_off, &out->hdr_cap, 3 * n, sizeof *out->hdr_off)))
+    if ((rc = fs_kit_grow((void **)&out->hdr_off, &out->hdr_cap, 3 * n, sizeof *out->hdr_off)))
         return rc;
     for (size_t i = 0; i < n; i++) {
         const amqp_table_entry_t *e = &p->headers.entries[i];

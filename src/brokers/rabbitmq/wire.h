@@ -9,28 +9,31 @@
 
 #include "faststream/publisher.h"
 #include "faststream/rabbitmq.h"
+#include "kit/buffer.h"
 
 #include <amqp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* A growable byte buffer (the strings of one delivery). */
-typedef struct fs__rmq_buf {
-    char *data;
-    size_t len, cap;
-} fs__rmq_buf;
+/*
+ * The frames of one basic.publish (the method, the content header, body
+ * frames of at most frame_max - 8 bytes), the bytes rabbitmq-c's
+ * amqp_basic_publish sends, in `out` (replaced): one write instead of its
+ * three. FS_OK, FS_ENOMEM, or FS_EINVAL when something is not for this
+ * encoder (a short string over 255 bytes, a header value that is not a
+ * UTF-8 string, a property flag it does not know): publish through
+ * rabbitmq-c then, which reports what it reports.
+ */
+int fs__rmq_publish_frames(fs_kit_buf *out, amqp_channel_t ch, amqp_bytes_t exchange,
+                           amqp_bytes_t routing_key, bool mandatory,
+                           const amqp_basic_properties_t *p, amqp_bytes_t body, size_t frame_max);
 
-/* Make room for `more` bytes. FS_OK or FS_ENOMEM. */
-int fs__rmq_buf_reserve(fs__rmq_buf *b, size_t more);
-/* Append bytes; returns the offset where they start, or (size_t)-1 when out of memory. */
-size_t fs__rmq_buf_put(fs__rmq_buf *b, const void *p, size_t n);
-/* Append bytes and a NUL; offset or (size_t)-1. */
-size_t fs__rmq_buf_str(fs__rmq_buf *b, const void *p, size_t n);
-void fs__rmq_buf_free(fs__rmq_buf *b);
-
-/* Grow an array to hold at least `n` elements of `size` bytes. FS_OK or FS_ENOMEM. */
-int fs__rmq_grow(void **arr, size_t *cap, size_t n, size_t size);
+/* Appending to a kit buffer (the strings of one delivery), by offset: */
+/* the offset where the bytes start, or (size_t)-1 when out of memory. */
+size_t fs__rmq_buf_put(fs_kit_buf *b, const void *p, size_t n);
+/* The bytes and a NUL after them (part of the content); offset or (size_t)-1. */
+size_t fs__rmq_buf_str(fs_kit_buf *b, const void *p, size_t n);
 
 /*
  * Fill `*p` for publishing `e` with options `po` (may be NULL). `tbl` must
@@ -60,10 +63,10 @@ typedef struct fs__rmq_decoded {
  * strings and bytes as they are, numbers in decimal, booleans as
  * "true"/"false", tables and arrays as JSON. FS_OK or FS_ENOMEM.
  */
-int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs__rmq_buf *buf, fs__rmq_decoded *out);
+int fs__rmq_props_decode(const amqp_basic_properties_t *p, fs_kit_buf *buf, fs__rmq_decoded *out);
 
 /* The string form of one field value, appended to `buf` (no NUL). FS_OK or FS_ENOMEM. */
-int fs__rmq_field_string(const amqp_field_value_t *v, fs__rmq_buf *buf);
+int fs__rmq_field_string(const amqp_field_value_t *v, fs_kit_buf *buf);
 
 /* A uuid4 string, as FastStream's gen_cor_id(). */
 void fs__rmq_uuid4(char out[37]);
