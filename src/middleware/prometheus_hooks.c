@@ -197,8 +197,9 @@ void fs__prom_result(const fs_publish_result_ctx *ctx)
     if (st->ndyn)
         fs__prom_compute_dynamic(st, NULL, keys + 2);
     entry local;
-    entry *e = entry_lookup(st, &st->pub, fs__prom_fill_pub, &fs__prom_last_pub, ctx->broker_name,
-                            ctx->destination, keys, &local);
+    /* the reporting thread (a client's delivery-report thread) keeps its own last hit */
+    entry *e = find_entry(st, &st->pub, fs__prom_fill_pub, &fs__prom_last_pub, ctx->broker_name,
+                          ctx->destination, 0, keys, &local);
     if (!e) {
         fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
         return;
