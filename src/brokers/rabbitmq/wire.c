@@ -113,12 +113,8 @@ int fs__rmq_props_encode(const fs_envelope *e, const fs_rabbitmq_publish_options
 /* ------------------------------------------------------------------------ */
 /* The frames of basic.publish                                              */
 
-/* The short-string properties and their flags, in wire order (with the rest between). */
-#define SHORTSTR_FLAGS                                                                             \
-    (AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG |                             \
-     AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG |      \
-     AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_USER_ID_FLAG |                 \
-     AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_CLUSTER_ID_FLAG)
+/* The arguments of basic.publish at most: ticket, two short strings, the bits. */
+#define PUBLISH_ARGS_MAX (2 + 256 + 256 + 1)
 
 static uint8_t *put16(uint8_t *w, uint32_t v)
 {
@@ -136,137 +132,54 @@ static uint8_t *put32(uint8_t *w, uint32_t v)
     return w + 4;
 }
 
-static uint8_t *put64(uint8_t *w, uint64_t v)
+/*
+ * The envelope of the frame at w whose payload (`size` bytes at w + 7) is
+ * written: its type, channel and size before, the frame-end byte after.
+ * Returns where the next frame starts.
+ */
+static uint8_t *frame_around(uint8_t *w, uint8_t type, amqp_channel_t ch, size_t size)
 {
-    return put32(put32(w, (uint32_t)(v >> 32)), (uint32_t)v);
-}
-
-static uint8_t *put_short(uint8_t *w, amqp_bytes_t s)
-{
-    *w++ = (uint8_t)s.len;
-    if (s.len)
-        memcpy(w, s.bytes, s.len);
-    return w + s.len;
-}
-
-/* A frame's header (type, channel, payload size). */
-static uint8_t *put_frame(uint8_t *w, uint8_t type, amqp_channel_t ch, size_t size)
-{
-    *w++ = type;
-    return put32(put16(w, ch), (uint32_t)size);
-}
-
-/* The property of flag f, in p (the short strings). */
-static amqp_bytes_t prop_short(const amqp_basic_properties_t *p, amqp_flags_t f)
-{
-    switch (f) {
-    case AMQP_BASIC_CONTENT_TYPE_FLAG:
-        return p->content_type;
-    case AMQP_BASIC_CONTENT_ENCODING_FLAG:
-        return p->content_encoding;
-    case AMQP_BASIC_CORRELATION_ID_FLAG:
-        return p->correlation_id;
-    case AMQP_BASIC_REPLY_TO_FLAG:
-        return p->reply_to;
-    case AMQP_BASIC_EXPIRATION_FLAG:
-        return p->expiration;
-    case AMQP_BASIC_MESSAGE_ID_FLAG:
-        return p->message_id;
-    case AMQP_BASIC_TYPE_FLAG:
-        return p->type;
-    case AMQP_BASIC_USER_ID_FLAG:
-        return p->user_id;
-    case AMQP_BASIC_APP_ID_FLAG:
-        return p->app_id;
-    default:
-        return p->cluster_id;
-    }
+    w[0] = type;
+    put32(put16(w + 1, ch), (uint32_t)size);
+    w[7 + size] = AMQP_FRAME_END;
+    return w + 8 + size;
 }
 
 int fs__rmq_publish_frames(fs_kit_buf *out, amqp_channel_t ch, amqp_bytes_t exchange,
                            amqp_bytes_t routing_key, bool mandatory,
                            const amqp_basic_properties_t *p, amqp_bytes_t body, size_t frame_max)
 {
-    amqp_flags_t flags = p->_flags;
-    if ((flags & 0xffff0003u) || exchange.len > 255 || routing_key.len > 255 || frame_max <= 8)
+    if (frame_max <= 8 + 12)
         return FS_EINVAL;
-    /* The sizes first: one reservation, then plain stores. */
-    size_t props = 0;
-    for (amqp_flags_t f = AMQP_BASIC_CONTENT_TYPE_FLAG; f > 2; f >>= 1) {
-        if (!(flags & f))
-            continue;
-        if (f & SHORTSTR_FLAGS) {
-            amqp_bytes_t s = prop_short(p, f);
-            if (s.len > 255)
-                return FS_EINVAL;
-            props += 1 + s.len;
-        } else if (f == AMQP_BASIC_HEADERS_FLAG) {
-            props += 4;
-            for (int i = 0; i < p->headers.num_entries; i++) {
-                const amqp_table_entry_t *t = &p->headers.entries[i];
-                if (t->key.len > 255 || t->value.kind != AMQP_FIELD_KIND_UTF8 ||
-                    t->value.value.bytes.len > UINT32_MAX)
-                    return FS_EINVAL;
-                props += 1 + t->key.len + 1 + 4 + t->value.value.bytes.len;
-            }
-        } else {
-            props += f == AMQP_BASIC_TIMESTAMP_FLAG ? 8 : 1; /* or delivery mode, priority */
-        }
-    }
+    /* Each frame's payload fits in frame_max - 8 bytes (rabbitmq-c's own limit). */
     size_t chunk = frame_max - 8;
     size_t nbody = (body.len + chunk - 1) / chunk;
-    size_t method = 4 + 2 + 1 + exchange.len + 1 + routing_key.len + 1;
-    size_t header = 2 + 2 + 8 + 2 + props;
-    if (header > chunk || method > chunk)
-        return FS_EINVAL;
-    size_t total = 8 + method + 8 + header + 8 * nbody + body.len;
+    size_t mroom = chunk - 4 < PUBLISH_ARGS_MAX ? chunk - 4 : PUBLISH_ARGS_MAX;
+    size_t proom = chunk - 12 < FS_RMQ_PROPS_ROOM ? chunk - 12 : FS_RMQ_PROPS_ROOM;
     out->len = 0;
-    if (fs_kit_buf_reserve(out, total))
+    if (fs_kit_buf_reserve(out, 8 + 4 + mroom + 8 + 12 + proom + 8 * nbody + body.len))
         return FS_ENOMEM;
     uint8_t *w = (uint8_t *)out->data;
-    w = put_frame(w, AMQP_FRAME_METHOD, ch, method);
-    w = put32(w, AMQP_BASIC_PUBLISH_METHOD);
-    w = put16(w, 0); /* ticket */
-    w = put_short(w, exchange);
-    w = put_short(w, routing_key);
-    *w++ = mandatory ? 1 : 0; /* immediate: never */
-    *w++ = AMQP_FRAME_END;
-    w = put_frame(w, AMQP_FRAME_HEADER, ch, header);
-    w = put16(w, AMQP_BASIC_CLASS);
-    w = put16(w, 0); /* weight */
-    w = put64(w, body.len);
-    w = put16(w, flags);
-    for (amqp_flags_t f = AMQP_BASIC_CONTENT_TYPE_FLAG; f > 2; f >>= 1) {
-        if (!(flags & f))
-            continue;
-        if (f & SHORTSTR_FLAGS) {
-            w = put_short(w, prop_short(p, f));
-        } else if (f == AMQP_BASIC_HEADERS_FLAG) {
-            uint8_t *at = w;
-            w += 4;
-            for (int i = 0; i < p->headers.num_entries; i++) {
-                const amqp_table_entry_t *t = &p->headers.entries[i];
-                w = put_short(w, t->key);
-                *w++ = 'S';
-                w = put32(w, (uint32_t)t->value.value.bytes.len);
-                if (t->value.value.bytes.len)
-                    memcpy(w, t->value.value.bytes.bytes, t->value.value.bytes.len);
-                w += t->value.value.bytes.len;
-            }
-            put32(at, (uint32_t)(w - at - 4));
-        } else if (f == AMQP_BASIC_TIMESTAMP_FLAG) {
-            w = put64(w, p->timestamp);
-        } else {
-            *w++ = f == AMQP_BASIC_DELIVERY_MODE_FLAG ? p->delivery_mode : p->priority;
-        }
-    }
-    *w++ = AMQP_FRAME_END;
+    /* The method frame: the method's number, then its arguments by rabbitmq-c. */
+    amqp_basic_publish_t m = {0, exchange, routing_key, mandatory, 0}; /* immediate: never */
+    int n = amqp_encode_method(AMQP_BASIC_PUBLISH_METHOD, &m, (amqp_bytes_t){mroom, w + 11});
+    if (n < 0)
+        return FS_EINVAL;
+    put32(w + 7, AMQP_BASIC_PUBLISH_METHOD);
+    w = frame_around(w, AMQP_FRAME_METHOD, ch, 4 + (size_t)n);
+    /* The content header: class, weight 0, body size, then the properties by rabbitmq-c. */
+    n = amqp_encode_properties(AMQP_BASIC_CLASS, (amqp_basic_properties_t *)p,
+                               (amqp_bytes_t){proom, w + 19});
+    if (n < 0)
+        return FS_EINVAL;
+    put32(put32(put16(put16(w + 7, AMQP_BASIC_CLASS), 0), (uint32_t)((uint64_t)body.len >> 32)),
+          (uint32_t)body.len);
+    w = frame_around(w, AMQP_FRAME_HEADER, ch, 12 + (size_t)n);
+    /* The body frames (none for an empty body, as amqp_basic_publish). */
     for (size_t off = 0; off < body.len; off += chunk) {
-        size_t n = body.len - off < chunk ? body.len - off : chunk;
-        w = put_frame(w, AMQP_FRAME_BODY, ch, n);
-        memcpy(w, (const char *)body.bytes + off, n);
-        w += n;
-        *w++ = AMQP_FRAME_END;
+        size_t k = body.len - off < chunk ? body.len - off : chunk;
+        memcpy(w + 7, (const char *)body.bytes + off, k);
+        w = frame_around(w, AMQP_FRAME_BODY, ch, k);
     }
     out->len = (size_t)(w - (uint8_t *)out->data);
     return FS_OK;

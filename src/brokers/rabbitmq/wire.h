@@ -20,11 +20,15 @@
  * The frames of one basic.publish (the method, the content header, body
  * frames of at most frame_max - 8 bytes), the bytes rabbitmq-c's
  * amqp_basic_publish sends, in `out` (replaced): one write instead of its
- * three. FS_OK, FS_ENOMEM, or FS_EINVAL when something is not for this
- * encoder (a short string over 255 bytes, a header value that is not a
- * UTF-8 string, a property flag it does not know): publish through
- * rabbitmq-c then, which reports what it reports.
+ * three. The method's arguments and the property list are rabbitmq-c's own
+ * encoding (amqp_encode_method, amqp_encode_properties); only the frames
+ * around them are written here. FS_OK, FS_ENOMEM, or FS_EINVAL when
+ * rabbitmq-c's encoders refuse them (a short string over 255 bytes, a field
+ * kind it does not know) or the property list takes more than
+ * FS_RMQ_PROPS_ROOM bytes (or frame_max - 20): publish through
+ * amqp_basic_publish then, which reports what it reports.
  */
+#define FS_RMQ_PROPS_ROOM 16384
 int fs__rmq_publish_frames(fs_kit_buf *out, amqp_channel_t ch, amqp_bytes_t exchange,
                            amqp_bytes_t routing_key, bool mandatory,
                            const amqp_basic_properties_t *p, amqp_bytes_t body, size_t frame_max);
