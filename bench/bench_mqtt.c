@@ -74,7 +74,8 @@ typedef struct raw {
     pthread_cond_t cv;
     atomic_long got, acked;
     atomic_int connected;
-    atomic_int waiting; /* a QoS 1 publisher waits on cv (ours: a waiter list, looked at only then) */
+    atomic_int
+        waiting; /* a QoS 1 publisher waits on cv (ours: a waiter list, looked at only then) */
     long want;
     uint64_t t_first, t_last;
 } raw;
