@@ -337,6 +337,12 @@ static void subscriber_free(struct fs_subscriber *sub)
     free(sub);
 }
 
+uint64_t fs__label_id_new(void)
+{
+    static atomic_uint_fast64_t next = 1;
+    return atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
+}
+
 int fs_subscribe(fs_broker *b, const char *source, fs_handler_fn handler, void *user,
                  const fs_subscriber_options *opts, fs_subscriber **out)
 {
@@ -417,10 +423,8 @@ int fs_subscribe(fs_broker *b, const char *source, fs_handler_fn handler, void *
     }
     sub->no_ack = spec.no_ack;
     sub->presettled = spec.presettled;
-    if (spec.fixed_source) {
-        static atomic_uint_fast64_t next_handler_id = 1; /* ids are never given twice */
-        sub->handler_id = atomic_fetch_add_explicit(&next_handler_id, 1, memory_order_relaxed);
-    }
+    if (spec.fixed_source)
+        sub->handler_id = fs__label_id_new();
     memcpy(sub->settle_as, spec.settle_as, sizeof sub->settle_as);
     sub->ordered = spec.ordered_settle;
     if (sub->policy == FS_ACK_POLICY_NACK_ON_ERROR && !sub->no_ack && !(b->ops->caps & FS_CAP_NACK))

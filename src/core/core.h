@@ -245,6 +245,12 @@ void fs__subscriber_free_frames(struct fs_subscriber *sub);
  */
 int fs__publish_run(fs_broker *b, void *dest, const char *destination, const char *label,
                     const fs_envelope *msgs, size_t count, bool is_reply);
+/*
+ * A new id for a label the core keeps (a publisher's, a fixed-source
+ * subscription's): fs_publish_ctx.destination_id, fs_consume_ctx.handler_id.
+ * Never 0, never given twice.
+ */
+uint64_t fs__label_id_new(void);
 /* fs__publish_run with a kept label and its id (fs_publish_ctx.destination_id; 0: none). */
 int fs__publish_run_id(fs_broker *b, void *dest, const char *destination, const char *label,
                        uint64_t label_id, const fs_envelope *msgs, size_t count, bool is_reply);

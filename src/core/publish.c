@@ -464,9 +464,6 @@ int fs_request(fs_broker *b, const char *destination, const fs_envelope *msg, in
  * The publisher's destination label, once (ops->destination_label for its
  * broker_options), kept for every publish with those options.
  */
-/* Labels kept by publishers are numbered, never twice (fs_publish_ctx.destination_id). */
-static atomic_uint_fast64_t next_label_id = 1;
-
 static int publisher_label(struct fs_publisher *p)
 {
     char buf[FS_DESTINATION_LABEL_MAX];
@@ -475,7 +472,7 @@ static int publisher_label(struct fs_publisher *p)
     if (rc < 0)
         return rc;
     p->label = p->destination;
-    p->label_id = atomic_fetch_add_explicit(&next_label_id, 1, memory_order_relaxed);
+    p->label_id = fs__label_id_new();
     if (label != p->destination && strcmp(label, p->destination) != 0) {
         if (!(p->label_copy = fs_kit_strdup(label)))
             return fs__error(FS_ENOMEM, "out of memory creating a publisher");

@@ -35,12 +35,6 @@ extern _Atomic double fs__kit_ticks_s FS_KIT_HIDDEN; /* seconds per tick */
 /** Choose the source and measure its rate (once per library). */
 FS_KIT_HIDDEN void fs_kit_ticks_init(void);
 
-/** True when ticks are TSC cycles, false when they are CLOCK_MONOTONIC nanoseconds. */
-static inline int fs_kit_ticks_are_tsc(void)
-{
-    return atomic_load_explicit(&fs__kit_ticks_tsc, memory_order_relaxed);
-}
-
 /** Now, in ticks. */
 static inline uint64_t fs_kit_ticks(void)
 {

@@ -111,14 +111,10 @@ fs_outcome fs__prom_consume(fs_consume_ctx *ctx)
 {
     prom_state *st = ctx->state;
     if (FS_LIKELY(st->ndyn == 0)) {
-        last_hit *last = &fs__prom_last_recv;
-        if (id_hit(st, last, ctx->broker_name, ctx->handler_id))
-            return consume_record(st, ctx, last->e);
-        entry *e = last_hit_get(st, last, ctx->broker_name, ctx->handler ? ctx->handler : "", NULL);
-        if (FS_LIKELY(e != NULL)) {
-            last->dest_id = ctx->handler_id;
+        entry *e = fast_hit(st, &fs__prom_last_recv, ctx->broker_name,
+                            ctx->handler ? ctx->handler : "", ctx->handler_id);
+        if (FS_LIKELY(e != NULL))
             return consume_record(st, ctx, e);
-        }
     }
     return consume_slow(st, ctx);
 }
@@ -176,15 +172,10 @@ int fs__prom_publish(fs_publish_ctx *ctx)
         return fs_publish_next(ctx);
     prom_state *st = ctx->state;
     if (FS_LIKELY(st->ndyn == 0)) {
-        last_hit *last = &fs__prom_last_pub;
-        if (id_hit(st, last, ctx->broker_name, ctx->destination_id))
-            return publish_record(st, ctx, last->e);
-        entry *e = last_hit_get(st, last, ctx->broker_name,
-                                ctx->destination ? ctx->destination : "", NULL);
-        if (FS_LIKELY(e != NULL)) {
-            last->dest_id = ctx->destination_id;
+        entry *e = fast_hit(st, &fs__prom_last_pub, ctx->broker_name,
+                            ctx->destination ? ctx->destination : "", ctx->destination_id);
+        if (FS_LIKELY(e != NULL))
             return publish_record(st, ctx, e);
-        }
     }
     return publish_slow(st, ctx);
 }

@@ -164,12 +164,21 @@ static inline entry *last_hit_get(const prom_state *st, const last_hit *last,
     return e;
 }
 
-/* The last hit was the label with this id (a kept label: fs_publish_ctx.destination_id,
- * fs_consume_ctx.handler_id)? Its id stands for the string compare. */
-static inline bool id_hit(const prom_state *st, const last_hit *last, const char *broker_ptr,
-                          uint64_t id)
+/*
+ * The fast path of both hooks (no dynamic labels): the thread's last hit if
+ * it is the entry for (broker, name), recognised by the label's id when it has
+ * one (a kept label: fs_publish_ctx.destination_id, fs_consume_ctx.handler_id),
+ * else by content; a content hit takes the id for next time. NULL otherwise.
+ */
+static inline entry *fast_hit(const prom_state *st, last_hit *last, const char *broker_ptr,
+                              const char *name, uint64_t id)
 {
-    return id && last->dest_id == id && last->state_id == st->id && last->broker == broker_ptr;
+    if (id && last->dest_id == id && last->state_id == st->id && last->broker == broker_ptr)
+        return last->e;
+    entry *e = last_hit_get(st, last, broker_ptr, name, NULL);
+    if (e)
+        last->dest_id = id;
+    return e;
 }
 
 /* The status child of `e`, looked up once and kept. */
