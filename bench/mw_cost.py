@@ -10,8 +10,8 @@ fetcher wait, poll and wake up more often, which callgrind counts as well
 only the work the middleware does:
 
   consume  inclusive cost of fs__prom_consume minus what it spends in the
-           rest of the chain (its calls of fs_consume_next: the handler and
-           inner hooks);
+           rest of the chain (its calls of fs_consume_next, and those of the
+           middleware functions it calls: the handler and inner hooks);
   publish  the same for fs__prom_publish and fs_publish_next, plus
            fs__prom_result (late publish results);
   chain    with a profile without the middleware: the core's dispatch of
@@ -95,9 +95,14 @@ def main():
         return self_cost.get(name, 0) + sum(call_cost.get(name, {}).values())
 
     def hook(name, nxt):
-        """the hook's inclusive cost without the rest of the chain."""
-        rest = sum(v for k, v in call_cost.get(name, {}).items() if k.startswith(nxt))
-        return inclusive(name) - rest if name in self_cost else 0
+        """the hook's inclusive cost without the rest of the chain: every call
+        of nxt made by the hook or by the middleware's functions it calls
+        (not by the core's dispatch, which makes the outermost call)."""
+        if name not in self_cost:
+            return 0
+        rest = sum(v for caller, callees in call_cost.items() if not LEVEL_FUNCS.match(caller)
+                   for k, v in callees.items() if k.startswith(nxt))
+        return inclusive(name) - rest
 
     consume = hook("fs__prom_consume", "fs_consume_next") / n
     publish = (hook("fs__prom_publish", "fs_publish_next") + inclusive("fs__prom_result")) / n

@@ -299,6 +299,23 @@ FS_API int fs_histogram_new(fs_registry *reg, const char *name, const char *help
 /** Record one observation. */
 FS_API void fs_histogram_observe(fs_histogram *h, double v);
 
+/**
+ * Record observations counted elsewhere: counts[i] observations in bucket i
+ * (per bucket, not cumulative: bucket i holds the values above bound i - 1 up
+ * to bound i, counts[n] those above the last bound, n being the number of
+ * finite bounds) and `sum`, their sum. For instrumentation that tallies in
+ * its own memory and brings a histogram up to date now and then (the
+ * Prometheus middleware does so when scraped). `count_len` must be n + 1
+ * (see fs_histogram_family_bounds). A scrape sees all of it or none.
+ */
+FS_API int fs_histogram_add(fs_histogram *h, const uint64_t *counts, size_t count_len, double sum);
+
+/**
+ * The finite upper bounds of a histogram family's buckets, ascending (a
+ * given +Inf removed), their number in *count; NULL (and 0) for NULL.
+ */
+FS_API const double *fs_histogram_family_bounds(const fs_histogram_family *fam, size_t *count);
+
 /** Totals, for tests and tools: observation count and sum. */
 FS_API uint64_t fs_histogram_count(const fs_histogram *h);
 FS_API double fs_histogram_sum(const fs_histogram *h);
@@ -326,7 +343,10 @@ typedef struct fs_collect_ctx fs_collect_ctx;
  * status to drop everything it produced in this scrape (the failure is logged).
  * A failing fs_collect_* call also drops the collector's output. Collectors
  * run during fs_registry_render, in name order, possibly from several threads
- * at once; they must not register or unregister metrics (FS_ESTATE).
+ * at once, before any registered metric is read: a collector may also bring
+ * registered metrics up to date (update them, create their children), as the
+ * Prometheus middleware does with its per-thread tallies. Collectors must not
+ * register or unregister metrics (FS_ESTATE).
  * Their families are merged into the exposition in name order; a family name
  * that a registered metric exposes is refused (FS_ECONFLICT).
  */

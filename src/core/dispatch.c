@@ -64,6 +64,33 @@ static fs_outcome consume_next_again(fs_consume_ctx *ctx, size_t i)
     return ctx->outcome;
 }
 
+/*
+ * A level's outcome that is FS_OUTCOME_ERROR or no outcome at all: the
+ * latter fails the message (InvalidOutcome); a failure gets the error type
+ * "Error" when nothing named one.
+ */
+static __attribute__((noinline)) fs_outcome level_failed(fs_consume_ctx *ctx, fs__frame *f,
+                                                         fs_outcome o)
+{
+    if ((unsigned)o > (unsigned)FS_OUTCOME_ERROR)
+        o = fs_message_fail(ctx->message, "InvalidOutcome", "returned outcome %d", (int)o);
+    if (o == FS_OUTCOME_ERROR && !f->has_error) {
+        memcpy(f->error_type, "Error", sizeof "Error");
+        f->error_text[0] = '\0';
+        f->has_error = true;
+    }
+    return o;
+}
+
+/* Run hook `mw` as level i of the chain (ctx->state and scratch are its own while it runs). */
+static inline fs_outcome run_level(fs_consume_ctx *ctx, fs__frame *f, const fs__mw *mw, size_t i)
+{
+    ctx->index_ = i + 1;
+    ctx->state = mw->state;
+    ctx->scratch = mw->scratch_size ? f->scratch + mw->scratch_off : NULL;
+    return mw->consume(ctx);
+}
+
 fs_outcome fs_consume_next(fs_consume_ctx *ctx)
 {
     if (!ctx || !ctx->broker || !ctx->core_[0]) {
@@ -77,30 +104,34 @@ fs_outcome fs_consume_next(fs_consume_ctx *ctx)
         return consume_next_again(ctx, i & ~FS__CHAIN_DONE);
     fs_outcome o;
     if (i < b->consume_count) {
-        const fs__mw *mw = &b->mws[b->consume_chain[i]];
         void *saved_state = ctx->state, *saved_scratch = ctx->scratch;
-        ctx->index_ = i + 1;
-        ctx->state = mw->state;
-        ctx->scratch = mw->scratch_size ? f->scratch + mw->scratch_off : NULL;
-        o = mw->consume(ctx);
-        ctx->index_ = i;
+        o = run_level(ctx, f, &b->mws[b->consume_chain[i]], i);
         ctx->state = saved_state;
         ctx->scratch = saved_scratch;
     } else {
         ctx->index_ = i + 1;
         o = run_handler(ctx, f);
-        ctx->index_ = i;
     }
-    if ((unsigned)o > (unsigned)FS_OUTCOME_ERROR)
-        o = fs_message_fail(ctx->message, "InvalidOutcome", "returned outcome %d", (int)o);
-    if (o == FS_OUTCOME_ERROR && !f->has_error) {
-        memcpy(f->error_type, "Error", sizeof "Error");
-        f->error_text[0] = '\0';
-        f->has_error = true;
-    }
+    if (FS_UNLIKELY((unsigned)o >= (unsigned)FS_OUTCOME_ERROR))
+        o = level_failed(ctx, f, o);
     ctx->outcome = o;
     ctx->error_type = o == FS_OUTCOME_ERROR ? f->error_type : NULL;
     ctx->index_ = i | FS__CHAIN_DONE;
+    return o;
+}
+
+/*
+ * The chain from its first level, for the core's own call: the first hook
+ * is called directly (there is nothing of the caller's to save in ctx, and
+ * nobody reads ctx after it), the further levels through fs_consume_next.
+ */
+static inline fs_outcome run_chain(fs_broker *b, fs_consume_ctx *ctx, fs__frame *f)
+{
+    if (!b->consume_count)
+        return fs_consume_next(ctx);
+    fs_outcome o = run_level(ctx, f, &b->mws[b->consume_chain[0]], 0);
+    if (FS_UNLIKELY((unsigned)o >= (unsigned)FS_OUTCOME_ERROR))
+        o = level_failed(ctx, f, o);
     return o;
 }
 
@@ -297,7 +328,7 @@ static void dispatch(fs__frame *f, fs_message *unit)
     ctx.index_ = 0;
 
     fs__current_frame = f;
-    fs_outcome o = fs_consume_next(&ctx);
+    fs_outcome o = run_chain(b, &ctx, f);
     fs__current_frame = NULL;
 
     if (o == FS_OUTCOME_ERROR && fs__log_enabled(FS_LOG_ERROR))

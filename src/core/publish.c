@@ -86,6 +86,28 @@ static int publish_next_again(fs_publish_ctx *ctx, size_t i)
     return status;
 }
 
+/*
+ * Run hook `mw` as level i of the chain (ctx->state and scratch are its own
+ * while it runs): its status (FS_PENDING for any positive one), its error
+ * type in ctx ("Error" when a failure named none).
+ */
+static inline int run_level(fs_publish_ctx *ctx, const fs__mw *mw, size_t i)
+{
+    unsigned char *base = ctx->core_[1];
+    ctx->index_ = i + 1;
+    ctx->state = mw->state;
+    ctx->scratch = (base && mw->scratch_size) ? base + mw->scratch_off : NULL;
+    ctx->error_type = NULL;
+    int rc = mw->publish(ctx);
+    if (FS_UNLIKELY(rc < 0)) {
+        if (!ctx->error_type)
+            ctx->error_type = "Error";
+        return rc;
+    }
+    ctx->error_type = NULL;
+    return rc > 0 ? FS_PENDING : FS_OK;
+}
+
 int fs_publish_next(fs_publish_ctx *ctx)
 {
     if (!ctx || !ctx->broker)
@@ -95,31 +117,34 @@ int fs_publish_next(fs_publish_ctx *ctx)
     if (i & FS__CHAIN_DONE)
         return publish_next_again(ctx, i & ~FS__CHAIN_DONE);
     int rc;
-    const char *etype = NULL;
     if (i < b->publish_count) {
-        const fs__mw *mw = &b->mws[b->publish_chain[i]];
         void *saved_state = ctx->state, *saved_scratch = ctx->scratch;
-        unsigned char *base = ctx->core_[1];
-        ctx->index_ = i + 1;
-        ctx->state = mw->state;
-        ctx->scratch = (base && mw->scratch_size) ? base + mw->scratch_off : NULL;
-        ctx->error_type = NULL;
-        rc = mw->publish(ctx);
-        etype = ctx->error_type;
-        ctx->index_ = i;
+        rc = run_level(ctx, &b->mws[b->publish_chain[i]], i);
         ctx->state = saved_state;
         ctx->scratch = saved_scratch;
     } else {
+        const char *etype = NULL;
         ctx->index_ = i + 1;
         rc = publish_inner(ctx, &etype);
-        ctx->index_ = i;
+        if (rc > 0)
+            rc = FS_PENDING;
+        ctx->error_type = rc < 0 ? (etype ? etype : "Error") : NULL;
     }
-    if (rc > 0)
-        rc = FS_PENDING;
     ctx->status = rc;
-    ctx->error_type = rc < 0 ? (etype ? etype : "Error") : NULL;
     ctx->index_ = i | FS__CHAIN_DONE;
     return rc;
+}
+
+/*
+ * The chain from its first level, for the core's own call: the first hook
+ * is called directly (there is nothing of the caller's to save in ctx), the
+ * further levels through fs_publish_next.
+ */
+static inline int run_chain(fs_broker *b, fs_publish_ctx *ctx)
+{
+    if (!b->publish_count)
+        return fs_publish_next(ctx);
+    return run_level(ctx, &b->mws[b->publish_chain[0]], 0);
 }
 
 /* Envelopes copied on the stack to give them the handled message's correlation id. */
@@ -174,7 +199,7 @@ static int publish_run(fs_broker *b, void *dest, const char *destination, const 
     ctx.core_[1] = (f && f->broker == b) ? f->scratch : NULL;
     ctx.core_[2] = native;
     ctx.index_ = 0;
-    int rc = fs_publish_next(&ctx);
+    int rc = run_chain(b, &ctx);
     free(heap);
     last_publish_error_type = rc < 0 ? ctx.error_type : NULL;
     return rc > 0 ? FS_OK : rc; /* FS_PENDING: accepted */

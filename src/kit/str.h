@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 /** A malloc'ed copy of `s`; NULL for NULL or when out of memory. */
 char *fs_kit_strdup(const char *s);
@@ -27,6 +29,40 @@ static inline int fs_kit_hexval(int c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+/* The xor of the 8 bytes at x and at y. */
+static inline uint64_t fs_kit_xor8(const char *x, const char *y)
+{
+    uint64_t p, q;
+    memcpy(&p, x, 8);
+    memcpy(&q, y, 8);
+    return p ^ q;
+}
+
+/**
+ * a[0..n) == b[0..n), n being bytes both have: up to 32 bytes with
+ * fixed-size (overlapping) loads, inline; memcmp beyond.
+ */
+static inline bool fs_kit_mem_equal(const void *a, const void *b, size_t n)
+{
+    const char *x = a, *y = b;
+    if (n > 32)
+        return memcmp(a, b, n) == 0;
+    if (n > 16)
+        return (fs_kit_xor8(x, y) | fs_kit_xor8(x + 8, y + 8) |
+                fs_kit_xor8(x + n - 16, y + n - 16) | fs_kit_xor8(x + n - 8, y + n - 8)) == 0;
+    if (n >= 8)
+        return (fs_kit_xor8(x, y) | fs_kit_xor8(x + n - 8, y + n - 8)) == 0;
+    if (n >= 4) {
+        uint32_t u, v, w, z;
+        memcpy(&u, x, 4), memcpy(&v, y, 4), memcpy(&w, x + n - 4, 4), memcpy(&z, y + n - 4, 4);
+        return ((u ^ v) | (w ^ z)) == 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return false;
+    return true;
 }
 
 #endif

@@ -20,6 +20,7 @@
 #include "kit/compiler.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -35,14 +36,41 @@ extern _Atomic double fs__kit_ticks_s FS_KIT_HIDDEN; /* seconds per tick */
 /** Choose the source and measure its rate (once per library). */
 FS_KIT_HIDDEN void fs_kit_ticks_init(void);
 
+/** CLOCK_MONOTONIC nanoseconds, out of line (keeps the TSC callers' code small). */
+FS_KIT_HIDDEN uint64_t fs__kit_ticks_monotonic(void);
+
 /** Now, in ticks. */
 static inline uint64_t fs_kit_ticks(void)
 {
 #if FS_KIT_HAVE_TSC
     if (FS_LIKELY(atomic_load_explicit(&fs__kit_ticks_tsc, memory_order_relaxed)))
         return __rdtsc();
-#endif
+    return fs__kit_ticks_monotonic();
+#else
     return fs_kit_now_ns();
+#endif
+}
+
+/** True when ticks are TSC cycles (fixed once fs_kit_ticks_init() returned). */
+static inline bool fs_kit_ticks_are_tsc(void)
+{
+    return atomic_load_explicit(&fs__kit_ticks_tsc, memory_order_relaxed) != 0;
+}
+
+/**
+ * Now, in ticks, for a caller compiled for one source (tsc: the value
+ * fs_kit_ticks_are_tsc() gave): no test of the source on each read.
+ */
+static inline uint64_t fs_kit_ticks_from(bool tsc)
+{
+#if FS_KIT_HAVE_TSC
+    if (tsc)
+        return __rdtsc();
+    return fs__kit_ticks_monotonic();
+#else
+    (void)tsc;
+    return fs_kit_now_ns();
+#endif
 }
 
 /** Seconds from tick t0 to tick t1 (0 if t1 is earlier). */

@@ -187,9 +187,9 @@ int fs__child_cmp(const void *a, const void *b)
 void *fs__child_cell(fs_child *c, size_t cell_bytes, bool *own)
 {
     *own = false;
-    uint32_t t = fs__tls_token;
+    uint32_t t = fs_kit_tls_slot;
     if (!t)
-        t = fs__token_assign();
+        t = fs_kit_slot_assign();
     uint32_t owner = atomic_load_explicit(&c->owner, memory_order_relaxed);
     if (FS_UNLIKELY(owner == FS_TOKEN_NEVER)) {
         atomic_fetch_add_explicit(&c->fam->redirected, 1, memory_order_relaxed);
@@ -205,7 +205,7 @@ void *fs__child_cell(fs_child *c, size_t cell_bytes, bool *own)
     }
     char *arr = atomic_load_explicit(&c->shards, memory_order_acquire);
     if (!arr) {
-        size_t bytes = fs__shard_count() * cell_bytes;
+        size_t bytes = fs_kit_slot_count() * cell_bytes;
         char *mine = aligned_alloc(FS_CACHE_LINE, bytes);
         if (!mine)
             return NULL; /* the shared cell, until an allocation succeeds */

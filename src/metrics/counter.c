@@ -79,7 +79,7 @@ static FS_NOINLINE void add_slow(fs_counter *c, uint64_t n, double f)
 /* The cell the calling thread writes with plain stores, or NULL (the slow path). */
 static FS_ALWAYS_INLINE fs_counter_cell *plain_cell(fs_counter *c)
 {
-    uint32_t t = fs__tls_token;
+    uint32_t t = fs_kit_tls_slot;
     uint32_t owner = atomic_load_explicit(&c->hdr.owner, memory_order_relaxed);
     if (FS_LIKELY(owner == t))
         return &c->own;
@@ -103,7 +103,7 @@ void fs_counter_inc(fs_counter *c)
 {
     if (FS_UNLIKELY(!c))
         return;
-    uint32_t t = fs__tls_token;
+    uint32_t t = fs_kit_tls_slot;
     if (FS_LIKELY(atomic_load_explicit(&c->hdr.owner, memory_order_relaxed) == t)) {
         cell_inc(&c->own);
         return;
@@ -164,7 +164,7 @@ double fs__counter_total(const struct fs_counter *c)
     const fs_counter_shard *arr =
         atomic_load_explicit(&((fs_child *)&c->hdr)->shards, memory_order_acquire);
     if (arr)
-        for (uint32_t i = 0, k = fs__shard_count(); i < k; i++)
+        for (uint32_t i = 0, k = fs_kit_slot_count(); i < k; i++)
             cell_total(&arr[i].cell, &n, &f);
     return (double)n + f;
 }

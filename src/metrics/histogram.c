@@ -191,13 +191,28 @@ static FS_ALWAYS_INLINE void shard_observe(_Atomic uint64_t *w, uint32_t i, uint
     atomic_store_explicit(&w[FS_H_DONE], seq, memory_order_release);
 }
 
-/* An observation by a thread that does not own the child. */
-static FS_NOINLINE void observe_slow(fs_histogram *h, uint32_t i, double v)
+/* sum += v on a shard several threads write. */
+static void shared_add_sum(_Atomic uint64_t *s, double v)
+{
+    uint64_t old = atomic_load_explicit(s, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(s, &old,
+                                                  fs__double_to_bits(fs__bits_to_double(old) + v),
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
+}
+
+/* The shard the calling thread writes alone, or NULL: the shared one. */
+static _Atomic uint64_t *own_shard(fs_histogram *h)
 {
     bool own;
     _Atomic uint64_t *w = fs__child_cell(&h->hdr, (size_t)h->stride * 8, &own);
-    if (own)
-        w = h->words;
+    return own ? h->words : w;
+}
+
+/* An observation by a thread that does not own the child. */
+static FS_NOINLINE void observe_slow(fs_histogram *h, uint32_t i, double v)
+{
+    _Atomic uint64_t *w = own_shard(h);
     if (w) {
         shard_observe(w, i, h->nb, v);
         return;
@@ -205,13 +220,45 @@ static FS_NOINLINE void observe_slow(fs_histogram *h, uint32_t i, double v)
     w = h->words + h->stride; /* the shared shard: several writers */
     atomic_fetch_add_explicit(&w[FS_H_BEGUN], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w[FS_H_BUCKETS + i], 1, memory_order_release);
-    _Atomic uint64_t *s = &w[FS_H_BUCKETS + h->nb + 1];
-    uint64_t old = atomic_load_explicit(s, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(s, &old,
-                                                  fs__double_to_bits(fs__bits_to_double(old) + v),
-                                                  memory_order_release, memory_order_relaxed)) {
-    }
+    shared_add_sum(&w[FS_H_BUCKETS + h->nb + 1], v);
     atomic_fetch_add_explicit(&w[FS_H_DONE], 1, memory_order_release);
+}
+
+int fs_histogram_add(fs_histogram *h, const uint64_t *counts, size_t count_len, double sum)
+{
+    FS_CHECK_ARG(h, "fs_histogram_add: histogram is NULL");
+    FS_CHECK_ARG(counts, "fs_histogram_add: counts is NULL");
+    FS_CHECK_ARG(count_len == (size_t)h->nb + 1,
+                 "fs_histogram_add: %zu counts given for a histogram of %u buckets (%u bounds and "
+                 "+Inf)",
+                 count_len, h->nb + 1, h->nb);
+    _Atomic uint64_t *w = own_shard(h); /* (counts an overflow child's update) */
+    bool shared = w == NULL;
+    uint64_t seq = 0;
+    if (shared) {
+        w = h->words + h->stride;
+        atomic_fetch_add_explicit(&w[FS_H_BEGUN], 1, memory_order_relaxed);
+    } else {
+        seq = atomic_load_explicit(&w[FS_H_DONE], memory_order_relaxed) + 1;
+        atomic_store_explicit(&w[FS_H_BEGUN], seq, memory_order_relaxed);
+    }
+    /* fetch_add on the own shard as well: one path, and this is no hot path */
+    for (uint32_t i = 0; i <= h->nb; i++)
+        if (counts[i])
+            atomic_fetch_add_explicit(&w[FS_H_BUCKETS + i], counts[i], memory_order_release);
+    shared_add_sum(&w[FS_H_BUCKETS + h->nb + 1], sum);
+    if (shared)
+        atomic_fetch_add_explicit(&w[FS_H_DONE], 1, memory_order_release);
+    else
+        atomic_store_explicit(&w[FS_H_DONE], seq, memory_order_release);
+    return FS_OK;
+}
+
+const double *fs_histogram_family_bounds(const fs_histogram_family *fam, size_t *count)
+{
+    if (count)
+        *count = fam ? fam->f.nbuckets : 0;
+    return fam ? fam->f.buckets : NULL;
 }
 
 void fs_histogram_observe(fs_histogram *h, double v)
@@ -219,7 +266,7 @@ void fs_histogram_observe(fs_histogram *h, double v)
     if (FS_UNLIKELY(!h))
         return;
     uint32_t i = find_bucket(h->bounds, h->nb, v);
-    uint32_t t = fs__tls_token;
+    uint32_t t = fs_kit_tls_slot;
     uint32_t owner = atomic_load_explicit(&h->hdr.owner, memory_order_relaxed);
     if (FS_LIKELY(owner == t)) {
         shard_observe(h->words, i, h->nb, v);
@@ -271,25 +318,30 @@ void fs__histogram_read(const struct fs_histogram *h, uint64_t *snap, uint64_t *
     const _Atomic uint64_t *arr =
         atomic_load_explicit(&((fs_child *)&h->hdr)->shards, memory_order_acquire);
     if (arr)
-        for (uint32_t i = 0, k = fs__shard_count(); i < k; i++)
+        for (uint32_t i = 0, k = fs_kit_slot_count(); i < k; i++)
             fs__histogram_read_shard(arr + (size_t)i * h->stride, h->nb, snap, counts, sum);
 }
 
-/* Totals for tests and tools: done observations, and the sums. */
+/* The observations counted in shard w: its buckets' total. */
+static uint64_t shard_count(const _Atomic uint64_t *w, uint32_t nb)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i <= nb; i++)
+        n += atomic_load_explicit((_Atomic uint64_t *)&w[FS_H_BUCKETS + i], memory_order_relaxed);
+    return n;
+}
+
+/* Totals for tests and tools: the observations (the buckets' total, as _count), and the sums. */
 uint64_t fs_histogram_count(const fs_histogram *h)
 {
     if (!h)
         return 0;
-    uint64_t n =
-        atomic_load_explicit((_Atomic uint64_t *)&h->words[FS_H_DONE], memory_order_relaxed) +
-        atomic_load_explicit((_Atomic uint64_t *)&h->words[h->stride + FS_H_DONE],
-                             memory_order_relaxed);
+    uint64_t n = shard_count(h->words, h->nb) + shard_count(h->words + h->stride, h->nb);
     const _Atomic uint64_t *arr =
         atomic_load_explicit(&((fs_child *)&h->hdr)->shards, memory_order_acquire);
     if (arr)
-        for (uint32_t i = 0, k = fs__shard_count(); i < k; i++)
-            n += atomic_load_explicit((_Atomic uint64_t *)&arr[(size_t)i * h->stride + FS_H_DONE],
-                                      memory_order_relaxed);
+        for (uint32_t i = 0, k = fs_kit_slot_count(); i < k; i++)
+            n += shard_count(arr + (size_t)i * h->stride, h->nb);
     return n;
 }
 
@@ -303,7 +355,7 @@ double fs_histogram_sum(const fs_histogram *h)
     const _Atomic uint64_t *arr =
         atomic_load_explicit(&((fs_child *)&h->hdr)->shards, memory_order_acquire);
     if (arr)
-        for (uint32_t i = 0, k = fs__shard_count(); i < k; i++)
+        for (uint32_t i = 0, k = fs_kit_slot_count(); i < k; i++)
             sum += fs__atomic_load_double(&arr[(size_t)i * h->stride + sum_at]);
     return sum;
 }

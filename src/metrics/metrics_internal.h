@@ -21,6 +21,7 @@
 #include "common/internal.h"
 #include "faststream/exposition.h"
 #include "faststream/metrics.h"
+#include "kit/slot.h"
 
 #include <pthread.h>
 #include <stdalign.h>
@@ -53,9 +54,9 @@
 /*
  * Every counter and histogram child has one cell (the owner's) inline: the
  * first thread that updates it owns it and updates it with a plain relaxed
- * load and store. A thread is known by its token: 1 .. fs__shard_count()
- * while it holds one of the exclusive tokens (taken on its first update,
- * given back when it exits), FS_TOKEN_SHARED beyond. Other exclusive threads
+ * load and store. A thread is known by its token, its kit slot (kit/slot.h):
+ * 1 .. fs_kit_slot_count() while it holds one of the exclusive slots (taken
+ * on its first update, given back when it exits), FS_TOKEN_SHARED beyond. Other exclusive threads
  * update the child in a shards array allocated on the first such update (one
  * cache-line-padded cell per token), again with plain stores: a child updated
  * from one thread costs no memory for shards. Threads without an exclusive
@@ -67,20 +68,12 @@
 /** No owner yet (no token equals it). */
 #define FS_TOKEN_NONE UINT32_MAX
 /** The token of threads beyond the exclusive ones; never owns a cell. */
-#define FS_TOKEN_SHARED (UINT32_MAX - 1)
+#define FS_TOKEN_SHARED FS_KIT_SLOT_SHARED
 /** The owner of a child that must never be owned (an overflow child). */
 #define FS_TOKEN_NEVER (UINT32_MAX - 2)
 
-/** At most this many exclusive tokens (a bit each). */
-#define FS_MAX_SHARDS 32
-
-extern _Thread_local uint32_t fs__tls_token FS_TLS_MODEL FS_HIDDEN;
-
-/** The calling thread's token, assigned now if it had none (never 0). */
-FS_HIDDEN uint32_t fs__token_assign(void);
-
-/** Exclusive tokens: from the CPUs present (2 per CPU, at least 8, at most 32). */
-FS_HIDDEN uint32_t fs__shard_count(void);
+/** At most this many exclusive tokens. */
+#define FS_MAX_SHARDS FS_KIT_MAX_SLOTS
 
 /* ------------------------------------------------------------------------ */
 /* Atomic doubles (stored as their bit pattern in a uint64).                */

@@ -25,6 +25,7 @@ static void state_free(void *p)
     if (!st)
         return;
     fs__backlog_remove(st->backlog);
+    fs__prom_fold_stop(st); /* the last counts into the families */
     fs__prom_cache_clear(&st->recv);
     fs__prom_cache_clear(&st->pub);
     for (size_t i = 0; i < st->ncustom; i++)
@@ -205,14 +206,18 @@ int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middlewar
         }
     }
     fs_registry *reg = o->registry ? o->registry : fs_registry_default();
+    st->reg = reg;
     rc = register_families(st, reg, prefix, o);
+    if (rc == FS_OK)
+        rc = fs__prom_tally_setup(st);
     if (rc != FS_OK) {
         state_free(st);
         return rc;
     }
     out->name = "prometheus";
-    out->consume = fs__prom_consume;
-    out->publish = fs__prom_publish;
+    bool tsc = fs_kit_ticks_are_tsc();
+    out->consume = tsc ? fs__prom_consume : fs__prom_consume_mono;
+    out->publish = tsc ? fs__prom_publish : fs__prom_publish_mono;
     out->publish_result = fs__prom_result;
     out->unique_key = "prometheus";
     out->scratch_size = st->ndyn ? sizeof(scratch) + st->ndyn * sizeof(char *) : 0;
@@ -223,7 +228,7 @@ int fs_prometheus_middleware_new(const fs_prometheus_options *opts, fs_middlewar
 
 void fs_prometheus_middleware_release(fs_middleware *mw)
 {
-    if (mw && mw->consume == fs__prom_consume) {
+    if (mw && (mw->consume == fs__prom_consume || mw->consume == fs__prom_consume_mono)) {
         state_free(mw->state);
         memset(mw, 0, sizeof *mw);
     }

@@ -64,7 +64,19 @@ static bool entry_matches(const entry *e, uint64_t hash, size_t n, const char *c
     return e->hash == hash && keys_equal(e, n, keys);
 }
 
-_Thread_local last_hit fs__prom_last_recv FS_TLS_MODEL, fs__prom_last_pub FS_TLS_MODEL;
+static void entry_free(entry *e)
+{
+    if (!e)
+        return;
+    for (uint32_t i = 0; i < FS_KIT_MAX_SLOTS; i++)
+        free(atomic_load_explicit(&e->tally[i], memory_order_relaxed));
+    free(e->folded);
+    free(e);
+}
+
+/* (LAST_NO_ID from the start: no id, 0 included, matches a thread's first message) */
+_Thread_local last_hit fs__prom_last_recv FS_TLS_MODEL = {.dest_id = LAST_NO_ID};
+_Thread_local last_hit fs__prom_last_pub FS_TLS_MODEL = {.dest_id = LAST_NO_ID};
 atomic_uint_fast64_t fs__prom_next_state_id = 1;
 
 /* Fill the children of a receive-side entry by label values. */
@@ -92,14 +104,17 @@ bool fs__prom_fill_pub(const prom_state *st, entry *e, const char *const *keys)
     return e->fixed[0] != NULL;
 }
 
-static entry *entry_new(const prom_state *st, fill_fn fill, uint64_t hash, size_t n,
+static entry *entry_new(const prom_state *st, const cache *c, fill_fn fill, uint64_t hash, size_t n,
                         const char *const *keys)
 {
     size_t len = n * sizeof(char *);
     for (size_t i = 0; i < n; i++)
         len += strlen(keys[i]) + 1;
     entry *e = malloc(sizeof(entry) + len);
-    if (!e) {
+    uint64_t *folded = calloc(c->words, sizeof *folded);
+    if (!e || !folded) {
+        free(e);
+        free(folded);
         fs__error(FS_ENOMEM, "prometheus middleware: out of memory");
         return NULL;
     }
@@ -107,6 +122,10 @@ static entry *entry_new(const prom_state *st, fill_fn fill, uint64_t hash, size_
     e->hash = hash;
     e->nkeys = n;
     e->keys = kp;
+    e->name_len = n > 1 ? strlen(keys[1]) : 0;
+    e->folded = folded;
+    for (uint32_t i = 0; i < FS_KIT_MAX_SLOTS; i++)
+        atomic_init(&e->tally[i], NULL);
     char *p = e->data + n * sizeof(char *);
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(keys[i]) + 1;
@@ -115,7 +134,7 @@ static entry *entry_new(const prom_state *st, fill_fn fill, uint64_t hash, size_
         p += l;
     }
     if (!fill(st, e, keys)) {
-        free(e);
+        entry_free(e);
         return NULL;
     }
     return e;
@@ -135,13 +154,13 @@ static entry *cache_find(const prom_state *st, cache *c, fill_fn fill, size_t n,
         entry *e = atomic_load_explicit(slot, memory_order_acquire);
         if (e) {
             if (entry_matches(e, hash, n, keys)) {
-                free(mine);
+                entry_free(mine);
                 return e;
             }
             continue;
         }
         if (!mine) {
-            mine = entry_new(st, fill, hash, n, keys);
+            mine = entry_new(st, c, fill, hash, n, keys);
             if (!mine)
                 return NULL;
         }
@@ -150,11 +169,11 @@ static entry *cache_find(const prom_state *st, cache *c, fill_fn fill, size_t n,
                                                     memory_order_acquire))
             return mine;
         if (entry_matches(expected, hash, n, keys)) {
-            free(mine);
+            entry_free(mine);
             return expected;
         }
     }
-    free(mine);
+    entry_free(mine);
     return NULL;
 }
 
@@ -172,7 +191,8 @@ entry *fs__prom_cache_get(const prom_state *st, cache *c, fill_fn fill, last_hit
         last->state_id = st->id;
         last->e = e;
         last->broker = broker_ptr;
-        last->dest_id = 0;
+        last->dest_id = LAST_NO_ID;
+        last->tally = NULL;
     }
     return e;
 }
@@ -180,7 +200,7 @@ entry *fs__prom_cache_get(const prom_state *st, cache *c, fill_fn fill, last_hit
 void fs__prom_cache_clear(cache *c)
 {
     for (uint32_t i = 0; i < CACHE_SLOTS; i++)
-        free(atomic_load_explicit(&c->slots[i], memory_order_relaxed));
+        entry_free(atomic_load_explicit(&c->slots[i], memory_order_relaxed));
 }
 
 /* Look the status child of `e` up (first time for that status) and keep it. */

@@ -20,6 +20,26 @@ static void count_exception(const prom_state *st, fs_counter_family *fam, const 
         fs_counter_inc(c);
 }
 
+/* The exception of a failed handler: keys NULL for the message's broker and handler. */
+static __attribute__((noinline)) void consume_exception(const fs_consume_ctx *ctx,
+                                                        const char *const *keys)
+{
+    const char *own[2] = {ctx->broker_name ? ctx->broker_name : "",
+                          ctx->handler ? ctx->handler : ""};
+    const prom_state *st = ctx->state;
+    count_exception(st, st->exceptions, keys ? keys : own, ctx->error_type);
+}
+
+/* The exception of a failed publish: keys NULL for the publish's broker and destination. */
+static __attribute__((noinline)) void publish_exception(const fs_publish_ctx *ctx,
+                                                        const char *const *keys)
+{
+    const char *own[2] = {ctx->broker_name ? ctx->broker_name : "",
+                          ctx->destination ? ctx->destination : ""};
+    const prom_state *st = ctx->state;
+    count_exception(st, st->pub_exceptions, keys ? keys : own, ctx->error_type);
+}
+
 /*
  * The entry for (broker, name, dyn...) when the thread's last hit is not it:
  * the hash table's, or (the table full around that hash) `local` filled
@@ -43,25 +63,83 @@ static entry *entry_lookup(prom_state *st, cache *c, fill_fn fill, last_hit *las
 
 /*
  * The entry for (broker, name, dyn...) off the fast path: the thread's last
- * hit by content, else entry_lookup. A cached entry that becomes the last hit
- * takes the label's id (0: none), so that the next message with that id
- * skips the compare.
+ * hit by content, else entry_lookup. *tally is the thread's tally for it
+ * (NULL: count in the children); a cached entry with a tally takes the
+ * label's id (0: none), so that the next message with that id goes the fast
+ * path.
  */
 static entry *find_entry(prom_state *st, cache *c, fill_fn fill, last_hit *last, const char *broker,
-                         const char *name, uint64_t id, const char **keys, entry *local)
+                         const char *name, uint64_t id, const char **keys, entry *local,
+                         _Atomic uint64_t **tally)
 {
+    *tally = NULL;
     entry *e = last_hit_get(st, last, broker, name, keys + 2);
-    if (e)
-        return e;
-    e = entry_lookup(st, c, fill, last, broker, name, keys, local);
-    if (e && e == last->e && st->ndyn == 0)
-        last->dest_id = id;
+    if (!e)
+        e = entry_lookup(st, c, fill, last, broker, name, keys, local);
+    if (!e || e != last->e)
+        return e; /* the stack entry: no tally */
+    if (!last->tally)
+        last->tally = fs__prom_tally_get(c, e);
+    last->dest_id = st->ndyn == 0 && last->tally && id ? id : LAST_NO_ID;
+    *tally = last->tally;
     return e;
 }
 
-/* Steps 1-8 of docs/semantics.md for one received unit, with its entry `e`. */
+/* Ticks from t0 to t1 (0 if t1 is earlier). */
+static inline uint64_t ticks_between(uint64_t t0, uint64_t t1)
+{
+    return FS_LIKELY(t1 >= t0) ? t1 - t0 : 0;
+}
+
+/*
+ * Steps 1-8 of docs/semantics.md for one received unit, counted in the
+ * thread's tally t. `keys` are the entry's (NULL: the message's broker and
+ * handler, on the fast path), for an exception. After the handler, the
+ * state and count are read from ctx again (fs_consume_next restores them),
+ * which keeps fewer values alive across the call. `tsc`: the clock source
+ * (each hook is compiled for both; the middleware installs the right one).
+ */
+static inline __attribute__((always_inline)) void consume_finished(fs_consume_ctx *ctx,
+                                                                   _Atomic uint64_t *t, uint64_t d)
+{
+    const prom_state *st = ctx->state;
+    int status = (int)fs_consume_status_code(ctx);
+    uint64_t seq = tally_begin(t);
+    tally_add(&t[T_BUCKETS + int_bucket(&st->recv.dur_lt, d)], 1); /* 6 */
+    tally_add(&t[T_DUR_SUM], d);
+    tally_add(&t[T_STATUS + status], ctx->count); /* 7, 8 */
+    tally_end(t, seq);
+}
+
+/* Steps 5-8 for a failed handler (out of line: the success path makes no call after the chain). */
+static __attribute__((noinline)) fs_outcome consume_failed(fs_consume_ctx *ctx, _Atomic uint64_t *t,
+                                                           const char *const *keys, uint64_t d)
+{
+    consume_exception(ctx, keys); /* 5 */
+    consume_finished(ctx, t, d);
+    return FS_OUTCOME_ERROR;
+}
+
 static inline __attribute__((always_inline)) fs_outcome
-consume_record(prom_state *st, fs_consume_ctx *ctx, entry *e)
+consume_tally(fs_consume_ctx *ctx, _Atomic uint64_t *t, const char *const *keys, bool tsc)
+{
+    const prom_state *st = ctx->state;
+    uint64_t seq = tally_begin(t);
+    tally_add(&t[T_RECEIVED], ctx->count);                                         /* 1, 3 */
+    tally_add(&t[st->recv.size_at + int_bucket(&st->recv.size_lt, ctx->size)], 1); /* 2 */
+    tally_add(&t[T_SIZE_SUM], ctx->size);
+    tally_end(t, seq);
+    uint64_t t0 = fs_kit_ticks_from(tsc);
+    fs_outcome o = fs_consume_next(ctx); /* 4 */
+    uint64_t d = ticks_between(t0, fs_kit_ticks_from(tsc));
+    if (FS_UNLIKELY(o == FS_OUTCOME_ERROR))
+        return consume_failed(ctx, t, keys, d);
+    consume_finished(ctx, t, d);
+    return o;
+}
+
+/* Steps 1-8 of docs/semantics.md for one received unit, counted in e's children. */
+static fs_outcome consume_record(prom_state *st, fs_consume_ctx *ctx, entry *e)
 {
     const size_t count = ctx->count;
     const double dcount = (double)count;
@@ -83,7 +161,7 @@ consume_record(prom_state *st, fs_consume_ctx *ctx, entry *e)
     return o;
 }
 
-/* fs__prom_consume with dynamic labels, or when the last hit is not the entry. */
+/* fs__prom_consume off the fast path: dynamic labels, another entry, no tally yet. */
 static __attribute__((noinline)) fs_outcome consume_slow(prom_state *st, fs_consume_ctx *ctx)
 {
     const char *name = ctx->handler ? ctx->handler : "";
@@ -97,34 +175,89 @@ static __attribute__((noinline)) fs_outcome consume_slow(prom_state *st, fs_cons
         }
     }
     entry local;
+    _Atomic uint64_t *t;
     entry *e = find_entry(st, &st->recv, fs__prom_fill_recv, &fs__prom_last_recv, ctx->broker_name,
-                          name, ctx->handler_id, keys, &local);
+                          name, ctx->handler_id, keys, &local, &t);
     if (!e) {
         /* The metrics library refused (out of memory): never lose the message. */
         fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
         return fs_consume_next(ctx);
     }
-    return consume_record(st, ctx, e);
+    return t ? consume_tally(ctx, t, e->keys, fs_kit_ticks_are_tsc()) : consume_record(st, ctx, e);
+}
+
+/*
+ * Whether a message without the label id of the thread's last entry still
+ * goes the fast path: a subscription whose messages carry their own names
+ * (no id) when the name is the last entry's. Out of line: the hooks' id
+ * path stays short.
+ */
+static __attribute__((noinline)) bool consume_named(const fs_consume_ctx *ctx)
+{
+    return ctx->handler_id == 0 &&
+           named_tally(ctx->state, &fs__prom_last_recv, ctx->broker_name, ctx->handler);
+}
+
+/* The consume hook for each clock source (the middleware installs the one of its clock). */
+static inline __attribute__((always_inline)) fs_outcome consume_hook(fs_consume_ctx *ctx, bool tsc)
+{
+    const last_hit *last = &fs__prom_last_recv;
+    if (FS_LIKELY(is_fast(last, ctx->handler_id)) || consume_named(ctx))
+        return consume_tally(ctx, last->tally, NULL, tsc);
+    return consume_slow(ctx->state, ctx);
 }
 
 fs_outcome fs__prom_consume(fs_consume_ctx *ctx)
 {
-    prom_state *st = ctx->state;
-    if (FS_LIKELY(st->ndyn == 0)) {
-        entry *e = fast_hit(st, &fs__prom_last_recv, ctx->broker_name,
-                            ctx->handler ? ctx->handler : "", ctx->handler_id);
-        if (FS_LIKELY(e != NULL))
-            return consume_record(st, ctx, e);
-    }
-    return consume_slow(st, ctx);
+    return consume_hook(ctx, true);
 }
 
-/* Steps 2-4 of the publish side of docs/semantics.md, with the entry `e`. */
-static inline void publish_count(prom_state *st, entry *e, size_t count, int rc,
-                                 const char *error_type, double elapsed)
+fs_outcome fs__prom_consume_mono(fs_consume_ctx *ctx)
 {
-    if (rc < 0) /* 2 */
-        count_exception(st, st->pub_exceptions, e->keys, error_type);
+    return consume_hook(ctx, false);
+}
+
+/* Steps 3-4 of the publish side of docs/semantics.md: `d` ticks, in tally t. */
+static inline __attribute__((always_inline)) void
+publish_tally_count(const prom_state *st, _Atomic uint64_t *t, size_t count, int status, uint64_t d)
+{
+    uint64_t seq = tally_begin(t);
+    tally_add(&t[T_BUCKETS + int_bucket(&st->pub.dur_lt, d)], 1); /* 3 */
+    tally_add(&t[T_DUR_SUM], d);
+    tally_add(&t[T_STATUS + status], count); /* 4 */
+    tally_end(t, seq);
+}
+
+/* A publish in tally t that failed (rc < 0) or is pending (rc > 0: counted on its result). */
+static __attribute__((noinline)) int publish_not_ok(fs_publish_ctx *ctx, _Atomic uint64_t *t,
+                                                    const char *const *keys, int rc, uint64_t d)
+{
+    if (rc > 0)
+        return rc;
+    publish_exception(ctx, keys); /* 2 */
+    publish_tally_count(ctx->state, t, ctx->count, ST_PUB_ERROR, d);
+    return rc;
+}
+
+/*
+ * Steps 1-4 of the publish side of docs/semantics.md, in tally t. `keys` as
+ * for consume_tally.
+ */
+static inline __attribute__((always_inline)) int
+publish_tally(fs_publish_ctx *ctx, _Atomic uint64_t *t, const char *const *keys, bool tsc)
+{
+    uint64_t t0 = fs_kit_ticks_from(tsc); /* 1 */
+    int rc = fs_publish_next(ctx);
+    uint64_t d = ticks_between(t0, fs_kit_ticks_from(tsc));
+    if (FS_UNLIKELY(rc != FS_OK))
+        return publish_not_ok(ctx, t, keys, rc, d);
+    publish_tally_count(ctx->state, t, ctx->count, ST_SUCCESS, d);
+    return FS_OK;
+}
+
+/* Steps 3-4 of the publish side of docs/semantics.md, in e's children. */
+static void publish_count(const prom_state *st, entry *e, size_t count, int rc, double elapsed)
+{
     fs_histogram_observe(e->fixed[0], elapsed); /* 3 */
     int status = rc < 0 ? ST_PUB_ERROR : ST_SUCCESS;
     fs_counter *pc = status_child(st, e, st->published, status, FS__PROM_PUB_STATUS[status]);
@@ -132,19 +265,21 @@ static inline void publish_count(prom_state *st, entry *e, size_t count, int rc,
         counter_add_count(pc, count); /* 4 */
 }
 
-/* Steps 1-4 of the publish side of docs/semantics.md, with the entry `e`. */
-static inline __attribute__((always_inline)) int publish_record(prom_state *st, fs_publish_ctx *ctx,
-                                                                entry *e)
+/* Steps 1-4 of the publish side of docs/semantics.md, in e's children. */
+static int publish_record(fs_publish_ctx *ctx, entry *e)
 {
     uint64_t t0 = fs_kit_ticks(); /* 1 */
     int rc = fs_publish_next(ctx);
     if (rc > 0) /* FS_PENDING: counted when the adapter reports the result (fs__prom_result) */
         return rc;
-    publish_count(st, e, ctx->count, rc, ctx->error_type, fs_kit_ticks_seconds(t0, fs_kit_ticks()));
+    double elapsed = fs_kit_ticks_seconds(t0, fs_kit_ticks());
+    if (FS_UNLIKELY(rc < 0)) /* 2 */
+        publish_exception(ctx, e->keys);
+    publish_count(ctx->state, e, ctx->count, rc, elapsed);
     return rc;
 }
 
-/* fs__prom_publish with dynamic labels, or when the last hit is not the entry. */
+/* fs__prom_publish off the fast path: dynamic labels, another entry, no label id. */
 static __attribute__((noinline)) int publish_slow(prom_state *st, fs_publish_ctx *ctx)
 {
     const char *name = ctx->destination ? ctx->destination : "";
@@ -157,27 +292,42 @@ static __attribute__((noinline)) int publish_slow(prom_state *st, fs_publish_ctx
             fs__prom_compute_dynamic(st, ctx->current, keys + 2);
     }
     entry local;
+    _Atomic uint64_t *t;
     entry *e = find_entry(st, &st->pub, fs__prom_fill_pub, &fs__prom_last_pub, ctx->broker_name,
-                          name, ctx->destination_id, keys, &local);
+                          name, ctx->destination_id, keys, &local, &t);
     if (!e) {
         fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
         return fs_publish_next(ctx);
     }
-    return publish_record(st, ctx, e);
+    return t ? publish_tally(ctx, t, e->keys, fs_kit_ticks_are_tsc()) : publish_record(ctx, e);
+}
+
+/* As consume_named: a publish by name (no id) to the last entry's destination. */
+static __attribute__((noinline)) bool publish_named(const fs_publish_ctx *ctx)
+{
+    return ctx->destination_id == 0 && !ctx->is_reply &&
+           named_tally(ctx->state, &fs__prom_last_pub, ctx->broker_name, ctx->destination);
+}
+
+/* The publish hook for each clock source (the middleware installs the one of its clock). */
+static inline __attribute__((always_inline)) int publish_hook(fs_publish_ctx *ctx, bool tsc)
+{
+    const last_hit *last = &fs__prom_last_pub;
+    if (FS_LIKELY(is_fast(last, ctx->destination_id) && !ctx->is_reply) || publish_named(ctx))
+        return publish_tally(ctx, last->tally, NULL, tsc);
+    if (ctx->is_reply) /* replies are not counted */
+        return fs_publish_next(ctx);
+    return publish_slow(ctx->state, ctx);
 }
 
 int fs__prom_publish(fs_publish_ctx *ctx)
 {
-    if (ctx->is_reply)
-        return fs_publish_next(ctx);
-    prom_state *st = ctx->state;
-    if (FS_LIKELY(st->ndyn == 0)) {
-        entry *e = fast_hit(st, &fs__prom_last_pub, ctx->broker_name,
-                            ctx->destination ? ctx->destination : "", ctx->destination_id);
-        if (FS_LIKELY(e != NULL))
-            return publish_record(st, ctx, e);
-    }
-    return publish_slow(st, ctx);
+    return publish_hook(ctx, true);
+}
+
+int fs__prom_publish_mono(fs_publish_ctx *ctx)
+{
+    return publish_hook(ctx, false);
 }
 
 /* A late publish result (the adapter's publish returned FS_PENDING). */
@@ -188,12 +338,21 @@ void fs__prom_result(const fs_publish_result_ctx *ctx)
     if (st->ndyn)
         fs__prom_compute_dynamic(st, NULL, keys + 2);
     entry local;
+    _Atomic uint64_t *t;
     /* the reporting thread (a client's delivery-report thread) keeps its own last hit */
     entry *e = find_entry(st, &st->pub, fs__prom_fill_pub, &fs__prom_last_pub, ctx->broker_name,
-                          ctx->destination, 0, keys, &local);
+                          ctx->destination, 0, keys, &local, &t);
     if (!e) {
         fs__log(FS_LOG_ERROR, "prometheus", "cannot record metrics: %s", fs_last_error());
         return;
     }
-    publish_count(st, e, ctx->count, ctx->status, ctx->error_type, ctx->elapsed_s);
+    if (ctx->status < 0) /* 2 */
+        count_exception(st, st->pub_exceptions, e->keys, ctx->error_type);
+    if (!t) {
+        publish_count(st, e, ctx->count, ctx->status, ctx->elapsed_s);
+        return;
+    }
+    double ticks = ctx->elapsed_s > 0 ? ctx->elapsed_s / st->tick_s : 0; /* (NaN: 0) */
+    publish_tally_count(st, t, ctx->count, ctx->status < 0 ? ST_PUB_ERROR : ST_SUCCESS,
+                        ticks < 9.2e18 ? (uint64_t)ticks : UINT64_C(9200000000000000000));
 }

@@ -1,18 +1,32 @@
 /*
  * The Prometheus middleware's internals, shared by prometheus.c (setup),
- * prometheus_cache.c (label values, the combination cache) and
- * prometheus_hooks.c (the consume, publish and publish-result hooks).
- * Not installed.
+ * prometheus_cache.c (label values, the combination cache),
+ * prometheus_tally.c (per-thread tallies and their folding into the
+ * families) and prometheus_hooks.c (the consume, publish and publish-result
+ * hooks). Not installed.
  *
  * Hot path. Each (broker, handler-or-destination, dynamic label values)
  * combination gets an entry holding the metric children it updates; the
  * entries live in a fixed-size open-addressing table whose slots are filled
  * once with a compare-and-swap and never change afterwards, so a lookup is
  * one hash of the key strings, a few atomic loads and string compares: no
- * lock, no allocation. The status children are filled in lazily (so that
- * only the statuses that happened appear in the exposition, as in
- * FastStream). When the table is full, children are looked up by label
- * values in the metrics library (also lock-free) on every message.
+ * lock, no allocation. Each thread remembers its last entry, and the label
+ * ids of the core (a publisher's, a fixed-source subscription's) recognise
+ * it without comparing strings.
+ *
+ * A message is not counted in the children directly: each thread counts
+ * in its own tally for the entry (one per thread slot, kit/slot.h): the
+ * received count, the size and duration buckets and sums (bytes and clock
+ * ticks, integers), the count per status, with plain stores under one
+ * sequence pair per update. A collector registered with the families folds
+ * the tallies into the children when the registry is rendered (collectors
+ * run before any metric is read), so a scrape sees every message counted up
+ * to then, exactly; the in-process gauge is the received count minus the
+ * processed ones. Children are looked up once per entry (status children on
+ * the first message with that status) and exist from the first message on,
+ * as in FastStream. Without a tally (a thread beyond the slots, a tally or
+ * a table slot that could not be allocated), the message updates the
+ * children themselves, as the metrics library allows from any thread.
  */
 #ifndef FS_PROMETHEUS_INTERNAL_H
 #define FS_PROMETHEUS_INTERNAL_H
@@ -21,10 +35,12 @@
 
 #include "common/internal.h"
 #include "kit/clock.h"
+#include "kit/slot.h"
 #include "kit/str.h"
 #include "kit/ticks.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -48,6 +64,34 @@ enum { ST_SUCCESS, ST_PUB_ERROR, ST_PUB_COUNT };
 #define CACHE_PROBES 32u
 
 /*
+ * The words of a tally: the sequence pair (a writer bumps begun, writes,
+ * then publishes done; a reader takes the tally when done equals begun
+ * before and begun is unchanged after its reads), the received count, the
+ * count per status (ST_* of its side), the size sum in bytes, the duration
+ * sum in ticks, then the duration buckets and (receive side) the size
+ * buckets, +Inf included (per bucket, not cumulative).
+ */
+enum {
+    T_BEGUN,
+    T_DONE,
+    T_RECEIVED,
+    T_STATUS,
+    T_SIZE_SUM = T_STATUS + ST_RECV_COUNT,
+    T_DUR_SUM,
+    T_BUCKETS
+};
+
+/*
+ * Bucket bounds for integer values: value v falls in the first bucket i
+ * with v < lt[i]; lt[n] is UINT64_MAX, the +Inf bucket, for any v below it
+ * (the hooks' values, sizes and tick counts, never reach it).
+ */
+typedef struct int_bounds {
+    uint64_t *lt; /* n + 1 */
+    uint32_t n;   /* finite bounds */
+} int_bounds;
+
+/*
  * One cached combination. For the receive side: fixed[0..3] are
  * received_total, size, in_process and duration, status[] the processed
  * children by status. For the publish side: fixed[0] is the duration
@@ -57,13 +101,20 @@ typedef struct entry {
     uint64_t hash;
     size_t nkeys;
     const char **keys; /* broker, name, dynamic values... (point into data) */
+    size_t name_len;   /* strlen(keys[1]) */
     void *fixed[4];
     _Atomic(fs_counter *) status[ST_RECV_COUNT];
+    /* the tallies, by thread slot - 1 (each written by the slot's holder alone), or NULL */
+    _Atomic(_Atomic uint64_t *) tally[FS_KIT_MAX_SLOTS];
+    uint64_t *folded; /* the totals already folded into the children (under fold_lock) */
     _Alignas(const char *) char data[]; /* the keys array, then the key strings */
 } entry;
 
 typedef struct cache {
     _Atomic(entry *) slots[CACHE_SLOTS];
+    uint32_t size_at, words; /* the tally layout of this side (durations at T_BUCKETS) */
+    int_bounds size_lt;      /* the size buckets in bytes (receive side) */
+    int_bounds dur_lt;       /* the duration buckets in ticks */
 } cache;
 
 typedef struct custom_label {
@@ -91,6 +142,13 @@ typedef struct prom_state {
     cache recv;
     cache pub;
     struct fs__backlog_entry *backlog; /* the backlog family's entry for this broker, or NULL */
+
+    double tick_s;      /* seconds per tick */
+    uint64_t *fold_buf; /* the fold's scratch: 2 x the larger side's words */
+    fs_registry *reg;   /* where the families and the fold collector are */
+    char fold_name[48]; /* the fold collector's name, "" until registered */
+    pthread_mutex_t fold_lock;
+    bool fold_lock_ok;
 } prom_state;
 
 /* The per-message scratch area: the dynamic label values of the message. */
@@ -120,13 +178,21 @@ typedef struct last_hit {
     uint64_t state_id;
     entry *e;
     const char *broker;
-    /* e's name has this id (fs_publish_ctx.destination_id, fs_consume_ctx.handler_id); 0: none */
+    /*
+     * e's name has this id (fs_publish_ctx.destination_id,
+     * fs_consume_ctx.handler_id) and the thread has a tally for e: the fast
+     * path. LAST_NO_ID otherwise (no label id is 0 or UINT64_MAX).
+     */
     uint64_t dest_id;
+    _Atomic uint64_t *tally; /* this thread's tally for e, or NULL (count in the children) */
 } last_hit;
+#define LAST_NO_ID UINT64_MAX
 
-/* prometheus_hooks.c */
+/* prometheus_hooks.c: the hooks for ticks that are TSC cycles, and for CLOCK_MONOTONIC ticks */
 fs_outcome fs__prom_consume(fs_consume_ctx *ctx);
 int fs__prom_publish(fs_publish_ctx *ctx);
+fs_outcome fs__prom_consume_mono(fs_consume_ctx *ctx);
+int fs__prom_publish_mono(fs_publish_ctx *ctx);
 void fs__prom_result(const fs_publish_result_ctx *ctx);
 
 /* prometheus_cache.c: label values and the combination cache */
@@ -146,6 +212,14 @@ bool fs__prom_fill_pub(const prom_state *st, entry *e, const char *const *keys);
 entry *fs__prom_cache_get(const prom_state *st, cache *c, fill_fn fill, last_hit *last,
                           const char *broker_ptr, size_t n, const char *const *keys);
 void fs__prom_cache_clear(cache *c);
+
+/* prometheus_tally.c */
+/* The calling thread's tally for e (allocated on first use), NULL without one. */
+_Atomic uint64_t *fs__prom_tally_get(const cache *c, entry *e);
+/* Integer bounds for the histograms and the fold collector; fs__prom_fold_stop undoes it. */
+int fs__prom_tally_setup(prom_state *st);
+/* Unregister the fold collector, then fold what is left (no hook runs any more). */
+void fs__prom_fold_stop(prom_state *st);
 __attribute__((noinline)) fs_counter *fs__prom_status_child_slow(const prom_state *st, entry *e,
                                                                  fs_counter_family *fam, int status,
                                                                  const char *status_name);
@@ -165,20 +239,65 @@ static inline entry *last_hit_get(const prom_state *st, const last_hit *last,
 }
 
 /*
- * The fast path of both hooks (no dynamic labels): the thread's last hit if
- * it is the entry for (broker, name), recognised by the label's id when it has
- * one (a kept label: fs_publish_ctx.destination_id, fs_consume_ctx.handler_id),
- * else by content; a content hit takes the id for next time. NULL otherwise.
+ * The fast path of both hooks: the thread's last entry has a tally and was
+ * found with this label id (fs_publish_ctx.destination_id,
+ * fs_consume_ctx.handler_id: 0 for none; each of them belongs to one
+ * publisher or subscription of one broker, whose middleware state is fixed,
+ * and is never reused, so the id alone stands for the state, the broker and
+ * the name). The entry's keys are then the broker and handler or
+ * destination of the message (there are no dynamic labels).
  */
-static inline entry *fast_hit(const prom_state *st, last_hit *last, const char *broker_ptr,
-                              const char *name, uint64_t id)
+static inline bool is_fast(const last_hit *last, uint64_t id)
 {
-    if (id && last->dest_id == id && last->state_id == st->id && last->broker == broker_ptr)
-        return last->e;
-    entry *e = last_hit_get(st, last, broker_ptr, name, NULL);
-    if (e)
-        last->dest_id = id;
-    return e;
+    return last->dest_id == id;
+}
+
+/*
+ * The fast path without a label id (fs_publish by name, a subscription whose
+ * messages carry their own names): whether the
+ * thread's tally for its last entry is that of (broker, name), the
+ * broker compared by pointer (an adapter's constant name) and the name by
+ * content (it may be a buffer the caller rewrites).
+ */
+static inline bool named_tally(const prom_state *st, const last_hit *last, const char *broker,
+                               const char *name)
+{
+    if (st->ndyn != 0 || last->state_id != st->id || last->broker != broker || !last->tally ||
+        !name)
+        return false;
+    size_t n = strlen(name);
+    const entry *e = last->e;
+    return n == e->name_len && fs_kit_mem_equal(name, e->keys[1], n);
+}
+
+/* The bucket of integer value v (below UINT64_MAX). */
+static inline uint32_t int_bucket(const int_bounds *b, uint64_t v)
+{
+    const uint64_t *lt = b->lt;
+    uint32_t i = 0;
+    while (v >= lt[i])
+        i++;
+    return i;
+}
+
+/* A tally's update section: tally_begin, tally_add..., tally_end (see T_BEGUN). */
+static inline uint64_t tally_begin(_Atomic uint64_t *t)
+{
+    uint64_t seq = atomic_load_explicit(&t[T_DONE], memory_order_relaxed) + 1;
+    atomic_store_explicit(&t[T_BEGUN], seq, memory_order_relaxed);
+    return seq;
+}
+
+/* The data is stored with release, after begun: a reader that sees it sees begun changed. */
+static inline void tally_add(_Atomic uint64_t *w, uint64_t v)
+{
+    atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) + v,
+                          memory_order_release);
+}
+
+static inline void tally_end(_Atomic uint64_t *t, uint64_t seq)
+{
+    atomic_store_explicit(&t[T_DONE], seq, memory_order_release);
 }
 
 /* The status child of `e`, looked up once and kept. */

@@ -8,6 +8,7 @@
 #include "kit/pool.h"
 #include "kit/queue.h"
 #include "kit/seq.h"
+#include "kit/slot.h"
 #include "kit/str.h"
 #include "kit/ticks.h"
 #include "kit/utf8.h"
@@ -15,6 +16,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -274,9 +276,69 @@ static void test_ticks(void **state)
     assert_true(fs_kit_ticks_seconds(10, 5) == 0.0); /* never negative */
 }
 
+/* ------------------------------------------------------------------------ */
+/* Thread slots                                                             */
+
+static void test_slot_fn0(void) {}
+static void test_slot_fn1(void) {}
+static void test_slot_fn2(void) {}
+static void test_slot_fn3(void) {}
+
+static _Thread_local int slot_cache; /* what a slot user keeps per thread */
+static atomic_int slot_hook_runs;
+
+static void slot_forget(void)
+{
+    slot_cache = 0;
+    atomic_fetch_add(&slot_hook_runs, 1);
+}
+
+typedef struct slot_arg {
+    uint32_t slot;
+    int cache_at_exit;
+} slot_arg;
+
+static void *slot_thread(void *p)
+{
+    slot_arg *a = p;
+    a->slot = fs_kit_slot();
+    slot_cache = 1;
+    return NULL;
+}
+
+static void test_slots(void **state)
+{
+    (void)state;
+    assert_true(fs_kit_slot_on_release(slot_forget));
+    assert_true(fs_kit_slot_on_release(slot_forget)); /* again: nothing more */
+    uint32_t n = fs_kit_slot_count();
+    assert_true(n >= 8 && n <= FS_KIT_MAX_SLOTS);
+    uint32_t mine = fs_kit_slot();
+    assert_true(mine >= 1 && mine <= n);
+    assert_int_equal(fs_kit_slot(), mine); /* kept */
+    /* a thread that exits gives its slot back, after the hooks ran in it */
+    int runs = atomic_load(&slot_hook_runs);
+    slot_arg a = {0}, b = {0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slot_thread, &a), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&slot_hook_runs), runs + 1);
+    assert_int_equal(pthread_create(&t, NULL, slot_thread, &b), 0);
+    pthread_join(t, NULL);
+    assert_true(a.slot != mine && a.slot >= 1 && a.slot <= n);
+    assert_int_equal(b.slot, a.slot); /* the free slot taken again */
+    /* no room beyond the hooks' table */
+    int full = 0;
+    void (*const fns[])(void) = {test_slot_fn0, test_slot_fn1, test_slot_fn2, test_slot_fn3};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+        full += !fs_kit_slot_on_release(fns[i]);
+    assert_true(full >= 1); /* 4 places, slot_forget holds one */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slots),
         cmocka_unit_test(test_queue_lanes),
         cmocka_unit_test(test_queue_remove_if),
         cmocka_unit_test(test_queue_leader_followers),

@@ -1,6 +1,8 @@
 /* Metric types, label families, validation and registry semantics. */
 #include "metrics_test_util.h"
 
+#include <math.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "metrics/metrics_internal.h"
@@ -126,6 +128,80 @@ static void test_histogram_observe(void **state)
     free(t);
     fs_histogram_observe(NULL, 1);
     assert_int_equal(fs_histogram_count(NULL), 0);
+}
+
+/* Observations counted elsewhere, added per bucket; the bounds read back. */
+static void test_histogram_add_counts(void **state)
+{
+    fs_registry *reg = *state;
+    const double b[] = {1, 2, 5, INFINITY}; /* a given +Inf is dropped */
+    fs_histogram_family *fam;
+    const char *lbl[] = {"k"};
+    assert_int_equal(fs_histogram_family_new(reg, "lat", "Lat.", 1, lbl, b, 4, &fam), FS_OK);
+    size_t n = 99;
+    const double *bounds = fs_histogram_family_bounds(fam, &n);
+    assert_int_equal(n, 3);
+    assert_true(bounds[0] == 1 && bounds[1] == 2 && bounds[2] == 5);
+    assert_null(fs_histogram_family_bounds(NULL, &n));
+    assert_int_equal(n, 0);
+
+    const char *v[] = {"x"};
+    fs_histogram *h = fs_histogram_family_labels(fam, v);
+    assert_non_null(h);
+    fs_histogram_observe(h, 1.5);
+    const uint64_t counts[] = {2, 0, 1, 3}; /* <=1, <=2, <=5, +Inf */
+    assert_int_equal(fs_histogram_add(h, counts, 4, 20.0), FS_OK);
+    assert_int_equal(fs_histogram_count(h), 7);
+    assert_true(fs_histogram_sum(h) == 21.5);
+    char *t = render(reg, FS_FORMAT_TEXT);
+    assert_true(sample_value(t, "lat_bucket{k=\"x\",le=\"1\"}") == 2);
+    assert_true(sample_value(t, "lat_bucket{k=\"x\",le=\"2\"}") == 3);
+    assert_true(sample_value(t, "lat_bucket{k=\"x\",le=\"5\"}") == 4);
+    assert_true(sample_value(t, "lat_bucket{k=\"x\",le=\"+Inf\"}") == 7);
+    assert_true(sample_value(t, "lat_count{k=\"x\"}") == 7);
+    free(t);
+
+    /* bad arguments: a clear error, nothing added */
+    assert_int_equal(fs_histogram_add(NULL, counts, 4, 1), FS_EINVAL);
+    assert_int_equal(fs_histogram_add(h, NULL, 4, 1), FS_EINVAL);
+    assert_int_equal(fs_histogram_add(h, counts, 3, 1), FS_EINVAL);
+    assert_non_null(strstr(fs_last_error(), "3 counts given for a histogram of 4 buckets"));
+    assert_int_equal(fs_histogram_count(h), 7);
+}
+
+/* Added counts from several threads (the shards and the shared cell) all arrive. */
+typedef struct add_arg {
+    fs_histogram *h;
+    int rounds;
+} add_arg;
+
+static void *add_thread(void *p)
+{
+    add_arg *a = p;
+    const uint64_t counts[] = {1, 1, 1, 1};
+    for (int i = 0; i < a->rounds; i++)
+        fs_histogram_add(a->h, counts, 4, 1.0);
+    return NULL;
+}
+
+static void test_histogram_add_threads(void **state)
+{
+    fs_registry *reg = *state;
+    const double b[] = {1, 2, 5};
+    fs_histogram *h;
+    assert_int_equal(fs_histogram_new(reg, "adds", "Adds.", b, 3, &h), FS_OK);
+    pthread_t t[4];
+    add_arg a = {h, 2000};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, add_thread, &a), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(fs_histogram_count(h), 4 * 2000 * 4);
+    assert_true(fs_histogram_sum(h) == 4 * 2000);
+    char *t2 = render(reg, FS_FORMAT_TEXT);
+    assert_true(sample_value(t2, "adds_bucket{le=\"1\"}") == 8000);
+    assert_true(sample_value(t2, "adds_bucket{le=\"+Inf\"}") == 32000);
+    free(t2);
 }
 
 static void test_histogram_default_and_explicit_inf_buckets(void **state)
@@ -785,6 +861,8 @@ int main(void)
                                         teardown_reg),
         cmocka_unit_test_setup_teardown(test_gauge_operations, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_histogram_observe, setup_reg, teardown_reg),
+        cmocka_unit_test_setup_teardown(test_histogram_add_counts, setup_reg, teardown_reg),
+        cmocka_unit_test_setup_teardown(test_histogram_add_threads, setup_reg, teardown_reg),
         cmocka_unit_test_setup_teardown(test_histogram_default_and_explicit_inf_buckets, setup_reg,
                                         teardown_reg),
         cmocka_unit_test_setup_teardown(test_histogram_many_buckets, setup_reg, teardown_reg),
