@@ -101,7 +101,20 @@ struct fs_message {
     const char *message_id;
     const char *reply_to;
     const char *source; /**< the concrete name it arrived on (required) */
-    const void *key;    /**< Kafka key, or NULL */
+    /**
+     * strlen(source) when the adapter has it at hand anyway (it built the
+     * name), else 0: hooks that compare the name then need not measure it
+     * (fs_consume_ctx.handler_len).
+     */
+    size_t source_len;
+    /**
+     * Non-zero when `source` is a name the adapter keeps (unchanged, alive
+     * as long as the message) under an id of fs_adapter_label_id(): the id
+     * stands for that name, so that hooks recognise it without comparing
+     * strings (fs_consume_ctx.handler_id). 0: none.
+     */
+    uint64_t source_id;
+    const void *key; /**< Kafka key, or NULL */
     size_t key_len;
     int32_t partition;       /**< -1 unknown */
     int64_t offset;          /**< -1 unknown */
@@ -466,6 +479,12 @@ FS_API int fs_adapter_log_enabled(fs_log_level level);
  * fs_message_free.
  */
 FS_API fs_message *fs_message_new_copy(const fs_envelope *env, const char *source);
+
+/**
+ * A new label id, for fs_message.source_id: never 0, never returned again
+ * in this process (ids of the core's own labels included). Thread-safe.
+ */
+FS_API uint64_t fs_adapter_label_id(void);
 
 /**
  * Write a new uuid4 string ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx") into

@@ -82,12 +82,15 @@ typedef struct fs_consume_ctx {
 
     /**
      * Non-zero when `handler` is a label the core keeps for the whole
-     * subscription (fs_subscribe_spec.fixed_source): an id no other label
-     * ever has, so a hook may recognise the handler label by this number
-     * instead of comparing the string. 0: compare the string.
+     * subscription (fs_subscribe_spec.fixed_source) or the adapter keeps
+     * (fs_message.source_id): an id no other label ever has, so a hook may
+     * recognise the handler label by this number instead of comparing the
+     * string. 0: compare the string.
      * (After the private fields: appended later, the layout before it kept.)
      */
     uint64_t handler_id;
+    /** strlen(handler) when the adapter gave it (fs_message.source_len), else 0: not known. */
+    size_t handler_len;
 } fs_consume_ctx;
 
 /**

@@ -343,6 +343,11 @@ uint64_t fs__label_id_new(void)
     return atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
 }
 
+uint64_t fs_adapter_label_id(void)
+{
+    return fs__label_id_new();
+}
+
 int fs_subscribe(fs_broker *b, const char *source, fs_handler_fn handler, void *user,
                  const fs_subscriber_options *opts, fs_subscriber **out)
 {

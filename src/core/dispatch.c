@@ -301,7 +301,8 @@ static void dispatch(fs__frame *f, fs_message *unit)
     ctx.subscriber = sub;
     ctx.message = unit;
     ctx.handler = unit->source ? unit->source : sub->source;
-    ctx.handler_id = 0;
+    ctx.handler_id = unit->source ? unit->source_id : 0;
+    ctx.handler_len = unit->source ? unit->source_len : 0;
     if (sub->handler_id) {
 #ifndef NDEBUG
         /* The adapter promised fixed_source: hold it to it in debug builds. */
@@ -314,6 +315,7 @@ static void dispatch(fs__frame *f, fs_message *unit)
         {
             ctx.handler = sub->source;
             ctx.handler_id = sub->handler_id;
+            ctx.handler_len = 0;
         }
     }
     ctx.count = count;
@@ -413,6 +415,8 @@ static __attribute__((noinline)) int fetch_batch_unit(fs__frame *f, fs_message *
                              sub->presettled, f->index);
             fs__mcore *bc = fs__mc(batch);
             batch->source = f->items[0]->source;
+            batch->source_len = f->items[0]->source_len;
+            batch->source_id = f->items[0]->source_id;
             bc->items = f->items;
             bc->count = n;
             bc->size = size;

@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /** A malloc'ed copy of `s`; NULL for NULL or when out of memory. */
 char *fs_kit_strdup(const char *s);
@@ -49,9 +52,19 @@ static inline bool fs_kit_mem_equal(const void *a, const void *b, size_t n)
     const char *x = a, *y = b;
     if (n > 32)
         return memcmp(a, b, n) == 0;
-    if (n > 16)
+    if (n > 16) {
+#ifdef __SSE2__
+        __m128i a0 = _mm_loadu_si128((const __m128i *)(const void *)x);
+        __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)y);
+        __m128i a1 = _mm_loadu_si128((const __m128i *)(const void *)(x + n - 16));
+        __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(y + n - 16));
+        __m128i eq = _mm_and_si128(_mm_cmpeq_epi8(a0, b0), _mm_cmpeq_epi8(a1, b1));
+        return _mm_movemask_epi8(eq) == 0xffff;
+#else
         return (fs_kit_xor8(x, y) | fs_kit_xor8(x + 8, y + 8) |
                 fs_kit_xor8(x + n - 16, y + n - 16) | fs_kit_xor8(x + n - 8, y + n - 8)) == 0;
+#endif
+    }
     if (n >= 8)
         return (fs_kit_xor8(x, y) | fs_kit_xor8(x + n - 8, y + n - 8)) == 0;
     if (n >= 4) {

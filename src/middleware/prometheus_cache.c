@@ -193,6 +193,7 @@ entry *fs__prom_cache_get(const prom_state *st, cache *c, fill_fn fill, last_hit
         last->broker = broker_ptr;
         last->dest_id = LAST_NO_ID;
         last->tally = NULL;
+        last->named = NULL;
     }
     return e;
 }

@@ -80,7 +80,9 @@ static entry *find_entry(prom_state *st, cache *c, fill_fn fill, last_hit *last,
         return e; /* the stack entry: no tally */
     if (!last->tally)
         last->tally = fs__prom_tally_get(c, e);
-    last->dest_id = st->ndyn == 0 && last->tally && id ? id : LAST_NO_ID;
+    bool fast = st->ndyn == 0 && last->tally;
+    last->dest_id = fast && id ? id : LAST_NO_ID;
+    last->named = fast ? broker : NULL;
     *tally = last->tally;
     return e;
 }
@@ -192,10 +194,10 @@ static __attribute__((noinline)) fs_outcome consume_slow(prom_state *st, fs_cons
  * (no id) when the name is the last entry's. Out of line: the hooks' id
  * path stays short.
  */
-static __attribute__((noinline)) bool consume_named(const fs_consume_ctx *ctx)
+static inline bool consume_named(const fs_consume_ctx *ctx)
 {
-    return ctx->handler_id == 0 &&
-           named_tally(ctx->state, &fs__prom_last_recv, ctx->broker_name, ctx->handler);
+    return ctx->handler_id == 0 && named_tally(ctx->state, &fs__prom_last_recv, ctx->broker_name,
+                                               ctx->handler, ctx->handler_len);
 }
 
 /* The consume hook for each clock source (the middleware installs the one of its clock). */
@@ -306,7 +308,7 @@ static __attribute__((noinline)) int publish_slow(prom_state *st, fs_publish_ctx
 static __attribute__((noinline)) bool publish_named(const fs_publish_ctx *ctx)
 {
     return ctx->destination_id == 0 && !ctx->is_reply &&
-           named_tally(ctx->state, &fs__prom_last_pub, ctx->broker_name, ctx->destination);
+           named_tally(ctx->state, &fs__prom_last_pub, ctx->broker_name, ctx->destination, 0);
 }
 
 /* The publish hook for each clock source (the middleware installs the one of its clock). */
@@ -330,16 +332,33 @@ int fs__prom_publish_mono(fs_publish_ctx *ctx)
     return publish_hook(ctx, false);
 }
 
-/* A late publish result (the adapter's publish returned FS_PENDING). */
+/* A late result in tally t: its duration from seconds to ticks. */
+static void result_tally(const fs_publish_result_ctx *ctx, _Atomic uint64_t *t)
+{
+    const prom_state *st = ctx->state;
+    double ticks = ctx->elapsed_s > 0 ? ctx->elapsed_s * st->ticks_per_s : 0; /* (NaN: 0) */
+    publish_tally_count(st, t, ctx->count, ctx->status < 0 ? ST_PUB_ERROR : ST_SUCCESS,
+                        ticks < 9.2e18 ? (uint64_t)ticks : UINT64_C(9200000000000000000));
+}
+
+/*
+ * A late publish result (the adapter's publish returned FS_PENDING), on the
+ * thread that reports it (a client's delivery-report thread), which keeps
+ * its own last hit: usually the destination of the result before.
+ */
 void fs__prom_result(const fs_publish_result_ctx *ctx)
 {
     prom_state *st = ctx->state;
+    if (FS_LIKELY(ctx->status >= 0 &&
+                  named_tally(st, &fs__prom_last_pub, ctx->broker_name, ctx->destination, 0))) {
+        result_tally(ctx, fs__prom_last_pub.tally);
+        return;
+    }
     const char *keys[2 + FS_PROMETHEUS_MAX_LABELS];
     if (st->ndyn)
         fs__prom_compute_dynamic(st, NULL, keys + 2);
     entry local;
     _Atomic uint64_t *t;
-    /* the reporting thread (a client's delivery-report thread) keeps its own last hit */
     entry *e = find_entry(st, &st->pub, fs__prom_fill_pub, &fs__prom_last_pub, ctx->broker_name,
                           ctx->destination, 0, keys, &local, &t);
     if (!e) {
@@ -348,11 +367,8 @@ void fs__prom_result(const fs_publish_result_ctx *ctx)
     }
     if (ctx->status < 0) /* 2 */
         count_exception(st, st->pub_exceptions, e->keys, ctx->error_type);
-    if (!t) {
+    if (t)
+        result_tally(ctx, t);
+    else
         publish_count(st, e, ctx->count, ctx->status, ctx->elapsed_s);
-        return;
-    }
-    double ticks = ctx->elapsed_s > 0 ? ctx->elapsed_s / st->tick_s : 0; /* (NaN: 0) */
-    publish_tally_count(st, t, ctx->count, ctx->status < 0 ? ST_PUB_ERROR : ST_SUCCESS,
-                        ticks < 9.2e18 ? (uint64_t)ticks : UINT64_C(9200000000000000000));
 }

@@ -144,6 +144,7 @@ typedef struct prom_state {
     struct fs__backlog_entry *backlog; /* the backlog family's entry for this broker, or NULL */
 
     double tick_s;      /* seconds per tick */
+    double ticks_per_s; /* its inverse */
     uint64_t *fold_buf; /* the fold's scratch: 2 x the larger side's words */
     fs_registry *reg;   /* where the families and the fold collector are */
     char fold_name[48]; /* the fold collector's name, "" until registered */
@@ -185,6 +186,8 @@ typedef struct last_hit {
      */
     uint64_t dest_id;
     _Atomic uint64_t *tally; /* this thread's tally for e, or NULL (count in the children) */
+    /* `broker` when the fast path by name may take e (a tally, no dynamic labels), else NULL */
+    const char *named;
 } last_hit;
 #define LAST_NO_ID UINT64_MAX
 
@@ -257,20 +260,24 @@ static inline bool is_fast(const last_hit *last, uint64_t id)
  * messages carry their own names): whether the
  * thread's tally for its last entry is that of (broker, name), the
  * broker compared by pointer (an adapter's constant name) and the name by
- * content (it may be a buffer the caller rewrites).
+ * content (it may be a buffer the caller rewrites); `len` is its length,
+ * or 0 when not known.
  */
 static inline bool named_tally(const prom_state *st, const last_hit *last, const char *broker,
-                               const char *name)
+                               const char *name, size_t len)
 {
-    if (st->ndyn != 0 || last->state_id != st->id || last->broker != broker || !last->tally ||
-        !name)
+    if (last->named != broker || last->state_id != st->id || !name)
         return false;
-    size_t n = strlen(name);
+    size_t n = len ? len : strlen(name);
     const entry *e = last->e;
     return n == e->name_len && fs_kit_mem_equal(name, e->keys[1], n);
 }
 
-/* The bucket of integer value v (below UINT64_MAX). */
+/*
+ * The bucket of integer value v (below UINT64_MAX; lt[n] = UINT64_MAX ends
+ * the scan). A linear scan: most values of a histogram fall in its first
+ * buckets (a message far past them, a slow handler, takes a few more).
+ */
 static inline uint32_t int_bucket(const int_bounds *b, uint64_t v)
 {
     const uint64_t *lt = b->lt;

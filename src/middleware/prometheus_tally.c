@@ -202,6 +202,7 @@ int fs__prom_tally_setup(prom_state *st)
     if (!fs_kit_slot_on_release(forget_thread))
         return fs__error(FS_ESTATE, "prometheus middleware: no room for its thread-exit hook");
     st->tick_s = atomic_load_explicit(&fs__kit_ticks_s, memory_order_relaxed);
+    st->ticks_per_s = 1.0 / st->tick_s;
     int rc = layout(st, &st->recv, st->size, st->duration);
     if (rc == FS_OK)
         rc = layout(st, &st->pub, NULL, st->pub_duration);

@@ -154,6 +154,22 @@ typedef struct rpch {
     char ret_cid[256];
 } rpch;
 
+/*
+ * A handler label met on a subscription, "{exchange or 'default'}.{routing
+ * key}", kept until the subscription is freed: the deliveries with that
+ * label point at one string with one label id (fs_message.source_id).
+ */
+typedef struct rlabel {
+    struct rlabel *next;
+    uint64_t id;
+    size_t ex_len, rk_len; /* the delivery's exchange (0: the default) and routing key */
+    size_t len;            /* of str */
+    char str[];
+} rlabel;
+
+/* Labels kept per subscription; a delivery with yet another one carries its own copy. */
+#define RMQ_LABELS 64
+
 /* One delivery: the core's message and everything it points to. */
 typedef struct rrec {
     fs_message m;
@@ -170,7 +186,9 @@ typedef struct rrec {
     uint32_t gen;        /* the channel generation it came on */
     uint32_t delivery_count;
     size_t body_size, body_at;
-    int settle; /* fs_settle_state recorded by the worker */
+    size_t src_len;      /* the handler label's length */
+    const rlabel *label; /* the kept label, or NULL: the label is in the arena */
+    int settle;          /* fs_settle_state recorded by the worker */
     unsigned delay_ms;
     uint64_t due_ns;
     bool delay_done; /* a nack whose delay passed */
@@ -200,12 +218,14 @@ struct rsub {
     _Atomic bool stopping; /* no more handler calls: fetch hands nothing out */
 
     /* Owner only. */
-    bool want;           /* should be consuming (started, not stopped) */
-    bool ch_open;        /* its channel is open on the current connection */
-    bool err_logged;     /* consuming failed and was logged (once until it works) */
-    bool active;         /* consuming on the current connection */
-    uint32_t gen;        /* incremented whenever the channel dies */
-    rrec *filling;       /* the delivery whose content frames are being read */
+    bool want;       /* should be consuming (started, not stopped) */
+    bool ch_open;    /* its channel is open on the current connection */
+    bool err_logged; /* consuming failed and was logged (once until it works) */
+    bool active;     /* consuming on the current connection */
+    uint32_t gen;    /* incremented whenever the channel dies */
+    rrec *filling;   /* the delivery whose content frames are being read */
+    rlabel *labels;  /* the kept labels, the last used first */
+    unsigned nlabels;
     fs__rmq_decoded dec; /* its properties */
     char ctag[128];
     struct {

@@ -249,6 +249,10 @@ void fs__rmq_unsubscribe(void *impl, void *sub)
     fs_kit_queue_destroy(&s->q);
     fs__rmq_topo_free(&s->topo);
     free(s->dec.hdr_off);
+    for (rlabel *l = s->labels, *next; l; l = next) {
+        next = l->next;
+        free(l);
+    }
     free(s);
 }
 
@@ -301,6 +305,48 @@ static uint64_t hash_bytes(const void *p, size_t n)
 
 static void rec_release(fs_message *m);
 
+/*
+ * The kept label of delivery dv (the owner thread's): the last one used
+ * when it matches (the usual case: a queue's deliveries share their
+ * exchange and routing key), else another kept one, else a new one while
+ * fewer than RMQ_LABELS are kept. NULL: the label goes in the record.
+ */
+static const rlabel *label_of(rsub *s, const amqp_basic_deliver_t *dv)
+{
+    size_t ex = dv->exchange.len, rk = dv->routing_key.len, pre = ex ? ex + 1 : 8;
+    rlabel **pp = &s->labels;
+    for (rlabel *l; (l = *pp); pp = &l->next) {
+        if (l->ex_len == ex && l->rk_len == rk &&
+            (!ex || !memcmp(l->str, dv->exchange.bytes, ex)) &&
+            !memcmp(l->str + pre, dv->routing_key.bytes, rk)) {
+            if (pp != &s->labels) { /* to the front: the next delivery likely has it too */
+                *pp = l->next;
+                l->next = s->labels;
+                s->labels = l;
+            }
+            return l;
+        }
+    }
+    if (s->nlabels >= RMQ_LABELS)
+        return NULL;
+    rlabel *l = malloc(sizeof *l + pre + rk + 1);
+    if (!l)
+        return NULL; /* the record's arena then */
+    memcpy(l->str, ex ? dv->exchange.bytes : "default", ex ? ex : 7);
+    l->str[pre - 1] = '.';
+    if (rk)
+        memcpy(l->str + pre, dv->routing_key.bytes, rk);
+    l->str[pre + rk] = '\0';
+    l->id = fs_adapter_label_id();
+    l->ex_len = ex;
+    l->rk_len = rk;
+    l->len = pre + rk;
+    l->next = s->labels;
+    s->labels = l;
+    s->nlabels++;
+    return l;
+}
+
 static void complete(rsub *s, rrec *r, fs__rmq_decoded *d)
 {
     char *base = r->arena.data;
@@ -322,7 +368,14 @@ static void complete(rsub *s, rrec *r, fs__rmq_decoded *d)
     m->header_count = d->header_count;
     r->info.exchange = base + (size_t)(uintptr_t)r->info.exchange;
     r->info.routing_key = base + (size_t)(uintptr_t)r->info.routing_key;
-    m->source = base + src;
+    if (r->label) {
+        m->source = r->label->str;
+        m->source_len = r->label->len;
+        m->source_id = r->label->id;
+    } else {
+        m->source = base + src;
+        m->source_len = r->src_len;
+    }
     r->info.queue = s->queue;
     r->info.timestamp = d->timestamp_s;
     m->raw = &r->info;
@@ -373,15 +426,19 @@ int fs__rmq_sub_frame(rconn *c, rsub *s, const amqp_frame_t *f)
             r->info.redelivered = dv->redelivered;
             size_t ex = fs__rmq_buf_str(&r->arena, dv->exchange.bytes, dv->exchange.len);
             size_t rk = fs__rmq_buf_str(&r->arena, dv->routing_key.bytes, dv->routing_key.len);
-            /* handler label: "{exchange or 'default'}.{routing_key}" */
-            size_t src =
-                fs__rmq_buf_put(&r->arena, dv->exchange.len ? dv->exchange.bytes : "default",
-                                dv->exchange.len ? dv->exchange.len : 7);
-            if (src != NPOS && fs__rmq_buf_put(&r->arena, ".", 1) != NPOS)
-                fs__rmq_buf_str(&r->arena, dv->routing_key.bytes, dv->routing_key.len);
+            /* handler label: "{exchange or 'default'}.{routing_key}", kept or in the arena */
+            size_t src = 0;
+            r->label = label_of(s, dv);
+            if (!r->label) {
+                src = fs__rmq_buf_put(&r->arena, dv->exchange.len ? dv->exchange.bytes : "default",
+                                      dv->exchange.len ? dv->exchange.len : 7);
+                if (src != NPOS && fs__rmq_buf_put(&r->arena, ".", 1) != NPOS)
+                    fs__rmq_buf_str(&r->arena, dv->routing_key.bytes, dv->routing_key.len);
+            }
             r->info.exchange = (const char *)(uintptr_t)ex;
             r->info.routing_key = (const char *)(uintptr_t)rk;
             r->m.adapter_data = (void *)(uintptr_t)src;
+            r->src_len = (dv->exchange.len ? dv->exchange.len : 7) + 1 + dv->routing_key.len;
             r->body_size = 0;
             r->body_at = 0;
             s->filling = r;
