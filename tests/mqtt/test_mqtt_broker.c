@@ -184,6 +184,16 @@ static void v5_properties_both_ways(void **state)
     assert_string_equal(r.got[0].response_topic, "reply/topic");
     assert_string_equal(r.got[0].correlation, "c\xEF\xBF\xBD"); /* decode(errors="replace") */
     assert_string_equal(r.got[0].props, "k=2;j=x;");
+
+    /* the next delivery, without properties, reuses that record: nothing of them is left */
+    mt_sleep_ms(50); /* the first record is back in the free list */
+    mt_raw_publish(raw, back, "plain", NULL, false);
+    assert_int_equal(mt_rec_wait(&r, 2, 5000), 2);
+    assert_string_equal(r.got[1].body, "plain");
+    assert_string_equal(r.got[1].content_type, "");
+    assert_string_equal(r.got[1].response_topic, "");
+    assert_string_equal(r.got[1].props, "");
+    assert_int_equal(strlen(r.got[1].correlation), 36); /* none came: the core's generated uuid */
     mt_raw_free(raw);
     fs_broker_free(b);
 }
