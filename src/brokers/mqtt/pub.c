@@ -215,20 +215,28 @@ static __attribute__((noinline, cold)) int bad_publish(const char *destination)
     return fs_adapter_error(FS_EINVAL, "mqtt: publish needs messages");
 }
 
+/* Several messages: no batches in MQTT, one by one (apart: the single message stays lean). */
+static __attribute__((noinline)) int publish_many(mq_broker *b, const char *destination,
+                                                  const fs_envelope *msgs, size_t count)
+{
+    int rc = FS_OK;
+    for (size_t i = 0; !rc && i < count; i++)
+        rc = publish_one(b, destination, &msgs[i]);
+    return rc;
+}
+
 int fs__mq_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
                    size_t count, const char **error_type)
 {
     (void)dest;
-    mq_broker *b = impl;
     int rc;
     /* Wildcards, length and UTF-8 are libmosquitto's to check (publish_error words it). */
     if (!destination || !*destination || !msgs || !count)
         rc = bad_publish(destination);
     else if (count == 1)
-        rc = publish_one(b, destination, msgs);
+        rc = publish_one(impl, destination, msgs);
     else
-        for (size_t i = rc = 0; !rc && i < count; i++) /* no batches in MQTT: one by one */
-            rc = publish_one(b, destination, &msgs[i]);
+        rc = publish_many(impl, destination, msgs, count);
     if (rc)
         *error_type = fs__mq_error_type(rc);
     return rc;
