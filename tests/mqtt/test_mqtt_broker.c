@@ -68,7 +68,7 @@ static void wildcards_and_qos(void **state)
     assert_int_equal(mt_rec_wait(&r1, 6, 5000), 6);
     assert_int_equal(mt_rec_wait(&r2, 6, 5000), 6);
     assert_int_equal(mt_rec_wait(&r0, 3, 5000), 3);
-    mt_sleep_ms(100);
+    ts_sleep_ms(100);
     assert_int_equal(mt_rec_count(&r0), 3); /* "+/temp" never matched the light */
     for (int i = 0; i < 3; i++) {
         assert_string_equal(r0.got[i].topic, t1); /* the concrete topic, not the filter */
@@ -125,8 +125,8 @@ static void shared_subscription(void **state)
         assert_int_equal(publish_qos(b, t, "x", 1, false), FS_OK);
     assert_int_equal(mt_rec_wait(&d, 20, 5000), 20);
     for (int i = 0; i < 200 && mt_rec_count(&a) + mt_rec_count(&c) < 20; i++)
-        mt_sleep_ms(10);
-    mt_sleep_ms(100);
+        ts_sleep_ms(10);
+    ts_sleep_ms(100);
     assert_int_equal(mt_rec_count(&a) + mt_rec_count(&c), 20); /* each once in the group */
     assert_true(mt_rec_count(&a) > 0 && mt_rec_count(&c) > 0); /* and shared out */
     assert_string_equal(a.got[0].topic, t);                    /* no $share prefix */
@@ -186,7 +186,7 @@ static void v5_properties_both_ways(void **state)
     assert_string_equal(r.got[0].props, "k=2;j=x;");
 
     /* the next delivery, without properties, reuses that record: nothing of them is left */
-    mt_sleep_ms(50); /* the first record is back in the free list */
+    ts_sleep_ms(50); /* the first record is back in the free list */
     mt_raw_publish(raw, back, "plain", NULL, false);
     assert_int_equal(mt_rec_wait(&r, 2, 5000), 2);
     assert_string_equal(r.got[1].body, "plain");
@@ -532,7 +532,7 @@ static void qos1_lanes(void **state)
     }
     assert_int_equal(mt_rec_wait(&r1, 12, 10000), 12);
     assert_int_equal(mt_rec_wait(&r4, 12, 10000), 12);
-    mt_sleep_ms(100);
+    ts_sleep_ms(100);
     assert_int_equal(mt_rec_count(&r4), 12); /* each once: the lanes share the messages out */
     assert_int_equal(atomic_load(&r1.max_running), 1);
     assert_true(atomic_load(&r4.max_running) > 1);
@@ -605,8 +605,8 @@ static void stop_mid_flow_loses_nothing(void **state)
         mt_raw_publish(pub, t, body, NULL, false);
     }
     for (int i = 0; i < 100 && atomic_load(&r.running) < 2; i++) /* both workers busy */
-        mt_sleep_ms(5);
-    mt_sleep_ms(50);                            /* the lanes' next messages are queued */
+        ts_sleep_ms(5);
+    ts_sleep_ms(50);                            /* the lanes' next messages are queued */
     assert_int_equal(fs_broker_stop(b), FS_OK); /* and taken back by their lanes */
     r.sleep_ms = 0;
     int before = mt_rec_count(&r);
@@ -622,7 +622,7 @@ static void stop_mid_flow_loses_nothing(void **state)
         for (int i = 0; i < N; i++)
             missing += !seen[i];
         if (missing)
-            mt_sleep_ms(20);
+            ts_sleep_ms(20);
     }
     fs_broker_free(b);
     mt_raw_free(pub);
