@@ -312,4 +312,37 @@ static inline int mt_rec_wait(mt_rec *r, int n, int ms)
     return mt_rec_count(r);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Ours: publish and subscribe at a QoS                                     */
+
+/* Publish `body` from ours at `qos` (QoS > 0 waits for the PUBACK / PUBCOMP); the status. */
+static inline int mt_publish(fs_broker *b, const char *topic, const char *body, int qos,
+                             bool retain)
+{
+    fs_mqtt_publish_options po = FS_MQTT_PUBLISH_OPTIONS_INIT;
+    po.qos = qos;
+    po.retain = retain;
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = body;
+    e.body_len = strlen(body);
+    e.broker_options = &po;
+    return fs_publish(b, topic, &e);
+}
+
+/* Subscribe `rec` to `source` at `qos` (`shared`: a $share group, or NULL); fails the test. */
+static inline fs_subscriber *mt_subscribe(fs_broker *b, const char *source, mt_rec *rec, int qos,
+                                          unsigned concurrency, const char *shared)
+{
+    fs_mqtt_subscriber_options mo = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
+    mo.qos = qos;
+    mo.shared = shared;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &mo;
+    so.concurrency = concurrency;
+    fs_subscriber *s = NULL;
+    if (fs_subscribe(b, source, mt_rec_handler, rec, &so, &s) != FS_OK)
+        fail_msg("fs_subscribe(%s): %s", source, fs_last_error());
+    return s;
+}
+
 #endif

@@ -67,11 +67,7 @@ static void right_credentials(void **state)
     fs_broker *b = with_url("svc:p%40ss%20w0rd@"); /* percent-decoded: "p@ss w0rd" */
     mt_rec r;
     mt_rec_init(&r);
-    fs_mqtt_subscriber_options mo = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
-    mo.qos = 1;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &mo;
-    assert_int_equal(fs_subscribe(b, t, mt_rec_handler, &r, &so, NULL), FS_OK);
+    mt_subscribe(b, t, &r, 1, 1, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK); /* the subscription's connection too */
     assert_int_equal(fs_publish_bytes(b, t, "in", 2), FS_OK);
     assert_int_equal(mt_rec_wait(&r, 1, 5000), 1);

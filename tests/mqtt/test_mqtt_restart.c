@@ -68,11 +68,7 @@ static fs_broker *consumer(const char *id, mt_rec *rec, const char *topic)
     snprintf(url, sizeof url, "mqtt://127.0.0.1:%s?client_id=%s&clean_start=false", port_s, id);
     fs_broker *b = NULL;
     assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
-    fs_mqtt_subscriber_options mo = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
-    mo.qos = 1;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &mo;
-    assert_int_equal(fs_subscribe(b, topic, mt_rec_handler, rec, &so, NULL), FS_OK);
+    mt_subscribe(b, topic, rec, 1, 1, NULL);
     return b;
 }
 
@@ -80,13 +76,7 @@ static int publish1(fs_broker *b, const char *topic, int i)
 {
     char body[16];
     snprintf(body, sizeof body, "%d", i);
-    fs_mqtt_publish_options po = FS_MQTT_PUBLISH_OPTIONS_INIT;
-    po.qos = 1;
-    fs_envelope e = FS_ENVELOPE_INIT;
-    e.body = body;
-    e.body_len = strlen(body);
-    e.broker_options = &po;
-    return fs_publish(b, topic, &e);
+    return mt_publish(b, topic, body, 1, false);
 }
 
 static void persistent_session_gets_what_came_while_away(void **state)
