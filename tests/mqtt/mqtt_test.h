@@ -2,13 +2,15 @@
  * Helpers for the MQTT integration tests: the server's URL and ports, the
  * test CA's files, unique topic names, a raw libmosquitto client to put
  * messages on the server and read what it delivers, and a recording
- * handler. Header-only; include after cmocka.h.
+ * handler (sleeping and polling: support/record.h). Header-only; include
+ * after cmocka.h.
  */
 #ifndef FS_TEST_MQTT_H
 #define FS_TEST_MQTT_H
 
 #include "faststream/faststream.h"
 #include "faststream/mqtt.h"
+#include "support/record.h"
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -55,12 +57,6 @@ static inline void mt_topic(char *buf, size_t n, const char *what)
 {
     static _Atomic unsigned seq;
     snprintf(buf, n, "fstest/%ld/%u/%s", (long)getpid(), atomic_fetch_add(&seq, 1), what);
-}
-
-static inline void mt_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static inline fs_broker *mt_broker(const char *query)
@@ -168,7 +164,7 @@ static inline void mt_raw_on_message(struct mosquitto *m, void *u,
 static inline void mt_wait_int(atomic_int *v, int want, int ms)
 {
     for (int i = 0; i < ms / 5 && atomic_load(v) < want; i++)
-        mt_sleep_ms(5);
+        ts_sleep_ms(5);
 }
 
 /* A raw MQTT 5 client (v311: 3.1.1), connected; subscribed to `filter` (QoS 1) unless NULL. */
@@ -227,7 +223,7 @@ static inline int mt_raw_wait(mt_raw *r, int n, int ms)
         pthread_mutex_unlock(&r->mu);
         if (have >= n)
             return have;
-        mt_sleep_ms(5);
+        ts_sleep_ms(5);
     }
     pthread_mutex_lock(&r->mu);
     int have = r->n;
@@ -271,7 +267,7 @@ static inline fs_outcome mt_rec_handler(fs_message *m, void *user)
     while (now > max && !atomic_compare_exchange_weak(&r->max_running, &max, now))
         ;
     if (r->sleep_ms)
-        mt_sleep_ms(r->sleep_ms);
+        ts_sleep_ms(r->sleep_ms);
     pthread_mutex_lock(&r->mu);
     if (r->n < MT_MAX) {
         mt_msg *g = &r->got[r->n];
@@ -312,8 +308,41 @@ static inline int mt_rec_count(mt_rec *r)
 static inline int mt_rec_wait(mt_rec *r, int n, int ms)
 {
     for (int i = 0; i < ms / 5 && mt_rec_count(r) < n; i++)
-        mt_sleep_ms(5);
+        ts_sleep_ms(5);
     return mt_rec_count(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Ours: publish and subscribe at a QoS                                     */
+
+/* Publish `body` from ours at `qos` (QoS > 0 waits for the PUBACK / PUBCOMP); the status. */
+static inline int mt_publish(fs_broker *b, const char *topic, const char *body, int qos,
+                             bool retain)
+{
+    fs_mqtt_publish_options po = FS_MQTT_PUBLISH_OPTIONS_INIT;
+    po.qos = qos;
+    po.retain = retain;
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = body;
+    e.body_len = strlen(body);
+    e.broker_options = &po;
+    return fs_publish(b, topic, &e);
+}
+
+/* Subscribe `rec` to `source` at `qos` (`shared`: a $share group, or NULL); fails the test. */
+static inline fs_subscriber *mt_subscribe(fs_broker *b, const char *source, mt_rec *rec, int qos,
+                                          unsigned concurrency, const char *shared)
+{
+    fs_mqtt_subscriber_options mo = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
+    mo.qos = qos;
+    mo.shared = shared;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &mo;
+    so.concurrency = concurrency;
+    fs_subscriber *s = NULL;
+    if (fs_subscribe(b, source, mt_rec_handler, rec, &so, &s) != FS_OK)
+        fail_msg("fs_subscribe(%s): %s", source, fs_last_error());
+    return s;
 }
 
 #endif

@@ -42,14 +42,14 @@ static void publish_n(mt_raw *pub, const char *topic, int n)
     for (int i = 0; i < n; i++)
         while (mosquitto_publish(pub->m, NULL, topic, 16, "0123456789abcdef", 1, false) ==
                MOSQ_ERR_NO_CONN)
-            mt_sleep_ms(1);
+            ts_sleep_ms(1);
     mt_wait_int(&pub->pubacks, before + n, 30000);
 }
 
 static void wait_long(atomic_long *v, long want)
 {
     for (int i = 0; i < 30000 && atomic_load(v) < want; i++)
-        mt_sleep_ms(1);
+        ts_sleep_ms(1);
     assert_true(atomic_load(v) >= want);
 }
 
@@ -61,7 +61,7 @@ static unsigned long raw_side(mt_raw *pub, const char *topic)
     assert_int_equal(mosquitto_connect(s, "127.0.0.1", mt_port(), 30), MOSQ_ERR_SUCCESS);
     mosquitto_loop_start(s);
     mosquitto_subscribe(s, NULL, topic, 1);
-    mt_sleep_ms(200); /* SUBACK */
+    ts_sleep_ms(200); /* SUBACK */
     publish_n(pub, topic, WARM);
     wait_long(&raw_got, WARM);
     alloc_begin();

@@ -10,70 +10,35 @@
 #include <cmocka.h>
 
 #include "mqtt_test.h"
+#include "support/server.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-
-static char dir[256];
-static int port;
-static pid_t server;
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        fail_msg("no free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(a.sin_port);
-}
+/* This test's mosquitto: its state directory (password file, configuration) and port. */
+static ts_server srv;
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "%s/fs-mqtt-auth-%ld",
-             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
+    if (ts_server_prepare(&srv, "mqtt-auth") != 0)
+        return -1;
     char cmd[1024], conf[300];
-    snprintf(cmd, sizeof cmd,
-             "mkdir -p '%s' && mosquitto_passwd -c -b '%s/passwd' svc 'p@ss w0rd' >/dev/null 2>&1",
-             dir, dir);
+    snprintf(cmd, sizeof cmd, "mosquitto_passwd -c -b '%s/passwd' svc 'p@ss w0rd' >/dev/null 2>&1",
+             srv.dir);
     if (system(cmd) != 0)
         fail_msg("mosquitto_passwd failed");
-    port = free_port();
-    snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
+    snprintf(conf, sizeof conf, "%s/mosquitto.conf", srv.dir);
     FILE *f = fopen(conf, "w");
     assert_non_null(f);
     fprintf(f,
             "user root\nlistener %d 127.0.0.1\nallow_anonymous false\npassword_file %s/passwd\n"
             "persistence false\nlog_dest none\n",
-            port, dir);
+            srv.port, srv.dir);
     fclose(f);
-    server = fork();
-    if (server == 0) {
-        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
-            _exit(127);
-        execlp("mosquitto", "mosquitto", "-c", conf, (char *)NULL);
-        _exit(127);
-    }
+    char *argv[] = {"mosquitto", "-c", conf, NULL};
+    ts_server_spawn(&srv, argv);
     for (int i = 0; i < 200; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {0};
-        a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bool up = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        close(fd);
-        if (up)
+        if (port_answers(srv.port))
             return 0;
-        mt_sleep_ms(25);
+        ts_sleep_ms(25);
     }
     fail_msg("mosquitto with a password file did not start");
     return -1;
@@ -82,19 +47,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (server > 0) {
-        kill(server, SIGTERM);
-        waitpid(server, NULL, 0);
-    }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : 0;
+    return ts_server_cleanup(&srv);
 }
 
 static fs_broker *with_url(const char *userinfo)
 {
     char url[256];
-    snprintf(url, sizeof url, "mqtt://%s127.0.0.1:%d", userinfo, port);
+    snprintf(url, sizeof url, "mqtt://%s127.0.0.1:%d", userinfo, srv.port);
     fs_broker *b = NULL;
     assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
     return b;
@@ -108,11 +67,7 @@ static void right_credentials(void **state)
     fs_broker *b = with_url("svc:p%40ss%20w0rd@"); /* percent-decoded: "p@ss w0rd" */
     mt_rec r;
     mt_rec_init(&r);
-    fs_mqtt_subscriber_options mo = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
-    mo.qos = 1;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &mo;
-    assert_int_equal(fs_subscribe(b, t, mt_rec_handler, &r, &so, NULL), FS_OK);
+    mt_subscribe(b, t, &r, 1, 1, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK); /* the subscription's connection too */
     assert_int_equal(fs_publish_bytes(b, t, "in", 2), FS_OK);
     assert_int_equal(mt_rec_wait(&r, 1, 5000), 1);
@@ -120,7 +75,7 @@ static void right_credentials(void **state)
 
     /* The options win over the URL. */
     char url[128];
-    snprintf(url, sizeof url, "mqtt://nobody:nothing@127.0.0.1:%d", port);
+    snprintf(url, sizeof url, "mqtt://nobody:nothing@127.0.0.1:%d", srv.port);
     fs_mqtt_options o = FS_MQTT_OPTIONS_INIT;
     o.username = "svc";
     o.password = "p@ss w0rd";

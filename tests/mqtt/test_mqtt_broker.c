@@ -15,33 +15,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 
-static fs_subscriber *sub_qos(fs_broker *b, const char *source, mt_rec *rec, int qos,
-                              unsigned concurrency, const char *shared)
-{
-    fs_mqtt_subscriber_options mo = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
-    mo.qos = qos;
-    mo.shared = shared;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &mo;
-    so.concurrency = concurrency;
-    fs_subscriber *s = NULL;
-    if (fs_subscribe(b, source, mt_rec_handler, rec, &so, &s) != FS_OK)
-        fail_msg("fs_subscribe(%s): %s", source, fs_last_error());
-    return s;
-}
-
-static int publish_qos(fs_broker *b, const char *topic, const char *body, int qos, bool retain)
-{
-    fs_mqtt_publish_options po = FS_MQTT_PUBLISH_OPTIONS_INIT;
-    po.qos = qos;
-    po.retain = retain;
-    fs_envelope e = FS_ENVELOPE_INIT;
-    e.body = body;
-    e.body_len = strlen(body);
-    e.broker_options = &po;
-    return fs_publish(b, topic, &e);
-}
-
 static void wildcards_and_qos(void **state)
 {
     (void)state;
@@ -57,18 +30,18 @@ static void wildcards_and_qos(void **state)
     mt_rec_init(&r0);
     mt_rec_init(&r1);
     mt_rec_init(&r2);
-    sub_qos(b, plus, &r0, 0, 1, NULL);
-    sub_qos(b, hash, &r1, 1, 1, NULL);
-    sub_qos(b, hash, &r2, 2, 1, NULL);
+    mt_subscribe(b, plus, &r0, 0, 1, NULL);
+    mt_subscribe(b, hash, &r1, 1, 1, NULL);
+    mt_subscribe(b, hash, &r2, 2, 1, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK);
     for (int qos = 0; qos <= 2; qos++) {
-        assert_int_equal(publish_qos(b, t1, "k", qos, false), FS_OK);
-        assert_int_equal(publish_qos(b, t2, "h", qos, false), FS_OK);
+        assert_int_equal(mt_publish(b, t1, "k", qos, false), FS_OK);
+        assert_int_equal(mt_publish(b, t2, "h", qos, false), FS_OK);
     }
     assert_int_equal(mt_rec_wait(&r1, 6, 5000), 6);
     assert_int_equal(mt_rec_wait(&r2, 6, 5000), 6);
     assert_int_equal(mt_rec_wait(&r0, 3, 5000), 3);
-    mt_sleep_ms(100);
+    ts_sleep_ms(100);
     assert_int_equal(mt_rec_count(&r0), 3); /* "+/temp" never matched the light */
     for (int i = 0; i < 3; i++) {
         assert_string_equal(r0.got[i].topic, t1); /* the concrete topic, not the filter */
@@ -92,15 +65,15 @@ static void retained(void **state)
     mt_topic(t, sizeof t, "retained");
     fs_broker *b = mt_broker(NULL);
     assert_int_equal(fs_broker_connect(b), FS_OK);
-    assert_int_equal(publish_qos(b, t, "last-known", 1, true), FS_OK);
+    assert_int_equal(mt_publish(b, t, "last-known", 1, true), FS_OK);
     mt_rec r;
     mt_rec_init(&r);
-    sub_qos(b, t, &r, 1, 1, NULL);
+    mt_subscribe(b, t, &r, 1, 1, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK);
     assert_int_equal(mt_rec_wait(&r, 1, 5000), 1);
     assert_string_equal(r.got[0].body, "last-known");
     assert_true(r.got[0].retain);
-    assert_int_equal(publish_qos(b, t, "", 1, true), FS_OK); /* clear it */
+    assert_int_equal(mt_publish(b, t, "", 1, true), FS_OK); /* clear it */
     fs_broker_free(b);
 }
 
@@ -115,18 +88,18 @@ static void shared_subscription(void **state)
     mt_rec_init(&a);
     mt_rec_init(&c);
     mt_rec_init(&d);
-    sub_qos(b, t, &a, 1, 1, share);
+    mt_subscribe(b, t, &a, 1, 1, share);
     char src[200];
     snprintf(src, sizeof src, "$share/%s/%s", share, t);
-    sub_qos(b, src, &c, 1, 1, NULL);
-    sub_qos(b, t, &d, 0, 1, NULL); /* not in the group: gets everything */
+    mt_subscribe(b, src, &c, 1, 1, NULL);
+    mt_subscribe(b, t, &d, 0, 1, NULL); /* not in the group: gets everything */
     assert_int_equal(fs_broker_start(b), FS_OK);
     for (int i = 0; i < 20; i++)
-        assert_int_equal(publish_qos(b, t, "x", 1, false), FS_OK);
+        assert_int_equal(mt_publish(b, t, "x", 1, false), FS_OK);
     assert_int_equal(mt_rec_wait(&d, 20, 5000), 20);
     for (int i = 0; i < 200 && mt_rec_count(&a) + mt_rec_count(&c) < 20; i++)
-        mt_sleep_ms(10);
-    mt_sleep_ms(100);
+        ts_sleep_ms(10);
+    ts_sleep_ms(100);
     assert_int_equal(mt_rec_count(&a) + mt_rec_count(&c), 20); /* each once in the group */
     assert_true(mt_rec_count(&a) > 0 && mt_rec_count(&c) > 0); /* and shared out */
     assert_string_equal(a.got[0].topic, t);                    /* no $share prefix */
@@ -142,7 +115,7 @@ static void v5_properties_both_ways(void **state)
     fs_broker *b = mt_broker(NULL);
     mt_rec r;
     mt_rec_init(&r);
-    sub_qos(b, back, &r, 1, 1, NULL);
+    mt_subscribe(b, back, &r, 1, 1, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK);
     mt_raw *raw = mt_raw_new(t, false);
 
@@ -184,6 +157,16 @@ static void v5_properties_both_ways(void **state)
     assert_string_equal(r.got[0].response_topic, "reply/topic");
     assert_string_equal(r.got[0].correlation, "c\xEF\xBF\xBD"); /* decode(errors="replace") */
     assert_string_equal(r.got[0].props, "k=2;j=x;");
+
+    /* the next delivery, without properties, reuses that record: nothing of them is left */
+    ts_sleep_ms(50); /* the first record is back in the free list */
+    mt_raw_publish(raw, back, "plain", NULL, false);
+    assert_int_equal(mt_rec_wait(&r, 2, 5000), 2);
+    assert_string_equal(r.got[1].body, "plain");
+    assert_string_equal(r.got[1].content_type, "");
+    assert_string_equal(r.got[1].response_topic, "");
+    assert_string_equal(r.got[1].props, "");
+    assert_int_equal(strlen(r.got[1].correlation), 36); /* none came: the core's generated uuid */
     mt_raw_free(raw);
     fs_broker_free(b);
 }
@@ -197,7 +180,7 @@ static void mqtt_311(void **state)
     assert_int_equal(fs_mqtt_broker_version(b), FS_MQTT_V311);
     mt_rec r;
     mt_rec_init(&r);
-    sub_qos(b, t, &r, 1, 1, NULL);
+    mt_subscribe(b, t, &r, 1, 1, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK);
     fs_header h[] = {{"k", "v", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
@@ -274,13 +257,13 @@ static void mqtt_311_persistent_session(void **state)
     fs_broker *c = mt_broker(q);
     mt_rec r;
     mt_rec_init(&r);
-    sub_qos(c, t, &r, 1, 1, NULL);
+    mt_subscribe(c, t, &r, 1, 1, NULL);
     assert_int_equal(fs_broker_start(c), FS_OK);
     assert_int_equal(fs_broker_stop(c), FS_OK);
     fs_broker *p = mt_broker("?version=3.1.1");
     assert_int_equal(fs_broker_connect(p), FS_OK);
     for (int i = 0; i < 5; i++)
-        assert_int_equal(publish_qos(p, t, "away", 1, false), FS_OK);
+        assert_int_equal(mt_publish(p, t, "away", 1, false), FS_OK);
     assert_int_equal(fs_broker_start(c), FS_OK);
     assert_int_equal(mt_rec_wait(&r, 5, 5000), 5);
     fs_broker_free(c);
@@ -393,9 +376,9 @@ static void tls_with_test_ca(void **state)
     assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
     mt_rec r;
     mt_rec_init(&r);
-    sub_qos(b, t, &r, 1, 1, NULL);
+    mt_subscribe(b, t, &r, 1, 1, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    assert_int_equal(publish_qos(b, t, "secret", 1, false), FS_OK);
+    assert_int_equal(mt_publish(b, t, "secret", 1, false), FS_OK);
     assert_int_equal(mt_rec_wait(&r, 1, 5000), 1);
     assert_string_equal(r.got[0].body, "secret");
     fs_broker_free(b);
@@ -473,15 +456,15 @@ static void publish_results(void **state)
     mt_topic(t, sizeof t, "nobody");
     fs_broker *b = mt_broker(NULL);
     assert_int_equal(fs_broker_connect(b), FS_OK);
-    assert_int_equal(publish_qos(b, t, "x", 1, false), FS_OK); /* reason 16: success */
-    assert_int_equal(publish_qos(b, t, "x", 2, false), FS_OK);
-    assert_int_equal(publish_qos(b, "$SYS/fstest", "x", 1, false), FS_EBROKER); /* 0x87 */
+    assert_int_equal(mt_publish(b, t, "x", 1, false), FS_OK); /* reason 16: success */
+    assert_int_equal(mt_publish(b, t, "x", 2, false), FS_OK);
+    assert_int_equal(mt_publish(b, "$SYS/fstest", "x", 1, false), FS_EBROKER); /* 0x87 */
     assert_string_equal(fs_last_publish_error_type(), "MQTTError");
     assert_non_null(strstr(fs_last_error(), "$SYS/fstest"));
-    assert_int_equal(publish_qos(b, t, "x", 1, false), FS_OK); /* the connection is fine */
-    assert_int_equal(publish_qos(b, "a/+", "x", 1, false), FS_EINVAL);
+    assert_int_equal(mt_publish(b, t, "x", 1, false), FS_OK); /* the connection is fine */
+    assert_int_equal(mt_publish(b, "a/+", "x", 1, false), FS_EINVAL);
     assert_string_equal(fs_last_publish_error_type(), "ValueError");
-    assert_int_equal(publish_qos(b, t, "x", 3, false), FS_EINVAL);
+    assert_int_equal(mt_publish(b, t, "x", 3, false), FS_EINVAL);
     mt_rec r;
     mt_rec_init(&r);
     fs_mqtt_subscriber_options mo = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
@@ -491,7 +474,7 @@ static void publish_results(void **state)
     mo.qos = 3;
     assert_int_equal(fs_subscribe(b, "a", mt_rec_handler, &r, &so, NULL), FS_EINVAL);
     fs_broker_close(b);
-    assert_int_not_equal(publish_qos(b, t, "x", 1, false), FS_OK);
+    assert_int_not_equal(mt_publish(b, t, "x", 1, false), FS_OK);
     fs_broker_free(b);
 }
 
@@ -511,18 +494,18 @@ static void qos1_lanes(void **state)
     mt_rec_init(&r1);
     mt_rec_init(&r4);
     r1.sleep_ms = r4.sleep_ms = 20;
-    sub_qos(b, t1, &r1, 1, 1, NULL);
-    sub_qos(b, t4, &r4, 1, 4, NULL);
+    mt_subscribe(b, t1, &r1, 1, 1, NULL);
+    mt_subscribe(b, t4, &r4, 1, 4, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK);
     for (int i = 0; i < 12; i++) {
         char body[8];
         snprintf(body, sizeof body, "%d", i);
-        assert_int_equal(publish_qos(b, t1, body, 1, false), FS_OK);
-        assert_int_equal(publish_qos(b, t4, body, 1, false), FS_OK);
+        assert_int_equal(mt_publish(b, t1, body, 1, false), FS_OK);
+        assert_int_equal(mt_publish(b, t4, body, 1, false), FS_OK);
     }
     assert_int_equal(mt_rec_wait(&r1, 12, 10000), 12);
     assert_int_equal(mt_rec_wait(&r4, 12, 10000), 12);
-    mt_sleep_ms(100);
+    ts_sleep_ms(100);
     assert_int_equal(mt_rec_count(&r4), 12); /* each once: the lanes share the messages out */
     assert_int_equal(atomic_load(&r1.max_running), 1);
     assert_true(atomic_load(&r4.max_running) > 1);
@@ -545,13 +528,13 @@ static void subscribe_while_running_and_restart(void **state)
     assert_int_equal(fs_broker_start(b), FS_OK);
     mt_rec r;
     mt_rec_init(&r);
-    sub_qos(b, t, &r, 1, 3, NULL);
-    assert_int_equal(publish_qos(b, t, "1", 1, false), FS_OK);
+    mt_subscribe(b, t, &r, 1, 3, NULL);
+    assert_int_equal(mt_publish(b, t, "1", 1, false), FS_OK);
     assert_int_equal(mt_rec_wait(&r, 1, 5000), 1);
     assert_int_equal(fs_broker_stop(b), FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
     for (int i = 0; i < 6; i++)
-        assert_int_equal(publish_qos(b, t, "2", 1, false), FS_OK);
+        assert_int_equal(mt_publish(b, t, "2", 1, false), FS_OK);
     assert_int_equal(mt_rec_wait(&r, 7, 5000), 7);
     fs_broker_free(b);
 }
@@ -595,8 +578,8 @@ static void stop_mid_flow_loses_nothing(void **state)
         mt_raw_publish(pub, t, body, NULL, false);
     }
     for (int i = 0; i < 100 && atomic_load(&r.running) < 2; i++) /* both workers busy */
-        mt_sleep_ms(5);
-    mt_sleep_ms(50);                            /* the lanes' next messages are queued */
+        ts_sleep_ms(5);
+    ts_sleep_ms(50);                            /* the lanes' next messages are queued */
     assert_int_equal(fs_broker_stop(b), FS_OK); /* and taken back by their lanes */
     r.sleep_ms = 0;
     int before = mt_rec_count(&r);
@@ -612,7 +595,7 @@ static void stop_mid_flow_loses_nothing(void **state)
         for (int i = 0; i < N; i++)
             missing += !seen[i];
         if (missing)
-            mt_sleep_ms(20);
+            ts_sleep_ms(20);
     }
     fs_broker_free(b);
     mt_raw_free(pub);
@@ -636,7 +619,7 @@ static void *mixed_publisher(void *arg)
 {
     mixed *x = arg;
     for (int i = 0; i < x->n; i++)
-        if (publish_qos(x->b, x->topic, "m", x->qos, false) != FS_OK)
+        if (mt_publish(x->b, x->topic, "m", x->qos, false) != FS_OK)
             atomic_fetch_add(&x->failed, 1); /* recorded: no cmocka asserts off the test thread */
     return NULL;
 }

@@ -185,7 +185,7 @@ static void killed_mid_handler(void **state)
             break;
     }
     /* Other lanes go on meanwhile; whatever would be acknowledged by now, is. */
-    mt_sleep_ms(300);
+    ts_sleep_ms(300);
     kill(c.pid, SIGKILL);
     for (;;) { /* what it handled before dying */
         next_line(&c, line, sizeof line, 1000);
@@ -252,7 +252,7 @@ static void qos2_killed_mid_handler_is_lost(void **state)
         if (line[0] == 'H' && atoi(line + 1) == HANG_AT)
             break;
     }
-    mt_sleep_ms(300);
+    ts_sleep_ms(300);
     finish(&c);
 
     child c2 = spawn(topic, id, "run2");

@@ -13,29 +13,14 @@
 #include <cmocka.h>
 
 #include "mqtt_test.h"
+#include "support/server.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
-static char state_dir[256], port_s[16], tls_port_s[16];
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        fail_msg("no free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(a.sin_port);
-}
+/* The state directory and port of this test's mosquitto (the recipe starts it). */
+static ts_server srv;
+static char port_s[16], tls_port_s[16];
 
 /* scripts/services.sh CMD mqtt, with this test's state dir and ports. */
 static void services(const char *cmd)
@@ -43,7 +28,7 @@ static void services(const char *cmd)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        setenv("FS_SERVICES_DIR", state_dir, 1);
+        setenv("FS_SERVICES_DIR", srv.dir, 1);
         setenv("FS_MQTT_PORT", port_s, 1);
         setenv("FS_MQTT_TLS_PORT", tls_port_s, 1);
         int devnull = open("/dev/null", O_WRONLY);
@@ -55,16 +40,16 @@ static void services(const char *cmd)
     int st = 0;
     waitpid(pid, &st, 0);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("scripts/services.sh %s mqtt failed (state in %s)", cmd, state_dir);
+        fail_msg("scripts/services.sh %s mqtt failed (state in %s)", cmd, srv.dir);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(state_dir, sizeof state_dir, "%s/fs-mqtt-restart-%ld",
-             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
-    snprintf(port_s, sizeof port_s, "%d", free_port());
-    snprintf(tls_port_s, sizeof tls_port_s, "%d", free_port());
+    if (ts_server_prepare(&srv, "mqtt-restart") != 0)
+        return -1;
+    snprintf(port_s, sizeof port_s, "%d", srv.port);
+    snprintf(tls_port_s, sizeof tls_port_s, "%d", ts_free_port());
     setenv("FS_MQTT_PORT", port_s, 1); /* for the helpers of mqtt_test.h */
     services("start");
     return 0;
@@ -74,11 +59,7 @@ static int teardown(void **state)
 {
     (void)state;
     services("stop");
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", state_dir);
-    if (system(cmd) != 0)
-        return 0;
-    return 0;
+    return ts_server_cleanup(&srv);
 }
 
 static fs_broker *consumer(const char *id, mt_rec *rec, const char *topic)
@@ -87,11 +68,7 @@ static fs_broker *consumer(const char *id, mt_rec *rec, const char *topic)
     snprintf(url, sizeof url, "mqtt://127.0.0.1:%s?client_id=%s&clean_start=false", port_s, id);
     fs_broker *b = NULL;
     assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
-    fs_mqtt_subscriber_options mo = FS_MQTT_SUBSCRIBER_OPTIONS_INIT;
-    mo.qos = 1;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &mo;
-    assert_int_equal(fs_subscribe(b, topic, mt_rec_handler, rec, &so, NULL), FS_OK);
+    mt_subscribe(b, topic, rec, 1, 1, NULL);
     return b;
 }
 
@@ -99,13 +76,7 @@ static int publish1(fs_broker *b, const char *topic, int i)
 {
     char body[16];
     snprintf(body, sizeof body, "%d", i);
-    fs_mqtt_publish_options po = FS_MQTT_PUBLISH_OPTIONS_INIT;
-    po.qos = 1;
-    fs_envelope e = FS_ENVELOPE_INIT;
-    e.body = body;
-    e.body_len = strlen(body);
-    e.broker_options = &po;
-    return fs_publish(b, topic, &e);
+    return mt_publish(b, topic, body, 1, false);
 }
 
 static void persistent_session_gets_what_came_while_away(void **state)
@@ -159,7 +130,7 @@ static void server_restarted_mid_flow(void **state)
             confirmed[i] = true;
             ok++;
         } else {
-            mt_sleep_ms(50); /* down: the publisher's connection comes back with backoff */
+            ts_sleep_ms(50); /* down: the publisher's connection comes back with backoff */
         }
     }
     assert_true(ok >= 80);
@@ -176,14 +147,14 @@ static void server_restarted_mid_flow(void **state)
             break;
         if (i == 399)
             fail_msg("%d confirmed messages never arrived", missing);
-        mt_sleep_ms(50);
+        ts_sleep_ms(50);
     }
     assert_int_equal(fs_broker_ping(c, 1000), FS_OK);
     /* The clean-session subscriber came back and subscribed again (QoS 0: retry until one lands).
      */
     for (int i = 0; i < 300 && mt_rec_count(&fresh) == 0; i++) {
         assert_int_equal(fs_publish_bytes(p, fresh_topic, "again", 5), FS_OK);
-        mt_sleep_ms(20);
+        ts_sleep_ms(20);
     }
     assert_true(mt_rec_count(&fresh) > 0);
     fs_broker_free(f);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "mqtt_test.h"
+#include "support/server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -61,10 +62,10 @@ static void *fake_server(void *arg)
         int n = atomic_fetch_add(&accepted, 1) + 1;
         if (read_packet(fd) == 0x10 && send(fd, "\x20\x02\x00\x00", 4, MSG_NOSIGNAL) == 4) {
             if (n == 1) { /* then nonsense: packet type 0 */
-                mt_sleep_ms(100);
+                ts_sleep_ms(100);
                 if (send(fd, "\x00\x00", 2, MSG_NOSIGNAL) != 2)
                     break;
-                mt_sleep_ms(200);
+                ts_sleep_ms(200);
             } else {
                 while (!atomic_load(&quit)) {
                     struct pollfd q = {fd, POLLIN, 0};
@@ -86,15 +87,11 @@ static void *fake_server(void *arg)
 static void restarts_the_network_thread(void **state)
 {
     (void)state;
+    port = ts_free_port(); /* outside the ephemeral range (support/port.h) */
     listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
+    struct sockaddr_in a = port_loopback(port);
     assert_int_equal(bind(listen_fd, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(listen(listen_fd, 4), 0);
-    assert_int_equal(getsockname(listen_fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
     pthread_t t;
     pthread_create(&t, NULL, fake_server, NULL);
 
@@ -103,12 +100,12 @@ static void restarts_the_network_thread(void **state)
     fs_broker *b = NULL;
     assert_int_equal(fs_broker_new(url, NULL, &b), FS_OK);
     assert_int_equal(fs_broker_connect(b), FS_OK);
-    mt_sleep_ms(250); /* the nonsense arrived: libmosquitto's thread is gone */
+    ts_sleep_ms(250); /* the nonsense arrived: libmosquitto's thread is gone */
     int rc = FS_EIO;
     for (int i = 0; i < 100 && rc != FS_OK; i++) {
         rc = fs_broker_ping(b, 100);
         if (rc != FS_OK)
-            mt_sleep_ms(50);
+            ts_sleep_ms(50);
     }
     assert_int_equal(rc, FS_OK);
     assert_int_equal(atomic_load(&accepted), 2);

@@ -111,7 +111,11 @@ typedef struct mq_conn {
     fs_kit_event ev;
 } mq_conn;
 
-/* One delivery: the core's message and everything it points to. */
+/*
+ * One delivery: the core's message and everything it points to. The fields
+ * no delivery changes (raw, release, adapter_data, the subscription) are set
+ * when the record is made.
+ */
 typedef struct mrec {
     fs_message m;
     mq_sub *s;
@@ -124,7 +128,8 @@ typedef struct mrec {
     size_t hdr_cap;
     /* MR_QUEUED -> MR_OUT (a worker took it) or MR_ABANDONED (its network thread gave up) */
     _Atomic int state;
-    bool gated; /* the network thread waits for its acknowledgement (settle or release) */
+    bool gated;     /* the network thread waits for its acknowledgement (settle or release) */
+    bool had_props; /* the last delivery set property fields (rec_fill clears them) */
     /* MR_ACKED (settled: the PUBACK may leave), MR_DONE (released); the network thread waits on
      * them */
     _Atomic uint32_t flags;

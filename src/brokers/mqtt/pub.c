@@ -83,11 +83,49 @@ static int check_options(const fs_mqtt_publish_options *po, const char *destinat
     return FS_OK;
 }
 
+/* Why a message cannot be published (the hot path only tests; this words it). */
+static __attribute__((noinline, cold)) int
+refuse_message(const fs_envelope *e, const fs_mqtt_publish_options *po, const char *topic)
+{
+    int rc = check_options(po, topic);
+    if (rc)
+        return rc;
+    if (!e->body && e->body_len)
+        return fs_adapter_error(FS_EINVAL, "mqtt: publish: NULL body with length %zu", e->body_len);
+    return fs_adapter_error(FS_EINVAL, "mqtt: publish: body of %zu bytes (at most %u)", e->body_len,
+                            (unsigned)MQTT_MAX_PAYLOAD);
+}
+
 /* Whether an MQTT 5 publish carries properties (most carry none: nothing to build or free). */
-static bool has_props(const fs_envelope *e, const fs_mqtt_publish_options *po)
+static inline bool has_props(const fs_envelope *e, const fs_mqtt_publish_options *po)
 {
     return e->header_count || po->expiry_s || (e->content_type && *e->content_type) ||
            (e->reply_to && *e->reply_to) || (e->correlation_id && *e->correlation_id);
+}
+
+/* The properties of a message that has some (MQTT 5), or why it cannot go (3.1.1 headers). */
+static __attribute__((noinline)) int message_props(const mq_broker *b, const fs_envelope *e,
+                                                   const fs_mqtt_publish_options *po,
+                                                   mosquitto_property **props)
+{
+    if (b->version == FS_MQTT_V5)
+        return fs__mq_props_build(e, po->expiry_s, props);
+    if (e->header_count)
+        return fs_adapter_error(FS_EUNSUPPORTED,
+                                "mqtt: MQTT 3.1.1 does not support message headers; use MQTT 5");
+    return FS_OK; /* nothing else of it travels in 3.1.1 */
+}
+
+/* The publishing connection is closed or down (counted in when `m`): say which. */
+static __attribute__((noinline, cold)) int
+connection_unusable(mq_conn *c, struct mosquitto *m, mosquitto_property *props, const char *topic)
+{
+    if (m)
+        fs__mq_conn_leave(c);
+    if (props)
+        mosquitto_property_free_all(&props);
+    return fs_adapter_error(m ? FS_EIO : FS_ECLOSED, "mqtt: publish to %s: %s", topic,
+                            m ? "the connection is down" : "not connected");
 }
 
 /*
@@ -142,63 +180,63 @@ static __attribute__((noinline)) int publish_wait(mq_broker *b, mq_conn *c, stru
     return FS_OK;
 }
 
-static int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
+static inline int publish_one(mq_broker *b, const char *topic, const fs_envelope *e)
 {
     static const fs_mqtt_publish_options defaults = FS_MQTT_PUBLISH_OPTIONS_INIT;
     const fs_mqtt_publish_options *po = e->broker_options ? e->broker_options : &defaults;
-    int rc = check_options(po, topic);
-    if (rc)
-        return rc;
-    if (!e->body && e->body_len)
-        return fs_adapter_error(FS_EINVAL, "mqtt: publish: NULL body with length %zu", e->body_len);
-    if (e->body_len > MQTT_MAX_PAYLOAD)
-        return fs_adapter_error(FS_EINVAL, "mqtt: publish: body of %zu bytes (at most %u)",
-                                e->body_len, (unsigned)MQTT_MAX_PAYLOAD);
+    if ((unsigned)po->qos > 2 || e->body_len > MQTT_MAX_PAYLOAD || (!e->body && e->body_len))
+        return refuse_message(e, po, topic);
     mosquitto_property *props = NULL;
-    if (b->version == FS_MQTT_V5) {
-        if (has_props(e, po) && (rc = fs__mq_props_build(e, po->expiry_s, &props)))
-            return rc;
-    } else if (e->header_count) {
-        return fs_adapter_error(FS_EUNSUPPORTED,
-                                "mqtt: MQTT 3.1.1 does not support message headers; use MQTT 5");
-    }
+    int rc;
+    if (has_props(e, po) && (rc = message_props(b, e, po, &props)))
+        return rc;
     mq_conn *c = &b->pub;
     if (atomic_load_explicit(&c->thread_gone, memory_order_relaxed))
         fs__mq_conn_revive(c);
     struct mosquitto *m = fs__mq_conn_enter(c);
-    if (!m || atomic_load_explicit(&c->state, memory_order_relaxed) != MQ_UP) {
-        if (m)
-            fs__mq_conn_leave(c);
-        if (props)
-            mosquitto_property_free_all(&props);
-        return fs_adapter_error(m ? FS_EIO : FS_ECLOSED, "mqtt: publish to %s: %s", topic,
-                                m ? "the connection is down" : "not connected");
-    }
-    int mrc;
-    if (po->qos == 0) { /* no confirmation to wait for: no lock */
-        mrc = mosquitto_publish_v5(m, NULL, topic, (int)e->body_len, e->body, 0, po->retain, props);
-        fs__mq_conn_leave(c);
-        if (props)
-            mosquitto_property_free_all(&props);
-        return mrc ? publish_error(mrc, topic) : FS_OK;
-    }
-    return publish_wait(b, c, m, topic, e, po, props);
+    if (!m || atomic_load_explicit(&c->state, memory_order_relaxed) != MQ_UP)
+        return connection_unusable(c, m, props, topic);
+    if (po->qos) /* apart: wait for the confirmation */
+        return publish_wait(b, c, m, topic, e, po, props);
+    /* QoS 0: no confirmation to wait for, no lock */
+    int mrc = mosquitto_publish_v5(m, NULL, topic, (int)e->body_len, e->body, 0, po->retain, props);
+    fs__mq_conn_leave(c);
+    if (props)
+        mosquitto_property_free_all(&props);
+    return mrc ? publish_error(mrc, topic) : FS_OK;
+}
+
+/* The core checks its arguments; these are the adapter's own callers' (request on 3.1.1). */
+static __attribute__((noinline, cold)) int bad_publish(const char *destination)
+{
+    if (!destination || !*destination)
+        return fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': empty topic",
+                                destination ? destination : "(null)");
+    return fs_adapter_error(FS_EINVAL, "mqtt: publish needs messages");
+}
+
+/* Several messages: no batches in MQTT, one by one (apart: the single message stays lean). */
+static __attribute__((noinline)) int publish_many(mq_broker *b, const char *destination,
+                                                  const fs_envelope *msgs, size_t count)
+{
+    int rc = FS_OK;
+    for (size_t i = 0; !rc && i < count; i++)
+        rc = publish_one(b, destination, &msgs[i]);
+    return rc;
 }
 
 int fs__mq_publish(void *impl, void *dest, const char *destination, const fs_envelope *msgs,
                    size_t count, const char **error_type)
 {
     (void)dest;
-    mq_broker *b = impl;
-    int rc = FS_OK;
+    int rc;
     /* Wildcards, length and UTF-8 are libmosquitto's to check (publish_error words it). */
-    if (!destination || !*destination)
-        rc = fs_adapter_error(FS_EINVAL, "mqtt: cannot publish to '%s': empty topic",
-                              destination ? destination : "(null)");
-    else if (!msgs || !count)
-        rc = fs_adapter_error(FS_EINVAL, "mqtt: publish needs messages");
-    for (size_t i = 0; !rc && i < count; i++) /* no batches in MQTT: one by one */
-        rc = publish_one(b, destination, &msgs[i]);
+    if (!destination || !*destination || !msgs || !count)
+        rc = bad_publish(destination);
+    else if (count == 1)
+        rc = publish_one(impl, destination, msgs);
+    else
+        rc = publish_many(impl, destination, msgs, count);
     if (rc)
         *error_type = fs__mq_error_type(rc);
     return rc;

@@ -41,6 +41,8 @@ static void rec_unref(mq_sub *s, mrec *r)
         fs_kit_ring_push(&s->free, r->index); /* never full: one cell per record */
 }
 
+static void rec_release(fs_message *m);
+
 /*
  * A record to fill (on a network thread): a free one, else a new one while
  * fewer than rec_cap exist (warming up), else NULL (cannot happen while
@@ -60,6 +62,17 @@ static mrec *rec_get(mq_sub *s)
     mrec *r = calloc(1, sizeof *r);
     if (r) { /* out of memory: the index stays unused */
         r->index = made;
+        /*
+         * What stays the same from delivery to delivery is set once: the core
+         * never writes a message's public fields and binds its own part at
+         * every fetch, so rec_fill sets only what a delivery changes.
+         */
+        fs_message_init(&r->m);
+        r->m.raw = &r->info;
+        r->m.release = rec_release;
+        r->m.adapter_data = r;
+        r->s = s;
+        r->info.filter = s->filter;
         s->recs[made] = r;
     }
     return r;
@@ -169,23 +182,23 @@ static int rec_fill(mq_sub *s, mrec *r, const struct mosquitto_message *msg, con
         r->arena_cap = need;
     }
     fs_message *m = &r->m;
-    fs_message_init(m);
     char *at = r->arena;
     r->info.topic = put_str(&at, msg->topic, tlen);
-    r->info.filter = s->filter;
     r->info.qos = msg->qos;
     r->info.retain = msg->retain;
     r->info.mid = msg->qos ? msg->mid : 0;
-    r->info.expiry_s = 0;
     m->body = put_str(&at, msg->payload, blen);
     m->body_len = blen;
-    if (p)
-        props_fill(r, p, at);
     m->source = r->info.topic;
-    m->raw = &r->info;
-    m->release = rec_release;
-    m->adapter_data = r;
-    r->s = s;
+    if (p || r->had_props) { /* what the properties set, and the last delivery may have */
+        r->info.expiry_s = 0;
+        m->content_type = m->reply_to = m->correlation_id = NULL;
+        m->headers = NULL;
+        m->header_count = 0;
+        if (p)
+            props_fill(r, p, at);
+        r->had_props = p != NULL;
+    }
     atomic_store_explicit(&r->state, MR_QUEUED, memory_order_relaxed);
     r->gated = s->gate && msg->qos > 0;
     atomic_store_explicit(&r->flags, 0, memory_order_relaxed);
