@@ -9,6 +9,7 @@
 
 #include "faststream/faststream.h"
 #include "faststream/rabbitmq.h"
+#include "support/port.h"
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
@@ -22,14 +23,12 @@
 
 static inline int qt_port(void)
 {
-    const char *p = getenv("FS_RABBITMQ_PORT");
-    return p && *p ? atoi(p) : 26672;
+    return port_env("FS_RABBITMQ_PORT", 26672);
 }
 
 static inline int qt_tls_port(void)
 {
-    const char *p = getenv("FS_RABBITMQ_TLS_PORT");
-    return p && *p ? atoi(p) : 26671;
+    return port_env("FS_RABBITMQ_TLS_PORT", 26671);
 }
 
 /* The services' state dir (the test CA is in $DIR/rabbitmq/tls). */

@@ -17,7 +17,9 @@
 
 #include "port.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@ typedef struct ts_server {
     char dir[256]; /* its state directory (mkdtemp) */
     int port;      /* a free port on 127.0.0.1 */
     pid_t pid;     /* the process ts_server_spawn started, or 0 */
+    bool quiet;    /* spawn it with stdin, stdout and stderr on /dev/null */
 } ts_server;
 
 /*
@@ -63,6 +66,12 @@ static inline void ts_server_spawn(ts_server *s, char *const argv[])
 {
     s->pid = fork();
     if (s->pid == 0) {
+        if (s->quiet) {
+            int fd = open("/dev/null", O_RDWR);
+            dup2(fd, 0);
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
         execvp(argv[0], argv);
         _exit(127);
     }
