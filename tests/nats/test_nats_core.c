@@ -138,9 +138,8 @@ static void test_request_reply(void **state)
     nt_name(subject, sizeof subject, "rpc");
     assert_int_equal(fs_subscribe(b, subject, echo, NULL, NULL, NULL), FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ping";
-    env.body_len = 4;
+    fs_envelope env;
+    ts_envelope(&env, "ping", NULL);
     env.correlation_id = "req-1";
     fs_message *reply = NULL;
     assert_int_equal(fs_request(b, subject, &env, 5000, &reply), FS_OK);
@@ -186,9 +185,8 @@ static void test_reply_subject(void **state)
     assert_int_equal(natsConnection_SubscribeSync(&rs, raw.nc, subject), NATS_OK);
     natsConnection_Flush(raw.nc);
     fs_header extra[] = {{.name = "x-a", .value = "1"}, {.name = "content-type", .value = "no"}};
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "x";
-    env.body_len = 1;
+    fs_envelope env;
+    ts_envelope(&env, "x", NULL);
     env.reply_to = "answers.here";
     env.content_type = "text/plain";
     env.correlation_id = "c-9";

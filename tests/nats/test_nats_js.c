@@ -190,9 +190,8 @@ static void test_dedupe(void **state)
     fs_nats_publish_options po = FS_NATS_PUBLISH_OPTIONS_INIT;
     po.jetstream = true;
     po.timeout_ms = 2000;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "x";
-    env.body_len = 1;
+    fs_envelope env;
+    ts_envelope(&env, "x", NULL);
     env.broker_options = &po;
     char nowhere[64];
     nt_name(nowhere, sizeof nowhere, "nowhere");
@@ -362,9 +361,8 @@ static void test_js_request(void **state)
         fail_msg("start: %s", fs_last_error());
     fs_nats_publish_options po = FS_NATS_PUBLISH_OPTIONS_INIT;
     po.stream = f->stream;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ping";
-    env.body_len = 4;
+    fs_envelope env;
+    ts_envelope(&env, "ping", NULL);
     env.correlation_id = "js-req";
     env.broker_options = &po;
     fs_message *reply = NULL;

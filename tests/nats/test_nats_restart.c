@@ -174,11 +174,9 @@ static void *publisher(void *arg)
         char body[16], id[32];
         snprintf(body, sizeof body, "%d", i);
         snprintf(id, sizeof id, "m-%d", i);
-        fs_envelope env = FS_ENVELOPE_INIT;
-        env.body = body;
-        env.body_len = strlen(body);
+        fs_envelope env;
+        ts_envelope(&env, body, &po);
         env.message_id = id;
-        env.broker_options = &po;
         while (fs_publish(j->b, j->subject, &env) != FS_OK) {
             j->retries++;
             ts_sleep_ms(50);
@@ -200,6 +198,21 @@ static void declare(fs_broker *b, const char *stream, const char *subjects)
         fail_msg("declare: %s", fs_last_error());
 }
 
+/* Subscribe `fn` to `subject` through the durable pull consumer `durable` of `stream`. */
+static int subscribe_durable(fs_broker *b, const char *subject, const char *stream,
+                             const char *durable, int ack_wait_ms, unsigned concurrency,
+                             fs_handler_fn fn, void *user)
+{
+    fs_nats_subscriber_options no = FS_NATS_SUBSCRIBER_OPTIONS_INIT;
+    no.stream = stream;
+    no.durable = durable;
+    no.ack_wait_ms = ack_wait_ms;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &no;
+    so.concurrency = concurrency;
+    return fs_subscribe(b, subject, fn, user, &so, NULL);
+}
+
 static void test_server_killed(void **state)
 {
     (void)state;
@@ -207,14 +220,8 @@ static void test_server_killed(void **state)
         atomic_store(&handled[i], 0);
     fs_broker *b = own_broker();
     declare(b, "KILLS", "kills.>");
-    fs_nats_subscriber_options no = FS_NATS_SUBSCRIBER_OPTIONS_INIT;
-    no.stream = "KILLS";
-    no.durable = "survivor";
-    no.ack_wait_ms = 2000;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &no;
-    so.concurrency = 2;
-    assert_int_equal(fs_subscribe(b, "kills.orders", count_id, NULL, &so, NULL), FS_OK);
+    assert_int_equal(
+        subscribe_durable(b, "kills.orders", "KILLS", "survivor", 2000, 2, count_id, NULL), FS_OK);
     _Atomic int core_got = 0; /* core NATS on the same connection */
     fs_subscriber *core = NULL;
     assert_int_equal(fs_subscribe(b, "kills.core", count_core, (void *)&core_got, NULL, &core),
@@ -266,13 +273,8 @@ static int child_main(void)
 {
     int fd = open(child_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
     fs_broker *b = own_broker();
-    fs_nats_subscriber_options no = FS_NATS_SUBSCRIBER_OPTIONS_INIT;
-    no.stream = "HANDS";
-    no.durable = "hand";
-    no.ack_wait_ms = 1000;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &no;
-    if (fs_subscribe(b, "hand.orders", append_id, &fd, &so, NULL) || fs_broker_start(b))
+    if (subscribe_durable(b, "hand.orders", "HANDS", "hand", 1000, 1, append_id, &fd) ||
+        fs_broker_start(b))
         return 2;
     for (;;)
         ts_sleep_ms(1000);
@@ -326,13 +328,8 @@ static void test_consumer_killed(void **state)
     int by_child = lines_in(file);
     assert_true(by_child > 0 && by_child < M);
     /* Another process (here: this one) takes over the durable consumer. */
-    fs_nats_subscriber_options no = FS_NATS_SUBSCRIBER_OPTIONS_INIT;
-    no.stream = "HANDS";
-    no.durable = "hand";
-    no.ack_wait_ms = 1000;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &no;
-    assert_int_equal(fs_subscribe(b, "hand.orders", count_id, NULL, &so, NULL), FS_OK);
+    assert_int_equal(subscribe_durable(b, "hand.orders", "HANDS", "hand", 1000, 1, count_id, NULL),
+                     FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
     wait_all(M, 30000);
     print_message("consumer killed after %d/%d handled; the rest handled by its successor\n",

@@ -66,6 +66,20 @@ static inline fs_broker *qt_broker(void)
     return b;
 }
 
+/* Subscribe the recording handler `l` to `queue` with rabbitmq options `ro` (may be NULL). */
+static inline fs_subscriber *qt_subscribe(fs_broker *b, const char *queue,
+                                          const fs_rabbitmq_subscriber_options *ro,
+                                          fs_ack_policy policy, ts_log *l)
+{
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = ro;
+    so.ack_policy = policy;
+    fs_subscriber *sub = NULL;
+    if (fs_subscribe(b, queue, ts_record, l, &so, &sub) != FS_OK)
+        fail_msg("subscribe %s: %s", queue, fs_last_error());
+    return sub;
+}
+
 /* ------------------------------------------------------------------------ */
 /* A raw rabbitmq-c connection, channel 1.                                  */
 

@@ -20,10 +20,7 @@ static fs_broker *start_sub(const char *queue, const fs_rabbitmq_subscriber_opti
                             fs_ack_policy policy, ts_log *rec)
 {
     fs_broker *b = qt_broker();
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = ro;
-    so.ack_policy = policy;
-    assert_int_equal(fs_subscribe(b, queue, ts_record, rec, &so, NULL), FS_OK);
+    qt_subscribe(b, queue, ro, policy, rec);
     assert_int_equal(fs_broker_start(b), FS_OK);
     return b;
 }
@@ -79,9 +76,8 @@ static void default_exchange_properties_and_headers(void **state)
     ts_log_init(&rec);
     fs_broker *b = start_sub(q, NULL, FS_ACK_POLICY_DEFAULT, &rec);
     fs_header h[] = {{"x-test", "value 1", 0}};
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "{\"n\":1}";
-    env.body_len = 7;
+    fs_envelope env;
+    ts_envelope(&env, "{\"n\":1}", NULL);
     env.headers = h;
     env.header_count = 1;
     env.content_type = "application/json";
@@ -169,9 +165,8 @@ static void published_properties_seen_raw(void **state)
     po.type = "order";
     po.app_id = "tests";
     fs_header h[] = {{"x-test", "v", 0}, {"k2", "v2", 0}};
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "hello";
-    env.body_len = 5;
+    fs_envelope env;
+    ts_envelope(&env, "hello", NULL);
     env.headers = h;
     env.header_count = 2;
     env.content_type = "text/plain";
@@ -246,11 +241,8 @@ static void exchange_types_and_bindings(void **state)
             oa.queue.routing_key = "key.a";
             ob.queue.routing_key = "key.b";
         }
-        fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-        so.broker_options = &oa;
-        assert_int_equal(fs_subscribe(b, qa, ts_record, &ra, &so, NULL), FS_OK);
-        so.broker_options = &ob;
-        assert_int_equal(fs_subscribe(b, qb, ts_record, &rb, &so, NULL), FS_OK);
+        qt_subscribe(b, qa, &oa, FS_ACK_POLICY_DEFAULT, &ra);
+        qt_subscribe(b, qb, &ob, FS_ACK_POLICY_DEFAULT, &rb);
         assert_int_equal(fs_broker_start(b), FS_OK);
 
         fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
@@ -321,9 +313,8 @@ static void confirms_returns_nacks_and_channel_errors(void **state)
     /* not mandatory: dropped quietly, confirmed */
     fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
     po.not_mandatory = true;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "x";
-    env.body_len = 1;
+    fs_envelope env;
+    ts_envelope(&env, "x", NULL);
     env.broker_options = &po;
     assert_int_equal(fs_publish(b, "fstest.no.such.queue", &env), FS_OK);
     /* missing exchange: the channel is closed with 404, then reopened */
@@ -378,9 +369,7 @@ static void declaration_conflicts_and_passive(void **state)
     ts_log rec;
     ts_log_init(&rec);
     fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT; /* not durable */
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &ro;
-    assert_int_equal(fs_subscribe(b, q, ts_record, &rec, &so, NULL), FS_OK);
+    qt_subscribe(b, q, &ro, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_ECONFLICT);
     assert_non_null(strstr(fs_last_error(), "PRECONDITION_FAILED"));
     assert_non_null(strstr(fs_last_error(), q));
@@ -389,14 +378,14 @@ static void declaration_conflicts_and_passive(void **state)
     b = qt_broker();
     ro.queue.passive = true;
     ro.queue.name = "fstest.no.such.queue";
-    assert_int_equal(fs_subscribe(b, q, ts_record, &rec, &so, NULL), FS_OK);
+    qt_subscribe(b, q, &ro, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_ENOTFOUND);
     assert_non_null(strstr(fs_last_error(), "NOT_FOUND"));
     fs_broker_free(b);
 
     b = qt_broker(); /* passive on an existing queue: fine */
     ro.queue.name = q;
-    assert_int_equal(fs_subscribe(b, q, ts_record, &rec, &so, NULL), FS_OK);
+    qt_subscribe(b, q, &ro, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_OK);
     fs_rabbitmq_delete_queue(b, q);
     fs_broker_free(b);
@@ -423,9 +412,7 @@ static void reject_dead_letters_and_ack_first(void **state)
     fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
     ro.queue.arguments = args;
     ro.queue.argument_count = 3;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &ro;
-    assert_int_equal(fs_subscribe(b, q, ts_record, &rec, &so, NULL), FS_OK);
+    qt_subscribe(b, q, &ro, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_OK);
     assert_int_equal(fs_publish_bytes(b, q, "bad", 3), FS_OK);
     assert_int_equal(fs_publish_bytes(b, q, "good", 4), FS_OK);
@@ -553,9 +540,8 @@ static void quorum_queue_delivery_count(void **state)
     fs_broker *b = qt_broker();
     ts_log rec;
     start_poison_sub(b, q, &ro, &rec);
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "q";
-    env.body_len = 1;
+    fs_envelope env;
+    ts_envelope(&env, "q", NULL);
     env.message_id = "same-id"; /* the quorum queue's count, not ours by id */
     assert_int_equal(fs_publish(b, q, &env), FS_OK);
     assert_true(ts_wait_n(&rec, 3, WAIT_MS));
@@ -656,8 +642,7 @@ static void backlog_is_the_queue_depth(void **state)
         assert_int_equal(fs_publish_bytes(b, q, "x", 1), FS_OK);
     ts_log rec;
     ts_log_init(&rec);
-    fs_subscriber *sub;
-    assert_int_equal(fs_subscribe(b, q, ts_record, &rec, NULL, &sub), FS_OK);
+    fs_subscriber *sub = qt_subscribe(b, q, NULL, FS_ACK_POLICY_DEFAULT, &rec);
     uint64_t n = 0;
     assert_int_equal(fs_subscriber_backlog(sub, 2000, &n), FS_OK);
     assert_int_equal(n, 3);
@@ -699,9 +684,8 @@ static void request_reply(void **state)
     ts_log_init(&rec);
     rec.reply = "pong";
     fs_broker *b = start_sub(q, NULL, FS_ACK_POLICY_DEFAULT, &rec);
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ping";
-    env.body_len = 4;
+    fs_envelope env;
+    ts_envelope(&env, "ping", NULL);
     env.correlation_id = "rpc-1";
     fs_message *reply = NULL;
     assert_int_equal(fs_request(b, q, &env, 5000, &reply), FS_OK);
@@ -792,9 +776,8 @@ static void request_to_a_raw_responder(void **state)
     assert_int_equal(fs_rabbitmq_declare(b, NULL, &dq), FS_OK);
     pthread_t t;
     pthread_create(&t, NULL, raw_responder, q);
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ping";
-    env.body_len = 4;
+    fs_envelope env;
+    ts_envelope(&env, "ping", NULL);
     fs_message *reply = NULL;
     assert_int_equal(fs_request(b, q, &env, 5000, &reply), FS_OK);
     assert_memory_equal(fs_message_body(reply), "raw pong", 8);
@@ -823,8 +806,7 @@ static void tls(void **state)
     qt_name(q, sizeof q, "tls");
     ts_log rec;
     ts_log_init(&rec);
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    assert_int_equal(fs_subscribe(b, q, ts_record, &rec, &so, NULL), FS_OK);
+    qt_subscribe(b, q, NULL, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_OK);
     assert_int_equal(fs_publish_bytes(b, q, "secret", 6), FS_OK);
     assert_true(ts_wait_n(&rec, 1, WAIT_MS));

@@ -84,9 +84,7 @@ static void labels_of_every_publish(void **state)
     so.exchange.name = ex;
     so.queue.routing_key = key;
     so.queue.auto_delete = true;
-    fs_subscriber_options o = FS_SUBSCRIBER_OPTIONS_INIT;
-    o.broker_options = &so;
-    assert_int_equal(fs_subscribe(b, q, ts_record, &rec, &o, NULL), FS_OK);
+    qt_subscribe(b, q, &so, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_OK);
 
     /* a publisher to the exchange: labelled once, "EX.KEY" */
@@ -101,9 +99,8 @@ static void labels_of_every_publish(void **state)
     /* a plain publish to the default exchange: "default.QUEUE" */
     assert_int_equal(fs_publish_bytes(b, q, "three", 5), FS_OK);
     /* a request through the exchange: counted as a publish to "EX.KEY" */
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ping";
-    env.body_len = 4;
+    fs_envelope env;
+    ts_envelope(&env, "ping", NULL);
     env.broker_options = &to_ex;
     fs_message *reply = NULL;
     assert_int_equal(fs_request(b, key, &env, 5000, &reply), FS_OK);
