@@ -266,41 +266,23 @@ static void run_case(fs_ack_policy policy, action act)
     fs_broker_free(b);
 }
 
-static void test_policy(fs_ack_policy p)
+/* Every action under one policy: the test's state points at it (policies[]). */
+static void test_policy(void **state)
 {
+    fs_ack_policy p = *(const fs_ack_policy *)*state;
     for (int a = 0; a < A_COUNT; a++)
         run_case(p, (action)a);
 }
 
-static void test_ack_first(void **state)
-{
-    (void)state;
-    test_policy(FS_ACK_POLICY_ACK_FIRST);
-}
+static fs_ack_policy policies[] = {FS_ACK_POLICY_ACK_FIRST, FS_ACK_POLICY_ACK,
+                                   FS_ACK_POLICY_REJECT_ON_ERROR, FS_ACK_POLICY_NACK_ON_ERROR,
+                                   FS_ACK_POLICY_MANUAL};
 
-static void test_ack(void **state)
-{
-    (void)state;
-    test_policy(FS_ACK_POLICY_ACK);
-}
-
-static void test_reject_on_error(void **state)
-{
-    (void)state;
-    test_policy(FS_ACK_POLICY_REJECT_ON_ERROR);
-}
-
-static void test_nack_on_error(void **state)
-{
-    (void)state;
-    test_policy(FS_ACK_POLICY_NACK_ON_ERROR);
-}
-
-static void test_manual(void **state)
-{
-    (void)state;
-    test_policy(FS_ACK_POLICY_MANUAL);
-}
+/* A cmocka test named NAME running test_policy on policies[I]. */
+#define POLICY_TEST(NAME, I)                                                                       \
+    {                                                                                              \
+        .name = NAME, .test_func = test_policy, .initial_state = &policies[I]                      \
+    }
 
 /* subscriber > broker default > broker type default (memory: REJECT_ON_ERROR) */
 static void test_policy_resolution(void **state)
@@ -335,9 +317,9 @@ int main(void)
 {
     quiet_logs();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ack_first),       cmocka_unit_test(test_ack),
-        cmocka_unit_test(test_reject_on_error), cmocka_unit_test(test_nack_on_error),
-        cmocka_unit_test(test_manual),          cmocka_unit_test(test_policy_resolution),
+        POLICY_TEST("test_ack_first", 0),       POLICY_TEST("test_ack", 1),
+        POLICY_TEST("test_reject_on_error", 2), POLICY_TEST("test_nack_on_error", 3),
+        POLICY_TEST("test_manual", 4),          cmocka_unit_test(test_policy_resolution),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
