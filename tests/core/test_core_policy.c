@@ -110,6 +110,30 @@ static fs_outcome observe(fs_consume_ctx *ctx)
     return o;
 }
 
+/*
+ * The explicit settled state a middleware sees after the handler. Under
+ * ACK_FIRST too: the broker got its ack on receipt, but the state (and the
+ * status) still says what the handler did, as in FastStream.
+ */
+static fs_settle_state expected_explicit(fs_ack_policy p, action a)
+{
+    (void)p;
+    switch (a) {
+    case A_X_ACK:
+    case A_X_ACK_NACK:
+    case A_X_ACK_ERROR:
+        return FS_SETTLE_ACKED;
+    case A_X_NACK:
+    case A_X_NACK_ACK:
+        return FS_SETTLE_NACKED;
+    case A_X_REJECT:
+    case A_X_REJECT_ACKO:
+        return FS_SETTLE_REJECTED;
+    default:
+        return FS_SETTLE_NONE;
+    }
+}
+
 /* What the broker finally received. */
 static fs_settle_state expected_final(fs_ack_policy p, action a)
 {
@@ -132,42 +156,8 @@ static fs_settle_state expected_final(fs_ack_policy p, action a)
                : p == FS_ACK_POLICY_REJECT_ON_ERROR ? FS_SETTLE_REJECTED
                : p == FS_ACK_POLICY_NACK_ON_ERROR   ? FS_SETTLE_NACKED
                                                     : FS_SETTLE_NONE;
-    case A_X_ACK:
-    case A_X_ACK_NACK:
-    case A_X_ACK_ERROR:
-        return FS_SETTLE_ACKED;
-    case A_X_NACK:
-    case A_X_NACK_ACK:
-        return FS_SETTLE_NACKED;
-    case A_X_REJECT:
-    case A_X_REJECT_ACKO:
-        return FS_SETTLE_REJECTED;
-    default:
-        return FS_SETTLE_NONE;
-    }
-}
-
-/*
- * The explicit settled state a middleware sees after the handler. Under
- * ACK_FIRST too: the broker got its ack on receipt, but the state (and the
- * status) still says what the handler did, as in FastStream.
- */
-static fs_settle_state expected_explicit(fs_ack_policy p, action a)
-{
-    (void)p;
-    switch (a) {
-    case A_X_ACK:
-    case A_X_ACK_NACK:
-    case A_X_ACK_ERROR:
-        return FS_SETTLE_ACKED;
-    case A_X_NACK:
-    case A_X_NACK_ACK:
-        return FS_SETTLE_NACKED;
-    case A_X_REJECT:
-    case A_X_REJECT_ACKO:
-        return FS_SETTLE_REJECTED;
-    default:
-        return FS_SETTLE_NONE;
+    default: /* settled explicitly in the handler: that stands */
+        return expected_explicit(p, a);
     }
 }
 
