@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,11 +62,19 @@ static inline int ts_server_prepare(ts_server *s, const char *what)
     return 0;
 }
 
-/* Start argv[0] (looked up in PATH) with argv; its pid is kept in s->pid. */
+/*
+ * Start argv[0] (looked up in PATH) with argv; its pid is kept in s->pid.
+ * The server is killed when the thread that started it ends, however the
+ * test ends (a sanitizer's report exits without running atexit handlers).
+ */
 static inline void ts_server_spawn(ts_server *s, char *const argv[])
 {
+    pid_t parent = getpid();
     s->pid = fork();
     if (s->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the test ended before prctl */
+            _exit(127);
         if (s->quiet) {
             int fd = open("/dev/null", O_RDWR);
             dup2(fd, 0);
