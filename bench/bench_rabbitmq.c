@@ -227,29 +227,11 @@ static double consume_raw(long n)
 /* ------------------------------------------------------------------------ */
 /* Ours                                                                     */
 
-static fs_broker *make_broker(bool prom, fs_registry **reg)
-{
-    fs_broker *b;
-    if (fs_rabbitmq_broker_new(url, NULL, &b) < 0)
-        die("broker", fs_last_error());
-    *reg = NULL;
-    if (prom) {
-        fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
-        fs_registry_new(reg);
-        po.registry = *reg;
-        if (fs_broker_add_prometheus(b, &po) < 0)
-            die("prometheus", fs_last_error());
-    }
-    if (fs_broker_connect(b) < 0)
-        die("connect", fs_last_error());
-    return b;
-}
-
 static double publish_ours(bool prom, bool batch, long n)
 {
     reset_queue();
     fs_registry *reg;
-    fs_broker *b = make_broker(prom, &reg);
+    fs_broker *b = bench_broker_new(url, prom, &reg);
     fs_envelope env[BATCH];
     for (int i = 0; i < BATCH; i++) {
         env[i] = (fs_envelope)FS_ENVELOPE_INIT;
@@ -293,7 +275,7 @@ static double consume_ours(bool prom, long n)
 {
     fill(n);
     fs_registry *reg;
-    fs_broker *b = make_broker(prom, &reg);
+    fs_broker *b = bench_broker_new(url, prom, &reg);
     consume_ctx x = {n, 0, 0};
     fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
     ro.prefetch = 1000;
@@ -368,6 +350,7 @@ int main(int argc, char **argv)
     body[0] = '{';
     body[63] = '}';
     fs_set_log_level(FS_LOG_WARN);
+    fs_rabbitmq_register(); /* only enums of the library are used otherwise */
     if (only_side) {
         if (!strcmp(only_side, "raw") && !raw_single) { /* see the top of the file */
             pthread_t t;

@@ -32,19 +32,17 @@
 #include "faststream/prometheus.h"
 #include "faststream/redis.h"
 
-#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define BATCH 100
 
 static int port;
+static char url[64]; /* redis://127.0.0.1:PORT/0 */
 static int repeats = 3;
 static long n_single = 20000, n_batch = 200000;
 static const char *side; /* --side ours|prom|raw: run only that one (profiling) */
@@ -57,9 +55,7 @@ static pid_t server;
 static void die(const char *what, const char *why)
 {
     fprintf(stderr, "bench_redis: %s: %s\n", what, why);
-    if (server > 0)
-        kill(server, SIGTERM);
-    exit(1);
+    exit(1); /* stop_server (atexit) stops the server */
 }
 
 static redisContext *raw_connect(void)
@@ -134,26 +130,6 @@ static fs_redis_kind kind_of(const char *k)
     return k[0] == 'c' ? FS_REDIS_CHANNEL : k[0] == 'l' ? FS_REDIS_LIST : FS_REDIS_STREAM;
 }
 
-static fs_broker *make_broker(bool prom, fs_registry **reg)
-{
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
-    fs_broker *b;
-    if (fs_broker_new(url, NULL, &b) < 0)
-        die("broker", fs_last_error());
-    *reg = NULL;
-    if (prom) {
-        fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
-        fs_registry_new(reg);
-        po.registry = *reg;
-        if (fs_broker_add_prometheus(b, &po) < 0)
-            die("prometheus", fs_last_error());
-    }
-    if (fs_broker_connect(b) < 0)
-        die("connect", fs_last_error());
-    return b;
-}
-
 static void clear(redisContext *c)
 {
     raw_cmd(c, "DEL bench");
@@ -165,7 +141,7 @@ static double publish_ours(const run *r, long n)
     redisContext *c = raw_connect();
     clear(c);
     fs_registry *reg;
-    fs_broker *b = make_broker(r->prom, &reg);
+    fs_broker *b = bench_broker_new(url, r->prom, &reg);
     fs_redis_publish_options po = FS_REDIS_PUBLISH_OPTIONS_INIT;
     po.kind = kind_of(r->kind);
     fs_envelope env[BATCH];
@@ -317,7 +293,7 @@ static double consume_ours(const run *r, long n)
     if (!channel)
         fill(c, r->kind, n);
     fs_registry *reg;
-    fs_broker *b = make_broker(r->prom, &reg);
+    fs_broker *b = bench_broker_new(url, r->prom, &reg);
     fs_redis_subscriber_options ro = FS_REDIS_SUBSCRIBER_OPTIONS_INIT;
     ro.kind = kind_of(r->kind);
     if (ro.kind == FS_REDIS_STREAM)
@@ -432,6 +408,16 @@ static double consume_raw(const run *r, long n)
 /* The best of `repeats` runs of each of ours, ours + middleware and raw, in turns. */
 BENCH_DEFINE_BEST3(run)
 
+/* The benchmark's redis-server goes with the process, however it exits. */
+static void stop_server(void)
+{
+    if (server > 0) {
+        kill(server, SIGTERM);
+        waitpid(server, NULL, 0);
+        server = 0;
+    }
+}
+
 static pid_t start_server(void)
 {
     port = bench_free_port();
@@ -439,26 +425,14 @@ static pid_t start_server(void)
         die("port", "no free port");
     char p[16];
     snprintf(p, sizeof p, "%d", port);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* keep the benchmark's output pipes free of the server */
-        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
-            _exit(127);
-        execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", p, "--save", "",
-               "--appendonly", "no", "--dir", "/tmp", "--logfile", "/dev/null", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200; i++) {
-        redisContext *c = redisConnect("127.0.0.1", port);
-        bool ok = c && !c->err;
-        if (c)
-            redisFree(c);
-        if (ok)
-            return pid;
-        usleep(50000);
-    }
-    die("redis-server", "did not start");
-    return -1;
+    char *argv[] = {"redis-server", "--bind",    "127.0.0.1",    "--port", p,
+                    "--save",       "",          "--appendonly", "no",     "--dir",
+                    "/tmp",         "--logfile", "/dev/null",    NULL};
+    pid_t pid = bench_spawn_server(argv, port);
+    if (pid < 0)
+        die("redis-server", "did not start");
+    atexit(stop_server);
+    return pid;
 }
 
 int main(int argc, char **argv)
@@ -501,6 +475,7 @@ int main(int argc, char **argv)
         port = atoi(env);
     else
         server = start_server();
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
     printf("# redis benchmark on 127.0.0.1:%d, %zu-byte values, batches of %d, best of %d\n", port,
            payload_len, BATCH, repeats);
 
@@ -539,9 +514,6 @@ int main(int argc, char **argv)
     printf("# mw cost: throughput lost to the Prometheus middleware (target < 3 %%);\n"
            "# ours/raw: ours without middleware over raw hiredis doing the same commands\n"
            "# (target >= 80 %% for batch list/stream consumption)\n");
-    if (server > 0) {
-        kill(server, SIGTERM);
-        waitpid(server, NULL, 0);
-    }
+    stop_server();
     return 0;
 }

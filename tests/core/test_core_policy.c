@@ -110,6 +110,30 @@ static fs_outcome observe(fs_consume_ctx *ctx)
     return o;
 }
 
+/*
+ * The explicit settled state a middleware sees after the handler. Under
+ * ACK_FIRST too: the broker got its ack on receipt, but the state (and the
+ * status) still says what the handler did, as in FastStream.
+ */
+static fs_settle_state expected_explicit(fs_ack_policy p, action a)
+{
+    (void)p;
+    switch (a) {
+    case A_X_ACK:
+    case A_X_ACK_NACK:
+    case A_X_ACK_ERROR:
+        return FS_SETTLE_ACKED;
+    case A_X_NACK:
+    case A_X_NACK_ACK:
+        return FS_SETTLE_NACKED;
+    case A_X_REJECT:
+    case A_X_REJECT_ACKO:
+        return FS_SETTLE_REJECTED;
+    default:
+        return FS_SETTLE_NONE;
+    }
+}
+
 /* What the broker finally received. */
 static fs_settle_state expected_final(fs_ack_policy p, action a)
 {
@@ -132,42 +156,8 @@ static fs_settle_state expected_final(fs_ack_policy p, action a)
                : p == FS_ACK_POLICY_REJECT_ON_ERROR ? FS_SETTLE_REJECTED
                : p == FS_ACK_POLICY_NACK_ON_ERROR   ? FS_SETTLE_NACKED
                                                     : FS_SETTLE_NONE;
-    case A_X_ACK:
-    case A_X_ACK_NACK:
-    case A_X_ACK_ERROR:
-        return FS_SETTLE_ACKED;
-    case A_X_NACK:
-    case A_X_NACK_ACK:
-        return FS_SETTLE_NACKED;
-    case A_X_REJECT:
-    case A_X_REJECT_ACKO:
-        return FS_SETTLE_REJECTED;
-    default:
-        return FS_SETTLE_NONE;
-    }
-}
-
-/*
- * The explicit settled state a middleware sees after the handler. Under
- * ACK_FIRST too: the broker got its ack on receipt, but the state (and the
- * status) still says what the handler did, as in FastStream.
- */
-static fs_settle_state expected_explicit(fs_ack_policy p, action a)
-{
-    (void)p;
-    switch (a) {
-    case A_X_ACK:
-    case A_X_ACK_NACK:
-    case A_X_ACK_ERROR:
-        return FS_SETTLE_ACKED;
-    case A_X_NACK:
-    case A_X_NACK_ACK:
-        return FS_SETTLE_NACKED;
-    case A_X_REJECT:
-    case A_X_REJECT_ACKO:
-        return FS_SETTLE_REJECTED;
-    default:
-        return FS_SETTLE_NONE;
+    default: /* settled explicitly in the handler: that stands */
+        return expected_explicit(p, a);
     }
 }
 
@@ -266,41 +256,23 @@ static void run_case(fs_ack_policy policy, action act)
     fs_broker_free(b);
 }
 
-static void test_policy(fs_ack_policy p)
+/* Every action under one policy: the test's state points at it (policies[]). */
+static void test_policy(void **state)
 {
+    fs_ack_policy p = *(const fs_ack_policy *)*state;
     for (int a = 0; a < A_COUNT; a++)
         run_case(p, (action)a);
 }
 
-static void test_ack_first(void **state)
-{
-    (void)state;
-    test_policy(FS_ACK_POLICY_ACK_FIRST);
-}
+static fs_ack_policy policies[] = {FS_ACK_POLICY_ACK_FIRST, FS_ACK_POLICY_ACK,
+                                   FS_ACK_POLICY_REJECT_ON_ERROR, FS_ACK_POLICY_NACK_ON_ERROR,
+                                   FS_ACK_POLICY_MANUAL};
 
-static void test_ack(void **state)
-{
-    (void)state;
-    test_policy(FS_ACK_POLICY_ACK);
-}
-
-static void test_reject_on_error(void **state)
-{
-    (void)state;
-    test_policy(FS_ACK_POLICY_REJECT_ON_ERROR);
-}
-
-static void test_nack_on_error(void **state)
-{
-    (void)state;
-    test_policy(FS_ACK_POLICY_NACK_ON_ERROR);
-}
-
-static void test_manual(void **state)
-{
-    (void)state;
-    test_policy(FS_ACK_POLICY_MANUAL);
-}
+/* A cmocka test named NAME running test_policy on policies[I]. */
+#define POLICY_TEST(NAME, I)                                                                       \
+    {                                                                                              \
+        .name = NAME, .test_func = test_policy, .initial_state = &policies[I]                      \
+    }
 
 /* subscriber > broker default > broker type default (memory: REJECT_ON_ERROR) */
 static void test_policy_resolution(void **state)
@@ -335,9 +307,9 @@ int main(void)
 {
     quiet_logs();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ack_first),       cmocka_unit_test(test_ack),
-        cmocka_unit_test(test_reject_on_error), cmocka_unit_test(test_nack_on_error),
-        cmocka_unit_test(test_manual),          cmocka_unit_test(test_policy_resolution),
+        POLICY_TEST("test_ack_first", 0),       POLICY_TEST("test_ack", 1),
+        POLICY_TEST("test_reject_on_error", 2), POLICY_TEST("test_nack_on_error", 3),
+        POLICY_TEST("test_manual", 4),          cmocka_unit_test(test_policy_resolution),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

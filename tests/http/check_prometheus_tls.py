@@ -27,12 +27,12 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "support"))
+import child  # noqa: E402
 import promserver  # noqa: E402
 
 USER = "prometheus"
@@ -72,12 +72,7 @@ class Server:
         self.proc = subprocess.Popen(
             [path, pki["server.pem"], pki["server.key"], pki["ca.pem"], USER, password, hash_],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        timer = threading.Timer(60, self.proc.kill)
-        timer.start()
-        try:
-            line = self.proc.stdout.readline().decode()
-        finally:
-            timer.cancel()
+        line = child.first_line(self.proc)
         if not line.startswith("PORT "):
             self.proc.kill()
             raise CheckFailed("the server did not start: %r %s" % (

@@ -12,9 +12,13 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-import threading
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "support"))
+import child  # noqa: E402
 
 TEXT_ACCEPT = "text/plain;version=0.0.4"
 OPENMETRICS_ACCEPT = "application/openmetrics-text; version=1.0.0"
@@ -33,12 +37,7 @@ class Exporter:
         self._stderr = open(os.path.join(self._dir, "stderr"), "w+b")
         self.proc = subprocess.Popen([path, account_path], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._stderr)
-        timer = threading.Timer(60, self.proc.kill)
-        timer.start()
-        try:
-            line = self.proc.stdout.readline().decode()
-        finally:
-            timer.cancel()
+        line = child.first_line(self.proc)
         if not line.startswith("PORT "):
             err = self.stderr()
             self.close(check=False)

@@ -1,29 +1,28 @@
 /*
  * Helpers for the NATS integration tests: the server's URL from the
  * environment, a raw nats.c connection to inspect JetStream state, names
- * private to this process, and a handler that records what it received.
- * Header-only; include after cmocka.h.
+ * private to this process, streams, and a subscription of the recording
+ * handler; the handler, waits and sleeps are tests/support/record.h's
+ * (ts_*). Header-only; include after cmocka.h.
  */
 #ifndef FS_TEST_NATS_H
 #define FS_TEST_NATS_H
 
 #include "faststream/faststream.h"
 #include "faststream/nats.h"
+#include "support/port.h"
+#include "support/record.h"
 
 #include <nats/nats.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* The shared server (scripts/services.sh start nats). */
 static inline int nt_port(void)
 {
-    const char *p = getenv("FS_NATS_PORT");
-    return p && *p ? atoi(p) : 14222;
+    return port_env("FS_NATS_PORT", 14222);
 }
 
 static inline void nt_url_port(char *buf, size_t n, int port)
@@ -108,19 +107,6 @@ static inline uint64_t nt_stream_msgs(nt_raw *r, const char *stream)
     return n;
 }
 
-static inline void nt_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static inline double nt_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Declare a file stream NAME capturing SUBJECT (deleted first: a fresh one). */
 static inline void nt_stream(fs_broker *b, const char *name, const char *subject)
 {
@@ -139,101 +125,19 @@ static inline void nt_js_publish(fs_broker *b, const char *stream, const char *s
 {
     fs_nats_publish_options po = FS_NATS_PUBLISH_OPTIONS_INIT;
     po.stream = stream;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = body;
-    env.body_len = strlen(body);
+    fs_envelope env;
+    ts_envelope(&env, body, &po);
     env.message_id = msg_id;
-    env.broker_options = &po;
     if (fs_publish(b, subject, &env) != FS_OK)
         fail_msg("JetStream publish to %s: %s", subject, fs_last_error());
 }
 
-/* What a recording handler saw. */
-#define NT_MAX 4096
-typedef struct nt_log {
-    pthread_mutex_t mu;
-    size_t count;
-    char sources[NT_MAX][64];
-    char bodies[NT_MAX][64];
-    char corr[NT_MAX][48];
-    char ctype[NT_MAX][48];
-    char tenant[NT_MAX][16];
-    fs_outcome outcome; /* what the handler returns */
-    int sleep_ms;       /* how long it takes */
-    _Atomic int calls;
-} nt_log;
-
-static inline nt_log *nt_log_new(void)
-{
-    nt_log *l = calloc(1, sizeof *l);
-    pthread_mutex_init(&l->mu, NULL);
-    l->outcome = FS_OUTCOME_OK;
-    return l;
-}
-
-static inline void nt_log_free(void *p)
-{
-    nt_log *l = p;
-    pthread_mutex_destroy(&l->mu);
-    free(l);
-}
-
-static inline size_t nt_log_count(nt_log *l)
-{
-    pthread_mutex_lock(&l->mu);
-    size_t n = l->count;
-    pthread_mutex_unlock(&l->mu);
-    return n;
-}
-
-static inline void nt_copy(char *dst, size_t n, const char *src, size_t len)
-{
-    if (!src)
-        src = "", len = 0;
-    if (len >= n)
-        len = n - 1;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-}
-
-static inline fs_outcome nt_record(fs_message *msg, void *user)
-{
-    nt_log *l = user;
-    atomic_fetch_add(&l->calls, 1);
-    if (l->sleep_ms)
-        nt_sleep_ms(l->sleep_ms);
-    pthread_mutex_lock(&l->mu);
-    for (size_t i = 0, n = fs_message_count(msg); i < n && l->count < NT_MAX; i++) {
-        fs_message *m = fs_message_is_batch(msg) ? fs_message_at(msg, i) : msg;
-        size_t k = l->count++;
-        const char *src = fs_message_source(m);
-        nt_copy(l->sources[k], sizeof l->sources[k], src, strlen(src));
-        nt_copy(l->bodies[k], sizeof l->bodies[k], fs_message_body(m), fs_message_body_len(m));
-        const char *c = fs_message_correlation_id(m), *t = fs_message_content_type(m),
-                   *x = fs_message_header(m, "x-tenant");
-        nt_copy(l->corr[k], sizeof l->corr[k], c, c ? strlen(c) : 0);
-        nt_copy(l->ctype[k], sizeof l->ctype[k], t, t ? strlen(t) : 0);
-        nt_copy(l->tenant[k], sizeof l->tenant[k], x, x ? strlen(x) : 0);
-    }
-    pthread_mutex_unlock(&l->mu);
-    return l->outcome;
-}
-
-/* Wait until the log holds n entries (or fail after ms). */
-static inline void nt_wait_count(nt_log *l, size_t n, int ms)
-{
-    double end = nt_now_s() + ms / 1000.0;
-    while (nt_log_count(l) < n && nt_now_s() < end)
-        nt_sleep_ms(5);
-    if (nt_log_count(l) < n)
-        fail_msg("got %zu messages, wanted %zu within %d ms", nt_log_count(l), n, ms);
-}
-
-static inline fs_subscriber *nt_subscribe(fs_broker *b, const char *source, nt_log *l,
+/* Subscribe the recording handler `l` to `source` (so may be NULL). */
+static inline fs_subscriber *nt_subscribe(fs_broker *b, const char *source, ts_log *l,
                                           const fs_subscriber_options *so)
 {
     fs_subscriber *sub = NULL;
-    if (fs_subscribe(b, source, nt_record, l, so, &sub) != FS_OK)
+    if (fs_subscribe(b, source, ts_record, l, so, &sub) != FS_OK)
         fail_msg("subscribe %s: %s", source, fs_last_error());
     return sub;
 }

@@ -3,7 +3,7 @@
  * (certificates made with openssl for the test), the connection name as the
  * server shows it (/connz), a server list whose first server is down, and
  * the errors when credentials are missing or wrong. Runs its own
- * nats-servers on FS_NATS_PORT+200..202 (monitor FS_NATS_MONITOR_PORT+200).
+ * nats-servers on free ports of tests/support/server.h.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,42 +13,12 @@
 #include <cmocka.h>
 
 #include "nats_test.h"
-
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
+#include "support/server.h"
 
 enum { USERPASS, TOKEN, TLS, SERVERS };
-static int base_port, mon_port;
-static char dir[256];
-static pid_t servers[SERVERS];
-
-static bool listening(int p)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-static pid_t spawn(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open("/dev/null", O_RDWR);
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
+static ts_server srv[SERVERS]; /* the certificates are in srv[0].dir */
+static int mon_port;           /* the USERPASS server's monitoring port */
+static const char *dir;
 
 static int run(const char *fmt, ...)
 {
@@ -80,27 +50,34 @@ static int make_certs(void)
 
 static void kill_servers(void)
 {
-    for (int i = 0; i < SERVERS; i++) {
-        if (servers[i] > 0) {
-            kill(servers[i], SIGTERM);
-            waitpid(servers[i], NULL, 0);
-            servers[i] = -1;
-        }
-    }
+    for (int i = 0; i < SERVERS; i++)
+        ts_server_kill(&srv[i]);
+}
+
+static bool all_listening(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < SERVERS; i++)
+        if (!port_answers(srv[i].port))
+            return false;
+    return port_answers(mon_port);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    const char *p = getenv("FS_NATS_PORT"), *m = getenv("FS_NATS_MONITOR_PORT");
-    base_port = (p && *p ? atoi(p) : 14222) + 200;
-    mon_port = (m && *m ? atoi(m) : 18222) + 200;
-    snprintf(dir, sizeof dir, "%s/nats-auth-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir) || make_certs() < 0)
+    for (int i = 0; i < SERVERS; i++) {
+        if (ts_server_prepare(&srv[i], "nats-auth") != 0)
+            return -1;
+        srv[i].quiet = true;
+    }
+    mon_port = ts_free_port();
+    dir = srv[0].dir;
+    if (make_certs() < 0)
         return -1;
     char ports[SERVERS][16], mon[16], cert[300], key[300], ca[300];
     for (int i = 0; i < SERVERS; i++)
-        snprintf(ports[i], sizeof ports[i], "%d", base_port + i);
+        snprintf(ports[i], sizeof ports[i], "%d", srv[i].port);
     snprintf(mon, sizeof mon, "%d", mon_port);
     snprintf(cert, sizeof cert, "%s/server.pem", dir);
     snprintf(key, sizeof key, "%s/server.key", dir);
@@ -111,30 +88,21 @@ static int setup(void **state)
     char *tls[] = {"nats-server", "-a",        "127.0.0.1", "-p",       ports[TLS],
                    "--tlsverify", "--tlscert", cert,        "--tlskey", key,
                    "--tlscacert", ca,          NULL};
-    for (int i = 0; i < SERVERS; i++) {
-        if (listening(base_port + i)) {
-            fprintf(stderr, "port %d is taken (a previous run's server?)\n", base_port + i);
-            return -1;
-        }
-    }
     atexit(kill_servers); /* whatever way the run ends, the servers go with it */
-    servers[USERPASS] = spawn(up);
-    servers[TOKEN] = spawn(tok);
-    servers[TLS] = spawn(tls);
-    for (int i = 0; i < 800; i++) { /* up to 20 s: three servers start on a loaded machine */
-        if (listening(base_port) && listening(base_port + 1) && listening(base_port + 2) &&
-            listening(mon_port))
-            return 0;
-        nt_sleep_ms(25);
-    }
-    return -1;
+    ts_server_spawn(&srv[USERPASS], up);
+    ts_server_spawn(&srv[TOKEN], tok);
+    ts_server_spawn(&srv[TLS], tls);
+    /* up to 20 s: three servers start on a loaded machine */
+    return ts_wait(all_listening, NULL, 20000) ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    kill_servers();
-    return run("rm -rf '%s'", dir) == 0 ? 0 : -1;
+    int rc = 0;
+    for (int i = 0; i < SERVERS; i++)
+        rc |= ts_server_cleanup(&srv[i]);
+    return rc;
 }
 
 /* Connect to `url` (opts may be NULL); the status of fs_broker_connect. */
@@ -158,8 +126,7 @@ static int try_connect(const char *url, fs_broker **keep)
 static void connz(char *buf, size_t n)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)mon_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in a = port_loopback(mon_port);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     const char req[] = "GET /connz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
     assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
@@ -175,8 +142,8 @@ static void test_user_password_and_name(void **state)
 {
     (void)state;
     char url[160];
-    snprintf(url, sizeof url, "nats://alice:s3cret@127.0.0.1:%d?name=fs-auth-%ld", base_port,
-             (long)getpid());
+    snprintf(url, sizeof url, "nats://alice:s3cret@127.0.0.1:%d?name=fs-auth-%ld",
+             srv[USERPASS].port, (long)getpid());
     fs_broker *b = NULL;
     assert_int_equal(try_connect(url, &b), FS_OK);
     static char page[65536];
@@ -187,10 +154,10 @@ static void test_user_password_and_name(void **state)
         fail_msg("/connz does not show %s:\n%.2000s", name, page);
     fs_broker_free(b);
 
-    snprintf(url, sizeof url, "nats://alice:wrong@127.0.0.1:%d", base_port);
+    snprintf(url, sizeof url, "nats://alice:wrong@127.0.0.1:%d", srv[USERPASS].port);
     assert_int_equal(try_connect(url, NULL), FS_EIO);
     assert_non_null(strstr(fs_last_error(), "no server answered"));
-    snprintf(url, sizeof url, "nats://127.0.0.1:%d", base_port);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", srv[USERPASS].port);
     assert_int_equal(try_connect(url, NULL), FS_EIO);
     /* Options override the URL. */
     fs_nats_options o = FS_NATS_OPTIONS_INIT;
@@ -205,11 +172,11 @@ static void test_token(void **state)
 {
     (void)state;
     char url[128];
-    snprintf(url, sizeof url, "nats://t0ken@127.0.0.1:%d", base_port + TOKEN);
+    snprintf(url, sizeof url, "nats://t0ken@127.0.0.1:%d", srv[TOKEN].port);
     assert_int_equal(try_connect(url, NULL), FS_OK);
-    snprintf(url, sizeof url, "nats://127.0.0.1:%d?token=t0ken", base_port + TOKEN);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d?token=t0ken", srv[TOKEN].port);
     assert_int_equal(try_connect(url, NULL), FS_OK);
-    snprintf(url, sizeof url, "nats://127.0.0.1:%d?token=nope", base_port + TOKEN);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d?token=nope", srv[TOKEN].port);
     assert_int_equal(try_connect(url, NULL), FS_EIO);
 }
 
@@ -226,7 +193,7 @@ static void test_tls_client_certificate(void **state)
     char url[1024];
     snprintf(url, sizeof url,
              "tls://127.0.0.1:%d?tls_ca=%s/ca.pem&tls_cert=%s/client.pem&tls_key=%s/client.key",
-             base_port + TLS, dir, dir, dir);
+             srv[TLS].port, dir, dir, dir);
     fs_broker *b = NULL;
     assert_int_equal(try_connect(url, &b), FS_OK);
     _Atomic int got = 0;
@@ -237,7 +204,7 @@ static void test_tls_client_certificate(void **state)
     assert_int_equal(fs_subscriber_wait_handled(sub, 1, 5000), FS_OK);
     fs_broker_free(b);
     /* Without the client certificate the server refuses. */
-    snprintf(url, sizeof url, "tls://127.0.0.1:%d?tls_ca=%s/ca.pem", base_port + TLS, dir);
+    snprintf(url, sizeof url, "tls://127.0.0.1:%d?tls_ca=%s/ca.pem", srv[TLS].port, dir);
     assert_true(try_connect(url, NULL) < 0);
 }
 
@@ -246,7 +213,7 @@ static void test_server_list(void **state)
     (void)state;
     char url[160];
     /* The first server does not answer (port 1); nats.c goes on to the next. */
-    snprintf(url, sizeof url, "nats://127.0.0.1:1,nats://t0ken@127.0.0.1:%d", base_port + TOKEN);
+    snprintf(url, sizeof url, "nats://127.0.0.1:1,nats://t0ken@127.0.0.1:%d", srv[TOKEN].port);
     assert_int_equal(try_connect(url, NULL), FS_OK);
 }
 

@@ -11,17 +11,13 @@
 #include <cmocka.h>
 
 #include "nats_test.h"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include "support/port.h"
 
 static void publish_with_headers(fs_broker *b, const char *subject, const char *body)
 {
     fs_header h[] = {{.name = "x-tenant", .value = "acme"}};
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = body;
-    env.body_len = strlen(body);
+    fs_envelope env;
+    ts_envelope(&env, body, NULL);
     env.content_type = "application/json";
     env.correlation_id = "cid-42";
     env.headers = h;
@@ -39,30 +35,34 @@ static void test_wildcards(void **state)
     snprintf(gt, sizeof gt, "%s.>", base);
     snprintf(s1, sizeof s1, "%s.orders.created", base);
     snprintf(s2, sizeof s2, "%s.orders.eu.paid", base);
-    nt_log *ls = nt_log_new(), *lg = nt_log_new();
-    nt_subscribe(b, star, ls, NULL);
-    nt_subscribe(b, gt, lg, NULL);
+    ts_log ls, lg;
+    ts_log_init(&ls);
+    ts_log_init(&lg);
+    nt_subscribe(b, star, &ls, NULL);
+    nt_subscribe(b, gt, &lg, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK);
     publish_with_headers(b, s1, "{\"a\":1}");
     publish_with_headers(b, s2, "{\"a\":2}");
-    nt_wait_count(lg, 2, 5000);
-    nt_wait_count(ls, 1, 5000);
-    nt_sleep_ms(100);
-    assert_int_equal(nt_log_count(ls), 1);   /* '*' is one token */
-    assert_string_equal(ls->sources[0], s1); /* the concrete subject, not the pattern */
-    assert_string_equal(ls->bodies[0], "{\"a\":1}");
-    assert_string_equal(ls->corr[0], "cid-42");
-    assert_string_equal(ls->ctype[0], "application/json");
-    assert_string_equal(ls->tenant[0], "acme");
+    ts_expect_n(&lg, 2, 5000);
+    ts_expect_n(&ls, 1, 5000);
+    ts_sleep_ms(100);
+    assert_int_equal(ts_log_count(&ls), 1); /* '*' is one token */
+    fs_message *m = ts_msg(&ls, 0);
+    assert_string_equal(fs_message_source(m), s1); /* the concrete subject, not the pattern */
+    char buf[64];
+    assert_string_equal(ts_body(&ls, 0, buf, sizeof buf), "{\"a\":1}");
+    assert_string_equal(ts_str(fs_message_correlation_id(m)), "cid-42");
+    assert_string_equal(ts_str(fs_message_content_type(m)), "application/json");
+    assert_string_equal(ts_str(fs_message_header(m, "x-tenant")), "acme");
     bool saw1 = false, saw2 = false;
     for (size_t i = 0; i < 2; i++) {
-        saw1 |= strcmp(lg->sources[i], s1) == 0;
-        saw2 |= strcmp(lg->sources[i], s2) == 0;
+        saw1 |= strcmp(fs_message_source(ts_msg(&lg, i)), s1) == 0;
+        saw2 |= strcmp(fs_message_source(ts_msg(&lg, i)), s2) == 0;
     }
     assert_true(saw1 && saw2);
     fs_broker_free(b);
-    nt_log_free(ls);
-    nt_log_free(lg);
+    ts_log_free(&ls);
+    ts_log_free(&lg);
 }
 
 static void test_queue_group(void **state)
@@ -78,10 +78,13 @@ static void test_queue_group(void **state)
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
     so.broker_options = &no;
     so.concurrency = 2;
-    nt_log *la = nt_log_new(), *lc = nt_log_new(), *lo = nt_log_new();
-    nt_subscribe(a, subject, la, &so);
-    nt_subscribe(c, subject, lc, &so);
-    nt_subscribe(o, subject, lo, NULL);
+    static ts_log la, lc, lo;
+    ts_log_init(&la);
+    ts_log_init(&lc);
+    ts_log_init(&lo);
+    nt_subscribe(a, subject, &la, &so);
+    nt_subscribe(c, subject, &lc, &so);
+    nt_subscribe(o, subject, &lo, NULL);
     assert_int_equal(fs_broker_start(a), FS_OK);
     assert_int_equal(fs_broker_start(c), FS_OK);
     assert_int_equal(fs_broker_start(o), FS_OK);
@@ -91,28 +94,30 @@ static void test_queue_group(void **state)
         snprintf(body, sizeof body, "%d", i);
         assert_int_equal(fs_publish_bytes(o, subject, body, strlen(body)), FS_OK);
     }
-    nt_wait_count(lo, N, 10000);
-    double end = nt_now_s() + 10;
-    while (nt_log_count(la) + nt_log_count(lc) < N && nt_now_s() < end)
-        nt_sleep_ms(5);
-    nt_sleep_ms(100);
-    size_t na = nt_log_count(la), nc = nt_log_count(lc);
+    ts_expect_n(&lo, N, 10000);
+    double end = ts_now_s() + 10;
+    while (ts_log_count(&la) + ts_log_count(&lc) < N && ts_now_s() < end)
+        ts_sleep_ms(5);
+    ts_sleep_ms(100);
+    size_t na = ts_log_count(&la), nc = ts_log_count(&lc);
     assert_int_equal(na + nc, N); /* each message once within the group */
     assert_true(na > 0 && nc > 0);
     static bool seen[N];
     memset(seen, 0, sizeof seen);
+    char buf[16];
     for (size_t i = 0; i < na; i++)
-        seen[atoi(la->bodies[i])] = true;
+        seen[atoi(ts_body(&la, i, buf, sizeof buf))] = true;
     for (size_t i = 0; i < nc; i++) {
-        assert_false(seen[atoi(lc->bodies[i])]);
-        seen[atoi(lc->bodies[i])] = true;
+        int v = atoi(ts_body(&lc, i, buf, sizeof buf));
+        assert_false(seen[v]);
+        seen[v] = true;
     }
     fs_broker_free(a);
     fs_broker_free(c);
     fs_broker_free(o);
-    nt_log_free(la);
-    nt_log_free(lc);
-    nt_log_free(lo);
+    ts_log_free(&la);
+    ts_log_free(&lc);
+    ts_log_free(&lo);
 }
 
 static fs_outcome echo(fs_message *m, void *user)
@@ -133,9 +138,8 @@ static void test_request_reply(void **state)
     nt_name(subject, sizeof subject, "rpc");
     assert_int_equal(fs_subscribe(b, subject, echo, NULL, NULL, NULL), FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ping";
-    env.body_len = 4;
+    fs_envelope env;
+    ts_envelope(&env, "ping", NULL);
     env.correlation_id = "req-1";
     fs_message *reply = NULL;
     assert_int_equal(fs_request(b, subject, &env, 5000, &reply), FS_OK);
@@ -147,10 +151,10 @@ static void test_request_reply(void **state)
     /* Nobody listens: a clear error at once, not a timeout. */
     char nobody[64];
     nt_name(nobody, sizeof nobody, "nobody");
-    double t0 = nt_now_s();
+    double t0 = ts_now_s();
     reply = NULL;
     assert_int_equal(fs_request(b, nobody, &env, 10000, &reply), FS_ENOTFOUND);
-    assert_true(nt_now_s() - t0 < 5.0);
+    assert_true(ts_now_s() - t0 < 5.0);
     assert_null(reply);
     assert_non_null(strstr(fs_last_error(), "no responders"));
     assert_string_equal(fs_last_publish_error_type(), "NoRespondersError");
@@ -181,9 +185,8 @@ static void test_reply_subject(void **state)
     assert_int_equal(natsConnection_SubscribeSync(&rs, raw.nc, subject), NATS_OK);
     natsConnection_Flush(raw.nc);
     fs_header extra[] = {{.name = "x-a", .value = "1"}, {.name = "content-type", .value = "no"}};
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "x";
-    env.body_len = 1;
+    fs_envelope env;
+    ts_envelope(&env, "x", NULL);
     env.reply_to = "answers.here";
     env.content_type = "text/plain";
     env.correlation_id = "c-9";
@@ -220,8 +223,7 @@ static void test_reply_subject(void **state)
 static void raw_hpub(const char *subject, const char *headers, const char *body)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)nt_port())};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in a = port_loopback(nt_port());
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     char buf[1024];
     size_t hl = strlen(headers), bl = strlen(body);
@@ -250,23 +252,26 @@ static void test_faststream_wire(void **state)
     fs_broker *b = nt_broker();
     char subject[64];
     nt_name(subject, sizeof subject, "fromfaststream");
-    nt_log *l = nt_log_new();
-    nt_subscribe(b, subject, l, NULL);
+    ts_log l;
+    ts_log_init(&l);
+    nt_subscribe(b, subject, &l, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK);
     raw_hpub(subject, "NATS/1.0\r\ncontent-type: \r\ncorrelation_id: cid-py\r\n\r\n", "{\"a\":1}");
     raw_hpub(subject,
              "NATS/1.0\r\ncontent-type: application/json\r\ncorrelation_id: cid-2\r\n"
              "x-tenant: acme\r\n\r\n",
              "{}");
-    nt_wait_count(l, 2, 5000);
-    assert_string_equal(l->bodies[0], "{\"a\":1}");
-    assert_string_equal(l->corr[0], "cid-py");
-    assert_string_equal(l->ctype[0], "");
-    assert_string_equal(l->corr[1], "cid-2");
-    assert_string_equal(l->ctype[1], "application/json");
-    assert_string_equal(l->tenant[1], "acme");
+    ts_expect_n(&l, 2, 5000);
+    char buf[64];
+    assert_string_equal(ts_body(&l, 0, buf, sizeof buf), "{\"a\":1}");
+    fs_message *m0 = ts_msg(&l, 0), *m1 = ts_msg(&l, 1);
+    assert_string_equal(ts_str(fs_message_correlation_id(m0)), "cid-py");
+    assert_string_equal(ts_str(fs_message_content_type(m0)), "");
+    assert_string_equal(ts_str(fs_message_correlation_id(m1)), "cid-2");
+    assert_string_equal(ts_str(fs_message_content_type(m1)), "application/json");
+    assert_string_equal(ts_str(fs_message_header(m1, "x-tenant")), "acme");
     fs_broker_free(b);
-    nt_log_free(l);
+    ts_log_free(&l);
 }
 
 /* A handler's settlement never reaches the wire on core NATS, whatever it does. */
@@ -291,7 +296,7 @@ static void test_core_no_ack(void **state)
     assert_int_equal(fs_broker_start(b), FS_OK);
     assert_int_equal(fs_publish_bytes(b, subject, "x", 1), FS_OK);
     assert_int_equal(fs_subscriber_wait_handled(sub, 1, 5000), FS_OK);
-    nt_sleep_ms(200);
+    ts_sleep_ms(200);
     assert_int_equal(atomic_load(&calls), 1); /* no redelivery: at most once */
     uint64_t backlog = 0;
     assert_int_equal(fs_nats_subscriber_backlog(sub, 1000, &backlog), FS_EUNSUPPORTED);
@@ -306,19 +311,20 @@ static void test_restart_broker(void **state)
     fs_broker *b = nt_broker();
     char subject[64];
     nt_name(subject, sizeof subject, "again");
-    nt_log *l = nt_log_new();
-    nt_subscribe(b, subject, l, NULL);
+    ts_log l;
+    ts_log_init(&l);
+    nt_subscribe(b, subject, &l, NULL);
     assert_int_equal(fs_broker_start(b), FS_OK);
     assert_int_equal(fs_publish_bytes(b, subject, "1", 1), FS_OK);
-    nt_wait_count(l, 1, 5000);
+    ts_expect_n(&l, 1, 5000);
     assert_int_equal(fs_broker_stop(b), FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
     assert_int_equal(fs_publish_bytes(b, subject, "2", 1), FS_OK);
-    nt_wait_count(l, 2, 5000);
+    ts_expect_n(&l, 2, 5000);
     assert_int_equal(fs_broker_close(b), FS_OK);
     assert_true(fs_publish_bytes(b, subject, "3", 1) < 0 || true);
     fs_broker_free(b);
-    nt_log_free(l);
+    ts_log_free(&l);
 }
 
 int main(void)

@@ -67,7 +67,7 @@ static jsConsumerInfo *settled_info(fixture *f, const char *consumer)
         if (ci->NumAckPending == 0 && ci->NumPending == 0)
             return ci;
         jsConsumerInfo_Destroy(ci);
-        nt_sleep_ms(10);
+        ts_sleep_ms(10);
     }
     return nt_consumer_info(&f->raw, f->stream, consumer);
 }
@@ -76,13 +76,14 @@ static void test_ack(void **state)
 {
     (void)state;
     fixture *f = fx_new("ack");
-    nt_log *l = nt_log_new();
+    ts_log l;
+    ts_log_init(&l);
     f->so.concurrency = 3;
-    nt_subscribe(f->b, f->subject, l, &f->so);
+    nt_subscribe(f->b, f->subject, &l, &f->so);
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
     publish_n(f, 30, 0);
-    nt_wait_count(l, 30, 10000);
+    ts_expect_n(&l, 30, 10000);
     jsConsumerInfo *ci = settled_info(f, "dur");
     assert_int_equal(ci->NumAckPending, 0);
     assert_int_equal(ci->NumPending, 0);
@@ -90,7 +91,7 @@ static void test_ack(void **state)
     assert_int_equal(ci->Delivered.Consumer, 30);
     assert_int_equal(ci->AckFloor.Consumer, 30);
     jsConsumerInfo_Destroy(ci);
-    assert_string_equal(l->sources[0], f->subject);
+    assert_string_equal(fs_message_source(ts_msg(&l, 0)), f->subject);
     fs_broker_free(f->b);
     f->b = NULL;
     /* The durable consumer outlives the service. */
@@ -99,7 +100,7 @@ static void test_ack(void **state)
     jsErrCode jerr = 0;
     js_DeleteStream(f->raw.js, f->stream, NULL, &jerr);
     fx_free(f);
-    nt_log_free(l);
+    ts_log_free(&l);
 }
 
 static _Atomic int nak_calls;
@@ -134,45 +135,47 @@ static void test_error_terminates(void **state)
 {
     (void)state;
     fixture *f = fx_new("term");
-    nt_log *l = nt_log_new();
-    l->outcome = FS_OUTCOME_ERROR; /* REJECT_ON_ERROR, NATS's default: +TERM */
+    ts_log l;
+    ts_log_init(&l);
+    l.outcome = FS_OUTCOME_ERROR; /* REJECT_ON_ERROR, NATS's default: +TERM */
     f->no.ack_wait_ms = 300;
-    nt_subscribe(f->b, f->subject, l, &f->so);
+    nt_subscribe(f->b, f->subject, &l, &f->so);
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
     publish_n(f, 1, 0);
-    nt_wait_count(l, 1, 10000);
-    nt_sleep_ms(1000); /* three AckWaits: no redelivery */
-    assert_int_equal(atomic_load(&l->calls), 1);
+    ts_expect_n(&l, 1, 10000);
+    ts_sleep_ms(1000); /* three AckWaits: no redelivery */
+    assert_int_equal(atomic_load(&l.calls), 1);
     jsConsumerInfo *ci = settled_info(f, "dur");
     assert_int_equal(ci->NumAckPending, 0);
     assert_int_equal(ci->NumRedelivered, 0);
     assert_int_equal(ci->Delivered.Consumer, 1);
     jsConsumerInfo_Destroy(ci);
     fx_free(f);
-    nt_log_free(l);
+    ts_log_free(&l);
 }
 
 static void test_in_progress_keeps_slow_handler(void **state)
 {
     (void)state;
     fixture *f = fx_new("wpi");
-    nt_log *l = nt_log_new();
-    l->sleep_ms = 2500; /* five AckWaits */
+    ts_log l;
+    ts_log_init(&l);
+    l.sleep_ms = 2500; /* five AckWaits */
     f->no.ack_wait_ms = 500;
-    nt_subscribe(f->b, f->subject, l, &f->so);
+    nt_subscribe(f->b, f->subject, &l, &f->so);
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
     publish_n(f, 1, 0);
-    nt_wait_count(l, 1, 10000);
+    ts_expect_n(&l, 1, 10000);
     jsConsumerInfo *ci = settled_info(f, "dur");
     assert_int_equal(ci->NumAckPending, 0);
     assert_int_equal(ci->NumRedelivered, 0);
     assert_int_equal(ci->Delivered.Consumer, 1);
     jsConsumerInfo_Destroy(ci);
-    assert_int_equal(atomic_load(&l->calls), 1);
+    assert_int_equal(atomic_load(&l.calls), 1);
     fx_free(f);
-    nt_log_free(l);
+    ts_log_free(&l);
 }
 
 static void test_dedupe(void **state)
@@ -187,9 +190,8 @@ static void test_dedupe(void **state)
     fs_nats_publish_options po = FS_NATS_PUBLISH_OPTIONS_INIT;
     po.jetstream = true;
     po.timeout_ms = 2000;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "x";
-    env.body_len = 1;
+    fs_envelope env;
+    ts_envelope(&env, "x", NULL);
     env.broker_options = &po;
     char nowhere[64];
     nt_name(nowhere, sizeof nowhere, "nowhere");
@@ -206,10 +208,11 @@ static void test_batches(void **state)
 {
     (void)state;
     fixture *f = fx_new("batch");
-    nt_log *l = nt_log_new();
+    ts_log l;
+    ts_log_init(&l);
     f->so.batch_size = 10;
     f->so.batch_timeout_ms = 200;
-    nt_subscribe(f->b, f->subject, l, &f->so);
+    nt_subscribe(f->b, f->subject, &l, &f->so);
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
     enum { N = 55 };
@@ -218,48 +221,48 @@ static void test_batches(void **state)
     fs_nats_publish_options po = FS_NATS_PUBLISH_OPTIONS_INIT;
     po.stream = f->stream;
     for (int i = 0; i < N; i++) {
-        env[i] = (fs_envelope)FS_ENVELOPE_INIT;
         snprintf(bodies[i], sizeof bodies[i], "%d", i);
-        env[i].body = bodies[i];
-        env[i].body_len = strlen(bodies[i]);
-        env[i].broker_options = &po;
+        ts_envelope(&env[i], bodies[i], &po);
     }
     assert_int_equal(fs_publish_batch(f->b, f->subject, env, N), FS_OK); /* every PubAck */
     assert_int_equal(nt_stream_msgs(&f->raw, f->stream), N);
-    nt_wait_count(l, N, 10000);
-    assert_true(atomic_load(&l->calls) < N); /* handed out in batches */
+    ts_expect_n(&l, N, 10000);
+    assert_true(atomic_load(&l.calls) < N); /* handed out in batches */
     jsConsumerInfo *ci = settled_info(f, "dur");
     assert_int_equal(ci->NumAckPending, 0);
     assert_int_equal(ci->Delivered.Consumer, N);
     jsConsumerInfo_Destroy(ci);
     fx_free(f);
-    nt_log_free(l);
+    ts_log_free(&l);
 }
 
 static void test_durable_resumes(void **state)
 {
     (void)state;
     fixture *f = fx_new("resume");
-    nt_log *l1 = nt_log_new(), *l2 = nt_log_new();
-    nt_subscribe(f->b, f->subject, l1, &f->so);
+    ts_log l1, l2;
+    ts_log_init(&l1);
+    ts_log_init(&l2);
+    nt_subscribe(f->b, f->subject, &l1, &f->so);
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
     publish_n(f, 5, 0);
-    nt_wait_count(l1, 5, 10000);
+    ts_expect_n(&l1, 5, 10000);
     fs_broker_free(f->b); /* the service goes away */
     f->b = nt_broker();
     publish_n(f, 5, 5); /* published while it is away */
-    nt_subscribe(f->b, f->subject, l2, &f->so);
+    nt_subscribe(f->b, f->subject, &l2, &f->so);
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
-    nt_wait_count(l2, 5, 10000);
-    nt_sleep_ms(200);
-    assert_int_equal(nt_log_count(l2), 5); /* only what it had not seen */
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(atoi(l2->bodies[i]), 5 + i);
+    ts_expect_n(&l2, 5, 10000);
+    ts_sleep_ms(200);
+    assert_int_equal(ts_log_count(&l2), 5); /* only what it had not seen */
+    char buf[16];
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(atoi(ts_body(&l2, i, buf, sizeof buf)), 5 + i);
     fx_free(f);
-    nt_log_free(l1);
-    nt_log_free(l2);
+    ts_log_free(&l1);
+    ts_log_free(&l2);
 }
 
 static void test_backlog(void **state)
@@ -267,36 +270,38 @@ static void test_backlog(void **state)
     (void)state;
     fixture *f = fx_new("backlog");
     publish_n(f, 7, 0);
-    nt_log *l = nt_log_new();
+    ts_log l;
+    ts_log_init(&l);
     f->so.ack_policy = FS_ACK_POLICY_MANUAL; /* handled, never acked: ack pending */
     f->no.pull_batch = 5;
-    fs_subscriber *sub = nt_subscribe(f->b, f->subject, l, &f->so);
+    fs_subscriber *sub = nt_subscribe(f->b, f->subject, &l, &f->so);
     uint64_t backlog = 0;
     assert_int_equal(fs_nats_subscriber_backlog(sub, 2000, &backlog), FS_ESTATE);
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
-    nt_wait_count(l, 7, 10000);
+    ts_expect_n(&l, 7, 10000);
     assert_int_equal(fs_nats_subscriber_backlog(sub, 2000, &backlog), FS_OK);
     assert_int_equal(backlog, 7); /* NumPending 0 + NumAckPending 7 */
     fx_free(f);
-    nt_log_free(l);
+    ts_log_free(&l);
 }
 
 static void stop_drains(fs_nats_consumer_kind kind)
 {
     fixture *f = fx_new(kind == FS_NATS_CONSUMER_PUSH ? "drainpush" : "drain");
     f->no.kind = kind;
-    nt_log *l = nt_log_new();
-    l->sleep_ms = 300;
+    ts_log l;
+    ts_log_init(&l);
+    l.sleep_ms = 300;
     f->so.concurrency = 3;
-    nt_subscribe(f->b, f->subject, l, &f->so);
+    nt_subscribe(f->b, f->subject, &l, &f->so);
     publish_n(f, 12, 0);
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
-    while (atomic_load(&l->calls) < 3)
-        nt_sleep_ms(5);
+    while (atomic_load(&l.calls) < 3)
+        ts_sleep_ms(5);
     assert_int_equal(fs_broker_stop(f->b), FS_OK); /* in-flight handlers finish and ack */
-    size_t first = nt_log_count(l);
+    size_t first = ts_log_count(&l);
     assert_true(first >= 3 && first < 12);
     /* every handled one acked (the server applies acks asynchronously: poll a little) */
     uint64_t floor = 0;
@@ -305,24 +310,25 @@ static void stop_drains(fs_nats_consumer_kind kind)
         floor = ci->AckFloor.Stream;
         jsConsumerInfo_Destroy(ci);
         if (floor != first)
-            nt_sleep_ms(10);
+            ts_sleep_ms(10);
     }
     assert_int_equal(floor, first);
-    l->sleep_ms = 0;
+    l.sleep_ms = 0;
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
-    nt_wait_count(l, 12, 10000);
-    nt_sleep_ms(200);
-    assert_int_equal(nt_log_count(l), 12); /* nothing lost, nothing twice */
+    ts_expect_n(&l, 12, 10000);
+    ts_sleep_ms(200);
+    assert_int_equal(ts_log_count(&l), 12); /* nothing lost, nothing twice */
     static bool seen[12];
     memset(seen, 0, sizeof seen);
+    char buf[16];
     for (size_t i = 0; i < 12; i++) {
-        int v = atoi(l->bodies[i]);
+        int v = atoi(ts_body(&l, i, buf, sizeof buf));
         assert_false(seen[v]);
         seen[v] = true;
     }
     fx_free(f);
-    nt_log_free(l);
+    ts_log_free(&l);
 }
 
 static void test_stop_drains(void **state)
@@ -355,9 +361,8 @@ static void test_js_request(void **state)
         fail_msg("start: %s", fs_last_error());
     fs_nats_publish_options po = FS_NATS_PUBLISH_OPTIONS_INIT;
     po.stream = f->stream;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ping";
-    env.body_len = 4;
+    fs_envelope env;
+    ts_envelope(&env, "ping", NULL);
     env.correlation_id = "js-req";
     env.broker_options = &po;
     fs_message *reply = NULL;
@@ -373,19 +378,20 @@ static void test_push_consumer(void **state)
 {
     (void)state;
     fixture *f = fx_new("push");
-    nt_log *l = nt_log_new();
+    ts_log l;
+    ts_log_init(&l);
     f->no.kind = FS_NATS_CONSUMER_PUSH;
     f->no.durable = NULL; /* ephemeral: deleted at unsubscribe */
     f->so.concurrency = 2;
-    nt_subscribe(f->b, f->subject, l, &f->so);
+    nt_subscribe(f->b, f->subject, &l, &f->so);
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
     publish_n(f, 20, 0);
-    nt_wait_count(l, 20, 10000);
-    nt_sleep_ms(100);
-    assert_int_equal(nt_log_count(l), 20);
+    ts_expect_n(&l, 20, 10000);
+    ts_sleep_ms(100);
+    assert_int_equal(ts_log_count(&l), 20);
     fx_free(f);
-    nt_log_free(l);
+    ts_log_free(&l);
 }
 
 static void test_declare_idempotent(void **state)
@@ -442,7 +448,7 @@ static void test_redelivery_settings(void **state)
         fail_msg("start: %s", fs_last_error());
     publish_n(f, 1, 0);
     assert_int_equal(fs_subscriber_wait_handled(sub, 3, 10000), FS_OK);
-    nt_sleep_ms(500);
+    ts_sleep_ms(500);
     assert_int_equal(atomic_load(&rd_calls), 3); /* terminated after the third */
     for (int i = 0; i < 3; i++)
         assert_int_equal(atomic_load(&rd_counts[i]), (uint32_t)(i + 1));
@@ -460,20 +466,21 @@ static void test_max_deliver_unacked(void **state)
 {
     (void)state;
     fixture *f = fx_new("maxdeliver");
-    nt_log *l = nt_log_new();
+    ts_log l;
+    ts_log_init(&l);
     f->so.ack_policy = FS_ACK_POLICY_MANUAL;
     f->so.redelivery.delay_ms = 50;
     f->so.redelivery.max_deliveries = 2;
     f->no.ack_wait_ms = 200;
-    nt_subscribe(f->b, f->subject, l, &f->so);
+    nt_subscribe(f->b, f->subject, &l, &f->so);
     if (fs_broker_start(f->b) != FS_OK)
         fail_msg("start: %s", fs_last_error());
     publish_n(f, 1, 0);
-    nt_wait_count(l, 2, 10000);
-    nt_sleep_ms(800);
-    assert_int_equal(nt_log_count(l), 2); /* MaxDeliver 2: no third */
+    ts_expect_n(&l, 2, 10000);
+    ts_sleep_ms(800);
+    assert_int_equal(ts_log_count(&l), 2); /* MaxDeliver 2: no third */
     fx_free(f);
-    nt_log_free(l);
+    ts_log_free(&l);
 }
 
 int main(void)

@@ -1,6 +1,6 @@
 /*
  * At least once across failures, on a nats-server of its own (file storage,
- * ports FS_NATS_PORT+100 / FS_NATS_MONITOR_PORT+100):
+ * a free port of tests/support/server.h):
  *   - the server is killed with SIGKILL mid-flow and restarted on the same
  *     storage, while a publisher retries (same Nats-Msg-Id) until PubAck and
  *     a durable pull consumer handles: every message handled at least once;
@@ -15,14 +15,15 @@
 #include <cmocka.h>
 
 #include "nats_test.h"
+#include "support/server.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-static int port, mport;
+static ts_server srv; /* our nats-server: its storage directory, port and pid */
+static int port;      /* its port (the consumer child is told it) */
 
 /* nats.c's reconnection, as the project's log handler hears it. */
 static _Atomic int logged_down, logged_up;
@@ -37,11 +38,9 @@ static void on_log(fs_log_level level, const char *component, const char *messag
     if (strstr(message, "reconnected to"))
         atomic_fetch_add(&logged_up, 1);
 }
-static char dir[256];
-static pid_t server = -1;
-
-static bool server_up(void)
+static bool server_up(void *arg)
 {
+    (void)arg;
     char url[64];
     nt_url_port(url, sizeof url, port);
     natsConnection *nc = NULL;
@@ -66,50 +65,28 @@ static bool server_up(void)
 
 static void server_start(void)
 {
-    char p[16], m[16], log[300];
+    char p[16], log[300];
     snprintf(p, sizeof p, "%d", port);
-    snprintf(m, sizeof m, "%d", mport);
-    snprintf(log, sizeof log, "%s/nats.log", dir);
-    server = fork();
-    if (server == 0) {
-        int fd = open("/dev/null", O_RDWR);
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execlp("nats-server", "nats-server", "-a", "127.0.0.1", "-p", p, "-m", m, "-js", "-sd", dir,
-               "-l", log, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200 && !server_up(); i++)
-        nt_sleep_ms(50);
-    if (!server_up())
-        fail_msg("nats-server on port %d did not start", port);
+    snprintf(log, sizeof log, "%s/nats.log", srv.dir);
+    char *argv[] = {"nats-server", "-a",    "127.0.0.1", "-p", p,   "-js",
+                    "-sd",         srv.dir, "-l",        log,  NULL};
+    ts_server_spawn(&srv, argv);
+    if (!ts_wait(server_up, NULL, 20000))
+        fail_msg("nats-server on port %d did not start (see %s)", port, log);
 }
 
 static void server_kill(void)
 {
-    if (server > 0) {
-        kill(server, SIGKILL);
-        waitpid(server, NULL, 0);
-        server = -1;
-    }
+    ts_server_kill(&srv);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    const char *p = getenv("FS_NATS_PORT"), *m = getenv("FS_NATS_MONITOR_PORT");
-    port = (p && *p ? atoi(p) : 14222) + 100;
-    mport = (m && *m ? atoi(m) : 18222) + 100;
-    snprintf(dir, sizeof dir, "%s/nats-restart-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir))
+    if (ts_server_prepare(&srv, "nats-restart") != 0)
         return -1;
-    /* Our own server, or none: another one on the port would be tested instead. */
-    if (server_up()) {
-        fprintf(stderr, "a nats-server already answers on port %d (a previous run's?)\n", port);
-        return -1;
-    }
+    srv.quiet = true;
+    port = srv.port;
     atexit(server_kill); /* whatever way the run ends, the server goes with it */
     server_start();
     return 0;
@@ -118,10 +95,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    server_kill();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return ts_server_cleanup(&srv);
 }
 
 static fs_broker *own_broker(void)
@@ -170,12 +144,14 @@ static int missing(int n)
     return miss;
 }
 
+static bool none_missing(void *n)
+{
+    return missing(*(int *)n) == 0;
+}
+
 static void wait_all(int n, int ms)
 {
-    double end = nt_now_s() + ms / 1000.0;
-    while (missing(n) && nt_now_s() < end)
-        nt_sleep_ms(20);
-    if (missing(n))
+    if (!ts_wait(none_missing, &n, ms))
         fail_msg("%d of %d messages never handled", missing(n), n);
 }
 
@@ -198,14 +174,12 @@ static void *publisher(void *arg)
         char body[16], id[32];
         snprintf(body, sizeof body, "%d", i);
         snprintf(id, sizeof id, "m-%d", i);
-        fs_envelope env = FS_ENVELOPE_INIT;
-        env.body = body;
-        env.body_len = strlen(body);
+        fs_envelope env;
+        ts_envelope(&env, body, &po);
         env.message_id = id;
-        env.broker_options = &po;
         while (fs_publish(j->b, j->subject, &env) != FS_OK) {
             j->retries++;
-            nt_sleep_ms(50);
+            ts_sleep_ms(50);
         }
         atomic_store(&j->done, i + 1 - j->from);
     }
@@ -224,6 +198,21 @@ static void declare(fs_broker *b, const char *stream, const char *subjects)
         fail_msg("declare: %s", fs_last_error());
 }
 
+/* Subscribe `fn` to `subject` through the durable pull consumer `durable` of `stream`. */
+static int subscribe_durable(fs_broker *b, const char *subject, const char *stream,
+                             const char *durable, int ack_wait_ms, unsigned concurrency,
+                             fs_handler_fn fn, void *user)
+{
+    fs_nats_subscriber_options no = FS_NATS_SUBSCRIBER_OPTIONS_INIT;
+    no.stream = stream;
+    no.durable = durable;
+    no.ack_wait_ms = ack_wait_ms;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &no;
+    so.concurrency = concurrency;
+    return fs_subscribe(b, subject, fn, user, &so, NULL);
+}
+
 static void test_server_killed(void **state)
 {
     (void)state;
@@ -231,14 +220,8 @@ static void test_server_killed(void **state)
         atomic_store(&handled[i], 0);
     fs_broker *b = own_broker();
     declare(b, "KILLS", "kills.>");
-    fs_nats_subscriber_options no = FS_NATS_SUBSCRIBER_OPTIONS_INIT;
-    no.stream = "KILLS";
-    no.durable = "survivor";
-    no.ack_wait_ms = 2000;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &no;
-    so.concurrency = 2;
-    assert_int_equal(fs_subscribe(b, "kills.orders", count_id, NULL, &so, NULL), FS_OK);
+    assert_int_equal(
+        subscribe_durable(b, "kills.orders", "KILLS", "survivor", 2000, 2, count_id, NULL), FS_OK);
     _Atomic int core_got = 0; /* core NATS on the same connection */
     fs_subscriber *core = NULL;
     assert_int_equal(fs_subscribe(b, "kills.core", count_core, (void *)&core_got, NULL, &core),
@@ -248,9 +231,9 @@ static void test_server_killed(void **state)
     pthread_t t;
     pthread_create(&t, NULL, publisher, &j);
     while (atomic_load(&j.done) < N / 3)
-        nt_sleep_ms(2);
+        ts_sleep_ms(2);
     server_kill(); /* mid-flow */
-    nt_sleep_ms(300);
+    ts_sleep_ms(300);
     /* While the server is away, core publishes wait in nats.c's reconnect buffer. */
     for (int i = 0; i < 10; i++)
         assert_int_equal(fs_publish_bytes(b, "kills.core", "c", 1), FS_OK);
@@ -281,7 +264,7 @@ static fs_outcome append_id(fs_message *m, void *user)
                      (const char *)fs_message_body(m));
     if (write(fd, line, (size_t)n) != n)
         return FS_OUTCOME_ERROR;
-    nt_sleep_ms(2); /* slow enough to be killed half-way */
+    ts_sleep_ms(2); /* slow enough to be killed half-way */
     return FS_OUTCOME_OK;
 }
 
@@ -290,16 +273,11 @@ static int child_main(void)
 {
     int fd = open(child_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
     fs_broker *b = own_broker();
-    fs_nats_subscriber_options no = FS_NATS_SUBSCRIBER_OPTIONS_INIT;
-    no.stream = "HANDS";
-    no.durable = "hand";
-    no.ack_wait_ms = 1000;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &no;
-    if (fs_subscribe(b, "hand.orders", append_id, &fd, &so, NULL) || fs_broker_start(b))
+    if (subscribe_durable(b, "hand.orders", "HANDS", "hand", 1000, 1, append_id, &fd) ||
+        fs_broker_start(b))
         return 2;
     for (;;)
-        nt_sleep_ms(1000);
+        ts_sleep_ms(1000);
 }
 
 static int lines_in(const char *path)
@@ -324,7 +302,7 @@ static void test_consumer_killed(void **state)
     (void)state;
     enum { M = 600 };
     char file[300];
-    snprintf(file, sizeof file, "%s/handled.txt", dir);
+    snprintf(file, sizeof file, "%s/handled.txt", srv.dir);
     fs_broker *b = own_broker();
     declare(b, "HANDS", "hand.>");
     pub_job j = {.b = b, .stream = "HANDS", .subject = "hand.orders", .from = 0, .to = M};
@@ -341,7 +319,7 @@ static void test_consumer_killed(void **state)
         struct stat st;
         if (stat(file, &st) == 0 && st.st_size > (M / 3) * 4)
             break;
-        nt_sleep_ms(10);
+        ts_sleep_ms(10);
     }
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
@@ -350,13 +328,8 @@ static void test_consumer_killed(void **state)
     int by_child = lines_in(file);
     assert_true(by_child > 0 && by_child < M);
     /* Another process (here: this one) takes over the durable consumer. */
-    fs_nats_subscriber_options no = FS_NATS_SUBSCRIBER_OPTIONS_INIT;
-    no.stream = "HANDS";
-    no.durable = "hand";
-    no.ack_wait_ms = 1000;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &no;
-    assert_int_equal(fs_subscribe(b, "hand.orders", count_id, NULL, &so, NULL), FS_OK);
+    assert_int_equal(subscribe_durable(b, "hand.orders", "HANDS", "hand", 1000, 1, count_id, NULL),
+                     FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
     wait_all(M, 30000);
     print_message("consumer killed after %d/%d handled; the rest handled by its successor\n",

@@ -1,35 +1,33 @@
 /*
  * Helpers for the RabbitMQ integration tests: the server's URL from the
  * environment (scripts/services.sh), a raw rabbitmq-c connection to
- * prepare and inspect the server, unique names, and a recording handler.
- * Header-only; include after cmocka.h.
+ * prepare and inspect the server, unique names; the recording handler,
+ * waits and sleeps are tests/support/record.h's (ts_*). Header-only;
+ * include after cmocka.h.
  */
 #ifndef FS_TEST_RABBITMQ_H
 #define FS_TEST_RABBITMQ_H
 
 #include "faststream/faststream.h"
 #include "faststream/rabbitmq.h"
+#include "support/port.h"
+#include "support/record.h"
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static inline int qt_port(void)
 {
-    const char *p = getenv("FS_RABBITMQ_PORT");
-    return p && *p ? atoi(p) : 26672;
+    return port_env("FS_RABBITMQ_PORT", 26672);
 }
 
 static inline int qt_tls_port(void)
 {
-    const char *p = getenv("FS_RABBITMQ_TLS_PORT");
-    return p && *p ? atoi(p) : 26671;
+    return port_env("FS_RABBITMQ_TLS_PORT", 26671);
 }
 
 /* The services' state dir (the test CA is in $DIR/rabbitmq/tls). */
@@ -50,12 +48,6 @@ static inline void qt_url(char *buf, size_t n)
     snprintf(buf, n, "amqp://guest:guest@127.0.0.1:%d/", qt_port());
 }
 
-static inline void qt_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* A name private to this process and test. */
 static inline void qt_name(char *buf, size_t n, const char *what)
 {
@@ -72,6 +64,20 @@ static inline fs_broker *qt_broker(void)
         fail_msg("cannot use rabbitmq-server at %s (scripts/services.sh start rabbitmq): %s", url,
                  fs_last_error());
     return b;
+}
+
+/* Subscribe the recording handler `l` to `queue` with rabbitmq options `ro` (may be NULL). */
+static inline fs_subscriber *qt_subscribe(fs_broker *b, const char *queue,
+                                          const fs_rabbitmq_subscriber_options *ro,
+                                          fs_ack_policy policy, ts_log *l)
+{
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = ro;
+    so.ack_policy = policy;
+    fs_subscriber *sub = NULL;
+    if (fs_subscribe(b, queue, ts_record, l, &so, &sub) != FS_OK)
+        fail_msg("subscribe %s: %s", queue, fs_last_error());
+    return sub;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -135,7 +141,7 @@ static inline bool qt_get(amqp_connection_state_t c, const char *queue, amqp_mes
                 fail_msg("raw: read_message failed");
             return true;
         }
-        qt_sleep_ms(20);
+        ts_sleep_ms(20);
     }
     return false;
 }
@@ -163,86 +169,11 @@ static inline bool qt_bytes_eq(amqp_bytes_t b, const char *s)
     return b.len == strlen(s) && memcmp(b.bytes, s, b.len) == 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* A recording handler.                                                     */
-
-#define QT_MAX 64
-
-typedef struct qt_rec {
-    pthread_mutex_t mu;
-    atomic_int count;
-    fs_outcome outcome; /* what the handler returns */
-    int fail_first;     /* fail (FS_OUTCOME_ERROR) the first N calls */
-    char bodies[QT_MAX][128];
-    char sources[QT_MAX][128];
-    char ctype[128], corr[128], msgid[128], reply_to[128], hdr[128], xdc[32];
-    unsigned delivery_count[QT_MAX];
-    bool redelivered[QT_MAX];
-    char reply[64]; /* reply with this body when set */
-} qt_rec;
-
-static inline void qt_rec_init(qt_rec *r)
-{
-    memset(r, 0, sizeof *r);
-    pthread_mutex_init(&r->mu, NULL);
-    r->outcome = FS_OUTCOME_OK;
-}
-
-static inline fs_outcome qt_handler(fs_message *m, void *user)
-{
-    qt_rec *r = user;
-    pthread_mutex_lock(&r->mu);
-    int i = atomic_load(&r->count);
-    if (i < QT_MAX) {
-        snprintf(r->bodies[i], sizeof r->bodies[i], "%.*s", (int)fs_message_body_len(m),
-                 (const char *)fs_message_body(m));
-        snprintf(r->sources[i], sizeof r->sources[i], "%s", fs_message_source(m));
-        const fs_rabbitmq_message_info *info = fs_message_raw(m);
-        r->redelivered[i] = info && info->redelivered;
-        r->delivery_count[i] = fs_message_delivery_count(m);
-    }
-    const char *v;
-    if ((v = fs_message_content_type(m)))
-        snprintf(r->ctype, sizeof r->ctype, "%s", v);
-    if ((v = fs_message_correlation_id(m)))
-        snprintf(r->corr, sizeof r->corr, "%s", v);
-    if ((v = fs_message_id(m)))
-        snprintf(r->msgid, sizeof r->msgid, "%s", v);
-    if ((v = fs_message_reply_to(m)))
-        snprintf(r->reply_to, sizeof r->reply_to, "%s", v);
-    if ((v = fs_message_header(m, "x-delivery-count")))
-        snprintf(r->xdc, sizeof r->xdc, "%s", v);
-    if ((v = fs_message_header(m, "x-test")))
-        snprintf(r->hdr, sizeof r->hdr, "%s", v);
-    bool fail = i < r->fail_first;
-    pthread_mutex_unlock(&r->mu);
-    if (r->reply[0])
-        fs_message_reply(m, r->reply, strlen(r->reply), NULL, 0, "text/plain");
-    atomic_fetch_add(&r->count, 1);
-    if (fail)
-        return fs_message_fail(m, "ValueError", "failing on purpose");
-    return r->outcome;
-}
-
-static inline bool qt_wait_count(qt_rec *r, int n, int ms)
-{
-    for (int waited = 0; waited < ms; waited += 10) {
-        if (atomic_load(&r->count) >= n)
-            return true;
-        qt_sleep_ms(10);
-    }
-    return atomic_load(&r->count) >= n;
-}
-
 static inline int qt_publish(fs_broker *b, const char *exchange, const char *rk, const char *body)
 {
     fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
     po.exchange = exchange;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = body;
-    env.body_len = strlen(body);
-    env.broker_options = &po;
-    return fs_publish(b, rk, &env);
+    return ts_publish_with(b, rk, body, &po);
 }
 
 #endif

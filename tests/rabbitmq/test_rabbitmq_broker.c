@@ -17,13 +17,10 @@
 #define WAIT_MS 10000
 
 static fs_broker *start_sub(const char *queue, const fs_rabbitmq_subscriber_options *ro,
-                            fs_ack_policy policy, qt_rec *rec)
+                            fs_ack_policy policy, ts_log *rec)
 {
     fs_broker *b = qt_broker();
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = ro;
-    so.ack_policy = policy;
-    assert_int_equal(fs_subscribe(b, queue, qt_handler, rec, &so, NULL), FS_OK);
+    qt_subscribe(b, queue, ro, policy, rec);
     assert_int_equal(fs_broker_start(b), FS_OK);
     return b;
 }
@@ -75,13 +72,12 @@ static void default_exchange_properties_and_headers(void **state)
     (void)state;
     char q[96];
     qt_name(q, sizeof q, "props");
-    qt_rec rec;
-    qt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     fs_broker *b = start_sub(q, NULL, FS_ACK_POLICY_DEFAULT, &rec);
     fs_header h[] = {{"x-test", "value 1", 0}};
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "{\"n\":1}";
-    env.body_len = 7;
+    fs_envelope env;
+    ts_envelope(&env, "{\"n\":1}", NULL);
     env.headers = h;
     env.header_count = 1;
     env.content_type = "application/json";
@@ -89,17 +85,20 @@ static void default_exchange_properties_and_headers(void **state)
     env.message_id = "mid-1";
     env.reply_to = "somewhere";
     assert_int_equal(fs_publish(b, q, &env), FS_OK);
-    assert_true(qt_wait_count(&rec, 1, WAIT_MS));
-    assert_string_equal(rec.bodies[0], "{\"n\":1}");
+    assert_true(ts_wait_n(&rec, 1, WAIT_MS));
+    char buf[64];
+    assert_string_equal(ts_body(&rec, 0, buf, sizeof buf), "{\"n\":1}");
     char label[128];
     snprintf(label, sizeof label, "default.%s", q);
-    assert_string_equal(rec.sources[0], label);
-    assert_string_equal(rec.ctype, "application/json");
-    assert_string_equal(rec.corr, "cid-1");
-    assert_string_equal(rec.msgid, "mid-1");
-    assert_string_equal(rec.reply_to, "somewhere");
-    assert_string_equal(rec.hdr, "value 1");
+    assert_string_equal(fs_message_source(ts_msg(&rec, 0)), label);
+    fs_message *m = ts_msg(&rec, 0);
+    assert_string_equal(ts_str(fs_message_content_type(m)), "application/json");
+    assert_string_equal(ts_str(fs_message_correlation_id(m)), "cid-1");
+    assert_string_equal(ts_str(fs_message_id(m)), "mid-1");
+    assert_string_equal(ts_str(fs_message_reply_to(m)), "somewhere");
+    assert_string_equal(ts_str(fs_message_header(m, "x-test")), "value 1");
     fs_broker_free(b);
+    ts_log_free(&rec);
     assert_int_equal(qt_depth(q), 0); /* acked */
     qt_delete_queue(q);
 }
@@ -110,8 +109,8 @@ static void raw_publisher_typed_headers(void **state)
     (void)state;
     char q[96];
     qt_name(q, sizeof q, "rawin");
-    qt_rec rec;
-    qt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     fs_broker *b = start_sub(q, NULL, FS_ACK_POLICY_DEFAULT, &rec);
     amqp_connection_state_t c = qt_raw();
     amqp_table_entry_t e[3];
@@ -133,13 +132,17 @@ static void raw_publisher_typed_headers(void **state)
     assert_int_equal(amqp_basic_publish(c, 1, amqp_empty_bytes, amqp_cstring_bytes(q), 0, 0, &p,
                                         amqp_cstring_bytes("raw body")),
                      0);
-    assert_true(qt_wait_count(&rec, 1, WAIT_MS));
-    assert_string_equal(rec.bodies[0], "raw body");
-    assert_string_equal(rec.hdr, "-42");
-    assert_string_equal(rec.ctype, "text/plain");
-    assert_int_equal(strlen(rec.corr), 36); /* none sent: the core generates a uuid4 */
+    assert_true(ts_wait_n(&rec, 1, WAIT_MS));
+    char buf[64];
+    assert_string_equal(ts_body(&rec, 0, buf, sizeof buf), "raw body");
+    fs_message *m = ts_msg(&rec, 0);
+    assert_string_equal(ts_str(fs_message_header(m, "x-test")), "-42");
+    assert_string_equal(ts_str(fs_message_content_type(m)), "text/plain");
+    /* none sent: the core generates a uuid4 */
+    assert_int_equal(strlen(ts_str(fs_message_correlation_id(m))), 36);
     qt_raw_close(c);
     fs_broker_free(b);
+    ts_log_free(&rec);
     qt_delete_queue(q);
 }
 
@@ -162,9 +165,8 @@ static void published_properties_seen_raw(void **state)
     po.type = "order";
     po.app_id = "tests";
     fs_header h[] = {{"x-test", "v", 0}, {"k2", "v2", 0}};
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "hello";
-    env.body_len = 5;
+    fs_envelope env;
+    ts_envelope(&env, "hello", NULL);
     env.headers = h;
     env.header_count = 2;
     env.content_type = "text/plain";
@@ -214,9 +216,9 @@ static void exchange_types_and_bindings(void **state)
         qt_name(qa, sizeof qa, w);
         snprintf(w, sizeof w, "ex%d.b", t);
         qt_name(qb, sizeof qb, w);
-        qt_rec ra, rb;
-        qt_rec_init(&ra);
-        qt_rec_init(&rb);
+        ts_log ra, rb;
+        ts_log_init(&ra);
+        ts_log_init(&rb);
         fs_broker *b = qt_broker();
         fs_rabbitmq_subscriber_options oa = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
         oa.exchange.name = ex;
@@ -239,11 +241,8 @@ static void exchange_types_and_bindings(void **state)
             oa.queue.routing_key = "key.a";
             ob.queue.routing_key = "key.b";
         }
-        fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-        so.broker_options = &oa;
-        assert_int_equal(fs_subscribe(b, qa, qt_handler, &ra, &so, NULL), FS_OK);
-        so.broker_options = &ob;
-        assert_int_equal(fs_subscribe(b, qb, qt_handler, &rb, &so, NULL), FS_OK);
+        qt_subscribe(b, qa, &oa, FS_ACK_POLICY_DEFAULT, &ra);
+        qt_subscribe(b, qb, &ob, FS_ACK_POLICY_DEFAULT, &rb);
         assert_int_equal(fs_broker_start(b), FS_OK);
 
         fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
@@ -277,25 +276,27 @@ static void exchange_types_and_bindings(void **state)
             }
             want_a = want_b = types[t] == FS_RABBITMQ_FANOUT ? 4 : 1;
         }
-        assert_true(qt_wait_count(&ra, want_a, WAIT_MS));
-        assert_true(qt_wait_count(&rb, want_b, WAIT_MS));
-        qt_sleep_ms(100);
-        assert_int_equal(atomic_load(&ra.count), want_a);
-        assert_int_equal(atomic_load(&rb.count), want_b);
-        char label[160];
+        assert_true(ts_wait_n(&ra, want_a, WAIT_MS));
+        assert_true(ts_wait_n(&rb, want_b, WAIT_MS));
+        ts_sleep_ms(100);
+        assert_int_equal(ts_log_count(&ra), want_a);
+        assert_int_equal(ts_log_count(&rb), want_b);
+        char label[160], buf[64];
         if (types[t] == FS_RABBITMQ_DIRECT) {
             snprintf(label, sizeof label, "%s.key.a", ex);
-            assert_string_equal(ra.sources[0], label);
-            assert_string_equal(ra.bodies[0], "key.a");
-            assert_string_equal(rb.bodies[0], "key.b");
+            assert_string_equal(fs_message_source(ts_msg(&ra, 0)), label);
+            assert_string_equal(ts_body(&ra, 0, buf, sizeof buf), "key.a");
+            assert_string_equal(ts_body(&rb, 0, buf, sizeof buf), "key.b");
         } else if (types[t] == FS_RABBITMQ_TOPIC) {
-            assert_string_equal(ra.bodies[0], "order.new");
-            assert_string_equal(rb.bodies[0], "x.paid");
+            assert_string_equal(ts_body(&ra, 0, buf, sizeof buf), "order.new");
+            assert_string_equal(ts_body(&rb, 0, buf, sizeof buf), "x.paid");
         } else if (types[t] == FS_RABBITMQ_HEADERS) {
-            assert_string_equal(ra.bodies[0], "A");
-            assert_string_equal(rb.bodies[0], "B");
+            assert_string_equal(ts_body(&ra, 0, buf, sizeof buf), "A");
+            assert_string_equal(ts_body(&rb, 0, buf, sizeof buf), "B");
         }
         fs_broker_free(b);
+        ts_log_free(&ra);
+        ts_log_free(&rb);
         qt_delete_exchange(ex);
     }
 }
@@ -312,9 +313,8 @@ static void confirms_returns_nacks_and_channel_errors(void **state)
     /* not mandatory: dropped quietly, confirmed */
     fs_rabbitmq_publish_options po = FS_RABBITMQ_PUBLISH_OPTIONS_INIT;
     po.not_mandatory = true;
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "x";
-    env.body_len = 1;
+    fs_envelope env;
+    ts_envelope(&env, "x", NULL);
     env.broker_options = &po;
     assert_int_equal(fs_publish(b, "fstest.no.such.queue", &env), FS_OK);
     /* missing exchange: the channel is closed with 404, then reopened */
@@ -366,12 +366,10 @@ static void declaration_conflicts_and_passive(void **state)
     dq.durable = true;
     assert_int_equal(fs_rabbitmq_declare(b, NULL, &dq), FS_OK);
     assert_int_equal(fs_rabbitmq_declare(b, NULL, &dq), FS_OK); /* idempotent */
-    qt_rec rec;
-    qt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT; /* not durable */
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &ro;
-    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
+    qt_subscribe(b, q, &ro, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_ECONFLICT);
     assert_non_null(strstr(fs_last_error(), "PRECONDITION_FAILED"));
     assert_non_null(strstr(fs_last_error(), q));
@@ -380,17 +378,18 @@ static void declaration_conflicts_and_passive(void **state)
     b = qt_broker();
     ro.queue.passive = true;
     ro.queue.name = "fstest.no.such.queue";
-    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
+    qt_subscribe(b, q, &ro, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_ENOTFOUND);
     assert_non_null(strstr(fs_last_error(), "NOT_FOUND"));
     fs_broker_free(b);
 
     b = qt_broker(); /* passive on an existing queue: fine */
     ro.queue.name = q;
-    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
+    qt_subscribe(b, q, &ro, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_OK);
     fs_rabbitmq_delete_queue(b, q);
     fs_broker_free(b);
+    ts_log_free(&rec);
 }
 
 /* REJECT_ON_ERROR: a failing handler's message is dead-lettered. */
@@ -404,8 +403,8 @@ static void reject_dead_letters_and_ack_first(void **state)
     fs_rabbitmq_queue d = FS_RABBITMQ_QUEUE_INIT;
     d.name = dlq;
     assert_int_equal(fs_rabbitmq_declare(b, NULL, &d), FS_OK);
-    qt_rec rec;
-    qt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     rec.fail_first = 1;
     fs_rabbitmq_arg args[] = {FS_RABBITMQ_ARG_STR("x-dead-letter-exchange", ""),
                               FS_RABBITMQ_ARG_STR("x-dead-letter-routing-key", dlq),
@@ -413,33 +412,41 @@ static void reject_dead_letters_and_ack_first(void **state)
     fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
     ro.queue.arguments = args;
     ro.queue.argument_count = 3;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &ro;
-    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
+    qt_subscribe(b, q, &ro, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_OK);
     assert_int_equal(fs_publish_bytes(b, q, "bad", 3), FS_OK);
     assert_int_equal(fs_publish_bytes(b, q, "good", 4), FS_OK);
-    assert_true(qt_wait_count(&rec, 2, WAIT_MS));
+    assert_true(ts_wait_n(&rec, 2, WAIT_MS));
     for (int i = 0; i < 100 && qt_depth(dlq) < 1; i++)
-        qt_sleep_ms(20);
+        ts_sleep_ms(20);
     assert_int_equal(qt_depth(dlq), 1);
     assert_int_equal(qt_depth(q), 0);
     fs_broker_free(b);
+    ts_log_free(&rec);
 
     /* ACK_FIRST consumes with no_ack: a failure loses the message (FastStream's). */
     char q2[96];
     qt_name(q2, sizeof q2, "ackfirst");
-    qt_rec r2;
-    qt_rec_init(&r2);
+    ts_log r2;
+    ts_log_init(&r2);
     r2.fail_first = 1;
     b = start_sub(q2, NULL, FS_ACK_POLICY_ACK_FIRST, &r2);
     assert_int_equal(fs_publish_bytes(b, q2, "x", 1), FS_OK);
-    assert_true(qt_wait_count(&r2, 1, WAIT_MS));
+    assert_true(ts_wait_n(&r2, 1, WAIT_MS));
     fs_broker_free(b);
+    ts_log_free(&r2);
     assert_int_equal(qt_depth(q2), 0);
     qt_delete_queue(q);
     qt_delete_queue(q2);
     qt_delete_queue(dlq);
+}
+
+/* What a copy of a delivery loses: the server's redelivered flag (user: bool[8]). */
+static void see_redelivered(void *user, size_t i, const fs_message *m)
+{
+    const fs_rabbitmq_message_info *info = fs_message_raw(m);
+    if (i < 8)
+        ((bool *)user)[i] = info && info->redelivered;
 }
 
 /* NACK_ON_ERROR: redelivered (after the delay) until the handler succeeds. */
@@ -448,37 +455,41 @@ static void nack_redelivers(void **state)
     (void)state;
     char q[96];
     qt_name(q, sizeof q, "nack");
-    qt_rec rec;
-    qt_rec_init(&rec);
+    bool redelivered[8] = {0};
+    ts_log rec;
+    ts_log_init(&rec);
     rec.fail_first = 2;
+    rec.see = see_redelivered;
+    rec.see_user = redelivered;
     fs_broker *b = start_sub(q, NULL, FS_ACK_POLICY_NACK_ON_ERROR, &rec);
     assert_int_equal(fs_publish_bytes(b, q, "poison?", 7), FS_OK);
-    assert_true(qt_wait_count(&rec, 3, WAIT_MS));
-    assert_false(rec.redelivered[0]);
-    assert_true(rec.redelivered[1]);
-    assert_true(rec.redelivered[2]);
-    assert_int_equal(rec.delivery_count[0], 1);
-    assert_int_equal(rec.delivery_count[1], 2);
-    assert_int_equal(rec.delivery_count[2], 3);
-    qt_sleep_ms(200);
-    assert_int_equal(atomic_load(&rec.count), 3);
+    assert_true(ts_wait_n(&rec, 3, WAIT_MS));
+    assert_false(redelivered[0]);
+    assert_true(redelivered[1]);
+    assert_true(redelivered[2]);
+    assert_int_equal(fs_message_delivery_count(ts_msg(&rec, 0)), 1);
+    assert_int_equal(fs_message_delivery_count(ts_msg(&rec, 1)), 2);
+    assert_int_equal(fs_message_delivery_count(ts_msg(&rec, 2)), 3);
+    ts_sleep_ms(200);
+    assert_int_equal(ts_log_count(&rec), 3);
     fs_broker_free(b);
+    ts_log_free(&rec);
     assert_int_equal(qt_depth(q), 0);
     qt_delete_queue(q);
 }
 
 /* A NACK_ON_ERROR subscriber of `q` on `b` whose handler always fails: delay 20 ms, 3 at most. */
 static void start_poison_sub(fs_broker *b, const char *q, const fs_rabbitmq_subscriber_options *ro,
-                             qt_rec *rec)
+                             ts_log *rec)
 {
-    qt_rec_init(rec);
+    ts_log_init(rec);
     rec->fail_first = 1000;
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
     so.broker_options = ro;
     so.ack_policy = FS_ACK_POLICY_NACK_ON_ERROR;
     so.redelivery.delay_ms = 20;
     so.redelivery.max_deliveries = 3;
-    assert_int_equal(fs_subscribe(b, q, qt_handler, rec, &so, NULL), FS_OK);
+    assert_int_equal(fs_subscribe(b, q, ts_record, rec, &so, NULL), FS_OK);
     assert_int_equal(fs_broker_start(b), FS_OK);
 }
 
@@ -498,17 +509,18 @@ static void poison_message_max_deliveries(void **state)
     fs_rabbitmq_subscriber_options ro = FS_RABBITMQ_SUBSCRIBER_OPTIONS_INIT;
     ro.queue.arguments = args;
     ro.queue.argument_count = 2;
-    qt_rec rec;
+    ts_log rec;
     start_poison_sub(b, q, &ro, &rec);
     assert_int_equal(fs_publish_bytes(b, q, "poison", 6), FS_OK);
-    assert_true(qt_wait_count(&rec, 3, WAIT_MS));
+    assert_true(ts_wait_n(&rec, 3, WAIT_MS));
     for (int i = 0; i < 100 && qt_depth(dlq) < 1; i++)
-        qt_sleep_ms(20);
+        ts_sleep_ms(20);
     assert_int_equal(qt_depth(dlq), 1);
-    qt_sleep_ms(300);
-    assert_int_equal(atomic_load(&rec.count), 3);
-    assert_int_equal(rec.delivery_count[2], 3);
+    ts_sleep_ms(300);
+    assert_int_equal(ts_log_count(&rec), 3);
+    assert_int_equal(fs_message_delivery_count(ts_msg(&rec, 2)), 3);
     fs_broker_free(b);
+    ts_log_free(&rec);
     assert_int_equal(qt_depth(q), 0);
     qt_delete_queue(q);
     qt_delete_queue(dlq);
@@ -526,22 +538,23 @@ static void quorum_queue_delivery_count(void **state)
     ro.queue.arguments = args;
     ro.queue.argument_count = 1;
     fs_broker *b = qt_broker();
-    qt_rec rec;
+    ts_log rec;
     start_poison_sub(b, q, &ro, &rec);
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "q";
-    env.body_len = 1;
+    fs_envelope env;
+    ts_envelope(&env, "q", NULL);
     env.message_id = "same-id"; /* the quorum queue's count, not ours by id */
     assert_int_equal(fs_publish(b, q, &env), FS_OK);
-    assert_true(qt_wait_count(&rec, 3, WAIT_MS));
-    qt_sleep_ms(300);
-    assert_int_equal(atomic_load(&rec.count), 3);
-    assert_int_equal(rec.delivery_count[0], 1);
-    assert_int_equal(rec.delivery_count[1], 2);
-    assert_int_equal(rec.delivery_count[2], 3);
-    assert_string_equal(rec.xdc, "2"); /* the server's count on the last delivery */
+    assert_true(ts_wait_n(&rec, 3, WAIT_MS));
+    ts_sleep_ms(300);
+    assert_int_equal(ts_log_count(&rec), 3);
+    assert_int_equal(fs_message_delivery_count(ts_msg(&rec, 0)), 1);
+    assert_int_equal(fs_message_delivery_count(ts_msg(&rec, 1)), 2);
+    assert_int_equal(fs_message_delivery_count(ts_msg(&rec, 2)), 3);
+    /* the server's count on the last delivery */
+    assert_string_equal(ts_str(fs_message_header(ts_msg(&rec, 2), "x-delivery-count")), "2");
     fs_rabbitmq_delete_queue(b, q);
     fs_broker_free(b);
+    ts_log_free(&rec);
 }
 
 /* Closing while nacks wait for their delay (no max deliveries): they are sent, nothing hangs. */
@@ -551,24 +564,25 @@ static void close_while_nacks_wait(void **state)
     char q[96];
     qt_name(q, sizeof q, "spin");
     for (int round = 0; round < 3; round++) {
-        qt_rec rec;
-        qt_rec_init(&rec);
+        ts_log rec;
+        ts_log_init(&rec);
         rec.fail_first = 1000000;
         fs_broker *b = qt_broker();
         fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
         so.ack_policy = FS_ACK_POLICY_NACK_ON_ERROR;
         so.concurrency = 2;
         so.redelivery.delay_ms = 5;
-        assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
+        assert_int_equal(fs_subscribe(b, q, ts_record, &rec, &so, NULL), FS_OK);
         assert_int_equal(fs_broker_start(b), FS_OK);
         for (int i = 0; i < 4; i++)
             assert_int_equal(fs_publish_bytes(b, q, "p", 1), FS_OK);
-        assert_true(qt_wait_count(&rec, 8, WAIT_MS));
+        assert_true(ts_wait_n(&rec, 8, WAIT_MS));
         assert_int_equal(fs_broker_close(b), FS_OK);
         fs_broker_free(b);
+        ts_log_free(&rec);
     }
     for (int i = 0; i < 100 && qt_depth(q) < 12; i++)
-        qt_sleep_ms(20);
+        ts_sleep_ms(20);
     assert_int_equal(qt_depth(q), 12); /* 4 a round, all requeued */
     qt_delete_queue(q);
 }
@@ -577,7 +591,7 @@ static fs_outcome slow_handler(fs_message *m, void *user)
 {
     (void)m;
     atomic_fetch_add((atomic_int *)user, 1);
-    qt_sleep_ms(50);
+    ts_sleep_ms(50);
     return FS_OUTCOME_OK;
 }
 
@@ -598,7 +612,7 @@ static void stop_gives_back_prefetched(void **state)
     for (int i = 0; i < 20; i++)
         assert_int_equal(fs_publish_bytes(b, q, "x", 1), FS_OK);
     while (atomic_load(&handled) < 1)
-        qt_sleep_ms(5);
+        ts_sleep_ms(5);
     assert_int_equal(fs_broker_stop(b), FS_OK);
     int n = atomic_load(&handled);
     uint64_t depth = 0;
@@ -606,7 +620,7 @@ static void stop_gives_back_prefetched(void **state)
         assert_int_equal(fs_rabbitmq_queue_depth(b, q, &depth, NULL), FS_OK);
         if ((int)depth == 20 - n)
             break;
-        qt_sleep_ms(20);
+        ts_sleep_ms(20);
     }
     assert_int_equal((int)depth, 20 - n);
     assert_int_equal(atomic_load(&handled), n); /* no handler call after stop */
@@ -626,19 +640,19 @@ static void backlog_is_the_queue_depth(void **state)
     assert_int_equal(fs_rabbitmq_declare(b, NULL, &dq), FS_OK);
     for (int i = 0; i < 3; i++)
         assert_int_equal(fs_publish_bytes(b, q, "x", 1), FS_OK);
-    qt_rec rec;
-    qt_rec_init(&rec);
-    fs_subscriber *sub;
-    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, NULL, &sub), FS_OK);
+    ts_log rec;
+    ts_log_init(&rec);
+    fs_subscriber *sub = qt_subscribe(b, q, NULL, FS_ACK_POLICY_DEFAULT, &rec);
     uint64_t n = 0;
     assert_int_equal(fs_subscriber_backlog(sub, 2000, &n), FS_OK);
     assert_int_equal(n, 3);
     assert_int_equal(fs_broker_start(b), FS_OK);
-    assert_true(qt_wait_count(&rec, 3, WAIT_MS));
+    assert_true(ts_wait_n(&rec, 3, WAIT_MS));
     assert_int_equal(fs_subscriber_backlog(sub, 2000, &n), FS_OK);
     assert_int_equal(n, 0);
     fs_rabbitmq_delete_queue(b, q);
     fs_broker_free(b);
+    ts_log_free(&rec);
 }
 
 /* MANUAL and unsettled: the message stays with the server, redelivered to the next consumer. */
@@ -647,14 +661,15 @@ static void unsettled_goes_back_to_the_queue(void **state)
     (void)state;
     char q[96];
     qt_name(q, sizeof q, "manual");
-    qt_rec rec;
-    qt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     fs_broker *b = start_sub(q, NULL, FS_ACK_POLICY_MANUAL, &rec);
     assert_int_equal(fs_publish_bytes(b, q, "m", 1), FS_OK);
-    assert_true(qt_wait_count(&rec, 1, WAIT_MS));
+    assert_true(ts_wait_n(&rec, 1, WAIT_MS));
     fs_broker_free(b);
+    ts_log_free(&rec);
     for (int i = 0; i < 100 && qt_depth(q) < 1; i++)
-        qt_sleep_ms(20);
+        ts_sleep_ms(20);
     assert_int_equal(qt_depth(q), 1);
     qt_delete_queue(q);
 }
@@ -665,13 +680,12 @@ static void request_reply(void **state)
     (void)state;
     char q[96];
     qt_name(q, sizeof q, "rpc");
-    qt_rec rec;
-    qt_rec_init(&rec);
-    snprintf(rec.reply, sizeof rec.reply, "pong");
+    ts_log rec;
+    ts_log_init(&rec);
+    rec.reply = "pong";
     fs_broker *b = start_sub(q, NULL, FS_ACK_POLICY_DEFAULT, &rec);
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ping";
-    env.body_len = 4;
+    fs_envelope env;
+    ts_envelope(&env, "ping", NULL);
     env.correlation_id = "rpc-1";
     fs_message *reply = NULL;
     assert_int_equal(fs_request(b, q, &env, 5000, &reply), FS_OK);
@@ -680,7 +694,8 @@ static void request_reply(void **state)
     assert_memory_equal(fs_message_body(reply), "pong", 4);
     assert_string_equal(fs_message_correlation_id(reply), "rpc-1");
     fs_message_free(reply);
-    assert_true(strncmp(rec.reply_to, "amq.rabbitmq.reply-to", 21) == 0);
+    assert_true(
+        strncmp(ts_str(fs_message_reply_to(ts_msg(&rec, 0))), "amq.rabbitmq.reply-to", 21) == 0);
     /* several at once from threads would share the channel; one more without a cid */
     env.correlation_id = NULL;
     assert_int_equal(fs_request(b, q, &env, 5000, &reply), FS_OK);
@@ -727,6 +742,7 @@ static void request_reply(void **state)
     fs_rabbitmq_delete_queue(b, rq);
     fs_rabbitmq_delete_exchange(b, rex);
     fs_broker_free(b);
+    ts_log_free(&rec);
     qt_delete_queue(q);
 }
 
@@ -760,9 +776,8 @@ static void request_to_a_raw_responder(void **state)
     assert_int_equal(fs_rabbitmq_declare(b, NULL, &dq), FS_OK);
     pthread_t t;
     pthread_create(&t, NULL, raw_responder, q);
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ping";
-    env.body_len = 4;
+    fs_envelope env;
+    ts_envelope(&env, "ping", NULL);
     fs_message *reply = NULL;
     assert_int_equal(fs_request(b, q, &env, 5000, &reply), FS_OK);
     assert_memory_equal(fs_message_body(reply), "raw pong", 8);
@@ -789,14 +804,14 @@ static void tls(void **state)
     assert_int_equal(fs_broker_connect(b), FS_OK);
     char q[96];
     qt_name(q, sizeof q, "tls");
-    qt_rec rec;
-    qt_rec_init(&rec);
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &so, NULL), FS_OK);
+    ts_log rec;
+    ts_log_init(&rec);
+    qt_subscribe(b, q, NULL, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_OK);
     assert_int_equal(fs_publish_bytes(b, q, "secret", 6), FS_OK);
-    assert_true(qt_wait_count(&rec, 1, WAIT_MS));
+    assert_true(ts_wait_n(&rec, 1, WAIT_MS));
     fs_broker_free(b);
+    ts_log_free(&rec);
     /* with a client certificate */
     snprintf(url, sizeof url,
              "amqps://guest:guest@localhost:%d/?cafile=%s/ca.pem&certfile=%s/client.pem&keyfile="

@@ -55,9 +55,8 @@ static void *requester(void *arg)
 {
     ctx *c = arg;
     for (int i = 0; i < 20; i++) {
-        fs_envelope env = FS_ENVELOPE_INIT;
-        env.body = "-1";
-        env.body_len = 2;
+        fs_envelope env;
+        ts_envelope(&env, "-1", NULL);
         fs_message *reply = NULL;
         if (fs_request(c->b, c->queue, &env, 10000, &reply) != FS_OK)
             c->failures++;

@@ -89,7 +89,7 @@ static void publish_all(fs_broker *b, const char *q, int from, int to)
         while (fs_publish(b, q, &env) != FS_OK) { /* at least once: retry until confirmed */
             if (++tries > 600)
                 fail_msg("publish %d never confirmed: %s", i, fs_last_error());
-            qt_sleep_ms(100);
+            ts_sleep_ms(100);
         }
     }
 }
@@ -107,7 +107,7 @@ static fs_outcome append_handler(fs_message *m, void *user)
                      (const char *)fs_message_body(m));
     ssize_t w = write(out_fd, line, (size_t)n);
     (void)w;
-    qt_sleep_ms(2);
+    ts_sleep_ms(2);
     return FS_OUTCOME_OK;
 }
 
@@ -183,7 +183,7 @@ static void sigkill_consumer_mid_flow(void **state)
     publish_all(b, q, 0, N);
     int lines = 0;
     for (int i = 0; i < 1000 && (lines = read_counts(file, counts)) < N / 3; i++)
-        qt_sleep_ms(10);
+        ts_sleep_ms(10);
     assert_true(lines >= N / 3);
     kill(c1, SIGKILL);
     waitpid(c1, NULL, 0);
@@ -197,7 +197,7 @@ static void sigkill_consumer_mid_flow(void **state)
         for (int k = 0; k < N && all; k++)
             all = counts[k] >= 1;
         if (!all)
-            qt_sleep_ms(10);
+            ts_sleep_ms(10);
     }
     /* stopped cleanly: the acks of what it handled reach the server before it exits */
     kill(c2, SIGTERM);
@@ -210,7 +210,7 @@ static void sigkill_consumer_mid_flow(void **state)
     for (int i = 0; i < 200 && depth; i++) {
         fs_rabbitmq_queue_depth(b, q, &depth, NULL);
         if (depth)
-            qt_sleep_ms(10);
+            ts_sleep_ms(10);
     }
     assert_int_equal(depth, 0);
     fs_rabbitmq_delete_queue(b, q);
@@ -225,7 +225,7 @@ static fs_outcome count_handler(fs_message *m, void *user)
     int v = atoi((const char *)fs_message_body(m));
     if (v >= 0 && v < N)
         atomic_fetch_add(&handled[v], 1);
-    qt_sleep_ms(1);
+    ts_sleep_ms(1);
     return FS_OUTCOME_OK;
 }
 
@@ -239,7 +239,7 @@ static void *publisher(void *arg)
     pub_arg *a = arg;
     for (int i = 0; i < N; i += 10) {
         publish_all(a->b, a->q, i, i + 10);
-        qt_sleep_ms(10);
+        ts_sleep_ms(10);
     }
     return NULL;
 }
@@ -270,7 +270,7 @@ static void server_restart_mid_flow(void **state)
             n += atomic_load(&handled[k]) > 0;
         if (n >= N / 4)
             break;
-        qt_sleep_ms(10);
+        ts_sleep_ms(10);
     }
     assert_int_equal(services("stop"), 0);
     if (services("start") != 0) /* retried once, as at setup */
@@ -282,7 +282,7 @@ static void server_restart_mid_flow(void **state)
         for (int k = 0; k < N && all; k++)
             all = atomic_load(&handled[k]) >= 1;
         if (!all)
-            qt_sleep_ms(10);
+            ts_sleep_ms(10);
     }
     for (int k = 0; k < N; k++)
         if (atomic_load(&handled[k]) < 1)
@@ -330,7 +330,7 @@ static void silent_server_found_by_heartbeat(void **state)
     atomic_store(&lost_lines, 0);
     fs_set_log_handler(count_lost, NULL);
     kill(pid, SIGSTOP);
-    qt_sleep_ms(4000);
+    ts_sleep_ms(4000);
     kill(pid, SIGCONT);
     assert_true(atomic_load(&lost_lines) >= 1); /* noticed while it was silent */
     publish_all(b, q, 1, 2);                    /* retried until the connection is back */

@@ -69,9 +69,9 @@ static void labels_of_every_publish(void **state)
     seen s;
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.mu, NULL);
-    qt_rec rec;
-    qt_rec_init(&rec);
-    snprintf(rec.reply, sizeof rec.reply, "pong");
+    ts_log rec;
+    ts_log_init(&rec);
+    rec.reply = "pong";
 
     fs_broker *b = qt_broker();
     fs_prometheus_options po = FS_PROMETHEUS_OPTIONS_INIT;
@@ -84,9 +84,7 @@ static void labels_of_every_publish(void **state)
     so.exchange.name = ex;
     so.queue.routing_key = key;
     so.queue.auto_delete = true;
-    fs_subscriber_options o = FS_SUBSCRIBER_OPTIONS_INIT;
-    o.broker_options = &so;
-    assert_int_equal(fs_subscribe(b, q, qt_handler, &rec, &o, NULL), FS_OK);
+    qt_subscribe(b, q, &so, FS_ACK_POLICY_DEFAULT, &rec);
     assert_int_equal(fs_broker_start(b), FS_OK);
 
     /* a publisher to the exchange: labelled once, "EX.KEY" */
@@ -101,9 +99,8 @@ static void labels_of_every_publish(void **state)
     /* a plain publish to the default exchange: "default.QUEUE" */
     assert_int_equal(fs_publish_bytes(b, q, "three", 5), FS_OK);
     /* a request through the exchange: counted as a publish to "EX.KEY" */
-    fs_envelope env = FS_ENVELOPE_INIT;
-    env.body = "ping";
-    env.body_len = 4;
+    fs_envelope env;
+    ts_envelope(&env, "ping", NULL);
     env.broker_options = &to_ex;
     fs_message *reply = NULL;
     assert_int_equal(fs_request(b, key, &env, 5000, &reply), FS_OK);
@@ -126,9 +123,9 @@ static void labels_of_every_publish(void **state)
     assert_true(qt_bytes_eq(m.body, "pong"));
     amqp_destroy_message(&m);
     qt_raw_close(c);
-    for (int waited = 0; atomic_load(&rec.count) < 5 && waited < WAIT_MS; waited += 10)
-        qt_sleep_ms(10);
-    assert_int_equal(atomic_load(&rec.count), 5);
+    for (int waited = 0; ts_log_count(&rec) < 5 && waited < WAIT_MS; waited += 10)
+        ts_sleep_ms(10);
+    assert_int_equal(ts_log_count(&rec), 5);
 
     char label[300];
     snprintf(label, sizeof label, "%s.%s", ex, key);
@@ -168,6 +165,7 @@ static void labels_of_every_publish(void **state)
     fs_rabbitmq_delete_queue(b, rq);
     fs_rabbitmq_delete_exchange(b, rex);
     fs_broker_free(b);
+    ts_log_free(&rec);
     qt_delete_queue(q);
     qt_delete_exchange(ex);
     fs_registry_free(reg);

@@ -10,6 +10,7 @@
 
 #include "faststream/faststream.h"
 #include "faststream/redis.h"
+#include "support/port.h"
 #include "support/record.h"
 
 #include <hiredis/hiredis.h>
@@ -25,8 +26,7 @@
 /* The shared server (scripts/services.sh). */
 static inline int rt_port(void)
 {
-    const char *p = getenv("FS_REDIS_PORT");
-    return p && *p ? atoi(p) : 6379;
+    return port_env("FS_REDIS_PORT", 6379);
 }
 
 static inline void rt_url(char *buf, size_t n, int port)

@@ -10,9 +10,17 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* The port in environment variable `name` (a services.sh port), or `def` when unset. */
+static inline int port_env(const char *name, int def)
+{
+    const char *p = getenv(name);
+    return p && *p ? atoi(p) : def;
+}
 
 static inline struct sockaddr_in port_loopback(int port)
 {

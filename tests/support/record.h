@@ -3,8 +3,9 @@
  * for a condition, a URL-refusal check, and a handler that records what it
  * saw (a copy of every message) with the knobs the tests turn: the outcome
  * it returns, a delay, failing the first N calls, nacking the first
- * delivery of each body, settling inside the handler, and the most calls
- * that ran at once. Workers only record; the test thread asserts.
+ * delivery of each body, settling inside the handler, replying, and the
+ * most calls that ran at once. Workers only record; the test thread
+ * asserts.
  * Header-only; include after cmocka.h.
  */
 #ifndef FS_TEST_SUPPORT_RECORD_H
@@ -31,6 +32,12 @@ static inline double ts_now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* `s`, or "" for NULL (a property the message does not have). */
+static inline const char *ts_str(const char *s)
+{
+    return s ? s : "";
 }
 
 /* Wait until `cond(arg)` holds, polling every 5 ms, up to `ms`. */
@@ -74,13 +81,18 @@ typedef struct ts_log {
     size_t n;
     size_t batches;   /* handler calls */
     size_t max_batch; /* largest batch seen */
+    atomic_int calls; /* handler calls begun (read without the lock) */
     atomic_int running, max_running;
     /* knobs, set before the broker starts */
-    fs_outcome outcome;  /* what the handler returns (ERROR: a ValueError) */
-    int sleep_ms;        /* how long each call takes */
-    size_t fail_first;   /* the first N calls fail (ValueError) */
-    bool nack_first;     /* nack the first delivery of each message (by body) */
-    ts_settle settle;    /* settle explicitly inside the handler */
+    fs_outcome outcome; /* what the handler returns (ERROR: a ValueError) */
+    int sleep_ms;       /* how long each call takes */
+    size_t fail_first;  /* the first N calls fail (ValueError) */
+    bool nack_first;    /* nack the first delivery of each message (by body) */
+    ts_settle settle;   /* settle explicitly inside the handler */
+    const char *reply;  /* reply with this body (text/plain) */
+    /* called for the i-th recorded message, with mu held: what a copy loses */
+    void (*see)(void *user, size_t i, const fs_message *m);
+    void *see_user;
     char nacked[64][64]; /* bodies nacked once */
     size_t nacked_n;
 } ts_log;
@@ -126,6 +138,7 @@ static inline bool ts_first_delivery(ts_log *l, const fs_message *m)
 static inline fs_outcome ts_record(fs_message *msg, void *user)
 {
     ts_log *l = user;
+    atomic_fetch_add(&l->calls, 1);
     int now = atomic_fetch_add(&l->running, 1) + 1;
     int max = atomic_load(&l->max_running);
     while (now > max && !atomic_compare_exchange_weak(&l->max_running, &max, now))
@@ -140,11 +153,15 @@ static inline fs_outcome ts_record(fs_message *msg, void *user)
         l->max_batch = count;
     for (size_t i = 0; i < count && l->n < TS_MAX; i++) {
         fs_message *m = fs_message_at(msg, i);
+        if (l->see)
+            l->see(l->see_user, l->n, m);
         l->msgs[l->n++] = fs_message_copy(m);
         if (l->nack_first && ts_first_delivery(l, m))
             o = FS_OUTCOME_NACK;
     }
     pthread_mutex_unlock(&l->mu);
+    if (l->reply)
+        fs_message_reply(msg, l->reply, strlen(l->reply), NULL, 0, "text/plain");
     if (l->settle == TS_SETTLE_ACK)
         fs_message_ack(msg);
     else if (l->settle == TS_SETTLE_NACK)
@@ -173,6 +190,13 @@ static inline bool ts_wait_n(ts_log *l, size_t n, int ms)
 {
     ts_until u = {l, n};
     return ts_wait(ts_has_n, &u, ms);
+}
+
+/* Wait until the log holds at least n messages, or fail the test saying so. */
+static inline void ts_expect_n(ts_log *l, size_t n, int ms)
+{
+    if (!ts_wait_n(l, n, ms))
+        fail_msg("got %zu messages, wanted %zu within %d ms", ts_log_count(l), n, ms);
 }
 
 /* The i-th recorded message (the log keeps it). */

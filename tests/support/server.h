@@ -17,10 +17,13 @@
 
 #include "port.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +31,7 @@ typedef struct ts_server {
     char dir[256]; /* its state directory (mkdtemp) */
     int port;      /* a free port on 127.0.0.1 */
     pid_t pid;     /* the process ts_server_spawn started, or 0 */
+    bool quiet;    /* spawn it with stdin, stdout and stderr on /dev/null */
 } ts_server;
 
 /*
@@ -58,11 +62,25 @@ static inline int ts_server_prepare(ts_server *s, const char *what)
     return 0;
 }
 
-/* Start argv[0] (looked up in PATH) with argv; its pid is kept in s->pid. */
+/*
+ * Start argv[0] (looked up in PATH) with argv; its pid is kept in s->pid.
+ * The server is killed when the thread that started it ends, however the
+ * test ends (a sanitizer's report exits without running atexit handlers).
+ */
 static inline void ts_server_spawn(ts_server *s, char *const argv[])
 {
+    pid_t parent = getpid();
     s->pid = fork();
     if (s->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the test ended before prctl */
+            _exit(127);
+        if (s->quiet) {
+            int fd = open("/dev/null", O_RDWR);
+            dup2(fd, 0);
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
         execvp(argv[0], argv);
         _exit(127);
     }

@@ -683,6 +683,12 @@ static int pull_take(nsub *s, fs_message **out, size_t max, bool batch, unsigned
             natsMsgList list = {0};
             jsErrCode jerr = 0;
             int wait = left_ms > FETCH_SLICE_MS ? FETCH_SLICE_MS : (int)left_ms;
+            /* nats.c before 3.10 (its #749) writes past its array when more than
+             * half of a batch already waits in the subscription (an earlier Fetch's
+             * late deliveries, around a reconnect): then take one, served from there */
+            int waiting = 0;
+            if (ns && natsSubscription_GetPending(ns, &waiting, NULL) == NATS_OK && waiting > 0)
+                want = 1;
             natsStatus st = ns ? natsSubscription_Fetch(&list, ns, want, wait, &jerr)
                                : NATS_INVALID_SUBSCRIPTION;
             pthread_mutex_lock(&s->mu);
