@@ -17,6 +17,7 @@
  * queue (a failure would be counted, and retried, and distort the figure).
  * Each figure is the best of --repeats runs of at least --min-time seconds;
  * the two brokers run one after the other in the same process.
+ * (--callgrind: see callgrind_run.)
  */
 #include "bench.h"
 
@@ -117,8 +118,47 @@ static void broker_teardown(core_ctx *x)
     fs_registry_free(x->registry);
 }
 
+/*
+ * --callgrind publisher|name --side plain|prom --count N: N messages the one
+ * way, for a profile of the middleware's own work (bench/run.sh reads it
+ * with bench/mw_cost.py): through the publisher (its label id) or with
+ * fs_publish by name (the name compared on each publish).
+ */
+static int callgrind_run(int argc, char **argv)
+{
+    const char *how = argv[2], *side = "prom";
+    long count = 100000;
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--side"))
+            side = argv[i + 1];
+        else if (!strcmp(argv[i], "--count"))
+            count = atol(argv[i + 1]);
+    }
+    bench_config cfg = {.min_time_s = 0.2, .repeats = 1};
+    core_ctx x;
+    broker_setup(&x, !strcmp(side, "prom"), &cfg);
+    fs_envelope e = FS_ENVELOPE_INIT;
+    e.body = x.body;
+    e.body_len = sizeof x.body;
+    for (long n = 0; n < count; n++) {
+        if ((n & 255) == 0)
+            while ((uint64_t)n - fs_subscriber_handled(x.sub) >= WINDOW)
+                BENCH_CLOBBER();
+        int rc = !strcmp(how, "name") ? fs_publish(x.broker, "bench", &e)
+                                      : fs_publisher_publish(x.pub, &e);
+        if (rc < 0)
+            die("publish");
+    }
+    if (fs_subscriber_wait_handled(x.sub, (uint64_t)count, 60000))
+        die("fs_subscriber_wait_handled");
+    broker_teardown(&x);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "--callgrind"))
+        return callgrind_run(argc, argv);
     bench_config cfg;
     if (bench_parse_args(argc, argv, &cfg))
         return 2;

@@ -152,13 +152,19 @@ static double publish_ours(const run *r, long n)
         env[i].correlation_id = "00000000-0000-4000-8000-000000000000";
         env[i].broker_options = &po;
     }
+    /* a publisher, as a service publishing to one destination keeps */
+    fs_publisher *pub;
+    if (fs_publisher_new(b, "bench", NULL, &pub) < 0)
+        die("publisher", fs_last_error());
     uint64_t t0 = bench_now_ns();
     for (long i = 0; i < n; i += r->batch ? BATCH : 1) {
-        int rc = r->batch ? fs_publish_batch(b, "bench", env, BATCH) : fs_publish(b, "bench", env);
+        int rc =
+            r->batch ? fs_publisher_publish_batch(pub, env, BATCH) : fs_publisher_publish(pub, env);
         if (rc < 0)
             die("publish", fs_last_error());
     }
     uint64_t ns = bench_now_ns() - t0;
+    fs_publisher_free(pub);
     fs_broker_free(b);
     fs_registry_free(reg);
     clear(c);

@@ -229,6 +229,31 @@ BEGIN {
     print "(valgrind serialises threads: the 2-thread figure counts instructions, not contention)"
 }'
 
+# The middleware's own instructions a message on the in-process broker
+# (bench/mw_cost.py on callgrind profiles), publishing through a publisher
+# (its label id) and by name (the name compared on each publish).
+if [ -x "$C_CORE" ] && command -v valgrind >/dev/null 2>&1; then
+    echo "bench: the middleware's own work under callgrind ($C_CORE)" >&2
+    cg_core=$(mktemp -d)
+    printf '\n%-46s %8s %8s %8s %8s\n' "callgrind: the middleware's own instr/msg" publish consume chain total
+    for how in publisher name; do
+        for side in plain prom; do
+            valgrind --tool=callgrind --callgrind-out-file="$cg_core/$side.%p" "$C_CORE" \
+                --callgrind "$how" --side "$side" --count 100000 >/dev/null 2>&1 || true
+            cat "$cg_core/$side".[0-9]* >"$cg_core/$side" 2>/dev/null || true
+        done
+        "$PYTHON" "$HERE/mw_cost.py" "$cg_core/prom" 100000 "$cg_core/plain" 100000 2>/dev/null |
+            awk -v how="$how" -v res="$RESULTS" '{ v[$1] = $2 }
+                END { if (!("total" in v)) { printf "%-46s (callgrind failed)\n", "in-process broker, " how; exit }
+                      printf "%-46s %8.0f %8.0f %8.0f %8.0f\n", "in-process broker, " \
+                          (how == "name" ? "fs_publish by name" : "through a publisher"),
+                          v["publish"], v["consume"], v["chain"], v["total"]
+                      printf "ours core_mw_own_%s %.0f\n", how, v["total"] >>res }'
+        rm -f "$cg_core"/*
+    done
+    rm -rf "$cg_core"
+fi
+
 # ---------------------------------------------------------------------------
 # The broker benchmarks (issues 4 and 8-11): BUILD_DIR/bench/fs_bench_NAME,
 # when built, puts ours without and with the Prometheus middleware beside the

@@ -548,10 +548,16 @@ int fs_publisher_new(fs_broker *b, const char *destination, const fs_publisher_o
     return FS_OK;
 }
 
-/* The kept label when the publish uses the publisher's options, else NULL (made per publish). */
+/*
+ * The kept label when the publish uses the publisher's options or the
+ * adapter's labels do not depend on options (no destination_label op: the
+ * label is the destination), else NULL (made per publish).
+ */
 static const char *label_for(const fs_publisher *pub, const void *options)
 {
-    return !options || options == pub->broker_options ? pub->label : NULL;
+    return !options || options == pub->broker_options || !pub->broker->ops->destination_label
+               ? pub->label
+               : NULL;
 }
 
 const char *fs_publisher_destination(const fs_publisher *pub)
