@@ -128,6 +128,9 @@ typedef enum fs_received_status {
  */
 FS_API fs_received_status fs_consume_status_code(const fs_consume_ctx *ctx);
 
+/** The name of status `s` ("acked" ... "error"); NULL for a value that is none. */
+FS_API const char *fs_received_status_name(fs_received_status s);
+
 /** What a publish hook sees; the "after next" fields are valid once fs_publish_next() returned. */
 typedef struct fs_publish_ctx {
     fs_broker *broker;

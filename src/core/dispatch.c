@@ -160,10 +160,15 @@ fs_received_status fs_consume_status_code(const fs_consume_ctx *ctx)
     return FS_RECEIVED_ACKED;
 }
 
-const char *fs_consume_status(const fs_consume_ctx *ctx)
+const char *fs_received_status_name(fs_received_status s)
 {
     static const char *const NAMES[] = {"acked", "nacked", "rejected", "skipped", "error"};
-    return NAMES[fs_consume_status_code(ctx)];
+    return (unsigned)s < sizeof NAMES / sizeof NAMES[0] ? NAMES[s] : NULL;
+}
+
+const char *fs_consume_status(const fs_consume_ctx *ctx)
+{
+    return fs_received_status_name(fs_consume_status_code(ctx));
 }
 
 /* ------------------------------------------------------------------------ */

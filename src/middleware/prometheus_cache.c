@@ -1,8 +1,6 @@
 /* The Prometheus middleware: label values and the combination cache. See prometheus_internal.h. */
 #include "prometheus_internal.h"
 
-const char *const FS__PROM_RECV_STATUS[ST_RECV_COUNT] = {"acked", "nacked", "rejected", "skipped",
-                                                         "error"};
 const char *const FS__PROM_PUB_STATUS[ST_PUB_COUNT] = {"success", "error"};
 
 /* ------------------------------------------------------------------------ */

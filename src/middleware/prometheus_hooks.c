@@ -157,7 +157,7 @@ static fs_outcome consume_record(prom_state *st, fs_consume_ctx *ctx, entry *e)
     fs_histogram_observe(e->fixed[3], elapsed);    /* 6 */
     fs_gauge_add(e->fixed[2], -dcount);            /* 7 */
     int status = (int)fs_consume_status_code(ctx); /* 8: ST_* is in the same order */
-    fs_counter *pc = status_child(st, e, st->processed, status, FS__PROM_RECV_STATUS[status]);
+    fs_counter *pc = status_child(st, e, st->processed, status, fs_received_status_name((fs_received_status)status));
     if (pc)
         counter_add_count(pc, count);
     return o;

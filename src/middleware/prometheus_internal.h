@@ -199,7 +199,6 @@ int fs__prom_publish_mono(fs_publish_ctx *ctx);
 void fs__prom_result(const fs_publish_result_ctx *ctx);
 
 /* prometheus_cache.c: label values and the combination cache */
-extern const char *const FS__PROM_RECV_STATUS[ST_RECV_COUNT];
 extern const char *const FS__PROM_PUB_STATUS[ST_PUB_COUNT];
 extern _Thread_local last_hit fs__prom_last_recv FS_TLS_MODEL, fs__prom_last_pub FS_TLS_MODEL;
 extern atomic_uint_fast64_t fs__prom_next_state_id;

@@ -75,7 +75,7 @@ static void tally_read(_Atomic uint64_t *t, uint32_t n, uint64_t *snap, uint64_t
 /* The counter child for status s of e, created on its first count. */
 static fs_counter *status_counter(const prom_state *st, entry *e, bool recv, int s)
 {
-    return recv ? status_child(st, e, st->processed, s, FS__PROM_RECV_STATUS[s])
+    return recv ? status_child(st, e, st->processed, s, fs_received_status_name((fs_received_status)s))
                 : status_child(st, e, st->published, s, FS__PROM_PUB_STATUS[s]);
 }
 

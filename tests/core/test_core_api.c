@@ -394,6 +394,12 @@ static void test_null_arguments(void **state)
 
 static void test_copies_and_names(void **state)
 {
+    /* the received statuses by number, as fs_consume_status names them */
+    static const char *const statuses[] = {"acked", "nacked", "rejected", "skipped", "error"};
+    for (int i = FS_RECEIVED_ACKED; i <= FS_RECEIVED_ERROR; i++)
+        assert_string_equal(fs_received_status_name((fs_received_status)i), statuses[i]);
+    assert_null(fs_received_status_name((fs_received_status)5));
+    assert_null(fs_received_status_name((fs_received_status)-1));
     (void)state;
     fs_header h[2] = {{"a", "1", 0}, {"b", "2", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
