@@ -74,6 +74,31 @@ static void test_unreachable(void **state)
     fs_broker_free(b);
 }
 
+/* Subscribe fn to topic from the earliest offset (no group) and start the broker. */
+static void start_earliest(fs_broker *b, const char *topic, fs_handler_fn fn, void *user)
+{
+    fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
+    ko.start = FS_KAFKA_START_EARLIEST;
+    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
+    so.broker_options = &ko;
+    KT_OK(fs_subscribe(b, topic, fn, user, &so, NULL));
+    KT_OK(fs_broker_start(b));
+}
+
+/* A raw record with headers hs (taken) to topic's partition, waited for. */
+static void put_with_headers(rd_kafka_t *p, const char *topic, int32_t partition, const char *body,
+                             rd_kafka_headers_t *hs)
+{
+    /* produceva: the RD_KAFKA_V_* macros are GNU statement expressions (-Wpedantic). */
+    rd_kafka_vu_t vu[5] = {{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic},
+                           {.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
+                           {.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {(void *)body, strlen(body)}},
+                           {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+                           {.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hs}};
+    assert_null(rd_kafka_produceva(p, vu, 5));
+    assert_int_equal(rd_kafka_flush(p, 5000), 0);
+}
+
 static void test_headers_both_ways(void **state)
 {
     (void)state;
@@ -81,12 +106,7 @@ static void test_headers_both_ways(void **state)
     fs_broker *b = kt_broker(&cl, NULL, NULL);
     kt_rec rec;
     kt_rec_init(&rec);
-    fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
-    ko.start = FS_KAFKA_START_EARLIEST;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &ko;
-    KT_OK(fs_subscribe(b, "basic.headers", kt_handler, &rec, &so, NULL));
-    KT_OK(fs_broker_start(b));
+    start_earliest(b, "basic.headers", kt_handler, &rec);
 
     fs_header h[] = {{"x-test", "v1", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
@@ -122,14 +142,7 @@ static void test_headers_both_ways(void **state)
     rd_kafka_header_add(hs, "content-type", -1, "", 0); /* "" = none */
     rd_kafka_header_add(hs, "correlation_id", -1, "py-cid", -1);
     rd_kafka_header_add(hs, "x-test", -1, "bytes\0x", 7);
-    /* produceva: the RD_KAFKA_V_* macros are GNU statement expressions (-Wpedantic). */
-    rd_kafka_vu_t vu[5] = {{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "basic.headers"},
-                           {.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = 0},
-                           {.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {"py", 2}},
-                           {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
-                           {.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hs}};
-    assert_null(rd_kafka_produceva(p, vu, 5));
-    rd_kafka_flush(p, 5000);
+    put_with_headers(p, "basic.headers", 0, "py", hs);
     assert_int_equal(kt_wait_count(&rec, 2, 10), 2);
     pthread_mutex_lock(&rec.mu);
     assert_string_equal(rec.last_ct, "");
@@ -138,6 +151,111 @@ static void test_headers_both_ways(void **state)
     pthread_mutex_unlock(&rec.mu);
 
     /* What we write, read raw: FastStream's header order and values. */
+    rd_kafka_destroy(p);
+    fs_broker_free(b);
+}
+
+/* Every header of the last message: names, value lengths and bytes, in order. */
+typedef struct hdr_seen {
+    pthread_mutex_t mu;
+    int count;
+    size_t n;
+    char names[16][32];
+    char values[16][400];
+    size_t lens[16];
+    char cid[64], ct[64];
+    int unterminated;
+} hdr_seen;
+
+static fs_outcome record_headers(fs_message *m, void *user)
+{
+    hdr_seen *h = user;
+    pthread_mutex_lock(&h->mu);
+    h->n = fs_message_header_count(m);
+    for (size_t i = 0; i < h->n && i < 16; i++) {
+        const fs_header *x = fs_message_header_at(m, i);
+        h->lens[i] = fs_message_header_value_len(m, i);
+        snprintf(h->names[i], sizeof h->names[i], "%s", x->name);
+        memset(h->values[i], 0, sizeof h->values[i]);
+        memcpy(h->values[i], x->value, h->lens[i] < 399 ? h->lens[i] : 399);
+        if (x->value[h->lens[i]] != '\0') /* NUL-terminated after its bytes */
+            h->unterminated++;
+    }
+    kt_copy(h->cid, sizeof h->cid, fs_message_correlation_id(m));
+    kt_copy(h->ct, sizeof h->ct, fs_message_content_type(m));
+    h->count++;
+    pthread_mutex_unlock(&h->mu);
+    return FS_OUTCOME_OK;
+}
+
+/* Put a record with headers hs, wait until it is the want-th seen, return with h locked. */
+static void put_and_lock(rd_kafka_t *p, rd_kafka_headers_t *hs, hdr_seen *h, int want)
+{
+    put_with_headers(p, "basic.many-headers", 0, "b", hs);
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&h->mu);
+        if (h->count >= want)
+            break;
+        pthread_mutex_unlock(&h->mu);
+        kt_sleep_ms(10);
+    }
+    assert_int_equal(h->count, want); /* locked */
+}
+
+/* Records whose headers outgrow what a record holds inline (more headers, more
+ * bytes), null and binary values, a repeated name; then a small one again. */
+static void test_many_headers(void **state)
+{
+    (void)state;
+    kt_topic(&cl, "basic.many-headers", 1);
+    fs_broker *b = kt_broker(&cl, NULL, NULL);
+    static hdr_seen h;
+    memset(&h, 0, sizeof h);
+    pthread_mutex_init(&h.mu, NULL);
+    start_earliest(b, "basic.many-headers", record_headers, &h);
+    rd_kafka_t *p = kt_producer(&cl);
+
+    char big[300];
+    memset(big, 'z', sizeof big);
+    rd_kafka_headers_t *hs = rd_kafka_headers_new(9);
+    rd_kafka_header_add(hs, "correlation_id", -1, "first", -1);
+    rd_kafka_header_add(hs, "content-type", -1, "application/json", -1);
+    rd_kafka_header_add(hs, "x-null", -1, NULL, 0);
+    rd_kafka_header_add(hs, "x-bin", -1, "a\0b\0", 4);
+    rd_kafka_header_add(hs, "x-big", -1, big, sizeof big);
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "x-%d", i);
+        rd_kafka_header_add(hs, name, -1, name, -1);
+    }
+    rd_kafka_header_add(hs, "correlation_id", -1, "last", -1); /* the last wins */
+    put_and_lock(p, hs, &h, 1);
+    assert_int_equal(h.n, 9);
+    assert_string_equal(h.names[0], "correlation_id");
+    assert_string_equal(h.values[0], "first");
+    assert_string_equal(h.names[2], "x-null");
+    assert_int_equal(h.lens[2], 0);
+    assert_int_equal(h.lens[3], 4);
+    assert_memory_equal(h.values[3], "a\0b\0", 4);
+    assert_string_equal(h.names[4], "x-big");
+    assert_int_equal(h.lens[4], sizeof big);
+    assert_memory_equal(h.values[4], big, sizeof big);
+    assert_string_equal(h.names[7], "x-2");
+    assert_string_equal(h.values[7], "x-2");
+    assert_string_equal(h.cid, "last");
+    assert_string_equal(h.ct, "application/json");
+    pthread_mutex_unlock(&h.mu);
+
+    hs = rd_kafka_headers_new(1);
+    rd_kafka_header_add(hs, "x-only", -1, "v", -1);
+    put_and_lock(p, hs, &h, 2);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.names[0], "x-only");
+    assert_string_equal(h.values[0], "v");
+    assert_int_equal(strlen(h.cid), 36); /* none: the core generates one */
+    assert_string_equal(h.ct, "");
+    assert_int_equal(h.unterminated, 0);
+    pthread_mutex_unlock(&h.mu);
     rd_kafka_destroy(p);
     fs_broker_free(b);
 }
@@ -336,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_url_and_options),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_headers_both_ways),
+        cmocka_unit_test(test_many_headers),
         cmocka_unit_test(test_explicit_partitions_and_offsets),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_request_reply),
