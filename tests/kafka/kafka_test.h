@@ -9,6 +9,7 @@
 
 #include "faststream/faststream.h"
 #include "faststream/kafka.h"
+#include "support/record.h"
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -40,19 +41,6 @@ typedef struct kt_cluster {
     char url[600];
 } kt_cluster;
 
-static inline void kt_sleep_ms(unsigned ms)
-{
-    struct timespec d = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
-    nanosleep(&d, NULL);
-}
-
-static inline double kt_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static inline void kt_cluster_start(kt_cluster *c, int brokers)
 {
     char err[256];
@@ -71,6 +59,29 @@ static inline void kt_cluster_stop(kt_cluster *c)
     rd_kafka_mock_cluster_destroy(c->mc);
     rd_kafka_destroy(c->rk);
 }
+
+/*
+ * The usual cmocka group fixture: `cl`, a 3-broker cluster, and `prod`, a
+ * raw producer on it, made by kt_setup and ended by kt_teardown
+ * (cmocka_run_group_tests(tests, kt_setup, kt_teardown)).
+ */
+#define KT_CLUSTER_FIXTURE                                                                         \
+    static kt_cluster cl;                                                                          \
+    static rd_kafka_t *prod;                                                                       \
+    static int kt_setup(void **state)                                                              \
+    {                                                                                              \
+        (void)state;                                                                               \
+        kt_cluster_start(&cl, 3);                                                                  \
+        prod = kt_producer(&cl);                                                                   \
+        return 0;                                                                                  \
+    }                                                                                              \
+    static int kt_teardown(void **state)                                                           \
+    {                                                                                              \
+        (void)state;                                                                               \
+        rd_kafka_destroy(prod);                                                                    \
+        kt_cluster_stop(&cl);                                                                      \
+        return 0;                                                                                  \
+    }
 
 static inline void kt_topic(kt_cluster *c, const char *topic, int partitions)
 {
@@ -175,10 +186,10 @@ static inline long kt_committed(const kt_cluster *c, const char *group, const ch
 static inline long kt_wait_committed(const kt_cluster *c, const char *group, const char *topic,
                                      int parts, long want, double timeout_s)
 {
-    double end = kt_now() + timeout_s;
+    double end = ts_now_s() + timeout_s;
     long got;
-    while ((got = kt_committed(c, group, topic, parts)) < want && kt_now() < end)
-        kt_sleep_ms(50);
+    while ((got = kt_committed(c, group, topic, parts)) < want && ts_now_s() < end)
+        ts_sleep_ms(50);
     return got;
 }
 
@@ -217,7 +228,7 @@ static inline fs_outcome kt_handler(fs_message *m, void *user)
     while (now > mx && !atomic_compare_exchange_weak(&r->max_inflight, &mx, now))
         ;
     if (r->sleep_ms)
-        kt_sleep_ms(r->sleep_ms);
+        ts_sleep_ms((int)r->sleep_ms);
     pthread_mutex_lock(&r->mu);
     int i = r->count++;
     r->msgs += (int)fs_message_count(m);
@@ -258,17 +269,18 @@ static inline int kt_count(kt_rec *r)
 
 static inline int kt_wait_count(kt_rec *r, int want, double timeout_s)
 {
-    double end = kt_now() + timeout_s;
+    double end = ts_now_s() + timeout_s;
     int n;
-    while ((n = kt_count(r)) < want && kt_now() < end)
-        kt_sleep_ms(10);
+    while ((n = kt_count(r)) < want && ts_now_s() < end)
+        ts_sleep_ms(10);
     return n;
 }
 
-/* Subscribe `rec` to `topic` (group from the broker), earliest, with a policy and workers. */
-static inline fs_subscriber *kt_sub(fs_broker *b, const char *topic, kt_rec *rec,
-                                    fs_ack_policy policy, unsigned concurrency,
-                                    fs_kafka_subscriber_options *ko)
+/* Subscribe fn(user) to `topic` (group from the broker; ko NULL: from the earliest offset),
+ * with a policy and workers. */
+static inline fs_subscriber *kt_sub_fn(fs_broker *b, const char *topic, fs_handler_fn fn,
+                                       void *user, fs_ack_policy policy, unsigned concurrency,
+                                       fs_kafka_subscriber_options *ko)
 {
     fs_kafka_subscriber_options def = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
     if (!ko) {
@@ -281,8 +293,16 @@ static inline fs_subscriber *kt_sub(fs_broker *b, const char *topic, kt_rec *rec
     so.broker_options = ko;
     so.redelivery.delay_ms = 20;
     fs_subscriber *sub = NULL;
-    KT_OK(fs_subscribe(b, topic, kt_handler, rec, &so, &sub));
+    KT_OK(fs_subscribe(b, topic, fn, user, &so, &sub));
     return sub;
+}
+
+/* Subscribe `rec` (kt_handler) to `topic`: kt_sub_fn. */
+static inline fs_subscriber *kt_sub(fs_broker *b, const char *topic, kt_rec *rec,
+                                    fs_ack_policy policy, unsigned concurrency,
+                                    fs_kafka_subscriber_options *ko)
+{
+    return kt_sub_fn(b, topic, kt_handler, rec, policy, concurrency, ko);
 }
 
 #endif

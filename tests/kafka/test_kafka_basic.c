@@ -16,21 +16,7 @@
 #include "faststream/exposition.h"
 #include "faststream/prometheus.h"
 
-static kt_cluster cl;
-
-static int setup(void **state)
-{
-    (void)state;
-    kt_cluster_start(&cl, 3);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    kt_cluster_stop(&cl);
-    return 0;
-}
+KT_CLUSTER_FIXTURE
 
 static void test_url_and_options(void **state)
 {
@@ -77,11 +63,7 @@ static void test_unreachable(void **state)
 /* Subscribe fn to topic from the earliest offset (no group) and start the broker. */
 static void start_earliest(fs_broker *b, const char *topic, fs_handler_fn fn, void *user)
 {
-    fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
-    ko.start = FS_KAFKA_START_EARLIEST;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.broker_options = &ko;
-    KT_OK(fs_subscribe(b, topic, fn, user, &so, NULL));
+    kt_sub_fn(b, topic, fn, user, FS_ACK_POLICY_DEFAULT, 1, NULL);
     KT_OK(fs_broker_start(b));
 }
 
@@ -137,7 +119,7 @@ static void test_headers_both_ways(void **state)
     pthread_mutex_unlock(&rec.mu);
 
     /* A raw record with FastStream's headers as a Python service writes them. */
-    rd_kafka_t *p = kt_producer(&cl);
+    rd_kafka_t *p = prod;
     rd_kafka_headers_t *hs = rd_kafka_headers_new(3);
     rd_kafka_header_add(hs, "content-type", -1, "", 0); /* "" = none */
     rd_kafka_header_add(hs, "correlation_id", -1, "py-cid", -1);
@@ -151,7 +133,6 @@ static void test_headers_both_ways(void **state)
     pthread_mutex_unlock(&rec.mu);
 
     /* What we write, read raw: FastStream's header order and values. */
-    rd_kafka_destroy(p);
     fs_broker_free(b);
 }
 
@@ -197,7 +178,7 @@ static void put_and_lock(rd_kafka_t *p, rd_kafka_headers_t *hs, hdr_seen *h, int
         if (h->count >= want)
             break;
         pthread_mutex_unlock(&h->mu);
-        kt_sleep_ms(10);
+        ts_sleep_ms(10);
     }
     assert_int_equal(h->count, want); /* locked */
 }
@@ -213,7 +194,7 @@ static void test_many_headers(void **state)
     memset(&h, 0, sizeof h);
     pthread_mutex_init(&h.mu, NULL);
     start_earliest(b, "basic.many-headers", record_headers, &h);
-    rd_kafka_t *p = kt_producer(&cl);
+    rd_kafka_t *p = prod;
 
     char big[300];
     memset(big, 'z', sizeof big);
@@ -256,7 +237,6 @@ static void test_many_headers(void **state)
     assert_string_equal(h.ct, "");
     assert_int_equal(h.unterminated, 0);
     pthread_mutex_unlock(&h.mu);
-    rd_kafka_destroy(p);
     fs_broker_free(b);
 }
 
@@ -264,7 +244,7 @@ static void test_explicit_partitions_and_offsets(void **state)
 {
     (void)state;
     kt_topic(&cl, "basic.parts", 3);
-    rd_kafka_t *p = kt_producer(&cl);
+    rd_kafka_t *p = prod;
     kt_put(p, "basic.parts", 0, 0, 5);
     kt_put(p, "basic.parts", 1, 5, 5);
     kt_put(p, "basic.parts", 2, 10, 5);
@@ -283,7 +263,7 @@ static void test_explicit_partitions_and_offsets(void **state)
     KT_OK(fs_subscribe(b, "basic.parts", kt_handler, &rec, &so, NULL));
     KT_OK(fs_broker_start(b));
     assert_int_equal(kt_wait_count(&rec, 4, 10), 4);
-    kt_sleep_ms(200);
+    ts_sleep_ms(200);
     assert_int_equal(kt_count(&rec), 4); /* offsets 3 and 4 of partitions 1 and 2 */
     pthread_mutex_lock(&rec.mu);
     for (int i = 0; i < 4; i++) {
@@ -295,14 +275,13 @@ static void test_explicit_partitions_and_offsets(void **state)
     KT_OK(fs_kafka_lag(b, "basic.parts", 2000, &lag));
     assert_int_equal(lag, 0);
     fs_broker_free(b);
-    rd_kafka_destroy(p);
 }
 
 static void test_batch(void **state)
 {
     (void)state;
     kt_topic(&cl, "basic.batch", 1);
-    rd_kafka_t *p = kt_producer(&cl);
+    rd_kafka_t *p = prod;
     kt_put(p, "basic.batch", 0, 0, 25);
     fs_broker *b = kt_broker(&cl, NULL, NULL);
     kt_rec rec;
@@ -317,9 +296,9 @@ static void test_batch(void **state)
     KT_OK(fs_subscribe(b, "basic.batch", kt_handler, &rec, &so, &sub));
     KT_OK(fs_broker_start(b));
     /* 25 messages in batches of at most 10: at least 3 handler calls. */
-    double end = kt_now() + 10;
-    while (fs_subscriber_handled(sub) < 25 && kt_now() < end)
-        kt_sleep_ms(10);
+    double end = ts_now_s() + 10;
+    while (fs_subscriber_handled(sub) < 25 && ts_now_s() < end)
+        ts_sleep_ms(10);
     pthread_mutex_lock(&rec.mu);
     assert_int_equal(rec.msgs, 25);
     assert_true(rec.count >= 3);
@@ -334,7 +313,6 @@ static void test_batch(void **state)
     }
     KT_OK(fs_publish_batch(b, "basic.batch", es, 3));
     fs_broker_free(b);
-    rd_kafka_destroy(p);
 }
 
 static fs_outcome echo(fs_message *m, void *user)
@@ -387,8 +365,8 @@ static void test_publish_cluster_down(void **state)
     assert_string_equal(fs_last_publish_error_type(), "_MSG_TIMED_OUT");
     assert_int_not_equal(fs_broker_ping(b, 300), 0);
     rd_kafka_mock_broker_set_up(c2.mc, 1);
-    double end = kt_now() + 10;
-    while ((rc = fs_publish_bytes(b, "down", "z", 1)) != 0 && kt_now() < end)
+    double end = ts_now_s() + 10;
+    while ((rc = fs_publish_bytes(b, "down", "z", 1)) != 0 && ts_now_s() < end)
         ;
     assert_int_equal(rc, 0);
     /* An injected produce error names librdkafka's error. */
@@ -431,10 +409,10 @@ static void test_no_wait_failure_counted(void **state)
     KT_OK(fs_publish(b, "nowait", &e)); /* accepted; fails after message.timeout.ms */
     fs_buffer buf = {0};
     const char *want = "status=\"error\"} 1";
-    double end = kt_now() + 10;
+    double end = ts_now_s() + 10;
     bool seen = false;
-    while (!seen && kt_now() < end) {
-        kt_sleep_ms(50);
+    while (!seen && ts_now_s() < end) {
+        ts_sleep_ms(50);
         KT_OK(fs_registry_render(reg, FS_FORMAT_TEXT, &buf));
         seen = strstr(buf.data, want) && strstr(buf.data, "_MSG_TIMED_OUT");
     }
@@ -461,5 +439,5 @@ int main(void)
         cmocka_unit_test(test_publish_cluster_down),
         cmocka_unit_test(test_no_wait_failure_counted),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
 }

@@ -13,24 +13,7 @@
 
 #include "kafka/kafka_test.h"
 
-static kt_cluster cl;
-static rd_kafka_t *prod;
-
-static int setup(void **state)
-{
-    (void)state;
-    kt_cluster_start(&cl, 3);
-    prod = kt_producer(&cl);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    rd_kafka_destroy(prod);
-    kt_cluster_stop(&cl);
-    return 0;
-}
+KT_CLUSTER_FIXTURE
 
 static void test_ack_commits_prefix_in_order(void **state)
 {
@@ -81,7 +64,7 @@ static void test_nack_seeks_back(void **state)
     assert_string_equal(rec.bodies[4], "m2");
     pthread_mutex_unlock(&rec.mu);
     assert_int_equal(kt_wait_committed(&cl, "g-nack", "g.nack", 1, 3, 10), 3);
-    kt_sleep_ms(100);
+    ts_sleep_ms(100);
     assert_int_equal(kt_count(&rec), 5);
     fs_broker_free(b);
 }
@@ -161,9 +144,9 @@ static void test_dead_letter_headers(void **state)
     KT_OK(fs_broker_connect(b));
     KT_OK(fs_subscribe(b, "g.dlh.dlq", dl_headers, got, &ds, NULL));
     KT_OK(fs_broker_start(b));
-    double end = kt_now() + 15;
-    while (!atomic_load(&dl_ready) && kt_now() < end)
-        kt_sleep_ms(20);
+    double end = ts_now_s() + 15;
+    while (!atomic_load(&dl_ready) && ts_now_s() < end)
+        ts_sleep_ms(20);
     char seen[256];
     pthread_mutex_lock(&dl_mu);
     memcpy(seen, got, sizeof seen);
@@ -185,7 +168,7 @@ static void test_ack_first_commits_failures(void **state)
     KT_OK(fs_broker_start(b));
     assert_int_equal(kt_wait_count(&rec, 20, 20), 20);
     assert_int_equal(kt_wait_committed(&cl, "g-af", "g.af", 2, 20, 10), 20);
-    kt_sleep_ms(100);
+    ts_sleep_ms(100);
     assert_int_equal(kt_count(&rec), 20); /* no redelivery */
     fs_broker_free(b);
 }
@@ -199,5 +182,5 @@ int main(void)
         cmocka_unit_test(test_dead_letter_headers),
         cmocka_unit_test(test_ack_first_commits_failures),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
 }
