@@ -86,9 +86,9 @@ static void test_headers_both_ways(void **state)
     (void)state;
     kt_topic(&cl, "basic.headers", 2);
     fs_broker *b = kt_broker(&cl, NULL, NULL);
-    kt_rec rec;
-    kt_rec_init(&rec);
-    start_earliest(b, "basic.headers", kt_handler, &rec);
+    ts_log rec;
+    ts_log_init(&rec);
+    start_earliest(b, "basic.headers", ts_record, &rec);
 
     fs_header h[] = {{"x-test", "v1", 0}};
     fs_envelope e = FS_ENVELOPE_INIT;
@@ -106,17 +106,17 @@ static void test_headers_both_ways(void **state)
     po.timestamp_ms = 1700000000123;
     e.broker_options = &po;
     KT_OK(fs_publish(b, "basic.headers", &e));
-    assert_int_equal(kt_wait_count(&rec, 1, 10), 1);
-    pthread_mutex_lock(&rec.mu);
-    assert_string_equal(rec.bodies[0], "hello");
-    assert_string_equal(rec.last_ct, "text/plain");
-    assert_string_equal(rec.last_cid, "cid-1");
-    assert_string_equal(rec.last_reply_to, "replies");
-    assert_string_equal(rec.last_hdr, "v1");
-    assert_string_equal(rec.last_source, "basic.headers");
-    assert_int_equal(rec.partition[0], 1);
-    assert_string_equal(rec.last_id, "0-1700000000123");
-    pthread_mutex_unlock(&rec.mu);
+    assert_int_equal(kt_wait_n(&rec, 1, 10), 1);
+    char body[64];
+    assert_string_equal(ts_body(&rec, 0, body, sizeof body), "hello");
+    fs_message *m = ts_msg(&rec, 0);
+    assert_string_equal(kt_str(fs_message_content_type(m)), "text/plain");
+    assert_string_equal(kt_str(fs_message_correlation_id(m)), "cid-1");
+    assert_string_equal(kt_str(fs_message_reply_to(m)), "replies");
+    assert_string_equal(kt_str(fs_message_header(m, "x-test")), "v1");
+    assert_string_equal(kt_str(fs_message_source(m)), "basic.headers");
+    assert_int_equal(fs_message_partition(m), 1);
+    assert_string_equal(kt_str(fs_message_id(m)), "0-1700000000123");
 
     /* A raw record with FastStream's headers as a Python service writes them. */
     rd_kafka_t *p = prod;
@@ -125,15 +125,15 @@ static void test_headers_both_ways(void **state)
     rd_kafka_header_add(hs, "correlation_id", -1, "py-cid", -1);
     rd_kafka_header_add(hs, "x-test", -1, "bytes\0x", 7);
     put_with_headers(p, "basic.headers", 0, "py", hs);
-    assert_int_equal(kt_wait_count(&rec, 2, 10), 2);
-    pthread_mutex_lock(&rec.mu);
-    assert_string_equal(rec.last_ct, "");
-    assert_string_equal(rec.last_cid, "py-cid");
-    assert_string_equal(rec.last_hdr, "bytes");
-    pthread_mutex_unlock(&rec.mu);
+    assert_int_equal(kt_wait_n(&rec, 2, 10), 2);
+    m = ts_msg(&rec, 1);
+    assert_string_equal(kt_str(fs_message_content_type(m)), "");
+    assert_string_equal(kt_str(fs_message_correlation_id(m)), "py-cid");
+    assert_string_equal(kt_str(fs_message_header(m, "x-test")), "bytes");
 
     /* What we write, read raw: FastStream's header order and values. */
     fs_broker_free(b);
+    ts_log_free(&rec);
 }
 
 /* Every header of the last message: names, value lengths and bytes, in order. */
@@ -146,6 +146,11 @@ typedef struct hdr_seen {
     size_t lens[16];
     char cid[64], ct[64];
     int unterminated;
+    /* fs_message_raw: the record's topic, partition, offset and librdkafka's message */
+    char topic[64];
+    int32_t partition;
+    int64_t offset;
+    bool raw_matches;
 } hdr_seen;
 
 static fs_outcome record_headers(fs_message *m, void *user)
@@ -162,8 +167,17 @@ static fs_outcome record_headers(fs_message *m, void *user)
         if (x->value[h->lens[i]] != '\0') /* NUL-terminated after its bytes */
             h->unterminated++;
     }
-    kt_copy(h->cid, sizeof h->cid, fs_message_correlation_id(m));
-    kt_copy(h->ct, sizeof h->ct, fs_message_content_type(m));
+    const fs_kafka_message_info *info = fs_message_raw(m);
+    if (info) {
+        snprintf(h->topic, sizeof h->topic, "%s", info->topic);
+        h->partition = info->partition;
+        h->offset = info->offset;
+        const rd_kafka_message_t *rk = info->rkmessage;
+        h->raw_matches = rk && rk->offset == info->offset && rk->partition == info->partition &&
+                         info->partition == fs_message_partition(m);
+    }
+    snprintf(h->cid, sizeof h->cid, "%s", kt_str(fs_message_correlation_id(m)));
+    snprintf(h->ct, sizeof h->ct, "%s", kt_str(fs_message_content_type(m)));
     h->count++;
     pthread_mutex_unlock(&h->mu);
     return FS_OUTCOME_OK;
@@ -225,6 +239,10 @@ static void test_many_headers(void **state)
     assert_string_equal(h.values[7], "x-2");
     assert_string_equal(h.cid, "last");
     assert_string_equal(h.ct, "application/json");
+    assert_string_equal(h.topic, "basic.many-headers");
+    assert_int_equal(h.partition, 0);
+    assert_int_equal(h.offset, 0);
+    assert_true(h.raw_matches);
     pthread_mutex_unlock(&h.mu);
 
     hs = rd_kafka_headers_new(1);
@@ -234,6 +252,7 @@ static void test_many_headers(void **state)
     assert_string_equal(h.names[0], "x-only");
     assert_string_equal(h.values[0], "v");
     assert_int_equal(strlen(h.cid), 36); /* none: the core generates one */
+    assert_int_equal(h.offset, 1);
     assert_string_equal(h.ct, "");
     assert_int_equal(h.unterminated, 0);
     pthread_mutex_unlock(&h.mu);
@@ -249,8 +268,8 @@ static void test_explicit_partitions_and_offsets(void **state)
     kt_put(p, "basic.parts", 1, 5, 5);
     kt_put(p, "basic.parts", 2, 10, 5);
     fs_broker *b = kt_broker(&cl, NULL, NULL);
-    kt_rec rec;
-    kt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     fs_kafka_partition parts[] = {{"basic.parts", 1}, {NULL, 2}};
     fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
     ko.partitions = parts;
@@ -260,21 +279,21 @@ static void test_explicit_partitions_and_offsets(void **state)
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
     so.broker_options = &ko;
     so.concurrency = 2;
-    KT_OK(fs_subscribe(b, "basic.parts", kt_handler, &rec, &so, NULL));
+    KT_OK(fs_subscribe(b, "basic.parts", ts_record, &rec, &so, NULL));
     KT_OK(fs_broker_start(b));
-    assert_int_equal(kt_wait_count(&rec, 4, 10), 4);
+    assert_int_equal(kt_wait_n(&rec, 4, 10), 4);
     ts_sleep_ms(200);
-    assert_int_equal(kt_count(&rec), 4); /* offsets 3 and 4 of partitions 1 and 2 */
-    pthread_mutex_lock(&rec.mu);
-    for (int i = 0; i < 4; i++) {
-        assert_true(rec.partition[i] == 1 || rec.partition[i] == 2);
-        assert_true(rec.offset[i] >= 3);
+    assert_int_equal(ts_log_count(&rec), 4); /* offsets 3 and 4 of partitions 1 and 2 */
+    for (size_t i = 0; i < 4; i++) {
+        const fs_message *m = ts_msg(&rec, i);
+        assert_true(fs_message_partition(m) == 1 || fs_message_partition(m) == 2);
+        assert_true(fs_message_offset(m) >= 3);
     }
-    pthread_mutex_unlock(&rec.mu);
     uint64_t lag = 99;
     KT_OK(fs_kafka_lag(b, "basic.parts", 2000, &lag));
     assert_int_equal(lag, 0);
     fs_broker_free(b);
+    ts_log_free(&rec);
 }
 
 static void test_batch(void **state)
@@ -284,8 +303,8 @@ static void test_batch(void **state)
     rd_kafka_t *p = prod;
     kt_put(p, "basic.batch", 0, 0, 25);
     fs_broker *b = kt_broker(&cl, NULL, NULL);
-    kt_rec rec;
-    kt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
     ko.start = FS_KAFKA_START_EARLIEST;
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
@@ -293,15 +312,16 @@ static void test_batch(void **state)
     so.batch_size = 10;
     so.batch_timeout_ms = 200;
     fs_subscriber *sub;
-    KT_OK(fs_subscribe(b, "basic.batch", kt_handler, &rec, &so, &sub));
+    KT_OK(fs_subscribe(b, "basic.batch", ts_record, &rec, &so, &sub));
     KT_OK(fs_broker_start(b));
     /* 25 messages in batches of at most 10: at least 3 handler calls. */
     double end = ts_now_s() + 10;
     while (fs_subscriber_handled(sub) < 25 && ts_now_s() < end)
         ts_sleep_ms(10);
     pthread_mutex_lock(&rec.mu);
-    assert_int_equal(rec.msgs, 25);
-    assert_true(rec.count >= 3);
+    assert_int_equal(rec.n, 25);
+    assert_true(rec.batches >= 3);
+    assert_true(rec.max_batch <= 10);
     pthread_mutex_unlock(&rec.mu);
     /* A batch publish: all produced, all reports waited for. */
     fs_envelope es[3];
@@ -313,6 +333,7 @@ static void test_batch(void **state)
     }
     KT_OK(fs_publish_batch(b, "basic.batch", es, 3));
     fs_broker_free(b);
+    ts_log_free(&rec);
 }
 
 static fs_outcome echo(fs_message *m, void *user)

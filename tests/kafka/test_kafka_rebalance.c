@@ -99,18 +99,19 @@ static void test_commit_errors_retried(void **state)
     kt_topic(&cl, "rb.commit", 2);
     kt_put(prod, "rb.commit", -1, 0, 50);
     fs_broker *b = kt_broker(&cl, "g-commit", NULL);
-    kt_rec rec;
-    kt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     kt_sub(b, "rb.commit", &rec, FS_ACK_POLICY_ACK, 2, NULL);
     rd_kafka_mock_push_request_errors(
         cl.mc, KT_API_OFFSET_COMMIT, 3, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
     KT_OK(fs_broker_start(b));
-    assert_int_equal(kt_wait_count(&rec, 50, 20), 50);
+    assert_int_equal(kt_wait_n(&rec, 50, 20), 50);
     kt_put(prod, "rb.commit", -1, 50, 10); /* more commits after the errors */
-    assert_int_equal(kt_wait_count(&rec, 60, 20), 60);
+    assert_int_equal(kt_wait_n(&rec, 60, 20), 60);
     assert_int_equal(kt_wait_committed(&cl, "g-commit", "rb.commit", 2, 60, 15), 60);
     fs_broker_free(b);
+    ts_log_free(&rec);
 }
 
 static void test_pattern(void **state)
@@ -121,21 +122,21 @@ static void test_pattern(void **state)
     kt_put(prod, "pat.one", 0, 0, 3);
     kt_put(prod, "pat.two", 0, 3, 3);
     fs_broker *b = kt_broker(&cl, "g-pat", NULL);
-    kt_rec rec;
-    kt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
     ko.pattern = true;
     ko.start = FS_KAFKA_START_EARLIEST;
     kt_sub(b, "pat\\..*", &rec, FS_ACK_POLICY_ACK, 2, &ko);
     KT_OK(fs_broker_start(b));
-    assert_int_equal(kt_wait_count(&rec, 6, 20), 6);
-    pthread_mutex_lock(&rec.mu);
+    assert_int_equal(kt_wait_n(&rec, 6, 20), 6);
     int one = 0, two = 0;
-    for (int i = 0; i < 6; i++) {
-        one += rec.bodies[i][1] < '3';
-        two += rec.bodies[i][1] >= '3';
+    for (size_t i = 0; i < 6; i++) {
+        char body[16];
+        ts_body(&rec, i, body, sizeof body);
+        one += body[1] < '3';
+        two += body[1] >= '3';
     }
-    pthread_mutex_unlock(&rec.mu);
     assert_int_equal(one, 3);
     assert_int_equal(two, 3);
     assert_int_equal(kt_wait_committed(&cl, "g-pat", "pat.one", 1, 3, 10), 3);
@@ -143,9 +144,10 @@ static void test_pattern(void **state)
     fs_broker *n = kt_broker(&cl, NULL, NULL);
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
     so.broker_options = &ko;
-    assert_int_equal(fs_subscribe(n, "pat\\..*", kt_handler, &rec, &so, NULL), FS_EINVAL);
+    assert_int_equal(fs_subscribe(n, "pat\\..*", ts_record, &rec, &so, NULL), FS_EINVAL);
     fs_broker_free(n);
     fs_broker_free(b);
+    ts_log_free(&rec);
 }
 
 static fs_outcome block(fs_message *m, void *user)
