@@ -259,6 +259,34 @@ static void test_many_headers(void **state)
     fs_broker_free(b);
 }
 
+/* Every message id is "{offset}-{timestamp}", across digit counts (9 -> 10, 99 -> 100) and
+ * after a seek back (a nacked first record comes again after later offsets were read). */
+static void test_message_ids(void **state)
+{
+    (void)state;
+    kt_topic(&cl, "basic.ids", 1);
+    kt_put(prod, "basic.ids", 0, 0, 120);
+    fs_broker *b = kt_broker(&cl, "g-ids", NULL);
+    ts_log rec;
+    ts_log_init(&rec);
+    rec.fail_first = 1; /* m0 fails once: nacked, sought back, delivered again */
+    kt_sub(b, "basic.ids", &rec, FS_ACK_POLICY_NACK_ON_ERROR, 1, NULL);
+    KT_OK(fs_broker_start(b));
+    assert_true(kt_wait_n(&rec, 121, 20) >= 121);
+    size_t n = ts_log_count(&rec), zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        const fs_message *m = ts_msg(&rec, i);
+        char want[64];
+        snprintf(want, sizeof want, "%lld-%lld", (long long)fs_message_offset(m),
+                 (long long)fs_message_timestamp_ms(m));
+        assert_string_equal(kt_str(fs_message_id(m)), want);
+        zeros += fs_message_offset(m) == 0;
+    }
+    assert_int_equal(zeros, 2);
+    fs_broker_free(b);
+    ts_log_free(&rec);
+}
+
 static void test_explicit_partitions_and_offsets(void **state)
 {
     (void)state;
@@ -454,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_headers_both_ways),
         cmocka_unit_test(test_many_headers),
+        cmocka_unit_test(test_message_ids),
         cmocka_unit_test(test_explicit_partitions_and_offsets),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_request_reply),
