@@ -1,14 +1,16 @@
 /*
  * Helpers for the Kafka tests: an in-process librdkafka mock cluster (or
  * the stand-alone one of scripts/services.sh, via kt_services_url), raw
- * librdkafka clients to put messages and read committed offsets, and a
- * recording handler. Header-only; include after cmocka.h.
+ * librdkafka clients to put messages and read committed offsets; the
+ * recording handler is tests/support/record.h's. Header-only; include after
+ * cmocka.h.
  */
 #ifndef FS_TEST_KAFKA_H
 #define FS_TEST_KAFKA_H
 
 #include "faststream/faststream.h"
 #include "faststream/kafka.h"
+#include "support/record.h"
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -40,19 +42,6 @@ typedef struct kt_cluster {
     char url[600];
 } kt_cluster;
 
-static inline void kt_sleep_ms(unsigned ms)
-{
-    struct timespec d = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
-    nanosleep(&d, NULL);
-}
-
-static inline double kt_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static inline void kt_cluster_start(kt_cluster *c, int brokers)
 {
     char err[256];
@@ -71,6 +60,29 @@ static inline void kt_cluster_stop(kt_cluster *c)
     rd_kafka_mock_cluster_destroy(c->mc);
     rd_kafka_destroy(c->rk);
 }
+
+/*
+ * The usual cmocka group fixture: `cl`, a 3-broker cluster, and `prod`, a
+ * raw producer on it, made by kt_setup and ended by kt_teardown
+ * (cmocka_run_group_tests(tests, kt_setup, kt_teardown)).
+ */
+#define KT_CLUSTER_FIXTURE                                                                         \
+    static kt_cluster cl;                                                                          \
+    static rd_kafka_t *prod;                                                                       \
+    static int kt_setup(void **state)                                                              \
+    {                                                                                              \
+        (void)state;                                                                               \
+        kt_cluster_start(&cl, 3);                                                                  \
+        prod = kt_producer(&cl);                                                                   \
+        return 0;                                                                                  \
+    }                                                                                              \
+    static int kt_teardown(void **state)                                                           \
+    {                                                                                              \
+        (void)state;                                                                               \
+        rd_kafka_destroy(prod);                                                                    \
+        kt_cluster_stop(&cl);                                                                      \
+        return 0;                                                                                  \
+    }
 
 static inline void kt_topic(kt_cluster *c, const char *topic, int partitions)
 {
@@ -175,100 +187,32 @@ static inline long kt_committed(const kt_cluster *c, const char *group, const ch
 static inline long kt_wait_committed(const kt_cluster *c, const char *group, const char *topic,
                                      int parts, long want, double timeout_s)
 {
-    double end = kt_now() + timeout_s;
+    double end = ts_now_s() + timeout_s;
     long got;
-    while ((got = kt_committed(c, group, topic, parts)) < want && kt_now() < end)
-        kt_sleep_ms(50);
+    while ((got = kt_committed(c, group, topic, parts)) < want && ts_now_s() < end)
+        ts_sleep_ms(50);
     return got;
 }
 
-/* A recording handler. */
-typedef struct kt_rec {
-    pthread_mutex_t mu;
-    int count; /* handler calls */
-    int msgs;  /* messages (batches count each) */
-    char bodies[4096][16];
-    int32_t partition[4096];
-    int64_t offset[4096];
-    char last_cid[64], last_ct[64], last_reply_to[64], last_id[64], last_hdr[64];
-    char last_source[128];
-    fs_outcome outcome; /* returned by the handler */
-    int fail_first;     /* the first N calls fail */
-    _Atomic int inflight, max_inflight;
-    unsigned sleep_ms;
-} kt_rec;
-
-static inline void kt_rec_init(kt_rec *r)
+/* Wait until the log (tests/support/record.h) holds `want` messages or timeout_s passed;
+ * the count then (more than `want` when more came). */
+static inline int kt_wait_n(ts_log *l, int want, double timeout_s)
 {
-    memset(r, 0, sizeof *r);
-    pthread_mutex_init(&r->mu, NULL);
+    ts_wait_n(l, (size_t)want, (int)(timeout_s * 1000));
+    return (int)ts_log_count(l);
 }
 
-static inline void kt_copy(char *dst, size_t n, const char *s)
+/* A string to compare: "" for NULL. */
+static inline const char *kt_str(const char *s)
 {
-    snprintf(dst, n, "%s", s ? s : "");
+    return s ? s : "";
 }
 
-static inline fs_outcome kt_handler(fs_message *m, void *user)
-{
-    kt_rec *r = user;
-    int now = atomic_fetch_add(&r->inflight, 1) + 1;
-    int mx = atomic_load(&r->max_inflight);
-    while (now > mx && !atomic_compare_exchange_weak(&r->max_inflight, &mx, now))
-        ;
-    if (r->sleep_ms)
-        kt_sleep_ms(r->sleep_ms);
-    pthread_mutex_lock(&r->mu);
-    int i = r->count++;
-    r->msgs += (int)fs_message_count(m);
-    fs_message *first = fs_message_is_batch(m) ? fs_message_at(m, 0) : m;
-    const fs_kafka_message_info *info = fs_message_raw(first);
-    if (i < 4096) {
-        size_t n = fs_message_body_len(first);
-        if (n > 15)
-            n = 15;
-        if (n)
-            memcpy(r->bodies[i], fs_message_body(first), n);
-        r->bodies[i][n] = 0;
-        r->partition[i] = info ? info->partition : -1;
-        r->offset[i] = info ? info->offset : -1;
-    }
-    kt_copy(r->last_cid, sizeof r->last_cid, fs_message_correlation_id(first));
-    kt_copy(r->last_ct, sizeof r->last_ct, fs_message_content_type(first));
-    kt_copy(r->last_reply_to, sizeof r->last_reply_to, fs_message_reply_to(first));
-    kt_copy(r->last_id, sizeof r->last_id, fs_message_id(first));
-    kt_copy(r->last_hdr, sizeof r->last_hdr, fs_message_header(first, "x-test"));
-    kt_copy(r->last_source, sizeof r->last_source, fs_message_source(m));
-    bool fail = i < r->fail_first;
-    fs_outcome out = r->outcome;
-    pthread_mutex_unlock(&r->mu);
-    atomic_fetch_sub(&r->inflight, 1);
-    if (fail)
-        return fs_message_fail(m, "ValueError", "planned failure %d", i);
-    return out;
-}
-
-static inline int kt_count(kt_rec *r)
-{
-    pthread_mutex_lock(&r->mu);
-    int n = r->count;
-    pthread_mutex_unlock(&r->mu);
-    return n;
-}
-
-static inline int kt_wait_count(kt_rec *r, int want, double timeout_s)
-{
-    double end = kt_now() + timeout_s;
-    int n;
-    while ((n = kt_count(r)) < want && kt_now() < end)
-        kt_sleep_ms(10);
-    return n;
-}
-
-/* Subscribe `rec` to `topic` (group from the broker), earliest, with a policy and workers. */
-static inline fs_subscriber *kt_sub(fs_broker *b, const char *topic, kt_rec *rec,
-                                    fs_ack_policy policy, unsigned concurrency,
-                                    fs_kafka_subscriber_options *ko)
+/* Subscribe fn(user) to `topic` (group from the broker; ko NULL: from the earliest offset),
+ * with a policy and workers. */
+static inline fs_subscriber *kt_sub_fn(fs_broker *b, const char *topic, fs_handler_fn fn,
+                                       void *user, fs_ack_policy policy, unsigned concurrency,
+                                       fs_kafka_subscriber_options *ko)
 {
     fs_kafka_subscriber_options def = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
     if (!ko) {
@@ -281,8 +225,16 @@ static inline fs_subscriber *kt_sub(fs_broker *b, const char *topic, kt_rec *rec
     so.broker_options = ko;
     so.redelivery.delay_ms = 20;
     fs_subscriber *sub = NULL;
-    KT_OK(fs_subscribe(b, topic, kt_handler, rec, &so, &sub));
+    KT_OK(fs_subscribe(b, topic, fn, user, &so, &sub));
     return sub;
+}
+
+/* Subscribe the recording handler (ts_record into `log`) to `topic`: kt_sub_fn. */
+static inline fs_subscriber *kt_sub(fs_broker *b, const char *topic, ts_log *log,
+                                    fs_ack_policy policy, unsigned concurrency,
+                                    fs_kafka_subscriber_options *ko)
+{
+    return kt_sub_fn(b, topic, ts_record, log, policy, concurrency, ko);
 }
 
 #endif

@@ -28,7 +28,7 @@ static char self[4096];
 static fs_outcome child_handler(fs_message *m, void *user)
 {
     (void)user;
-    kt_sleep_ms(5);
+    ts_sleep_ms(5);
     char line[64];
     int n = snprintf(line, sizeof line, "%d %lld\n", (int)fs_message_partition(m),
                      (long long)fs_message_offset(m));
@@ -105,9 +105,9 @@ static void test_sigkill_then_takeover(void **state)
         execl(self, self, "child", cl.url, file, (char *)NULL);
         _exit(127);
     }
-    double end = kt_now() + 30;
-    while (count_lines(file) < TOTAL / 4 && kt_now() < end)
-        kt_sleep_ms(10);
+    double end = ts_now_s() + 30;
+    while (count_lines(file) < TOTAL / 4 && ts_now_s() < end)
+        ts_sleep_ms(10);
     assert_true(count_lines(file) >= TOTAL / 4);
     kill(pid, SIGKILL);
     int status;
@@ -128,13 +128,7 @@ static void test_sigkill_then_takeover(void **state)
     unlink(file);
 
     fs_broker *b = kt_broker(&cl, GROUP, NULL);
-    fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
-    ko.start = FS_KAFKA_START_EARLIEST;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.ack_policy = FS_ACK_POLICY_ACK;
-    so.concurrency = 2;
-    so.broker_options = &ko;
-    KT_OK(fs_subscribe(b, TOPIC, second_handler, NULL, &so, NULL));
+    kt_sub_fn(b, TOPIC, second_handler, NULL, FS_ACK_POLICY_ACK, 2, NULL);
     KT_OK(fs_broker_start(b));
     long committed = kt_wait_committed(&cl, GROUP, TOPIC, PARTS, TOTAL, 60);
     assert_int_equal(committed, TOTAL);

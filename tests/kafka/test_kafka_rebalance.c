@@ -13,24 +13,7 @@
 
 #include "kafka/kafka_test.h"
 
-static kt_cluster cl;
-static rd_kafka_t *prod;
-
-static int setup(void **state)
-{
-    (void)state;
-    kt_cluster_start(&cl, 3);
-    prod = kt_producer(&cl);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    rd_kafka_destroy(prod);
-    kt_cluster_stop(&cl);
-    return 0;
-}
+KT_CLUSTER_FIXTURE
 
 #define RB_PARTS 4
 #define RB_TOTAL 1200
@@ -48,7 +31,7 @@ static fs_outcome mark(fs_message *m, void *user)
     if (p >= 0 && p < RB_PARTS && o >= 0 && o < RB_TOTAL)
         atomic_fetch_add(&s->hits[p][o], 1);
     atomic_fetch_add(&s->handled, 1);
-    kt_sleep_ms(1);
+    ts_sleep_ms(1);
     return FS_OUTCOME_OK;
 }
 
@@ -62,7 +45,7 @@ static void *producer_main(void *arg)
     flow *f = arg;
     for (int i = 0; i < f->n; i += 20) {
         kt_put(prod, f->topic, -1, i, 20);
-        kt_sleep_ms(10);
+        ts_sleep_ms(10);
     }
     return NULL;
 }
@@ -70,13 +53,7 @@ static void *producer_main(void *arg)
 static fs_broker *member(const char *topic, seen *s)
 {
     fs_broker *b = kt_broker(&cl, "g-rb", NULL);
-    fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
-    ko.start = FS_KAFKA_START_EARLIEST;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.ack_policy = FS_ACK_POLICY_ACK;
-    so.concurrency = 2;
-    so.broker_options = &ko;
-    KT_OK(fs_subscribe(b, topic, mark, s, &so, NULL));
+    kt_sub_fn(b, topic, mark, s, FS_ACK_POLICY_ACK, 2, NULL);
     KT_OK(fs_broker_start(b));
     return b;
 }
@@ -90,12 +67,12 @@ static void test_two_members_lose_nothing(void **state)
     flow f = {"rb.flow", RB_TOTAL};
     pthread_t t;
     pthread_create(&t, NULL, producer_main, &f);
-    double end = kt_now() + 20;
-    while (atomic_load(&s.handled) < 100 && kt_now() < end)
-        kt_sleep_ms(10);
+    double end = ts_now_s() + 20;
+    while (atomic_load(&s.handled) < 100 && ts_now_s() < end)
+        ts_sleep_ms(10);
     fs_broker *b = member("rb.flow", &s); /* rebalance: a revokes, both get 2 */
-    while (atomic_load(&s.handled) < RB_TOTAL / 2 && kt_now() < end)
-        kt_sleep_ms(10);
+    while (atomic_load(&s.handled) < RB_TOTAL / 2 && ts_now_s() < end)
+        ts_sleep_ms(10);
     fs_broker_free(a); /* rebalance again: b takes everything */
     pthread_join(t, NULL);
     long committed = kt_wait_committed(&cl, "g-rb", "rb.flow", RB_PARTS, RB_TOTAL, 30);
@@ -122,18 +99,19 @@ static void test_commit_errors_retried(void **state)
     kt_topic(&cl, "rb.commit", 2);
     kt_put(prod, "rb.commit", -1, 0, 50);
     fs_broker *b = kt_broker(&cl, "g-commit", NULL);
-    kt_rec rec;
-    kt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     kt_sub(b, "rb.commit", &rec, FS_ACK_POLICY_ACK, 2, NULL);
     rd_kafka_mock_push_request_errors(
         cl.mc, KT_API_OFFSET_COMMIT, 3, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
     KT_OK(fs_broker_start(b));
-    assert_int_equal(kt_wait_count(&rec, 50, 20), 50);
+    assert_int_equal(kt_wait_n(&rec, 50, 20), 50);
     kt_put(prod, "rb.commit", -1, 50, 10); /* more commits after the errors */
-    assert_int_equal(kt_wait_count(&rec, 60, 20), 60);
+    assert_int_equal(kt_wait_n(&rec, 60, 20), 60);
     assert_int_equal(kt_wait_committed(&cl, "g-commit", "rb.commit", 2, 60, 15), 60);
     fs_broker_free(b);
+    ts_log_free(&rec);
 }
 
 static void test_pattern(void **state)
@@ -144,21 +122,21 @@ static void test_pattern(void **state)
     kt_put(prod, "pat.one", 0, 0, 3);
     kt_put(prod, "pat.two", 0, 3, 3);
     fs_broker *b = kt_broker(&cl, "g-pat", NULL);
-    kt_rec rec;
-    kt_rec_init(&rec);
+    ts_log rec;
+    ts_log_init(&rec);
     fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
     ko.pattern = true;
     ko.start = FS_KAFKA_START_EARLIEST;
     kt_sub(b, "pat\\..*", &rec, FS_ACK_POLICY_ACK, 2, &ko);
     KT_OK(fs_broker_start(b));
-    assert_int_equal(kt_wait_count(&rec, 6, 20), 6);
-    pthread_mutex_lock(&rec.mu);
+    assert_int_equal(kt_wait_n(&rec, 6, 20), 6);
     int one = 0, two = 0;
-    for (int i = 0; i < 6; i++) {
-        one += rec.bodies[i][1] < '3';
-        two += rec.bodies[i][1] >= '3';
+    for (size_t i = 0; i < 6; i++) {
+        char body[16];
+        ts_body(&rec, i, body, sizeof body);
+        one += body[1] < '3';
+        two += body[1] >= '3';
     }
-    pthread_mutex_unlock(&rec.mu);
     assert_int_equal(one, 3);
     assert_int_equal(two, 3);
     assert_int_equal(kt_wait_committed(&cl, "g-pat", "pat.one", 1, 3, 10), 3);
@@ -166,9 +144,10 @@ static void test_pattern(void **state)
     fs_broker *n = kt_broker(&cl, NULL, NULL);
     fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
     so.broker_options = &ko;
-    assert_int_equal(fs_subscribe(n, "pat\\..*", kt_handler, &rec, &so, NULL), FS_EINVAL);
+    assert_int_equal(fs_subscribe(n, "pat\\..*", ts_record, &rec, &so, NULL), FS_EINVAL);
     fs_broker_free(n);
     fs_broker_free(b);
+    ts_log_free(&rec);
 }
 
 static fs_outcome block(fs_message *m, void *user)
@@ -176,7 +155,7 @@ static fs_outcome block(fs_message *m, void *user)
     (void)m;
     _Atomic int *gate = user;
     while (!atomic_load(gate))
-        kt_sleep_ms(5);
+        ts_sleep_ms(5);
     return FS_OUTCOME_OK;
 }
 
@@ -187,26 +166,20 @@ static void test_lag(void **state)
     kt_put(prod, "rb.lag", 0, 0, 10);
     fs_broker *b = kt_broker(&cl, "g-lag", NULL);
     static _Atomic int gate;
-    fs_kafka_subscriber_options ko = FS_KAFKA_SUBSCRIBER_OPTIONS_INIT;
-    ko.start = FS_KAFKA_START_EARLIEST;
-    fs_subscriber_options so = FS_SUBSCRIBER_OPTIONS_INIT;
-    so.ack_policy = FS_ACK_POLICY_ACK;
-    so.broker_options = &ko;
-    fs_subscriber *sub;
-    KT_OK(fs_subscribe(b, "rb.lag", block, &gate, &so, &sub));
+    fs_subscriber *sub = kt_sub_fn(b, "rb.lag", block, &gate, FS_ACK_POLICY_ACK, 1, NULL);
     uint64_t lag = 0;
     assert_int_equal(fs_kafka_lag(b, "rb.lag", 1000, &lag), FS_ESTATE);
     assert_int_equal(fs_kafka_lag(b, "nope", 1000, &lag), FS_ENOTFOUND);
     KT_OK(fs_broker_start(b));
-    double end = kt_now() + 15;
-    while ((fs_kafka_lag(b, "rb.lag", 1000, &lag) || lag != 10) && kt_now() < end)
-        kt_sleep_ms(50);
+    double end = ts_now_s() + 15;
+    while ((fs_kafka_lag(b, "rb.lag", 1000, &lag) || lag != 10) && ts_now_s() < end)
+        ts_sleep_ms(50);
     assert_int_equal(lag, 10); /* assigned, the first one blocked: nothing committed */
     atomic_store(&gate, 1);
     assert_int_equal(fs_subscriber_wait_handled(sub, 10, 10000), 0);
-    end = kt_now() + 10;
-    while ((fs_kafka_lag(b, "rb.lag", 1000, &lag) || lag) && kt_now() < end)
-        kt_sleep_ms(50);
+    end = ts_now_s() + 10;
+    while ((fs_kafka_lag(b, "rb.lag", 1000, &lag) || lag) && ts_now_s() < end)
+        ts_sleep_ms(50);
     assert_int_equal(lag, 0);
     /* The core's backlog family asks the same op. */
     uint64_t bl = 99;
@@ -223,5 +196,5 @@ int main(void)
         cmocka_unit_test(test_pattern),
         cmocka_unit_test(test_lag),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
 }

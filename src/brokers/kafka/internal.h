@@ -43,6 +43,8 @@
 #define FS_KAFKA_RING 1024u
 /* Headers a record holds without an allocation of its own. */
 #define FS_KAFKA_HDR_INLINE 6
+/* Bytes of header names and values a record holds without an allocation of its own. */
+#define FS_KAFKA_HBUF_INLINE 256
 /* Records the reader takes from librdkafka at once. */
 #define FS_KAFKA_POLL_BATCH 64
 
@@ -93,11 +95,16 @@ typedef struct kmsg {
     _Atomic int nacked;
     struct kmsg *next;
     fs_kafka_message_info info;
-    /* The headers point into librdkafka's (its values are NUL-terminated): no copy. */
+    /* The headers, copied out of librdkafka's parsed list into hbuf (each name and
+     * value NUL-terminated), which is freed at once: its allocations are then reused
+     * by the next record's instead of piling up while a batch is handled. */
     fs_header *hdrs; /* hdr_inline, or a heap array of hdr_cap when more */
     size_t hdr_cap;
+    char *hbuf; /* hbuf_inline, or a heap buffer of hbuf_cap bytes when more */
+    size_t hbuf_cap;
     fs_header hdr_inline[FS_KAFKA_HDR_INLINE];
     char mid[48];
+    char hbuf_inline[FS_KAFKA_HBUF_INLINE];
 } kmsg;
 
 typedef struct klane {
@@ -157,10 +164,17 @@ struct ksub {
 
     kpart *partitions; /* reader-owned list (freed at unsubscribe) */
     kpart *last_part;
-    /* The reader's last record timestamp in digits: records of a batch mostly share one. */
-    int64_t mid_ts;
-    size_t mid_ts_len;
-    char mid_ts_str[24];
+    /* The reader's last record timestamp and offset in digits (NUL-terminated, the rest
+     * of the 24 bytes zero): records of a batch mostly share a timestamp, and offsets
+     * mostly follow each other (the digits are counted up). */
+    int64_t mid_ts, mid_off;
+    size_t mid_ts_len, mid_off_len;
+    char mid_ts_str[24], mid_off_str[24];
+    /* The reader's last partition in one poll's records (valid for that poll only:
+     * every record of it holds its topic, so one topic handle means one topic). */
+    const rd_kafka_topic_t *poll_rkt;
+    kpart *poll_part;
+    const char *poll_topic;
     _Atomic uint64_t finished; /* records released as finished */
     uint64_t finished_seen;    /* at the last commit */
     uint64_t last_commit_ms;

@@ -102,6 +102,8 @@ void fs__kafka_rec_free(kmsg *r)
 {
     if (r->hdrs != r->hdr_inline)
         free(r->hdrs);
+    if (r->hbuf != r->hbuf_inline)
+        free(r->hbuf);
     free(r);
 }
 
@@ -119,6 +121,8 @@ static kmsg *rec_get(ksub *s)
         r->sub = s;
         r->hdrs = r->hdr_inline;
         r->hdr_cap = FS_KAFKA_HDR_INLINE;
+        r->hbuf = r->hbuf_inline;
+        r->hbuf_cap = FS_KAFKA_HBUF_INLINE;
     }
     return r;
 }
@@ -152,16 +156,23 @@ void fs__kafka_rec_release(kmsg *r, int how)
     rec_put(s, r);
 }
 
-/* The headers of r's record, pointing into librdkafka's parsed copy. */
-static int rec_headers(kmsg *r, const rd_kafka_message_t *m, fs__kafka_in *in)
+/* The bytes hs's headers take in a record's buffer (each name and value NUL-terminated). */
+static size_t headers_size(const rd_kafka_headers_t *hs, size_t n)
 {
-    rd_kafka_headers_t *hs = NULL;
-    size_t n = 0;
-    if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR && hs)
-        n = rd_kafka_header_cnt(hs);
-    *in = (fs__kafka_in){0};
-    if (!n)
-        return FS_OK;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        const void *val;
+        size_t len;
+        rd_kafka_header_get_all(hs, i, &name, &val, &len);
+        total += strlen(name) + (val ? len : 0) + 2;
+    }
+    return total;
+}
+
+/* Copy hs's n headers into r (names and values into r->hbuf), picking FastStream's. */
+static int copy_headers(kmsg *r, const rd_kafka_headers_t *hs, size_t n, fs__kafka_in *in)
+{
     if (n > r->hdr_cap) {
         fs_header *h = malloc(n * sizeof *h); /* rare: more headers than ever before */
         if (!h)
@@ -171,25 +182,74 @@ static int rec_headers(kmsg *r, const rd_kafka_message_t *m, fs__kafka_in *in)
         r->hdrs = h;
         r->hdr_cap = n;
     }
-    for (size_t i = 0; i < n; i++) {
-        const char *name;
-        const void *val;
-        size_t len;
-        rd_kafka_header_get_all(hs, i, &name, &val, &len);
-        /* librdkafka NUL-terminates every value after its len bytes. */
-        r->hdrs[i] = (fs_header){name, val ? (const char *)val : "", val ? len : 0};
+    for (;;) {
+        size_t used = 0, i;
+        for (i = 0; i < n; i++) {
+            const char *name;
+            const void *val;
+            size_t len;
+            rd_kafka_header_get_all(hs, i, &name, &val, &len);
+            if (!val)
+                len = 0;
+            size_t nl = strlen(name);
+            if (used + nl + len + 2 > r->hbuf_cap)
+                break;
+            char *nm = r->hbuf + used, *v = nm + nl + 1;
+            if ((const char *)val == name + nl + 1) {
+                memcpy(nm, name, nl + 1 + len); /* the value follows the name (librdkafka's) */
+            } else {
+                memcpy(nm, name, nl + 1);
+                if (len)
+                    memcpy(v, val, len);
+            }
+            v[len] = '\0';
+            used += nl + len + 2;
+            r->hdrs[i] = (fs_header){nm, v, len};
+            fs__kafka_wire_pick_one(nm, nl, v, in);
+        }
+        if (i == n)
+            break;
+        /* rare: more header bytes than ever before: a buffer for all, then again */
+        size_t need = headers_size(hs, n);
+        char *b = malloc(need);
+        if (!b)
+            return FS_ENOMEM;
+        if (r->hbuf != r->hbuf_inline)
+            free(r->hbuf);
+        r->hbuf = b;
+        r->hbuf_cap = need;
+        *in = (fs__kafka_in){0};
     }
-    fs__kafka_wire_pick(r->hdrs, n, in);
     r->m.headers = r->hdrs;
     r->m.header_count = n;
     return FS_OK;
 }
 
 /*
+ * The headers of r's record, copied: librdkafka's parsed list (it allocates
+ * a list and every header) is taken off the record and freed at once, so
+ * the next record's parse reuses those allocations (the thread's cache)
+ * instead of a batch's worth of them living until the batch is released.
+ */
+static int rec_headers(kmsg *r, rd_kafka_message_t *m, fs__kafka_in *in)
+{
+    rd_kafka_headers_t *hs = NULL;
+    *in = (fs__kafka_in){0};
+    r->m.headers = NULL;
+    r->m.header_count = 0;
+    if (rd_kafka_message_detach_headers(m, &hs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hs)
+        return FS_OK;
+    size_t n = rd_kafka_header_cnt(hs);
+    int rc = n ? copy_headers(r, hs, n, in) : FS_OK;
+    rd_kafka_headers_destroy(hs);
+    return rc;
+}
+
+/*
  * Decode what the handler may read and the reader need not: the headers
- * (librdkafka parses them on first use, allocating). Done
- * by the worker that took the record, so librdkafka's header allocations are
- * made and freed (with the record) on the same thread.
+ * (librdkafka parses them on first use, allocating). Done by the worker
+ * that took the record, so librdkafka's header allocations are made and
+ * freed on the same thread (and the reader is not slowed for every lane).
  */
 void fs__kafka_rec_decode(kmsg *r)
 {
@@ -202,17 +262,38 @@ void fs__kafka_rec_decode(kmsg *r)
     r->m.reply_to = in.reply_to;
 }
 
-/* r->mid = "{offset}-{timestamp}" (FastStream's), the timestamp's digits kept from the last one. */
+/* The digits of v (>= 0) in s->mid_off_str: counted up from the last offset when it follows. */
+static void mid_offset(ksub *s, int64_t v)
+{
+    if (v >= 0 && v - 1 == s->mid_off) {
+        size_t i = s->mid_off_len;
+        while (i > 0 && s->mid_off_str[i - 1] == '9')
+            s->mid_off_str[--i] = '0';
+        if (i > 0) {
+            s->mid_off_str[i - 1]++;
+            s->mid_off = v;
+            return;
+        }
+    }
+    s->mid_off = v;
+    memset(s->mid_off_str, 0, sizeof s->mid_off_str);
+    s->mid_off_len = fs__kafka_i64(s->mid_off_str, v);
+}
+
+/* r->mid = "{offset}-{timestamp}" (FastStream's) from the reader's kept digits. */
 static void rec_message_id(ksub *s, kmsg *r, int64_t offset, int64_t ts)
 {
     if (ts != s->mid_ts) {
         s->mid_ts = ts;
+        memset(s->mid_ts_str, 0, sizeof s->mid_ts_str);
         s->mid_ts_len = fs__kafka_i64(s->mid_ts_str, ts);
-        s->mid_ts_str[s->mid_ts_len] = '\0';
     }
-    size_t n = fs__kafka_i64(r->mid, offset);
-    r->mid[n++] = '-';
-    memcpy(r->mid + n, s->mid_ts_str, s->mid_ts_len + 1); /* 20 + 1 + 20 + 1 <= sizeof mid */
+    mid_offset(s, offset);
+    /* Whole arrays (NUL-padded): 20 + 1 + 24 <= sizeof mid, copies of a fixed size. */
+    _Static_assert(sizeof r->mid >= 21 + sizeof s->mid_ts_str, "mid too small");
+    memcpy(r->mid, s->mid_off_str, sizeof s->mid_off_str);
+    r->mid[s->mid_off_len] = '-';
+    memcpy(r->mid + s->mid_off_len + 1, s->mid_ts_str, sizeof s->mid_ts_str);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -553,8 +634,20 @@ static void dispatch(ksub *s, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return;
     }
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    kpart *p = find_part(s, topic, m->partition);
+    const char *topic;
+    kpart *p;
+    if (m->rkt == s->poll_rkt && m->partition == s->poll_part->partition) {
+        p = s->poll_part; /* as the poll's last record: no name compared */
+        topic = s->poll_topic;
+    } else {
+        topic = rd_kafka_topic_name(m->rkt);
+        p = find_part(s, topic, m->partition);
+        if (p) {
+            s->poll_rkt = m->rkt;
+            s->poll_part = p;
+            s->poll_topic = topic;
+        }
+    }
     if (p && p->awaiting) {
         if (m->offset == p->seek_offset || fs__kafka_now_ms() > p->awaiting_until_ms)
             p->awaiting = false; /* the seek took effect */
@@ -583,7 +676,8 @@ static void dispatch(ksub *s, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return;
     }
-    fs_message_init(&r->m);
+    /* Every public field is set here or by fs__kafka_rec_decode (no fs_message_init:
+     * adapter_tag stays 0 from calloc; the core sets its own part when handing out). */
     r->rk = m;
     r->part = p;
     r->gen = atomic_load_explicit(&p->gen, memory_order_relaxed);
@@ -615,6 +709,9 @@ static void dispatch(ksub *s, rd_kafka_message_t *m)
     r->m.key_len = m->key_len;
     r->m.partition = m->partition;
     r->m.offset = m->offset;
+    r->m.content_type = r->m.correlation_id = r->m.reply_to = NULL;
+    r->m.headers = NULL;
+    r->m.header_count = 0;
     r->m.timestamp_ms = ts;
     r->m.delivery_count = m->offset == p->redeliver_offset ? p->redeliver_count + 1 : 1;
     r->lane = s->order_by_key && m->key
@@ -652,6 +749,7 @@ void *fs__kafka_reader_main(void *arg)
         rd_kafka_message_t *v[FS_KAFKA_POLL_BATCH];
         v[0] = rd_kafka_consumer_poll(s->rk, (int)(wait < left ? wait : left));
         if (v[0]) {
+            s->poll_rkt = NULL; /* a new poll: its own topic handles */
             ssize_t n =
                 s->q ? rd_kafka_consume_batch_queue(s->q, 0, v + 1, FS_KAFKA_POLL_BATCH - 1) : 0;
             for (ssize_t i = 0; i <= n; i++)

@@ -162,7 +162,7 @@ int fs__kafka_subscribe(void *impl, fs_subscribe_spec *spec, void **sub_out)
     if (!s)
         return fs_adapter_error(FS_ENOMEM, "kafka: out of memory");
     s->b = b;
-    s->mid_ts = INT64_MIN; /* no timestamp formatted yet */
+    s->mid_ts = s->mid_off = INT64_MIN; /* no timestamp or offset formatted yet */
     pthread_mutex_init(&s->space_mu, NULL);
     pthread_cond_init(&s->space_cv, NULL);
     pthread_mutex_init(&s->nack_mu, NULL);

@@ -48,22 +48,33 @@ int fs__kafka_wire_headers(const fs_envelope *e, bool single, const char *cid, f
     return FS_OK;
 }
 
+void fs__kafka_wire_pick_one(const char *name, size_t name_len, const char *v, fs__kafka_in *in)
+{
+    /* FastStream reads these by name; a repeated one: the last wins (dict).
+     * The length sorts out the other names before any comparison. */
+    switch (name_len) {
+    case 12:
+        if (memcmp(name, "content-type", 12) == 0)
+            in->content_type = *v ? v : NULL;
+        break;
+    case 14:
+        if (memcmp(name, "correlation_id", 14) == 0)
+            in->correlation_id = v;
+        break;
+    case 8:
+        if (memcmp(name, "reply_to", 8) == 0)
+            in->reply_to = *v ? v : NULL;
+        break;
+    default:
+        break;
+    }
+}
+
 void fs__kafka_wire_pick(const fs_header *hdrs, size_t n, fs__kafka_in *in)
 {
     *in = (fs__kafka_in){0};
-    for (size_t i = 0; i < n; i++) {
-        const char *name = hdrs[i].name, *v = hdrs[i].value;
-        /* FastStream reads these by name; a repeated one: the last wins (dict).
-         * The first letters sort out the other names before any strcmp. */
-        if (name[0] == 'c' && name[1] == 'o') {
-            if (name[2] == 'n' && strcmp(name + 3, "tent-type") == 0)
-                in->content_type = *v ? v : NULL;
-            else if (name[2] == 'r' && strcmp(name + 3, "relation_id") == 0)
-                in->correlation_id = v;
-        } else if (name[0] == 'r' && strcmp(name + 1, "eply_to") == 0) {
-            in->reply_to = *v ? v : NULL;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        fs__kafka_wire_pick_one(hdrs[i].name, strlen(hdrs[i].name), hdrs[i].value, in);
 }
 
 /* Decimal digits of v at p (room for 20), returns the count: two digits per division. */

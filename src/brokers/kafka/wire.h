@@ -54,6 +54,11 @@ typedef struct fs__kafka_in {
  */
 void fs__kafka_wire_pick(const fs_header *hdrs, size_t n, fs__kafka_in *in);
 
+/* The same for one header whose name has name_len bytes (its NUL after them), onto *in
+ * (start from {0}): what fs__kafka_wire_pick does per header. */
+void fs__kafka_wire_pick_one(const char *name, size_t name_len, const char *value,
+                             fs__kafka_in *in);
+
 /* The decimal digits of v (a '-' first when negative) at buf, room for 20; no NUL; the count. */
 size_t fs__kafka_i64(char *buf, int64_t v);
 
