@@ -135,28 +135,28 @@ static inline fs_outcome run_chain(fs_broker *b, fs_consume_ctx *ctx, fs__frame 
     return o;
 }
 
+/* The statuses line up with the settlement states and outcomes: see fs_consume_status_code. */
+_Static_assert(FS_SETTLE_ACKED == 1 && FS_SETTLE_NACKED == 2 && FS_SETTLE_REJECTED == 3 &&
+                   FS_RECEIVED_ACKED == 0 && FS_RECEIVED_NACKED == 1 && FS_RECEIVED_REJECTED == 2,
+               "a settlement state s is status s - 1");
+_Static_assert(FS_OUTCOME_OK == 0 && FS_OUTCOME_ACK == 1 && FS_OUTCOME_NACK == 2 &&
+                   FS_OUTCOME_REJECT == 3 && FS_OUTCOME_SKIP == 4 && FS_OUTCOME_ERROR == 5 &&
+                   FS_RECEIVED_SKIPPED == 3 && FS_RECEIVED_ERROR == 4,
+               "an outcome o > 0 is status o - 1, OK is acked");
+
 fs_received_status fs_consume_status_code(const fs_consume_ctx *ctx)
 {
-    static const unsigned char BY_STATE[] = {
-        [FS_SETTLE_ACKED] = FS_RECEIVED_ACKED + 1,
-        [FS_SETTLE_NACKED] = FS_RECEIVED_NACKED + 1,
-        [FS_SETTLE_REJECTED] = FS_RECEIVED_REJECTED + 1,
-    };
-    static const unsigned char BY_OUTCOME[] = {
-        [FS_OUTCOME_OK] = FS_RECEIVED_ACKED,     [FS_OUTCOME_ACK] = FS_RECEIVED_ACKED,
-        [FS_OUTCOME_NACK] = FS_RECEIVED_NACKED,  [FS_OUTCOME_REJECT] = FS_RECEIVED_REJECTED,
-        [FS_OUTCOME_SKIP] = FS_RECEIVED_SKIPPED, [FS_OUTCOME_ERROR] = FS_RECEIVED_ERROR,
-    };
     if (!ctx)
         return FS_RECEIVED_ACKED;
-    /* BY_STATE holds the status + 1 (0: not settled); a settlement wins over the outcome */
+    /* a settlement (acked, nacked, rejected) wins over the outcome */
     unsigned s = ctx->message ? (unsigned)atomic_load_explicit(&fs__mc(ctx->message)->settled,
                                                                memory_order_acquire)
-                              : 0;
-    if (s < sizeof BY_STATE && BY_STATE[s])
-        return (fs_received_status)(BY_STATE[s] - 1);
-    if ((unsigned)ctx->outcome < sizeof BY_OUTCOME)
-        return (fs_received_status)BY_OUTCOME[ctx->outcome];
+                              : FS_SETTLE_NONE;
+    if (s - 1u < 3u)
+        return (fs_received_status)(s - 1u);
+    unsigned o = (unsigned)ctx->outcome;
+    if (o <= (unsigned)FS_OUTCOME_ERROR)
+        return (fs_received_status)(o - (o != 0));
     return FS_RECEIVED_ACKED;
 }
 

@@ -157,7 +157,8 @@ static fs_outcome consume_record(prom_state *st, fs_consume_ctx *ctx, entry *e)
     fs_histogram_observe(e->fixed[3], elapsed);    /* 6 */
     fs_gauge_add(e->fixed[2], -dcount);            /* 7 */
     int status = (int)fs_consume_status_code(ctx); /* 8: ST_* is in the same order */
-    fs_counter *pc = status_child(st, e, st->processed, status, fs_received_status_name((fs_received_status)status));
+    fs_counter *pc = status_child(st, e, st->processed, status,
+                                  fs_received_status_name((fs_received_status)status));
     if (pc)
         counter_add_count(pc, count);
     return o;
@@ -194,7 +195,7 @@ static __attribute__((noinline)) fs_outcome consume_slow(prom_state *st, fs_cons
  * (no id) when the name is the last entry's. Out of line: the hooks' id
  * path stays short.
  */
-static inline bool consume_named(const fs_consume_ctx *ctx)
+static __attribute__((noinline)) bool consume_named(const fs_consume_ctx *ctx)
 {
     return ctx->handler_id == 0 && named_tally(ctx->state, &fs__prom_last_recv, ctx->broker_name,
                                                ctx->handler, ctx->handler_len);
