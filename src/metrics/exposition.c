@@ -130,12 +130,12 @@ static int render_family(const fs_family *f, fs_format format, fs_buffer *out, r
     size_t lines = 2;
     if (f->type == FS_METRIC_HISTOGRAM) {
         lines = f->nbuckets + 4;
-        if (rs->cap_counts < f->nbuckets + 1) {
-            uint64_t *p = realloc(rs->counts, 2 * (f->nbuckets + 1) * sizeof *p);
+        if (rs->cap_counts < f->nbuckets + 2) { /* a snapshot: the buckets and the sum */
+            uint64_t *p = realloc(rs->counts, 2 * (f->nbuckets + 2) * sizeof *p);
             if (!p)
                 return fs__error(FS_ENOMEM, "out of memory rendering '%s'", f->name);
             rs->counts = p;
-            rs->cap_counts = f->nbuckets + 1;
+            rs->cap_counts = f->nbuckets + 2;
         }
     }
     for (ssize_t i = 0; i < n; i++) {

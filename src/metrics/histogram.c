@@ -9,7 +9,6 @@
 #include "metrics_internal.h"
 
 #include <math.h>
-#include <sched.h>
 
 const double FS_DEFAULT_BUCKETS[FS_DEFAULT_BUCKETS_COUNT] = {
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0};
@@ -171,24 +170,16 @@ void fs__bucket_index(const double *b, size_t nb, uint32_t *index)
     index[FS_BINADES] = (uint32_t)nb; /* the end of the +Inf/NaN binade */
 }
 
-/*
- * The data of an observation is stored with release, after begun: a reader
- * whose (acquire) load sees it then sees begun changed. No fences (which
- * ThreadSanitizer does not model); on x86 these are plain moves.
- */
+/* Shards are seqlocked blocks (kit/seqlock.h): begun and done, then the data. */
 
 /* One observation in a shard only the calling thread writes. */
 static FS_ALWAYS_INLINE void shard_observe(_Atomic uint64_t *w, uint32_t i, uint32_t nb, double v)
 {
-    uint64_t seq = atomic_load_explicit(&w[FS_H_DONE], memory_order_relaxed) + 1;
-    atomic_store_explicit(&w[FS_H_BEGUN], seq, memory_order_relaxed);
-    _Atomic uint64_t *b = &w[FS_H_BUCKETS + i];
-    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
-                          memory_order_release);
+    uint64_t seq = fs_kit_seqlock_begin(w);
+    fs_kit_seqlock_add(&w[FS_H_BUCKETS + i], 1);
     _Atomic uint64_t *s = &w[FS_H_BUCKETS + nb + 1];
-    atomic_store_explicit(s, fs__double_to_bits(fs__atomic_load_double(s) + v),
-                          memory_order_release);
-    atomic_store_explicit(&w[FS_H_DONE], seq, memory_order_release);
+    fs_kit_seqlock_set(s, fs__double_to_bits(fs__atomic_load_double(s) + v));
+    fs_kit_seqlock_end(w, seq);
 }
 
 /* sum += v on a shard several threads write. */
@@ -218,10 +209,10 @@ static FS_NOINLINE void observe_slow(fs_histogram *h, uint32_t i, double v)
         return;
     }
     w = h->words + h->stride; /* the shared shard: several writers */
-    atomic_fetch_add_explicit(&w[FS_H_BEGUN], 1, memory_order_relaxed);
+    fs_kit_seqlock_begin_shared(w);
     atomic_fetch_add_explicit(&w[FS_H_BUCKETS + i], 1, memory_order_release);
     shared_add_sum(&w[FS_H_BUCKETS + h->nb + 1], v);
-    atomic_fetch_add_explicit(&w[FS_H_DONE], 1, memory_order_release);
+    fs_kit_seqlock_end_shared(w);
 }
 
 int fs_histogram_add(fs_histogram *h, const uint64_t *counts, size_t count_len, double sum)
@@ -237,10 +228,9 @@ int fs_histogram_add(fs_histogram *h, const uint64_t *counts, size_t count_len, 
     uint64_t seq = 0;
     if (shared) {
         w = h->words + h->stride;
-        atomic_fetch_add_explicit(&w[FS_H_BEGUN], 1, memory_order_relaxed);
+        fs_kit_seqlock_begin_shared(w);
     } else {
-        seq = atomic_load_explicit(&w[FS_H_DONE], memory_order_relaxed) + 1;
-        atomic_store_explicit(&w[FS_H_BEGUN], seq, memory_order_relaxed);
+        seq = fs_kit_seqlock_begin(w);
     }
     /* fetch_add on the own shard as well: one path, and this is no hot path */
     for (uint32_t i = 0; i <= h->nb; i++)
@@ -248,9 +238,9 @@ int fs_histogram_add(fs_histogram *h, const uint64_t *counts, size_t count_len, 
             atomic_fetch_add_explicit(&w[FS_H_BUCKETS + i], counts[i], memory_order_release);
     shared_add_sum(&w[FS_H_BUCKETS + h->nb + 1], sum);
     if (shared)
-        atomic_fetch_add_explicit(&w[FS_H_DONE], 1, memory_order_release);
+        fs_kit_seqlock_end_shared(w);
     else
-        atomic_store_explicit(&w[FS_H_DONE], seq, memory_order_release);
+        fs_kit_seqlock_end(w, seq);
     return FS_OK;
 }
 
@@ -282,31 +272,14 @@ void fs_histogram_observe(fs_histogram *h, double v)
     observe_slow(h, i, v);
 }
 
-void fs__histogram_read_shard(const _Atomic uint64_t *cw, uint32_t nb, uint64_t *snap,
+void fs__histogram_read_shard(const _Atomic uint64_t *w, uint32_t nb, uint64_t *snap,
                               uint64_t *counts, double *sum)
 {
-    _Atomic uint64_t *w = (_Atomic uint64_t *)cw;
-    if (atomic_load_explicit(&w[FS_H_BEGUN], memory_order_acquire) == 0)
-        return; /* never written */
-    for (unsigned tries = 0;; tries++) {
-        uint64_t done = atomic_load_explicit(&w[FS_H_DONE], memory_order_acquire);
-        uint64_t begun = atomic_load_explicit(&w[FS_H_BEGUN], memory_order_acquire);
-        if (begun == done) {
-            /* acquire: begun is read again after the data */
-            for (uint32_t i = 0; i <= nb; i++)
-                snap[i] = atomic_load_explicit(&w[FS_H_BUCKETS + i], memory_order_acquire);
-            double s = fs__bits_to_double(
-                atomic_load_explicit(&w[FS_H_BUCKETS + nb + 1], memory_order_acquire));
-            if (atomic_load_explicit(&w[FS_H_BEGUN], memory_order_relaxed) == begun) {
-                for (uint32_t i = 0; i <= nb; i++)
-                    counts[i] += snap[i];
-                *sum += s;
-                return;
-            }
-        }
-        if (tries >= 16)
-            sched_yield(); /* a writer is in the middle of an observation: let it finish */
-    }
+    if (!fs_kit_seqlock_read(w, FS_H_BUCKETS, nb + 2, snap)) /* the buckets, then the sum */
+        return;
+    for (uint32_t i = 0; i <= nb; i++)
+        counts[i] += snap[i];
+    *sum += fs__bits_to_double(snap[nb + 1]);
 }
 
 void fs__histogram_read(const struct fs_histogram *h, uint64_t *snap, uint64_t *counts, double *sum)

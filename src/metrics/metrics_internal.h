@@ -21,6 +21,7 @@
 #include "common/internal.h"
 #include "faststream/exposition.h"
 #include "faststream/metrics.h"
+#include "kit/seqlock.h"
 #include "kit/slot.h"
 
 #include <pthread.h>
@@ -386,14 +387,14 @@ struct fs_histogram {
     alignas(FS_CACHE_LINE) _Atomic uint64_t words[]; /* own shard, then the shared one */
 };
 
-#define FS_H_BEGUN 0
-#define FS_H_DONE 1
+#define FS_H_BEGUN FS_KIT_SEQ_BEGUN
+#define FS_H_DONE FS_KIT_SEQ_DONE
 #define FS_H_BUCKETS 2
 
 /**
  * Read shard `w` whole (retrying while a writer is inside an observation):
  * its bucket counts added to counts[0..nb], its sum to *sum. `snap` is
- * scratch room for nb + 1 counts.
+ * scratch room for nb + 2 words.
  */
 FS_HIDDEN void fs__histogram_read_shard(const _Atomic uint64_t *w, uint32_t nb, uint64_t *snap,
                                         uint64_t *counts, double *sum);

@@ -106,11 +106,11 @@ static inline __attribute__((always_inline)) void consume_finished(fs_consume_ct
 {
     const prom_state *st = ctx->state;
     int status = (int)fs_consume_status_code(ctx);
-    uint64_t seq = tally_begin(t);
-    tally_add(&t[T_BUCKETS + int_bucket(&st->recv.dur_lt, d)], 1); /* 6 */
-    tally_add(&t[T_DUR_SUM], d);
-    tally_add(&t[T_STATUS + status], ctx->count); /* 7, 8 */
-    tally_end(t, seq);
+    uint64_t seq = fs_kit_seqlock_begin(t);
+    fs_kit_seqlock_add(&t[T_BUCKETS + int_bucket(&st->recv.dur_lt, d)], 1); /* 6 */
+    fs_kit_seqlock_add(&t[T_DUR_SUM], d);
+    fs_kit_seqlock_add(&t[T_STATUS + status], ctx->count); /* 7, 8 */
+    fs_kit_seqlock_end(t, seq);
 }
 
 /* Steps 5-8 for a failed handler (out of line: the success path makes no call after the chain). */
@@ -126,11 +126,11 @@ static inline __attribute__((always_inline)) fs_outcome
 consume_tally(fs_consume_ctx *ctx, _Atomic uint64_t *t, const char *const *keys, bool tsc)
 {
     const prom_state *st = ctx->state;
-    uint64_t seq = tally_begin(t);
-    tally_add(&t[T_RECEIVED], ctx->count);                                         /* 1, 3 */
-    tally_add(&t[st->recv.size_at + int_bucket(&st->recv.size_lt, ctx->size)], 1); /* 2 */
-    tally_add(&t[T_SIZE_SUM], ctx->size);
-    tally_end(t, seq);
+    uint64_t seq = fs_kit_seqlock_begin(t);
+    fs_kit_seqlock_add(&t[T_RECEIVED], ctx->count); /* 1, 3 */
+    fs_kit_seqlock_add(&t[st->recv.size_at + int_bucket(&st->recv.size_lt, ctx->size)], 1); /* 2 */
+    fs_kit_seqlock_add(&t[T_SIZE_SUM], ctx->size);
+    fs_kit_seqlock_end(t, seq);
     uint64_t t0 = fs_kit_ticks_from(tsc);
     fs_outcome o = fs_consume_next(ctx); /* 4 */
     uint64_t d = ticks_between(t0, fs_kit_ticks_from(tsc));
@@ -224,11 +224,11 @@ fs_outcome fs__prom_consume_mono(fs_consume_ctx *ctx)
 static inline __attribute__((always_inline)) void
 publish_tally_count(const prom_state *st, _Atomic uint64_t *t, size_t count, int status, uint64_t d)
 {
-    uint64_t seq = tally_begin(t);
-    tally_add(&t[T_BUCKETS + int_bucket(&st->pub.dur_lt, d)], 1); /* 3 */
-    tally_add(&t[T_DUR_SUM], d);
-    tally_add(&t[T_STATUS + status], count); /* 4 */
-    tally_end(t, seq);
+    uint64_t seq = fs_kit_seqlock_begin(t);
+    fs_kit_seqlock_add(&t[T_BUCKETS + int_bucket(&st->pub.dur_lt, d)], 1); /* 3 */
+    fs_kit_seqlock_add(&t[T_DUR_SUM], d);
+    fs_kit_seqlock_add(&t[T_STATUS + status], count); /* 4 */
+    fs_kit_seqlock_end(t, seq);
 }
 
 /* A publish in tally t that failed (rc < 0) or is pending (rc > 0: counted on its result). */

@@ -35,6 +35,7 @@
 
 #include "common/internal.h"
 #include "kit/clock.h"
+#include "kit/seqlock.h"
 #include "kit/slot.h"
 #include "kit/str.h"
 #include "kit/ticks.h"
@@ -64,16 +65,15 @@ enum { ST_SUCCESS, ST_PUB_ERROR, ST_PUB_COUNT };
 #define CACHE_PROBES 32u
 
 /*
- * The words of a tally: the sequence pair (a writer bumps begun, writes,
- * then publishes done; a reader takes the tally when done equals begun
- * before and begun is unchanged after its reads), the received count, the
+ * The words of a tally, a seqlocked block (kit/seqlock.h) its thread writes
+ * alone: the sequence pair, the received count, the
  * count per status (ST_* of its side), the size sum in bytes, the duration
  * sum in ticks, then the duration buckets and (receive side) the size
  * buckets, +Inf included (per bucket, not cumulative).
  */
 enum {
-    T_BEGUN,
-    T_DONE,
+    T_BEGUN = FS_KIT_SEQ_BEGUN,
+    T_DONE = FS_KIT_SEQ_DONE,
     T_RECEIVED,
     T_STATUS,
     T_SIZE_SUM = T_STATUS + ST_RECV_COUNT,
@@ -214,6 +214,10 @@ bool fs__prom_fill_pub(const prom_state *st, entry *e, const char *const *keys);
 entry *fs__prom_cache_get(const prom_state *st, cache *c, fill_fn fill, last_hit *last,
                           const char *broker_ptr, size_t n, const char *const *keys);
 void fs__prom_cache_clear(cache *c);
+/* Look the status child of `e` up (first time for that status) and keep it. */
+__attribute__((noinline)) fs_counter *fs__prom_status_child_slow(const prom_state *st, entry *e,
+                                                                 fs_counter_family *fam, int status,
+                                                                 const char *status_name);
 
 /* prometheus_tally.c */
 /* The calling thread's tally for e (allocated on first use), NULL without one. */
@@ -222,9 +226,6 @@ _Atomic uint64_t *fs__prom_tally_get(const cache *c, entry *e);
 int fs__prom_tally_setup(prom_state *st);
 /* Unregister the fold collector, then fold what is left (no hook runs any more). */
 void fs__prom_fold_stop(prom_state *st);
-__attribute__((noinline)) fs_counter *fs__prom_status_child_slow(const prom_state *st, entry *e,
-                                                                 fs_counter_family *fam, int status,
-                                                                 const char *status_name);
 
 static inline entry *last_hit_get(const prom_state *st, const last_hit *last,
                                   const char *broker_ptr, const char *name, const char *const *dyn)
@@ -284,26 +285,6 @@ static inline uint32_t int_bucket(const int_bounds *b, uint64_t v)
     while (v >= lt[i])
         i++;
     return i;
-}
-
-/* A tally's update section: tally_begin, tally_add..., tally_end (see T_BEGUN). */
-static inline uint64_t tally_begin(_Atomic uint64_t *t)
-{
-    uint64_t seq = atomic_load_explicit(&t[T_DONE], memory_order_relaxed) + 1;
-    atomic_store_explicit(&t[T_BEGUN], seq, memory_order_relaxed);
-    return seq;
-}
-
-/* The data is stored with release, after begun: a reader that sees it sees begun changed. */
-static inline void tally_add(_Atomic uint64_t *w, uint64_t v)
-{
-    atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) + v,
-                          memory_order_release);
-}
-
-static inline void tally_end(_Atomic uint64_t *t, uint64_t seq)
-{
-    atomic_store_explicit(&t[T_DONE], seq, memory_order_release);
 }
 
 /* The status child of `e`, looked up once and kept. */

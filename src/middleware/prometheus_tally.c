@@ -4,8 +4,6 @@
  */
 #include "prometheus_internal.h"
 
-#include <sched.h>
-
 /* ------------------------------------------------------------------------ */
 /* Integer bounds                                                           */
 
@@ -52,30 +50,19 @@ _Atomic uint64_t *fs__prom_tally_get(const cache *c, entry *e)
     return t;
 }
 
-/* Add tally t (words[0..n)) to sum[T_RECEIVED..n), taken whole (retrying while a writer is in). */
+/* Add tally t (words[0..n)) to sum[T_RECEIVED..n), all of one moment. */
 static void tally_read(_Atomic uint64_t *t, uint32_t n, uint64_t *snap, uint64_t *sum)
 {
-    for (unsigned tries = 0;; tries++) {
-        uint64_t done = atomic_load_explicit(&t[T_DONE], memory_order_acquire);
-        uint64_t begun = atomic_load_explicit(&t[T_BEGUN], memory_order_acquire);
-        if (begun == done) {
-            for (uint32_t i = T_RECEIVED; i < n; i++)
-                snap[i] = atomic_load_explicit(&t[i], memory_order_acquire);
-            if (atomic_load_explicit(&t[T_BEGUN], memory_order_relaxed) == begun) {
-                for (uint32_t i = T_RECEIVED; i < n; i++)
-                    sum[i] += snap[i];
-                return;
-            }
-        }
-        if (tries >= 16)
-            sched_yield(); /* a writer is in the middle of an update: let it finish */
-    }
+    if (fs_kit_seqlock_read(t, T_RECEIVED, n - T_RECEIVED, snap))
+        for (uint32_t i = T_RECEIVED; i < n; i++)
+            sum[i] += snap[i - T_RECEIVED];
 }
 
 /* The counter child for status s of e, created on its first count. */
 static fs_counter *status_counter(const prom_state *st, entry *e, bool recv, int s)
 {
-    return recv ? status_child(st, e, st->processed, s, fs_received_status_name((fs_received_status)s))
+    return recv ? status_child(st, e, st->processed, s,
+                               fs_received_status_name((fs_received_status)s))
                 : status_child(st, e, st->published, s, FS__PROM_PUB_STATUS[s]);
 }
 
