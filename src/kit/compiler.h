@@ -25,6 +25,13 @@
 #define FS_TLS_MODEL
 #endif
 
+/* Inlined even where the compiler would rather call (short hot helpers). */
+#if defined(__GNUC__)
+#define FS_KIT_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FS_KIT_ALWAYS_INLINE inline
+#endif
+
 /* Hidden even in a build without -fvisibility=hidden. */
 #if defined(__GNUC__)
 #define FS_KIT_HIDDEN __attribute__((visibility("hidden")))

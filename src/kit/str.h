@@ -5,13 +5,12 @@
 #ifndef FS_KIT_STR_H
 #define FS_KIT_STR_H
 
+#include "kit/compiler.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 /** A malloc'ed copy of `s`; NULL for NULL or when out of memory. */
 char *fs_kit_strdup(const char *s);
@@ -34,48 +33,59 @@ static inline int fs_kit_hexval(int c)
     return -1;
 }
 
-/* The xor of the 8 bytes at x and at y. */
-static inline uint64_t fs_kit_xor8(const char *x, const char *y)
+/* The 8 and the 4 bytes at p (fixed-size loads: single moves, no alignment needed). */
+static inline uint64_t fs_kit_load64(const char *p)
 {
-    uint64_t p, q;
-    memcpy(&p, x, 8);
-    memcpy(&q, y, 8);
-    return p ^ q;
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
 }
 
-/**
- * a[0..n) == b[0..n), n being bytes both have: up to 32 bytes with
- * fixed-size (overlapping) loads, inline; memcmp beyond.
- */
-static inline bool fs_kit_mem_equal(const void *a, const void *b, size_t n)
+static inline uint32_t fs_kit_load32(const char *p)
 {
-    const char *x = a, *y = b;
-    if (n > 32)
-        return memcmp(a, b, n) == 0;
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+/* Bytes fs_kit_mem_equal compares inline; longer runs go to memcmp. */
+#define FS_KIT_MEM_INLINE 256
+
+/**
+ * a[0..n) == b[0..n), n being bytes both have, inline whatever n (meant
+ * for n <= FS_KIT_MEM_INLINE): overlapping fixed-size loads, 16 bytes a
+ * step beyond 16.
+ */
+static FS_KIT_ALWAYS_INLINE bool fs_kit_mem_equal_short(const void *pa, const void *pb, size_t n)
+{
+    const char *a = pa, *b = pb;
     if (n > 16) {
-#ifdef __SSE2__
-        __m128i a0 = _mm_loadu_si128((const __m128i *)(const void *)x);
-        __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)y);
-        __m128i a1 = _mm_loadu_si128((const __m128i *)(const void *)(x + n - 16));
-        __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(y + n - 16));
-        __m128i eq = _mm_and_si128(_mm_cmpeq_epi8(a0, b0), _mm_cmpeq_epi8(a1, b1));
-        return _mm_movemask_epi8(eq) == 0xffff;
-#else
-        return (fs_kit_xor8(x, y) | fs_kit_xor8(x + 8, y + 8) |
-                fs_kit_xor8(x + n - 16, y + n - 16) | fs_kit_xor8(x + n - 8, y + n - 8)) == 0;
-#endif
+        uint64_t d = 0;
+        for (size_t i = 0; i + 16 < n; i += 16)
+            d |= (fs_kit_load64(a + i) ^ fs_kit_load64(b + i)) |
+                 (fs_kit_load64(a + i + 8) ^ fs_kit_load64(b + i + 8));
+        d |= (fs_kit_load64(a + n - 16) ^ fs_kit_load64(b + n - 16)) |
+             (fs_kit_load64(a + n - 8) ^ fs_kit_load64(b + n - 8));
+        return d == 0;
     }
     if (n >= 8)
-        return (fs_kit_xor8(x, y) | fs_kit_xor8(x + n - 8, y + n - 8)) == 0;
-    if (n >= 4) {
-        uint32_t u, v, w, z;
-        memcpy(&u, x, 4), memcpy(&v, y, 4), memcpy(&w, x + n - 4, 4), memcpy(&z, y + n - 4, 4);
-        return ((u ^ v) | (w ^ z)) == 0;
-    }
+        return ((fs_kit_load64(a) ^ fs_kit_load64(b)) |
+                (fs_kit_load64(a + n - 8) ^ fs_kit_load64(b + n - 8))) == 0;
+    if (n >= 4)
+        return ((fs_kit_load32(a) ^ fs_kit_load32(b)) |
+                (fs_kit_load32(a + n - 4) ^ fs_kit_load32(b + n - 4))) == 0;
     for (size_t i = 0; i < n; i++)
-        if (x[i] != y[i])
+        if (a[i] != b[i])
             return false;
     return true;
+}
+
+/** a[0..n) == b[0..n), n being bytes both have: inline up to FS_KIT_MEM_INLINE, memcmp beyond. */
+static FS_KIT_ALWAYS_INLINE bool fs_kit_mem_equal(const void *a, const void *b, size_t n)
+{
+    if (FS_UNLIKELY(n > FS_KIT_MEM_INLINE))
+        return memcmp(a, b, n) == 0;
+    return fs_kit_mem_equal_short(a, b, n);
 }
 
 #endif

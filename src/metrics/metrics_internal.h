@@ -23,6 +23,7 @@
 #include "faststream/metrics.h"
 #include "kit/seqlock.h"
 #include "kit/slot.h"
+#include "kit/str.h"
 
 #include <pthread.h>
 #include <stdalign.h>
@@ -164,37 +165,8 @@ static inline void fs__copy_value(char *d, const char *s, size_t n)
     }
 }
 
-/* Equality of n bytes, no more than FS_LABEL_KEY_BYTES: inline, no call. */
-static FS_ALWAYS_INLINE bool fs__bytes_equal_short(const char *a, const char *b, size_t n)
-{
-    if (n > 16) {
-        uint64_t d = 0;
-        for (size_t i = 0; i + 16 < n; i += 16)
-            d |= (fs__load64(a + i) ^ fs__load64(b + i)) |
-                 (fs__load64(a + i + 8) ^ fs__load64(b + i + 8));
-        d |= (fs__load64(a + n - 16) ^ fs__load64(b + n - 16)) |
-             (fs__load64(a + n - 8) ^ fs__load64(b + n - 8));
-        return d == 0;
-    }
-    if (n >= 8)
-        return ((fs__load64(a) ^ fs__load64(b)) |
-                (fs__load64(a + n - 8) ^ fs__load64(b + n - 8))) == 0;
-    if (n >= 4)
-        return ((fs__load32(a) ^ fs__load32(b)) |
-                (fs__load32(a + n - 4) ^ fs__load32(b + n - 4))) == 0;
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != b[i])
-            return false;
-    return true;
-}
-
-/* Equality of n bytes, inline for the short values labels usually hold. */
-static FS_ALWAYS_INLINE bool fs__bytes_equal(const char *a, const char *b, size_t n)
-{
-    if (FS_UNLIKELY(n > FS_LABEL_KEY_BYTES))
-        return memcmp(a, b, n) == 0;
-    return fs__bytes_equal_short(a, b, n);
-}
+/* Equality of label bytes: fs_kit_mem_equal (inline for every packed key) and its _short twin. */
+_Static_assert(FS_LABEL_KEY_BYTES == FS_KIT_MEM_INLINE, "packed keys are compared inline");
 
 static inline uint64_t fs__rotl(uint64_t x, int r)
 {

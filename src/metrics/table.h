@@ -21,7 +21,7 @@ static FS_ALWAYS_INLINE bool fs__child_matches(const fs_child *c, size_t n,
         return false;
     const char *p = c->values;
     for (size_t i = 0; i < n; i++) {
-        if (!fs__bytes_equal(p, values[i], lens[i]) || p[lens[i]] != '\0')
+        if (!fs_kit_mem_equal(p, values[i], lens[i]) || p[lens[i]] != '\0')
             return false;
         p += lens[i] + 1;
     }
@@ -70,7 +70,7 @@ static FS_ALWAYS_INLINE fs_child *fs__table_find_packed(fs_table *t, const fs_la
         if (atomic_load_explicit(&t->slots[i].hash, memory_order_relaxed) == k->hash &&
             c != FS_TOMBSTONE && c->values_len == k->packed_len) {
             const char *v = k->packed_len <= FS_CHILD_INLINE ? c->inline_values : c->values;
-            if (fs__bytes_equal_short(v, k->packed, k->packed_len)) {
+            if (fs_kit_mem_equal_short(v, k->packed, k->packed_len)) {
                 if (slot)
                     *slot = &t->slots[i];
                 return c;
