@@ -117,21 +117,7 @@ _Static_assert(FS_LABEL_KEY_MAX == FS_MAX_LABELS, "a label key holds any family'
 /** Marks a label key whose init or extend failed. */
 #define FS_KEY_UNUSABLE UINT32_MAX
 
-/* Fixed-size loads (compiled to single moves; never past the string's end). */
-static inline uint64_t fs__load64(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, sizeof w);
-    return w;
-}
-
-static inline uint64_t fs__load32(const char *p)
-{
-    uint32_t w;
-    memcpy(&w, p, sizeof w);
-    return w;
-}
-
+/* Fixed-size loads: fs_kit_load64 / fs_kit_load32 (kit/str.h); never past the string's end. */
 static inline void fs__store64(char *p, uint64_t w)
 {
     memcpy(p, &w, sizeof w);
@@ -150,11 +136,11 @@ static inline void fs__copy_value(char *d, const char *s, size_t n)
     if (n > 16) {
         memcpy(d, s, n);
     } else if (n >= 8) {
-        uint64_t a = fs__load64(s), b = fs__load64(s + n - 8);
+        uint64_t a = fs_kit_load64(s), b = fs_kit_load64(s + n - 8);
         fs__store64(d, a);
         fs__store64(d + n - 8, b);
     } else if (n >= 4) {
-        uint64_t a = fs__load32(s), b = fs__load32(s + n - 4);
+        uint64_t a = fs_kit_load32(s), b = fs_kit_load32(s + n - 4);
         fs__store32(d, a);
         fs__store32(d + n - 4, b);
     } else if (n > 0) {
@@ -190,13 +176,13 @@ static inline uint64_t fs__hash_value(const char *s, size_t n)
 {
     uint64_t a, b;
     if (n >= 8) {
-        a = fs__load64(s);
-        b = fs__load64(s + n - 8);
+        a = fs_kit_load64(s);
+        b = fs_kit_load64(s + n - 8);
         for (size_t i = 8; i + 8 < n; i += 8)
-            a = fs__rotl(a * FS_HASH_K1, 29) ^ fs__load64(s + i);
+            a = fs__rotl(a * FS_HASH_K1, 29) ^ fs_kit_load64(s + i);
     } else if (n >= 4) {
-        a = fs__load32(s);
-        b = fs__load32(s + n - 4);
+        a = fs_kit_load32(s);
+        b = fs_kit_load32(s + n - 4);
     } else if (n > 0) {
         a = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n / 2] << 8;
         b = (unsigned char)s[n - 1];
